@@ -1,0 +1,13 @@
+//! Plain types with invariants. A value of one of these types is valid by
+//! construction ("parse, don't validate"), so the rest of the code never
+//! re-checks an account ID, an amount or an order reference.
+
+mod account_id;
+mod money;
+mod order_ref;
+mod order_state;
+
+pub use account_id::{AccountId, AccountIdError};
+pub use money::{Currency, Money, MoneyError};
+pub use order_ref::OrderRef;
+pub use order_state::{EscalationReason, OrderState, TransitionError};

@@ -1,0 +1,165 @@
+use std::fmt;
+
+/// Where an order is in its life. Persisted as the lowercase snake-case
+/// name; every change goes through [`OrderState::transition`] so an
+/// impossible jump (say, `received` → `confirmed`) cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Stored and parsed; nothing sent anywhere yet.
+    Received,
+    /// We are about to call (or are calling) the backend; a restart in
+    /// this state calls it again with the same idempotency key.
+    ActivationRequested,
+    /// The backend activated the product; the Tribute reply is next.
+    Activated,
+    /// Our reply to the Tribute notification is sent; waiting for the
+    /// bot's "Send" button and pressing it.
+    Replied,
+    /// The "Send" button was pressed: Tribute delivered our answer. Final.
+    Confirmed,
+    /// The account ID must come from the customer (contact flow).
+    NeedsCustomer,
+    /// A human moderator has to finish this order.
+    Escalated,
+    /// Given up for good (e.g. the backend rejects our request as invalid). Final.
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("an order cannot go from {from} to {to}")]
+pub struct TransitionError {
+    pub from: OrderState,
+    pub to: OrderState,
+}
+
+impl OrderState {
+    pub const ALL: [OrderState; 8] = [
+        OrderState::Received,
+        OrderState::ActivationRequested,
+        OrderState::Activated,
+        OrderState::Replied,
+        OrderState::Confirmed,
+        OrderState::NeedsCustomer,
+        OrderState::Escalated,
+        OrderState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Received => "received",
+            OrderState::ActivationRequested => "activation_requested",
+            OrderState::Activated => "activated",
+            OrderState::Replied => "replied",
+            OrderState::Confirmed => "confirmed",
+            OrderState::NeedsCustomer => "needs_customer",
+            OrderState::Escalated => "escalated",
+            OrderState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No automatic work is left: the order is done or waits for a person.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            OrderState::Confirmed | OrderState::Failed | OrderState::Escalated | OrderState::NeedsCustomer
+        )
+    }
+
+    pub fn can_go_to(self, to: OrderState) -> bool {
+        use OrderState::*;
+        matches!(
+            (self, to),
+            (Received, ActivationRequested | NeedsCustomer | Escalated)
+                | (ActivationRequested, Activated | NeedsCustomer | Escalated | Failed)
+                | (Activated, Replied)
+                | (Replied, Confirmed | Escalated)
+                | (NeedsCustomer, ActivationRequested | Escalated | Failed)
+                | (Escalated, ActivationRequested | Failed)
+        )
+    }
+
+    pub fn transition(self, to: OrderState) -> Result<OrderState, TransitionError> {
+        if self.can_go_to(to) {
+            Ok(to)
+        } else {
+            Err(TransitionError { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for OrderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an order (or a Tribute message) was handed to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    MissingAccount,
+    AmbiguousAccount,
+    NoPendingOrder,
+    UnknownAccount,
+    BackendRejected,
+    ButtonNeverCame,
+    MalformedOrder,
+}
+
+impl EscalationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationReason::MissingAccount => "missing_account",
+            EscalationReason::AmbiguousAccount => "ambiguous_account",
+            EscalationReason::NoPendingOrder => "no_pending_order",
+            EscalationReason::UnknownAccount => "unknown_account",
+            EscalationReason::BackendRejected => "backend_rejected",
+            EscalationReason::ButtonNeverCame => "button_never_came",
+            EscalationReason::MalformedOrder => "malformed_order",
+        }
+    }
+
+    /// One line a moderator reads first on the case card.
+    pub fn explain(self) -> &'static str {
+        match self {
+            EscalationReason::MissingAccount => "the customer wrote no account ID in Order Details",
+            EscalationReason::AmbiguousAccount => "Order Details contain several different account IDs",
+            EscalationReason::NoPendingOrder => "the backend has no pending order for this account and product",
+            EscalationReason::UnknownAccount => "the backend does not know this account ID",
+            EscalationReason::BackendRejected => "the backend rejected the activation request as invalid",
+            EscalationReason::ButtonNeverCame => "Tribute never showed the Send button after our reply",
+            EscalationReason::MalformedOrder => "a Custom Product Order message could not be parsed",
+        }
+    }
+}
+
+impl fmt::Display for EscalationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderState::*;
+
+    #[test]
+    fn happy_path_is_allowed_and_shortcuts_are_not() {
+        let path = [Received, ActivationRequested, Activated, Replied, Confirmed];
+        for w in path.windows(2) {
+            assert_eq!(w[0].transition(w[1]), Ok(w[1]));
+        }
+        assert!(Received.transition(Confirmed).is_err());
+        assert!(Activated.transition(Escalated).is_err(), "an activated order must be finished, not dropped");
+        assert!(Confirmed.transition(ActivationRequested).is_err());
+        for s in OrderState::ALL {
+            assert_eq!(OrderState::parse(s.as_str()), Some(s));
+        }
+    }
+}

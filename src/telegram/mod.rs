@@ -1,0 +1,170 @@
+//! The `Messenger` port: everything the core needs from Telegram, and
+//! nothing of any client library. Adapters: [`sim`] (an in-process
+//! Telegram used by tests, `demo` and the benchmark) and, later, the real
+//! MTProto client. Because the core only sees these types, both adapters
+//! are interchangeable.
+
+pub mod sim;
+
+use std::time::Duration;
+
+/// Telegram chat id (a user id for private chats, negative for groups).
+pub type ChatId = i64;
+/// Telegram user id.
+pub type UserId = i64;
+/// Message id; unique and increasing within one chat.
+pub type MessageId = i32;
+
+/// A formatting entity. Offsets and lengths are in UTF-16 code units, as
+/// Telegram sends them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entity {
+    pub offset: usize,
+    pub length: usize,
+    pub kind: EntityKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A mention of a user without a username; carries the user id.
+    MentionName { user_id: UserId },
+    /// `@username` mention.
+    Mention,
+    Bold,
+    Italic,
+    Code,
+    Url,
+    TextUrl { url: String },
+    Other,
+}
+
+/// One inline keyboard button with callback data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InlineButton {
+    pub text: String,
+    pub data: Vec<u8>,
+}
+
+/// A message as the core sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Message {
+    pub chat_id: ChatId,
+    pub id: MessageId,
+    /// `None` for channel posts / anonymous admins.
+    pub sender_id: Option<UserId>,
+    /// True when our own account sent it.
+    pub outgoing: bool,
+    /// Unix seconds.
+    pub date: i64,
+    pub text: String,
+    pub entities: Vec<Entity>,
+    pub reply_to: Option<MessageId>,
+    /// Inline keyboard rows (empty when the message has none).
+    pub buttons: Vec<Vec<InlineButton>>,
+}
+
+impl Message {
+    /// All inline buttons, row by row.
+    pub fn all_buttons(&self) -> impl Iterator<Item = &InlineButton> {
+        self.buttons.iter().flatten()
+    }
+}
+
+/// What arrives from Telegram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    NewMessage(Message),
+    /// A message was edited (e.g. the bot removed its keyboard after a press).
+    MessageEdited(Message),
+}
+
+/// The bot's answer to a button press (`messages.getBotCallbackAnswer`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallbackAnswer {
+    pub text: Option<String>,
+    /// True when the bot showed it as an alert rather than a toast.
+    pub alert: bool,
+}
+
+/// Failures the core acts on. Adapters map their library errors into these.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MessengerError {
+    /// Telegram asks us to wait before the next request of this kind.
+    #[error("flood wait: retry after {0:?}")]
+    FloodWait(Duration),
+    /// The connection is down; retry later.
+    #[error("disconnected from Telegram")]
+    Disconnected,
+    /// The call took too long (e.g. a bot did not answer a callback).
+    #[error("Telegram request timed out")]
+    Timeout,
+    #[error("chat {0} not found or not accessible")]
+    ChatNotFound(ChatId),
+    #[error("message {1} not found in chat {0}")]
+    MessageNotFound(ChatId, MessageId),
+    #[error("the button is no longer on message {0}")]
+    ButtonNotFound(MessageId),
+    /// The user's privacy settings forbid messages from us.
+    #[error("the user's privacy settings forbid this message")]
+    PrivacyRestricted,
+    #[error("the user has blocked this account")]
+    UserBlocked,
+    #[error("the user's account is deleted")]
+    UserDeactivated,
+    /// Telegram limits this account's messages to strangers.
+    #[error("PEER_FLOOD: this account may not write to new users for now")]
+    PeerFlood,
+    /// The event stream has ended (the client was shut down).
+    #[error("the Telegram client was closed")]
+    Closed,
+    #[error("Telegram error: {0}")]
+    Other(String),
+}
+
+impl MessengerError {
+    /// Transient errors are worth retrying after a pause; the rest are final for this request.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MessengerError::FloodWait(_) | MessengerError::Disconnected | MessengerError::Timeout)
+    }
+}
+
+pub type MessengerResult<T> = Result<T, MessengerError>;
+
+/// The core's view of a Telegram user account.
+#[async_trait::async_trait]
+pub trait Messenger: Send + Sync + 'static {
+    /// Our own user id.
+    fn self_id(&self) -> UserId;
+
+    /// Waits for the next update. Returns `Err(Closed)` when the client is shut down;
+    /// transient errors (`Disconnected`) may be returned and the caller retries.
+    async fn next_event(&self) -> MessengerResult<Event>;
+
+    /// Sends a text message, optionally as a reply. Returns the new message's id.
+    async fn send_message(
+        &self,
+        chat: ChatId,
+        text: &str,
+        reply_to: Option<MessageId>,
+    ) -> MessengerResult<MessageId>;
+
+    /// Presses an inline callback button on a message.
+    async fn press_button(
+        &self,
+        chat: ChatId,
+        message: MessageId,
+        data: &[u8],
+    ) -> MessengerResult<CallbackAnswer>;
+
+    /// Messages of a chat with id greater than `after`, oldest first, at most `limit`.
+    async fn history_since(
+        &self,
+        chat: ChatId,
+        after: MessageId,
+        limit: usize,
+    ) -> MessengerResult<Vec<Message>>;
+
+    /// The current state of the given messages (missing ones are left out).
+    async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>>;
+}
