@@ -1,0 +1,207 @@
+//! Wires the parts and owns the tasks: one event loop reading Telegram,
+//! one worker driving orders. On start it re-reads the Tribute chat
+//! history since the last stored message and resumes every unfinished
+//! order, so nothing that happened while it was down is lost.
+//!
+//! Shutdown: a `watch` flag. The event loop stops reading; the worker
+//! finishes the step in flight (every step ends in a commit or leaves the
+//! order in its last committed state) and exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{info, warn};
+
+use crate::backend::BackendClient;
+use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
+use crate::store::{now_ms, Recorded, Store};
+use crate::telegram::{Event, Message, Messenger, MessengerError};
+
+/// How many history messages to ask for per call when catching up.
+const HISTORY_PAGE: usize = 100;
+
+pub struct Daemon {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    workflow: WorkflowConfig,
+    ingest: IngestConfig,
+    processor: Arc<OrderProcessor>,
+    follow_ups: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Why `run` returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The shutdown flag was raised.
+    Shutdown,
+    /// The Telegram client closed its event stream.
+    MessengerClosed,
+}
+
+impl Daemon {
+    pub fn new(
+        store: Store,
+        messenger: Arc<dyn Messenger>,
+        backend: BackendClient,
+        workflow: WorkflowConfig,
+        ingest: IngestConfig,
+        shutdown: watch::Receiver<bool>,
+        checkpoint: Option<CheckpointHook>,
+    ) -> Self {
+        let follow_ups = Arc::new(Notify::new());
+        let processor = Arc::new(OrderProcessor::new(
+            store.clone(),
+            messenger.clone(),
+            backend,
+            workflow.clone(),
+            ingest.clone(),
+            follow_ups.clone(),
+            shutdown.clone(),
+            checkpoint,
+        ));
+        Self { store, messenger, workflow, ingest, processor, follow_ups, shutdown }
+    }
+
+    /// Runs until shutdown, the messenger closes, or a checkpoint hook stops it
+    /// (returned as an error, like a crash).
+    pub async fn run(self) -> anyhow::Result<Exit> {
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel::<i64>();
+        self.catch_up(&queue_tx).await.context("Failed to catch up on the Tribute chat history")?;
+        let unfinished = self.store.unfinished_orders().await?;
+        if !unfinished.is_empty() {
+            info!(count = unfinished.len(), "resuming unfinished orders");
+        }
+        for id in unfinished {
+            let _ = queue_tx.send(id);
+        }
+        let mut worker = tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
+        let mut shutdown = self.shutdown.clone();
+        let mut backoff = Duration::from_millis(100);
+        let exit = loop {
+            tokio::select! {
+                ev = self.messenger.next_event() => match ev {
+                    Ok(ev) => {
+                        backoff = Duration::from_millis(100);
+                        self.handle(ev, &queue_tx).await?;
+                    }
+                    Err(MessengerError::Closed) => break Exit::MessengerClosed,
+                    Err(e) => {
+                        warn!(error = %e, retry_in = ?backoff, "Telegram updates interrupted");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        if e == MessengerError::Disconnected {
+                            // Updates may have been missed while disconnected.
+                            let _ = self.catch_up(&queue_tx).await;
+                        }
+                    }
+                },
+                res = &mut worker => {
+                    return match res.context("the order worker panicked")? {
+                        Ok(()) => Ok(Exit::Shutdown),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                _ = shutdown.wait_for(|s| *s) => break Exit::Shutdown,
+            }
+        };
+        drop(queue_tx);
+        info!("waiting for the step in flight to finish");
+        match worker.await.context("the order worker panicked")? {
+            Ok(()) | Err(WorkflowError::ShuttingDown) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(exit)
+    }
+
+    async fn handle(&self, ev: Event, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+        match ev {
+            Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => self.ingest_one(&m, queue).await,
+            Event::MessageEdited(m) if m.chat_id == self.workflow.tribute_chat => {
+                self.store.update_tribute_message(&m).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn ingest_one(&self, m: &Message, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+        match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
+            Recorded::NewOrder(id) => {
+                let _ = queue.send(id);
+            }
+            Recorded::Stored if !m.buttons.is_empty() => self.follow_ups.notify_one(),
+            Recorded::Stored => {
+                // A malformed order's card is in the outbox: have the worker post it.
+                let _ = queue.send(0);
+            }
+            Recorded::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the Tribute chat from the last stored message on.
+    async fn catch_up(&self, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+        let chat = self.workflow.tribute_chat;
+        let mut after = self.store.last_seen_message(chat).await?;
+        let mut seen = 0;
+        loop {
+            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            seen += page.len();
+            for m in &page {
+                self.ingest_one(m, queue).await?;
+            }
+        }
+        if seen > 0 {
+            info!(messages = seen, "caught up on the Tribute chat history");
+        }
+        Ok(())
+    }
+}
+
+/// Drives queued orders one at a time (serialising the bot exchanges),
+/// wakes parked orders when they are due and posts moderator cards.
+/// Order id 0 only asks for a card flush.
+async fn worker(
+    processor: Arc<OrderProcessor>,
+    store: Store,
+    mut queue: mpsc::UnboundedReceiver<i64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), WorkflowError> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush_cards(&processor).await?;
+    loop {
+        let ids = tokio::select! {
+            id = queue.recv() => match id {
+                Some(id) => vec![id],
+                None => return Ok(()),
+            },
+            _ = tick.tick() => store.parked_due(now_ms()).await?,
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
+        for id in ids.into_iter().filter(|id| *id != 0) {
+            match processor.process(id).await {
+                Ok(()) => {}
+                Err(WorkflowError::Telegram(e)) => warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is"),
+                Err(e) => return Err(e),
+            }
+        }
+        flush_cards(&processor).await?;
+    }
+}
+
+async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
+    match processor.post_cards().await {
+        Ok(_) => Ok(()),
+        Err(WorkflowError::Telegram(e)) => {
+            warn!(error = %e, "could not post a case to the moderator chat; will retry");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,47 @@
+//! Texts of the case messages a moderator reads. Plain text, one fact per
+//! line, the raw Tribute message last so nothing the customer wrote is lost.
+
+use crate::domain::EscalationReason;
+use crate::store::{AccountStatus, OrderRecord};
+
+pub fn order_card(order: &OrderRecord, reason: EscalationReason, detail: &str, raw: &str) -> String {
+    let customer = match (order.customer_id, &order.customer_username) {
+        (Some(id), _) => format!("{} (tg://user?id={id})", order.customer_name),
+        (None, Some(u)) => format!("{} (https://t.me/{u})", order.customer_name),
+        (None, None) => order.customer_name.clone(),
+    };
+    let account = match &order.account {
+        AccountStatus::Found(a) => a.to_string(),
+        AccountStatus::Missing => "— none found".to_owned(),
+        AccountStatus::Ambiguous(v) => {
+            format!("— several: {}", v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))
+        }
+    };
+    let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+    format!(
+        "🚨 Case {order_ref} needs a person\n\
+         Why: {why}{detail}\n\
+         Customer: {customer}\n\
+         Product: {product}\n\
+         Price: {price}\n\
+         Account ID: {account}\n\
+         State: {state}\n\
+         \n\
+         Raw order:\n{raw}",
+        order_ref = order.order_ref,
+        why = reason.explain(),
+        product = order.product,
+        price = order.price,
+        state = order.state,
+    )
+}
+
+pub fn malformed_card(message_id: i32, error: &str, raw: &str) -> String {
+    format!(
+        "🚨 Tribute message {message_id} needs a person\n\
+         Why: {error}\n\
+         Nothing was activated. Check the order in Tribute and finish it by hand.\n\
+         \n\
+         Raw message:\n{raw}"
+    )
+}

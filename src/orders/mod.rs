@@ -1,0 +1,15 @@
+//! The order workflow: DESIGN.md steps 3–5.
+//!
+//! [`ingest`] turns a Tribute chat message into a stored row (and an order
+//! or a moderator card); [`OrderProcessor`] drives one order from its
+//! stored state to the next, committing each transition before the side
+//! effect that follows it, so any step can be interrupted and resumed.
+
+mod cards;
+mod checkpoint;
+mod ingest;
+mod workflow;
+
+pub use checkpoint::{Checkpoint, CheckpointHook};
+pub use ingest::{ingest, IngestConfig};
+pub use workflow::{OrderProcessor, WorkflowConfig, WorkflowError};

@@ -1,0 +1,393 @@
+//! Drives one order from its stored state to a settled one.
+//!
+//! Recovery points (each committed before the side effect after it):
+//! `received` → `activation_requested` → backend call → `activated` →
+//! reply → `replied` → button noted → press → `confirmed`. A restart in any
+//! state repeats at most an idempotent step: the backend call carries the
+//! same idempotency key; the reply is looked up in the chat before sending
+//! again; a noted button that is gone was already pressed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tracing::{info, info_span, warn, Instrument};
+
+use super::cards::order_card;
+use super::checkpoint::{Checkpoint, CheckpointHook};
+use super::ingest::{ingest, IngestConfig};
+use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
+use crate::domain::{EscalationReason, OrderState};
+use crate::store::{now_ms, AccountStatus, NewCard, OrderRecord, Store, StoreError, Transition};
+use crate::telegram::{ChatId, Message, Messenger, MessengerError, MessengerResult};
+
+#[derive(Debug, Clone)]
+pub struct WorkflowConfig {
+    pub tribute_chat: ChatId,
+    pub moderator_chat: Option<ChatId>,
+    /// Texts of the bot's confirmation button (case-insensitive).
+    pub send_button_texts: Vec<String>,
+    /// How long after our reply the Send button may take to appear.
+    pub button_timeout: Duration,
+    /// Flood waits up to this long are slept through; longer ones park the order.
+    pub max_flood_sleep: Duration,
+    /// First delay before retrying an activation the backend could not take; doubles per failure.
+    pub park_delay: Duration,
+    /// The reply to the Tribute notification. Placeholders: {product}, {account_id}, {order_ref}, {price}.
+    pub reply_template: String,
+}
+
+pub const DEFAULT_REPLY_TEMPLATE: &str =
+    "✅ {product} — активировано для аккаунта {account_id} / activated for account {account_id}.\nНомер платежа / Payment number: {order_ref}";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Telegram refused a step: {0}")]
+    Telegram(MessengerError),
+    /// A checkpoint hook stopped the workflow (tests simulating a crash).
+    #[error("stopped at checkpoint {0:?}")]
+    Interrupted(Checkpoint),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// Runs orders through the workflow. One processor drives one order at a
+/// time, which also serialises the reply→Send exchanges with the bot.
+pub struct OrderProcessor {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    backend: BackendClient,
+    cfg: WorkflowConfig,
+    ingest_cfg: IngestConfig,
+    /// Signalled whenever a Tribute message with buttons is stored, so the
+    /// step waiting for the Send button wakes at once instead of polling.
+    follow_ups: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+    checkpoint: Option<CheckpointHook>,
+}
+
+/// What one pass of a step decided.
+enum Step {
+    /// State changed; load the order again and continue.
+    Continue,
+    /// Nothing more to do now (settled, or parked until later).
+    Stop,
+}
+
+impl OrderProcessor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        messenger: Arc<dyn Messenger>,
+        backend: BackendClient,
+        cfg: WorkflowConfig,
+        ingest_cfg: IngestConfig,
+        follow_ups: Arc<Notify>,
+        shutdown: watch::Receiver<bool>,
+        checkpoint: Option<CheckpointHook>,
+    ) -> Self {
+        Self { store, messenger, backend, cfg, ingest_cfg, follow_ups, shutdown, checkpoint }
+    }
+
+    /// Moves the order as far as it can go now.
+    pub async fn process(&self, order_id: i64) -> Result<(), WorkflowError> {
+        let order = self.store.order(order_id).await?;
+        let span = info_span!("order", order_ref = %order.order_ref, customer = %order.customer_name);
+        async move {
+            let mut order = order;
+            let mut resumed = true;
+            loop {
+                let step = match order.state {
+                    OrderState::Received => self.start(&order).await?,
+                    OrderState::ActivationRequested => self.activate(&order).await?,
+                    OrderState::Activated => self.reply(&order, resumed).await?,
+                    OrderState::Replied => self.confirm(&order).await?,
+                    _ => Step::Stop,
+                };
+                if let Step::Stop = step {
+                    return Ok(());
+                }
+                resumed = false;
+                order = self.store.order(order_id).await?;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn check(&self, point: Checkpoint, order: &OrderRecord) -> Result<(), WorkflowError> {
+        match &self.checkpoint {
+            Some(hook) if hook(point, &order.order_ref) => Err(WorkflowError::Interrupted(point)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn start(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+        let (reason, detail) = match &order.account {
+            AccountStatus::Found(account) => {
+                let note = format!("account ID {account} found; asking the backend to activate");
+                info!(%account, "account ID found");
+                self.store
+                    .transition(order.id, order.state, Transition::to(OrderState::ActivationRequested, note))
+                    .await?;
+                return Ok(Step::Continue);
+            }
+            AccountStatus::Missing => (EscalationReason::MissingAccount, String::new()),
+            AccountStatus::Ambiguous(v) => (
+                EscalationReason::AmbiguousAccount,
+                v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+            ),
+        };
+        self.escalate(order, reason, &detail).await
+    }
+
+    async fn activate(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+        if order.next_attempt_at.is_some_and(|t| t > now_ms()) {
+            return Ok(Step::Stop);
+        }
+        let AccountStatus::Found(account) = &order.account else {
+            return Err(StoreError::Corrupt(format!("{} requested activation without an account", order.order_ref)).into());
+        };
+        self.check(Checkpoint::BeforeActivate, order)?;
+        let request = ActivationRequest {
+            order_ref: order.order_ref.clone(),
+            account_id: account.clone(),
+            product: order.product.clone(),
+            price: order.price,
+            customer_telegram_id: order.customer_id,
+            customer_name: order.customer_name.clone(),
+            received_at: chrono::DateTime::from_timestamp_millis(order.created_at).unwrap_or_default(),
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.backend.activate(&request).await;
+        let took = started.elapsed();
+        let (activation_id, note) = match outcome {
+            Ok(ActivationOutcome::Activated { activation_id }) => {
+                info!(%activation_id, ?took, "backend activated the product");
+                (activation_id.clone(), format!("backend activated it (activation {activation_id})"))
+            }
+            Ok(ActivationOutcome::AlreadyActivated { activation_id }) => {
+                info!(%activation_id, "backend had already activated this order");
+                (activation_id.clone(), format!("backend had already activated it (activation {activation_id})"))
+            }
+            Ok(ActivationOutcome::NoPendingOrder) => {
+                return self.escalate(order, EscalationReason::NoPendingOrder, account.as_str()).await
+            }
+            Ok(ActivationOutcome::UnknownAccount) => {
+                return self.escalate(order, EscalationReason::UnknownAccount, account.as_str()).await
+            }
+            Err(BackendError::Rejected { status, body }) => {
+                let detail = format!("HTTP {status}: {}", truncate(&body, 300));
+                warn!(%detail, "backend rejected the activation request");
+                let card = self.card(order, EscalationReason::BackendRejected, &detail).await?;
+                let mut t = Transition::to(OrderState::Failed, format!("backend rejected the request ({detail})"));
+                t.escalation = Some((EscalationReason::BackendRejected, card));
+                self.store.transition(order.id, order.state, t).await?;
+                return Ok(Step::Stop);
+            }
+            Err(err) => {
+                let failures = order.activation_failures.min(10) as u32;
+                let delay = self.cfg.park_delay.saturating_mul(1 << failures).min(Duration::from_secs(3600));
+                warn!(error = %err, retry_in = ?delay, "backend unavailable; order parked, will retry with the same key");
+                let note = format!("backend unavailable ({err}); retrying in {}s", delay.as_secs());
+                self.store
+                    .park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true)
+                    .await?;
+                return Ok(Step::Stop);
+            }
+        };
+        self.check(Checkpoint::AfterActivate, order)?;
+        let mut t = Transition::to(OrderState::Activated, note);
+        t.activation_id = Some(activation_id);
+        self.store.transition(order.id, order.state, t).await?;
+        Ok(Step::Continue)
+    }
+
+    async fn reply(&self, order: &OrderRecord, resumed: bool) -> Result<Step, WorkflowError> {
+        let chat = order.chat_id;
+        if resumed {
+            // We may have sent the reply just before a restart: look before sending again.
+            let history = self.telegram(|| self.messenger.history_since(chat, order.message_id, 200)).await?;
+            if let Some(earlier) = history.iter().find(|m| m.outgoing && m.reply_to == Some(order.message_id)) {
+                let mut t = Transition::to(OrderState::Replied, format!("found our earlier reply (message {})", earlier.id));
+                t.reply_message_id = Some(earlier.id);
+                self.store.transition(order.id, order.state, t).await?;
+                return Ok(Step::Continue);
+            }
+        }
+        self.check(Checkpoint::BeforeReply, order)?;
+        let account = order.account_candidates().first().map(|a| a.as_str()).unwrap_or_default();
+        let text = self
+            .cfg
+            .reply_template
+            .replace("{product}", &order.product)
+            .replace("{account_id}", account)
+            .replace("{order_ref}", order.order_ref.as_str())
+            .replace("{price}", &order.price.to_string());
+        let reply_id = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id))).await?;
+        self.check(Checkpoint::AfterReply, order)?;
+        let mut t = Transition::to(OrderState::Replied, format!("replied to the Tribute message (message {reply_id})"));
+        t.reply_message_id = Some(reply_id);
+        self.store.transition(order.id, order.state, t).await?;
+        info!(reply_id, "replied in the Tribute chat");
+        Ok(Step::Continue)
+    }
+
+    async fn confirm(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+        let chat = order.chat_id;
+        let Some(reply_id) = order.reply_message_id else {
+            return Err(StoreError::Corrupt(format!("{} is replied without a reply id", order.order_ref)).into());
+        };
+        if let Some(noted) = order.button_message_id {
+            // We had found the button before a restart and may have pressed it.
+            let now = self.telegram(|| self.messenger.get_messages(chat, &[noted])).await?;
+            return match now.first().and_then(|m| self.send_button(m)) {
+                Some(data) => self.press(order, noted, &data).await,
+                None => {
+                    let note = "the Send button is gone: it was pressed before the restart";
+                    self.store.transition(order.id, order.state, Transition::to(OrderState::Confirmed, note)).await?;
+                    info!("order confirmed (button pressed before restart)");
+                    Ok(Step::Stop)
+                }
+            };
+        }
+        let deadline = order.updated_at + self.cfg.button_timeout.as_millis() as i64;
+        let mut history_checked = false;
+        let (button_msg, data) = loop {
+            let texts = &self.cfg.send_button_texts;
+            if let Some(found) = self.store.find_follow_up_button(chat, reply_id, reply_id, texts).await? {
+                break found;
+            }
+            let remaining = deadline - now_ms();
+            if remaining <= 0 {
+                if !history_checked {
+                    // The follow-up may have come while we were disconnected.
+                    history_checked = true;
+                    self.catch_up(chat, reply_id).await?;
+                    continue;
+                }
+                let detail = format!("waited {}s after our reply", self.cfg.button_timeout.as_secs());
+                return self.escalate(order, EscalationReason::ButtonNeverCame, &detail).await;
+            }
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = self.follow_ups.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(remaining.min(1000) as u64)) => {}
+                _ = shutdown.wait_for(|s| *s) => return Err(WorkflowError::ShuttingDown),
+            }
+        };
+        self.store
+            .note(order.id, order.state, &format!("Send button found on message {button_msg}; pressing it"), Some(button_msg))
+            .await?;
+        self.press(order, button_msg, &data).await
+    }
+
+    async fn press(&self, order: &OrderRecord, button_msg: i32, data: &[u8]) -> Result<Step, WorkflowError> {
+        self.check(Checkpoint::BeforePress, order)?;
+        let chat = order.chat_id;
+        let answer = match self.telegram(|| self.messenger.press_button(chat, button_msg, data)).await {
+            Ok(answer) => answer.text.unwrap_or_default(),
+            // Gone between our look and the press: only our own earlier press removes it.
+            Err(WorkflowError::Telegram(MessengerError::ButtonNotFound(_))) => "button already gone".to_owned(),
+            Err(e) => return Err(e),
+        };
+        self.check(Checkpoint::AfterPress, order)?;
+        let note = format!("pressed Send; the bot answered {answer:?}");
+        self.store.transition(order.id, order.state, Transition::to(OrderState::Confirmed, note)).await?;
+        info!("order confirmed");
+        Ok(Step::Stop)
+    }
+
+    fn send_button(&self, m: &Message) -> Option<Vec<u8>> {
+        m.all_buttons()
+            .find(|b| {
+                let text = b.text.trim().to_lowercase();
+                self.cfg.send_button_texts.iter().any(|t| t.trim().to_lowercase() == text)
+            })
+            .map(|b| b.data.clone())
+    }
+
+    /// Stores any Tribute chat messages after `after` that we have not seen.
+    async fn catch_up(&self, chat: ChatId, after: i32) -> Result<(), WorkflowError> {
+        let history = self.telegram(|| self.messenger.history_since(chat, after, 200)).await?;
+        for m in &history {
+            ingest(&self.store, &self.ingest_cfg, m).await?;
+        }
+        Ok(())
+    }
+
+    async fn card(&self, order: &OrderRecord, reason: EscalationReason, detail: &str) -> Result<NewCard, WorkflowError> {
+        let raw = self.store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
+        Ok(NewCard {
+            source_chat_id: order.chat_id,
+            source_message_id: order.message_id,
+            reason: reason.as_str().to_owned(),
+            text: order_card(order, reason, detail, &raw),
+        })
+    }
+
+    async fn escalate(&self, order: &OrderRecord, reason: EscalationReason, detail: &str) -> Result<Step, WorkflowError> {
+        let card = self.card(order, reason, detail).await?;
+        let mut t = Transition::to(OrderState::Escalated, format!("escalated to the moderator: {}", reason.explain()));
+        t.escalation = Some((reason, card));
+        self.store.transition(order.id, order.state, t).await?;
+        warn!(%reason, "order escalated to the moderator");
+        Ok(Step::Stop)
+    }
+
+    /// Posts every card still waiting in the outbox to the moderator chat.
+    pub async fn post_cards(&self) -> Result<usize, WorkflowError> {
+        let Some(chat) = self.cfg.moderator_chat else {
+            return Ok(0);
+        };
+        let mut posted = 0;
+        for card in self.store.pending_cards().await? {
+            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, None)).await?;
+            self.store.mark_card_posted(card.id, chat, id).await?;
+            info!(card = card.id, reason = %card.reason, "case posted to the moderator chat");
+            posted += 1;
+        }
+        Ok(posted)
+    }
+
+    /// Runs a Telegram call, sleeping through short flood waits and
+    /// retrying dropped connections with backoff until shutdown.
+    async fn telegram<T, F, Fut>(&self, mut call: F) -> Result<T, WorkflowError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = MessengerResult<T>>,
+    {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let wait = match call().await {
+                Ok(v) => return Ok(v),
+                Err(MessengerError::FloodWait(d)) if d <= self.cfg.max_flood_sleep => {
+                    warn!(wait = ?d, "Telegram flood wait; sleeping");
+                    d
+                }
+                Err(e) if matches!(e, MessengerError::Disconnected | MessengerError::Timeout) => {
+                    warn!(error = %e, retry_in = ?backoff, "Telegram unavailable; retrying");
+                    let b = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    b
+                }
+                Err(e) => return Err(WorkflowError::Telegram(e)),
+            };
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|s| *s) => return Err(WorkflowError::ShuttingDown),
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

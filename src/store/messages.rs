@@ -1,0 +1,186 @@
+//! Raw Tribute chat messages: stored before anything else happens.
+
+use sqlx::Row;
+
+use super::orders::{insert_order, NewOrder};
+use super::outbox::{insert_card, NewCard};
+use super::{now_ms, Store, StoreResult};
+use crate::telegram::{ChatId, Message, MessageId};
+
+/// What a message in the Tribute chat turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Order,
+    Malformed,
+    /// A bot message with inline buttons (e.g. the Send follow-up).
+    FollowUp,
+    Other,
+    Outgoing,
+}
+
+impl MessageKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Order => "order",
+            MessageKind::Malformed => "malformed",
+            MessageKind::FollowUp => "follow_up",
+            MessageKind::Other => "other",
+            MessageKind::Outgoing => "outgoing",
+        }
+    }
+}
+
+/// The outcome of recording a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Already stored before: a duplicate delivery, nothing to do.
+    Duplicate,
+    /// A new order was created with this id.
+    NewOrder(i64),
+    /// Stored; no order (malformed cards are queued in the same transaction).
+    Stored,
+}
+
+impl Store {
+    /// Stores a Tribute chat message and, in the same transaction, the
+    /// order or the moderator card it leads to. A message seen before is a
+    /// no-op, so replays and history re-reads never create a second order.
+    pub async fn record_tribute_message(
+        &self,
+        msg: &Message,
+        kind: MessageKind,
+        parse_error: Option<&str>,
+        order: Option<&NewOrder>,
+        card: Option<&NewCard>,
+    ) -> StoreResult<Recorded> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tribute_messages
+               (chat_id, message_id, sender_id, outgoing, date, text, entities_json, reply_to,
+                buttons_json, kind, parse_error, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (chat_id, message_id) DO NOTHING",
+        )
+        .bind(msg.chat_id)
+        .bind(msg.id)
+        .bind(msg.sender_id)
+        .bind(msg.outgoing)
+        .bind(msg.date)
+        .bind(&msg.text)
+        .bind(serde_json::to_string(&msg.entities).expect("entities serialise"))
+        .bind(msg.reply_to)
+        .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
+        .bind(kind.as_str())
+        .bind(parse_error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // A follow-up may have been edited since (keyboard removed): keep the latest buttons.
+            if kind == MessageKind::FollowUp || !msg.buttons.is_empty() {
+                sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ?")
+                    .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
+                    .bind(&msg.text)
+                    .bind(msg.chat_id)
+                    .bind(msg.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(Recorded::Duplicate);
+        }
+        let mut result = Recorded::Stored;
+        if let Some(order) = order {
+            result = Recorded::NewOrder(insert_order(&mut tx, msg, order, now).await?);
+        }
+        if let Some(card) = card {
+            let order_id = match result {
+                Recorded::NewOrder(id) => Some(id),
+                _ => None,
+            };
+            insert_card(&mut tx, order_id, card, now).await?;
+        }
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Updates a stored message after an edit (e.g. the bot removed its keyboard).
+    pub async fn update_tribute_message(&self, msg: &Message) -> StoreResult<()> {
+        sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ?")
+            .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
+            .bind(&msg.text)
+            .bind(msg.chat_id)
+            .bind(msg.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest message id stored for a chat (0 when none): history is
+    /// re-read from here on start.
+    pub async fn last_seen_message(&self, chat: ChatId) -> StoreResult<MessageId> {
+        let row = sqlx::query("SELECT COALESCE(MAX(message_id), 0) AS m FROM tribute_messages WHERE chat_id = ?")
+            .bind(chat)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>("m") as MessageId)
+    }
+
+    /// A bot message after `after` in `chat` carrying a button whose text is
+    /// one of `texts`; prefers one that replies to `reply_to`.
+    /// Returns (message id, button callback data).
+    pub async fn find_follow_up_button(
+        &self,
+        chat: ChatId,
+        after: MessageId,
+        reply_to: MessageId,
+        texts: &[String],
+    ) -> StoreResult<Option<(MessageId, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT message_id, reply_to, buttons_json FROM tribute_messages
+             WHERE chat_id = ? AND message_id > ? AND outgoing = 0 AND buttons_json != '[]'
+             ORDER BY (reply_to IS ?) DESC, message_id ASC LIMIT 20",
+        )
+        .bind(chat)
+        .bind(after)
+        .bind(reply_to)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let rt: Option<i64> = row.get("reply_to");
+            if rt.is_some_and(|r| r != i64::from(reply_to)) {
+                continue;
+            }
+            let buttons: Vec<Vec<crate::telegram::InlineButton>> =
+                serde_json::from_str(row.get::<&str, _>("buttons_json")).unwrap_or_default();
+            if let Some(b) = buttons
+                .iter()
+                .flatten()
+                .find(|b| texts.iter().any(|t| b.text.trim().to_lowercase() == t.trim().to_lowercase()))
+            {
+                return Ok(Some((row.get::<i64, _>("message_id") as MessageId, b.data.clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The raw text of a stored message.
+    pub async fn raw_text(&self, chat: ChatId, id: MessageId) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT text FROM tribute_messages WHERE chat_id = ? AND message_id = ?")
+            .bind(chat)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("text")))
+    }
+
+    /// How many Tribute messages were malformed orders.
+    pub async fn count_malformed(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM tribute_messages WHERE kind = 'malformed'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("n"))
+    }
+}

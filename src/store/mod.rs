@@ -1,0 +1,73 @@
+//! Persistence: one SQLite file through sqlx, schema in `migrations/`.
+//!
+//! Writes that belong together are one transaction: storing a Tribute
+//! message and creating its order; a state transition, its event and the
+//! moderator card it causes. WAL with `synchronous = NORMAL`: a power cut
+//! can lose the last commits, which the workflow tolerates because every
+//! side effect is idempotent (backend) or checked on restart (Telegram).
+
+mod messages;
+mod orders;
+mod outbox;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use messages::{MessageKind, Recorded};
+pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
+pub use outbox::{NewCard, OutboxCard};
+
+use crate::domain::{OrderState, TransitionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Someone else moved the order first; the caller reloads it.
+    #[error("order {order_id} is no longer in state {expected}")]
+    StateChanged { order_id: i64, expected: OrderState },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for in-flight statements.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Our clock, unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

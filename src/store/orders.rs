@@ -1,0 +1,353 @@
+//! Orders as a persisted state machine with a per-order event log.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::outbox::{insert_card, NewCard};
+use super::{now_ms, Store, StoreError, StoreResult};
+use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
+use crate::telegram::{ChatId, Message, MessageId};
+
+/// A parsed order about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub order_ref: OrderRef,
+    pub customer_name: String,
+    pub customer_id: Option<i64>,
+    pub customer_username: Option<String>,
+    pub product: String,
+    pub price: Money,
+    pub details: String,
+    /// Distinct account IDs found in the details.
+    pub account_candidates: Vec<AccountId>,
+}
+
+/// The account ID situation of an order, derived from its candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountStatus {
+    Found(AccountId),
+    Missing,
+    Ambiguous(Vec<AccountId>),
+}
+
+impl AccountStatus {
+    pub fn from_candidates(mut c: Vec<AccountId>) -> Self {
+        match c.len() {
+            0 => AccountStatus::Missing,
+            1 => AccountStatus::Found(c.remove(0)),
+            _ => AccountStatus::Ambiguous(c),
+        }
+    }
+
+    fn candidates(&self) -> Vec<&AccountId> {
+        match self {
+            AccountStatus::Found(a) => vec![a],
+            AccountStatus::Missing => vec![],
+            AccountStatus::Ambiguous(v) => v.iter().collect(),
+        }
+    }
+}
+
+/// An order as stored.
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    pub id: i64,
+    pub order_ref: OrderRef,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub customer_name: String,
+    pub customer_id: Option<i64>,
+    pub customer_username: Option<String>,
+    pub product: String,
+    pub price: Money,
+    pub details: String,
+    pub account: AccountStatus,
+    pub state: OrderState,
+    pub activation_id: Option<String>,
+    pub reply_message_id: Option<MessageId>,
+    pub button_message_id: Option<MessageId>,
+    pub escalation_reason: Option<String>,
+    pub activation_failures: i64,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One line of an order's history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrderEvent {
+    pub at: i64,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub note: String,
+}
+
+/// A state change and the facts learned with it, committed atomically.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub to: OrderState,
+    pub note: String,
+    pub activation_id: Option<String>,
+    pub reply_message_id: Option<MessageId>,
+    pub button_message_id: Option<MessageId>,
+    pub escalation: Option<(EscalationReason, NewCard)>,
+}
+
+impl Transition {
+    pub fn to(to: OrderState, note: impl Into<String>) -> Self {
+        Self {
+            to,
+            note: note.into(),
+            activation_id: None,
+            reply_message_id: None,
+            button_message_id: None,
+            escalation: None,
+        }
+    }
+}
+
+pub(super) async fn insert_order(
+    tx: &mut Transaction<'_, Sqlite>,
+    msg: &Message,
+    order: &NewOrder,
+    now: i64,
+) -> StoreResult<i64> {
+    let candidates: Vec<&str> = order.account_candidates.iter().map(AccountId::as_str).collect();
+    let id = sqlx::query(
+        "INSERT INTO orders
+           (order_ref, chat_id, message_id, customer_name, customer_id, customer_username, product,
+            amount_minor, currency, details, account_candidates, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order.order_ref.as_str())
+    .bind(msg.chat_id)
+    .bind(msg.id)
+    .bind(&order.customer_name)
+    .bind(order.customer_id)
+    .bind(&order.customer_username)
+    .bind(&order.product)
+    .bind(order.price.amount_minor)
+    .bind(order.price.currency.code())
+    .bind(&order.details)
+    .bind(serde_json::to_string(&candidates).expect("strings serialise"))
+    .bind(OrderState::Received.as_str())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    insert_event(tx, id, None, OrderState::Received, "order received and parsed", now).await?;
+    Ok(id)
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: i64,
+    from: Option<OrderState>,
+    to: OrderState,
+    note: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO order_events (order_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)")
+        .bind(order_id)
+        .bind(now)
+        .bind(from.map(OrderState::as_str))
+        .bind(to.as_str())
+        .bind(note)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("order {}: {what}", row.get::<i64, _>("id")));
+    let currency: Currency = row.get::<&str, _>("currency").parse().map_err(|_| corrupt("currency"))?;
+    let price = Money::new(row.get("amount_minor"), currency).map_err(|_| corrupt("amount"))?;
+    let candidates: Vec<AccountId> =
+        serde_json::from_str(row.get::<&str, _>("account_candidates")).map_err(|_| corrupt("account IDs"))?;
+    Ok(OrderRecord {
+        id: row.get("id"),
+        order_ref: row.get::<String, _>("order_ref").try_into().map_err(|_| corrupt("order_ref"))?,
+        chat_id: row.get("chat_id"),
+        message_id: row.get::<i64, _>("message_id") as MessageId,
+        customer_name: row.get("customer_name"),
+        customer_id: row.get("customer_id"),
+        customer_username: row.get("customer_username"),
+        product: row.get("product"),
+        price,
+        details: row.get("details"),
+        account: AccountStatus::from_candidates(candidates),
+        state: OrderState::parse(row.get("state")).ok_or_else(|| corrupt("state"))?,
+        activation_id: row.get("activation_id"),
+        reply_message_id: row.get::<Option<i64>, _>("reply_message_id").map(|v| v as MessageId),
+        button_message_id: row.get::<Option<i64>, _>("button_message_id").map(|v| v as MessageId),
+        escalation_reason: row.get("escalation_reason"),
+        activation_failures: row.get("activation_failures"),
+        next_attempt_at: row.get("next_attempt_at"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+impl OrderRecord {
+    /// All account IDs found in the details (for display).
+    pub fn account_candidates(&self) -> Vec<&AccountId> {
+        self.account.candidates()
+    }
+}
+
+impl Store {
+    pub async fn order(&self, id: i64) -> StoreResult<OrderRecord> {
+        let row = sqlx::query("SELECT * FROM orders WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+        order_from_row(&row)
+    }
+
+    pub async fn order_by_ref(&self, order_ref: &OrderRef) -> StoreResult<Option<OrderRecord>> {
+        let row = sqlx::query("SELECT * FROM orders WHERE order_ref = ?")
+            .bind(order_ref.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    /// Orders, newest first, optionally only in one state.
+    pub async fn list_orders(&self, state: Option<OrderState>, limit: i64) -> StoreResult<Vec<OrderRecord>> {
+        let rows = sqlx::query("SELECT * FROM orders WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2")
+            .bind(state.map(OrderState::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Ids of orders with automatic work left, oldest first.
+    pub async fn unfinished_orders(&self) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM orders WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// Order counts per state.
+    pub async fn count_by_state(&self) -> StoreResult<Vec<(OrderState, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let s: &str = r.get("state");
+                OrderState::parse(s)
+                    .map(|st| (st, r.get::<i64, _>("n")))
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))
+            })
+            .collect()
+    }
+
+    pub async fn order_events(&self, order_id: i64) -> StoreResult<Vec<OrderEvent>> {
+        let rows = sqlx::query("SELECT at, from_state, to_state, note FROM order_events WHERE order_id = ? ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OrderEvent {
+                at: r.get("at"),
+                from_state: r.get("from_state"),
+                to_state: r.get("to_state"),
+                note: r.get("note"),
+            })
+            .collect())
+    }
+
+    /// Commits a state transition, its event and any moderator card in one
+    /// transaction, only if the order is still in `from` (so two workers
+    /// can never both take the same step).
+    pub async fn transition(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<()> {
+        from.transition(t.to)?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET state = ?, updated_at = ?,
+                activation_id = COALESCE(?, activation_id),
+                reply_message_id = COALESCE(?, reply_message_id),
+                button_message_id = COALESCE(?, button_message_id),
+                escalation_reason = COALESCE(?, escalation_reason),
+                next_attempt_at = NULL
+             WHERE id = ? AND state = ?",
+        )
+        .bind(t.to.as_str())
+        .bind(now)
+        .bind(&t.activation_id)
+        .bind(t.reply_message_id)
+        .bind(t.button_message_id)
+        .bind(t.escalation.as_ref().map(|(r, _)| r.as_str()))
+        .bind(order_id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::StateChanged { order_id, expected: from });
+        }
+        insert_event(&mut tx, order_id, Some(from), t.to, &t.note, now).await?;
+        if let Some((_, card)) = &t.escalation {
+            insert_card(&mut tx, Some(order_id), card, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a fact that is not a state change (e.g. the Send button was
+    /// found and is about to be pressed).
+    pub async fn note(
+        &self,
+        order_id: i64,
+        state: OrderState,
+        note: &str,
+        button_message_id: Option<MessageId>,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE orders SET updated_at = ?, button_message_id = COALESCE(?, button_message_id) WHERE id = ?",
+        )
+        .bind(now)
+        .bind(button_message_id)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Parks an order until `until` (unix ms) without changing its state,
+    /// e.g. while the backend is unavailable or Telegram asks us to wait.
+    pub async fn park(&self, order_id: i64, state: OrderState, until: i64, note: &str, failure: bool) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE orders SET activation_failures = activation_failures + ?, next_attempt_at = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(i64::from(failure))
+        .bind(until)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Parked orders whose time has come.
+    pub async fn parked_due(&self, now: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM orders WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY id")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+}

@@ -1,0 +1,114 @@
+//! The real binary, as a publisher would run it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"));
+    c.env_remove("RUST_LOG").env_remove("TRIBUTE_ASSISTANT_CONFIG").env_remove("TRIBUTE_ASSISTANT_DATA_DIR");
+    c
+}
+
+fn parse_stdin(text: &str) -> Output {
+    let mut child = bin()
+        .args(["order", "parse"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn order_parse_prints_one_json_object() {
+    let out = parse_stdin(
+        "🆕 Custom Product Order\r\n\r\nCustomer:  Иван Петров \r\nProduct: 100 Diamonds\r\nPrice: €1,500.00\r\nOrder Details:\r\nМой ID: 000123456\r\nPrice: €0.01\r\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["kind"], "custom_product_order");
+    assert_eq!(v["customer"], "Иван Петров");
+    assert_eq!(v["product"], "100 Diamonds");
+    assert_eq!(v["price"]["amount_minor"], 150_000);
+    assert_eq!(v["price"]["currency"], "EUR");
+    assert_eq!(v["account_id"], "000123456");
+    assert_eq!(v["account_problem"], serde_json::Value::Null);
+    assert!(v["details"].as_str().unwrap().contains("Price: €0.01"));
+}
+
+#[test]
+fn order_parse_from_a_file_reports_missing_and_ambiguous_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("order.txt");
+    std::fs::write(&path, "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $10\nOrder Details:\nid 1111 and id 2222\n").unwrap();
+    let out = bin().args(["order", "parse"]).arg(&path).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["account_id"], serde_json::Value::Null);
+    assert_eq!(v["account_problem"], "ambiguous");
+    assert_eq!(v["price"]["currency"], "USD");
+}
+
+#[test]
+fn order_parse_rejects_non_orders_and_malformed_orders_with_a_clear_error() {
+    let out = parse_stdin("💰 New donation\nFrom: Sergey\nAmount: €3.00");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not an order"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let out = parse_stdin("🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nOrder Details:\nid 1111");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("malformed"), "{err}");
+    assert!(err.contains("Price"), "names the field: {err}");
+}
+
+#[test]
+fn demo_runs_the_whole_flow_and_its_numbers_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let summary = dir.path().join("summary.json");
+    let out = bin().arg("demo").arg("--data-dir").arg(&data).arg("--summary-json").arg(&summary).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    assert_eq!(n("orders"), 8, "{v}");
+    assert_eq!(n("completed") + n("escalated") + n("failed"), n("orders"));
+    assert_eq!(n("backend_activations"), n("completed"), "exactly once: {v}");
+    assert_eq!(n("completed"), 4, "{v}");
+    assert_eq!(n("escalated"), 4, "{v}");
+    assert_eq!(n("malformed"), 1, "{v}");
+    assert!(stdout.contains("confirmed") && stdout.contains("escalated"), "{stdout}");
+
+    // The kept data dir is a real store the other commands can read.
+    let out = bin().args(["orders", "list", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 8);
+    let confirmed = lines.iter().find(|o| o["state"] == "confirmed").unwrap();
+    let r = confirmed["order_ref"].as_str().unwrap();
+    let out = bin().args(["orders", "show", r, "--data-dir"]).arg(&data).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains(r) && text.contains("pressed Send"), "{text}");
+    let out = bin().args(["orders", "show", "TA-1-999999", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn help_explains_each_command() {
+    let out = bin().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "order", "orders"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = bin().args(["orders", "list", "--data-dir", "/nonexistent/dir"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No database"));
+}

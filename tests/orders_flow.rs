@@ -1,0 +1,293 @@
+//! The order flow end to end: SQLite file, reference backend on 127.0.0.1:0,
+//! the Telegram simulator, and the daemon — restarted, starved and faulted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tribute_assistant::domain::{OrderRef, OrderState};
+use tribute_assistant::orders::{ingest, Checkpoint, CheckpointHook, IngestConfig};
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::store::Recorded;
+use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::tribute::ParserConfig;
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+fn order(customer_id: i64, details: &str) -> SimOrder {
+    SimOrder {
+        customer_id,
+        customer_name: "Иван Петров".into(),
+        product: "100 Diamonds".into(),
+        price: "€5.00".into(),
+        details: details.into(),
+    }
+}
+
+async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
+    sandbox_with(dir, SandboxOptions::default()).await
+}
+
+async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
+    let sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
+    sb.backend.add_pending("123456", "100 Diamonds");
+    sb
+}
+
+async fn state_of(sb: &Sandbox, msg: i32) -> OrderState {
+    let r = OrderRef::for_message(sb.tribute_chat(), msg);
+    sb.store().order_by_ref(&r).await.unwrap().expect("order stored").state
+}
+
+#[tokio::test]
+async fn valid_order_is_activated_replied_and_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501, "Мой ID: 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed);
+    assert_eq!(sb.backend.stats().activations, 1);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    let deliveries = sb.world.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    assert!(deliveries[0].text.contains("100 Diamonds"), "{}", deliveries[0].text);
+    assert!(deliveries[0].text.contains(order_ref.as_str()), "{}", deliveries[0].text);
+    assert!(deliveries[0].text.contains("123456"), "{}", deliveries[0].text);
+    let events = sb.store().order_events(sb.store().order_by_ref(&order_ref).await.unwrap().unwrap().id).await.unwrap();
+    let path: Vec<&str> = events.iter().map(|e| e.to_state.as_str()).collect();
+    assert_eq!(path.first(), Some(&"received"));
+    assert_eq!(path.last(), Some(&"confirmed"));
+    for state in ["activation_requested", "activated", "replied"] {
+        assert!(path.contains(&state), "missing {state} in {path:?}");
+    }
+    assert!(sb.world.messages(sb.moderator_chat).is_empty(), "nothing to escalate");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn duplicate_delivery_of_a_message_creates_one_order_and_one_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    // The same update delivered again, as Telegram may after a reconnect.
+    let again = sb.world.messages(sb.tribute_chat()).into_iter().find(|m| m.id == msg).unwrap();
+    let cfg = IngestConfig { parser: ParserConfig::default(), tribute_bot: sb.tribute_chat() };
+    assert_eq!(ingest(sb.store(), &cfg, &again).await.unwrap(), Recorded::Duplicate);
+    // And a restart re-reads history that overlaps what is stored.
+    sb.stop_daemon().await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    assert_eq!(sb.store().list_orders(None, 10).await.unwrap().len(), 1);
+    assert_eq!(sb.backend.stats().activations, 1);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn backend_down_then_up_activates_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SandboxOptions { backend_attempts: 3, park_delay: Duration::from_millis(200), ..Default::default() };
+    let mut sb = sandbox_with(&dir, opts).await;
+    // Two full rounds of attempts fail; the order is parked twice, then succeeds.
+    sb.backend.fail_next(7);
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed);
+    let stats = sb.backend.stats();
+    assert_eq!(stats.activations, 1);
+    assert_eq!(stats.requests, 8, "7 failures + 1 success: {stats:?}");
+    assert_eq!(sb.backend.activations_for(OrderRef::for_message(sb.tribute_chat(), msg).as_str()), 1);
+    let o = sb.store().order_by_ref(&OrderRef::for_message(sb.tribute_chat(), msg)).await.unwrap().unwrap();
+    assert_eq!(o.activation_failures, 2);
+    sb.shutdown().await.unwrap();
+}
+
+/// Stops the daemon at `point` for the first order that reaches it.
+fn crash_at(point: Checkpoint) -> (CheckpointHook, Arc<AtomicBool>) {
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let hook: CheckpointHook = Arc::new(move |p, _| p == point && !f.swap(true, Ordering::SeqCst));
+    (hook, fired)
+}
+
+#[tokio::test]
+async fn a_crash_between_any_two_steps_loses_nothing_and_activates_once() {
+    for point in Checkpoint::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sb = sandbox(&dir).await;
+        sb.backend.add_pending("654321", "100 Diamonds");
+        let (hook, fired) = crash_at(point);
+        sb.start_daemon(Some(hook)).await.unwrap();
+        let first = sb.world.post_order(&order(501, "ID 123456"));
+        let second = sb.world.post_order(&order(502, "ID 654321"));
+        let crashed = sb.join_daemon(SETTLE).await.unwrap();
+        assert!(fired.load(Ordering::SeqCst), "{point:?} never reached");
+        assert!(crashed.is_err(), "{point:?}: the daemon should have stopped like a crash");
+
+        sb.start_daemon(None).await.unwrap();
+        sb.wait_settled(2, SETTLE).await.unwrap_or_else(|e| panic!("{point:?}: {e:#}"));
+        for msg in [first, second] {
+            assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed, "{point:?}");
+            assert_eq!(sb.world.send_presses(msg), 1, "{point:?}: one Send press per order");
+            let ours = sb
+                .world
+                .messages(sb.tribute_chat())
+                .into_iter()
+                .filter(|m| m.outgoing && m.reply_to == Some(msg))
+                .count();
+            assert_eq!(ours, 1, "{point:?}: exactly one reply to order {msg}");
+        }
+        assert_eq!(sb.backend.stats().activations, 2, "{point:?}");
+        assert_eq!(sb.world.deliveries().len(), 2, "{point:?}");
+        sb.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn orders_posted_while_the_daemon_was_stopped_are_picked_up_from_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.backend.add_pending("654321", "100 Diamonds");
+    sb.start_daemon(None).await.unwrap();
+    let first = sb.world.post_order(&order(501, "ID 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    sb.stop_daemon().await.unwrap();
+
+    let missed = sb.world.post_order(&order(502, "ID 654321"));
+    sb.start_daemon(None).await.unwrap();
+    sb.wait_settled(2, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
+    assert_eq!(state_of(&sb, missed).await, OrderState::Confirmed);
+    assert_eq!(sb.backend.stats().activations, 2);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_and_missing_id_orders_reach_the_moderator_with_their_raw_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.start_daemon(None).await.unwrap();
+    let missing = sb.world.post_order(&order(501, "Спасибо, жду!"));
+    let malformed_text = "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
+    sb.world.post_bot_text(malformed_text, vec![]);
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let cards = loop {
+        let cards = sb.world.messages(sb.moderator_chat);
+        if cards.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break cards;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(cards.len(), 2, "{cards:#?}");
+    let missing_card = cards.iter().find(|c| c.text.contains("Спасибо, жду!")).expect("missing-ID card with raw text");
+    assert!(missing_card.text.contains("no account ID"), "{}", missing_card.text);
+    assert!(missing_card.text.contains(OrderRef::for_message(sb.tribute_chat(), missing).as_str()));
+    let malformed_card = cards.iter().find(|c| c.text.contains("Price: ¥500")).expect("malformed card with raw text");
+    assert!(malformed_card.text.contains("malformed"), "{}", malformed_card.text);
+    assert_eq!(state_of(&sb, missing).await, OrderState::Escalated);
+    assert_eq!(sb.backend.stats().requests, 0, "nothing to activate");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_account_and_no_pending_order_are_escalated_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.start_daemon(None).await.unwrap();
+    let unknown = sb.world.post_order(&order(501, "ID 999999"));
+    let first = sb.world.post_order(&order(502, "ID 123456"));
+    let no_pending = sb.world.post_order(&order(503, "ID 123456 again"));
+    sb.wait_settled(3, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, unknown).await, OrderState::Escalated);
+    assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
+    assert_eq!(state_of(&sb, no_pending).await, OrderState::Escalated);
+    let reasons: Vec<String> = sb.store().list_orders(Some(OrderState::Escalated), 10).await.unwrap()
+        .into_iter().filter_map(|o| o.escalation_reason).collect();
+    assert!(reasons.contains(&"unknown_account".to_owned()), "{reasons:?}");
+    assert!(reasons.contains(&"no_pending_order".to_owned()), "{reasons:?}");
+    assert_eq!(sb.backend.stats().requests, 3);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_send_button_that_never_comes_is_escalated() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SandboxOptions { button_timeout: Duration::from_millis(400), ..Default::default() };
+    let mut sb = sandbox_with(&dir, opts).await;
+    sb.start_daemon(None).await.unwrap();
+    // The order's message id is the next one in the Tribute chat.
+    let next = sb.world.messages(sb.tribute_chat()).last().map_or(1, |m| m.id + 1);
+    sb.world.button_never_comes(next);
+    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    assert_eq!(msg, next);
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, msg).await, OrderState::Escalated);
+    assert_eq!(sb.world.deliveries().len(), 0);
+    assert_eq!(sb.backend.stats().activations, 1, "activated before the reply; a person finishes the Tribute side");
+    let cards = sb.world.messages(sb.moderator_chat);
+    assert!(cards.iter().any(|c| c.text.contains("Send button")), "{cards:#?}");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn flood_waits_and_a_dropped_connection_only_delay_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.backend.add_pending("654321", "100 Diamonds");
+    sb.start_daemon(None).await.unwrap();
+    sb.world.flood_wait_next_sends(2, Duration::from_millis(100));
+    let first = sb.world.post_order(&order(501, "ID 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
+
+    sb.world.disconnect();
+    let second = sb.world.post_order(&order(502, "ID 654321"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sb.world.reconnect();
+    sb.wait_settled(2, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, second).await, OrderState::Confirmed);
+    assert_eq!(sb.backend.stats().activations, 2);
+    assert_eq!(sb.world.deliveries().len(), 2);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_parks_work_and_the_next_start_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SandboxOptions { button_timeout: Duration::from_secs(30), ..Default::default() };
+    let mut sb = sandbox_with(&dir, opts).await;
+    sb.world.button_delay(Duration::from_secs(3));
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    // Wait until the reply is out and the daemon waits for the button, then stop it.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while state_of_opt(&sb, msg).await != Some(OrderState::Replied) {
+        assert!(tokio::time::Instant::now() < deadline, "never reached replied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stop = tokio::time::timeout(Duration::from_secs(2), sb.stop_daemon()).await;
+    assert!(stop.expect("shutdown does not wait for the button").is_ok());
+    assert_eq!(state_of(&sb, msg).await, OrderState::Replied);
+
+    sb.world.button_delay(Duration::ZERO);
+    sb.start_daemon(None).await.unwrap();
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    sb.shutdown().await.unwrap();
+}
+
+async fn state_of_opt(sb: &Sandbox, msg: i32) -> Option<OrderState> {
+    let r = OrderRef::for_message(sb.tribute_chat(), msg);
+    sb.store().order_by_ref(&r).await.unwrap().map(|o| o.state)
+}
