@@ -105,37 +105,42 @@ impl Money {
     }
 
     /// Parses a decimal amount such as `1,500.00`, `1 500,50`, `5` or `5.5`
-    /// into minor units. A separator followed by exactly 1–2 digits at the
-    /// end is the decimal separator; every other `,`/`.`/space is grouping.
+    /// into minor units. A `,` or `.` followed by 1–2 digits at the end is
+    /// the decimal separator; grouping uses one other separator (`,` `.`
+    /// space, no-break space, `'`) between groups of exactly three digits.
+    /// Anything else (`5.000.0`, `1,500,50`, `5 00`) is an error, not a guess.
     pub fn parse_amount(text: &str, currency: Currency) -> Result<Self, MoneyError> {
         let bad = || MoneyError::BadAmount(text.to_owned());
-        let cleaned: String = text
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'' | '_'))
-            .collect();
-        if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '.') {
+        let t = text.trim();
+        let is_group_sep = |c: char| matches!(c, ',' | '.' | ' ' | '\u{a0}' | '\u{202f}' | '\'');
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || is_group_sep(c)) {
             return Err(bad());
         }
-        let (int_part, frac_part) = match cleaned.rfind([',', '.']) {
-            Some(pos) if cleaned.len() - pos - 1 <= 2 && cleaned.len() - pos > 1 => {
-                (&cleaned[..pos], &cleaned[pos + 1..])
+        let (int_part, frac_part) = match t.rfind([',', '.']) {
+            Some(pos) if (1..=2).contains(&(t.len() - pos - 1)) => {
+                let (int_part, frac) = (&t[..pos], &t[pos + 1..]);
+                let sep = t[pos..].chars().next().expect("separator");
+                if int_part.contains(sep) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad());
+                }
+                (int_part, frac)
             }
-            Some(pos) if cleaned.len() - pos - 1 == 3 => (cleaned.as_str(), ""),
-            Some(_) => return Err(bad()),
-            None => (cleaned.as_str(), ""),
+            _ => (t, ""),
         };
-        // Grouping separators must separate groups of exactly three digits.
-        let groups: Vec<&str> = int_part.split([',', '.']).collect();
-        if groups.iter().any(|g| g.is_empty())
-            || groups.iter().skip(1).any(|g| g.len() != 3)
-            || groups.first().is_some_and(|g| g.len() > 3 && groups.len() > 1)
+        let mut seps = int_part.chars().filter(|c| !c.is_ascii_digit());
+        if let Some(first) = seps.next() {
+            if seps.any(|c| c != first) {
+                return Err(bad());
+            }
+        }
+        let groups: Vec<&str> = int_part.split(|c: char| !c.is_ascii_digit()).collect();
+        if groups[0].is_empty()
+            || (groups.len() > 1 && (groups[0].len() > 3 || groups[1..].iter().any(|g| g.len() != 3)))
         {
             return Err(bad());
         }
-        let digits: String = groups.concat();
         let scale = 10i64.pow(currency.minor_digits());
-        let major: i64 = digits.parse().map_err(|_| bad())?;
+        let major: i64 = groups.concat().parse().map_err(|_| bad())?;
         let minor: i64 = match frac_part.len() {
             0 => 0,
             1 => frac_part.parse::<i64>().map_err(|_| bad())? * 10,
@@ -174,7 +179,14 @@ mod tests {
         assert_eq!(eur("1.500,50"), Ok(150_050));
         assert_eq!(eur("12,345,678.99"), Ok(1_234_567_899));
         assert_eq!(eur("1,500"), Ok(150_000));
+        assert_eq!(eur("1\u{a0}500"), Ok(150_000));
         assert!(eur("1,50,0").is_err());
+        assert!(eur("5.000.0").is_err());
+        assert!(eur("1,500,50").is_err());
+        assert!(eur("5 00").is_err());
+        assert!(eur("12 34").is_err());
+        assert!(eur("1,500 000").is_err());
+        assert!(eur(".50").is_err());
         assert!(eur("abc").is_err());
         assert!(eur("0.00").is_err());
         assert!(eur("").is_err());
