@@ -1,1 +1,107 @@
-fn main() {}
+//! Pushes N orders through simulator + daemon + loopback backend + SQLite
+//! and prints throughput, per-order overhead and peak RSS.
+//!
+//!     cargo bench --bench orders              # N = 1000
+//!     BENCH_ORDERS=5000 cargo bench --bench orders
+//!
+//! Two phases on fresh stores: a burst (all N posted at once: orders/s) and
+//! a paced run (one order every 10 ms, so queueing does not dominate:
+//! overhead = Tribute message posted → Send pressed, minus the time spent
+//! inside the backend handler).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tribute_assistant::domain::OrderRef;
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::telegram::sim::SimOrder;
+
+fn order(i: usize) -> SimOrder {
+    SimOrder {
+        customer_id: 10_000 + i as i64,
+        customer_name: format!("Покупатель {i}"),
+        product: "100 Diamonds".into(),
+        price: "€5.00".into(),
+        details: format!("Мой ID: {}", 100_000 + i),
+    }
+}
+
+async fn setup(n: usize) -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
+    for i in 0..n {
+        sb.backend.add_pending(&(100_000 + i).to_string(), "100 Diamonds");
+    }
+    sb.start_daemon(None).await.unwrap();
+    (dir, sb)
+}
+
+async fn burst(n: usize) -> f64 {
+    let (_dir, sb) = setup(n).await;
+    let start = Instant::now();
+    for i in 0..n {
+        sb.world.post_order(&order(i));
+    }
+    sb.wait_settled(n, Duration::from_secs(600)).await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(sb.backend.stats().activations as usize, n);
+    assert_eq!(sb.world.deliveries().len(), n);
+    sb.shutdown().await.unwrap();
+    n as f64 / secs
+}
+
+async fn paced(n: usize, every: Duration) -> Vec<Duration> {
+    let (_dir, sb) = setup(n).await;
+    let mut posted = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    for i in 0..n {
+        tick.tick().await;
+        let at = Instant::now();
+        let msg = sb.world.post_order(&order(i));
+        posted.insert(msg, at);
+    }
+    sb.wait_settled(n, Duration::from_secs(600)).await.unwrap();
+    let chat = sb.tribute_chat();
+    let mut overheads: Vec<Duration> = sb
+        .world
+        .deliveries()
+        .iter()
+        .map(|d| {
+            let total = d.delivered_at - posted[&d.order_message_id];
+            let inside_backend = sb.backend.handler_time(OrderRef::for_message(chat, d.order_message_id).as_str());
+            total.saturating_sub(inside_backend)
+        })
+        .collect();
+    assert_eq!(overheads.len(), n);
+    sb.shutdown().await.unwrap();
+    overheads.sort();
+    overheads
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let rate = burst(n).await;
+        println!("orders: burst of {n}: {rate:.0} orders/s (target >= 200)");
+        let every = Duration::from_millis(10);
+        let o = paced(n, every).await;
+        let pct = |p: f64| o[((o.len() as f64 * p).ceil() as usize).clamp(1, o.len()) - 1];
+        println!(
+            "orders: paced, one every {every:?}: overhead p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 20 ms)",
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            o.last().unwrap().as_secs_f64() * 1e3,
+        );
+    });
+    match peak_rss_kib() {
+        Some(kib) => println!("orders: peak RSS {:.1} MiB (whole process: daemon + simulator + backend)", kib as f64 / 1024.0),
+        None => println!("orders: peak RSS unavailable (no /proc)"),
+    }
+}

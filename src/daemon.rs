@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::backend::BackendClient;
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
-use crate::store::{now_ms, Recorded, Store};
+use crate::store::{now_ms, MessageKind, Recorded, Store};
 use crate::telegram::{Event, Message, Messenger, MessengerError};
 
 /// How many history messages to ask for per call when catching up.
@@ -78,33 +78,48 @@ impl Daemon {
             let _ = queue_tx.send(id);
         }
         let mut worker = tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
-        let mut shutdown = self.shutdown.clone();
         let mut backoff = Duration::from_millis(100);
+        let mut resync = tokio::time::interval(self.workflow.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
         let exit = loop {
-            tokio::select! {
-                ev = self.messenger.next_event() => match ev {
-                    Ok(ev) => {
-                        backoff = Duration::from_millis(100);
-                        self.handle(ev, &queue_tx).await?;
+            // Decide inside `select!`, act after it: the shutdown branch holds a
+            // non-Send watch guard that must not live across our awaits.
+            let next = tokio::select! {
+                ev = self.messenger.next_event() => Some(ev),
+                _ = resync.tick() => {
+                    // A safety net for updates a reconnect did not replay.
+                    if let Err(err) = self.catch_up(&queue_tx).await {
+                        warn!(error = %err, "periodic history re-read failed; will retry");
                     }
-                    Err(MessengerError::Closed) => break Exit::MessengerClosed,
-                    Err(e) => {
-                        warn!(error = %e, retry_in = ?backoff, "Telegram updates interrupted");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        if e == MessengerError::Disconnected {
-                            // Updates may have been missed while disconnected.
-                            let _ = self.catch_up(&queue_tx).await;
-                        }
-                    }
-                },
+                    continue;
+                }
                 res = &mut worker => {
                     return match res.context("the order worker panicked")? {
                         Ok(()) => Ok(Exit::Shutdown),
                         Err(e) => Err(e.into()),
                     };
                 }
-                _ = shutdown.wait_for(|s| *s) => break Exit::Shutdown,
+                _ = stopped(&self.shutdown) => None,
+            };
+            match next {
+                None => break Exit::Shutdown,
+                Some(Ok(ev)) => {
+                    backoff = Duration::from_millis(100);
+                    self.handle(ev, &queue_tx).await?;
+                }
+                Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
+                Some(Err(e)) => {
+                    warn!(error = %e, retry_in = ?backoff, "Telegram updates interrupted");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    if e == MessengerError::Disconnected {
+                        // Updates may have been missed while disconnected.
+                        if let Err(err) = self.catch_up(&queue_tx).await {
+                            warn!(error = %err, "catch-up after a disconnect failed; will retry");
+                        }
+                    }
+                }
             }
         };
         drop(queue_tx);
@@ -142,22 +157,33 @@ impl Daemon {
         Ok(())
     }
 
-    /// Reads the Tribute chat from the last stored message on.
+    /// Reads the Tribute chat from the last stored message on. On the very
+    /// first start (empty store) only messages younger than the configured
+    /// look-back are processed: older orders were answered by a person
+    /// before the assistant existed and must not be activated again.
     async fn catch_up(&self, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
         let chat = self.workflow.tribute_chat;
         let mut after = self.store.last_seen_message(chat).await?;
-        let mut seen = 0;
+        let first_start = after == 0;
+        let cutoff = chrono::Utc::now().timestamp() - self.workflow.first_start_lookback.as_secs() as i64;
+        let (mut seen, mut skipped) = (0, 0);
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             seen += page.len();
             for m in &page {
-                self.ingest_one(m, queue).await?;
+                if first_start && m.date < cutoff {
+                    let why = "older than the first start's look-back; not processed";
+                    self.store.record_tribute_message(m, MessageKind::Other, Some(why), None, None).await?;
+                    skipped += 1;
+                } else {
+                    self.ingest_one(m, queue).await?;
+                }
             }
         }
         if seen > 0 {
-            info!(messages = seen, "caught up on the Tribute chat history");
+            info!(messages = seen, skipped_as_too_old = skipped, "caught up on the Tribute chat history");
         }
         Ok(())
     }
@@ -170,24 +196,34 @@ async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
     mut queue: mpsc::UnboundedReceiver<i64>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkflowError> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush_cards(&processor).await?;
     loop {
-        let ids = tokio::select! {
+        let due = tokio::select! {
             id = queue.recv() => match id {
-                Some(id) => vec![id],
+                Some(id) => Some(id),
                 None => return Ok(()),
             },
-            _ = tick.tick() => store.parked_due(now_ms()).await?,
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = tick.tick() => None,
+            _ = stopped(&shutdown) => return Ok(()),
+        };
+        let ids = match due {
+            Some(id) => vec![id],
+            None => store.parked_due(now_ms()).await?,
         };
         for id in ids.into_iter().filter(|id| *id != 0) {
             match processor.process(id).await {
                 Ok(()) => {}
-                Err(WorkflowError::Telegram(e)) => warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is"),
+                Err(WorkflowError::Telegram(e)) => {
+                    warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is")
+                }
+                Err(WorkflowError::ShuttingDown) => {
+                    info!(order = id, "shutdown: the order is parked in its last committed state");
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -204,4 +240,10 @@ async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Resolves once the shutdown flag is raised (or its sender is gone).
+pub async fn stopped(shutdown: &watch::Receiver<bool>) {
+    let mut rx = shutdown.clone();
+    let _ = rx.wait_for(|s| *s).await;
 }

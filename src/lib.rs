@@ -11,6 +11,17 @@
 //! ```
 
 pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod domain;
+pub mod orders;
+pub mod sandbox;
+pub mod store;
 pub mod telegram;
+pub mod telemetry;
 pub mod tribute;
+
+/// The SQLite database's file name inside the data dir.
+pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

@@ -101,6 +101,8 @@ impl Sandbox {
             max_flood_sleep: Duration::from_secs(5),
             park_delay: self.opts.park_delay,
             reply_template: DEFAULT_REPLY_TEMPLATE.to_owned(),
+            first_start_lookback: Duration::from_secs(3600),
+            resync_interval: Duration::from_secs(1),
         };
         let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
         let (tx, rx) = watch::channel(false);

@@ -1,1 +1,14 @@
-//! placeholder, being written
+//! The publisher's activation API: the signed, idempotent client we call
+//! (`BackendClient`), the signature scheme both sides share (`signing`),
+//! and a reference implementation of the receiving side (`reference`).
+//! The contract itself is documented in `docs/backend-api.md` and
+//! `docs/openapi.yaml`.
+
+mod answer;
+mod backoff;
+mod client;
+pub mod reference;
+pub mod signing;
+mod wire;
+
+pub use client::*;

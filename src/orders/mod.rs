@@ -12,4 +12,4 @@ mod workflow;
 
 pub use checkpoint::{Checkpoint, CheckpointHook};
 pub use ingest::{ingest, IngestConfig};
-pub use workflow::{OrderProcessor, WorkflowConfig, WorkflowError};
+pub use workflow::{OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};

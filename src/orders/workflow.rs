@@ -17,6 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 use super::cards::order_card;
 use super::checkpoint::{Checkpoint, CheckpointHook};
 use super::ingest::{ingest, IngestConfig};
+use crate::daemon::stopped;
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
 use crate::domain::{EscalationReason, OrderState};
 use crate::store::{now_ms, AccountStatus, NewCard, OrderRecord, Store, StoreError, Transition};
@@ -36,6 +37,10 @@ pub struct WorkflowConfig {
     pub park_delay: Duration,
     /// The reply to the Tribute notification. Placeholders: {product}, {account_id}, {order_ref}, {price}.
     pub reply_template: String,
+    /// On the first start (empty store) only Tribute messages this recent are processed.
+    pub first_start_lookback: Duration,
+    /// How often the Tribute chat history is re-read in case an update was missed.
+    pub resync_interval: Duration,
 }
 
 pub const DEFAULT_REPLY_TEMPLATE: &str =
@@ -243,7 +248,8 @@ impl OrderProcessor {
         };
         if let Some(noted) = order.button_message_id {
             // We had found the button before a restart and may have pressed it.
-            let now = self.telegram(|| self.messenger.get_messages(chat, &[noted])).await?;
+            let ids = [noted];
+            let now = self.telegram(|| self.messenger.get_messages(chat, &ids)).await?;
             return match now.first().and_then(|m| self.send_button(m)) {
                 Some(data) => self.press(order, noted, &data).await,
                 None => {
@@ -272,11 +278,10 @@ impl OrderProcessor {
                 let detail = format!("waited {}s after our reply", self.cfg.button_timeout.as_secs());
                 return self.escalate(order, EscalationReason::ButtonNeverCame, &detail).await;
             }
-            let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = self.follow_ups.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(remaining.min(1000) as u64)) => {}
-                _ = shutdown.wait_for(|s| *s) => return Err(WorkflowError::ShuttingDown),
+                _ = stopped(&self.shutdown) => return Err(WorkflowError::ShuttingDown),
             }
         };
         self.store
@@ -376,10 +381,9 @@ impl OrderProcessor {
                 }
                 Err(e) => return Err(WorkflowError::Telegram(e)),
             };
-            let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait_for(|s| *s) => return Err(WorkflowError::ShuttingDown),
+                _ = stopped(&self.shutdown) => return Err(WorkflowError::ShuttingDown),
             }
         }
     }

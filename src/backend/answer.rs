@@ -1,0 +1,152 @@
+//! How one HTTP answer from `/activate` maps to an outcome, a retry or a
+//! permanent error. Kept pure (status + headers + body in, verdict out) so
+//! the retry policy is tested without a network.
+//!
+//! 404 and 422 count as business answers only when their JSON body says so:
+//! a proxy's or web server's own 404 page (wrong URL, missing route) must
+//! not make us tell a customer that they have no pending order.
+
+use std::time::Duration;
+
+use super::client::BackendError;
+use super::wire::ActivationOutcome;
+
+/// Longest piece of an answer body kept in an error message.
+const MAX_BODY_IN_ERROR: usize = 1000;
+
+/// What to do with one answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Done(ActivationOutcome),
+    /// Transient: try again (after `retry_after` when the backend asked for it).
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fail(BackendError),
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    status: Option<String>,
+    activation_id: Option<String>,
+    error: Option<String>,
+}
+
+/// Classifies an answer. `retry_after` is the raw `Retry-After` header, if any.
+pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    let said = |s: &str| answer.as_ref().and_then(|a| a.status.as_deref()) == Some(s);
+    match status {
+        200..=299 => success(status, answer, body),
+        404 if said("no_pending_order") => Verdict::Done(ActivationOutcome::NoPendingOrder),
+        422 if said("unknown_account") => Verdict::Done(ActivationOutcome::UnknownAccount),
+        // Our own earlier attempt used the same signature (same second, e.g.
+        // after a restart); a fresh signature is safe because the key is idempotent.
+        401 if answer.as_ref().and_then(|a| a.error.as_deref()) == Some("replayed_signature") => {
+            Verdict::Retry { reason: "the backend refused a replayed signature; re-signing".into(), retry_after: None }
+        }
+        408 | 429 | 500..=599 => Verdict::Retry {
+            reason: format!("HTTP {status}: {}", snippet(body)),
+            retry_after: retry_after.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs),
+        },
+        _ => Verdict::Fail(BackendError::Rejected { status, body: snippet(body) }),
+    }
+}
+
+fn success(status: u16, answer: Option<Answer>, body: &[u8]) -> Verdict {
+    let protocol =
+        || Verdict::Fail(BackendError::Protocol(format!("HTTP {status} with an unexpected body: {}", snippet(body))));
+    let Some(Answer { status: Some(kind), activation_id: Some(id), .. }) = answer else {
+        return protocol();
+    };
+    if id.trim().is_empty() {
+        return protocol();
+    }
+    match kind.as_str() {
+        "activated" => Verdict::Done(ActivationOutcome::Activated { activation_id: id }),
+        "already_activated" => Verdict::Done(ActivationOutcome::AlreadyActivated { activation_id: id }),
+        _ => protocol(),
+    }
+}
+
+/// The body as text, cut to [`MAX_BODY_IN_ERROR`] characters.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match text.char_indices().nth(MAX_BODY_IN_ERROR) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(v: Verdict) -> ActivationOutcome {
+        match v {
+            Verdict::Done(o) => o,
+            other => panic!("expected an outcome, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn maps_business_answers() {
+        assert_eq!(
+            done(classify(200, None, br#"{"status":"activated","activation_id":"a1"}"#)),
+            ActivationOutcome::Activated { activation_id: "a1".into() }
+        );
+        assert_eq!(
+            done(classify(200, None, br#"{"status":"already_activated","activation_id":"a1","extra":1}"#)),
+            ActivationOutcome::AlreadyActivated { activation_id: "a1".into() }
+        );
+        assert_eq!(done(classify(404, None, br#"{"status":"no_pending_order"}"#)), ActivationOutcome::NoPendingOrder);
+        assert_eq!(done(classify(422, None, br#"{"status":"unknown_account"}"#)), ActivationOutcome::UnknownAccount);
+    }
+
+    #[test]
+    fn a_bare_404_or_422_is_a_rejection_not_a_business_answer() {
+        for (status, body) in [(404, &b"<html>Not Found</html>"[..]), (422, br#"{"status":"invalid"}"#)] {
+            assert!(
+                matches!(classify(status, None, body), Verdict::Fail(BackendError::Rejected { status: s, .. }) if s == status)
+            );
+        }
+    }
+
+    #[test]
+    fn retries_transient_answers_only() {
+        for status in [500, 502, 503, 504, 408, 429] {
+            assert!(matches!(classify(status, None, b""), Verdict::Retry { .. }), "{status}");
+        }
+        assert_eq!(
+            classify(503, Some(" 7 "), b"busy"),
+            Verdict::Retry { reason: "HTTP 503: busy".into(), retry_after: Some(Duration::from_secs(7)) }
+        );
+        assert!(matches!(
+            classify(401, None, br#"{"status":"bad_signature","error":"replayed_signature"}"#),
+            Verdict::Retry { .. }
+        ));
+        for status in [400, 401, 403, 409, 301] {
+            assert!(matches!(classify(status, None, b"no"), Verdict::Fail(BackendError::Rejected { .. })), "{status}");
+        }
+    }
+
+    #[test]
+    fn odd_success_bodies_are_protocol_errors() {
+        for body in [
+            &b"ok"[..],
+            br#"{"status":"activated"}"#,
+            br#"{"status":"activated","activation_id":" "}"#,
+            br#"{"status":"no_pending_order","activation_id":"x"}"#,
+        ] {
+            assert!(matches!(classify(200, None, body), Verdict::Fail(BackendError::Protocol(_))), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn long_bodies_are_cut_on_a_char_boundary() {
+        let body = "я".repeat(MAX_BODY_IN_ERROR + 5);
+        let Verdict::Fail(BackendError::Rejected { body, .. }) = classify(400, None, body.as_bytes()) else { panic!() };
+        assert_eq!(body.chars().count(), MAX_BODY_IN_ERROR + 1);
+    }
+}

@@ -1,0 +1,343 @@
+//! The activation client: one signed, idempotent `POST /activate` with
+//! retries, turned into a typed outcome.
+//!
+//! Retrying is safe because every attempt carries the same body bytes and
+//! the same `Idempotency-Key` (the order reference): a backend that already
+//! activated the order answers `already_activated`. Each attempt is signed
+//! afresh, with a timestamp strictly later than the one last used for the
+//! same key (also across calls), so no two requests ever carry the same
+//! signature header and a receiver's replay check never refuses our own retry.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{debug, warn};
+
+use super::answer::{classify, Verdict};
+use super::backoff;
+use super::signing::{self, SIGNATURE_HEADER};
+pub use super::wire::{ActivationOutcome, ActivationRequest};
+
+/// Header carrying the order reference so the backend can deduplicate.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// Where the backend is and how hard to try. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct BackendConfig {
+    /// Base URL; requests go to `{url}/activate`.
+    pub url: String,
+    /// Shared HMAC secret for `X-Tribute-Assistant-Signature`.
+    pub secret: SecretString,
+    /// Limit for one attempt (connect + request + answer).
+    pub timeout: Duration,
+    /// Attempts per [`BackendClient::activate`] call before giving up with
+    /// [`BackendError::Unavailable`] (at least 1).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles after that.
+    pub initial_backoff: Duration,
+    /// Upper bound for any single backoff (also caps a `Retry-After`).
+    pub max_backoff: Duration,
+}
+
+impl BackendConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+    /// A config with the default timeout, attempts and backoff.
+    pub fn new(url: impl Into<String>, secret: SecretString) -> Self {
+        Self {
+            url: url.into(),
+            secret,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+        }
+    }
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
+/// Why an activation call did not produce an [`ActivationOutcome`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// Network error, timeout or 5xx on every attempt. Transient: park the
+    /// order and call again later with the same key.
+    #[error("backend unavailable after {attempts} attempt(s): {last_error}")]
+    Unavailable { attempts: u32, last_error: String },
+    /// A 4xx other than the documented business answers (401 included).
+    /// Permanent: retrying the same request will not help.
+    #[error("backend rejected the request with HTTP {status}: {body}")]
+    Rejected { status: u16, body: String },
+    /// A success status with a body we cannot read as an outcome.
+    #[error("backend answered with an unexpected body: {0}")]
+    Protocol(String),
+    /// Only from [`BackendClient::new`]: the configuration cannot work.
+    #[error("invalid backend configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// Calls the publisher's activation endpoint. Cheap to clone (shares one
+/// connection pool).
+#[derive(Clone)]
+pub struct BackendClient {
+    http: reqwest::Client,
+    endpoint: reqwest::Url,
+    config: Arc<BackendConfig>,
+    timestamps: Arc<Timestamps>,
+}
+
+impl fmt::Debug for BackendClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl BackendClient {
+    /// Checks the config and builds the HTTP client (no request is made).
+    pub fn new(config: BackendConfig) -> Result<Self, BackendError> {
+        let invalid = |m: String| BackendError::InvalidConfig(m);
+        if config.max_attempts == 0 {
+            return Err(invalid("max_attempts must be at least 1".into()));
+        }
+        if config.timeout.is_zero() {
+            return Err(invalid("timeout must be longer than zero".into()));
+        }
+        if config.secret.expose_secret().is_empty() {
+            return Err(invalid("the HMAC secret is empty".into()));
+        }
+        let endpoint = endpoint_url(&config.url).map_err(invalid)?;
+        if endpoint.scheme() == "http" && !is_loopback(&endpoint) {
+            warn!(endpoint = %endpoint, "backend URL is plain http: requests are signed but not encrypted");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tribute-assistant/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        Ok(Self { http, endpoint, config: Arc::new(config), timestamps: Arc::default() })
+    }
+
+    /// The full `/activate` URL this client posts to.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
+    /// Asks the backend to activate `req`, retrying transient failures with
+    /// exponential backoff and jitter. Never activates twice: retries reuse
+    /// the body and the idempotency key.
+    pub async fn activate(&self, req: &ActivationRequest) -> Result<ActivationOutcome, BackendError> {
+        let body =
+            serde_json::to_vec(req).map_err(|e| BackendError::Protocol(format!("cannot encode the request: {e}")))?;
+        let key = req.order_ref.as_str();
+        let cfg = &self.config;
+        let mut last_error = String::new();
+        for attempt in 1..=cfg.max_attempts {
+            let t = self.timestamps.next(key).await;
+            let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &body);
+            debug!(order_ref = key, attempt, t, "calling the backend");
+            match self.attempt(key, &signature, body.clone()).await {
+                Verdict::Done(outcome) => {
+                    debug!(order_ref = key, attempt, ?outcome, "backend answered");
+                    return Ok(outcome);
+                }
+                Verdict::Fail(err) => {
+                    warn!(order_ref = key, attempt, error = %err, "backend refused the request");
+                    return Err(err);
+                }
+                Verdict::Retry { reason, retry_after } => {
+                    last_error = reason;
+                    if attempt == cfg.max_attempts {
+                        warn!(order_ref = key, attempt, error = %last_error, "backend attempt failed; no attempts left");
+                        break;
+                    }
+                    let wait = retry_after
+                        .map(|d| d.min(cfg.max_backoff))
+                        .unwrap_or_else(|| backoff::delay(attempt, cfg.initial_backoff, cfg.max_backoff));
+                    warn!(order_ref = key, attempt, error = %last_error, retry_in = ?wait, "backend attempt failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Err(BackendError::Unavailable { attempts: cfg.max_attempts, last_error })
+    }
+
+    async fn attempt(&self, key: &str, signature: &str, body: Vec<u8>) -> Verdict {
+        let sent = self
+            .http
+            .post(self.endpoint.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(IDEMPOTENCY_HEADER, key)
+            .header(SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Verdict::Retry { reason: error_chain(&e), retry_after: None },
+        };
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        match response.bytes().await {
+            Ok(bytes) => classify(status, retry_after.as_deref(), &bytes),
+            // The backend may have acted; a retry with the same key is answered idempotently.
+            Err(e) => Verdict::Retry {
+                reason: format!("HTTP {status}, body unreadable: {}", error_chain(&e)),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// Hands out signature timestamps so that no two requests for the same
+/// idempotency key (same body, hence same MAC for the same `t`) ever carry
+/// the same header: a receiver would refuse the second one as a replay.
+///
+/// A repeat within the same second gets `t` one second past the previous
+/// one instead of waiting, so quick retries cost no latency; the lead over
+/// the real clock is bounded by [`Self::MAX_LEAD_SECS`] (far inside the
+/// receivers' 300 s window) and only past that does a request wait.
+/// Shared by all clones of a client; keys are forgotten once their last
+/// `t` is far outside any receiver's window.
+#[derive(Debug, Default)]
+struct Timestamps {
+    last_by_key: Mutex<HashMap<String, i64>>,
+}
+
+impl Timestamps {
+    /// How long a key's last `t` is remembered (twice the receivers' window).
+    const MEMORY_SECS: i64 = 2 * signing::DEFAULT_TOLERANCE_SECS;
+    /// Furthest a `t` may run ahead of the real clock.
+    const MAX_LEAD_SECS: i64 = 30;
+
+    /// The `t` for the next request with `key`: now, or just past the last one used.
+    async fn next(&self, key: &str) -> i64 {
+        loop {
+            let now = Utc::now().timestamp();
+            {
+                let mut last = self.last_by_key.lock().unwrap_or_else(|e| e.into_inner());
+                let t = last.get(key).map_or(now, |&prev| now.max(prev + 1));
+                if t - now <= Self::MAX_LEAD_SECS {
+                    last.retain(|_, prev| *prev >= now - Self::MEMORY_SECS);
+                    last.insert(key.to_owned(), t);
+                    return t;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn endpoint_url(base: &str) -> Result<reqwest::Url, String> {
+    let base = base.trim();
+    let url = reqwest::Url::parse(base).map_err(|e| format!("backend URL {base:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("backend URL must be http or https, not {:?}", url.scheme()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("backend URL must not have a query or fragment".into());
+    }
+    reqwest::Url::parse(&format!("{}/activate", base.trim_end_matches('/')))
+        .map_err(|e| format!("cannot build the activation URL from {base:?}: {e}"))
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An error with its causes, without the URL (it may hold credentials).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = String::from(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken answer body"
+    } else if e.is_builder() {
+        "cannot build the request"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> BackendConfig {
+        BackendConfig::new(url, SecretString::from("s3cr3t-value"))
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let cfg = config("https://shop.example");
+        let shown = format!("{cfg:?} {:?}", BackendClient::new(cfg.clone()).unwrap());
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn builds_the_activate_url_from_a_base() {
+        for base in ["https://shop.example", "https://shop.example/", "https://shop.example/api/ta/ "] {
+            let c = BackendClient::new(config(base)).unwrap();
+            assert!(c.endpoint().ends_with("/activate") && !c.endpoint().contains("//activate"), "{}", c.endpoint());
+        }
+        assert_eq!(
+            BackendClient::new(config("https://shop.example/api/")).unwrap().endpoint(),
+            "https://shop.example/api/activate"
+        );
+    }
+
+    #[test]
+    fn rejects_unusable_configs() {
+        for cfg in [
+            config("not a url"),
+            config("ftp://shop.example"),
+            config("https://shop.example/?a=1"),
+            BackendConfig { max_attempts: 0, ..config("https://shop.example") },
+            BackendConfig { timeout: Duration::ZERO, ..config("https://shop.example") },
+            BackendConfig { secret: SecretString::from(""), ..config("https://shop.example") },
+        ] {
+            assert!(matches!(BackendClient::new(cfg), Err(BackendError::InvalidConfig(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn timestamps_strictly_increase_per_key_without_waiting() {
+        let ts = Timestamps::default();
+        let started = std::time::Instant::now();
+        let first: Vec<i64> = [ts.next("k").await, ts.next("k").await, ts.next("k").await].into();
+        let other = ts.next("other").await;
+        assert!(first.windows(2).all(|w| w[1] > w[0]), "{first:?}");
+        assert!(other <= first[2], "other keys are not pushed ahead: {other} {first:?}");
+        assert!(started.elapsed() < Duration::from_millis(500), "no waiting for the next second");
+        assert!(first[2] - Utc::now().timestamp() <= Timestamps::MAX_LEAD_SECS);
+    }
+}

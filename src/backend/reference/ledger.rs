@@ -1,0 +1,181 @@
+//! The reference backend's books: accounts, pending orders, idempotency
+//! keys, accepted signatures and counters. Plain synchronous code with no
+//! I/O, so the HTTP handlers stay thin and hold the lock only briefly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Counters a test or benchmark reads back from the reference backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Every `POST /activate` request received, whatever its answer.
+    pub requests: u64,
+    /// Real activations (each consumed one pending order).
+    pub activations: u64,
+    /// Requests answered `already_activated`.
+    pub already_activated: u64,
+    /// Requests refused with 401 (missing, malformed, wrong, stale or replayed signature).
+    pub rejected_signatures: u64,
+    /// Requests answered 503 because of [`fail_next`](super::ReferenceBackend::fail_next).
+    pub failures_injected: u64,
+}
+
+/// What the business logic decided for one authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Decision {
+    Activated(String),
+    AlreadyActivated(String),
+    UnknownAccount,
+    NoPendingOrder,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
+    /// account id → (lower-cased product name → pending orders).
+    accounts: HashMap<String, HashMap<String, u32>>,
+    /// Idempotency key → activation id. Only successful activations bind a
+    /// key: a 404/422 must not, because the same order is retried with a
+    /// corrected account ID.
+    activated_keys: HashMap<String, String>,
+    /// Signature header values already accepted → their `t`, for the replay check.
+    accepted_signatures: HashMap<String, i64>,
+    requests_by_key: HashMap<String, u32>,
+    handler_time: HashMap<String, Duration>,
+    next_activation: u64,
+    pub(super) fail_next: u32,
+    pub(super) delay: Duration,
+    pub(super) stats: BackendStats,
+}
+
+fn product_key(product: &str) -> String {
+    product.trim().to_lowercase()
+}
+
+impl Ledger {
+    pub(super) fn add_account(&mut self, account: &str) {
+        self.accounts.entry(account.to_owned()).or_default();
+    }
+
+    pub(super) fn add_pending(&mut self, account: &str, product: &str) {
+        *self.accounts.entry(account.to_owned()).or_default().entry(product_key(product)).or_default() += 1;
+    }
+
+    /// Counts an incoming `/activate` request (and its key, when it has one).
+    pub(super) fn note_request(&mut self, key: Option<&str>) {
+        self.stats.requests += 1;
+        if let Some(key) = key {
+            *self.requests_by_key.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Records a verified signature; `false` when the exact header was accepted before.
+    /// Entries older than `forget_before` can no longer pass the freshness
+    /// check anyway, so they are dropped to keep the set small.
+    pub(super) fn accept_signature(&mut self, header: &str, t: i64, forget_before: i64) -> bool {
+        self.accepted_signatures.retain(|_, seen_t| *seen_t >= forget_before);
+        if self.accepted_signatures.contains_key(header) {
+            return false;
+        }
+        self.accepted_signatures.insert(header.to_owned(), t);
+        true
+    }
+
+    /// Uses up one injected failure, if any is left.
+    pub(super) fn take_injected_failure(&mut self) -> bool {
+        if self.fail_next == 0 {
+            return false;
+        }
+        self.fail_next -= 1;
+        self.stats.failures_injected += 1;
+        true
+    }
+
+    /// The activation rules, in the documented order.
+    pub(super) fn decide(&mut self, key: &str, account: &str, product: &str) -> Decision {
+        if let Some(id) = self.activated_keys.get(key) {
+            self.stats.already_activated += 1;
+            return Decision::AlreadyActivated(id.clone());
+        }
+        let Some(pending) = self.accounts.get_mut(account) else {
+            return Decision::UnknownAccount;
+        };
+        match pending.get_mut(&product_key(product)) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => return Decision::NoPendingOrder,
+        }
+        self.next_activation += 1;
+        let id = format!("act-{:06}", self.next_activation);
+        self.activated_keys.insert(key.to_owned(), id.clone());
+        self.stats.activations += 1;
+        Decision::Activated(id)
+    }
+
+    pub(super) fn activations_for(&self, key: &str) -> u32 {
+        u32::from(self.activated_keys.contains_key(key))
+    }
+
+    pub(super) fn requests_for(&self, key: &str) -> u32 {
+        self.requests_by_key.get(key).copied().unwrap_or(0)
+    }
+
+    pub(super) fn add_handler_time(&mut self, key: &str, d: Duration) {
+        *self.handler_time.entry(key.to_owned()).or_default() += d;
+    }
+
+    pub(super) fn handler_time(&self, key: &str) -> Duration {
+        self.handler_time.get(key).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activates_once_per_key_and_consumes_one_pending_order() {
+        let mut l = Ledger::default();
+        l.add_pending("42", "100 Diamonds");
+        l.add_pending("42", "100 diamonds ");
+        assert_eq!(l.decide("k1", "42", "100 DIAMONDS"), Decision::Activated("act-000001".into()));
+        assert_eq!(l.decide("k1", "42", "100 Diamonds"), Decision::AlreadyActivated("act-000001".into()));
+        assert_eq!(l.decide("k2", "42", "100 Diamonds"), Decision::Activated("act-000002".into()));
+        assert_eq!(l.decide("k3", "42", "100 Diamonds"), Decision::NoPendingOrder);
+        assert_eq!((l.stats.activations, l.stats.already_activated), (2, 1));
+        assert_eq!((l.activations_for("k1"), l.activations_for("k3")), (1, 0));
+    }
+
+    #[test]
+    fn failed_answers_do_not_bind_the_key() {
+        let mut l = Ledger::default();
+        l.add_account("7");
+        assert_eq!(l.decide("k", "8", "P"), Decision::UnknownAccount);
+        assert_eq!(l.decide("k", "7", "P"), Decision::NoPendingOrder);
+        l.add_pending("7", "P");
+        assert_eq!(l.decide("k", "7", "p"), Decision::Activated("act-000001".into()));
+    }
+
+    #[test]
+    fn account_ids_are_exact() {
+        let mut l = Ledger::default();
+        l.add_pending("00123", "P");
+        assert_eq!(l.decide("k", "123", "P"), Decision::UnknownAccount);
+    }
+
+    #[test]
+    fn refuses_a_replayed_signature_and_forgets_old_ones() {
+        let mut l = Ledger::default();
+        assert!(l.accept_signature("t=100,v1=aa", 100, 0));
+        assert!(!l.accept_signature("t=100,v1=aa", 100, 0));
+        assert!(l.accept_signature("t=101,v1=aa", 101, 0));
+        assert!(l.accept_signature("t=200,v1=bb", 200, 150));
+        assert_eq!(l.accepted_signatures.len(), 1);
+    }
+
+    #[test]
+    fn injected_failures_run_out() {
+        let mut l = Ledger { fail_next: 2, ..Ledger::default() };
+        assert!(l.take_injected_failure() && l.take_injected_failure());
+        assert!(!l.take_injected_failure());
+        assert_eq!(l.stats.failures_injected, 2);
+    }
+}

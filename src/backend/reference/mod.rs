@@ -1,0 +1,126 @@
+//! The reference publisher backend: a real axum server on loopback that
+//! implements `docs/backend-api.md` strictly (signatures, 300 s window,
+//! replay refusal, idempotency). Tests, the `demo` command and the
+//! benchmark run the client against it, and a publisher's developer can
+//! read it as a worked example of the receiving side.
+
+mod handlers;
+mod ledger;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use ledger::BackendStats;
+
+use handlers::Shared;
+use ledger::Ledger;
+
+/// How long [`ReferenceBackend::shutdown`] waits for open connections before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running reference backend. Dropping it stops the server too; call
+/// [`shutdown`](Self::shutdown) to wait until it has stopped.
+pub struct ReferenceBackend {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ReferenceBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferenceBackend").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl ReferenceBackend {
+    /// Binds `127.0.0.1:0` and serves in a background task.
+    pub async fn start(secret: SecretString) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { secret, ledger: Mutex::new(Ledger::default()) });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = handlers::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::warn!(error = %e, "reference backend stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, "reference backend listening");
+        Ok(Self { shared, addr, stop: Some(stop), task: Some(task) })
+    }
+
+    /// Base URL to put in [`BackendConfig::url`](crate::backend::BackendConfig), e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A known account with no pending orders (activations answer 404).
+    pub fn add_account(&self, account: &str) {
+        self.shared.ledger().add_account(account);
+    }
+
+    /// One more pending order for `product` (case-insensitive) on `account`; makes the account known.
+    pub fn add_pending(&self, account: &str, product: &str) {
+        self.shared.ledger().add_pending(account, product);
+    }
+
+    /// The next `n` authenticated `/activate` requests answer 503 (replaces any earlier count).
+    pub fn fail_next(&self, n: u32) {
+        self.shared.ledger().fail_next = n;
+    }
+
+    /// Every request is held for `d` before it is answered. `/activate` is
+    /// decided (and committed) first, so a client that times out meanwhile
+    /// sees `already_activated` on its retry, as with a real slow backend.
+    pub fn set_delay(&self, d: Duration) {
+        self.shared.ledger().delay = d;
+    }
+
+    pub fn stats(&self) -> BackendStats {
+        self.shared.ledger().stats
+    }
+
+    /// Real activations for this idempotency key (0 or 1).
+    pub fn activations_for(&self, order_ref: &str) -> u32 {
+        self.shared.ledger().activations_for(order_ref)
+    }
+
+    /// `/activate` requests that carried this `Idempotency-Key`.
+    pub fn requests_for(&self, order_ref: &str) -> u32 {
+        self.shared.ledger().requests_for(order_ref)
+    }
+
+    /// Total time spent inside the handler (configured delay included) for this key.
+    pub fn handler_time(&self, order_ref: &str) -> Duration {
+        self.shared.ledger().handler_time(order_ref)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ReferenceBackend {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The backend contract, end to end: the published signature vectors (from
+//! docs/, computed independently with Python) against our signer, and the
+//! real client against the real reference backend on loopback, including
+//! the faults the daemon must survive (5xx, backend down, slow answers)
+//! and the attacks the receiver must refuse (wrong secret, stale or
+//! replayed signatures).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::Value;
+use tribute_assistant::backend::reference::ReferenceBackend;
+use tribute_assistant::backend::signing::{self, SIGNATURE_HEADER};
+use tribute_assistant::backend::{
+    ActivationOutcome, ActivationRequest, BackendClient, BackendConfig, BackendError, IDEMPOTENCY_HEADER,
+};
+use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef};
+
+const SECRET: &str = "contract-test-secret";
+
+fn vectors() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/signature-test-vectors.json");
+    let text = std::fs::read_to_string(path).expect("docs/signature-test-vectors.json is readable");
+    let file: Value = serde_json::from_str(&text).expect("vector file is JSON");
+    let vectors = file["vectors"].as_array().expect("vectors array").clone();
+    assert!(vectors.len() >= 3, "the vector file lost its vectors");
+    vectors
+}
+
+fn vector(name: &str) -> Value {
+    vectors().into_iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no vector {name}"))
+}
+
+fn request(message_id: i32, account: &str, product: &str) -> ActivationRequest {
+    ActivationRequest {
+        order_ref: OrderRef::for_message(93372553, message_id),
+        account_id: AccountId::parse(account).unwrap(),
+        product: product.into(),
+        price: Money::new(500, Currency::Eur).unwrap(),
+        customer_telegram_id: Some(777),
+        customer_name: "Иван".into(),
+        received_at: Utc::now(),
+    }
+}
+
+fn config(url: String, secret: &str) -> BackendConfig {
+    BackendConfig {
+        timeout: Duration::from_secs(5),
+        max_attempts: 5,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..BackendConfig::new(url, SecretString::from(secret))
+    }
+}
+
+async fn setup() -> (ReferenceBackend, BackendClient) {
+    let backend = ReferenceBackend::start(SecretString::from(SECRET)).await.unwrap();
+    let client = BackendClient::new(config(backend.url(), SECRET)).unwrap();
+    (backend, client)
+}
+
+/// Sends one hand-made signed request, bypassing the client's rules.
+async fn raw_post(url: &str, key: &str, signature: &str, body: &[u8]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/activate"))
+        .header("Content-Type", "application/json")
+        .header(IDEMPOTENCY_HEADER, key)
+        .header(SIGNATURE_HEADER, signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[test]
+fn published_vectors_match_our_signer() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/backend-api.md")).unwrap();
+    for v in vectors() {
+        let (secret, body, expected) =
+            (v["secret"].as_str().unwrap(), v["body"].as_str().unwrap(), v["expected_header"].as_str().unwrap());
+        let t = v["t"].as_i64().unwrap();
+        assert_eq!(signing::sign(secret.as_bytes(), t, body.as_bytes()), expected, "vector {}", v["name"]);
+        assert_eq!(signing::verify(secret.as_bytes(), expected, body.as_bytes(), t + 299, 300), Ok(t));
+        assert!(signing::verify(secret.as_bytes(), expected, format!("{body} ").as_bytes(), t, 300).is_err());
+        assert!(doc.contains(expected), "docs/backend-api.md does not list vector {}", v["name"]);
+    }
+}
+
+#[test]
+fn our_request_body_is_the_published_example_byte_for_byte() {
+    let v = vector("activation_example");
+    let req = ActivationRequest {
+        received_at: DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc(),
+        ..request(42, "123456", "100 Diamonds")
+    };
+    let body = serde_json::to_vec(&req).unwrap();
+    assert_eq!(String::from_utf8(body.clone()).unwrap(), v["body"].as_str().unwrap());
+    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &body);
+    assert_eq!(signed, v["expected_header"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn activates_once_and_answers_already_activated_on_repeat() {
+    let (backend, client) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(1, "123456", "100 diamonds");
+    let first = client.activate(&req).await.unwrap();
+    assert_eq!(first, ActivationOutcome::Activated { activation_id: "act-000001".into() });
+    let again = client.activate(&req).await.unwrap();
+    assert_eq!(again, ActivationOutcome::AlreadyActivated { activation_id: "act-000001".into() });
+    assert_eq!(backend.activations_for(req.order_ref.as_str()), 1);
+    let stats = backend.stats();
+    assert_eq!((stats.requests, stats.activations, stats.already_activated), (2, 1, 1));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn business_answers_map_to_outcomes() {
+    let (backend, client) = setup().await;
+    backend.add_account("555");
+    backend.add_pending("556", "VIP month");
+    assert_eq!(client.activate(&request(2, "555", "VIP month")).await.unwrap(), ActivationOutcome::NoPendingOrder);
+    assert_eq!(client.activate(&request(3, "556", "100 Diamonds")).await.unwrap(), ActivationOutcome::NoPendingOrder);
+    assert_eq!(client.activate(&request(4, "999", "VIP month")).await.unwrap(), ActivationOutcome::UnknownAccount);
+    // A failed answer does not bind the key: the same order succeeds once the ID is corrected.
+    let corrected = request(4, "556", "VIP month");
+    assert!(matches!(client.activate(&corrected).await.unwrap(), ActivationOutcome::Activated { .. }));
+    assert_eq!(backend.stats().activations, 1);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_through_5xx_with_the_same_key_and_activates_once() {
+    let (backend, client) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    backend.fail_next(2);
+    let req = request(5, "123456", "100 Diamonds");
+    assert!(matches!(client.activate(&req).await.unwrap(), ActivationOutcome::Activated { .. }));
+    let stats = backend.stats();
+    assert_eq!(stats.failures_injected, 2);
+    assert_eq!(stats.requests, 3);
+    assert_eq!(backend.requests_for(req.order_ref.as_str()), 3, "every attempt carried Idempotency-Key = order_ref");
+    assert_eq!(stats.rejected_signatures, 0, "each retry was signed afresh, so none looked like a replay");
+    assert_eq!((stats.activations, backend.activations_for(req.order_ref.as_str())), (1, 1));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn gives_up_as_unavailable_when_nothing_listens() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = BackendClient::new(BackendConfig { max_attempts: 3, ..config(url, SECRET) }).unwrap();
+    match client.activate(&request(6, "1", "P")).await {
+        Err(BackendError::Unavailable { attempts, last_error }) => {
+            assert_eq!(attempts, 3);
+            assert!(last_error.starts_with("cannot connect"), "{last_error}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_slow_backend_times_out_but_the_retry_never_activates_twice() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    backend.set_delay(Duration::from_millis(400));
+    let impatient =
+        BackendConfig { timeout: Duration::from_millis(100), max_attempts: 2, ..config(backend.url(), SECRET) };
+    let client = BackendClient::new(impatient).unwrap();
+    let req = request(7, "123456", "100 Diamonds");
+    assert!(matches!(client.activate(&req).await, Err(BackendError::Unavailable { attempts: 2, .. })));
+    // The first attempt was committed even though its answer never arrived.
+    assert_eq!(backend.activations_for(req.order_ref.as_str()), 1);
+    assert!(backend.handler_time(req.order_ref.as_str()) >= Duration::from_millis(800));
+    backend.set_delay(Duration::ZERO);
+    let later = BackendClient::new(config(backend.url(), SECRET)).unwrap();
+    assert_eq!(
+        later.activate(&req).await.unwrap(),
+        ActivationOutcome::AlreadyActivated { activation_id: "act-000001".into() }
+    );
+    assert_eq!(backend.stats().activations, 1);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_rejected_at_once() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let client = BackendClient::new(config(backend.url(), "not-the-secret")).unwrap();
+    match client.activate(&request(8, "123456", "100 Diamonds")).await {
+        Err(BackendError::Rejected { status: 401, body }) => assert!(body.contains("bad_signature"), "{body}"),
+        other => panic!("expected Rejected 401, got {other:?}"),
+    }
+    let stats = backend.stats();
+    assert_eq!((stats.requests, stats.rejected_signatures, stats.activations), (1, 1, 0), "401 is not retried");
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_path_404_is_not_mistaken_for_no_pending_order() {
+    let (backend, _) = setup().await;
+    let client = BackendClient::new(config(format!("{}/wrong", backend.url()), SECRET)).unwrap();
+    assert!(matches!(client.activate(&request(9, "1", "P")).await, Err(BackendError::Rejected { status: 404, .. })));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_and_future_timestamps_are_refused() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(10, "123456", "100 Diamonds");
+    let body = serde_json::to_vec(&req).unwrap();
+    let now = Utc::now().timestamp();
+    for t in [now - 301, now + 301] {
+        let signature = signing::sign(SECRET.as_bytes(), t, &body);
+        let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("stale_timestamp")), "{answer}");
+    }
+    assert_eq!(backend.stats().rejected_signatures, 2);
+    assert_eq!(backend.stats().activations, 0);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_exact_replay_of_an_accepted_signature_is_refused() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(11, "123456", "100 Diamonds");
+    let body = serde_json::to_vec(&req).unwrap();
+    let signature = signing::sign(SECRET.as_bytes(), Utc::now().timestamp(), &body);
+    let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("activated")));
+    let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("replayed_signature")), "{answer}");
+    assert_eq!(backend.activations_for(req.order_ref.as_str()), 1);
+    assert_eq!(backend.stats().activations, 1);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_after_the_signature_check() {
+    let (backend, _) = setup().await;
+    let url = backend.url();
+    let now = Utc::now().timestamp();
+    let good = serde_json::to_vec(&request(12, "1", "P")).unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("", &good, "missing_idempotency_key"),
+        ("TA-93372553-12", b"{not json", "invalid_json"),
+        ("TA-93372553-99", &good, "idempotency_key_mismatch"),
+    ];
+    for (i, (key, body, error)) in cases.into_iter().enumerate() {
+        // Distinct t per case so no request looks like a replay of another.
+        let signature = signing::sign(SECRET.as_bytes(), now - i as i64, body);
+        let (status, answer) = raw_post(&url, key, &signature, body).await;
+        assert_eq!((status, answer["error"].as_str()), (400, Some(error)), "{answer}");
+    }
+    let (status, answer) = raw_post(&url, "TA-93372553-12", "t=1,v1=zz", &good).await;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("malformed_header")));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_answers_ok_and_checks_a_signature_when_given() {
+    let (backend, _) = setup().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/health", backend.url());
+    let plain = http.get(&url).send().await.unwrap();
+    assert_eq!(plain.status().as_u16(), 200);
+    assert_eq!(plain.json::<Value>().await.unwrap()["status"], "ok");
+    let good = signing::sign(SECRET.as_bytes(), Utc::now().timestamp(), b"");
+    assert_eq!(http.get(&url).header(SIGNATURE_HEADER, good).send().await.unwrap().status().as_u16(), 200);
+    let bad = signing::sign(b"wrong", Utc::now().timestamp(), b"");
+    assert_eq!(http.get(&url).header(SIGNATURE_HEADER, bad).send().await.unwrap().status().as_u16(), 401);
+    backend.shutdown().await;
+}
