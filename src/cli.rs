@@ -95,14 +95,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn parser_config(config: Option<&Path>) -> anyhow::Result<ParserConfig> {
-    let pattern = match config {
-        Some(p) => FileConfig::load(p)?.parser.account_pattern,
-        None => None,
-    };
-    match pattern {
-        Some(p) => ParserConfig::default()
-            .with_account_pattern(&p)
-            .with_context(|| format!("Invalid [parser] account_pattern {p:?}")),
+    match config {
+        Some(p) => FileConfig::load(p)?.parser.parser_config(),
         None => Ok(ParserConfig::default()),
     }
 }

@@ -9,6 +9,10 @@ use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::backend::BackendConfig;
+use crate::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
+use crate::tribute::ParserConfig;
+
 /// Environment variable holding the backend HMAC secret.
 pub const BACKEND_SECRET_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_SECRET";
 /// Environment variable overriding `backend.url`.
@@ -46,6 +50,14 @@ pub struct TelegramSection {
     /// Flood waits up to this long are slept through; longer ones park the step.
     #[serde(default = "default_flood_sleep")]
     pub max_flood_sleep_secs: u64,
+    /// On the very first start only Tribute messages this recent are processed.
+    #[serde(default = "default_lookback")]
+    pub first_start_lookback_hours: u64,
+    /// How often the Tribute chat is re-read in case an update was missed.
+    #[serde(default = "default_resync")]
+    pub resync_secs: u64,
+    /// Reply to the Tribute message; {product}, {account_id}, {order_ref}, {price}.
+    pub reply_template: Option<String>,
 }
 
 impl Default for TelegramSection {
@@ -56,6 +68,9 @@ impl Default for TelegramSection {
             send_button_texts: default_send_texts(),
             button_timeout_secs: default_button_timeout(),
             max_flood_sleep_secs: default_flood_sleep(),
+            first_start_lookback_hours: default_lookback(),
+            resync_secs: default_resync(),
+            reply_template: None,
         }
     }
 }
@@ -82,6 +97,17 @@ pub struct ParserSection {
     pub account_pattern: Option<String>,
 }
 
+impl ParserSection {
+    pub fn parser_config(&self) -> anyhow::Result<ParserConfig> {
+        match &self.account_pattern {
+            Some(p) => ParserConfig::default()
+                .with_account_pattern(p)
+                .with_context(|| format!("Invalid [parser] account_pattern {p:?}")),
+            None => Ok(ParserConfig::default()),
+        }
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
@@ -95,6 +121,12 @@ fn default_button_timeout() -> u64 {
     120
 }
 fn default_flood_sleep() -> u64 {
+    60
+}
+fn default_lookback() -> u64 {
+    1
+}
+fn default_resync() -> u64 {
     60
 }
 fn default_backend_timeout() -> u64 {
@@ -163,8 +195,37 @@ impl Config {
         })
     }
 
-    pub fn button_timeout(&self) -> Duration {
-        Duration::from_secs(self.telegram.button_timeout_secs)
+    pub fn backend_config(&self) -> BackendConfig {
+        BackendConfig {
+            url: self.backend_url.clone(),
+            secret: self.backend_secret.clone(),
+            timeout: Duration::from_secs(self.backend.timeout_secs),
+            max_attempts: self.backend.max_attempts,
+            ..BackendConfig::new(self.backend_url.clone(), self.backend_secret.clone())
+        }
+    }
+
+    pub fn workflow_config(&self) -> WorkflowConfig {
+        let t = &self.telegram;
+        WorkflowConfig {
+            tribute_chat: t.tribute_chat,
+            moderator_chat: t.moderator_chat,
+            send_button_texts: t.send_button_texts.clone(),
+            button_timeout: Duration::from_secs(t.button_timeout_secs),
+            max_flood_sleep: Duration::from_secs(t.max_flood_sleep_secs),
+            park_delay: Duration::from_secs(self.backend.park_secs),
+            reply_template: t.reply_template.clone().unwrap_or_else(|| DEFAULT_REPLY_TEMPLATE.to_owned()),
+            first_start_lookback: Duration::from_secs(t.first_start_lookback_hours * 3600),
+            resync_interval: Duration::from_secs(t.resync_secs.max(1)),
+        }
+    }
+
+    pub fn ingest_config(&self) -> anyhow::Result<IngestConfig> {
+        Ok(IngestConfig { parser: self.parser.parser_config()?, tribute_bot: self.telegram.tribute_chat })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(crate::DATABASE_FILE)
     }
 }
 
@@ -180,6 +241,9 @@ mod tests {
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("hunter2"), "secret leaked: {dbg}");
         assert_eq!(cfg.telegram.send_button_texts, vec!["Send", "Отправить"]);
+        assert!(!format!("{:?}", cfg.backend_config()).contains("hunter2"));
+        assert_eq!(cfg.workflow_config().tribute_chat, 93372553);
+        assert_eq!(cfg.workflow_config().reply_template, DEFAULT_REPLY_TEMPLATE);
     }
 
     #[test]
@@ -189,5 +253,8 @@ mod tests {
         assert!(err.contains(BACKEND_SECRET_ENV), "{err}");
         let err = toml::from_str::<FileConfig>("[backend]\nsecret = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("secret"), "{err}");
+        let file: FileConfig = toml::from_str("[parser]\naccount_pattern = \"([0-9\"\n").unwrap();
+        let err = file.parser.parser_config().unwrap_err().to_string();
+        assert!(err.contains("account_pattern"), "{err}");
     }
 }

@@ -155,6 +155,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         for e in store.order_events(order.id).await? {
             println!("   {}  {:<21} {}", &fmt_ms(e.at)[11..], e.to_state, e.note);
         }
+        let requests = sb.backend.requests_for(order.order_ref.as_str());
+        if requests > 0 {
+            println!(
+                "   backend saw {requests} request(s) with Idempotency-Key {} and activated it {} time(s)",
+                order.order_ref,
+                sb.backend.activations_for(order.order_ref.as_str())
+            );
+        }
         match order.state {
             OrderState::Confirmed => completed += 1,
             OrderState::Escalated | OrderState::NeedsCustomer => escalated += 1,
