@@ -96,6 +96,29 @@ fn scenes() -> Vec<Scene> {
 const MALFORMED: &str = "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
 const DONATION: &str = "💰 New donation\n\nFrom: Sergey\nAmount: €3.00\nMessage: keep going!";
 
+/// Posts the scenes one by one, waiting for each order to settle so the
+/// backend faults hit the order they are meant for.
+async fn play(sb: &Sandbox, scenes: &[Scene], posted: &mut Vec<(i32, &'static str)>) -> anyhow::Result<()> {
+    for (i, s) in scenes.iter().enumerate() {
+        if s.backend_failures > 0 {
+            sb.backend.fail_next(s.backend_failures);
+        }
+        let msg = sb.world.post_order(&s.order);
+        posted.push((msg, s.what));
+        sb.wait_settled(i + 1, Duration::from_secs(30)).await.with_context(|| format!("order {:?}", s.what))?;
+    }
+    sb.world.post_bot_text(MALFORMED, vec![]);
+    sb.world.post_bot_text(DONATION, vec![]);
+    sb.wait_settled(scenes.len(), Duration::from_secs(30)).await?;
+    // The malformed card is posted asynchronously: wait until it reached the moderator chat.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sb.store().count_malformed().await? < 1 || !sb.store().pending_cards().await?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the malformed order never reached the moderator");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let temp;
     let dir = match &args.data_dir {
@@ -123,24 +146,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut posted = Vec::new();
-    for (i, s) in scenes.iter().enumerate() {
-        if s.backend_failures > 0 {
-            sb.backend.fail_next(s.backend_failures);
-        }
-        let msg = sb.world.post_order(&s.order);
-        posted.push((msg, s.what));
-        sb.wait_settled(i + 1, Duration::from_secs(30)).await.with_context(|| format!("order {:?}", s.what))?;
-    }
-    sb.world.post_bot_text(MALFORMED, vec![]);
-    sb.world.post_bot_text(DONATION, vec![]);
-    sb.wait_settled(scenes.len(), Duration::from_secs(30)).await?;
-    // The malformed card is posted asynchronously: wait until it reached the moderator chat.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sb.store().count_malformed().await? < 1 || !sb.store().pending_cards().await?.is_empty() {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the malformed order never reached the moderator");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let scenario = play(&sb, &scenes, &mut posted);
+    let interrupted = tokio::select! {
+        res = scenario => { res?; false }
+        _ = crate::daemon::shutdown_signal() => true,
+    };
     sb.stop_daemon().await?;
+    if interrupted {
+        println!("interrupted: the daemon stopped after its step in flight; the store keeps every order");
+    }
 
     // Narrate from the store.
     let store = sb.store().clone();
@@ -216,6 +230,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, format!("{summary}\n")).with_context(|| format!("Failed to write {}", path.display()))?;
     }
     sb.shutdown().await?;
+    if interrupted {
+        return Ok(ExitCode::from(130));
+    }
     let consistent = stats.activations as usize == completed && deliveries.len() == completed;
     if !consistent {
         eprintln!("error: inconsistent run: {completed} completed but {} activations, {} deliveries", stats.activations, deliveries.len());
