@@ -1,6 +1,6 @@
 //! Raw Tribute chat messages: stored before anything else happens.
 
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::orders::{insert_order, NewOrder};
 use super::outbox::{insert_card, NewCard};
@@ -41,6 +41,17 @@ pub enum Recorded {
     Stored,
 }
 
+async fn update_current_state(tx: &mut Transaction<'_, Sqlite>, msg: &Message) -> StoreResult<()> {
+    sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ? AND kind NOT IN ('order', 'malformed')")
+        .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
+        .bind(&msg.text)
+        .bind(msg.chat_id)
+        .bind(msg.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a Tribute chat message and, in the same transaction, the
     /// order or the moderator card it leads to. A message seen before is a
@@ -78,15 +89,11 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            // A follow-up may have been edited since (keyboard removed): keep the latest buttons.
-            if kind == MessageKind::FollowUp || !msg.buttons.is_empty() {
-                sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ?")
-                    .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
-                    .bind(&msg.text)
-                    .bind(msg.chat_id)
-                    .bind(msg.id)
-                    .execute(&mut *tx)
-                    .await?;
+            // Seen before. Keep an order's text as first received, but let other
+            // messages show their current state (e.g. a follow-up whose keyboard
+            // the bot removed after our press).
+            if !matches!(kind, MessageKind::Order | MessageKind::Malformed) {
+                update_current_state(&mut tx, msg).await?;
                 tx.commit().await?;
             }
             return Ok(Recorded::Duplicate);
@@ -108,13 +115,9 @@ impl Store {
 
     /// Updates a stored message after an edit (e.g. the bot removed its keyboard).
     pub async fn update_tribute_message(&self, msg: &Message) -> StoreResult<()> {
-        sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ?")
-            .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
-            .bind(&msg.text)
-            .bind(msg.chat_id)
-            .bind(msg.id)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        update_current_state(&mut tx, msg).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,0 +1,95 @@
+//! The SQLite store on a real file: idempotent ingestion and guarded transitions.
+
+use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef, OrderState};
+use tribute_assistant::store::{MessageKind, NewOrder, Recorded, Store, StoreError, Transition};
+use tribute_assistant::telegram::Message;
+
+fn message(id: i32) -> Message {
+    Message {
+        chat_id: 93372553,
+        id,
+        sender_id: Some(93372553),
+        outgoing: false,
+        date: chrono::Utc::now().timestamp(),
+        text: "🆕 Custom Product Order ...".into(),
+        entities: vec![],
+        reply_to: None,
+        buttons: vec![],
+    }
+}
+
+fn new_order(id: i32) -> NewOrder {
+    NewOrder {
+        order_ref: OrderRef::for_message(93372553, id),
+        customer_name: "Иван".into(),
+        customer_id: Some(7),
+        customer_username: None,
+        product: "100 Diamonds".into(),
+        price: Money::new(500, Currency::Eur).unwrap(),
+        details: "ID 123456".into(),
+        account_candidates: vec![AccountId::parse("123456").unwrap()],
+    }
+}
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_message_is_stored_once_and_creates_one_order() {
+    let (dir, store) = store().await;
+    let first = store.record_tribute_message(&message(5), MessageKind::Order, None, Some(&new_order(5)), None).await;
+    let Recorded::NewOrder(id) = first.unwrap() else { panic!("expected a new order") };
+    let again = store.record_tribute_message(&message(5), MessageKind::Order, None, Some(&new_order(5)), None).await;
+    assert_eq!(again.unwrap(), Recorded::Duplicate);
+    assert_eq!(store.list_orders(None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.last_seen_message(93372553).await.unwrap(), 5);
+
+    // Survives reopening the file.
+    store.close().await;
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let order = store.order(id).await.unwrap();
+    assert_eq!(order.state, OrderState::Received);
+    assert_eq!(order.price.amount_minor, 500);
+    assert_eq!(store.unfinished_orders().await.unwrap(), vec![id]);
+}
+
+#[tokio::test]
+async fn transitions_are_guarded_by_the_current_state() {
+    let (_dir, store) = store().await;
+    let Recorded::NewOrder(id) =
+        store.record_tribute_message(&message(1), MessageKind::Order, None, Some(&new_order(1)), None).await.unwrap()
+    else {
+        panic!()
+    };
+    // Impossible jump: rejected, nothing written.
+    let err = store.transition(id, OrderState::Received, Transition::to(OrderState::Confirmed, "x")).await;
+    assert!(matches!(err, Err(StoreError::Transition(_))), "{err:?}");
+    store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
+    // A second worker holding the stale state loses.
+    let err = store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "again")).await;
+    assert!(matches!(err, Err(StoreError::StateChanged { .. })), "{err:?}");
+    let events = store.order_events(id).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(store.order(id).await.unwrap().state, OrderState::ActivationRequested);
+}
+
+#[tokio::test]
+async fn parked_orders_become_due_and_a_transition_unparks_them() {
+    let (_dir, store) = store().await;
+    let Recorded::NewOrder(id) =
+        store.record_tribute_message(&message(1), MessageKind::Order, None, Some(&new_order(1)), None).await.unwrap()
+    else {
+        panic!()
+    };
+    store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
+    let now = tribute_assistant::store::now_ms();
+    store.park(id, OrderState::ActivationRequested, now + 60_000, "backend down", true).await.unwrap();
+    assert!(store.parked_due(now).await.unwrap().is_empty());
+    assert_eq!(store.parked_due(now + 60_000).await.unwrap(), vec![id]);
+    assert_eq!(store.order(id).await.unwrap().activation_failures, 1);
+    store.transition(id, OrderState::ActivationRequested, Transition::to(OrderState::Activated, "ok")).await.unwrap();
+    assert!(store.parked_due(now + 60_000).await.unwrap().is_empty());
+}
