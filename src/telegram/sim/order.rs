@@ -45,6 +45,9 @@ pub struct Delivery {
     pub customer_id: UserId,
     /// Our reply text, as delivered.
     pub text: String,
+    /// When the bot accepted the Send press (the benchmark's end point).
+    #[serde(skip, default = "std::time::Instant::now")]
+    pub delivered_at: std::time::Instant,
 }
 
 #[cfg(test)]

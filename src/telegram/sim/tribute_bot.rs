@@ -69,10 +69,9 @@ pub(super) fn post_order(st: &mut State, cfg: &SimConfig, order: &SimOrder) -> M
     }
     let (text, entities) = order.render_notification();
     let id = st.append(cfg.tribute_bot_id, bot_message(cfg, text, entities, None, vec![]), true);
-    st.bot.orders.insert(
-        id,
-        OrderRecord { order: order.clone(), delivered: false, live_followup: None, send_presses: 0 },
-    );
+    st.bot
+        .orders
+        .insert(id, OrderRecord { order: order.clone(), delivered: false, live_followup: None, send_presses: 0 });
     id
 }
 
@@ -142,7 +141,7 @@ pub(super) fn press(
     record.send_presses += 1;
     let customer_id = record.order.customer_id;
     let delivered_text = format!("✅ Delivered to {}.", record.order.customer_name);
-    st.bot.deliveries.push(Delivery { order_message_id: order_id, customer_id, text: answer });
+    st.bot.deliveries.push(Delivery { order_message_id: order_id, customer_id, text: answer, delivered_at: std::time::Instant::now() });
     st.edit(chat, message, Some(delivered_text), vec![]);
     Ok(CallbackAnswer { text: Some("Sent".into()), alert: false })
 }
