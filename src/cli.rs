@@ -44,6 +44,11 @@ pub enum Command {
     /// Inspect the orders in the store.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// Log in to the dedicated Telegram account (interactive: phone, code,
+    /// 2FA password). Writes the session file (0600) under the data dir.
+    Login(crate::login::LoginArgs),
+    /// Run the daemon on the real Telegram account (after `login`).
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Order(OrderCommand::Parse { file }) => order_parse(file.as_deref(), cli.config.as_deref()),
         Command::Orders(cmd) => orders(cmd, cli.config.as_deref()).await,
+        Command::Login(args) => crate::login::run(args, cli.config.as_deref()).await,
+        Command::Run => crate::run::run(cli.config.as_deref()).await,
     }
 }
 

@@ -19,6 +19,10 @@ pub const BACKEND_SECRET_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_SECRET";
 pub const BACKEND_URL_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_URL";
 /// Environment variable overriding `data_dir`.
 pub const DATA_DIR_ENV: &str = "TRIBUTE_ASSISTANT_DATA_DIR";
+/// Environment variable holding the Telegram api_id (my.telegram.org).
+pub const API_ID_ENV: &str = "TRIBUTE_ASSISTANT_API_ID";
+/// Environment variable holding the Telegram api_hash (a secret).
+pub const API_HASH_ENV: &str = "TRIBUTE_ASSISTANT_API_HASH";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +62,24 @@ pub struct TelegramSection {
     pub resync_secs: u64,
     /// Reply to the Tribute message; {product}, {account_id}, {order_ref}, {price}.
     pub reply_template: Option<String>,
+    /// The application's api_id from my.telegram.org (or TRIBUTE_ASSISTANT_API_ID).
+    pub api_id: Option<i32>,
+    /// File holding the api_hash (alternative to TRIBUTE_ASSISTANT_API_HASH; keep it 0600).
+    pub api_hash_file: Option<PathBuf>,
+    /// The session file (default: `<data_dir>/telegram.session`).
+    pub session_file: Option<PathBuf>,
+    /// Outgoing actions (messages and button presses) allowed per minute.
+    #[serde(default = "default_rate_per_minute")]
+    pub rate_limit_per_minute: f64,
+    /// Outgoing actions allowed back to back.
+    #[serde(default = "default_rate_burst")]
+    pub rate_limit_burst: u32,
+    /// Flood waits up to this long are slept through inside the Telegram client.
+    #[serde(default = "default_flood_auto_sleep")]
+    pub flood_auto_sleep_secs: u64,
+    /// A Telegram request without an answer after this long fails and is retried.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for TelegramSection {
@@ -71,6 +93,13 @@ impl Default for TelegramSection {
             first_start_lookback_hours: default_lookback(),
             resync_secs: default_resync(),
             reply_template: None,
+            api_id: None,
+            api_hash_file: None,
+            session_file: None,
+            rate_limit_per_minute: default_rate_per_minute(),
+            rate_limit_burst: default_rate_burst(),
+            flood_auto_sleep_secs: default_flood_auto_sleep(),
+            request_timeout_secs: default_request_timeout(),
         }
     }
 }
@@ -129,6 +158,18 @@ fn default_lookback() -> u64 {
 fn default_resync() -> u64 {
     60
 }
+fn default_rate_per_minute() -> f64 {
+    crate::telegram::grammers::RateLimit::default().per_minute
+}
+fn default_rate_burst() -> u32 {
+    crate::telegram::grammers::RateLimit::default().burst
+}
+fn default_flood_auto_sleep() -> u64 {
+    5
+}
+fn default_request_timeout() -> u64 {
+    30
+}
 fn default_backend_timeout() -> u64 {
     10
 }
@@ -137,6 +178,77 @@ fn default_attempts() -> u32 {
 }
 fn default_park() -> u64 {
     60
+}
+
+/// The application credentials for Telegram's API (my.telegram.org).
+/// The api_hash is a secret: redacted in Debug and logs.
+#[derive(Debug, Clone)]
+pub struct TelegramApi {
+    pub api_id: i32,
+    pub api_hash: SecretString,
+}
+
+impl TelegramApi {
+    /// api_id from the environment or `[telegram] api_id`; api_hash from the
+    /// environment or `[telegram] api_hash_file`. `Ok(None)` when neither is set.
+    pub fn resolve(t: &TelegramSection, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
+        let api_id = match env(API_ID_ENV) {
+            Some(v) => Some(v.trim().parse::<i32>().with_context(|| format!("{API_ID_ENV} is not a number"))?),
+            None => t.api_id,
+        };
+        let api_hash = match (env(API_HASH_ENV), &t.api_hash_file) {
+            (Some(h), _) => Some(h.trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("Failed to read the api_hash file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        match (api_id, api_hash) {
+            (None, None) => Ok(None),
+            (Some(api_id), Some(hash)) if !hash.is_empty() && api_id > 0 => {
+                Ok(Some(Self { api_id, api_hash: SecretString::from(hash) }))
+            }
+            (Some(_), Some(_)) => bail!("The Telegram api_id or api_hash is empty or invalid"),
+            (None, Some(_)) => bail!("No Telegram api_id: set [telegram] api_id or {API_ID_ENV}"),
+            (Some(_), None) => {
+                bail!("No Telegram api_hash: set {API_HASH_ENV} or [telegram] api_hash_file (a 0600 file)")
+            }
+        }
+    }
+
+    /// Like [`Self::resolve`], but missing credentials are an error that says how to get them.
+    pub fn require(t: &TelegramSection, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        Self::resolve(t, env)?.with_context(|| {
+            format!(
+                "No Telegram API credentials: create an application at https://my.telegram.org (API development tools), \
+                 then set [telegram] api_id in the config (or {API_ID_ENV}) and {API_HASH_ENV} (or [telegram] api_hash_file)"
+            )
+        })
+    }
+}
+
+impl FileConfig {
+    /// The data dir after the environment override.
+    pub fn resolved_data_dir(&self, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        env(DATA_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| self.data_dir.clone())
+    }
+
+    /// Where the Telegram session lives.
+    pub fn session_path(&self, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        self.telegram
+            .session_file
+            .clone()
+            .unwrap_or_else(|| crate::telegram::grammers::session_path(&self.resolved_data_dir(env)))
+    }
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config is valid")
+    }
 }
 
 /// Everything the daemon needs, with secrets resolved.
@@ -148,6 +260,8 @@ pub struct Config {
     pub backend_secret: SecretString,
     pub backend: BackendSection,
     pub parser: ParserSection,
+    /// Telegram API credentials, when configured (required by `run` and `login`).
+    pub telegram_api: Option<TelegramApi>,
 }
 
 impl FileConfig {
@@ -184,8 +298,10 @@ impl Config {
         if secret.is_empty() {
             bail!("The backend secret is empty");
         }
+        let telegram_api = TelegramApi::resolve(&file.telegram, &env)?;
         let data_dir = env(DATA_DIR_ENV).map(PathBuf::from).unwrap_or(file.data_dir);
         Ok(Self {
+            telegram_api,
             data_dir,
             telegram: file.telegram,
             backend_url,
@@ -227,6 +343,33 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(crate::DATABASE_FILE)
     }
+
+    /// Where the Telegram session lives.
+    pub fn session_path(&self) -> PathBuf {
+        self.telegram.session_file.clone().unwrap_or_else(|| crate::telegram::grammers::session_path(&self.data_dir))
+    }
+
+    /// The real Telegram adapter's settings (`None` without API credentials).
+    pub fn grammers_config(&self) -> anyhow::Result<crate::telegram::grammers::GrammersConfig> {
+        let api = self.telegram_api.as_ref().with_context(|| {
+            format!("No Telegram API credentials: set [telegram] api_id (or {API_ID_ENV}) and {API_HASH_ENV} (or [telegram] api_hash_file)")
+        })?;
+        let t = &self.telegram;
+        if t.rate_limit_per_minute.is_nan() || t.rate_limit_per_minute <= 0.0 {
+            bail!("[telegram] rate_limit_per_minute must be positive");
+        }
+        Ok(crate::telegram::grammers::GrammersConfig {
+            api_id: api.api_id,
+            tribute_chat: t.tribute_chat,
+            group_chats: t.moderator_chat.into_iter().collect(),
+            rate_limit: crate::telegram::grammers::RateLimit {
+                per_minute: t.rate_limit_per_minute,
+                burst: t.rate_limit_burst.max(1),
+            },
+            flood_auto_sleep: Duration::from_secs(t.flood_auto_sleep_secs),
+            request_timeout: Duration::from_secs(t.request_timeout_secs.max(1)),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +387,51 @@ mod tests {
         assert!(!format!("{:?}", cfg.backend_config()).contains("hunter2"));
         assert_eq!(cfg.workflow_config().tribute_chat, 93372553);
         assert_eq!(cfg.workflow_config().reply_template, DEFAULT_REPLY_TEMPLATE);
+    }
+
+    #[test]
+    fn api_hash_is_a_redacted_secret_from_env_or_file() {
+        let file: FileConfig = toml::from_str("[backend]\nurl = \"http://x\"\n[telegram]\napi_id = 12345\n").unwrap();
+        let env = |k: &str| match k {
+            BACKEND_SECRET_ENV => Some("s".to_owned()),
+            API_HASH_ENV => Some("0123456789abcdef0123456789abcdef".to_owned()),
+            _ => None,
+        };
+        let cfg = Config::resolve(file.clone(), env).unwrap();
+        let api = cfg.telegram_api.as_ref().unwrap();
+        assert_eq!(api.api_id, 12345);
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("0123456789abcdef"), "api_hash leaked: {dbg}");
+        assert!(!format!("{api:?}").contains("0123456789abcdef"));
+        let g = cfg.grammers_config().unwrap();
+        assert_eq!(g.api_id, 12345);
+        assert_eq!(g.rate_limit, crate::telegram::grammers::RateLimit::default());
+        assert!(cfg.session_path().ends_with("telegram.session"));
+
+        // From a file, trimmed.
+        let dir = tempfile::tempdir().unwrap();
+        let hash_file = dir.path().join("api_hash");
+        std::fs::write(&hash_file, "fedcba9876543210fedcba9876543210\n").unwrap();
+        let text = format!("[telegram]\napi_id = 7\napi_hash_file = {:?}\nrate_limit_per_minute = 6\nrate_limit_burst = 1\n", hash_file);
+        let file: FileConfig = toml::from_str(&text).unwrap();
+        let api = TelegramApi::require(&file.telegram, &|_| None).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(api.api_hash.expose_secret(), "fedcba9876543210fedcba9876543210");
+        assert_eq!(file.telegram.rate_limit_burst, 1);
+
+        // Half-configured and unconfigured are clear errors.
+        let file: FileConfig = toml::from_str("[telegram]\napi_id = 7\n").unwrap();
+        let err = TelegramApi::resolve(&file.telegram, &|_| None).unwrap_err().to_string();
+        assert!(err.contains(API_HASH_ENV), "{err}");
+        let err = TelegramApi::require(&FileConfig::default().telegram, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("my.telegram.org"), "{err}");
+        let no_api = Config::resolve(
+            toml::from_str("[backend]\nurl = \"http://x\"\n").unwrap(),
+            |k| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned()),
+        )
+        .unwrap();
+        assert!(no_api.telegram_api.is_none());
+        assert!(no_api.grammers_config().unwrap_err().to_string().contains(API_HASH_ENV));
     }
 
     #[test]

@@ -456,8 +456,8 @@ async fn many_orders_are_cheap() {
     let started = std::time::Instant::now();
     for i in 0..2000 {
         let order_id = world.post_order(&order(10_000 + i, "Bulk"));
-        client.send_message(chat, "ok", Some(order_id)).await.unwrap();
-        let f = world.messages(chat).pop().unwrap();
+        let reply = client.send_message(chat, "ok", Some(order_id)).await.unwrap();
+        let f = client.history_since(chat, reply, 1).await.unwrap().pop().unwrap();
         client.press_button(chat, f.id, &f.buttons[0][0].data).await.unwrap();
     }
     assert_eq!(world.deliveries().len(), 2000);

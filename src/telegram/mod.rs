@@ -4,6 +4,8 @@
 //! MTProto client. Because the core only sees these types, both adapters
 //! are interchangeable.
 
+pub mod grammers;
+pub mod mtproto_server;
 pub mod sim;
 
 use std::time::Duration;

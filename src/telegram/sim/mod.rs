@@ -13,6 +13,7 @@
 //! - [`SimClient`]: our account, implementing [`crate::telegram::Messenger`].
 
 mod client;
+mod introspect;
 mod order;
 mod state;
 pub mod text;
@@ -20,6 +21,7 @@ pub mod tribute_bot;
 mod world;
 
 pub use client::SimClient;
+pub use introspect::{SimChatInfo, SimUserInfo};
 pub use order::{Delivery, SimOrder};
 pub use text::{utf16_len, TextBuilder};
 pub use tribute_bot::{ALREADY_COMPLETED_TEXT, EDIT_BUTTON_TEXT, EDIT_PROMPT_TEXT, NOT_UNDERSTOOD_TEXT};
