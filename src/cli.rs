@@ -11,7 +11,7 @@ use crate::config::{FileConfig, DATA_DIR_ENV};
 use crate::domain::{OrderRef, OrderState};
 use crate::store::{OrderRecord, Store};
 use crate::telemetry::{self, LogFormat};
-use crate::tribute::{parse_order, ParserConfig};
+use crate::tribute::{parse_order, ParserConfig, RawNotification};
 
 /// Automates Tribute "Custom Product Order" messages on a Telegram user
 /// account: parse the order, activate it on your backend (HMAC-signed),
@@ -53,8 +53,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OrderCommand {
-    /// Parse one notification text (FILE, or stdin) and print it as JSON.
-    /// Exits non-zero with "not an order" or "malformed" on stderr otherwise.
+    /// Parse one notification (FILE, or stdin) and print it as JSON. The input
+    /// is the message text, or a stored raw message `{"text":…,"entities":[…]}`
+    /// as shown on moderator cards. Exits 2 with "not an order" or
+    /// "malformed" on stderr otherwise.
     Parse {
         /// File with the message text; stdin when absent.
         file: Option<PathBuf>,
@@ -117,7 +119,14 @@ fn order_parse(file: Option<&Path>, config: Option<&Path>) -> anyhow::Result<Exi
             s
         }
     };
-    match parse_order(&text, &[], &parser_config(config)?) {
+    // A stored raw message (`{"text":…,"entities":[…]}`, as shown on moderator cards) or plain text.
+    let raw = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<RawNotification>(&text)
+            .context("The input looks like JSON but is not a stored message {\"text\":…,\"entities\":[…]}")?
+    } else {
+        RawNotification { text, entities: vec![] }
+    };
+    match parse_order(&raw.text, &raw.entities, &parser_config(config)?) {
         Ok(order) => {
             println!("{}", order.to_cli_json());
             Ok(ExitCode::SUCCESS)

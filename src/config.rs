@@ -119,21 +119,40 @@ pub struct BackendSection {
     pub park_secs: u64,
 }
 
+/// Parser settings. The label lists are added to the English defaults, so a
+/// localised Tribute bot (e.g. `customer_labels = ["Покупатель"]`) works
+/// without losing the original words.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParserSection {
     /// Regex for the account ID in Order Details (group 1 if present).
     pub account_pattern: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub customer_labels: Vec<String>,
+    #[serde(default)]
+    pub product_labels: Vec<String>,
+    #[serde(default)]
+    pub price_labels: Vec<String>,
+    #[serde(default)]
+    pub details_labels: Vec<String>,
 }
 
 impl ParserSection {
     pub fn parser_config(&self) -> anyhow::Result<ParserConfig> {
-        match &self.account_pattern {
+        let mut cfg = match &self.account_pattern {
             Some(p) => ParserConfig::default()
                 .with_account_pattern(p)
-                .with_context(|| format!("Invalid [parser] account_pattern {p:?}")),
-            None => Ok(ParserConfig::default()),
-        }
+                .with_context(|| format!("Invalid [parser] account_pattern {p:?}"))?,
+            None => ParserConfig::default(),
+        };
+        cfg.headers.extend(self.headers.iter().cloned());
+        cfg.customer_labels.extend(self.customer_labels.iter().cloned());
+        cfg.product_labels.extend(self.product_labels.iter().cloned());
+        cfg.price_labels.extend(self.price_labels.iter().cloned());
+        cfg.details_labels.extend(self.details_labels.iter().cloned());
+        Ok(cfg)
     }
 }
 
@@ -444,5 +463,21 @@ mod tests {
         let file: FileConfig = toml::from_str("[parser]\naccount_pattern = \"([0-9\"\n").unwrap();
         let err = file.parser.parser_config().unwrap_err().to_string();
         assert!(err.contains("account_pattern"), "{err}");
+    }
+
+    #[test]
+    fn localised_labels_extend_the_defaults() {
+        let file: FileConfig = toml::from_str(
+            "[parser]\nheaders = [\"Заказ цифрового товара\"]\ncustomer_labels = [\"Покупатель\"]\n\
+             product_labels = [\"Товар\"]\nprice_labels = [\"Цена\"]\ndetails_labels = [\"Детали заказа\"]\n",
+        )
+        .unwrap();
+        let cfg = file.parser.parser_config().unwrap();
+        let ru = "🆕 Заказ цифрового товара\nПокупатель: Иван\nТовар: VIP\nЦена: ₽500\nДетали заказа:\nID 123456";
+        let order = crate::tribute::parse_order(ru, &[], &cfg).unwrap();
+        assert_eq!(order.product, "VIP");
+        assert_eq!(order.price.amount_minor, 50_000);
+        let en = "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $5\nOrder Details:\nID 123456";
+        assert!(crate::tribute::parse_order(en, &[], &cfg).is_ok(), "English still parses");
     }
 }

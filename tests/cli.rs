@@ -39,6 +39,28 @@ fn order_parse_prints_one_json_object() {
 }
 
 #[test]
+fn order_parse_accepts_a_stored_raw_message_with_entities() {
+    // "🆕 " is 3 UTF-16 units, then the header (20) and two newlines; the name follows "Customer: ".
+    let text = "🆕 Custom Product Order\n\nCustomer: Иван Петров\nProduct: VIP\nPrice: ₽500\nOrder Details:\nid 424242";
+    let offset = "🆕 Custom Product Order\n\nCustomer: ".encode_utf16().count();
+    let raw = serde_json::json!({
+        "text": text,
+        "entities": [{"offset": offset, "length": "Иван Петров".encode_utf16().count(),
+                      "kind": {"type": "mention_name", "user_id": 777}}],
+    });
+    let out = parse_stdin(&raw.to_string());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["customer_id"], 777);
+    assert_eq!(v["customer"], "Иван Петров");
+    assert_eq!(v["account_id"], "424242");
+
+    let out = parse_stdin("{\"txt\": 1}");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stored message"));
+}
+
+#[test]
 fn order_parse_from_a_file_reports_missing_and_ambiguous_ids() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("order.txt");

@@ -72,9 +72,10 @@ impl Tg {
     /// catch-up), so later updates are not mistaken for old ones.
     async fn stream(&mut self, catch_up: bool) -> UpdateStream {
         let updates = self.updates.take().expect("one update stream per client");
-        let mut stream = within("stream_updates", self.client.stream_updates(updates, UpdatesConfiguration { catch_up }))
-            .await
-            .expect("an update stream");
+        let mut stream =
+            within("stream_updates", self.client.stream_updates(updates, UpdatesConfiguration { catch_up }))
+                .await
+                .expect("an update stream");
         if !catch_up {
             // The first `next` fetches the state; nothing is expected yet.
             if let Ok(u) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
@@ -139,7 +140,12 @@ fn buttons(m: &TgMessage) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-async fn press(tg: &Tg, peer: PeerRef, msg_id: i32, data: Vec<u8>) -> Result<tl::types::messages::BotCallbackAnswer, InvocationError> {
+async fn press(
+    tg: &Tg,
+    peer: PeerRef,
+    msg_id: i32,
+    data: Vec<u8>,
+) -> Result<tl::types::messages::BotCallbackAnswer, InvocationError> {
     let tl::enums::messages::BotCallbackAnswer::Answer(a) = tg
         .client
         .invoke(&tl::functions::messages::GetBotCallbackAnswer {
@@ -187,7 +193,10 @@ async fn a_client_with_another_key_is_refused() {
     let server = MtprotoServer::start(world).await.unwrap();
     let mut data = server.session_data();
     data.dc_options.get_mut(&server.dc_id()).unwrap().auth_key = Some([7u8; 256]);
-    let tg = Tg::with(Arc::new(MemorySession::from(data)), ConnectionParams { retry_policy: Box::new(NoRetries), ..params() });
+    let tg = Tg::with(
+        Arc::new(MemorySession::from(data)),
+        ConnectionParams { retry_policy: Box::new(NoRetries), ..params() },
+    );
     // -404 makes grammers try a fresh DH key exchange, which this server does not offer.
     assert!(within("get_me", tg.client.get_me()).await.is_err());
     tg.stop().await;
@@ -218,7 +227,10 @@ async fn reply_reaches_the_bot_and_its_follow_up_is_pushed_then_the_press_delive
             _ => None,
         })
         .expect("a mention entity");
-    assert_eq!((tl_mention.offset as usize, tl_mention.length as usize, tl_mention.user_id), (mention.offset, mention.length, 4242));
+    assert_eq!(
+        (tl_mention.offset as usize, tl_mention.length as usize, tl_mention.user_id),
+        (mention.offset, mention.length, 4242)
+    );
     let sender = pushed.sender_id().unwrap();
     assert_eq!(sender.bot_api_dialog_id(), Some(world.tribute_chat()));
 
@@ -320,11 +332,13 @@ async fn flood_wait_reaches_the_client_as_420_or_is_slept_through() {
     let bot = server.peer_ref(world.tribute_chat());
 
     // Without retries the error surfaces as FLOOD_WAIT_3 (code 420, value 3).
-    let strict = Tg::with(Arc::new(server.memory_session()), ConnectionParams { retry_policy: Box::new(NoRetries), ..params() });
+    let strict =
+        Tg::with(Arc::new(server.memory_session()), ConnectionParams { retry_policy: Box::new(NoRetries), ..params() });
     world.flood_wait_next_sends(1, Duration::from_secs(3));
-    let err = within("flooded send", strict.client.send_message(bot, InputMessage::new().text("x").reply_to(Some(order_id))))
-        .await
-        .unwrap_err();
+    let err =
+        within("flooded send", strict.client.send_message(bot, InputMessage::new().text("x").reply_to(Some(order_id))))
+            .await
+            .unwrap_err();
     assert_eq!(rpc_error(&err), (420, "FLOOD_WAIT".to_string(), Some(3)));
     assert_eq!(world.messages(world.tribute_chat()).len(), 1, "nothing was sent");
     strict.stop().await;
@@ -333,9 +347,10 @@ async fn flood_wait_reaches_the_client_as_420_or_is_slept_through() {
     let tg = Tg::connect(&server);
     world.flood_wait_next_sends(1, Duration::from_secs(1));
     let started = Instant::now();
-    let sent = within("slept send", tg.client.send_message(bot, InputMessage::new().text("Premium").reply_to(Some(order_id))))
-        .await
-        .unwrap();
+    let sent =
+        within("slept send", tg.client.send_message(bot, InputMessage::new().text("Premium").reply_to(Some(order_id))))
+            .await
+            .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(world.messages(world.tribute_chat())[sent.id() as usize - 1].reply_to, Some(order_id));
     let errors: Vec<_> = server.calls().into_iter().filter_map(|c| c.error).collect();
@@ -435,9 +450,12 @@ async fn a_dropped_connection_is_reopened_and_updates_keep_coming() {
 
     // Requests work on the new connection, and live pushes resume.
     let bot = server.peer_ref(world.tribute_chat());
-    within("send after reconnect", tg.client.send_message(bot, InputMessage::new().text("Premium").reply_to(Some(second))))
-        .await
-        .unwrap();
+    within(
+        "send after reconnect",
+        tg.client.send_message(bot, InputMessage::new().text("Premium").reply_to(Some(second))),
+    )
+    .await
+    .unwrap();
     let follow_up = next_message(&mut stream).await;
     assert_eq!(buttons(&follow_up).len(), 2);
     tg.stop().await;
@@ -473,7 +491,10 @@ async fn get_difference_returns_what_was_posted_while_the_client_was_away() {
     got.sort();
     assert_eq!(got[0].0, moderators);
     assert_eq!(got[0].2, "reply 42: ID is 777");
-    assert_eq!(got[1..].iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(world.tribute_chat(), a), (world.tribute_chat(), b)]);
+    assert_eq!(
+        got[1..].iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+        [(world.tribute_chat(), a), (world.tribute_chat(), b)]
+    );
     assert!(server.calls().iter().any(|c| c.method == "updates.getDifference"));
 
     // Nothing is delivered twice.
@@ -493,9 +514,10 @@ async fn groups_are_megagroups_with_the_sim_chat_id() {
     let mut tg = Tg::connect(&server);
     let mut stream = tg.stream(false).await;
 
-    let card = within("send to group", tg.client.send_message(server.peer_ref(moderators), "Case #1: customer 91 needs help"))
-        .await
-        .unwrap();
+    let card =
+        within("send to group", tg.client.send_message(server.peer_ref(moderators), "Case #1: customer 91 needs help"))
+            .await
+            .unwrap();
     assert_eq!(card.peer_id().bot_api_dialog_id(), Some(moderators));
     world.post_as_user(moderators, 556, "On it", Some(card.id()));
     let reply = next_message(&mut stream).await;
@@ -564,7 +586,8 @@ async fn dialogs_list_every_chat_with_usable_access_hashes() {
 async fn while_the_sim_link_is_down_nothing_answers_and_the_client_recovers_after() {
     let world = SimWorld::new(SimConfig::default());
     let server = MtprotoServer::start(world.clone()).await.unwrap();
-    let mut tg = Tg::with(Arc::new(server.memory_session()), ConnectionParams { retry_policy: Box::new(NoRetries), ..params() });
+    let mut tg =
+        Tg::with(Arc::new(server.memory_session()), ConnectionParams { retry_policy: Box::new(NoRetries), ..params() });
     let mut stream = tg.stream(false).await;
     assert!(within("get_me", tg.client.get_me()).await.is_ok());
 

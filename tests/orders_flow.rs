@@ -291,3 +291,26 @@ async fn state_of_opt(sb: &Sandbox, msg: i32) -> Option<OrderState> {
     let r = OrderRef::for_message(sb.tribute_chat(), msg);
     sb.store().order_by_ref(&r).await.unwrap().map(|o| o.state)
 }
+
+#[tokio::test]
+async fn an_unrecognised_bot_message_reaches_the_moderator_with_replayable_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.start_daemon(None).await.unwrap();
+    sb.world.post_bot_text("💰 New donation\n\nFrom: Sergey\nAmount: €3.00", vec![]);
+    let valid = sb.world.post_order(&order(501, "ID 123456"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while sb.world.messages(sb.moderator_chat).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no card");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cards = sb.world.messages(sb.moderator_chat);
+    assert_eq!(cards.len(), 1, "only the donation, not the bot's follow-ups: {cards:#?}");
+    assert!(cards[0].text.contains("not recognised") && cards[0].text.contains("New donation"), "{}", cards[0].text);
+    let json = cards[0].text.lines().last().unwrap();
+    let raw: tribute_assistant::tribute::RawNotification = serde_json::from_str(json).expect("last line is the raw JSON");
+    assert!(raw.text.starts_with("💰 New donation"));
+    assert_eq!(state_of(&sb, valid).await, OrderState::Confirmed);
+    sb.shutdown().await.unwrap();
+}

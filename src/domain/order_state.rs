@@ -109,6 +109,7 @@ pub enum EscalationReason {
     BackendRejected,
     ButtonNeverCame,
     MalformedOrder,
+    UnrecognisedMessage,
 }
 
 impl EscalationReason {
@@ -121,6 +122,7 @@ impl EscalationReason {
             EscalationReason::BackendRejected => "backend_rejected",
             EscalationReason::ButtonNeverCame => "button_never_came",
             EscalationReason::MalformedOrder => "malformed_order",
+            EscalationReason::UnrecognisedMessage => "unrecognised_message",
         }
     }
 
@@ -134,6 +136,7 @@ impl EscalationReason {
             EscalationReason::BackendRejected => "the backend rejected the activation request as invalid",
             EscalationReason::ButtonNeverCame => "Tribute never showed the Send button after our reply",
             EscalationReason::MalformedOrder => "a Custom Product Order message could not be parsed",
+            EscalationReason::UnrecognisedMessage => "the Tribute bot sent a message the parser does not recognise",
         }
     }
 }

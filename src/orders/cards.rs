@@ -3,6 +3,7 @@
 
 use crate::domain::EscalationReason;
 use crate::store::{AccountStatus, OrderRecord};
+use crate::tribute::RawNotification;
 
 pub fn order_card(order: &OrderRecord, reason: EscalationReason, detail: &str, raw: &str) -> String {
     let customer = match (order.customer_id, &order.customer_username) {
@@ -43,5 +44,23 @@ pub fn malformed_card(message_id: i32, error: &str, raw: &str) -> String {
          Nothing was activated. Check the order in Tribute and finish it by hand.\n\
          \n\
          Raw message:\n{raw}"
+    )
+}
+
+/// A bot message we do not understand: shown with its raw JSON so the
+/// operator can replay it through `tribute-assistant order parse`.
+pub fn unrecognised_card(message_id: i32, raw: &RawNotification) -> String {
+    let json = serde_json::to_string(raw).expect("raw message serialises");
+    format!(
+        "📨 Tribute message {message_id} was not recognised\n\
+         Why: {why}\n\
+         Nothing was done with it. If it is an order in a new format, add its words to [parser] \
+         and check them with `tribute-assistant order parse` on the JSON below.\n\
+         \n\
+         {text}\n\
+         \n\
+         Raw JSON:\n{json}",
+        why = EscalationReason::UnrecognisedMessage.explain(),
+        text = raw.text,
     )
 }

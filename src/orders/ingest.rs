@@ -3,9 +3,9 @@
 use crate::domain::{EscalationReason, OrderRef};
 use crate::store::{MessageKind, NewCard, NewOrder, Recorded, Store, StoreResult};
 use crate::telegram::Message;
-use crate::tribute::{parse_order, AccountExtraction, ParseError, ParserConfig};
+use crate::tribute::{parse_order, AccountExtraction, ParseError, ParserConfig, RawNotification};
 
-use super::cards::malformed_card;
+use super::cards::{malformed_card, unrecognised_card};
 
 /// What ingestion needs to know.
 #[derive(Debug, Clone)]
@@ -52,9 +52,24 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
             };
             store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, Some(&card)).await
         }
-        Err(ParseError::NotAnOrder(_)) => {
-            let kind = if msg.buttons.is_empty() { MessageKind::Other } else { MessageKind::FollowUp };
-            store.record_tribute_message(msg, kind, None, None, None).await
+        Err(ParseError::NotAnOrder(_)) if !msg.buttons.is_empty() => {
+            store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await
+        }
+        // The bot answering one of our messages ("already completed", ...).
+        Err(ParseError::NotAnOrder(_)) if msg.reply_to.is_some() => {
+            store.record_tribute_message(msg, MessageKind::Other, None, None, None).await
+        }
+        Err(err @ ParseError::NotAnOrder(_)) => {
+            // Donations, subscriptions, or a format we do not know yet: a person should see it.
+            let raw = RawNotification { text: msg.text.clone(), entities: msg.entities.clone() };
+            let card = NewCard {
+                source_chat_id: msg.chat_id,
+                source_message_id: msg.id,
+                reason: EscalationReason::UnrecognisedMessage.as_str().to_owned(),
+                text: unrecognised_card(msg.id, &raw),
+            };
+            let why = err.to_string();
+            store.record_tribute_message(msg, MessageKind::Other, Some(&why), None, Some(&card)).await
         }
     }
 }

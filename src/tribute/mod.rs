@@ -25,6 +25,16 @@ mod order;
 pub use account::{AccountExtraction, AccountPattern, PatternError};
 pub use order::{parse_order, CustomProductOrder, Customer, OrderField, ParseError};
 
+/// A Tribute message as stored and shown to the moderator: text plus
+/// entities (UTF-16 offsets). `order parse` accepts it as JSON, so a new
+/// message format seen in production can be replayed through the parser.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RawNotification {
+    pub text: String,
+    #[serde(default)]
+    pub entities: Vec<crate::telegram::Entity>,
+}
+
 /// What the parser looks for. The defaults match Tribute's English
 /// messages; every list can take more entries (e.g. `"Покупатель"`,
 /// `"Товар"`, `"Цена"`, `"Детали заказа"`) for a localised bot.

@@ -102,10 +102,11 @@ const LBASE: [u16; 29] =
     [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
 const LEXT: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
 const DBASE: [u16; 30] = [
-    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-    6145, 8193, 12289, 16385, 24577,
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145,
+    8193, 12289, 16385, 24577,
 ];
-const DEXT: [u8; 30] = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+const DEXT: [u8; 30] =
+    [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
 
 /// Inflates a raw DEFLATE stream.
 pub(crate) fn inflate(data: &[u8]) -> Option<Vec<u8>> {
@@ -229,8 +230,22 @@ mod tests {
         let data = hex::decode(DYNAMIC).unwrap();
         let out = String::from_utf8(gunzip(&data).unwrap()).unwrap();
         assert_eq!(out.len(), 853);
-        let words = ["alpha", "beta", "gamma", "Заказ", "order", "tribute", "customer", "price", "€5.00", "product",
-            "details", "account", "12345", "id"];
+        let words = [
+            "alpha",
+            "beta",
+            "gamma",
+            "Заказ",
+            "order",
+            "tribute",
+            "customer",
+            "price",
+            "€5.00",
+            "product",
+            "details",
+            "account",
+            "12345",
+            "id",
+        ];
         assert_eq!(out.split(' ').count(), 120);
         assert!(out.split(' ').all(|w| words.contains(&w)), "{out}");
     }

@@ -151,7 +151,12 @@ impl MtprotoServer {
         let cfg = world.config().clone();
         let client = world.connect();
         let shared = Arc::new(Shared {
-            view: View { world: world.clone(), self_id: cfg.self_id, bot_id: cfg.tribute_bot_id, hash_key: fastrand::u64(..) },
+            view: View {
+                world: world.clone(),
+                self_id: cfg.self_id,
+                bot_id: cfg.tribute_bot_id,
+                hash_key: fastrand::u64(..),
+            },
             client,
             key: ServerKey::new(auth_key),
             auth_key,
@@ -237,13 +242,14 @@ impl MtprotoServer {
             bot: Some(false),
             is_self: Some(true),
         };
-        let mut data = SessionData::default();
-        data.home_dc = self.shared.dc_id;
-        data.dc_options = HashMap::from([(dc.id, dc)]);
-        // MemorySession looks the self user up by PeerId::self_user(); other
-        // storages derive it from `is_self`. Both keys serve either.
-        data.peer_infos = HashMap::from([(PeerId::self_user(), me.clone()), (me.id(), me)]);
-        data
+        SessionData {
+            home_dc: self.shared.dc_id,
+            dc_options: HashMap::from([(dc.id, dc)]),
+            // MemorySession looks the self user up by PeerId::self_user();
+            // other storages derive it from `is_self`. Both keys serve either.
+            peer_infos: HashMap::from([(PeerId::self_user(), me.clone()), (me.id(), me)]),
+            ..SessionData::default()
+        }
     }
 
     /// An in-memory grammers session seeded by [`session_data`](Self::session_data).
@@ -371,4 +377,3 @@ async fn watch_link(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-

@@ -505,12 +505,8 @@ async fn send_message(shared: &Arc<Shared>, body: &[u8], hold: &mut Option<Owned
     // later pts than our own message.
     let mut log = shared.log.clone().lock_owned().await;
     let id = shared.client.send_message(chat, &req.message, reply_to).await?;
-    let message = shared
-        .client
-        .get_messages(chat, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| Fail::Rpc(500, "INTERNAL".into()))?;
+    let message =
+        shared.client.get_messages(chat, &[id]).await?.pop().ok_or_else(|| Fail::Rpc(500, "INTERNAL".into()))?;
     let view = &shared.view;
     let update = log.record(view, message.clone(), false);
     let date = i32::try_from(message.date).unwrap_or(i32::MAX);
@@ -549,7 +545,7 @@ fn history_window(all: &[Message], req: &tl::functions::messages::GetHistory) ->
         .filter(|m| req.max_id <= 0 || m.id < req.max_id)
         .filter(|m| req.offset_date <= 0 || m.date < i64::from(req.offset_date))
         .collect();
-    newest_first.sort_by(|a, b| b.id.cmp(&a.id));
+    newest_first.sort_by_key(|m| std::cmp::Reverse(m.id));
     let total = newest_first.len();
     let start = if req.offset_id > 0 {
         newest_first.iter().position(|m| m.id < req.offset_id).unwrap_or(total) as i64
@@ -698,7 +694,13 @@ mod tests {
         }
     }
 
-    fn req(offset_id: i32, add_offset: i32, limit: i32, max_id: i32, min_id: i32) -> tl::functions::messages::GetHistory {
+    fn req(
+        offset_id: i32,
+        add_offset: i32,
+        limit: i32,
+        max_id: i32,
+        min_id: i32,
+    ) -> tl::functions::messages::GetHistory {
         tl::functions::messages::GetHistory {
             peer: tl::enums::InputPeer::Empty,
             offset_id,

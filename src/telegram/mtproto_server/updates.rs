@@ -89,7 +89,9 @@ impl UpdateLog {
 
     /// Channel entries after `pts`.
     pub fn channel_since(&self, channel_id: i64, pts: i32) -> Vec<Logged> {
-        self.channels.get(&channel_id).map_or_else(Vec::new, |b| b.entries.iter().filter(|e| e.pts > pts).cloned().collect())
+        self.channels
+            .get(&channel_id)
+            .map_or_else(Vec::new, |b| b.entries.iter().filter(|e| e.pts > pts).cloned().collect())
     }
 }
 
