@@ -101,7 +101,9 @@ fn main() {
         );
     });
     match peak_rss_kib() {
-        Some(kib) => println!("orders: peak RSS {:.1} MiB (whole process: daemon + simulator + backend)", kib as f64 / 1024.0),
+        Some(kib) => {
+            println!("orders: peak RSS {:.1} MiB (whole process: daemon + simulator + backend)", kib as f64 / 1024.0)
+        }
         None => println!("orders: peak RSS unavailable (no /proc)"),
     }
 }

@@ -154,9 +154,8 @@ async fn open_store(data_dir: Option<PathBuf>, config: Option<&Path>) -> anyhow:
 async fn orders(cmd: OrdersCommand, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     match cmd {
         OrdersCommand::List { state, limit, json, data_dir } => {
-            let state = state
-                .map(|s| OrderState::parse(&s).with_context(|| format!("Unknown state {s:?}")))
-                .transpose()?;
+            let state =
+                state.map(|s| OrderState::parse(&s).with_context(|| format!("Unknown state {s:?}"))).transpose()?;
             let store = open_store(data_dir, config).await?;
             let orders = store.list_orders(state, limit).await?;
             if json {

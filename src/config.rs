@@ -301,18 +301,16 @@ impl Config {
             max_attempts: default_attempts(),
             park_secs: default_park(),
         });
-        let backend_url = env(BACKEND_URL_ENV).or_else(|| backend.url.clone()).with_context(|| {
-            format!("No backend URL: set [backend] url in the config file or {BACKEND_URL_ENV}")
-        })?;
+        let backend_url = env(BACKEND_URL_ENV)
+            .or_else(|| backend.url.clone())
+            .with_context(|| format!("No backend URL: set [backend] url in the config file or {BACKEND_URL_ENV}"))?;
         let secret = match (env(BACKEND_SECRET_ENV), &backend.secret_file) {
             (Some(s), _) => s,
             (None, Some(path)) => std::fs::read_to_string(path)
                 .with_context(|| format!("Failed to read the backend secret file {}", path.display()))?
                 .trim()
                 .to_owned(),
-            (None, None) => bail!(
-                "No backend secret: set {BACKEND_SECRET_ENV} or [backend] secret_file (a 0600 file)"
-            ),
+            (None, None) => bail!("No backend secret: set {BACKEND_SECRET_ENV} or [backend] secret_file (a 0600 file)"),
         };
         if secret.is_empty() {
             bail!("The backend secret is empty");
@@ -398,8 +396,7 @@ mod tests {
     #[test]
     fn secret_comes_from_env_and_is_redacted_in_debug() {
         let file: FileConfig = toml::from_str("[backend]\nurl = \"http://x\"\n").unwrap();
-        let cfg = Config::resolve(file, |k| (k == BACKEND_SECRET_ENV).then(|| "hunter2-secret".to_owned()))
-            .unwrap();
+        let cfg = Config::resolve(file, |k| (k == BACKEND_SECRET_ENV).then(|| "hunter2-secret".to_owned())).unwrap();
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("hunter2"), "secret leaked: {dbg}");
         assert_eq!(cfg.telegram.send_button_texts, vec!["Send", "Отправить"]);
@@ -431,7 +428,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hash_file = dir.path().join("api_hash");
         std::fs::write(&hash_file, "fedcba9876543210fedcba9876543210\n").unwrap();
-        let text = format!("[telegram]\napi_id = 7\napi_hash_file = {:?}\nrate_limit_per_minute = 6\nrate_limit_burst = 1\n", hash_file);
+        let text = format!(
+            "[telegram]\napi_id = 7\napi_hash_file = {:?}\nrate_limit_per_minute = 6\nrate_limit_burst = 1\n",
+            hash_file
+        );
         let file: FileConfig = toml::from_str(&text).unwrap();
         let api = TelegramApi::require(&file.telegram, &|_| None).unwrap();
         use secrecy::ExposeSecret;
@@ -444,10 +444,9 @@ mod tests {
         assert!(err.contains(API_HASH_ENV), "{err}");
         let err = TelegramApi::require(&FileConfig::default().telegram, &|_| None).unwrap_err().to_string();
         assert!(err.contains("my.telegram.org"), "{err}");
-        let no_api = Config::resolve(
-            toml::from_str("[backend]\nurl = \"http://x\"\n").unwrap(),
-            |k| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned()),
-        )
+        let no_api = Config::resolve(toml::from_str("[backend]\nurl = \"http://x\"\n").unwrap(), |k| {
+            (k == BACKEND_SECRET_ENV).then(|| "s".to_owned())
+        })
         .unwrap();
         assert!(no_api.telegram_api.is_none());
         assert!(no_api.grammers_config().unwrap_err().to_string().contains(API_HASH_ENV));

@@ -77,7 +77,8 @@ impl Daemon {
         for id in unfinished {
             let _ = queue_tx.send(id);
         }
-        let mut worker = tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
+        let mut worker =
+            tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
         let mut backoff = Duration::from_millis(100);
         let mut resync = tokio::time::interval(self.workflow.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::cli::{fmt_ms, table};
 use crate::domain::OrderState;
-use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{Sandbox, SandboxOptions, Transport};
 use crate::telegram::sim::SimOrder;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,25 @@ pub struct DemoArgs {
     /// Write the run's counts as one JSON object to FILE.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    /// How the daemon reaches the simulated Telegram: `sim` (directly) or
+    /// `mtproto` (the real grammers adapter over MTProto to an in-process test server).
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = DemoTransport::Sim)]
+    pub transport: DemoTransport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTransport {
+    Sim,
+    Mtproto,
+}
+
+impl From<DemoTransport> for Transport {
+    fn from(t: DemoTransport) -> Self {
+        match t {
+            DemoTransport::Sim => Transport::Sim,
+            DemoTransport::Mtproto => Transport::Mtproto,
+        }
+    }
 }
 
 /// One scripted customer order and what the demo sets up for it.
@@ -93,7 +112,8 @@ fn scenes() -> Vec<Scene> {
     ]
 }
 
-const MALFORMED: &str = "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
+const MALFORMED: &str =
+    "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
 const DONATION: &str = "💰 New donation\n\nFrom: Sergey\nAmount: €3.00\nMessage: keep going!";
 
 /// Posts the scenes one by one, waiting for each order to settle so the
@@ -128,12 +148,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             temp.path().to_owned()
         }
     };
-    let opts = SandboxOptions { backend_backoff: Duration::from_millis(150), ..SandboxOptions::default() };
+    let opts = SandboxOptions {
+        transport: args.transport.into(),
+        backend_backoff: Duration::from_millis(150),
+        ..SandboxOptions::default()
+    };
     let mut sb = Sandbox::new(&dir, opts).await?;
-    println!("tribute-assistant demo");
+    println!("tribute-assistant demo (transport: {})", sb.transport());
     println!("  data dir:          {}{}", dir.display(), if args.data_dir.is_none() { " (temporary)" } else { "" });
     println!("  reference backend: {} (verifies HMAC signatures)", sb.backend.url());
-    println!("  Telegram:          simulator; Tribute bot chat {}, moderator chat {}", sb.tribute_chat(), sb.moderator_chat);
+    match sb.mtproto_addr() {
+        None => println!(
+            "  Telegram:          simulator; Tribute bot chat {}, moderator chat {}",
+            sb.tribute_chat(),
+            sb.moderator_chat
+        ),
+        Some(addr) => println!(
+            "  Telegram:          simulator behind the MTProto test server at {addr} (grammers client); \
+             Tribute bot chat {}, moderator chat {}",
+            sb.tribute_chat(),
+            sb.moderator_chat
+        ),
+    }
     println!();
     sb.start_daemon(None).await?;
 
@@ -215,7 +251,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stats.requests,
         cards.len()
     );
-    let summary = serde_json::json!({
+    // Over MTProto: what the grammers client asked the test server, by method.
+    let mtproto_calls = sb.mtproto_server().map(|server| {
+        let calls = server.calls();
+        let mut by_method = std::collections::BTreeMap::<String, usize>::new();
+        for c in &calls {
+            *by_method.entry(c.method.clone()).or_default() += 1;
+        }
+        let failed = calls.iter().filter(|c| c.error.is_some()).count();
+        let list: Vec<String> = by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        println!(
+            "MTProto: {} API call(s) ({failed} answered with an error) over {} connection(s): {}",
+            calls.len(),
+            server.connections_accepted(),
+            list.join(", ")
+        );
+        by_method
+    });
+    let mut summary = serde_json::json!({
         "orders": orders,
         "completed": completed,
         "escalated": escalated,
@@ -226,6 +279,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "moderator_cards": cards.len(),
         "deliveries": deliveries.len(),
     });
+    if let Some(calls) = mtproto_calls {
+        summary["transport"] = "mtproto".into();
+        summary["mtproto_calls"] = serde_json::json!(calls);
+    }
     if let Some(path) = &args.summary_json {
         std::fs::write(path, format!("{summary}\n")).with_context(|| format!("Failed to write {}", path.display()))?;
     }
@@ -235,7 +292,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let consistent = stats.activations as usize == completed && deliveries.len() == completed;
     if !consistent {
-        eprintln!("error: inconsistent run: {completed} completed but {} activations, {} deliveries", stats.activations, deliveries.len());
+        eprintln!(
+            "error: inconsistent run: {completed} completed but {} activations, {} deliveries",
+            stats.activations,
+            deliveries.len()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

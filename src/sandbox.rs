@@ -2,6 +2,11 @@
 //! reference backend, a SQLite store in a directory and the daemon. Used
 //! by `demo`, the benchmark and the integration tests, so all three drive
 //! exactly the same wiring as production minus the real Telegram.
+//!
+//! The daemon talks to the simulator either directly ([`Transport::Sim`],
+//! a `SimClient` from `world.connect()`) or through the real grammers
+//! adapter over MTProto to the in-process test server serving the same
+//! world ([`Transport::Mtproto`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,12 +23,46 @@ use crate::daemon::{Daemon, Exit};
 use crate::domain::OrderState;
 use crate::orders::{CheckpointHook, IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
 use crate::store::Store;
+use crate::telegram::grammers::session::open_session;
+use crate::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
+use crate::telegram::mtproto_server::MtprotoServer;
 use crate::telegram::sim::{SimConfig, SimWorld};
-use crate::telegram::ChatId;
+use crate::telegram::{ChatId, Messenger};
 use crate::tribute::ParserConfig;
+
+/// How the daemon reaches the simulated Telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A simulator client in-process (`world.connect()`).
+    #[default]
+    Sim,
+    /// The real grammers adapter ([`GrammersMessenger`]) over MTProto to
+    /// the in-process test server ([`MtprotoServer`]) serving the world.
+    Mtproto,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sim => "sim",
+            Transport::Mtproto => "mtproto",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The sandbox's own grammers session file in the data dir (never the
+/// production `telegram.session`).
+pub const SANDBOX_SESSION_FILE: &str = "sandbox-telegram.session";
 
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
+    pub transport: Transport,
     pub send_button_text: String,
     pub button_timeout: Duration,
     pub backend_attempts: u32,
@@ -34,6 +73,7 @@ pub struct SandboxOptions {
 impl Default for SandboxOptions {
     fn default() -> Self {
         Self {
+            transport: Transport::Sim,
             send_button_text: "Send".into(),
             button_timeout: Duration::from_secs(5),
             backend_attempts: 4,
@@ -51,12 +91,31 @@ pub struct Sandbox {
     secret: SecretString,
     opts: SandboxOptions,
     store: Store,
+    /// With [`Transport::Mtproto`]: the server (the only caller of
+    /// `world.connect()`) and the seeded session file.
+    mtproto: Option<Mtproto>,
     running: Option<Running>,
+}
+
+struct Mtproto {
+    server: MtprotoServer,
+    session_path: PathBuf,
 }
 
 struct Running {
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<anyhow::Result<Exit>>,
+    /// With [`Transport::Mtproto`]: closed once the daemon has stopped.
+    grammers: Option<(GrammersMessenger, Arc<FileSession>)>,
+}
+
+impl Running {
+    async fn close_messenger(grammers: Option<(GrammersMessenger, Arc<FileSession>)>) {
+        if let Some((messenger, session)) = grammers {
+            messenger.close().await;
+            session.close().await;
+        }
+    }
 }
 
 impl Sandbox {
@@ -64,11 +123,80 @@ impl Sandbox {
         std::fs::create_dir_all(data_dir).with_context(|| format!("Failed to create {}", data_dir.display()))?;
         let secret = SecretString::from(format!("demo-secret-{:016x}", fastrand::u64(..)));
         let backend = ReferenceBackend::start(secret.clone()).await.context("Failed to start the reference backend")?;
-        let world = SimWorld::new(SimConfig { send_button_text: opts.send_button_text.clone(), ..SimConfig::default() });
+        let world =
+            SimWorld::new(SimConfig { send_button_text: opts.send_button_text.clone(), ..SimConfig::default() });
         let moderator_chat = world.create_group("Moderators");
         let db_path = data_dir.join(crate::DATABASE_FILE);
         let store = Store::open(&db_path).await.with_context(|| format!("Failed to open {}", db_path.display()))?;
-        Ok(Self { world, backend, moderator_chat, db_path, secret, opts, store, running: None })
+        let mtproto = match opts.transport {
+            Transport::Sim => None,
+            Transport::Mtproto => Some(Self::start_mtproto(data_dir, &world, moderator_chat).await?),
+        };
+        Ok(Self { world, backend, moderator_chat, db_path, secret, opts, store, mtproto, running: None })
+    }
+
+    /// Starts the MTProto test server on `world` and seeds a session file
+    /// with what `login` would leave behind: the key, the DC, our account,
+    /// and the chats we talk in (the Tribute bot, the moderator group).
+    async fn start_mtproto(data_dir: &Path, world: &SimWorld, moderator_chat: ChatId) -> anyhow::Result<Mtproto> {
+        use grammers_session::types::{ChannelKind, PeerInfo};
+        use grammers_session::Session;
+
+        let server = MtprotoServer::start(world.clone()).await.context("Failed to start the MTProto test server")?;
+        let session_path = data_dir.join(SANDBOX_SESSION_FILE);
+        // A session left by an earlier run holds another server's key and update state.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = session_path.clone().into_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                std::fs::remove_file(&p).with_context(|| format!("Failed to remove {}", p.display()))?;
+            }
+        }
+        let session = open_session(&session_path).await?;
+        let seeded = async {
+            server.seed_session(&*session).await.context("Failed to seed the sandbox session")?;
+            let bot = server.peer_ref(world.tribute_chat());
+            session
+                .cache_peer(PeerInfo::User {
+                    id: world.tribute_chat(),
+                    auth: Some(bot.auth),
+                    bot: Some(true),
+                    is_self: Some(false),
+                })
+                .await
+                .context("Failed to cache the Tribute bot")?;
+            let group = server.peer_ref(moderator_chat);
+            if let Some(channel) = group.id.bare_id().filter(|_| moderator_chat < -1_000_000_000_000) {
+                session
+                    .cache_peer(PeerInfo::Channel {
+                        id: channel,
+                        auth: Some(group.auth),
+                        kind: Some(ChannelKind::Megagroup),
+                    })
+                    .await
+                    .context("Failed to cache the moderator group")?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        session.close().await;
+        seeded?;
+        Ok(Mtproto { server, session_path })
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.opts.transport
+    }
+
+    /// The MTProto test server's address ([`Transport::Mtproto`] only).
+    pub fn mtproto_addr(&self) -> Option<std::net::SocketAddr> {
+        self.mtproto.as_ref().map(|m| m.server.addr())
+    }
+
+    /// The MTProto test server ([`Transport::Mtproto`] only), e.g. for its call log.
+    pub fn mtproto_server(&self) -> Option<&MtprotoServer> {
+        self.mtproto.as_ref().map(|m| &m.server)
     }
 
     pub fn store(&self) -> &Store {
@@ -79,12 +207,43 @@ impl Sandbox {
         self.world.tribute_chat()
     }
 
-    /// Starts a daemon on a fresh simulator connection (as after a process restart).
+    /// Starts a daemon on a fresh simulator connection (as after a process
+    /// restart); with [`Transport::Mtproto`], a fresh grammers connection
+    /// to the (still running) MTProto server.
     pub async fn start_daemon(&mut self, checkpoint: Option<CheckpointHook>) -> anyhow::Result<()> {
         if self.running.is_some() {
             bail!("the daemon is already running");
         }
-        let client = Arc::new(self.world.connect());
+        let (client, grammers): (Arc<dyn Messenger>, _) = match &self.mtproto {
+            None => (Arc::new(self.world.connect()), None),
+            Some(m) => {
+                let session = open_session(&m.session_path).await?;
+                let cfg = GrammersConfig {
+                    group_chats: vec![self.moderator_chat],
+                    rate_limit: RateLimit { per_minute: 600.0, burst: 50 },
+                    flood_auto_sleep: Duration::from_secs(5),
+                    request_timeout: Duration::from_secs(5),
+                    ..GrammersConfig::new(12345, self.world.tribute_chat())
+                };
+                let messenger = match tokio::time::timeout(
+                    Duration::from_secs(15),
+                    GrammersMessenger::connect(session.clone(), cfg),
+                )
+                .await
+                {
+                    Ok(Ok(m)) => m,
+                    Ok(Err(e)) => {
+                        session.close().await;
+                        return Err(e.context("Failed to connect to the MTProto test server"));
+                    }
+                    Err(_) => {
+                        session.close().await;
+                        bail!("the MTProto test server did not answer in time");
+                    }
+                };
+                (Arc::new(messenger.clone()), Some((messenger, session)))
+            }
+        };
         let backend = BackendClient::new(BackendConfig {
             url: self.backend.url(),
             secret: self.secret.clone(),
@@ -108,7 +267,7 @@ impl Sandbox {
         let (tx, rx) = watch::channel(false);
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
         let handle = tokio::spawn(daemon.run());
-        self.running = Some(Running { shutdown: tx, handle });
+        self.running = Some(Running { shutdown: tx, handle, grammers });
         Ok(())
     }
 
@@ -116,14 +275,18 @@ impl Sandbox {
     pub async fn stop_daemon(&mut self) -> anyhow::Result<Exit> {
         let Some(running) = self.running.take() else { bail!("the daemon is not running") };
         let _ = running.shutdown.send(true);
-        running.handle.await.context("the daemon panicked")?
+        let res = running.handle.await;
+        Running::close_messenger(running.grammers).await;
+        res.context("the daemon panicked")?
     }
 
     /// Waits for the daemon to exit by itself (e.g. stopped at a checkpoint).
     pub async fn join_daemon(&mut self, timeout: Duration) -> anyhow::Result<anyhow::Result<Exit>> {
-        let Some(running) = self.running.take() else { bail!("the daemon is not running") };
-        let res = tokio::time::timeout(timeout, running.handle).await.context("the daemon did not stop in time")?;
-        Ok(res.context("the daemon panicked")?)
+        let Some(mut running) = self.running.take() else { bail!("the daemon is not running") };
+        let res =
+            tokio::time::timeout(timeout, &mut running.handle).await.context("the daemon did not stop in time")?;
+        Running::close_messenger(running.grammers).await;
+        res.context("the daemon panicked")
     }
 
     /// Waits until `orders` orders exist, all of them settled, and every
@@ -155,6 +318,9 @@ impl Sandbox {
         }
         self.store.close().await;
         self.backend.shutdown().await;
+        if let Some(m) = self.mtproto.take() {
+            m.server.shutdown().await;
+        }
         Ok(())
     }
 }

@@ -64,7 +64,11 @@ fn order_parse_accepts_a_stored_raw_message_with_entities() {
 fn order_parse_from_a_file_reports_missing_and_ambiguous_ids() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("order.txt");
-    std::fs::write(&path, "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $10\nOrder Details:\nid 1111 and id 2222\n").unwrap();
+    std::fs::write(
+        &path,
+        "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $10\nOrder Details:\nid 1111 and id 2222\n",
+    )
+    .unwrap();
     let out = bin().args(["order", "parse"]).arg(&path).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -133,4 +137,51 @@ fn help_explains_each_command() {
     let out = bin().args(["orders", "list", "--data-dir", "/nonexistent/dir"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("No database"));
+}
+
+#[test]
+fn demo_over_mtproto_runs_the_same_flow_through_the_grammers_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let summary = dir.path().join("summary.json");
+    let out = bin()
+        .args(["demo", "--transport", "mtproto", "--data-dir"])
+        .arg(&data)
+        .arg("--summary-json")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().next().unwrap_or_default().contains("mtproto"), "the header names the transport: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    assert_eq!(n("orders"), 8, "{v}");
+    assert_eq!(n("completed"), 4, "{v}");
+    assert_eq!(n("escalated"), 4, "{v}");
+    assert_eq!(n("failed"), 0, "{v}");
+    assert_eq!(n("malformed"), 1, "{v}");
+    assert_eq!(n("backend_activations"), n("completed"), "exactly once: {v}");
+    assert_eq!(n("deliveries"), n("completed"), "{v}");
+    // It really went over MTProto: replies and button presses are API calls the server answered.
+    assert_eq!(v["transport"], "mtproto", "{v}");
+    let calls = |m: &str| v["mtproto_calls"][m].as_u64().unwrap_or(0);
+    assert!(calls("messages.sendMessage") >= 4, "{v}");
+    assert_eq!(calls("messages.getBotCallbackAnswer"), 4, "{v}");
+    // The sandbox's session is private and is not the production session file.
+    assert!(!data.join("telegram.session").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("sandbox-telegram.session")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn demo_rejects_an_unknown_transport() {
+    let out = bin().args(["demo", "--transport", "carrier-pigeon"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sim") && err.contains("mtproto"), "{err}");
 }

@@ -177,7 +177,8 @@ async fn malformed_and_missing_id_orders_reach_the_moderator_with_their_raw_text
     let mut sb = sandbox(&dir).await;
     sb.start_daemon(None).await.unwrap();
     let missing = sb.world.post_order(&order(501, "Спасибо, жду!"));
-    let malformed_text = "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
+    let malformed_text =
+        "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
     sb.world.post_bot_text(malformed_text, vec![]);
     sb.wait_settled(1, SETTLE).await.unwrap();
     let deadline = tokio::time::Instant::now() + SETTLE;
@@ -211,8 +212,14 @@ async fn unknown_account_and_no_pending_order_are_escalated_not_retried() {
     assert_eq!(state_of(&sb, unknown).await, OrderState::Escalated);
     assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
     assert_eq!(state_of(&sb, no_pending).await, OrderState::Escalated);
-    let reasons: Vec<String> = sb.store().list_orders(Some(OrderState::Escalated), 10).await.unwrap()
-        .into_iter().filter_map(|o| o.escalation_reason).collect();
+    let reasons: Vec<String> = sb
+        .store()
+        .list_orders(Some(OrderState::Escalated), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| o.escalation_reason)
+        .collect();
     assert!(reasons.contains(&"unknown_account".to_owned()), "{reasons:?}");
     assert!(reasons.contains(&"no_pending_order".to_owned()), "{reasons:?}");
     assert_eq!(sb.backend.stats().requests, 3);
@@ -309,7 +316,8 @@ async fn an_unrecognised_bot_message_reaches_the_moderator_with_replayable_json(
     assert_eq!(cards.len(), 1, "only the donation, not the bot's follow-ups: {cards:#?}");
     assert!(cards[0].text.contains("not recognised") && cards[0].text.contains("New donation"), "{}", cards[0].text);
     let json = cards[0].text.lines().last().unwrap();
-    let raw: tribute_assistant::tribute::RawNotification = serde_json::from_str(json).expect("last line is the raw JSON");
+    let raw: tribute_assistant::tribute::RawNotification =
+        serde_json::from_str(json).expect("last line is the raw JSON");
     assert!(raw.text.starts_with("💰 New donation"));
     assert_eq!(state_of(&sb, valid).await, OrderState::Confirmed);
     sb.shutdown().await.unwrap();

@@ -69,7 +69,8 @@ async fn transitions_are_guarded_by_the_current_state() {
     assert!(matches!(err, Err(StoreError::Transition(_))), "{err:?}");
     store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
     // A second worker holding the stale state loses.
-    let err = store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "again")).await;
+    let err =
+        store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "again")).await;
     assert!(matches!(err, Err(StoreError::StateChanged { .. })), "{err:?}");
     let events = store.order_events(id).await.unwrap();
     assert_eq!(events.len(), 2, "{events:?}");

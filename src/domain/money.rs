@@ -154,13 +154,7 @@ impl Money {
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scale = 10i64.pow(self.currency.minor_digits());
-        write!(
-            f,
-            "{}{}.{:02}",
-            self.currency.symbol(),
-            self.amount_minor / scale,
-            self.amount_minor % scale
-        )
+        write!(f, "{}{}.{:02}", self.currency.symbol(), self.amount_minor / scale, self.amount_minor % scale)
     }
 }
 

@@ -64,10 +64,7 @@ impl OrderState {
 
     /// No automatic work is left: the order is done or waits for a person.
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            OrderState::Confirmed | OrderState::Failed | OrderState::Escalated | OrderState::NeedsCustomer
-        )
+        matches!(self, OrderState::Confirmed | OrderState::Failed | OrderState::Escalated | OrderState::NeedsCustomer)
     }
 
     pub fn can_go_to(self, to: OrderState) -> bool {

@@ -17,8 +17,8 @@ use tracing::{info, info_span, warn, Instrument};
 use super::cards::order_card;
 use super::checkpoint::{Checkpoint, CheckpointHook};
 use super::ingest::{ingest, IngestConfig};
-use crate::daemon::stopped;
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
+use crate::daemon::stopped;
 use crate::domain::{EscalationReason, OrderState};
 use crate::store::{now_ms, AccountStatus, NewCard, OrderRecord, Store, StoreError, Transition};
 use crate::telegram::{ChatId, Message, Messenger, MessengerError, MessengerResult};
@@ -141,10 +141,9 @@ impl OrderProcessor {
                 return Ok(Step::Continue);
             }
             AccountStatus::Missing => (EscalationReason::MissingAccount, String::new()),
-            AccountStatus::Ambiguous(v) => (
-                EscalationReason::AmbiguousAccount,
-                v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
-            ),
+            AccountStatus::Ambiguous(v) => {
+                (EscalationReason::AmbiguousAccount, v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))
+            }
         };
         self.escalate(order, reason, &detail).await
     }
@@ -154,7 +153,9 @@ impl OrderProcessor {
             return Ok(Step::Stop);
         }
         let AccountStatus::Found(account) = &order.account else {
-            return Err(StoreError::Corrupt(format!("{} requested activation without an account", order.order_ref)).into());
+            return Err(
+                StoreError::Corrupt(format!("{} requested activation without an account", order.order_ref)).into()
+            );
         };
         self.check(Checkpoint::BeforeActivate, order)?;
         let request = ActivationRequest {
@@ -198,9 +199,7 @@ impl OrderProcessor {
                 let delay = self.cfg.park_delay.saturating_mul(1 << failures).min(Duration::from_secs(3600));
                 warn!(error = %err, retry_in = ?delay, "backend unavailable; order parked, will retry with the same key");
                 let note = format!("backend unavailable ({err}); retrying in {}s", delay.as_secs());
-                self.store
-                    .park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true)
-                    .await?;
+                self.store.park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true).await?;
                 return Ok(Step::Stop);
             }
         };
@@ -217,7 +216,8 @@ impl OrderProcessor {
             // We may have sent the reply just before a restart: look before sending again.
             let history = self.telegram(|| self.messenger.history_since(chat, order.message_id, 200)).await?;
             if let Some(earlier) = history.iter().find(|m| m.outgoing && m.reply_to == Some(order.message_id)) {
-                let mut t = Transition::to(OrderState::Replied, format!("found our earlier reply (message {})", earlier.id));
+                let mut t =
+                    Transition::to(OrderState::Replied, format!("found our earlier reply (message {})", earlier.id));
                 t.reply_message_id = Some(earlier.id);
                 self.store.transition(order.id, order.state, t).await?;
                 return Ok(Step::Continue);
@@ -285,7 +285,12 @@ impl OrderProcessor {
             }
         };
         self.store
-            .note(order.id, order.state, &format!("Send button found on message {button_msg}; pressing it"), Some(button_msg))
+            .note(
+                order.id,
+                order.state,
+                &format!("Send button found on message {button_msg}; pressing it"),
+                Some(button_msg),
+            )
             .await?;
         self.press(order, button_msg, &data).await
     }
@@ -324,7 +329,12 @@ impl OrderProcessor {
         Ok(())
     }
 
-    async fn card(&self, order: &OrderRecord, reason: EscalationReason, detail: &str) -> Result<NewCard, WorkflowError> {
+    async fn card(
+        &self,
+        order: &OrderRecord,
+        reason: EscalationReason,
+        detail: &str,
+    ) -> Result<NewCard, WorkflowError> {
         let raw = self.store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
         Ok(NewCard {
             source_chat_id: order.chat_id,
@@ -334,7 +344,12 @@ impl OrderProcessor {
         })
     }
 
-    async fn escalate(&self, order: &OrderRecord, reason: EscalationReason, detail: &str) -> Result<Step, WorkflowError> {
+    async fn escalate(
+        &self,
+        order: &OrderRecord,
+        reason: EscalationReason,
+        detail: &str,
+    ) -> Result<Step, WorkflowError> {
         let card = self.card(order, reason, detail).await?;
         let mut t = Transition::to(OrderState::Escalated, format!("escalated to the moderator: {}", reason.explain()));
         t.escalation = Some((reason, card));

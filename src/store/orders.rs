@@ -245,10 +245,11 @@ impl Store {
     }
 
     pub async fn order_events(&self, order_id: i64) -> StoreResult<Vec<OrderEvent>> {
-        let rows = sqlx::query("SELECT at, from_state, to_state, note FROM order_events WHERE order_id = ? ORDER BY id")
-            .bind(order_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT at, from_state, to_state, note FROM order_events WHERE order_id = ? ORDER BY id")
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .iter()
             .map(|r| OrderEvent {
@@ -324,7 +325,14 @@ impl Store {
 
     /// Parks an order until `until` (unix ms) without changing its state,
     /// e.g. while the backend is unavailable or Telegram asks us to wait.
-    pub async fn park(&self, order_id: i64, state: OrderState, until: i64, note: &str, failure: bool) -> StoreResult<()> {
+    pub async fn park(
+        &self,
+        order_id: i64,
+        state: OrderState,
+        until: i64,
+        note: &str,
+        failure: bool,
+    ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -344,10 +352,11 @@ impl Store {
 
     /// Parked orders whose time has come.
     pub async fn parked_due(&self, now: i64) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query("SELECT id FROM orders WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY id")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id FROM orders WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY id")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 }

@@ -74,13 +74,15 @@ impl Store {
     }
 
     pub async fn mark_card_posted(&self, id: i64, chat: ChatId, message: MessageId) -> StoreResult<()> {
-        sqlx::query("UPDATE moderator_outbox SET posted_chat_id = ?, posted_message_id = ?, posted_at = ? WHERE id = ?")
-            .bind(chat)
-            .bind(message)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE moderator_outbox SET posted_chat_id = ?, posted_message_id = ?, posted_at = ? WHERE id = ?",
+        )
+        .bind(chat)
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -30,14 +30,18 @@ pub struct Entity {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EntityKind {
     /// A mention of a user without a username; carries the user id.
-    MentionName { user_id: UserId },
+    MentionName {
+        user_id: UserId,
+    },
     /// `@username` mention.
     Mention,
     Bold,
     Italic,
     Code,
     Url,
-    TextUrl { url: String },
+    TextUrl {
+        url: String,
+    },
     Other,
 }
 
@@ -144,28 +148,13 @@ pub trait Messenger: Send + Sync + 'static {
     async fn next_event(&self) -> MessengerResult<Event>;
 
     /// Sends a text message, optionally as a reply. Returns the new message's id.
-    async fn send_message(
-        &self,
-        chat: ChatId,
-        text: &str,
-        reply_to: Option<MessageId>,
-    ) -> MessengerResult<MessageId>;
+    async fn send_message(&self, chat: ChatId, text: &str, reply_to: Option<MessageId>) -> MessengerResult<MessageId>;
 
     /// Presses an inline callback button on a message.
-    async fn press_button(
-        &self,
-        chat: ChatId,
-        message: MessageId,
-        data: &[u8],
-    ) -> MessengerResult<CallbackAnswer>;
+    async fn press_button(&self, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer>;
 
     /// Messages of a chat with id greater than `after`, oldest first, at most `limit`.
-    async fn history_since(
-        &self,
-        chat: ChatId,
-        after: MessageId,
-        limit: usize,
-    ) -> MessengerResult<Vec<Message>>;
+    async fn history_since(&self, chat: ChatId, after: MessageId, limit: usize) -> MessengerResult<Vec<Message>>;
 
     /// The current state of the given messages (missing ones are left out).
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>>;

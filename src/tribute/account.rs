@@ -39,9 +39,7 @@ enum Matcher {
 
 impl Default for AccountPattern {
     fn default() -> Self {
-        Self {
-            matcher: Matcher::DigitRun { min: 4, max: 12 },
-        }
+        Self { matcher: Matcher::DigitRun { min: 4, max: 12 } }
     }
 }
 
@@ -52,9 +50,7 @@ impl AccountPattern {
     /// are not a valid [`AccountId`] (spaces, punctuation) are ignored.
     pub fn new(regex: &str) -> Result<Self, PatternError> {
         let re = Regex::new(regex).map_err(PatternError)?;
-        Ok(Self {
-            matcher: Matcher::Custom(re),
-        })
+        Ok(Self { matcher: Matcher::Custom(re) })
     }
 
     /// Finds the account ID in `text`: one distinct candidate is `Found`
@@ -62,16 +58,12 @@ impl AccountPattern {
     /// several are `Ambiguous` (in order of first appearance).
     pub fn extract(&self, text: &str) -> AccountExtraction {
         let candidates: Vec<&str> = match &self.matcher {
-            Matcher::DigitRun { min, max } => text
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|run| (*min..=*max).contains(&run.len()))
-                .collect(),
+            Matcher::DigitRun { min, max } => {
+                text.split(|c: char| !c.is_ascii_digit()).filter(|run| (*min..=*max).contains(&run.len())).collect()
+            }
             Matcher::Custom(re) => {
                 let group = usize::from(re.captures_len() > 1);
-                re.captures_iter(text)
-                    .filter_map(|c| c.get(group))
-                    .map(|m| m.as_str())
-                    .collect()
+                re.captures_iter(text).filter_map(|c| c.get(group)).map(|m| m.as_str()).collect()
             }
         };
         let mut ids: Vec<AccountId> = Vec::new();
@@ -135,14 +127,7 @@ mod tests {
 
     #[test]
     fn default_pattern_finds_ids_in_common_spellings() {
-        for text in [
-            "id123456",
-            "#123456",
-            "ID: 123456",
-            "ID:123456",
-            "my account is 123456, thanks",
-            "123456",
-        ] {
+        for text in ["id123456", "#123456", "ID: 123456", "ID:123456", "my account is 123456, thanks", "123456"] {
             assert_eq!(extract(text), found("123456"), "{text:?}");
         }
     }
@@ -152,11 +137,7 @@ mod tests {
         assert_eq!(extract("1234"), found("1234"));
         assert_eq!(extract("123456789012"), found("123456789012"));
         assert_eq!(extract("123"), AccountExtraction::Missing);
-        assert_eq!(
-            extract("1234567890123"),
-            AccountExtraction::Missing,
-            "13 digits is not an ID"
-        );
+        assert_eq!(extract("1234567890123"), AccountExtraction::Missing, "13 digits is not an ID");
         assert_eq!(extract("12 34 56"), AccountExtraction::Missing);
         assert_eq!(extract(""), AccountExtraction::Missing);
         assert_eq!(extract("card 1234567890123456, id 777777"), found("777777"));

@@ -88,10 +88,7 @@ pub enum ParseError {
 }
 
 fn malformed(field: OrderField, reason: impl Into<String>) -> ParseError {
-    ParseError::Malformed {
-        field,
-        reason: reason.into(),
-    }
+    ParseError::Malformed { field, reason: reason.into() }
 }
 
 /// Parses a Tribute "Custom Product Order" notification.
@@ -143,11 +140,7 @@ pub fn parse_order(text: &str, entities: &[Entity], config: &ParserConfig) -> Re
     let (_, price) = required(2)?;
 
     let price = parse_price(price).map_err(|reason| malformed(OrderField::Price, reason))?;
-    let details = text[details_start..]
-        .replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .trim()
-        .to_owned();
+    let details = text[details_start..].replace("\r\n", "\n").replace('\r', "\n").trim().to_owned();
     let account = config.account_pattern.extract(&details);
     Ok(CustomProductOrder {
         customer: customer(text, customer_at, customer_name, entities),
@@ -195,10 +188,8 @@ fn matches_any(text: &str, candidates: &[String]) -> bool {
 /// Reads `€5.00`, `5.00 €`, `₽1 500,00`, `1,500.00 RUB`: one currency
 /// symbol or code before or after the amount, never a guess.
 fn parse_price(text: &str) -> Result<Money, String> {
-    let (Some(first), Some(last)) = (
-        text.find(|c: char| c.is_ascii_digit()),
-        text.rfind(|c: char| c.is_ascii_digit()),
-    ) else {
+    let (Some(first), Some(last)) = (text.find(|c: char| c.is_ascii_digit()), text.rfind(|c: char| c.is_ascii_digit()))
+    else {
         return Err(format!("no amount in {text:?}"));
     };
     let amount = &text[first..=last];
@@ -227,20 +218,14 @@ fn customer(text: &str, name_at: usize, name: &str, entities: &[Entity]) -> Cust
         EntityKind::MentionName { user_id } => Some(user_id),
         _ => None,
     });
-    let mention_text = on_name
-        .iter()
-        .filter(|e| e.kind == EntityKind::Mention)
-        .find_map(|e| utf16_slice(text, e.offset, e.length));
+    let mention_text =
+        on_name.iter().filter(|e| e.kind == EntityKind::Mention).find_map(|e| utf16_slice(text, e.offset, e.length));
     let username = [mention_text, Some(name)]
         .into_iter()
         .flatten()
         .find_map(|s| s.trim().strip_prefix('@').filter(|u| is_username(u)))
         .map(str::to_owned);
-    Customer {
-        name: name.to_owned(),
-        user_id,
-        username,
-    }
+    Customer { name: name.to_owned(), user_id, username }
 }
 
 fn is_username(s: &str) -> bool {

@@ -141,7 +141,12 @@ pub(super) fn press(
     record.send_presses += 1;
     let customer_id = record.order.customer_id;
     let delivered_text = format!("✅ Delivered to {}.", record.order.customer_name);
-    st.bot.deliveries.push(Delivery { order_message_id: order_id, customer_id, text: answer, delivered_at: std::time::Instant::now() });
+    st.bot.deliveries.push(Delivery {
+        order_message_id: order_id,
+        customer_id,
+        text: answer,
+        delivered_at: std::time::Instant::now(),
+    });
     st.edit(chat, message, Some(delivered_text), vec![]);
     Ok(CallbackAnswer { text: Some("Sent".into()), alert: false })
 }

@@ -27,11 +27,7 @@ fn malformed_field(result: Result<CustomProductOrder, ParseError>) -> OrderField
 }
 
 fn mention_name(offset: usize, length: usize, user_id: i64) -> Entity {
-    Entity {
-        offset,
-        length,
-        kind: EntityKind::MentionName { user_id },
-    }
+    Entity { offset, length, kind: EntityKind::MentionName { user_id } }
 }
 
 /// UTF-16 offset of `needle` in `text`, the way Telegram counts.
@@ -42,14 +38,7 @@ fn utf16_offset(text: &str, needle: &str) -> usize {
 #[test]
 fn parses_the_example() {
     let o = parse(EXAMPLE).unwrap();
-    assert_eq!(
-        o.customer,
-        Customer {
-            name: "Иван Петров".into(),
-            user_id: None,
-            username: None
-        }
-    );
+    assert_eq!(o.customer, Customer { name: "Иван Петров".into(), user_id: None, username: None });
     assert_eq!(o.product, "100 Diamonds");
     assert_eq!(o.price, Money::new(500, Currency::Eur).unwrap());
     assert_eq!(o.details, "My account id123456, please hurry");
@@ -69,11 +58,7 @@ fn tolerates_crlf_stray_whitespace_and_extra_lines() {
 
 #[test]
 fn accepts_bold_and_lowercase_headers_and_bold_labels() {
-    for header in [
-        "**🆕 Custom Product Order**",
-        "custom product order",
-        "🆕 *Custom Product Order*:",
-    ] {
+    for header in ["**🆕 Custom Product Order**", "custom product order", "🆕 *Custom Product Order*:"] {
         let text = EXAMPLE.replacen("🆕 Custom Product Order", header, 1);
         assert!(parse(&text).is_ok(), "{header:?}");
     }
@@ -121,16 +106,9 @@ fn reads_prices_in_every_shape() {
 #[test]
 fn bad_prices_are_malformed_price() {
     let err = parse(&order("Иван", "¥500", "")).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "malformed order: field \"Price\": unknown currency \"¥\""
-    );
+    assert_eq!(err.to_string(), "malformed order: field \"Price\": unknown currency \"¥\"");
     for price in ["500", "free", "€0.00", "€1,50,0", "€5 EUR", "€"] {
-        assert_eq!(
-            malformed_field(parse(&order("Иван", price, ""))),
-            OrderField::Price,
-            "{price:?}"
-        );
+        assert_eq!(malformed_field(parse(&order("Иван", price, ""))), OrderField::Price, "{price:?}");
     }
 }
 
@@ -142,18 +120,9 @@ fn missing_or_empty_fields_are_malformed_and_named() {
     let shown = err.to_string();
     assert!(shown.contains("malformed") && shown.contains("Price"), "{shown}");
 
-    assert_eq!(
-        malformed_field(parse(&EXAMPLE.replace("Product: 100 Diamonds", "Product:  "))),
-        OrderField::Product
-    );
-    assert_eq!(
-        malformed_field(parse(&EXAMPLE.replace("Customer: Иван Петров", "Customer:"))),
-        OrderField::Customer
-    );
-    assert_eq!(
-        malformed_field(parse(&EXAMPLE.replace("Customer: ", "Client: "))),
-        OrderField::Customer
-    );
+    assert_eq!(malformed_field(parse(&EXAMPLE.replace("Product: 100 Diamonds", "Product:  "))), OrderField::Product);
+    assert_eq!(malformed_field(parse(&EXAMPLE.replace("Customer: Иван Петров", "Customer:"))), OrderField::Customer);
+    assert_eq!(malformed_field(parse(&EXAMPLE.replace("Customer: ", "Client: "))), OrderField::Customer);
 }
 
 #[test]
@@ -214,17 +183,10 @@ fn account_cases_in_details() {
         ("12 34 56", AccountExtraction::Missing),
     ];
     for (details, want) in cases {
-        assert_eq!(
-            parse(&order("Иван", "€5.00", details)).unwrap().account,
-            want,
-            "{details:?}"
-        );
+        assert_eq!(parse(&order("Иван", "€5.00", details)).unwrap().account, want, "{details:?}");
     }
     let two = parse(&order("Иван", "€5.00", "123456\nor 654321")).unwrap().account;
-    assert!(
-        matches!(two, AccountExtraction::Ambiguous(ref ids) if ids.len() == 2),
-        "{two:?}"
-    );
+    assert!(matches!(two, AccountExtraction::Ambiguous(ref ids) if ids.len() == 2), "{two:?}");
 }
 
 #[test]
@@ -247,51 +209,22 @@ fn mention_on_another_line_is_not_the_customer() {
         mention_name(utf16_offset(&text, "100 Diamonds"), 3, 2),
         mention_name(utf16_offset(&text, "Customer"), 8, 3),
     ];
-    assert_eq!(
-        parse_order(&text, &elsewhere, &ParserConfig::default())
-            .unwrap()
-            .customer
-            .user_id,
-        None
-    );
+    assert_eq!(parse_order(&text, &elsewhere, &ParserConfig::default()).unwrap().customer.user_id, None);
 }
 
 #[test]
 fn username_with_or_without_entity() {
     let text = order("@ivan_p", "€5.00", "123456");
-    for entities in [
-        vec![],
-        vec![Entity {
-            offset: utf16_offset(&text, "@ivan_p"),
-            length: 7,
-            kind: EntityKind::Mention,
-        }],
-    ] {
-        let c = parse_order(&text, &entities, &ParserConfig::default())
-            .unwrap()
-            .customer;
-        assert_eq!(
-            c,
-            Customer {
-                name: "@ivan_p".into(),
-                user_id: None,
-                username: Some("ivan_p".into())
-            }
-        );
+    for entities in
+        [vec![], vec![Entity { offset: utf16_offset(&text, "@ivan_p"), length: 7, kind: EntityKind::Mention }]]
+    {
+        let c = parse_order(&text, &entities, &ParserConfig::default()).unwrap().customer;
+        assert_eq!(c, Customer { name: "@ivan_p".into(), user_id: None, username: Some("ivan_p".into()) });
     }
     let text = order("Иван (@ivan_p)", "€5.00", "123456");
-    let mention = Entity {
-        offset: utf16_offset(&text, "@ivan_p"),
-        length: 7,
-        kind: EntityKind::Mention,
-    };
-    let c = parse_order(&text, &[mention], &ParserConfig::default())
-        .unwrap()
-        .customer;
-    assert_eq!(
-        (c.name.as_str(), c.username.as_deref()),
-        ("Иван (@ivan_p)", Some("ivan_p"))
-    );
+    let mention = Entity { offset: utf16_offset(&text, "@ivan_p"), length: 7, kind: EntityKind::Mention };
+    let c = parse_order(&text, &[mention], &ParserConfig::default()).unwrap().customer;
+    assert_eq!((c.name.as_str(), c.username.as_deref()), ("Иван (@ivan_p)", Some("ivan_p")));
 }
 
 #[test]
@@ -299,23 +232,11 @@ fn nonsense_entities_do_not_panic() {
     let entities = [
         mention_name(usize::MAX, usize::MAX, 1),
         mention_name(3, usize::MAX, 7),
-        Entity {
-            offset: 1,
-            length: 1,
-            kind: EntityKind::Mention,
-        },
-        Entity {
-            offset: 10_000,
-            length: 5,
-            kind: EntityKind::Mention,
-        },
+        Entity { offset: 1, length: 1, kind: EntityKind::Mention },
+        Entity { offset: 10_000, length: 5, kind: EntityKind::Mention },
     ];
     let o = parse_order(EXAMPLE, &entities, &ParserConfig::default()).unwrap();
-    assert_eq!(
-        o.customer.user_id,
-        Some(7),
-        "an entity covering everything still covers the name"
-    );
+    assert_eq!(o.customer.user_id, Some(7), "an entity covering everything still covers the name");
 }
 
 #[test]
@@ -340,17 +261,12 @@ fn localised_labels_and_header() {
     assert_eq!(o.price, Money::new(50_000, Currency::Rub).unwrap());
     assert_eq!(o.account, found("123456"));
     assert!(parse_order(EXAMPLE, &[], &config).is_ok(), "English still works");
-    assert!(
-        matches!(parse(text), Err(ParseError::NotAnOrder(_))),
-        "not with the default config"
-    );
+    assert!(matches!(parse(text), Err(ParseError::NotAnOrder(_))), "not with the default config");
 }
 
 #[test]
 fn custom_account_pattern() {
-    let config = ParserConfig::default()
-        .with_account_pattern("(?i)acc-([a-z0-9]+)")
-        .unwrap();
+    let config = ParserConfig::default().with_account_pattern("(?i)acc-([a-z0-9]+)").unwrap();
     let o = parse_order(&order("Иван", "€5.00", "ACC-Ab12, not 123456"), &[], &config).unwrap();
     assert_eq!(o.account, found("Ab12"));
     assert!(ParserConfig::default().with_account_pattern("[").is_err());
@@ -375,17 +291,11 @@ fn cli_json_has_the_agreed_shape() {
         })
     );
     let missing = parse(&order("Иван", "$10", "")).unwrap().to_cli_json();
-    assert_eq!(
-        (&missing["customer_id"], &missing["account_id"]),
-        (&json!(null), &json!(null))
-    );
+    assert_eq!((&missing["customer_id"], &missing["account_id"]), (&json!(null), &json!(null)));
     assert_eq!(missing["account_problem"], "missing");
     assert_eq!(missing["price"], json!({"amount_minor": 1000, "currency": "USD"}));
     let ambiguous = parse(&order("Иван", "$10", "1234 5678")).unwrap().to_cli_json();
-    assert_eq!(
-        (&ambiguous["account_id"], &ambiguous["account_problem"]),
-        (&json!(null), &json!("ambiguous"))
-    );
+    assert_eq!((&ambiguous["account_id"], &ambiguous["account_problem"]), (&json!(null), &json!("ambiguous")));
 }
 
 /// Free text a customer might type, biased towards lines that look like fields.
@@ -397,29 +307,18 @@ fn details_text() -> impl Strategy<Value = String> {
         Just("🆕 Custom Product Order".to_owned()),
         "[0-9 #:a-z]{0,20}",
     ];
-    (
-        prop::collection::vec(line, 0..6),
-        prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
-    )
+    (prop::collection::vec(line, 0..6), prop_oneof![Just("\n"), Just("\r\n"), Just("\r")])
         .prop_map(|(lines, sep)| lines.join(sep))
 }
 
 fn arbitrary_entity() -> impl Strategy<Value = Entity> {
-    (
-        0usize..300,
-        prop_oneof![0usize..50, Just(usize::MAX)],
-        any::<i64>(),
-        any::<bool>(),
-    )
-        .prop_map(|(offset, length, user_id, named)| Entity {
+    (0usize..300, prop_oneof![0usize..50, Just(usize::MAX)], any::<i64>(), any::<bool>()).prop_map(
+        |(offset, length, user_id, named)| Entity {
             offset,
             length,
-            kind: if named {
-                EntityKind::MentionName { user_id }
-            } else {
-                EntityKind::Mention
-            },
-        })
+            kind: if named { EntityKind::MentionName { user_id } } else { EntityKind::Mention },
+        },
+    )
 }
 
 proptest! {
