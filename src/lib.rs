@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;
+pub mod tls;
 pub mod tribute;
 
 /// The SQLite database's file name inside the data dir.

@@ -2,6 +2,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tribute_assistant::cli::Cli::parse();
+    tribute_assistant::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
