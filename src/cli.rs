@@ -49,6 +49,12 @@ pub enum Command {
     Login(crate::login::LoginArgs),
     /// Run the daemon on the real Telegram account (after `login`).
     Run,
+    /// Ask the agent one question without Telegram and print its answer, or
+    /// why it would hand the question to a moderator. Uses the LLM from
+    /// [agent] in the config, overridden by OPENAI_BASE_URL, OPENAI_API_KEY
+    /// and OPENAI_MODEL; with none set, retrieval-only. The turn is stored
+    /// like the daemon's.
+    Ask(crate::ask::AskArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(cmd, cli.config.as_deref()).await,
         Command::Login(args) => crate::login::run(args, cli.config.as_deref()).await,
         Command::Run => crate::run::run(cli.config.as_deref()).await,
+        Command::Ask(args) => crate::ask::run(args, cli.config.as_deref()).await,
     }
 }
 

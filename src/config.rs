@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub backend: Option<BackendSection>,
     #[serde(default)]
     pub parser: ParserSection,
+    /// The LLM agent (issue 6): endpoint, thresholds, hard topics.
+    #[serde(default)]
+    pub agent: crate::agent::AgentSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]

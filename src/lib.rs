@@ -10,6 +10,10 @@
 //!                            └─► telegram   (Messenger port + adapters)
 //! ```
 
+// The LLM agent (issue 6).
+pub mod agent;
+pub mod ask;
+
 pub mod backend;
 pub mod cli;
 pub mod config;

@@ -10,6 +10,10 @@ mod messages;
 mod orders;
 mod outbox;
 
+// The LLM agent (issue 6).
+mod agent_turns;
+mod customer_orders;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +24,9 @@ use sqlx::SqlitePool;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{NewCard, OutboxCard};
+
+pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
+pub use customer_orders::CustomerOrderStatus;
 
 use crate::domain::{OrderState, TransitionError};
 

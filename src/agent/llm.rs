@@ -1,0 +1,219 @@
+//! The chat client: async-openai against any OpenAI-compatible endpoint.
+//!
+//! async-openai's built-in retry layer is replaced by ours (through its
+//! `middleware` hook) because we need what it does not do: a configurable
+//! number of retries, retrying timeouts, and a cap on Retry-After so a
+//! rate-limited endpoint cannot park a customer's turn for an hour.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use async_openai::types::chat::{
+    ChatCompletionRequestMessage, ChatCompletionResponseMessage, ChatCompletionTools, CreateChatCompletionRequest,
+    ResponseFormat,
+};
+use async_openai::Client;
+use reqwest_tls::header::HeaderMap;
+use reqwest_tls::Response;
+use secrecy::ExposeSecret;
+
+use super::settings::{AgentSettings, LlmEndpoint};
+
+/// Why a chat call produced no usable message. Each maps to a policy reason.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the LLM did not answer within {0:?} (after retries)")]
+    Timeout(Duration),
+    #[error("the LLM is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the LLM rejected the request: {0}")]
+    Rejected(String),
+    #[error("the LLM answered something malformed: {0}")]
+    Malformed(String),
+}
+
+/// One chat endpoint with its model and limits. Cheap to clone.
+#[derive(Clone)]
+pub struct LlmClient {
+    client: Client<OpenAIConfig>,
+    model: String,
+    max_tokens: u32,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The inner config holds the API key; show only what is safe.
+        f.debug_struct("LlmClient").field("model", &self.model).field("max_tokens", &self.max_tokens).finish()
+    }
+}
+
+impl LlmClient {
+    pub fn new(endpoint: &LlmEndpoint, settings: &AgentSettings) -> Result<Self, LlmError> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest_tls::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| LlmError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let config = OpenAIConfig::new()
+            .with_api_base(endpoint.base_url.clone())
+            .with_api_key(endpoint.api_key.expose_secret().to_owned());
+        let service = RetryingHttp {
+            http,
+            retries: settings.retries,
+            max_retry_after: settings.max_retry_after,
+            first_backoff: Duration::from_millis(200),
+        };
+        Ok(Self {
+            client: Client::with_config(config).with_http_service(service),
+            model: endpoint.model.clone(),
+            max_tokens: settings.max_tokens,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// One chat completion; the first choice's message.
+    pub async fn chat(
+        &self,
+        messages: Vec<ChatCompletionRequestMessage>,
+        tools: Vec<ChatCompletionTools>,
+        response_format: ResponseFormat,
+    ) -> Result<ChatCompletionResponseMessage, LlmError> {
+        let request = CreateChatCompletionRequest {
+            model: self.model.clone(),
+            messages,
+            tools: (!tools.is_empty()).then_some(tools),
+            response_format: Some(response_format),
+            max_completion_tokens: Some(self.max_tokens),
+            temperature: Some(0.2),
+            ..Default::default()
+        };
+        let response = self.client.chat().create(request).await.map_err(|e| self.classify(e))?;
+        response
+            .choices
+            .into_iter()
+            .next()
+            .map(|c| c.message)
+            .ok_or_else(|| LlmError::Malformed("the response has no choices".into()))
+    }
+
+    fn classify(&self, err: OpenAIError) -> LlmError {
+        match err {
+            OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout(self.timeout),
+            OpenAIError::Reqwest(e) => LlmError::Unavailable(e.to_string()),
+            OpenAIError::ApiError(e) => {
+                let status = e.status_code.as_u16();
+                let msg: String = e.api_error.message.chars().take(200).collect();
+                if status == 429 || status >= 500 {
+                    LlmError::Unavailable(format!("HTTP {status}: {msg}"))
+                } else {
+                    LlmError::Rejected(format!("HTTP {status}: {msg}"))
+                }
+            }
+            OpenAIError::JSONDeserialize(e, body) => {
+                LlmError::Malformed(format!("{e}; body starts {:?}", body.chars().take(120).collect::<String>()))
+            }
+            other => LlmError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The HTTP transport under async-openai: sends, and retries 429 (after
+/// Retry-After, capped), 5xx, timeouts and refused connections.
+#[derive(Clone, Debug)]
+struct RetryingHttp {
+    http: reqwest_tls::Client,
+    retries: u32,
+    max_retry_after: Duration,
+    first_backoff: Duration,
+}
+
+type HttpFuture = Pin<Box<dyn Future<Output = Result<Response, OpenAIError>> + Send + 'static>>;
+
+impl tower::Service<HttpRequestFactory> for RetryingHttp {
+    type Response = Response;
+    type Error = OpenAIError;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.send(factory).await })
+    }
+}
+
+impl RetryingHttp {
+    async fn send(self, factory: HttpRequestFactory) -> Result<Response, OpenAIError> {
+        let mut attempt = 0u32;
+        loop {
+            let request = factory.build().await?;
+            let result = self.http.execute(request).await;
+            let backoff = self.first_backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(8));
+            let delay = match &result {
+                Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
+                    Some(d) if d > self.max_retry_after => {
+                        tracing::warn!(retry_after = ?d, "LLM rate limit wait is longer than allowed; giving up");
+                        None
+                    }
+                    Some(d) => Some(d),
+                    None => Some(backoff),
+                },
+                Ok(r) if r.status().is_server_error() => Some(retry_after(r.headers()).unwrap_or(backoff)),
+                Ok(_) => None,
+                Err(e) if e.is_timeout() || e.is_connect() => Some(backoff),
+                Err(_) => None,
+            };
+            match delay {
+                Some(delay) if attempt < self.retries => {
+                    let why = match &result {
+                        Ok(r) => r.status().to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::warn!(attempt, ?delay, %why, "LLM call failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay.min(self.max_retry_after.max(self.first_backoff))).await;
+                }
+                _ => return result.map_err(OpenAIError::Reqwest),
+            }
+        }
+    }
+}
+
+/// `Retry-After` in seconds (integer or fractional), or OpenAI's `retry-after-ms`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", "150".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

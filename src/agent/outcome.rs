@@ -1,0 +1,107 @@
+//! What one turn produced: what to send, and whether a person must look.
+
+use std::time::Duration;
+
+use super::{Lang, Reason};
+
+/// How the turn was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Through the LLM (with tools and the policy around it).
+    Llm,
+    /// Retrieval-only: a curated answer or nothing.
+    Retrieval,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Llm => "llm",
+            Mode::Retrieval => "retrieval",
+        }
+    }
+}
+
+/// The result of [`super::Agent::answer`]. Escalated exactly when some
+/// rule fired: the flag is derived from `reasons`, so the two cannot
+/// disagree.
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    pub conversation_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub question: String,
+    /// What to send the customer: the answer, or the honest holding
+    /// message in their language when escalated.
+    pub reply: String,
+    /// Why a person must answer; empty when the answer was sent.
+    pub reasons: Vec<Reason>,
+    /// The model's confidence (LLM mode) or the best hit's score (retrieval-only).
+    pub confidence: Option<f64>,
+    /// Knowledge-base ids the draft is based on.
+    pub sources: Vec<String>,
+    /// The answer the agent would have given (links not from the knowledge base removed), if any.
+    pub draft: Option<String>,
+    pub language: Lang,
+    pub mode: Mode,
+    pub latency: Duration,
+    /// The `agent_turns` row, when storing it worked.
+    pub turn_id: Option<i64>,
+}
+
+impl TurnOutcome {
+    pub fn escalated(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+
+    /// The moderator's case card: the question, the draft if any, and why.
+    pub fn case_text(&self) -> String {
+        let mut s = String::from("❓ Customer question — the agent needs a person\n");
+        let mut who = Vec::new();
+        if let Some(c) = self.customer_id {
+            who.push(format!("customer {c}"));
+        }
+        if let Some(c) = self.conversation_id {
+            who.push(format!("conversation {c}"));
+        }
+        who.push(format!("language {}", self.language));
+        s.push_str(&format!("{}\n\nQuestion:\n{}\n\n", who.join(" · "), self.question.trim()));
+        match &self.draft {
+            Some(d) if !d.trim().is_empty() => {
+                s.push_str(&format!("Draft answer (not sent):\n{}\n", d.trim()));
+                let mut facts = Vec::new();
+                if let Some(c) = self.confidence {
+                    facts.push(format!("confidence {c:.2}"));
+                }
+                if !self.sources.is_empty() {
+                    facts.push(format!("sources {}", self.sources.join(", ")));
+                }
+                facts.push(format!("mode {}", self.mode.as_str()));
+                s.push_str(&format!("({})\n\n", facts.join(" · ")));
+            }
+            _ => s.push_str(&format!("No draft answer (mode {}).\n\n", self.mode.as_str())),
+        }
+        s.push_str("Why:\n");
+        for r in &self.reasons {
+            s.push_str(&format!("• {r}\n"));
+        }
+        s.push_str("\nThe customer was told a person will answer. Reply to this message to answer them.");
+        s
+    }
+
+    /// The `ask --json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "answer": self.reply,
+            "escalate": self.escalated(),
+            "confidence": self.confidence,
+            "sources": self.sources,
+            "reasons": self.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+            "details": self.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "draft": self.draft,
+            "language": self.language,
+            "mode": self.mode,
+            "latency_ms": self.latency.as_millis() as u64,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Agent turns: one row per customer question the agent handled.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError, StoreResult};
+
+/// A turn as stored (and as the review export reads it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentTurnRecord {
+    pub id: i64,
+    pub conversation_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub question: String,
+    /// The draft: the model's answer or the curated answer, if there was one.
+    pub answer: Option<String>,
+    /// What the customer was sent (the answer, or the holding message).
+    pub reply: String,
+    /// `ru` | `en`.
+    pub language: String,
+    pub confidence: Option<f64>,
+    pub sources: Vec<String>,
+    /// Escalation reasons as `{"code", "detail"}` objects; empty when answered.
+    pub reasons: serde_json::Value,
+    pub escalated: bool,
+    /// `llm` | `retrieval`.
+    pub mode: String,
+    pub latency_ms: i64,
+    /// Unix ms.
+    pub at: i64,
+}
+
+/// A turn about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewAgentTurn<'a> {
+    pub conversation_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub question: &'a str,
+    pub answer: Option<&'a str>,
+    pub reply: &'a str,
+    pub language: &'a str,
+    pub confidence: Option<f64>,
+    pub sources: &'a [String],
+    pub reasons: serde_json::Value,
+    pub escalated: bool,
+    pub mode: &'a str,
+    pub latency_ms: i64,
+}
+
+fn turn_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AgentTurnRecord> {
+    let id: i64 = row.get("id");
+    let corrupt = |what: &str| StoreError::Corrupt(format!("agent turn {id}: {what}"));
+    Ok(AgentTurnRecord {
+        id,
+        conversation_id: row.get("conversation_id"),
+        customer_id: row.get("customer_id"),
+        question: row.get("question"),
+        answer: row.get("answer"),
+        reply: row.get("reply"),
+        language: row.get("language"),
+        confidence: row.get("confidence"),
+        sources: serde_json::from_str(row.get::<&str, _>("sources_json")).map_err(|_| corrupt("sources"))?,
+        reasons: serde_json::from_str(row.get::<&str, _>("reasons_json")).map_err(|_| corrupt("reasons"))?,
+        escalated: row.get::<i64, _>("escalated") != 0,
+        mode: row.get("mode"),
+        latency_ms: row.get("latency_ms"),
+        at: row.get("at"),
+    })
+}
+
+impl Store {
+    /// Stores one turn; returns its id.
+    pub async fn record_agent_turn(&self, t: &NewAgentTurn<'_>) -> StoreResult<i64> {
+        let sources = serde_json::to_string(t.sources).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let id = sqlx::query(
+            "INSERT INTO agent_turns
+               (conversation_id, customer_id, question, answer, reply, language, confidence, sources_json,
+                reasons_json, escalated, mode, latency_ms, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.conversation_id)
+        .bind(t.customer_id)
+        .bind(t.question)
+        .bind(t.answer)
+        .bind(t.reply)
+        .bind(t.language)
+        .bind(t.confidence)
+        .bind(sources)
+        .bind(t.reasons.to_string())
+        .bind(t.escalated)
+        .bind(t.mode)
+        .bind(t.latency_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// The latest turn of a conversation (or, without one, of a customer).
+    pub async fn last_agent_turn(
+        &self,
+        conversation_id: Option<i64>,
+        customer_id: Option<i64>,
+    ) -> StoreResult<Option<AgentTurnRecord>> {
+        let row = match (conversation_id, customer_id) {
+            (Some(c), _) => {
+                sqlx::query("SELECT * FROM agent_turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 1")
+                    .bind(c)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            (None, Some(u)) => {
+                sqlx::query("SELECT * FROM agent_turns WHERE customer_id = ? ORDER BY id DESC LIMIT 1")
+                    .bind(u)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            (None, None) => None,
+        };
+        row.as_ref().map(turn_from_row).transpose()
+    }
+
+    /// Turns since `since_ms` (unix ms), oldest first: the review export.
+    pub async fn agent_turns_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<AgentTurnRecord>> {
+        let rows = sqlx::query("SELECT * FROM agent_turns WHERE at >= ? ORDER BY id LIMIT ?")
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(turn_from_row).collect()
+    }
+}
