@@ -49,6 +49,11 @@ pub enum Command {
     Login(crate::login::LoginArgs),
     /// Run the daemon on the real Telegram account (after `login`).
     Run,
+    /// Check the configuration and every configured dependency: the backend
+    /// (a signed GET /health proving both sides hold the same HMAC secret),
+    /// the LLM endpoint and the Qdrant server if set, the Telegram session.
+    /// Prints ✔/✘ per check with the fix for each ✘; exits 1 if any failed.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(cmd, cli.config.as_deref()).await,
         Command::Login(args) => crate::login::run(args, cli.config.as_deref()).await,
         Command::Run => crate::run::run(cli.config.as_deref()).await,
+        Command::Check => crate::check::run(cli.config.as_deref()).await,
     }
 }
 

@@ -9,6 +9,9 @@
 mod messages;
 mod orders;
 mod outbox;
+// ops/webhooks (issue 7)
+mod ops;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,6 +23,9 @@ use sqlx::SqlitePool;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{NewCard, OutboxCard};
+// ops/webhooks (issue 7)
+pub use ops::StoreSnapshot;
+pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
 
 use crate::domain::{OrderState, TransitionError};
 
