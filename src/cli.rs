@@ -55,6 +55,11 @@ pub enum Command {
     /// and OPENAI_MODEL; with none set, retrieval-only. The turn is stored
     /// like the daemon's.
     Ask(crate::ask::AskArgs),
+    /// Check the configuration and every configured dependency: the backend
+    /// (a signed GET /health proving both sides hold the same HMAC secret),
+    /// the LLM endpoint and the Qdrant server if set, the Telegram session.
+    /// Prints ✔/✘ per check with the fix for each ✘; exits 1 if any failed.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => crate::login::run(args, cli.config.as_deref()).await,
         Command::Run => crate::run::run(cli.config.as_deref()).await,
         Command::Ask(args) => crate::ask::run(args, cli.config.as_deref()).await,
+        Command::Check => crate::check::run(cli.config.as_deref()).await,
     }
 }
 

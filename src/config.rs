@@ -38,6 +38,11 @@ pub struct FileConfig {
     /// The LLM agent (issue 6): endpoint, thresholds, hard topics.
     #[serde(default)]
     pub agent: crate::agent::AgentSection,
+    // ops/webhooks (issue 7)
+    #[serde(default)]
+    pub ops: OpsSection,
+    #[serde(default)]
+    pub webhook: WebhookSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +289,8 @@ pub struct Config {
     pub parser: ParserSection,
     /// Telegram API credentials, when configured (required by `run` and `login`).
     pub telegram_api: Option<TelegramApi>,
+    /// The ops listener and the Tribute webhook, resolved (issue 7).
+    pub ops: crate::ops::OpsSettings,
 }
 
 impl FileConfig {
@@ -319,8 +326,10 @@ impl Config {
             bail!("The backend secret is empty");
         }
         let telegram_api = TelegramApi::resolve(&file.telegram, &env)?;
+        let ops = file.ops_settings(&env)?;
         let data_dir = env(DATA_DIR_ENV).map(PathBuf::from).unwrap_or(file.data_dir);
         Ok(Self {
+            ops,
             telegram_api,
             data_dir,
             telegram: file.telegram,
@@ -388,6 +397,107 @@ impl Config {
             },
             flood_auto_sleep: Duration::from_secs(t.flood_auto_sleep_secs),
             request_timeout: Duration::from_secs(t.request_timeout_secs.max(1)),
+        })
+    }
+}
+
+// ---- ops/webhooks (issue 7) ----
+
+/// Environment variable holding the Tribute API key (the webhook's HMAC key).
+pub const TRIBUTE_API_KEY_ENV: &str = "TRIBUTE_ASSISTANT_TRIBUTE_API_KEY";
+/// Port of the ops listener when `[ops] listen` gives only a port.
+pub const DEFAULT_OPS_PORT: u16 = 9184;
+
+/// `[ops]`: the HTTP listener for `/healthz`, `/metrics` (and the webhook).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSection {
+    /// `127.0.0.1:9184`, or just a port (`9184`) for 127.0.0.1. Unset: no listener.
+    pub listen: Option<String>,
+    /// `/healthz` answers 503 when no Telegram update arrived for this long.
+    pub max_update_age_secs: Option<u64>,
+}
+
+/// `[webhook]`: Tribute webhooks (off by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    #[serde(default)]
+    pub enabled: bool,
+    /// File holding the Tribute API key (alternative to TRIBUTE_ASSISTANT_TRIBUTE_API_KEY; keep it 0600).
+    pub api_key_file: Option<PathBuf>,
+    /// How far apart a payment and its Telegram order may be.
+    #[serde(default = "default_match_window")]
+    pub match_window_secs: u64,
+    /// How long a paid purchase may go without a Telegram order before the moderator is told.
+    #[serde(default = "default_unmatched_grace")]
+    pub unmatched_grace_secs: u64,
+}
+
+impl Default for WebhookSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_key_file: None,
+            match_window_secs: default_match_window(),
+            unmatched_grace_secs: default_unmatched_grace(),
+        }
+    }
+}
+
+fn default_match_window() -> u64 {
+    3600
+}
+fn default_unmatched_grace() -> u64 {
+    1800
+}
+
+/// Parses `[ops] listen`: `host:port`, `[v6]:port`, or a bare port on 127.0.0.1.
+pub fn parse_listen(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let v = value.trim();
+    let v = v.strip_prefix(':').unwrap_or(v);
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    v.parse().with_context(|| format!("[ops] listen = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port"))
+}
+
+impl FileConfig {
+    /// Resolves `[ops]` and `[webhook]` (the API key from the environment or its file).
+    pub fn ops_settings(&self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<crate::ops::OpsSettings> {
+        let listen = self.ops.listen.as_deref().map(parse_listen).transpose()?;
+        let webhook = if self.webhook.enabled {
+            if listen.is_none() {
+                bail!("[webhook] enabled needs [ops] listen: the webhook route is served by the ops listener");
+            }
+            let key = match (env(TRIBUTE_API_KEY_ENV), &self.webhook.api_key_file) {
+                (Some(k), _) => k.trim().to_owned(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .with_context(|| format!("Failed to read the Tribute API key file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => {
+                    bail!("[webhook] is enabled but there is no Tribute API key: set {TRIBUTE_API_KEY_ENV} or [webhook] api_key_file")
+                }
+            };
+            if key.is_empty() {
+                bail!("The Tribute API key is empty");
+            }
+            Some(crate::webhook::WebhookSettings {
+                api_key: SecretString::from(key),
+                reconcile: crate::webhook::ReconcileConfig {
+                    match_window: Duration::from_secs(self.webhook.match_window_secs),
+                    unmatched_grace: Duration::from_secs(self.webhook.unmatched_grace_secs),
+                    ..Default::default()
+                },
+            })
+        } else {
+            None
+        };
+        Ok(crate::ops::OpsSettings {
+            listen,
+            max_update_age: self.ops.max_update_age_secs.map(Duration::from_secs),
+            webhook,
         })
     }
 }
@@ -481,5 +591,27 @@ mod tests {
         assert_eq!(order.price.amount_minor, 50_000);
         let en = "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $5\nOrder Details:\nID 123456";
         assert!(crate::tribute::parse_order(en, &[], &cfg).is_ok(), "English still parses");
+    }
+
+    #[test]
+    fn ops_and_webhook_sections_resolve() {
+        assert_eq!(parse_listen("9184").unwrap().to_string(), "127.0.0.1:9184");
+        assert_eq!(parse_listen(":9200").unwrap().to_string(), "127.0.0.1:9200");
+        assert_eq!(parse_listen("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
+        assert!(parse_listen("localhost:x").unwrap_err().to_string().contains("[ops] listen"));
+        let off = FileConfig::default().ops_settings(&|_| None).unwrap();
+        assert!(off.listen.is_none() && off.webhook.is_none());
+
+        let file: FileConfig = toml::from_str("[ops]\nlisten = \"127.0.0.1:0\"\n[webhook]\nenabled = true\n").unwrap();
+        let err = file.ops_settings(&|_| None).unwrap_err().to_string();
+        assert!(err.contains(TRIBUTE_API_KEY_ENV), "{err}");
+        let env = |k: &str| (k == TRIBUTE_API_KEY_ENV).then(|| "tribute-key-123".to_owned());
+        let on = file.ops_settings(&env).unwrap();
+        let w = on.webhook.expect("enabled");
+        assert_eq!(w.reconcile.match_window, Duration::from_secs(3600));
+        assert!(!format!("{w:?}").contains("tribute-key-123"), "key leaked");
+
+        let no_listener: FileConfig = toml::from_str("[webhook]\nenabled = true\n").unwrap();
+        assert!(no_listener.ops_settings(&env).unwrap_err().to_string().contains("[ops] listen"));
     }
 }

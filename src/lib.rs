@@ -29,6 +29,10 @@ pub mod telegram;
 pub mod telemetry;
 pub mod tls;
 pub mod tribute;
+// ops/webhooks (issue 7)
+pub mod check;
+pub mod ops;
+pub mod webhook;
 
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

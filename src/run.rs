@@ -44,7 +44,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("Failed to create {}", cfg.data_dir.display()))?;
     let db = cfg.database_path();
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
-    let backend = BackendClient::new(cfg.backend_config())?;
+    // ops (issue 7): backend latency and Telegram observations for /metrics.
+    let metrics = Arc::new(crate::ops::Metrics::default());
+    let telegram_stats = Arc::new(crate::ops::TelegramStats::default());
+    let backend = BackendClient::new(cfg.backend_config())?.with_observer(metrics.clone());
     let messenger =
         GrammersMessenger::connect(session.clone(), telegram).await.context("Failed to connect to Telegram")?;
     // Customers are reachable through the order message that mentions them;
@@ -60,9 +63,13 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         "connected to Telegram; the daemon is running"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let observed = crate::ops::ObservedMessenger::new(Arc::new(messenger.clone()), telegram_stats.clone());
+    let ops = crate::ops::OpsRuntime::start(&cfg.ops, store.clone(), backend.clone(), metrics, telegram_stats, stop_rx.clone())
+        .await
+        .context("Failed to start the ops listener")?;
     let daemon = Daemon::new(
         store.clone(),
-        Arc::new(messenger.clone()),
+        Arc::new(observed),
         backend,
         cfg.workflow_config(),
         cfg.ingest_config()?,
@@ -77,6 +84,8 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         res = &mut handle => res,
     };
+    let _ = stop_tx.send(true);
+    ops.shutdown().await;
     messenger.close().await;
     store.close().await;
     session.close().await;

@@ -68,6 +68,10 @@ pub struct SandboxOptions {
     pub backend_attempts: u32,
     pub backend_backoff: Duration,
     pub park_delay: Duration,
+    /// ops (issue 7): serve /healthz and /metrics on 127.0.0.1:0.
+    pub ops_listener: bool,
+    /// ops (issue 7): also serve the Tribute webhook (needs `ops_listener`) and run its reconciler.
+    pub webhook: Option<crate::webhook::WebhookSettings>,
 }
 
 impl Default for SandboxOptions {
@@ -79,6 +83,8 @@ impl Default for SandboxOptions {
             backend_attempts: 4,
             backend_backoff: Duration::from_millis(50),
             park_delay: Duration::from_millis(300),
+            ops_listener: false,
+            webhook: None,
         }
     }
 }
@@ -95,6 +101,9 @@ pub struct Sandbox {
     /// `world.connect()`) and the seeded session file.
     mtproto: Option<Mtproto>,
     running: Option<Running>,
+    /// ops (issue 7): measurements that outlive daemon restarts, as in one process.
+    metrics: Arc<crate::ops::Metrics>,
+    telegram_stats: Arc<crate::ops::TelegramStats>,
 }
 
 struct Mtproto {
@@ -107,6 +116,8 @@ struct Running {
     handle: JoinHandle<anyhow::Result<Exit>>,
     /// With [`Transport::Mtproto`]: closed once the daemon has stopped.
     grammers: Option<(GrammersMessenger, Arc<FileSession>)>,
+    /// ops (issue 7): the listener and the webhook reconciler.
+    ops: crate::ops::OpsRuntime,
 }
 
 impl Running {
@@ -132,7 +143,19 @@ impl Sandbox {
             Transport::Sim => None,
             Transport::Mtproto => Some(Self::start_mtproto(data_dir, &world, moderator_chat).await?),
         };
-        Ok(Self { world, backend, moderator_chat, db_path, secret, opts, store, mtproto, running: None })
+        Ok(Self {
+            world,
+            backend,
+            moderator_chat,
+            db_path,
+            secret,
+            opts,
+            store,
+            mtproto,
+            running: None,
+            metrics: Arc::default(),
+            telegram_stats: Arc::default(),
+        })
     }
 
     /// Starts the MTProto test server on `world` and seeds a session file
@@ -203,6 +226,17 @@ impl Sandbox {
         &self.store
     }
 
+    /// ops (issue 7): `http://127.0.0.1:<port>` of the running daemon's ops
+    /// listener (with [`SandboxOptions::ops_listener`]).
+    pub fn ops_url(&self) -> Option<String> {
+        self.running.as_ref().and_then(|r| r.ops.url())
+    }
+
+    /// ops (issue 7): the running daemon's ops state (e.g. to wire metric sources).
+    pub fn ops_state(&self) -> Option<Arc<crate::ops::OpsState>> {
+        self.running.as_ref().map(|r| r.ops.state.clone())
+    }
+
     pub fn tribute_chat(&self) -> ChatId {
         self.world.tribute_chat()
     }
@@ -251,7 +285,10 @@ impl Sandbox {
             max_attempts: self.opts.backend_attempts,
             initial_backoff: self.opts.backend_backoff,
             max_backoff: self.opts.backend_backoff * 8,
-        })?;
+        })?
+        .with_observer(self.metrics.clone());
+        let client: Arc<dyn Messenger> =
+            Arc::new(crate::ops::ObservedMessenger::new(client, self.telegram_stats.clone()));
         let workflow = WorkflowConfig {
             tribute_chat: self.world.tribute_chat(),
             moderator_chat: Some(self.moderator_chat),
@@ -265,9 +302,23 @@ impl Sandbox {
         };
         let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
         let (tx, rx) = watch::channel(false);
+        let ops_settings = crate::ops::OpsSettings {
+            listen: self.opts.ops_listener.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_update_age: None,
+            webhook: self.opts.webhook.clone(),
+        };
+        let ops = crate::ops::OpsRuntime::start(
+            &ops_settings,
+            self.store.clone(),
+            backend.clone(),
+            self.metrics.clone(),
+            self.telegram_stats.clone(),
+            rx.clone(),
+        )
+        .await?;
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
         let handle = tokio::spawn(daemon.run());
-        self.running = Some(Running { shutdown: tx, handle, grammers });
+        self.running = Some(Running { shutdown: tx, handle, grammers, ops });
         Ok(())
     }
 
@@ -276,6 +327,7 @@ impl Sandbox {
         let Some(running) = self.running.take() else { bail!("the daemon is not running") };
         let _ = running.shutdown.send(true);
         let res = running.handle.await;
+        running.ops.shutdown().await;
         Running::close_messenger(running.grammers).await;
         res.context("the daemon panicked")?
     }
@@ -285,6 +337,8 @@ impl Sandbox {
         let Some(mut running) = self.running.take() else { bail!("the daemon is not running") };
         let res =
             tokio::time::timeout(timeout, &mut running.handle).await.context("the daemon did not stop in time")?;
+        let _ = running.shutdown.send(true);
+        running.ops.shutdown().await;
         Running::close_messenger(running.grammers).await;
         res.context("the daemon panicked")
     }

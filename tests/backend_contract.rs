@@ -13,7 +13,8 @@ use serde_json::Value;
 use tribute_assistant::backend::reference::ReferenceBackend;
 use tribute_assistant::backend::signing::{self, SIGNATURE_HEADER};
 use tribute_assistant::backend::{
-    ActivationOutcome, ActivationRequest, BackendClient, BackendConfig, BackendError, IDEMPOTENCY_HEADER,
+    ActivationOutcome, ActivationRequest, BackendClient, BackendConfig, BackendError, DeactivationOutcome,
+    DeactivationRequest, HealthError, IDEMPOTENCY_HEADER,
 };
 use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef};
 
@@ -277,4 +278,155 @@ async fn health_answers_ok_and_checks_a_signature_when_given() {
     let bad = signing::sign(b"wrong", Utc::now().timestamp(), b"");
     assert_eq!(http.get(&url).header(SIGNATURE_HEADER, bad).send().await.unwrap().status().as_u16(), 401);
     backend.shutdown().await;
+}
+
+fn deactivation(req: &ActivationRequest, activation_id: &str) -> DeactivationRequest {
+    DeactivationRequest {
+        order_ref: req.order_ref.clone(),
+        activation_id: activation_id.into(),
+        reason: "refund".into(),
+        detail: Some("customer request".into()),
+        purchase_id: Some("98765".into()),
+        refunded_at: Utc::now(),
+    }
+}
+
+#[test]
+fn our_deactivation_body_is_the_published_example_byte_for_byte() {
+    let v = vector("deactivation_example");
+    let req = DeactivationRequest {
+        refunded_at: DateTime::parse_from_rfc3339("2026-11-29T09:30:00Z").unwrap().to_utc(),
+        ..deactivation(&request(42, "123456", "100 Diamonds"), "act-000001")
+    };
+    let body = serde_json::to_vec(&req).unwrap();
+    assert_eq!(String::from_utf8(body.clone()).unwrap(), v["body"].as_str().unwrap());
+    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &body);
+    assert_eq!(signed, v["expected_header"].as_str().unwrap());
+}
+
+#[test]
+fn the_health_answer_vector_echoes_the_health_request_vector() {
+    let request = vector("empty_body_health");
+    let answer = vector("health_answer");
+    assert_eq!(request["body"], "");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["request_signature"], request["expected_header"]);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn deactivates_an_activated_order_once() {
+    let (backend, client) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(20, "123456", "100 Diamonds");
+    let ActivationOutcome::Activated { activation_id } = client.activate(&req).await.unwrap() else { panic!() };
+    let off = deactivation(&req, &activation_id);
+    assert_eq!(client.deactivate(&off).await.unwrap(), DeactivationOutcome::Deactivated);
+    assert_eq!(client.deactivate(&off).await.unwrap(), DeactivationOutcome::AlreadyDeactivated);
+    assert_eq!(backend.deactivations_for(req.order_ref.as_str()), 1);
+    // A key that was never activated, or a foreign activation id, is not taken back.
+    let never = request(21, "123456", "100 Diamonds");
+    assert_eq!(
+        client.deactivate(&deactivation(&never, "act-000001")).await.unwrap(),
+        DeactivationOutcome::NotActivated
+    );
+    let stats = backend.stats();
+    assert_eq!((stats.deactivation_requests, stats.deactivations, stats.rejected_signatures), (3, 1, 0));
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn deactivation_retries_through_5xx_and_refuses_a_wrong_secret() {
+    let (backend, client) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(22, "123456", "100 Diamonds");
+    let id = client.activate(&req).await.unwrap().activation_id().unwrap().to_owned();
+    backend.fail_next(2);
+    assert_eq!(client.deactivate(&deactivation(&req, &id)).await.unwrap(), DeactivationOutcome::Deactivated);
+    assert_eq!(backend.stats().deactivation_requests, 3);
+    let wrong = BackendClient::new(config(backend.url(), "not-the-secret")).unwrap();
+    assert!(matches!(
+        wrong.deactivate(&deactivation(&req, &id)).await,
+        Err(BackendError::Rejected { status: 401, .. })
+    ));
+    assert_eq!(backend.stats().deactivations, 1);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_health_handshake_proves_a_shared_secret() {
+    let (backend, client) = setup().await;
+    let report = client.health().await.unwrap();
+    assert!(report.url.ends_with("/health"), "{}", report.url);
+    let wrong = BackendClient::new(config(backend.url(), "not-the-secret")).unwrap();
+    match wrong.health().await {
+        Err(HealthError::SignatureRefused { code, .. }) => assert_eq!(code, "bad_signature"),
+        other => panic!("expected a refused signature, got {other:?}"),
+    }
+    backend.shutdown().await;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let down = BackendClient::new(config(url, SECRET)).unwrap();
+    assert!(matches!(down.health().await, Err(HealthError::Unreachable(_))));
+}
+
+#[tokio::test]
+async fn a_backend_that_does_not_sign_its_answer_is_not_proven() {
+    // Answers 200 {"status":"ok"} to anything, like a backend that only implements liveness.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = BackendClient::new(config(url, SECRET)).unwrap();
+    match client.health().await {
+        Err(HealthError::Unproven(why)) => assert!(why.contains("does not implement the handshake"), "{why}"),
+        other => panic!("expected Unproven, got {other:?}"),
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_backend_accepts_two_secrets_during_a_rotation() {
+    const OLD: &str = "old-secret";
+    const NEW: &str = "new-secret";
+    let backend = ReferenceBackend::start(SecretString::from(OLD)).await.unwrap();
+    backend.add_pending("123456", "100 Diamonds");
+    backend.add_pending("123456", "100 Diamonds");
+    let old = BackendClient::new(config(backend.url(), OLD)).unwrap();
+    let new = BackendClient::new(config(backend.url(), NEW)).unwrap();
+    assert!(new.health().await.is_err(), "the new secret is not known yet");
+
+    // Step 1: the backend accepts both; the assistant still runs on the old one.
+    backend.rotate_secret(SecretString::from(NEW));
+    assert!(old.health().await.is_ok());
+    assert!(matches!(
+        old.activate(&request(30, "123456", "100 Diamonds")).await.unwrap(),
+        ActivationOutcome::Activated { .. }
+    ));
+    // Step 2: the assistant is configured with the new one.
+    assert!(new.health().await.is_ok());
+    assert!(matches!(
+        new.activate(&request(31, "123456", "100 Diamonds")).await.unwrap(),
+        ActivationOutcome::Activated { .. }
+    ));
+    // Step 3: the old secret is dropped.
+    backend.drop_previous_secret();
+    assert!(matches!(old.health().await, Err(HealthError::SignatureRefused { .. })));
+    assert!(matches!(old.activate(&request(32, "123456", "P")).await, Err(BackendError::Rejected { status: 401, .. })));
+    assert!(new.health().await.is_ok());
+    assert_eq!(backend.stats().activations, 2);
+    backend.shutdown().await;
+
+    // A backend started mid-rotation accepts both from the start.
+    let both =
+        ReferenceBackend::start_with_secrets(SecretString::from(NEW), Some(SecretString::from(OLD))).await.unwrap();
+    for client in
+        [BackendClient::new(config(both.url(), OLD)).unwrap(), BackendClient::new(config(both.url(), NEW)).unwrap()]
+    {
+        assert!(client.health().await.is_ok());
+    }
+    both.shutdown().await;
 }

@@ -1,5 +1,5 @@
-//! How one HTTP answer from `/activate` maps to an outcome, a retry or a
-//! permanent error. Kept pure (status + headers + body in, verdict out) so
+//! How one HTTP answer from `/activate` or `/deactivate` maps to an
+//! outcome, a retry or a permanent error. Kept pure (status + headers + body in, verdict out) so
 //! the retry policy is tested without a network.
 //!
 //! 404 and 422 count as business answers only when their JSON body says so:
@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 use super::client::BackendError;
-use super::wire::ActivationOutcome;
+use super::wire::{ActivationOutcome, DeactivationOutcome};
 
 /// Longest piece of an answer body kept in an error message.
 const MAX_BODY_IN_ERROR: usize = 1000;
 
 /// What to do with one answer.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Done(ActivationOutcome),
+pub(crate) enum Verdict<T = ActivationOutcome> {
+    Done(T),
     /// Transient: try again (after `retry_after` when the backend asked for it).
     Retry {
         reason: String,
@@ -41,9 +41,42 @@ pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> V
         200..=299 => success(status, answer, body),
         404 if said("no_pending_order") => Verdict::Done(ActivationOutcome::NoPendingOrder),
         422 if said("unknown_account") => Verdict::Done(ActivationOutcome::UnknownAccount),
+        _ => transient_or_rejected(status, retry_after, answer.as_ref(), body),
+    }
+}
+
+/// Classifies an answer from `/deactivate`: `deactivated` /
+/// `already_deactivated` (200) or `not_activated` (404 with that status).
+pub(crate) fn classify_deactivation(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Verdict<DeactivationOutcome> {
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    let said = |s: &str| answer.as_ref().and_then(|a| a.status.as_deref()) == Some(s);
+    match status {
+        200..=299 if said("deactivated") => Verdict::Done(DeactivationOutcome::Deactivated),
+        200..=299 if said("already_deactivated") => Verdict::Done(DeactivationOutcome::AlreadyDeactivated),
+        200..=299 => {
+            Verdict::Fail(BackendError::Protocol(format!("HTTP {status} with an unexpected body: {}", snippet(body))))
+        }
+        404 if said("not_activated") => Verdict::Done(DeactivationOutcome::NotActivated),
+        _ => transient_or_rejected(status, retry_after, answer.as_ref(), body),
+    }
+}
+
+/// The answers every endpoint shares: a replayed-signature 401 and the
+/// transient statuses are retried, anything else is a permanent rejection.
+fn transient_or_rejected<T>(
+    status: u16,
+    retry_after: Option<&str>,
+    answer: Option<&Answer>,
+    body: &[u8],
+) -> Verdict<T> {
+    match status {
         // Our own earlier attempt used the same signature (same second, e.g.
         // after a restart); a fresh signature is safe because the key is idempotent.
-        401 if answer.as_ref().and_then(|a| a.error.as_deref()) == Some("replayed_signature") => {
+        401 if answer.and_then(|a| a.error.as_deref()) == Some("replayed_signature") => {
             Verdict::Retry { reason: "the backend refused a replayed signature; re-signing".into(), retry_after: None }
         }
         408 | 429 | 500..=599 => Verdict::Retry {
@@ -71,7 +104,7 @@ fn success(status: u16, answer: Option<Answer>, body: &[u8]) -> Verdict {
 }
 
 /// The body as text, cut to [`MAX_BODY_IN_ERROR`] characters.
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     match text.char_indices().nth(MAX_BODY_IN_ERROR) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -141,6 +174,20 @@ mod tests {
         ] {
             assert!(matches!(classify(200, None, body), Verdict::Fail(BackendError::Protocol(_))), "{body:?}");
         }
+    }
+
+    #[test]
+    fn maps_deactivation_answers() {
+        let d = |status, body: &[u8]| match classify_deactivation(status, None, body) {
+            Verdict::Done(o) => Some(o),
+            _ => None,
+        };
+        assert_eq!(d(200, br#"{"status":"deactivated"}"#), Some(DeactivationOutcome::Deactivated));
+        assert_eq!(d(200, br#"{"status":"already_deactivated"}"#), Some(DeactivationOutcome::AlreadyDeactivated));
+        assert_eq!(d(404, br#"{"status":"not_activated"}"#), Some(DeactivationOutcome::NotActivated));
+        assert!(matches!(classify_deactivation(404, None, b"Not Found"), Verdict::Fail(BackendError::Rejected { .. })));
+        assert!(matches!(classify_deactivation(200, None, b"{}"), Verdict::Fail(BackendError::Protocol(_))));
+        assert!(matches!(classify_deactivation(503, None, b""), Verdict::Retry { .. }));
     }
 
     #[test]

@@ -18,10 +18,10 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, warn};
 
-use super::answer::{classify, Verdict};
+use super::answer::{classify, classify_deactivation, snippet, Verdict};
 use super::backoff;
 use super::signing::{self, SIGNATURE_HEADER};
-pub use super::wire::{ActivationOutcome, ActivationRequest};
+pub use super::wire::{ActivationOutcome, ActivationRequest, DeactivationOutcome, DeactivationRequest};
 
 /// Header carrying the order reference so the backend can deduplicate.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -95,20 +95,61 @@ pub enum BackendError {
     InvalidConfig(String),
 }
 
+/// Sees every HTTP attempt the client makes, for the latency histogram and
+/// the request counters on `/metrics`. Kept as a trait so `backend` does not
+/// depend on the ops module.
+pub trait BackendObserver: Send + Sync {
+    /// One attempt at `endpoint` (`activate`, `deactivate`, `health`) took
+    /// `took`; `result` is `ok` (a business answer), `retry` (transient) or
+    /// `error` (a permanent refusal).
+    fn observe(&self, endpoint: &'static str, took: Duration, result: &'static str);
+}
+
 /// Calls the publisher's activation endpoint. Cheap to clone (shares one
 /// connection pool).
 #[derive(Clone)]
 pub struct BackendClient {
     http: reqwest::Client,
     endpoint: reqwest::Url,
+    deactivate_url: reqwest::Url,
+    health_url: reqwest::Url,
     config: Arc<BackendConfig>,
     timestamps: Arc<Timestamps>,
+    observer: Option<Arc<dyn BackendObserver>>,
 }
 
 impl fmt::Debug for BackendClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackendClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
     }
+}
+
+/// Why the `GET /health` signature handshake did not prove a shared secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    /// Nothing answered (connection refused, DNS, TLS, timeout).
+    #[error("cannot reach the backend: {0}")]
+    Unreachable(String),
+    /// The backend refused our signature: `code` is its 401 error code
+    /// (`bad_signature` = a different secret, `stale_timestamp` = clocks apart).
+    #[error("the backend refused our signature ({code}): {message}")]
+    SignatureRefused { code: String, message: String },
+    /// The backend accepted the request but did not prove it knows the
+    /// secret (no or wrong signature on its answer, or it echoed another request).
+    #[error("the backend did not prove it shares the secret: {0}")]
+    Unproven(String),
+    /// Any other answer (wrong URL, proxy error, 5xx).
+    #[error("the backend answered HTTP {status}: {body}")]
+    Rejected { status: u16, body: String },
+}
+
+/// What a successful handshake measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    /// The full `/health` URL that answered.
+    pub url: String,
+    /// Round trip of the signed request.
+    pub latency: Duration,
 }
 
 impl BackendClient {
@@ -124,7 +165,9 @@ impl BackendClient {
         if config.secret.expose_secret().is_empty() {
             return Err(invalid("the HMAC secret is empty".into()));
         }
-        let endpoint = endpoint_url(&config.url).map_err(invalid)?;
+        let endpoint = endpoint_url(&config.url, "activate").map_err(invalid)?;
+        let deactivate_url = endpoint_url(&config.url, "deactivate").map_err(invalid)?;
+        let health_url = endpoint_url(&config.url, "health").map_err(invalid)?;
         if endpoint.scheme() == "http" && !is_loopback(&endpoint) {
             warn!(endpoint = %endpoint, "backend URL is plain http: requests are signed but not encrypted");
         }
@@ -134,12 +177,31 @@ impl BackendClient {
             .user_agent(concat!("tribute-assistant/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
-        Ok(Self { http, endpoint, config: Arc::new(config), timestamps: Arc::default() })
+        Ok(Self {
+            http,
+            endpoint,
+            deactivate_url,
+            health_url,
+            config: Arc::new(config),
+            timestamps: Arc::default(),
+            observer: None,
+        })
+    }
+
+    /// Reports every attempt to `observer` (latency histogram, counters).
+    pub fn with_observer(mut self, observer: Arc<dyn BackendObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The full `/activate` URL this client posts to.
     pub fn endpoint(&self) -> &str {
         self.endpoint.as_str()
+    }
+
+    /// The full `/health` URL of the handshake.
+    pub fn health_url(&self) -> &str {
+        self.health_url.as_str()
     }
 
     /// Asks the backend to activate `req`, retrying transient failures with
@@ -148,32 +210,94 @@ impl BackendClient {
     pub async fn activate(&self, req: &ActivationRequest) -> Result<ActivationOutcome, BackendError> {
         let body =
             serde_json::to_vec(req).map_err(|e| BackendError::Protocol(format!("cannot encode the request: {e}")))?;
-        let key = req.order_ref.as_str();
+        self.call("activate", &self.endpoint, req.order_ref.as_str(), body, classify).await
+    }
+
+    /// Asks the backend to take back the product of an activated order
+    /// (after a refund). Idempotent on the order reference like `activate`,
+    /// with the same retries.
+    pub async fn deactivate(&self, req: &DeactivationRequest) -> Result<DeactivationOutcome, BackendError> {
+        let body =
+            serde_json::to_vec(req).map_err(|e| BackendError::Protocol(format!("cannot encode the request: {e}")))?;
+        self.call("deactivate", &self.deactivate_url, req.order_ref.as_str(), body, classify_deactivation).await
+    }
+
+    /// The signature handshake: a signed `GET /health` (the empty body is
+    /// signed), answered with a body that echoes our header and is signed
+    /// with the same secret. Success proves both sides hold the same secret
+    /// and that the clocks agree within the 300 s window. One attempt, no retries.
+    pub async fn health(&self) -> Result<HealthReport, HealthError> {
+        let secret = self.config.secret.expose_secret().as_bytes();
+        let sent = signing::sign(secret, Utc::now().timestamp(), b"");
+        let started = std::time::Instant::now();
+        let response = self.http.get(self.health_url.clone()).header(SIGNATURE_HEADER, &sent).send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.observe("health", started.elapsed(), "retry");
+                return Err(HealthError::Unreachable(error_chain(&e)));
+            }
+        };
+        let status = response.status().as_u16();
+        let answer_signature =
+            response.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| HealthError::Unreachable(error_chain(&e)))?;
+        let latency = started.elapsed();
+        let result = check_health_answer(secret, &sent, status, answer_signature.as_deref(), &body);
+        self.observe("health", latency, if result.is_ok() { "ok" } else { "error" });
+        result.map(|()| HealthReport { url: self.health_url.to_string(), latency })
+    }
+
+    fn observe(&self, endpoint: &'static str, took: Duration, result: &'static str) {
+        if let Some(o) = &self.observer {
+            o.observe(endpoint, took, result);
+        }
+    }
+
+    /// One signed, idempotent POST with retries; `judge` turns each answer into a verdict.
+    async fn call<T: fmt::Debug>(
+        &self,
+        name: &'static str,
+        url: &reqwest::Url,
+        key: &str,
+        body: Vec<u8>,
+        judge: fn(u16, Option<&str>, &[u8]) -> Verdict<T>,
+    ) -> Result<T, BackendError> {
         let cfg = &self.config;
         let mut last_error = String::new();
+        // Timestamps are per endpoint and key: a deactivation may follow an activation at once.
+        let ts_key = format!("{name}:{key}");
         for attempt in 1..=cfg.max_attempts {
-            let t = self.timestamps.next(key).await;
+            let t = self.timestamps.next(&ts_key).await;
             let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &body);
-            debug!(order_ref = key, attempt, t, "calling the backend");
-            match self.attempt(key, &signature, body.clone()).await {
+            debug!(order_ref = key, endpoint = name, attempt, t, "calling the backend");
+            let started = std::time::Instant::now();
+            let verdict = self.attempt(url, key, &signature, body.clone(), judge).await;
+            let result = match &verdict {
+                Verdict::Done(_) => "ok",
+                Verdict::Retry { .. } => "retry",
+                Verdict::Fail(_) => "error",
+            };
+            self.observe(name, started.elapsed(), result);
+            match verdict {
                 Verdict::Done(outcome) => {
-                    debug!(order_ref = key, attempt, ?outcome, "backend answered");
+                    debug!(order_ref = key, endpoint = name, attempt, ?outcome, "backend answered");
                     return Ok(outcome);
                 }
                 Verdict::Fail(err) => {
-                    warn!(order_ref = key, attempt, error = %err, "backend refused the request");
+                    warn!(order_ref = key, endpoint = name, attempt, error = %err, "backend refused the request");
                     return Err(err);
                 }
                 Verdict::Retry { reason, retry_after } => {
                     last_error = reason;
                     if attempt == cfg.max_attempts {
-                        warn!(order_ref = key, attempt, error = %last_error, "backend attempt failed; no attempts left");
+                        warn!(order_ref = key, endpoint = name, attempt, error = %last_error, "backend attempt failed; no attempts left");
                         break;
                     }
                     let wait = retry_after
                         .map(|d| d.min(cfg.max_backoff))
                         .unwrap_or_else(|| backoff::delay(attempt, cfg.initial_backoff, cfg.max_backoff));
-                    warn!(order_ref = key, attempt, error = %last_error, retry_in = ?wait, "backend attempt failed; retrying");
+                    warn!(order_ref = key, endpoint = name, attempt, error = %last_error, retry_in = ?wait, "backend attempt failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -181,10 +305,17 @@ impl BackendClient {
         Err(BackendError::Unavailable { attempts: cfg.max_attempts, last_error })
     }
 
-    async fn attempt(&self, key: &str, signature: &str, body: Vec<u8>) -> Verdict {
+    async fn attempt<T>(
+        &self,
+        url: &reqwest::Url,
+        key: &str,
+        signature: &str,
+        body: Vec<u8>,
+        judge: fn(u16, Option<&str>, &[u8]) -> Verdict<T>,
+    ) -> Verdict<T> {
         let sent = self
             .http
-            .post(self.endpoint.clone())
+            .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(IDEMPOTENCY_HEADER, key)
             .header(SIGNATURE_HEADER, signature)
@@ -198,7 +329,7 @@ impl BackendClient {
         let status = response.status().as_u16();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         match response.bytes().await {
-            Ok(bytes) => classify(status, retry_after.as_deref(), &bytes),
+            Ok(bytes) => judge(status, retry_after.as_deref(), &bytes),
             // The backend may have acted; a retry with the same key is answered idempotently.
             Err(e) => Verdict::Retry {
                 reason: format!("HTTP {status}, body unreadable: {}", error_chain(&e)),
@@ -206,6 +337,52 @@ impl BackendClient {
             },
         }
     }
+}
+
+/// Judges the answer to a signed `GET /health` (see [`BackendClient::health`]).
+fn check_health_answer(
+    secret: &[u8],
+    sent: &str,
+    status: u16,
+    answer_signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), HealthError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        status: Option<String>,
+        error: Option<String>,
+        message: Option<String>,
+        request_signature: Option<String>,
+    }
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    match status {
+        200 => {}
+        401 => {
+            let (code, message) = answer
+                .map(|a| (a.error.unwrap_or_else(|| "unknown".into()), a.message.unwrap_or_default()))
+                .unwrap_or_else(|| ("unknown".into(), snippet(body)));
+            return Err(HealthError::SignatureRefused { code, message });
+        }
+        _ => return Err(HealthError::Rejected { status, body: snippet(body) }),
+    }
+    let Some(header) = answer_signature else {
+        return Err(HealthError::Unproven(format!(
+            "its answer carries no {SIGNATURE_HEADER} header (a backend that does not implement the handshake)"
+        )));
+    };
+    signing::verify(secret, header, body, Utc::now().timestamp(), signing::DEFAULT_TOLERANCE_SECS).map_err(|e| {
+        HealthError::Unproven(match e {
+            signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
+            other => format!("its answer's signature is unusable: {other}"),
+        })
+    })?;
+    let Some(answer) = answer else {
+        return Err(HealthError::Unproven(format!("its answer is not JSON: {}", snippet(body))));
+    };
+    if answer.status.as_deref() != Some("ok") || answer.request_signature.as_deref() != Some(sent) {
+        return Err(HealthError::Unproven("its signed answer does not echo our request's signature".into()));
+    }
+    Ok(())
 }
 
 /// Hands out signature timestamps so that no two requests for the same
@@ -247,7 +424,7 @@ impl Timestamps {
     }
 }
 
-fn endpoint_url(base: &str) -> Result<reqwest::Url, String> {
+fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let base = base.trim();
     let url = reqwest::Url::parse(base).map_err(|e| format!("backend URL {base:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -256,8 +433,8 @@ fn endpoint_url(base: &str) -> Result<reqwest::Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err("backend URL must not have a query or fragment".into());
     }
-    reqwest::Url::parse(&format!("{}/activate", base.trim_end_matches('/')))
-        .map_err(|e| format!("cannot build the activation URL from {base:?}: {e}"))
+    reqwest::Url::parse(&format!("{}/{path}", base.trim_end_matches('/')))
+        .map_err(|e| format!("cannot build the {path} URL from {base:?}: {e}"))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

@@ -80,6 +80,60 @@ impl Serialize for ActivationRequest {
     }
 }
 
+/// One deactivation call (a refund of an activated order). Sent to
+/// `/deactivate` with the same `Idempotency-Key` (the order reference) on
+/// every retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeactivationRequest {
+    /// Our payment number of the activated order; also the `Idempotency-Key`.
+    pub order_ref: OrderRef,
+    /// What the backend answered to `/activate` for this order.
+    pub activation_id: String,
+    /// Why the product is taken back, e.g. `refund`.
+    pub reason: String,
+    /// Free text from the payment provider (Tribute's `refund_reason`), if any.
+    pub detail: Option<String>,
+    /// Tribute's purchase id, when the refund came from a webhook.
+    pub purchase_id: Option<String>,
+    /// When the refund happened (RFC 3339 UTC, whole seconds).
+    pub refunded_at: DateTime<Utc>,
+}
+
+/// The backend's verdict on a deactivation call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeactivationOutcome {
+    /// The product was taken back now.
+    Deactivated,
+    /// This key was deactivated before; nothing new happened.
+    AlreadyDeactivated,
+    /// The backend never activated this key (nothing to take back).
+    NotActivated,
+}
+
+#[derive(Serialize)]
+struct DeactivationBody<'a> {
+    order_ref: &'a str,
+    activation_id: &'a str,
+    reason: &'a str,
+    detail: Option<&'a str>,
+    purchase_id: Option<&'a str>,
+    refunded_at: String,
+}
+
+impl Serialize for DeactivationRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeactivationBody {
+            order_ref: self.order_ref.as_str(),
+            activation_id: &self.activation_id,
+            reason: &self.reason,
+            detail: self.detail.as_deref(),
+            purchase_id: self.purchase_id.as_deref(),
+            refunded_at: self.refunded_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+        .serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +155,21 @@ mod tests {
             r#"{"order_ref":"TA-93372553-42","account_id":"123456","product":"100 Diamonds","price":{"amount_minor":500,"currency":"EUR"},"customer":{"telegram_user_id":777,"name":"Иван"},"received_at":"2026-11-28T12:00:00Z"}"#
         );
         assert_eq!(ActivationOutcome::NoPendingOrder.activation_id(), None);
+    }
+
+    #[test]
+    fn deactivation_serialises_to_the_documented_body() {
+        let req = DeactivationRequest {
+            order_ref: OrderRef::for_message(93372553, 42),
+            activation_id: "act-000001".into(),
+            reason: "refund".into(),
+            detail: Some("customer request".into()),
+            purchase_id: Some("98765".into()),
+            refunded_at: DateTime::parse_from_rfc3339("2026-11-29T09:30:00Z").unwrap().to_utc(),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"order_ref":"TA-93372553-42","activation_id":"act-000001","reason":"refund","detail":"customer request","purchase_id":"98765","refunded_at":"2026-11-29T09:30:00Z"}"#
+        );
     }
 }

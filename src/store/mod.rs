@@ -9,6 +9,9 @@
 mod messages;
 mod orders;
 mod outbox;
+// ops/webhooks (issue 7)
+mod ops;
+mod webhooks;
 
 // The LLM agent (issue 6).
 mod agent_turns;
@@ -24,6 +27,9 @@ use sqlx::SqlitePool;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{NewCard, OutboxCard};
+// ops/webhooks (issue 7)
+pub use ops::StoreSnapshot;
+pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
 
 pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
 pub use customer_orders::CustomerOrderStatus;

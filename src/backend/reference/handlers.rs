@@ -1,4 +1,5 @@
-//! HTTP side of the reference backend: `POST /activate` and `GET /health`,
+//! HTTP side of the reference backend: `POST /activate`, `POST /deactivate`
+//! and the signed `GET /health` handshake,
 //! implemented the way we ask a publisher to implement them (signature
 //! first, then replay, then the business rules), so the client is tested
 //! against a receiver that is as strict as a real one.
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,17 +19,30 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::ledger::{Decision, Ledger};
-use crate::backend::signing::{verify, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER};
+use super::ledger::{Deactivation, Decision, Ledger};
+use crate::backend::signing::{sign, verify, SignatureError, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER};
 use crate::backend::IDEMPOTENCY_HEADER;
+
+/// The secrets a request may be signed with. During a rotation both the
+/// new (`current`) and the old (`previous`) one are accepted, so the
+/// operator can switch the assistant over at any moment without a window
+/// in which activations fail.
+pub(super) struct Secrets {
+    pub(super) current: SecretString,
+    pub(super) previous: Option<SecretString>,
+}
 
 /// State shared by the handlers and the [`ReferenceBackend`](super::ReferenceBackend) handle.
 pub(super) struct Shared {
-    pub(super) secret: SecretString,
+    pub(super) secrets: Mutex<Secrets>,
     pub(super) ledger: Mutex<Ledger>,
 }
 
 impl Shared {
+    pub(super) fn secrets(&self) -> MutexGuard<'_, Secrets> {
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The books; a panic in another handler cannot poison them for good.
     pub(super) fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
@@ -61,8 +76,24 @@ struct Customer {
     name: String,
 }
 
+/// The publisher-side view of a `/deactivate` body.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // detail/purchase_id/refunded_at are informational
+struct DeactivationBody {
+    order_ref: String,
+    activation_id: String,
+    reason: String,
+    detail: Option<String>,
+    purchase_id: Option<String>,
+    refunded_at: String,
+}
+
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/activate", post(activate)).route("/health", get(health)).with_state(shared)
+    Router::new()
+        .route("/activate", post(activate))
+        .route("/deactivate", post(deactivate))
+        .route("/health", get(health))
+        .with_state(shared)
 }
 
 async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -85,24 +116,11 @@ async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
 /// any configured delay, like a backend that activates and then answers slowly.
 fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
     let t = match check_signature(shared, headers, body) {
-        Ok(t) => t,
+        Ok((t, _)) => t,
         Err(refusal) => return refusal.into_response(),
     };
-    {
-        let mut ledger = shared.ledger();
-        let now = Utc::now().timestamp();
-        let signature = header(headers, SIGNATURE_HEADER).unwrap_or_default();
-        if !ledger.accept_signature(signature, t, now - 2 * DEFAULT_TOLERANCE_SECS) {
-            ledger.stats.rejected_signatures += 1;
-            warn!(order_ref = key.unwrap_or("-"), "refused a replayed signature");
-            return unauthorized("replayed_signature", "this exact signature was already accepted");
-        }
-        if ledger.take_injected_failure() {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "unavailable", "error": "injected failure"}),
-            );
-        }
+    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
+        return refusal;
     }
     let Some(key) = key else {
         return bad_request("missing_idempotency_key", "the Idempotency-Key header is required");
@@ -129,15 +147,92 @@ fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8])
     }
 }
 
+/// The replay check and injected failures, shared by both POST endpoints.
+fn check_replay_and_faults(shared: &Shared, key: Option<&str>, headers: &HeaderMap, t: i64) -> Option<Response> {
+    {
+        let mut ledger = shared.ledger();
+        let now = Utc::now().timestamp();
+        let signature = header(headers, SIGNATURE_HEADER).unwrap_or_default();
+        if !ledger.accept_signature(signature, t, now - 2 * DEFAULT_TOLERANCE_SECS) {
+            ledger.stats.rejected_signatures += 1;
+            warn!(order_ref = key.unwrap_or("-"), "refused a replayed signature");
+            return Some(unauthorized("replayed_signature", "this exact signature was already accepted"));
+        }
+        if ledger.take_injected_failure() {
+            return Some(reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable", "error": "injected failure"}),
+            ));
+        }
+    }
+    None
+}
+
+async fn deactivate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = header(&headers, IDEMPOTENCY_HEADER).filter(|k| !k.is_empty()).map(str::to_owned);
+    let delay = {
+        let mut ledger = shared.ledger();
+        ledger.stats.deactivation_requests += 1;
+        ledger.delay
+    };
+    let response = process_deactivation(&shared, key.as_deref(), &headers, &body);
+    answer_late(delay, response).await
+}
+
+/// Same order as `/activate`: signature, replay, then the business rules.
+fn process_deactivation(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
+    let t = match check_signature(shared, headers, body) {
+        Ok((t, _)) => t,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
+        return refusal;
+    }
+    let Some(key) = key else {
+        return bad_request("missing_idempotency_key", "the Idempotency-Key header is required");
+    };
+    let req: DeactivationBody = match serde_json::from_slice(body) {
+        Ok(req) => req,
+        Err(e) => return bad_request("invalid_json", &e.to_string()),
+    };
+    if req.order_ref != key {
+        return bad_request("idempotency_key_mismatch", "Idempotency-Key must equal order_ref");
+    }
+    match shared.ledger().deactivate(key, &req.activation_id, &req.reason) {
+        Deactivation::Deactivated => {
+            info!(order_ref = key, activation_id = %req.activation_id, reason = %req.reason, "deactivated");
+            reply(StatusCode::OK, json!({"status": "deactivated"}))
+        }
+        Deactivation::AlreadyDeactivated => reply(StatusCode::OK, json!({"status": "already_deactivated"})),
+        Deactivation::NotActivated => reply(StatusCode::NOT_FOUND, json!({"status": "not_activated"})),
+    }
+}
+
+/// The handshake: without a signature header a plain liveness answer;
+/// with one, the signature over the empty body is checked and the answer
+/// echoes it and is signed with the secret that matched, which proves to
+/// the caller that we hold the same secret.
 async fn health(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let delay = shared.ledger().delay;
-    let response = if header(&headers, SIGNATURE_HEADER).is_some() {
-        match check_signature(&shared, &headers, &body) {
-            Ok(_) => reply(StatusCode::OK, json!({"status": "ok"})),
+    let response = match header(&headers, SIGNATURE_HEADER) {
+        None => reply(StatusCode::OK, json!({"status": "ok"})),
+        Some(sent) => match check_signature(&shared, &headers, &body) {
+            Ok((_, secret)) => {
+                let answer =
+                    serde_json::to_vec(&json!({"status": "ok", "request_signature": sent})).expect("JSON serialises");
+                let signature = sign(secret.expose_secret().as_bytes(), Utc::now().timestamp(), &answer);
+                (
+                    StatusCode::OK,
+                    [
+                        (CONTENT_TYPE, "application/json".to_owned()),
+                        (HeaderName::from_static("x-tribute-assistant-signature"), signature),
+                    ],
+                    answer,
+                )
+                    .into_response()
+            }
             Err(refusal) => refusal.into_response(),
-        }
-    } else {
-        reply(StatusCode::OK, json!({"status": "ok"}))
+        },
     };
     answer_late(delay, response).await
 }
@@ -154,15 +249,38 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Verifies the signature header; a refusal is counted and logged here.
-fn check_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<i64, Refusal> {
+/// Verifies the signature header against the current and (during a
+/// rotation) the previous secret; returns `t` and the secret that matched.
+/// A refusal is counted and logged here.
+fn check_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(i64, SecretString), Refusal> {
     let now = Utc::now().timestamp();
     let result = match header(headers, SIGNATURE_HEADER) {
         None => {
             Err(Refusal { code: "missing_signature", message: format!("the {SIGNATURE_HEADER} header is required") })
         }
-        Some(value) => verify(shared.secret.expose_secret().as_bytes(), value, body, now, DEFAULT_TOLERANCE_SECS)
-            .map_err(|e| Refusal { code: e.code(), message: e.to_string() }),
+        Some(value) => {
+            let secrets = shared.secrets();
+            let candidates = std::iter::once(&secrets.current).chain(secrets.previous.as_ref());
+            let mut first_error = None;
+            let mut matched = None;
+            for secret in candidates {
+                match verify(secret.expose_secret().as_bytes(), value, body, now, DEFAULT_TOLERANCE_SECS) {
+                    Ok(t) => {
+                        matched = Some((t, secret.clone()));
+                        break;
+                    }
+                    // A genuine-but-stale answer says more than "bad signature" from the other secret.
+                    Err(e) if first_error.is_none() || matches!(e, SignatureError::Stale { .. }) => {
+                        first_error = Some(e)
+                    }
+                    Err(_) => {}
+                }
+            }
+            matched.ok_or_else(|| {
+                let e = first_error.unwrap_or(SignatureError::BadSignature);
+                Refusal { code: e.code(), message: e.to_string() }
+            })
+        }
     };
     result.inspect_err(|refusal| {
         shared.ledger().stats.rejected_signatures += 1;

@@ -18,6 +18,18 @@ pub struct BackendStats {
     pub rejected_signatures: u64,
     /// Requests answered 503 because of [`fail_next`](super::ReferenceBackend::fail_next).
     pub failures_injected: u64,
+    /// Every `POST /deactivate` request received, whatever its answer.
+    pub deactivation_requests: u64,
+    /// Real deactivations (each took back one activation).
+    pub deactivations: u64,
+}
+
+/// What the business logic decided for one authenticated `/deactivate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Deactivation {
+    Deactivated,
+    AlreadyDeactivated,
+    NotActivated,
 }
 
 /// What the business logic decided for one authenticated request.
@@ -40,6 +52,8 @@ pub(super) struct Ledger {
     /// Signature header values already accepted → their `t`, for the replay check.
     accepted_signatures: HashMap<String, i64>,
     requests_by_key: HashMap<String, u32>,
+    /// Idempotency key → the reason it was deactivated with.
+    deactivated_keys: HashMap<String, String>,
     handler_time: HashMap<String, Duration>,
     next_activation: u64,
     pub(super) fail_next: u32,
@@ -110,6 +124,25 @@ impl Ledger {
         Decision::Activated(id)
     }
 
+    /// Takes back an activation once; the activation id must be the one we handed out.
+    pub(super) fn deactivate(&mut self, key: &str, activation_id: &str, reason: &str) -> Deactivation {
+        if self.deactivated_keys.contains_key(key) {
+            return Deactivation::AlreadyDeactivated;
+        }
+        match self.activated_keys.get(key) {
+            Some(id) if id == activation_id => {
+                self.deactivated_keys.insert(key.to_owned(), reason.to_owned());
+                self.stats.deactivations += 1;
+                Deactivation::Deactivated
+            }
+            _ => Deactivation::NotActivated,
+        }
+    }
+
+    pub(super) fn deactivations_for(&self, key: &str) -> u32 {
+        u32::from(self.deactivated_keys.contains_key(key))
+    }
+
     pub(super) fn activations_for(&self, key: &str) -> u32 {
         u32::from(self.activated_keys.contains_key(key))
     }
@@ -152,6 +185,18 @@ mod tests {
         assert_eq!(l.decide("k", "7", "P"), Decision::NoPendingOrder);
         l.add_pending("7", "P");
         assert_eq!(l.decide("k", "7", "p"), Decision::Activated("act-000001".into()));
+    }
+
+    #[test]
+    fn deactivates_once_and_only_what_was_activated() {
+        let mut l = Ledger::default();
+        l.add_pending("42", "P");
+        assert_eq!(l.deactivate("k", "act-000001", "refund"), Deactivation::NotActivated);
+        assert_eq!(l.decide("k", "42", "P"), Decision::Activated("act-000001".into()));
+        assert_eq!(l.deactivate("k", "act-999999", "refund"), Deactivation::NotActivated, "wrong activation id");
+        assert_eq!(l.deactivate("k", "act-000001", "refund"), Deactivation::Deactivated);
+        assert_eq!(l.deactivate("k", "act-000001", "refund"), Deactivation::AlreadyDeactivated);
+        assert_eq!((l.stats.deactivations, l.deactivations_for("k")), (1, 1));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 pub use ledger::BackendStats;
 
-use handlers::Shared;
+use handlers::{Secrets, Shared};
 use ledger::Ledger;
 
 /// How long [`ReferenceBackend::shutdown`] waits for open connections before cutting them.
@@ -41,9 +41,18 @@ impl std::fmt::Debug for ReferenceBackend {
 impl ReferenceBackend {
     /// Binds `127.0.0.1:0` and serves in a background task.
     pub async fn start(secret: SecretString) -> std::io::Result<Self> {
+        Self::start_with_secrets(secret, None).await
+    }
+
+    /// Like [`start`](Self::start), accepting signatures made with either
+    /// secret (a rotation in progress: `current` is the new one).
+    pub async fn start_with_secrets(current: SecretString, previous: Option<SecretString>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { secret, ledger: Mutex::new(Ledger::default()) });
+        let shared = Arc::new(Shared {
+            secrets: Mutex::new(Secrets { current, previous }),
+            ledger: Mutex::new(Ledger::default()),
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = handlers::router(shared.clone());
         let task = tokio::spawn(async move {
@@ -83,6 +92,24 @@ impl ReferenceBackend {
     /// sees `already_activated` on its retry, as with a real slow backend.
     pub fn set_delay(&self, d: Duration) {
         self.shared.ledger().delay = d;
+    }
+
+    /// Starts a secret rotation: `new` becomes the current secret and the
+    /// old current one stays accepted as the previous secret.
+    pub fn rotate_secret(&self, new: SecretString) {
+        let mut secrets = self.shared.secrets();
+        let old = std::mem::replace(&mut secrets.current, new);
+        secrets.previous = Some(old);
+    }
+
+    /// Ends a rotation: only the current secret is accepted from now on.
+    pub fn drop_previous_secret(&self) {
+        self.shared.secrets().previous = None;
+    }
+
+    /// Real deactivations for this idempotency key (0 or 1).
+    pub fn deactivations_for(&self, order_ref: &str) -> u32 {
+        self.shared.ledger().deactivations_for(order_ref)
     }
 
     pub fn stats(&self) -> BackendStats {

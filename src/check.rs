@@ -1,0 +1,406 @@
+//! `tribute-assistant check`: validates the configuration and reaches
+//! every configured dependency, then prints one line per check (✔ / ✘ /
+//! – for "not configured") and, under each ✘, how to fix it. Exit code 1
+//! when anything failed, so it can gate a deployment or a systemd
+//! `ExecStartPre=`.
+//!
+//! Nothing here changes state: the backend gets a signed `GET /health`,
+//! the LLM endpoint a `GET /models`, Qdrant a TCP connect; the Telegram
+//! session is read from its file without going to the network (`login
+//! --check` asks Telegram).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::backend::{BackendClient, HealthError};
+use crate::config::{Config, FileConfig, TelegramApi, BACKEND_SECRET_ENV, BACKEND_URL_ENV, TRIBUTE_API_KEY_ENV};
+use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
+
+/// Environment variables naming an OpenAI-compatible endpoint and its key.
+pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";
+pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
+/// Environment variable naming a Qdrant server.
+pub const QDRANT_URL_ENV: &str = "QDRANT_URL";
+
+/// How long any one network check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Not configured, so not checked.
+    Skip,
+}
+
+impl Status {
+    fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "✔",
+            Status::Fail => "✘",
+            Status::Skip => "–",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct CheckLine {
+    pub status: Status,
+    pub name: &'static str,
+    pub detail: String,
+    /// What to do about a ✘.
+    pub fix: Option<String>,
+}
+
+impl CheckLine {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Self { status: Status::Pass, name, detail: detail.into(), fix: None }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { status: Status::Fail, name, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn skip(name: &'static str, detail: impl Into<String>) -> Self {
+        Self { status: Status::Skip, name, detail: detail.into(), fix: None }
+    }
+}
+
+/// Where the LLM endpoint and the Qdrant server are configured.
+///
+/// Read from the raw TOML (`[agent] base_url`, `[knowledge] qdrant_url`)
+/// and the environment, so this works whether or not those sections are
+/// part of [`FileConfig`] yet. SEAM: once `[agent]`/`[knowledge]` exist as
+/// typed sections, take the URLs from them instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DependencyUrls {
+    pub llm_base_url: Option<String>,
+    pub qdrant_url: Option<String>,
+}
+
+impl DependencyUrls {
+    pub fn from_config(raw: Option<&toml::Value>, env: &impl Fn(&str) -> Option<String>) -> Self {
+        let get = |section: &str, key: &str| {
+            raw.and_then(|v| v.get(section)).and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_owned)
+        };
+        let non_empty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Self {
+            llm_base_url: non_empty(get("agent", "base_url").or_else(|| env(OPENAI_BASE_URL_ENV))),
+            qdrant_url: non_empty(get("knowledge", "qdrant_url").or_else(|| env(QDRANT_URL_ENV))),
+        }
+    }
+}
+
+pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let lines = checks(config, &env).await;
+    print!("{}", render(config, &lines));
+    Ok(if lines.iter().any(|l| l.status == Status::Fail) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Runs every check; never fails itself (a failure is a ✘ line).
+pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    let (file, raw) = match config {
+        None => {
+            lines.push(CheckLine::pass("config file", "none given: defaults and the environment"));
+            (FileConfig::default(), None)
+        }
+        Some(path) => match load(path) {
+            Ok((file, raw)) => {
+                lines.push(CheckLine::pass("config file", path.display().to_string()));
+                (file, Some(raw))
+            }
+            Err(e) => {
+                lines.push(CheckLine::fail(
+                    "config file",
+                    format!("{e:#}"),
+                    "correct the file; the keys are listed in README.md (Configuration) and docs/deployment.md",
+                ));
+                return lines;
+            }
+        },
+    };
+    match file.parser.parser_config() {
+        Ok(_) => lines.push(CheckLine::pass("parser", "account pattern and labels are valid")),
+        Err(e) => lines.push(CheckLine::fail("parser", format!("{e:#}"), "fix the regex in [parser] account_pattern")),
+    }
+    lines.push(data_dir_line(&file.resolved_data_dir(env)));
+    let cfg = match Config::resolve(file.clone(), env) {
+        Ok(cfg) => {
+            lines.push(CheckLine::pass(
+                "settings",
+                "backend URL and secret, Telegram, ops and webhook settings resolve",
+            ));
+            Some(cfg)
+        }
+        Err(e) => {
+            lines.push(CheckLine::fail(
+                "settings",
+                format!("{e:#}"),
+                format!("the message says what is missing; secrets come from the environment ({BACKEND_SECRET_ENV}, {TRIBUTE_API_KEY_ENV}, …) or from files named in the config"),
+            ));
+            None
+        }
+    };
+    match &cfg {
+        Some(cfg) => lines.push(backend_line(cfg).await),
+        None => lines.push(CheckLine::fail(
+            "backend handshake",
+            "not tried: the settings above are incomplete",
+            format!("set [backend] url (or {BACKEND_URL_ENV}) and {BACKEND_SECRET_ENV} (or [backend] secret_file)"),
+        )),
+    }
+    if let Some(cfg) = &cfg {
+        lines.push(match (&cfg.ops.listen, &cfg.ops.webhook) {
+            (None, _) => CheckLine::skip("ops listener", "off ([ops] listen is not set): no /healthz, /metrics"),
+            (Some(addr), None) => CheckLine::pass("ops listener", format!("http://{addr}/healthz and /metrics")),
+            (Some(addr), Some(_)) => CheckLine::pass(
+                "ops listener",
+                format!("http://{addr}/healthz, /metrics and the Tribute webhook at /tribute/webhook"),
+            ),
+        });
+    }
+    let urls = DependencyUrls::from_config(raw.as_ref(), env);
+    lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
+    lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
+    lines.push(match TelegramApi::resolve(&file.telegram, env) {
+        Ok(Some(api)) => CheckLine::pass("telegram credentials", format!("api_id {}", api.api_id)),
+        Ok(None) => CheckLine::fail(
+            "telegram credentials",
+            "no api_id / api_hash",
+            "create an application at https://my.telegram.org, set [telegram] api_id and TRIBUTE_ASSISTANT_API_HASH (or [telegram] api_hash_file)",
+        ),
+        Err(e) => CheckLine::fail("telegram credentials", format!("{e:#}"), "see README.md, Running on a real account"),
+    });
+    lines.push(session_line(&file.session_path(env)).await);
+    lines.push(match file.telegram.moderator_chat {
+        Some(chat) => CheckLine::pass("moderator chat", format!("cases go to chat {chat}")),
+        None => CheckLine::fail(
+            "moderator chat",
+            "not set: cases are stored but never posted",
+            "set [telegram] moderator_chat to the id of the group (or private chat) that receives cases",
+        ),
+    });
+    lines
+}
+
+fn load(path: &Path) -> anyhow::Result<(FileConfig, toml::Value)> {
+    let file = FileConfig::load(path)?;
+    let text = std::fs::read_to_string(path)?;
+    Ok((file, toml::from_str(&text)?))
+}
+
+fn data_dir_line(dir: &Path) -> CheckLine {
+    let probe = std::fs::create_dir_all(dir).and_then(|()| tempfile::NamedTempFile::new_in(dir).map(drop));
+    match probe {
+        Ok(()) => CheckLine::pass("data dir", format!("{} is writable", dir.display())),
+        Err(e) => CheckLine::fail(
+            "data dir",
+            format!("{}: {e}", dir.display()),
+            format!(
+                "create it for the service user, e.g. `install -d -m 0700 -o tribute-assistant {}`, or set data_dir",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+async fn backend_line(cfg: &Config) -> CheckLine {
+    const NAME: &str = "backend handshake";
+    let mut backend = cfg.backend_config();
+    backend.timeout = backend.timeout.min(CHECK_TIMEOUT);
+    let client = match BackendClient::new(backend) {
+        Ok(c) => c,
+        Err(e) => {
+            return CheckLine::fail(NAME, e.to_string(), "correct [backend] url: an http(s) base URL without query")
+        }
+    };
+    let url = client.health_url().to_owned();
+    match client.health().await {
+        Ok(report) => CheckLine::pass(
+            NAME,
+            format!("{url}: same HMAC secret on both sides, clocks agree ({} ms)", report.latency.as_millis()),
+        ),
+        Err(HealthError::Unreachable(e)) => CheckLine::fail(
+            NAME,
+            format!("cannot reach {url}: {e}"),
+            format!("check [backend] url (or {BACKEND_URL_ENV}) and that the backend is up and reachable from this host"),
+        ),
+        Err(HealthError::SignatureRefused { code, message }) => {
+            let fix = match code.as_str() {
+                "bad_signature" => format!(
+                    "the HMAC secrets differ: give the backend and the assistant the same secret ({BACKEND_SECRET_ENV} or [backend] secret_file); \
+                     while rotating, the backend must accept the old and the new one (docs/backend-api.md, Rotating the secret)"
+                ),
+                "stale_timestamp" => "the clocks differ by more than 300 s: enable NTP on both hosts (`timedatectl set-ntp true`)".to_owned(),
+                _ => "the X-Tribute-Assistant-Signature header does not reach the backend intact: check proxies in between".to_owned(),
+            };
+            CheckLine::fail(NAME, format!("the backend refused our signature ({code}: {message})"), fix)
+        }
+        Err(HealthError::Unproven(why)) => CheckLine::fail(
+            NAME,
+            format!("the backend did not prove it holds the secret: {why}"),
+            "implement the signed answer of GET /health (docs/backend-api.md, The signature handshake); if it is implemented, the secrets differ",
+        ),
+        Err(HealthError::Rejected { status, body }) => CheckLine::fail(
+            NAME,
+            format!("{url} answered HTTP {status}: {}", body.chars().take(200).collect::<String>()),
+            "[backend] url is the base URL (/activate and /health are appended); check it and the backend's routes",
+        ),
+    }
+}
+
+async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+    const NAME: &str = "LLM endpoint";
+    let Some(base) = base else {
+        return CheckLine::skip(NAME, "not configured: the agent answers from the knowledge base only");
+    };
+    let url = format!("{}/models", base.trim_end_matches('/'));
+    let http = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
+        Ok(h) => h,
+        Err(e) => return CheckLine::fail(NAME, e.to_string(), "this is a bug; please report it"),
+    };
+    let mut req = http.get(&url);
+    if let Some(key) = env(OPENAI_API_KEY_ENV) {
+        req = req.bearer_auth(key.trim());
+    }
+    match req.send().await {
+        Ok(r) if r.status().is_success() => {
+            let models = r.json::<serde_json::Value>().await.ok().and_then(|v| v["data"].as_array().map(Vec::len));
+            CheckLine::pass(NAME, format!("{url} answers ({} models)", models.map_or("?".into(), |n| n.to_string())))
+        }
+        Ok(r) if matches!(r.status().as_u16(), 401 | 403) => CheckLine::fail(
+            NAME,
+            format!("{url} refused the API key (HTTP {})", r.status().as_u16()),
+            format!("set {OPENAI_API_KEY_ENV} to a key this endpoint accepts"),
+        ),
+        Ok(r) => CheckLine::fail(
+            NAME,
+            format!("{url} answered HTTP {}", r.status().as_u16()),
+            "the base URL must be the OpenAI-compatible API root (it usually ends in /v1)",
+        ),
+        Err(e) => CheckLine::fail(
+            NAME,
+            format!("cannot reach {url}: {}", error_text(&e)),
+            format!("check [agent] base_url / {OPENAI_BASE_URL_ENV} and that the endpoint is up"),
+        ),
+    }
+}
+
+async fn qdrant_line(url: Option<&str>) -> CheckLine {
+    const NAME: &str = "Qdrant server";
+    let Some(url) = url else {
+        return CheckLine::skip(NAME, "not configured: the embedded index (Qdrant Edge) is used");
+    };
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => {
+            return CheckLine::fail(
+                NAME,
+                format!("{url:?} is not a URL: {e}"),
+                "set [knowledge] qdrant_url like http://127.0.0.1:6334",
+            )
+        }
+    };
+    let host = parsed.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(6334);
+    match tokio::time::timeout(CHECK_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(_)) => CheckLine::pass(NAME, format!("{host}:{port} accepts connections")),
+        Ok(Err(e)) => CheckLine::fail(
+            NAME,
+            format!("cannot connect to {host}:{port}: {e}"),
+            format!("start Qdrant or correct [knowledge] qdrant_url / {QDRANT_URL_ENV} (gRPC port, usually 6334)"),
+        ),
+        Err(_) => CheckLine::fail(
+            NAME,
+            format!("{host}:{port} did not answer within {} s", CHECK_TIMEOUT.as_secs()),
+            "check the address and any firewall in between",
+        ),
+    }
+}
+
+async fn session_line(path: &PathBuf) -> CheckLine {
+    const NAME: &str = "telegram session";
+    let fix = "run `tribute-assistant login` once, interactively, as the service user";
+    let session = match open_existing_session(path).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return CheckLine::fail(NAME, format!("no session file at {}", path.display()), fix),
+        Err(e) => {
+            return CheckLine::fail(NAME, format!("{e:#}"), "make the file readable by the service user (mode 0600)")
+        }
+    };
+    let id = stored_self_id(&*session).await;
+    session.close().await;
+    match id {
+        Some(id) => CheckLine::pass(
+            NAME,
+            format!("{} is authorised as user id {id} (offline check; `login --check` asks Telegram)", path.display()),
+        ),
+        None => CheckLine::fail(NAME, format!("{} was never logged in", path.display()), fix),
+    }
+}
+
+fn error_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The table: mark, name, detail; the fix indented under each ✘.
+pub fn render(config: Option<&Path>, lines: &[CheckLine]) -> String {
+    let width = lines.iter().map(|l| l.name.chars().count()).max().unwrap_or(0);
+    let mut out =
+        format!("tribute-assistant check{}\n\n", config.map(|c| format!(" ({})", c.display())).unwrap_or_default());
+    for l in lines {
+        out.push_str(&format!("  {}  {:<width$}  {}\n", l.status.mark(), l.name, l.detail));
+        if let Some(fix) = &l.fix {
+            out.push_str(&format!("     {:<width$}  fix: {fix}\n", ""));
+        }
+    }
+    let failed = lines.iter().filter(|l| l.status == Status::Fail).count();
+    out.push('\n');
+    out.push_str(&match failed {
+        0 => "All checks passed.\n".to_owned(),
+        1 => "1 check failed.\n".to_owned(),
+        n => format!("{n} checks failed.\n"),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_urls_come_from_the_sections_or_the_environment() {
+        let raw: toml::Value =
+            toml::from_str("[agent]\nbase_url = \"http://127.0.0.1:1/v1\"\n[knowledge]\nqdrant_url = \" \"\n").unwrap();
+        let urls = DependencyUrls::from_config(Some(&raw), &|k| (k == QDRANT_URL_ENV).then(|| "http://q:6334".into()));
+        assert_eq!(urls.llm_base_url.as_deref(), Some("http://127.0.0.1:1/v1"));
+        assert_eq!(urls.qdrant_url, None, "an empty value in the file wins over the environment and means off");
+        let env_only = DependencyUrls::from_config(None, &|k| (k == OPENAI_BASE_URL_ENV).then(|| "http://llm".into()));
+        assert_eq!(env_only.llm_base_url.as_deref(), Some("http://llm"));
+    }
+
+    #[test]
+    fn the_table_shows_fixes_under_failures() {
+        let text = render(
+            None,
+            &[
+                CheckLine::pass("a", "fine"),
+                CheckLine::fail("longer name", "broken", "do this"),
+                CheckLine::skip("c", "off"),
+            ],
+        );
+        assert!(text.contains("  ✔  a            fine\n"), "{text}");
+        assert!(text.contains("  ✘  longer name  broken\n"), "{text}");
+        assert!(text.contains("fix: do this\n"), "{text}");
+        assert!(text.ends_with("1 check failed.\n"), "{text}");
+    }
+}

@@ -1,0 +1,203 @@
+//! The listener itself and the tasks that come with it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::health::health_report;
+use super::metrics::{render, Scrape};
+use super::telegram::TelegramStats;
+use super::{Metrics, OpsSettings, OpsState};
+use crate::backend::BackendClient;
+use crate::store::Store;
+use crate::webhook::{self, Reconciler, WebhookState, WebhookStats};
+
+/// How long [`OpsServer::shutdown`] waits for open requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running listener. Dropping it stops the server too.
+pub struct OpsServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl OpsServer {
+    /// Binds `addr` (port 0 picks a free port) and serves `/healthz`,
+    /// `/metrics` and, when given, the webhook route.
+    pub async fn start(
+        addr: SocketAddr,
+        state: Arc<OpsState>,
+        webhook: Option<Arc<WebhookState>>,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("Failed to bind the ops listener to {addr} ([ops] listen)"))?;
+        let addr = listener.local_addr()?;
+        let mut app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
+        if let Some(w) = webhook {
+            app = app.merge(webhook::router(w));
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                warn!(error = %e, "the ops listener stopped with an error");
+            }
+        });
+        info!(%addr, "ops listener: /healthz, /metrics");
+        Ok(Self { addr, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and waits (up to 5 s) for open requests.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for OpsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn healthz(State(state): State<Arc<OpsState>>) -> Response {
+    let report = health_report(&state).await;
+    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
+    let store = match state.store.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot read the store for /metrics");
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {e}\n")).into_response();
+        }
+    };
+    let mut external = Vec::new();
+    for family in state.external() {
+        let samples = match &family.source {
+            Some(source) => source.samples().await.unwrap_or_else(|e| {
+                warn!(family = family.name, error = %e, "a metric source failed; exporting no samples");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        external.push((family, samples));
+    }
+    let webhook = state.webhook.as_ref().map(|w| {
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("stored", n(&w.stored)),
+            ("duplicate", n(&w.duplicates)),
+            ("bad_signature", n(&w.bad_signature)),
+            ("invalid", n(&w.invalid)),
+            ("store_error", n(&w.store_errors)),
+        ]
+    });
+    let text = render(&Scrape {
+        store: &store,
+        telegram: &state.telegram.snapshot(),
+        metrics: &state.metrics,
+        webhook,
+        external,
+        uptime: state.uptime(),
+    });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// The listener and the webhook reconciler, as the daemon runs them.
+pub struct OpsRuntime {
+    pub server: Option<OpsServer>,
+    /// Shared with the listener; the lead wires metric sources here.
+    pub state: Arc<OpsState>,
+    reconciler: Option<JoinHandle<()>>,
+}
+
+impl OpsRuntime {
+    /// Starts what `settings` asks for: nothing, the listener, or the
+    /// listener with the webhook route and its reconciler.
+    pub async fn start(
+        settings: &OpsSettings,
+        store: Store,
+        backend: BackendClient,
+        metrics: Arc<Metrics>,
+        telegram: Arc<TelegramStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let mut state = OpsState::new(store.clone(), metrics, telegram, settings.max_update_age);
+        let mut webhook_state = None;
+        let mut reconciler = None;
+        if let Some(w) = &settings.webhook {
+            anyhow::ensure!(
+                settings.listen.is_some(),
+                "[webhook] enabled needs [ops] listen: the webhook is served by the ops listener"
+            );
+            let stats = Arc::new(WebhookStats::default());
+            let wake = Arc::new(Notify::new());
+            state.webhook = Some(stats.clone());
+            webhook_state = Some(Arc::new(WebhookState {
+                store: store.clone(),
+                api_key: w.api_key.clone(),
+                wake: wake.clone(),
+                stats,
+            }));
+            let r = Reconciler::new(store, backend, w.reconcile.clone(), wake);
+            reconciler = Some(tokio::spawn(r.run(shutdown)));
+        }
+        let state = Arc::new(state);
+        let server = match settings.listen {
+            Some(addr) => Some(OpsServer::start(addr, state.clone(), webhook_state).await?),
+            None => None,
+        };
+        Ok(Self { server, state, reconciler })
+    }
+
+    pub fn url(&self) -> Option<String> {
+        self.server.as_ref().map(OpsServer::url)
+    }
+
+    /// Stops the listener; the reconciler stops on the shutdown flag (waited for up to 5 s).
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        if let Some(mut task) = self.reconciler.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}

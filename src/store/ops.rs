@@ -1,0 +1,100 @@
+//! What the ops listener reads from the database: counts for `/metrics`
+//! and a write probe for `/healthz`. Every figure comes from the tables, so
+//! it survives restarts and agrees with `orders list`.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError, StoreResult};
+use crate::domain::OrderState;
+
+/// Counts taken in one read transaction, so they agree with each other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSnapshot {
+    pub orders_by_state: Vec<(OrderState, i64)>,
+    /// Orders the backend activated (an activation id was recorded).
+    pub activations: i64,
+    /// Moderator cards written, by reason (escalations, malformed messages, webhook flags).
+    pub cards_by_reason: Vec<(String, i64)>,
+    /// Moderator cards not yet posted.
+    pub cards_pending: i64,
+    /// Orders with automatic work left.
+    pub orders_unfinished: i64,
+    /// Orders parked until a later retry.
+    pub orders_parked: i64,
+    /// Webhook events stored, by name.
+    pub webhook_events: Vec<(String, i64)>,
+    /// Paid Tribute purchases not matched to a Telegram order.
+    pub purchases_unmatched: i64,
+    /// Refunds not acted on yet.
+    pub refunds_open: i64,
+    /// Backend deactivations, by outcome.
+    pub deactivations: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// Everything `/metrics` shows from the database.
+    pub async fn snapshot(&self) -> StoreResult<StoreSnapshot> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state").fetch_all(&mut *tx).await?;
+        let mut orders_by_state = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let s: &str = r.get("state");
+            let state = OrderState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))?;
+            orders_by_state.push((state, r.get::<i64, _>("n")));
+        }
+        let pairs = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Vec<(String, i64)> {
+            rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()
+        };
+        let cards_by_reason = pairs(
+            sqlx::query("SELECT reason, COUNT(*) FROM moderator_outbox GROUP BY reason ORDER BY reason")
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+        let webhook_events = pairs(
+            sqlx::query("SELECT name, COUNT(*) FROM tribute_webhook_events GROUP BY name ORDER BY name")
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+        let deactivations = pairs(
+            sqlx::query(
+                "SELECT deactivation, COUNT(*) FROM tribute_purchases WHERE deactivation IS NOT NULL
+                 GROUP BY deactivation ORDER BY deactivation",
+            )
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+        let row = sqlx::query(
+            "SELECT
+               (SELECT COUNT(activation_id) FROM orders),
+               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL),
+               (SELECT COUNT(*) FROM orders WHERE state IN ('received', 'activation_requested', 'activated', 'replied')),
+               (SELECT COUNT(*) FROM orders WHERE next_attempt_at IS NOT NULL),
+               (SELECT COUNT(*) FROM tribute_purchases WHERE order_id IS NULL AND paid_at IS NOT NULL),
+               (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(StoreSnapshot {
+            orders_by_state,
+            activations: row.get(0),
+            cards_by_reason,
+            cards_pending: row.get(1),
+            orders_unfinished: row.get(2),
+            orders_parked: row.get(3),
+            webhook_events,
+            purchases_unmatched: row.get(4),
+            refunds_open: row.get(5),
+            deactivations,
+        })
+    }
+
+    /// Rewrites the single heartbeat row: proves the database takes writes.
+    pub async fn heartbeat(&self) -> StoreResult<()> {
+        sqlx::query("INSERT INTO ops_heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
