@@ -606,3 +606,12 @@ fn the_agent_section_is_part_of_the_config_file() {
     let err = toml::from_str::<tribute_assistant::config::FileConfig>("[agent]\nmodle = \"x\"\n").unwrap_err();
     assert!(err.to_string().contains("modle"), "{err}");
 }
+
+/// Compile-time: the daemon can share one agent and run turns on spawned tasks.
+#[allow(dead_code)]
+fn the_agent_runs_on_spawned_tasks(agent: Arc<Agent>) {
+    fn spawnable<T: Send + Sync + 'static>(_: &T) {}
+    fn send<T: Send + 'static>(_: T) {}
+    spawnable(&agent);
+    send(async move { agent.answer(ask("x")).await });
+}
