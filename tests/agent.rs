@@ -572,3 +572,46 @@ fn ask_says_clearly_that_the_knowledge_base_is_missing() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn every_turn_is_kept_for_the_review_export() {
+    let env = Env::new(None).await;
+    let agent = env.agent();
+    let a = agent.answer(ask("Можно ли оплатить из Казахстана?")).await;
+    let mut req = ask("Верните деньги, я передумал");
+    req.conversation_id = Some(2);
+    let b = agent.answer(req).await;
+    assert!(!a.escalated() && b.escalated());
+    let turns = env.store.agent_turns_since(0, 10).await.unwrap();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(turns[0].id, a.turn_id.unwrap());
+    assert_eq!(turns[1].id, b.turn_id.unwrap());
+    assert_eq!(turns[0].sources, vec!["faq-ru-kz"]);
+    assert!(!turns[0].escalated && turns[0].reasons.as_array().unwrap().is_empty());
+    assert!(turns[1].escalated);
+    assert_eq!(turns[1].reasons[0]["code"], "hard_topic");
+    assert_eq!(turns[1].reply, Prompts::default().holding_ru);
+    assert_eq!(turns[1].customer_id, Some(ME));
+}
+
+#[test]
+fn the_agent_section_is_part_of_the_config_file() {
+    let file: tribute_assistant::config::FileConfig = toml::from_str(
+        "[agent]\nbase_url = \"http://127.0.0.1:9/v1\"\nmin_curated_score = 0.8\n[agent.hard_topics]\nrefund = [\"деньги назад\"]\n",
+    )
+    .unwrap();
+    let s = AgentSettings::resolve(&file.agent, &|_| None).unwrap();
+    assert_eq!(s.llm.unwrap().base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(s.min_curated_score, 0.8);
+    let err = toml::from_str::<tribute_assistant::config::FileConfig>("[agent]\nmodle = \"x\"\n").unwrap_err();
+    assert!(err.to_string().contains("modle"), "{err}");
+}
+
+/// Compile-time: the daemon can share one agent and run turns on spawned tasks.
+#[allow(dead_code)]
+fn the_agent_runs_on_spawned_tasks(agent: Arc<Agent>) {
+    fn spawnable<T: Send + Sync + 'static>(_: &T) {}
+    fn send<T: Send + 'static>(_: T) {}
+    spawnable(&agent);
+    send(async move { agent.answer(ask("x")).await });
+}
