@@ -266,3 +266,28 @@ async fn a_paid_purchase_without_a_telegram_order_is_flagged_after_the_grace_per
     assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("no Telegram order")).count(), 1, "flagged once");
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_deactivation_the_backend_cannot_take_is_retried_and_still_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(504, "€5.00"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    assert_eq!(post_signed(&sb, &purchase(5001, 504, 500)).await.0, 200);
+    eventually("the purchase to match", || async {
+        sb.store().purchase("5001").await.unwrap().and_then(|p| p.order_id)
+    })
+    .await;
+    // More failures than one call's attempts: the first call gives up, the refund is parked and retried.
+    sb.backend.fail_next(6);
+    assert_eq!(post_signed(&sb, &refund(5001, 504)).await.0, 200);
+    let p = eventually("the refund to be handled", || async {
+        sb.store().purchase("5001").await.unwrap().filter(|p| p.refund_handled_at.is_some())
+    })
+    .await;
+    assert_eq!(p.deactivation.as_deref(), Some("deactivated"));
+    assert!(sb.backend.stats().deactivation_requests >= 7, "{:?}", sb.backend.stats());
+    assert_eq!(sb.backend.deactivations_for(order_ref.as_str()), 1);
+    sb.shutdown().await.unwrap();
+}
