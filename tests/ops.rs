@@ -19,11 +19,16 @@ const SETTLE: Duration = Duration::from_secs(20);
 
 // ---- a strict parser for the Prometheus text format (0.0.4) ----------------
 
+/// A series: metric name and its sorted labels.
+type SeriesKey = (String, Vec<(String, String)>);
+/// Labels without `le` → the (bound, cumulative count) of each bucket.
+type Buckets = BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>>;
+
 /// One parsed exposition: family name → type, and every series → value.
 #[derive(Debug, Default)]
 struct Exposition {
     types: HashMap<String, String>,
-    series: BTreeMap<(String, Vec<(String, String)>), f64>,
+    series: BTreeMap<SeriesKey, f64>,
 }
 
 impl Exposition {
@@ -60,7 +65,9 @@ fn parse_value(s: &str) -> Result<f64, String> {
 }
 
 /// Parses `{a="x",b="y"}` at the start of `s`; returns the labels and the rest.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     let mut labels = Vec::new();
     loop {
@@ -193,7 +200,7 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
 fn check_histograms(exp: &Exposition) -> Result<(), String> {
     for (family, _) in exp.types.iter().filter(|(_, t)| *t == "histogram") {
         let bucket = format!("{family}_bucket");
-        let mut by_series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut by_series: Buckets = BTreeMap::new();
         for ((name, labels), v) in &exp.series {
             if *name != bucket {
                 continue;
