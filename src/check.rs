@@ -9,7 +9,7 @@
 //! session is read from its file without going to the network (`login
 //! --check` asks Telegram).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -320,7 +320,7 @@ async fn qdrant_line(url: Option<&str>) -> CheckLine {
     }
 }
 
-async fn session_line(path: &PathBuf) -> CheckLine {
+async fn session_line(path: &Path) -> CheckLine {
     const NAME: &str = "telegram session";
     let fix = "run `tribute-assistant login` once, interactively, as the service user";
     let session = match open_existing_session(path).await {

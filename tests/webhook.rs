@@ -1,0 +1,293 @@
+//! Tribute webhooks end to end: the sandbox daemon with its ops listener on
+//! 127.0.0.1:0 serving `POST /tribute/webhook`, a SQLite file, the
+//! reference backend and the Telegram simulator. Webhooks are posted over
+//! real HTTP, signed the way Tribute signs them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use secrecy::SecretString;
+use serde_json::Value;
+use tribute_assistant::domain::OrderRef;
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
+use tribute_assistant::webhook::{ReconcileConfig, WebhookSettings, WEBHOOK_PATH};
+
+const API_KEY: &str = "tribute-api-key-for-tests";
+const SETTLE: Duration = Duration::from_secs(20);
+const GRACE: Duration = Duration::from_millis(400);
+
+async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
+    let opts = SandboxOptions {
+        ops_listener: true,
+        webhook: Some(WebhookSettings {
+            api_key: SecretString::from(API_KEY),
+            reconcile: ReconcileConfig {
+                match_window: Duration::from_secs(3600),
+                unmatched_grace: GRACE,
+                interval: Duration::from_millis(50),
+                retry_delay: Duration::from_millis(100),
+            },
+        }),
+        ..SandboxOptions::default()
+    };
+    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
+    sb.backend.add_pending("123456", "100 Diamonds");
+    sb.start_daemon(None).await.unwrap();
+    sb
+}
+
+fn order(customer_id: i64, price: &str) -> SimOrder {
+    SimOrder {
+        customer_id,
+        customer_name: "Иван Петров".into(),
+        product: "100 Diamonds".into(),
+        price: price.into(),
+        details: "ID 123456".into(),
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn purchase(purchase_id: u64, user: i64, amount: i64) -> String {
+    serde_json::json!({
+        "name": "new_digital_product",
+        "created_at": now(),
+        "sent_at": now(),
+        "payload": {
+            "product_id": 17, "product_name": "100 Diamonds", "amount": amount, "currency": "eur",
+            "telegram_user_id": user, "purchase_id": purchase_id, "transaction_id": format!("tx-{purchase_id}")
+        }
+    })
+    .to_string()
+}
+
+fn refund(purchase_id: u64, user: i64) -> String {
+    serde_json::json!({
+        "name": "digital_product_refunded",
+        "created_at": now(),
+        "sent_at": now(),
+        "payload": {
+            "product_id": 17, "product_name": "100 Diamonds", "amount": 500, "currency": "eur",
+            "telegram_user_id": user, "purchase_id": purchase_id, "transaction_id": format!("tx-{purchase_id}"),
+            "refund_reason": "customer asked", "refunded_at": now()
+        }
+    })
+    .to_string()
+}
+
+/// Posts `body` with `signature` (None = no header); returns status and JSON answer.
+async fn post(sb: &Sandbox, body: &str, signature: Option<String>) -> (u16, Value) {
+    let url = format!("{}{WEBHOOK_PATH}", sb.ops_url().expect("ops listener"));
+    let mut req = reqwest::Client::new().post(url).header("Content-Type", "application/json").body(body.to_owned());
+    if let Some(sig) = signature {
+        req = req.header(SIGNATURE_HEADER, sig);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_signed(sb: &Sandbox, body: &str) -> (u16, Value) {
+    post(sb, body, Some(sign(API_KEY.as_bytes(), body.as_bytes()))).await
+}
+
+/// Polls `f` until it yields `Some`, or panics after [`SETTLE`].
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < SETTLE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn moderator_texts(sb: &Sandbox) -> Vec<String> {
+    sb.world.messages(sb.moderator_chat).into_iter().map(|m| m.text).collect()
+}
+
+#[tokio::test]
+async fn a_signed_event_is_stored_once_even_when_posted_three_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let body = purchase(1001, 777, 500);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(post_signed(&sb, &body).await);
+    }
+    assert_eq!(answers[0], (200, serde_json::json!({"status": "stored"})));
+    assert_eq!(answers[1], (200, serde_json::json!({"status": "duplicate"})));
+    assert_eq!(answers[2], (200, serde_json::json!({"status": "duplicate"})));
+    assert_eq!(sb.store().webhook_event_counts().await.unwrap(), vec![("new_digital_product".to_owned(), 1)]);
+    let p = sb.store().purchase("1001").await.unwrap().expect("the purchase is stored");
+    assert_eq!((p.telegram_user_id, p.price.amount_minor, p.transaction_id.as_deref()), (777, 500, Some("tx-1001")));
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_signature_is_401_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let body = purchase(1002, 777, 500);
+    let other_body = purchase(1003, 777, 500);
+    for signature in [
+        Some(sign(b"not-the-api-key", body.as_bytes())),
+        Some(sign(API_KEY.as_bytes(), other_body.as_bytes())),
+        Some("garbage".to_owned()),
+        None,
+    ] {
+        let (status, answer) = post(&sb, &body, signature.clone()).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("bad_signature")), "{signature:?}");
+    }
+    // A re-serialised body is another body: the signature covers the raw bytes.
+    let reformatted = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
+    let (status, _) = post(&sb, &reformatted, Some(sign(API_KEY.as_bytes(), body.as_bytes()))).await;
+    assert_eq!(status, 401);
+    assert!(sb.store().webhook_event_counts().await.unwrap().is_empty());
+    assert!(sb.store().purchase("1002").await.unwrap().is_none());
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_json_with_a_valid_signature_is_400_and_reaches_the_moderator_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let body = r#"{"name":"new_digital_product","payload":{"purchase_id":"#;
+    for _ in 0..2 {
+        let (status, answer) = post_signed(&sb, body).await;
+        assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_event")), "{answer}");
+    }
+    // A readable envelope with a bad field is refused the same way, naming the field.
+    let zero = purchase(1004, 777, 0);
+    let (status, answer) = post_signed(&sb, &zero).await;
+    assert_eq!(status, 400);
+    assert!(answer["message"].as_str().unwrap().contains("amount"), "{answer}");
+
+    let cards = eventually("two moderator cards", || async {
+        let texts = moderator_texts(&sb);
+        (texts.len() >= 2).then_some(texts)
+    })
+    .await;
+    assert_eq!(cards.len(), 2, "the repeated body is one card: {cards:?}");
+    assert!(cards.iter().any(|t| t.contains(body)), "the raw body reaches the moderator: {cards:?}");
+    assert!(sb.store().purchase("1004").await.unwrap().is_none(), "nothing was stored as a purchase");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refund_of_an_activated_order_deactivates_it_once_and_tells_the_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(501, "€5.00"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    let stored = sb.store().order_by_ref(&order_ref).await.unwrap().unwrap();
+    assert!(stored.activation_id.is_some());
+
+    assert_eq!(post_signed(&sb, &purchase(2001, 501, 500)).await.0, 200);
+    let matched = eventually("the purchase to match", || async {
+        sb.store().purchase("2001").await.unwrap().and_then(|p| p.order_id)
+    })
+    .await;
+    assert_eq!(matched, stored.id);
+
+    let body = refund(2001, 501);
+    for _ in 0..3 {
+        assert_eq!(post_signed(&sb, &body).await.0, 200);
+    }
+    let p = eventually("the refund to be handled", || async {
+        sb.store().purchase("2001").await.unwrap().filter(|p| p.refund_handled_at.is_some())
+    })
+    .await;
+    assert_eq!(p.deactivation.as_deref(), Some("deactivated"));
+    let card = eventually("the refund card", || async {
+        moderator_texts(&sb).into_iter().find(|t| t.contains("Refund of order"))
+    })
+    .await;
+    assert!(card.contains(order_ref.as_str()) && card.contains("took the product back"), "{card}");
+    assert!(card.contains("customer asked"), "{card}");
+    // Give the reconciler time to do anything twice, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sb.backend.deactivations_for(order_ref.as_str()), 1);
+    assert_eq!(sb.backend.stats().deactivation_requests, 1, "one call for three deliveries");
+    assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("Refund of order")).count(), 1);
+    let history = sb.store().order_events(stored.id).await.unwrap();
+    assert!(history.iter().any(|e| e.note.contains("refunded")), "{history:?}");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_amount_mismatch_is_flagged_to_the_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(502, "€5.00"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    assert_eq!(post_signed(&sb, &purchase(3001, 502, 700)).await.0, 200);
+    let card = eventually("the mismatch card", || async {
+        moderator_texts(&sb).into_iter().find(|t| t.contains("Amounts differ"))
+    })
+    .await;
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    assert!(card.contains(order_ref.as_str()), "{card}");
+    assert!(card.contains("€5.00") && card.contains("€7.00"), "{card}");
+    let p = sb.store().purchase("3001").await.unwrap().unwrap();
+    assert!(p.order_id.is_some(), "still matched, so a refund can find the order");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paid_purchase_without_a_telegram_order_is_flagged_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    // A matching order for another customer must not be taken.
+    sb.world.post_order(&order(503, "€5.00"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    assert_eq!(post_signed(&sb, &purchase(4001, 999, 500)).await.0, 200);
+    let card = eventually("the unmatched card", || async {
+        moderator_texts(&sb).into_iter().find(|t| t.contains("no Telegram order"))
+    })
+    .await;
+    assert!(card.contains("4001") && card.contains("tg://user?id=999"), "{card}");
+    let p = sb.store().purchase("4001").await.unwrap().unwrap();
+    assert_eq!(p.order_id, None);
+    let (paid, flagged) = (p.paid_at.unwrap(), p.unmatched_flagged_at.unwrap());
+    assert!(flagged - paid >= GRACE.as_millis() as i64, "flagged {flagged} only after the grace from {paid}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("no Telegram order")).count(), 1, "flagged once");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deactivation_the_backend_cannot_take_is_retried_and_still_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(504, "€5.00"));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    assert_eq!(post_signed(&sb, &purchase(5001, 504, 500)).await.0, 200);
+    eventually("the purchase to match", || async {
+        sb.store().purchase("5001").await.unwrap().and_then(|p| p.order_id)
+    })
+    .await;
+    // More failures than one call's attempts: the first call gives up, the refund is parked and retried.
+    sb.backend.fail_next(6);
+    assert_eq!(post_signed(&sb, &refund(5001, 504)).await.0, 200);
+    let p = eventually("the refund to be handled", || async {
+        sb.store().purchase("5001").await.unwrap().filter(|p| p.refund_handled_at.is_some())
+    })
+    .await;
+    assert_eq!(p.deactivation.as_deref(), Some("deactivated"));
+    assert!(sb.backend.stats().deactivation_requests >= 7, "{:?}", sb.backend.stats());
+    assert_eq!(sb.backend.deactivations_for(order_ref.as_str()), 1);
+    sb.shutdown().await.unwrap();
+}
