@@ -49,6 +49,9 @@ pub enum Command {
     Login(crate::login::LoginArgs),
     /// Run the daemon on the real Telegram account (after `login`).
     Run,
+    /// The knowledge base the assistant answers from: ingest, search, stats.
+    #[command(subcommand)]
+    Kb(crate::kb::KbCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(cmd, cli.config.as_deref()).await,
         Command::Login(args) => crate::login::run(args, cli.config.as_deref()).await,
         Command::Run => crate::run::run(cli.config.as_deref()).await,
+        Command::Kb(cmd) => crate::kb::run(cmd, cli.config.as_deref()).await,
     }
 }
 

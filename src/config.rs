@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub backend: Option<BackendSection>,
     #[serde(default)]
     pub parser: ParserSection,
+    /// Knowledge base: index backend and embedding provider.
+    #[serde(default)]
+    pub knowledge: crate::knowledge::KnowledgeSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
