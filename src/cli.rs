@@ -60,6 +60,9 @@ pub enum Command {
     /// the LLM endpoint and the Qdrant server if set, the Telegram session.
     /// Prints ✔/✘ per check with the fix for each ✘; exits 1 if any failed.
     Check,
+    /// The knowledge base the assistant answers from: ingest, search, stats.
+    #[command(subcommand)]
+    Kb(crate::kb::KbCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => crate::run::run(cli.config.as_deref()).await,
         Command::Ask(args) => crate::ask::run(args, cli.config.as_deref()).await,
         Command::Check => crate::check::run(cli.config.as_deref()).await,
+        Command::Kb(cmd) => crate::kb::run(cmd, cli.config.as_deref()).await,
     }
 }
 

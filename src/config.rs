@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub ops: OpsSection,
     #[serde(default)]
     pub webhook: WebhookSection,
+    /// Knowledge base: index backend and embedding provider.
+    #[serde(default)]
+    pub knowledge: crate::knowledge::KnowledgeSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]

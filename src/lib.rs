@@ -20,6 +20,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod domain;
+pub mod kb;
+pub mod knowledge;
 pub mod login;
 pub mod orders;
 pub mod run;

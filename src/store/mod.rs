@@ -6,6 +6,7 @@
 //! can lose the last commits, which the workflow tolerates because every
 //! side effect is idempotent (backend) or checked on restart (Telegram).
 
+mod approved_pairs;
 mod messages;
 mod orders;
 mod outbox;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use approved_pairs::{ApprovedPair, NewApprovedPair};
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{NewCard, OutboxCard};

@@ -1,0 +1,213 @@
+//! The `kb` commands: ingest the knowledge base, search it, show its stats.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::config::{FileConfig, DATA_DIR_ENV};
+use crate::knowledge::{ChunkKind, IngestInput, KnowledgeBase, KnowledgeConfig, SearchFilter};
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// (Re)build the knowledge base from Markdown / text / JSONL files and
+    /// folders, and from moderator-approved conversation pairs. Incremental:
+    /// unchanged chunks are skipped, changed ones replaced. Without PATHS and
+    /// without --conversations it ingests the starter FAQ built into the binary.
+    Ingest {
+        /// Files or folders (*.md, *.markdown, *.txt, *.jsonl). Sources are named by
+        /// their path relative to the folder given.
+        paths: Vec<PathBuf>,
+        /// Also ingest the approved question/answer pairs from the database (redacted).
+        #[arg(long)]
+        conversations: bool,
+        /// Remove chunks of sources that are gone (documents when PATHS are given,
+        /// conversations with --conversations).
+        #[arg(long)]
+        prune: bool,
+        /// Delete the collection first: needed after changing the embedding model or dimension.
+        #[arg(long)]
+        rebuild: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Search the knowledge base and print the best chunks.
+    Search {
+        query: String,
+        /// Print one JSON array of {"source","title","text","score"}.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Only `doc` or `conversation` chunks.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<ChunkKind>,
+        /// Only chunks in this language (`ru`, `en`).
+        #[arg(long)]
+        language: Option<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Chunk counts per kind and the index backend in use.
+    Stats {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Location {
+    /// Data dir holding the database and the Edge index (default: from the config, else ./data).
+    #[arg(long, env = DATA_DIR_ENV)]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn parse_kind(s: &str) -> Result<ChunkKind, String> {
+    ChunkKind::parse(s).ok_or_else(|| format!("unknown kind {s:?}: use doc or conversation"))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Data dir and knowledge config from the flags, the config file and the environment.
+fn resolve(location: &Location, config: Option<&Path>) -> anyhow::Result<(PathBuf, KnowledgeConfig)> {
+    let file = match config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
+    let mut kc = file.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
+    if let Some(p) = &file.parser.account_pattern {
+        kc.extra_account_pattern =
+            Some(regex::Regex::new(p).with_context(|| format!("Invalid [parser] account_pattern {p:?}"))?);
+    }
+    Ok((data_dir, kc))
+}
+
+pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KbCommand::Ingest { paths, conversations, prune, rebuild, location } => {
+            let (data_dir, kc) = resolve(&location, config)?;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("Failed to create the data dir {}", data_dir.display()))?;
+            let documents = if !paths.is_empty() {
+                Some(crate::knowledge::ingest::collect_files(&paths).context("Failed to read the knowledge files")?)
+            } else if !conversations {
+                Some(crate::knowledge::starter::sources())
+            } else {
+                None
+            };
+            let pairs = if conversations {
+                let db = data_dir.join(crate::DATABASE_FILE);
+                let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
+                let pairs = store.approved_pairs().await.context("Failed to read the approved pairs")?;
+                store.close().await;
+                Some(pairs)
+            } else {
+                None
+            };
+            let kb = if rebuild {
+                KnowledgeBase::rebuild(&data_dir, &kc).await
+            } else {
+                KnowledgeBase::open(&data_dir, &kc).await
+            }
+            .context("Failed to open the knowledge base")?;
+            let mut bar = ProgressBar::new();
+            let report = kb
+                .ingest(IngestInput { documents, conversations: pairs }, prune, Some(&mut |d, t| bar.draw(d, t)))
+                .await
+                .context("Ingestion failed")?;
+            bar.finish();
+            let optimized = if report.embedded > 0 || report.removed > 0 || report.updated > 0 {
+                let t = std::time::Instant::now();
+                kb.optimize().await.context("Failed to optimise the index")?;
+                format!(", index optimised in {:.2}s", t.elapsed().as_secs_f64())
+            } else {
+                String::new()
+            };
+            println!("kb ingest: {report}{optimized} ({})", kb.backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        KbCommand::Search { query, json, limit, kind, language, location } => {
+            let (data_dir, kc) = resolve(&location, config)?;
+            let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
+            let hits = kb.search(&query, &SearchFilter { kind, language }, limit).await.context("Search failed")?;
+            if json {
+                let arr: Vec<serde_json::Value> = hits
+                    .iter()
+                    .map(
+                        |h| serde_json::json!({"source": h.source, "title": h.title, "text": h.text, "score": h.score}),
+                    )
+                    .collect();
+                println!("{}", serde_json::Value::Array(arr));
+            } else if hits.is_empty() {
+                println!("no matches");
+            } else {
+                for (i, h) in hits.iter().enumerate() {
+                    let text: String = h.text.chars().take(240).collect();
+                    let more = if h.text.chars().count() > 240 { "…" } else { "" };
+                    println!(
+                        "{}. [{:.3}] {} — {}\n   {}{more}",
+                        i + 1,
+                        h.score,
+                        h.source,
+                        h.title,
+                        text.replace('\n', " ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KbCommand::Stats { json, location } => {
+            let (data_dir, kc) = resolve(&location, config)?;
+            let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
+            let s = kb.stats().await.context("Failed to read the index")?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!("backend:       {}", s.backend);
+                println!("collection:    {}", s.collection);
+                println!("doc chunks:    {}", s.doc_chunks);
+                println!("conversation:  {}", s.conversation_chunks);
+                println!("sources:       {}", s.sources);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    enabled: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        Self { enabled: std::io::stderr().is_terminal(), drawn: false }
+    }
+
+    fn draw(&mut self, done: usize, total: usize) {
+        if !self.enabled || total == 0 {
+            return;
+        }
+        let width = 30;
+        let filled = done * width / total;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r[{}{}] {done}/{total} chunks", "#".repeat(filled), " ".repeat(width - filled));
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}

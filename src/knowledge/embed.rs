@@ -1,0 +1,155 @@
+//! Dense embeddings from any OpenAI-compatible `/embeddings` endpoint
+//! (OpenAI, Ollama, llama.cpp server, vLLM, TEI), or none: the knowledge
+//! base then runs on lexical vectors alone.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::Client;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::KnowledgeError;
+
+/// Turns texts into dense vectors of a fixed dimension.
+#[async_trait::async_trait]
+pub trait Embedder: Send + Sync + fmt::Debug {
+    /// The model name, stored with the collection to detect a model change.
+    fn model(&self) -> &str;
+    fn dimension(&self) -> usize;
+    /// One vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError>;
+}
+
+/// Settings of an OpenAI-compatible embedding provider.
+#[derive(Clone)]
+pub struct EmbeddingConfig {
+    /// e.g. `https://api.openai.com/v1`, `http://localhost:11434/v1` (Ollama).
+    pub base_url: String,
+    pub model: String,
+    /// The vector size the model returns; checked on every answer.
+    pub dimension: usize,
+    /// Texts per request.
+    pub batch_size: usize,
+    pub timeout: Duration,
+    /// Extra attempts after a failed request (network error, 429, 5xx).
+    pub max_retries: u32,
+    pub api_key: Option<SecretString>,
+}
+
+impl fmt::Debug for EmbeddingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddingConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("dimension", &self.dimension)
+            .field("batch_size", &self.batch_size)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// The async-openai client for one provider.
+pub struct OpenAiEmbedder {
+    client: Client<OpenAIConfig>,
+    config: EmbeddingConfig,
+}
+
+impl fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiEmbedder").field("config", &self.config).finish()
+    }
+}
+
+impl OpenAiEmbedder {
+    pub fn new(config: EmbeddingConfig) -> Result<Self, KnowledgeError> {
+        if config.dimension == 0 || config.batch_size == 0 || config.model.trim().is_empty() {
+            return Err(KnowledgeError::Config(
+                "[knowledge.embedding] needs a model, a dimension > 0 and a batch_size > 0".into(),
+            ));
+        }
+        crate::tls::install_crypto_provider();
+        let http = reqwest_tls::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| KnowledgeError::Config(format!("embedding HTTP client: {e}")))?;
+        // An explicit (possibly empty) key: never fall back to OPENAI_API_KEY
+        // from the environment behind the operator's back.
+        let key = config.api_key.as_ref().map(|k| k.expose_secret().to_owned()).unwrap_or_default();
+        let openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/')).with_api_key(key);
+        Ok(Self { client: Client::with_config(openai).with_http_client(http), config })
+    }
+
+    async fn embed_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+        let request = CreateEmbeddingRequest {
+            model: self.config.model.clone(),
+            input: EmbeddingInput::StringArray(batch.to_vec()),
+            encoding_format: None,
+            user: None,
+            dimensions: None,
+        };
+        let mut attempt = 0;
+        let response = loop {
+            match self.client.embeddings().create(request.clone()).await {
+                Ok(r) => break r,
+                Err(e) if attempt < self.config.max_retries => {
+                    attempt += 1;
+                    let delay = Duration::from_millis(200 * (1 << attempt.min(6)));
+                    tracing::warn!(error = %e, attempt, "embedding request failed, retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    return Err(KnowledgeError::Embedding(format!(
+                        "{} at {} failed after {} attempt(s): {e}",
+                        self.config.model,
+                        self.config.base_url,
+                        attempt + 1
+                    )))
+                }
+            }
+        };
+        let mut data = response.data;
+        if data.len() != batch.len() {
+            return Err(KnowledgeError::Embedding(format!(
+                "the provider returned {} vectors for {} texts",
+                data.len(),
+                batch.len()
+            )));
+        }
+        data.sort_by_key(|e| e.index);
+        let mut out = Vec::with_capacity(data.len());
+        for e in data {
+            if e.embedding.len() != self.config.dimension {
+                return Err(KnowledgeError::DimensionMismatch {
+                    model: self.config.model.clone(),
+                    configured: self.config.dimension,
+                    returned: e.embedding.len(),
+                });
+            }
+            out.push(e.embedding);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn dimension(&self) -> usize {
+        self.config.dimension
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.config.batch_size) {
+            out.extend(self.embed_batch(batch).await?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,316 @@
+//! Qdrant Edge backend: an embedded shard on disk under the data dir.
+//!
+//! Edge calls are blocking, so each runs on `spawn_blocking`. Its `flush`
+//! panics if another thread holds the WAL, so writes, flushes and
+//! optimisation take an exclusive lock and searches a shared one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use qdrant_edge::external::uuid::Uuid;
+use qdrant_edge::{
+    Condition, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, FieldCondition,
+    Filter, JsonPath, Match, Modifier, NamedQuery, PointId, PointOperations, PointStruct, QueryEnum, ScrollRequest,
+    SearchRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors, WithPayloadInterface, WithVector,
+};
+
+use super::{ChunkPayload, CollectionMeta, IndexHit, IndexPoint, StoredKey, VectorIndex, DENSE, LEXICAL};
+use crate::knowledge::{ChunkKind, KnowledgeError, SearchFilter, SparseVec};
+
+const META_FILE: &str = "collection.json";
+const SHARD_DIR: &str = "edge";
+
+pub struct EdgeIndex {
+    dir: PathBuf,
+    meta: CollectionMeta,
+    shard: Arc<EdgeShard>,
+    lock: Arc<RwLock<()>>,
+}
+
+impl std::fmt::Debug for EdgeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeIndex").field("dir", &self.dir).field("meta", &self.meta).finish()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> KnowledgeError {
+    KnowledgeError::Index { backend: "qdrant-edge", message: e.to_string() }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KnowledgeError + '_ {
+    move |source| KnowledgeError::Io { path: path.to_owned(), source }
+}
+
+impl EdgeIndex {
+    /// Opens the collection in `dir` (e.g. `<data_dir>/knowledge`), creating
+    /// it when absent. With `rebuild` an existing collection is deleted first.
+    pub fn open(dir: &Path, wanted: &CollectionMeta, rebuild: bool) -> Result<Self, KnowledgeError> {
+        let meta_path = dir.join(META_FILE);
+        let shard_path = dir.join(SHARD_DIR);
+        if rebuild {
+            for p in [&shard_path] {
+                if p.exists() {
+                    std::fs::remove_dir_all(p).map_err(io(p))?;
+                }
+            }
+            if meta_path.exists() {
+                std::fs::remove_file(&meta_path).map_err(io(&meta_path))?;
+            }
+        }
+        let existing = if meta_path.exists() {
+            let text = std::fs::read_to_string(&meta_path).map_err(io(&meta_path))?;
+            Some(serde_json::from_str::<CollectionMeta>(&text).map_err(|e| {
+                err(format!("{} is not a collection description: {e}; re-ingest with --rebuild", meta_path.display()))
+            })?)
+        } else {
+            None
+        };
+        let shard = match existing {
+            Some(stored) => {
+                stored.check(wanted, &dir.display().to_string())?;
+                EdgeShard::load(&shard_path, None).map_err(err)?
+            }
+            None => {
+                if shard_path.exists() {
+                    std::fs::remove_dir_all(&shard_path).map_err(io(&shard_path))?;
+                }
+                std::fs::create_dir_all(&shard_path).map_err(io(&shard_path))?;
+                let shard = EdgeShard::new(&shard_path, edge_config(wanted)).map_err(err)?;
+                let json = serde_json::to_string_pretty(wanted).expect("meta serialises");
+                write_atomic(&meta_path, json.as_bytes())?;
+                shard
+            }
+        };
+        Ok(Self { dir: dir.to_owned(), meta: wanted.clone(), shard: Arc::new(shard), lock: Arc::new(RwLock::new(())) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&EdgeShard) -> Result<T, KnowledgeError> + Send + 'static,
+    ) -> Result<T, KnowledgeError> {
+        let shard = self.shard.clone();
+        let lock = self.lock.clone();
+        tokio::task::spawn_blocking(move || {
+            if exclusive {
+                let _g = lock.write().unwrap_or_else(|p| p.into_inner());
+                f(&shard)
+            } else {
+                let _g = lock.read().unwrap_or_else(|p| p.into_inner());
+                f(&shard)
+            }
+        })
+        .await
+        .map_err(|e| err(format!("index task failed: {e}")))?
+    }
+
+    fn search_blocking(
+        shard: &EdgeShard,
+        query: VectorInternal,
+        using: &str,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, KnowledgeError> {
+        let request = SearchRequest {
+            query: QueryEnum::Nearest(NamedQuery { query, using: Some(using.to_owned()) }),
+            filter,
+            params: None,
+            limit,
+            offset: 0,
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            with_vector: Some(WithVector::Bool(false)),
+            score_threshold: None,
+        };
+        let points = shard.search(request).map_err(err)?;
+        points
+            .into_iter()
+            .map(|p| {
+                let payload = decode_payload(p.payload)?;
+                Ok(IndexHit { id: p.id.to_string(), score: p.score, payload })
+            })
+            .collect()
+    }
+}
+
+fn edge_config(meta: &CollectionMeta) -> qdrant_edge::EdgeConfig {
+    let mut b = EdgeConfigBuilder::new()
+        .sparse_vector(LEXICAL, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build());
+    if let Some(d) = &meta.dense {
+        b = b.vector(DENSE, EdgeVectorParams::builder(d.dimension, Distance::Cosine).build());
+    }
+    b.build()
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KnowledgeError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn decode_payload(p: Option<qdrant_edge::Payload>) -> Result<ChunkPayload, KnowledgeError> {
+    let map = p.ok_or_else(|| err("point without payload"))?.0;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| err(format!("unreadable payload: {e}")))
+}
+
+fn point_id(id: &str) -> Result<PointId, KnowledgeError> {
+    Uuid::parse_str(id).map(PointId::Uuid).map_err(|e| err(format!("bad point id {id:?}: {e}")))
+}
+
+fn keyword(key: &str, value: &str) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        json_path(key),
+        Match::new_value(ValueVariants::String(value.to_owned())),
+    ))
+}
+
+pub(crate) fn edge_filter(f: &SearchFilter) -> Option<Filter> {
+    let mut must = Vec::new();
+    if let Some(kind) = f.kind {
+        must.push(keyword("kind", kind.as_str()));
+    }
+    if let Some(lang) = &f.language {
+        must.push(keyword("language", lang));
+    }
+    (!must.is_empty()).then(|| Filter { must: Some(must), ..Default::default() })
+}
+
+fn sparse_vector(v: &SparseVec) -> Result<Vector, KnowledgeError> {
+    Vector::new_sparse(v.indices.clone(), v.values.clone()).map_err(err)
+}
+
+#[async_trait::async_trait]
+impl VectorIndex for EdgeIndex {
+    fn backend(&self) -> String {
+        format!("qdrant-edge {}", self.dir.join(SHARD_DIR).display())
+    }
+
+    fn meta(&self) -> &CollectionMeta {
+        &self.meta
+    }
+
+    async fn upsert(&self, points: Vec<IndexPoint>) -> Result<(), KnowledgeError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut structs = Vec::with_capacity(points.len());
+        for p in points {
+            let mut named: Vec<(&str, Vector)> = vec![(LEXICAL, sparse_vector(&p.sparse)?)];
+            match (&self.meta.dense, p.dense) {
+                (Some(d), Some(v)) if v.len() == d.dimension => named.push((DENSE, Vector::new_dense(v))),
+                (Some(d), Some(v)) => {
+                    return Err(KnowledgeError::DimensionMismatch {
+                        model: d.model.clone(),
+                        configured: d.dimension,
+                        returned: v.len(),
+                    })
+                }
+                (Some(_), None) => return Err(err("a point without its dense vector")),
+                (None, _) => {}
+            }
+            let payload = serde_json::to_value(&p.payload).expect("payload serialises");
+            structs.push(PointStruct::new(point_id(&p.id)?, Vectors::new_named(named), payload).into());
+        }
+        self.blocking(true, move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    qdrant_edge::PointInsertOperations::PointsList(structs),
+                )))
+                .map_err(err)
+        })
+        .await
+    }
+
+    async fn delete(&self, ids: Vec<String>) -> Result<(), KnowledgeError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.iter().map(|i| point_id(i)).collect::<Result<Vec<_>, _>>()?;
+        self.blocking(true, move |shard| {
+            shard.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids })).map_err(err)
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<StoredKey>, KnowledgeError> {
+        self.blocking(false, |shard| {
+            let mut out = Vec::new();
+            let mut offset = None;
+            loop {
+                let request = ScrollRequest {
+                    offset,
+                    limit: Some(1000),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Fields(vec![
+                        json_path("source"),
+                        json_path("content_hash"),
+                        json_path("kind"),
+                    ])),
+                    with_vector: WithVector::Bool(false),
+                    order_by: None,
+                };
+                let (records, next) = shard.scroll(request).map_err(err)?;
+                for r in records {
+                    let map = r.payload.map(|p| p.0).unwrap_or_default();
+                    let field = |k: &str| map.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                    let kind = ChunkKind::parse(&field("kind")).ok_or_else(|| err("point without a kind"))?;
+                    out.push(StoredKey {
+                        id: r.id.to_string(),
+                        source: field("source"),
+                        content_hash: field("content_hash"),
+                        kind,
+                    });
+                }
+                match next {
+                    Some(n) => offset = Some(n),
+                    None => break,
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn search_lexical(
+        &self,
+        query: &SparseVec,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, KnowledgeError> {
+        if query.indices.is_empty() {
+            return Ok(vec![]);
+        }
+        let q = sparse_vector(query)?.0;
+        let filter = edge_filter(filter);
+        self.blocking(false, move |shard| Self::search_blocking(shard, q, LEXICAL, filter, limit)).await
+    }
+
+    async fn search_dense(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<IndexHit>, KnowledgeError> {
+        if self.meta.dense.is_none() {
+            return Ok(vec![]);
+        }
+        let q = VectorInternal::Dense(query.to_vec());
+        let filter = edge_filter(filter);
+        self.blocking(false, move |shard| Self::search_blocking(shard, q, DENSE, filter, limit)).await
+    }
+
+    async fn optimize(&self) -> Result<(), KnowledgeError> {
+        self.blocking(true, |shard| shard.optimize().map(|_| ()).map_err(err)).await
+    }
+
+    async fn flush(&self) -> Result<(), KnowledgeError> {
+        self.blocking(true, |shard| {
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn json_path(key: &str) -> JsonPath {
+    key.parse().expect("a plain payload key is a valid JSON path")
+}

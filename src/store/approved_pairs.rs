@@ -1,0 +1,88 @@
+//! Moderator-approved question/answer pairs, the knowledge base's second
+//! source next to the publisher's documents.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError, StoreResult};
+
+/// A pair to approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApprovedPair {
+    pub conversation_id: i64,
+    /// The customer's question, as they asked it.
+    pub question: String,
+    /// The team's answer that the moderator approved.
+    pub answer: String,
+    /// "ru", "en", …; `None` = detected at indexing.
+    pub language: Option<String>,
+    /// The moderator's Telegram user id.
+    pub approved_by: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovedPair {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub question: String,
+    pub answer: String,
+    pub language: Option<String>,
+    pub approved_by: i64,
+    /// Unix ms.
+    pub approved_at: i64,
+}
+
+impl Store {
+    /// Stores a pair; approving the same question and answer of a
+    /// conversation again returns the existing row.
+    pub async fn add_approved_pair(&self, pair: &NewApprovedPair) -> StoreResult<ApprovedPair> {
+        if pair.question.trim().is_empty() || pair.answer.trim().is_empty() {
+            return Err(StoreError::Corrupt("an approved pair needs a question and an answer".into()));
+        }
+        sqlx::query(
+            "INSERT INTO approved_pairs (conversation_id, question, answer, language, approved_by, approved_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (conversation_id, question, answer) DO NOTHING",
+        )
+        .bind(pair.conversation_id)
+        .bind(&pair.question)
+        .bind(&pair.answer)
+        .bind(&pair.language)
+        .bind(pair.approved_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(
+            "SELECT id, conversation_id, question, answer, language, approved_by, approved_at
+             FROM approved_pairs WHERE conversation_id = ? AND question = ? AND answer = ?",
+        )
+        .bind(pair.conversation_id)
+        .bind(&pair.question)
+        .bind(&pair.answer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(pair_from_row(&row))
+    }
+
+    /// Every approved pair, oldest first.
+    pub async fn approved_pairs(&self) -> StoreResult<Vec<ApprovedPair>> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, question, answer, language, approved_by, approved_at
+             FROM approved_pairs ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(pair_from_row).collect())
+    }
+}
+
+fn pair_from_row(row: &sqlx::sqlite::SqliteRow) -> ApprovedPair {
+    ApprovedPair {
+        id: row.get("id"),
+        conversation_id: row.get("conversation_id"),
+        question: row.get("question"),
+        answer: row.get("answer"),
+        language: row.get("language"),
+        approved_by: row.get("approved_by"),
+        approved_at: row.get("approved_at"),
+    }
+}

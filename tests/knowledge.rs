@@ -1,0 +1,440 @@
+//! The knowledge base against real components: Qdrant Edge on disk in a
+//! temp dir, SQLite through the Store, a scripted OpenAI-compatible
+//! embeddings server on loopback, and the real binary for the `kb` commands.
+
+mod support {
+    pub mod openai_embeddings;
+}
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::openai_embeddings::{EmbeddingServer, Script};
+use tribute_assistant::knowledge::{
+    starter, ChunkKind, EmbeddingConfig, IngestInput, KnowledgeBase, KnowledgeConfig, KnowledgeError, SearchFilter,
+    SearchHit, SourceText,
+};
+use tribute_assistant::store::{NewApprovedPair, Store};
+
+fn docs(sources: Vec<SourceText>) -> IngestInput {
+    IngestInput { documents: Some(sources), conversations: None }
+}
+
+async fn starter_kb(dir: &Path) -> KnowledgeBase {
+    let kb = KnowledgeBase::open(dir, &KnowledgeConfig::default()).await.unwrap();
+    let report = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    assert!(report.added > 20, "{report}");
+    kb
+}
+
+fn titles(hits: &[SearchHit]) -> Vec<String> {
+    hits.iter().map(|h| format!("{} / {}", h.source, h.title)).collect()
+}
+
+/// Paraphrases (not the headings' words) → the section they should find.
+const QUESTIONS: &[(&str, &str)] = &[
+    ("how can I buy diamonds with my card", "How do I pay for diamonds?"),
+    ("where is my account id in the game", "Where do I find my account ID?"),
+    ("I didn't write my account number in the order", "I forgot to enter my account ID or entered a wrong one"),
+    ("how many minutes until I get the diamonds", "How long does delivery take?"),
+    ("I want my money back", "Can I get a refund?"),
+    ("can I pay with a card from Germany, I live abroad", "Can I pay from another country?"),
+    ("my payment went through but nothing arrived", "I paid but the diamonds have not arrived"),
+    ("как заплатить за алмазы картой", "Как оплатить алмазы?"),
+    ("где посмотреть айди аккаунта в игре", "Где найти ID аккаунта?"),
+    ("не указал id при оплате, что делать", "Я забыл указать ID аккаунта или указал неправильный"),
+    ("как долго ждать алмазы после оплаты", "Сколько ждать зачисления алмазов?"),
+    ("верните деньги пожалуйста", "Можно ли вернуть деньги?"),
+    ("я живу за границей, можно платить зарубежной картой?", "Можно ли оплатить из другой страны?"),
+    ("оплатил, а алмазов нет", "Я оплатил, но алмазы не пришли"),
+];
+
+async fn assert_questions_in_top3(kb: &KnowledgeBase) {
+    let mut misses = Vec::new();
+    for (q, want) in QUESTIONS {
+        let hits = kb.search(q, &SearchFilter::default(), 3).await.unwrap();
+        if !hits.iter().any(|h| h.title == *want) {
+            misses.push(format!("{q:?} → want {want:?}, got {:?}", titles(&hits)));
+        }
+    }
+    assert!(misses.is_empty(), "{} of {} missed:\n{}", misses.len(), QUESTIONS.len(), misses.join("\n"));
+}
+
+#[tokio::test]
+async fn paraphrased_russian_and_english_questions_find_the_right_section_in_top_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = starter_kb(dir.path()).await;
+    assert_questions_in_top3(&kb).await;
+    // Hits carry a ready answer for retrieval-only replies, and a language.
+    let hits = kb.search("refund", &SearchFilter::default(), 1).await.unwrap();
+    assert_eq!(hits[0].kind, ChunkKind::Doc);
+    assert_eq!(hits[0].language.as_deref(), Some("en"));
+    assert!(hits[0].answer.as_deref().unwrap().contains("full refund"));
+    assert!(hits[0].score > 0.0);
+    // Language filter.
+    let ru = kb
+        .search("refund возврат", &SearchFilter { language: Some("ru".into()), ..Default::default() }, 5)
+        .await
+        .unwrap();
+    assert!(!ru.is_empty() && ru.iter().all(|h| h.language.as_deref() == Some("ru")), "{:?}", titles(&ru));
+    // Nothing matches → nothing returned.
+    assert!(kb.search("zzzqqq xyzzy", &SearchFilter::default(), 3).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reingesting_unchanged_sources_embeds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = starter_kb(dir.path()).await;
+    let before = kb.chunk_keys().await.unwrap();
+    let again = kb.ingest(docs(starter::sources()), true, None).await.unwrap();
+    assert_eq!((again.added, again.updated, again.removed, again.embedded), (0, 0, 0, 0), "{again}");
+    assert_eq!(again.unchanged, before.len());
+    assert_eq!(kb.chunk_keys().await.unwrap(), before);
+}
+
+fn write_tree(root: &Path) {
+    for (name, text) in starter::FILES {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    std::fs::create_dir_all(root.join("extra")).unwrap();
+    std::fs::write(
+        root.join("extra/qa.jsonl"),
+        "{\"question\":\"Do you sell gold coins?\",\"answer\":\"No, only diamonds.\"}\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("extra/notes.txt"), "Gift cards are not sold in this shop.\n").unwrap();
+}
+
+fn by_source(keys: &[tribute_assistant::knowledge::StoredKey]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for k in keys {
+        m.entry(k.source.clone()).or_default().insert(k.id.clone());
+    }
+    m
+}
+
+#[tokio::test]
+async fn editing_one_file_replaces_only_its_changed_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kbsrc");
+    std::fs::create_dir_all(&root).unwrap();
+    write_tree(&root);
+    let files = || tribute_assistant::knowledge::ingest::collect_files(&[root.clone()]).unwrap();
+    let kb = KnowledgeBase::open(&dir.path().join("data"), &KnowledgeConfig::default()).await.unwrap();
+    kb.ingest(docs(files()), false, None).await.unwrap();
+    let before = by_source(&kb.chunk_keys().await.unwrap());
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        ["extra/notes.txt", "extra/qa.jsonl", "faq.en.md", "faq.ru.md"]
+    );
+
+    let en = root.join("faq.en.md");
+    let text = std::fs::read_to_string(&en).unwrap();
+    std::fs::write(&en, text.replace("within 14 days", "within 30 days")).unwrap();
+    let report = kb.ingest(docs(files()), false, None).await.unwrap();
+    assert_eq!((report.added, report.updated, report.removed, report.embedded), (0, 1, 0, 1), "{report}");
+    let after = by_source(&kb.chunk_keys().await.unwrap());
+    for source in ["extra/notes.txt", "extra/qa.jsonl", "faq.ru.md"] {
+        assert_eq!(before[source], after[source], "{source} changed");
+    }
+    assert_eq!(before["faq.en.md"].len(), after["faq.en.md"].len());
+    assert_eq!(before["faq.en.md"].difference(&after["faq.en.md"]).count(), 1);
+    let hits = kb.search("refund within 30 days", &SearchFilter::default(), 1).await.unwrap();
+    assert!(hits[0].text.contains("within 30 days"), "{:?}", hits[0]);
+}
+
+#[tokio::test]
+async fn deleting_a_file_and_pruning_removes_its_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kbsrc");
+    std::fs::create_dir_all(&root).unwrap();
+    write_tree(&root);
+    let files = || tribute_assistant::knowledge::ingest::collect_files(&[root.clone()]).unwrap();
+    let kb = KnowledgeBase::open(&dir.path().join("data"), &KnowledgeConfig::default()).await.unwrap();
+    kb.ingest(docs(files()), false, None).await.unwrap();
+    std::fs::remove_file(root.join("extra/qa.jsonl")).unwrap();
+
+    // Without --prune the deleted file's chunk stays.
+    kb.ingest(docs(files()), false, None).await.unwrap();
+    assert!(by_source(&kb.chunk_keys().await.unwrap()).contains_key("extra/qa.jsonl"));
+    let report = kb.ingest(docs(files()), true, None).await.unwrap();
+    assert_eq!(report.removed, 1, "{report}");
+    let keys = by_source(&kb.chunk_keys().await.unwrap());
+    assert!(!keys.contains_key("extra/qa.jsonl"), "{keys:?}");
+    let hits = kb.search("gold coins", &SearchFilter::default(), 5).await.unwrap();
+    assert!(hits.iter().all(|h| h.source != "extra/qa.jsonl"), "{:?}", titles(&hits));
+}
+
+#[tokio::test]
+async fn reopening_from_disk_gives_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = ["how do I pay", "где найти ID аккаунта", "refund", "доставка алмазов"];
+    let mut first = Vec::new();
+    {
+        let kb = starter_kb(dir.path()).await;
+        for q in queries {
+            first.push(kb.search(q, &SearchFilter::default(), 5).await.unwrap());
+        }
+        kb.flush().await.unwrap();
+    }
+    let kb = KnowledgeBase::open(dir.path(), &KnowledgeConfig::default()).await.unwrap();
+    for (q, before) in queries.iter().zip(first) {
+        let after = kb.search(q, &SearchFilter::default(), 5).await.unwrap();
+        let set =
+            |h: &[SearchHit]| h.iter().map(|h| (h.id.clone(), (h.score * 1e4).round() as i64)).collect::<BTreeSet<_>>();
+        assert_eq!(set(&before), set(&after), "{q}");
+    }
+    assert_eq!(kb.stats().await.unwrap().sources, 2);
+}
+
+#[tokio::test]
+async fn redaction_removes_ids_phones_and_emails_from_stored_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let pair = |conversation_id, question: &str, answer: &str| NewApprovedPair {
+        conversation_id,
+        question: question.into(),
+        answer: answer.into(),
+        language: None,
+        approved_by: 42,
+    };
+    store
+        .add_approved_pair(&pair(
+            7,
+            "Я оплатил на аккаунт 48213377, мой телефон +7 912 345-67-89, почта ivan@mail.ru — где алмазы?",
+            "Алмазы для аккаунта 48213377 зачислены, напишите @ivan_petrov если что.",
+        ))
+        .await
+        .unwrap();
+    let again = store
+        .add_approved_pair(&pair(
+            7,
+            "Я оплатил на аккаунт 48213377, мой телефон +7 912 345-67-89, почта ivan@mail.ru — где алмазы?",
+            "Алмазы для аккаунта 48213377 зачислены, напишите @ivan_petrov если что.",
+        ))
+        .await
+        .unwrap();
+    store
+        .add_approved_pair(&pair(8, "Can I pay with card 4111 1111 1111 1111?", "Yes, any card works in Tribute."))
+        .await
+        .unwrap();
+    let pairs = store.approved_pairs().await.unwrap();
+    assert_eq!(pairs.len(), 2, "approving the same pair twice stores it once");
+    assert_eq!(again.id, pairs[0].id);
+
+    let kb = KnowledgeBase::open(dir.path(), &KnowledgeConfig::default()).await.unwrap();
+    let report = kb.ingest(IngestInput { documents: None, conversations: Some(pairs) }, true, None).await.unwrap();
+    assert_eq!(report.added, 2);
+    let filter = SearchFilter { kind: Some(ChunkKind::Conversation), language: None };
+    let mut stored = String::new();
+    for q in ["где алмазы оплатил", "pay with card"] {
+        for h in kb.search(q, &filter, 5).await.unwrap() {
+            assert!(h.source.starts_with("conversation:"), "{}", h.source);
+            stored.push_str(&format!("{} | {} | {}\n", h.title, h.text, h.answer.unwrap_or_default()));
+        }
+    }
+    for leak in ["48213377", "912", "345-67-89", "ivan@mail.ru", "@ivan_petrov", "4111"] {
+        assert!(!stored.contains(leak), "{leak} stored: {stored}");
+    }
+    for placeholder in ["[ACCOUNT_ID]", "[PHONE]", "[EMAIL]", "[USERNAME]", "[CARD]"] {
+        assert!(stored.contains(placeholder), "{placeholder} missing: {stored}");
+    }
+    // Nor anywhere in the index files on disk.
+    let mut raw = Vec::new();
+    for entry in walk(&dir.path().join("knowledge")) {
+        raw.extend(std::fs::read(entry).unwrap());
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("[ACCOUNT_ID]"), "payload is not where we looked");
+    for leak in ["48213377", "ivan@mail.ru", "ivan_petrov"] {
+        assert!(!raw.contains(leak), "{leak} found in the index files");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_approved_pair_is_searchable_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = starter_kb(dir.path()).await;
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let pair = store
+        .add_approved_pair(&NewApprovedPair {
+            conversation_id: 99,
+            question: "Do diamonds expire if I don't use them?".into(),
+            answer: "No, diamonds never expire.".into(),
+            language: Some("en".into()),
+            approved_by: 1,
+        })
+        .await
+        .unwrap();
+    kb.add_approved_pair(&pair).await.unwrap();
+    let hits = kb.search("do my diamonds expire", &SearchFilter::default(), 3).await.unwrap();
+    assert_eq!(hits[0].source, "conversation:99", "{:?}", titles(&hits));
+    assert_eq!(hits[0].kind, ChunkKind::Conversation);
+    assert_eq!(hits[0].answer.as_deref(), Some("No, diamonds never expire."));
+    // Adding it again changes nothing; a re-ingest of conversations keeps it.
+    kb.add_approved_pair(&pair).await.unwrap();
+    let convs = kb.chunk_keys().await.unwrap().into_iter().filter(|k| k.kind == ChunkKind::Conversation).count();
+    assert_eq!(convs, 1);
+    let report = kb
+        .ingest(IngestInput { documents: None, conversations: Some(store.approved_pairs().await.unwrap()) }, true, None)
+        .await
+        .unwrap();
+    assert_eq!((report.unchanged, report.added, report.removed), (1, 0, 0), "{report}");
+}
+
+fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConfig {
+    KnowledgeConfig {
+        embedding: Some(EmbeddingConfig {
+            base_url: server.base_url(),
+            model: "scripted-hash".into(),
+            dimension,
+            batch_size: 8,
+            timeout: Duration::from_secs(5),
+            max_retries: 2,
+            api_key: Some("sk-test-key".to_owned().into()),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing() {
+    let server = EmbeddingServer::start(Script { dimension: 64, fail_first: 1 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&server, 64)).await.unwrap();
+    let report = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    let chunks = report.added;
+    assert_eq!(server.texts(), chunks, "every chunk embedded once (after one scripted 500, retried)");
+    assert!(server.requests() >= chunks.div_ceil(8) + 1);
+    assert_eq!(server.counters.last_auth.lock().unwrap().as_deref(), Some("Bearer sk-test-key"));
+
+    // Hybrid: RRF scores normalised to (0, 1].
+    let hits = kb.search("how can I get a refund", &SearchFilter::default(), 5).await.unwrap();
+    assert!(hits.iter().all(|h| h.score > 0.0 && h.score <= 1.0 + 1e-9), "{hits:?}");
+    assert_eq!(hits[0].title, "Can I get a refund?", "{:?}", titles(&hits));
+    assert_questions_in_top3(&kb).await;
+    let stats = kb.stats().await.unwrap();
+    assert!(stats.collection.contains("scripted-hash") && stats.collection.contains("64"), "{}", stats.collection);
+
+    let texts = server.texts();
+    let again = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    assert_eq!(again.embedded, 0);
+    assert_eq!(server.texts(), texts, "nothing re-embedded");
+}
+
+#[tokio::test]
+async fn dimension_and_model_mismatches_are_clear_errors() {
+    let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The provider answers 8 dims but the config says 16.
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&server, 16)).await.unwrap();
+    let err = kb.ingest(docs(starter::sources()), false, None).await.unwrap_err();
+    assert!(matches!(err, KnowledgeError::DimensionMismatch { configured: 16, returned: 8, .. }), "{err}");
+    assert!(err.to_string().contains("dimension = 16"), "{err}");
+    drop(kb);
+
+    // A lexical-only collection reopened with a dense model: re-ingest needed.
+    let dir = tempfile::tempdir().unwrap();
+    drop(starter_kb(dir.path()).await);
+    let err = KnowledgeBase::open(dir.path(), &embedding_config(&server, 8)).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, KnowledgeError::ModelMismatch { .. }), "{msg}");
+    assert!(msg.contains("re-ingest") && msg.contains("--rebuild") && msg.contains("scripted-hash"), "{msg}");
+    // --rebuild starts over with the new layout.
+    let kb = KnowledgeBase::rebuild(dir.path(), &embedding_config(&server, 8)).await.unwrap();
+    assert_eq!(kb.stats().await.unwrap().doc_chunks, 0);
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    assert!(!kb.search("refund", &SearchFilter::default(), 3).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn live_qdrant_server_when_qdrant_url_is_set() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("skipped: QDRANT_URL is not set (no Qdrant server to test the remote backend against)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = format!("ta_test_{}", std::process::id());
+    let config = KnowledgeConfig {
+        qdrant: Some(tribute_assistant::knowledge::index::remote::QdrantServerConfig {
+            url,
+            api_key: std::env::var("QDRANT_API_KEY").ok().map(Into::into),
+            collection,
+        }),
+        ..Default::default()
+    };
+    let kb = KnowledgeBase::rebuild(dir.path(), &config).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    assert_questions_in_top3(&kb).await;
+    let again = kb.ingest(docs(starter::sources()), true, None).await.unwrap();
+    assert_eq!(again.embedded, 0);
+}
+
+#[test]
+fn every_file_in_knowledge_is_built_into_the_binary() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
+    let mut on_disk: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    on_disk.sort();
+    let embedded: Vec<String> = starter::FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
+    assert_eq!(on_disk, embedded);
+    for (name, text) in starter::FILES {
+        assert_eq!(&std::fs::read_to_string(dir.join(name)).unwrap(), text);
+    }
+}
+
+fn bin(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"));
+    c.env_remove("RUST_LOG").env_remove("TRIBUTE_ASSISTANT_CONFIG").env("TRIBUTE_ASSISTANT_DATA_DIR", data_dir);
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+#[test]
+fn kb_commands_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin(dir.path()).args(["kb", "ingest"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("added") && line.contains("unchanged 0") && line.contains("qdrant-edge"), "{line}");
+
+    let out = bin(dir.path()).args(["kb", "search", "как оплатить алмазы", "--json", "--limit", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 2);
+    assert_eq!(arr[0]["source"], "faq.ru.md");
+    assert_eq!(arr[0]["title"], "Как оплатить алмазы?");
+    assert!(arr[0]["text"].as_str().unwrap().contains("Tribute"));
+    assert!(arr[0]["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(arr[0].as_object().unwrap().len(), 4);
+
+    let out = bin(dir.path()).args(["kb", "ingest"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("added 0, updated 0") && line.contains("removed 0"), "{line}");
+
+    let out = bin(dir.path()).args(["kb", "stats", "--json"]).output().unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(s["doc_chunks"].as_u64().unwrap() > 20);
+    assert_eq!(s["conversation_chunks"], 0);
+    assert!(s["backend"].as_str().unwrap().starts_with("qdrant-edge"));
+
+    let out = bin(dir.path()).args(["kb", "search", "x", "--kind", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("doc or conversation"));
+}
