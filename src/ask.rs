@@ -39,7 +39,7 @@ pub async fn run(args: AskArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
     let env = |k: &str| std::env::var(k).ok();
     let data_dir = args.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let retriever = agent::retriever_for(&data_dir, &file)?;
+    let retriever = agent::retriever_for(&data_dir, &file).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("Failed to create the data dir {}", data_dir.display()))?;
     let db = data_dir.join(crate::DATABASE_FILE);

@@ -547,7 +547,7 @@ async fn history_is_sent_with_customer_lines_as_data() {
 }
 
 #[test]
-fn ask_says_clearly_that_the_knowledge_base_is_missing() {
+fn ask_says_clearly_that_the_knowledge_base_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
         .args(["ask", "When will my diamonds arrive?", "--json", "--data-dir"])
@@ -559,7 +559,7 @@ fn ask_says_clearly_that_the_knowledge_base_is_missing() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("knowledge base not built yet"), "{err}");
+    assert!(err.contains("is empty: run `tribute-assistant kb ingest"), "{err}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
         .args(["ask", "x", "--lang", "de"])
@@ -614,4 +614,39 @@ fn the_agent_runs_on_spawned_tasks(agent: Arc<Agent>) {
     fn send<T: Send + 'static>(_: T) {}
     spawnable(&agent);
     send(async move { agent.answer(ask("x")).await });
+}
+
+/// `ask` in its offline default (retrieval-only) against the real knowledge
+/// base built from the shipped starter FAQ: a FAQ question in other words is
+/// answered with the FAQ's own answer; a question the FAQ does not cover is
+/// escalated.
+#[test]
+fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tribute-assistant");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("OPENAI_MODEL")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["kb", "ingest"]);
+    let known: serde_json::Value =
+        serde_json::from_str(&run(&["ask", "Где найти ID аккаунта, который нужно указать при оплате?", "--json"]))
+            .unwrap();
+    assert_eq!(known["escalate"], false, "{known}");
+    assert!(!known["sources"].as_array().unwrap().is_empty(), "{known}");
+    assert!(known["answer"].as_str().unwrap().len() > 40, "{known}");
+
+    let unknown: serde_json::Value =
+        serde_json::from_str(&run(&["ask", "Do you sell second-hand bicycles in Lisbon?", "--json"])).unwrap();
+    assert_eq!(unknown["escalate"], true, "{unknown}");
+    assert!(!unknown["reasons"].as_array().unwrap().is_empty(), "{unknown}");
 }

@@ -21,6 +21,7 @@
 pub mod answer;
 pub mod guard;
 pub mod keywords;
+pub mod knowledge_retriever;
 pub mod language;
 pub mod llm;
 pub mod memory;
@@ -45,16 +46,24 @@ use std::path::Path;
 
 use crate::config::FileConfig;
 
-/// The knowledge base the `ask` command (and the daemon) answers from.
-///
-/// Seam for the knowledge-base module (issue 5): until it is merged there
-/// is no index to open, so this says so instead of answering from nothing.
-/// At merge, this body opens the knowledge base under `data_dir` and wraps
-/// `KnowledgeBase::search` in a [`Retriever`].
-pub fn retriever_for(data_dir: &Path, _config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
-    anyhow::bail!(
-        "knowledge base not built yet: no knowledge index under {} (the knowledge-base module is not part of this \
-         build; run `tribute-assistant kb ingest` once it is)",
-        data_dir.display()
-    )
+/// The knowledge base the `ask` command and the daemon answer from: the
+/// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
+pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
+    use anyhow::Context;
+    let env = |k: &str| std::env::var(k).ok();
+    let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
+    let hybrid = kc.embedding.is_some();
+    let kb = crate::knowledge::KnowledgeBase::open(data_dir, &kc)
+        .await
+        .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
+    let stats = kb.stats().await.context("Failed to read the knowledge base")?;
+    if stats.doc_chunks + stats.conversation_chunks == 0 {
+        anyhow::bail!(
+            "the knowledge base under {} is empty: run `tribute-assistant kb ingest --data-dir {}` first \
+             (without paths it ingests the starter FAQ built into the binary)",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb, hybrid)))
 }
