@@ -26,5 +26,9 @@ pub mod telemetry;
 pub mod tls;
 pub mod tribute;
 
+// Customer contact and the moderator escalation chat (issue 4).
+pub mod contact;
+pub mod moderator;
+
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

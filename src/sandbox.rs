@@ -27,7 +27,10 @@ use crate::telegram::grammers::session::open_session;
 use crate::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
 use crate::telegram::mtproto_server::MtprotoServer;
 use crate::telegram::sim::{SimConfig, SimWorld};
-use crate::telegram::{ChatId, Messenger};
+use crate::telegram::{ChatId, Messenger, UserId};
+use crate::contact::ContactConfig;
+use crate::daemon::ContactSetup;
+use crate::moderator::ModeratorConfig;
 use crate::tribute::ParserConfig;
 
 /// How the daemon reaches the simulated Telegram.
@@ -60,6 +63,9 @@ impl std::fmt::Display for Transport {
 /// production `telegram.session`).
 pub const SANDBOX_SESSION_FILE: &str = "sandbox-telegram.session";
 
+/// The sandbox's moderator (a user id in the simulator).
+pub const SANDBOX_MODERATOR: UserId = 7001;
+
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
     pub transport: Transport,
@@ -68,6 +74,8 @@ pub struct SandboxOptions {
     pub backend_attempts: u32,
     pub backend_backoff: Duration,
     pub park_delay: Duration,
+    /// Customer contact settings; `None` sends every account problem straight to the moderator.
+    pub contact: Option<ContactConfig>,
 }
 
 impl Default for SandboxOptions {
@@ -79,6 +87,7 @@ impl Default for SandboxOptions {
             backend_attempts: 4,
             backend_backoff: Duration::from_millis(50),
             park_delay: Duration::from_millis(300),
+            contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
         }
     }
 }
@@ -87,6 +96,8 @@ pub struct Sandbox {
     pub world: SimWorld,
     pub backend: ReferenceBackend,
     pub moderator_chat: ChatId,
+    /// A user listed as a moderator in the daemon's config, member of the moderator chat.
+    pub moderator: UserId,
     pub db_path: PathBuf,
     secret: SecretString,
     opts: SandboxOptions,
@@ -126,13 +137,25 @@ impl Sandbox {
         let world =
             SimWorld::new(SimConfig { send_button_text: opts.send_button_text.clone(), ..SimConfig::default() });
         let moderator_chat = world.create_group("Moderators");
+        world.add_user(SANDBOX_MODERATOR, "Masha (moderator)", Some("masha_mod"));
         let db_path = data_dir.join(crate::DATABASE_FILE);
         let store = Store::open(&db_path).await.with_context(|| format!("Failed to open {}", db_path.display()))?;
         let mtproto = match opts.transport {
             Transport::Sim => None,
             Transport::Mtproto => Some(Self::start_mtproto(data_dir, &world, moderator_chat).await?),
         };
-        Ok(Self { world, backend, moderator_chat, db_path, secret, opts, store, mtproto, running: None })
+        Ok(Self {
+            world,
+            backend,
+            moderator_chat,
+            moderator: SANDBOX_MODERATOR,
+            db_path,
+            secret,
+            opts,
+            store,
+            mtproto,
+            running: None,
+        })
     }
 
     /// Starts the MTProto test server on `world` and seeds a session file
@@ -266,6 +289,13 @@ impl Sandbox {
         let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
         let (tx, rx) = watch::channel(false);
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
+        let daemon = match &self.opts.contact {
+            Some(contact) => daemon.with_contact(ContactSetup::new(
+                contact.clone(),
+                ModeratorConfig { moderators: vec![self.moderator] },
+            )),
+            None => daemon,
+        };
         let handle = tokio::spawn(daemon.run());
         self.running = Some(Running { shutdown: tx, handle, grammers });
         Ok(())
