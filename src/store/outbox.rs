@@ -95,9 +95,9 @@ impl Store {
         self.cards("WHERE o.posted_at IS NULL").await
     }
 
-    /// Every card, oldest first.
+    /// Every card (the first message of each case, not its follow-ups), oldest first.
     pub async fn all_cards(&self) -> StoreResult<Vec<OutboxCard>> {
-        self.cards("").await
+        self.cards("WHERE o.kind = 'card'").await
     }
 
     async fn cards(&self, filter: &str) -> StoreResult<Vec<OutboxCard>> {
