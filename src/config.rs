@@ -46,6 +46,89 @@ pub struct FileConfig {
     /// Knowledge base: index backend and embedding provider.
     #[serde(default)]
     pub knowledge: crate::knowledge::KnowledgeSection,
+    /// Customer contact (issue 4).
+    #[serde(default)]
+    pub contact: ContactSection,
+    /// The moderator chat's people (issue 4).
+    #[serde(default)]
+    pub moderator: ModeratorSection,
+}
+
+/// `[contact]`: the assistant writes to customers whose account ID is
+/// missing, ambiguous or refused, and finishes their orders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSection {
+    /// Off: every account problem goes straight to the moderator.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A reminder this long after we asked without an answer.
+    #[serde(default = "default_reminder")]
+    pub reminder_after_secs: u64,
+    /// The moderator gets the order this long after we asked without an answer.
+    #[serde(default = "default_contact_escalate")]
+    pub escalate_after_secs: u64,
+    /// Never more messages than this to one customer per UTC day.
+    #[serde(default = "default_max_messages")]
+    pub max_messages_per_day: u32,
+    /// Directory with `contact/*.ru.md` / `*.en.md` templates (built-in texts otherwise).
+    pub prompts_dir: Option<PathBuf>,
+    /// `ru` or `en`: for customers whose name and messages are not clearly English.
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+impl Default for ContactSection {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty [contact] is valid")
+    }
+}
+
+/// `[moderator]`: who may act on cases in the moderator chat.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeratorSection {
+    /// Telegram user ids obeyed in the moderator chat; anyone else is refused and logged.
+    #[serde(default)]
+    pub moderators: Vec<i64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_reminder() -> u64 {
+    3600
+}
+fn default_contact_escalate() -> u64 {
+    24 * 3600
+}
+fn default_max_messages() -> u32 {
+    10
+}
+fn default_language() -> String {
+    "ru".into()
+}
+
+impl ContactSection {
+    /// The contact settings, or `None` when contact is disabled.
+    pub fn contact_config(&self) -> anyhow::Result<Option<crate::contact::ContactConfig>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let default_language = crate::domain::Language::parse(&self.language)
+            .with_context(|| format!("[contact] language must be \"ru\" or \"en\", not {:?}", self.language))?;
+        if self.escalate_after_secs <= self.reminder_after_secs {
+            bail!("[contact] escalate_after_secs must be longer than reminder_after_secs");
+        }
+        Ok(Some(crate::contact::ContactConfig {
+            reminder_after: Duration::from_secs(self.reminder_after_secs),
+            escalate_after: Duration::from_secs(self.escalate_after_secs),
+            max_messages_per_day: self.max_messages_per_day,
+            prompts_dir: self.prompts_dir.clone(),
+            default_language,
+            ..crate::contact::ContactConfig::default()
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +377,8 @@ pub struct Config {
     pub telegram_api: Option<TelegramApi>,
     /// The ops listener and the Tribute webhook, resolved (issue 7).
     pub ops: crate::ops::OpsSettings,
+    pub contact: ContactSection,
+    pub moderator: ModeratorSection,
 }
 
 impl FileConfig {
@@ -340,7 +425,15 @@ impl Config {
             backend_secret: SecretString::from(secret),
             backend,
             parser: file.parser,
+            contact: file.contact,
+            moderator: file.moderator,
         })
+    }
+
+    /// Customer contact and the moderator chat for the daemon (`None` when `[contact] enabled = false`).
+    pub fn contact_setup(&self) -> anyhow::Result<Option<crate::daemon::ContactSetup>> {
+        let moderator = crate::moderator::ModeratorConfig { moderators: self.moderator.moderators.clone() };
+        Ok(self.contact.contact_config()?.map(|c| crate::daemon::ContactSetup::new(c, moderator)))
     }
 
     pub fn backend_config(&self) -> BackendConfig {

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
 use crate::backend::BackendClient;
+use crate::contact::{Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
+use crate::moderator::{ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::store::{now_ms, MessageKind, Recorded, Store};
 use crate::telegram::{Event, Message, Messenger, MessengerError};
@@ -30,6 +32,31 @@ pub struct Daemon {
     processor: Arc<OrderProcessor>,
     follow_ups: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
+    /// Customer contact and the moderator chat, when enabled.
+    contact: Option<ContactSetup>,
+}
+
+/// What the daemon needs to talk to customers and moderators.
+pub struct ContactSetup {
+    pub contact: ContactConfig,
+    pub moderator: ModeratorConfig,
+    /// What to do with customers' questions: [`ModeratorQuestions`] (the
+    /// default, a case for the moderator) until the LLM agent takes over.
+    pub questions: Arc<dyn QuestionHandler>,
+}
+
+impl ContactSetup {
+    pub fn new(contact: ContactConfig, moderator: ModeratorConfig) -> Self {
+        Self { contact, moderator, questions: Arc::new(ModeratorQuestions) }
+    }
+}
+
+/// Work for the contact task, in arrival order.
+enum ContactJob {
+    /// A private message from a customer.
+    Customer(Message),
+    /// A message in the moderator chat.
+    Moderator(Message),
 }
 
 /// Why `run` returned.
@@ -62,7 +89,18 @@ impl Daemon {
             shutdown.clone(),
             checkpoint,
         ));
-        Self { store, messenger, workflow, ingest, processor, follow_ups, shutdown }
+        Self { store, messenger, workflow, ingest, processor, follow_ups, shutdown, contact: None }
+    }
+
+    /// Talks to customers whose order needs their account ID and serves the
+    /// moderator chat (instead of sending every account problem straight to
+    /// the moderator).
+    pub fn with_contact(mut self, setup: ContactSetup) -> Self {
+        Arc::get_mut(&mut self.processor)
+            .expect("the processor is not shared before run")
+            .set_customer_contact(true);
+        self.contact = Some(setup);
+        self
     }
 
     /// Runs until shutdown, the messenger closes, or a checkpoint hook stops it
@@ -77,6 +115,28 @@ impl Daemon {
         for id in unfinished {
             let _ = queue_tx.send(id);
         }
+        let contact_tx = match &self.contact {
+            Some(setup) => {
+                let contact = Arc::new(Contact::new(
+                    self.store.clone(),
+                    self.messenger.clone(),
+                    setup.contact.clone(),
+                    self.ingest.parser.account_pattern.clone(),
+                    setup.questions.clone(),
+                    queue_tx.clone(),
+                    self.workflow.moderator_chat,
+                ));
+                let desk = ModeratorDesk::new(contact.clone(), self.messenger.clone(), setup.moderator.clone());
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = tokio::spawn(contact_loop(contact, desk, rx, self.shutdown.clone()));
+                Some((tx, task))
+            }
+            None => None,
+        };
+        let (contact_tx, contact_task) = match contact_tx {
+            Some((tx, task)) => (Some(tx), Some(task)),
+            None => (None, None),
+        };
         let mut worker =
             tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
         let mut backoff = Duration::from_millis(100);
@@ -107,7 +167,7 @@ impl Daemon {
                 None => break Exit::Shutdown,
                 Some(Ok(ev)) => {
                     backoff = Duration::from_millis(100);
-                    self.handle(ev, &queue_tx).await?;
+                    self.handle(ev, &queue_tx, contact_tx.as_ref()).await?;
                 }
                 Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
                 Some(Err(e)) => {
@@ -124,7 +184,11 @@ impl Daemon {
             }
         };
         drop(queue_tx);
+        drop(contact_tx);
         info!("waiting for the step in flight to finish");
+        if let Some(task) = contact_task {
+            let _ = task.await;
+        }
         match worker.await.context("the order worker panicked")? {
             Ok(()) | Err(WorkflowError::ShuttingDown) => {}
             Err(e) => return Err(e.into()),
@@ -132,9 +196,29 @@ impl Daemon {
         Ok(exit)
     }
 
-    async fn handle(&self, ev: Event, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        ev: Event,
+        queue: &mpsc::UnboundedSender<i64>,
+        contact: Option<&mpsc::UnboundedSender<ContactJob>>,
+    ) -> anyhow::Result<()> {
         match ev {
             Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => self.ingest_one(&m, queue).await,
+            // Routing (issue 4): the moderator chat → the moderator desk; a
+            // private chat where the other person wrote → customer contact.
+            Event::NewMessage(m) if contact.is_some() && !m.outgoing => {
+                let job = if Some(m.chat_id) == self.workflow.moderator_chat {
+                    ContactJob::Moderator(m)
+                } else if m.chat_id > 0 && m.sender_id == Some(m.chat_id) {
+                    ContactJob::Customer(m)
+                } else {
+                    return Ok(());
+                };
+                if let Some(tx) = contact {
+                    let _ = tx.send(job);
+                }
+                Ok(())
+            }
             Event::MessageEdited(m) if m.chat_id == self.workflow.tribute_chat => {
                 self.store.update_tribute_message(&m).await?;
                 Ok(())
@@ -240,6 +324,36 @@ async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The contact task: customers' messages, the moderator chat and the
+/// dialogue timers, one at a time. A failed step is logged and retried by
+/// the next tick (every step starts from what the store says).
+async fn contact_loop(
+    contact: Arc<Contact>,
+    desk: ModeratorDesk,
+    mut jobs: mpsc::UnboundedReceiver<ContactJob>,
+    shutdown: watch::Receiver<bool>,
+) {
+    if let Err(e) = contact.resume().await {
+        warn!(error = %e, "resuming the customer dialogues failed; the next tick retries");
+    }
+    let mut tick = tokio::time::interval(contact.config().tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let res = tokio::select! {
+            job = jobs.recv() => match job {
+                Some(ContactJob::Customer(m)) => contact.on_customer_message(&m).await,
+                Some(ContactJob::Moderator(m)) => desk.on_message(&m).await,
+                None => return,
+            },
+            _ = tick.tick() => contact.tick().await,
+            _ = stopped(&shutdown) => return,
+        };
+        if let Err(e) = res {
+            warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
+        }
     }
 }
 

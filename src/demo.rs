@@ -12,6 +12,7 @@ use crate::cli::{fmt_ms, table};
 use crate::domain::OrderState;
 use crate::sandbox::{Sandbox, SandboxOptions, Transport};
 use crate::telegram::sim::SimOrder;
+use crate::telegram::MessengerError;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -50,6 +51,20 @@ struct Scene {
     pending: Option<(&'static str, &'static str)>,
     /// Backend requests to fail (503) before this order's activation.
     backend_failures: u32,
+    /// Who finishes the order when its account ID is missing (issue 4).
+    finish: Finish,
+}
+
+/// How a scene with an account problem is finished in the demo.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Nobody: it waits (for the customer or the moderator).
+    Nobody,
+    /// The assistant asks the customer, who answers with this ID.
+    CustomerAnswers(&'static str),
+    /// We cannot write to the customer (privacy settings); the moderator
+    /// replies to the case card with this ID.
+    ModeratorAnswers(&'static str),
 }
 
 fn scenes() -> Vec<Scene> {
@@ -66,48 +81,63 @@ fn scenes() -> Vec<Scene> {
             order: order(5001, "Иван Петров", "100 Diamonds", "€5.00", "Мой ID: 123456, спасибо!"),
             pending: Some(("123456", "100 Diamonds")),
             backend_failures: 0,
+            finish: Finish::Nobody,
         },
         Scene {
             what: "valid ID written as #id, in English",
             order: order(5002, "Anna Smith", "500 Diamonds", "$20.00", "account #777001 please"),
             pending: Some(("777001", "500 Diamonds")),
             backend_failures: 0,
+            finish: Finish::Nobody,
         },
         Scene {
             what: "ID with leading zeros, price in roubles",
             order: order(5003, "Олег", "VIP Month", "₽1 500,00", "id000042"),
             pending: Some(("000042", "VIP Month")),
             backend_failures: 0,
+            finish: Finish::Nobody,
         },
         Scene {
-            what: "no account ID in the details",
+            what: "no account ID; the assistant asks, the customer answers",
             order: order(5004, "Мария", "100 Diamonds", "€5.00", "Спасибо! Жду алмазы"),
-            pending: None,
+            pending: Some(("314159", "100 Diamonds")),
             backend_failures: 0,
+            finish: Finish::CustomerAnswers("мой ID 314159"),
         },
         Scene {
             what: "two different IDs",
             order: order(5005, "Dmitry K", "100 Diamonds", "€5.00", "ID 123123 or maybe 456456"),
             pending: None,
             backend_failures: 0,
+            finish: Finish::Nobody,
         },
         Scene {
             what: "an ID the backend does not know",
             order: order(5006, "Пётр", "100 Diamonds", "€5.00", "ID: 999999"),
             pending: None,
             backend_failures: 0,
+            finish: Finish::Nobody,
         },
         Scene {
             what: "backend fails twice, then succeeds",
             order: order(5007, "Kate", "1000 Diamonds", "€40.00", "ID: 555555"),
             pending: Some(("555555", "1000 Diamonds")),
             backend_failures: 2,
+            finish: Finish::Nobody,
         },
         Scene {
             what: "a known account with no pending order",
             order: order(5001, "Иван Петров", "100 Diamonds", "€5.00", "123456 ещё раз"),
             pending: None,
             backend_failures: 0,
+            finish: Finish::Nobody,
+        },
+        Scene {
+            what: "no ID, customer unreachable (privacy); a moderator replies with the ID",
+            order: order(5009, "Lena K", "VIP Month", "€9.00", "pls activate asap"),
+            pending: Some(("271828", "VIP Month")),
+            backend_failures: 0,
+            finish: Finish::ModeratorAnswers("271828"),
         },
     ]
 }
@@ -123,9 +153,13 @@ async fn play(sb: &Sandbox, scenes: &[Scene], posted: &mut Vec<(i32, &'static st
         if s.backend_failures > 0 {
             sb.backend.fail_next(s.backend_failures);
         }
+        if let Finish::ModeratorAnswers(_) = s.finish {
+            sb.world.fail_sends_to(s.order.customer_id, MessengerError::PrivacyRestricted);
+        }
         let msg = sb.world.post_order(&s.order);
         posted.push((msg, s.what));
         sb.wait_settled(i + 1, Duration::from_secs(30)).await.with_context(|| format!("order {:?}", s.what))?;
+        finish(sb, s, msg).await.with_context(|| format!("finishing order {:?}", s.what))?;
     }
     sb.world.post_bot_text(MALFORMED, vec![]);
     sb.world.post_bot_text(DONATION, vec![]);
@@ -137,6 +171,68 @@ async fn play(sb: &Sandbox, scenes: &[Scene], posted: &mut Vec<(i32, &'static st
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+/// Plays the customer's or the moderator's part for a scene, and waits
+/// until the order is completed.
+async fn finish(sb: &Sandbox, s: &Scene, msg: i32) -> anyhow::Result<()> {
+    let customer = s.order.customer_id;
+    let order_ref = crate::domain::OrderRef::for_message(sb.tribute_chat(), msg);
+    match s.finish {
+        Finish::Nobody => return Ok(()),
+        Finish::CustomerAnswers(answer) => {
+            wait_until("the assistant to ask the customer", || async {
+                Ok(sb.world.messages(customer).iter().any(|m| m.outgoing))
+            })
+            .await?;
+            sb.world.post_as_user(customer, customer, answer, None);
+        }
+        Finish::ModeratorAnswers(id) => {
+            let card = wait_for("the case card in the moderator chat", || async {
+                Ok(sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(order_ref.as_str())))
+            })
+            .await?;
+            sb.world.post_as_user(sb.moderator_chat, sb.moderator, id, Some(card.id));
+        }
+    }
+    wait_until("the order to complete", || async {
+        let o = sb.store().order_by_ref(&order_ref).await?;
+        Ok(o.is_some_and(|o| o.state == OrderState::Confirmed))
+    })
+    .await?;
+    // The thanks / the case's closing follow-up come right after.
+    wait_until("the dialogue and the case to settle", || async {
+        let cases_open = sb.store().open_cases().await?.into_iter().any(|c| c.order_id.is_some());
+        Ok(!cases_open && sb.store().pending_cards().await?.is_empty())
+    })
+    .await
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    wait_for(what, || {
+        let fut = check();
+        async move { Ok(fut.await?.then_some(())) }
+    })
+    .await
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -205,6 +301,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         for e in store.order_events(order.id).await? {
             println!("   {}  {:<21} {}", &fmt_ms(e.at)[11..], e.to_state, e.note);
         }
+        if let Some(link) = store.order_link(order.id).await? {
+            let talk: Vec<_> = store
+                .conversation_messages(link.conversation_id)
+                .await?
+                .into_iter()
+                .filter(|m| m.order_ids.is_empty() || m.order_ids.contains(&order.id))
+                .collect();
+            if !talk.is_empty() {
+                println!("   conversation with the customer:");
+            }
+            for m in talk {
+                let arrow = match m.direction {
+                    crate::domain::Direction::In => "←",
+                    crate::domain::Direction::Out => "→",
+                    crate::domain::Direction::Internal => "✎",
+                };
+                let first = m.text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                println!("   {}  {arrow} {:<9} {first}", &fmt_ms(m.at)[11..], m.author.as_str());
+            }
+        }
         let requests = sb.backend.requests_for(order.order_ref.as_str());
         if requests > 0 {
             println!(
@@ -235,8 +351,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for m in &moderator_msgs {
         let first = m.text.lines().next().unwrap_or_default();
         let why = m.text.lines().find(|l| l.starts_with("Why:")).unwrap_or_default();
-        println!("   #{}  {first} — {why}", m.id);
+        let who = if m.outgoing { "assistant" } else if m.sender_id == Some(sb.moderator) { "moderator" } else { "member" };
+        let reply = m.reply_to.map(|r| format!(" (reply to #{r})")).unwrap_or_default();
+        if why.is_empty() {
+            println!("   #{}  {who}{reply}: {first}", m.id);
+        } else {
+            println!("   #{}  {who}{reply}: {first} — {why}", m.id);
+        }
     }
+    let (completed_after_contact, completed_by_moderator) = store.completion_counts().await?;
     let deliveries = sb.world.deliveries();
     println!("── delivered by Tribute to customers: {}", deliveries.len());
     println!();
@@ -250,6 +373,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stats.activations,
         stats.requests,
         cards.len()
+    );
+    println!(
+        "completed after talking to the customer: {completed_after_contact}; completed by a moderator: {completed_by_moderator}"
     );
     // Over MTProto: what the grammers client asked the test server, by method.
     let mtproto_calls = sb.mtproto_server().map(|server| {
@@ -278,6 +404,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "backend_requests": stats.requests,
         "moderator_cards": cards.len(),
         "deliveries": deliveries.len(),
+        "completed_after_contact": completed_after_contact,
+        "completed_by_moderator": completed_by_moderator,
     });
     if let Some(calls) = mtproto_calls {
         summary["transport"] = "mtproto".into();

@@ -36,5 +36,9 @@ pub mod check;
 pub mod ops;
 pub mod webhook;
 
+// Customer contact and the moderator escalation chat (issue 4).
+pub mod contact;
+pub mod moderator;
+
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

@@ -76,6 +76,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         stop_rx,
         None,
     );
+    let daemon = match cfg.contact_setup()? {
+        Some(setup) => daemon.with_contact(setup),
+        None => daemon,
+    };
     let mut handle = tokio::spawn(daemon.run());
     let result = tokio::select! {
         _ = shutdown_signal() => {

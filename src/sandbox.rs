@@ -27,7 +27,10 @@ use crate::telegram::grammers::session::open_session;
 use crate::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
 use crate::telegram::mtproto_server::MtprotoServer;
 use crate::telegram::sim::{SimConfig, SimWorld};
-use crate::telegram::{ChatId, Messenger};
+use crate::telegram::{ChatId, Messenger, UserId};
+use crate::contact::ContactConfig;
+use crate::daemon::ContactSetup;
+use crate::moderator::ModeratorConfig;
 use crate::tribute::ParserConfig;
 
 /// How the daemon reaches the simulated Telegram.
@@ -60,6 +63,9 @@ impl std::fmt::Display for Transport {
 /// production `telegram.session`).
 pub const SANDBOX_SESSION_FILE: &str = "sandbox-telegram.session";
 
+/// The sandbox's moderator (a user id in the simulator).
+pub const SANDBOX_MODERATOR: UserId = 7001;
+
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
     pub transport: Transport,
@@ -72,6 +78,8 @@ pub struct SandboxOptions {
     pub ops_listener: bool,
     /// ops (issue 7): also serve the Tribute webhook (needs `ops_listener`) and run its reconciler.
     pub webhook: Option<crate::webhook::WebhookSettings>,
+    /// Customer contact settings; `None` sends every account problem straight to the moderator.
+    pub contact: Option<ContactConfig>,
 }
 
 impl Default for SandboxOptions {
@@ -85,6 +93,7 @@ impl Default for SandboxOptions {
             park_delay: Duration::from_millis(300),
             ops_listener: false,
             webhook: None,
+            contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct Sandbox {
     pub world: SimWorld,
     pub backend: ReferenceBackend,
     pub moderator_chat: ChatId,
+    /// A user listed as a moderator in the daemon's config, member of the moderator chat.
+    pub moderator: UserId,
     pub db_path: PathBuf,
     secret: SecretString,
     opts: SandboxOptions,
@@ -137,6 +148,7 @@ impl Sandbox {
         let world =
             SimWorld::new(SimConfig { send_button_text: opts.send_button_text.clone(), ..SimConfig::default() });
         let moderator_chat = world.create_group("Moderators");
+        world.add_user(SANDBOX_MODERATOR, "Masha (moderator)", Some("masha_mod"));
         let db_path = data_dir.join(crate::DATABASE_FILE);
         let store = Store::open(&db_path).await.with_context(|| format!("Failed to open {}", db_path.display()))?;
         let mtproto = match opts.transport {
@@ -147,6 +159,7 @@ impl Sandbox {
             world,
             backend,
             moderator_chat,
+            moderator: SANDBOX_MODERATOR,
             db_path,
             secret,
             opts,
@@ -317,6 +330,13 @@ impl Sandbox {
         )
         .await?;
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
+        let daemon = match &self.opts.contact {
+            Some(contact) => daemon.with_contact(ContactSetup::new(
+                contact.clone(),
+                ModeratorConfig { moderators: vec![self.moderator] },
+            )),
+            None => daemon,
+        };
         let handle = tokio::spawn(daemon.run());
         self.running = Some(Running { shutdown: tx, handle, grammers, ops });
         Ok(())

@@ -103,20 +103,25 @@ fn demo_runs_the_whole_flow_and_its_numbers_add_up() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
-    assert_eq!(n("orders"), 8, "{v}");
+    assert_eq!(n("orders"), 9, "{v}");
     assert_eq!(n("completed") + n("escalated") + n("failed"), n("orders"));
     assert_eq!(n("backend_activations"), n("completed"), "exactly once: {v}");
-    assert_eq!(n("completed"), 4, "{v}");
-    assert_eq!(n("escalated"), 4, "{v}");
+    assert_eq!(n("completed"), 6, "{v}");
+    assert_eq!(n("escalated"), 3, "{v}");
     assert_eq!(n("malformed"), 1, "{v}");
+    // Issue 4: one order finished by talking to the customer, one by a moderator's reply.
+    assert!(n("completed_after_contact") >= 1, "{v}");
+    assert!(n("completed_by_moderator") >= 1, "{v}");
     assert!(stdout.contains("confirmed") && stdout.contains("escalated"), "{stdout}");
+    assert!(stdout.contains("← customer") && stdout.contains("→ assistant"), "the dialogue is narrated: {stdout}");
+    assert!(stdout.contains("moderator (reply to #"), "the moderator's reply is narrated: {stdout}");
 
     // The kept data dir is a real store the other commands can read.
     let out = bin().args(["orders", "list", "--json", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 8);
+    assert_eq!(lines.len(), 9);
     let confirmed = lines.iter().find(|o| o["state"] == "confirmed").unwrap();
     let r = confirmed["order_ref"].as_str().unwrap();
     let out = bin().args(["orders", "show", r, "--data-dir"]).arg(&data).output().unwrap();
@@ -156,9 +161,10 @@ fn demo_over_mtproto_runs_the_same_flow_through_the_grammers_adapter() {
     assert!(stdout.lines().next().unwrap_or_default().contains("mtproto"), "the header names the transport: {stdout}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
-    assert_eq!(n("orders"), 8, "{v}");
-    assert_eq!(n("completed"), 4, "{v}");
-    assert_eq!(n("escalated"), 4, "{v}");
+    assert_eq!(n("orders"), 9, "{v}");
+    assert_eq!(n("completed"), 6, "{v}");
+    assert_eq!(n("escalated"), 3, "{v}");
+    assert!(n("completed_after_contact") >= 1 && n("completed_by_moderator") >= 1, "{v}");
     assert_eq!(n("failed"), 0, "{v}");
     assert_eq!(n("malformed"), 1, "{v}");
     assert_eq!(n("backend_activations"), n("completed"), "exactly once: {v}");
@@ -167,7 +173,7 @@ fn demo_over_mtproto_runs_the_same_flow_through_the_grammers_adapter() {
     assert_eq!(v["transport"], "mtproto", "{v}");
     let calls = |m: &str| v["mtproto_calls"][m].as_u64().unwrap_or(0);
     assert!(calls("messages.sendMessage") >= 4, "{v}");
-    assert_eq!(calls("messages.getBotCallbackAnswer"), 4, "{v}");
+    assert_eq!(calls("messages.getBotCallbackAnswer"), 6, "{v}");
     // The sandbox's session is private and is not the production session file.
     assert!(!data.join("telegram.session").exists());
     #[cfg(unix)]

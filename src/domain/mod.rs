@@ -11,3 +11,7 @@ pub use account_id::{AccountId, AccountIdError};
 pub use money::{Currency, Money, MoneyError};
 pub use order_ref::OrderRef;
 pub use order_state::{EscalationReason, OrderState, TransitionError};
+
+// Customer contact (issue 4).
+mod conversation;
+pub use conversation::{Author, DialogueState, Direction, Language, LinkStatus};

@@ -107,6 +107,17 @@ pub enum EscalationReason {
     ButtonNeverCame,
     MalformedOrder,
     UnrecognisedMessage,
+    // Customer contact (issue 4).
+    /// A message to the customer failed for good (privacy, blocked, PEER_FLOOD, deleted).
+    CustomerUnreachable,
+    /// The customer did not answer before the second timeout.
+    CustomerSilent,
+    /// The backend refused the account IDs the customer gave three times.
+    AccountRejectedThrice,
+    /// We may not write to this customer again today.
+    MessageCapReached,
+    /// The customer asked something nobody automatic could answer.
+    CustomerQuestion,
 }
 
 impl EscalationReason {
@@ -120,6 +131,11 @@ impl EscalationReason {
             EscalationReason::ButtonNeverCame => "button_never_came",
             EscalationReason::MalformedOrder => "malformed_order",
             EscalationReason::UnrecognisedMessage => "unrecognised_message",
+            EscalationReason::CustomerUnreachable => "customer_unreachable",
+            EscalationReason::CustomerSilent => "customer_silent",
+            EscalationReason::AccountRejectedThrice => "account_rejected_thrice",
+            EscalationReason::MessageCapReached => "message_cap_reached",
+            EscalationReason::CustomerQuestion => "customer_question",
         }
     }
 
@@ -134,6 +150,11 @@ impl EscalationReason {
             EscalationReason::ButtonNeverCame => "Tribute never showed the Send button after our reply",
             EscalationReason::MalformedOrder => "a Custom Product Order message could not be parsed",
             EscalationReason::UnrecognisedMessage => "the Tribute bot sent a message the parser does not recognise",
+            EscalationReason::CustomerUnreachable => "we cannot write to the customer",
+            EscalationReason::CustomerSilent => "the customer did not answer our questions and the reminder",
+            EscalationReason::AccountRejectedThrice => "the backend refused the customer's account ID three times",
+            EscalationReason::MessageCapReached => "we reached today's message limit for this customer",
+            EscalationReason::CustomerQuestion => "the customer asked a question",
         }
     }
 }

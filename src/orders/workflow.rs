@@ -72,6 +72,9 @@ pub struct OrderProcessor {
     follow_ups: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
     checkpoint: Option<CheckpointHook>,
+    /// When on, account problems of orders whose customer we know go to
+    /// the customer (`needs_customer`, the contact flow) instead of the moderator.
+    customer_contact: bool,
 }
 
 /// What one pass of a step decided.
@@ -94,7 +97,32 @@ impl OrderProcessor {
         shutdown: watch::Receiver<bool>,
         checkpoint: Option<CheckpointHook>,
     ) -> Self {
-        Self { store, messenger, backend, cfg, ingest_cfg, follow_ups, shutdown, checkpoint }
+        Self { store, messenger, backend, cfg, ingest_cfg, follow_ups, shutdown, checkpoint, customer_contact: false }
+    }
+
+    /// Sends account problems (missing, ambiguous, refused by the backend)
+    /// to the customer contact flow when the customer is known.
+    pub fn set_customer_contact(&mut self, on: bool) {
+        self.customer_contact = on;
+    }
+
+    /// The account ID must come from someone: the customer when we can
+    /// write to them (the contact flow picks `needs_customer` orders up),
+    /// else the moderator.
+    async fn ask_for_account(
+        &self,
+        order: &OrderRecord,
+        reason: EscalationReason,
+        detail: &str,
+    ) -> Result<Step, WorkflowError> {
+        if !self.customer_contact || order.customer_id.is_none() {
+            return self.escalate(order, reason, detail).await;
+        }
+        let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+        let note = format!("{}{detail}; asking the customer", reason.explain());
+        self.store.hand_to_customer(order.id, order.state, reason, &note).await?;
+        info!(%reason, "the account ID must come from the customer");
+        Ok(Step::Stop)
     }
 
     /// Moves the order as far as it can go now.
@@ -145,7 +173,7 @@ impl OrderProcessor {
                 (EscalationReason::AmbiguousAccount, v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))
             }
         };
-        self.escalate(order, reason, &detail).await
+        self.ask_for_account(order, reason, &detail).await
     }
 
     async fn activate(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
@@ -180,10 +208,10 @@ impl OrderProcessor {
                 (activation_id.clone(), format!("backend had already activated it (activation {activation_id})"))
             }
             Ok(ActivationOutcome::NoPendingOrder) => {
-                return self.escalate(order, EscalationReason::NoPendingOrder, account.as_str()).await
+                return self.ask_for_account(order, EscalationReason::NoPendingOrder, account.as_str()).await
             }
             Ok(ActivationOutcome::UnknownAccount) => {
-                return self.escalate(order, EscalationReason::UnknownAccount, account.as_str()).await
+                return self.ask_for_account(order, EscalationReason::UnknownAccount, account.as_str()).await
             }
             Err(BackendError::Rejected { status, body }) => {
                 let detail = format!("HTTP {status}: {}", truncate(&body, 300));
@@ -365,7 +393,9 @@ impl OrderProcessor {
         };
         let mut posted = 0;
         for card in self.store.pending_cards().await? {
-            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, None)).await?;
+            // A case's follow-up answers its card, so the chat reads as one thread per case.
+            let reply_to = card.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m);
+            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, reply_to)).await?;
             self.store.mark_card_posted(card.id, chat, id).await?;
             info!(card = card.id, reason = %card.reason, "case posted to the moderator chat");
             posted += 1;

@@ -36,6 +36,15 @@ pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecor
 pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
 pub use customer_orders::CustomerOrderStatus;
 
+// Customer contact and the moderator chat (issue 4).
+mod audit;
+mod cases;
+mod conversations;
+pub use audit::{AuditEntry, NewAudit};
+pub use cases::{parse_short_id, short_id, CaseRecord, CaseStatus};
+pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
+pub use outbox::CASE_PLACEHOLDER;
+
 use crate::domain::{OrderState, TransitionError};
 
 #[derive(Debug, thiserror::Error)]

@@ -140,7 +140,7 @@ pub(super) async fn insert_order(
     Ok(id)
 }
 
-async fn insert_event(
+pub(super) async fn insert_event(
     tx: &mut Transaction<'_, Sqlite>,
     order_id: i64,
     from: Option<OrderState>,

@@ -1,0 +1,682 @@
+//! The dialogue itself: what a customer's message does in each state, and
+//! what the periodic tick does (adopt orders, ask, remind, time out, thank).
+
+use tracing::{info, info_span, warn, Instrument};
+
+use super::{Clock, Contact, ContactError, Question, QuestionOutcome, Sent};
+use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
+use crate::moderator::cards::{order_case_card, question_card};
+use crate::store::{
+    AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, NewCard, NewConversationMessage,
+    OrderRecord, StoreError, Transition,
+};
+use crate::telegram::{Message, MessengerError};
+use crate::tribute::AccountExtraction;
+
+/// After this many refused account IDs from the customer, a person takes over.
+pub const MAX_REJECTIONS: i64 = 3;
+
+type Result<T> = std::result::Result<T, ContactError>;
+
+impl Contact {
+    // ---- the periodic tick ---------------------------------------------------
+
+    /// Adopts new `needs_customer` orders, moves every active dialogue on
+    /// (ask, remind, time out, thank) and closes cases whose order completed.
+    pub async fn tick(&self) -> Result<()> {
+        self.adopt_orders().await?;
+        for conv in self.store.active_conversations().await? {
+            let span = info_span!("conversation", id = conv.id, customer = conv.customer_id);
+            self.advance(conv).instrument(span).await?;
+        }
+        self.close_completed_cases().await
+    }
+
+    /// Reads what customers wrote while we were down, then ticks.
+    pub async fn resume(&self) -> Result<()> {
+        for conv in self.store.active_conversations().await? {
+            let chat = conv.customer_id;
+            let after = self.store.last_conversation_telegram_id(conv.id, chat).await?;
+            match self.messenger.history_since(chat, after, 100).await {
+                Ok(history) => {
+                    for m in history.iter().filter(|m| !m.outgoing && m.sender_id == Some(chat)) {
+                        self.on_customer_message(m).await?;
+                    }
+                }
+                Err(e) => warn!(customer = chat, error = %e, "could not re-read the customer's chat; continuing"),
+            }
+        }
+        self.tick().await
+    }
+
+    async fn adopt_orders(&self) -> Result<()> {
+        let now = self.now_ms();
+        for id in self.store.orders_needing_customer().await? {
+            let order = self.store.order(id).await?;
+            let Some(customer) = order.customer_id else { continue };
+            if let Some(case) = self.store.open_case_for_order(id).await? {
+                if let Some(account) = case.pending_account.clone() {
+                    self.moderator_account_refused(&order, &case, &account).await?;
+                    continue;
+                }
+            }
+            let link = self.store.order_link(id).await?;
+            match link {
+                Some(l) if l.status == LinkStatus::Awaiting => {}
+                Some(l) if l.status == LinkStatus::Validating => self.customer_account_refused(&order, &l).await?,
+                _ => {
+                    let lang = Language::detect(&format!("{} {}", order.customer_name, order.details))
+                        .unwrap_or(self.cfg.default_language);
+                    let conv = self.store.open_conversation(customer, &order.customer_name, lang, now).await?;
+                    let reason = order.escalation_reason.clone().unwrap_or_else(|| "missing_account".to_owned());
+                    self.store.link_order(conv.id, id, &reason, now).await?;
+                    info!(order_ref = %order.order_ref, conversation = conv.id, "order handed to the customer dialogue");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend refused the ID the customer gave: ask again, or after
+    /// [`MAX_REJECTIONS`] hand it to a person.
+    async fn customer_account_refused(&self, order: &OrderRecord, link: &ConversationOrder) -> Result<()> {
+        let now = self.now_ms();
+        let rejections = link.rejections + 1;
+        self.store.set_link_status(order.id, LinkStatus::Awaiting, true, now).await?;
+        let conv = self.store.conversation(link.conversation_id).await?;
+        let account = link.account.clone().unwrap_or_default();
+        warn!(order_ref = %order.order_ref, %account, rejections, "the backend refused the customer's account ID");
+        if rejections >= MAX_REJECTIONS {
+            let detail = format!("{rejections} IDs refused, the last {account}");
+            self.escalate_orders(&conv, &[order.id], EscalationReason::AccountRejectedThrice, &detail).await?;
+            return Ok(());
+        }
+        let lang = conv.language;
+        let problem = self.problem(order, Some(&account), lang);
+        let text = self.templates.render(
+            "id_rejected",
+            lang,
+            &[
+                ("account", &account),
+                ("problem", &problem),
+                ("orders", &order_line(order, lang)),
+                ("name", &conv.customer_name),
+            ],
+        );
+        let state = match self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await? {
+            Sent::Delivered(_) => DialogueState::AwaitingAccount { asked_at: now, reminded: false },
+            // The next tick asks again from the start.
+            Sent::Later(_) => DialogueState::Idle,
+            other => {
+                self.escalate_after_send(&conv, &[order.id], other).await?;
+                return Ok(());
+            }
+        };
+        self.store.set_dialogue_state(conv.id, &state, now).await?;
+        Ok(())
+    }
+
+    /// The backend refused an ID a moderator gave: back to the moderator.
+    async fn moderator_account_refused(&self, order: &OrderRecord, case: &CaseRecord, account: &str) -> Result<()> {
+        let why = order.escalation_reason.as_deref().unwrap_or("refused");
+        let note = format!("the backend refused account ID {account} from the moderator ({why})");
+        match self
+            .store
+            .transition(order.id, OrderState::NeedsCustomer, Transition::to(OrderState::Escalated, note))
+            .await
+        {
+            Ok(()) | Err(StoreError::StateChanged { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.store.set_case_pending_account(case.id, None).await?;
+        if self.store.order_link(order.id).await?.is_some() {
+            self.store.set_link_status(order.id, LinkStatus::Moderator, false, self.now_ms()).await?;
+        }
+        let text = format!(
+            "❌ {}: the backend refused account ID {account} ({why}). Reply with another ID, /reject <reason> or /done.",
+            case.short_id
+        );
+        self.store.case_update(case.id, &text).await?;
+        self.flush_cards();
+        Ok(())
+    }
+
+    /// One dialogue's step: settle finished orders, then ask / remind / time out.
+    async fn advance(&self, conv: ConversationRecord) -> Result<()> {
+        let now = self.now_ms();
+        let mut awaiting = Vec::new();
+        let mut validating = None;
+        let mut with_moderator = false;
+        for link in self.store.conversation_orders(conv.id).await? {
+            if matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
+                continue;
+            }
+            let order = self.store.order(link.order_id).await?;
+            match order.state {
+                OrderState::Confirmed => {
+                    self.thank(&conv, &order).await?;
+                    self.store.set_link_status(order.id, LinkStatus::Done, false, now).await?;
+                }
+                OrderState::Failed => self.store.set_link_status(order.id, LinkStatus::Closed, false, now).await?,
+                OrderState::Escalated => {
+                    if link.status != LinkStatus::Moderator {
+                        self.store.set_link_status(order.id, LinkStatus::Moderator, false, now).await?;
+                    }
+                    with_moderator = true;
+                }
+                OrderState::NeedsCustomer if link.status == LinkStatus::Awaiting => awaiting.push(order),
+                _ if link.status == LinkStatus::Validating => {
+                    validating = Some(link.account.clone().unwrap_or_default());
+                }
+                _ => with_moderator |= link.status == LinkStatus::Moderator,
+            }
+        }
+        let conv = self.store.conversation(conv.id).await?;
+        let mut state = conv.state.clone();
+        if !awaiting.is_empty() {
+            let ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
+            match conv.state {
+                DialogueState::AwaitingAccount { asked_at, reminded: false }
+                    if now >= asked_at + self.cfg.reminder_after.as_millis() as i64 =>
+                {
+                    let text = self.templates.render(
+                        "reminder",
+                        conv.language,
+                        &[("name", &conv.customer_name), ("orders", &order_lines(&awaiting, conv.language))],
+                    );
+                    match self.send(&conv, &text, Author::Assistant, None, Some("reminder"), &ids).await? {
+                        Sent::Delivered(_) => {
+                            info!("reminded the customer");
+                            state = DialogueState::AwaitingAccount { asked_at, reminded: true };
+                        }
+                        Sent::Later(_) => {}
+                        other => return self.escalate_after_send(&conv, &ids, other).await,
+                    }
+                }
+                DialogueState::AwaitingAccount { asked_at, reminded: true }
+                    if now >= asked_at + self.cfg.escalate_after.as_millis() as i64 =>
+                {
+                    let detail = format!("no answer {} h after we asked", self.cfg.escalate_after.as_secs() / 3600);
+                    self.escalate_orders(&conv, &ids, EscalationReason::CustomerSilent, &detail).await?;
+                    return Ok(());
+                }
+                DialogueState::AwaitingAccount { .. } => {}
+                _ => {
+                    let text = self.ask_text(&conv, &awaiting);
+                    match self.send(&conv, &text, Author::Assistant, None, Some("ask_account"), &ids).await? {
+                        Sent::Delivered(_) => {
+                            info!(orders = ids.len(), "asked the customer for the account ID");
+                            state = DialogueState::AwaitingAccount { asked_at: now, reminded: false };
+                        }
+                        Sent::Later(e) => warn!(error = %e, "could not write to the customer yet; will retry"),
+                        other => return self.escalate_after_send(&conv, &ids, other).await,
+                    }
+                }
+            }
+        } else if let Some(account) = validating {
+            if !matches!(state, DialogueState::Validating { .. }) {
+                if let Ok(account) = AccountId::parse(&account) {
+                    state = DialogueState::Validating { account, since: now };
+                }
+            }
+        } else if let DialogueState::WithModerator { case_id, .. } = state {
+            let open = self.store.case(case_id).await?.is_some_and(|c| c.status == CaseStatus::Open);
+            if !open && !with_moderator {
+                state = DialogueState::Idle;
+            }
+        } else {
+            state = DialogueState::Idle;
+        }
+        if state != conv.state {
+            self.store.set_dialogue_state(conv.id, &state, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn thank(&self, conv: &ConversationRecord, order: &OrderRecord) -> Result<()> {
+        let account = match &order.account {
+            AccountStatus::Found(a) => a.to_string(),
+            _ => String::new(),
+        };
+        let lang = conv.language;
+        let text = self.templates.render(
+            "thanks",
+            lang,
+            &[
+                ("name", &conv.customer_name),
+                ("product", &order.product),
+                ("price", &order.price.to_string()),
+                ("account", &account),
+                ("order_ref", order.order_ref.as_str()),
+            ],
+        );
+        match self.send(conv, &text, Author::Assistant, None, Some("thanks"), &[order.id]).await? {
+            Sent::Delivered(_) => info!(order_ref = %order.order_ref, %account, "thanked the customer"),
+            other => warn!(order_ref = %order.order_ref, outcome = ?other, "could not thank the customer"),
+        }
+        Ok(())
+    }
+
+    async fn close_completed_cases(&self) -> Result<()> {
+        let mut closed = false;
+        for case in self.store.open_cases().await? {
+            let Some(order_id) = case.order_id else { continue };
+            let order = self.store.order(order_id).await?;
+            if order.state != OrderState::Confirmed {
+                continue;
+            }
+            let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
+            let outcome = format!("completed: {} activated for account {account}", order.product);
+            let text = format!(
+                "✅ {}: completed. {} ({}) activated for account {account}; the Tribute reply was sent and Send pressed.",
+                case.short_id, order.product, order.price
+            );
+            closed |= self.store.close_case(case.id, &outcome, &text).await?;
+            info!(case = %case.short_id, "case closed: its order completed");
+        }
+        if closed {
+            self.flush_cards();
+        }
+        Ok(())
+    }
+
+    // ---- a customer's message ------------------------------------------------
+
+    /// A private message from a customer. Stored first; then, by the
+    /// dialogue's state: an account ID for their awaiting orders, a question,
+    /// or a message for the moderator who has their case. Never a command.
+    pub async fn on_customer_message(&self, m: &Message) -> Result<()> {
+        let Some(customer) = m.sender_id else { return Ok(()) };
+        let span = info_span!("customer_message", customer, message = m.id);
+        async move {
+            let now = self.now_ms();
+            let conv = match self.store.conversation_for_customer(customer).await? {
+                Some(c) => c,
+                None => {
+                    let name = self.store.customer_name(customer).await?.unwrap_or_else(|| format!("user {customer}"));
+                    let lang = Language::detect(&m.text).unwrap_or(self.cfg.default_language);
+                    self.store.open_conversation(customer, &name, lang, now).await?
+                }
+            };
+            let stored = self
+                .store
+                .record_conversation_message(&NewConversationMessage {
+                    conversation_id: conv.id,
+                    at: now,
+                    direction: Direction::In,
+                    author: Author::Customer,
+                    author_id: Some(customer),
+                    text: m.text.clone(),
+                    template: None,
+                    telegram: Some((m.chat_id, m.id)),
+                    order_ids: vec![],
+                })
+                .await?;
+            let Some(row) = stored else { return Ok(()) };
+            if let Some(lang) = Language::detect(&m.text).filter(|l| *l != conv.language) {
+                self.store.set_conversation_language(conv.id, lang).await?;
+            }
+            let conv = self.store.conversation(conv.id).await?;
+            let mut awaiting = Vec::new();
+            for link in self.store.conversation_orders(conv.id).await? {
+                if link.status == LinkStatus::Awaiting {
+                    let order = self.store.order(link.order_id).await?;
+                    if order.state == OrderState::NeedsCustomer {
+                        awaiting.push(order);
+                    }
+                }
+            }
+            let extraction = self.pattern.extract(&m.text);
+            match (&conv.state, extraction) {
+                (_, AccountExtraction::Found(id)) if !awaiting.is_empty() => {
+                    self.take_account(&conv, &awaiting, id).await
+                }
+                (_, AccountExtraction::Ambiguous(ids)) if !awaiting.is_empty() => {
+                    let list = ids.iter().map(AccountId::as_str).collect::<Vec<_>>().join(", ");
+                    let text = self.templates.render("ask_again_several", conv.language, &[("candidates", &list)]);
+                    let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
+                    let sent =
+                        self.send(&conv, &text, Author::Assistant, None, Some("ask_again_several"), &order_ids).await?;
+                    self.after_reply(&conv, &order_ids, sent).await
+                }
+                (_, AccountExtraction::Missing) if !awaiting.is_empty() => {
+                    self.question(&conv, &m.text, row, false).await?;
+                    let text = self.templates.render("ask_again_none", conv.language, &[]);
+                    let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
+                    let sent =
+                        self.send(&conv, &text, Author::Assistant, None, Some("ask_again_none"), &order_ids).await?;
+                    self.after_reply(&conv, &order_ids, sent).await
+                }
+                (DialogueState::WithModerator { case_id, .. }, extraction) => {
+                    let case_id = *case_id;
+                    match self.store.case(case_id).await?.filter(|c| c.status == CaseStatus::Open) {
+                        Some(case) => self.to_open_case(&conv, &case, &m.text, extraction).await,
+                        None => self.question(&conv, &m.text, row, true).await,
+                    }
+                }
+                _ => self.question(&conv, &m.text, row, true).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The customer's account ID for their awaiting orders (only theirs:
+    /// the dialogue holds only orders whose customer is this user).
+    async fn take_account(&self, conv: &ConversationRecord, awaiting: &[OrderRecord], id: AccountId) -> Result<()> {
+        let now = self.now_ms();
+        let mut given = 0;
+        for order in awaiting {
+            let note = format!("the customer sent account ID {id} in the chat; asking the backend");
+            match self
+                .store
+                .give_account(order.id, OrderState::NeedsCustomer, &id, Some(LinkStatus::Validating), &note)
+                .await
+            {
+                Ok(()) => {
+                    info!(order_ref = %order.order_ref, account = %id, "the customer gave an account ID");
+                    self.enqueue_order(order.id);
+                    given += 1;
+                }
+                Err(StoreError::StateChanged { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if given > 0 {
+            self.store.set_dialogue_state(conv.id, &DialogueState::Validating { account: id, since: now }, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A message while a moderator has the customer's case: a late account
+    /// ID for an order that was waiting for one is taken; anything else is
+    /// shown to the moderator on the case.
+    async fn to_open_case(
+        &self,
+        conv: &ConversationRecord,
+        case: &CaseRecord,
+        text: &str,
+        extraction: AccountExtraction,
+    ) -> Result<()> {
+        if let (AccountExtraction::Found(id), Some(order_id)) = (&extraction, case.order_id) {
+            let order = self.store.order(order_id).await?;
+            let link = self.store.order_link(order_id).await?;
+            let own = link.as_ref().is_some_and(|l| l.conversation_id == conv.id);
+            if own && order.state == OrderState::Escalated && case.pending_account.is_none() {
+                let note = format!("the customer sent account ID {id} after the case was opened; asking the backend");
+                match self
+                    .store
+                    .give_account(order_id, OrderState::Escalated, id, Some(LinkStatus::Validating), &note)
+                    .await
+                {
+                    Ok(()) => {
+                        self.enqueue_order(order_id);
+                        let now = self.now_ms();
+                        let state = DialogueState::Validating { account: id.clone(), since: now };
+                        self.store.set_dialogue_state(conv.id, &state, now).await?;
+                        let update = format!("💬 {}: the customer sent account ID {id}; activating it.", case.short_id);
+                        self.store.case_update(case.id, &update).await?;
+                        self.flush_cards();
+                        return Ok(());
+                    }
+                    Err(StoreError::StateChanged { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let update = format!("💬 {} · {} wrote:\n{text}", case.short_id, conv.customer_name);
+        self.store.case_update(case.id, &update).await?;
+        self.flush_cards();
+        Ok(())
+    }
+
+    /// Hands a message to the question handler (the agent's seam) and acts
+    /// on its decision. `acknowledge`: tell the customer their question was
+    /// passed on when a new case is opened for it.
+    async fn question(&self, conv: &ConversationRecord, text: &str, row: i64, acknowledge: bool) -> Result<()> {
+        let q = Question {
+            conversation_id: conv.id,
+            customer_id: conv.customer_id,
+            text: text.to_owned(),
+            language: conv.language,
+            message_id: row,
+        };
+        let outcome = match self.questions.on_question(&q).await {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "the question handler failed; the moderator gets the question");
+                QuestionOutcome::Escalate { why: format!("the question handler failed: {e:#}") }
+            }
+        };
+        let why = match outcome {
+            QuestionOutcome::Answer(answer) => match self.send(conv, &answer, Author::Agent, None, None, &[]).await? {
+                Sent::Delivered(_) => return Ok(()),
+                other => format!("the agent's answer could not be sent: {other:?}"),
+            },
+            QuestionOutcome::Escalate { why } => why,
+        };
+        if let Some(case) = self.store.open_question_case(conv.id).await? {
+            let update = format!("💬 {} · {} wrote:\n{text}", case.short_id, conv.customer_name);
+            self.store.case_update(case.id, &update).await?;
+        } else {
+            let messages = self.store.conversation_messages(conv.id).await?;
+            let mut open = Vec::new();
+            for link in self.store.conversation_orders(conv.id).await? {
+                if !matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
+                    open.push(self.store.order(link.order_id).await?);
+                }
+            }
+            let card = NewCard {
+                source_chat_id: conv.customer_id,
+                source_message_id: 0,
+                reason: EscalationReason::CustomerQuestion.as_str().to_owned(),
+                text: question_card(conv, &why, &open, &messages),
+            };
+            let case = self.store.open_conversation_case(conv.id, &card).await?;
+            info!(case, "question case opened for the moderator");
+            if acknowledge {
+                let ack = self.templates.render("question_forwarded", conv.language, &[]);
+                let _ = self.send(conv, &ack, Author::Assistant, None, Some("question_forwarded"), &[]).await?;
+            }
+        }
+        self.flush_cards();
+        Ok(())
+    }
+
+    /// After a reply in the dialogue: a refused send hands the orders over.
+    async fn after_reply(&self, conv: &ConversationRecord, order_ids: &[i64], sent: Sent) -> Result<()> {
+        match sent {
+            Sent::Delivered(_) | Sent::Later(_) => Ok(()),
+            other => self.escalate_after_send(conv, order_ids, other).await,
+        }
+    }
+
+    // ---- sending and escalating --------------------------------------------
+
+    /// Sends one message to the customer (counted against the daily cap)
+    /// and stores it in the conversation.
+    pub async fn send(
+        &self,
+        conv: &ConversationRecord,
+        text: &str,
+        author: Author,
+        author_id: Option<i64>,
+        template: Option<&str>,
+        order_ids: &[i64],
+    ) -> Result<Sent> {
+        let now = self.now_ms();
+        let day = Clock::day(now);
+        if !self.store.take_daily_message(conv.customer_id, &day, self.cfg.max_messages_per_day).await? {
+            warn!(customer = conv.customer_id, cap = self.cfg.max_messages_per_day, "daily message cap reached");
+            return Ok(Sent::CapReached);
+        }
+        match self.messenger.send_message(conv.customer_id, text, None).await {
+            Ok(id) => {
+                self.store
+                    .record_conversation_message(&NewConversationMessage {
+                        conversation_id: conv.id,
+                        at: now,
+                        direction: Direction::Out,
+                        author,
+                        author_id,
+                        text: text.to_owned(),
+                        template: template.map(str::to_owned),
+                        telegram: Some((conv.customer_id, id)),
+                        order_ids: order_ids.to_vec(),
+                    })
+                    .await?;
+                Ok(Sent::Delivered(id))
+            }
+            Err(e) if e.is_transient() => {
+                self.store.give_back_daily_message(conv.customer_id, &day).await?;
+                Ok(Sent::Later(e))
+            }
+            Err(e) => {
+                warn!(customer = conv.customer_id, error = %e, "Telegram refused our message to the customer");
+                Ok(Sent::Unreachable(e))
+            }
+        }
+    }
+
+    async fn escalate_after_send(&self, conv: &ConversationRecord, order_ids: &[i64], sent: Sent) -> Result<()> {
+        let (reason, detail) = match sent {
+            Sent::CapReached => (
+                EscalationReason::MessageCapReached,
+                format!("{} messages a day to one customer", self.cfg.max_messages_per_day),
+            ),
+            Sent::Unreachable(e) => (EscalationReason::CustomerUnreachable, unreachable_reason(&e)),
+            Sent::Delivered(_) | Sent::Later(_) => return Ok(()),
+        };
+        self.escalate_orders(conv, order_ids, reason, &detail).await
+    }
+
+    /// Hands orders waiting for this customer to the moderator: one case
+    /// each (card with the conversation so far), committed with the order's
+    /// transition to `escalated`.
+    pub async fn escalate_orders(
+        &self,
+        conv: &ConversationRecord,
+        order_ids: &[i64],
+        reason: EscalationReason,
+        detail: &str,
+    ) -> Result<()> {
+        let now = self.now_ms();
+        let messages = self.store.conversation_messages(conv.id).await?;
+        let mut last_case = None;
+        for &id in order_ids {
+            let order = self.store.order(id).await?;
+            if order.state != OrderState::NeedsCustomer {
+                continue;
+            }
+            let raw = self.store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
+            // Why we had to ask in the first place, so the card tells the whole story.
+            let first = order.escalation_reason.as_deref().and_then(account_problem).map(|r| r.explain());
+            let detail = match first {
+                Some(first) => format!("{detail}; we had asked because {first}"),
+                None => detail.to_owned(),
+            };
+            let card = NewCard {
+                source_chat_id: order.chat_id,
+                source_message_id: order.message_id,
+                reason: reason.as_str().to_owned(),
+                text: order_case_card(&order, reason, &detail, &raw, &messages),
+            };
+            let mut t = Transition::to(
+                OrderState::Escalated,
+                format!("escalated to the moderator: {} ({detail})", reason.explain()),
+            );
+            t.escalation = Some((reason, card));
+            match self.store.transition(id, OrderState::NeedsCustomer, t).await {
+                Ok(()) => {}
+                Err(StoreError::StateChanged { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.store.set_link_status(id, LinkStatus::Moderator, false, now).await?;
+            warn!(order_ref = %order.order_ref, %reason, detail, "order handed to the moderator");
+            last_case = self.store.open_case_for_order(id).await?.map(|c| c.id);
+        }
+        if let Some(case_id) = last_case {
+            self.store.set_dialogue_state(conv.id, &DialogueState::WithModerator { case_id, since: now }, now).await?;
+        }
+        self.flush_cards();
+        Ok(())
+    }
+
+    /// A moderator's answer, relayed to the customer of a case.
+    pub async fn relay_from_moderator(
+        &self,
+        conv: &ConversationRecord,
+        moderator: i64,
+        text: &str,
+        order_ids: &[i64],
+    ) -> Result<Sent> {
+        let body = self.templates.render("team_answer", conv.language, &[("text", text)]);
+        self.send(conv, &body, Author::Moderator, Some(moderator), Some("team_answer"), order_ids).await
+    }
+
+    // ---- texts -----------------------------------------------------------------
+
+    fn ask_text(&self, conv: &ConversationRecord, orders: &[OrderRecord]) -> String {
+        let lang = conv.language;
+        let mut problems: Vec<String> = Vec::new();
+        for o in orders {
+            let p = self.problem(o, None, lang);
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+        self.templates.render(
+            "ask_account",
+            lang,
+            &[("name", &conv.customer_name), ("orders", &order_lines(orders, lang)), ("problem", &problems.join("\n"))],
+        )
+    }
+
+    /// Why we need the account, in the customer's language.
+    fn problem(&self, order: &OrderRecord, account: Option<&str>, lang: Language) -> String {
+        let reason = order.escalation_reason.as_deref().unwrap_or("missing_account");
+        let name = match reason {
+            "ambiguous_account" | "no_pending_order" | "unknown_account" => reason,
+            _ => "missing_account",
+        };
+        let candidates = order.account_candidates().iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+        let account = account.map(str::to_owned).unwrap_or_else(|| candidates.clone());
+        self.templates.render(&format!("problem_{name}"), lang, &[("candidates", &candidates), ("account", &account)])
+    }
+}
+
+/// The account problems the contact flow asks customers about.
+fn account_problem(reason: &str) -> Option<EscalationReason> {
+    [
+        EscalationReason::MissingAccount,
+        EscalationReason::AmbiguousAccount,
+        EscalationReason::NoPendingOrder,
+        EscalationReason::UnknownAccount,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == reason)
+}
+
+fn order_line(o: &OrderRecord, lang: Language) -> String {
+    match lang {
+        Language::Ru => format!("• {} — {} (платёж {})", o.product, o.price, o.order_ref),
+        Language::En => format!("• {} — {} (payment {})", o.product, o.price, o.order_ref),
+    }
+}
+
+fn order_lines(orders: &[OrderRecord], lang: Language) -> String {
+    orders.iter().map(|o| order_line(o, lang)).collect::<Vec<_>>().join("\n")
+}
+
+/// The reason a moderator reads when we could not write to a customer.
+pub fn unreachable_reason(e: &MessengerError) -> String {
+    match e {
+        MessengerError::PrivacyRestricted => {
+            "the customer's privacy settings forbid our messages (PRIVACY_RESTRICTED)".into()
+        }
+        MessengerError::UserBlocked => "the customer blocked our account (USER_IS_BLOCKED)".into(),
+        MessengerError::PeerFlood => "Telegram does not let us write to new people for now (PEER_FLOOD)".into(),
+        MessengerError::UserDeactivated => "the customer's Telegram account is deleted (USER_DEACTIVATED)".into(),
+        other => format!("Telegram refused the message: {other}"),
+    }
+}

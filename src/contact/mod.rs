@@ -1,0 +1,150 @@
+//! Customer contact: the assistant writes to a customer whose order's
+//! account ID is missing, ambiguous or refused by the backend, reads their
+//! answers, and finishes the order (DESIGN.md step 6).
+//!
+//! One dialogue per customer ([`DialogueState`], persisted in
+//! `conversations`), covering all their open orders. The order itself stays
+//! a workflow state machine: the workflow parks it in `needs_customer`;
+//! [`Contact::tick`] adopts it into the customer's dialogue and asks; an
+//! account ID from the customer moves it to `activation_requested` and the
+//! workflow validates it with the (idempotent) backend call and finishes
+//! the Tribute side; the next tick thanks the customer, or asks again when
+//! the backend refused the ID. Everything the customer cannot finish goes
+//! to the moderator as a case (`moderator`).
+//!
+//! All of it runs in one task (the daemon's contact loop), so the dialogue
+//! never races itself; the order workflow runs in its own task and the two
+//! meet only through compare-and-set state transitions in the store.
+
+mod clock;
+mod dialogue;
+mod question;
+mod templates;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use clock::Clock;
+pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
+pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
+pub use templates::{names as template_names, Templates};
+
+use crate::domain::{DialogueState, Language};
+use crate::store::{Store, StoreError};
+use crate::telegram::{ChatId, Messenger, MessengerError};
+use crate::tribute::AccountPattern;
+
+/// Settings of the contact flow (`[contact]` in the config).
+#[derive(Debug, Clone)]
+pub struct ContactConfig {
+    /// No answer this long after we asked → one reminder.
+    pub reminder_after: Duration,
+    /// No answer this long after we asked (the reminder did not help) → moderator.
+    pub escalate_after: Duration,
+    /// At most this many messages to one customer per UTC day; the next one goes to the moderator instead.
+    pub max_messages_per_day: u32,
+    /// Where `contact/*.md` templates are read from (embedded defaults otherwise).
+    pub prompts_dir: Option<PathBuf>,
+    /// The language for customers whose name and details are not clearly English.
+    pub default_language: Language,
+    /// How often timers (reminders, timeouts) and order outcomes are checked.
+    pub tick: Duration,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        Self {
+            reminder_after: Duration::from_secs(3600),
+            escalate_after: Duration::from_secs(24 * 3600),
+            max_messages_per_day: 10,
+            prompts_dir: None,
+            default_language: Language::Ru,
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContactError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What happened to a message for a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    Delivered(crate::telegram::MessageId),
+    /// Telegram refused for good (privacy, blocked, PEER_FLOOD, deleted account…).
+    Unreachable(MessengerError),
+    /// Today's cap for this customer is reached; nothing was sent.
+    CapReached,
+    /// A transient failure (disconnected, flood wait): try again later.
+    Later(MessengerError),
+}
+
+/// The customer side of the assistant. Cheap to share (`Arc`).
+pub struct Contact {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    cfg: ContactConfig,
+    templates: Templates,
+    pattern: AccountPattern,
+    questions: Arc<dyn QuestionHandler>,
+    /// The order worker's queue: an order given an account ID is pushed here.
+    orders: mpsc::UnboundedSender<i64>,
+    /// The moderator chat, only to know where case follow-ups go.
+    moderator_chat: Option<ChatId>,
+    clock: Clock,
+}
+
+impl Contact {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        messenger: Arc<dyn Messenger>,
+        cfg: ContactConfig,
+        pattern: AccountPattern,
+        questions: Arc<dyn QuestionHandler>,
+        orders: mpsc::UnboundedSender<i64>,
+        moderator_chat: Option<ChatId>,
+    ) -> Self {
+        let templates = Templates::new(cfg.prompts_dir.clone());
+        Self { store, messenger, cfg, templates, pattern, questions, orders, moderator_chat, clock: Clock::new() }
+    }
+
+    pub fn config(&self) -> &ContactConfig {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn pattern(&self) -> &AccountPattern {
+        &self.pattern
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Asks the order worker to drive an order (after it got an account ID).
+    pub fn enqueue_order(&self, order_id: i64) {
+        let _ = self.orders.send(order_id);
+    }
+
+    /// Asks the order worker to post what is waiting in the moderator outbox now.
+    pub fn flush_cards(&self) {
+        if self.moderator_chat.is_some() {
+            let _ = self.orders.send(0);
+        }
+    }
+}
+
+/// Is this dialogue waiting for something from the customer?
+pub fn is_waiting(state: &DialogueState) -> bool {
+    matches!(state, DialogueState::AwaitingAccount { .. })
+}

@@ -1,0 +1,84 @@
+//! What a moderator's message in the case chat means. Pure: text in, intent out.
+
+use crate::domain::AccountId;
+use crate::tribute::{AccountExtraction, AccountPattern};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Handled by hand; close the case.
+    Done,
+    /// Give the order up (it fails) with a reason.
+    Reject(String),
+    /// Ask the backend again with the order's account ID.
+    Retry,
+    /// An internal note on the case (never sent to the customer).
+    Note(String),
+    /// List the open cases.
+    Cases,
+    /// Show one case (by its short id).
+    Case(String),
+    /// A `/word` we do not know.
+    Unknown(String),
+}
+
+/// A moderator's message, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Command(Command),
+    /// Nothing but an account ID (optionally `ID:`/`#` around it).
+    Account(AccountId),
+    /// Anything else: relayed to the customer as the team's answer.
+    Text(String),
+}
+
+pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix('/') {
+        let (word, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        // `/done@our_account` in groups with several accounts.
+        let word = word.split('@').next().unwrap_or_default().to_lowercase();
+        let arg = arg.trim().to_owned();
+        return Input::Command(match word.as_str() {
+            "done" => Command::Done,
+            "reject" => Command::Reject(arg),
+            "retry" => Command::Retry,
+            "note" => Command::Note(arg),
+            "cases" => Command::Cases,
+            "case" => Command::Case(arg),
+            _ => Command::Unknown(word),
+        });
+    }
+    if let AccountExtraction::Found(id) = pattern.extract(t) {
+        let rest = t.replacen(id.as_str(), "", 1).to_lowercase();
+        let rest = rest
+            .replace("account", "")
+            .replace("аккаунт", "")
+            .replace("id", "")
+            .replace(|c: char| c.is_whitespace() || "#:№.,-=".contains(c), "");
+        if rest.is_empty() {
+            return Input::Account(id);
+        }
+    }
+    Input::Text(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Input {
+        parse(s, &AccountPattern::default())
+    }
+
+    #[test]
+    fn commands_ids_and_text() {
+        assert_eq!(p("/done"), Input::Command(Command::Done));
+        assert_eq!(p("/reject@shop_helper refund issued"), Input::Command(Command::Reject("refund issued".into())));
+        assert_eq!(p(" /case C12 "), Input::Command(Command::Case("C12".into())));
+        assert_eq!(p("/frobnicate"), Input::Command(Command::Unknown("frobnicate".into())));
+        assert_eq!(p("123456"), Input::Account(AccountId::parse("123456").unwrap()));
+        assert_eq!(p("ID: #123456"), Input::Account(AccountId::parse("123456").unwrap()));
+        assert!(matches!(p("Your account 123456 is fine, please wait"), Input::Text(_)));
+        assert!(matches!(p("12 34"), Input::Text(_)));
+    }
+}

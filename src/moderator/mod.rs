@@ -1,0 +1,408 @@
+//! The moderator escalation chat: case cards are posted there (through the
+//! transactional outbox, see `store::outbox`), and moderators act by
+//! replying to a card: an account ID (validate, activate, finish), free
+//! text (relayed to the customer as the team's answer), `/done`,
+//! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`
+//! and `/case <id>`. Replies are mapped to cases by the card's message id,
+//! never by forward_from. Only configured moderators are obeyed; everyone
+//! else is refused politely; every action, obeyed or refused, is audited.
+
+pub mod cards;
+pub mod commands;
+
+use std::sync::Arc;
+
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
+use crate::domain::{Author, Direction, LinkStatus, OrderState};
+use crate::store::{
+    parse_short_id, AccountStatus, CaseRecord, CaseStatus, ConversationRecord, NewAudit, NewConversationMessage,
+    OrderRecord, StoreError, Transition, CASE_PLACEHOLDER,
+};
+use crate::telegram::{Message, Messenger, UserId};
+use commands::{Command, Input};
+
+/// `[moderator]` in the config.
+#[derive(Debug, Clone, Default)]
+pub struct ModeratorConfig {
+    /// Telegram user ids whose replies and commands are obeyed.
+    pub moderators: Vec<UserId>,
+}
+
+pub const REFUSAL: &str = "Sorry, only the moderators listed in the assistant's configuration can act on cases. \
+                           Your message was logged. / Извините, действовать по обращениям могут только модераторы \
+                           из настроек ассистента. Ваше сообщение записано.";
+
+type Result<T> = std::result::Result<T, ContactError>;
+
+pub struct ModeratorDesk {
+    contact: Arc<Contact>,
+    messenger: Arc<dyn Messenger>,
+    cfg: ModeratorConfig,
+}
+
+impl ModeratorDesk {
+    pub fn new(contact: Arc<Contact>, messenger: Arc<dyn Messenger>, cfg: ModeratorConfig) -> Self {
+        Self { contact, messenger, cfg }
+    }
+
+    /// A message in the moderator chat. Only replies to case messages and
+    /// `/commands` are for us; other chatter is left alone.
+    pub async fn on_message(&self, m: &Message) -> Result<()> {
+        if m.outgoing {
+            return Ok(());
+        }
+        let Some(from) = m.sender_id else { return Ok(()) };
+        let store = self.contact.store();
+        let case = match m.reply_to {
+            Some(r) => store.case_for_message(m.chat_id, r).await?,
+            None => None,
+        };
+        let input = commands::parse(&m.text, self.contact.pattern());
+        if case.is_none() && !matches!(input, Input::Command(_)) {
+            return Ok(());
+        }
+        let span = info_span!("moderator", from, case = case.as_ref().map(|c| c.short_id.clone()));
+        async move {
+            if !self.cfg.moderators.contains(&from) {
+                warn!(text = %m.text, "refused: not a configured moderator");
+                self.audit(m, from, case.as_ref(), "refused", &m.text, false).await?;
+                self.answer(m, REFUSAL).await;
+                return Ok(());
+            }
+            match (input, case) {
+                (Input::Command(Command::Cases), _) => self.list_cases(m, from).await,
+                (Input::Command(Command::Case(id)), _) => self.show_case(m, from, &id).await,
+                (Input::Command(Command::Unknown(word)), case) => {
+                    self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
+                    self.answer(m, &format!("Unknown command /{word}. {HELP}")).await;
+                    Ok(())
+                }
+                (_, None) => {
+                    self.audit(m, from, None, "unknown", &m.text, true).await?;
+                    self.answer(m, &format!("Reply to a case card to act on it. {HELP}")).await;
+                    Ok(())
+                }
+                (Input::Command(Command::Done), Some(case)) => self.done(m, from, &case).await,
+                (Input::Command(Command::Reject(reason)), Some(case)) => self.reject(m, from, &case, &reason).await,
+                (Input::Command(Command::Retry), Some(case)) => self.retry(m, from, &case).await,
+                (Input::Command(Command::Note(text)), Some(case)) => self.note(m, from, &case, &text).await,
+                (Input::Account(id), Some(case)) => self.account(m, from, &case, id).await,
+                (Input::Text(text), Some(case)) => self.relay(m, from, &case, &text).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn done(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
+        let store = self.contact.store();
+        self.audit(m, from, Some(case), "done", "handled by hand", true).await?;
+        let outcome = format!("handled by hand by moderator {from}");
+        let closed =
+            store.close_case(case.id, &outcome, &format!("☑️ {}: closed, handled by hand.", case.short_id)).await?;
+        if let Some(order_id) = case.order_id {
+            if store.order_link(order_id).await?.is_some() {
+                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
+            }
+        }
+        if !closed {
+            self.answer(m, &format!("{} was already closed.", case.short_id)).await;
+        }
+        self.contact.flush_cards();
+        info!(case = %case.short_id, "closed by hand");
+        Ok(())
+    }
+
+    async fn reject(&self, m: &Message, from: UserId, case: &CaseRecord, reason: &str) -> Result<()> {
+        let store = self.contact.store();
+        if reason.is_empty() {
+            self.answer(m, "Say why: /reject <reason>").await;
+            return Ok(());
+        }
+        self.audit(m, from, Some(case), "reject", reason, true).await?;
+        if let Some(order_id) = case.order_id {
+            let order = store.order(order_id).await?;
+            if matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) {
+                let note = format!("rejected by moderator {from}: {reason}");
+                match store.transition(order_id, order.state, Transition::to(OrderState::Failed, note)).await {
+                    Ok(()) | Err(StoreError::StateChanged { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if store.order_link(order_id).await?.is_some() {
+                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
+            }
+        }
+        let text = format!("⛔ {}: rejected by the moderator: {reason}", case.short_id);
+        store.close_case(case.id, &format!("rejected: {reason}"), &text).await?;
+        self.contact.flush_cards();
+        Ok(())
+    }
+
+    async fn retry(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
+        let store = self.contact.store();
+        self.audit(m, from, Some(case), "retry", "", true).await?;
+        let Some(order_id) = case.order_id else {
+            self.answer(m, &format!("{} is not about an order.", case.short_id)).await;
+            return Ok(());
+        };
+        let order = store.order(order_id).await?;
+        let account = match (&order.account, order.state) {
+            (AccountStatus::Found(a), OrderState::Escalated) => a.clone(),
+            (_, OrderState::Escalated) => {
+                self.answer(m, &format!("{}: the order has no single account ID; reply with one.", case.short_id))
+                    .await;
+                return Ok(());
+            }
+            (_, state) => {
+                self.answer(m, &format!("{}: the order is {state}; nothing to retry.", case.short_id)).await;
+                return Ok(());
+            }
+        };
+        let note = format!("moderator {from} asked to activate again with {account}");
+        store.give_account(order_id, OrderState::Escalated, &account, None, &note).await?;
+        store.set_case_pending_account(case.id, Some(account.as_str())).await?;
+        self.contact.enqueue_order(order_id);
+        self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await;
+        Ok(())
+    }
+
+    async fn note(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
+        self.audit(m, from, Some(case), "note", text, true).await?;
+        if let Some(conv) = self.conversation(case).await? {
+            self.contact
+                .store()
+                .record_conversation_message(&NewConversationMessage {
+                    conversation_id: conv.id,
+                    at: self.contact.now_ms(),
+                    direction: Direction::Internal,
+                    author: Author::Moderator,
+                    author_id: Some(from),
+                    text: text.to_owned(),
+                    template: None,
+                    telegram: Some((m.chat_id, m.id)),
+                    order_ids: case.order_id.into_iter().collect(),
+                })
+                .await?;
+        }
+        self.answer(m, &format!("📝 {}: noted.", case.short_id)).await;
+        Ok(())
+    }
+
+    /// An account ID from the moderator: the same activation call (the
+    /// backend is the validation); the workflow finishes the order and the
+    /// case closes when it completes.
+    async fn account(&self, m: &Message, from: UserId, case: &CaseRecord, id: crate::domain::AccountId) -> Result<()> {
+        let store = self.contact.store();
+        self.audit(m, from, Some(case), "account", id.as_str(), true).await?;
+        let Some(order_id) = case.order_id else {
+            return self.relay(m, from, case, &m.text).await;
+        };
+        let order = store.order(order_id).await?;
+        if !matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) || case.status != CaseStatus::Open
+        {
+            self.answer(
+                m,
+                &format!("{}: the order is {}; an account ID cannot be applied now.", case.short_id, order.state),
+            )
+            .await;
+            return Ok(());
+        }
+        let link = store.order_link(order_id).await?.map(|_| LinkStatus::Moderator);
+        let note = format!("moderator {from} gave account ID {id}; asking the backend");
+        match store.give_account(order_id, order.state, &id, link, &note).await {
+            Ok(()) => {}
+            Err(StoreError::StateChanged { .. }) => {
+                self.answer(
+                    m,
+                    &format!(
+                        "{}: the order changed meanwhile; look again with /case {}.",
+                        case.short_id, case.short_id
+                    ),
+                )
+                .await;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        store.set_case_pending_account(case.id, Some(id.as_str())).await?;
+        self.contact.enqueue_order(order_id);
+        info!(case = %case.short_id, account = %id, "moderator gave an account ID");
+        self.answer(m, &format!("⏳ {}: activating {} for account {id}…", case.short_id, order.product)).await;
+        Ok(())
+    }
+
+    /// Free text: the team's answer to the customer.
+    async fn relay(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
+        self.audit(m, from, Some(case), "relay", text, true).await?;
+        let Some(conv) = self.conversation(case).await? else {
+            self.answer(m, &format!("{} has no customer to write to.", case.short_id)).await;
+            return Ok(());
+        };
+        let order_ids: Vec<i64> = case.order_id.into_iter().collect();
+        let reply = match self.contact.relay_from_moderator(&conv, from, text, &order_ids).await? {
+            Sent::Delivered(_) => format!("✉️ {}: sent to {}.", case.short_id, conv.customer_name),
+            Sent::Unreachable(e) => format!("❌ {}: not delivered: {}", case.short_id, unreachable_reason(&e)),
+            Sent::CapReached => {
+                format!("❌ {}: not sent: today's message limit for this customer is reached.", case.short_id)
+            }
+            Sent::Later(e) => format!("❌ {}: not sent now ({e}); please try again.", case.short_id),
+        };
+        self.answer(m, &reply).await;
+        Ok(())
+    }
+
+    async fn list_cases(&self, m: &Message, from: UserId) -> Result<()> {
+        self.audit(m, from, None, "cases", "", true).await?;
+        let store = self.contact.store();
+        let open = store.open_cases().await?;
+        let mut lines = vec![format!("Open cases: {}", open.len())];
+        for case in open.iter().take(30) {
+            let order = match case.order_id {
+                Some(id) => Some(store.order(id).await?),
+                None => None,
+            };
+            let customer = match case.conversation_id {
+                Some(c) => Some(store.conversation(c).await?.customer_name),
+                None => None,
+            };
+            lines.push(cards::case_line(case, order.as_ref(), customer.as_deref()));
+        }
+        if open.len() > 30 {
+            lines.push(format!("… and {} more", open.len() - 30));
+        }
+        self.answer(m, &lines.join("\n")).await;
+        Ok(())
+    }
+
+    async fn show_case(&self, m: &Message, from: UserId, id: &str) -> Result<()> {
+        let store = self.contact.store();
+        let case = match parse_short_id(id) {
+            Some(n) => store.case(n).await?,
+            None => None,
+        };
+        self.audit(m, from, case.as_ref(), "case", id, true).await?;
+        let Some(case) = case else {
+            self.answer(m, &format!("No case {id:?}. /cases lists the open ones.")).await;
+            return Ok(());
+        };
+        let messages = match self.conversation(&case).await? {
+            Some(conv) => store.conversation_messages(conv.id).await?,
+            None => vec![],
+        };
+        let reason = case.reason.clone();
+        let body = match case.order_id {
+            Some(order_id) => {
+                let order = store.order(order_id).await?;
+                let raw = store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
+                let why = reason_of(&reason);
+                cards::order_case_card(&order, why, "", &raw, &messages)
+            }
+            None => match self.conversation(&case).await? {
+                Some(conv) => cards::question_card(&conv, "", &open_orders(&self.contact, &conv).await?, &messages),
+                None => format!("Case {CASE_PLACEHOLDER}: {reason}"),
+            },
+        };
+        let status = match case.status {
+            CaseStatus::Open => "open".to_owned(),
+            CaseStatus::Closed => format!("closed ({})", case.outcome.as_deref().unwrap_or("")),
+        };
+        let text = format!("{}\n\nStatus: {status}", body.replacen(CASE_PLACEHOLDER, &case.short_id, 1));
+        match self.messenger.send_message(m.chat_id, &text, Some(m.id)).await {
+            Ok(id) => store.map_case_message(m.chat_id, id, case.id).await?,
+            Err(e) => warn!(error = %e, "could not answer in the moderator chat"),
+        }
+        Ok(())
+    }
+
+    /// The customer conversation of a case: its own, its order's, or (for an
+    /// order whose customer never wrote) a new one for the order's customer.
+    async fn conversation(&self, case: &CaseRecord) -> Result<Option<ConversationRecord>> {
+        let store = self.contact.store();
+        if let Some(c) = case.conversation_id {
+            return Ok(Some(store.conversation(c).await?));
+        }
+        let Some(order_id) = case.order_id else { return Ok(None) };
+        if let Some(link) = store.order_link(order_id).await? {
+            store.set_case_conversation(case.id, link.conversation_id).await?;
+            return Ok(Some(store.conversation(link.conversation_id).await?));
+        }
+        let order: OrderRecord = store.order(order_id).await?;
+        let Some(customer) = order.customer_id else { return Ok(None) };
+        let lang = crate::domain::Language::detect(&format!("{} {}", order.customer_name, order.details))
+            .unwrap_or(self.contact.config().default_language);
+        let conv = store.open_conversation(customer, &order.customer_name, lang, self.contact.now_ms()).await?;
+        store.set_case_conversation(case.id, conv.id).await?;
+        Ok(Some(conv))
+    }
+
+    async fn audit(
+        &self,
+        m: &Message,
+        from: UserId,
+        case: Option<&CaseRecord>,
+        action: &str,
+        detail: &str,
+        allowed: bool,
+    ) -> Result<()> {
+        self.contact
+            .store()
+            .record_audit(&NewAudit {
+                at: self.contact.now_ms(),
+                moderator_id: from,
+                case_id: case.map(|c| c.id),
+                action: action.to_owned(),
+                detail: detail.to_owned(),
+                allowed,
+                chat_id: m.chat_id,
+                message_id: m.id,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Answers in the chat as a reply; a failure is only logged (the audit
+    /// log and the case keep what happened).
+    async fn answer(&self, m: &Message, text: &str) {
+        if let Err(e) = self.messenger.send_message(m.chat_id, text, Some(m.id)).await {
+            warn!(error = %e, "could not answer in the moderator chat");
+        }
+    }
+}
+
+const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
+                    /retry or /note <text>; in the chat: /cases, /case <id>.";
+
+fn reason_of(s: &str) -> crate::domain::EscalationReason {
+    use crate::domain::EscalationReason as R;
+    [
+        R::MissingAccount,
+        R::AmbiguousAccount,
+        R::NoPendingOrder,
+        R::UnknownAccount,
+        R::BackendRejected,
+        R::ButtonNeverCame,
+        R::MalformedOrder,
+        R::UnrecognisedMessage,
+        R::CustomerUnreachable,
+        R::CustomerSilent,
+        R::AccountRejectedThrice,
+        R::MessageCapReached,
+        R::CustomerQuestion,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+    .unwrap_or(R::CustomerQuestion)
+}
+
+async fn open_orders(contact: &Contact, conv: &ConversationRecord) -> Result<Vec<OrderRecord>> {
+    let mut out = Vec::new();
+    for link in contact.store().conversation_orders(conv.id).await? {
+        if !matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
+            out.push(contact.store().order(link.order_id).await?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,235 @@
+//! Cases: everything handed to a person, with a short id moderators type
+//! (`C12`), the message ids of its card and follow-ups in the moderator
+//! chat, and how it ended.
+//!
+//! A case is opened by every moderator card (`outbox::insert_card`), in the
+//! same transaction as the escalation that causes it.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::outbox::{insert_card, insert_update, NewCard};
+use super::{now_ms, Store, StoreError, StoreResult};
+use crate::telegram::{ChatId, MessageId};
+
+/// The id moderators see and type.
+pub fn short_id(id: i64) -> String {
+    format!("C{id}")
+}
+
+/// Reads `C12`, `c12`, `#C12` or `12` back into a case id.
+pub fn parse_short_id(s: &str) -> Option<i64> {
+    let s = s.trim().trim_start_matches('#');
+    let digits = s.strip_prefix(['C', 'c']).unwrap_or(s);
+    digits.parse().ok().filter(|n: &i64| *n > 0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Open,
+    Closed,
+}
+
+/// A case as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseRecord {
+    pub id: i64,
+    pub short_id: String,
+    /// An `EscalationReason` name.
+    pub reason: String,
+    pub order_id: Option<i64>,
+    pub conversation_id: Option<i64>,
+    pub status: CaseStatus,
+    /// How it ended, in words (e.g. "completed: activated for account 123456 by moderator 9001").
+    pub outcome: Option<String>,
+    /// An account ID a moderator gave that the backend is checking.
+    pub pending_account: Option<String>,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+fn case_from_row(r: &SqliteRow) -> StoreResult<CaseRecord> {
+    let id: i64 = r.get("id");
+    let status = match r.get::<&str, _>("status") {
+        "open" => CaseStatus::Open,
+        "closed" => CaseStatus::Closed,
+        other => return Err(StoreError::Corrupt(format!("case {id}: status {other:?}"))),
+    };
+    Ok(CaseRecord {
+        id,
+        short_id: r.get::<Option<String>, _>("short_id").unwrap_or_else(|| short_id(id)),
+        reason: r.get("reason"),
+        order_id: r.get("order_id"),
+        conversation_id: r.get("conversation_id"),
+        status,
+        outcome: r.get("outcome"),
+        pending_account: r.get("pending_account"),
+        opened_at: r.get("opened_at"),
+        closed_at: r.get("closed_at"),
+    })
+}
+
+pub(super) async fn open_case_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    reason: &str,
+    order_id: Option<i64>,
+    conversation_id: Option<i64>,
+    now: i64,
+) -> StoreResult<i64> {
+    let id = sqlx::query(
+        "INSERT INTO cases (reason, order_id, conversation_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)",
+    )
+    .bind(reason)
+    .bind(order_id)
+    .bind(conversation_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    sqlx::query("UPDATE cases SET short_id = ? WHERE id = ?").bind(short_id(id)).bind(id).execute(&mut **tx).await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Opens a case that is not about one order (a customer's question):
+    /// the case and its card in one transaction. Returns the case id.
+    pub async fn open_conversation_case(&self, conversation_id: i64, card: &NewCard) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_card(&mut tx, None, card, now_ms()).await?;
+        sqlx::query("UPDATE cases SET conversation_id = ? WHERE id = ?")
+            .bind(conversation_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
+        let row = sqlx::query("SELECT * FROM cases WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    /// The case a moderator-chat message (card or follow-up) belongs to.
+    pub async fn case_for_message(&self, chat: ChatId, message: MessageId) -> StoreResult<Option<CaseRecord>> {
+        let row = sqlx::query(
+            "SELECT c.* FROM case_messages m JOIN cases c ON c.id = m.case_id WHERE m.chat_id = ? AND m.message_id = ?",
+        )
+        .bind(chat)
+        .bind(message)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    /// Open cases, oldest first.
+    pub async fn open_cases(&self) -> StoreResult<Vec<CaseRecord>> {
+        let rows = sqlx::query("SELECT * FROM cases WHERE status = 'open' ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    /// Every case, oldest first (for the review export).
+    pub async fn all_cases(&self) -> StoreResult<Vec<CaseRecord>> {
+        let rows = sqlx::query("SELECT * FROM cases ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    /// The open case of an order, if any (the newest).
+    pub async fn open_case_for_order(&self, order_id: i64) -> StoreResult<Option<CaseRecord>> {
+        let row = sqlx::query("SELECT * FROM cases WHERE order_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    /// The open case of a conversation that is not about one order (a question).
+    pub async fn open_question_case(&self, conversation_id: i64) -> StoreResult<Option<CaseRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM cases WHERE conversation_id = ? AND order_id IS NULL AND status = 'open'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    /// Posts a follow-up to the case's card (through the outbox).
+    pub async fn case_update(&self, case_id: i64, text: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_update(&mut tx, case_id, text, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes an open case with its outcome and queues the follow-up that
+    /// shows it in the chat. False when it was already closed.
+    pub async fn close_case(&self, case_id: i64, outcome: &str, follow_up: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let closed = sqlx::query(
+            "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ?, pending_account = NULL
+             WHERE id = ? AND status = 'open'",
+        )
+        .bind(outcome)
+        .bind(now)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if closed > 0 {
+            insert_update(&mut tx, case_id, follow_up, now).await?;
+        }
+        tx.commit().await?;
+        Ok(closed > 0)
+    }
+
+    /// Maps a moderator-chat message (e.g. our `/case` answer) to a case,
+    /// so replies to it act on the case too.
+    pub async fn map_case_message(&self, chat: ChatId, message: MessageId, case_id: i64) -> StoreResult<()> {
+        sqlx::query("INSERT OR IGNORE INTO case_messages (chat_id, message_id, case_id) VALUES (?, ?, ?)")
+            .bind(chat)
+            .bind(message)
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers (or clears) the account ID a moderator gave for the case's order.
+    pub async fn set_case_pending_account(&self, case_id: i64, account: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE cases SET pending_account = ? WHERE id = ?")
+            .bind(account)
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Links a case to a conversation (e.g. an order's case once the order's
+    /// conversation is known).
+    pub async fn set_case_conversation(&self, case_id: i64, conversation_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE cases SET conversation_id = ? WHERE id = ? AND conversation_id IS NULL")
+            .bind(conversation_id)
+            .bind(case_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_read_back() {
+        assert_eq!(parse_short_id(&short_id(12)), Some(12));
+        assert_eq!(parse_short_id("#c7"), Some(7));
+        assert_eq!(parse_short_id("7"), Some(7));
+        assert_eq!(parse_short_id("C"), None);
+        assert_eq!(parse_short_id("C0"), None);
+    }
+}

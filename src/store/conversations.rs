@@ -1,0 +1,455 @@
+//! Customer conversations: one per customer, its messages in and out, the
+//! orders it is about, and the per-customer daily message counter.
+//!
+//! What the review export and the agent read: [`Store::list_conversations`],
+//! [`Store::conversation_messages`], [`Store::conversation_orders`].
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::orders::insert_event;
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
+use crate::telegram::{ChatId, MessageId};
+
+/// A conversation as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConversationRecord {
+    pub id: i64,
+    pub customer_id: i64,
+    pub customer_name: String,
+    pub language: Language,
+    pub state: DialogueState,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A message to be stored in a conversation.
+#[derive(Debug, Clone)]
+pub struct NewConversationMessage {
+    pub conversation_id: i64,
+    pub at: i64,
+    pub direction: Direction,
+    pub author: Author,
+    /// The moderator's user id for `Author::Moderator`.
+    pub author_id: Option<i64>,
+    pub text: String,
+    /// The template's name for our own messages.
+    pub template: Option<String>,
+    pub telegram: Option<(ChatId, MessageId)>,
+    pub order_ids: Vec<i64>,
+}
+
+/// One stored conversation message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConversationMessage {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub at: i64,
+    pub direction: Direction,
+    pub author: Author,
+    pub author_id: Option<i64>,
+    pub text: String,
+    pub template: Option<String>,
+    pub telegram_chat_id: Option<i64>,
+    pub telegram_message_id: Option<i64>,
+    pub order_ids: Vec<i64>,
+}
+
+/// One order inside a conversation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConversationOrder {
+    pub conversation_id: i64,
+    pub order_id: i64,
+    pub status: LinkStatus,
+    /// Why the customer was asked (an `EscalationReason` name).
+    pub reason: String,
+    /// The account ID the customer gave last.
+    pub account: Option<String>,
+    /// Account IDs from the customer the backend refused for this order.
+    pub rejections: i64,
+    pub linked_at: i64,
+    pub updated_at: i64,
+}
+
+fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
+    let id: i64 = r.get("id");
+    let corrupt = |what: &str| StoreError::Corrupt(format!("conversation {id}: {what}"));
+    Ok(ConversationRecord {
+        id,
+        customer_id: r.get("customer_id"),
+        customer_name: r.get("customer_name"),
+        language: Language::parse(r.get("language")).ok_or_else(|| corrupt("language"))?,
+        state: serde_json::from_str(r.get("state_json")).map_err(|_| corrupt("state"))?,
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
+    let id: i64 = r.get("id");
+    let corrupt = |what: &str| StoreError::Corrupt(format!("conversation message {id}: {what}"));
+    Ok(ConversationMessage {
+        id,
+        conversation_id: r.get("conversation_id"),
+        at: r.get("at"),
+        direction: Direction::parse(r.get("direction")).ok_or_else(|| corrupt("direction"))?,
+        author: Author::parse(r.get("author")).ok_or_else(|| corrupt("author"))?,
+        author_id: r.get("author_id"),
+        text: r.get("text"),
+        template: r.get("template"),
+        telegram_chat_id: r.get("telegram_chat_id"),
+        telegram_message_id: r.get("telegram_message_id"),
+        order_ids: serde_json::from_str(r.get("order_ids")).map_err(|_| corrupt("order ids"))?,
+    })
+}
+
+fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
+    let order_id: i64 = r.get("order_id");
+    Ok(ConversationOrder {
+        conversation_id: r.get("conversation_id"),
+        order_id,
+        status: LinkStatus::parse(r.get("status"))
+            .ok_or_else(|| StoreError::Corrupt(format!("order {order_id}: conversation link status")))?,
+        reason: r.get("reason"),
+        account: r.get("account"),
+        rejections: r.get("rejections"),
+        linked_at: r.get("linked_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+impl Store {
+    /// The customer's conversation, creating it (idle, in `language`) if needed.
+    pub async fn open_conversation(
+        &self,
+        customer_id: i64,
+        customer_name: &str,
+        language: Language,
+        now: i64,
+    ) -> StoreResult<ConversationRecord> {
+        sqlx::query(
+            "INSERT INTO conversations (customer_id, customer_name, language, state, state_json, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO NOTHING",
+        )
+        .bind(customer_id)
+        .bind(customer_name)
+        .bind(language.as_str())
+        .bind(DialogueState::Idle.name())
+        .bind(serde_json::to_string(&DialogueState::Idle).expect("state serialises"))
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.conversation_for_customer(customer_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("conversation of {customer_id} vanished")))
+    }
+
+    pub async fn conversation_for_customer(&self, customer_id: i64) -> StoreResult<Option<ConversationRecord>> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE customer_id = ?")
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    pub async fn conversation(&self, id: i64) -> StoreResult<ConversationRecord> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+        conversation_from_row(&row)
+    }
+
+    /// Every conversation, oldest first (for the review export).
+    pub async fn list_conversations(&self) -> StoreResult<Vec<ConversationRecord>> {
+        let rows = sqlx::query("SELECT * FROM conversations ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Conversations with something going on: not idle, or with an order
+    /// still open in them (the contact loop's work list).
+    pub async fn active_conversations(&self) -> StoreResult<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations c WHERE c.state != 'idle' OR EXISTS (
+                 SELECT 1 FROM conversation_orders l
+                 WHERE l.conversation_id = c.id AND l.status IN ('awaiting', 'validating', 'moderator'))
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// The newest Telegram message id stored for a conversation in the
+    /// customer's chat (0 if none): where catching up after a restart starts.
+    pub async fn last_conversation_telegram_id(&self, conversation_id: i64, chat: ChatId) -> StoreResult<MessageId> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(telegram_message_id) FROM conversation_messages WHERE conversation_id = ? AND telegram_chat_id = ?",
+        )
+        .bind(conversation_id)
+        .bind(chat)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0) as MessageId)
+    }
+
+    /// The customer's name from their newest order, if any.
+    pub async fn customer_name(&self, customer_id: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT customer_name FROM orders WHERE customer_id = ? ORDER BY id DESC LIMIT 1")
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Completed orders by how they were finished: (after the customer gave
+    /// the account in the chat, with no case; by a moderator's account ID or /retry).
+    pub async fn completion_counts(&self) -> StoreResult<(i64, i64)> {
+        let after_contact: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders o JOIN conversation_orders l ON l.order_id = o.id
+             WHERE o.state = 'confirmed' AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.order_id = o.id)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let by_moderator: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT o.id) FROM orders o
+               JOIN cases c ON c.order_id = o.id
+               JOIN moderator_audit a ON a.case_id = c.id AND a.allowed = 1 AND a.action IN ('account', 'retry')
+             WHERE o.state = 'confirmed'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((after_contact, by_moderator))
+    }
+
+    pub async fn set_dialogue_state(&self, id: i64, state: &DialogueState, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET state = ?, state_json = ?, updated_at = ? WHERE id = ?")
+            .bind(state.name())
+            .bind(serde_json::to_string(state).expect("state serialises"))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_conversation_language(&self, id: i64, language: Language) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET language = ? WHERE id = ?")
+            .bind(language.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a message; `None` when this incoming Telegram message was already stored.
+    pub async fn record_conversation_message(&self, m: &NewConversationMessage) -> StoreResult<Option<i64>> {
+        let res = sqlx::query(
+            "INSERT INTO conversation_messages
+               (conversation_id, at, direction, author, author_id, text, template, telegram_chat_id,
+                telegram_message_id, order_ids)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(m.conversation_id)
+        .bind(m.at)
+        .bind(m.direction.as_str())
+        .bind(m.author.as_str())
+        .bind(m.author_id)
+        .bind(&m.text)
+        .bind(&m.template)
+        .bind(m.telegram.map(|(c, _)| c))
+        .bind(m.telegram.map(|(_, id)| id))
+        .bind(serde_json::to_string(&m.order_ids).expect("ids serialise"))
+        .execute(&self.pool)
+        .await?;
+        Ok((res.rows_affected() > 0).then(|| res.last_insert_rowid()))
+    }
+
+    /// A conversation's messages, oldest first.
+    pub async fn conversation_messages(&self, conversation_id: i64) -> StoreResult<Vec<ConversationMessage>> {
+        let rows = sqlx::query("SELECT * FROM conversation_messages WHERE conversation_id = ? ORDER BY id")
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// Links an order to a conversation (or re-opens its link) as `awaiting`.
+    pub async fn link_order(&self, conversation_id: i64, order_id: i64, reason: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO conversation_orders (conversation_id, order_id, status, reason, linked_at, updated_at)
+             VALUES (?, ?, 'awaiting', ?, ?, ?)
+             ON CONFLICT (order_id) DO UPDATE SET status = 'awaiting', reason = excluded.reason,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(conversation_id)
+        .bind(order_id)
+        .bind(reason)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The orders of a conversation, oldest link first.
+    pub async fn conversation_orders(&self, conversation_id: i64) -> StoreResult<Vec<ConversationOrder>> {
+        let rows =
+            sqlx::query("SELECT * FROM conversation_orders WHERE conversation_id = ? ORDER BY linked_at, order_id")
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    pub async fn order_link(&self, order_id: i64) -> StoreResult<Option<ConversationOrder>> {
+        let row = sqlx::query("SELECT * FROM conversation_orders WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// Sets an order's link status (and counts a refused ID when `rejected`).
+    pub async fn set_link_status(
+        &self,
+        order_id: i64,
+        status: LinkStatus,
+        rejected: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE conversation_orders SET status = ?, rejections = rejections + ?, updated_at = ? WHERE order_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(i64::from(rejected))
+        .bind(now)
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Orders waiting for their customer (`needs_customer`) that know who
+    /// the customer is, oldest first.
+    pub async fn orders_needing_customer(&self) -> StoreResult<Vec<i64>> {
+        let rows =
+            sqlx::query("SELECT id FROM orders WHERE state = 'needs_customer' AND customer_id IS NOT NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// Moves an order to `needs_customer` (the contact flow takes it from
+    /// there), recording why, only if it is still in `from`.
+    pub async fn hand_to_customer(
+        &self,
+        order_id: i64,
+        from: OrderState,
+        reason: EscalationReason,
+        note: &str,
+    ) -> StoreResult<()> {
+        from.transition(OrderState::NeedsCustomer)?;
+        let now = super::now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET state = 'needs_customer', escalation_reason = ?, updated_at = ?, next_attempt_at = NULL
+             WHERE id = ? AND state = ?",
+        )
+        .bind(reason.as_str())
+        .bind(now)
+        .bind(order_id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::StateChanged { order_id, expected: from });
+        }
+        insert_event(&mut tx, order_id, Some(from), OrderState::NeedsCustomer, note, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An account ID for an order from the customer or a moderator: the
+    /// order's account becomes `account` and it goes to
+    /// `activation_requested` (the backend call is the validation), and
+    /// the order's conversation link (if any) becomes `link`; one
+    /// transaction, only if the order is still in `from`.
+    pub async fn give_account(
+        &self,
+        order_id: i64,
+        from: OrderState,
+        account: &AccountId,
+        link: Option<LinkStatus>,
+        note: &str,
+    ) -> StoreResult<()> {
+        from.transition(OrderState::ActivationRequested)?;
+        let now = super::now_ms();
+        let mut tx = self.pool.begin().await?;
+        let candidates = serde_json::to_string(&[account.as_str()]).expect("strings serialise");
+        let updated = sqlx::query(
+            "UPDATE orders SET state = 'activation_requested', account_candidates = ?, updated_at = ?,
+                 next_attempt_at = NULL, activation_failures = 0
+             WHERE id = ? AND state = ?",
+        )
+        .bind(candidates)
+        .bind(now)
+        .bind(order_id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::StateChanged { order_id, expected: from });
+        }
+        insert_event(&mut tx, order_id, Some(from), OrderState::ActivationRequested, note, now).await?;
+        if let Some(link) = link {
+            sqlx::query("UPDATE conversation_orders SET status = ?, account = ?, updated_at = ? WHERE order_id = ?")
+                .bind(link.as_str())
+                .bind(account.as_str())
+                .bind(now)
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts one more message to `customer_id` on `day` (`YYYY-MM-DD`)
+    /// if fewer than `max` were sent; false when the cap is reached.
+    pub async fn take_daily_message(&self, customer_id: i64, day: &str, max: u32) -> StoreResult<bool> {
+        let res = sqlx::query(
+            "INSERT INTO customer_daily_messages (customer_id, day, count) VALUES (?, ?, 1)
+             ON CONFLICT (customer_id, day) DO UPDATE SET count = count + 1 WHERE count < ?",
+        )
+        .bind(customer_id)
+        .bind(day)
+        .bind(i64::from(max))
+        .execute(&self.pool)
+        .await?;
+        Ok(max > 0 && res.rows_affected() > 0)
+    }
+
+    /// Gives back a message counted by [`Self::take_daily_message`] that
+    /// Telegram did not deliver for a transient reason.
+    pub async fn give_back_daily_message(&self, customer_id: i64, day: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE customer_daily_messages SET count = MAX(count - 1, 0) WHERE customer_id = ? AND day = ?")
+            .bind(customer_id)
+            .bind(day)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Messages sent to `customer_id` on `day`.
+    pub async fn daily_messages(&self, customer_id: i64, day: &str) -> StoreResult<i64> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT count FROM customer_daily_messages WHERE customer_id = ? AND day = ?")
+                .bind(customer_id)
+                .bind(day)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(n.unwrap_or(0))
+    }
+}

@@ -1,0 +1,344 @@
+//! Customer contact end to end: the daemon on the Telegram simulator, the
+//! reference backend on 127.0.0.1:0 and a SQLite file per test. Customers
+//! are simulated users writing into their private chat with our account.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tribute_assistant::domain::{Author, DialogueState, Direction, OrderRef, OrderState};
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::store::OrderRecord;
+use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::telegram::{Message, MessengerError};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
+    SimOrder {
+        customer_id,
+        customer_name: name.into(),
+        product: "100 Diamonds".into(),
+        price: "€5.00".into(),
+        details: details.into(),
+    }
+}
+
+async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
+    sandbox_with(dir, SandboxOptions::default()).await
+}
+
+async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
+    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
+    sb.start_daemon(None).await.expect("daemon starts");
+    sb
+}
+
+thread_local! {
+    /// Set while the tokio clock is paused: then time moves only by
+    /// `advance()`. Auto-advance is held off by a blocking task (tokio does
+    /// not auto-advance while one runs), because it would jump the clock
+    /// whenever the runtime waits on the SQLite thread and fire the pool's
+    /// acquire timeout; polls yield instead of sleeping.
+    static PAUSED: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`WAIT`]
+/// of real time.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
+        settle_a_little().await;
+    }
+}
+
+async fn settle_a_little() {
+    if PAUSED.with(|p| p.borrow().is_some()) {
+        let until = std::time::Instant::now() + Duration::from_millis(2);
+        while std::time::Instant::now() < until {
+            tokio::task::yield_now().await;
+        }
+    } else {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Pauses the tokio clock (see [`PAUSED`]) once the daemon is quiet.
+async fn pause_time() {
+    settle_quietly().await;
+    tokio::time::pause();
+    let holding = Arc::new(AtomicBool::new(true));
+    let h = holding.clone();
+    tokio::task::spawn_blocking(move || {
+        while h.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    PAUSED.with(|p| *p.borrow_mut() = Some(holding));
+}
+
+/// Moves the paused clock on, after letting in-flight queries finish.
+async fn advance(by: Duration) {
+    settle_quietly().await;
+    tokio::time::advance(by).await;
+}
+
+/// Lets the daemon's tasks finish what they are doing (a few ms of real time).
+async fn settle_quietly() {
+    for _ in 0..10 {
+        settle_a_little().await;
+    }
+}
+
+fn resume_time() {
+    if let Some(holding) = PAUSED.with(|p| p.borrow_mut().take()) {
+        holding.store(false, Ordering::Relaxed);
+    }
+    tokio::time::resume();
+}
+
+async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
+    try_order(sb, msg).await.expect("order stored")
+}
+
+async fn try_order(sb: &Sandbox, msg: i32) -> Option<OrderRecord> {
+    let r = OrderRef::for_message(sb.tribute_chat(), msg);
+    sb.store().order_by_ref(&r).await.unwrap()
+}
+
+/// What our account wrote to the customer, oldest first.
+fn sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
+    sb.world.messages(customer).into_iter().filter(|m| m.outgoing).collect()
+}
+
+async fn wait_sent(sb: &Sandbox, customer: i64, n: usize) -> Vec<Message> {
+    eventually(&format!("{n} message(s) to customer {customer}"), || async {
+        let sent = sent_to(sb, customer);
+        (sent.len() >= n).then_some(sent)
+    })
+    .await
+}
+
+async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
+    eventually(&format!("order {msg} in {state}"), || async { try_order(sb, msg).await.filter(|o| o.state == state) })
+        .await
+}
+
+/// Messages in the moderator chat that are case cards.
+async fn wait_cards(sb: &Sandbox, n: usize) -> Vec<Message> {
+    eventually(&format!("{n} case card(s)"), || async {
+        let cards: Vec<Message> =
+            sb.world.messages(sb.moderator_chat).into_iter().filter(|m| m.text.contains("Case C")).collect();
+        (cards.len() >= n).then_some(cards)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.backend.add_pending("123456", "100 Diamonds");
+    let msg = sb.world.post_order(&order(601, "Иван Петров", "Спасибо, жду алмазы!"));
+
+    let asked = wait_sent(&sb, 601, 1).await;
+    assert!(asked[0].text.contains("ID"), "{}", asked[0].text);
+    assert!(asked[0].text.contains("100 Diamonds"), "says what was paid: {}", asked[0].text);
+    assert!(asked[0].text.contains("Здравствуйте"), "Russian for a Russian customer: {}", asked[0].text);
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    assert_eq!(sb.backend.stats().requests, 0, "nothing to activate before the customer answers");
+
+    sb.world.post_as_user(601, 601, "вот мой ID: 123456", None);
+    let done = wait_state(&sb, msg, OrderState::Confirmed).await;
+    let thanks = wait_sent(&sb, 601, 2).await;
+    assert!(thanks[1].text.contains("123456") && thanks[1].text.contains("100 Diamonds"), "{}", thanks[1].text);
+
+    assert_eq!(sb.backend.activations_for(done.order_ref.as_str()), 1, "one activation only");
+    assert_eq!(sb.world.send_presses(msg), 1);
+    let deliveries = sb.world.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    assert!(deliveries[0].text.contains("123456"), "the Tribute reply names the account: {}", deliveries[0].text);
+    assert!(sb.world.messages(sb.moderator_chat).is_empty(), "no person needed");
+
+    // Every message in and out is stored with direction and author.
+    let conv = sb.store().conversation_for_customer(601).await.unwrap().expect("conversation");
+    let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+    let shape: Vec<(Direction, Author, Option<&str>)> =
+        talk.iter().map(|m| (m.direction, m.author, m.template.as_deref())).collect();
+    assert_eq!(
+        shape,
+        vec![
+            (Direction::Out, Author::Assistant, Some("ask_account")),
+            (Direction::In, Author::Customer, None),
+            (Direction::Out, Author::Assistant, Some("thanks")),
+        ]
+    );
+    assert_eq!(talk[0].order_ids, vec![done.id]);
+    let (after_contact, by_moderator) = sb.store().completion_counts().await.unwrap();
+    assert_eq!((after_contact, by_moderator), (1, 0));
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_english_customer_with_two_ids_is_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.backend.add_pending("123456", "100 Diamonds");
+    let msg = sb.world.post_order(&order(602, "Anna Smith", "thanks, waiting"));
+    let asked = wait_sent(&sb, 602, 1).await;
+    assert!(asked[0].text.starts_with("Hello Anna Smith"), "English for a clearly English customer: {}", asked[0].text);
+
+    sb.world.post_as_user(602, 602, "it is 123456 or maybe 654321", None);
+    let again = wait_sent(&sb, 602, 2).await;
+    assert!(again[1].text.contains("123456") && again[1].text.contains("654321"), "{}", again[1].text);
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    assert_eq!(sb.backend.stats().requests, 0, "an ambiguous answer is not guessed");
+
+    sb.world.post_as_user(602, 602, "123456", None);
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(603, "Пётр", "оплатил"));
+    wait_sent(&sb, 603, 1).await;
+    for (i, id) in ["111111", "222222"].into_iter().enumerate() {
+        sb.world.post_as_user(603, 603, id, None);
+        let sent = wait_sent(&sb, 603, i + 2).await;
+        assert!(sent[i + 1].text.contains(id), "the refusal names the ID: {}", sent[i + 1].text);
+        assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    }
+    sb.world.post_as_user(603, 603, "333333", None);
+    let o = wait_state(&sb, msg, OrderState::Escalated).await;
+    assert_eq!(o.escalation_reason.as_deref(), Some("account_rejected_thrice"));
+    let cards = wait_cards(&sb, 1).await;
+    assert!(cards[0].text.contains("333333"), "the card shows the conversation: {}", cards[0].text);
+    assert_eq!(sb.backend.stats().requests, 3, "one backend call per ID, no loop");
+    assert_eq!(sb.backend.stats().activations, 0);
+    assert_eq!(sent_to(&sb, 603).len(), 3, "no third 'try again' after the last refusal");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(604, "Мария", "жду"));
+    wait_sent(&sb, 604, 1).await;
+
+    pause_time().await;
+    advance(Duration::from_secs(30 * 60)).await;
+    for _ in 0..100 {
+        settle_a_little().await;
+    }
+    assert_eq!(sent_to(&sb, 604).len(), 1, "no reminder after half an hour");
+    advance(Duration::from_secs(31 * 60)).await;
+    let sent = wait_sent(&sb, 604, 2).await;
+    assert!(sent[1].text.contains("напоминаем"), "{}", sent[1].text);
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    assert!(sb.world.messages(sb.moderator_chat).is_empty());
+
+    advance(Duration::from_secs(23 * 3600)).await;
+    let o = wait_state(&sb, msg, OrderState::Escalated).await;
+    assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
+    let cards = wait_cards(&sb, 1).await;
+    assert!(cards[0].text.contains("did not answer"), "{}", cards[0].text);
+    assert_eq!(sent_to(&sb, 604).len(), 2, "one reminder only");
+    resume_time();
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_privacy_restricted_customer_goes_to_the_moderator_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.world.add_user(605, "Олег", None);
+    sb.world.fail_sends_to(605, MessengerError::PrivacyRestricted);
+    let msg = sb.world.post_order(&order(605, "Олег", "ID потом пришлю"));
+    let o = wait_state(&sb, msg, OrderState::Escalated).await;
+    assert_eq!(o.escalation_reason.as_deref(), Some("customer_unreachable"));
+    let cards = wait_cards(&sb, 1).await;
+    let card = &cards[0].text;
+    assert!(card.contains("PRIVACY_RESTRICTED"), "names the reason: {card}");
+    assert!(card.contains("ID потом пришлю"), "raw details: {card}");
+    assert!(card.contains("tg://user?id=605"), "profile link: {card}");
+    assert!(card.contains("no account ID"), "and why we asked: {card}");
+    let case = sb.store().open_case_for_order(o.id).await.unwrap().expect("an open case");
+    assert!(card.contains(&case.short_id), "{card}");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restart_in_the_middle_of_a_dialogue_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = sandbox(&dir).await;
+    sb.backend.add_pending("777001", "100 Diamonds");
+    let msg = sb.world.post_order(&order(606, "Kate", "paid, thanks"));
+    wait_sent(&sb, 606, 1).await;
+    sb.stop_daemon().await.unwrap();
+    let conv = sb.store().conversation_for_customer(606).await.unwrap().unwrap();
+    assert!(matches!(conv.state, DialogueState::AwaitingAccount { .. }), "{:?}", conv.state);
+
+    // The customer answers while we are down.
+    sb.world.post_as_user(606, 606, "777001", None);
+    sb.start_daemon(None).await.unwrap();
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    let sent = wait_sent(&sb, 606, 2).await;
+    assert_eq!(sent.len(), 2, "not asked again after the restart: {sent:#?}");
+    assert!(sent[1].text.contains("777001"), "{}", sent[1].text);
+    assert_eq!(sb.backend.stats().activations, 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn ids_count_only_for_the_customers_own_orders_and_customer_text_is_never_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.backend.add_pending("123456", "100 Diamonds");
+    let msg = sb.world.post_order(&order(607, "Иван", "без ID"));
+    wait_sent(&sb, 607, 1).await;
+
+    // Someone else sends an ID and a "command": neither touches order 607.
+    sb.world.add_user(608, "Чужой", None);
+    sb.world.post_as_user(608, 608, "123456", None);
+    sb.world.post_as_user(608, 608, "/done", None);
+    let cards = wait_cards(&sb, 1).await;
+    assert!(cards[0].text.contains("question"), "a stranger's message is a question: {}", cards[0].text);
+    eventually("both messages on the question case", || async {
+        let msgs = sb.world.messages(sb.moderator_chat);
+        msgs.iter().any(|m| m.text.contains("/done")).then_some(())
+    })
+    .await;
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    assert_eq!(sb.backend.stats().requests, 0);
+    let open = sb.store().open_cases().await.unwrap();
+    assert_eq!(open.len(), 1, "\"/done\" from a customer closes nothing: {open:#?}");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_daily_message_cap_hands_the_order_to_the_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::default();
+    opts.contact.as_mut().unwrap().max_messages_per_day = 1;
+    let sb = sandbox_with(&dir, opts).await;
+    let msg = sb.world.post_order(&order(609, "Лена", "—"));
+    wait_sent(&sb, 609, 1).await;
+    sb.world.post_as_user(609, 609, "111111 222222", None);
+    let o = wait_state(&sb, msg, OrderState::Escalated).await;
+    assert_eq!(o.escalation_reason.as_deref(), Some("message_cap_reached"));
+    assert_eq!(sent_to(&sb, 609).len(), 1, "never more than the cap");
+    sb.shutdown().await.unwrap();
+}

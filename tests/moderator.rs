@@ -1,0 +1,171 @@
+//! The moderator chat end to end: case cards posted by the daemon, replies
+//! to them by the configured moderator (and by someone who is not one).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tribute_assistant::domain::{Author, OrderRef, OrderState};
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions, Transport};
+use tribute_assistant::store::{CaseStatus, OrderRecord};
+use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::telegram::{Message, MessengerError};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
+    SimOrder {
+        customer_id,
+        customer_name: name.into(),
+        product: "100 Diamonds".into(),
+        price: "€5.00".into(),
+        details: details.into(),
+    }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
+    try_order(sb, msg).await.expect("order stored")
+}
+
+async fn try_order(sb: &Sandbox, msg: i32) -> Option<OrderRecord> {
+    let r = OrderRef::for_message(sb.tribute_chat(), msg);
+    sb.store().order_by_ref(&r).await.unwrap()
+}
+
+async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
+    eventually(&format!("order {msg} in {state}"), || async { try_order(sb, msg).await.filter(|o| o.state == state) })
+        .await
+}
+
+/// A moderator-chat message containing `needle`.
+async fn wait_chat(sb: &Sandbox, needle: &str) -> Message {
+    eventually(&format!("{needle:?} in the moderator chat"), || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(needle))
+    })
+    .await
+}
+
+/// An order whose customer cannot be written to: its card is in the chat.
+async fn escalated_order(sb: &Sandbox, customer: i64) -> (i32, Message) {
+    sb.world.add_user(customer, "Олег", None);
+    sb.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
+    let msg = sb.world.post_order(&order(customer, "Олег", "забыл ID"));
+    wait_state(sb, msg, OrderState::Escalated).await;
+    let card = wait_chat(sb, "Case C").await;
+    (msg, card)
+}
+
+async fn moderator_finishes_a_case_with_an_id(transport: Transport) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions { transport, ..Default::default() }).await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    sb.backend.add_pending("424242", "100 Diamonds");
+    let (msg, card) = escalated_order(&sb, 701).await;
+    assert!(card.text.contains("Reply to this message"), "says what the moderator can do: {}", card.text);
+
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "424242", Some(card.id));
+    let o = wait_state(&sb, msg, OrderState::Confirmed).await;
+    assert_eq!(sb.backend.activations_for(o.order_ref.as_str()), 1);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    let done = wait_chat(&sb, "completed").await;
+    assert_eq!(done.reply_to, Some(card.id), "the outcome answers the card");
+    let case = eventually("the case closed", || async {
+        let c = sb.store().all_cases().await.unwrap().into_iter().find(|c| c.order_id == Some(o.id))?;
+        (c.status == CaseStatus::Closed).then_some(c)
+    })
+    .await;
+    assert!(case.outcome.unwrap().contains("424242"));
+    let audit = sb.store().audit_log(Some(case.id)).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "account" && a.allowed && a.moderator_id == sb.moderator), "{audit:#?}");
+    let (_, by_moderator) = sb.store().completion_counts().await.unwrap();
+    assert_eq!(by_moderator, 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn moderator_replies_to_a_card_with_an_id_and_the_order_completes() {
+    moderator_finishes_a_case_with_an_id(Transport::Sim).await;
+}
+
+#[tokio::test]
+async fn a_non_moderators_reply_is_refused_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    sb.backend.add_pending("424242", "100 Diamonds");
+    let (msg, card) = escalated_order(&sb, 702).await;
+    sb.world.add_user(8001, "Random member", None);
+    let intruder = sb.world.post_as_user(sb.moderator_chat, 8001, "424242", Some(card.id));
+    let refusal = wait_chat(&sb, "only the moderators").await;
+    assert_eq!(refusal.reply_to, Some(intruder));
+    let audit = eventually("the refusal in the audit log", || async {
+        let a = sb.store().audit_log(None).await.unwrap();
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].moderator_id, audit[0].action.as_str(), audit[0].allowed), (8001, "refused", false));
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::Escalated);
+    assert_eq!(sb.backend.stats().requests, 0, "nothing activated on a stranger's word");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn moderator_text_is_relayed_to_the_customer_and_the_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    // A customer without an order asks something: a question case.
+    sb.world.add_user(703, "Вика", None);
+    sb.world.post_as_user(703, 703, "Когда придут алмазы?", None);
+    let card = wait_chat(&sb, "a question from").await;
+    assert!(card.text.contains("tg://user?id=703"), "{}", card.text);
+    assert!(card.text.contains("Когда придут алмазы?"), "{}", card.text);
+
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "В течение часа, извините за задержку.", Some(card.id));
+    let answer = eventually("the team's answer at the customer", || async {
+        sb.world.messages(703).into_iter().find(|m| m.outgoing && m.text.contains("В течение часа"))
+    })
+    .await;
+    assert!(answer.text.starts_with("Ответ команды"), "{}", answer.text);
+    wait_chat(&sb, "C1: sent to").await;
+    let conv = sb.store().conversation_for_customer(703).await.unwrap().unwrap();
+    let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+    let relayed = talk.iter().find(|m| m.text.contains("В течение часа")).unwrap();
+    assert_eq!((relayed.author, relayed.author_id), (Author::Moderator, Some(sb.moderator)));
+
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/note спросить про задержки", Some(card.id));
+    wait_chat(&sb, "noted").await;
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/cases", None);
+    let list = wait_chat(&sb, "Open cases: 1").await;
+    assert!(list.text.contains("customer_question"), "{}", list.text);
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/done", Some(card.id));
+    wait_chat(&sb, "closed, handled by hand").await;
+    assert!(sb.store().open_cases().await.unwrap().is_empty());
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/case C1", None);
+    let shown = wait_chat(&sb, "Status: closed").await;
+    assert!(shown.text.contains("Когда придут алмазы?"), "{}", shown.text);
+
+    let actions: Vec<String> = sb.store().audit_log(None).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["relay", "note", "cases", "done", "case"]);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_card_reply_with_an_id_completes_the_order_over_mtproto() {
+    moderator_finishes_a_case_with_an_id(Transport::Mtproto).await;
+}
