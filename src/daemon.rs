@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::backend::BackendClient;
 use crate::contact::{Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
-use crate::moderator::{ModeratorConfig, ModeratorDesk};
+use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::store::{now_ms, MessageKind, Recorded, Store};
 use crate::telegram::{Event, Message, Messenger, MessengerError};
@@ -43,11 +43,13 @@ pub struct ContactSetup {
     /// What to do with customers' questions: [`ModeratorQuestions`] (the
     /// default, a case for the moderator) until the LLM agent takes over.
     pub questions: Arc<dyn QuestionHandler>,
+    /// Where `/learn`ed answers go at once (the knowledge base), if anywhere.
+    pub learner: Option<Arc<dyn Learner>>,
 }
 
 impl ContactSetup {
     pub fn new(contact: ContactConfig, moderator: ModeratorConfig) -> Self {
-        Self { contact, moderator, questions: Arc::new(ModeratorQuestions) }
+        Self { contact, moderator, questions: Arc::new(ModeratorQuestions), learner: None }
     }
 }
 
@@ -126,7 +128,12 @@ impl Daemon {
                     queue_tx.clone(),
                     self.workflow.moderator_chat,
                 ));
-                let desk = ModeratorDesk::new(contact.clone(), self.messenger.clone(), setup.moderator.clone());
+                let desk = ModeratorDesk::new(
+                    contact.clone(),
+                    self.messenger.clone(),
+                    setup.moderator.clone(),
+                    setup.learner.clone(),
+                );
                 let (tx, rx) = mpsc::unbounded_channel();
                 let task = tokio::spawn(contact_loop(contact, desk, rx, self.shutdown.clone()));
                 Some((tx, task))

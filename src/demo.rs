@@ -161,6 +161,7 @@ async fn play(sb: &Sandbox, scenes: &[Scene], posted: &mut Vec<(i32, &'static st
         sb.wait_settled(i + 1, Duration::from_secs(30)).await.with_context(|| format!("order {:?}", s.what))?;
         finish(sb, s, msg).await.with_context(|| format!("finishing order {:?}", s.what))?;
     }
+    ask_the_agent(sb).await.context("the follow-up question")?;
     sb.world.post_bot_text(MALFORMED, vec![]);
     sb.world.post_bot_text(DONATION, vec![]);
     sb.wait_settled(scenes.len(), Duration::from_secs(30)).await?;
@@ -171,6 +172,28 @@ async fn play(sb: &Sandbox, scenes: &[Scene], posted: &mut Vec<(i32, &'static st
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+/// A customer whose order is done asks a follow-up question in other words
+/// than the FAQ's; the agent (retrieval-only over the starter FAQ) answers.
+const FOLLOW_UP: (i64, &str) = (5004, "Подскажите, через сколько времени придут алмазы после оплаты?");
+
+async fn ask_the_agent(sb: &Sandbox) -> anyhow::Result<()> {
+    let (customer, question) = FOLLOW_UP;
+    sb.world.post_as_user(customer, customer, question, None);
+    wait_until("the agent's turn", || async {
+        Ok(sb.store().agent_turns_since(0, 100).await?.iter().any(|t| t.customer_id == Some(customer)))
+    })
+    .await?;
+    // Its answer (or the holding message and the case card) follow the stored turn.
+    wait_until("the answer to reach the customer", || async {
+        let n = sb.world.messages(customer).iter().filter(|m| m.outgoing).count();
+        let conv = sb.store().conversation_for_customer(customer).await?.context("no conversation")?;
+        let stored = sb.store().conversation_messages(conv.id).await?;
+        Ok(stored.last().is_some_and(|m| m.direction == crate::domain::Direction::Out) && n > 0
+            && sb.store().pending_cards().await?.is_empty())
+    })
+    .await
 }
 
 /// Plays the customer's or the moderator's part for a scene, and waits
@@ -247,6 +270,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let opts = SandboxOptions {
         transport: args.transport.into(),
         backend_backoff: Duration::from_millis(150),
+        agent: true,
         ..SandboxOptions::default()
     };
     let mut sb = Sandbox::new(&dir, opts).await?;
@@ -359,6 +383,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("   #{}  {who}{reply}: {first} — {why}", m.id);
         }
     }
+    let turns = store.agent_turns_since(0, 1000).await?;
+    println!("── agent: {} turn(s) (retrieval-only over the starter FAQ)", turns.len());
+    for t in &turns {
+        let verdict = if t.escalated {
+            format!("handed to a moderator ({})", t.reasons)
+        } else {
+            format!("answered, confidence {:.2}, sources {}", t.confidence.unwrap_or_default(), t.sources.join(", "))
+        };
+        println!("   customer {}: \"{}\" → {verdict}", t.customer_id.unwrap_or_default(), t.question);
+    }
+    let agent_answers = turns.iter().filter(|t| !t.escalated).count();
     let (completed_after_contact, completed_by_moderator) = store.completion_counts().await?;
     let deliveries = sb.world.deliveries();
     println!("── delivered by Tribute to customers: {}", deliveries.len());
@@ -406,6 +441,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "deliveries": deliveries.len(),
         "completed_after_contact": completed_after_contact,
         "completed_by_moderator": completed_by_moderator,
+        "agent_turns": turns.len(),
+        "agent_answers": agent_answers,
     });
     if let Some(calls) = mtproto_calls {
         summary["transport"] = "mtproto".into();

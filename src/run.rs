@@ -39,6 +39,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         session.close().await;
         bail!("{NOT_LOGGED_IN} (the session at {} was never logged in)", session_path.display());
     }
+    let agent_file = file.clone();
     let cfg = Config::resolve(file, env)?;
     let telegram = cfg.grammers_config()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("Failed to create {}", cfg.data_dir.display()))?;
@@ -77,7 +78,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         None,
     );
     let daemon = match cfg.contact_setup()? {
-        Some(setup) => daemon.with_contact(setup),
+        Some(mut setup) => {
+            crate::agent::questions::wire_into(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
+            daemon.with_contact(setup)
+        }
         None => daemon,
     };
     let mut handle = tokio::spawn(daemon.run());

@@ -80,6 +80,9 @@ pub struct SandboxOptions {
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Customer contact settings; `None` sends every account problem straight to the moderator.
     pub contact: Option<ContactConfig>,
+    /// Customers' questions answered by the agent (retrieval-only, over the
+    /// starter FAQ ingested into the data dir) instead of going to the moderator.
+    pub agent: bool,
 }
 
 impl Default for SandboxOptions {
@@ -94,6 +97,7 @@ impl Default for SandboxOptions {
             ops_listener: false,
             webhook: None,
             contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
+            agent: false,
         }
     }
 }
@@ -331,14 +335,37 @@ impl Sandbox {
         .await?;
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
         let daemon = match &self.opts.contact {
-            Some(contact) => daemon.with_contact(ContactSetup::new(
-                contact.clone(),
-                ModeratorConfig { moderators: vec![self.moderator] },
-            )),
+            Some(contact) => {
+                let mut setup =
+                    ContactSetup::new(contact.clone(), ModeratorConfig { moderators: vec![self.moderator] });
+                if self.opts.agent {
+                    self.wire_agent(&mut setup).await?;
+                }
+                daemon.with_contact(setup)
+            }
             None => daemon,
         };
         let handle = tokio::spawn(daemon.run());
         self.running = Some(Running { shutdown: tx, handle, grammers, ops });
+        Ok(())
+    }
+
+    /// The agent in its offline default (retrieval-only, no LLM) over the
+    /// starter FAQ, ingested into the sandbox's data dir (idempotent), and
+    /// `/learn` adding to that knowledge base.
+    async fn wire_agent(&self, setup: &mut ContactSetup) -> anyhow::Result<()> {
+        use crate::agent::{knowledge_retriever::KnowledgeRetriever, questions, Agent, AgentSettings};
+        use crate::knowledge::{ingest::IngestInput, KnowledgeBase, KnowledgeSection};
+        let data_dir = self.db_path.parent().context("the database has no parent dir")?;
+        let kc = KnowledgeSection::default().resolve(&|_| None).context("knowledge defaults")?;
+        let kb = KnowledgeBase::open(data_dir, &kc).await.context("Failed to open the sandbox's knowledge base")?;
+        let input = IngestInput { documents: Some(crate::knowledge::starter::sources()), conversations: None };
+        kb.ingest(input, false, None).await.context("Failed to ingest the starter FAQ")?;
+        let settings = AgentSettings::resolve(&Default::default(), &|_| None).context("agent defaults")?;
+        let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), false));
+        let agent = Agent::new(settings, retriever, Arc::new(self.store.clone()), self.store.clone())?;
+        setup.questions = Arc::new(questions::AgentQuestions::new(Arc::new(agent), self.store.clone()));
+        setup.learner = Some(Arc::new(questions::KnowledgeLearner(kb)));
         Ok(())
     }
 

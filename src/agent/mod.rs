@@ -28,6 +28,7 @@ pub mod memory;
 pub mod outcome;
 pub mod policy;
 pub mod prompts;
+pub mod questions;
 pub mod settings;
 pub mod sources;
 pub mod tools;
@@ -49,10 +50,19 @@ use crate::config::FileConfig;
 /// The knowledge base the `ask` command and the daemon answer from: the
 /// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
 pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
+    let (kb, hybrid) = open_knowledge(data_dir, config).await?;
+    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb, hybrid)))
+}
+
+/// Opens the configured knowledge base; an empty one is an error that says
+/// how to fill it. The flag is true when an embedding provider makes search hybrid.
+pub async fn open_knowledge(
+    data_dir: &Path,
+    config: &FileConfig,
+) -> anyhow::Result<(crate::knowledge::KnowledgeBase, bool)> {
     use anyhow::Context;
     let env = |k: &str| std::env::var(k).ok();
     let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
-    let hybrid = kc.embedding.is_some();
     let kb = crate::knowledge::KnowledgeBase::open(data_dir, &kc)
         .await
         .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
@@ -65,5 +75,5 @@ pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Resu
             data_dir.display()
         );
     }
-    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb, hybrid)))
+    Ok((kb, kc.embedding.is_some()))
 }

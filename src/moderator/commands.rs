@@ -17,6 +17,8 @@ pub enum Command {
     Cases,
     /// Show one case (by its short id).
     Case(String),
+    /// Teach the knowledge base the team's last answer in this case (`/learn` or 👍).
+    Learn,
     /// A `/word` we do not know.
     Unknown(String),
 }
@@ -33,6 +35,9 @@ pub enum Input {
 
 pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
     let t = text.trim();
+    if t == "👍" {
+        return Input::Command(Command::Learn);
+    }
     if let Some(rest) = t.strip_prefix('/') {
         let (word, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         // `/done@our_account` in groups with several accounts.
@@ -45,6 +50,7 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
             "note" => Command::Note(arg),
             "cases" => Command::Cases,
             "case" => Command::Case(arg),
+            "learn" => Command::Learn,
             _ => Command::Unknown(word),
         });
     }
@@ -75,6 +81,8 @@ mod tests {
         assert_eq!(p("/done"), Input::Command(Command::Done));
         assert_eq!(p("/reject@shop_helper refund issued"), Input::Command(Command::Reject("refund issued".into())));
         assert_eq!(p(" /case C12 "), Input::Command(Command::Case("C12".into())));
+        assert_eq!(p("/learn"), Input::Command(Command::Learn));
+        assert_eq!(p(" 👍 "), Input::Command(Command::Learn));
         assert_eq!(p("/frobnicate"), Input::Command(Command::Unknown("frobnicate".into())));
         assert_eq!(p("123456"), Input::Account(AccountId::parse("123456").unwrap()));
         assert_eq!(p("ID: #123456"), Input::Account(AccountId::parse("123456").unwrap()));

@@ -17,7 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
 use crate::domain::{Author, Direction, LinkStatus, OrderState};
 use crate::store::{
-    parse_short_id, AccountStatus, CaseRecord, CaseStatus, ConversationRecord, NewAudit, NewConversationMessage,
+    parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit, NewConversationMessage,
     OrderRecord, StoreError, Transition, CASE_PLACEHOLDER,
 };
 use crate::telegram::{Message, Messenger, UserId};
@@ -36,15 +36,30 @@ pub const REFUSAL: &str = "Sorry, only the moderators listed in the assistant's 
 
 type Result<T> = std::result::Result<T, ContactError>;
 
+/// Where an approved answer goes besides the store: the knowledge base, so
+/// the agent can give it the next time without waiting for `kb ingest`.
+#[async_trait::async_trait]
+pub trait Learner: Send + Sync {
+    async fn learn(&self, pair: &ApprovedPair) -> anyhow::Result<()>;
+}
+
 pub struct ModeratorDesk {
     contact: Arc<Contact>,
     messenger: Arc<dyn Messenger>,
     cfg: ModeratorConfig,
+    /// Adds `/learn`ed pairs to the knowledge base at once; without it they
+    /// wait in the store for `kb ingest --conversations`.
+    learner: Option<Arc<dyn Learner>>,
 }
 
 impl ModeratorDesk {
-    pub fn new(contact: Arc<Contact>, messenger: Arc<dyn Messenger>, cfg: ModeratorConfig) -> Self {
-        Self { contact, messenger, cfg }
+    pub fn new(
+        contact: Arc<Contact>,
+        messenger: Arc<dyn Messenger>,
+        cfg: ModeratorConfig,
+        learner: Option<Arc<dyn Learner>>,
+    ) -> Self {
+        Self { contact, messenger, cfg, learner }
     }
 
     /// A message in the moderator chat. Only replies to case messages and
@@ -88,6 +103,7 @@ impl ModeratorDesk {
                 (Input::Command(Command::Reject(reason)), Some(case)) => self.reject(m, from, &case, &reason).await,
                 (Input::Command(Command::Retry), Some(case)) => self.retry(m, from, &case).await,
                 (Input::Command(Command::Note(text)), Some(case)) => self.note(m, from, &case, &text).await,
+                (Input::Command(Command::Learn), Some(case)) => self.learn(m, from, &case).await,
                 (Input::Account(id), Some(case)) => self.account(m, from, &case, id).await,
                 (Input::Text(text), Some(case)) => self.relay(m, from, &case, &text).await,
             }
@@ -234,6 +250,50 @@ impl ModeratorDesk {
         Ok(())
     }
 
+    /// `/learn` (or 👍): the team's last answer in this case's conversation
+    /// and the customer question before it become an approved pair — stored
+    /// (for `kb ingest --conversations`) and added to the knowledge base now.
+    async fn learn(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
+        let store = self.contact.store();
+        let Some(conv) = self.conversation(case).await? else {
+            self.answer(m, &format!("{} has no conversation to learn from.", case.short_id)).await;
+            return Ok(());
+        };
+        let messages = store.conversation_messages(conv.id).await?;
+        let answer = messages.iter().rev().find(|x| x.author == Author::Moderator && x.direction == Direction::Out);
+        let question = answer.and_then(|a| {
+            messages.iter().rev().find(|x| x.id < a.id && x.author == Author::Customer && x.direction == Direction::In)
+        });
+        let (Some(question), Some(answer)) = (question, answer) else {
+            self.answer(m, &format!("{}: nothing to learn yet — answer the customer first, then /learn.", case.short_id))
+                .await;
+            return Ok(());
+        };
+        self.audit(m, from, Some(case), "learn", &answer.text, true).await?;
+        let pair = store
+            .add_approved_pair(&NewApprovedPair {
+                conversation_id: conv.id,
+                question: question.text.clone(),
+                answer: answer.text.clone(),
+                language: Some(conv.language.as_str().to_owned()),
+                approved_by: from,
+            })
+            .await?;
+        let indexed = match &self.learner {
+            Some(l) => match l.learn(&pair).await {
+                Ok(()) => " and added to the knowledge base",
+                Err(e) => {
+                    warn!(error = format!("{e:#}"), "the approved pair is stored but not indexed yet");
+                    "; indexing failed, `kb ingest --conversations` will add it"
+                }
+            },
+            None => "; `kb ingest --conversations` adds it to the knowledge base",
+        };
+        info!(case = %case.short_id, pair = pair.id, "moderator approved an answer");
+        self.answer(m, &format!("📚 {}: answer approved{indexed}.", case.short_id)).await;
+        Ok(())
+    }
+
     /// Free text: the team's answer to the customer.
     async fn relay(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
         self.audit(m, from, Some(case), "relay", text, true).await?;
@@ -373,7 +433,7 @@ impl ModeratorDesk {
 }
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
-                    /retry or /note <text>; in the chat: /cases, /case <id>.";
+                    /retry, /note <text> or /learn (👍: teach the knowledge base your last answer); in the chat: /cases, /case <id>.";
 
 fn reason_of(s: &str) -> crate::domain::EscalationReason {
     use crate::domain::EscalationReason as R;

@@ -1,0 +1,125 @@
+//! The agent as the contact flow's [`QuestionHandler`]: a customer message
+//! that is not an account ID becomes one agent turn (stored in
+//! `agent_turns`), answered or handed to the moderator with the agent's
+//! draft and the policy reasons on the card.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{info, info_span, Instrument};
+
+use std::path::Path;
+
+use super::knowledge_retriever::KnowledgeRetriever;
+use super::{Agent, HistoryMessage, Lang, Speaker, TurnRequest};
+use crate::config::FileConfig;
+use crate::contact::{Question, QuestionHandler, QuestionOutcome};
+use crate::daemon::ContactSetup;
+use crate::domain::{Author, Direction, Language};
+use crate::knowledge::KnowledgeBase;
+use crate::moderator::Learner;
+use crate::store::{ApprovedPair, Store};
+
+pub struct AgentQuestions {
+    agent: Arc<Agent>,
+    store: Store,
+}
+
+impl AgentQuestions {
+    pub fn new(agent: Arc<Agent>, store: Store) -> Self {
+        Self { agent, store }
+    }
+
+    /// The conversation before this question, as the agent sees it: what the
+    /// customer wrote and what they were sent; internal moderator notes and
+    /// our own templates stay out.
+    async fn history(&self, q: &Question) -> anyhow::Result<Vec<HistoryMessage>> {
+        let messages =
+            self.store.conversation_messages(q.conversation_id).await.context("Failed to read the conversation")?;
+        Ok(messages
+            .into_iter()
+            .filter(|m| m.id < q.message_id && m.direction != Direction::Internal)
+            .filter_map(|m| {
+                let speaker = match m.author {
+                    Author::Customer => Speaker::Customer,
+                    Author::Agent => Speaker::Agent,
+                    Author::Moderator => Speaker::Moderator,
+                    Author::Assistant => return None,
+                };
+                Some(HistoryMessage { speaker, text: m.text })
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl QuestionHandler for AgentQuestions {
+    async fn on_question(&self, q: &Question) -> anyhow::Result<QuestionOutcome> {
+        let span = info_span!("agent_turn", conversation = q.conversation_id, customer = q.customer_id);
+        async {
+            let history = self.history(q).await?;
+            let language = match q.language {
+                Language::Ru => Lang::Ru,
+                Language::En => Lang::En,
+            };
+            let outcome = self
+                .agent
+                .answer(TurnRequest {
+                    conversation_id: Some(q.conversation_id),
+                    customer_id: Some(q.customer_id),
+                    question: q.text.clone(),
+                    language: Some(language),
+                    history,
+                })
+                .await;
+            if outcome.escalated() {
+                info!(reasons = ?outcome.reasons, "the agent hands the question to a person");
+                Ok(QuestionOutcome::Escalate { why: outcome.case_text() })
+            } else {
+                info!(confidence = ?outcome.confidence, sources = ?outcome.sources, "the agent answered");
+                Ok(QuestionOutcome::Answer(outcome.reply))
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Adds `/learn`ed pairs to the knowledge base at once.
+pub struct KnowledgeLearner(pub KnowledgeBase);
+
+#[async_trait::async_trait]
+impl Learner for KnowledgeLearner {
+    async fn learn(&self, pair: &ApprovedPair) -> anyhow::Result<()> {
+        let report = self.0.add_approved_pair(pair).await.context("Failed to index the approved pair")?;
+        info!(pair = pair.id, %report, "approved pair added to the knowledge base");
+        Ok(())
+    }
+}
+
+/// The agent of the real daemon: answers questions over the knowledge base
+/// under `data_dir` with the `[agent]` settings, and learns approved answers.
+/// When the knowledge base cannot be opened or is empty, the daemon still
+/// runs orders and contact, and every question goes to the moderator —
+/// said once, loudly, at start.
+pub async fn wire_into(setup: &mut ContactSetup, data_dir: &Path, file: &FileConfig, store: Store) {
+    match agent_for(data_dir, file, store.clone()).await {
+        Ok((agent, kb)) => {
+            info!(mode = agent.mode().as_str(), "the agent answers customers' questions");
+            setup.questions = Arc::new(AgentQuestions::new(Arc::new(agent), store));
+            setup.learner = Some(Arc::new(KnowledgeLearner(kb)));
+        }
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
+        }
+    }
+}
+
+async fn agent_for(data_dir: &Path, file: &FileConfig, store: Store) -> anyhow::Result<(Agent, KnowledgeBase)> {
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
+    let (kb, hybrid) = super::open_knowledge(data_dir, file).await?;
+    let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), hybrid));
+    let agent = Agent::new(settings, retriever, Arc::new(store.clone()), store).context("Failed to set up the agent")?;
+    Ok((agent, kb))
+}
