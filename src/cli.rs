@@ -106,7 +106,12 @@ pub enum OrdersCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let default_filter = if matches!(cli.command, Command::Demo(_)) { "error" } else { "info" };
+    let default_filter = match cli.command {
+        Command::Demo(_) => "error",
+        // Qdrant Edge logs its WAL and mmap internals at info/warn.
+        Command::Kb(_) => "warn,qdrant_edge=error",
+        _ => "info",
+    };
     telemetry::init(cli.log_format, cli.log.as_deref().unwrap_or(default_filter));
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
