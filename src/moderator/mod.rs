@@ -54,7 +54,6 @@ impl ModeratorDesk {
             return Ok(());
         }
         let Some(from) = m.sender_id else { return Ok(()) };
-        let store = self.contact.store();
         let case = match m.reply_to {
             Some(r) => self.case_replied_to(m.chat_id, r).await?,
             None => None,
