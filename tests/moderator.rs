@@ -169,3 +169,26 @@ async fn moderator_text_is_relayed_to_the_customer_and_the_commands_work() {
 async fn a_card_reply_with_an_id_completes_the_order_over_mtproto() {
     moderator_finishes_a_case_with_an_id(Transport::Mtproto).await;
 }
+
+#[tokio::test]
+async fn reject_fails_the_order_and_a_refused_moderator_id_comes_back_to_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    let (msg, card) = escalated_order(&sb, 704).await;
+
+    // An ID the backend does not know: the case says so and stays open.
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "999999", Some(card.id));
+    let refused = wait_chat(&sb, "refused account ID 999999").await;
+    assert_eq!(refused.reply_to, Some(card.id));
+    wait_state(&sb, msg, OrderState::Escalated).await;
+
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/reject refunded in Tribute", Some(card.id));
+    wait_chat(&sb, "rejected by the moderator: refunded in Tribute").await;
+    wait_state(&sb, msg, OrderState::Failed).await;
+    assert!(sb.store().open_cases().await.unwrap().is_empty());
+    assert_eq!(sb.backend.stats().activations, 0);
+    let actions: Vec<String> = sb.store().audit_log(None).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["account", "reject"]);
+    sb.shutdown().await.unwrap();
+}

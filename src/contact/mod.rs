@@ -148,3 +148,35 @@ impl Contact {
 pub fn is_waiting(state: &DialogueState) -> bool {
     matches!(state, DialogueState::AwaitingAccount { .. })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::FileConfig;
+    use crate::domain::Language;
+
+    #[test]
+    fn contact_and_moderator_sections_parse_with_defaults_and_clear_errors() {
+        let empty: FileConfig = toml::from_str("").unwrap();
+        let c = empty.contact.contact_config().unwrap().expect("contact is on by default");
+        assert_eq!((c.reminder_after.as_secs(), c.escalate_after.as_secs()), (3600, 86400));
+        assert_eq!((c.max_messages_per_day, c.default_language), (10, Language::Ru));
+        assert!(empty.moderator.moderators.is_empty());
+
+        let f: FileConfig = toml::from_str(
+            "[contact]\nreminder_after_secs = 60\nescalate_after_secs = 120\nlanguage = \"en\"\n\
+             prompts_dir = \"/etc/ta/prompts\"\n[moderator]\nmoderators = [1, 2]",
+        )
+        .unwrap();
+        let c = f.contact.contact_config().unwrap().unwrap();
+        assert_eq!((c.reminder_after.as_secs(), c.default_language), (60, Language::En));
+        assert_eq!(f.moderator.moderators, vec![1, 2]);
+
+        let off: FileConfig = toml::from_str("[contact]\nenabled = false").unwrap();
+        assert!(off.contact.contact_config().unwrap().is_none());
+        let bad: FileConfig = toml::from_str("[contact]\nlanguage = \"de\"").unwrap();
+        assert!(format!("{:#}", bad.contact.contact_config().unwrap_err()).contains("language"));
+        let bad: FileConfig = toml::from_str("[contact]\nreminder_after_secs = 100\nescalate_after_secs = 50").unwrap();
+        assert!(bad.contact.contact_config().is_err());
+        assert!(toml::from_str::<FileConfig>("[moderator]\nmods = [1]").is_err(), "unknown keys are errors");
+    }
+}

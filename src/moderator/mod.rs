@@ -69,9 +69,8 @@ impl ModeratorDesk {
             return Ok(());
         }
         let Some(from) = m.sender_id else { return Ok(()) };
-        let store = self.contact.store();
         let case = match m.reply_to {
-            Some(r) => store.case_for_message(m.chat_id, r).await?,
+            Some(r) => self.case_replied_to(m.chat_id, r).await?,
             None => None,
         };
         let input = commands::parse(&m.text, self.contact.pattern());
@@ -110,6 +109,24 @@ impl ModeratorDesk {
         }
         .instrument(span)
         .await
+    }
+
+    /// The case of the message replied to. A card is mapped to its case just
+    /// after Telegram accepted it, so a reply that races that write gets a
+    /// moment before it counts as "not a case".
+    async fn case_replied_to(&self, chat: crate::telegram::ChatId, reply_to: i32) -> Result<Option<CaseRecord>> {
+        let store = self.contact.store();
+        for _ in 0..20 {
+            if let Some(case) = store.case_for_message(chat, reply_to).await? {
+                return Ok(Some(case));
+            }
+            let ours = self.messenger.get_messages(chat, &[reply_to]).await.ok().and_then(|v| v.into_iter().next());
+            if !ours.is_some_and(|m| m.outgoing && m.text.contains("Case C")) {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(None)
     }
 
     async fn done(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
