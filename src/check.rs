@@ -21,7 +21,7 @@ use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
 pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
 /// Environment variable naming a Qdrant server.
-pub const QDRANT_URL_ENV: &str = "QDRANT_URL";
+pub use crate::knowledge::config::QDRANT_URL_ENV;
 
 /// How long any one network check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,12 +66,9 @@ impl CheckLine {
     }
 }
 
-/// Where the LLM endpoint and the Qdrant server are configured.
-///
-/// Read from the raw TOML (`[agent] base_url`, `[knowledge] qdrant_url`)
-/// and the environment, so this works whether or not those sections are
-/// part of [`FileConfig`] yet. SEAM: once `[agent]`/`[knowledge]` exist as
-/// typed sections, take the URLs from them instead.
+/// Where the LLM endpoint and the Qdrant server are configured: the same
+/// precedence as the agent and the knowledge base use (environment first,
+/// then `[agent] base_url` / `[knowledge] qdrant_url`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DependencyUrls {
     pub llm_base_url: Option<String>,
@@ -79,14 +76,11 @@ pub struct DependencyUrls {
 }
 
 impl DependencyUrls {
-    pub fn from_config(raw: Option<&toml::Value>, env: &impl Fn(&str) -> Option<String>) -> Self {
-        let get = |section: &str, key: &str| {
-            raw.and_then(|v| v.get(section)).and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_owned)
-        };
+    pub fn from_config(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> Self {
         let non_empty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         Self {
-            llm_base_url: non_empty(get("agent", "base_url").or_else(|| env(OPENAI_BASE_URL_ENV))),
-            qdrant_url: non_empty(get("knowledge", "qdrant_url").or_else(|| env(QDRANT_URL_ENV))),
+            llm_base_url: non_empty(env(OPENAI_BASE_URL_ENV)).or_else(|| non_empty(file.agent.base_url.clone())),
+            qdrant_url: non_empty(env(QDRANT_URL_ENV)).or_else(|| non_empty(file.knowledge.qdrant_url.clone())),
         }
     }
 }
@@ -101,15 +95,15 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// Runs every check; never fails itself (a failure is a ✘ line).
 pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>) -> Vec<CheckLine> {
     let mut lines = Vec::new();
-    let (file, raw) = match config {
+    let file = match config {
         None => {
             lines.push(CheckLine::pass("config file", "none given: defaults and the environment"));
-            (FileConfig::default(), None)
+            FileConfig::default()
         }
-        Some(path) => match load(path) {
-            Ok((file, raw)) => {
+        Some(path) => match FileConfig::load(path) {
+            Ok(file) => {
                 lines.push(CheckLine::pass("config file", path.display().to_string()));
-                (file, Some(raw))
+                file
             }
             Err(e) => {
                 lines.push(CheckLine::fail(
@@ -161,7 +155,7 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
             ),
         });
     }
-    let urls = DependencyUrls::from_config(raw.as_ref(), env);
+    let urls = DependencyUrls::from_config(&file, env);
     lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
@@ -183,12 +177,6 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         ),
     });
     lines
-}
-
-fn load(path: &Path) -> anyhow::Result<(FileConfig, toml::Value)> {
-    let file = FileConfig::load(path)?;
-    let text = std::fs::read_to_string(path)?;
-    Ok((file, toml::from_str(&text)?))
 }
 
 fn data_dir_line(dir: &Path) -> CheckLine {
@@ -379,13 +367,19 @@ mod tests {
 
     #[test]
     fn dependency_urls_come_from_the_sections_or_the_environment() {
-        let raw: toml::Value =
+        let file: FileConfig =
             toml::from_str("[agent]\nbase_url = \"http://127.0.0.1:1/v1\"\n[knowledge]\nqdrant_url = \" \"\n").unwrap();
-        let urls = DependencyUrls::from_config(Some(&raw), &|k| (k == QDRANT_URL_ENV).then(|| "http://q:6334".into()));
+        let urls = DependencyUrls::from_config(&file, &|_| None);
         assert_eq!(urls.llm_base_url.as_deref(), Some("http://127.0.0.1:1/v1"));
-        assert_eq!(urls.qdrant_url, None, "an empty value in the file wins over the environment and means off");
-        let env_only = DependencyUrls::from_config(None, &|k| (k == OPENAI_BASE_URL_ENV).then(|| "http://llm".into()));
-        assert_eq!(env_only.llm_base_url.as_deref(), Some("http://llm"));
+        assert_eq!(urls.qdrant_url, None, "an empty value means off");
+        let env = |k: &str| match k {
+            OPENAI_BASE_URL_ENV => Some("http://llm".to_owned()),
+            QDRANT_URL_ENV => Some("http://q:6334".to_owned()),
+            _ => None,
+        };
+        let urls = DependencyUrls::from_config(&file, &env);
+        assert_eq!(urls.llm_base_url.as_deref(), Some("http://llm"), "the environment wins, as in the agent");
+        assert_eq!(urls.qdrant_url.as_deref(), Some("http://q:6334"));
     }
 
     #[test]

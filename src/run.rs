@@ -68,6 +68,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ops = crate::ops::OpsRuntime::start(&cfg.ops, store.clone(), backend.clone(), metrics, telegram_stats, stop_rx.clone())
         .await
         .context("Failed to start the ops listener")?;
+    crate::ops::conversation_metrics::wire(&ops.state, &store);
     let daemon = Daemon::new(
         store.clone(),
         Arc::new(observed),

@@ -333,6 +333,7 @@ impl Sandbox {
             rx.clone(),
         )
         .await?;
+        crate::ops::conversation_metrics::wire(&ops.state, &self.store);
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
         let daemon = match &self.opts.contact {
             Some(contact) => {

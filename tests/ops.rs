@@ -404,7 +404,7 @@ async fn run_check(config: &std::path::Path, secret: &str) -> (i32, String) {
             .env_remove("TRIBUTE_ASSISTANT_DATA_DIR")
             .env_remove("TRIBUTE_ASSISTANT_API_ID")
             .env_remove("OPENAI_BASE_URL")
-            .env_remove("QDRANT_URL")
+            .env_remove("TRIBUTE_ASSISTANT_QDRANT_URL")
             .output()
             .unwrap();
         (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())

@@ -4,8 +4,9 @@
 //! hybrid hits with normalised RRF in (0, 1]; the agent's thresholds are one
 //! scale in (0, 1], so lexical scores are mapped by `s / (s + LEXICAL_HALF)`:
 //! a BM25 score of [`LEXICAL_HALF`] becomes 0.5. On the starter FAQ a right
-//! answer to a one-line question scores 5–15 (0.5–0.75) and an unrelated
-//! question below 3 (< 0.375), which is where the default thresholds sit.
+//! answer to a one-line question scores 5–15 (0.59–0.81) and an unrelated
+//! question below 3 or nothing; the defaults (0.35 any hit, 0.6 a curated
+//! answer sent as is) are BM25 ≈ 1.9 and ≈ 5.25.
 
 use async_trait::async_trait;
 
@@ -13,7 +14,7 @@ use super::{Hit, Lang, Retriever, RetrieverError};
 use crate::knowledge::{KnowledgeBase, SearchFilter, SearchHit};
 
 /// The BM25 score that maps to 0.5.
-pub const LEXICAL_HALF: f64 = 5.0;
+pub const LEXICAL_HALF: f64 = 3.5;
 
 pub struct KnowledgeRetriever {
     kb: KnowledgeBase,

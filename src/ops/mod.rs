@@ -6,6 +6,7 @@
 //! says otherwise. Nothing on it changes state except the webhook route,
 //! which authenticates every request itself.
 
+pub mod conversation_metrics;
 mod health;
 pub mod metrics;
 mod server;

@@ -130,3 +130,15 @@ impl Store {
         rows.iter().map(turn_from_row).collect()
     }
 }
+
+impl Store {
+    /// Agent turns by outcome, for `/metrics`: (answered, escalated).
+    pub async fn agent_turn_counts(&self) -> StoreResult<(i64, i64)> {
+        let (answered, escalated): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT SUM(escalated = 0), SUM(escalated = 1) FROM agent_turns WHERE conversation_id IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((answered.unwrap_or(0), escalated.unwrap_or(0)))
+    }
+}

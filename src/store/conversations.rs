@@ -453,3 +453,14 @@ impl Store {
         Ok(n.unwrap_or(0))
     }
 }
+
+impl Store {
+    /// Messages exchanged with customers, for `/metrics`: (in, out).
+    pub async fn customer_message_counts(&self) -> StoreResult<(i64, i64)> {
+        let (incoming, outgoing): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT SUM(direction = 'in'), SUM(direction = 'out') FROM conversation_messages")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((incoming.unwrap_or(0), outgoing.unwrap_or(0)))
+    }
+}
