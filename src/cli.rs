@@ -60,6 +60,10 @@ pub enum Command {
     /// the LLM endpoint and the Qdrant server if set, the Telegram session.
     /// Prints ✔/✘ per check with the fix for each ✘; exits 1 if any failed.
     Check,
+    // Conversation review export (issue 7).
+    /// Export conversations for review (JSONL, CSV or one HTML page), PII
+    /// redacted by default. Schema and filters: docs/export.md.
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => crate::run::run(cli.config.as_deref()).await,
         Command::Ask(args) => crate::ask::run(args, cli.config.as_deref()).await,
         Command::Check => crate::check::run(cli.config.as_deref()).await,
+        Command::Export(args) => crate::export::run(args, cli.config.as_deref()).await,
     }
 }
 

@@ -33,6 +33,9 @@ pub mod tribute;
 pub mod check;
 pub mod ops;
 pub mod webhook;
+// Conversation review export (issue 7); knowledge::redact comes from issue 5.
+pub mod export;
+pub mod knowledge;
 
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";
