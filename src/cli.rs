@@ -63,6 +63,10 @@ pub enum Command {
     /// The knowledge base the assistant answers from: ingest, search, stats.
     #[command(subcommand)]
     Kb(crate::kb::KbCommand),
+    // Conversation review export (issue 7).
+    /// Export conversations for review (JSONL, CSV or one HTML page), PII
+    /// redacted by default. Schema and filters: docs/export.md.
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ask(args) => crate::ask::run(args, cli.config.as_deref()).await,
         Command::Check => crate::check::run(cli.config.as_deref()).await,
         Command::Kb(cmd) => crate::kb::run(cmd, cli.config.as_deref()).await,
+        Command::Export(args) => crate::export::run(args, cli.config.as_deref()).await,
     }
 }
 

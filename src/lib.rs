@@ -35,6 +35,8 @@ pub mod tribute;
 pub mod check;
 pub mod ops;
 pub mod webhook;
+// Conversation review export (issue 7); knowledge::redact comes from issue 5.
+pub mod export;
 
 // Customer contact and the moderator escalation chat (issue 4).
 pub mod contact;

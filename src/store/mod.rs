@@ -18,6 +18,9 @@ mod webhooks;
 mod agent_turns;
 mod customer_orders;
 
+// Conversation review export (issue 7).
+pub mod export;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,10 @@
+//! Conversation review export (`tribute-assistant export`): everything a
+//! reviewer needs about each conversation, streamed out of the store in
+//! JSONL, CSV or a self-contained HTML page, with PII redacted by default.
+
+pub mod command;
+pub mod formats;
+pub mod model;
+pub mod reader;
+
+pub use command::{run, ExportArgs};
