@@ -303,9 +303,18 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
 
     let after = scrape(&base).await;
     assert_eq!(after.get("tribute_assistant_orders", &[("state", "confirmed")]), 2.0);
-    assert_eq!(after.get("tribute_assistant_orders", &[("state", "escalated")]), 1.0);
+    // No ID: the assistant asks the customer (contact flow) rather than a moderator.
+    assert_eq!(after.get("tribute_assistant_orders", &[("state", "needs_customer")]), 1.0);
     assert_eq!(after.get("tribute_assistant_activations_total", &[]), 2.0);
-    assert_eq!(after.get("tribute_assistant_escalations_total", &[("reason", "missing_account")]), 1.0);
+    let start = std::time::Instant::now();
+    loop {
+        let now = scrape(&base).await;
+        if now.get("tribute_assistant_customer_messages_total", &[("direction", "out")]) == 1.0 {
+            break;
+        }
+        assert!(start.elapsed() < SETTLE, "the question to the customer is never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(after.get("tribute_assistant_queue_depth", &[("queue", "moderator_outbox")]), 0.0);
     assert_eq!(after.get("tribute_assistant_queue_depth", &[("queue", "orders_unfinished")]), 0.0);
     let calls = after.get("tribute_assistant_backend_request_duration_seconds_count", &[("endpoint", "activate")]);
