@@ -112,6 +112,7 @@ fn demo_runs_the_whole_flow_and_its_numbers_add_up() {
     // Issue 4: one order finished by talking to the customer, one by a moderator's reply.
     assert!(n("completed_after_contact") >= 1, "{v}");
     assert!(n("completed_by_moderator") >= 1, "{v}");
+    assert!(n("agent_answers") >= 1, "the agent answers the follow-up question from the starter FAQ: {v}");
     assert!(stdout.contains("confirmed") && stdout.contains("escalated"), "{stdout}");
     assert!(stdout.contains("← customer") && stdout.contains("→ assistant"), "the dialogue is narrated: {stdout}");
     assert!(stdout.contains("moderator (reply to #"), "the moderator's reply is narrated: {stdout}");
