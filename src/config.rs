@@ -555,7 +555,9 @@ pub fn parse_listen(value: &str) -> anyhow::Result<std::net::SocketAddr> {
     if let Ok(port) = v.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    v.parse().with_context(|| format!("[ops] listen = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port"))
+    v.parse().with_context(|| {
+        format!("[ops] listen = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port")
+    })
 }
 
 impl FileConfig {

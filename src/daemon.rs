@@ -98,9 +98,7 @@ impl Daemon {
     /// moderator chat (instead of sending every account problem straight to
     /// the moderator).
     pub fn with_contact(mut self, setup: ContactSetup) -> Self {
-        Arc::get_mut(&mut self.processor)
-            .expect("the processor is not shared before run")
-            .set_customer_contact(true);
+        Arc::get_mut(&mut self.processor).expect("the processor is not shared before run").set_customer_contact(true);
         self.contact = Some(setup);
         self
     }

@@ -190,7 +190,8 @@ async fn ask_the_agent(sb: &Sandbox) -> anyhow::Result<()> {
         let n = sb.world.messages(customer).iter().filter(|m| m.outgoing).count();
         let conv = sb.store().conversation_for_customer(customer).await?.context("no conversation")?;
         let stored = sb.store().conversation_messages(conv.id).await?;
-        Ok(stored.last().is_some_and(|m| m.direction == crate::domain::Direction::Out) && n > 0
+        Ok(stored.last().is_some_and(|m| m.direction == crate::domain::Direction::Out)
+            && n > 0
             && sb.store().pending_cards().await?.is_empty())
     })
     .await
@@ -375,7 +376,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for m in &moderator_msgs {
         let first = m.text.lines().next().unwrap_or_default();
         let why = m.text.lines().find(|l| l.starts_with("Why:")).unwrap_or_default();
-        let who = if m.outgoing { "assistant" } else if m.sender_id == Some(sb.moderator) { "moderator" } else { "member" };
+        let who = if m.outgoing {
+            "assistant"
+        } else if m.sender_id == Some(sb.moderator) {
+            "moderator"
+        } else {
+            "member"
+        };
         let reply = m.reply_to.map(|r| format!(" (reply to #{r})")).unwrap_or_default();
         if why.is_empty() {
             println!("   #{}  {who}{reply}: {first}", m.id);

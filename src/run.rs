@@ -65,9 +65,16 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let observed = crate::ops::ObservedMessenger::new(Arc::new(messenger.clone()), telegram_stats.clone());
-    let ops = crate::ops::OpsRuntime::start(&cfg.ops, store.clone(), backend.clone(), metrics, telegram_stats, stop_rx.clone())
-        .await
-        .context("Failed to start the ops listener")?;
+    let ops = crate::ops::OpsRuntime::start(
+        &cfg.ops,
+        store.clone(),
+        backend.clone(),
+        metrics,
+        telegram_stats,
+        stop_rx.clone(),
+    )
+    .await
+    .context("Failed to start the ops listener")?;
     crate::ops::conversation_metrics::wire(&ops.state, &store);
     let daemon = Daemon::new(
         store.clone(),

@@ -19,8 +19,11 @@ use tokio::task::JoinHandle;
 
 use crate::backend::reference::ReferenceBackend;
 use crate::backend::{BackendClient, BackendConfig};
+use crate::contact::ContactConfig;
+use crate::daemon::ContactSetup;
 use crate::daemon::{Daemon, Exit};
 use crate::domain::OrderState;
+use crate::moderator::ModeratorConfig;
 use crate::orders::{CheckpointHook, IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
 use crate::store::Store;
 use crate::telegram::grammers::session::open_session;
@@ -28,9 +31,6 @@ use crate::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, 
 use crate::telegram::mtproto_server::MtprotoServer;
 use crate::telegram::sim::{SimConfig, SimWorld};
 use crate::telegram::{ChatId, Messenger, UserId};
-use crate::contact::ContactConfig;
-use crate::daemon::ContactSetup;
-use crate::moderator::ModeratorConfig;
 use crate::tribute::ParserConfig;
 
 /// How the daemon reaches the simulated Telegram.

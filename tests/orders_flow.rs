@@ -221,7 +221,12 @@ async fn unknown_account_and_no_pending_order_go_to_the_customer_not_retried() {
     assert_eq!(state_of(&sb, no_pending).await, OrderState::NeedsCustomer);
     for customer in [501, 503] {
         let deadline = tokio::time::Instant::now() + SETTLE;
-        while !sb.world.messages(customer).iter().any(|m| m.outgoing && (m.text.contains("123456") || m.text.contains("999999"))) {
+        while !sb
+            .world
+            .messages(customer)
+            .iter()
+            .any(|m| m.outgoing && (m.text.contains("123456") || m.text.contains("999999")))
+        {
             assert!(tokio::time::Instant::now() < deadline, "customer {customer} was never asked");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

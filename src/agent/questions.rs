@@ -120,6 +120,7 @@ async fn agent_for(data_dir: &Path, file: &FileConfig, store: Store) -> anyhow::
     let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
     let (kb, hybrid) = super::open_knowledge(data_dir, file).await?;
     let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), hybrid));
-    let agent = Agent::new(settings, retriever, Arc::new(store.clone()), store).context("Failed to set up the agent")?;
+    let agent =
+        Agent::new(settings, retriever, Arc::new(store.clone()), store).context("Failed to set up the agent")?;
     Ok((agent, kb))
 }

@@ -17,8 +17,8 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
 use crate::domain::{Author, Direction, LinkStatus, OrderState};
 use crate::store::{
-    parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit, NewConversationMessage,
-    OrderRecord, StoreError, Transition, CASE_PLACEHOLDER,
+    parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit,
+    NewConversationMessage, OrderRecord, StoreError, Transition, CASE_PLACEHOLDER,
 };
 use crate::telegram::{Message, Messenger, UserId};
 use commands::{Command, Input};
@@ -282,8 +282,11 @@ impl ModeratorDesk {
             messages.iter().rev().find(|x| x.id < a.id && x.author == Author::Customer && x.direction == Direction::In)
         });
         let (Some(question), Some(answer)) = (question, answer) else {
-            self.answer(m, &format!("{}: nothing to learn yet — answer the customer first, then /learn.", case.short_id))
-                .await;
+            self.answer(
+                m,
+                &format!("{}: nothing to learn yet — answer the customer first, then /learn.", case.short_id),
+            )
+            .await;
             return Ok(());
         };
         self.audit(m, from, Some(case), "learn", &answer.text, true).await?;
