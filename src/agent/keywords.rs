@@ -41,11 +41,15 @@ pub fn stem(word: &str) -> &str {
 /// Whether `text_word` is an inflected form of `key_word` (both already
 /// lowercased): same stem, or the key's stem followed by at most two endings.
 pub fn word_matches(text_word: &str, key_word: &str) -> bool {
+    matches_stem(text_word, key_word, stem(key_word))
+}
+
+/// [`word_matches`] with the key's stem computed once (phrases keep theirs).
+fn matches_stem(text_word: &str, key_word: &str, key_stem: &str) -> bool {
     if text_word == key_word {
         return true;
     }
-    let key = stem(key_word);
-    let Some(rest) = text_word.strip_prefix(key) else {
+    let Some(rest) = text_word.strip_prefix(key_stem) else {
         return false;
     };
     rest.is_empty()
@@ -57,12 +61,19 @@ pub fn word_matches(text_word: &str, key_word: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phrase {
     pub text: String,
-    words: Vec<String>,
+    /// (word, its stem), stemmed once here rather than on every match.
+    words: Vec<(String, String)>,
 }
 
 impl Phrase {
     pub fn new(text: &str) -> Option<Self> {
-        let words = words(text);
+        let words: Vec<(String, String)> = words(text)
+            .into_iter()
+            .map(|w| {
+                let s = stem(&w).to_owned();
+                (w, s)
+            })
+            .collect();
         (!words.is_empty()).then(|| Self { text: text.trim().to_owned(), words })
     }
 
@@ -74,9 +85,9 @@ impl Phrase {
 
     fn occurs_at(&self, text_words: &[String], start: usize) -> bool {
         let mut pos = start;
-        for (i, key) in self.words.iter().enumerate() {
+        for (i, (key, key_stem)) in self.words.iter().enumerate() {
             let window = if i == 0 { 1 } else { MAX_GAP + 1 };
-            match (pos..text_words.len().min(pos + window)).find(|&j| word_matches(&text_words[j], key)) {
+            match (pos..text_words.len().min(pos + window)).find(|&j| matches_stem(&text_words[j], key, key_stem)) {
                 Some(j) => pos = j + 1,
                 None => return false,
             }
