@@ -355,7 +355,7 @@ impl Sandbox {
     /// starter FAQ, ingested into the sandbox's data dir (idempotent), and
     /// `/learn` adding to that knowledge base.
     async fn wire_agent(&self, setup: &mut ContactSetup) -> anyhow::Result<()> {
-        use crate::agent::{knowledge_retriever::KnowledgeRetriever, questions, Agent, AgentSettings};
+        use crate::agent::{questions, AgentSettings};
         use crate::knowledge::{ingest::IngestInput, KnowledgeBase, KnowledgeSection};
         let data_dir = self.db_path.parent().context("the database has no parent dir")?;
         let kc = KnowledgeSection::default().resolve(&|_| None).context("knowledge defaults")?;
@@ -363,11 +363,7 @@ impl Sandbox {
         let input = IngestInput { documents: Some(crate::knowledge::starter::sources()), conversations: None };
         kb.ingest(input, false, None).await.context("Failed to ingest the starter FAQ")?;
         let settings = AgentSettings::resolve(&Default::default(), &|_| None).context("agent defaults")?;
-        let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), false));
-        let agent = Agent::new(settings, retriever, Arc::new(self.store.clone()), self.store.clone())?;
-        setup.questions = Arc::new(questions::AgentQuestions::new(Arc::new(agent), self.store.clone()));
-        setup.learner = Some(Arc::new(questions::KnowledgeLearner(kb)));
-        Ok(())
+        questions::attach(setup, settings, kb, false, self.store.clone())
     }
 
     /// Asks the daemon to stop gracefully and waits for it.

@@ -103,24 +103,31 @@ impl Learner for KnowledgeLearner {
 /// runs orders and contact, and every question goes to the moderator —
 /// said once, loudly, at start.
 pub async fn wire_into(setup: &mut ContactSetup, data_dir: &Path, file: &FileConfig, store: Store) {
-    match agent_for(data_dir, file, store.clone()).await {
-        Ok((agent, kb)) => {
-            info!(mode = agent.mode().as_str(), "the agent answers customers' questions");
-            setup.questions = Arc::new(AgentQuestions::new(Arc::new(agent), store));
-            setup.learner = Some(Arc::new(KnowledgeLearner(kb)));
-        }
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
-        }
+    let wired = async {
+        let env = |k: &str| std::env::var(k).ok();
+        let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
+        let (kb, hybrid) = super::open_knowledge(data_dir, file).await?;
+        attach(setup, settings, kb, hybrid, store)
+    };
+    if let Err(e) = wired.await {
+        tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
     }
 }
 
-async fn agent_for(data_dir: &Path, file: &FileConfig, store: Store) -> anyhow::Result<(Agent, KnowledgeBase)> {
-    let env = |k: &str| std::env::var(k).ok();
-    let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let (kb, hybrid) = super::open_knowledge(data_dir, file).await?;
+/// Makes the agent over `kb` answer the contact flow's questions and
+/// `/learn` add to `kb`.
+pub fn attach(
+    setup: &mut ContactSetup,
+    settings: super::AgentSettings,
+    kb: KnowledgeBase,
+    hybrid: bool,
+    store: Store,
+) -> anyhow::Result<()> {
     let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), hybrid));
-    let agent =
-        Agent::new(settings, retriever, Arc::new(store.clone()), store).context("Failed to set up the agent")?;
-    Ok((agent, kb))
+    let agent = Agent::new(settings, retriever, Arc::new(store.clone()), store.clone())
+        .context("Failed to set up the agent")?;
+    info!(mode = agent.mode().as_str(), "the agent answers customers' questions");
+    setup.questions = Arc::new(AgentQuestions::new(Arc::new(agent), store));
+    setup.learner = Some(Arc::new(KnowledgeLearner(kb)));
+    Ok(())
 }
