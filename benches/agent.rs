@@ -5,7 +5,8 @@
 //!     cargo bench --bench agent                 # 200k policy runs, 300 turns each
 //!     BENCH_TURNS=1000 cargo bench --bench agent
 
-#[path = "../tests/support/openai_chat.rs"]
+#[path = "../tests/it/support/openai_chat.rs"]
+#[allow(dead_code)] // the bench uses part of the test helper
 mod openai_chat;
 
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! request to `/v1/chat/completions` gets the next scripted reply, and
 //! every request body is kept so tests can assert on what the agent sent.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

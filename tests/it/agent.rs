@@ -1,7 +1,7 @@
 //! The agent against a scripted OpenAI-compatible server on loopback (real
 //! HTTP), a real SQLite store and an in-memory knowledge base of FAQ texts.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

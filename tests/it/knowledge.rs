@@ -2,9 +2,7 @@
 //! temp dir, SQLite through the Store, a scripted OpenAI-compatible
 //! embeddings server on loopback, and the real binary for the `kb` commands.
 
-mod support {
-    pub mod openai_embeddings;
-}
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,0 +1,22 @@
+//! All integration tests in one binary: each file below was its own test
+//! binary, and each of those linked the whole crate with Qdrant Edge —
+//! gigabytes of disk and minutes of linking per file. One binary links once.
+#![allow(dead_code)]
+
+mod support;
+
+mod agent;
+mod backend_contract;
+mod cli;
+mod contact;
+mod export;
+mod knowledge;
+mod learning;
+mod moderator;
+mod mtproto_server;
+mod ops;
+mod orders_flow;
+mod store;
+mod telegram_grammers;
+mod telegram_sim;
+mod webhook;

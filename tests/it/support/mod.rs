@@ -1,0 +1,4 @@
+//! Shared test helpers: scripted OpenAI-compatible servers on loopback.
+
+pub mod openai_chat;
+pub mod openai_embeddings;
