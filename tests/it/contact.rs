@@ -2,27 +2,19 @@
 //! reference backend on 127.0.0.1:0 and a SQLite file per test. Customers
 //! are simulated users writing into their private chat with our account.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tribute_assistant::domain::{Author, DialogueState, Direction, OrderRef, OrderState};
+use tribute_assistant::domain::{Author, DialogueState, Direction, OrderState};
 use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::store::OrderRecord;
 use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::telegram::{Message, MessengerError};
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::sim::{
+    advance, diamonds, eventually, order_of, pause_time, resume_time, settle_quietly, wait_state,
+};
 
 fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: name.into(),
-        product: "100 Diamonds".into(),
-        price: "€5.00".into(),
-        details: details.into(),
-    }
+    diamonds(customer_id, name, details)
 }
 
 async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
@@ -33,86 +25,6 @@ async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox 
     let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
     sb.start_daemon(None).await.expect("daemon starts");
     sb
-}
-
-thread_local! {
-    /// Set while the tokio clock is paused: then time moves only by
-    /// `advance()`. Auto-advance is held off by a blocking task (tokio does
-    /// not auto-advance while one runs), because it would jump the clock
-    /// whenever the runtime waits on the SQLite thread and fire the pool's
-    /// acquire timeout; polls yield instead of sleeping.
-    static PAUSED: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Polls `check` until it returns `Some`, failing the test after [`WAIT`]
-/// of real time.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        settle_a_little().await;
-    }
-}
-
-async fn settle_a_little() {
-    if PAUSED.with(|p| p.borrow().is_some()) {
-        let until = std::time::Instant::now() + Duration::from_millis(2);
-        while std::time::Instant::now() < until {
-            tokio::task::yield_now().await;
-        }
-    } else {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Pauses the tokio clock (see [`PAUSED`]) once the daemon is quiet.
-async fn pause_time() {
-    settle_quietly().await;
-    tokio::time::pause();
-    let holding = Arc::new(AtomicBool::new(true));
-    let h = holding.clone();
-    tokio::task::spawn_blocking(move || {
-        while h.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    PAUSED.with(|p| *p.borrow_mut() = Some(holding));
-}
-
-/// Moves the paused clock on, after letting in-flight queries finish.
-async fn advance(by: Duration) {
-    settle_quietly().await;
-    tokio::time::advance(by).await;
-}
-
-/// Lets the daemon's tasks finish what they are doing (a few ms of real time).
-async fn settle_quietly() {
-    for _ in 0..10 {
-        settle_a_little().await;
-    }
-}
-
-fn resume_time() {
-    if let Some(holding) = PAUSED.with(|p| p.borrow_mut().take()) {
-        holding.store(false, Ordering::Relaxed);
-    }
-    tokio::time::resume();
-}
-
-async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
-    try_order(sb, msg).await.expect("order stored")
-}
-
-async fn try_order(sb: &Sandbox, msg: i32) -> Option<OrderRecord> {
-    let r = OrderRef::for_message(sb.tribute_chat(), msg);
-    sb.store().order_by_ref(&r).await.unwrap()
 }
 
 /// What our account wrote to the customer, oldest first.
@@ -126,11 +38,6 @@ async fn wait_sent(sb: &Sandbox, customer: i64, n: usize) -> Vec<Message> {
         (sent.len() >= n).then_some(sent)
     })
     .await
-}
-
-async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
-    eventually(&format!("order {msg} in {state}"), || async { try_order(sb, msg).await.filter(|o| o.state == state) })
-        .await
 }
 
 /// Messages in the moderator chat that are case cards.
@@ -240,8 +147,8 @@ async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day
 
     pause_time().await;
     advance(Duration::from_secs(30 * 60)).await;
-    for _ in 0..100 {
-        settle_a_little().await;
+    for _ in 0..10 {
+        settle_quietly().await;
     }
     assert_eq!(sent_to(&sb, 604).len(), 1, "no reminder after half an hour");
     advance(Duration::from_secs(31 * 60)).await;

@@ -5,29 +5,11 @@
 //! moderator's answer is relayed, `/learn`ed, and the next customer who asks
 //! the same in other words gets that answer from the knowledge base.
 
-use std::future::Future;
-use std::time::Duration;
-
 use tribute_assistant::domain::Author;
 use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::telegram::Message;
 
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::support::sim::eventually;
 
 /// The `n`-th message our account sent to `customer` (1-based).
 async fn nth_reply(sb: &Sandbox, customer: i64, n: usize) -> Message {

@@ -1,54 +1,16 @@
 //! The moderator chat end to end: case cards posted by the daemon, replies
 //! to them by the configured moderator (and by someone who is not one).
 
-use std::future::Future;
-use std::time::Duration;
-
-use tribute_assistant::domain::{Author, OrderRef, OrderState};
+use tribute_assistant::domain::{Author, OrderState};
 use tribute_assistant::sandbox::{Sandbox, SandboxOptions, Transport};
-use tribute_assistant::store::{CaseStatus, OrderRecord};
+use tribute_assistant::store::CaseStatus;
 use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::telegram::{Message, MessengerError};
 
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::sim::{diamonds, eventually, order_of, wait_state};
 
 fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: name.into(),
-        product: "100 Diamonds".into(),
-        price: "€5.00".into(),
-        details: details.into(),
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
-    try_order(sb, msg).await.expect("order stored")
-}
-
-async fn try_order(sb: &Sandbox, msg: i32) -> Option<OrderRecord> {
-    let r = OrderRef::for_message(sb.tribute_chat(), msg);
-    sb.store().order_by_ref(&r).await.unwrap()
-}
-
-async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
-    eventually(&format!("order {msg} in {state}"), || async { try_order(sb, msg).await.filter(|o| o.state == state) })
-        .await
+    diamonds(customer_id, name, details)
 }
 
 /// A moderator-chat message containing `needle`.

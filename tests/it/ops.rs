@@ -248,13 +248,7 @@ fn the_strict_parser_refuses_broken_expositions() {
 // ---- the listener ------------------------------------------------------------
 
 fn order(customer_id: i64, details: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: "Anna".into(),
-        product: "100 Diamonds".into(),
-        price: "€5.00".into(),
-        details: details.into(),
-    }
+    crate::support::sim::diamonds(customer_id, "Anna", details)
 }
 
 async fn scrape(base: &str) -> Exposition {

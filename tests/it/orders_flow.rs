@@ -15,13 +15,7 @@ use tribute_assistant::tribute::ParserConfig;
 const SETTLE: Duration = Duration::from_secs(20);
 
 fn order(customer_id: i64, details: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: "Иван Петров".into(),
-        product: "100 Diamonds".into(),
-        price: "€5.00".into(),
-        details: details.into(),
-    }
+    crate::support::sim::diamonds(customer_id, "Иван Петров", details)
 }
 
 async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {

@@ -115,23 +115,10 @@ async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
 /// Decides the answer. Fully synchronous: the request is committed before
 /// any configured delay, like a backend that activates and then answers slowly.
 fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let t = match check_signature(shared, headers, body) {
-        Ok((t, _)) => t,
-        Err(refusal) => return refusal.into_response(),
+    let (key, order) = match admit::<ActivationBody>(shared, key, headers, body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
-        return refusal;
-    }
-    let Some(key) = key else {
-        return bad_request("missing_idempotency_key", "the Idempotency-Key header is required");
-    };
-    let order: ActivationBody = match serde_json::from_slice(body) {
-        Ok(order) => order,
-        Err(e) => return bad_request("invalid_json", &e.to_string()),
-    };
-    if order.order_ref != key {
-        return bad_request("idempotency_key_mismatch", "Idempotency-Key must equal order_ref");
-    }
     let decision = shared.ledger().decide(key, &order.account_id, &order.product);
     match decision {
         Decision::Activated(id) => {
@@ -145,6 +132,46 @@ fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8])
         Decision::NoPendingOrder => reply(StatusCode::NOT_FOUND, json!({"status": "no_pending_order"})),
         Decision::UnknownAccount => reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"status": "unknown_account"})),
     }
+}
+
+/// A POST body that names its order; the Idempotency-Key must equal it.
+trait OrderBody: serde::de::DeserializeOwned {
+    fn order_ref(&self) -> &str;
+}
+
+impl OrderBody for ActivationBody {
+    fn order_ref(&self) -> &str {
+        &self.order_ref
+    }
+}
+
+impl OrderBody for DeactivationBody {
+    fn order_ref(&self) -> &str {
+        &self.order_ref
+    }
+}
+
+/// What both POST endpoints check before their business rules, in this
+/// order: signature, replay and injected faults, the Idempotency-Key, the
+/// JSON body, and that the key names the body's order.
+fn admit<'k, B: OrderBody>(
+    shared: &Shared,
+    key: Option<&'k str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(&'k str, B), Response> {
+    let (t, _) = check_signature(shared, headers, body).map_err(IntoResponse::into_response)?;
+    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
+        return Err(refusal);
+    }
+    let Some(key) = key else {
+        return Err(bad_request("missing_idempotency_key", "the Idempotency-Key header is required"));
+    };
+    let parsed: B = serde_json::from_slice(body).map_err(|e| bad_request("invalid_json", &e.to_string()))?;
+    if parsed.order_ref() != key {
+        return Err(bad_request("idempotency_key_mismatch", "Idempotency-Key must equal order_ref"));
+    }
+    Ok((key, parsed))
 }
 
 /// The replay check and injected failures, shared by both POST endpoints.
@@ -181,23 +208,10 @@ async fn deactivate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
 
 /// Same order as `/activate`: signature, replay, then the business rules.
 fn process_deactivation(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let t = match check_signature(shared, headers, body) {
-        Ok((t, _)) => t,
-        Err(refusal) => return refusal.into_response(),
+    let (key, req) = match admit::<DeactivationBody>(shared, key, headers, body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
-        return refusal;
-    }
-    let Some(key) = key else {
-        return bad_request("missing_idempotency_key", "the Idempotency-Key header is required");
-    };
-    let req: DeactivationBody = match serde_json::from_slice(body) {
-        Ok(req) => req,
-        Err(e) => return bad_request("invalid_json", &e.to_string()),
-    };
-    if req.order_ref != key {
-        return bad_request("idempotency_key_mismatch", "Idempotency-Key must equal order_ref");
-    }
     match shared.ledger().deactivate(key, &req.activation_id, &req.reason) {
         Deactivation::Deactivated => {
             info!(order_ref = key, activation_id = %req.activation_id, reason = %req.reason, "deactivated");

@@ -2,3 +2,4 @@
 
 pub mod openai_chat;
 pub mod openai_embeddings;
+pub mod sim;
