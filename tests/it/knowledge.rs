@@ -92,6 +92,59 @@ async fn reingesting_unchanged_sources_embeds_nothing() {
     assert_eq!(kb.chunk_keys().await.unwrap(), before);
 }
 
+/// Neutral filler sections (no FAQ words), 100 per file.
+fn filler(sections: usize) -> Vec<SourceText> {
+    const WORDS: &[&str] = &["lorem", "ipsum", "dolor", "amet", "consectetur", "adipiscing", "elit", "tempor"];
+    (0..sections.div_ceil(100))
+        .map(|f| {
+            let text = (0..100.min(sections - f * 100))
+                .map(|s| {
+                    let n = f * 100 + s;
+                    let body: Vec<&str> = (0..24).map(|k| WORDS[(n * 7 + k * 3) % WORDS.len()]).collect();
+                    format!("## Lorem section {}\n\n{}.\n\n", n, body.join(" "))
+                })
+                .collect::<String>();
+            SourceText { source: format!("filler/{f:03}.md"), text }
+        })
+        .collect()
+}
+
+/// More points than one appendable segment takes (5,000): ingestion rolls
+/// segments on the way; results, idempotency, pruning and reopening must
+/// be the same as for a small collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_ingestion_rolls_segments_and_stays_correct() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = starter::sources();
+    sources.extend(filler(11_000));
+    let starter_chunks = {
+        let kb = starter_kb(&dir.path().join("small")).await;
+        kb.chunk_keys().await.unwrap().len()
+    };
+    let kb = KnowledgeBase::open(dir.path(), &KnowledgeConfig::default()).await.unwrap();
+    let report = kb.ingest(docs(sources.clone()), false, None).await.unwrap();
+    assert_eq!(report.added, 11_000 + starter_chunks, "{report}");
+    assert_questions_in_top3(&kb).await;
+    let lorem = kb.search("lorem ipsum", &SearchFilter::default(), 5).await.unwrap();
+    assert_eq!(lorem.len(), 5);
+    assert!(lorem.iter().all(|h| h.source.starts_with("filler/")), "{:?}", titles(&lorem));
+
+    let again = kb.ingest(docs(sources.clone()), true, None).await.unwrap();
+    assert_eq!((again.added, again.embedded, again.unchanged), (0, 0, 11_000 + starter_chunks), "{again}");
+    kb.optimize().await.unwrap();
+    assert_questions_in_top3(&kb).await;
+    kb.flush().await.unwrap();
+    drop(kb);
+
+    let kb = KnowledgeBase::open(dir.path(), &KnowledgeConfig::default()).await.unwrap();
+    assert_questions_in_top3(&kb).await;
+    let pruned = kb.ingest(docs(starter::sources()), true, None).await.unwrap();
+    assert_eq!(pruned.removed, 11_000, "{pruned}");
+    assert_eq!(kb.chunk_keys().await.unwrap().len(), starter_chunks);
+    assert!(kb.search("lorem ipsum", &SearchFilter::default(), 5).await.unwrap().is_empty());
+    assert_questions_in_top3(&kb).await;
+}
+
 fn write_tree(root: &Path) {
     for (name, text) in starter::FILES {
         std::fs::write(root.join(name), text).unwrap();
