@@ -27,13 +27,7 @@ async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 fn order(customer_id: i64, name: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: name.into(),
-        product: "Premium month".into(),
-        price: "€5.00".into(),
-        details: "My ID: 123456".into(),
-    }
+    crate::support::sim::premium_month(customer_id, name)
 }
 
 /// A grammers client connected to the server, with its pool running.

@@ -148,13 +148,7 @@ mod e2e {
     const WAIT: Duration = Duration::from_secs(10);
 
     fn order(customer_id: i64, name: &str) -> SimOrder {
-        SimOrder {
-            customer_id,
-            customer_name: name.into(),
-            product: "100 Diamonds".into(),
-            price: "€5.00".into(),
-            details: "Мой ID: 123456".into(),
-        }
+        crate::support::sim::diamonds(customer_id, name, "Мой ID: 123456")
     }
 
     struct Harness {

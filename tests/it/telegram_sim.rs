@@ -11,13 +11,7 @@ use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Me
 const WAIT: Duration = Duration::from_secs(5);
 
 fn order(customer_id: i64, name: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: name.into(),
-        product: "Premium month".into(),
-        price: "€5.00".into(),
-        details: "My ID: 123456".into(),
-    }
+    crate::support::sim::premium_month(customer_id, name)
 }
 
 async fn next(client: &SimClient) -> Event {

@@ -28,6 +28,17 @@ pub fn diamonds(customer_id: i64, name: &str, details: &str) -> SimOrder {
     }
 }
 
+/// A "Custom Product Order" for a Premium month at €5.00 with a valid ID.
+pub fn premium_month(customer_id: i64, name: &str) -> SimOrder {
+    SimOrder {
+        customer_id,
+        customer_name: name.into(),
+        product: "Premium month".into(),
+        price: "€5.00".into(),
+        details: "My ID: 123456".into(),
+    }
+}
+
 thread_local! {
     /// Set while the tokio clock is paused: then time moves only by
     /// `advance()`. Auto-advance is held off by a blocking task (tokio does
