@@ -255,7 +255,7 @@ impl Daemon {
         let chat = self.workflow.tribute_chat;
         let mut after = self.store.last_seen_message(chat).await?;
         let first_start = after == 0;
-        let cutoff = chrono::Utc::now().timestamp() - self.workflow.first_start_lookback.as_secs() as i64;
+        let cutoff = crate::clock::now_secs() - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;

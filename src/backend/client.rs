@@ -13,7 +13,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, warn};
@@ -228,7 +227,7 @@ impl BackendClient {
     /// and that the clocks agree within the 300 s window. One attempt, no retries.
     pub async fn health(&self) -> Result<HealthReport, HealthError> {
         let secret = self.config.secret.expose_secret().as_bytes();
-        let sent = signing::sign(secret, Utc::now().timestamp(), b"");
+        let sent = signing::sign(secret, crate::clock::now_secs(), b"");
         let started = std::time::Instant::now();
         let response = self.http.get(self.health_url.clone()).header(SIGNATURE_HEADER, &sent).send().await;
         let response = match response {
@@ -370,7 +369,7 @@ fn check_health_answer(
             "its answer carries no {SIGNATURE_HEADER} header (a backend that does not implement the handshake)"
         )));
     };
-    signing::verify(secret, header, body, Utc::now().timestamp(), signing::DEFAULT_TOLERANCE_SECS).map_err(|e| {
+    signing::verify(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(|e| {
         HealthError::Unproven(match e {
             signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
             other => format!("its answer's signature is unusable: {other}"),
@@ -409,7 +408,7 @@ impl Timestamps {
     /// The `t` for the next request with `key`: now, or just past the last one used.
     async fn next(&self, key: &str) -> i64 {
         loop {
-            let now = Utc::now().timestamp();
+            let now = crate::clock::now_secs();
             {
                 let mut last = self.last_by_key.lock().unwrap_or_else(|e| e.into_inner());
                 let t = last.get(key).map_or(now, |&prev| now.max(prev + 1));
@@ -515,6 +514,6 @@ mod tests {
         assert!(first.windows(2).all(|w| w[1] > w[0]), "{first:?}");
         assert!(other <= first[2], "other keys are not pushed ahead: {other} {first:?}");
         assert!(started.elapsed() < Duration::from_millis(500), "no waiting for the next second");
-        assert!(first[2] - Utc::now().timestamp() <= Timestamps::MAX_LEAD_SECS);
+        assert!(first[2] - chrono::Utc::now().timestamp() <= Timestamps::MAX_LEAD_SECS);
     }
 }

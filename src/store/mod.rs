@@ -94,7 +94,7 @@ impl Store {
     }
 }
 
-/// Our clock, unix milliseconds.
+/// Our clock, unix milliseconds (the program's one clock, [`crate::clock`]).
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::clock::now_ms()
 }

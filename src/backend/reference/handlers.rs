@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tracing::{info, warn};
@@ -178,7 +177,7 @@ fn admit<'k, B: OrderBody>(
 fn check_replay_and_faults(shared: &Shared, key: Option<&str>, headers: &HeaderMap, t: i64) -> Option<Response> {
     {
         let mut ledger = shared.ledger();
-        let now = Utc::now().timestamp();
+        let now = crate::clock::now_secs();
         let signature = header(headers, SIGNATURE_HEADER).unwrap_or_default();
         if !ledger.accept_signature(signature, t, now - 2 * DEFAULT_TOLERANCE_SECS) {
             ledger.stats.rejected_signatures += 1;
@@ -234,7 +233,7 @@ async fn health(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             Ok((_, secret)) => {
                 let answer =
                     serde_json::to_vec(&json!({"status": "ok", "request_signature": sent})).expect("JSON serialises");
-                let signature = sign(secret.expose_secret().as_bytes(), Utc::now().timestamp(), &answer);
+                let signature = sign(secret.expose_secret().as_bytes(), crate::clock::now_secs(), &answer);
                 (
                     StatusCode::OK,
                     [
@@ -267,7 +266,7 @@ impl IntoResponse for Refusal {
 /// rotation) the previous secret; returns `t` and the secret that matched.
 /// A refusal is counted and logged here.
 fn check_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(i64, SecretString), Refusal> {
-    let now = Utc::now().timestamp();
+    let now = crate::clock::now_secs();
     let result = match header(headers, SIGNATURE_HEADER) {
         None => {
             Err(Refusal { code: "missing_signature", message: format!("the {SIGNATURE_HEADER} header is required") })

@@ -132,7 +132,7 @@ impl State {
             id,
             sender_id: msg.sender_id,
             outgoing: msg.outgoing,
-            date: chrono::Utc::now().timestamp(),
+            date: crate::clock::now_secs(),
             text: msg.text,
             entities: msg.entities,
             reply_to: msg.reply_to,
