@@ -510,7 +510,7 @@ impl Contact {
             warn!(customer = conv.customer_id, cap = self.cfg.max_messages_per_day, "daily message cap reached");
             return Ok(Sent::CapReached);
         }
-        match self.messenger.send_message(conv.customer_id, text, None).await {
+        match self.messenger.send_message(conv.customer_id, text, None, crate::telegram::RandomId::fresh()).await {
             Ok(id) => {
                 self.store
                     .record_conversation_message(&NewConversationMessage {

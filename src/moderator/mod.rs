@@ -390,7 +390,7 @@ impl ModeratorDesk {
             CaseStatus::Closed => format!("closed ({})", case.outcome.as_deref().unwrap_or("")),
         };
         let text = format!("{}\n\nStatus: {status}", body.replacen(CASE_PLACEHOLDER, &case.short_id, 1));
-        match self.messenger.send_message(m.chat_id, &text, Some(m.id)).await {
+        match self.messenger.send_message(m.chat_id, &text, Some(m.id), crate::telegram::RandomId::fresh()).await {
             Ok(id) => store.map_case_message(m.chat_id, id, case.id).await?,
             Err(e) => warn!(error = %e, "could not answer in the moderator chat"),
         }
@@ -446,7 +446,7 @@ impl ModeratorDesk {
     /// Answers in the chat as a reply; a failure is only logged (the audit
     /// log and the case keep what happened).
     async fn answer(&self, m: &Message, text: &str) {
-        if let Err(e) = self.messenger.send_message(m.chat_id, text, Some(m.id)).await {
+        if let Err(e) = self.messenger.send_message(m.chat_id, text, Some(m.id), crate::telegram::RandomId::fresh()).await {
             warn!(error = %e, "could not answer in the moderator chat");
         }
     }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::store::now_ms;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, UserId,
+    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId,
+    UserId,
 };
 
 /// What the wrapper observed; shared with the ops listener.
@@ -112,6 +113,11 @@ pub fn error_kind(e: &MessengerError) -> &'static str {
         MessengerError::UserBlocked => "user_blocked",
         MessengerError::UserDeactivated => "user_deactivated",
         MessengerError::PeerFlood => "peer_flood",
+        MessengerError::MessageTooLong => "message_too_long",
+        MessengerError::MessageEmpty => "message_empty",
+        MessengerError::EntitiesTooLong => "entities_too_long",
+        MessengerError::DataInvalid => "data_invalid",
+        MessengerError::RandomIdDuplicate => "random_id_duplicate",
         MessengerError::Closed => "closed",
         MessengerError::Other(_) => "other",
     }
@@ -144,8 +150,14 @@ impl Messenger for ObservedMessenger {
         r
     }
 
-    async fn send_message(&self, chat: ChatId, text: &str, reply_to: Option<MessageId>) -> MessengerResult<MessageId> {
-        self.stats.record(self.inner.send_message(chat, text, reply_to).await)
+    async fn send_message(
+        &self,
+        chat: ChatId,
+        text: &str,
+        reply_to: Option<MessageId>,
+        random_id: RandomId,
+    ) -> MessengerResult<MessageId> {
+        self.stats.record(self.inner.send_message(chat, text, reply_to, random_id).await)
     }
 
     async fn press_button(&self, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer> {

@@ -260,7 +260,7 @@ impl OrderProcessor {
             .replace("{account_id}", account)
             .replace("{order_ref}", order.order_ref.as_str())
             .replace("{price}", &order.price.to_string());
-        let reply_id = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id))).await?;
+        let reply_id = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), crate::telegram::RandomId::fresh())).await?;
         self.check(Checkpoint::AfterReply, order)?;
         let mut t = Transition::to(OrderState::Replied, format!("replied to the Tribute message (message {reply_id})"));
         t.reply_message_id = Some(reply_id);
@@ -395,7 +395,7 @@ impl OrderProcessor {
         for card in self.store.pending_cards().await? {
             // A case's follow-up answers its card, so the chat reads as one thread per case.
             let reply_to = card.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m);
-            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, reply_to)).await?;
+            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, reply_to, crate::telegram::RandomId::fresh())).await?;
             self.store.mark_card_posted(card.id, chat, id).await?;
             info!(card = card.id, reason = %card.reason, "case posted to the moderator chat");
             posted += 1;

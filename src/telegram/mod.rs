@@ -17,6 +17,14 @@ pub type UserId = i64;
 /// Message id; unique and increasing within one chat.
 pub type MessageId = i32;
 
+/// Telegram's `message_length_max` (`help.getConfig`): the longest text, in
+/// UTF-16 code units, a message may have.
+pub const MESSAGE_LENGTH_MAX: usize = 4096;
+/// The most formatting entities one message may carry.
+pub const ENTITIES_MAX: usize = 100;
+/// The most bytes of callback data an inline button may carry.
+pub const CALLBACK_DATA_MAX: usize = 64;
+
 /// A formatting entity. Offsets and lengths are in UTF-16 code units, as
 /// Telegram sends them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +91,27 @@ pub enum Event {
     NewMessage(Message),
     /// A message was edited (e.g. the bot removed its keyboard after a press).
     MessageEdited(Message),
+    /// Messages were deleted (`updateDeleteMessages`); their ids are gone from history.
+    MessagesDeleted { chat: ChatId, ids: Vec<MessageId> },
+}
+
+/// The client-chosen id of a send (`random_id` of `messages.sendMessage`).
+/// Telegram remembers it per account: a second send with the same id is
+/// refused with `RANDOM_ID_DUPLICATE` because the first one was delivered,
+/// which makes a retry after a timeout safe when the id is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct RandomId(pub i64);
+
+impl RandomId {
+    /// A new random id (never 0, which some clients treat as "unset").
+    pub fn fresh() -> Self {
+        loop {
+            let id = fastrand::i64(..);
+            if id != 0 {
+                return RandomId(id);
+            }
+        }
+    }
 }
 
 /// The bot's answer to a button press (`messages.getBotCallbackAnswer`).
@@ -118,6 +147,21 @@ pub enum MessengerError {
     UserBlocked,
     #[error("the user's account is deleted")]
     UserDeactivated,
+    /// The text is longer than Telegram's `message_length_max` (4096 UTF-16 code units).
+    #[error("MESSAGE_TOO_LONG: the text is over 4096 UTF-16 code units")]
+    MessageTooLong,
+    /// The text is empty or only whitespace.
+    #[error("MESSAGE_EMPTY: the text is empty")]
+    MessageEmpty,
+    /// The message would carry more formatting entities than Telegram accepts (100).
+    #[error("ENTITIES_TOO_LONG: too many formatting entities")]
+    EntitiesTooLong,
+    /// Callback data over 64 bytes, or no such button (`DATA_INVALID`).
+    #[error("DATA_INVALID: no such callback button")]
+    DataInvalid,
+    /// A send with a `random_id` already used: the first send was delivered.
+    #[error("RANDOM_ID_DUPLICATE: a message with this random_id was already sent")]
+    RandomIdDuplicate,
     /// Telegram limits this account's messages to strangers.
     #[error("PEER_FLOOD: this account may not write to new users for now")]
     PeerFlood,
@@ -148,7 +192,16 @@ pub trait Messenger: Send + Sync + 'static {
     async fn next_event(&self) -> MessengerResult<Event>;
 
     /// Sends a text message, optionally as a reply. Returns the new message's id.
-    async fn send_message(&self, chat: ChatId, text: &str, reply_to: Option<MessageId>) -> MessengerResult<MessageId>;
+    /// `random_id` identifies this send to Telegram: reuse it when retrying the
+    /// same message, and a send that already went through is refused with
+    /// [`MessengerError::RandomIdDuplicate`] instead of being delivered twice.
+    async fn send_message(
+        &self,
+        chat: ChatId,
+        text: &str,
+        reply_to: Option<MessageId>,
+        random_id: RandomId,
+    ) -> MessengerResult<MessageId>;
 
     /// Presses an inline callback button on a message.
     async fn press_button(&self, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer>;

@@ -141,7 +141,7 @@ mod e2e {
     use tribute_assistant::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
     use tribute_assistant::telegram::mtproto_server::MtprotoServer;
     use tribute_assistant::telegram::sim::{SimConfig, SimOrder, SimWorld};
-    use tribute_assistant::telegram::{ChatId, EntityKind, Event, Messenger, MessengerError};
+    use tribute_assistant::telegram::{ChatId, EntityKind, Event, Messenger, MessengerError, RandomId};
     use tribute_assistant::tribute::ParserConfig;
 
     const SETTLE: Duration = Duration::from_secs(30);
@@ -263,6 +263,8 @@ mod e2e {
                 reply_template: DEFAULT_REPLY_TEMPLATE.to_owned(),
                 first_start_lookback: Duration::from_secs(3600),
                 resync_interval: Duration::from_secs(2),
+                resync_window: Duration::from_secs(900),
+                max_step_backoff: Duration::from_secs(60),
             };
             let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.tribute_chat() };
             let (stop, rx) = watch::channel(false);
@@ -366,7 +368,7 @@ mod e2e {
         assert_eq!(utf16::slice(&got.text, mention.offset, mention.length), Some(name));
 
         // The customer is only known from that mention: reachable through the message.
-        let sent = m.send_message(5550001, "Здравствуйте! Какой у вас ID?", None).await.expect("reaches the customer");
+        let sent = m.send_message(5550001, "Здравствуйте! Какой у вас ID?", None, RandomId::fresh()).await.expect("reaches the customer");
         let theirs = h.world.messages(5550001);
         assert!(theirs.iter().any(|x| x.id == sent && x.text.starts_with("Здравствуйте")), "{theirs:?}");
 
@@ -378,9 +380,9 @@ mod e2e {
                 break;
             }
         }
-        assert_eq!(m.send_message(5550002, "hello", None).await, Err(MessengerError::PrivacyRestricted));
+        assert_eq!(m.send_message(5550002, "hello", None, RandomId::fresh()).await, Err(MessengerError::PrivacyRestricted));
         // Unknown users stay unknown.
-        assert!(matches!(m.send_message(777_000_111, "x", None).await, Err(MessengerError::ChatNotFound(_))));
+        assert!(matches!(m.send_message(777_000_111, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(_))));
         m.close().await;
         session.close().await;
         h.shutdown().await;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use tribute_assistant::telegram::sim::{
     utf16_len, SimClient, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
 };
-use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError};
+use tribute_assistant::telegram::{
+    CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -55,7 +57,7 @@ async fn exchange_end_to_end_delivers_once() {
     assert!(!notification.outgoing);
     assert!(notification.text.starts_with("🆕 Custom Product Order\n\nCustomer: Anna\n"));
 
-    let reply = client.send_message(chat, "Premium month, payment #A-1", Some(order_id)).await.unwrap();
+    let reply = client.send_message(chat, "Premium month, payment #A-1", Some(order_id), RandomId::fresh()).await.unwrap();
     let follow_up = next_new(&client).await;
     assert_eq!(follow_up.reply_to, Some(reply));
     assert_eq!(follow_up.sender_id, Some(chat));
@@ -101,9 +103,9 @@ async fn message_ids_are_per_chat_and_sends_are_stored() {
     assert!(group < 0);
     assert_eq!(world.chat_title(group).as_deref(), Some("Moderators"));
 
-    assert_eq!(client.send_message(77, "hello", None).await, Ok(1));
-    assert_eq!(client.send_message(group, "case #1", None).await, Ok(1));
-    assert_eq!(client.send_message(77, "again", Some(1)).await, Ok(2));
+    assert_eq!(client.send_message(77, "hello", None, RandomId::fresh()).await, Ok(1));
+    assert_eq!(client.send_message(group, "case #1", None, RandomId::fresh()).await, Ok(1));
+    assert_eq!(client.send_message(77, "again", Some(1), RandomId::fresh()).await, Ok(2));
     assert_eq!(world.post_as_user(group, 55, "moderator here", Some(1)), 2);
     assert_eq!(world.post_order(&order(42, "Anna")), 1);
 
@@ -120,8 +122,8 @@ async fn message_ids_are_per_chat_and_sends_are_stored() {
     assert!(!moderator.outgoing);
     assert_eq!(next_new(&client).await.chat_id, world.tribute_chat());
 
-    assert_eq!(client.send_message(-5, "x", None).await, Err(MessengerError::ChatNotFound(-5)));
-    assert_eq!(client.send_message(31337, "x", None).await, Err(MessengerError::ChatNotFound(31337)));
+    assert_eq!(client.send_message(-5, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(-5)));
+    assert_eq!(client.send_message(31337, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(31337)));
     assert_eq!(client.history_since(-5, 0, 10).await, Err(MessengerError::ChatNotFound(-5)));
 }
 
@@ -132,7 +134,7 @@ async fn customer_writes_privately() {
     world.post_order(&order(42, "Anna"));
     next_new(&client).await;
     // Posting an order makes the customer a known user we can write to.
-    let ours = client.send_message(42, "Which account ID?", None).await.unwrap();
+    let ours = client.send_message(42, "Which account ID?", None, RandomId::fresh()).await.unwrap();
     let theirs = world.post_as_user(42, 42, "It is 98765", Some(ours));
     let m = next_new(&client).await;
     assert_eq!((m.chat_id, m.id, m.sender_id, m.reply_to), (42, theirs, Some(42), Some(ours)));
@@ -237,7 +239,7 @@ async fn disconnect_fails_calls_and_loses_live_events() {
 
     world.disconnect();
     assert!(!world.is_connected());
-    assert_eq!(client.send_message(chat, "x", Some(order_id)).await, Err(MessengerError::Disconnected));
+    assert_eq!(client.send_message(chat, "x", Some(order_id), RandomId::fresh()).await, Err(MessengerError::Disconnected));
     assert_eq!(client.press_button(chat, order_id, b"x").await, Err(MessengerError::Disconnected));
     assert_eq!(client.history_since(chat, 0, 10).await, Err(MessengerError::Disconnected));
     assert_eq!(client.get_messages(chat, &[1]).await, Err(MessengerError::Disconnected));
@@ -269,12 +271,12 @@ async fn flood_wait_fails_the_next_sends_without_sending() {
     world.add_user(5, "Eve", None);
     world.flood_wait_next_sends(2, Duration::from_secs(7));
     for _ in 0..2 {
-        let e = client.send_message(5, "hi", None).await.unwrap_err();
+        let e = client.send_message(5, "hi", None, RandomId::fresh()).await.unwrap_err();
         assert_eq!(e, MessengerError::FloodWait(Duration::from_secs(7)));
         assert!(e.is_transient());
     }
     assert!(world.messages(5).is_empty());
-    assert_eq!(client.send_message(5, "hi", None).await, Ok(1));
+    assert_eq!(client.send_message(5, "hi", None, RandomId::fresh()).await, Ok(1));
 }
 
 #[tokio::test]
@@ -283,9 +285,9 @@ async fn persistent_send_failures_per_chat() {
     let client = world.connect();
     world.add_user(5, "Eve", None);
     world.fail_sends_to(5, MessengerError::PrivacyRestricted);
-    assert_eq!(client.send_message(5, "hi", None).await, Err(MessengerError::PrivacyRestricted));
+    assert_eq!(client.send_message(5, "hi", None, RandomId::fresh()).await, Err(MessengerError::PrivacyRestricted));
     world.clear_send_failure(5);
-    assert_eq!(client.send_message(5, "hi", None).await, Ok(1));
+    assert_eq!(client.send_message(5, "hi", None, RandomId::fresh()).await, Ok(1));
 }
 
 #[tokio::test]
@@ -299,9 +301,9 @@ async fn button_never_comes_for_that_order_only() {
     next_new(&client).await;
     world.button_never_comes(silent);
 
-    client.send_message(chat, "answer", Some(silent)).await.unwrap();
+    client.send_message(chat, "answer", Some(silent), RandomId::fresh()).await.unwrap();
     assert_quiet(&client).await;
-    client.send_message(chat, "answer", Some(normal)).await.unwrap();
+    client.send_message(chat, "answer", Some(normal), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
     assert_eq!(f.buttons.len(), 2);
     assert_eq!(world.messages(chat).len(), 5);
@@ -315,7 +317,7 @@ async fn button_delay_posts_the_follow_up_later() {
     let order_id = world.post_order(&order(1, "A"));
     next_new(&client).await;
     world.button_delay(Duration::from_millis(200));
-    let reply = client.send_message(chat, "answer", Some(order_id)).await.unwrap();
+    let reply = client.send_message(chat, "answer", Some(order_id), RandomId::fresh()).await.unwrap();
     assert_eq!(world.messages(chat).len(), 2, "no follow-up yet");
     let f = next_new(&client).await;
     assert_eq!(f.reply_to, Some(reply));
@@ -329,7 +331,7 @@ async fn russian_send_button_text() {
     let chat = world.tribute_chat();
     let order_id = world.post_order(&order(1, "Ольга"));
     next_new(&client).await;
-    client.send_message(chat, "Готово", Some(order_id)).await.unwrap();
+    client.send_message(chat, "Готово", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
     assert!(f.text.contains("Press «Отправить»"));
     assert_eq!(f.buttons[0][0].text, "Отправить");
@@ -346,18 +348,18 @@ async fn replies_to_non_orders_are_not_understood() {
     let chat = world.tribute_chat();
     let donation = world.post_bot_text("💸 New donation: €3.00", vec![]);
     next_new(&client).await;
-    let reply = client.send_message(chat, "thanks", Some(donation)).await.unwrap();
+    let reply = client.send_message(chat, "thanks", Some(donation), RandomId::fresh()).await.unwrap();
     let answer = next_new(&client).await;
     assert_eq!((answer.text.as_str(), answer.reply_to), (NOT_UNDERSTOOD_TEXT, Some(reply)));
     assert!(answer.buttons.is_empty());
 
     // A reply to the bot's own "not understood" is not an order either.
-    client.send_message(chat, "?", Some(answer.id)).await.unwrap();
+    client.send_message(chat, "?", Some(answer.id), RandomId::fresh()).await.unwrap();
     assert_eq!(next_new(&client).await.text, NOT_UNDERSTOOD_TEXT);
     assert!(world.deliveries().is_empty());
 
     // Replying to a message that does not exist is an error, like Telegram.
-    assert_eq!(client.send_message(chat, "x", Some(999)).await, Err(MessengerError::MessageNotFound(chat, 999)));
+    assert_eq!(client.send_message(chat, "x", Some(999), RandomId::fresh()).await, Err(MessengerError::MessageNotFound(chat, 999)));
 }
 
 #[tokio::test]
@@ -367,12 +369,12 @@ async fn reply_to_a_delivered_order_is_already_completed() {
     let chat = world.tribute_chat();
     let order_id = world.post_order(&order(1, "A"));
     next_new(&client).await;
-    client.send_message(chat, "first", Some(order_id)).await.unwrap();
+    client.send_message(chat, "first", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
     client.press_button(chat, f.id, &f.buttons[0][0].data).await.unwrap();
     next_edit(&client).await;
 
-    client.send_message(chat, "second", Some(order_id)).await.unwrap();
+    client.send_message(chat, "second", Some(order_id), RandomId::fresh()).await.unwrap();
     let answer = next_new(&client).await;
     assert_eq!(answer.text, ALREADY_COMPLETED_TEXT);
     assert!(answer.buttons.is_empty());
@@ -386,9 +388,9 @@ async fn second_reply_replaces_the_keyboard() {
     let chat = world.tribute_chat();
     let order_id = world.post_order(&order(1, "A"));
     next_new(&client).await;
-    client.send_message(chat, "first", Some(order_id)).await.unwrap();
+    client.send_message(chat, "first", Some(order_id), RandomId::fresh()).await.unwrap();
     let old = next_new(&client).await;
-    client.send_message(chat, "second", Some(order_id)).await.unwrap();
+    client.send_message(chat, "second", Some(order_id), RandomId::fresh()).await.unwrap();
 
     let stripped = next_edit(&client).await;
     assert_eq!(stripped.id, old.id);
@@ -411,10 +413,10 @@ async fn unknown_callback_data_is_data_invalid() {
     let chat = world.tribute_chat();
     let order_id = world.post_order(&order(1, "A"));
     next_new(&client).await;
-    client.send_message(chat, "answer", Some(order_id)).await.unwrap();
+    client.send_message(chat, "answer", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
 
-    let invalid = Err(MessengerError::Other("DATA_INVALID".into()));
+    let invalid = Err(MessengerError::DataInvalid);
     assert_eq!(client.press_button(chat, f.id, format!("send:{order_id}:0").as_bytes()).await, invalid);
     assert_eq!(client.press_button(chat, order_id, b"anything").await, invalid);
     assert_eq!(client.press_button(chat, 999, b"x").await, Err(MessengerError::MessageNotFound(chat, 999)));
@@ -429,14 +431,14 @@ async fn edit_button_withdraws_the_answer() {
     let chat = world.tribute_chat();
     let order_id = world.post_order(&order(1, "A"));
     next_new(&client).await;
-    client.send_message(chat, "typo", Some(order_id)).await.unwrap();
+    client.send_message(chat, "typo", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
     let answer = client.press_button(chat, f.id, &f.buttons[1][0].data).await.unwrap();
     assert_eq!(answer.text, None);
     assert!(next_edit(&client).await.buttons.is_empty());
     assert_eq!(client.press_button(chat, f.id, &f.buttons[0][0].data).await, Err(MessengerError::ButtonNotFound(f.id)));
 
-    client.send_message(chat, "fixed", Some(order_id)).await.unwrap();
+    client.send_message(chat, "fixed", Some(order_id), RandomId::fresh()).await.unwrap();
     let g = next_new(&client).await;
     client.press_button(chat, g.id, &g.buttons[0][0].data).await.unwrap();
     assert_eq!(world.deliveries()[0].text, "fixed");
@@ -450,7 +452,7 @@ async fn many_orders_are_cheap() {
     let started = std::time::Instant::now();
     for i in 0..2000 {
         let order_id = world.post_order(&order(10_000 + i, "Bulk"));
-        let reply = client.send_message(chat, "ok", Some(order_id)).await.unwrap();
+        let reply = client.send_message(chat, "ok", Some(order_id), RandomId::fresh()).await.unwrap();
         let f = client.history_since(chat, reply, 1).await.unwrap().pop().unwrap();
         client.press_button(chat, f.id, &f.buttons[0][0].data).await.unwrap();
     }

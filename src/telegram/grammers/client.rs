@@ -38,7 +38,8 @@ use super::peers::{self, MentionMap};
 use super::rate_limit::{RateLimit, RateLimiter};
 use super::session::stored_self_id;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, UserId,
+    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
+    CALLBACK_DATA_MAX,
 };
 
 /// Telegram returns at most this many messages per history request.
@@ -455,10 +456,18 @@ impl Messenger for GrammersMessenger {
         }
     }
 
-    async fn send_message(&self, chat: ChatId, text: &str, reply_to: Option<MessageId>) -> MessengerResult<MessageId> {
+    async fn send_message(
+        &self,
+        chat: ChatId,
+        text: &str,
+        reply_to: Option<MessageId>,
+        random_id: RandomId,
+    ) -> MessengerResult<MessageId> {
         let peer = self.input_peer(chat).await?;
         self.inner.limiter.acquire().await;
-        let random_id = fastrand::i64(..);
+        // Ours, not grammers': a retry with the same id is refused by Telegram
+        // (RANDOM_ID_DUPLICATE) instead of delivering the message twice.
+        let RandomId(random_id) = random_id;
         let request = tl::functions::messages::SendMessage {
             no_webpage: true,
             silent: false,
@@ -492,6 +501,10 @@ impl Messenger for GrammersMessenger {
     }
 
     async fn press_button(&self, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer> {
+        if data.len() > CALLBACK_DATA_MAX {
+            // No button can carry it; Telegram would answer DATA_INVALID.
+            return Err(MessengerError::DataInvalid);
+        }
         let peer = self.input_peer(chat).await?;
         self.inner.limiter.acquire().await;
         let request = tl::functions::messages::GetBotCallbackAnswer {
@@ -563,8 +576,11 @@ struct PumpFilter {
 
 impl PumpFilter {
     fn wants(&self, ev: &Event) -> bool {
-        let (Event::NewMessage(m) | Event::MessageEdited(m)) = ev;
-        m.chat_id == self.tribute_chat || m.chat_id > 0 || self.group_chats.contains(&m.chat_id)
+        let chat = match ev {
+            Event::NewMessage(m) | Event::MessageEdited(m) => m.chat_id,
+            Event::MessagesDeleted { chat, .. } => *chat,
+        };
+        chat == self.tribute_chat || chat > 0 || self.group_chats.contains(&chat)
     }
 }
 
@@ -590,8 +606,9 @@ async fn pump_updates(
                 outage = false;
                 let item = match convert_update(&update, filter.self_id) {
                     Some(ev) if filter.wants(&ev) => {
-                        let (Event::NewMessage(m) | Event::MessageEdited(m)) = &ev;
-                        mentions.lock().expect("mentions lock").note_message(filter.tribute_chat, m);
+                        if let Event::NewMessage(m) | Event::MessageEdited(m) = &ev {
+                            mentions.lock().expect("mentions lock").note_message(filter.tribute_chat, m);
+                        }
                         Item::Event(ev, state)
                     }
                     _ => Item::Skipped(state),

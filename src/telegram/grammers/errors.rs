@@ -55,9 +55,18 @@ pub fn map_rpc_error(e: &RpcError, op: Op) -> MessengerError {
         | "CHAT_RESTRICTED"
         | "USER_BANNED_IN_CHANNEL" => MessengerError::ChatNotFound(chat),
         "BOT_RESPONSE_TIMEOUT" => MessengerError::Timeout,
+        "MESSAGE_TOO_LONG" => MessengerError::MessageTooLong,
+        "MESSAGE_EMPTY" => MessengerError::MessageEmpty,
+        "ENTITIES_TOO_LONG" => MessengerError::EntitiesTooLong,
+        "RANDOM_ID_DUPLICATE" => MessengerError::RandomIdDuplicate,
+        // On a press Telegram cannot tell "never existed" from "removed by
+        // the bot": for data that fits a button (the adapter refuses longer
+        // data itself) it means the keyboard is gone, which the workflow
+        // reads as "our earlier press removed it".
         "DATA_INVALID" | "REPLY_MESSAGE_ID_INVALID" | "MESSAGE_ID_INVALID" => match op {
             Op::Press { message, .. } => MessengerError::ButtonNotFound(message),
             Op::Send { chat, reply_to: Some(r) } => MessengerError::MessageNotFound(chat, r),
+            _ if name == "DATA_INVALID" => MessengerError::DataInvalid,
             _ => MessengerError::Other(format!("{name} ({})", e.code)),
         },
         // -503 "Timeout" and 500s are Telegram's own trouble: worth retrying.
@@ -121,6 +130,18 @@ mod tests {
         assert_eq!(map_error(&rpc(400, "PEER_ID_INVALID"), SEND), MessengerError::ChatNotFound(5550001));
         for e in ["PEER_FLOOD", "USER_PRIVACY_RESTRICTED", "USER_IS_BLOCKED", "PEER_ID_INVALID"] {
             assert!(!map_error(&rpc(400, e), SEND).is_transient(), "{e} must not be retried blindly");
+        }
+    }
+
+    #[test]
+    fn refusals_of_the_message_itself_are_final() {
+        assert_eq!(map_error(&rpc(400, "MESSAGE_TOO_LONG"), SEND), MessengerError::MessageTooLong);
+        assert_eq!(map_error(&rpc(400, "MESSAGE_EMPTY"), SEND), MessengerError::MessageEmpty);
+        assert_eq!(map_error(&rpc(400, "ENTITIES_TOO_LONG"), SEND), MessengerError::EntitiesTooLong);
+        assert_eq!(map_error(&rpc(400, "RANDOM_ID_DUPLICATE"), SEND), MessengerError::RandomIdDuplicate);
+        assert_eq!(map_error(&rpc(400, "DATA_INVALID"), Op::Other), MessengerError::DataInvalid);
+        for e in ["MESSAGE_TOO_LONG", "MESSAGE_EMPTY", "ENTITIES_TOO_LONG", "RANDOM_ID_DUPLICATE"] {
+            assert!(!map_error(&rpc(400, e), SEND).is_transient(), "{e} must not be retried");
         }
     }
 

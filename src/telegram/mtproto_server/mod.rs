@@ -25,7 +25,9 @@
 //! - `MessengerError`s become Telegram errors (FLOOD_WAIT_X 420,
 //!   USER_PRIVACY_RESTRICTED, PEER_FLOOD, USER_IS_BLOCKED,
 //!   INPUT_USER_DEACTIVATED, DATA_INVALID, MESSAGE_ID_INVALID,
-//!   PEER_ID_INVALID). While the sim's link is down (`world.disconnect()`),
+//!   PEER_ID_INVALID, MESSAGE_TOO_LONG, MESSAGE_EMPTY, ENTITIES_TOO_LONG,
+//!   RANDOM_ID_DUPLICATE). The client's `random_id` reaches the sim, so the
+//!   sim's duplicate rule holds over MTProto too. While the sim's link is down (`world.disconnect()`),
 //!   connections are dropped and requests go unanswered.
 //!
 //! How the world maps to Telegram objects is described in [`convert`].
@@ -356,6 +358,9 @@ async fn pump(shared: Arc<Shared>) {
         match shared.client.next_event().await {
             Ok(Event::NewMessage(m)) => shared.record(m, false).await,
             Ok(Event::MessageEdited(m)) => shared.record(m, true).await,
+            // Deletions are not served as updates (no updateDeleteMessages yet);
+            // history and getMessages simply no longer return the messages.
+            Ok(Event::MessagesDeleted { .. }) => {}
             Err(MessengerError::Closed) => {
                 tracing::warn!("MTProto test server: the sim client was replaced or closed; no more updates");
                 return;

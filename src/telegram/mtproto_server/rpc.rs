@@ -9,7 +9,9 @@ use tokio::sync::OwnedMutexGuard;
 use super::convert::{channel_id, chat_of_channel};
 use super::updates::{to_update, UpdateLog};
 use super::Shared;
-use crate::telegram::{ChatId, EntityKind, Message, MessageId, Messenger, MessengerError, UserId};
+use crate::telegram::{
+    ChatId, EntityKind, Message, MessageId, Messenger, MessengerError, RandomId, UserId, ENTITIES_MAX,
+};
 
 /// What the connection sends back for a request.
 pub(crate) enum Reply {
@@ -63,6 +65,11 @@ impl From<MessengerError> for Fail {
             MessengerError::UserBlocked => Fail::bad("USER_IS_BLOCKED"),
             MessengerError::UserDeactivated => Fail::bad("INPUT_USER_DEACTIVATED"),
             MessengerError::PeerFlood => Fail::bad("PEER_FLOOD"),
+            MessengerError::MessageTooLong => Fail::bad("MESSAGE_TOO_LONG"),
+            MessengerError::MessageEmpty => Fail::bad("MESSAGE_EMPTY"),
+            MessengerError::EntitiesTooLong => Fail::bad("ENTITIES_TOO_LONG"),
+            MessengerError::DataInvalid => Fail::bad("DATA_INVALID"),
+            MessengerError::RandomIdDuplicate => Fail::bad("RANDOM_ID_DUPLICATE"),
             MessengerError::Closed => Fail::Rpc(500, "INTERNAL".into()),
             MessengerError::Other(s) => {
                 if !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
@@ -503,8 +510,13 @@ async fn send_message(shared: &Arc<Shared>, body: &[u8], hold: &mut Option<Owned
     };
     // Hold the log across the send: the bot's instant follow-up must get a
     // later pts than our own message.
+    // Explicit entities count against the same limit as the ones the sim
+    // finds in the text itself.
+    if req.entities.as_ref().is_some_and(|e| e.len() > ENTITIES_MAX) {
+        return Err(Fail::bad("ENTITIES_TOO_LONG"));
+    }
     let mut log = shared.log.clone().lock_owned().await;
-    let id = shared.client.send_message(chat, &req.message, reply_to).await?;
+    let id = shared.client.send_message(chat, &req.message, reply_to, RandomId(req.random_id)).await?;
     let message =
         shared.client.get_messages(chat, &[id]).await?.pop().ok_or_else(|| Fail::Rpc(500, "INTERNAL".into()))?;
     let view = &shared.view;
@@ -737,6 +749,11 @@ mod tests {
         assert_eq!(name(MessengerError::FloodWait(std::time::Duration::from_millis(1500))), "420 FLOOD_WAIT_2");
         assert_eq!(name(MessengerError::PrivacyRestricted), "400 USER_PRIVACY_RESTRICTED");
         assert_eq!(name(MessengerError::PeerFlood), "400 PEER_FLOOD");
+        assert_eq!(name(MessengerError::MessageTooLong), "400 MESSAGE_TOO_LONG");
+        assert_eq!(name(MessengerError::MessageEmpty), "400 MESSAGE_EMPTY");
+        assert_eq!(name(MessengerError::EntitiesTooLong), "400 ENTITIES_TOO_LONG");
+        assert_eq!(name(MessengerError::DataInvalid), "400 DATA_INVALID");
+        assert_eq!(name(MessengerError::RandomIdDuplicate), "400 RANDOM_ID_DUPLICATE");
         assert_eq!(name(MessengerError::UserBlocked), "400 USER_IS_BLOCKED");
         assert_eq!(name(MessengerError::UserDeactivated), "400 INPUT_USER_DEACTIVATED");
         assert_eq!(name(MessengerError::ChatNotFound(5)), "400 PEER_ID_INVALID");

@@ -1,18 +1,23 @@
 //! [`SimClient`]: our account's session in the simulated Telegram, the
-//! [`Messenger`] the daemon talks to. Every call takes the world lock once;
-//! nothing sleeps, so the simulator keeps up with thousands of orders a
-//! second.
+//! [`Messenger`] the daemon talks to. Every call takes the world lock once
+//! and decides everything there (see [`super::calls`]); nothing sleeps
+//! except what the fault plan or a test asks for (a late bot, a link that
+//! is down for a while), and those sleeps are on tokio time, so paused-time
+//! tests and the `simulate` command run them instantly.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::state::NewMessage;
+use super::state::LinkState;
 use super::tribute_bot;
 use super::world::SimWorld;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, UserId,
+    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
 };
+
+/// How long an update held back by the reorder fault waits for a later
+/// one to overtake it before it is let through anyway.
+const HELD_FOR: Duration = Duration::from_millis(500);
 
 /// A connected client for our account. Clones share one event stream.
 #[derive(Clone)]
@@ -24,25 +29,16 @@ struct ClientInner {
     world: SimWorld,
     /// Which `connect()` this client came from; a later one closes it.
     generation: u64,
-    events: tokio::sync::Mutex<UnboundedReceiver<Event>>,
 }
 
 impl SimClient {
-    pub(super) fn new(world: SimWorld, generation: u64, events: UnboundedReceiver<Event>) -> Self {
-        SimClient { inner: Arc::new(ClientInner { world, generation, events: tokio::sync::Mutex::new(events) }) }
+    pub(super) fn new(world: SimWorld, generation: u64) -> Self {
+        SimClient { inner: Arc::new(ClientInner { world, generation }) }
     }
 
     /// The world this client lives in.
     pub fn world(&self) -> &SimWorld {
         &self.inner.world
-    }
-
-    fn check_connected(&self) -> MessengerResult<()> {
-        if self.world().lock().connected {
-            Ok(())
-        } else {
-            Err(MessengerError::Disconnected)
-        }
     }
 }
 
@@ -58,32 +54,43 @@ impl Messenger for SimClient {
         self.world().config().self_id
     }
 
+    /// Events queued before a disconnect wait for the link to come back;
+    /// events while it is down are lost (history keeps them).
     async fn next_event(&self) -> MessengerResult<Event> {
         let mine = self.inner.generation;
-        let mut link = self.world().watch_link();
-        let mut events = self.inner.events.lock().await;
+        let wake = self.world().lock().stream.wake.clone();
         loop {
-            let now = *link.borrow_and_update();
-            if now.generation != mine {
-                return Err(MessengerError::Closed);
-            }
-            if !now.connected {
-                // Events queued before the drop wait for the reconnect.
-                if link.changed().await.is_err() {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut st = self.world().lock();
+                if st.link.generation != mine {
                     return Err(MessengerError::Closed);
                 }
-                continue;
-            }
-            tokio::select! {
-                event = events.recv() => {
-                    return match event {
-                        Some(event) if link.borrow().generation == mine => Ok(event),
-                        _ => Err(MessengerError::Closed),
-                    };
+                match st.link_state() {
+                    LinkState::Down => None,
+                    LinkState::DownFor(left) => Some(left),
+                    LinkState::Up => {
+                        if let Some(event) = st.stream.pop() {
+                            return Ok(event);
+                        }
+                        st.stream.has_held().then_some(HELD_FOR)
+                    }
                 }
-                changed = link.changed() => {
-                    if changed.is_err() {
-                        return Err(MessengerError::Closed);
+            };
+            match wait {
+                None => notified.await,
+                Some(wait) => {
+                    tokio::select! {
+                        () = &mut notified => {}
+                        () = tokio::time::sleep(wait) => {
+                            let mut st = self.world().lock();
+                            if st.link_up() {
+                                let st = &mut *st;
+                                st.stream.release_held(&mut st.dice);
+                            }
+                        }
                     }
                 }
             }
@@ -92,69 +99,39 @@ impl Messenger for SimClient {
 
     /// Our own sent messages do not come back as events (Telegram answers
     /// the request itself); the returned id is the handle.
-    async fn send_message(&self, chat: ChatId, text: &str, reply_to: Option<MessageId>) -> MessengerResult<MessageId> {
+    async fn send_message(
+        &self,
+        chat: ChatId,
+        text: &str,
+        reply_to: Option<MessageId>,
+        random_id: RandomId,
+    ) -> MessengerResult<MessageId> {
         let world = self.world();
-        let cfg = world.config();
-        let (id, delay) = {
-            let mut st = world.lock();
-            if !st.connected {
-                return Err(MessengerError::Disconnected);
-            }
-            if st.faults.flood_sends_left > 0 {
-                st.faults.flood_sends_left -= 1;
-                return Err(MessengerError::FloodWait(st.faults.flood_wait));
-            }
-            st.chat(chat)?;
-            if let Some(error) = st.faults.send_failures.get(&chat) {
-                return Err(error.clone());
-            }
-            if let Some(r) = reply_to {
-                st.message(chat, r)?;
-            }
-            let msg = NewMessage {
-                sender_id: Some(cfg.self_id),
-                outgoing: true,
-                text: text.to_owned(),
-                entities: vec![],
-                reply_to,
-                buttons: vec![],
-            };
-            let id = st.append(chat, msg, false);
-            let delay = st.faults.button_delay;
-            if chat == cfg.tribute_bot_id && delay.is_zero() {
-                tribute_bot::answer(&mut st, cfg, id);
-            }
-            (id, (chat == cfg.tribute_bot_id && !delay.is_zero()).then_some(delay))
-        };
-        if let Some(delay) = delay {
+        let sent = world.lock().send(world.config(), chat, text, reply_to, random_id)?;
+        if let Some((delay, ours)) = sent.late_followup {
             let world = world.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let mut st = world.lock();
-                tribute_bot::answer(&mut st, world.config(), id);
+                tribute_bot::answer(&mut st, world.config(), ours);
             });
         }
-        Ok(id)
+        sent.answer
     }
 
     async fn press_button(&self, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer> {
         let world = self.world();
-        let mut st = world.lock();
-        if !st.connected {
-            return Err(MessengerError::Disconnected);
-        }
-        tribute_bot::press(&mut st, world.config(), chat, message, data)
+        let answer = world.lock().press(world.config(), chat, message, data);
+        answer
     }
 
     async fn history_since(&self, chat: ChatId, after: MessageId, limit: usize) -> MessengerResult<Vec<Message>> {
-        self.check_connected()?;
-        Ok(self.world().lock().chat(chat)?.since(after, limit).to_vec())
+        let messages = self.world().lock().history(chat, after, limit);
+        messages
     }
 
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
-        self.check_connected()?;
-        let st = self.world().lock();
-        let c = st.chat(chat)?;
-        Ok(ids.iter().filter_map(|&id| c.get(id).cloned()).collect())
+        let messages = self.world().lock().get_messages(chat, ids);
+        messages
     }
 }

@@ -1,9 +1,13 @@
-//! Read-only views of the simulated world for servers that expose it over
-//! another protocol (the MTProto test server): who the users are and which
-//! chats exist. Nothing here changes the world.
+//! Read-only views of the simulated world: for servers that expose it over
+//! another protocol (the MTProto test server: who the users are, which
+//! chats exist) and for checkers that assert a run broke no rule (what was
+//! refused and why, which faults were injected, the longest text accepted).
+//! Nothing here changes the world.
+
+use std::collections::BTreeMap;
 
 use super::world::SimWorld;
-use crate::telegram::{ChatId, UserId};
+use crate::telegram::{ChatId, MessageId, RandomId, UserId};
 
 /// What the world knows about a Telegram user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,5 +54,42 @@ impl SimWorld {
     pub fn chats(&self) -> Vec<SimChatInfo> {
         let st = self.lock();
         st.chats.iter().map(|(&id, c)| SimChatInfo { id, title: c.title.clone(), len: c.messages.len() }).collect()
+    }
+}
+
+impl SimWorld {
+    /// Sends the world refused, by Telegram's error name (`MESSAGE_TOO_LONG`,
+    /// `PEER_FLOOD`, `FLOOD_WAIT`, `RANDOM_ID_DUPLICATE`, `DISCONNECTED`…).
+    /// Nothing was stored for any of them.
+    pub fn refused_sends(&self) -> BTreeMap<String, u64> {
+        self.lock().tally.refused_sends.clone()
+    }
+
+    /// Button presses the world refused, by Telegram's error name
+    /// (`DATA_INVALID`, `BUTTON_GONE` for a removed keyboard, `FLOOD_WAIT`…).
+    pub fn refused_presses(&self) -> BTreeMap<String, u64> {
+        self.lock().tally.refused_presses.clone()
+    }
+
+    /// The longest text the world ever accepted from us, in UTF-16 code
+    /// units; never more than [`crate::telegram::MESSAGE_LENGTH_MAX`].
+    pub fn max_text_accepted_utf16(&self) -> usize {
+        self.lock().tally.max_text_utf16
+    }
+
+    /// Faults the plan injected, by name (see [`super::Fault::as_str`]).
+    pub fn faults_injected(&self) -> BTreeMap<String, u64> {
+        self.lock().dice.injected().clone()
+    }
+
+    /// The injected faults in order, `"name detail"` each (the first
+    /// 10,000): two runs with the same seed and calls log the same lines.
+    pub fn fault_log(&self) -> Vec<String> {
+        self.lock().dice.log().to_vec()
+    }
+
+    /// The message a send with this `random_id` created, if one did.
+    pub fn message_for_random_id(&self, random_id: RandomId) -> Option<(ChatId, MessageId)> {
+        self.lock().random_ids.get(&random_id).copied()
     }
 }

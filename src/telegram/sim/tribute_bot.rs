@@ -12,8 +12,11 @@
 //! - a reply to a delivered order gets [`ALREADY_COMPLETED_TEXT`];
 //! - anything else we write to the bot gets [`NOT_UNDERSTOOD_TEXT`].
 //!
-//! Callback data is opaque and random per follow-up, so the daemon has to
-//! read it from the message it received instead of constructing it.
+//! Callback data is opaque and random per follow-up (drawn from the
+//! world's seeded generator), so the daemon has to read it from the message
+//! it received instead of constructing it. Data the bot never issued is
+//! refused with `DATA_INVALID`; data of a keyboard the bot removed with
+//! [`ButtonNotFound`](crate::telegram::MessengerError::ButtonNotFound).
 
 use std::collections::HashMap;
 
@@ -67,6 +70,10 @@ pub(super) fn post_order(st: &mut State, cfg: &SimConfig, order: &SimOrder) -> M
         // The customer is a real Telegram user we can write to.
         st.add_user(order.customer_id, &order.customer_name, None);
     }
+    if let Some(user) = st.users.get_mut(&order.customer_id) {
+        // Whether they blocked us or hide behind privacy is the fault plan's choice.
+        user.customer = true;
+    }
     let (text, entities) = order.render_notification();
     let id = st.append(cfg.tribute_bot_id, bot_message(cfg, text, entities, None, vec![]), true);
     st.bot
@@ -96,7 +103,8 @@ pub(super) fn answer(st: &mut State, cfg: &SimConfig, our_message: MessageId) {
     if let Some(old) = record.live_followup {
         st.edit(chat, old, None, vec![]);
     }
-    let nonce = fastrand::u64(..);
+    // From the world's seeded generator, so a run replays exactly.
+    let nonce = st.dice.u64();
     let send_data = format!("send:{order_id}:{nonce:016x}").into_bytes();
     let edit_data = format!("edit:{order_id}:{nonce:016x}").into_bytes();
     let text = format!(
@@ -125,7 +133,7 @@ pub(super) fn press(
     let on_message = st.message(chat, message)?.all_buttons().any(|b| b.data == data);
     let followup = if chat == cfg.tribute_bot_id { st.bot.followups.get(&message) } else { None };
     let Some(f) = followup.filter(|f| f.send_data == data || f.edit_data == data) else {
-        return Err(MessengerError::Other("DATA_INVALID".into()));
+        return Err(MessengerError::DataInvalid);
     };
     if !on_message {
         return Err(MessengerError::ButtonNotFound(message));

@@ -5,9 +5,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-
 use super::client::SimClient;
+use super::faults::{Dice, FaultPlan};
 use super::order::{Delivery, SimOrder};
 use super::state::{NewMessage, State};
 use super::tribute_bot::{self, bot_message};
@@ -24,31 +23,19 @@ pub struct SimWorld {
 struct Inner {
     config: SimConfig,
     state: Mutex<State>,
-    /// The client's view of its link, so a waiting `next_event` wakes on
-    /// reconnect or replacement without polling. Written under the state
-    /// lock, so it never disagrees with `State` for long.
-    link: watch::Sender<Link>,
-}
-
-/// Connection status as a client sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Link {
-    /// False while the `disconnect()` fault is active.
-    pub connected: bool,
-    /// Bumped by every [`SimWorld::connect`] and [`SimWorld::close_client`];
-    /// a client from an older generation is closed.
-    pub generation: u64,
 }
 
 impl SimWorld {
-    /// A world with our account, the Tribute bot and its private chat.
+    /// A world with our account, the Tribute bot and its private chat,
+    /// under the config's fault plan.
     pub fn new(config: SimConfig) -> Self {
-        let mut state = State::new();
+        let mut state = State::new(config.fault_plan.clone(), config.update_buffer);
         state.add_user(config.tribute_bot_id, "Tribute", Some("tribute"));
-        let (link, _) = watch::channel(Link { connected: true, generation: 0 });
-        SimWorld { inner: Arc::new(Inner { config, state: Mutex::new(state), link }) }
+        SimWorld { inner: Arc::new(Inner { config, state: Mutex::new(state) }) }
     }
 
+    /// The configuration the world was created with (the fault plan in
+    /// force may since have been replaced, see [`fault_plan`](Self::fault_plan)).
     pub fn config(&self) -> &SimConfig {
         &self.inner.config
     }
@@ -59,31 +46,40 @@ impl SimWorld {
     /// Only events from now on are delivered: there is no catch-up, so a
     /// restarted daemon must re-read history.
     pub fn connect(&self) -> SimClient {
-        let (tx, rx) = mpsc::unbounded_channel();
         let generation = {
             let mut st = self.lock();
-            st.events = Some(tx);
-            self.next_generation()
+            st.link.generation += 1;
+            st.stream.open();
+            st.link.generation
         };
-        SimClient::new(self.clone(), generation, rx)
+        SimClient::new(self.clone(), generation)
     }
 
     /// Shuts the current client's event stream down (`next_event` returns
     /// `Err(Closed)`), e.g. to stop a daemon loop at the end of a demo.
     pub fn close_client(&self) {
         let mut st = self.lock();
-        st.events = None;
-        self.next_generation();
+        st.link.generation += 1;
+        st.stream.close();
     }
 
-    /// Call with the state lock held.
-    fn next_generation(&self) -> u64 {
-        let mut generation = 0;
-        self.inner.link.send_modify(|link| {
-            link.generation += 1;
-            generation = link.generation;
-        });
-        generation
+    /// Installs a fault plan: its seed restarts the world's generator (the
+    /// bot's nonces included) and the count of injected faults starts
+    /// afresh. `FaultPlan::none()` turns faults off.
+    pub fn set_fault_plan(&self, plan: FaultPlan) {
+        self.lock().dice = Dice::new(plan);
+    }
+
+    /// The fault plan in force.
+    pub fn fault_plan(&self) -> FaultPlan {
+        self.lock().dice.plan.clone()
+    }
+
+    /// Limits the live update buffer: with more than `capacity` events
+    /// waiting unread, new ones are dropped (counted as `update_overflow`).
+    /// `None` removes the limit.
+    pub fn set_update_buffer(&self, capacity: Option<usize>) {
+        self.lock().stream.capacity = capacity;
     }
 
     /// The private chat with the Tribute bot (its id is the bot's user id).
@@ -100,7 +96,7 @@ impl SimWorld {
     /// A group our account is a member of (e.g. the moderator chat).
     /// Its id is negative and never collides with a user id.
     pub fn create_group(&self, title: &str) -> ChatId {
-        self.lock().add_group(title)
+        self.lock().add_group(title, false)
     }
 
     /// The title of a group, `None` for private or unknown chats.
@@ -144,10 +140,10 @@ impl SimWorld {
         st.append(chat, msg, true)
     }
 
-    /// The full current history of a chat as our account sees it (empty
-    /// for an unknown chat).
+    /// The full current history of a chat as our account sees it, without
+    /// deleted messages (empty for an unknown chat).
     pub fn messages(&self, chat: ChatId) -> Vec<Message> {
-        self.lock().chats.get(&chat).map(|c| c.messages.clone()).unwrap_or_default()
+        self.lock().chats.get(&chat).map(|c| c.current()).unwrap_or_default()
     }
 
     /// What the Tribute bot actually delivered to customers, in order.
@@ -168,20 +164,22 @@ impl SimWorld {
     /// stream; history keeps them.
     pub fn disconnect(&self) {
         let mut st = self.lock();
-        st.connected = false;
-        self.inner.link.send_modify(|link| link.connected = false);
+        st.link.connected = false;
+        st.stream.wake.notify_waiters();
     }
 
-    /// Ends [`disconnect`](Self::disconnect); the live stream resumes with
-    /// new events only.
+    /// Ends [`disconnect`](Self::disconnect) (and a disconnect fault); the
+    /// live stream resumes with new events only.
     pub fn reconnect(&self) {
         let mut st = self.lock();
-        st.connected = true;
-        self.inner.link.send_modify(|link| link.connected = true);
+        st.link.connected = true;
+        st.link.down_until = None;
+        st.stream.wake.notify_waiters();
     }
 
+    /// False while disconnected, by [`disconnect`](Self::disconnect) or by a fault.
     pub fn is_connected(&self) -> bool {
-        self.lock().connected
+        self.lock().link_up()
     }
 
     /// The next `n` `send_message` calls fail with `FloodWait(wait)`
@@ -220,9 +218,6 @@ impl SimWorld {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn watch_link(&self) -> watch::Receiver<Link> {
-        self.inner.link.subscribe()
-    }
 }
 
 impl std::fmt::Debug for SimWorld {
@@ -231,7 +226,8 @@ impl std::fmt::Debug for SimWorld {
         f.debug_struct("SimWorld")
             .field("config", &self.inner.config)
             .field("chats", &st.chats.len())
-            .field("connected", &st.connected)
+            .field("connected", &st.link_up())
+            .field("fault_plan", &st.dice.plan)
             .finish()
     }
 }
