@@ -71,6 +71,13 @@ pub struct ContactSection {
     /// Never more messages than this to one customer per UTC day.
     #[serde(default = "default_max_messages")]
     pub max_messages_per_day: u32,
+    /// Questions per customer per minute that reach the agent or the
+    /// moderator; the rest are stored without an answer.
+    #[serde(default = "default_questions_per_minute")]
+    pub questions_per_minute: u32,
+    /// Agent answers per customer per UTC day; past that a person answers.
+    #[serde(default = "default_agent_turns_per_day")]
+    pub agent_turns_per_day: u32,
     /// Directory with `contact/*.ru.md` / `*.en.md` templates (built-in texts otherwise).
     pub prompts_dir: Option<PathBuf>,
     /// `ru` or `en`: for customers whose name and messages are not clearly English.
@@ -124,6 +131,10 @@ impl ContactSection {
             reminder_after: Duration::from_secs(self.reminder_after_secs),
             escalate_after: Duration::from_secs(self.escalate_after_secs),
             max_messages_per_day: self.max_messages_per_day,
+            question_limits: crate::contact::QuestionLimits {
+                per_minute: self.questions_per_minute.max(1),
+                per_day: self.agent_turns_per_day,
+            },
             prompts_dir: self.prompts_dir.clone(),
             default_language,
             ..crate::contact::ContactConfig::default()
@@ -154,6 +165,10 @@ pub struct TelegramSection {
     /// How often the Tribute chat is re-read in case an update was missed.
     #[serde(default = "default_resync")]
     pub resync_secs: u64,
+    /// How far back each re-read goes (by message date), so a message lost
+    /// below the newest stored one is still found.
+    #[serde(default = "default_resync_window")]
+    pub resync_window_secs: u64,
     /// Reply to the Tribute message; {product}, {account_id}, {order_ref}, {price}.
     pub reply_template: Option<String>,
     /// The application's api_id from my.telegram.org (or TRIBUTE_ASSISTANT_API_ID).
@@ -186,6 +201,7 @@ impl Default for TelegramSection {
             max_flood_sleep_secs: default_flood_sleep(),
             first_start_lookback_hours: default_lookback(),
             resync_secs: default_resync(),
+            resync_window_secs: default_resync_window(),
             reply_template: None,
             api_id: None,
             api_hash_file: None,
@@ -270,6 +286,15 @@ fn default_lookback() -> u64 {
 }
 fn default_resync() -> u64 {
     60
+}
+fn default_questions_per_minute() -> u32 {
+    crate::contact::QuestionLimits::default().per_minute
+}
+fn default_agent_turns_per_day() -> u32 {
+    crate::contact::QuestionLimits::default().per_day
+}
+fn default_resync_window() -> u64 {
+    15 * 60
 }
 fn default_rate_per_minute() -> f64 {
     crate::telegram::grammers::RateLimit::default().per_minute
@@ -458,6 +483,8 @@ impl Config {
             reply_template: t.reply_template.clone().unwrap_or_else(|| DEFAULT_REPLY_TEMPLATE.to_owned()),
             first_start_lookback: Duration::from_secs(t.first_start_lookback_hours * 3600),
             resync_interval: Duration::from_secs(t.resync_secs.max(1)),
+            resync_window: Duration::from_secs(t.resync_window_secs),
+            max_step_backoff: Duration::from_secs(600),
         }
     }
 

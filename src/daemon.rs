@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backend::BackendClient;
-use crate::contact::{Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
+use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
-use crate::store::{now_ms, MessageKind, Recorded, Store};
+use crate::store::{now_ms, MessageKind, Recorded, Store, StoreError};
 use crate::telegram::{Event, Message, Messenger, MessengerError};
 
 /// How many history messages to ask for per call when catching up.
@@ -30,7 +30,6 @@ pub struct Daemon {
     workflow: WorkflowConfig,
     ingest: IngestConfig,
     processor: Arc<OrderProcessor>,
-    follow_ups: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
     /// Customer contact and the moderator chat, when enabled.
     contact: Option<ContactSetup>,
@@ -80,18 +79,16 @@ impl Daemon {
         shutdown: watch::Receiver<bool>,
         checkpoint: Option<CheckpointHook>,
     ) -> Self {
-        let follow_ups = Arc::new(Notify::new());
         let processor = Arc::new(OrderProcessor::new(
             store.clone(),
             messenger.clone(),
             backend,
             workflow.clone(),
             ingest.clone(),
-            follow_ups.clone(),
             shutdown.clone(),
             checkpoint,
         ));
-        Self { store, messenger, workflow, ingest, processor, follow_ups, shutdown, contact: None }
+        Self { store, messenger, workflow, ingest, processor, shutdown, contact: None }
     }
 
     /// Talks to customers whose order needs their account ID and serves the
@@ -105,16 +102,24 @@ impl Daemon {
 
     /// Runs until shutdown, the messenger closes, or a checkpoint hook stops it
     /// (returned as an error, like a crash).
+    ///
+    /// The store is the queue: the event loop only stores what arrives and
+    /// sends a wake-up hint; the order worker takes due orders from the
+    /// store (so a lost hint costs a delay, never an order); the re-read
+    /// task reads the Tribute chat history again on a timer in its own
+    /// task, so a slow history call never stops the event loop from
+    /// draining Telegram's update buffer.
     pub async fn run(self) -> anyhow::Result<Exit> {
-        let (queue_tx, queue_rx) = mpsc::unbounded_channel::<i64>();
-        self.catch_up(&queue_tx).await.context("Failed to catch up on the Tribute chat history")?;
-        let unfinished = self.store.unfinished_orders().await?;
-        if !unfinished.is_empty() {
-            info!(count = unfinished.len(), "resuming unfinished orders");
-        }
-        for id in unfinished {
-            let _ = queue_tx.send(id);
-        }
+        let (hint_tx, hint_rx) = mpsc::unbounded_channel::<i64>();
+        let resync = Resync {
+            store: self.store.clone(),
+            messenger: self.messenger.clone(),
+            workflow: self.workflow.clone(),
+            ingest: self.ingest.clone(),
+            hints: hint_tx.clone(),
+            now: Arc::new(Notify::new()),
+        };
+        resync.catch_up().await.context("Failed to catch up on the Tribute chat history")?;
         let contact_tx = match &self.contact {
             Some(setup) => {
                 let contact = Arc::new(Contact::new(
@@ -122,8 +127,12 @@ impl Daemon {
                     self.messenger.clone(),
                     setup.contact.clone(),
                     self.ingest.parser.account_pattern.clone(),
-                    setup.questions.clone(),
-                    queue_tx.clone(),
+                    Arc::new(Budgeted::new(
+                        setup.questions.clone(),
+                        self.store.clone(),
+                        setup.contact.question_limits,
+                    )),
+                    hint_tx.clone(),
                     self.workflow.moderator_chat,
                 ));
                 let desk = ModeratorDesk::new(
@@ -143,24 +152,16 @@ impl Daemon {
             None => (None, None),
         };
         let mut worker =
-            tokio::spawn(worker(self.processor.clone(), self.store.clone(), queue_rx, self.shutdown.clone()));
+            tokio::spawn(worker(self.processor.clone(), self.store.clone(), hint_rx, self.shutdown.clone()));
+        let resync_task = tokio::spawn(resync.clone().periodically(self.shutdown.clone()));
         let mut backoff = Duration::from_millis(100);
-        let mut resync = tokio::time::interval(self.workflow.resync_interval);
-        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        resync.tick().await;
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a
             // non-Send watch guard that must not live across our awaits.
             let next = tokio::select! {
                 ev = self.messenger.next_event() => Some(ev),
-                _ = resync.tick() => {
-                    // A safety net for updates a reconnect did not replay.
-                    if let Err(err) = self.catch_up(&queue_tx).await {
-                        warn!(error = %err, "periodic history re-read failed; will retry");
-                    }
-                    continue;
-                }
                 res = &mut worker => {
+                    resync_task.abort();
                     return match res.context("the order worker panicked")? {
                         Ok(()) => Ok(Exit::Shutdown),
                         Err(e) => Err(e.into()),
@@ -172,7 +173,7 @@ impl Daemon {
                 None => break Exit::Shutdown,
                 Some(Ok(ev)) => {
                     backoff = Duration::from_millis(100);
-                    self.handle(ev, &queue_tx, contact_tx.as_ref()).await?;
+                    self.handle(ev, &resync, contact_tx.as_ref()).await?;
                 }
                 Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
                 Some(Err(e)) => {
@@ -180,16 +181,15 @@ impl Daemon {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     if e == MessengerError::Disconnected {
-                        // Updates may have been missed while disconnected.
-                        if let Err(err) = self.catch_up(&queue_tx).await {
-                            warn!(error = %err, "catch-up after a disconnect failed; will retry");
-                        }
+                        // Updates may have been missed while disconnected: the re-read task looks now.
+                        resync.now.notify_one();
                     }
                 }
             }
         };
-        drop(queue_tx);
+        drop(hint_tx);
         drop(contact_tx);
+        resync_task.abort();
         info!("waiting for the step in flight to finish");
         if let Some(task) = contact_task {
             let _ = task.await;
@@ -204,11 +204,16 @@ impl Daemon {
     async fn handle(
         &self,
         ev: Event,
-        queue: &mpsc::UnboundedSender<i64>,
+        resync: &Resync,
         contact: Option<&mpsc::UnboundedSender<ContactJob>>,
     ) -> anyhow::Result<()> {
         match ev {
-            Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => self.ingest_one(&m, queue).await,
+            Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => resync.ingest_one(&m).await,
+            Event::NewMessage(m) if is_service_sender(&m) => {
+                // Login codes and security notices: never a customer, never stored or answered.
+                debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
+                Ok(())
+            }
             // Routing (issue 4): the moderator chat → the moderator desk; a
             // private chat where the other person wrote → customer contact.
             Event::NewMessage(m) if contact.is_some() && !m.outgoing => {
@@ -217,6 +222,7 @@ impl Daemon {
                 } else if m.chat_id > 0 && m.sender_id == Some(m.chat_id) {
                     ContactJob::Customer(m)
                 } else {
+                    debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
                     return Ok(());
                 };
                 if let Some(tx) = contact {
@@ -231,31 +237,70 @@ impl Daemon {
             _ => Ok(()),
         }
     }
+}
 
-    async fn ingest_one(&self, m: &Message, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+/// Telegram's own account (login codes, security notices).
+pub const TELEGRAM_SERVICE_USER: i64 = 777000;
+
+fn is_service_sender(m: &Message) -> bool {
+    m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER
+}
+
+/// Reads the Tribute chat history into the store: once at start, then on
+/// a timer and after a disconnect, in its own task.
+#[derive(Clone)]
+struct Resync {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    workflow: WorkflowConfig,
+    ingest: IngestConfig,
+    /// Wake-up hints for the order worker.
+    hints: mpsc::UnboundedSender<i64>,
+    /// Asks for a re-read at once (after a disconnect).
+    now: Arc<Notify>,
+}
+
+impl Resync {
+    async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
         match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
             Recorded::NewOrder(id) => {
-                let _ = queue.send(id);
+                let _ = self.hints.send(id);
             }
-            Recorded::Stored if !m.buttons.is_empty() => self.follow_ups.notify_one(),
             Recorded::Stored => {
-                // A malformed order's card is in the outbox: have the worker post it.
-                let _ = queue.send(0);
+                // A follow-up made its order due, or a malformed order's card is in the outbox.
+                let _ = self.hints.send(0);
             }
             Recorded::Duplicate => {}
         }
         Ok(())
     }
 
-    /// Reads the Tribute chat from the last stored message on. On the very
-    /// first start (empty store) only messages younger than the configured
-    /// look-back are processed: older orders were answered by a person
-    /// before the assistant existed and must not be activated again.
-    async fn catch_up(&self, queue: &mpsc::UnboundedSender<i64>) -> anyhow::Result<()> {
+    async fn periodically(self, shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.workflow.resync_interval) => {}
+                _ = self.now.notified() => {}
+                _ = stopped(&shutdown) => return,
+            }
+            if let Err(err) = self.catch_up().await {
+                warn!(error = %format!("{err:#}"), "history re-read failed; the next one retries");
+            }
+        }
+    }
+
+    /// Reads the Tribute chat from below the recent window on (every page),
+    /// storing what is not stored yet: an update lost in transit — even one
+    /// below the newest stored message — is found on the next pass. On the
+    /// very first start (empty store) only messages younger than the
+    /// configured look-back are processed: older orders were answered by a
+    /// person before the assistant existed and must not be activated again.
+    async fn catch_up(&self) -> anyhow::Result<()> {
         let chat = self.workflow.tribute_chat;
-        let mut after = self.store.last_seen_message(chat).await?;
-        let first_start = after == 0;
-        let cutoff = crate::clock::now_secs() - self.workflow.first_start_lookback.as_secs() as i64;
+        let now_secs = crate::clock::now_secs();
+        let first_start = self.store.last_seen_message(chat).await? == 0;
+        let window_start = now_secs - self.workflow.resync_window.as_secs() as i64;
+        let mut after = self.store.last_message_before(chat, window_start).await?;
+        let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
@@ -268,47 +313,35 @@ impl Daemon {
                     self.store.record_tribute_message(m, MessageKind::Other, Some(why), None, None).await?;
                     skipped += 1;
                 } else {
-                    self.ingest_one(m, queue).await?;
+                    self.ingest_one(m).await?;
                 }
             }
         }
-        if seen > 0 {
-            info!(messages = seen, skipped_as_too_old = skipped, "caught up on the Tribute chat history");
-        }
+        debug!(messages = seen, skipped_as_too_old = skipped, "re-read the Tribute chat history");
         Ok(())
     }
 }
 
-/// Drives queued orders one at a time (serialising the bot exchanges),
-/// wakes parked orders when they are due and posts moderator cards.
-/// Order id 0 only asks for a card flush.
+/// Takes due orders from the store, furthest along first, one at a time
+/// (serialising the bot exchanges), and posts moderator cards. Wakes on a
+/// hint (the value is ignored), at the next due time, or at the sweep
+/// interval at the latest.
 async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
-    mut queue: mpsc::UnboundedReceiver<i64>,
+    mut hints: mpsc::UnboundedReceiver<i64>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkflowError> {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    flush_cards(&processor).await?;
     loop {
-        let due = tokio::select! {
-            id = queue.recv() => match id {
-                Some(id) => Some(id),
-                None => return Ok(()),
-            },
-            _ = tick.tick() => None,
-            _ = stopped(&shutdown) => return Ok(()),
-        };
-        let ids = match due {
-            Some(id) => vec![id],
-            None => store.parked_due(now_ms()).await?,
-        };
-        for id in ids.into_iter().filter(|id| *id != 0) {
+        flush_cards(&processor).await?;
+        for id in store.due_orders(now_ms(), DUE_BATCH).await? {
             match processor.process(id).await {
                 Ok(()) => {}
                 Err(WorkflowError::Telegram(e)) => {
                     warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is")
+                }
+                Err(WorkflowError::Store(StoreError::StateChanged { .. })) => {
+                    // Someone else (a moderator, the contact flow, a refund) moved it first.
                 }
                 Err(WorkflowError::ShuttingDown) => {
                     info!(order = id, "shutdown: the order is parked in its last committed state");
@@ -316,10 +349,29 @@ async fn worker(
                 }
                 Err(e) => return Err(e),
             }
+            if *shutdown.borrow() {
+                return Ok(());
+            }
         }
         flush_cards(&processor).await?;
+        if !store.due_orders(now_ms(), 1).await?.is_empty() {
+            continue;
+        }
+        let next = store.next_order_due().await?.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP));
+        tokio::select! {
+            hint = hints.recv() => if hint.is_none() { return Ok(()) },
+            _ = tokio::time::sleep(next) => {}
+            _ = stopped(&shutdown) => return Ok(()),
+        }
+        // Take every hint that is already there: one pass serves them all.
+        while hints.try_recv().is_ok() {}
     }
 }
+
+/// Orders taken per pass before cards are posted again.
+const DUE_BATCH: i64 = 50;
+/// The longest the worker sleeps without looking at the store.
+const SWEEP: Duration = Duration::from_secs(1);
 
 async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
     match processor.post_cards().await {

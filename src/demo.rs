@@ -357,7 +357,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         match order.state {
             OrderState::Confirmed => completed += 1,
             OrderState::Escalated | OrderState::NeedsCustomer => escalated += 1,
-            OrderState::Failed => failed += 1,
+            OrderState::Failed | OrderState::Refunded => failed += 1,
             _ => {}
         }
         rows.push([

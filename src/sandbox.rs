@@ -239,6 +239,12 @@ impl Sandbox {
         self.mtproto.as_ref().map(|m| &m.server)
     }
 
+    /// The secret the daemon signs backend requests with (tests rotate the
+    /// reference backend's secret away from it and back).
+    pub fn backend_secret(&self) -> &SecretString {
+        &self.secret
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -316,6 +322,8 @@ impl Sandbox {
             reply_template: DEFAULT_REPLY_TEMPLATE.to_owned(),
             first_start_lookback: Duration::from_secs(3600),
             resync_interval: Duration::from_secs(1),
+            resync_window: Duration::from_secs(900),
+            max_step_backoff: Duration::from_secs(60),
         };
         let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
         let (tx, rx) = watch::channel(false);

@@ -157,7 +157,9 @@ impl Contact {
                     self.thank(&conv, &order).await?;
                     self.store.set_link_status(order.id, LinkStatus::Done, false, now).await?;
                 }
-                OrderState::Failed => self.store.set_link_status(order.id, LinkStatus::Closed, false, now).await?,
+                OrderState::Failed | OrderState::Refunded => {
+                    self.store.set_link_status(order.id, LinkStatus::Closed, false, now).await?
+                }
                 OrderState::Escalated => {
                     if link.status != LinkStatus::Moderator {
                         self.store.set_link_status(order.id, LinkStatus::Moderator, false, now).await?;
@@ -454,6 +456,10 @@ impl Contact {
                 other => format!("the agent's answer could not be sent: {other:?}"),
             },
             QuestionOutcome::Escalate { why } => why,
+            QuestionOutcome::Defer { why } => {
+                info!(%why, "question kept in the conversation without an answer");
+                return Ok(());
+            }
         };
         if let Some(case) = self.store.open_question_case(conv.id).await? {
             let update = format!("💬 {} · {} wrote:\n{text}", case.short_id, conv.customer_name);

@@ -16,6 +16,7 @@
 //! never races itself; the order workflow runs in its own task and the two
 //! meet only through compare-and-set state transitions in the store.
 
+mod budget;
 mod clock;
 mod dialogue;
 mod question;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use budget::{Budgeted, QuestionLimits};
 pub use clock::Clock;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
@@ -52,6 +54,8 @@ pub struct ContactConfig {
     pub default_language: Language,
     /// How often timers (reminders, timeouts) and order outcomes are checked.
     pub tick: Duration,
+    /// How many questions per customer reach the agent or the moderator.
+    pub question_limits: QuestionLimits,
 }
 
 impl Default for ContactConfig {
@@ -63,6 +67,7 @@ impl Default for ContactConfig {
             prompts_dir: None,
             default_language: Language::Ru,
             tick: Duration::from_secs(1),
+            question_limits: QuestionLimits::default(),
         }
     }
 }

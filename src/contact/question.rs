@@ -30,6 +30,9 @@ pub enum QuestionOutcome {
     /// case per conversation; later messages are added to it). `why` is
     /// shown on the card.
     Escalate { why: String },
+    /// Keep it in the conversation only: no answer, no case update (e.g. a
+    /// customer over the per-minute limit). `why` goes to the log.
+    Defer { why: String },
 }
 
 /// Decides what happens with a customer's question.

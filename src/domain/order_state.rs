@@ -22,8 +22,12 @@ pub enum OrderState {
     NeedsCustomer,
     /// A human moderator has to finish this order.
     Escalated,
-    /// Given up for good (e.g. the backend rejects our request as invalid). Final.
+    /// Given up (e.g. the backend rejects our request as invalid); only a
+    /// moderator's `/retry` takes it up again.
     Failed,
+    /// Tribute refunded the payment: nothing more may be activated or sent
+    /// for it, whoever gives an account ID later. Final.
+    Refunded,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,7 +38,7 @@ pub struct TransitionError {
 }
 
 impl OrderState {
-    pub const ALL: [OrderState; 8] = [
+    pub const ALL: [OrderState; 9] = [
         OrderState::Received,
         OrderState::ActivationRequested,
         OrderState::Activated,
@@ -43,6 +47,7 @@ impl OrderState {
         OrderState::NeedsCustomer,
         OrderState::Escalated,
         OrderState::Failed,
+        OrderState::Refunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +60,7 @@ impl OrderState {
             OrderState::NeedsCustomer => "needs_customer",
             OrderState::Escalated => "escalated",
             OrderState::Failed => "failed",
+            OrderState::Refunded => "refunded",
         }
     }
 
@@ -64,7 +70,25 @@ impl OrderState {
 
     /// No automatic work is left: the order is done or waits for a person.
     pub fn is_settled(self) -> bool {
-        matches!(self, OrderState::Confirmed | OrderState::Failed | OrderState::Escalated | OrderState::NeedsCustomer)
+        matches!(
+            self,
+            OrderState::Confirmed
+                | OrderState::Failed
+                | OrderState::Refunded
+                | OrderState::Escalated
+                | OrderState::NeedsCustomer
+        )
+    }
+
+
+    /// Can a refund settle the order now? Not while an activation or the
+    /// Tribute exchange is in flight: those end first, then the refund
+    /// (and a deactivation, when there was an activation) applies.
+    pub fn can_be_refunded(self) -> bool {
+        matches!(
+            self,
+            OrderState::NeedsCustomer | OrderState::Escalated | OrderState::Failed | OrderState::Confirmed
+        )
     }
 
     pub fn can_go_to(self, to: OrderState) -> bool {
@@ -73,11 +97,16 @@ impl OrderState {
             (self, to),
             (Received, ActivationRequested | NeedsCustomer | Escalated)
                 | (ActivationRequested, Activated | NeedsCustomer | Escalated | Failed)
-                | (Activated, Replied)
+                | (Activated, Replied | Escalated)
                 | (Replied, Confirmed | Escalated)
                 | (NeedsCustomer, ActivationRequested | Escalated | Failed)
-                | (Escalated, ActivationRequested | Failed)
-        )
+                // An escalated order with an activation resumes where it
+                // stopped (its account can no longer change).
+                | (Escalated, ActivationRequested | Activated | Replied | Failed)
+                // `/retry` of an order the backend rejected (e.g. after the
+                // publisher fixed the product on their side).
+                | (Failed, ActivationRequested)
+        ) || (to == Refunded && self.can_be_refunded())
     }
 
     pub fn transition(self, to: OrderState) -> Result<OrderState, TransitionError> {
@@ -118,6 +147,11 @@ pub enum EscalationReason {
     MessageCapReached,
     /// The customer asked something nobody automatic could answer.
     CustomerQuestion,
+    /// Telegram refused a step of the order for good (e.g. the reply is too long).
+    TelegramRefused,
+    /// The backend refused our signature although the request was fresh:
+    /// a rotated secret or clocks apart. Retried; a person must fix it.
+    BackendUnauthorized,
 }
 
 impl EscalationReason {
@@ -136,6 +170,8 @@ impl EscalationReason {
             EscalationReason::AccountRejectedThrice => "account_rejected_thrice",
             EscalationReason::MessageCapReached => "message_cap_reached",
             EscalationReason::CustomerQuestion => "customer_question",
+            EscalationReason::TelegramRefused => "telegram_refused",
+            EscalationReason::BackendUnauthorized => "backend_unauthorized",
         }
     }
 
@@ -155,6 +191,10 @@ impl EscalationReason {
             EscalationReason::AccountRejectedThrice => "the backend refused the customer's account ID three times",
             EscalationReason::MessageCapReached => "we reached today's message limit for this customer",
             EscalationReason::CustomerQuestion => "the customer asked a question",
+            EscalationReason::TelegramRefused => "Telegram refused a step of the order for good",
+            EscalationReason::BackendUnauthorized => {
+                "the backend refuses our signature (rotated secret or clocks apart?); orders wait and are retried"
+            }
         }
     }
 }
@@ -177,8 +217,18 @@ mod tests {
             assert_eq!(w[0].transition(w[1]), Ok(w[1]));
         }
         assert!(Received.transition(Confirmed).is_err());
-        assert!(Activated.transition(Escalated).is_err(), "an activated order must be finished, not dropped");
+        assert!(Activated.transition(Failed).is_err(), "an activated order must be finished, not dropped");
         assert!(Confirmed.transition(ActivationRequested).is_err());
+        assert_eq!(Escalated.transition(Replied), Ok(Replied), "an escalated activated order resumes at Send");
+        for s in [Received, ActivationRequested, Activated, Replied, Refunded] {
+            assert!(s.transition(Refunded).is_err(), "{s} cannot be refunded while in flight or twice");
+        }
+        for s in [NeedsCustomer, Escalated, Failed, Confirmed] {
+            assert_eq!(s.transition(Refunded), Ok(Refunded));
+        }
+        for to in OrderState::ALL {
+            assert!(Refunded.transition(to).is_err(), "refunded is final");
+        }
         for s in OrderState::ALL {
             assert_eq!(OrderState::parse(s.as_str()), Some(s));
         }

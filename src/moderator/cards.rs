@@ -1,15 +1,23 @@
 //! The texts moderators read: case cards (why, the order with the customer's
 //! profile link, product, price, raw details, the conversation so far, what
-//! they can do) and the `/cases` list.
+//! they can do), the whole case for `/case` and the `/cases` list.
+//!
+//! A card must fit one Telegram message (see `sizing`), so it shows the
+//! newest part of the conversation within a budget and says what it left
+//! out; `/case` shows everything, in pages.
 
 use crate::domain::{Direction, EscalationReason};
 use crate::orders::{order_card, ORDER_ACTIONS};
+use super::sizing;
 use crate::store::{CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, OrderRecord, CASE_PLACEHOLDER};
 
 /// How many of the newest conversation messages a card shows.
 const CARD_MESSAGES: usize = 12;
 /// Longest message text shown on a card (the store keeps all of it).
 const CARD_TEXT: usize = 400;
+/// UTF-16 units the conversation may take on a card, so the card (with a
+/// raw order text next to it) still fits one Telegram message.
+const CARD_TALK_UNITS: usize = 1800;
 
 /// An order's case card; `{case}` in it becomes the case's short id when stored.
 pub fn order_case_card(
@@ -34,6 +42,19 @@ pub fn question_card(
     open_orders: &[OrderRecord],
     messages: &[ConversationMessage],
 ) -> String {
+    question_text(conv, why, open_orders, &excerpt(messages))
+}
+
+/// A question case with the whole conversation (for `/case`).
+pub fn question_case_full(
+    conv: &ConversationRecord,
+    open_orders: &[OrderRecord],
+    messages: &[ConversationMessage],
+) -> String {
+    question_text(conv, "", open_orders, &conversation_full(messages))
+}
+
+fn question_text(conv: &ConversationRecord, why: &str, open_orders: &[OrderRecord], talk: &str) -> String {
     let orders = if open_orders.is_empty() {
         "none".to_owned()
     } else {
@@ -57,28 +78,69 @@ pub fn question_card(
         id = conv.customer_id,
         explain = EscalationReason::CustomerQuestion.explain(),
         lang = conv.language,
-        talk = excerpt(messages),
     )
 }
 
-/// The newest messages, one line each: time, who, text.
+/// The newest messages, one line each: time, who, text; at most
+/// [`CARD_MESSAGES`] of them within [`CARD_TALK_UNITS`], each cut at
+/// [`CARD_TEXT`] characters, and a line saying how many earlier ones
+/// `/case` shows.
 pub fn excerpt(messages: &[ConversationMessage]) -> String {
-    let skip = messages.len().saturating_sub(CARD_MESSAGES);
-    let mut out = String::new();
-    if skip > 0 {
-        out.push_str(&format!("  … {skip} earlier message(s)\n"));
-    }
-    for m in &messages[skip..] {
-        let time = chrono::DateTime::from_timestamp_millis(m.at).unwrap_or_default().format("%m-%d %H:%M");
-        let arrow = match m.direction {
-            Direction::In => "←",
-            Direction::Out => "→",
-            Direction::Internal => "✎",
-        };
+    let mut lines = Vec::new();
+    let mut units = 0;
+    for m in messages.iter().rev().take(CARD_MESSAGES) {
         let text = truncate(&m.text.replace('\n', " "), CARD_TEXT);
-        out.push_str(&format!("  {time} {arrow} {}: {text}\n", m.author.as_str()));
+        let line = format!("  {} {} {}: {text}", time(m.at), arrow(m.direction), m.author.as_str());
+        let len = sizing::utf16_len(&line) + 1;
+        if units + len > CARD_TALK_UNITS && !lines.is_empty() {
+            break;
+        }
+        units += len;
+        lines.push(line);
+    }
+    let skip = messages.len() - lines.len();
+    if skip > 0 {
+        lines.push(format!("  … {skip} earlier message(s) — /case {CASE_PLACEHOLDER} shows all"));
+    }
+    lines.reverse();
+    lines.join("\n")
+}
+
+/// Every message of a conversation with its whole text (for `/case`).
+pub fn conversation_full(messages: &[ConversationMessage]) -> String {
+    let mut out = String::new();
+    for m in messages {
+        let text = m.text.replace('\n', "\n      ");
+        out.push_str(&format!("  {} {} {}: {text}\n", time(m.at), arrow(m.direction), m.author.as_str()));
     }
     out.trim_end().to_owned()
+}
+
+/// An order's case with all of it: the raw text and the whole conversation.
+pub fn order_case_full(
+    order: &OrderRecord,
+    reason: EscalationReason,
+    raw: &str,
+    messages: &[ConversationMessage],
+) -> String {
+    let base = order_card(order, reason, "", raw);
+    let head = base.strip_suffix(ORDER_ACTIONS).unwrap_or(&base).trim_end();
+    if messages.is_empty() {
+        return format!("{head}\n\n{ORDER_ACTIONS}");
+    }
+    format!("{head}\n\nConversation ({} messages):\n{}\n\n{ORDER_ACTIONS}", messages.len(), conversation_full(messages))
+}
+
+fn time(at: i64) -> impl std::fmt::Display {
+    chrono::DateTime::from_timestamp_millis(at).unwrap_or_default().format("%m-%d %H:%M")
+}
+
+fn arrow(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "←",
+        Direction::Out => "→",
+        Direction::Internal => "✎",
+    }
 }
 
 /// One line of `/cases`.
@@ -100,4 +162,22 @@ fn truncate(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }
+}
+
+/// Room a `/case` page keeps for its header and footer.
+const PAGE_FRAME: usize = 120;
+
+/// Page `page` (1-based) of a whole case for `/case`: the text itself when it
+/// fits one message, otherwise a "page i/n" header and a pointer to the next
+/// page; every page at most [`sizing::TELEGRAM_LIMIT`] units. `Err(n)` when
+/// the case has only `n` pages.
+pub fn case_page(text: &str, case: &str, page: usize) -> Result<String, usize> {
+    if sizing::utf16_len(text) <= sizing::TELEGRAM_LIMIT {
+        return if page == 1 { Ok(text.to_owned()) } else { Err(1) };
+    }
+    let pages = sizing::pages(text, sizing::TELEGRAM_LIMIT - PAGE_FRAME);
+    let n = pages.len();
+    let Some(body) = page.checked_sub(1).and_then(|i| pages.get(i)) else { return Err(n) };
+    let next = if page < n { format!("\n\n➡️ /case {case} {} for the next page", page + 1) } else { String::new() };
+    Ok(format!("📄 {case} · page {page}/{n}\n{}{next}", body.trim_end_matches('\n')))
 }

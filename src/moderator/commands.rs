@@ -15,8 +15,8 @@ pub enum Command {
     Note(String),
     /// List the open cases.
     Cases,
-    /// Show one case (by its short id).
-    Case(String),
+    /// Show one case (by its short id), page `page` (1-based) of a long one.
+    Case { id: String, page: usize },
     /// Teach the knowledge base the team's last answer in this case (`/learn` or 👍).
     Learn,
     /// A `/word` we do not know.
@@ -49,7 +49,13 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
             "retry" => Command::Retry,
             "note" => Command::Note(arg),
             "cases" => Command::Cases,
-            "case" => Command::Case(arg),
+            "case" => {
+                // `/case C12`, `/case C12 2`, `/case C12 p2`.
+                let mut words = arg.split_whitespace();
+                let id = words.next().unwrap_or_default().to_owned();
+                let page = words.next().and_then(|p| p.trim_start_matches(['p', 'P']).parse().ok()).unwrap_or(1);
+                Command::Case { id, page: page.max(1) }
+            }
             "learn" => Command::Learn,
             _ => Command::Unknown(word),
         });
@@ -80,7 +86,10 @@ mod tests {
     fn commands_ids_and_text() {
         assert_eq!(p("/done"), Input::Command(Command::Done));
         assert_eq!(p("/reject@shop_helper refund issued"), Input::Command(Command::Reject("refund issued".into())));
-        assert_eq!(p(" /case C12 "), Input::Command(Command::Case("C12".into())));
+        assert_eq!(p(" /case C12 "), Input::Command(Command::Case { id: "C12".into(), page: 1 }));
+        assert_eq!(p("/case C12 3"), Input::Command(Command::Case { id: "C12".into(), page: 3 }));
+        assert_eq!(p("/case c12 p2"), Input::Command(Command::Case { id: "c12".into(), page: 2 }));
+        assert_eq!(p("/case C12 0"), Input::Command(Command::Case { id: "C12".into(), page: 1 }));
         assert_eq!(p("/learn"), Input::Command(Command::Learn));
         assert_eq!(p(" 👍 "), Input::Command(Command::Learn));
         assert_eq!(p("/frobnicate"), Input::Command(Command::Unknown("frobnicate".into())));

@@ -9,6 +9,8 @@
 
 pub mod cards;
 pub mod commands;
+pub mod outbox_worker;
+pub mod sizing;
 
 use std::sync::Arc;
 
@@ -87,7 +89,7 @@ impl ModeratorDesk {
             }
             match (input, case) {
                 (Input::Command(Command::Cases), _) => self.list_cases(m, from).await,
-                (Input::Command(Command::Case(id)), _) => self.show_case(m, from, &id).await,
+                (Input::Command(Command::Case { id, page }), _) => self.show_case(m, from, &id, page).await,
                 (Input::Command(Command::Unknown(word)), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
                     self.answer(m, &format!("Unknown command /{word}. {HELP}")).await;
@@ -182,9 +184,12 @@ impl ModeratorDesk {
             return Ok(());
         };
         let order = store.order(order_id).await?;
+        if order.state == OrderState::Escalated && order.activation_id.is_some() {
+            return self.resume_activated(m, from, case, order_id).await;
+        }
         let account = match (&order.account, order.state) {
-            (AccountStatus::Found(a), OrderState::Escalated) => a.clone(),
-            (_, OrderState::Escalated) => {
+            (AccountStatus::Found(a), OrderState::Escalated | OrderState::Failed) => a.clone(),
+            (_, OrderState::Escalated | OrderState::Failed) => {
                 self.answer(m, &format!("{}: the order has no single account ID; reply with one.", case.short_id))
                     .await;
                 return Ok(());
@@ -195,10 +200,29 @@ impl ModeratorDesk {
             }
         };
         let note = format!("moderator {from} asked to activate again with {account}");
-        store.give_account(order_id, OrderState::Escalated, &account, None, &note).await?;
+        store.give_account(order_id, order.state, &account, None, &note).await?;
         store.set_case_pending_account(case.id, Some(account.as_str())).await?;
         self.contact.enqueue_order(order_id);
         self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await;
+        Ok(())
+    }
+
+    /// An escalated order whose product is already activated: back to the
+    /// Tribute reply or the Send press, with the activated account.
+    async fn resume_activated(&self, m: &Message, from: UserId, case: &CaseRecord, order_id: i64) -> Result<()> {
+        let note = format!("moderator {from} resumed the order at the Tribute side");
+        let to = match self.contact.store().resume_activated(order_id, &note).await {
+            Ok(to) => to,
+            Err(StoreError::StateChanged { .. }) => {
+                self.answer(m, &format!("{}: the order changed meanwhile; look again with /case.", case.short_id))
+                    .await;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.contact.enqueue_order(order_id);
+        let step = if to == OrderState::Replied { "pressing Send" } else { "replying to Tribute" };
+        self.answer(m, &format!("🔁 {}: already activated; {step} again…", case.short_id)).await;
         Ok(())
     }
 
@@ -234,6 +258,19 @@ impl ModeratorDesk {
             return self.relay(m, from, case, &m.text).await;
         };
         let order = store.order(order_id).await?;
+        if let Some(activation) = &order.activation_id {
+            let activated_for = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
+            if activated_for == id.as_str() && order.state == OrderState::Escalated {
+                return self.resume_activated(m, from, case, order_id).await;
+            }
+            let text = format!(
+                "{}: the product is already activated for account {activated_for} (activation {activation}); \
+                 the account cannot change. /retry finishes the Tribute side, /done if it was handled by hand.",
+                case.short_id
+            );
+            self.answer(m, &text).await;
+            return Ok(());
+        }
         if !matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) || case.status != CaseStatus::Open
         {
             self.answer(
@@ -357,7 +394,9 @@ impl ModeratorDesk {
         Ok(())
     }
 
-    async fn show_case(&self, m: &Message, from: UserId, id: &str) -> Result<()> {
+    /// `/case <id> [page]`: the whole case (raw text, every message), in
+    /// pages when it is longer than one Telegram message.
+    async fn show_case(&self, m: &Message, from: UserId, id: &str, page: usize) -> Result<()> {
         let store = self.contact.store();
         let case = match parse_short_id(id) {
             Some(n) => store.case(n).await?,
@@ -378,18 +417,30 @@ impl ModeratorDesk {
                 let order = store.order(order_id).await?;
                 let raw = store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
                 let why = reason_of(&reason);
-                cards::order_case_card(&order, why, "", &raw, &messages)
+                cards::order_case_full(&order, why, &raw, &messages)
             }
             None => match self.conversation(&case).await? {
-                Some(conv) => cards::question_card(&conv, "", &open_orders(&self.contact, &conv).await?, &messages),
-                None => format!("Case {CASE_PLACEHOLDER}: {reason}"),
+                Some(conv) => cards::question_case_full(&conv, &open_orders(&self.contact, &conv).await?, &messages),
+                // Not about an order or a customer: the card as stored, all of it.
+                None => match store.card_of_case(case.id).await? {
+                    Some(card) => card.text,
+                    None => format!("Case {CASE_PLACEHOLDER}: {reason}"),
+                },
             },
         };
         let status = match case.status {
             CaseStatus::Open => "open".to_owned(),
             CaseStatus::Closed => format!("closed ({})", case.outcome.as_deref().unwrap_or("")),
         };
-        let text = format!("{}\n\nStatus: {status}", body.replacen(CASE_PLACEHOLDER, &case.short_id, 1));
+        let text = format!("{}\n\nStatus: {status}", body.replace(CASE_PLACEHOLDER, &case.short_id));
+        let text = match cards::case_page(&text, &case.short_id, page) {
+            Ok(text) => text,
+            Err(n) => {
+                let s = &case.short_id;
+                self.answer(m, &format!("{s} has {n} page(s); /case {s} {n} shows the last.")).await;
+                return Ok(());
+            }
+        };
         match self.messenger.send_message(m.chat_id, &text, Some(m.id), crate::telegram::RandomId::fresh()).await {
             Ok(id) => store.map_case_message(m.chat_id, id, case.id).await?,
             Err(e) => warn!(error = %e, "could not answer in the moderator chat"),
@@ -446,6 +497,7 @@ impl ModeratorDesk {
     /// Answers in the chat as a reply; a failure is only logged (the audit
     /// log and the case keep what happened).
     async fn answer(&self, m: &Message, text: &str) {
+        let text = &sizing::fit(text, None);
         if let Err(e) = self.messenger.send_message(m.chat_id, text, Some(m.id), crate::telegram::RandomId::fresh()).await {
             warn!(error = %e, "could not answer in the moderator chat");
         }

@@ -53,7 +53,12 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
             store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, Some(&card)).await
         }
         Err(ParseError::NotAnOrder(_)) if !msg.buttons.is_empty() => {
-            store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await
+            let recorded = store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await?;
+            if let Some(reply) = msg.reply_to {
+                // The order waiting for this follow-up is due now.
+                store.wake_replied_order(msg.chat_id, reply).await?;
+            }
+            Ok(recorded)
         }
         // The bot answering one of our messages ("already completed", ...).
         Err(ParseError::NotAnOrder(_)) if msg.reply_to.is_some() => {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::cards::order_card;
@@ -21,7 +21,7 @@ use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, Backen
 use crate::daemon::stopped;
 use crate::domain::{EscalationReason, OrderState};
 use crate::store::{now_ms, AccountStatus, NewCard, OrderRecord, Store, StoreError, Transition};
-use crate::telegram::{ChatId, Message, Messenger, MessengerError, MessengerResult};
+use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {
@@ -41,6 +41,11 @@ pub struct WorkflowConfig {
     pub first_start_lookback: Duration,
     /// How often the Tribute chat history is re-read in case an update was missed.
     pub resync_interval: Duration,
+    /// How far back (by message date) each periodic re-read goes, so a gap
+    /// below the newest stored message is read again too.
+    pub resync_window: Duration,
+    /// The longest wait between retries of a step Telegram could not take.
+    pub max_step_backoff: Duration,
 }
 
 pub const DEFAULT_REPLY_TEMPLATE: &str =
@@ -67,9 +72,6 @@ pub struct OrderProcessor {
     backend: BackendClient,
     cfg: WorkflowConfig,
     ingest_cfg: IngestConfig,
-    /// Signalled whenever a Tribute message with buttons is stored, so the
-    /// step waiting for the Send button wakes at once instead of polling.
-    follow_ups: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
     checkpoint: Option<CheckpointHook>,
     /// When on, account problems of orders whose customer we know go to
@@ -93,11 +95,10 @@ impl OrderProcessor {
         backend: BackendClient,
         cfg: WorkflowConfig,
         ingest_cfg: IngestConfig,
-        follow_ups: Arc<Notify>,
         shutdown: watch::Receiver<bool>,
         checkpoint: Option<CheckpointHook>,
     ) -> Self {
-        Self { store, messenger, backend, cfg, ingest_cfg, follow_ups, shutdown, checkpoint, customer_contact: false }
+        Self { store, messenger, backend, cfg, ingest_cfg, shutdown, checkpoint, customer_contact: false }
     }
 
     /// Sends account problems (missing, ambiguous, refused by the backend)
@@ -125,30 +126,58 @@ impl OrderProcessor {
         Ok(Step::Stop)
     }
 
-    /// Moves the order as far as it can go now.
+    /// Moves the order as far as it can go now. A Telegram failure of a
+    /// step is settled here: a transient one makes the order due again
+    /// after a backoff (or the flood wait); a permanent one escalates the
+    /// order with a card saying what Telegram refused.
     pub async fn process(&self, order_id: i64) -> Result<(), WorkflowError> {
         let order = self.store.order(order_id).await?;
         let span = info_span!("order", order_ref = %order.order_ref, customer = %order.customer_name);
         async move {
             let mut order = order;
-            let mut resumed = true;
+            if order.next_attempt_at.is_some_and(|t| t > now_ms()) {
+                return Ok(());
+            }
             loop {
                 let step = match order.state {
-                    OrderState::Received => self.start(&order).await?,
-                    OrderState::ActivationRequested => self.activate(&order).await?,
-                    OrderState::Activated => self.reply(&order, resumed).await?,
-                    OrderState::Replied => self.confirm(&order).await?,
-                    _ => Step::Stop,
+                    OrderState::Received => self.start(&order).await,
+                    OrderState::ActivationRequested => self.activate(&order).await,
+                    OrderState::Activated => self.reply(&order).await,
+                    OrderState::Replied => self.confirm(&order).await,
+                    _ => Ok(Step::Stop),
+                };
+                let step = match step {
+                    Err(WorkflowError::Telegram(e)) => self.telegram_failed(&order, e).await?,
+                    other => other?,
                 };
                 if let Step::Stop = step {
                     return Ok(());
                 }
-                resumed = false;
                 order = self.store.order(order_id).await?;
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// A step's Telegram call failed (after the in-place retries).
+    async fn telegram_failed(&self, order: &OrderRecord, e: MessengerError) -> Result<Step, WorkflowError> {
+        if e.is_transient() {
+            let backoff = backoff(order.step_failures, self.cfg.park_delay, self.cfg.max_step_backoff);
+            let wait = match &e {
+                MessengerError::FloodWait(d) => (*d).max(backoff),
+                _ => backoff,
+            };
+            warn!(error = %e, retry_in = ?wait, "Telegram could not take the step now; the order waits");
+            let note = format!("Telegram: {e}; trying again in {}s", wait.as_secs());
+            self.store.park_step(order.id, order.state, now_ms() + wait.as_millis() as i64, &note).await?;
+            return Ok(Step::Stop);
+        }
+        if !order.state.can_go_to(OrderState::Escalated) {
+            return Err(WorkflowError::Telegram(e));
+        }
+        warn!(error = %e, "Telegram refused a step for good; escalating");
+        self.escalate(order, EscalationReason::TelegramRefused, &e.to_string()).await
     }
 
     fn check(&self, point: Checkpoint, order: &OrderRecord) -> Result<(), WorkflowError> {
@@ -177,9 +206,6 @@ impl OrderProcessor {
     }
 
     async fn activate(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
-        if order.next_attempt_at.is_some_and(|t| t > now_ms()) {
-            return Ok(Step::Stop);
-        }
         let AccountStatus::Found(account) = &order.account else {
             return Err(
                 StoreError::Corrupt(format!("{} requested activation without an account", order.order_ref)).into()
@@ -213,6 +239,19 @@ impl OrderProcessor {
             Ok(ActivationOutcome::UnknownAccount) => {
                 return self.ask_for_account(order, EscalationReason::UnknownAccount, account.as_str()).await
             }
+            Err(BackendError::Rejected { status: 401, body }) => {
+                // Not a replay (the client re-signs those): a rotated secret or
+                // clocks apart. A person must fix it; the order must not be lost.
+                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
+                let detail = format!("HTTP 401: {}", truncate(&body, 300));
+                warn!(%detail, retry_in = ?delay, "backend refused our signature; order parked, moderator alerted");
+                let card = self.card(order, EscalationReason::BackendUnauthorized, &detail).await?;
+                let note = format!("backend refused our signature ({detail}); retrying in {}s", delay.as_secs());
+                let until = now_ms() + delay.as_millis() as i64;
+                let reason = EscalationReason::BackendUnauthorized;
+                self.store.park_with_alert(order.id, order.state, until, &note, reason, &card).await?;
+                return Ok(Step::Stop);
+            }
             Err(BackendError::Rejected { status, body }) => {
                 let detail = format!("HTTP {status}: {}", truncate(&body, 300));
                 warn!(%detail, "backend rejected the activation request");
@@ -223,8 +262,7 @@ impl OrderProcessor {
                 return Ok(Step::Stop);
             }
             Err(err) => {
-                let failures = order.activation_failures.min(10) as u32;
-                let delay = self.cfg.park_delay.saturating_mul(1 << failures).min(Duration::from_secs(3600));
+                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
                 warn!(error = %err, retry_in = ?delay, "backend unavailable; order parked, will retry with the same key");
                 let note = format!("backend unavailable ({err}); retrying in {}s", delay.as_secs());
                 self.store.park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true).await?;
@@ -238,19 +276,22 @@ impl OrderProcessor {
         Ok(Step::Continue)
     }
 
-    async fn reply(&self, order: &OrderRecord, resumed: bool) -> Result<Step, WorkflowError> {
+    async fn reply(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
-        if resumed {
-            // We may have sent the reply just before a restart: look before sending again.
-            let history = self.telegram(|| self.messenger.history_since(chat, order.message_id, 200)).await?;
-            if let Some(earlier) = history.iter().find(|m| m.outgoing && m.reply_to == Some(order.message_id)) {
-                let mut t =
-                    Transition::to(OrderState::Replied, format!("found our earlier reply (message {})", earlier.id));
-                t.reply_message_id = Some(earlier.id);
-                self.store.transition(order.id, order.state, t).await?;
-                return Ok(Step::Continue);
+        let random_id = match order.reply_random_id {
+            Some(id) => {
+                // An earlier attempt may have been delivered (a crash, a lost answer): look before sending again.
+                if let Some(earlier) = self.find_our_reply(order).await? {
+                    return self.replied(order, earlier, "found our earlier reply").await;
+                }
+                RandomId(id)
             }
-        }
+            None => {
+                let id = RandomId::fresh();
+                self.store.set_reply_random_id(order.id, id.0).await?;
+                id
+            }
+        };
         self.check(Checkpoint::BeforeReply, order)?;
         let account = order.account_candidates().first().map(|a| a.as_str()).unwrap_or_default();
         let text = self
@@ -260,13 +301,59 @@ impl OrderProcessor {
             .replace("{account_id}", account)
             .replace("{order_ref}", order.order_ref.as_str())
             .replace("{price}", &order.price.to_string());
-        let reply_id = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), crate::telegram::RandomId::fresh())).await?;
+        let sent = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await;
+        let reply_id = match sent {
+            Ok(id) => id,
+            Err(WorkflowError::Telegram(MessengerError::RandomIdDuplicate)) => {
+                // Telegram says this very send was delivered before.
+                match self.find_our_reply(order).await? {
+                    Some(earlier) => return self.replied(order, earlier, "Telegram had our reply already").await,
+                    None => return Err(WorkflowError::Telegram(MessengerError::Timeout)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         self.check(Checkpoint::AfterReply, order)?;
-        let mut t = Transition::to(OrderState::Replied, format!("replied to the Tribute message (message {reply_id})"));
+        self.replied(order, reply_id, "replied to the Tribute message").await
+    }
+
+    async fn replied(&self, order: &OrderRecord, reply_id: MessageId, what: &str) -> Result<Step, WorkflowError> {
+        let mut t = Transition::to(OrderState::Replied, format!("{what} (message {reply_id})"));
         t.reply_message_id = Some(reply_id);
         self.store.transition(order.id, order.state, t).await?;
-        info!(reply_id, "replied in the Tribute chat");
+        info!(reply_id, "{what}");
         Ok(Step::Continue)
+    }
+
+    /// Our reply to the order's notification in the chat history, if any.
+    /// Reads every page after the notification (a busy chat has more than
+    /// one page between the order and our reply).
+    async fn find_our_reply(&self, order: &OrderRecord) -> Result<Option<MessageId>, WorkflowError> {
+        let mut found = None;
+        self.each_history_page(order.chat_id, order.message_id, |page| {
+            found = page.iter().find(|m| m.outgoing && m.reply_to == Some(order.message_id)).map(|m| m.id);
+            found.is_none()
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Calls `visit` with every history page of `chat` after `after`,
+    /// oldest first, until it returns false or the history ends.
+    async fn each_history_page(
+        &self,
+        chat: ChatId,
+        mut after: MessageId,
+        mut visit: impl FnMut(&[Message]) -> bool,
+    ) -> Result<(), WorkflowError> {
+        loop {
+            let page = self.telegram(|| self.messenger.history_since(chat, after, HISTORY_PAGE)).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.id;
+            if !visit(&page) {
+                return Ok(());
+            }
+        }
     }
 
     async fn confirm(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
@@ -288,29 +375,23 @@ impl OrderProcessor {
                 }
             };
         }
-        let deadline = order.updated_at + self.cfg.button_timeout.as_millis() as i64;
-        let mut history_checked = false;
-        let (button_msg, data) = loop {
-            let texts = &self.cfg.send_button_texts;
-            if let Some(found) = self.store.find_follow_up_button(chat, reply_id, reply_id, texts).await? {
-                break found;
+        let texts = &self.cfg.send_button_texts;
+        let mut found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
+        let deadline = order.replied_at.unwrap_or(order.updated_at) + self.cfg.button_timeout.as_millis() as i64;
+        if found.is_none() {
+            let now = now_ms();
+            if now < deadline {
+                // Storing the follow-up makes the order due at once; this is the deadline check.
+                self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
+                return Ok(Step::Stop);
             }
-            let remaining = deadline - now_ms();
-            if remaining <= 0 {
-                if !history_checked {
-                    // The follow-up may have come while we were disconnected.
-                    history_checked = true;
-                    self.catch_up(chat, reply_id).await?;
-                    continue;
-                }
-                let detail = format!("waited {}s after our reply", self.cfg.button_timeout.as_secs());
-                return self.escalate(order, EscalationReason::ButtonNeverCame, &detail).await;
-            }
-            tokio::select! {
-                _ = self.follow_ups.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(remaining.min(1000) as u64)) => {}
-                _ = stopped(&self.shutdown) => return Err(WorkflowError::ShuttingDown),
-            }
+            // The follow-up may have come while its update was lost.
+            self.catch_up(chat, reply_id).await?;
+            found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
+        }
+        let Some((button_msg, data)) = found else {
+            let detail = format!("waited {}s after our reply", self.cfg.button_timeout.as_secs());
+            return self.escalate(order, EscalationReason::ButtonNeverCame, &detail).await;
         };
         self.store
             .note(
@@ -348,10 +429,16 @@ impl OrderProcessor {
             .map(|b| b.data.clone())
     }
 
-    /// Stores any Tribute chat messages after `after` that we have not seen.
+    /// Stores any Tribute chat messages after `after` that we have not seen
+    /// (every page; a new order found here is due at once in the store).
     async fn catch_up(&self, chat: ChatId, after: i32) -> Result<(), WorkflowError> {
-        let history = self.telegram(|| self.messenger.history_since(chat, after, 200)).await?;
-        for m in &history {
+        let mut pages = Vec::new();
+        self.each_history_page(chat, after, |page| {
+            pages.extend_from_slice(page);
+            true
+        })
+        .await?;
+        for m in &pages {
             ingest(&self.store, &self.ingest_cfg, m).await?;
         }
         Ok(())
@@ -386,42 +473,37 @@ impl OrderProcessor {
         Ok(Step::Stop)
     }
 
-    /// Posts every card still waiting in the outbox to the moderator chat.
+    /// Posts the due cards of the outbox to the moderator chat: the
+    /// moderator desk does it, each card on its own with its own retries
+    /// (`moderator::outbox_worker`). Returns how many were posted.
     pub async fn post_cards(&self) -> Result<usize, WorkflowError> {
         let Some(chat) = self.cfg.moderator_chat else {
             return Ok(0);
         };
-        let mut posted = 0;
-        for card in self.store.pending_cards().await? {
-            // A case's follow-up answers its card, so the chat reads as one thread per case.
-            let reply_to = card.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m);
-            let id = self.telegram(|| self.messenger.send_message(chat, &card.text, reply_to, crate::telegram::RandomId::fresh())).await?;
-            self.store.mark_card_posted(card.id, chat, id).await?;
-            info!(card = card.id, reason = %card.reason, "case posted to the moderator chat");
-            posted += 1;
-        }
-        Ok(posted)
+        Ok(crate::moderator::outbox_worker::post_due(&self.store, self.messenger.as_ref(), chat).await?.posted)
     }
 
     /// Runs a Telegram call, sleeping through short flood waits and
-    /// retrying dropped connections with backoff until shutdown.
+    /// retrying a dropped connection a few times in place; past that the
+    /// error goes back to [`Self::process`], which makes the order due
+    /// again later (the worker is not held by one order).
     async fn telegram<T, F, Fut>(&self, mut call: F) -> Result<T, WorkflowError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = MessengerResult<T>>,
     {
         let mut backoff = Duration::from_millis(50);
-        loop {
+        for attempt in 1.. {
             let wait = match call().await {
                 Ok(v) => return Ok(v),
-                Err(MessengerError::FloodWait(d)) if d <= self.cfg.max_flood_sleep => {
+                Err(MessengerError::FloodWait(d)) if d <= self.cfg.max_flood_sleep && attempt < IN_PLACE_ATTEMPTS => {
                     warn!(wait = ?d, "Telegram flood wait; sleeping");
                     d
                 }
-                Err(e) if matches!(e, MessengerError::Disconnected | MessengerError::Timeout) => {
+                Err(e @ (MessengerError::Disconnected | MessengerError::Timeout)) if attempt < IN_PLACE_ATTEMPTS => {
                     warn!(error = %e, retry_in = ?backoff, "Telegram unavailable; retrying");
                     let b = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff *= 4;
                     b
                 }
                 Err(e) => return Err(WorkflowError::Telegram(e)),
@@ -431,7 +513,23 @@ impl OrderProcessor {
                 _ = stopped(&self.shutdown) => return Err(WorkflowError::ShuttingDown),
             }
         }
+        unreachable!("the loop returns")
     }
+}
+
+/// Telegram calls of one step tried in place before the order waits in the store.
+const IN_PLACE_ATTEMPTS: u32 = 3;
+/// History page size when looking for our reply or a lost follow-up.
+const HISTORY_PAGE: usize = 100;
+/// How often an order waiting for its Send button checks its deadline
+/// when no follow-up wakes it.
+const BUTTON_RECHECK: Duration = Duration::from_secs(30);
+
+/// `base` doubled per failure in a row, capped, with ±20 % jitter so
+/// orders parked together do not retry together.
+pub fn backoff(failures: i64, base: Duration, cap: Duration) -> Duration {
+    let doubled = base.saturating_mul(1u32 << failures.clamp(0, 20) as u32).min(cap);
+    doubled.mul_f64(0.8 + 0.4 * fastrand::f64()).min(cap)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -120,6 +120,15 @@ impl Store {
         row.as_ref().map(turn_from_row).transpose()
     }
 
+    /// Agent turns for one customer since `since_ms` (the daily budget).
+    pub async fn agent_turns_of_customer_since(&self, customer_id: i64, since_ms: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agent_turns WHERE customer_id = ? AND at >= ?")
+            .bind(customer_id)
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Turns since `since_ms` (unix ms), oldest first: the review export.
     pub async fn agent_turns_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<AgentTurnRecord>> {
         let rows = sqlx::query("SELECT * FROM agent_turns WHERE at >= ? ORDER BY id LIMIT ?")

@@ -91,6 +91,33 @@ pub(super) async fn open_case_tx(
     Ok(id)
 }
 
+/// Closes every open case of an order with `outcome`, each with a
+/// follow-up saying why, in the caller's transaction.
+pub(super) async fn close_order_cases_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: i64,
+    outcome: &str,
+    follow_up: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let open: Vec<i64> = sqlx::query_scalar("SELECT id FROM cases WHERE order_id = ? AND status = 'open'")
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    for case_id in open {
+        sqlx::query(
+            "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ?, pending_account = NULL WHERE id = ?",
+        )
+        .bind(outcome)
+        .bind(now)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+        insert_update(tx, case_id, &format!("{}: {follow_up}", short_id(case_id)), now).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens a case that is not about one order (a customer's question):
     /// the case and its card in one transaction. Returns the case id.

@@ -374,7 +374,9 @@ impl Store {
     /// order's account becomes `account` and it goes to
     /// `activation_requested` (the backend call is the validation), and
     /// the order's conversation link (if any) becomes `link`; one
-    /// transaction, only if the order is still in `from`.
+    /// transaction, only if the order is still in `from` and was never
+    /// activated (`AlreadyActivated` otherwise: an activated product is not
+    /// activated again for another account).
     pub async fn give_account(
         &self,
         order_id: i64,
@@ -390,7 +392,7 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE orders SET state = 'activation_requested', account_candidates = ?, updated_at = ?,
                  next_attempt_at = NULL, activation_failures = 0
-             WHERE id = ? AND state = ?",
+             WHERE id = ? AND state = ? AND activation_id IS NULL",
         )
         .bind(candidates)
         .bind(now)
@@ -400,7 +402,15 @@ impl Store {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(StoreError::StateChanged { order_id, expected: from });
+            let activation: Option<Option<String>> =
+                sqlx::query_scalar("SELECT activation_id FROM orders WHERE id = ?")
+                    .bind(order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match activation.flatten() {
+                Some(activation_id) => StoreError::AlreadyActivated { order_id, activation_id },
+                None => StoreError::StateChanged { order_id, expected: from },
+            });
         }
         insert_event(&mut tx, order_id, Some(from), OrderState::ActivationRequested, note, now).await?;
         if let Some(link) = link {

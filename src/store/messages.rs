@@ -131,31 +131,28 @@ impl Store {
         Ok(row.get::<i64, _>("m") as MessageId)
     }
 
-    /// A bot message after `after` in `chat` carrying a button whose text is
-    /// one of `texts`; prefers one that replies to `reply_to`.
+    /// The bot's follow-up to our reply `reply_to` in `chat`: a message that
+    /// answers exactly that reply and carries a button whose text is one of
+    /// `texts`. A follow-up without `reply_to` is never taken: it could be
+    /// another order's, and pressing its Send would deliver the wrong answer.
+    /// The newest such follow-up wins (the bot disables older ones).
     /// Returns (message id, button callback data).
     pub async fn find_follow_up_button(
         &self,
         chat: ChatId,
-        after: MessageId,
         reply_to: MessageId,
         texts: &[String],
     ) -> StoreResult<Option<(MessageId, Vec<u8>)>> {
         let rows = sqlx::query(
-            "SELECT message_id, reply_to, buttons_json FROM tribute_messages
-             WHERE chat_id = ? AND message_id > ? AND outgoing = 0 AND buttons_json != '[]'
-             ORDER BY (reply_to IS ?) DESC, message_id ASC LIMIT 20",
+            "SELECT message_id, buttons_json FROM tribute_messages
+             WHERE chat_id = ? AND reply_to = ? AND outgoing = 0 AND buttons_json != '[]'
+             ORDER BY message_id DESC LIMIT 20",
         )
         .bind(chat)
-        .bind(after)
         .bind(reply_to)
         .fetch_all(&self.pool)
         .await?;
         for row in rows {
-            let rt: Option<i64> = row.get("reply_to");
-            if rt.is_some_and(|r| r != i64::from(reply_to)) {
-                continue;
-            }
             let buttons: Vec<Vec<crate::telegram::InlineButton>> =
                 serde_json::from_str(row.get::<&str, _>("buttons_json")).unwrap_or_default();
             if let Some(b) = buttons
@@ -167,6 +164,20 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// The newest stored message of `chat` dated before `date` (unix
+    /// seconds), 0 when there is none: where a history re-read starts so
+    /// that it covers the recent window, gaps below the newest message included.
+    pub async fn last_message_before(&self, chat: ChatId, date: i64) -> StoreResult<MessageId> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(message_id), 0) AS m FROM tribute_messages WHERE chat_id = ? AND date < ?",
+        )
+        .bind(chat)
+        .bind(date)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>("m") as MessageId)
     }
 
     /// The raw text of a stored message.

@@ -61,6 +61,10 @@ pub enum StoreError {
     /// Someone else moved the order first; the caller reloads it.
     #[error("order {order_id} is no longer in state {expected}")]
     StateChanged { order_id: i64, expected: OrderState },
+    /// The order's product is already activated (activation `activation_id`):
+    /// its account can no longer change; it resumes at the Tribute side.
+    #[error("order {order_id} is already activated (activation {activation_id}); its account cannot change")]
+    AlreadyActivated { order_id: i64, activation_id: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

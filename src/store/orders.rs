@@ -68,7 +68,14 @@ pub struct OrderRecord {
     pub button_message_id: Option<MessageId>,
     pub escalation_reason: Option<String>,
     pub activation_failures: i64,
+    /// Not due before this (unix ms); `None`: due now if unsettled.
     pub next_attempt_at: Option<i64>,
+    /// The random_id our reply to Tribute was (or is about to be) sent with.
+    pub reply_random_id: Option<i64>,
+    /// When the order entered `replied`: the Send button's deadline counts from here.
+    pub replied_at: Option<i64>,
+    /// Telegram failures of the current step in a row.
+    pub step_failures: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -184,6 +191,9 @@ fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
         escalation_reason: row.get("escalation_reason"),
         activation_failures: row.get("activation_failures"),
         next_attempt_at: row.get("next_attempt_at"),
+        reply_random_id: row.get("reply_random_id"),
+        replied_at: row.get("replied_at"),
+        step_failures: row.get("step_failures"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     })
@@ -218,17 +228,6 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(order_from_row).collect()
-    }
-
-    /// Ids of orders with automatic work left, oldest first.
-    pub async fn unfinished_orders(&self) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT id FROM orders WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
-             ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
     /// Order counts per state.
@@ -274,7 +273,8 @@ impl Store {
                 reply_message_id = COALESCE(?, reply_message_id),
                 button_message_id = COALESCE(?, button_message_id),
                 escalation_reason = COALESCE(?, escalation_reason),
-                next_attempt_at = NULL
+                next_attempt_at = NULL, step_failures = 0,
+                replied_at = CASE WHEN ? = 'replied' THEN ? ELSE replied_at END
              WHERE id = ? AND state = ?",
         )
         .bind(t.to.as_str())
@@ -283,6 +283,8 @@ impl Store {
         .bind(t.reply_message_id)
         .bind(t.button_message_id)
         .bind(t.escalation.as_ref().map(|(r, _)| r.as_str()))
+        .bind(t.to.as_str())
+        .bind(now)
         .bind(order_id)
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -350,13 +352,143 @@ impl Store {
         Ok(())
     }
 
-    /// Parked orders whose time has come.
-    pub async fn parked_due(&self, now: i64) -> StoreResult<Vec<i64>> {
-        let rows =
-            sqlx::query("SELECT id FROM orders WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY id")
-                .bind(now)
-                .fetch_all(&self.pool)
+    /// An escalated order whose product is already activated goes back to
+    /// where it stopped: waiting for the Send button when our reply is in
+    /// the chat, else replying. Its account stays the activated one.
+    pub async fn resume_activated(&self, order_id: i64, note: &str) -> StoreResult<OrderState> {
+        let order = self.order(order_id).await?;
+        if order.activation_id.is_none() {
+            return Err(StoreError::Corrupt(format!("{} has no activation to resume", order.order_ref)));
+        }
+        let to = if order.reply_message_id.is_some() { OrderState::Replied } else { OrderState::Activated };
+        self.transition(order_id, order.state, Transition::to(to, note)).await?;
+        Ok(to)
+    }
+
+    /// Parks an order like [`Self::park`] and opens a case saying why,
+    /// unless the order already has an open case for the same reason (a
+    /// retried order must not flood the moderator chat).
+    pub async fn park_with_alert(
+        &self,
+        order_id: i64,
+        state: OrderState,
+        until: i64,
+        note: &str,
+        reason: EscalationReason,
+        card: &NewCard,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE orders SET activation_failures = activation_failures + 1, next_attempt_at = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(until)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
+        let open: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cases WHERE order_id = ? AND reason = ? AND status = 'open' LIMIT 1")
+                .bind(order_id)
+                .bind(reason.as_str())
+                .fetch_optional(&mut *tx)
                 .await?;
+        if open.is_none() {
+            insert_card(&mut tx, Some(order_id), card, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Unsettled orders that are due at `now`, oldest first: the order
+    /// worker's queue. Orders furthest along come first, so a Send press
+    /// never waits behind a burst of new orders' backend calls.
+    pub async fn due_orders(&self, now: i64, limit: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM orders
+             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+             ORDER BY CASE state WHEN 'replied' THEN 0 WHEN 'activated' THEN 1 ELSE 2 END, id
+             LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// The earliest due time of an unsettled order that waits (unix ms).
+    pub async fn next_order_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM orders
+             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Unsettled orders whose due time is more than `bound_ms` past, for
+    /// the health of the runtime (something is stuck when this is not empty).
+    pub async fn overdue_orders(&self, now: i64, bound_ms: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders
+             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+               AND COALESCE(next_attempt_at, updated_at) < ?",
+        )
+        .bind(now - bound_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Commits the random_id of the order's reply before the first send.
+    pub async fn set_reply_random_id(&self, order_id: i64, random_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE orders SET reply_random_id = ? WHERE id = ? AND reply_random_id IS NULL")
+            .bind(random_id)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Not due before `until` (unix ms), without an event: the order waits
+    /// for something that is expected (the Send button).
+    pub async fn wait_until(&self, order_id: i64, until: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE orders SET next_attempt_at = ? WHERE id = ?")
+            .bind(until)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A Telegram step failed for a transient reason: due again at `until`,
+    /// one more failure in a row counted, the reason in the history.
+    pub async fn park_step(&self, order_id: i64, state: OrderState, until: i64, note: &str) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE orders SET step_failures = step_failures + 1, next_attempt_at = ? WHERE id = ?")
+            .bind(until)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A follow-up to our reply arrived: the order waiting for it is due now.
+    pub async fn wake_replied_order(&self, chat: ChatId, reply_message_id: MessageId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE orders SET next_attempt_at = NULL
+             WHERE chat_id = ? AND reply_message_id = ? AND state = 'replied'",
+        )
+        .bind(chat)
+        .bind(reply_message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

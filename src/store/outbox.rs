@@ -3,6 +3,13 @@
 //! Every card opens a case (see `cases.rs`) in the same transaction; a
 //! case's follow-ups (`kind = 'update'`) go through the same outbox and are
 //! posted as replies to the case's card.
+//!
+//! The moderator desk (`moderator::outbox_worker`) posts the rows. Each row
+//! carries its own retry state (`migrations/0006_desk_outbox.sql`): a due
+//! time, the attempts so far and the last error, `parked_at` once Telegram
+//! refused it for good, and the `random_id` drawn when it was stored and
+//! reused on every retry, so a retry of a send that did go through cannot
+//! post the card twice.
 
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -32,6 +39,27 @@ pub struct OutboxCard {
     pub case_id: Option<i64>,
     /// For a follow-up: the case's card in `reply_chat`, so it is posted as a reply.
     pub reply_to: Option<(ChatId, MessageId)>,
+    /// `card` (the first message of a case) or `update` (a follow-up).
+    pub kind: String,
+    pub created_at: i64,
+    /// Failed posting attempts so far.
+    pub attempts: u32,
+    /// When it may be tried (again), unix ms; 0 = at once.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    /// Set when Telegram refused it for good; it is not tried again.
+    pub parked_at: Option<i64>,
+    /// Telegram's random_id for every attempt to post it.
+    pub random_id: i64,
+    /// For a follow-up whose card is not posted yet: when the card is due
+    /// (`None` once the card is posted or parked).
+    pub card_pending_until: Option<i64>,
+}
+
+impl OutboxCard {
+    pub fn is_update(&self) -> bool {
+        self.kind == "update"
+    }
 }
 
 /// Stores a card and opens its case; returns the case id.
@@ -51,11 +79,11 @@ pub(super) async fn insert_card(
         None => None,
     };
     let case_id = super::cases::open_case_tx(tx, &card.reason, order_id, conversation_id, now).await?;
-    let text = card.text.replacen(CASE_PLACEHOLDER, &super::cases::short_id(case_id), 1);
+    let text = card.text.replace(CASE_PLACEHOLDER, &super::cases::short_id(case_id));
     sqlx::query(
         "INSERT INTO moderator_outbox
-           (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'card')",
+           (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind, random_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'card', random())",
     )
     .bind(order_id)
     .bind(card.source_chat_id)
@@ -78,8 +106,8 @@ pub(super) async fn insert_update(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO moderator_outbox
-           (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind)
-         SELECT order_id, 0, 0, reason, ?, ?, id, 'update' FROM cases WHERE id = ?",
+           (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind, random_id)
+         SELECT order_id, 0, 0, reason, ?, ?, id, 'update', random() FROM cases WHERE id = ?",
     )
     .bind(text)
     .bind(now)
@@ -90,9 +118,104 @@ pub(super) async fn insert_update(
 }
 
 impl Store {
-    /// Cards not yet posted, oldest first.
+    /// Cards and follow-ups still to be posted (not posted, not parked), oldest first.
     pub async fn pending_cards(&self) -> StoreResult<Vec<OutboxCard>> {
-        self.cards("WHERE o.posted_at IS NULL").await
+        self.cards("WHERE o.posted_at IS NULL AND o.parked_at IS NULL").await
+    }
+
+    /// Rows to be posted that are due at `now`, oldest first.
+    pub async fn due_cards(&self, now: i64) -> StoreResult<Vec<OutboxCard>> {
+        self.cards(&format!("WHERE o.posted_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= {now}")).await
+    }
+
+    /// Rows Telegram refused for good (a person has to look), oldest first.
+    pub async fn parked_cards(&self) -> StoreResult<Vec<OutboxCard>> {
+        self.cards("WHERE o.parked_at IS NOT NULL AND o.posted_at IS NULL").await
+    }
+
+    /// One outbox row.
+    pub async fn outbox_row(&self, id: i64) -> StoreResult<Option<OutboxCard>> {
+        Ok(self.cards(&format!("WHERE o.id = {id}")).await?.pop())
+    }
+
+    /// The card of a case (its first message, not its follow-ups), posted or not.
+    pub async fn card_of_case(&self, case_id: i64) -> StoreResult<Option<OutboxCard>> {
+        Ok(self.cards(&format!("WHERE o.case_id = {case_id} AND o.kind = 'card'")).await?.into_iter().next())
+    }
+
+    /// When the next row to post is due (unix ms; possibly in the past), or
+    /// `None` when nothing waits: a worker sleeps until then.
+    pub async fn next_outbox_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A failed attempt to be retried at `next_at`.
+    pub async fn retry_card_later(&self, id: i64, error: &str, next_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE moderator_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(next_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Not tried now (e.g. during a flood wait, or a follow-up whose card is
+    /// not posted yet): due again at `until`, no attempt counted.
+    pub async fn defer_card(&self, id: i64, until: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE moderator_outbox SET next_attempt_at = MAX(next_attempt_at, ?) WHERE id = ?")
+            .bind(until)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Telegram refused the row for good: it is kept with the error and never tried again.
+    pub async fn park_card(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE moderator_outbox SET attempts = attempts + 1, last_error = ?, parked_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Posted, but its message id is unknown (Telegram said the random_id
+    /// was already used and the message was not found in the history):
+    /// replies to it cannot be mapped to its case.
+    pub async fn mark_card_posted_unmapped(&self, id: i64, chat: ChatId) -> StoreResult<()> {
+        sqlx::query("UPDATE moderator_outbox SET posted_chat_id = ?, posted_at = ? WHERE id = ?")
+            .bind(chat)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest of our messages in `chat` known to be older than anything
+    /// row `id` can have posted (posted before the row was stored): where a
+    /// search of the chat history for the row's message starts.
+    pub async fn outbox_search_anchor(&self, id: i64, chat: ChatId) -> StoreResult<MessageId> {
+        let anchor: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(p.posted_message_id) FROM moderator_outbox p, moderator_outbox o
+             WHERE o.id = ? AND p.posted_chat_id = ? AND p.posted_at < o.created_at",
+        )
+        .bind(id)
+        .bind(chat)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(anchor.unwrap_or(0) as MessageId)
     }
 
     /// Every card (the first message of each case, not its follow-ups), oldest first.
@@ -103,10 +226,14 @@ impl Store {
     async fn cards(&self, filter: &str) -> StoreResult<Vec<OutboxCard>> {
         let rows = sqlx::query(&format!(
             "SELECT o.id, o.order_id, o.reason, o.text, o.posted_message_id, o.case_id, o.kind,
+                    o.created_at, o.attempts, o.next_attempt_at, o.last_error, o.parked_at, o.random_id,
                     (SELECT c.posted_chat_id FROM moderator_outbox c
                       WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.posted_at IS NOT NULL) AS card_chat,
                     (SELECT c.posted_message_id FROM moderator_outbox c
-                      WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.posted_at IS NOT NULL) AS card_msg
+                      WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.posted_at IS NOT NULL) AS card_msg,
+                    (SELECT MIN(c.next_attempt_at) FROM moderator_outbox c
+                      WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.id < o.id
+                        AND c.posted_at IS NULL AND c.parked_at IS NULL) AS card_pending_until
              FROM moderator_outbox o {filter} ORDER BY o.id"
         ))
         .fetch_all(&self.pool)
@@ -128,6 +255,14 @@ impl Store {
                     posted_message_id: r.get::<Option<i64>, _>("posted_message_id").map(|v| v as MessageId),
                     case_id: r.get("case_id"),
                     reply_to,
+                    kind,
+                    created_at: r.get("created_at"),
+                    attempts: r.get::<i64, _>("attempts").clamp(0, u32::MAX as i64) as u32,
+                    next_attempt_at: r.get("next_attempt_at"),
+                    last_error: r.get("last_error"),
+                    parked_at: r.get("parked_at"),
+                    random_id: r.get::<Option<i64>, _>("random_id").unwrap_or_default(),
+                    card_pending_until: r.get("card_pending_until"),
                 }
             })
             .collect())

@@ -7,6 +7,8 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::cases::close_order_cases_tx;
+use super::orders::insert_event;
 use super::outbox::{insert_card, NewCard};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::{Currency, Money, OrderState};
@@ -368,17 +370,44 @@ impl Store {
                 Some(d) => format!("Tribute webhook: refunded (purchase {purchase_id}); backend deactivation: {d}"),
                 None => format!("Tribute webhook: refunded (purchase {purchase_id})"),
             };
-            sqlx::query("INSERT INTO order_events (order_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)")
-                .bind(order_id)
-                .bind(now)
-                .bind(state.as_str())
-                .bind(state.as_str())
-                .bind(&note)
-                .execute(&mut *tx)
-                .await?;
+            refund_order(&mut tx, order_id, state, &note, now).await?;
         }
         insert_card(&mut tx, order.map(|(id, _)| id), card, now).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Settles a refunded order for good, in the caller's transaction: the
+/// order becomes `refunded` (only from the state the caller saw, so an
+/// activation racing the refund makes the whole refund retry later), its
+/// conversation link closes and its open cases close. Afterwards no
+/// account ID, from the customer or a moderator, can activate it.
+async fn refund_order(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    order_id: i64,
+    state: OrderState,
+    note: &str,
+    now: i64,
+) -> StoreResult<()> {
+    state.transition(OrderState::Refunded)?;
+    let updated = sqlx::query(
+        "UPDATE orders SET state = 'refunded', updated_at = ?, next_attempt_at = NULL WHERE id = ? AND state = ?",
+    )
+    .bind(now)
+    .bind(order_id)
+    .bind(state.as_str())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(StoreError::StateChanged { order_id, expected: state });
+    }
+    insert_event(tx, order_id, Some(state), OrderState::Refunded, note, now).await?;
+    sqlx::query("UPDATE conversation_orders SET status = 'closed', updated_at = ? WHERE order_id = ?")
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    close_order_cases_tx(tx, order_id, "refunded", "💸 The payment was refunded; this case is closed.", now).await
 }

@@ -6,9 +6,12 @@
 //!   whose amount differs is flagged to the moderator.
 //! - A paid purchase still without an order after the grace period is
 //!   flagged once: Tribute took money and we never saw the order.
-//! - A refund of an activated order calls the backend's `/deactivate`
-//!   (idempotent, so a restart between the call and the commit is
-//!   harmless) and tells the moderator; any other refund is only told.
+//! - A refund waits while the order's activation or Tribute exchange is in
+//!   flight; then an activated order's product is taken back with the
+//!   backend's `/deactivate` (idempotent, so a restart between the call and
+//!   the commit is harmless), and in one transaction the order becomes
+//!   `refunded` (final: no later account ID can activate it), its dialogue
+//!   link and open cases close, and the moderator is told.
 //!
 //! Runs in its own task: woken when an event is stored, and on a timer
 //! (grace periods and parked deactivations need time to pass).
@@ -165,11 +168,14 @@ impl Reconciler {
             return Ok(());
         };
         let order = self.store.order(order_id).await?;
+        if order.state == OrderState::Refunded {
+            return Ok(());
+        }
+        if !order.state.can_be_refunded() {
+            // An activation or the Tribute exchange is in flight; decide once it has an outcome.
+            return Ok(());
+        }
         let Some(activation_id) = order.activation_id.clone() else {
-            if matches!(order.state, OrderState::Received | OrderState::ActivationRequested) {
-                // Activation is in flight; decide once it has an outcome.
-                return Ok(());
-            }
             let what =
                 format!("The order was never activated (state {}), so there was nothing to take back.", order.state);
             self.finish(p, &order, None, &what).await?;

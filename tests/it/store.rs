@@ -53,7 +53,7 @@ async fn a_message_is_stored_once_and_creates_one_order() {
     let order = store.order(id).await.unwrap();
     assert_eq!(order.state, OrderState::Received);
     assert_eq!(order.price.amount_minor, 500);
-    assert_eq!(store.unfinished_orders().await.unwrap(), vec![id]);
+    assert_eq!(store.due_orders(tribute_assistant::store::now_ms(), 100).await.unwrap(), vec![id]);
 }
 
 #[tokio::test]
@@ -88,9 +88,13 @@ async fn parked_orders_become_due_and_a_transition_unparks_them() {
     store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
     let now = tribute_assistant::store::now_ms();
     store.park(id, OrderState::ActivationRequested, now + 60_000, "backend down", true).await.unwrap();
-    assert!(store.parked_due(now).await.unwrap().is_empty());
-    assert_eq!(store.parked_due(now + 60_000).await.unwrap(), vec![id]);
+    assert!(store.due_orders(now, 100).await.unwrap().is_empty());
+    assert_eq!(store.next_order_due().await.unwrap(), Some(now + 60_000));
+    assert_eq!(store.due_orders(now + 60_000, 100).await.unwrap(), vec![id]);
     assert_eq!(store.order(id).await.unwrap().activation_failures, 1);
     store.transition(id, OrderState::ActivationRequested, Transition::to(OrderState::Activated, "ok")).await.unwrap();
-    assert!(store.parked_due(now + 60_000).await.unwrap().is_empty());
+    assert_eq!(store.due_orders(now, 100).await.unwrap(), vec![id], "a transition makes the next step due at once");
+    store.transition(id, OrderState::Activated, Transition::to(OrderState::Replied, "replied")).await.unwrap();
+    store.transition(id, OrderState::Replied, Transition::to(OrderState::Confirmed, "pressed")).await.unwrap();
+    assert!(store.due_orders(now + 60_000, 100).await.unwrap().is_empty(), "settled orders are never due");
 }

@@ -1,0 +1,509 @@
+//! Posting the moderator outbox: every due row on its own, oldest first.
+//!
+//! Why each row on its own: one card Telegram refuses (too long, a chat that
+//! is gone) must never hold back the cards behind it, escalated orders
+//! above all, and a card that fails for a while must not be hammered every
+//! second. So a row that fails is retried with exponential backoff and
+//! jitter (1 s doubling to 10 min, at least a flood wait), a row Telegram
+//! refuses for good is parked with the error for a person, and the pass
+//! moves on.
+//!
+//! Every attempt at one row uses the row's stored `random_id`: if a send
+//! timed out but was delivered, the retry is refused with
+//! `RANDOM_ID_DUPLICATE`, which counts as posted. The message is then looked
+//! up in the chat history (our outgoing message with the same text after
+//! the newest message posted before the row existed) so replies to it still
+//! find the case; if it is not found the row is marked posted without a
+//! message id and a warning says that replies to that card will not reach
+//! its case (`/case` still works).
+//!
+//! Texts are sized here, at the last moment ([`sizing::fit`]): whatever
+//! produced a row, what is sent is at most 4096 UTF-16 units.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use super::sizing;
+use crate::store::{short_id, now_ms, OutboxCard, Store, StoreResult};
+use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
+
+/// First retry delay after a failed attempt.
+pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Longest delay between two attempts at one row.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Unknown Telegram errors are retried this many times, then the row is parked.
+const MAX_UNKNOWN_ATTEMPTS: u32 = 5;
+/// How far back the history is searched for a card Telegram says was already sent.
+const SEARCH_PAGES: usize = 10;
+const SEARCH_PAGE: usize = 100;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostReport {
+    /// Rows now in the chat (including ones Telegram said were already sent).
+    pub posted: usize,
+    /// Rows that failed for now and are due again later.
+    pub retrying: usize,
+    /// Rows refused for good in this pass.
+    pub parked: usize,
+    /// Rows not tried in this pass (a follow-up waiting for its card; the
+    /// rest of a pass stopped by a flood wait).
+    pub deferred: usize,
+}
+
+/// How the desk treats a failed send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Retry this row after the delay; `global` when the whole account is
+    /// affected (flood wait, disconnected), so the pass stops.
+    Retry { after: Duration, global: bool },
+    /// Never send this row again.
+    Park,
+}
+
+/// Delay after failed attempt number `attempt` (1-based): equal jitter,
+/// half of `min(BACKOFF_MAX, BACKOFF_INITIAL · 2^(attempt−1))` plus a random
+/// part of up to the other half, so rows failing together spread out.
+pub fn backoff(attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let base = BACKOFF_INITIAL.saturating_mul(factor).min(BACKOFF_MAX);
+    let half = base / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+/// Classifies a send error for a row that has failed `attempt` times now.
+pub fn classify(e: &MessengerError, attempt: u32) -> Failure {
+    use MessengerError as E;
+    match e {
+        E::FloodWait(wait) => Failure::Retry { after: backoff(attempt).max(*wait), global: true },
+        E::Disconnected | E::Closed => Failure::Retry { after: backoff(attempt), global: true },
+        E::Timeout => Failure::Retry { after: backoff(attempt), global: false },
+        E::Other(_) if attempt < MAX_UNKNOWN_ATTEMPTS => Failure::Retry { after: backoff(attempt), global: false },
+        _ => Failure::Park,
+    }
+}
+
+/// Posts every due outbox row to `chat`, oldest first, each on its own (see
+/// the module docs). Only store errors end a pass early with an error;
+/// Telegram's errors are recorded on their rows.
+pub async fn post_due(store: &Store, messenger: &dyn Messenger, chat: ChatId) -> StoreResult<PostReport> {
+    let mut report = PostReport::default();
+    let due = store.due_cards(now_ms()).await?;
+    // Cards posted in this pass (the rows were read before): their follow-ups answer them.
+    let mut posted_now: HashMap<i64, MessageId> = HashMap::new();
+    let mut rows = due.iter();
+    while let Some(card) = rows.next() {
+        let case = card.case_id.map(short_id);
+        let label = case.clone().unwrap_or_else(|| format!("row {}", card.id));
+        let card_now = card.case_id.and_then(|c| posted_now.get(&c).copied()).filter(|_| card.is_update());
+        if let (true, None, Some(until)) = (card.is_update(), card_now, card.card_pending_until) {
+            // A follow-up answers its card: it waits until the card is posted (or parked).
+            store.defer_card(card.id, until.max(now_ms() + 1000)).await?;
+            debug!(card = card.id, case = %label, "follow-up waits for its case's card");
+            report.deferred += 1;
+            continue;
+        }
+        let text = sizing::fit(&card.text, case.as_deref());
+        if text.len() != card.text.len() {
+            info!(
+                card = card.id, case = %label,
+                units = sizing::utf16_len(&card.text), "card is over Telegram's 4096 UTF-16 units; posting it cut"
+            );
+        }
+        let reply_to = card.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
+        match send(messenger, chat, &text, reply_to, card).await {
+            Ok(Some(id)) => {
+                store.mark_card_posted(card.id, chat, id).await?;
+                if let (Some(c), false) = (card.case_id, card.is_update()) {
+                    posted_now.insert(c, id);
+                }
+                info!(card = card.id, case = %label, reason = %card.reason, message = id, "posted to the moderator chat");
+                report.posted += 1;
+            }
+            Ok(None) => {
+                info!(card = card.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
+                let after = store.outbox_search_anchor(card.id, chat).await?;
+                if let Some(id) = find_posted(messenger, chat, &text, after, card).await {
+                    store.mark_card_posted(card.id, chat, id).await?;
+                    if let (Some(c), false) = (card.case_id, card.is_update()) {
+                        posted_now.insert(c, id);
+                    }
+                    info!(card = card.id, case = %label, message = id, "found in the chat; marked posted");
+                    report.posted += 1;
+                    continue;
+                }
+                store.mark_card_posted_unmapped(card.id, chat).await?;
+                warn!(
+                    card = card.id, case = %label,
+                    "Telegram says it was already posted but it is not in the recent history; \
+                     marked posted without a message id: replies to it will not reach the case (/case {label} works)"
+                );
+                report.posted += 1;
+            }
+            Err(e) => {
+                let attempt = card.attempts + 1;
+                match classify(&e, attempt) {
+                    Failure::Retry { after, global } => {
+                        let at = now_ms() + after.as_millis() as i64;
+                        store.retry_card_later(card.id, &e.to_string(), at).await?;
+                        warn!(
+                            card = card.id, case = %label, attempt, error = %e, retry_in = ?after,
+                            "could not post to the moderator chat; will retry"
+                        );
+                        report.retrying += 1;
+                        if global {
+                            let resume = match e {
+                                MessengerError::FloodWait(wait) => now_ms() + wait.as_millis() as i64,
+                                _ => now_ms(),
+                            };
+                            for rest in rows.by_ref() {
+                                store.defer_card(rest.id, resume).await?;
+                                report.deferred += 1;
+                            }
+                        }
+                    }
+                    Failure::Park => {
+                        store.park_card(card.id, &e.to_string()).await?;
+                        warn!(
+                            card = card.id, case = %label, attempt, error = %e,
+                            "Telegram refused it for good; parked (not retried), moving on to the next"
+                        );
+                        report.parked += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One row's send. `Ok(None)`: Telegram says this random_id was already
+/// used, so an earlier attempt was delivered.
+async fn send(
+    messenger: &dyn Messenger,
+    chat: ChatId,
+    text: &str,
+    reply_to: Option<MessageId>,
+    card: &OutboxCard,
+) -> Result<Option<MessageId>, MessengerError> {
+    let random_id = RandomId(card.random_id);
+    let sent = match messenger.send_message(chat, text, reply_to, random_id).await {
+        // The card this follow-up answers is gone: post it on its own.
+        Err(MessengerError::MessageNotFound(c, m)) if c == chat && Some(m) == reply_to => {
+            warn!(card = card.id, card_message = m, "the case's card is gone from the chat; posting the follow-up on its own");
+            messenger.send_message(chat, text, None, random_id).await
+        }
+        other => other,
+    };
+    match sent {
+        Ok(id) => Ok(Some(id)),
+        Err(MessengerError::RandomIdDuplicate) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Our message with `text` in the chat after message `after` (the newest
+/// one posted before the row was stored). A failed lookup is "not found".
+async fn find_posted(
+    messenger: &dyn Messenger,
+    chat: ChatId,
+    text: &str,
+    mut after: MessageId,
+    card: &OutboxCard,
+) -> Option<MessageId> {
+    for _ in 0..SEARCH_PAGES {
+        let page = match messenger.history_since(chat, after, SEARCH_PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(card = card.id, error = %e, "could not read the moderator chat history");
+                return None;
+            }
+        };
+        if let Some(m) = page.iter().find(|m| m.outgoing && m.text == text) {
+            return Some(m.id);
+        }
+        match page.last() {
+            Some(last) if page.len() == SEARCH_PAGE => after = last.id,
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::domain::Language;
+    use crate::store::NewCard;
+    use crate::telegram::{CallbackAnswer, Event, Message, MessengerResult, UserId};
+
+    const CHAT: ChatId = -100;
+
+    /// A moderator chat that refuses what Telegram refuses (over 4096
+    /// units, a reused random_id) and fails sends on request; a `Timeout`
+    /// fault can be "delivered but the answer lost".
+    #[derive(Default)]
+    struct Chat {
+        state: Mutex<ChatState>,
+    }
+
+    #[derive(Default)]
+    struct ChatState {
+        messages: Vec<Message>,
+        seen: HashMap<i64, MessageId>,
+        /// Errors for the next sends, in order; `(error, delivered anyway)`.
+        faults: VecDeque<(MessengerError, bool)>,
+        /// Sends whose text contains this fail with the error.
+        refuse: Vec<(String, MessengerError)>,
+        attempts: usize,
+    }
+
+    impl Chat {
+        fn fault(&self, e: MessengerError, delivered: bool) {
+            self.state.lock().unwrap().faults.push_back((e, delivered));
+        }
+        fn refuse(&self, needle: &str, e: MessengerError) {
+            self.state.lock().unwrap().refuse.push((needle.into(), e));
+        }
+        fn texts(&self) -> Vec<String> {
+            self.state.lock().unwrap().messages.iter().map(|m| m.text.clone()).collect()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Messenger for Chat {
+        fn self_id(&self) -> UserId {
+            1
+        }
+        async fn next_event(&self) -> MessengerResult<Event> {
+            Err(MessengerError::Closed)
+        }
+        async fn send_message(
+            &self,
+            chat: ChatId,
+            text: &str,
+            reply_to: Option<MessageId>,
+            random_id: RandomId,
+        ) -> MessengerResult<MessageId> {
+            let mut st = self.state.lock().unwrap();
+            st.attempts += 1;
+            if chat != CHAT {
+                return Err(MessengerError::ChatNotFound(chat));
+            }
+            if st.seen.contains_key(&random_id.0) {
+                return Err(MessengerError::RandomIdDuplicate);
+            }
+            if sizing::utf16_len(text) > sizing::TELEGRAM_LIMIT {
+                return Err(MessengerError::MessageTooLong);
+            }
+            if let Some((_, e)) = st.refuse.iter().find(|(n, _)| text.contains(n.as_str())) {
+                return Err(e.clone());
+            }
+            let fault = st.faults.pop_front();
+            if let Some((e, false)) = fault {
+                return Err(e);
+            }
+            let id = st.messages.len() as MessageId + 1;
+            st.messages.push(Message {
+                chat_id: chat,
+                id,
+                sender_id: Some(1),
+                outgoing: true,
+                date: 0,
+                text: text.into(),
+                entities: vec![],
+                reply_to,
+                buttons: vec![],
+            });
+            st.seen.insert(random_id.0, id);
+            match fault {
+                Some((e, true)) => Err(e),
+                _ => Ok(id),
+            }
+        }
+        async fn press_button(&self, _: ChatId, m: MessageId, _: &[u8]) -> MessengerResult<CallbackAnswer> {
+            Err(MessengerError::ButtonNotFound(m))
+        }
+        async fn history_since(&self, _: ChatId, after: MessageId, limit: usize) -> MessengerResult<Vec<Message>> {
+            let st = self.state.lock().unwrap();
+            Ok(st.messages.iter().filter(|m| m.id > after).take(limit).cloned().collect())
+        }
+        async fn get_messages(&self, _: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
+            let st = self.state.lock().unwrap();
+            Ok(st.messages.iter().filter(|m| ids.contains(&m.id)).cloned().collect())
+        }
+    }
+
+    /// Pauses tokio's clock so only `advance` moves it. A blocking task
+    /// holds off auto-advance (tokio would otherwise jump the clock while
+    /// the runtime waits on SQLite's thread and time the pool out).
+    struct PausedClock(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl PausedClock {
+        fn start() -> Self {
+            tokio::time::pause();
+            let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let h = hold.clone();
+            tokio::task::spawn_blocking(move || {
+                while h.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            Self(hold)
+        }
+    }
+
+    impl Drop for PausedClock {
+        fn drop(&mut self) {
+            self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, store)
+    }
+
+    /// A question case whose card is `text`; returns the case id.
+    async fn case(store: &Store, customer: i64, text: &str) -> i64 {
+        let conv = store.open_conversation(customer, "Иван", Language::Ru, now_ms()).await.unwrap();
+        let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: "customer_question".into(), text: text.into() };
+        store.open_conversation_case(conv.id, &card).await.unwrap()
+    }
+
+    fn row<'a>(rows: &'a [OutboxCard], case: i64, kind: &str) -> &'a OutboxCard {
+        rows.iter().find(|r| r.case_id == Some(case) && r.kind == kind).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_too_long_card_is_posted_cut_and_the_cards_behind_it_too() {
+        let (_d, store) = store().await;
+        let chat = Chat::default();
+        let long = case(&store, 11, &format!("❓ Case {{case}}\n\nCustomer text:\n{}\n\nReply /done", "ы".repeat(5000))).await;
+        let next = case(&store, 12, "🚨 Case {case} · order TA-1 needs a person").await;
+        let report = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!(report, PostReport { posted: 2, ..Default::default() });
+        let texts = chat.texts();
+        assert!(sizing::utf16_len(&texts[0]) <= sizing::TELEGRAM_LIMIT);
+        assert!(texts[0].contains(&format!("/case C{long} shows all")), "{}", &texts[0][texts[0].len() - 200..]);
+        assert!(texts[0].ends_with("Reply /done"));
+        assert_eq!(texts[1], format!("🚨 Case C{next} · order TA-1 needs a person"));
+        // The store keeps the whole text; replies to the posted card find its case.
+        let all = store.all_cards().await.unwrap();
+        assert_eq!(row(&all, long, "card").text.matches('ы').count(), 5000);
+        assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, long);
+        assert!(store.pending_cards().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_card_refused_for_good_is_parked_and_the_next_one_posted() {
+        let (_d, store) = store().await;
+        let chat = Chat::default();
+        chat.refuse("poison", MessengerError::Other("ENTITY_BOUNDS_INVALID".into()));
+        let bad = case(&store, 11, "Case {case}: poison").await;
+        let good = case(&store, 12, "Case {case}: fine").await;
+        // An unknown error is retried a few times, then parked; a known permanent one at once.
+        chat.refuse("worse", MessengerError::MessageEmpty);
+        let worse = case(&store, 13, "Case {case}: worse").await;
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!((r.posted, r.retrying, r.parked), (1, 1, 1));
+        assert_eq!(chat.texts(), [format!("Case C{good}: fine")]);
+        let parked = store.parked_cards().await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].case_id, Some(worse));
+        assert!(parked[0].last_error.as_deref().unwrap().contains("MESSAGE_EMPTY"));
+        let pending = store.pending_cards().await.unwrap();
+        assert_eq!((pending.len(), pending[0].case_id, pending[0].attempts), (1, Some(bad), 1));
+        assert!(pending[0].next_attempt_at > now_ms(), "not retried at once");
+        assert!(store.due_cards(now_ms()).await.unwrap().is_empty());
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap(), PostReport::default(), "nothing due");
+    }
+
+    #[tokio::test]
+    async fn flood_waits_and_failures_back_off() {
+        let (_d, store) = store().await;
+        let _clock = PausedClock::start();
+        let chat = Chat::default();
+        let a = case(&store, 11, "Case {case}: a").await;
+        let b = case(&store, 12, "Case {case}: b").await;
+        chat.fault(MessengerError::FloodWait(Duration::from_secs(30)), false);
+        let t0 = now_ms();
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!((r.posted, r.retrying, r.deferred), (0, 1, 1), "a flood wait stops the pass");
+        assert_eq!(chat.state.lock().unwrap().attempts, 1, "nothing else is sent during a flood wait");
+        let rows = store.pending_cards().await.unwrap();
+        assert!(row(&rows, a, "card").next_attempt_at >= t0 + 30_000);
+        assert_eq!(row(&rows, a, "card").attempts, 1);
+        assert!(row(&rows, b, "card").next_attempt_at >= t0 + 30_000);
+        assert_eq!(row(&rows, b, "card").attempts, 0, "deferred, not failed");
+        assert_eq!(store.next_outbox_due().await.unwrap(), Some(row(&rows, a, "card").next_attempt_at.min(row(&rows, b, "card").next_attempt_at)));
+
+        tokio::time::advance(Duration::from_secs(31)).await;
+        // Timeouts without delivery: each retry waits about twice as long, up to the cap.
+        let mut last_gap = 0;
+        for attempt in 2..=4 {
+            chat.fault(MessengerError::Timeout, false);
+            chat.fault(MessengerError::Timeout, false);
+            let rows = store.pending_cards().await.unwrap();
+            let due = rows.iter().map(|r| r.next_attempt_at).max().unwrap();
+            tokio::time::advance(Duration::from_millis((due - now_ms()).max(0) as u64)).await;
+            let before = now_ms();
+            let r = post_due(&store, &chat, CHAT).await.unwrap();
+            assert_eq!(r.retrying, 2, "a timeout does not stop the pass");
+            let rows = store.pending_cards().await.unwrap();
+            let gap = row(&rows, b, "card").next_attempt_at - before;
+            let base = 1000i64 << (row(&rows, b, "card").attempts - 1);
+            assert!(gap >= base / 2 && gap <= base, "attempt {attempt}: {gap} ms for base {base}");
+            assert!(gap > last_gap / 2);
+            last_gap = gap;
+        }
+        assert!(backoff(30) <= BACKOFF_MAX && backoff(30) >= BACKOFF_MAX / 2);
+        let due = store.next_outbox_due().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_millis((due - now_ms()).max(0) as u64 + 10_000)).await;
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().posted, 2);
+        assert_eq!(store.next_outbox_due().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_lost_answer_does_not_post_twice() {
+        let (_d, store) = store().await;
+        let _clock = PausedClock::start();
+        let chat = Chat::default();
+        let c = case(&store, 11, "Case {case}: once").await;
+        // Telegram delivers it but the answer is lost.
+        chat.fault(MessengerError::Timeout, true);
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
+        let random_id = store.pending_cards().await.unwrap()[0].random_id;
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!(r.posted, 1);
+        assert_eq!(chat.texts(), [format!("Case C{c}: once")], "posted once");
+        assert_eq!(chat.state.lock().unwrap().attempts, 2, "the retry used the same random_id and was refused");
+        let card = store.card_of_case(c).await.unwrap().unwrap();
+        assert_eq!((card.random_id, card.posted_message_id), (random_id, Some(1)), "found in the history");
+        assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
+    }
+
+    #[tokio::test]
+    async fn follow_ups_wait_for_their_card_and_answer_it() {
+        let (_d, store) = store().await;
+        let chat = Chat::default();
+        let c = case(&store, 11, "Case {case}: card").await;
+        store.case_update(c, "update 1").await.unwrap();
+        chat.fault(MessengerError::Timeout, false);
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!((r.retrying, r.deferred, r.posted), (1, 1, 0), "the follow-up waits for its card");
+        let _clock = PausedClock::start();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!(r.posted, 2);
+        let msgs = chat.state.lock().unwrap().messages.clone();
+        assert_eq!((msgs[1].text.as_str(), msgs[1].reply_to), ("update 1", Some(msgs[0].id)));
+    }
+}

@@ -1,0 +1,199 @@
+//! The runtime's promise, one regression test per defect found in review:
+//! the store is the only queue (a lost wake-up or update costs a delay,
+//! never an order), Telegram's refusals park one order instead of stalling
+//! it, an activated product is never activated again for another account,
+//! and nobody but a customer is treated as one.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tribute_assistant::domain::{OrderRef, OrderState};
+use tribute_assistant::orders::{ingest, IngestConfig};
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::store::{MessageKind, Store};
+use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::telegram::{InlineButton, Message};
+use tribute_assistant::tribute::ParserConfig;
+
+use crate::support::sim::{advance, eventually, order_of, pause_time, resume_time, wait_state};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn diamonds(customer: i64, details: &str) -> SimOrder {
+    crate::support::sim::diamonds(customer, "Иван Петров", details)
+}
+
+async fn running(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
+    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
+    sb.backend.add_pending("123456", "100 Diamonds");
+    sb.backend.add_pending("654321", "100 Diamonds");
+    sb.start_daemon(None).await.unwrap();
+    sb
+}
+
+fn bot_message(id: i32, reply_to: Option<i32>, send_data: &[u8]) -> Message {
+    Message {
+        chat_id: 93372553,
+        id,
+        sender_id: Some(93372553),
+        outgoing: false,
+        date: 1_700_000_000,
+        text: "Your answer will be sent. Press «Send» to deliver it.".into(),
+        entities: vec![],
+        reply_to,
+        buttons: vec![vec![InlineButton { text: "Send".into(), data: send_data.to_vec() }]],
+    }
+}
+
+#[tokio::test]
+async fn a_follow_up_that_answers_no_reply_of_ours_is_never_taken_for_the_send_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let texts = vec!["Send".to_owned()];
+    // A keyboard message without reply_to (it could be another order's) after our reply 10.
+    store.record_tribute_message(&bot_message(11, None, b"other"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    // Another order's follow-up answering our reply 9.
+    store.record_tribute_message(&bot_message(12, Some(9), b"nine"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    assert_eq!(store.find_follow_up_button(93372553, 10, &texts).await.unwrap(), None);
+    store.record_tribute_message(&bot_message(13, Some(10), b"ours"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    assert_eq!(store.find_follow_up_button(93372553, 10, &texts).await.unwrap(), Some((13, b"ours".to_vec())));
+}
+
+#[tokio::test]
+async fn an_order_stored_by_a_history_reread_without_a_wake_up_is_still_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    // The live update is lost; the message reaches the store only through a
+    // history read that does not tell the worker (as the workflow's own
+    // catch-up did), and the live update would then be a duplicate.
+    sb.world.disconnect();
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let stored = sb.world.messages(sb.tribute_chat()).into_iter().find(|m| m.id == msg).unwrap();
+    let cfg = IngestConfig { parser: ParserConfig::default(), tribute_bot: sb.tribute_chat() };
+    ingest(sb.store(), &cfg, &stored).await.unwrap();
+    sb.world.reconnect();
+    let order = wait_state(&sb, msg, OrderState::Confirmed).await;
+    assert!(order.activation_id.is_some());
+    assert_eq!(sb.backend.activations_for(order.order_ref.as_str()), 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_order_lost_below_the_newest_stored_message_is_found_by_the_periodic_reread() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    sb.world.disconnect();
+    let lost = sb.world.post_order(&diamonds(501, "ID 123456"));
+    sb.world.reconnect();
+    let live = sb.world.post_order(&diamonds(502, "ID 654321"));
+    wait_state(&sb, live, OrderState::Confirmed).await;
+    // The newest stored message is above the lost one: a re-read from the
+    // newest on would never see it.
+    let order = wait_state(&sb, lost, OrderState::Confirmed).await;
+    assert_eq!(sb.backend.activations_for(order.order_ref.as_str()), 1);
+    assert_eq!(sb.world.send_presses(lost), 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    pause_time().await;
+    // The reply is refused with a ten-minute flood wait (the daemon sleeps through 5 s at most).
+    sb.world.flood_wait_next_sends(1, Duration::from_secs(600));
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let parked = eventually("the order to wait out the flood", || async {
+        crate::support::sim::try_order(&sb, msg).await.filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
+    })
+    .await;
+    let wait_ms = parked.next_attempt_at.unwrap() - tribute_assistant::clock::now_ms();
+    assert!(wait_ms > 590_000, "parked for the flood wait, not less: {wait_ms} ms");
+    let second = sb.world.post_order(&diamonds(502, "ID 654321"));
+    wait_state(&sb, second, OrderState::Confirmed).await;
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::Activated, "still waiting out the flood");
+    advance(Duration::from_secs(601)).await;
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    resume_time();
+    assert_eq!(sb.world.send_presses(msg), 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_escalated_order_that_was_activated_keeps_its_account_and_resumes_at_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SandboxOptions { button_timeout: Duration::from_millis(300), ..SandboxOptions::default() };
+    let sb = running(&dir, opts).await;
+    // The Send button comes long after our deadline: the order is escalated after its reply.
+    sb.world.button_delay(Duration::from_secs(2));
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let order = wait_state(&sb, msg, OrderState::Escalated).await;
+    let order_ref = order.order_ref.clone();
+    assert_eq!(order.escalation_reason.as_deref(), Some("button_never_came"));
+    let card = eventually("the case card", || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(order_ref.as_str()))
+    })
+    .await;
+    // A moderator gives another account: refused, nothing activated again.
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "654321", Some(card.id));
+    eventually("the refusal", || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains("cannot change"))
+    })
+    .await;
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::Escalated);
+    // The late button has come meanwhile; /retry finishes the Tribute side.
+    eventually("the late follow-up", || async { sb.world.messages(sb.tribute_chat()).into_iter().find(|m| !m.buttons.is_empty()) }).await;
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/retry", Some(card.id));
+    let done = wait_state(&sb, msg, OrderState::Confirmed).await;
+    assert_eq!(sb.backend.activations_for(order_ref.as_str()), 1, "one activation, for the first account");
+    assert_eq!(sb.backend.requests_for(order_ref.as_str()), 1);
+    assert_eq!(done.account_candidates().iter().map(|a| a.as_str()).collect::<Vec<_>>(), vec!["123456"]);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    let replies = sb.world.messages(sb.tribute_chat()).into_iter().filter(|m| m.outgoing && m.reply_to == Some(msg)).count();
+    assert_eq!(replies, 1, "one Tribute reply");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_401_that_is_not_a_replay_parks_the_order_with_one_alert_and_it_finishes_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    // The publisher rotated the secret and our config still has the old one.
+    sb.backend.rotate_secret(SecretString::from("rotated-secret-the-daemon-does-not-know"));
+    sb.backend.drop_previous_secret();
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    eventually("several parked attempts", || async {
+        crate::support::sim::try_order(&sb, msg).await.filter(|o| o.activation_failures >= 2)
+    })
+    .await;
+    let order = order_of(&sb, msg).await;
+    assert_eq!(order.state, OrderState::ActivationRequested, "not failed for good");
+    let alerts = || {
+        sb.world.messages(sb.moderator_chat).into_iter().filter(|m| m.text.contains("refuses our signature")).count()
+    };
+    eventually("the alert", || async { (alerts() > 0).then_some(()) }).await;
+    // The operator fixes the secret; the next retry goes through.
+    sb.backend.rotate_secret(sb.backend_secret().clone());
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    assert_eq!(alerts(), 1, "one alert however many retries");
+    assert_eq!(sb.backend.activations_for(OrderRef::for_message(sb.tribute_chat(), msg).as_str()), 1);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn telegrams_service_account_is_never_treated_as_a_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    sb.world.add_user(777000, "Telegram", None);
+    sb.world.post_as_user(777000, 777000, "Login code: 51234. Do not give this code to anyone", None);
+    // A real customer afterwards, so we know the message above was handled (and ignored).
+    sb.world.add_user(601, "Анна", None);
+    sb.world.post_as_user(601, 601, "Здравствуйте, где мой заказ?", None);
+    eventually("the customer's conversation", || async { sb.store().conversation_for_customer(601).await.unwrap() }).await;
+    assert!(sb.store().conversation_for_customer(777000).await.unwrap().is_none(), "not stored");
+    assert!(sb.world.messages(777000).iter().all(|m| !m.outgoing), "never answered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let leaked = sb.world.messages(sb.moderator_chat).into_iter().filter(|m| m.text.contains("51234")).count();
+    assert_eq!(leaked, 0, "the login code never reaches a card");
+    sb.shutdown().await.unwrap();
+}
