@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::store::now_ms;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId,
-    UserId,
+    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
 };
 
 /// What the wrapper observed; shared with the ops listener.

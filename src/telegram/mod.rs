@@ -92,7 +92,10 @@ pub enum Event {
     /// A message was edited (e.g. the bot removed its keyboard after a press).
     MessageEdited(Message),
     /// Messages were deleted (`updateDeleteMessages`); their ids are gone from history.
-    MessagesDeleted { chat: ChatId, ids: Vec<MessageId> },
+    MessagesDeleted {
+        chat: ChatId,
+        ids: Vec<MessageId>,
+    },
 }
 
 /// The client-chosen id of a send (`random_id` of `messages.sendMessage`).

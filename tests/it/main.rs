@@ -16,6 +16,7 @@ mod moderator;
 mod mtproto_server;
 mod ops;
 mod orders_flow;
+mod sim_faults;
 mod runtime;
 mod store;
 mod telegram_grammers;

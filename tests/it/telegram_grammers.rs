@@ -368,7 +368,10 @@ mod e2e {
         assert_eq!(utf16::slice(&got.text, mention.offset, mention.length), Some(name));
 
         // The customer is only known from that mention: reachable through the message.
-        let sent = m.send_message(5550001, "Здравствуйте! Какой у вас ID?", None, RandomId::fresh()).await.expect("reaches the customer");
+        let sent = m
+            .send_message(5550001, "Здравствуйте! Какой у вас ID?", None, RandomId::fresh())
+            .await
+            .expect("reaches the customer");
         let theirs = h.world.messages(5550001);
         assert!(theirs.iter().any(|x| x.id == sent && x.text.starts_with("Здравствуйте")), "{theirs:?}");
 
@@ -380,9 +383,15 @@ mod e2e {
                 break;
             }
         }
-        assert_eq!(m.send_message(5550002, "hello", None, RandomId::fresh()).await, Err(MessengerError::PrivacyRestricted));
+        assert_eq!(
+            m.send_message(5550002, "hello", None, RandomId::fresh()).await,
+            Err(MessengerError::PrivacyRestricted)
+        );
         // Unknown users stay unknown.
-        assert!(matches!(m.send_message(777_000_111, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(_))));
+        assert!(matches!(
+            m.send_message(777_000_111, "x", None, RandomId::fresh()).await,
+            Err(MessengerError::ChatNotFound(_))
+        ));
         m.close().await;
         session.close().await;
         h.shutdown().await;

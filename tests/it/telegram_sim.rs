@@ -6,9 +6,7 @@ use std::time::Duration;
 use tribute_assistant::telegram::sim::{
     utf16_len, SimClient, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
 };
-use tribute_assistant::telegram::{
-    CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId,
-};
+use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -57,7 +55,8 @@ async fn exchange_end_to_end_delivers_once() {
     assert!(!notification.outgoing);
     assert!(notification.text.starts_with("🆕 Custom Product Order\n\nCustomer: Anna\n"));
 
-    let reply = client.send_message(chat, "Premium month, payment #A-1", Some(order_id), RandomId::fresh()).await.unwrap();
+    let reply =
+        client.send_message(chat, "Premium month, payment #A-1", Some(order_id), RandomId::fresh()).await.unwrap();
     let follow_up = next_new(&client).await;
     assert_eq!(follow_up.reply_to, Some(reply));
     assert_eq!(follow_up.sender_id, Some(chat));
@@ -123,7 +122,10 @@ async fn message_ids_are_per_chat_and_sends_are_stored() {
     assert_eq!(next_new(&client).await.chat_id, world.tribute_chat());
 
     assert_eq!(client.send_message(-5, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(-5)));
-    assert_eq!(client.send_message(31337, "x", None, RandomId::fresh()).await, Err(MessengerError::ChatNotFound(31337)));
+    assert_eq!(
+        client.send_message(31337, "x", None, RandomId::fresh()).await,
+        Err(MessengerError::ChatNotFound(31337))
+    );
     assert_eq!(client.history_since(-5, 0, 10).await, Err(MessengerError::ChatNotFound(-5)));
 }
 
@@ -239,7 +241,10 @@ async fn disconnect_fails_calls_and_loses_live_events() {
 
     world.disconnect();
     assert!(!world.is_connected());
-    assert_eq!(client.send_message(chat, "x", Some(order_id), RandomId::fresh()).await, Err(MessengerError::Disconnected));
+    assert_eq!(
+        client.send_message(chat, "x", Some(order_id), RandomId::fresh()).await,
+        Err(MessengerError::Disconnected)
+    );
     assert_eq!(client.press_button(chat, order_id, b"x").await, Err(MessengerError::Disconnected));
     assert_eq!(client.history_since(chat, 0, 10).await, Err(MessengerError::Disconnected));
     assert_eq!(client.get_messages(chat, &[1]).await, Err(MessengerError::Disconnected));
@@ -359,7 +364,10 @@ async fn replies_to_non_orders_are_not_understood() {
     assert!(world.deliveries().is_empty());
 
     // Replying to a message that does not exist is an error, like Telegram.
-    assert_eq!(client.send_message(chat, "x", Some(999), RandomId::fresh()).await, Err(MessengerError::MessageNotFound(chat, 999)));
+    assert_eq!(
+        client.send_message(chat, "x", Some(999), RandomId::fresh()).await,
+        Err(MessengerError::MessageNotFound(chat, 999))
+    );
 }
 
 #[tokio::test]

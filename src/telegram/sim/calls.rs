@@ -202,7 +202,13 @@ impl State {
     }
 
     /// `messages.getBotCallbackAnswer`.
-    pub fn press(&mut self, cfg: &SimConfig, chat: ChatId, message: MessageId, data: &[u8]) -> MessengerResult<CallbackAnswer> {
+    pub fn press(
+        &mut self,
+        cfg: &SimConfig,
+        chat: ChatId,
+        message: MessageId,
+        data: &[u8],
+    ) -> MessengerResult<CallbackAnswer> {
         let result = self.gate(Method::Press).and_then(|()| {
             if data.len() > CALLBACK_DATA_MAX {
                 return Err(MessengerError::DataInvalid);

@@ -36,10 +36,9 @@ pub fn auto_entities(text: &str) -> usize {
 }
 
 fn is_entity(word: &str) -> bool {
-    let word = word.trim_end_matches(|c: char| matches!(c, '.' | ',' | '!' | '?' | ':' | ';' | ')'));
-    let tail_ok = |rest: &str, min: usize| {
-        rest.chars().count() >= min && rest.chars().all(|c| c.is_alphanumeric() || c == '_')
-    };
+    let word = word.trim_end_matches(['.', ',', '!', '?', ':', ';', ')']);
+    let tail_ok =
+        |rest: &str, min: usize| rest.chars().count() >= min && rest.chars().all(|c| c.is_alphanumeric() || c == '_');
     if let Some(rest) = word.strip_prefix('@') {
         return tail_ok(rest, 4);
     }
@@ -50,7 +49,10 @@ fn is_entity(word: &str) -> bool {
         return tail_ok(rest, 1) && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     }
     let lower = word.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.") || lower.starts_with("t.me/")
+    lower.starts_with("http://")
+        || lower.starts_with("https://")
+        || lower.starts_with("www.")
+        || lower.starts_with("t.me/")
 }
 
 /// The PEER_FLOOD limit: how many first messages to strangers the account
@@ -141,8 +143,7 @@ mod tests {
 
     #[test]
     fn strangers_over_the_quota_start_a_ban() {
-        let limit =
-            StrangerLimit { quota: 2, window: Duration::from_secs(60), penalty: Duration::from_secs(3600) };
+        let limit = StrangerLimit { quota: 2, window: Duration::from_secs(60), penalty: Duration::from_secs(3600) };
         let mut s = Strangers::default();
         assert!(s.admit(limit, 0).is_ok());
         assert!(s.admit(limit, 1_000).is_ok());

@@ -217,7 +217,6 @@ impl SimWorld {
         // A panic elsewhere must not wedge every later test assertion.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-
 }
 
 impl std::fmt::Debug for SimWorld {
