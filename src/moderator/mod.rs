@@ -6,6 +6,11 @@
 //! and `/case <id>`. Replies are mapped to cases by the card's message id,
 //! never by forward_from. Only configured moderators are obeyed; everyone
 //! else is refused politely; every action, obeyed or refused, is audited.
+//!
+//! The desk owns every card: [`outbox_worker::post_due`] posts the outbox
+//! row by row with its own retries (one refused card never blocks the
+//! rest), and [`sizing`] keeps every text within Telegram's 4096 UTF-16
+//! units (cards are cut with a marker; `/case` pages the whole case).
 
 pub mod cards;
 pub mod commands;

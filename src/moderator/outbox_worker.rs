@@ -171,12 +171,43 @@ pub async fn post_due(store: &Store, messenger: &dyn Messenger, chat: ChatId) ->
                             "Telegram refused it for good; parked (not retried), moving on to the next"
                         );
                         report.parked += 1;
+                        if !card.is_update() {
+                            post_notice(store, messenger, chat, card, &e).await?;
+                        }
                     }
                 }
             }
         }
     }
     Ok(report)
+}
+
+/// A case whose card Telegram refused must still reach a person: one short
+/// notice (the card's first line, the error, where the case is) is posted
+/// in its place and mapped to the case, so replies to it act on the case.
+/// Tried once; a failure is only logged (the card stays parked).
+async fn post_notice(
+    store: &Store,
+    messenger: &dyn Messenger,
+    chat: ChatId,
+    card: &OutboxCard,
+    error: &MessengerError,
+) -> StoreResult<()> {
+    let Some(case_id) = card.case_id else { return Ok(()) };
+    let case = short_id(case_id);
+    let first = sizing::cut_to(card.text.lines().next().unwrap_or_default(), 300, None);
+    let text = format!(
+        "⚠️ {first}\nTelegram refused this case's card ({error}). The case is stored whole: \
+         /case {case} shows it; reply to this message to act on it."
+    );
+    match messenger.send_message(chat, &text, None, RandomId::fresh()).await {
+        Ok(id) => {
+            store.map_case_message(chat, id, case_id).await?;
+            info!(card = card.id, case = %case, message = id, "posted a notice in place of the refused card");
+        }
+        Err(e) => warn!(card = card.id, case = %case, error = %e, "could not post a notice for the refused card either"),
+    }
+    Ok(())
 }
 
 /// One row's send. `Ok(None)`: Telegram says this random_id was already
@@ -410,10 +441,13 @@ mod tests {
         let good = case(&store, 12, "Case {case}: fine").await;
         // An unknown error is retried a few times, then parked; a known permanent one at once.
         chat.refuse("worse", MessengerError::MessageEmpty);
-        let worse = case(&store, 13, "Case {case}: worse").await;
+        let worse = case(&store, 13, "Case {case}: third\n\nworse").await;
         let r = post_due(&store, &chat, CHAT).await.unwrap();
         assert_eq!((r.posted, r.retrying, r.parked), (1, 1, 1));
-        assert_eq!(chat.texts(), [format!("Case C{good}: fine")]);
+        assert_eq!(chat.texts()[0], format!("Case C{good}: fine"));
+        let notice = &chat.texts()[1];
+        assert!(notice.starts_with(&format!("⚠️ Case C{worse}: third\nTelegram refused")), "{notice}");
+        assert_eq!(store.case_for_message(CHAT, 2).await.unwrap().unwrap().id, worse, "replies to the notice reach the case");
         let parked = store.parked_cards().await.unwrap();
         assert_eq!(parked.len(), 1);
         assert_eq!(parked[0].case_id, Some(worse));

@@ -156,6 +156,7 @@ pub fn render(s: &Scrape<'_>) -> String {
     w.family("tribute_assistant_queue_depth", "Work waiting, by queue.", Kind::Gauge);
     for (queue, n) in [
         ("moderator_outbox", s.store.cards_pending),
+        ("moderator_outbox_parked", s.store.cards_parked),
         ("orders_unfinished", s.store.orders_unfinished),
         ("orders_parked", s.store.orders_parked),
         ("purchases_unmatched", s.store.purchases_unmatched),

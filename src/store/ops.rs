@@ -15,8 +15,10 @@ pub struct StoreSnapshot {
     pub activations: i64,
     /// Moderator cards written, by reason (escalations, malformed messages, webhook flags).
     pub cards_by_reason: Vec<(String, i64)>,
-    /// Moderator cards not yet posted.
+    /// Moderator cards not yet posted (and still being tried).
     pub cards_pending: i64,
+    /// Moderator cards Telegram refused for good (`moderator_outbox.parked_at`).
+    pub cards_parked: i64,
     /// Orders with automatic work left.
     pub orders_unfinished: i64,
     /// Orders parked until a later retry.
@@ -66,11 +68,12 @@ impl Store {
         let row = sqlx::query(
             "SELECT
                (SELECT COUNT(activation_id) FROM orders),
-               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL),
+               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NULL),
                (SELECT COUNT(*) FROM orders WHERE state IN ('received', 'activation_requested', 'activated', 'replied')),
                (SELECT COUNT(*) FROM orders WHERE next_attempt_at IS NOT NULL),
                (SELECT COUNT(*) FROM tribute_purchases WHERE order_id IS NULL AND paid_at IS NOT NULL),
-               (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL)",
+               (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL),
+               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NOT NULL)",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -80,6 +83,7 @@ impl Store {
             activations: row.get(0),
             cards_by_reason,
             cards_pending: row.get(1),
+            cards_parked: row.get(6),
             orders_unfinished: row.get(2),
             orders_parked: row.get(3),
             webhook_events,

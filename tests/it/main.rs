@@ -9,6 +9,7 @@ mod agent;
 mod backend_contract;
 mod cli;
 mod contact;
+mod desk;
 mod export;
 mod knowledge;
 mod learning;

@@ -1,0 +1,199 @@
+//! The moderator desk posts every card, sized to Telegram, each on its own:
+//! regression tests for the card of one long customer text that failed
+//! forever (MESSAGE_TOO_LONG) and held back every later case.
+
+use std::time::Duration;
+
+use tribute_assistant::domain::OrderState;
+use tribute_assistant::moderator::outbox_worker::post_due;
+use tribute_assistant::moderator::sizing::{utf16_len, TELEGRAM_LIMIT};
+use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::store::{NewCard, Store};
+use tribute_assistant::telegram::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
+use tribute_assistant::telegram::{Message, MessengerError};
+
+use crate::support::sim::{diamonds, eventually, wait_state};
+
+/// Distinct words, so every part of the text can be found again.
+fn long_text(words: usize) -> String {
+    (0..words).map(|i| format!("слово{i:04}")).collect::<Vec<_>>().join(" ")
+}
+
+async fn daemon(dir: &tempfile::TempDir) -> Sandbox {
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.expect("sandbox starts");
+    sb.start_daemon(None).await.unwrap();
+    sb
+}
+
+/// An order of a customer who cannot be written to (privacy settings):
+/// its account problem goes to the moderator at once.
+fn unreachable_order(sb: &Sandbox, customer: i64, name: &str, details: &str) -> i32 {
+    sb.world.add_user(customer, name, None);
+    sb.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
+    sb.world.post_order(&diamonds(customer, name, details))
+}
+
+async fn wait_chat(sb: &Sandbox, needle: &str) -> Message {
+    eventually(&format!("{needle:?} in the moderator chat"), || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(needle))
+    })
+    .await
+}
+
+fn assert_all_fit(sb: &Sandbox) {
+    for m in sb.world.messages(sb.moderator_chat) {
+        assert!(utf16_len(&m.text) <= TELEGRAM_LIMIT, "message {} is {} units", m.id, utf16_len(&m.text));
+    }
+    assert_eq!(sb.world.refused_sends().get("MESSAGE_TOO_LONG"), None, "{:?}", sb.world.refused_sends());
+}
+
+#[tokio::test]
+async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = daemon(&dir).await;
+    // ~5000 characters of order details without an account ID: escalated.
+    let details = long_text(550);
+    assert!(details.chars().count() > 5000);
+    let first = unreachable_order(&sb, 901, "Иван Петров", &details);
+    wait_state(&sb, first, OrderState::Escalated).await;
+    let card = wait_chat(&sb, "order TA-").await;
+    assert!(card.text.contains("/case C1 shows all]"), "the cut says where the rest is: {}", card.text);
+    assert!(card.text.contains("слово0000"), "the beginning of the text is shown");
+    assert!(card.text.contains("Reply to this message with:"), "what to do is kept: {}", card.text);
+
+    // A later order with a problem: its card is posted too.
+    let second = unreachable_order(&sb, 902, "Олег", "забыл ID");
+    wait_state(&sb, second, OrderState::Escalated).await;
+    wait_chat(&sb, "Case C2").await;
+    assert_all_fit(&sb);
+    assert!(sb.store().pending_cards().await.unwrap().is_empty());
+    assert!(sb.store().parked_cards().await.unwrap().is_empty());
+    // The store keeps all of it.
+    let stored = sb.store().all_cards().await.unwrap();
+    assert!(stored[0].text.contains(&details));
+
+    // `/case C1` shows every word, in pages within the limit.
+    let mut bodies = String::new();
+    let mut pages = None;
+    let mut page = 1;
+    loop {
+        let cmd = if page == 1 { "/case C1".to_owned() } else { format!("/case C1 {page}") };
+        let asked = sb.world.post_as_user(sb.moderator_chat, sb.moderator, &cmd, None);
+        let shown = eventually(&format!("the answer to {cmd}"), || async {
+            sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(asked))
+        })
+        .await;
+        let header = format!("📄 C1 · page {page}/");
+        assert!(shown.text.starts_with(&header), "{}", &shown.text[..80.min(shown.text.len())]);
+        let n: usize = shown.text[header.len()..].split('\n').next().unwrap().parse().unwrap();
+        assert_eq!(*pages.get_or_insert(n), n);
+        let body = shown.text.split_once('\n').unwrap().1;
+        let body = body.split("\n\n➡️ /case C1").next().unwrap();
+        bodies.push_str(body);
+        if page == n {
+            break;
+        }
+        page += 1;
+    }
+    assert!(pages.unwrap() >= 2);
+    assert_all_fit(&sb);
+    let flat = |s: &str| s.replace(['\n', ' '], "");
+    assert!(flat(&bodies).contains(&flat(&details)), "every word of the case is on a page");
+    assert!(bodies.contains("Status: open"));
+    // A page past the end says how many there are.
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/case C1 99", None);
+    wait_chat(&sb, &format!("C1 has {} page(s)", pages.unwrap())).await;
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_card_telegram_refuses_for_good_is_parked_and_the_next_one_is_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = daemon(&dir).await;
+    // 150 hashtags: Telegram refuses the text (ENTITIES_TOO_LONG) however often it is sent.
+    let tags = (0..150).map(|i| format!("#тег{i}")).collect::<Vec<_>>().join(" ");
+    let first = unreachable_order(&sb, 911, "Иван Петров", &tags);
+    wait_state(&sb, first, OrderState::Escalated).await;
+    let parked = eventually("the card parked", || async {
+        let p = sb.store().parked_cards().await.unwrap();
+        (!p.is_empty()).then_some(p)
+    })
+    .await;
+    assert!(parked[0].last_error.as_deref().unwrap().contains("ENTITIES_TOO_LONG"), "{parked:?}");
+    // A notice stands in for it, and replies to the notice reach the case.
+    let notice = wait_chat(&sb, "Telegram refused this case's card").await;
+    assert!(notice.text.contains("/case C1"));
+    let case = sb.store().case_for_message(sb.moderator_chat, notice.id).await.unwrap().unwrap();
+    assert_eq!(case.short_id, "C1");
+
+    let second = unreachable_order(&sb, 912, "Олег", "забыл ID");
+    wait_state(&sb, second, OrderState::Escalated).await;
+    wait_chat(&sb, "🚨 Case C2").await;
+    assert_eq!(sb.store().parked_cards().await.unwrap().len(), 1);
+    assert_eq!(sb.world.refused_sends().get("ENTITIES_TOO_LONG"), Some(&1), "not retried");
+    sb.shutdown().await.unwrap();
+}
+
+/// The desk on the simulator without the daemon: one world, one store.
+async fn desk() -> (tempfile::TempDir, Store, SimWorld, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("desk.db")).await.unwrap();
+    let world = SimWorld::new(SimConfig::default());
+    let chat = world.create_group("Moderators");
+    (dir, store, world, chat)
+}
+
+async fn question_case(store: &Store, customer: i64, text: &str) -> i64 {
+    let conv =
+        store.open_conversation(customer, "Иван", tribute_assistant::domain::Language::Ru, 0).await.unwrap();
+    let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: "customer_question".into(), text: text.into() };
+    store.open_conversation_case(conv.id, &card).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_card_whose_send_timed_out_after_delivery_is_not_posted_twice() {
+    let (_dir, store, world, chat) = desk().await;
+    let client = world.connect();
+    let case = question_case(&store, 921, "❓ Case {case}: posted once").await;
+    // Telegram stores the message but the answer is lost.
+    world.set_fault_plan(
+        FaultPlan::new(7, FaultLevel::Hostile).with_rates(FaultRates { send_timeout: 1000, ..Default::default() }),
+    );
+    let r = post_due(&store, &client, chat).await.unwrap();
+    assert_eq!((r.posted, r.retrying), (0, 1));
+    let row = store.card_of_case(case).await.unwrap().unwrap();
+    assert_eq!(row.attempts, 1);
+    assert!(row.last_error.as_deref().unwrap().contains("timed out"));
+    assert!(row.next_attempt_at > tribute_assistant::clock::now_ms(), "retried later, not at once");
+    world.set_fault_plan(FaultPlan::none());
+    // Due again (the backoff of a first failure is at most 1 s).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = post_due(&store, &client, chat).await.unwrap();
+    assert_eq!(r.posted, 1);
+    let ours: Vec<Message> = world.messages(chat).into_iter().filter(|m| m.outgoing).collect();
+    assert_eq!(ours.len(), 1, "posted once: {ours:?}");
+    assert_eq!(world.refused_sends().get("RANDOM_ID_DUPLICATE"), Some(&1), "the retry reused the random_id");
+    let row = store.card_of_case(case).await.unwrap().unwrap();
+    assert_eq!(row.posted_message_id, Some(ours[0].id), "found in the history and mapped");
+    assert_eq!(store.case_for_message(chat, ours[0].id).await.unwrap().unwrap().id, case);
+}
+
+#[tokio::test]
+async fn a_flood_wait_sets_the_due_time_and_holds_the_rest() {
+    let (_dir, store, world, chat) = desk().await;
+    let client = world.connect();
+    let a = question_case(&store, 931, "Case {case}: a").await;
+    let b = question_case(&store, 932, "Case {case}: b").await;
+    world.flood_wait_next_sends(1, Duration::from_secs(120));
+    let before = tribute_assistant::clock::now_ms();
+    let r = post_due(&store, &client, chat).await.unwrap();
+    assert_eq!((r.posted, r.retrying, r.deferred), (0, 1, 1));
+    for case in [a, b] {
+        let row = store.card_of_case(case).await.unwrap().unwrap();
+        assert!(row.next_attempt_at >= before + 120_000, "case {case}: due {}", row.next_attempt_at - before);
+    }
+    let due = store.next_outbox_due().await.unwrap().unwrap();
+    assert!(due >= before + 120_000);
+    assert_eq!(post_due(&store, &client, chat).await.unwrap().posted, 0, "nothing is sent before it is due");
+    assert!(world.messages(chat).iter().all(|m| !m.outgoing));
+}
