@@ -181,3 +181,60 @@ pub fn case_page(text: &str, case: &str, page: usize) -> Result<String, usize> {
     let next = if page < n { format!("\n\n➡️ /case {case} {} for the next page", page + 1) } else { String::new() };
     Ok(format!("📄 {case} · page {page}/{n}\n{}{next}", body.trim_end_matches('\n')))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Author;
+
+    fn message(i: i64, text: &str) -> ConversationMessage {
+        ConversationMessage {
+            id: i,
+            conversation_id: 1,
+            at: 1_700_000_000_000 + i * 60_000,
+            direction: Direction::In,
+            author: Author::Customer,
+            author_id: Some(7),
+            text: text.into(),
+            template: None,
+            telegram_chat_id: None,
+            telegram_message_id: None,
+            order_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn the_card_excerpt_keeps_the_newest_messages_within_its_budget() {
+        let messages: Vec<_> = (1..=30).map(|i| message(i, &format!("m{i:02} {}", "ж".repeat(600)))).collect();
+        let talk = excerpt(&messages);
+        assert!(sizing::utf16_len(&talk) <= CARD_TALK_UNITS + 80, "{}", sizing::utf16_len(&talk));
+        assert!(talk.contains("m30 "), "the newest is shown");
+        let shown = (1..=30).filter(|i| talk.contains(&format!("m{i:02} "))).count();
+        assert!(talk.starts_with(&format!("  … {} earlier message(s) — /case {{case}} shows all", 30 - shown)), "{talk}");
+        assert!(!talk.contains("m01 "));
+        // `/case` has every message, whole.
+        let full = conversation_full(&messages);
+        assert!((1..=30).all(|i| full.contains(&format!("m{i:02} {}", "ж".repeat(600)))));
+    }
+
+    #[test]
+    fn case_pages_are_numbered_within_the_limit_and_point_to_the_next() {
+        assert_eq!(case_page("short case", "C1", 1), Ok("short case".into()));
+        assert_eq!(case_page("short case", "C1", 2), Err(1));
+        let text: String = (0..2000).map(|i| format!("строка {i}\n")).collect();
+        let first = case_page(&text, "C7", 1).unwrap();
+        let n: usize = first["📄 C7 · page 1/".len()..].split('\n').next().unwrap().parse().unwrap();
+        assert!(n >= 2);
+        assert!(first.ends_with("➡️ /case C7 2 for the next page"));
+        let mut all = String::new();
+        for p in 1..=n {
+            let page = case_page(&text, "C7", p).unwrap();
+            assert!(sizing::utf16_len(&page) <= sizing::TELEGRAM_LIMIT);
+            assert!(page.starts_with(&format!("📄 C7 · page {p}/{n}\n")));
+            all.push_str(page.split_once('\n').unwrap().1.split("\n\n➡️").next().unwrap());
+            all.push('\n');
+        }
+        assert_eq!(all, text);
+        assert_eq!(case_page(&text, "C7", n + 1), Err(n));
+    }
+}

@@ -252,7 +252,8 @@ async fn find_posted(
                 return None;
             }
         };
-        if let Some(m) = page.iter().find(|m| m.outgoing && m.text == text) {
+        // Telegram trims a message's surrounding whitespace.
+        if let Some(m) = page.iter().find(|m| m.outgoing && m.text.trim() == text.trim()) {
             return Some(m.id);
         }
         match page.last() {
