@@ -6,9 +6,9 @@
 //! newest part of the conversation within a budget and says what it left
 //! out; `/case` shows everything, in pages.
 
+use super::sizing;
 use crate::domain::{Direction, EscalationReason};
 use crate::orders::{order_card, ORDER_ACTIONS};
-use super::sizing;
 use crate::store::{CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, OrderRecord, CASE_PLACEHOLDER};
 
 /// How many of the newest conversation messages a card shows.
@@ -210,7 +210,10 @@ mod tests {
         assert!(sizing::utf16_len(&talk) <= CARD_TALK_UNITS + 80, "{}", sizing::utf16_len(&talk));
         assert!(talk.contains("m30 "), "the newest is shown");
         let shown = (1..=30).filter(|i| talk.contains(&format!("m{i:02} "))).count();
-        assert!(talk.starts_with(&format!("  … {} earlier message(s) — /case {{case}} shows all", 30 - shown)), "{talk}");
+        assert!(
+            talk.starts_with(&format!("  … {} earlier message(s) — /case {{case}} shows all", 30 - shown)),
+            "{talk}"
+        );
         assert!(!talk.contains("m01 "));
         // `/case` has every message, whole.
         let full = conversation_full(&messages);

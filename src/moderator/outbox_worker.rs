@@ -26,7 +26,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::sizing;
-use crate::store::{short_id, now_ms, OutboxCard, Store, StoreResult};
+use crate::store::{now_ms, short_id, OutboxCard, Store, StoreResult};
 use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
@@ -94,92 +94,119 @@ pub async fn post_due(store: &Store, messenger: &dyn Messenger, chat: ChatId) ->
     // Cards posted in this pass (the rows were read before): their follow-ups answer them.
     let mut posted_now: HashMap<i64, MessageId> = HashMap::new();
     let mut rows = due.iter();
-    while let Some(card) = rows.next() {
-        let case = card.case_id.map(short_id);
-        let label = case.clone().unwrap_or_else(|| format!("row {}", card.id));
-        let card_now = card.case_id.and_then(|c| posted_now.get(&c).copied()).filter(|_| card.is_update());
-        if let (true, None, Some(until)) = (card.is_update(), card_now, card.card_pending_until) {
+    while let Some(row) = rows.next() {
+        let card_now = row.case_id.and_then(|c| posted_now.get(&c).copied()).filter(|_| row.is_update());
+        if let (true, None, Some(until)) = (row.is_update(), card_now, row.card_pending_until) {
             // A follow-up answers its card: it waits until the card is posted (or parked).
-            store.defer_card(card.id, until.max(now_ms() + 1000)).await?;
-            debug!(card = card.id, case = %label, "follow-up waits for its case's card");
+            store.defer_card(row.id, until.max(now_ms() + 1000)).await?;
+            debug!(card = row.id, case = %label(row), "follow-up waits for its case's card");
             report.deferred += 1;
             continue;
         }
-        let text = sizing::fit(&card.text, case.as_deref());
-        if text.len() != card.text.len() {
-            info!(
-                card = card.id, case = %label,
-                units = sizing::utf16_len(&card.text), "card is over Telegram's 4096 UTF-16 units; posting it cut"
-            );
-        }
-        let reply_to = card.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
-        match send(messenger, chat, &text, reply_to, card).await {
-            Ok(Some(id)) => {
-                store.mark_card_posted(card.id, chat, id).await?;
-                if let (Some(c), false) = (card.case_id, card.is_update()) {
+        match post_row(store, messenger, chat, row, card_now).await? {
+            Outcome::Posted(id) => {
+                if let (Some(c), Some(id), false) = (row.case_id, id, row.is_update()) {
                     posted_now.insert(c, id);
                 }
-                info!(card = card.id, case = %label, reason = %card.reason, message = id, "posted to the moderator chat");
                 report.posted += 1;
             }
-            Ok(None) => {
-                info!(card = card.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
-                let after = store.outbox_search_anchor(card.id, chat).await?;
-                if let Some(id) = find_posted(messenger, chat, &text, after, card).await {
-                    store.mark_card_posted(card.id, chat, id).await?;
-                    if let (Some(c), false) = (card.case_id, card.is_update()) {
-                        posted_now.insert(c, id);
-                    }
-                    info!(card = card.id, case = %label, message = id, "found in the chat; marked posted");
-                    report.posted += 1;
-                    continue;
-                }
-                store.mark_card_posted_unmapped(card.id, chat).await?;
-                warn!(
-                    card = card.id, case = %label,
-                    "Telegram says it was already posted but it is not in the recent history; \
-                     marked posted without a message id: replies to it will not reach the case (/case {label} works)"
-                );
-                report.posted += 1;
-            }
-            Err(e) => {
-                let attempt = card.attempts + 1;
-                match classify(&e, attempt) {
-                    Failure::Retry { after, global } => {
-                        let at = now_ms() + after.as_millis() as i64;
-                        store.retry_card_later(card.id, &e.to_string(), at).await?;
-                        warn!(
-                            card = card.id, case = %label, attempt, error = %e, retry_in = ?after,
-                            "could not post to the moderator chat; will retry"
-                        );
-                        report.retrying += 1;
-                        if global {
-                            let resume = match e {
-                                MessengerError::FloodWait(wait) => now_ms() + wait.as_millis() as i64,
-                                _ => now_ms(),
-                            };
-                            for rest in rows.by_ref() {
-                                store.defer_card(rest.id, resume).await?;
-                                report.deferred += 1;
-                            }
-                        }
-                    }
-                    Failure::Park => {
-                        store.park_card(card.id, &e.to_string()).await?;
-                        warn!(
-                            card = card.id, case = %label, attempt, error = %e,
-                            "Telegram refused it for good; parked (not retried), moving on to the next"
-                        );
-                        report.parked += 1;
-                        if !card.is_update() {
-                            post_notice(store, messenger, chat, card, &e).await?;
-                        }
-                    }
+            Outcome::Parked => report.parked += 1,
+            Outcome::Retrying { stop_pass: None } => report.retrying += 1,
+            Outcome::Retrying { stop_pass: Some(resume) } => {
+                report.retrying += 1;
+                for rest in rows.by_ref() {
+                    store.defer_card(rest.id, resume).await?;
+                    report.deferred += 1;
                 }
             }
         }
     }
     Ok(report)
+}
+
+/// What became of one row.
+enum Outcome {
+    /// In the chat (its message id, when known).
+    Posted(Option<MessageId>),
+    /// Due again later; `stop_pass`: the whole account is affected (flood
+    /// wait, disconnected), the rest of the pass waits until then.
+    Retrying {
+        stop_pass: Option<i64>,
+    },
+    Parked,
+}
+
+fn label(row: &OutboxCard) -> String {
+    row.case_id.map(short_id).unwrap_or_else(|| format!("row {}", row.id))
+}
+
+/// Sends one row, sized to Telegram, and records what happened to it.
+async fn post_row(
+    store: &Store,
+    messenger: &dyn Messenger,
+    chat: ChatId,
+    row: &OutboxCard,
+    card_now: Option<MessageId>,
+) -> StoreResult<Outcome> {
+    let case = row.case_id.map(short_id);
+    let label = label(row);
+    let text = sizing::fit(&row.text, case.as_deref());
+    if text.len() != row.text.len() {
+        let units = sizing::utf16_len(&row.text);
+        info!(card = row.id, case = %label, units, "over Telegram's 4096 UTF-16 units; posting it cut");
+    }
+    let reply_to = row.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
+    let e = match send(messenger, chat, &text, reply_to, row).await {
+        Ok(Some(id)) => {
+            store.mark_card_posted(row.id, chat, id).await?;
+            info!(card = row.id, case = %label, reason = %row.reason, message = id, "posted to the moderator chat");
+            return Ok(Outcome::Posted(Some(id)));
+        }
+        Ok(None) => {
+            info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
+            let after = store.outbox_search_anchor(row.id, chat).await?;
+            if let Some(id) = find_posted(messenger, chat, &text, after, row).await {
+                store.mark_card_posted(row.id, chat, id).await?;
+                info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
+                return Ok(Outcome::Posted(Some(id)));
+            }
+            store.mark_card_posted_unmapped(row.id, chat).await?;
+            warn!(
+                card = row.id, case = %label,
+                "Telegram says it was already posted but it is not in the recent history; marked posted without \
+                 a message id: replies to it will not reach the case (/case {label} works)"
+            );
+            return Ok(Outcome::Posted(None));
+        }
+        Err(e) => e,
+    };
+    let attempt = row.attempts + 1;
+    match classify(&e, attempt) {
+        Failure::Retry { after, global } => {
+            let at = now_ms() + after.as_millis() as i64;
+            store.retry_card_later(row.id, &e.to_string(), at).await?;
+            warn!(
+                card = row.id, case = %label, attempt, error = %e, retry_in = ?after,
+                "could not post to the moderator chat; will retry"
+            );
+            let stop_pass = global.then(|| match e {
+                MessengerError::FloodWait(wait) => now_ms() + wait.as_millis() as i64,
+                _ => now_ms(),
+            });
+            Ok(Outcome::Retrying { stop_pass })
+        }
+        Failure::Park => {
+            store.park_card(row.id, &e.to_string()).await?;
+            warn!(
+                card = row.id, case = %label, attempt, error = %e,
+                "Telegram refused it for good; parked (not retried), moving on to the next"
+            );
+            if !row.is_update() {
+                post_notice(store, messenger, chat, row, &e).await?;
+            }
+            Ok(Outcome::Parked)
+        }
+    }
 }
 
 /// A case whose card Telegram refused must still reach a person: one short
@@ -205,7 +232,9 @@ async fn post_notice(
             store.map_case_message(chat, id, case_id).await?;
             info!(card = card.id, case = %case, message = id, "posted a notice in place of the refused card");
         }
-        Err(e) => warn!(card = card.id, case = %case, error = %e, "could not post a notice for the refused card either"),
+        Err(e) => {
+            warn!(card = card.id, case = %case, error = %e, "could not post a notice for the refused card either")
+        }
     }
     Ok(())
 }
@@ -223,7 +252,11 @@ async fn send(
     let sent = match messenger.send_message(chat, text, reply_to, random_id).await {
         // The card this follow-up answers is gone: post it on its own.
         Err(MessengerError::MessageNotFound(c, m)) if c == chat && Some(m) == reply_to => {
-            warn!(card = card.id, card_message = m, "the case's card is gone from the chat; posting the follow-up on its own");
+            warn!(
+                card = card.id,
+                card_message = m,
+                "the case's card is gone from the chat; posting the follow-up on its own"
+            );
             messenger.send_message(chat, text, None, random_id).await
         }
         other => other,
@@ -405,7 +438,8 @@ mod tests {
     /// A question case whose card is `text`; returns the case id.
     async fn case(store: &Store, customer: i64, text: &str) -> i64 {
         let conv = store.open_conversation(customer, "Иван", Language::Ru, now_ms()).await.unwrap();
-        let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: "customer_question".into(), text: text.into() };
+        let card =
+            NewCard { source_chat_id: 0, source_message_id: 0, reason: "customer_question".into(), text: text.into() };
         store.open_conversation_case(conv.id, &card).await.unwrap()
     }
 
@@ -417,7 +451,8 @@ mod tests {
     async fn a_too_long_card_is_posted_cut_and_the_cards_behind_it_too() {
         let (_d, store) = store().await;
         let chat = Chat::default();
-        let long = case(&store, 11, &format!("❓ Case {{case}}\n\nCustomer text:\n{}\n\nReply /done", "ы".repeat(5000))).await;
+        let long =
+            case(&store, 11, &format!("❓ Case {{case}}\n\nCustomer text:\n{}\n\nReply /done", "ы".repeat(5000))).await;
         let next = case(&store, 12, "🚨 Case {case} · order TA-1 needs a person").await;
         let report = post_due(&store, &chat, CHAT).await.unwrap();
         assert_eq!(report, PostReport { posted: 2, ..Default::default() });
@@ -448,7 +483,11 @@ mod tests {
         assert_eq!(chat.texts()[0], format!("Case C{good}: fine"));
         let notice = &chat.texts()[1];
         assert!(notice.starts_with(&format!("⚠️ Case C{worse}: third\nTelegram refused")), "{notice}");
-        assert_eq!(store.case_for_message(CHAT, 2).await.unwrap().unwrap().id, worse, "replies to the notice reach the case");
+        assert_eq!(
+            store.case_for_message(CHAT, 2).await.unwrap().unwrap().id,
+            worse,
+            "replies to the notice reach the case"
+        );
         let parked = store.parked_cards().await.unwrap();
         assert_eq!(parked.len(), 1);
         assert_eq!(parked[0].case_id, Some(worse));
@@ -477,7 +516,10 @@ mod tests {
         assert_eq!(row(&rows, a, "card").attempts, 1);
         assert!(row(&rows, b, "card").next_attempt_at >= t0 + 30_000);
         assert_eq!(row(&rows, b, "card").attempts, 0, "deferred, not failed");
-        assert_eq!(store.next_outbox_due().await.unwrap(), Some(row(&rows, a, "card").next_attempt_at.min(row(&rows, b, "card").next_attempt_at)));
+        assert_eq!(
+            store.next_outbox_due().await.unwrap(),
+            Some(row(&rows, a, "card").next_attempt_at.min(row(&rows, b, "card").next_attempt_at))
+        );
 
         tokio::time::advance(Duration::from_secs(31)).await;
         // Timeouts without delivery: each retry waits about twice as long, up to the cap.

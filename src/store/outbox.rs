@@ -179,14 +179,12 @@ impl Store {
 
     /// Telegram refused the row for good: it is kept with the error and never tried again.
     pub async fn park_card(&self, id: i64, error: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE moderator_outbox SET attempts = attempts + 1, last_error = ?, parked_at = ? WHERE id = ?",
-        )
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE moderator_outbox SET attempts = attempts + 1, last_error = ?, parked_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
