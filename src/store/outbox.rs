@@ -292,3 +292,41 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Language;
+
+    #[tokio::test]
+    async fn rows_get_a_random_id_and_their_own_retry_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        assert_eq!(store.next_outbox_due().await.unwrap(), None);
+        let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
+        let card =
+            NewCard { source_chat_id: 0, source_message_id: 0, reason: "r".into(), text: "{case} / {case}".into() };
+        let case = store.open_conversation_case(conv.id, &card).await.unwrap();
+        store.case_update(case, "later").await.unwrap();
+        let rows = store.pending_cards().await.unwrap();
+        assert_eq!(rows[0].text, format!("C{case} / C{case}"), "every placeholder is the case id");
+        assert_ne!(rows[0].random_id, rows[1].random_id);
+        assert!(rows.iter().all(|r| r.attempts == 0 && r.next_attempt_at == 0 && r.parked_at.is_none()));
+        assert_eq!(store.next_outbox_due().await.unwrap(), Some(0));
+        assert_eq!(rows[1].card_pending_until, Some(0), "the follow-up knows its card is not posted");
+
+        store.retry_card_later(rows[0].id, "flood", 5_000).await.unwrap();
+        store.defer_card(rows[1].id, 7_000).await.unwrap();
+        assert!(store.due_cards(4_999).await.unwrap().is_empty());
+        assert_eq!(store.due_cards(5_000).await.unwrap().len(), 1);
+        let again = store.outbox_row(rows[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (again.attempts, again.last_error.as_deref(), again.random_id),
+            (1, Some("flood"), rows[0].random_id)
+        );
+        store.park_card(rows[0].id, "MESSAGE_TOO_LONG").await.unwrap();
+        assert_eq!(store.next_outbox_due().await.unwrap(), Some(7_000));
+        assert_eq!(store.parked_cards().await.unwrap().len(), 1);
+        assert_eq!(store.pending_cards().await.unwrap()[0].card_pending_until, None, "a parked card is not waited for");
+    }
+}
