@@ -165,18 +165,27 @@ async fn post_row(
         Ok(None) => {
             info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
             let after = store.outbox_search_anchor(row.id, chat).await?;
-            if let Some(id) = find_posted(messenger, chat, &text, after, row).await {
-                store.mark_card_posted(row.id, chat, id).await?;
-                info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
-                return Ok(Outcome::Posted(Some(id)));
+            match find_posted(messenger, chat, &text, after).await {
+                Ok(Some(id)) => {
+                    store.mark_card_posted(row.id, chat, id).await?;
+                    info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
+                    return Ok(Outcome::Posted(Some(id)));
+                }
+                // The history cannot be read now: look again on the next attempt.
+                Err(e) if e.is_transient() => e,
+                found => {
+                    if let Err(e) = found {
+                        warn!(card = row.id, case = %label, error = %e, "could not read the moderator chat history");
+                    }
+                    store.mark_card_posted_unmapped(row.id, chat).await?;
+                    warn!(
+                        card = row.id, case = %label,
+                        "Telegram says it was already posted but it is not in the recent history; marked posted \
+                         without a message id: replies to it will not reach the case (/case {label} works)"
+                    );
+                    return Ok(Outcome::Posted(None));
+                }
             }
-            store.mark_card_posted_unmapped(row.id, chat).await?;
-            warn!(
-                card = row.id, case = %label,
-                "Telegram says it was already posted but it is not in the recent history; marked posted without \
-                 a message id: replies to it will not reach the case (/case {label} works)"
-            );
-            return Ok(Outcome::Posted(None));
         }
         Err(e) => e,
     };
@@ -269,32 +278,26 @@ async fn send(
 }
 
 /// Our message with `text` in the chat after message `after` (the newest
-/// one posted before the row was stored). A failed lookup is "not found".
+/// one posted before the row was stored), looking at up to
+/// `SEARCH_PAGES × SEARCH_PAGE` messages.
 async fn find_posted(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
     mut after: MessageId,
-    card: &OutboxCard,
-) -> Option<MessageId> {
+) -> Result<Option<MessageId>, MessengerError> {
     for _ in 0..SEARCH_PAGES {
-        let page = match messenger.history_since(chat, after, SEARCH_PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(card = card.id, error = %e, "could not read the moderator chat history");
-                return None;
-            }
-        };
+        let page = messenger.history_since(chat, after, SEARCH_PAGE).await?;
         // Telegram trims a message's surrounding whitespace.
         if let Some(m) = page.iter().find(|m| m.outgoing && m.text.trim() == text.trim()) {
-            return Some(m.id);
+            return Ok(Some(m.id));
         }
         match page.last() {
             Some(last) if page.len() == SEARCH_PAGE => after = last.id,
-            _ => return None,
+            _ => return Ok(None),
         }
     }
-    None
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -325,6 +328,8 @@ mod tests {
         faults: VecDeque<(MessengerError, bool)>,
         /// Sends whose text contains this fail with the error.
         refuse: Vec<(String, MessengerError)>,
+        /// Errors for the next history reads.
+        history_faults: VecDeque<MessengerError>,
         attempts: usize,
     }
 
@@ -395,7 +400,10 @@ mod tests {
             Err(MessengerError::ButtonNotFound(m))
         }
         async fn history_since(&self, _: ChatId, after: MessageId, limit: usize) -> MessengerResult<Vec<Message>> {
-            let st = self.state.lock().unwrap();
+            let mut st = self.state.lock().unwrap();
+            if let Some(e) = st.history_faults.pop_front() {
+                return Err(e);
+            }
             Ok(st.messages.iter().filter(|m| m.id > after).take(limit).cloned().collect())
         }
         async fn get_messages(&self, _: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
@@ -564,6 +572,19 @@ mod tests {
         assert_eq!(chat.state.lock().unwrap().attempts, 2, "the retry used the same random_id and was refused");
         let card = store.card_of_case(c).await.unwrap().unwrap();
         assert_eq!((card.random_id, card.posted_message_id), (random_id, Some(1)), "found in the history");
+        assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
+
+        // The history cannot be read at first: looked up again on the next attempt.
+        let d = case(&store, 12, "Case {case}: twice lost").await;
+        chat.fault(MessengerError::Timeout, true);
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
+        chat.state.lock().unwrap().history_faults.push_back(MessengerError::Disconnected);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1, "not marked posted blind");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().posted, 1);
+        assert_eq!(chat.texts().len(), 2);
+        assert_eq!(store.card_of_case(d).await.unwrap().unwrap().posted_message_id, Some(2));
         assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
     }
 
