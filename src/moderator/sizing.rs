@@ -219,4 +219,25 @@ mod tests {
         assert_eq!(pages.concat(), text);
         assert_eq!(super::pages("", 10), vec![String::new()]);
     }
+
+    #[test]
+    fn any_text_fits() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let pieces = ["a", "ж", "🆕", " ", "\n", "\n\n", "word ", "#tag ", "👨‍👩‍👧"];
+        for _ in 0..300 {
+            let n = rng.usize(0..12_000);
+            let text: String = (0..n).map(|_| pieces[rng.usize(0..pieces.len())]).collect();
+            for limit in [TELEGRAM_LIMIT, 500, 120] {
+                let fitted = fit_to(&text, limit, Some("C99"));
+                assert!(utf16_len(&fitted) <= limit, "{} > {limit}", utf16_len(&fitted));
+                if utf16_len(&text) <= limit {
+                    assert_eq!(fitted, text);
+                }
+            }
+            for p in pages(&text, 1000) {
+                assert!(utf16_len(&p) <= 1000);
+            }
+            assert_eq!(pages(&text, 1000).concat(), text);
+        }
+    }
 }
