@@ -368,12 +368,24 @@ mod e2e {
         assert_eq!(utf16::slice(&got.text, mention.offset, mention.length), Some(name));
 
         // The customer is only known from that mention: reachable through the message.
+        let random_id = RandomId::fresh();
         let sent = m
-            .send_message(5550001, "Здравствуйте! Какой у вас ID?", None, RandomId::fresh())
+            .send_message(5550001, "Здравствуйте! Какой у вас ID?", None, random_id)
             .await
             .expect("reaches the customer");
         let theirs = h.world.messages(5550001);
         assert!(theirs.iter().any(|x| x.id == sent && x.text.starts_with("Здравствуйте")), "{theirs:?}");
+        // Our random_id reached Telegram: the same send again is refused, not repeated.
+        assert_eq!(h.world.message_for_random_id(random_id), Some((5550001, sent)));
+        assert_eq!(
+            m.send_message(5550001, "Здравствуйте! Какой у вас ID?", None, random_id).await,
+            Err(MessengerError::RandomIdDuplicate)
+        );
+        assert_eq!(
+            m.send_message(5550001, &"я".repeat(4097), None, RandomId::fresh()).await,
+            Err(MessengerError::MessageTooLong)
+        );
+        assert_eq!(h.world.messages(5550001).len(), 1);
 
         // A customer whose privacy settings forbid it: a typed error.
         let second = h.world.post_order(&order(5550002, "Ann"));

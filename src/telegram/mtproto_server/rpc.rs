@@ -278,8 +278,9 @@ async fn user_from_message(
     error: &str,
 ) -> Result<UserId, Fail> {
     let chat = Box::pin(resolve_peer(shared, peer)).await?;
-    let found = shared.client.get_messages(chat, &[msg_id]).await?;
-    match found.first() {
+    // The server's own lookup: no request of the client, so no fault of its own.
+    let found = shared.view.world.message(chat, msg_id);
+    match found.as_ref() {
         Some(m) if message_shows_user(m, user_id) && shared.view.user_exists(user_id) => Ok(user_id),
         _ => Err(Fail::bad(error)),
     }
@@ -365,7 +366,7 @@ async fn get_dialogs(shared: &Shared) -> Res {
             None
         } else {
             let id = MessageId::try_from(chat.len).unwrap_or(MessageId::MAX);
-            shared.client.get_messages(chat.id, &[id]).await?.pop()
+            view.world.message(chat.id, id)
         };
         last.push((chat.id, top));
     }
@@ -517,8 +518,8 @@ async fn send_message(shared: &Arc<Shared>, body: &[u8], hold: &mut Option<Owned
     }
     let mut log = shared.log.clone().lock_owned().await;
     let id = shared.client.send_message(chat, &req.message, reply_to, RandomId(req.random_id)).await?;
-    let message =
-        shared.client.get_messages(chat, &[id]).await?.pop().ok_or_else(|| Fail::Rpc(500, "INTERNAL".into()))?;
+    // Read past the fault plan: the send itself already met its faults.
+    let message = shared.view.world.message(chat, id).ok_or_else(|| Fail::Rpc(500, "INTERNAL".into()))?;
     let view = &shared.view;
     let update = log.record(view, message.clone(), false);
     let date = i32::try_from(message.date).unwrap_or(i32::MAX);
@@ -630,9 +631,17 @@ async fn get_messages(shared: &Shared, body: &[u8]) -> Res {
     let req: tl::functions::messages::GetMessages = decode(body)?;
     let ids = plain_ids(&req.id);
     let mut found = Vec::new();
+    let mut requested = false;
     for chat in shared.view.world.chats() {
-        if chat.id > 0 {
+        if chat.id <= 0 {
+            continue;
+        }
+        if requested {
+            found.extend(ids.iter().filter_map(|&id| shared.view.world.message(chat.id, id)));
+        } else {
+            // One request meets the fault plan once, however many chats it spans.
             found.extend(shared.client.get_messages(chat.id, &ids).await?);
+            requested = true;
         }
     }
     let view = &shared.view;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::world::SimWorld;
-use crate::telegram::{ChatId, MessageId, RandomId, UserId};
+use crate::telegram::{ChatId, Message, MessageId, RandomId, UserId};
 
 /// What the world knows about a Telegram user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,13 @@ impl SimWorld {
     /// 10,000): two runs with the same seed and calls log the same lines.
     pub fn fault_log(&self) -> Vec<String> {
         self.lock().dice.log().to_vec()
+    }
+
+    /// One message as it is now (`None` if unknown or deleted), read past
+    /// the fault plan: for servers that serve the world over another
+    /// protocol and must not meet a second fault on their own lookups.
+    pub fn message(&self, chat: ChatId, id: MessageId) -> Option<Message> {
+        self.lock().chats.get(&chat).and_then(|c| c.get(id).cloned())
     }
 
     /// The message a send with this `random_id` created, if one did.
