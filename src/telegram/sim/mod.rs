@@ -29,7 +29,7 @@
 //! per method, requests that took effect but answer `Timeout`, disconnects
 //! that heal after a few seconds, updates lost, duplicated or reordered in
 //! transit, a bounded live buffer that drops updates when the client falls
-//! behind ([`stream`]), a bot whose follow-up comes late or never, and
+//! behind (see `stream.rs`), a bot whose follow-up comes late or never, and
 //! customers who blocked us. One generator seeded by the plan makes every
 //! decision, so the same calls meet the same faults; [`FaultLevel::None`]
 //! is the polite simulator of old. [`SimWorld::faults_injected`] counts them.
@@ -76,6 +76,7 @@ pub struct SimConfig {
     pub send_button_text: String,
     /// First messages to strangers allowed per [`stranger_window`](Self::stranger_window).
     pub stranger_quota: u32,
+    /// The sliding window of the clock the quota applies to.
     pub stranger_window: Duration,
     /// How long sends to strangers fail with `PeerFlood` once the quota was exceeded.
     pub peer_flood_penalty: Duration,
