@@ -1,7 +1,16 @@
-//! Wires the parts and owns the tasks: one event loop reading Telegram,
-//! one worker driving orders. On start it re-reads the Tribute chat
-//! history since the last stored message and resumes every unfinished
-//! order, so nothing that happened while it was down is lost.
+//! Wires the parts and owns the tasks. The store is the only queue:
+//!
+//! - the event loop reads Telegram and only stores what arrives (Tribute
+//!   messages and their orders; customer and moderator messages into the
+//!   inbox), then wakes the task that handles it;
+//! - the order worker takes due orders from the store, furthest along first;
+//! - the contact task takes waiting inbox messages and runs dialogue timers;
+//! - the re-read task reads the Tribute chat (a window below the newest
+//!   message), the moderator chat and waiting customers' chats again on a
+//!   timer, at start and after a disconnect.
+//!
+//! A lost wake-up, a dropped update or a crash costs a delay, never an
+//! item: everything pending is a row with a due time (docs/runtime.md).
 //!
 //! Shutdown: a `watch` flag. The event loop stops reading; the worker
 //! finishes the step in flight (every step ends in a commit or leaves the
@@ -11,15 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::backend::BackendClient;
 use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
-use crate::store::{now_ms, MessageKind, Recorded, Store, StoreError};
-use crate::telegram::{Event, Message, Messenger, MessengerError};
+use crate::store::{now_ms, InboxKind, MessageKind, Recorded, Store, StoreError};
+use crate::telegram::{ChatId, Event, Message, MessageId, Messenger, MessengerError};
+use crate::wake::Wake;
 
 /// How many history messages to ask for per call when catching up.
 const HISTORY_PAGE: usize = 100;
@@ -50,14 +60,6 @@ impl ContactSetup {
     pub fn new(contact: ContactConfig, moderator: ModeratorConfig) -> Self {
         Self { contact, moderator, questions: Arc::new(ModeratorQuestions), learner: None }
     }
-}
-
-/// Work for the contact task, in arrival order.
-enum ContactJob {
-    /// A private message from a customer.
-    Customer(Message),
-    /// A message in the moderator chat.
-    Moderator(Message),
 }
 
 /// Why `run` returned.
@@ -104,55 +106,44 @@ impl Daemon {
     /// (returned as an error, like a crash).
     ///
     /// The store is the queue: the event loop only stores what arrives and
-    /// sends a wake-up hint; the order worker takes due orders from the
-    /// store (so a lost hint costs a delay, never an order); the re-read
-    /// task reads the Tribute chat history again on a timer in its own
-    /// task, so a slow history call never stops the event loop from
-    /// draining Telegram's update buffer.
+    /// wakes the task that handles it; the order worker takes due orders
+    /// and the contact task takes waiting messages from the store (so a
+    /// lost hint costs a delay, never an order); the re-read task reads
+    /// the chats' history again on a timer in its own task, so a slow
+    /// history call never stops the event loop from draining Telegram's
+    /// update buffer.
     pub async fn run(self) -> anyhow::Result<Exit> {
-        let (hint_tx, hint_rx) = mpsc::unbounded_channel::<i64>();
+        let orders_wake = Wake::new();
+        let inbox_wake = Wake::new();
         let resync = Resync {
             store: self.store.clone(),
             messenger: self.messenger.clone(),
             workflow: self.workflow.clone(),
             ingest: self.ingest.clone(),
-            hints: hint_tx.clone(),
+            orders_wake: orders_wake.clone(),
+            inbox_wake: inbox_wake.clone(),
+            contact: self.contact.is_some(),
+            started_secs: crate::clock::now_secs(),
             now: Arc::new(Notify::new()),
         };
         resync.catch_up().await.context("Failed to catch up on the Tribute chat history")?;
-        let contact_tx = match &self.contact {
-            Some(setup) => {
-                let contact = Arc::new(Contact::new(
-                    self.store.clone(),
-                    self.messenger.clone(),
-                    setup.contact.clone(),
-                    self.ingest.parser.account_pattern.clone(),
-                    Arc::new(Budgeted::new(
-                        setup.questions.clone(),
-                        self.store.clone(),
-                        setup.contact.question_limits,
-                    )),
-                    hint_tx.clone(),
-                    self.workflow.moderator_chat,
-                ));
-                let desk = ModeratorDesk::new(
-                    contact.clone(),
-                    self.messenger.clone(),
-                    setup.moderator.clone(),
-                    setup.learner.clone(),
-                );
-                let (tx, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(contact_loop(contact, desk, rx, self.shutdown.clone()));
-                Some((tx, task))
-            }
-            None => None,
-        };
-        let (contact_tx, contact_task) = match contact_tx {
-            Some((tx, task)) => (Some(tx), Some(task)),
-            None => (None, None),
-        };
+        resync.catch_up_inbox().await;
+        let contact_task = self.contact.as_ref().map(|setup| {
+            let contact = Arc::new(Contact::new(
+                self.store.clone(),
+                self.messenger.clone(),
+                setup.contact.clone(),
+                self.ingest.parser.account_pattern.clone(),
+                Arc::new(Budgeted::new(setup.questions.clone(), self.store.clone(), setup.contact.question_limits)),
+                orders_wake.clone(),
+                self.workflow.moderator_chat,
+            ));
+            let desk =
+                ModeratorDesk::new(contact.clone(), self.messenger.clone(), setup.moderator.clone(), setup.learner.clone());
+            tokio::spawn(contact_loop(contact, desk, inbox_wake.clone(), self.shutdown.clone()))
+        });
         let mut worker =
-            tokio::spawn(worker(self.processor.clone(), self.store.clone(), hint_rx, self.shutdown.clone()));
+            tokio::spawn(worker(self.processor.clone(), self.store.clone(), orders_wake, self.shutdown.clone()));
         let resync_task = tokio::spawn(resync.clone().periodically(self.shutdown.clone()));
         let mut backoff = Duration::from_millis(100);
         let exit = loop {
@@ -173,7 +164,10 @@ impl Daemon {
                 None => break Exit::Shutdown,
                 Some(Ok(ev)) => {
                     backoff = Duration::from_millis(100);
-                    self.handle(ev, &resync, contact_tx.as_ref()).await?;
+                    if let Err(e) = self.handle(ev, &resync).await {
+                        // The update is still in Telegram's history: the next re-read stores it.
+                        warn!(error = %format!("{e:#}"), "could not store an update; the history re-read recovers it");
+                    }
                 }
                 Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
                 Some(Err(e)) => {
@@ -187,8 +181,6 @@ impl Daemon {
                 }
             }
         };
-        drop(hint_tx);
-        drop(contact_tx);
         resync_task.abort();
         info!("waiting for the step in flight to finish");
         if let Some(task) = contact_task {
@@ -201,35 +193,15 @@ impl Daemon {
         Ok(exit)
     }
 
-    async fn handle(
-        &self,
-        ev: Event,
-        resync: &Resync,
-        contact: Option<&mpsc::UnboundedSender<ContactJob>>,
-    ) -> anyhow::Result<()> {
+    /// Stores one update where its handler will find it. Never waits on
+    /// anything slower than a SQLite write.
+    async fn handle(&self, ev: Event, resync: &Resync) -> anyhow::Result<()> {
         match ev {
             Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => resync.ingest_one(&m).await,
-            Event::NewMessage(m) if is_service_sender(&m) => {
-                // Login codes and security notices: never a customer, never stored or answered.
-                debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
-                Ok(())
-            }
-            // Routing (issue 4): the moderator chat → the moderator desk; a
-            // private chat where the other person wrote → customer contact.
-            Event::NewMessage(m) if contact.is_some() && !m.outgoing => {
-                let job = if Some(m.chat_id) == self.workflow.moderator_chat {
-                    ContactJob::Moderator(m)
-                } else if m.chat_id > 0 && m.sender_id == Some(m.chat_id) {
-                    ContactJob::Customer(m)
-                } else {
-                    debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
-                    return Ok(());
-                };
-                if let Some(tx) = contact {
-                    let _ = tx.send(job);
-                }
-                Ok(())
-            }
+            Event::NewMessage(m) => match resync.route(&m) {
+                Some(kind) => resync.enqueue(kind, &m, false).await,
+                None => Ok(()),
+            },
             Event::MessageEdited(m) if m.chat_id == self.workflow.tribute_chat => {
                 self.store.update_tribute_message(&m).await?;
                 Ok(())
@@ -242,20 +214,21 @@ impl Daemon {
 /// Telegram's own account (login codes, security notices).
 pub const TELEGRAM_SERVICE_USER: i64 = 777000;
 
-fn is_service_sender(m: &Message) -> bool {
-    m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER
-}
-
-/// Reads the Tribute chat history into the store: once at start, then on
-/// a timer and after a disconnect, in its own task.
+/// Reads the chats' history into the store: once at start, then on a
+/// timer and after a disconnect, in its own task.
 #[derive(Clone)]
 struct Resync {
     store: Store,
     messenger: Arc<dyn Messenger>,
     workflow: WorkflowConfig,
     ingest: IngestConfig,
-    /// Wake-up hints for the order worker.
-    hints: mpsc::UnboundedSender<i64>,
+    orders_wake: Wake,
+    inbox_wake: Wake,
+    /// Customer contact and the moderator chat are served.
+    contact: bool,
+    /// When this run started (unix s): moderator-chat history older than
+    /// that is never replayed on the first read.
+    started_secs: i64,
     /// Asks for a re-read at once (after a disconnect).
     now: Arc<Notify>,
 }
@@ -263,14 +236,40 @@ struct Resync {
 impl Resync {
     async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
         match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
-            Recorded::NewOrder(id) => {
-                let _ = self.hints.send(id);
-            }
-            Recorded::Stored => {
-                // A follow-up made its order due, or a malformed order's card is in the outbox.
-                let _ = self.hints.send(0);
-            }
+            // A new order, a follow-up that made its order due, or a malformed order's card.
+            Recorded::NewOrder(_) | Recorded::Stored => self.orders_wake.wake(),
             Recorded::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    /// Who handles a message outside the Tribute chat: the moderator desk,
+    /// customer contact, or nobody (Telegram's service account, groups and
+    /// channels we do not serve, our own messages).
+    fn route(&self, m: &Message) -> Option<InboxKind> {
+        if !self.contact || m.outgoing {
+            return None;
+        }
+        if m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER {
+            // Login codes and security notices: never a customer, never stored or answered.
+            debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
+            return None;
+        }
+        if Some(m.chat_id) == self.workflow.moderator_chat {
+            return Some(InboxKind::Moderator);
+        }
+        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) {
+            return Some(InboxKind::Customer);
+        }
+        debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
+        None
+    }
+
+    async fn enqueue(&self, kind: InboxKind, m: &Message, handled: bool) -> anyhow::Result<()> {
+        if self.store.enqueue_inbound(kind, m, handled).await.context("Failed to store an incoming message")?
+            && !handled
+        {
+            self.inbox_wake.wake();
         }
         Ok(())
     }
@@ -285,6 +284,7 @@ impl Resync {
             if let Err(err) = self.catch_up().await {
                 warn!(error = %format!("{err:#}"), "history re-read failed; the next one retries");
             }
+            self.catch_up_inbox().await;
         }
     }
 
@@ -299,37 +299,77 @@ impl Resync {
         let now_secs = crate::clock::now_secs();
         let first_start = self.store.last_seen_message(chat).await? == 0;
         let window_start = now_secs - self.workflow.resync_window.as_secs() as i64;
-        let mut after = self.store.last_message_before(chat, window_start).await?;
+        let after = self.store.last_message_before(chat, window_start).await?;
         let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
-        loop {
-            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            seen += page.len();
-            for m in &page {
-                if first_start && m.date < cutoff {
-                    let why = "older than the first start's look-back; not processed";
-                    self.store.record_tribute_message(m, MessageKind::Other, Some(why), None, None).await?;
-                    skipped += 1;
-                } else {
-                    self.ingest_one(m).await?;
-                }
+        for m in self.history_after(chat, after).await? {
+            seen += 1;
+            if first_start && m.date < cutoff {
+                let why = "older than the first start's look-back; not processed";
+                self.store.record_tribute_message(&m, MessageKind::Other, Some(why), None, None).await?;
+                skipped += 1;
+            } else {
+                self.ingest_one(&m).await?;
             }
         }
         debug!(messages = seen, skipped_as_too_old = skipped, "re-read the Tribute chat history");
         Ok(())
     }
+
+    /// Reads the moderator chat and the chats of customers a dialogue waits
+    /// for since the last message seen in each, so what arrived while the
+    /// daemon was down (or was lost in transit) is handled. On the very
+    /// first read of the moderator chat, its older history is recorded as
+    /// seen, never replayed.
+    async fn catch_up_inbox(&self) {
+        if !self.contact {
+            return;
+        }
+        let mut chats: Vec<(ChatId, InboxKind)> = Vec::new();
+        if let Some(chat) = self.workflow.moderator_chat {
+            chats.push((chat, InboxKind::Moderator));
+        }
+        match self.store.customers_to_reread().await {
+            Ok(customers) => chats.extend(customers.into_iter().map(|c| (c, InboxKind::Customer))),
+            Err(e) => warn!(error = %e, "could not list the customers' chats to re-read"),
+        }
+        for (chat, kind) in chats {
+            if let Err(e) = self.reread_chat(chat, kind).await {
+                warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
+            }
+        }
+    }
+
+    async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
+        let cursor = self.store.inbox_cursor(chat).await?;
+        let first_read = cursor.is_none() && kind == InboxKind::Moderator;
+        for m in self.history_after(chat, cursor.unwrap_or(0)).await? {
+            if self.route(&m) == Some(kind) {
+                self.enqueue(kind, &m, first_read && m.date < self.started_secs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message of `chat` after `after`, oldest first, page by page.
+    async fn history_after(&self, chat: ChatId, mut after: MessageId) -> anyhow::Result<Vec<Message>> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+            let Some(last) = page.last() else { return Ok(all) };
+            after = last.id;
+            all.extend(page);
+        }
+    }
 }
 
 /// Takes due orders from the store, furthest along first, one at a time
 /// (serialising the bot exchanges), and posts moderator cards. Wakes on a
-/// hint (the value is ignored), at the next due time, or at the sweep
-/// interval at the latest.
+/// hint, at the next due time, or at the sweep interval at the latest.
 async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
-    mut hints: mpsc::UnboundedReceiver<i64>,
+    wake: Wake,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkflowError> {
     loop {
@@ -359,12 +399,10 @@ async fn worker(
         }
         let next = store.next_order_due().await?.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP));
         tokio::select! {
-            hint = hints.recv() => if hint.is_none() { return Ok(()) },
+            _ = wake.woken() => {}
             _ = tokio::time::sleep(next) => {}
             _ = stopped(&shutdown) => return Ok(()),
         }
-        // Take every hint that is already there: one pass serves them all.
-        while hints.try_recv().is_ok() {}
     }
 }
 
@@ -384,35 +422,61 @@ async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
     }
 }
 
-/// The contact task: customers' messages, the moderator chat and the
-/// dialogue timers, one at a time. A failed step is logged and retried by
-/// the next tick (every step starts from what the store says).
-async fn contact_loop(
-    contact: Arc<Contact>,
-    desk: ModeratorDesk,
-    mut jobs: mpsc::UnboundedReceiver<ContactJob>,
-    shutdown: watch::Receiver<bool>,
-) {
+/// The contact task: waiting customer and moderator messages from the
+/// store (the moderator chat first, customers round-robin) and the
+/// dialogue timers, one at a time. Each message is marked handled after
+/// its step, with the error if it failed, so one bad message never blocks
+/// the rest; a restart resumes what was not handled.
+async fn contact_loop(contact: Arc<Contact>, desk: ModeratorDesk, wake: Wake, shutdown: watch::Receiver<bool>) {
     if let Err(e) = contact.resume().await {
         warn!(error = %e, "resuming the customer dialogues failed; the next tick retries");
     }
-    let mut tick = tokio::time::interval(contact.config().tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let store = contact.store().clone();
+    let tick_every = contact.config().tick;
+    let mut next_tick = tokio::time::Instant::now();
     loop {
-        let res = tokio::select! {
-            job = jobs.recv() => match job {
-                Some(ContactJob::Customer(m)) => contact.on_customer_message(&m).await,
-                Some(ContactJob::Moderator(m)) => desk.on_message(&m).await,
-                None => return,
-            },
-            _ = tick.tick() => contact.tick().await,
-            _ = stopped(&shutdown) => return,
+        if tokio::time::Instant::now() >= next_tick {
+            if let Err(e) = contact.tick().await {
+                warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
+            }
+            next_tick = tokio::time::Instant::now() + tick_every;
+        }
+        let batch = match store.waiting_inbound(INBOX_BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!(error = %e, "could not read the waiting messages; retrying");
+                Vec::new()
+            }
         };
-        if let Err(e) = res {
-            warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
+        for (kind, m) in &batch {
+            let res = match kind {
+                InboxKind::Customer => contact.on_customer_message(m).await,
+                InboxKind::Moderator => desk.on_message(m).await,
+            };
+            let error = res.err().map(|e| {
+                warn!(error = %e, chat = m.chat_id, message = m.id, "handling a message failed; it is not retried");
+                e.to_string()
+            });
+            if let Err(e) = store.mark_inbound_handled(m.chat_id, m.id, error.as_deref()).await {
+                warn!(error = %e, "could not mark a message handled; it may be handled again");
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+        if !batch.is_empty() {
+            continue;
+        }
+        tokio::select! {
+            _ = wake.woken() => {}
+            _ = tokio::time::sleep_until(next_tick) => {}
+            _ = stopped(&shutdown) => return,
         }
     }
 }
+
+/// Waiting messages taken per pass before the timers are looked at again.
+const INBOX_BATCH: i64 = 32;
 
 /// Resolves once the shutdown flag is raised (or its sender is gone).
 pub async fn stopped(shutdown: &watch::Receiver<bool>) {

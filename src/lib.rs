@@ -32,6 +32,7 @@ pub mod telegram;
 pub mod telemetry;
 pub mod tls;
 pub mod tribute;
+pub mod wake;
 // ops/webhooks (issue 7)
 pub mod check;
 pub mod ops;

@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 
 pub use budget::{Budgeted, QuestionLimits};
 pub use clock::Clock;
@@ -38,6 +37,7 @@ use crate::domain::{DialogueState, Language};
 use crate::store::{Store, StoreError};
 use crate::telegram::{ChatId, Messenger, MessengerError};
 use crate::tribute::AccountPattern;
+use crate::wake::Wake;
 
 /// Settings of the contact flow (`[contact]` in the config).
 #[derive(Debug, Clone)]
@@ -98,8 +98,8 @@ pub struct Contact {
     templates: Templates,
     pattern: AccountPattern,
     questions: Arc<dyn QuestionHandler>,
-    /// The order worker's queue: an order given an account ID is pushed here.
-    orders: mpsc::UnboundedSender<i64>,
+    /// Wakes the order worker (an order got an account ID; a card waits).
+    orders: Wake,
     /// The moderator chat, only to know where case follow-ups go.
     moderator_chat: Option<ChatId>,
     clock: Clock,
@@ -113,7 +113,7 @@ impl Contact {
         cfg: ContactConfig,
         pattern: AccountPattern,
         questions: Arc<dyn QuestionHandler>,
-        orders: mpsc::UnboundedSender<i64>,
+        orders: Wake,
         moderator_chat: Option<ChatId>,
     ) -> Self {
         let templates = Templates::new(cfg.prompts_dir.clone());
@@ -136,15 +136,16 @@ impl Contact {
         self.clock.now_ms()
     }
 
-    /// Asks the order worker to drive an order (after it got an account ID).
-    pub fn enqueue_order(&self, order_id: i64) {
-        let _ = self.orders.send(order_id);
+    /// Asks the order worker to look at the store now (an order got an
+    /// account ID; the order itself is due in the store already).
+    pub fn enqueue_order(&self, _order_id: i64) {
+        self.orders.wake();
     }
 
     /// Asks the order worker to post what is waiting in the moderator outbox now.
     pub fn flush_cards(&self) {
         if self.moderator_chat.is_some() {
-            let _ = self.orders.send(0);
+            self.orders.wake();
         }
     }
 }

@@ -7,6 +7,7 @@
 //! side effect is idempotent (backend) or checked on restart (Telegram).
 
 mod approved_pairs;
+mod inbox;
 mod messages;
 mod orders;
 mod outbox;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use approved_pairs::{ApprovedPair, NewApprovedPair};
+pub use inbox::InboxKind;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{NewCard, OutboxCard};

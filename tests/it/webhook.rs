@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
-use tribute_assistant::domain::OrderRef;
+use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
@@ -223,6 +223,53 @@ async fn refund_of_an_activated_order_deactivates_it_once_and_tells_the_moderato
     assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("Refund of order")).count(), 1);
     let history = sb.store().order_events(stored.id).await.unwrap();
     assert!(history.iter().any(|e| e.note.contains("refunded")), "{history:?}");
+    assert_eq!(sb.store().order(stored.id).await.unwrap().state, OrderState::Refunded);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refund_of_an_order_never_activated_settles_it_so_no_later_account_id_activates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let mut no_id = order(506, "€5.00");
+    no_id.details = "забыл написать айди".into();
+    let msg = sb.world.post_order(&no_id);
+    let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
+    // The assistant asks the customer for the account ID.
+    let stored = eventually("the order to wait for the customer", || async {
+        sb.store().order_by_ref(&order_ref).await.unwrap().filter(|o| o.state == OrderState::NeedsCustomer)
+    })
+    .await;
+    eventually("the question to the customer", || async {
+        sb.world.messages(506).into_iter().find(|m| m.outgoing)
+    })
+    .await;
+    assert_eq!(post_signed(&sb, &purchase(6001, 506, 500)).await.0, 200);
+    eventually("the purchase to match", || async {
+        sb.store().purchase("6001").await.unwrap().and_then(|p| p.order_id)
+    })
+    .await;
+    assert_eq!(post_signed(&sb, &refund(6001, 506)).await.0, 200);
+    eventually("the refund to be handled", || async {
+        sb.store().purchase("6001").await.unwrap().filter(|p| p.refund_handled_at.is_some())
+    })
+    .await;
+    let refunded = sb.store().order(stored.id).await.unwrap();
+    assert_eq!(refunded.state, OrderState::Refunded, "the refund settles the order at once");
+    let link = sb.store().order_link(stored.id).await.unwrap().expect("the order's dialogue link");
+    assert_eq!(link.status.as_str(), "closed");
+    // The customer answers late with a valid ID: nothing is activated.
+    sb.world.post_as_user(506, 506, "123456", None);
+    eventually("the customer's answer to be stored", || async {
+        let conv = sb.store().conversation_for_customer(506).await.unwrap()?;
+        let msgs = sb.store().conversation_messages(conv.id).await.unwrap();
+        msgs.iter().any(|m| m.text == "123456").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sb.store().order(stored.id).await.unwrap().state, OrderState::Refunded);
+    assert_eq!(sb.backend.activations_for(order_ref.as_str()), 0, "a refunded order is never activated");
+    assert_eq!(sb.backend.requests_for(order_ref.as_str()), 0);
     sb.shutdown().await.unwrap();
 }
 

@@ -1,0 +1,129 @@
+//! Incoming customer and moderator messages as work items (see the
+//! migration `0008_inbox.sql`): stored by the event loop or a history
+//! re-read, taken by the contact task, marked handled after.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError, StoreResult};
+use crate::telegram::{ChatId, Message, MessageId};
+
+/// Who a waiting message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind {
+    /// A private message from a customer.
+    Customer,
+    /// A message in the moderator chat.
+    Moderator,
+}
+
+impl InboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxKind::Customer => "customer",
+            InboxKind::Moderator => "moderator",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(InboxKind::Customer),
+            "moderator" => Some(InboxKind::Moderator),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    /// Stores an incoming message to be handled (or, with `handled`, only
+    /// records it as seen: old moderator-chat history on the first read).
+    /// False when it was there already.
+    pub async fn enqueue_inbound(&self, kind: InboxKind, m: &Message, handled: bool) -> StoreResult<bool> {
+        let now = now_ms();
+        let res = sqlx::query(
+            "INSERT INTO inbox (chat_id, message_id, kind, sender_id, message_json, received_at, handled_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (chat_id, message_id) DO NOTHING",
+        )
+        .bind(m.chat_id)
+        .bind(m.id)
+        .bind(kind.as_str())
+        .bind(m.sender_id)
+        .bind(serde_json::to_string(m).expect("messages serialise"))
+        .bind(now)
+        .bind(handled.then_some(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Waiting messages in the order they should be handled: the moderator
+    /// chat first, then customers round-robin (each sender's first waiting
+    /// message, then each one's second, …), so one customer writing a
+    /// hundred messages delays nobody else by more than one turn each.
+    pub async fn waiting_inbound(&self, limit: i64) -> StoreResult<Vec<(InboxKind, Message)>> {
+        let rows = sqlx::query(
+            "SELECT kind, message_json FROM (
+                 SELECT kind, message_json, received_at, message_id,
+                        ROW_NUMBER() OVER (PARTITION BY chat_id, sender_id ORDER BY message_id) AS turn
+                 FROM inbox WHERE handled_at IS NULL)
+             ORDER BY kind = 'customer', turn, received_at, message_id
+             LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind = InboxKind::parse(r.get("kind"))
+                    .ok_or_else(|| StoreError::Corrupt(format!("inbox kind {:?}", r.get::<&str, _>("kind"))))?;
+                let m: Message = serde_json::from_str(r.get("message_json"))
+                    .map_err(|e| StoreError::Corrupt(format!("inbox message: {e}")))?;
+                Ok((kind, m))
+            })
+            .collect()
+    }
+
+    /// Marks a message handled (with the error when handling failed: it is
+    /// not retried, so one bad message cannot block the ones behind it).
+    pub async fn mark_inbound_handled(&self, chat: ChatId, id: MessageId, error: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE inbox SET handled_at = ?, error = ? WHERE chat_id = ? AND message_id = ?")
+            .bind(now_ms())
+            .bind(error)
+            .bind(chat)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest message of `chat` already seen (in the inbox, or stored
+    /// in a conversation before the inbox existed), if any: a re-read
+    /// starts after it.
+    pub async fn inbox_cursor(&self, chat: ChatId) -> StoreResult<Option<MessageId>> {
+        let m: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(m) FROM (
+                 SELECT MAX(message_id) AS m FROM inbox WHERE chat_id = ?
+                 UNION ALL
+                 SELECT MAX(telegram_message_id) FROM conversation_messages
+                  WHERE telegram_chat_id = ? AND direction = 'in')",
+        )
+        .bind(chat)
+        .bind(chat)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(m.map(|v| v as MessageId))
+    }
+
+    /// Customers whose chat must not miss a message: a dialogue waits for
+    /// them or a moderator has their case.
+    pub async fn customers_to_reread(&self) -> StoreResult<Vec<ChatId>> {
+        Ok(sqlx::query_scalar("SELECT customer_id FROM conversations WHERE state != 'idle' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Messages waiting in the inbox (for `/metrics` and the simulation).
+    pub async fn inbox_waiting(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL").fetch_one(&self.pool).await?)
+    }
+}
