@@ -67,6 +67,11 @@ pub enum Command {
     /// Export conversations for review (JSONL, CSV or one HTML page), PII
     /// redacted by default. Schema and filters: docs/export.md.
     Export(crate::export::ExportArgs),
+    /// Run the real daemon for simulated days against the Telegram simulator
+    /// (with seeded faults), the reference backend and a fresh store, on a
+    /// paused clock; check the invariants; exit 1 if any is violated.
+    /// Docs: docs/simulate.md.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,7 +116,7 @@ pub enum OrdersCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let default_filter = match cli.command {
-        Command::Demo(_) => "error",
+        Command::Demo(_) | Command::Simulate(_) => "error",
         // Qdrant Edge logs its WAL and mmap internals at info/warn.
         Command::Kb(_) => "warn,qdrant_edge=error",
         _ => "info",
@@ -127,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => crate::check::run(cli.config.as_deref()).await,
         Command::Kb(cmd) => crate::kb::run(cmd, cli.config.as_deref()).await,
         Command::Export(args) => crate::export::run(args, cli.config.as_deref()).await,
+        Command::Simulate(args) => crate::simulate::run(args).await,
     }
 }
 

@@ -27,6 +27,8 @@ pub mod login;
 pub mod orders;
 pub mod run;
 pub mod sandbox;
+// Seeded whole-system simulation on a paused clock.
+pub mod simulate;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;

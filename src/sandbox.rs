@@ -395,6 +395,25 @@ impl Sandbox {
         res.context("the daemon panicked")
     }
 
+    /// simulate: true once the running daemon's task ended by itself (a
+    /// checkpoint stop, an error); false while it runs or when none runs.
+    pub fn daemon_finished(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| r.handle.is_finished())
+    }
+
+    /// simulate: kills the daemon like a crash. Its task is aborted wherever
+    /// it awaits; the tasks it spawned see the shutdown flag and stop after
+    /// the step in flight (a real crash would stop them too).
+    pub async fn abort_daemon(&mut self) -> anyhow::Result<()> {
+        let Some(running) = self.running.take() else { bail!("the daemon is not running") };
+        running.handle.abort();
+        let _ = running.shutdown.send(true);
+        let _ = running.handle.await;
+        running.ops.shutdown().await;
+        Running::close_messenger(running.grammers).await;
+        Ok(())
+    }
+
     /// Waits until `orders` orders exist, all of them settled, and every
     /// moderator card is posted. Returns the counts per state.
     pub async fn wait_settled(&self, orders: usize, timeout: Duration) -> anyhow::Result<Vec<(OrderState, i64)>> {

@@ -1,0 +1,760 @@
+//! The driver: plays the script against the real daemon on a paused tokio
+//! clock, plays the customers and the moderator, and restarts the daemon.
+//!
+//! One loop, on a current-thread runtime whose clock is paused and whose
+//! auto-advance is held off by a blocking task (tokio does not auto-advance
+//! while one runs; otherwise it would jump the clock whenever the runtime
+//! waits on the SQLite thread or on loopback HTTP, and fire the pool's and
+//! reqwest's timeouts):
+//!
+//! 1. inject the scripted events and the scheduled reactions due now;
+//! 2. let the daemon settle: yield and read a fingerprint of the store, the
+//!    Tribute and moderator chats and the backend's counters until it is
+//!    the same twice in a row (each store read is itself a real wait on
+//!    the SQLite thread, during which the daemon runs);
+//! 3. observe: a daemon that stopped (a crash point) is started again; new
+//!    case cards get the moderator's reaction scheduled; a customer who got
+//!    a message from us gets their next answer scheduled;
+//! 4. advance the clock to the next interesting moment: the next scripted
+//!    event or reaction, the earliest due time in the store (parked orders,
+//!    outbox retries, dialogue reminders and hand-overs), a second ahead
+//!    while an order is in an automatic state, at most ten minutes.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tracing::debug;
+
+use super::probe::Probe;
+use super::scenario::{self, Event, ModeratorAction, Reply, RestartKind, Script, HOUR, MIN, SEC};
+use super::{Params, Tamper};
+use crate::domain::OrderRef;
+use crate::orders::{Checkpoint, CheckpointHook};
+use crate::sandbox::Sandbox;
+use crate::telegram::sim::SimOrder;
+use crate::telegram::{MessageId, Messenger, RandomId};
+
+/// The longest jump while nothing is due.
+const MAX_IDLE_STEP: u64 = 30 * MIN;
+/// The step while an order is in an automatic state: short while the
+/// daemon keeps moving (an HTTP answer, not a timer, is what it waits for),
+/// doubling while it does not, up to the worker's one-second sweep.
+const BUSY_STEP_MIN: u64 = 20;
+const BUSY_STEP_MAX: u64 = SEC;
+/// After the scripted period the run goes on until every order is at rest, at most this long.
+const DRAIN_MAX: u64 = 3 * 24 * HOUR;
+/// Jumps longer than this wait until no other thread of the process runs
+/// (below the sqlx pool's 30 s acquire timeout, which a jump would fire
+/// under a statement or a connection still in flight on an SQLite thread).
+const SAFE_JUMP: u64 = 20 * SEC;
+/// Yields between two looks while settling (each lets every ready task of
+/// the daemon run and the runtime poll its sockets).
+const LOOK_YIELDS: u32 = 16;
+/// Unsettled cheap looks in one settle before switching to precise ones.
+const PRECISE_AFTER: u32 = 200;
+/// How long the supervisor waits before starting a daemon that stopped by itself.
+const RESTART_DELAY: u64 = 5 * SEC;
+/// How often stalled orders are looked for.
+const STALL_CHECK_EVERY: u64 = 5 * MIN;
+
+type Snapshot = (usize, usize, u64, ThreadSignature);
+
+/// What a person (or the backend's operator) does at a given time.
+enum Reaction {
+    CustomerSays {
+        customer: usize,
+        text: String,
+    },
+    ModeratorSays {
+        reply_to: MessageId,
+        text: String,
+    },
+    BackendUp,
+    BackendFast,
+    /// The supervisor starts the daemon again after it stopped by itself.
+    StartDaemon,
+}
+
+/// What the driver counted while it ran.
+#[derive(Debug, Default, Clone)]
+pub struct RunStats {
+    pub steps: u64,
+    pub settle_reads: u64,
+    pub settle_timeouts: u64,
+    pub restarts_graceful: u64,
+    pub restarts_abort: u64,
+    pub crashes_armed: u64,
+    pub crashes: u64,
+    /// (when, why) for every time the daemon stopped by itself.
+    pub unplanned_exits: Vec<(u64, String)>,
+    pub backend_fail_bursts: u64,
+    pub backend_slow_spells: u64,
+    pub backend_outages: u64,
+    pub customer_messages: u64,
+    pub customer_replies: u64,
+    pub moderator_actions: u64,
+    pub service_messages: u64,
+    pub drained_ms: u64,
+    pub hit_drain_limit: bool,
+}
+
+pub struct Driver {
+    pub p: Params,
+    pub script: Script,
+    pub sb: Sandbox,
+    pub probe: Probe,
+    t0: tokio::time::Instant,
+    wall0: i64,
+    next_event: usize,
+    reactions: BinaryHeap<Reverse<(u64, u64)>>,
+    pending: HashMap<u64, Reaction>,
+    seq: u64,
+    /// Script order → its Tribute message id, and back.
+    pub order_msg: Vec<Option<MessageId>>,
+    pub msg_order: HashMap<MessageId, usize>,
+    queues: Vec<VecDeque<Reply>>,
+    /// Highest message id seen in each customer's chat.
+    seen: Vec<MessageId>,
+    watched: BTreeSet<usize>,
+    handled_cards: HashSet<i64>,
+    card_cursor: i64,
+    /// Store order ids whose first card got the script's moderator plan.
+    planned_cards: HashSet<i64>,
+    crash_at: Arc<Mutex<Option<Checkpoint>>>,
+    crash_fired: Arc<AtomicBool>,
+    backend_down_until: u64,
+    backend_slow_until: u64,
+    mod_rng: fastrand::Rng,
+    /// The distinctive part of every service-account message posted.
+    pub service_needles: Vec<String>,
+    /// order_ref → what was seen stalled.
+    pub stalled: BTreeMap<String, String>,
+    last_stall_check: u64,
+    pub stats: RunStats,
+    pub reminder_ms: i64,
+    pub escalate_ms: i64,
+    pub stall_bound_ms: u64,
+    /// `SIMULATE_TRACE=1`: the driver's steps on stderr.
+    trace: bool,
+    threads: SqliteThreads,
+    busy_step: u64,
+    /// The daemon did something since the last step was chosen.
+    moved: bool,
+    /// The daemon stopped by itself and waits for the supervisor.
+    pub down: bool,
+}
+
+impl Driver {
+    pub async fn new(p: Params, script: Script, sb: Sandbox, probe: Probe) -> Self {
+        let customers = script.customers.len();
+        let orders = script.orders.len();
+        let contact = super::contact_config();
+        Self {
+            mod_rng: fastrand::Rng::with_seed(p.seed ^ 0x6d6f_6465_7261_746f),
+            stall_bound_ms: p.stall_bound().as_millis() as u64,
+            p,
+            script,
+            sb,
+            probe,
+            t0: tokio::time::Instant::now(),
+            wall0: crate::clock::now_ms(),
+            next_event: 0,
+            reactions: BinaryHeap::new(),
+            pending: HashMap::new(),
+            seq: 0,
+            order_msg: vec![None; orders],
+            msg_order: HashMap::new(),
+            queues: vec![VecDeque::new(); customers],
+            seen: vec![0; customers],
+            watched: BTreeSet::new(),
+            handled_cards: HashSet::new(),
+            card_cursor: 0,
+            planned_cards: HashSet::new(),
+            crash_at: Arc::new(Mutex::new(None)),
+            crash_fired: Arc::new(AtomicBool::new(false)),
+            backend_down_until: 0,
+            backend_slow_until: 0,
+            service_needles: Vec::new(),
+            stalled: BTreeMap::new(),
+            last_stall_check: 0,
+            stats: RunStats::default(),
+            reminder_ms: contact.reminder_after.as_millis() as i64,
+            escalate_ms: contact.escalate_after.as_millis() as i64,
+            trace: std::env::var_os("SIMULATE_TRACE").is_some_and(|v| v == "1"),
+            threads: SqliteThreads::default(),
+            busy_step: BUSY_STEP_MIN,
+            moved: false,
+            down: false,
+        }
+    }
+
+    /// Simulated milliseconds since the start.
+    pub fn now(&self) -> u64 {
+        tokio::time::Instant::now().duration_since(self.t0).as_millis() as u64
+    }
+
+    /// A store time (unix ms) as simulated milliseconds since the start.
+    pub fn sim_ms(&self, unix_ms: i64) -> u64 {
+        (unix_ms - self.wall0).max(0) as u64
+    }
+
+    pub fn unix_ms(&self, sim: u64) -> i64 {
+        self.wall0 + sim as i64
+    }
+
+    fn hook(&self) -> CheckpointHook {
+        let (at, fired) = (self.crash_at.clone(), self.crash_fired.clone());
+        Arc::new(move |point: Checkpoint, _: &OrderRef| {
+            let mut armed = at.lock().unwrap_or_else(|e| e.into_inner());
+            if *armed == Some(point) {
+                *armed = None;
+                fired.store(true, Ordering::SeqCst);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    async fn start_daemon(&mut self) -> anyhow::Result<()> {
+        let hook = self.hook();
+        self.sb.start_daemon(Some(hook)).await
+    }
+
+    /// Plays the whole script, then drains until every order is at rest.
+    pub async fn run(&mut self) -> anyhow::Result<()> {
+        self.start_daemon().await?;
+        self.settle().await?;
+        let hard_end = self.script.end_ms + DRAIN_MAX;
+        loop {
+            let now = self.now();
+            self.fire_due(now).await?;
+            self.settle().await?;
+            self.observe(now).await?;
+            if now >= self.script.end_ms && self.next_event >= self.script.events.len() {
+                if self.reactions.is_empty() && self.probe.unresolved().await? == 0 {
+                    break;
+                }
+                if now >= hard_end {
+                    self.stats.hit_drain_limit = true;
+                    break;
+                }
+            }
+            let next = self.next_wake(now).await?.min(hard_end.max(now + 1));
+            if next - now > SAFE_JUMP && self.settle_deep().await? {
+                continue; // something moved meanwhile: look again before jumping
+            }
+            if self.trace {
+                eprintln!("[sim {}] advance {} ms", fmt_sim(now), next - now);
+            }
+            tokio::time::advance(Duration::from_millis(next - now)).await;
+            self.stats.steps += 1;
+        }
+        self.stats.drained_ms = self.now().saturating_sub(self.script.end_ms);
+        if self.trace {
+            eprintln!("[sim {}] done: {:?}", fmt_sim(self.now()), self.stats);
+        }
+        self.stalled_now().await?;
+        Ok(())
+    }
+
+    fn schedule(&mut self, at: u64, r: Reaction) {
+        self.seq += 1;
+        self.reactions.push(Reverse((at, self.seq)));
+        self.pending.insert(self.seq, r);
+    }
+
+    async fn fire_due(&mut self, now: u64) -> anyhow::Result<()> {
+        while let Some(t) = self.script.events.get(self.next_event) {
+            if t.at_ms > now {
+                break;
+            }
+            let event = t.event.clone();
+            self.next_event += 1;
+            if self.trace && !matches!(event, Event::CustomerWrites { .. }) {
+                eprintln!("[sim {}] {event:?}", fmt_sim(now));
+            }
+            self.fire(now, event).await?;
+        }
+        while let Some(Reverse((at, seq))) = self.reactions.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.reactions.pop();
+            match self.pending.remove(&seq) {
+                Some(Reaction::StartDaemon) => {
+                    self.start_daemon().await?;
+                    self.down = false;
+                }
+                Some(r) => self.react(now, r),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn customer_id(&self, c: usize) -> i64 {
+        self.script.customers[c].id
+    }
+
+    fn ensure_customer(&mut self, c: usize) {
+        let cust = &self.script.customers[c];
+        if self.sb.world.user_info(cust.id).is_none() {
+            self.sb.world.add_user(cust.id, &cust.name, None);
+        }
+    }
+
+    async fn fire(&mut self, now: u64, event: Event) -> anyhow::Result<()> {
+        let world = self.sb.world.clone();
+        match event {
+            Event::Order { index } => {
+                let o = &self.script.orders[index];
+                let c = &self.script.customers[o.customer];
+                self.sb.backend.add_pending(&c.account, &o.product);
+                let order = SimOrder {
+                    customer_id: c.id,
+                    customer_name: c.name.clone(),
+                    product: o.product.clone(),
+                    price: o.price.clone(),
+                    details: o.details.clone(),
+                };
+                let customer = o.customer;
+                let replies = o.replies.clone();
+                self.ensure_customer(customer);
+                let msg = world.post_order(&order);
+                self.order_msg[index] = Some(msg);
+                self.msg_order.insert(msg, index);
+                if !replies.is_empty() {
+                    self.queues[customer].extend(replies);
+                    self.watched.insert(customer);
+                }
+            }
+            Event::CustomerWrites { customer, text } => {
+                self.ensure_customer(customer);
+                let id = self.customer_id(customer);
+                world.post_as_user(id, id, &text, None);
+                self.stats.customer_messages += 1;
+            }
+            Event::ServiceMessage { text } => {
+                let needle = text.split('.').next().unwrap_or(&text).to_owned();
+                self.service_needles.push(needle);
+                world.post_service_message(&text);
+                self.stats.service_messages += 1;
+            }
+            Event::BotNoise { text } => {
+                world.post_bot_text(&text, vec![]);
+            }
+            Event::BackendFails { n } => {
+                if now >= self.backend_down_until {
+                    self.sb.backend.fail_next(n);
+                    self.stats.backend_fail_bursts += 1;
+                }
+            }
+            Event::BackendSlow { delay_ms, for_ms } => {
+                self.sb.backend.set_delay(Duration::from_millis(delay_ms));
+                self.backend_slow_until = self.backend_slow_until.max(now + for_ms);
+                self.schedule(now + for_ms, Reaction::BackendFast);
+                self.stats.backend_slow_spells += 1;
+            }
+            Event::BackendDown { for_ms } => {
+                self.sb.backend.fail_next(u32::MAX);
+                self.backend_down_until = self.backend_down_until.max(now + for_ms);
+                self.schedule(now + for_ms, Reaction::BackendUp);
+                self.stats.backend_outages += 1;
+            }
+            Event::Restart { kind } => self.restart(kind).await?,
+        }
+        Ok(())
+    }
+
+    fn react(&mut self, now: u64, r: Reaction) {
+        match r {
+            Reaction::CustomerSays { customer, text } => {
+                self.ensure_customer(customer);
+                let id = self.customer_id(customer);
+                self.sb.world.post_as_user(id, id, &text, None);
+                self.stats.customer_replies += 1;
+            }
+            Reaction::ModeratorSays { reply_to, text } => {
+                self.sb.world.post_as_user(self.sb.moderator_chat, self.sb.moderator, &text, Some(reply_to));
+                self.stats.moderator_actions += 1;
+            }
+            Reaction::BackendUp => {
+                if now >= self.backend_down_until {
+                    self.sb.backend.fail_next(0);
+                }
+            }
+            Reaction::BackendFast => {
+                if now >= self.backend_slow_until {
+                    self.sb.backend.set_delay(Duration::ZERO);
+                }
+            }
+            Reaction::StartDaemon => {}
+        }
+    }
+
+    async fn restart(&mut self, kind: RestartKind) -> anyhow::Result<()> {
+        if self.down || self.sb.daemon_finished() {
+            return Ok(()); // down already; the supervisor starts it
+        }
+        match kind {
+            RestartKind::Graceful => {
+                self.sb.stop_daemon().await.context("graceful stop")?;
+                self.stats.restarts_graceful += 1;
+                self.start_daemon().await?;
+            }
+            RestartKind::Abort => {
+                self.sb.abort_daemon().await?;
+                // Let the aborted daemon's helper tasks finish their step before the next one starts.
+                self.settle().await?;
+                self.stats.restarts_abort += 1;
+                self.start_daemon().await?;
+            }
+            RestartKind::Crash(i) => {
+                *self.crash_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Checkpoint::ALL[i]);
+                self.stats.crashes_armed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the daemon run until nothing moves (see the module docs):
+    /// three looks in a row, a few yields apart, with no SQLite statement
+    /// run or running, no message in the Tribute or moderator chat and no
+    /// backend request.
+    pub async fn settle(&mut self) -> anyhow::Result<()> {
+        self.quiet(3, false).await;
+        Ok(())
+    }
+
+    /// Before a long jump: a longer quiet spell. True if the daemon moved
+    /// in a way the driver may have to react to (a chat, the backend).
+    async fn settle_deep(&mut self) -> anyhow::Result<bool> {
+        let before = self.snapshot(false);
+        let after = self.quiet(4, true).await;
+        Ok((after.0, after.1, after.2) != (before.0, before.1, before.2))
+    }
+
+    /// Looks until `looks` in a row saw nothing move. Cheap looks count the
+    /// whole process's context switches (every statement an SQLite worker
+    /// runs ends in one); precise looks (`deep`, or after many unsettled
+    /// cheap looks, e.g. other tests' threads in the same process) read the
+    /// SQLite workers' own counters and states.
+    async fn quiet(&mut self, looks: u32, deep: bool) -> Snapshot {
+        let start = Instant::now();
+        let mut precise = deep;
+        let first = self.snapshot(precise);
+        let mut last = first;
+        let mut stable = 0;
+        let mut unsettled = 0;
+        while stable < looks {
+            for _ in 0..LOOK_YIELDS {
+                tokio::task::yield_now().await;
+            }
+            let now = self.snapshot(precise);
+            self.stats.settle_reads += 1;
+            if now == last && !now.3.running {
+                stable += 1;
+            } else {
+                stable = 0;
+                unsettled += 1;
+                if !precise && unsettled > PRECISE_AFTER {
+                    precise = true;
+                    last = self.snapshot(true);
+                    continue;
+                }
+                last = now;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                self.stats.settle_timeouts += 1;
+                debug!("settle gave up after 5 s of real time");
+                break;
+            }
+        }
+        self.moved |= (last.0, last.1, last.2, last.3.switches) != (first.0, first.1, first.2, first.3.switches);
+        last
+    }
+
+    /// What moved: the Tribute and moderator chats, the backend's request
+    /// counter, the SQLite threads' work (reads included).
+    fn snapshot(&mut self, precise: bool) -> Snapshot {
+        let world = &self.sb.world;
+        let tribute = world.chat_info(world.tribute_chat()).map_or(0, |c| c.len);
+        let moderators = world.chat_info(self.sb.moderator_chat).map_or(0, |c| c.len);
+        let threads = if precise {
+            self.threads.signature()
+        } else {
+            ThreadSignature { threads: 0, switches: process_context_switches(), running: false }
+        };
+        (tribute, moderators, self.sb.backend.stats().requests, threads)
+    }
+
+    async fn observe(&mut self, now: u64) -> anyhow::Result<()> {
+        // A daemon that stopped: a crash point fired, or something failed.
+        if !self.down && self.sb.daemon_finished() {
+            let res = self.sb.join_daemon(Duration::ZERO).await;
+            let planned = self.crash_fired.swap(false, Ordering::SeqCst);
+            if planned {
+                self.stats.crashes += 1;
+            } else {
+                let why = match res {
+                    Ok(Ok(exit)) => format!("exited: {exit:?}"),
+                    Ok(Err(e)) | Err(e) => format!("{e:#}"),
+                };
+                if self.trace {
+                    eprintln!("[sim {}] daemon exited: {why}", fmt_sim(now));
+                }
+                self.stats.unplanned_exits.push((now, why));
+            }
+            // Like a supervisor (systemd `Restart=always`, `RestartSec=5`).
+            self.down = true;
+            self.schedule(now + RESTART_DELAY, Reaction::StartDaemon);
+        }
+        self.moderator_reads(now).await?;
+        self.customers_read(now);
+        if now >= self.last_stall_check + STALL_CHECK_EVERY {
+            self.last_stall_check = now;
+            self.stalled_now().await?;
+        }
+        Ok(())
+    }
+
+    /// New case cards: the moderator reacts per the script (the order's
+    /// first card) or per the card's reason.
+    async fn moderator_reads(&mut self, now: u64) -> anyhow::Result<()> {
+        let cards = self.probe.posted_cards_since(self.card_cursor).await?;
+        for card in cards {
+            self.card_cursor = self.card_cursor.max(card.posted_at);
+            if !self.handled_cards.insert(card.id) {
+                continue;
+            }
+            let order = card.order_message_id.and_then(|m| self.msg_order.get(&m).copied());
+            let account_useful = !matches!(card.reason.as_str(), "button_never_came" | "backend_rejected");
+            let (after, action) = match (order, card.order_id) {
+                (Some(i), Some(order_id)) if account_useful && self.planned_cards.insert(order_id) => {
+                    let plan = &self.script.orders[i].moderator;
+                    (plan.after_ms, plan.action)
+                }
+                (Some(_), Some(_)) => {
+                    let action = if account_useful { ModeratorAction::GiveAccount } else { ModeratorAction::Done };
+                    (Some(self.mod_rng.u64(5 * MIN..2 * HOUR)), action)
+                }
+                _ => (Some(self.mod_rng.u64(5 * MIN..4 * HOUR)), ModeratorAction::Done),
+            };
+            let Some(after) = after else { continue };
+            let text = match (action, order) {
+                (ModeratorAction::GiveAccount, Some(i)) => {
+                    self.script.customers[self.script.orders[i].customer].account.clone()
+                }
+                (ModeratorAction::Reject, _) => "/reject refunded by hand".to_owned(),
+                _ => "/done".to_owned(),
+            };
+            self.schedule(now + after, Reaction::ModeratorSays { reply_to: card.message_id, text });
+        }
+        Ok(())
+    }
+
+    /// Customers who got a new message from us answer (late) per their queue.
+    fn customers_read(&mut self, now: u64) {
+        let watched: Vec<usize> = self.watched.iter().copied().collect();
+        for c in watched {
+            let id = self.customer_id(c);
+            let len = self.sb.world.chat_info(id).map_or(0, |i| i.len as MessageId);
+            if len <= self.seen[c] {
+                continue;
+            }
+            let ours: Vec<MessageId> =
+                self.sb.world.messages(id).iter().filter(|m| m.id > self.seen[c] && m.outgoing).map(|m| m.id).collect();
+            self.seen[c] = len;
+            for _ in ours {
+                let Some(reply) = self.queues[c].pop_front() else { break };
+                let text = scenario::reply_text(&reply.says, &self.script.customers[c]);
+                self.schedule(now + reply.after_ms, Reaction::CustomerSays { customer: c, text });
+            }
+            if self.queues[c].is_empty() {
+                self.watched.remove(&c);
+            }
+        }
+    }
+
+    /// Orders in an automatic state with no event for longer than the bound.
+    async fn stalled_now(&mut self) -> anyhow::Result<()> {
+        let before = self.unix_ms(self.now().saturating_sub(self.stall_bound_ms));
+        for (order_ref, state, last) in self.probe.quiet_automatic(before).await? {
+            let since = fmt_sim(self.sim_ms(last));
+            self.stalled.entry(order_ref).or_insert_with(|| format!("in {state} with no event since {since}"));
+        }
+        Ok(())
+    }
+
+    async fn next_wake(&mut self, now: u64) -> anyhow::Result<u64> {
+        let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
+        let mut next = now + MAX_IDLE_STEP;
+        if let Some(t) = self.script.events.get(self.next_event) {
+            next = next.min(t.at_ms);
+        }
+        if let Some(Reverse((at, _))) = self.reactions.peek() {
+            next = next.min(*at);
+        }
+        if let Some(t) = store_next {
+            next = next.min(self.sim_ms(t) + 1);
+        }
+        if let Some(t) = self.probe.next_dialogue_due(self.reminder_ms, self.escalate_ms).await? {
+            // The contact tick looks once a second: land just after the timer.
+            next = next.min(self.sim_ms(t) + 1100);
+        }
+        self.busy_step = if self.moved { BUSY_STEP_MIN } else { (self.busy_step * 2).min(BUSY_STEP_MAX) };
+        self.moved = false;
+        if busy > 0 {
+            next = next.min(now + self.busy_step);
+        }
+        if next <= now {
+            next = now + self.busy_step;
+        }
+        Ok(next)
+    }
+
+    /// Deliberately breaks an invariant after the run, so tests can see the
+    /// checker report it. The daemon is stopped and Telegram polite.
+    pub async fn tamper(&mut self, t: Tamper) -> anyhow::Result<()> {
+        use crate::telegram::sim::FaultPlan;
+        self.sb.world.set_fault_plan(FaultPlan::none());
+        let client = self.sb.world.connect();
+        let tribute = self.sb.tribute_chat();
+        let first = self.order_msg.iter().flatten().next().copied().context("no order was posted")?;
+        match t {
+            Tamper::ExtraActivation => {
+                use crate::backend::{ActivationRequest, BackendClient, BackendConfig};
+                let i = self.msg_order[&first];
+                let (o, c) = (&self.script.orders[i], &self.script.customers[self.script.orders[i].customer]);
+                self.sb.backend.add_pending(&c.account, &o.product);
+                let client =
+                    BackendClient::new(BackendConfig::new(self.sb.backend.url(), self.sb.backend_secret().clone()))?;
+                let req = ActivationRequest {
+                    order_ref: OrderRef::for_message(tribute, first + 50_000_000),
+                    account_id: crate::domain::AccountId::parse(&c.account)?,
+                    product: o.product.clone(),
+                    price: crate::domain::Money::new(500, "EUR".parse().map_err(|_| anyhow::anyhow!("currency"))?)?,
+                    customer_telegram_id: Some(c.id),
+                    customer_name: c.name.clone(),
+                    received_at: crate::clock::now_utc(),
+                };
+                client.activate(&req).await?;
+            }
+            Tamper::DuplicateReply => {
+                client.send_message(tribute, "a second reply", Some(first), RandomId::fresh()).await?;
+            }
+            Tamper::OversizedMessage => {
+                let text = "x".repeat(crate::telegram::MESSAGE_LENGTH_MAX + 1);
+                let _ = client.send_message(self.sb.moderator_chat, &text, None, RandomId::fresh()).await;
+            }
+            Tamper::ServiceLeak => {
+                let needle = self.service_needles.first().cloned().context("no service message was posted")?;
+                let text = format!("Case C0\n{needle}");
+                client.send_message(self.sb.moderator_chat, &text, None, RandomId::fresh()).await?;
+            }
+            Tamper::OverCap => {
+                let c = self.script.customers[0].id;
+                self.sb.world.add_user(c, "Tampered", None);
+                self.sb.world.post_as_user(c, c, "hi", None);
+                for k in 0..=super::contact_config().max_messages_per_day {
+                    client.send_message(c, &format!("spam {k}"), None, RandomId::fresh()).await?;
+                }
+            }
+        }
+        self.sb.world.close_client();
+        Ok(())
+    }
+}
+
+/// `+1d 02:03:04` from the start of the simulation.
+pub fn fmt_sim(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("+{}d {:02}:{:02}:{:02}", s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
+/// A signature of the daemon's SQLite work: the sqlx worker threads
+/// (sqlx runs each connection on a thread of its own), the sum of their
+/// context switches, and whether one of them is running. A worker blocks
+/// once per statement it ran, so any statement, however short, between two
+/// looks changes the signature; one still running shows as running.
+/// Linux only; elsewhere always the same (then only the chats and the
+/// backend's counter tell that the daemon moved).
+#[derive(Default)]
+pub struct SqliteThreads {
+    /// Thread id → is a sqlx SQLite worker (not the probe's, which is named otherwise).
+    known: HashMap<String, bool>,
+    /// The workers' `status` files, listed afresh every few looks (a new
+    /// connection's thread is found at the next listing).
+    workers: Vec<std::path::PathBuf>,
+    looks: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThreadSignature {
+    threads: usize,
+    switches: u64,
+    running: bool,
+}
+
+impl SqliteThreads {
+    pub fn signature(&mut self) -> ThreadSignature {
+        if self.looks % 16 == 0 {
+            self.list();
+        }
+        self.looks = self.looks.wrapping_add(1);
+        let mut sig = ThreadSignature::default();
+        let mut gone = false;
+        for path in &self.workers {
+            let Ok(status) = std::fs::read_to_string(path) else {
+                gone = true;
+                continue;
+            };
+            sig.threads += 1;
+            sig.running |= field(&status, "State:").is_some_and(|v| v.starts_with(['R', 'D']));
+            for key in ["\nvoluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
+                sig.switches += field(&status, key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        if gone {
+            self.looks = 0;
+        }
+        sig
+    }
+
+    fn list(&mut self) {
+        self.workers.clear();
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return };
+        for e in dir.flatten() {
+            let tid = e.file_name().to_string_lossy().into_owned();
+            let sqlite = *self.known.entry(tid).or_insert_with(|| {
+                std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("sqlx-sqlite"))
+            });
+            if sqlite {
+                self.workers.push(e.path().join("status"));
+            }
+        }
+    }
+}
+
+/// The value after `key` in a `/proc/…/status` text, up to the end of its line.
+fn field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    let at = status.find(key)? + key.len();
+    let rest = &status[at..];
+    Some(rest[..rest.find('\n').unwrap_or(rest.len())].trim())
+}
+
+/// Voluntary and involuntary context switches of all threads of the
+/// process so far (`getrusage(RUSAGE_SELF)`).
+fn process_context_switches() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    (usage.ru_nvcsw as u64).wrapping_add(usage.ru_nivcsw as u64)
+}

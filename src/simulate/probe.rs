@@ -1,0 +1,268 @@
+//! A read-only look into the daemon's SQLite store, on its own connection:
+//! the driver's "has anything moved?" fingerprint, the next due times, new
+//! case cards for the simulated moderator, and the checker's facts. Plain
+//! SQL over the base schema's columns, so it needs nothing from the store
+//! module and never takes a connection from the daemon's pool.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use crate::domain::DialogueState;
+
+pub struct Probe {
+    pool: SqlitePool,
+    /// The outbox has `next_attempt_at`/`parked_at` (migration 0006).
+    outbox_due: bool,
+}
+
+/// A posted case card, as the moderator sees it.
+#[derive(Debug, Clone)]
+pub struct PostedCard {
+    pub id: i64,
+    pub order_id: Option<i64>,
+    pub reason: String,
+    pub message_id: i32,
+    pub posted_at: i64,
+    /// The Tribute message of the card's order.
+    pub order_message_id: Option<i32>,
+}
+
+/// One order as the checker needs it.
+#[derive(Debug, Clone)]
+pub struct OrderFact {
+    pub id: i64,
+    pub order_ref: String,
+    pub message_id: i32,
+    pub state: String,
+    pub activation_id: Option<String>,
+    pub escalation_reason: Option<String>,
+    pub updated_at: i64,
+    /// The last card of the order: (posted?, case open?).
+    pub last_card: Option<(bool, bool)>,
+    pub last_event_at: i64,
+}
+
+/// A card's life: when it was stored and when (if) it reached the chat.
+#[derive(Debug, Clone)]
+pub struct CardTiming {
+    pub id: i64,
+    pub order_id: Option<i64>,
+    pub reason: String,
+    pub created_at: i64,
+    pub posted_at: Option<i64>,
+    pub parked: bool,
+}
+
+/// Automatic states: the daemon, not a person, has to move these on.
+pub const AUTOMATIC: &str = "('received','activation_requested','activated','replied')";
+
+impl Probe {
+    pub async fn open(db: &Path) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(db)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10))
+            // Not "sqlx-sqlite-…": the driver watches those threads for the daemon's work.
+            .thread_name(|id| format!("sim-probe-{id}"));
+        // One connection, no reaper and no health check: on a paused clock
+        // the pool's own timers would only fire when the driver jumps.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(100 * 24 * 3600))
+            .connect_with(options)
+            .await?;
+        let cols: Vec<String> = sqlx::query("PRAGMA table_info(moderator_outbox)")
+            .fetch_all(&pool)
+            .await?
+            .iter()
+            .map(|r| r.get::<String, _>("name"))
+            .collect();
+        let outbox_due = cols.iter().any(|c| c == "next_attempt_at") && cols.iter().any(|c| c == "parked_at");
+        Ok(Self { pool, outbox_due })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// (orders in an automatic state due by `now`, the earliest later due
+    /// time of any unsettled order or unposted card).
+    pub async fn due(&self, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
+        let r = sqlx::query(&format!(
+            "SELECT (SELECT COUNT(*) FROM orders WHERE state IN {AUTOMATIC}
+                       AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)),
+                    (SELECT MIN(next_attempt_at) FROM orders
+                       WHERE state IN {AUTOMATIC} AND next_attempt_at > ?1)"
+        ))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let busy: i64 = r.get(0);
+        let mut next: Option<i64> = r.get(1);
+        let (cards_now, cards_next): (i64, Option<i64>) = if self.outbox_due {
+            let r = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NULL
+                           AND next_attempt_at <= ?1),
+                        (SELECT MIN(next_attempt_at) FROM moderator_outbox WHERE posted_at IS NULL
+                           AND parked_at IS NULL AND next_attempt_at > ?1)",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+            (r.get(0), r.get(1))
+        } else {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+            (n, None)
+        };
+        next = match (next, cards_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((busy + cards_now, next))
+    }
+
+    /// When the next dialogue timer (reminder, hand-over) falls due.
+    pub async fn next_dialogue_due(&self, reminder_ms: i64, escalate_ms: i64) -> anyhow::Result<Option<i64>> {
+        let rows = sqlx::query("SELECT state_json FROM conversations WHERE state = 'awaiting_account'")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut next: Option<i64> = None;
+        for r in rows {
+            if let Ok(DialogueState::AwaitingAccount { asked_at, reminded }) =
+                serde_json::from_str::<DialogueState>(r.get::<&str, _>(0))
+            {
+                let due = asked_at + if reminded { escalate_ms } else { reminder_ms };
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Cards posted at or after `since_ms`.
+    pub async fn posted_cards_since(&self, since_ms: i64) -> anyhow::Result<Vec<PostedCard>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.order_id, m.reason, m.posted_message_id, m.posted_at, o.message_id AS order_message_id
+             FROM moderator_outbox m LEFT JOIN orders o ON o.id = m.order_id
+             WHERE m.kind = 'card' AND m.posted_at IS NOT NULL AND m.posted_at >= ? ORDER BY m.posted_at, m.id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PostedCard {
+                id: r.get("id"),
+                order_id: r.get("order_id"),
+                reason: r.get("reason"),
+                message_id: r.get::<i64, _>("posted_message_id") as i32,
+                posted_at: r.get("posted_at"),
+                order_message_id: r.get::<Option<i64>, _>("order_message_id").map(|m| m as i32),
+            })
+            .collect())
+    }
+
+    /// Orders in an automatic state untouched since before `before_ms`.
+    pub async fn quiet_automatic(&self, before_ms: i64) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT o.order_ref, o.state, (SELECT MAX(at) FROM order_events e WHERE e.order_id = o.id) AS last
+             FROM orders o WHERE o.state IN {AUTOMATIC}
+               AND (SELECT MAX(at) FROM order_events e WHERE e.order_id = o.id) < ?"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    /// Orders not yet at rest: not confirmed, not failed, and not
+    /// escalated with their last card posted.
+    pub async fn unresolved(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders o WHERE o.state NOT IN ('confirmed', 'failed')
+               AND NOT (o.state = 'escalated' AND (SELECT m.posted_at FROM moderator_outbox m
+                         WHERE m.order_id = o.id AND m.kind = 'card' ORDER BY m.id DESC LIMIT 1) IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn orders(&self) -> anyhow::Result<Vec<OrderFact>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.order_ref, o.message_id, o.state, o.activation_id, o.escalation_reason, o.updated_at,
+                    (SELECT m.posted_at IS NOT NULL FROM moderator_outbox m
+                      WHERE m.order_id = o.id AND m.kind = 'card' ORDER BY m.id DESC LIMIT 1) AS card_posted,
+                    (SELECT c.status = 'open' FROM moderator_outbox m JOIN cases c ON c.id = m.case_id
+                      WHERE m.order_id = o.id AND m.kind = 'card' ORDER BY m.id DESC LIMIT 1) AS case_open,
+                    (SELECT MAX(at) FROM order_events e WHERE e.order_id = o.id) AS last_event
+             FROM orders o ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let posted: Option<bool> = r.get("card_posted");
+                let open: Option<bool> = r.get("case_open");
+                OrderFact {
+                    id: r.get("id"),
+                    order_ref: r.get("order_ref"),
+                    message_id: r.get::<i64, _>("message_id") as i32,
+                    state: r.get("state"),
+                    activation_id: r.get("activation_id"),
+                    escalation_reason: r.get("escalation_reason"),
+                    updated_at: r.get("updated_at"),
+                    last_card: posted.map(|p| (p, open.unwrap_or(false))),
+                    last_event_at: r.get::<Option<i64>, _>("last_event").unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    pub async fn card_timings(&self) -> anyhow::Result<Vec<CardTiming>> {
+        let parked = if self.outbox_due { "parked_at IS NOT NULL" } else { "0" };
+        let rows = sqlx::query(&format!(
+            "SELECT id, order_id, reason, created_at, posted_at, {parked} AS parked
+             FROM moderator_outbox WHERE kind = 'card' ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CardTiming {
+                id: r.get("id"),
+                order_id: r.get("order_id"),
+                reason: r.get("reason"),
+                created_at: r.get("created_at"),
+                posted_at: r.get("posted_at"),
+                parked: r.get::<i64, _>("parked") != 0,
+            })
+            .collect())
+    }
+
+    /// Where a text containing `needle` was stored: conversation messages,
+    /// agent turns (what the LLM would see), moderator outbox (cards).
+    pub async fn text_leaks(&self, needle: &str) -> anyhow::Result<Vec<&'static str>> {
+        let mut found = Vec::new();
+        for (table, sql) in [
+            ("conversation_messages", "SELECT COUNT(*) FROM conversation_messages WHERE instr(text, ?) > 0"),
+            ("agent_turns", "SELECT COUNT(*) FROM agent_turns WHERE instr(question, ?) > 0"),
+            ("moderator_outbox", "SELECT COUNT(*) FROM moderator_outbox WHERE instr(text, ?) > 0"),
+        ] {
+            let n: i64 = sqlx::query_scalar(sql).bind(needle).fetch_one(&self.pool).await?;
+            if n > 0 {
+                found.push(table);
+            }
+        }
+        Ok(found)
+    }
+}
