@@ -126,7 +126,11 @@ impl Daemon {
             started_secs: crate::clock::now_secs(),
             now: Arc::new(Notify::new()),
         };
-        resync.catch_up().await.context("Failed to catch up on the Tribute chat history")?;
+        if let Err(e) = resync.catch_up().await {
+            // Telegram may be unreachable right now; the re-read task retries on its timer.
+            warn!(error = %format!("{e:#}"), "could not catch up on the Tribute chat history yet; retrying");
+            resync.now.notify_one();
+        }
         resync.catch_up_inbox().await;
         let contact_task = self.contact.as_ref().map(|setup| {
             let contact = Arc::new(Contact::new(

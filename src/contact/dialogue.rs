@@ -3,6 +3,7 @@
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::step::{step, Effect, Facts, Step, Timers};
 use super::{Clock, Contact, ContactError, Question, QuestionOutcome, Sent};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::moderator::cards::{order_case_card, question_card};
@@ -32,20 +33,9 @@ impl Contact {
         self.close_completed_cases().await
     }
 
-    /// Reads what customers wrote while we were down, then ticks.
+    /// After a restart: the first tick (what customers wrote while we were
+    /// down reaches the inbox through the daemon's history re-read).
     pub async fn resume(&self) -> Result<()> {
-        for conv in self.store.active_conversations().await? {
-            let chat = conv.customer_id;
-            let after = self.store.last_conversation_telegram_id(conv.id, chat).await?;
-            match self.messenger.history_since(chat, after, 100).await {
-                Ok(history) => {
-                    for m in history.iter().filter(|m| !m.outgoing && m.sender_id == Some(chat)) {
-                        self.on_customer_message(m).await?;
-                    }
-                }
-                Err(e) => warn!(customer = chat, error = %e, "could not re-read the customer's chat; continuing"),
-            }
-        }
         self.tick().await
     }
 
@@ -174,63 +164,45 @@ impl Contact {
             }
         }
         let conv = self.store.conversation(conv.id).await?;
-        let mut state = conv.state.clone();
-        if !awaiting.is_empty() {
-            let ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
-            match conv.state {
-                DialogueState::AwaitingAccount { asked_at, reminded: false }
-                    if now >= asked_at + self.cfg.reminder_after.as_millis() as i64 =>
-                {
-                    let text = self.templates.render(
-                        "reminder",
-                        conv.language,
-                        &[("name", &conv.customer_name), ("orders", &order_lines(&awaiting, conv.language))],
-                    );
-                    match self.send(&conv, &text, Author::Assistant, None, Some("reminder"), &ids).await? {
-                        Sent::Delivered(_) => {
-                            info!("reminded the customer");
-                            state = DialogueState::AwaitingAccount { asked_at, reminded: true };
-                        }
-                        Sent::Later(_) => {}
-                        other => return self.escalate_after_send(&conv, &ids, other).await,
-                    }
-                }
-                DialogueState::AwaitingAccount { asked_at, reminded: true }
-                    if now >= asked_at + self.cfg.escalate_after.as_millis() as i64 =>
-                {
-                    let detail = format!("no answer {} h after we asked", self.cfg.escalate_after.as_secs() / 3600);
-                    self.escalate_orders(&conv, &ids, EscalationReason::CustomerSilent, &detail).await?;
+        let case_open = match conv.state {
+            DialogueState::WithModerator { case_id, .. } => {
+                self.store.case(case_id).await?.is_some_and(|c| c.status == CaseStatus::Open)
+            }
+            _ => false,
+        };
+        let validating = validating.and_then(|a| AccountId::parse(&a).ok());
+        let facts = Facts { awaiting: !awaiting.is_empty(), validating, with_moderator, case_open };
+        let timers = Timers {
+            reminder_after_ms: self.cfg.reminder_after.as_millis() as i64,
+            escalate_after_ms: self.cfg.escalate_after.as_millis() as i64,
+        };
+        let Step { next, effect } = step(&conv.state, &facts, now, timers);
+        let ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
+        let (text, template) = match effect {
+            None => (None, ""),
+            Some(Effect::EscalateSilent) => {
+                let detail = format!("no answer {} h after we asked", self.cfg.escalate_after.as_secs() / 3600);
+                return self.escalate_orders(&conv, &ids, EscalationReason::CustomerSilent, &detail).await;
+            }
+            Some(Effect::Remind) => {
+                let orders = order_lines(&awaiting, conv.language);
+                let vars = [("name", conv.customer_name.as_str()), ("orders", orders.as_str())];
+                (Some(self.templates.render("reminder", conv.language, &vars)), "reminder")
+            }
+            Some(Effect::Ask) => (Some(self.ask_text(&conv, &awaiting)), "ask_account"),
+        };
+        if let Some(text) = text {
+            match self.send(&conv, &text, Author::Assistant, None, Some(template), &ids).await? {
+                Sent::Delivered(_) => info!(template, orders = ids.len(), "wrote to the customer"),
+                Sent::Later(e) => {
+                    warn!(error = %e, "could not write to the customer yet; will retry");
                     return Ok(());
                 }
-                DialogueState::AwaitingAccount { .. } => {}
-                _ => {
-                    let text = self.ask_text(&conv, &awaiting);
-                    match self.send(&conv, &text, Author::Assistant, None, Some("ask_account"), &ids).await? {
-                        Sent::Delivered(_) => {
-                            info!(orders = ids.len(), "asked the customer for the account ID");
-                            state = DialogueState::AwaitingAccount { asked_at: now, reminded: false };
-                        }
-                        Sent::Later(e) => warn!(error = %e, "could not write to the customer yet; will retry"),
-                        other => return self.escalate_after_send(&conv, &ids, other).await,
-                    }
-                }
+                other => return self.escalate_after_send(&conv, &ids, other).await,
             }
-        } else if let Some(account) = validating {
-            if !matches!(state, DialogueState::Validating { .. }) {
-                if let Ok(account) = AccountId::parse(&account) {
-                    state = DialogueState::Validating { account, since: now };
-                }
-            }
-        } else if let DialogueState::WithModerator { case_id, .. } = state {
-            let open = self.store.case(case_id).await?.is_some_and(|c| c.status == CaseStatus::Open);
-            if !open && !with_moderator {
-                state = DialogueState::Idle;
-            }
-        } else {
-            state = DialogueState::Idle;
         }
-        if state != conv.state {
-            self.store.set_dialogue_state(conv.id, &state, now).await?;
+        if next != conv.state {
+            self.store.set_dialogue_state(conv.id, &next, now).await?;
         }
         Ok(())
     }
@@ -475,7 +447,7 @@ impl Contact {
             let card = NewCard {
                 source_chat_id: conv.customer_id,
                 source_message_id: 0,
-                reason: EscalationReason::CustomerQuestion.as_str().to_owned(),
+                reason: EscalationReason::CustomerQuestion,
                 text: question_card(conv, &why, &open, &messages),
             };
             let case = self.store.open_conversation_case(conv.id, &card).await?;
@@ -584,14 +556,14 @@ impl Contact {
             let card = NewCard {
                 source_chat_id: order.chat_id,
                 source_message_id: order.message_id,
-                reason: reason.as_str().to_owned(),
+                reason,
                 text: order_case_card(&order, reason, &detail, &raw, &messages),
             };
             let mut t = Transition::to(
                 OrderState::Escalated,
                 format!("escalated to the moderator: {} ({detail})", reason.explain()),
             );
-            t.escalation = Some((reason, card));
+            t.escalation = Some(card);
             match self.store.transition(id, OrderState::NeedsCustomer, t).await {
                 Ok(()) => {}
                 Err(StoreError::StateChanged { .. }) => continue,

@@ -20,6 +20,7 @@ mod budget;
 mod clock;
 mod dialogue;
 mod question;
+pub mod step;
 mod templates;
 
 use std::path::PathBuf;

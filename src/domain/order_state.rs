@@ -152,6 +152,15 @@ pub enum EscalationReason {
     /// The backend refused our signature although the request was fresh:
     /// a rotated secret or clocks apart. Retried; a person must fix it.
     BackendUnauthorized,
+    // Tribute webhooks (issue 7).
+    /// A signed webhook body we could not read.
+    WebhookInvalid,
+    /// The webhook's amount differs from the Telegram order's.
+    WebhookAmountMismatch,
+    /// Tribute took a payment we never saw a Telegram order for.
+    WebhookUnmatchedPurchase,
+    /// A payment was refunded (the card says what was taken back).
+    WebhookRefund,
 }
 
 impl EscalationReason {
@@ -172,6 +181,10 @@ impl EscalationReason {
             EscalationReason::CustomerQuestion => "customer_question",
             EscalationReason::TelegramRefused => "telegram_refused",
             EscalationReason::BackendUnauthorized => "backend_unauthorized",
+            EscalationReason::WebhookInvalid => "webhook_invalid",
+            EscalationReason::WebhookAmountMismatch => "webhook_amount_mismatch",
+            EscalationReason::WebhookUnmatchedPurchase => "webhook_unmatched_purchase",
+            EscalationReason::WebhookRefund => "webhook_refund",
         }
     }
 
@@ -195,6 +208,10 @@ impl EscalationReason {
             EscalationReason::BackendUnauthorized => {
                 "the backend refuses our signature (rotated secret or clocks apart?); orders wait and are retried"
             }
+            EscalationReason::WebhookInvalid => "a signed Tribute webhook could not be read",
+            EscalationReason::WebhookAmountMismatch => "the paid amount differs from the Telegram order",
+            EscalationReason::WebhookUnmatchedPurchase => "Tribute took a payment we never saw an order for",
+            EscalationReason::WebhookRefund => "Tribute refunded a payment",
         }
     }
 }

@@ -127,8 +127,9 @@ impl ModeratorDesk {
             if let Some(case) = store.case_for_message(chat, reply_to).await? {
                 return Ok(Some(case));
             }
+            // Only our own message can be a card whose mapping is not written yet.
             let ours = self.messenger.get_messages(chat, &[reply_to]).await.ok().and_then(|v| v.into_iter().next());
-            if !ours.is_some_and(|m| m.outgoing && m.text.contains("Case C")) {
+            if !ours.is_some_and(|m| m.outgoing) {
                 return Ok(None);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -47,7 +47,7 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
             let card = NewCard {
                 source_chat_id: msg.chat_id,
                 source_message_id: msg.id,
-                reason: EscalationReason::MalformedOrder.as_str().to_owned(),
+                reason: EscalationReason::MalformedOrder,
                 text: malformed_card(msg.id, &error, &msg.text),
             };
             store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, Some(&card)).await
@@ -70,7 +70,7 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
             let card = NewCard {
                 source_chat_id: msg.chat_id,
                 source_message_id: msg.id,
-                reason: EscalationReason::UnrecognisedMessage.as_str().to_owned(),
+                reason: EscalationReason::UnrecognisedMessage,
                 text: unrecognised_card(msg.id, &raw),
             };
             let why = err.to_string();

@@ -248,8 +248,7 @@ impl OrderProcessor {
                 let card = self.card(order, EscalationReason::BackendUnauthorized, &detail).await?;
                 let note = format!("backend refused our signature ({detail}); retrying in {}s", delay.as_secs());
                 let until = now_ms() + delay.as_millis() as i64;
-                let reason = EscalationReason::BackendUnauthorized;
-                self.store.park_with_alert(order.id, order.state, until, &note, reason, &card).await?;
+                self.store.park_with_alert(order.id, order.state, until, &note, &card).await?;
                 return Ok(Step::Stop);
             }
             Err(BackendError::Rejected { status, body }) => {
@@ -257,7 +256,7 @@ impl OrderProcessor {
                 warn!(%detail, "backend rejected the activation request");
                 let card = self.card(order, EscalationReason::BackendRejected, &detail).await?;
                 let mut t = Transition::to(OrderState::Failed, format!("backend rejected the request ({detail})"));
-                t.escalation = Some((EscalationReason::BackendRejected, card));
+                t.escalation = Some(card);
                 self.store.transition(order.id, order.state, t).await?;
                 return Ok(Step::Stop);
             }
@@ -454,7 +453,7 @@ impl OrderProcessor {
         Ok(NewCard {
             source_chat_id: order.chat_id,
             source_message_id: order.message_id,
-            reason: reason.as_str().to_owned(),
+            reason,
             text: order_card(order, reason, detail, &raw),
         })
     }
@@ -467,7 +466,7 @@ impl OrderProcessor {
     ) -> Result<Step, WorkflowError> {
         let card = self.card(order, reason, detail).await?;
         let mut t = Transition::to(OrderState::Escalated, format!("escalated to the moderator: {}", reason.explain()));
-        t.escalation = Some((reason, card));
+        t.escalation = Some(card);
         self.store.transition(order.id, order.state, t).await?;
         warn!(%reason, "order escalated to the moderator");
         Ok(Step::Stop)

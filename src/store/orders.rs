@@ -5,7 +5,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::outbox::{insert_card, NewCard};
 use super::{now_ms, Store, StoreError, StoreResult};
-use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
+use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
 use crate::telegram::{ChatId, Message, MessageId};
 
 /// A parsed order about to be stored.
@@ -97,7 +97,8 @@ pub struct Transition {
     pub activation_id: Option<String>,
     pub reply_message_id: Option<MessageId>,
     pub button_message_id: Option<MessageId>,
-    pub escalation: Option<(EscalationReason, NewCard)>,
+    /// The case this transition opens (its reason is the order's escalation reason).
+    pub escalation: Option<NewCard>,
 }
 
 impl Transition {
@@ -282,7 +283,7 @@ impl Store {
         .bind(&t.activation_id)
         .bind(t.reply_message_id)
         .bind(t.button_message_id)
-        .bind(t.escalation.as_ref().map(|(r, _)| r.as_str()))
+        .bind(t.escalation.as_ref().map(|c| c.reason.as_str()))
         .bind(t.to.as_str())
         .bind(now)
         .bind(order_id)
@@ -294,7 +295,7 @@ impl Store {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
         insert_event(&mut tx, order_id, Some(from), t.to, &t.note, now).await?;
-        if let Some((_, card)) = &t.escalation {
+        if let Some(card) = &t.escalation {
             insert_card(&mut tx, Some(order_id), card, now).await?;
         }
         tx.commit().await?;
@@ -374,7 +375,6 @@ impl Store {
         state: OrderState,
         until: i64,
         note: &str,
-        reason: EscalationReason,
         card: &NewCard,
     ) -> StoreResult<()> {
         let now = now_ms();
@@ -392,7 +392,7 @@ impl Store {
         let open: Option<i64> =
             sqlx::query_scalar("SELECT id FROM cases WHERE order_id = ? AND reason = ? AND status = 'open' LIMIT 1")
                 .bind(order_id)
-                .bind(reason.as_str())
+                .bind(card.reason.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         if open.is_none() {

@@ -13,6 +13,7 @@
 
 use sqlx::{Row, Sqlite, Transaction};
 
+use crate::domain::EscalationReason;
 use super::{now_ms, Store, StoreResult};
 use crate::telegram::{ChatId, MessageId};
 
@@ -24,7 +25,7 @@ pub const CASE_PLACEHOLDER: &str = "{case}";
 pub struct NewCard {
     pub source_chat_id: ChatId,
     pub source_message_id: MessageId,
-    pub reason: String,
+    pub reason: EscalationReason,
     pub text: String,
 }
 
@@ -78,7 +79,7 @@ pub(super) async fn insert_card(
         }
         None => None,
     };
-    let case_id = super::cases::open_case_tx(tx, &card.reason, order_id, conversation_id, now).await?;
+    let case_id = super::cases::open_case_tx(tx, card.reason.as_str(), order_id, conversation_id, now).await?;
     let text = card.text.replace(CASE_PLACEHOLDER, &super::cases::short_id(case_id));
     sqlx::query(
         "INSERT INTO moderator_outbox
@@ -88,7 +89,7 @@ pub(super) async fn insert_card(
     .bind(order_id)
     .bind(card.source_chat_id)
     .bind(card.source_message_id)
-    .bind(&card.reason)
+    .bind(card.reason.as_str())
     .bind(&text)
     .bind(now)
     .bind(case_id)
@@ -305,7 +306,7 @@ mod tests {
         assert_eq!(store.next_outbox_due().await.unwrap(), None);
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
         let card =
-            NewCard { source_chat_id: 0, source_message_id: 0, reason: "r".into(), text: "{case} / {case}".into() };
+            NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::CustomerQuestion, text: "{case} / {case}".into() };
         let case = store.open_conversation_case(conv.id, &card).await.unwrap();
         store.case_update(case, "later").await.unwrap();
         let rows = store.pending_cards().await.unwrap();

@@ -24,13 +24,9 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::backend::{BackendClient, BackendError, DeactivationOutcome, DeactivationRequest};
 use crate::daemon::stopped;
-use crate::domain::OrderState;
+use crate::domain::{EscalationReason, OrderState};
 use crate::store::{now_ms, NewCard, OrderRecord, PurchaseRecord, Store, StoreResult};
 
-/// Card reasons written by the reconciler (they label `/metrics` escalations).
-pub const AMOUNT_MISMATCH_REASON: &str = "webhook_amount_mismatch";
-pub const UNMATCHED_REASON: &str = "webhook_unmatched_purchase";
-pub const REFUND_REASON: &str = "webhook_refund";
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -124,7 +120,7 @@ impl Reconciler {
             let mismatch = (order.price != p.price).then(|| NewCard {
                 source_chat_id: order.chat_id,
                 source_message_id: order.message_id,
-                reason: AMOUNT_MISMATCH_REASON.to_owned(),
+                reason: EscalationReason::WebhookAmountMismatch,
                 text: mismatch_card(&order, p),
             });
             if self.store.match_purchase(&p.purchase_id, order.id, mismatch.as_ref()).await? {
@@ -143,7 +139,7 @@ impl Reconciler {
             let card = NewCard {
                 source_chat_id: 0,
                 source_message_id: 0,
-                reason: UNMATCHED_REASON.to_owned(),
+                reason: EscalationReason::WebhookUnmatchedPurchase,
                 text: unmatched_card(p, self.cfg.unmatched_grace),
             };
             if self.store.flag_unmatched_purchase(&p.purchase_id, &card).await? {
@@ -162,7 +158,7 @@ impl Reconciler {
                 return Ok(());
             }
             let text = refund_card(p, None, "No Telegram order matches this purchase, so nothing was deactivated.");
-            let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: REFUND_REASON.into(), text };
+            let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::WebhookRefund, text };
             self.store.finish_refund(&p.purchase_id, None, None, &card).await?;
             pass.refunds_handled += 1;
             return Ok(());
@@ -228,7 +224,7 @@ impl Reconciler {
         let card = NewCard {
             source_chat_id: order.chat_id,
             source_message_id: order.message_id,
-            reason: REFUND_REASON.into(),
+            reason: EscalationReason::WebhookRefund,
             text: refund_card(p, Some(order), what),
         };
         self.store.finish_refund(&p.purchase_id, status, Some((order.id, order.state)), &card).await

@@ -18,6 +18,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use crate::domain::EscalationReason;
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -28,8 +29,6 @@ use crate::store::{NewCard, Store, StoredEvent};
 /// Where Tribute posts (configure `https://<your host>/tribute/webhook` in Tribute).
 pub const WEBHOOK_PATH: &str = "/tribute/webhook";
 
-/// Moderator card reason for a signed body we could not read.
-pub const INVALID_REASON: &str = "webhook_invalid";
 
 /// What the route needs. `Debug` never shows the API key.
 pub struct WebhookState {
@@ -83,7 +82,7 @@ async fn receive(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
             let card = NewCard {
                 source_chat_id: 0,
                 source_message_id: 0,
-                reason: INVALID_REASON.to_owned(),
+                reason: EscalationReason::WebhookInvalid,
                 text: format!(
                     "⚠️ A signed Tribute webhook could not be read\nWhy: {e}\n\
                      Nothing was done with it. Check the purchase in Tribute and finish it by hand.\n\nRaw body:\n{raw}"

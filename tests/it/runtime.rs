@@ -60,6 +60,20 @@ async fn a_follow_up_that_answers_no_reply_of_ours_is_never_taken_for_the_send_b
 }
 
 #[tokio::test]
+async fn a_daemon_started_while_telegram_is_unreachable_catches_up_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.expect("sandbox starts");
+    sb.backend.add_pending("123456", "100 Diamonds");
+    sb.world.disconnect();
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    sb.start_daemon(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sb.world.reconnect();
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_order_stored_by_a_history_reread_without_a_wake_up_is_still_finished() {
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;

@@ -121,7 +121,23 @@ pub async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
     try_order(sb, msg).await.expect("order stored")
 }
 
+/// Waits for the order of Tribute message `msg` to reach `state`; on
+/// timeout the failure shows the order's history, which says why not.
 pub async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
-    eventually(&format!("order {msg} in {state}"), || async { try_order(sb, msg).await.filter(|o| o.state == state) })
-        .await
+    let start = Instant::now();
+    loop {
+        let order = try_order(sb, msg).await;
+        if let Some(o) = order.as_ref().filter(|o| o.state == state) {
+            return o.clone();
+        }
+        if start.elapsed() >= WAIT {
+            let history = match &order {
+                Some(o) => sb.store().order_events(o.id).await.unwrap(),
+                None => vec![],
+            };
+            let lines: Vec<String> = history.iter().map(|e| format!("  {} → {}: {}", e.at, e.to_state, e.note)).collect();
+            panic!("timed out waiting for order {msg} in {state}; it is {:?}:\n{}", order.map(|o| o.state), lines.join("\n"));
+        }
+        settle_a_little().await;
+    }
 }
