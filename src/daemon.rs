@@ -368,8 +368,9 @@ impl Resync {
 }
 
 /// Takes due orders from the store, furthest along first, one at a time
-/// (serialising the bot exchanges), and posts moderator cards. Wakes on a
-/// hint, at the next due time, or at the sweep interval at the latest.
+/// (serialising the bot exchanges), and posts due moderator cards. Wakes
+/// on a hint, when the next order or card is due, or at the sweep interval
+/// at the latest.
 async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
@@ -401,7 +402,9 @@ async fn worker(
         if !store.due_orders(now_ms(), 1).await?.is_empty() {
             continue;
         }
-        let next = store.next_order_due().await?.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP));
+        // Sleep until the next order or card is due, a hint, or the sweep.
+        let due = [store.next_order_due().await?, store.next_outbox_due().await?].into_iter().flatten().min();
+        let next = due.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP));
         tokio::select! {
             _ = wake.woken() => {}
             _ = tokio::time::sleep(next) => {}

@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 use super::convert::{self, convert_update};
 use super::errors::{map_error, Op};
 use super::peers::{self, MentionMap};
-use super::rate_limit::{RateLimit, RateLimiter};
+use super::rate_limit::{Priority, RateLimit, RateLimiter};
 use super::session::stored_self_id;
 use crate::telegram::{
     CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
@@ -464,7 +464,8 @@ impl Messenger for GrammersMessenger {
         random_id: RandomId,
     ) -> MessengerResult<MessageId> {
         let peer = self.input_peer(chat).await?;
-        self.inner.limiter.acquire().await;
+        let priority = if chat == self.inner.cfg.tribute_chat { Priority::Order } else { Priority::Other };
+        self.inner.limiter.acquire(priority).await;
         // Ours, not grammers': a retry with the same id is refused by Telegram
         // (RANDOM_ID_DUPLICATE) instead of delivering the message twice.
         let RandomId(random_id) = random_id;
@@ -506,7 +507,7 @@ impl Messenger for GrammersMessenger {
             return Err(MessengerError::DataInvalid);
         }
         let peer = self.input_peer(chat).await?;
-        self.inner.limiter.acquire().await;
+        self.inner.limiter.acquire(Priority::Order).await;
         let request = tl::functions::messages::GetBotCallbackAnswer {
             game: false,
             peer,

@@ -2,10 +2,26 @@
 //! button presses). Reads are not limited. Telegram does not publish its
 //! limits for user accounts; a steady, human-like pace keeps the account
 //! from being flagged as a spammer (FLOOD_WAIT, PEER_FLOOD, or a ban).
+//!
+//! Order work goes first: while a Tribute reply or a Send press waits for
+//! a token, customer and moderator messages wait behind it, so a chatty
+//! customer can never delay a paid order's delivery. Time is tokio's, so
+//! the limiter follows the program's one clock.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Who is asking for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The Tribute exchange of a paid order (reply, Send press).
+    Order,
+    /// Everything else: customers, the moderator chat.
+    Other,
+}
 
 /// Rate limit settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,20 +70,49 @@ impl Bucket {
     }
 }
 
-/// The shared limiter. Waiters are served in the order the mutex grants
-/// the lock (tokio's mutex is fair), so no sender starves.
+/// The shared limiter. Waiters of the same priority are served in the
+/// order the mutex grants the lock (tokio's mutex is fair); an `Other`
+/// caller steps back while an `Order` caller waits.
 #[derive(Debug)]
 pub struct RateLimiter {
     bucket: Mutex<Bucket>,
+    /// `Order` callers waiting for a token right now.
+    orders_waiting: AtomicUsize,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
-        Self { bucket: Mutex::new(Bucket::new(limit, Instant::now())) }
+        Self { bucket: Mutex::new(Bucket::new(limit, Instant::now())), orders_waiting: AtomicUsize::new(0) }
     }
 
-    /// Waits for a token. Holding the lock while sleeping keeps the order of callers.
-    pub async fn acquire(&self) {
+    /// Waits for a token. Holding the lock while sleeping keeps the order of
+    /// callers of one priority.
+    pub async fn acquire(&self, priority: Priority) {
+        if priority == Priority::Order {
+            self.orders_waiting.fetch_add(1, Ordering::SeqCst);
+            let _counted = Counted(&self.orders_waiting);
+            return self.take().await;
+        }
+        loop {
+            if self.orders_waiting.load(Ordering::SeqCst) == 0 {
+                let mut bucket = self.bucket.lock().await;
+                if self.orders_waiting.load(Ordering::SeqCst) == 0 {
+                    match bucket.try_take(Instant::now()) {
+                        Ok(()) => return,
+                        Err(wait) => {
+                            drop(bucket);
+                            tracing::debug!(?wait, "outgoing rate limit: waiting");
+                            tokio::time::sleep(wait.min(OTHER_RECHECK)).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(OTHER_RECHECK).await;
+        }
+    }
+
+    async fn take(&self) {
         let mut bucket = self.bucket.lock().await;
         loop {
             match bucket.try_take(Instant::now()) {
@@ -81,12 +126,25 @@ impl RateLimiter {
     }
 }
 
+/// How often a waiting non-order caller looks again.
+const OTHER_RECHECK: Duration = Duration::from_millis(50);
+
+/// Uncounts a waiting `Order` caller however its wait ends (also when the
+/// caller's future is dropped).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn burst_then_steady_pace() {
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_steady_pace() {
         let t0 = Instant::now();
         let mut b = Bucket::new(RateLimit { per_minute: 60.0, burst: 3 }, t0);
         assert!(b.try_take(t0).is_ok());
@@ -115,9 +173,31 @@ mod tests {
         let limiter = RateLimiter::new(RateLimit { per_minute: 1200.0, burst: 1 });
         let start = Instant::now();
         for _ in 0..4 {
-            limiter.acquire().await;
+            limiter.acquire(Priority::Other).await;
         }
         // One immediate token, then three at 50 ms each.
         assert!(start.elapsed() >= Duration::from_millis(140), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn order_work_goes_before_waiting_customer_messages() {
+        use std::sync::Arc;
+        let limiter = Arc::new(RateLimiter::new(RateLimit { per_minute: 60.0, burst: 1 }));
+        limiter.acquire(Priority::Other).await; // the bucket is empty now
+        let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, p) in [Priority::Other, Priority::Other, Priority::Order, Priority::Order].into_iter().enumerate() {
+            let (l, d) = (limiter.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                l.acquire(p).await;
+                d.lock().unwrap().push((i, p));
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order: Vec<Priority> = done.lock().unwrap().iter().map(|(_, p)| *p).collect();
+        assert_eq!(order, vec![Priority::Order, Priority::Order, Priority::Other, Priority::Other], "{done:?}");
     }
 }
