@@ -211,3 +211,44 @@ async fn telegrams_service_account_is_never_treated_as_a_customer() {
     assert_eq!(leaked, 0, "the login code never reaches a card");
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_burst_that_overflows_the_update_buffer_loses_no_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    // Like grammers' `updates_channel_capacity`: updates past it are dropped.
+    sb.world.set_update_buffer(Some(5));
+    for _ in 0..30 {
+        sb.backend.add_pending("123456", "100 Diamonds");
+    }
+    let msgs: Vec<i32> = (0..30).map(|i| sb.world.post_order(&diamonds(700 + i, "ID 123456"))).collect();
+    let dropped = sb.world.faults_injected().get("update_overflow").copied().unwrap_or(0);
+    assert!(dropped >= 20, "the burst overflowed the buffer: {:?}", sb.world.faults_injected());
+    for msg in &msgs {
+        wait_state(&sb, *msg, OrderState::Confirmed).await;
+    }
+    for msg in &msgs {
+        assert_eq!(sb.world.send_presses(*msg), 1);
+    }
+    assert_eq!(sb.backend.stats().activations, 30, "one activation per order");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_moderator_retry_takes_up_an_order_the_backend_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    sb.backend.reject_next(1);
+    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let failed = wait_state(&sb, msg, OrderState::Failed).await;
+    let card = eventually("the case card", || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(failed.order_ref.as_str()))
+    })
+    .await;
+    // The publisher fixed it on their side; the moderator retries.
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/retry", Some(card.id));
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    assert_eq!(sb.backend.activations_for(failed.order_ref.as_str()), 1);
+    assert_eq!(sb.world.send_presses(msg), 1);
+    sb.shutdown().await.unwrap();
+}

@@ -118,6 +118,13 @@ fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8])
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
+    {
+        let mut ledger = shared.ledger();
+        if ledger.reject_next > 0 {
+            ledger.reject_next -= 1;
+            return bad_request("product_not_sold", "this product cannot be activated (injected refusal)");
+        }
+    }
     let decision = shared.ledger().decide(key, &order.account_id, &order.product);
     match decision {
         Decision::Activated(id) => {

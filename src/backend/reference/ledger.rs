@@ -57,6 +57,9 @@ pub(super) struct Ledger {
     handler_time: HashMap<String, Duration>,
     next_activation: u64,
     pub(super) fail_next: u32,
+    /// The next this many authenticated `/activate` requests are refused
+    /// as invalid (400), like a backend that does not sell the product yet.
+    pub(super) reject_next: u32,
     pub(super) delay: Duration,
     pub(super) stats: BackendStats,
 }

@@ -82,6 +82,12 @@ impl ReferenceBackend {
         self.shared.ledger().add_pending(account, product);
     }
 
+    /// The next `n` authenticated `/activate` requests are refused with a
+    /// 400 (the order fails until a moderator's `/retry`).
+    pub fn reject_next(&self, n: u32) {
+        self.shared.ledger().reject_next = n;
+    }
+
     /// The next `n` authenticated `/activate` requests answer 503 (replaces any earlier count).
     pub fn fail_next(&self, n: u32) {
         self.shared.ledger().fail_next = n;
