@@ -262,7 +262,7 @@ impl Resync {
         if Some(m.chat_id) == self.workflow.moderator_chat {
             return Some(InboxKind::Moderator);
         }
-        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) {
+        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) && !m.sender_is_bot {
             return Some(InboxKind::Customer);
         }
         debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");

@@ -384,6 +384,7 @@ mod tests {
                 id,
                 sender_id: Some(1),
                 outgoing: true,
+                sender_is_bot: false,
                 date: 0,
                 text: text.into(),
                 entities: vec![],

@@ -69,6 +69,9 @@ pub struct Message {
     pub sender_id: Option<UserId>,
     /// True when our own account sent it.
     pub outgoing: bool,
+    /// The sender is a bot account (never a customer; the Tribute bot is one).
+    #[serde(default)]
+    pub sender_is_bot: bool,
     /// Unix seconds.
     pub date: i64,
     pub text: String,

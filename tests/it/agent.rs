@@ -113,6 +113,7 @@ impl Env {
                 id: msg_id,
                 sender_id: Some(93372553),
                 outgoing: false,
+                sender_is_bot: false,
                 date: chrono::Utc::now().timestamp(),
                 text: "🆕 Custom Product Order".into(),
                 entities: vec![],

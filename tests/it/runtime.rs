@@ -37,6 +37,7 @@ fn bot_message(id: i32, reply_to: Option<i32>, send_data: &[u8]) -> Message {
         id,
         sender_id: Some(93372553),
         outgoing: false,
+        sender_is_bot: false,
         date: 1_700_000_000,
         text: "Your answer will be sent. Press «Send» to deliver it.".into(),
         entities: vec![],
@@ -195,17 +196,28 @@ async fn a_401_that_is_not_a_replay_parks_the_order_with_one_alert_and_it_finish
 }
 
 #[tokio::test]
-async fn telegrams_service_account_is_never_treated_as_a_customer() {
+async fn telegrams_service_account_bots_groups_and_channels_are_never_treated_as_customers() {
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
     sb.world.add_user(777000, "Telegram", None);
     sb.world.post_as_user(777000, 777000, "Login code: 51234. Do not give this code to anyone", None);
+    // Another bot writes to us: not a customer either.
+    sb.world.post_from_bot(4242, "spam_bot", "Win 51234 stars! Click here");
+    // Chatter in a group that is not the moderator chat, and a channel post.
+    let group = sb.world.create_group("Some group");
+    sb.world.add_user(4343, "Стас", None);
+    sb.world.post_as_user(group, 4343, "кто знает код 51234?", None);
+    let channel = sb.world.create_channel("News");
+    sb.world.post_in_channel(channel, "51234 news");
     // A real customer afterwards, so we know the message above was handled (and ignored).
     sb.world.add_user(601, "Анна", None);
     sb.world.post_as_user(601, 601, "Здравствуйте, где мой заказ?", None);
     eventually("the customer's conversation", || async { sb.store().conversation_for_customer(601).await.unwrap() }).await;
-    assert!(sb.store().conversation_for_customer(777000).await.unwrap().is_none(), "not stored");
-    assert!(sb.world.messages(777000).iter().all(|m| !m.outgoing), "never answered");
+    for user in [777000, 4242, 4343] {
+        assert!(sb.store().conversation_for_customer(user).await.unwrap().is_none(), "{user}: not stored");
+        assert!(sb.world.messages(user).iter().all(|m| !m.outgoing), "{user}: never answered");
+    }
+    assert!(sb.world.messages(group).iter().all(|m| !m.outgoing), "nothing said in the group");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let leaked = sb.world.messages(sb.moderator_chat).into_iter().filter(|m| m.text.contains("51234")).count();
     assert_eq!(leaked, 0, "the login code never reaches a card");

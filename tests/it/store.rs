@@ -10,6 +10,7 @@ fn message(id: i32) -> Message {
         id,
         sender_id: Some(93372553),
         outgoing: false,
+        sender_is_bot: true,
         date: chrono::Utc::now().timestamp(),
         text: "🆕 Custom Product Order ...".into(),
         entities: vec![],

@@ -599,14 +599,21 @@ async fn pump_updates(
     let mut outage = false;
     loop {
         match stream.next_raw().await {
-            Ok((update, state, _peers)) => {
+            Ok((update, state, peers)) => {
                 if outage {
                     info!("Telegram updates are flowing again");
                 }
                 backoff = Duration::from_millis(500);
                 outage = false;
                 let item = match convert_update(&update, filter.self_id) {
-                    Some(ev) if filter.wants(&ev) => {
+                    Some(mut ev) if filter.wants(&ev) => {
+                        if let Event::NewMessage(m) | Event::MessageEdited(m) = &mut ev {
+                            m.sender_is_bot = m
+                                .sender_id
+                                .and_then(grammers_session::types::PeerId::user)
+                                .and_then(|id| peers.get(id))
+                                .is_some_and(|p| matches!(p, grammers_client::peer::Peer::User(u) if u.is_bot()));
+                        }
                         if let Event::NewMessage(m) | Event::MessageEdited(m) = &ev {
                             mentions.lock().expect("mentions lock").note_message(filter.tribute_chat, m);
                         }
@@ -706,6 +713,7 @@ mod tests {
                 id: 1,
                 sender_id: None,
                 outgoing: false,
+                sender_is_bot: false,
                 date: 0,
                 text: String::new(),
                 entities: vec![],

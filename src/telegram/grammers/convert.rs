@@ -109,6 +109,8 @@ pub fn convert_message(raw: &tl::enums::Message, self_id: UserId) -> Option<Mess
         id: m.id,
         sender_id,
         outgoing: m.out,
+        // Filled from the update's peers by the adapter (a message alone does not say).
+        sender_is_bot: false,
         date: i64::from(m.date),
         text: m.message.clone(),
         entities: convert_entities(&m.message, m.entities.as_ref()),

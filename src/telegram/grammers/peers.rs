@@ -113,6 +113,7 @@ mod tests {
             id,
             sender_id: Some(chat),
             outgoing: false,
+            sender_is_bot: false,
             date: 0,
             text: "x".repeat(10),
             entities: users

@@ -72,14 +72,13 @@ impl View {
 
     /// A full user object (with access hash); `userEmpty` for unknown ids.
     pub fn user(&self, id: UserId) -> tl::enums::User {
-        let (first_name, username, is_self) = if id == self.self_id {
-            (SELF_FIRST_NAME.to_owned(), None, true)
+        let (first_name, username, is_self, bot) = if id == self.self_id {
+            (SELF_FIRST_NAME.to_owned(), None, true, false)
         } else if let Some(info) = self.world.user_info(id) {
-            (info.first_name, info.username, false)
+            (info.first_name, info.username, false, info.bot || id == self.bot_id)
         } else {
             return tl::types::UserEmpty { id }.into();
         };
-        let bot = id == self.bot_id;
         tl::types::User {
             is_self,
             contact: false,

@@ -707,6 +707,7 @@ mod tests {
             id,
             sender_id: Some(1),
             outgoing: false,
+            sender_is_bot: false,
             date: 1_700_000_000,
             text: String::new(),
             entities: vec![],

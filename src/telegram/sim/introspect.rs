@@ -15,6 +15,7 @@ pub struct SimUserInfo {
     pub id: UserId,
     pub first_name: String,
     pub username: Option<String>,
+    pub bot: bool,
 }
 
 /// What the world knows about a chat.
@@ -32,7 +33,7 @@ impl SimWorld {
     /// account and unknown ids.
     pub fn user_info(&self, id: UserId) -> Option<SimUserInfo> {
         let st = self.lock();
-        st.users.get(&id).map(|u| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone() })
+        st.users.get(&id).map(|u| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone(), bot: u.bot })
     }
 
     /// All known users, in no particular order.
@@ -40,7 +41,7 @@ impl SimWorld {
         let st = self.lock();
         st.users
             .iter()
-            .map(|(&id, u)| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone() })
+            .map(|(&id, u)| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone(), bot: u.bot })
             .collect()
     }
 

@@ -28,6 +28,7 @@ impl SimWorld {
         let mut st = self.lock();
         if !st.users.contains_key(&bot) {
             st.add_user(bot, username, Some(username));
+            st.mark_bot(bot);
         }
         st.append(bot, incoming(Some(bot), text), true)
     }

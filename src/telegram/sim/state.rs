@@ -64,6 +64,8 @@ pub(super) struct User {
     pub username: Option<String>,
     /// Came with an order: the fault plan may choose their settings.
     pub customer: bool,
+    /// A bot account (the Tribute bot, other bots).
+    pub bot: bool,
     /// Explicit settings (`SimWorld::set_blocked` …) win over the plan's.
     pub settings: UserSettings,
 }
@@ -191,11 +193,18 @@ impl State {
                 u.username = username;
             }
             None => {
-                let user = User { first_name, username, customer: false, settings: UserSettings::default() };
+                let user = User { first_name, username, customer: false, bot: false, settings: UserSettings::default() };
                 self.users.insert(id, user);
             }
         }
         self.chats.entry(id).or_insert_with(|| Chat::new(None));
+    }
+
+    /// Marks a known user as a bot account.
+    pub fn mark_bot(&mut self, id: UserId) {
+        if let Some(u) = self.users.get_mut(&id) {
+            u.bot = true;
+        }
     }
 
     /// A group or channel; ids are shaped like supergroup ids, so they
@@ -224,11 +233,14 @@ impl State {
     pub fn append(&mut self, chat: ChatId, msg: NewMessage, emit: bool) -> MessageId {
         let c = self.chats.get_mut(&chat).expect("append to a chat that exists");
         let id = MessageId::try_from(c.messages.len() + 1).expect("fewer than 2^31 messages per chat");
+        let sender_is_bot = msg.sender_id.and_then(|s| self.users.get(&s)).is_some_and(|u| u.bot);
+        let c = self.chats.get_mut(&chat).expect("append to a chat that exists");
         let message = Message {
             chat_id: chat,
             id,
             sender_id: msg.sender_id,
             outgoing: msg.outgoing,
+            sender_is_bot,
             date: crate::clock::now_secs(),
             text: msg.text,
             entities: msg.entities,

@@ -31,6 +31,7 @@ impl SimWorld {
     pub fn new(config: SimConfig) -> Self {
         let mut state = State::new(config.fault_plan.clone(), config.update_buffer);
         state.add_user(config.tribute_bot_id, "Tribute", Some("tribute"));
+        state.mark_bot(config.tribute_bot_id);
         SimWorld { inner: Arc::new(Inner { config, state: Mutex::new(state) }) }
     }
 
