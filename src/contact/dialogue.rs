@@ -11,7 +11,7 @@ use crate::store::{
     AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, NewCard, NewConversationMessage,
     OrderRecord, StoreError, Transition,
 };
-use crate::telegram::{Message, MessengerError};
+use crate::telegram::{Message, MessageId, MessengerError, RandomId};
 use crate::tribute::AccountExtraction;
 
 /// After this many refused account IDs from the customer, a person takes over.
@@ -488,7 +488,7 @@ impl Contact {
             warn!(customer = conv.customer_id, cap = self.cfg.max_messages_per_day, "daily message cap reached");
             return Ok(Sent::CapReached);
         }
-        match self.messenger.send_message(conv.customer_id, text, None, crate::telegram::RandomId::fresh()).await {
+        match self.deliver(conv, text).await {
             Ok(id) => {
                 self.store
                     .record_conversation_message(&NewConversationMessage {
@@ -513,6 +513,49 @@ impl Contact {
                 warn!(customer = conv.customer_id, error = %e, "Telegram refused our message to the customer");
                 Ok(Sent::Unreachable(e))
             }
+        }
+    }
+
+    /// Sends one message to the customer so that it arrives at most once:
+    /// one `random_id` for every attempt (Telegram refuses a repeat with
+    /// RANDOM_ID_DUPLICATE), a few tries in place on a timeout or a dropped
+    /// connection, and, when the answer is still unknown, a look at the
+    /// chat for the message before calling it undelivered.
+    async fn deliver(&self, conv: &ConversationRecord, text: &str) -> std::result::Result<MessageId, MessengerError> {
+        let chat = conv.customer_id;
+        let random_id = RandomId::fresh();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.messenger.send_message(chat, text, None, random_id).await {
+                Err(MessengerError::Timeout | MessengerError::Disconnected) if attempt < SEND_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e @ (MessengerError::Timeout | MessengerError::RandomIdDuplicate)) => {
+                    // Maybe delivered: Telegram's answer was lost, or an earlier attempt got through.
+                    return match self.find_delivered(conv, text).await {
+                        Some(id) => Ok(id),
+                        None if e == MessengerError::RandomIdDuplicate => Err(MessengerError::Timeout),
+                        None => Err(e),
+                    };
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Our message with `text` in the customer's chat after the last one
+    /// stored for the conversation, if Telegram has it.
+    async fn find_delivered(&self, conv: &ConversationRecord, text: &str) -> Option<MessageId> {
+        let chat = conv.customer_id;
+        let mut after = self.store.last_conversation_message_id(conv.id, chat).await.ok()?;
+        loop {
+            let page = self.messenger.history_since(chat, after, 100).await.ok()?;
+            let last = page.last()?.id;
+            if let Some(m) = page.iter().find(|m| m.outgoing && m.text == text) {
+                return Some(m.id);
+            }
+            after = last;
         }
     }
 
@@ -624,6 +667,9 @@ impl Contact {
 }
 
 /// The account problems the contact flow asks customers about.
+/// Tries of one message to a customer before it counts as not delivered for now.
+const SEND_ATTEMPTS: u32 = 3;
+
 fn account_problem(reason: &str) -> Option<EscalationReason> {
     [
         EscalationReason::MissingAccount,

@@ -179,6 +179,20 @@ impl Store {
         rows.iter().map(conversation_from_row).collect()
     }
 
+    /// The newest Telegram message id stored for a conversation in the
+    /// customer's chat (0 if none): where a look for a message we may have
+    /// sent starts.
+    pub async fn last_conversation_message_id(&self, conversation_id: i64, chat: ChatId) -> StoreResult<MessageId> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(telegram_message_id) FROM conversation_messages WHERE conversation_id = ? AND telegram_chat_id = ?",
+        )
+        .bind(conversation_id)
+        .bind(chat)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0) as MessageId)
+    }
+
     /// The customer's name from their newest order, if any.
     pub async fn customer_name(&self, customer_id: i64) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar("SELECT customer_name FROM orders WHERE customer_id = ? ORDER BY id DESC LIMIT 1")

@@ -264,3 +264,28 @@ async fn a_moderator_retry_takes_up_an_order_the_backend_rejected() {
     assert_eq!(sb.world.send_presses(msg), 1);
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_counted_once() {
+    use tribute_assistant::telegram::sim::{FaultLevel, FaultPlan, FaultRates};
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    // Every send is delivered, but Telegram's answer is lost (a timeout).
+    let rates = FaultRates { send_timeout: 1000, ..FaultRates::for_level(FaultLevel::None) };
+    sb.world.set_fault_plan(FaultPlan::new(7, FaultLevel::Normal).with_rates(rates));
+    let msg = sb.world.post_order(&diamonds(901, "забыл айди"));
+    wait_state(&sb, msg, OrderState::NeedsCustomer).await;
+    eventually("the question to the customer", || async {
+        let conv = sb.store().conversation_for_customer(901).await.unwrap()?;
+        let stored = sb.store().conversation_messages(conv.id).await.unwrap();
+        stored.iter().any(|m| m.template.as_deref() == Some("ask_account")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ours: Vec<_> = sb.world.messages(901).into_iter().filter(|m| m.outgoing).collect();
+    assert_eq!(ours.len(), 1, "asked once, however often the answer was lost: {ours:?}");
+    let day = tribute_assistant::clock::day(tribute_assistant::clock::now_ms());
+    assert_eq!(sb.store().daily_messages(901, &day).await.unwrap(), 1, "counted once against the daily cap");
+    assert!(sb.world.faults_injected().get("send_timeout_delivered").copied().unwrap_or(0) >= 1);
+    sb.shutdown().await.unwrap();
+}
