@@ -28,7 +28,7 @@ use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, Quest
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::store::{now_ms, InboxKind, MessageKind, Recorded, Store, StoreError};
-use crate::telegram::{ChatId, Event, Message, MessageId, Messenger, MessengerError};
+use crate::telegram::{ChatId, Event, Message, Messenger, MessengerError};
 use crate::wake::Wake;
 
 /// How many history messages to ask for per call when catching up.
@@ -292,30 +292,43 @@ impl Resync {
         }
     }
 
-    /// Reads the Tribute chat from below the recent window on (every page),
-    /// storing what is not stored yet: an update lost in transit — even one
-    /// below the newest stored message — is found on the next pass. On the
-    /// very first start (empty store) only messages younger than the
-    /// configured look-back are processed: older orders were answered by a
-    /// person before the assistant existed and must not be activated again.
+    /// Reads the Tribute chat from a window before the last complete pass
+    /// on (every page, each stored as it comes, so a failing later page
+    /// does not waste the earlier ones), storing what is not stored yet: an
+    /// update lost in transit — even one below the newest stored message,
+    /// even while re-reads kept failing for longer than the window — is
+    /// found. On the very first start (empty store) only messages younger
+    /// than the configured look-back are processed: older orders were
+    /// answered by a person before the assistant existed and must not be
+    /// activated again.
     async fn catch_up(&self) -> anyhow::Result<()> {
         let chat = self.workflow.tribute_chat;
         let now_secs = crate::clock::now_secs();
         let first_start = self.store.last_seen_message(chat).await? == 0;
-        let window_start = now_secs - self.workflow.resync_window.as_secs() as i64;
-        let after = self.store.last_message_before(chat, window_start).await?;
+        let window = self.workflow.resync_window.as_secs() as i64;
+        let since = match self.store.history_read_through(chat).await? {
+            Some(read_through) => read_through.min(now_secs) - window,
+            None => now_secs - window,
+        };
+        let mut after = self.store.last_message_before(chat, since).await?;
         let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
-        for m in self.history_after(chat, after).await? {
-            seen += 1;
-            if first_start && m.date < cutoff {
-                let why = "older than the first start's look-back; not processed";
-                self.store.record_tribute_message(&m, MessageKind::Other, Some(why), None, None).await?;
-                skipped += 1;
-            } else {
-                self.ingest_one(&m).await?;
+        loop {
+            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for m in &page {
+                seen += 1;
+                if first_start && m.date < cutoff {
+                    let why = "older than the first start's look-back; not processed";
+                    self.store.record_tribute_message(m, MessageKind::Other, Some(why), None, None).await?;
+                    skipped += 1;
+                } else {
+                    self.ingest_one(m).await?;
+                }
             }
         }
+        self.store.set_history_read_through(chat, now_secs).await?;
         debug!(messages = seen, skipped_as_too_old = skipped, "re-read the Tribute chat history");
         Ok(())
     }
@@ -347,22 +360,14 @@ impl Resync {
     async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
         let cursor = self.store.inbox_cursor(chat).await?;
         let first_read = cursor.is_none() && kind == InboxKind::Moderator;
-        for m in self.history_after(chat, cursor.unwrap_or(0)).await? {
-            if self.route(&m) == Some(kind) {
-                self.enqueue(kind, &m, first_read && m.date < self.started_secs).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Every message of `chat` after `after`, oldest first, page by page.
-    async fn history_after(&self, chat: ChatId, mut after: MessageId) -> anyhow::Result<Vec<Message>> {
-        let mut all = Vec::new();
+        let mut after = cursor.unwrap_or(0);
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
-            let Some(last) = page.last() else { return Ok(all) };
+            let Some(last) = page.last() else { return Ok(()) };
             after = last.id;
-            all.extend(page);
+            for m in page.iter().filter(|m| self.route(m) == Some(kind)) {
+                self.enqueue(kind, m, first_read && m.date < self.started_secs).await?;
+            }
         }
     }
 }
@@ -370,47 +375,85 @@ impl Resync {
 /// Takes due orders from the store, furthest along first, one at a time
 /// (serialising the bot exchanges), and posts due moderator cards. Wakes
 /// on a hint, when the next order or card is due, or at the sweep interval
-/// at the latest.
+/// at the latest. A failing pass (the database busy, an order whose step
+/// errs) is logged and retried on the next pass: the work stays in the
+/// store, so the worker never gives up on it. Only shutdown and a test's
+/// checkpoint stop it.
 async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
     wake: Wake,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkflowError> {
+    let mut failures = 0u32;
     loop {
-        flush_cards(&processor).await?;
-        for id in store.due_orders(now_ms(), DUE_BATCH).await? {
-            match processor.process(id).await {
-                Ok(()) => {}
-                Err(WorkflowError::Telegram(e)) => {
-                    warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is")
-                }
-                Err(WorkflowError::Store(StoreError::StateChanged { .. })) => {
-                    // Someone else (a moderator, the contact flow, a refund) moved it first.
-                }
-                Err(WorkflowError::ShuttingDown) => {
-                    info!(order = id, "shutdown: the order is parked in its last committed state");
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+        let next = match pass(&processor, &store, &shutdown).await {
+            Ok(Pass::Again) => {
+                failures = 0;
+                continue;
             }
-            if *shutdown.borrow() {
-                return Ok(());
+            Ok(Pass::Sleep(next)) => {
+                failures = 0;
+                next
             }
-        }
-        flush_cards(&processor).await?;
-        if !store.due_orders(now_ms(), 1).await?.is_empty() {
-            continue;
-        }
-        // Sleep until the next order or card is due, a hint, or the sweep.
-        let due = [store.next_order_due().await?, store.next_outbox_due().await?].into_iter().flatten().min();
-        let next = due.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP));
+            Err(WorkflowError::ShuttingDown) => return Ok(()),
+            Err(e @ WorkflowError::Interrupted(_)) => return Err(e),
+            Err(e) => {
+                failures += 1;
+                let wait = crate::orders::backoff(i64::from(failures), Duration::from_millis(100), SWEEP * 30);
+                warn!(error = %e, retry_in = ?wait, "an order pass failed; the work stays in the store");
+                wait
+            }
+        };
         tokio::select! {
             _ = wake.woken() => {}
             _ = tokio::time::sleep(next) => {}
             _ = stopped(&shutdown) => return Ok(()),
         }
     }
+}
+
+/// What the worker does after a pass.
+enum Pass {
+    /// More is due now.
+    Again,
+    /// Nothing is due before this long (at most the sweep interval).
+    Sleep(Duration),
+}
+
+async fn pass(
+    processor: &OrderProcessor,
+    store: &Store,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Pass, WorkflowError> {
+    flush_cards(processor).await?;
+    for id in store.due_orders(now_ms(), DUE_BATCH).await? {
+        match processor.process(id).await {
+            Ok(()) => {}
+            Err(WorkflowError::Telegram(e)) => {
+                warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is")
+            }
+            Err(WorkflowError::Store(StoreError::StateChanged { .. })) => {
+                // Someone else (a moderator, the contact flow, a refund) moved it first.
+            }
+            Err(WorkflowError::ShuttingDown) => {
+                info!(order = id, "shutdown: the order is parked in its last committed state");
+                return Err(WorkflowError::ShuttingDown);
+            }
+            Err(e @ WorkflowError::Interrupted(_)) => return Err(e),
+            Err(e) => warn!(order = id, error = %e, "an order step failed; it is retried on a later pass"),
+        }
+        if *shutdown.borrow() {
+            return Err(WorkflowError::ShuttingDown);
+        }
+    }
+    flush_cards(processor).await?;
+    if !store.due_orders(now_ms(), 1).await?.is_empty() {
+        return Ok(Pass::Again);
+    }
+    // Sleep until the next order or card is due, a hint, or the sweep.
+    let due = [store.next_order_due().await?, store.next_outbox_due().await?].into_iter().flatten().min();
+    Ok(Pass::Sleep(due.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP))))
 }
 
 /// Orders taken per pass before cards are posted again.

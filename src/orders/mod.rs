@@ -12,7 +12,7 @@ mod workflow;
 
 pub use checkpoint::{Checkpoint, CheckpointHook};
 pub use ingest::{ingest, IngestConfig};
-pub use workflow::{OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};
+pub use workflow::{backoff, OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};
 
 // For the moderator's case cards (issue 4).
 pub use cards::{order_card, ORDER_ACTIONS};

@@ -180,6 +180,27 @@ impl Store {
         Ok(row.get::<i64, _>("m") as MessageId)
     }
 
+    /// The start (unix s) of the last complete re-read of `chat`, if any.
+    pub async fn history_read_through(&self, chat: ChatId) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT read_through FROM history_marks WHERE chat_id = ?")
+            .bind(chat)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Records that `chat`'s history was read completely by a pass that started at `at` (unix s).
+    pub async fn set_history_read_through(&self, chat: ChatId, at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO history_marks (chat_id, read_through) VALUES (?, ?)
+             ON CONFLICT (chat_id) DO UPDATE SET read_through = MAX(read_through, excluded.read_through)",
+        )
+        .bind(chat)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The raw text of a stored message.
     pub async fn raw_text(&self, chat: ChatId, id: MessageId) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT text FROM tribute_messages WHERE chat_id = ? AND message_id = ?")
