@@ -489,6 +489,9 @@ async fn contact_loop(contact: Arc<Contact>, desk: ModeratorDesk, wake: Wake, sh
             if let Err(e) = contact.tick().await {
                 warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
             }
+            if let Err(e) = desk.index_due_pairs().await {
+                warn!(error = %e, "retrying approved pairs failed; the next tick retries");
+            }
             next_tick = tokio::time::Instant::now() + tick_every;
         }
         let batch = match store.waiting_inbound(INBOX_BATCH).await {

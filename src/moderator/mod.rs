@@ -43,6 +43,10 @@ pub const REFUSAL: &str = "Sorry, only the moderators listed in the assistant's 
 
 type Result<T> = std::result::Result<T, ContactError>;
 
+/// First wait before indexing a `/learn`ed pair again; doubles per failure.
+const LEARN_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Where an approved answer goes besides the store: the knowledge base, so
 /// the agent can give it the next time without waiting for `kb ingest`.
 #[async_trait::async_trait]
@@ -343,17 +347,45 @@ impl ModeratorDesk {
             })
             .await?;
         let indexed = match &self.learner {
-            Some(l) => match l.learn(&pair).await {
-                Ok(()) => " and added to the knowledge base",
-                Err(e) => {
-                    warn!(error = format!("{e:#}"), "the approved pair is stored but not indexed yet");
-                    "; indexing failed, `kb ingest --conversations` will add it"
-                }
-            },
+            Some(_) if self.index_pair(&pair, 0).await? => " and added to the knowledge base",
+            Some(_) => "; indexing failed for now, it is retried until the knowledge base has it",
             None => "; `kb ingest --conversations` adds it to the knowledge base",
         };
         info!(case = %case.short_id, pair = pair.id, "moderator approved an answer");
         self.answer(m, &format!("📚 {}: answer approved{indexed}.", case.short_id)).await;
+        Ok(())
+    }
+
+    /// Adds an approved pair to the knowledge base; on failure it stays a
+    /// work item in the store, retried with backoff by [`Self::index_due_pairs`].
+    async fn index_pair(&self, pair: &ApprovedPair, attempts: i64) -> Result<bool> {
+        let Some(learner) = &self.learner else { return Ok(false) };
+        let store = self.contact.store();
+        match learner.learn(pair).await {
+            Ok(()) => {
+                store.mark_pair_indexed(pair.id).await?;
+                Ok(true)
+            }
+            Err(e) => {
+                let wait = crate::orders::backoff(attempts, LEARN_RETRY, LEARN_RETRY_MAX);
+                warn!(error = format!("{e:#}"), pair = pair.id, retry_in = ?wait, "an approved pair is not indexed yet");
+                store.retry_pair_later(pair.id, self.contact.now_ms() + wait.as_millis() as i64).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Retries the approved pairs the knowledge base does not have yet (the
+    /// contact task calls it on every tick; cheap when nothing is due).
+    pub async fn index_due_pairs(&self) -> Result<()> {
+        if self.learner.is_none() {
+            return Ok(());
+        }
+        for (pair, attempts) in self.contact.store().pairs_to_index(self.contact.now_ms(), 10).await? {
+            if self.index_pair(&pair, attempts).await? {
+                info!(pair = pair.id, "an approved pair reached the knowledge base on a retry");
+            }
+        }
         Ok(())
     }
 

@@ -63,6 +63,41 @@ impl Store {
         Ok(pair_from_row(&row))
     }
 
+    /// Pairs the knowledge base does not have yet whose retry is due, oldest first.
+    pub async fn pairs_to_index(&self, now: i64, limit: i64) -> StoreResult<Vec<(ApprovedPair, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, question, answer, language, approved_by, approved_at, index_attempts
+             FROM approved_pairs
+             WHERE indexed_at IS NULL AND (next_index_at IS NULL OR next_index_at <= ?)
+             ORDER BY id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (pair_from_row(r), r.get::<i64, _>("index_attempts"))).collect())
+    }
+
+    /// The knowledge base has the pair now.
+    pub async fn mark_pair_indexed(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE approved_pairs SET indexed_at = ?, next_index_at = NULL WHERE id = ?")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Indexing failed; try again at `at` (unix ms).
+    pub async fn retry_pair_later(&self, id: i64, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE approved_pairs SET index_attempts = index_attempts + 1, next_index_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Every approved pair, oldest first.
     pub async fn approved_pairs(&self) -> StoreResult<Vec<ApprovedPair>> {
         let rows = sqlx::query(

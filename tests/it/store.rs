@@ -99,3 +99,28 @@ async fn parked_orders_become_due_and_a_transition_unparks_them() {
     store.transition(id, OrderState::Replied, Transition::to(OrderState::Confirmed, "pressed")).await.unwrap();
     assert!(store.due_orders(now + 60_000, 100).await.unwrap().is_empty(), "settled orders are never due");
 }
+
+#[tokio::test]
+async fn an_approved_pair_stays_due_for_indexing_until_the_knowledge_base_has_it() {
+    use tribute_assistant::store::NewApprovedPair;
+    let (_dir, store) = store().await;
+    let conv = store.open_conversation(42, "Аня", tribute_assistant::domain::Language::Ru, 0).await.unwrap();
+    let pair = store
+        .add_approved_pair(&NewApprovedPair {
+            conversation_id: conv.id,
+            question: "Можно оплатить картой?".into(),
+            answer: "Да, любой картой.".into(),
+            language: Some("ru".into()),
+            approved_by: 7001,
+        })
+        .await
+        .unwrap();
+    let now = tribute_assistant::store::now_ms();
+    assert_eq!(store.pairs_to_index(now, 10).await.unwrap().iter().map(|(p, _)| p.id).collect::<Vec<_>>(), vec![pair.id]);
+    store.retry_pair_later(pair.id, now + 30_000).await.unwrap();
+    assert!(store.pairs_to_index(now, 10).await.unwrap().is_empty(), "not before its retry time");
+    let due = store.pairs_to_index(now + 30_000, 10).await.unwrap();
+    assert_eq!((due[0].0.id, due[0].1), (pair.id, 1), "due again, one failed attempt counted");
+    store.mark_pair_indexed(pair.id).await.unwrap();
+    assert!(store.pairs_to_index(now + 3_600_000, 10).await.unwrap().is_empty(), "indexed pairs are done");
+}
