@@ -142,8 +142,12 @@ impl Daemon {
                 orders_wake.clone(),
                 self.workflow.moderator_chat,
             ));
-            let desk =
-                ModeratorDesk::new(contact.clone(), self.messenger.clone(), setup.moderator.clone(), setup.learner.clone());
+            let desk = ModeratorDesk::new(
+                contact.clone(),
+                self.messenger.clone(),
+                setup.moderator.clone(),
+                setup.learner.clone(),
+            );
             tokio::spawn(contact_loop(contact, desk, inbox_wake.clone(), self.shutdown.clone()))
         });
         let mut worker =

@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 pub use budget::{Budgeted, QuestionLimits};
 pub use clock::Clock;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};

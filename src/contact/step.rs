@@ -57,7 +57,10 @@ pub fn step(state: &DialogueState, facts: &Facts, now: i64, t: Timers) -> Step {
                 stay(Some(Effect::EscalateSilent))
             }
             DialogueState::AwaitingAccount { .. } => stay(None),
-            _ => Step { next: DialogueState::AwaitingAccount { asked_at: now, reminded: false }, effect: Some(Effect::Ask) },
+            _ => Step {
+                next: DialogueState::AwaitingAccount { asked_at: now, reminded: false },
+                effect: Some(Effect::Ask),
+            },
         };
     }
     if let Some(account) = &facts.validating {

@@ -80,15 +80,11 @@ impl OrderState {
         )
     }
 
-
     /// Can a refund settle the order now? Not while an activation or the
     /// Tribute exchange is in flight: those end first, then the refund
     /// (and a deactivation, when there was an activation) applies.
     pub fn can_be_refunded(self) -> bool {
-        matches!(
-            self,
-            OrderState::NeedsCustomer | OrderState::Escalated | OrderState::Failed | OrderState::Confirmed
-        )
+        matches!(self, OrderState::NeedsCustomer | OrderState::Escalated | OrderState::Failed | OrderState::Confirmed)
     }
 
     pub fn can_go_to(self, to: OrderState) -> bool {

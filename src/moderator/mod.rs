@@ -536,7 +536,9 @@ impl ModeratorDesk {
     /// log and the case keep what happened).
     async fn answer(&self, m: &Message, text: &str) {
         let text = &sizing::fit(text, None);
-        if let Err(e) = self.messenger.send_message(m.chat_id, text, Some(m.id), crate::telegram::RandomId::fresh()).await {
+        if let Err(e) =
+            self.messenger.send_message(m.chat_id, text, Some(m.id), crate::telegram::RandomId::fresh()).await
+        {
             warn!(error = %e, "could not answer in the moderator chat");
         }
     }

@@ -447,8 +447,12 @@ mod tests {
     /// A question case whose card is `text`; returns the case id.
     async fn case(store: &Store, customer: i64, text: &str) -> i64 {
         let conv = store.open_conversation(customer, "Иван", Language::Ru, now_ms()).await.unwrap();
-        let card =
-            NewCard { source_chat_id: 0, source_message_id: 0, reason: crate::domain::EscalationReason::CustomerQuestion, text: text.into() };
+        let card = NewCard {
+            source_chat_id: 0,
+            source_message_id: 0,
+            reason: crate::domain::EscalationReason::CustomerQuestion,
+            text: text.into(),
+        };
         store.open_conversation_case(conv.id, &card).await.unwrap()
     }
 

@@ -13,8 +13,8 @@
 
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::domain::EscalationReason;
 use super::{now_ms, Store, StoreResult};
+use crate::domain::EscalationReason;
 use crate::telegram::{ChatId, MessageId};
 
 /// Replaced by the case's short id (e.g. `C12`) when the card is stored.
@@ -305,8 +305,12 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         assert_eq!(store.next_outbox_due().await.unwrap(), None);
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
-        let card =
-            NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::CustomerQuestion, text: "{case} / {case}".into() };
+        let card = NewCard {
+            source_chat_id: 0,
+            source_message_id: 0,
+            reason: EscalationReason::CustomerQuestion,
+            text: "{case} / {case}".into(),
+        };
         let case = store.open_conversation_case(conv.id, &card).await.unwrap();
         store.case_update(case, "later").await.unwrap();
         let rows = store.pending_cards().await.unwrap();

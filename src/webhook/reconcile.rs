@@ -27,7 +27,6 @@ use crate::daemon::stopped;
 use crate::domain::{EscalationReason, OrderState};
 use crate::store::{now_ms, NewCard, OrderRecord, PurchaseRecord, Store, StoreResult};
 
-
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
     /// How far apart (either way) a payment and its Telegram order may be.
@@ -158,7 +157,8 @@ impl Reconciler {
                 return Ok(());
             }
             let text = refund_card(p, None, "No Telegram order matches this purchase, so nothing was deactivated.");
-            let card = NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::WebhookRefund, text };
+            let card =
+                NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::WebhookRefund, text };
             self.store.finish_refund(&p.purchase_id, None, None, &card).await?;
             pass.refunds_handled += 1;
             return Ok(());

@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::domain::EscalationReason;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use crate::domain::EscalationReason;
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -28,7 +28,6 @@ use crate::store::{NewCard, Store, StoredEvent};
 
 /// Where Tribute posts (configure `https://<your host>/tribute/webhook` in Tribute).
 pub const WEBHOOK_PATH: &str = "/tribute/webhook";
-
 
 /// What the route needs. `Debug` never shows the API key.
 pub struct WebhookState {

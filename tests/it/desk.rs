@@ -145,8 +145,12 @@ async fn desk() -> (tempfile::TempDir, Store, SimWorld, i64) {
 
 async fn question_case(store: &Store, customer: i64, text: &str) -> i64 {
     let conv = store.open_conversation(customer, "Иван", tribute_assistant::domain::Language::Ru, 0).await.unwrap();
-    let card =
-        NewCard { source_chat_id: 0, source_message_id: 0, reason: tribute_assistant::domain::EscalationReason::CustomerQuestion, text: text.into() };
+    let card = NewCard {
+        source_chat_id: 0,
+        source_message_id: 0,
+        reason: tribute_assistant::domain::EscalationReason::CustomerQuestion,
+        text: text.into(),
+    };
     store.open_conversation_case(conv.id, &card).await.unwrap()
 }
 

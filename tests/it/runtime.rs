@@ -52,11 +52,20 @@ async fn a_follow_up_that_answers_no_reply_of_ours_is_never_taken_for_the_send_b
     let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
     let texts = vec!["Send".to_owned()];
     // A keyboard message without reply_to (it could be another order's) after our reply 10.
-    store.record_tribute_message(&bot_message(11, None, b"other"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    store
+        .record_tribute_message(&bot_message(11, None, b"other"), MessageKind::FollowUp, None, None, None)
+        .await
+        .unwrap();
     // Another order's follow-up answering our reply 9.
-    store.record_tribute_message(&bot_message(12, Some(9), b"nine"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    store
+        .record_tribute_message(&bot_message(12, Some(9), b"nine"), MessageKind::FollowUp, None, None, None)
+        .await
+        .unwrap();
     assert_eq!(store.find_follow_up_button(93372553, 10, &texts).await.unwrap(), None);
-    store.record_tribute_message(&bot_message(13, Some(10), b"ours"), MessageKind::FollowUp, None, None, None).await.unwrap();
+    store
+        .record_tribute_message(&bot_message(13, Some(10), b"ours"), MessageKind::FollowUp, None, None, None)
+        .await
+        .unwrap();
     assert_eq!(store.find_follow_up_button(93372553, 10, &texts).await.unwrap(), Some((13, b"ours".to_vec())));
 }
 
@@ -119,7 +128,9 @@ async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_ove
     sb.world.flood_wait_next_sends(1, Duration::from_secs(600));
     let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
     let parked = eventually("the order to wait out the flood", || async {
-        crate::support::sim::try_order(&sb, msg).await.filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
+        crate::support::sim::try_order(&sb, msg)
+            .await
+            .filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
     })
     .await;
     let wait_ms = parked.next_attempt_at.unwrap() - tribute_assistant::clock::now_ms();
@@ -157,14 +168,18 @@ async fn an_escalated_order_that_was_activated_keeps_its_account_and_resumes_at_
     .await;
     assert_eq!(order_of(&sb, msg).await.state, OrderState::Escalated);
     // The late button has come meanwhile; /retry finishes the Tribute side.
-    eventually("the late follow-up", || async { sb.world.messages(sb.tribute_chat()).into_iter().find(|m| !m.buttons.is_empty()) }).await;
+    eventually("the late follow-up", || async {
+        sb.world.messages(sb.tribute_chat()).into_iter().find(|m| !m.buttons.is_empty())
+    })
+    .await;
     sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/retry", Some(card.id));
     let done = wait_state(&sb, msg, OrderState::Confirmed).await;
     assert_eq!(sb.backend.activations_for(order_ref.as_str()), 1, "one activation, for the first account");
     assert_eq!(sb.backend.requests_for(order_ref.as_str()), 1);
     assert_eq!(done.account_candidates().iter().map(|a| a.as_str()).collect::<Vec<_>>(), vec!["123456"]);
     assert_eq!(sb.world.send_presses(msg), 1);
-    let replies = sb.world.messages(sb.tribute_chat()).into_iter().filter(|m| m.outgoing && m.reply_to == Some(msg)).count();
+    let replies =
+        sb.world.messages(sb.tribute_chat()).into_iter().filter(|m| m.outgoing && m.reply_to == Some(msg)).count();
     assert_eq!(replies, 1, "one Tribute reply");
     sb.shutdown().await.unwrap();
 }
@@ -212,7 +227,8 @@ async fn telegrams_service_account_bots_groups_and_channels_are_never_treated_as
     // A real customer afterwards, so we know the message above was handled (and ignored).
     sb.world.add_user(601, "Анна", None);
     sb.world.post_as_user(601, 601, "Здравствуйте, где мой заказ?", None);
-    eventually("the customer's conversation", || async { sb.store().conversation_for_customer(601).await.unwrap() }).await;
+    eventually("the customer's conversation", || async { sb.store().conversation_for_customer(601).await.unwrap() })
+        .await;
     for user in [777000, 4242, 4343] {
         assert!(sb.store().conversation_for_customer(user).await.unwrap().is_none(), "{user}: not stored");
         assert!(sb.world.messages(user).iter().all(|m| !m.outgoing), "{user}: never answered");

@@ -116,7 +116,10 @@ async fn an_approved_pair_stays_due_for_indexing_until_the_knowledge_base_has_it
         .await
         .unwrap();
     let now = tribute_assistant::store::now_ms();
-    assert_eq!(store.pairs_to_index(now, 10).await.unwrap().iter().map(|(p, _)| p.id).collect::<Vec<_>>(), vec![pair.id]);
+    assert_eq!(
+        store.pairs_to_index(now, 10).await.unwrap().iter().map(|(p, _)| p.id).collect::<Vec<_>>(),
+        vec![pair.id]
+    );
     store.retry_pair_later(pair.id, now + 30_000).await.unwrap();
     assert!(store.pairs_to_index(now, 10).await.unwrap().is_empty(), "not before its retry time");
     let due = store.pairs_to_index(now + 30_000, 10).await.unwrap();

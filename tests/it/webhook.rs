@@ -240,10 +240,8 @@ async fn a_refund_of_an_order_never_activated_settles_it_so_no_later_account_id_
         sb.store().order_by_ref(&order_ref).await.unwrap().filter(|o| o.state == OrderState::NeedsCustomer)
     })
     .await;
-    eventually("the question to the customer", || async {
-        sb.world.messages(506).into_iter().find(|m| m.outgoing)
-    })
-    .await;
+    eventually("the question to the customer", || async { sb.world.messages(506).into_iter().find(|m| m.outgoing) })
+        .await;
     assert_eq!(post_signed(&sb, &purchase(6001, 506, 500)).await.0, 200);
     eventually("the purchase to match", || async {
         sb.store().purchase("6001").await.unwrap().and_then(|p| p.order_id)

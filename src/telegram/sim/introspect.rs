@@ -33,7 +33,12 @@ impl SimWorld {
     /// account and unknown ids.
     pub fn user_info(&self, id: UserId) -> Option<SimUserInfo> {
         let st = self.lock();
-        st.users.get(&id).map(|u| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone(), bot: u.bot })
+        st.users.get(&id).map(|u| SimUserInfo {
+            id,
+            first_name: u.first_name.clone(),
+            username: u.username.clone(),
+            bot: u.bot,
+        })
     }
 
     /// All known users, in no particular order.
@@ -41,7 +46,12 @@ impl SimWorld {
         let st = self.lock();
         st.users
             .iter()
-            .map(|(&id, u)| SimUserInfo { id, first_name: u.first_name.clone(), username: u.username.clone(), bot: u.bot })
+            .map(|(&id, u)| SimUserInfo {
+                id,
+                first_name: u.first_name.clone(),
+                username: u.username.clone(),
+                bot: u.bot,
+            })
             .collect()
     }
 

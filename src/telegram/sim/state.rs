@@ -193,7 +193,8 @@ impl State {
                 u.username = username;
             }
             None => {
-                let user = User { first_name, username, customer: false, bot: false, settings: UserSettings::default() };
+                let user =
+                    User { first_name, username, customer: false, bot: false, settings: UserSettings::default() };
                 self.users.insert(id, user);
             }
         }

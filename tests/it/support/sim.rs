@@ -135,8 +135,13 @@ pub async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecor
                 Some(o) => sb.store().order_events(o.id).await.unwrap(),
                 None => vec![],
             };
-            let lines: Vec<String> = history.iter().map(|e| format!("  {} → {}: {}", e.at, e.to_state, e.note)).collect();
-            panic!("timed out waiting for order {msg} in {state}; it is {:?}:\n{}", order.map(|o| o.state), lines.join("\n"));
+            let lines: Vec<String> =
+                history.iter().map(|e| format!("  {} → {}: {}", e.at, e.to_state, e.note)).collect();
+            panic!(
+                "timed out waiting for order {msg} in {state}; it is {:?}:\n{}",
+                order.map(|o| o.state),
+                lines.join("\n")
+            );
         }
         settle_a_little().await;
     }
