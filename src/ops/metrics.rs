@@ -161,6 +161,8 @@ pub fn render(s: &Scrape<'_>) -> String {
         ("orders_parked", s.store.orders_parked),
         ("purchases_unmatched", s.store.purchases_unmatched),
         ("refunds_open", s.store.refunds_open),
+        ("inbox", s.store.inbox_waiting),
+        ("learn_unindexed", s.store.pairs_unindexed),
     ] {
         w.sample("tribute_assistant_queue_depth", &[("queue", queue)], n as f64);
     }

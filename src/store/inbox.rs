@@ -121,9 +121,4 @@ impl Store {
             .fetch_all(&self.pool)
             .await?)
     }
-
-    /// Messages waiting in the inbox (for `/metrics` and the simulation).
-    pub async fn inbox_waiting(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL").fetch_one(&self.pool).await?)
-    }
 }

@@ -31,6 +31,10 @@ pub struct StoreSnapshot {
     pub refunds_open: i64,
     /// Backend deactivations, by outcome.
     pub deactivations: Vec<(String, i64)>,
+    /// Customer and moderator messages waiting for the contact task.
+    pub inbox_waiting: i64,
+    /// `/learn`ed answers the knowledge base does not have yet.
+    pub pairs_unindexed: i64,
 }
 
 impl Store {
@@ -73,7 +77,9 @@ impl Store {
                (SELECT COUNT(*) FROM orders WHERE next_attempt_at IS NOT NULL),
                (SELECT COUNT(*) FROM tribute_purchases WHERE order_id IS NULL AND paid_at IS NOT NULL),
                (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL),
-               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NOT NULL)",
+               (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NOT NULL),
+               (SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL),
+               (SELECT COUNT(*) FROM approved_pairs WHERE indexed_at IS NULL)",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -90,6 +96,8 @@ impl Store {
             purchases_unmatched: row.get(4),
             refunds_open: row.get(5),
             deactivations,
+            inbox_waiting: row.get(7),
+            pairs_unindexed: row.get(8),
         })
     }
 

@@ -430,19 +430,6 @@ impl Store {
         .await?)
     }
 
-    /// Unsettled orders whose due time is more than `bound_ms` past, for
-    /// the health of the runtime (something is stuck when this is not empty).
-    pub async fn overdue_orders(&self, now: i64, bound_ms: i64) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM orders
-             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
-               AND COALESCE(next_attempt_at, updated_at) < ?",
-        )
-        .bind(now - bound_ms)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Commits the random_id of the order's reply before the first send.
     pub async fn set_reply_random_id(&self, order_id: i64, random_id: i64) -> StoreResult<()> {
         sqlx::query("UPDATE orders SET reply_random_id = ? WHERE id = ? AND reply_random_id IS NULL")
