@@ -8,16 +8,7 @@
 //!     cargo bench --bench simulate                       # 1,000 then 10,000 orders
 //!     SIM_BENCH_SIZES=300,3000 cargo bench --bench simulate
 
-use tribute_assistant::simulate::{run_blocking, Faults, Params};
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use tribute_assistant::simulate::{peak_rss_kib, run_blocking, Faults, Params};
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("SIM_BENCH_SIZES")
@@ -37,7 +28,7 @@ fn main() {
             r.sim_secs,
             r.steps,
             r.violations.len(),
-            vm_hwm_kib() / 1024
+            peak_rss_kib() / 1024
         );
     }
 }

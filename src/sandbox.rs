@@ -401,6 +401,14 @@ impl Sandbox {
         self.running.as_ref().is_some_and(|r| r.handle.is_finished())
     }
 
+    /// simulate: raises the shutdown flag without waiting (the caller moves
+    /// a paused clock on until [`daemon_finished`](Self::daemon_finished)).
+    pub fn request_stop(&self) {
+        if let Some(r) = &self.running {
+            let _ = r.shutdown.send(true);
+        }
+    }
+
     /// simulate: kills the daemon like a crash. Its task is aborted wherever
     /// it awaits; the tasks it spawned see the shutdown flag and stop after
     /// the step in flight (a real crash would stop them too).

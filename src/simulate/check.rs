@@ -60,6 +60,8 @@ pub struct Report {
     pub real_secs: f64,
     pub steps: u64,
     pub orders_per_real_sec: f64,
+    /// Peak resident memory of the process so far (VmHWM), MiB.
+    pub peak_rss_mib: u64,
     pub violations: Vec<Violation>,
     pub replay: String,
 }
@@ -75,9 +77,24 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
     // ---- every paid order stored and at rest ----
     let by_msg: HashMap<i32, usize> = facts.iter().enumerate().map(|(i, f)| (f.message_id, i)).collect();
     let posted: Vec<i32> = d.order_msg.iter().flatten().copied().collect();
-    for msg in &posted {
+    let fault_log = world.fault_log();
+    for (i, msg) in d.order_msg.iter().enumerate() {
+        let Some(msg) = msg else { continue };
         if !by_msg.contains_key(msg) {
-            add("lost_orders", format!("the order in Tribute message {msg} was never stored"));
+            let tag = format!("{}/{msg}", world.tribute_chat());
+            let faults: Vec<&String> = fault_log.iter().filter(|l| l.ends_with(&tag)).collect();
+            let o = &d.script.orders[i];
+            add(
+                "lost_orders",
+                format!(
+                    "order #{i} ({:?}, {} for customer {}) posted at {} as Tribute message {msg} was never stored; \
+                     Telegram faults on that message: {faults:?}",
+                    o.kind,
+                    o.product,
+                    d.script.customers[o.customer].id,
+                    d.order_posted_at[i].map(fmt_sim).unwrap_or_default()
+                ),
+            );
         }
     }
     let (mut confirmed, mut escalated_open, mut done_by_hand, mut failed, mut unresolved) = (0, 0, 0, 0, 0);
@@ -218,7 +235,7 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
     let moderator_chat = d.sb.moderator_chat;
     for chat in world.chats() {
         let messages = world.messages(chat.id);
-        let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
+        let mut per_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for m in messages.iter().filter(|m| m.outgoing) {
             let units = utf16_len(&m.text);
             if units > MESSAGE_LENGTH_MAX {
@@ -226,20 +243,28 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
                 add("oversized_messages_sent", format!("chat {}: message {} has {units} UTF-16 units", chat.id, m.id));
             }
             if chat.id > 0 && chat.id != world.tribute_chat() && chat.id != SERVICE_USER_ID {
-                *per_day.entry(crate::clock::day(m.date * 1000)).or_default() += 1;
+                let at = fmt_sim(d.sim_ms(m.date * 1000));
+                per_day.entry(crate::clock::day(m.date * 1000)).or_default().push(format!("#{} {at}", m.id));
             }
             if chat.id == SERVICE_USER_ID {
                 leaked += 1;
                 add("service_messages_leaked", format!("we wrote to Telegram's service account: {:?}", short(&m.text)));
             }
         }
-        for (day, n) in per_day {
+        for (day, sent) in per_day {
+            let n = sent.len() as u64;
             max_per_day = max_per_day.max(n);
             if n > u64::from(cap) {
                 over_cap += 1;
+                let tag = format!(" {}/", chat.id);
+                let faults: Vec<&String> = fault_log.iter().filter(|l| l.contains(&tag)).collect();
                 add(
                     "messages_to_customers_over_cap",
-                    format!("customer {} got {n} messages on {day} (cap {cap})", chat.id),
+                    format!(
+                        "customer {} got {n} messages on {day} (cap {cap}): {}; Telegram faults in that chat: {faults:?}",
+                        chat.id,
+                        sent.join(", ")
+                    ),
                 );
             }
         }
@@ -260,6 +285,9 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
     }
 
     // ---- the daemon itself ----
+    for (at, what) in &d.stats.stop_hung {
+        add("shutdown_hung", format!("graceful stop at {}: {what}; aborted", fmt_sim(*at)));
+    }
     // Grouped by the message with its numbers blanked (e.g. flood waits of different lengths).
     let mut exits: BTreeMap<String, (usize, u64, &str)> = BTreeMap::new();
     for (at, why) in &d.stats.unplanned_exits {
@@ -321,6 +349,7 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
         real_secs: 0.0,
         steps: d.stats.steps,
         orders_per_real_sec: 0.0,
+        peak_rss_mib: 0,
         violations: v,
         replay: d.p.replay_command(),
     })

@@ -40,10 +40,9 @@ use crate::telegram::{MessageId, Messenger, RandomId};
 
 /// The longest jump while nothing is due.
 const MAX_IDLE_STEP: u64 = 30 * MIN;
-/// The step while an order is in an automatic state: short while the
-/// daemon keeps moving (an HTTP answer, not a timer, is what it waits for),
-/// doubling while it does not, up to the worker's one-second sweep.
-const BUSY_STEP_MIN: u64 = 20;
+/// The step while an order is in an automatic state: short right after an
+/// event or reaction, then the worker's one-second sweep.
+const BUSY_STEP_MIN: u64 = 100;
 const BUSY_STEP_MAX: u64 = SEC;
 /// After the scripted period the run goes on until every order is at rest, at most this long.
 const DRAIN_MAX: u64 = 3 * 24 * HOUR;
@@ -58,6 +57,11 @@ const LOOK_YIELDS: u32 = 16;
 const PRECISE_AFTER: u32 = 200;
 /// How long the supervisor waits before starting a daemon that stopped by itself.
 const RESTART_DELAY: u64 = 5 * SEC;
+/// The run ends only this long after the last event or reaction, with every order at rest.
+const REST_BEFORE_END: u64 = 2 * HOUR;
+/// How long a graceful stop may take (simulated), and the clock's step meanwhile.
+const STOP_LIMIT: Duration = Duration::from_secs(600);
+const STOP_STEP: u64 = 100;
 /// How often stalled orders are looked for.
 const STALL_CHECK_EVERY: u64 = 5 * MIN;
 
@@ -91,6 +95,8 @@ pub struct RunStats {
     pub crashes: u64,
     /// (when, why) for every time the daemon stopped by itself.
     pub unplanned_exits: Vec<(u64, String)>,
+    /// (when, what) for every graceful stop that did not finish in time.
+    pub stop_hung: Vec<(u64, String)>,
     pub backend_fail_bursts: u64,
     pub backend_slow_spells: u64,
     pub backend_outages: u64,
@@ -115,6 +121,8 @@ pub struct Driver {
     seq: u64,
     /// Script order → its Tribute message id, and back.
     pub order_msg: Vec<Option<MessageId>>,
+    /// Script order → when it was posted (simulated ms).
+    pub order_posted_at: Vec<Option<u64>>,
     pub msg_order: HashMap<MessageId, usize>,
     queues: Vec<VecDeque<Reply>>,
     /// Highest message id seen in each customer's chat.
@@ -142,10 +150,10 @@ pub struct Driver {
     trace: bool,
     threads: SqliteThreads,
     busy_step: u64,
-    /// The daemon did something since the last step was chosen.
-    moved: bool,
     /// The daemon stopped by itself and waits for the supervisor.
     pub down: bool,
+    /// When the last scripted event or reaction fired.
+    last_stimulus: u64,
 }
 
 impl Driver {
@@ -167,6 +175,7 @@ impl Driver {
             pending: HashMap::new(),
             seq: 0,
             order_msg: vec![None; orders],
+            order_posted_at: vec![None; orders],
             msg_order: HashMap::new(),
             queues: vec![VecDeque::new(); customers],
             seen: vec![0; customers],
@@ -187,8 +196,8 @@ impl Driver {
             trace: std::env::var_os("SIMULATE_TRACE").is_some_and(|v| v == "1"),
             threads: SqliteThreads::default(),
             busy_step: BUSY_STEP_MIN,
-            moved: false,
             down: false,
+            last_stimulus: 0,
         }
     }
 
@@ -236,7 +245,10 @@ impl Driver {
             self.settle().await?;
             self.observe(now).await?;
             if now >= self.script.end_ms && self.next_event >= self.script.events.len() {
-                if self.reactions.is_empty() && self.probe.unresolved().await? == 0 {
+                // At rest for a while after the last thing anybody did: the
+                // daemon may still be about to act on it.
+                let quiet_since = now.saturating_sub(self.last_stimulus);
+                if self.reactions.is_empty() && quiet_since >= REST_BEFORE_END && self.probe.unresolved().await? == 0 {
                     break;
                 }
                 if now >= hard_end {
@@ -275,6 +287,7 @@ impl Driver {
             }
             let event = t.event.clone();
             self.next_event += 1;
+            self.last_stimulus = now;
             if self.trace && !matches!(event, Event::CustomerWrites { .. }) {
                 eprintln!("[sim {}] {event:?}", fmt_sim(now));
             }
@@ -285,6 +298,7 @@ impl Driver {
                 break;
             }
             self.reactions.pop();
+            self.last_stimulus = now;
             match self.pending.remove(&seq) {
                 Some(Reaction::StartDaemon) => {
                     self.start_daemon().await?;
@@ -327,6 +341,7 @@ impl Driver {
                 self.ensure_customer(customer);
                 let msg = world.post_order(&order);
                 self.order_msg[index] = Some(msg);
+                self.order_posted_at[index] = Some(now);
                 self.msg_order.insert(msg, index);
                 if !replies.is_empty() {
                     self.queues[customer].extend(replies);
@@ -403,12 +418,12 @@ impl Driver {
         }
         match kind {
             RestartKind::Graceful => {
-                self.sb.stop_daemon().await.context("graceful stop")?;
+                self.stop_daemon().await?;
                 self.stats.restarts_graceful += 1;
                 self.start_daemon().await?;
             }
             RestartKind::Abort => {
-                self.sb.abort_daemon().await?;
+                drive(self.sb.abort_daemon(), STOP_LIMIT).await.context("the aborted daemon did not wind down")??;
                 // Let the aborted daemon's helper tasks finish their step before the next one starts.
                 self.settle().await?;
                 self.stats.restarts_abort += 1;
@@ -418,6 +433,34 @@ impl Driver {
                 *self.crash_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Checkpoint::ALL[i]);
                 self.stats.crashes_armed += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Stops the daemon gracefully: the shutdown flag, then the clock moves
+    /// on in small steps until it has stopped (the step in flight may wait
+    /// on a timer: a backoff, a slow backend). One that has not stopped
+    /// after [`STOP_LIMIT`] is aborted, and that is a violation.
+    pub async fn stop_daemon(&mut self) -> anyhow::Result<()> {
+        self.sb.request_stop();
+        let started = self.now();
+        while !self.sb.daemon_finished() {
+            if self.now() - started >= STOP_LIMIT.as_millis() as u64 {
+                self.stats
+                    .stop_hung
+                    .push((started, format!("still running {} s after the shutdown flag", STOP_LIMIT.as_secs())));
+                drive(self.sb.abort_daemon(), STOP_LIMIT).await.context("the daemon did not wind down")??;
+                return Ok(());
+            }
+            spin().await;
+            if !self.sb.daemon_finished() {
+                tokio::time::advance(Duration::from_millis(STOP_STEP)).await;
+            }
+        }
+        match drive(self.sb.join_daemon(Duration::ZERO), STOP_LIMIT).await {
+            Some(Ok(Ok(_))) => {}
+            Some(Ok(Err(e))) | Some(Err(e)) => self.stats.unplanned_exits.push((self.now(), format!("{e:#}"))),
+            None => anyhow::bail!("the stopped daemon's helpers did not wind down"),
         }
         Ok(())
     }
@@ -447,8 +490,7 @@ impl Driver {
     async fn quiet(&mut self, looks: u32, deep: bool) -> Snapshot {
         let start = Instant::now();
         let mut precise = deep;
-        let first = self.snapshot(precise);
-        let mut last = first;
+        let mut last = self.snapshot(precise);
         let mut stable = 0;
         let mut unsettled = 0;
         while stable < looks {
@@ -475,7 +517,6 @@ impl Driver {
                 break;
             }
         }
-        self.moved |= (last.0, last.1, last.2, last.3.switches) != (first.0, first.1, first.2, first.3.switches);
         last
     }
 
@@ -496,7 +537,9 @@ impl Driver {
     async fn observe(&mut self, now: u64) -> anyhow::Result<()> {
         // A daemon that stopped: a crash point fired, or something failed.
         if !self.down && self.sb.daemon_finished() {
-            let res = self.sb.join_daemon(Duration::ZERO).await;
+            let res = drive(self.sb.join_daemon(Duration::ZERO), STOP_LIMIT)
+                .await
+                .context("the stopped daemon's helpers did not wind down")?;
             let planned = self.crash_fired.swap(false, Ordering::SeqCst);
             if planned {
                 self.stats.crashes += 1;
@@ -607,8 +650,10 @@ impl Driver {
             // The contact tick looks once a second: land just after the timer.
             next = next.min(self.sim_ms(t) + 1100);
         }
-        self.busy_step = if self.moved { BUSY_STEP_MIN } else { (self.busy_step * 2).min(BUSY_STEP_MAX) };
-        self.moved = false;
+        // Right after something happened to the daemon, a short step (what it
+        // waits for is more likely an HTTP answer than a timer); then the
+        // worker's one-second sweep.
+        self.busy_step = if self.last_stimulus == now { BUSY_STEP_MIN } else { BUSY_STEP_MAX };
         if busy > 0 {
             next = next.min(now + self.busy_step);
         }
@@ -757,4 +802,30 @@ fn process_context_switches() -> u64 {
         return 0;
     }
     (usage.ru_nvcsw as u64).wrapping_add(usage.ru_nivcsw as u64)
+}
+
+/// Lets the runtime run the daemon's ready tasks for a moment.
+async fn spin() {
+    for _ in 0..256 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Awaits `fut` while the paused clock moves on in small steps (at most
+/// `limit`): winding a daemon down may wait on its timers.
+pub async fn drive<F: std::future::Future>(fut: F, limit: Duration) -> Option<F::Output> {
+    tokio::pin!(fut);
+    let mut spent = Duration::ZERO;
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut fut => return Some(out),
+            _ = spin() => {}
+        }
+        if spent >= limit {
+            return None;
+        }
+        tokio::time::advance(Duration::from_millis(STOP_STEP)).await;
+        spent += Duration::from_millis(STOP_STEP);
+    }
 }

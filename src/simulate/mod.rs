@@ -300,9 +300,12 @@ async fn simulate(p: &Params, data_dir: Option<&Path>) -> anyhow::Result<Report>
     let stopped = if d.down {
         Ok(())
     } else if d.sb.daemon_finished() {
-        d.sb.join_daemon(Duration::ZERO).await.map(|_| ())
+        match driver::drive(d.sb.join_daemon(Duration::ZERO), Duration::from_secs(600)).await {
+            Some(res) => res.map(|_| ()),
+            None => Err(anyhow::anyhow!("the stopped daemon's helpers did not wind down")),
+        }
     } else {
-        d.sb.stop_daemon().await.map(|_| ())
+        d.stop_daemon().await
     };
     let checked = match (&result, p.tamper) {
         (Ok(()), Some(t)) => d.tamper(t).await,
@@ -321,7 +324,18 @@ async fn simulate(p: &Params, data_dir: Option<&Path>) -> anyhow::Result<Report>
     let mut report = report?;
     report.real_secs = started.elapsed().as_secs_f64();
     report.orders_per_real_sec = report.orders as f64 / report.real_secs.max(1e-9);
+    report.peak_rss_mib = peak_rss_kib() / 1024;
     Ok(report)
+}
+
+/// Peak resident set size of this process (VmHWM), KiB; 0 where unknown.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The human summary (the violations go to stderr separately).
@@ -362,8 +376,8 @@ pub fn summary(r: &Report) -> String {
     let restarts: Vec<String> = r.restarts.iter().map(|(k, n)| format!("{k} {n}")).collect();
     s.push_str(&format!("  daemon restarts: {}; unplanned exits {}\n", restarts.join(", "), r.daemon_unplanned_exits));
     s.push_str(&format!(
-        "  {} simulated seconds in {:.1} real seconds ({} steps, {:.0} orders per real second)\n",
-        r.sim_secs, r.real_secs, r.steps, r.orders_per_real_sec
+        "  {} simulated seconds in {:.1} real seconds ({} steps, {:.1} orders per real second); peak RSS {} MiB\n",
+        r.sim_secs, r.real_secs, r.steps, r.orders_per_real_sec, r.peak_rss_mib
     ));
     s.push_str(&format!(
         "{}: {}\n",

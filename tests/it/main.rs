@@ -19,6 +19,7 @@ mod ops;
 mod orders_flow;
 mod runtime;
 mod sim_faults;
+mod simulate;
 mod store;
 mod telegram_grammers;
 mod telegram_sim;
