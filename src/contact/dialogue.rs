@@ -506,7 +506,12 @@ impl Contact {
                 Ok(Sent::Delivered(id))
             }
             Err(e) if e.is_transient() => {
-                self.store.give_back_daily_message(conv.customer_id, &day).await?;
+                // Only a flood wait is sure to have sent nothing; after a timeout or a
+                // dropped connection the message may be there, so it stays counted:
+                // the daily cap is never exceeded, at worst one message early.
+                if matches!(e, MessengerError::FloodWait(_)) {
+                    self.store.give_back_daily_message(conv.customer_id, &day).await?;
+                }
                 Ok(Sent::Later(e))
             }
             Err(e) => {
