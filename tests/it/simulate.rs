@@ -47,7 +47,7 @@ fn simulate_without_faults_every_invariant_holds() {
     assert_holds(&r);
 }
 
-/// Fails while the daemon loses orders / exits under Telegram faults (see docs/simulate.md, "Findings").
+/// Guards the fixes of docs/simulate.md, "Findings" (lost orders, exits at start, over-cap messages).
 #[test]
 fn simulate_with_normal_faults_every_invariant_holds() {
     let r = simulate(&params(202, 200, Faults::Normal));
@@ -56,7 +56,7 @@ fn simulate_with_normal_faults_every_invariant_holds() {
     assert_holds(&r);
 }
 
-/// Fails while the daemon loses orders / exits under Telegram faults (see docs/simulate.md, "Findings").
+/// Guards the fixes of docs/simulate.md, "Findings" (lost orders, exits at start, over-cap messages).
 #[test]
 fn simulate_with_hostile_faults_every_invariant_holds() {
     let r = simulate(&params(303, 200, Faults::Hostile));
