@@ -4,6 +4,7 @@
 //!   messages and their orders; customer and moderator messages into the
 //!   inbox), then wakes the task that handles it;
 //! - the order worker takes due orders from the store, furthest along first;
+//! - the desk's card poster posts due moderator cards (never behind order steps);
 //! - the contact task takes waiting inbox messages and runs dialogue timers;
 //! - the re-read task reads the Tribute chat (a window below the newest
 //!   message), the moderator chat and waiting customers' chats again on a
@@ -115,6 +116,7 @@ impl Daemon {
     pub async fn run(self) -> anyhow::Result<Exit> {
         let orders_wake = Wake::new();
         let inbox_wake = Wake::new();
+        let cards_wake = Wake::new();
         let resync = Resync {
             store: self.store.clone(),
             messenger: self.messenger.clone(),
@@ -122,6 +124,7 @@ impl Daemon {
             ingest: self.ingest.clone(),
             orders_wake: orders_wake.clone(),
             inbox_wake: inbox_wake.clone(),
+            cards_wake: cards_wake.clone(),
             contact: self.contact.is_some(),
             started_secs: crate::clock::now_secs(),
             now: Arc::new(Notify::new()),
@@ -140,6 +143,7 @@ impl Daemon {
                 self.ingest.parser.account_pattern.clone(),
                 Arc::new(Budgeted::new(setup.questions.clone(), self.store.clone(), setup.contact.question_limits)),
                 orders_wake.clone(),
+                cards_wake.clone(),
                 self.workflow.moderator_chat,
             ));
             let desk = ModeratorDesk::new(
@@ -150,8 +154,17 @@ impl Daemon {
             );
             tokio::spawn(contact_loop(contact, desk, inbox_wake.clone(), self.shutdown.clone()))
         });
-        let mut worker =
-            tokio::spawn(worker(self.processor.clone(), self.store.clone(), orders_wake, self.shutdown.clone()));
+        let desk_task = self.workflow.moderator_chat.map(|chat| {
+            let poster = CardPoster { store: self.store.clone(), messenger: self.messenger.clone(), chat };
+            tokio::spawn(poster.run(cards_wake.clone(), self.shutdown.clone()))
+        });
+        let mut worker = tokio::spawn(worker(
+            self.processor.clone(),
+            self.store.clone(),
+            orders_wake,
+            cards_wake.clone(),
+            self.shutdown.clone(),
+        ));
         let resync_task = tokio::spawn(resync.clone().periodically(self.shutdown.clone()));
         let mut backoff = Duration::from_millis(100);
         let exit = loop {
@@ -191,7 +204,7 @@ impl Daemon {
         };
         resync_task.abort();
         info!("waiting for the step in flight to finish");
-        if let Some(task) = contact_task {
+        for task in [contact_task, desk_task].into_iter().flatten() {
             let _ = task.await;
         }
         match worker.await.context("the order worker panicked")? {
@@ -232,6 +245,7 @@ struct Resync {
     ingest: IngestConfig,
     orders_wake: Wake,
     inbox_wake: Wake,
+    cards_wake: Wake,
     /// Customer contact and the moderator chat are served.
     contact: bool,
     /// When this run started (unix s): moderator-chat history older than
@@ -245,7 +259,10 @@ impl Resync {
     async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
         match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
             // A new order, a follow-up that made its order due, or a malformed order's card.
-            Recorded::NewOrder(_) | Recorded::Stored => self.orders_wake.wake(),
+            Recorded::NewOrder(_) | Recorded::Stored => {
+                self.orders_wake.wake();
+                self.cards_wake.wake();
+            }
             Recorded::Duplicate => {}
         }
         Ok(())
@@ -377,21 +394,23 @@ impl Resync {
 }
 
 /// Takes due orders from the store, furthest along first, one at a time
-/// (serialising the bot exchanges), and posts due moderator cards. Wakes
-/// on a hint, when the next order or card is due, or at the sweep interval
-/// at the latest. A failing pass (the database busy, an order whose step
-/// errs) is logged and retried on the next pass: the work stays in the
-/// store, so the worker never gives up on it. Only shutdown and a test's
-/// checkpoint stop it.
+/// (serialising the bot exchanges). Wakes on a hint, when the next order
+/// is due, or at the sweep interval at the latest. A failing pass (the
+/// database busy, an order whose step errs) is logged and retried on the
+/// next pass: the work stays in the store, so the worker never gives up on
+/// it. Only shutdown and a test's checkpoint stop it. Cards an order step
+/// writes are the desk's to post ([`CardPoster`]): they never wait behind
+/// a slow backend.
 async fn worker(
     processor: Arc<OrderProcessor>,
     store: Store,
     wake: Wake,
+    cards: Wake,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkflowError> {
     let mut failures = 0u32;
     loop {
-        let next = match pass(&processor, &store, &shutdown).await {
+        let next = match pass(&processor, &store, &cards, &shutdown).await {
             Ok(Pass::Again) => {
                 failures = 0;
                 continue;
@@ -417,7 +436,7 @@ async fn worker(
     }
 }
 
-/// What the worker does after a pass.
+/// What a task does after a pass.
 enum Pass {
     /// More is due now.
     Again,
@@ -428,9 +447,9 @@ enum Pass {
 async fn pass(
     processor: &OrderProcessor,
     store: &Store,
+    cards: &Wake,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Pass, WorkflowError> {
-    flush_cards(processor).await?;
     for id in store.due_orders(now_ms(), DUE_BATCH).await? {
         match processor.process(id).await {
             Ok(()) => {}
@@ -447,32 +466,63 @@ async fn pass(
             Err(e @ WorkflowError::Interrupted(_)) => return Err(e),
             Err(e) => warn!(order = id, error = %e, "an order step failed; it is retried on a later pass"),
         }
+        // The step may have opened a case.
+        cards.wake();
         if *shutdown.borrow() {
             return Err(WorkflowError::ShuttingDown);
         }
     }
-    flush_cards(processor).await?;
     if !store.due_orders(now_ms(), 1).await?.is_empty() {
         return Ok(Pass::Again);
     }
-    // Sleep until the next order or card is due, a hint, or the sweep.
-    let due = [store.next_order_due().await?, store.next_outbox_due().await?].into_iter().flatten().min();
-    Ok(Pass::Sleep(due.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP))))
+    let next = store.next_order_due().await?;
+    Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP))))
 }
 
-/// Orders taken per pass before cards are posted again.
+/// Orders taken per pass before the worker looks at the store again.
 const DUE_BATCH: i64 = 50;
-/// The longest the worker sleeps without looking at the store.
+/// The longest a task sleeps without looking at the store.
 const SWEEP: Duration = Duration::from_secs(1);
 
-async fn flush_cards(processor: &OrderProcessor) -> Result<(), WorkflowError> {
-    match processor.post_cards().await {
-        Ok(_) => Ok(()),
-        Err(WorkflowError::Telegram(e)) => {
-            warn!(error = %e, "could not post a case to the moderator chat; will retry");
-            Ok(())
+/// The moderator desk's poster: posts due cards and case follow-ups from the
+/// outbox in its own task, each with its own retries
+/// ([`crate::moderator::outbox_worker`]), so an escalation reaches the
+/// moderator chat however slowly the backend or the order steps go.
+struct CardPoster {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    chat: ChatId,
+}
+
+impl CardPoster {
+    async fn run(self, wake: Wake, shutdown: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            let next = match self.pass().await {
+                Ok(next) => {
+                    failures = 0;
+                    next
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = crate::orders::backoff(i64::from(failures), Duration::from_millis(100), SWEEP * 30);
+                    warn!(error = %e, retry_in = ?wait, "posting cards failed; they stay in the outbox");
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = wake.woken() => {}
+                _ = tokio::time::sleep(next) => {}
+                _ = stopped(&shutdown) => return,
+            }
         }
-        Err(e) => Err(e),
+    }
+
+    /// Posts what is due; returns how long until the next card is due.
+    async fn pass(&self) -> Result<Duration, StoreError> {
+        crate::moderator::outbox_worker::post_due(&self.store, self.messenger.as_ref(), self.chat).await?;
+        let next = self.store.next_outbox_due().await?;
+        Ok(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP)))
     }
 }
 

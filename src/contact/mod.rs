@@ -98,8 +98,10 @@ pub struct Contact {
     templates: Templates,
     pattern: AccountPattern,
     questions: Arc<dyn QuestionHandler>,
-    /// Wakes the order worker (an order got an account ID; a card waits).
+    /// Wakes the order worker (an order got an account ID).
     orders: Wake,
+    /// Wakes the moderator desk's poster (a card or case follow-up waits).
+    cards: Wake,
     /// The moderator chat, only to know where case follow-ups go.
     moderator_chat: Option<ChatId>,
     clock: Clock,
@@ -114,10 +116,22 @@ impl Contact {
         pattern: AccountPattern,
         questions: Arc<dyn QuestionHandler>,
         orders: Wake,
+        cards: Wake,
         moderator_chat: Option<ChatId>,
     ) -> Self {
         let templates = Templates::new(cfg.prompts_dir.clone());
-        Self { store, messenger, cfg, templates, pattern, questions, orders, moderator_chat, clock: Clock::new() }
+        Self {
+            store,
+            messenger,
+            cfg,
+            templates,
+            pattern,
+            questions,
+            orders,
+            cards,
+            moderator_chat,
+            clock: Clock::new(),
+        }
     }
 
     pub fn config(&self) -> &ContactConfig {
@@ -142,10 +156,10 @@ impl Contact {
         self.orders.wake();
     }
 
-    /// Asks the order worker to post what is waiting in the moderator outbox now.
+    /// Asks the desk to post what is waiting in the moderator outbox now.
     pub fn flush_cards(&self) {
         if self.moderator_chat.is_some() {
-            self.orders.wake();
+            self.cards.wake();
         }
     }
 }

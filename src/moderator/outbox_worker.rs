@@ -4,7 +4,8 @@
 //! is gone) must never hold back the cards behind it, escalated orders
 //! above all, and a card that fails for a while must not be hammered every
 //! second. So a row that fails is retried with exponential backoff and
-//! jitter (1 s doubling to 10 min, at least a flood wait), a row Telegram
+//! jitter (1 s doubling to 2 min, at least a flood wait: a case must reach
+//! a person soon after Telegram lets us write again), a row Telegram
 //! refuses for good is parked with the error for a person, and the pass
 //! moves on.
 //!
@@ -13,9 +14,10 @@
 //! `RANDOM_ID_DUPLICATE`, which counts as posted. The message is then looked
 //! up in the chat history (our outgoing message with the same text after
 //! the newest message posted before the row existed) so replies to it still
-//! find the case; if it is not found the row is marked posted without a
-//! message id and a warning says that replies to that card will not reach
-//! its case (`/case` still works).
+//! find the case; if it is not found (or the history cannot be read for
+//! a few attempts: the card is in the chat all the same) the row is marked
+//! posted without a message id and a warning says that replies to that card
+//! will not reach its case (`/case` still works).
 //!
 //! Texts are sized here, at the last moment ([`sizing::fit`]): whatever
 //! produced a row, what is sent is at most 4096 UTF-16 units.
@@ -32,7 +34,10 @@ use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
 /// First retry delay after a failed attempt.
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest delay between two attempts at one row.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
+/// Attempts at finding a card Telegram says is posted before it is marked
+/// posted without its message id.
+const LOOKUP_ATTEMPTS: u32 = 3;
 /// Unknown Telegram errors are retried this many times, then the row is parked.
 const MAX_UNKNOWN_ATTEMPTS: u32 = 5;
 /// How far back the history is searched for a card Telegram says was already sent.
@@ -172,7 +177,7 @@ async fn post_row(
                     return Ok(Outcome::Posted(Some(id)));
                 }
                 // The history cannot be read now: look again on the next attempt.
-                Err(e) if e.is_transient() => e,
+                Err(e) if e.is_transient() && row.attempts + 1 < LOOKUP_ATTEMPTS => e,
                 found => {
                     if let Err(e) = found {
                         warn!(card = row.id, case = %label, error = %e, "could not read the moderator chat history");

@@ -472,16 +472,6 @@ impl OrderProcessor {
         Ok(Step::Stop)
     }
 
-    /// Posts the due cards of the outbox to the moderator chat: the
-    /// moderator desk does it, each card on its own with its own retries
-    /// (`moderator::outbox_worker`). Returns how many were posted.
-    pub async fn post_cards(&self) -> Result<usize, WorkflowError> {
-        let Some(chat) = self.cfg.moderator_chat else {
-            return Ok(0);
-        };
-        Ok(crate::moderator::outbox_worker::post_due(&self.store, self.messenger.as_ref(), chat).await?.posted)
-    }
-
     /// Runs a Telegram call, sleeping through short flood waits and
     /// retrying a dropped connection a few times in place; past that the
     /// error goes back to [`Self::process`], which makes the order due
