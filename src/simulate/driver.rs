@@ -474,12 +474,14 @@ impl Driver {
         Ok(())
     }
 
-    /// Before a long jump: a longer quiet spell. True if the daemon moved
-    /// in a way the driver may have to react to (a chat, the backend).
+    /// Before a long jump: a longer quiet spell with precise looks. True if
+    /// the daemon did anything meanwhile (then the driver looks again at
+    /// what is due before jumping).
     async fn settle_deep(&mut self) -> anyhow::Result<bool> {
-        let before = self.snapshot(false);
+        let before = self.snapshot(true);
         let after = self.quiet(4, true).await;
-        Ok((after.0, after.1, after.2) != (before.0, before.1, before.2))
+        // Any statement counts: a card or a due time written just now changes what is due.
+        Ok((after.0, after.1, after.2, after.3.switches) != (before.0, before.1, before.2, before.3.switches))
     }
 
     /// Looks until `looks` in a row saw nothing move. Cheap looks count the

@@ -111,13 +111,11 @@ impl Params {
         }
     }
 
-    /// Longest a stored case card may wait for the moderator chat. Long
-    /// FLOOD_WAITs (up to an hour) legitimately hold cards back under faults.
+    /// Longest a case card may wait for the moderator chat after it was
+    /// stored or, when an attempt failed, after its last retry fell due
+    /// (Telegram's FLOOD_WAITs legitimately hold cards back for hours).
     pub fn card_bound(&self) -> Duration {
-        Duration::from_secs(self.card_bound_secs.unwrap_or(match self.faults {
-            Faults::None => 10 * 60,
-            _ => 2 * 3600,
-        }))
+        Duration::from_secs(self.card_bound_secs.unwrap_or(15 * 60))
     }
 
     /// Longest an order may sit in an automatic state without any event
@@ -174,7 +172,7 @@ pub struct SimulateArgs {
     /// Let the agent answer customers' questions (slower start: the starter FAQ is indexed).
     #[arg(long)]
     pub agent: bool,
-    /// Longest a case card may wait before it is posted (default 600 s; 7200 s with faults).
+    /// Longest a case card may wait before it is posted, counted from when it was stored or Telegram last let it retry (default 900 s).
     #[arg(long)]
     pub card_bound_secs: Option<u64>,
     /// Longest an order may sit in an automatic state without progress (default 7200 s).
@@ -358,8 +356,8 @@ pub fn summary(r: &Report) -> String {
         r.deliveries, r.duplicate_tribute_replies, r.duplicate_send_presses
     ));
     s.push_str(&format!(
-        "  cards: {} (longest wait {} s, bound {} s); stalled orders {}\n",
-        r.cards, r.max_card_delay_secs, r.card_bound_secs, r.stalled_orders
+        "  cards: {} (longest wait {} s, {} s of it beyond Telegram's waits, bound {} s); stalled orders {}\n",
+        r.cards, r.max_card_wait_secs, r.max_card_delay_secs, r.card_bound_secs, r.stalled_orders
     ));
     s.push_str(&format!(
         "  limits: oversized sends {}, customers over the daily cap {} (most to one customer in a day {}, cap {}), \
