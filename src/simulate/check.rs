@@ -201,16 +201,21 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
     }
 
     // ---- cards reach the moderator chat in time ----
-    // Measured from the later of: the card was stored, the last retry after
-    // a failed attempt fell due (Telegram's FLOOD_WAITs of up to an hour can
-    // follow one another for hours in hostile runs; that wait is Telegram's).
+    // Measured from the later of: the card was stored, the last retry of any
+    // card after a failed attempt fell due (Telegram's FLOOD_WAITs of up to
+    // an hour can follow one another for hours in hostile runs; that wait is
+    // Telegram's).
     let card_bound_ms = d.p.card_bound().as_millis() as i64;
     let cards = d.probe.card_timings().await?;
     let (mut max_delay, mut max_raw) = (0i64, 0i64);
     let mut late = Vec::new();
+    // All sends share one budget: a FLOOD_WAIT met by any card holds the
+    // others back without a failed attempt of their own.
+    let retries: Vec<i64> = cards.iter().filter_map(|c| c.last_retry_due).collect();
     for c in &cards {
         let end = c.posted_at.unwrap_or(end_unix);
-        let from = c.last_retry_due.map_or(c.created_at, |t| t.max(c.created_at));
+        let waited = retries.iter().copied().filter(|t| *t <= end).max().unwrap_or(0);
+        let from = c.created_at.max(waited);
         let delay = end - from;
         max_delay = max_delay.max(delay);
         max_raw = max_raw.max(end - c.created_at);

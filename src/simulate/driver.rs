@@ -39,7 +39,7 @@ use crate::telegram::sim::SimOrder;
 use crate::telegram::{MessageId, Messenger, RandomId};
 
 /// The longest jump while nothing is due.
-const MAX_IDLE_STEP: u64 = 30 * MIN;
+const MAX_IDLE_STEP: u64 = 10 * MIN;
 /// The step while an order is in an automatic state: short right after an
 /// event or reaction, then the worker's one-second sweep.
 const BUSY_STEP_MIN: u64 = 100;
