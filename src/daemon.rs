@@ -336,9 +336,10 @@ impl Resync {
         let (mut seen, mut skipped) = (0, 0);
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
-            let Some(last) = page.last() else { break };
+            let (Some(first), Some(last)) = (page.first(), page.last()) else { break };
             after = last.id;
-            for m in &page {
+            let known = self.store.stored_message_ids(chat, first.id, last.id).await?;
+            for m in page.iter().filter(|m| !known.contains(&m.id)) {
                 seen += 1;
                 if first_start && m.date < cutoff {
                     let why = "older than the first start's look-back; not processed";
@@ -350,7 +351,9 @@ impl Resync {
             }
         }
         self.store.set_history_read_through(chat, now_secs).await?;
-        debug!(messages = seen, skipped_as_too_old = skipped, "re-read the Tribute chat history");
+        if seen > 0 {
+            info!(new_messages = seen, skipped_as_too_old = skipped, "the Tribute chat history had messages we missed");
+        }
         Ok(())
     }
 

@@ -382,11 +382,16 @@ impl OrderProcessor {
             if now < deadline {
                 // Storing the follow-up makes the order due at once; this is the deadline check.
                 self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
-                return Ok(Step::Stop);
+                // It may have been stored between our look and the wait: look once more.
+                found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
+                if found.is_none() {
+                    return Ok(Step::Stop);
+                }
+            } else {
+                // The follow-up may have come while its update was lost.
+                self.catch_up(chat, reply_id).await?;
+                found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
             }
-            // The follow-up may have come while its update was lost.
-            self.catch_up(chat, reply_id).await?;
-            found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
         }
         let Some((button_msg, data)) = found else {
             let detail = format!("waited {}s after our reply", self.cfg.button_timeout.as_secs());

@@ -180,6 +180,24 @@ impl Store {
         Ok(row.get::<i64, _>("m") as MessageId)
     }
 
+    /// Which of the messages `from..=to` of `chat` are stored already (a
+    /// re-read skips them with one query instead of a write each).
+    pub async fn stored_message_ids(
+        &self,
+        chat: ChatId,
+        from: MessageId,
+        to: MessageId,
+    ) -> StoreResult<std::collections::HashSet<MessageId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT message_id FROM tribute_messages WHERE chat_id = ? AND message_id BETWEEN ? AND ?")
+                .bind(chat)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(ids.into_iter().map(|id| id as MessageId).collect())
+    }
+
     /// The start (unix s) of the last complete re-read of `chat`, if any.
     pub async fn history_read_through(&self, chat: ChatId) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar("SELECT read_through FROM history_marks WHERE chat_id = ?")
