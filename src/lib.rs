@@ -9,6 +9,10 @@
 //!                            ├─► store      (sqlx, migrations/)
 //!                            └─► telegram   (Messenger port + adapters)
 //! ```
+//!
+//! The runtime (the store is the only queue, one clock, how each of
+//! Telegram's faults is survived) is described in docs/runtime.md;
+//! `simulate` checks it against a seeded hostile Telegram.
 
 // The LLM agent (issue 6).
 pub mod agent;
