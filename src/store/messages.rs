@@ -188,13 +188,14 @@ impl Store {
         from: MessageId,
         to: MessageId,
     ) -> StoreResult<std::collections::HashSet<MessageId>> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT message_id FROM tribute_messages WHERE chat_id = ? AND message_id BETWEEN ? AND ?")
-                .bind(chat)
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT message_id FROM tribute_messages WHERE chat_id = ? AND message_id BETWEEN ? AND ?",
+        )
+        .bind(chat)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(ids.into_iter().map(|id| id as MessageId).collect())
     }
 
