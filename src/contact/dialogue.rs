@@ -349,7 +349,7 @@ impl Contact {
             {
                 Ok(()) => {
                     info!(order_ref = %order.order_ref, account = %id, "the customer gave an account ID");
-                    self.enqueue_order(order.id);
+                    self.wake_orders();
                     given += 1;
                 }
                 Err(StoreError::StateChanged { .. }) => {}
@@ -384,7 +384,7 @@ impl Contact {
                     .await
                 {
                     Ok(()) => {
-                        self.enqueue_order(order_id);
+                        self.wake_orders();
                         let now = self.now_ms();
                         let state = DialogueState::Validating { account: id.clone(), since: now };
                         self.store.set_dialogue_state(conv.id, &state, now).await?;

@@ -152,7 +152,7 @@ impl Contact {
 
     /// Asks the order worker to look at the store now (an order got an
     /// account ID; the order itself is due in the store already).
-    pub fn enqueue_order(&self, _order_id: i64) {
+    pub fn wake_orders(&self) {
         self.orders.wake();
     }
 

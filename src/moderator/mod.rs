@@ -212,7 +212,7 @@ impl ModeratorDesk {
         let note = format!("moderator {from} asked to activate again with {account}");
         store.give_account(order_id, order.state, &account, None, &note).await?;
         store.set_case_pending_account(case.id, Some(account.as_str())).await?;
-        self.contact.enqueue_order(order_id);
+        self.contact.wake_orders();
         self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await;
         Ok(())
     }
@@ -230,7 +230,7 @@ impl ModeratorDesk {
             }
             Err(e) => return Err(e.into()),
         };
-        self.contact.enqueue_order(order_id);
+        self.contact.wake_orders();
         let step = if to == OrderState::Replied { "pressing Send" } else { "replying to Tribute" };
         self.answer(m, &format!("🔁 {}: already activated; {step} again…", case.short_id)).await;
         Ok(())
@@ -308,7 +308,7 @@ impl ModeratorDesk {
             Err(e) => return Err(e.into()),
         }
         store.set_case_pending_account(case.id, Some(id.as_str())).await?;
-        self.contact.enqueue_order(order_id);
+        self.contact.wake_orders();
         info!(case = %case.short_id, account = %id, "moderator gave an account ID");
         self.answer(m, &format!("⏳ {}: activating {} for account {id}…", case.short_id, order.product)).await;
         Ok(())
