@@ -35,6 +35,7 @@ async fn seed(store: &Store, n: usize) {
             id: i as i32 + 1,
             sender_id: Some(CHAT),
             outgoing: false,
+            sender_is_bot: true,
             date: chrono::Utc::now().timestamp(),
             text: format!(
                 "🆕 Custom Product Order\nCustomer: C{i}\nProduct: 100 Diamonds\nPrice: €5.00\nOrder Details:\nID {i}"

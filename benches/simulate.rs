@@ -22,13 +22,15 @@ fn main() {
         let r = run_blocking(&p, None).expect("simulation runs");
         println!(
             "simulate {orders:>6} orders / {days:>2} day(s), faults normal: {:>7.1} orders per real second \
-             ({:.1} s real for {} s simulated, {} steps); violations {}; peak RSS {} MiB",
+             ({:.1} s real for {} s simulated, {} steps); violations {}; peak RSS {} MiB, \
+             of which ~{:.1} MiB the simulated Telegram's history",
             r.orders_per_real_sec,
             r.real_secs,
             r.sim_secs,
             r.steps,
             r.violations.len(),
-            peak_rss_kib() / 1024
+            peak_rss_kib() / 1024,
+            r.telegram_history_mib
         );
     }
 }

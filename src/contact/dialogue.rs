@@ -4,14 +4,14 @@
 use tracing::{info, info_span, warn, Instrument};
 
 use super::step::{step, Effect, Facts, Step, Timers};
-use super::{Clock, Contact, ContactError, Question, QuestionOutcome, Sent};
+use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::moderator::cards::{order_case_card, question_card};
 use crate::store::{
     AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, NewCard, NewConversationMessage,
     OrderRecord, StoreError, Transition,
 };
-use crate::telegram::{Message, MessageId, MessengerError, RandomId};
+use crate::telegram::{Message, MessengerError};
 use crate::tribute::AccountExtraction;
 
 /// After this many refused account IDs from the customer, a person takes over.
@@ -22,13 +22,16 @@ type Result<T> = std::result::Result<T, ContactError>;
 impl Contact {
     // ---- the periodic tick ---------------------------------------------------
 
-    /// Adopts new `needs_customer` orders, moves every active dialogue on
-    /// (ask, remind, time out, thank) and closes cases whose order completed.
+    /// Delivers waiting messages, adopts new `needs_customer` orders, moves
+    /// the dialogues that are due or changed on (ask, remind, time out,
+    /// thank) and closes cases whose order completed.
     pub async fn tick(&self) -> Result<()> {
+        self.deliver_due().await?;
         self.adopt_orders().await?;
-        for conv in self.store.active_conversations().await? {
+        for (conv, version) in self.store.conversations_to_look_at(self.now_ms()).await? {
             let span = info_span!("conversation", id = conv.id, customer = conv.customer_id);
-            self.advance(conv).instrument(span).await?;
+            let (id, due) = (conv.id, self.advance(conv).instrument(span).await?);
+            self.store.looked_at(id, version, due).await?;
         }
         self.close_completed_cases().await
     }
@@ -95,8 +98,8 @@ impl Contact {
         );
         let state = match self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await? {
             Sent::Delivered(_) => DialogueState::AwaitingAccount { asked_at: now, reminded: false },
-            // The next tick asks again from the start.
-            Sent::Later(_) => DialogueState::Idle,
+            // It waits in the store; the sweep delivers it.
+            Sent::Queued(_) => DialogueState::AwaitingAccount { asked_at: now, reminded: false },
             other => {
                 self.escalate_after_send(&conv, &[order.id], other).await?;
                 return Ok(());
@@ -131,8 +134,9 @@ impl Contact {
         Ok(())
     }
 
-    /// One dialogue's step: settle finished orders, then ask / remind / time out.
-    async fn advance(&self, conv: ConversationRecord) -> Result<()> {
+    /// One dialogue's step: settle finished orders, then ask / remind / time
+    /// out. Returns when its timer is next due (None: no timer runs).
+    async fn advance(&self, conv: ConversationRecord) -> Result<Option<i64>> {
         let now = self.now_ms();
         let mut awaiting = Vec::new();
         let mut validating = None;
@@ -182,7 +186,8 @@ impl Contact {
             None => (None, ""),
             Some(Effect::EscalateSilent) => {
                 let detail = format!("no answer {} h after we asked", self.cfg.escalate_after.as_secs() / 3600);
-                return self.escalate_orders(&conv, &ids, EscalationReason::CustomerSilent, &detail).await;
+                self.escalate_orders(&conv, &ids, EscalationReason::CustomerSilent, &detail).await?;
+                return Ok(None);
             }
             Some(Effect::Remind) => {
                 let orders = order_lines(&awaiting, conv.language);
@@ -194,17 +199,21 @@ impl Contact {
         if let Some(text) = text {
             match self.send(&conv, &text, Author::Assistant, None, Some(template), &ids).await? {
                 Sent::Delivered(_) => info!(template, orders = ids.len(), "wrote to the customer"),
-                Sent::Later(e) => {
-                    warn!(error = %e, "could not write to the customer yet; will retry");
-                    return Ok(());
+                Sent::Queued(e) => info!(template, error = %e, "the message to the customer waits to be retried"),
+                other => {
+                    self.escalate_after_send(&conv, &ids, other).await?;
+                    return Ok(None);
                 }
-                other => return self.escalate_after_send(&conv, &ids, other).await,
             }
         }
         if next != conv.state {
             self.store.set_dialogue_state(conv.id, &next, now).await?;
         }
-        Ok(())
+        Ok(match next {
+            DialogueState::AwaitingAccount { asked_at, reminded: false } => Some(asked_at + timers.reminder_after_ms),
+            DialogueState::AwaitingAccount { asked_at, reminded: true } => Some(asked_at + timers.escalate_after_ms),
+            _ => None,
+        })
     }
 
     async fn thank(&self, conv: &ConversationRecord, order: &OrderRecord) -> Result<()> {
@@ -233,12 +242,9 @@ impl Contact {
 
     async fn close_completed_cases(&self) -> Result<()> {
         let mut closed = false;
-        for case in self.store.open_cases().await? {
+        for case in self.store.open_cases_of_confirmed_orders().await? {
             let Some(order_id) = case.order_id else { continue };
             let order = self.store.order(order_id).await?;
-            if order.state != OrderState::Confirmed {
-                continue;
-            }
             let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
             let outcome = format!("completed: {} activated for account {account}", order.product);
             let text = format!(
@@ -424,7 +430,8 @@ impl Contact {
         };
         let why = match outcome {
             QuestionOutcome::Answer(answer) => match self.send(conv, &answer, Author::Agent, None, None, &[]).await? {
-                Sent::Delivered(_) => return Ok(()),
+                // Queued: the sweep delivers it, or hands the question over if it cannot.
+                Sent::Delivered(_) | Sent::Queued(_) => return Ok(()),
                 other => format!("the agent's answer could not be sent: {other:?}"),
             },
             QuestionOutcome::Escalate { why } => why,
@@ -433,9 +440,24 @@ impl Contact {
                 return Ok(());
             }
         };
+        let name = &conv.customer_name;
+        let update = |case: &str| format!("💬 {case} · {name} wrote:\n{text}");
+        self.escalate_question(conv, &update, &why, acknowledge).await
+    }
+
+    /// A question for a person: a follow-up (`update`, given the case's
+    /// short id) on the conversation's open question case, or a new case.
+    /// `acknowledge`: tell the customer their question was passed on when
+    /// a new case is opened for it.
+    pub(super) async fn escalate_question(
+        &self,
+        conv: &ConversationRecord,
+        update: &(dyn Fn(&str) -> String + Sync),
+        why: &str,
+        acknowledge: bool,
+    ) -> Result<()> {
         if let Some(case) = self.store.open_question_case(conv.id).await? {
-            let update = format!("💬 {} · {} wrote:\n{text}", case.short_id, conv.customer_name);
-            self.store.case_update(case.id, &update).await?;
+            self.store.case_update(case.id, &update(&case.short_id)).await?;
         } else {
             let messages = self.store.conversation_messages(conv.id).await?;
             let mut open = Vec::new();
@@ -448,7 +470,7 @@ impl Contact {
                 source_chat_id: conv.customer_id,
                 source_message_id: 0,
                 reason: EscalationReason::CustomerQuestion,
-                text: question_card(conv, &why, &open, &messages),
+                text: question_card(conv, why, &open, &messages),
             };
             let case = self.store.open_conversation_case(conv.id, &card).await?;
             info!(case, "question case opened for the moderator");
@@ -464,116 +486,23 @@ impl Contact {
     /// After a reply in the dialogue: a refused send hands the orders over.
     async fn after_reply(&self, conv: &ConversationRecord, order_ids: &[i64], sent: Sent) -> Result<()> {
         match sent {
-            Sent::Delivered(_) | Sent::Later(_) => Ok(()),
+            Sent::Delivered(_) | Sent::Queued(_) => Ok(()),
             other => self.escalate_after_send(conv, order_ids, other).await,
         }
     }
 
     // ---- sending and escalating --------------------------------------------
 
-    /// Sends one message to the customer (counted against the daily cap)
-    /// and stores it in the conversation.
-    pub async fn send(
+    pub(super) async fn escalate_after_send(
         &self,
         conv: &ConversationRecord,
-        text: &str,
-        author: Author,
-        author_id: Option<i64>,
-        template: Option<&str>,
         order_ids: &[i64],
-    ) -> Result<Sent> {
-        let now = self.now_ms();
-        let day = Clock::day(now);
-        if !self.store.take_daily_message(conv.customer_id, &day, self.cfg.max_messages_per_day).await? {
-            warn!(customer = conv.customer_id, cap = self.cfg.max_messages_per_day, "daily message cap reached");
-            return Ok(Sent::CapReached);
+        sent: Sent,
+    ) -> Result<()> {
+        match self.undelivered_reason(&sent) {
+            Some((reason, detail)) => self.escalate_orders(conv, order_ids, reason, &detail).await,
+            None => Ok(()),
         }
-        match self.deliver(conv, text).await {
-            Ok(id) => {
-                self.store
-                    .record_conversation_message(&NewConversationMessage {
-                        conversation_id: conv.id,
-                        at: now,
-                        direction: Direction::Out,
-                        author,
-                        author_id,
-                        text: text.to_owned(),
-                        template: template.map(str::to_owned),
-                        telegram: Some((conv.customer_id, id)),
-                        order_ids: order_ids.to_vec(),
-                    })
-                    .await?;
-                Ok(Sent::Delivered(id))
-            }
-            Err(e) if e.is_transient() => {
-                // Only a flood wait is sure to have sent nothing; after a timeout or a
-                // dropped connection the message may be there, so it stays counted:
-                // the daily cap is never exceeded, at worst one message early.
-                if matches!(e, MessengerError::FloodWait(_)) {
-                    self.store.give_back_daily_message(conv.customer_id, &day).await?;
-                }
-                Ok(Sent::Later(e))
-            }
-            Err(e) => {
-                warn!(customer = conv.customer_id, error = %e, "Telegram refused our message to the customer");
-                Ok(Sent::Unreachable(e))
-            }
-        }
-    }
-
-    /// Sends one message to the customer so that it arrives at most once:
-    /// one `random_id` for every attempt (Telegram refuses a repeat with
-    /// RANDOM_ID_DUPLICATE), a few tries in place on a timeout or a dropped
-    /// connection, and, when the answer is still unknown, a look at the
-    /// chat for the message before calling it undelivered.
-    async fn deliver(&self, conv: &ConversationRecord, text: &str) -> std::result::Result<MessageId, MessengerError> {
-        let chat = conv.customer_id;
-        let random_id = RandomId::fresh();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.messenger.send_message(chat, text, None, random_id).await {
-                Err(MessengerError::Timeout | MessengerError::Disconnected) if attempt < SEND_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                Err(e @ (MessengerError::Timeout | MessengerError::RandomIdDuplicate)) => {
-                    // Maybe delivered: Telegram's answer was lost, or an earlier attempt got through.
-                    return match self.find_delivered(conv, text).await {
-                        Some(id) => Ok(id),
-                        None if e == MessengerError::RandomIdDuplicate => Err(MessengerError::Timeout),
-                        None => Err(e),
-                    };
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Our message with `text` in the customer's chat after the last one
-    /// stored for the conversation, if Telegram has it.
-    async fn find_delivered(&self, conv: &ConversationRecord, text: &str) -> Option<MessageId> {
-        let chat = conv.customer_id;
-        let mut after = self.store.last_conversation_message_id(conv.id, chat).await.ok()?;
-        loop {
-            let page = self.messenger.history_since(chat, after, 100).await.ok()?;
-            let last = page.last()?.id;
-            if let Some(m) = page.iter().find(|m| m.outgoing && m.text == text) {
-                return Some(m.id);
-            }
-            after = last;
-        }
-    }
-
-    async fn escalate_after_send(&self, conv: &ConversationRecord, order_ids: &[i64], sent: Sent) -> Result<()> {
-        let (reason, detail) = match sent {
-            Sent::CapReached => (
-                EscalationReason::MessageCapReached,
-                format!("{} messages a day to one customer", self.cfg.max_messages_per_day),
-            ),
-            Sent::Unreachable(e) => (EscalationReason::CustomerUnreachable, unreachable_reason(&e)),
-            Sent::Delivered(_) | Sent::Later(_) => return Ok(()),
-        };
-        self.escalate_orders(conv, order_ids, reason, &detail).await
     }
 
     /// Hands orders waiting for this customer to the moderator: one case
@@ -672,9 +601,6 @@ impl Contact {
 }
 
 /// The account problems the contact flow asks customers about.
-/// Tries of one message to a customer before it counts as not delivered for now.
-const SEND_ATTEMPTS: u32 = 3;
-
 fn account_problem(reason: &str) -> Option<EscalationReason> {
     [
         EscalationReason::MissingAccount,

@@ -18,6 +18,7 @@
 
 mod budget;
 mod clock;
+mod delivery;
 mod dialogue;
 mod question;
 pub mod step;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use budget::{Budgeted, QuestionLimits};
 pub use clock::Clock;
+pub use delivery::MESSAGE_DEADLINE;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
 pub use templates::{names as template_names, Templates};
@@ -86,8 +88,11 @@ pub enum Sent {
     Unreachable(MessengerError),
     /// Today's cap for this customer is reached; nothing was sent.
     CapReached,
-    /// A transient failure (disconnected, flood wait): try again later.
-    Later(MessengerError),
+    /// Not through yet (disconnected, flood wait, no answer): the message
+    /// waits in the store and the sweep retries it.
+    Queued(MessengerError),
+    /// It waited longer than [`MESSAGE_DEADLINE`] and was given up.
+    Expired,
 }
 
 /// The customer side of the assistant. Cheap to share (`Arc`).

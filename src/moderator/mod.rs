@@ -403,7 +403,11 @@ impl ModeratorDesk {
             Sent::CapReached => {
                 format!("❌ {}: not sent: today's message limit for this customer is reached.", case.short_id)
             }
-            Sent::Later(e) => format!("❌ {}: not sent now ({e}); please try again.", case.short_id),
+            Sent::Queued(e) => format!(
+                "⏳ {}: Telegram did not take it yet ({e}); it goes out to {} automatically.",
+                case.short_id, conv.customer_name
+            ),
+            Sent::Expired => format!("❌ {}: not delivered in time.", case.short_id),
         };
         self.answer(m, &reply).await;
         Ok(())

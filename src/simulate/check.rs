@@ -68,6 +68,9 @@ pub struct Report {
     pub orders_per_real_sec: f64,
     /// Peak resident memory of the process so far (VmHWM), MiB.
     pub peak_rss_mib: u64,
+    /// Of the peak RSS, about this much is the simulated Telegram's message
+    /// history (grows with the run; not the daemon's memory).
+    pub telegram_history_mib: f64,
     pub violations: Vec<Violation>,
     pub replay: String,
 }
@@ -376,6 +379,7 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
         settle_timeouts: d.stats.settle_timeouts,
         orders_per_real_sec: 0.0,
         peak_rss_mib: 0,
+        telegram_history_mib: 0.0,
         violations: v,
         replay: d.p.replay_command(),
     })

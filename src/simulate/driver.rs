@@ -143,8 +143,6 @@ pub struct Driver {
     pub stalled: BTreeMap<String, String>,
     last_stall_check: u64,
     pub stats: RunStats,
-    pub reminder_ms: i64,
-    pub escalate_ms: i64,
     pub stall_bound_ms: u64,
     /// `SIMULATE_TRACE=1`: the driver's steps on stderr.
     trace: bool,
@@ -160,7 +158,6 @@ impl Driver {
     pub async fn new(p: Params, script: Script, sb: Sandbox, probe: Probe) -> Self {
         let customers = script.customers.len();
         let orders = script.orders.len();
-        let contact = super::contact_config();
         Self {
             mod_rng: fastrand::Rng::with_seed(p.seed ^ 0x6d6f_6465_7261_746f),
             stall_bound_ms: p.stall_bound().as_millis() as u64,
@@ -191,8 +188,6 @@ impl Driver {
             stalled: BTreeMap::new(),
             last_stall_check: 0,
             stats: RunStats::default(),
-            reminder_ms: contact.reminder_after.as_millis() as i64,
-            escalate_ms: contact.escalate_after.as_millis() as i64,
             trace: std::env::var_os("SIMULATE_TRACE").is_some_and(|v| v == "1"),
             threads: SqliteThreads::default(),
             busy_step: BUSY_STEP_MIN,
@@ -648,7 +643,7 @@ impl Driver {
         if let Some(t) = store_next {
             next = next.min(self.sim_ms(t) + 1);
         }
-        if let Some(t) = self.probe.next_dialogue_due(self.reminder_ms, self.escalate_ms).await? {
+        if let Some(t) = self.probe.next_dialogue_due().await? {
             // The contact tick looks once a second: land just after the timer.
             next = next.min(self.sim_ms(t) + 1100);
         }

@@ -317,12 +317,14 @@ async fn simulate(p: &Params, data_dir: Option<&Path>) -> anyhow::Result<Report>
     let _ = holder.await;
     tokio::time::resume();
     d.probe.close().await;
+    let history_bytes = d.sb.world.history_bytes();
     let driver::Driver { sb, .. } = d;
     sb.shutdown().await?;
     let mut report = report?;
     report.real_secs = started.elapsed().as_secs_f64();
     report.orders_per_real_sec = report.orders as f64 / report.real_secs.max(1e-9);
     report.peak_rss_mib = peak_rss_kib() / 1024;
+    report.telegram_history_mib = (history_bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0;
     Ok(report)
 }
 
@@ -374,8 +376,9 @@ pub fn summary(r: &Report) -> String {
     let restarts: Vec<String> = r.restarts.iter().map(|(k, n)| format!("{k} {n}")).collect();
     s.push_str(&format!("  daemon restarts: {}; unplanned exits {}\n", restarts.join(", "), r.daemon_unplanned_exits));
     s.push_str(&format!(
-        "  {} simulated seconds in {:.1} real seconds ({} steps, {:.1} orders per real second); peak RSS {} MiB\n",
-        r.sim_secs, r.real_secs, r.steps, r.orders_per_real_sec, r.peak_rss_mib
+        "  {} simulated seconds in {:.1} real seconds ({} steps, {:.1} orders per real second); \
+         peak RSS {} MiB, of which ~{:.1} MiB the simulated Telegram's history\n",
+        r.sim_secs, r.real_secs, r.steps, r.orders_per_real_sec, r.peak_rss_mib, r.telegram_history_mib
     ));
     s.push_str(&format!(
         "{}: {}\n",

@@ -11,8 +11,6 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-use crate::domain::DialogueState;
-
 pub struct Probe {
     pool: SqlitePool,
     /// The outbox has `next_attempt_at`/`parked_at` (migration 0006).
@@ -110,7 +108,7 @@ impl Probe {
         .fetch_one(&self.pool)
         .await?;
         let busy: i64 = r.get(0);
-        let mut next: Option<i64> = r.get(1);
+        let next: Option<i64> = r.get(1);
         let (cards_now, cards_next): (i64, Option<i64>) = if self.outbox_due {
             let r = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NULL
@@ -128,28 +126,24 @@ impl Probe {
                 .await?;
             (n, None)
         };
-        next = match (next, cards_next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Ok((busy + cards_now, next))
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM customer_outbox WHERE status = 'pending' AND due_at <= ?1),
+                    (SELECT MIN(due_at) FROM customer_outbox WHERE status = 'pending' AND due_at > ?1)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let (messages_now, messages_next): (i64, Option<i64>) = (r.get(0), r.get(1));
+        let next = [next, cards_next, messages_next].into_iter().flatten().min();
+        Ok((busy + cards_now + messages_now, next))
     }
 
-    /// When the next dialogue timer (reminder, hand-over) falls due.
-    pub async fn next_dialogue_due(&self, reminder_ms: i64, escalate_ms: i64) -> anyhow::Result<Option<i64>> {
-        let rows = sqlx::query("SELECT state_json FROM conversations WHERE state = 'awaiting_account'")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut next: Option<i64> = None;
-        for r in rows {
-            if let Ok(DialogueState::AwaitingAccount { asked_at, reminded }) =
-                serde_json::from_str::<DialogueState>(r.get::<&str, _>(0))
-            {
-                let due = asked_at + if reminded { escalate_ms } else { reminder_ms };
-                next = Some(next.map_or(due, |n| n.min(due)));
-            }
-        }
-        Ok(next)
+    /// When the next dialogue timer (reminder, hand-over) falls due: the
+    /// contact tick's own due times.
+    pub async fn next_dialogue_due(&self) -> anyhow::Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM conversations WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Cards posted at or after `since_ms`.

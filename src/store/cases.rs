@@ -156,6 +156,18 @@ impl Store {
         rows.iter().map(case_from_row).collect()
     }
 
+    /// Open cases whose order has completed meanwhile (a late account ID
+    /// from the customer, a `/retry`): they are closed on the next tick.
+    pub async fn open_cases_of_confirmed_orders(&self) -> StoreResult<Vec<CaseRecord>> {
+        let rows = sqlx::query(
+            "SELECT c.* FROM cases c JOIN orders o ON o.id = c.order_id
+             WHERE c.status = 'open' AND o.state = 'confirmed' ORDER BY c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
     /// Every case, oldest first (for the review export).
     pub async fn all_cases(&self) -> StoreResult<Vec<CaseRecord>> {
         let rows = sqlx::query("SELECT * FROM cases ORDER BY id").fetch_all(&self.pool).await?;

@@ -165,18 +165,33 @@ impl Store {
         rows.iter().map(conversation_from_row).collect()
     }
 
-    /// Conversations with something going on: not idle, or with an order
-    /// still open in them (the contact loop's work list).
-    pub async fn active_conversations(&self) -> StoreResult<Vec<ConversationRecord>> {
+    /// Dialogues the contact tick must look at: their timer is due, or one
+    /// of their orders, links or cases changed since the tick last looked
+    /// (the triggers of `0012_customer_outbox.sql`), with the change
+    /// counter seen now, to hand back to [`Store::looked_at`].
+    pub async fn conversations_to_look_at(&self, now: i64) -> StoreResult<Vec<(ConversationRecord, i64)>> {
         let rows = sqlx::query(
-            "SELECT * FROM conversations c WHERE c.state != 'idle' OR EXISTS (
-                 SELECT 1 FROM conversation_orders l
-                 WHERE l.conversation_id = c.id AND l.status IN ('awaiting', 'validating', 'moderator'))
+            "SELECT * FROM conversations WHERE due_at <= ?
+             UNION
+             SELECT * FROM conversations WHERE version > looked_version
              ORDER BY id",
         )
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(conversation_from_row).collect()
+        rows.iter().map(|r| Ok((conversation_from_row(r)?, r.get("version")))).collect()
+    }
+
+    /// The tick has looked at a dialogue as of change `version`; its next
+    /// timer is `due_at` (None: none runs, only a change brings it back).
+    pub async fn looked_at(&self, id: i64, version: i64, due_at: Option<i64>) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET looked_version = ?, due_at = ? WHERE id = ?")
+            .bind(version)
+            .bind(due_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The newest Telegram message id stored for a conversation in the
@@ -222,13 +237,15 @@ impl Store {
     }
 
     pub async fn set_dialogue_state(&self, id: i64, state: &DialogueState, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE conversations SET state = ?, state_json = ?, updated_at = ? WHERE id = ?")
-            .bind(state.name())
-            .bind(serde_json::to_string(state).expect("state serialises"))
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE conversations SET state = ?, state_json = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+        )
+        .bind(state.name())
+        .bind(serde_json::to_string(state).expect("state serialises"))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -331,12 +348,16 @@ impl Store {
     }
 
     /// Orders waiting for their customer (`needs_customer`) that know who
-    /// the customer is, oldest first.
+    /// the customer is and that no dialogue is asking about yet, oldest first.
     pub async fn orders_needing_customer(&self) -> StoreResult<Vec<i64>> {
-        let rows =
-            sqlx::query("SELECT id FROM orders WHERE state = 'needs_customer' AND customer_id IS NOT NULL ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT o.id FROM orders o LEFT JOIN conversation_orders l ON l.order_id = o.id
+                 WHERE o.state = 'needs_customer' AND o.customer_id IS NOT NULL
+                   AND (l.status IS NULL OR l.status != 'awaiting')
+                 ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 

@@ -18,6 +18,7 @@ mod webhooks;
 // The LLM agent (issue 6).
 mod agent_turns;
 mod customer_orders;
+mod customer_outbox;
 
 // Conversation review export (issue 7).
 pub mod export;
@@ -40,6 +41,7 @@ pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecor
 
 pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
 pub use customer_orders::CustomerOrderStatus;
+pub use customer_outbox::{NewCustomerMessage, PendingCustomerMessage, Undelivered};
 
 // Customer contact and the moderator chat (issue 4).
 mod audit;

@@ -78,7 +78,12 @@ async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once()
 
     // Every message in and out is stored with direction and author.
     let conv = sb.store().conversation_for_customer(601).await.unwrap().expect("conversation");
-    let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+    // The thanks is stored right after Telegram took it.
+    let talk = eventually("the thanks stored", || async {
+        let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+        (talk.len() >= 3).then_some(talk)
+    })
+    .await;
     let shape: Vec<(Direction, Author, Option<&str>)> =
         talk.iter().map(|m| (m.direction, m.author, m.template.as_deref())).collect();
     assert_eq!(

@@ -305,3 +305,70 @@ async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_coun
     assert!(sb.world.faults_injected().get("send_timeout_delivered").copied().unwrap_or(0) >= 1);
     sb.shutdown().await.unwrap();
 }
+
+/// A message to a customer is a row in the store: Telegram refusing it for
+/// a while costs a delay, a restart in between loses nothing, and it
+/// arrives once.
+#[tokio::test]
+async fn a_message_to_a_customer_telegram_refuses_for_a_while_waits_in_the_store_and_arrives_once() {
+    use tribute_assistant::domain::DialogueState;
+    use tribute_assistant::telegram::MessengerError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = running(&dir, SandboxOptions::default()).await;
+    sb.world.fail_sends_to(903, MessengerError::FloodWait(Duration::from_secs(2)));
+    let msg = sb.world.post_order(&diamonds(903, "забыл айди"));
+    wait_state(&sb, msg, OrderState::NeedsCustomer).await;
+    let conv = eventually("the question to wait in the store", || async {
+        let conv = sb.store().conversation_for_customer(903).await.unwrap()?;
+        (sb.store().pending_customer_messages(903).await.unwrap() == 1).then_some(conv)
+    })
+    .await;
+    let conv = sb.store().conversation(conv.id).await.unwrap();
+    assert!(matches!(conv.state, DialogueState::AwaitingAccount { .. }), "the dialogue asked: {:?}", conv.state);
+    assert!(sb.world.messages(903).iter().all(|m| !m.outgoing), "nothing reached the customer yet");
+    sb.stop_daemon().await.unwrap();
+    sb.world.clear_send_failure(903);
+    sb.start_daemon(None).await.unwrap();
+    eventually("the waiting question to arrive", || async {
+        let stored = sb.store().conversation_messages(conv.id).await.unwrap();
+        stored.iter().any(|m| m.template.as_deref() == Some("ask_account")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ours: Vec<_> = sb.world.messages(903).into_iter().filter(|m| m.outgoing).collect();
+    assert_eq!(ours.len(), 1, "asked once: {ours:?}");
+    assert_eq!(sb.store().pending_customer_messages(903).await.unwrap(), 0);
+    // The customer answers the question that came late; the order finishes.
+    sb.world.post_as_user(903, 903, "123456", None);
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    sb.shutdown().await.unwrap();
+}
+
+/// A message that cannot go out for hours is given up, and the order it
+/// asked about goes to a moderator instead of waiting for an answer to a
+/// question the customer never saw.
+#[tokio::test]
+async fn a_message_that_never_goes_out_hands_its_order_to_a_moderator_after_the_deadline() {
+    use tribute_assistant::contact::MESSAGE_DEADLINE;
+    use tribute_assistant::telegram::MessengerError;
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    sb.world.fail_sends_to(904, MessengerError::Disconnected);
+    let msg = sb.world.post_order(&diamonds(904, "забыл айди"));
+    wait_state(&sb, msg, OrderState::NeedsCustomer).await;
+    eventually("the question to wait in the store", || async {
+        (sb.store().pending_customer_messages(904).await.unwrap() == 1).then_some(())
+    })
+    .await;
+    pause_time().await;
+    for _ in 0..(MESSAGE_DEADLINE.as_secs() / 600 + 4) {
+        advance(Duration::from_secs(600)).await;
+    }
+    resume_time();
+    wait_state(&sb, msg, OrderState::Escalated).await;
+    let case = sb.store().open_case_for_order(order_of(&sb, msg).await.id).await.unwrap().expect("a case");
+    assert_eq!(case.reason, "customer_unreachable");
+    assert_eq!(sb.store().pending_customer_messages(904).await.unwrap(), 0, "given up, not retried for ever");
+    assert!(sb.world.messages(904).iter().all(|m| !m.outgoing));
+    sb.shutdown().await.unwrap();
+}

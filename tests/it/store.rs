@@ -127,3 +127,42 @@ async fn an_approved_pair_stays_due_for_indexing_until_the_knowledge_base_has_it
     store.mark_pair_indexed(pair.id).await.unwrap();
     assert!(store.pairs_to_index(now + 3_600_000, 10).await.unwrap().is_empty(), "indexed pairs are done");
 }
+
+/// The contact tick's work list is what is due or changed, not every
+/// dialogue: an order's transition, a new link or a state change brings a
+/// dialogue back; looking at it puts it to rest until its timer.
+#[tokio::test]
+async fn a_dialogue_comes_back_to_the_tick_when_its_order_changes_or_its_timer_is_due() {
+    use tribute_assistant::domain::{DialogueState, Language};
+    let (_dir, store) = store().await;
+    let ids =
+        |v: Vec<(tribute_assistant::store::ConversationRecord, i64)>| v.iter().map(|(c, _)| c.id).collect::<Vec<_>>();
+    let Recorded::NewOrder(order) =
+        store.record_tribute_message(&message(1), MessageKind::Order, None, Some(&new_order(1)), None).await.unwrap()
+    else {
+        panic!()
+    };
+    let conv = store.open_conversation(7, "Иван", Language::Ru, 0).await.unwrap();
+    let look = |v: &Vec<(tribute_assistant::store::ConversationRecord, i64)>| v[0].1;
+    let seen = store.conversations_to_look_at(0).await.unwrap();
+    assert_eq!(ids(seen.clone()), vec![conv.id], "a new dialogue is looked at once");
+    store.looked_at(conv.id, look(&seen), None).await.unwrap();
+    assert!(store.conversations_to_look_at(i64::MAX).await.unwrap().is_empty(), "at rest: no timer, no change");
+
+    store.link_order(conv.id, order, "missing_account", 1).await.unwrap();
+    let seen = store.conversations_to_look_at(0).await.unwrap();
+    assert_eq!(ids(seen.clone()), vec![conv.id], "a new link");
+    store.looked_at(conv.id, look(&seen), Some(5_000)).await.unwrap();
+    assert!(store.conversations_to_look_at(4_999).await.unwrap().is_empty());
+    assert_eq!(ids(store.conversations_to_look_at(5_000).await.unwrap()), vec![conv.id], "the timer");
+
+    // A change while the tick looks is not lost: the tick hands back the version it saw.
+    let seen = store.conversations_to_look_at(5_000).await.unwrap();
+    store.transition(order, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
+    store.looked_at(conv.id, look(&seen), None).await.unwrap();
+    assert_eq!(ids(store.conversations_to_look_at(0).await.unwrap()), vec![conv.id], "the order's transition");
+    let seen = store.conversations_to_look_at(0).await.unwrap();
+    store.looked_at(conv.id, look(&seen), None).await.unwrap();
+    store.set_dialogue_state(conv.id, &DialogueState::Idle, 9).await.unwrap();
+    assert_eq!(ids(store.conversations_to_look_at(0).await.unwrap()), vec![conv.id], "a state change");
+}

@@ -111,3 +111,39 @@ impl SimWorld {
         self.lock().random_ids.get(&random_id).copied()
     }
 }
+
+impl SimWorld {
+    /// About how many heap bytes the world holds for its chats' histories
+    /// and `random_id`s: what the simulated Telegram servers keep, which
+    /// grows with every message and is not the daemon's. `simulate` reports
+    /// it beside the peak RSS so the daemon's own share can be read off.
+    pub fn history_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let st = self.lock();
+        let message = |m: &Message| {
+            m.text.capacity()
+                + m.entities.capacity() * size_of::<crate::telegram::Entity>()
+                + m.buttons
+                    .iter()
+                    .map(|row| {
+                        size_of::<Vec<crate::telegram::InlineButton>>()
+                            + row
+                                .iter()
+                                .map(|b| {
+                                    size_of::<crate::telegram::InlineButton>() + b.text.capacity() + b.data.capacity()
+                                })
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>()
+        };
+        let chats: usize = st
+            .chats
+            .values()
+            .map(|c| {
+                c.messages.capacity() * size_of::<Option<Message>>()
+                    + c.messages.iter().flatten().map(message).sum::<usize>()
+            })
+            .sum();
+        chats + st.random_ids.capacity() * (size_of::<RandomId>() + size_of::<(ChatId, MessageId)>() + 1)
+    }
+}
