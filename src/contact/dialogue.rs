@@ -3,7 +3,7 @@
 
 use tracing::{info, info_span, warn, Instrument};
 
-use super::step::{step, Effect, Facts, Step, Timers};
+use super::step::{step, Effect, Event, Facts, Step, Timers};
 use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::moderator::cards::{order_case_card, question_card};
@@ -176,13 +176,10 @@ impl Contact {
         };
         let validating = validating.and_then(|a| AccountId::parse(&a).ok());
         let facts = Facts { awaiting: !awaiting.is_empty(), validating, with_moderator, case_open };
-        let timers = Timers {
-            reminder_after_ms: self.cfg.reminder_after.as_millis() as i64,
-            escalate_after_ms: self.cfg.escalate_after.as_millis() as i64,
-        };
-        let Step { next, effect } = step(&conv.state, &facts, now, timers);
+        let timers = self.timers();
+        let Step { next, effects } = step(&conv.state, &Event::Tick(facts), now, timers);
         let ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
-        let (text, template) = match effect {
+        let (text, template) = match effects.first() {
             None => (None, ""),
             Some(Effect::EscalateSilent) => {
                 let detail = format!("no answer {} h after we asked", self.cfg.escalate_after.as_secs() / 3600);
@@ -195,6 +192,7 @@ impl Contact {
                 (Some(self.templates.render("reminder", conv.language, &vars)), "reminder")
             }
             Some(Effect::Ask) => (Some(self.ask_text(&conv, &awaiting)), "ask_account"),
+            Some(other) => unreachable!("a tick never {other:?} (contact::step)"),
         };
         if let Some(text) = text {
             match self.send(&conv, &text, Author::Assistant, None, Some(template), &ids).await? {
@@ -214,6 +212,13 @@ impl Contact {
             DialogueState::AwaitingAccount { asked_at, reminded: true } => Some(asked_at + timers.escalate_after_ms),
             _ => None,
         })
+    }
+
+    fn timers(&self) -> Timers {
+        Timers {
+            reminder_after_ms: self.cfg.reminder_after.as_millis() as i64,
+            escalate_after_ms: self.cfg.escalate_after.as_millis() as i64,
+        }
     }
 
     async fn thank(&self, conv: &ConversationRecord, order: &OrderRecord) -> Result<()> {
@@ -306,36 +311,48 @@ impl Contact {
                     }
                 }
             }
+            let case_open = match conv.state {
+                DialogueState::WithModerator { case_id, .. } => {
+                    self.store.case(case_id).await?.is_some_and(|c| c.status == CaseStatus::Open)
+                }
+                _ => false,
+            };
             let extraction = self.pattern.extract(&m.text);
-            match (&conv.state, extraction) {
-                (_, AccountExtraction::Found(id)) if !awaiting.is_empty() => {
-                    self.take_account(&conv, &awaiting, id).await
-                }
-                (_, AccountExtraction::Ambiguous(ids)) if !awaiting.is_empty() => {
-                    let list = ids.iter().map(AccountId::as_str).collect::<Vec<_>>().join(", ");
-                    let text = self.templates.render("ask_again_several", conv.language, &[("candidates", &list)]);
-                    let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
-                    let sent =
-                        self.send(&conv, &text, Author::Assistant, None, Some("ask_again_several"), &order_ids).await?;
-                    self.after_reply(&conv, &order_ids, sent).await
-                }
-                (_, AccountExtraction::Missing) if !awaiting.is_empty() => {
-                    self.question(&conv, &m.text, row, false).await?;
-                    let text = self.templates.render("ask_again_none", conv.language, &[]);
-                    let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
-                    let sent =
-                        self.send(&conv, &text, Author::Assistant, None, Some("ask_again_none"), &order_ids).await?;
-                    self.after_reply(&conv, &order_ids, sent).await
-                }
-                (DialogueState::WithModerator { case_id, .. }, extraction) => {
-                    let case_id = *case_id;
-                    match self.store.case(case_id).await?.filter(|c| c.status == CaseStatus::Open) {
-                        Some(case) => self.to_open_case(&conv, &case, &m.text, extraction).await,
-                        None => self.question(&conv, &m.text, row, true).await,
+            let facts = Facts { awaiting: !awaiting.is_empty(), case_open, ..Facts::default() };
+            let event = Event::Wrote { extraction: extraction.clone(), facts };
+            let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
+            // Only `TakeAccount` changes the state, and it persists it itself
+            // once an order took the ID.
+            for effect in step(&conv.state, &event, now, self.timers()).effects {
+                match effect {
+                    Effect::TakeAccount(id) => self.take_account(&conv, &awaiting, id).await?,
+                    Effect::AskWhichOne(ids) => {
+                        let list = ids.iter().map(AccountId::as_str).collect::<Vec<_>>().join(", ");
+                        let text = self.templates.render("ask_again_several", conv.language, &[("candidates", &list)]);
+                        let sent = self
+                            .send(&conv, &text, Author::Assistant, None, Some("ask_again_several"), &order_ids)
+                            .await?;
+                        self.after_reply(&conv, &order_ids, sent).await?;
+                    }
+                    Effect::AskAgain => {
+                        let text = self.templates.render("ask_again_none", conv.language, &[]);
+                        let sent = self
+                            .send(&conv, &text, Author::Assistant, None, Some("ask_again_none"), &order_ids)
+                            .await?;
+                        self.after_reply(&conv, &order_ids, sent).await?;
+                    }
+                    Effect::Question { acknowledge } => self.question(&conv, &m.text, row, acknowledge).await?,
+                    Effect::ToCase { case_id } => {
+                        if let Some(case) = self.store.case(case_id).await? {
+                            self.to_open_case(&conv, &case, &m.text, extraction.clone()).await?;
+                        }
+                    }
+                    Effect::Ask | Effect::Remind | Effect::EscalateSilent => {
+                        unreachable!("a customer's message never moves a timer (contact::step)")
                     }
                 }
-                _ => self.question(&conv, &m.text, row, true).await,
             }
+            Ok(())
         }
         .instrument(span)
         .await

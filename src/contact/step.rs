@@ -1,12 +1,14 @@
-//! The dialogue's timer decisions as one pure function: given where the
-//! dialogue is and what the store says about the customer's orders at a
-//! tick, what it becomes and which one message (if any) that takes. The
-//! contact task reads the facts, calls [`step`], performs the effect and
-//! persists the next state only when the effect went through — so every
-//! rule here (one reminder, escalation only after it, back to idle when
-//! nothing is pending) is tested without a store, a clock or Telegram.
+//! A customer's dialogue as one pure function: given its state and what
+//! happened — a tick, with what the store says about the customer's orders,
+//! or a message from the customer — what the dialogue becomes and what it
+//! does. The contact task gathers the facts, calls [`step`], performs the
+//! effects and persists the next state only when they went through, so
+//! every rule (one reminder, escalation only after it, an account ID only
+//! for orders that wait for one, a message to the moderator who has the
+//! case) is tested here without a store, a clock or Telegram.
 
 use crate::domain::{AccountId, DialogueState};
+use crate::tribute::AccountExtraction;
 
 /// What the store says about one customer's open orders at a tick.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -21,6 +23,15 @@ pub struct Facts {
     pub case_open: bool,
 }
 
+/// What happened to the dialogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The periodic look: the facts as the store has them now.
+    Tick(Facts),
+    /// The customer wrote. `extraction`: the account IDs in the text.
+    Wrote { extraction: AccountExtraction, facts: Facts },
+}
+
 /// The dialogue's timers (unix ms), from `[contact]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
@@ -28,8 +39,8 @@ pub struct Timers {
     pub escalate_after_ms: i64,
 }
 
-/// The one message a step takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a step does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Ask for the account IDs of the awaiting orders.
     Ask,
@@ -37,41 +48,89 @@ pub enum Effect {
     Remind,
     /// Hand the awaiting orders to a moderator: the customer is silent.
     EscalateSilent,
+    /// The customer's account ID for the awaiting orders.
+    TakeAccount(AccountId),
+    /// Several IDs in one message: ask which one.
+    AskWhichOne(Vec<AccountId>),
+    /// No ID in an answer to our question: ask again.
+    AskAgain,
+    /// The message is a question (for the agent, or a person); with
+    /// `acknowledge`, tell the customer when a person gets it.
+    Question { acknowledge: bool },
+    /// The message goes to the moderator who has the dialogue's open case
+    /// (a late account ID in it is taken there).
+    ToCase { case_id: i64 },
 }
 
-/// The state to persist once the effect (if any) went through.
+/// The state to persist once the effects went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub next: DialogueState,
-    pub effect: Option<Effect>,
+    pub effects: Vec<Effect>,
 }
 
-pub fn step(state: &DialogueState, facts: &Facts, now: i64, t: Timers) -> Step {
-    let stay = |effect| Step { next: state.clone(), effect };
+impl Step {
+    fn stay(state: &DialogueState, effects: Vec<Effect>) -> Self {
+        Step { next: state.clone(), effects }
+    }
+}
+
+pub fn step(state: &DialogueState, event: &Event, now: i64, t: Timers) -> Step {
+    match event {
+        Event::Tick(facts) => tick(state, facts, now, t),
+        Event::Wrote { extraction, facts } => wrote(state, extraction, facts, now),
+    }
+}
+
+fn tick(state: &DialogueState, facts: &Facts, now: i64, t: Timers) -> Step {
     if facts.awaiting {
         return match *state {
             DialogueState::AwaitingAccount { asked_at, reminded: false } if now >= asked_at + t.reminder_after_ms => {
-                Step { next: DialogueState::AwaitingAccount { asked_at, reminded: true }, effect: Some(Effect::Remind) }
+                Step {
+                    next: DialogueState::AwaitingAccount { asked_at, reminded: true },
+                    effects: vec![Effect::Remind],
+                }
             }
             DialogueState::AwaitingAccount { asked_at, reminded: true } if now >= asked_at + t.escalate_after_ms => {
-                stay(Some(Effect::EscalateSilent))
+                Step::stay(state, vec![Effect::EscalateSilent])
             }
-            DialogueState::AwaitingAccount { .. } => stay(None),
+            DialogueState::AwaitingAccount { .. } => Step::stay(state, vec![]),
             _ => Step {
                 next: DialogueState::AwaitingAccount { asked_at: now, reminded: false },
-                effect: Some(Effect::Ask),
+                effects: vec![Effect::Ask],
             },
         };
     }
     if let Some(account) = &facts.validating {
         return match state {
-            DialogueState::Validating { .. } => stay(None),
-            _ => Step { next: DialogueState::Validating { account: account.clone(), since: now }, effect: None },
+            DialogueState::Validating { .. } => Step::stay(state, vec![]),
+            _ => Step { next: DialogueState::Validating { account: account.clone(), since: now }, effects: vec![] },
         };
     }
     match state {
-        DialogueState::WithModerator { .. } if facts.case_open || facts.with_moderator => stay(None),
-        _ => Step { next: DialogueState::Idle, effect: None },
+        DialogueState::WithModerator { .. } if facts.case_open || facts.with_moderator => Step::stay(state, vec![]),
+        _ => Step { next: DialogueState::Idle, effects: vec![] },
+    }
+}
+
+fn wrote(state: &DialogueState, extraction: &AccountExtraction, facts: &Facts, now: i64) -> Step {
+    if facts.awaiting {
+        return match extraction {
+            AccountExtraction::Found(id) => Step {
+                next: DialogueState::Validating { account: id.clone(), since: now },
+                effects: vec![Effect::TakeAccount(id.clone())],
+            },
+            AccountExtraction::Ambiguous(ids) => Step::stay(state, vec![Effect::AskWhichOne(ids.clone())]),
+            AccountExtraction::Missing => {
+                Step::stay(state, vec![Effect::Question { acknowledge: false }, Effect::AskAgain])
+            }
+        };
+    }
+    match *state {
+        DialogueState::WithModerator { case_id, .. } if facts.case_open => {
+            Step::stay(state, vec![Effect::ToCase { case_id }])
+        }
+        _ => Step::stay(state, vec![Effect::Question { acknowledge: true }]),
     }
 }
 
@@ -89,24 +148,49 @@ mod tests {
 
     #[test]
     fn asks_then_reminds_once_then_escalates() {
-        let s = step(&DialogueState::Idle, &awaiting(), 0, T);
-        assert_eq!(s.effect, Some(Effect::Ask));
-        assert_eq!(step(&s.next, &awaiting(), 3_599_999, T).effect, None);
-        let s = step(&s.next, &awaiting(), 3_600_000, T);
-        assert_eq!(s.effect, Some(Effect::Remind));
-        assert_eq!(step(&s.next, &awaiting(), 3_600_001, T).effect, None, "one reminder");
-        assert_eq!(step(&s.next, &awaiting(), 86_400_000, T).effect, Some(Effect::EscalateSilent));
+        let tick = Event::Tick(awaiting());
+        let s = step(&DialogueState::Idle, &tick, 0, T);
+        assert_eq!(s.effects, vec![Effect::Ask]);
+        assert_eq!(step(&s.next, &tick, 3_599_999, T).effects, vec![]);
+        let s = step(&s.next, &tick, 3_600_000, T);
+        assert_eq!(s.effects, vec![Effect::Remind]);
+        assert_eq!(step(&s.next, &tick, 3_600_001, T).effects, vec![], "one reminder");
+        assert_eq!(step(&s.next, &tick, 86_400_000, T).effects, vec![Effect::EscalateSilent]);
+    }
+
+    #[test]
+    fn a_message_is_an_account_id_only_for_waiting_orders_and_goes_to_an_open_case() {
+        let id = AccountId::parse("123456").unwrap();
+        let asked = DialogueState::AwaitingAccount { asked_at: 0, reminded: false };
+        let wrote = |extraction, facts| Event::Wrote { extraction, facts };
+        let s = step(&asked, &wrote(AccountExtraction::Found(id.clone()), awaiting()), 7, T);
+        assert_eq!(s.effects, vec![Effect::TakeAccount(id.clone())]);
+        assert_eq!(s.next, DialogueState::Validating { account: id.clone(), since: 7 });
+        let s = step(&asked, &wrote(AccountExtraction::Missing, awaiting()), 7, T);
+        assert_eq!(s.effects, vec![Effect::Question { acknowledge: false }, Effect::AskAgain]);
+        assert_eq!(s.next, asked, "still waiting, the timers run on");
+        // Nothing waits: an ID is just text, a question.
+        let s = step(&DialogueState::Idle, &wrote(AccountExtraction::Found(id), Facts::default()), 7, T);
+        assert_eq!(s.effects, vec![Effect::Question { acknowledge: true }]);
+        let with = DialogueState::WithModerator { case_id: 4, since: 0 };
+        let open = Facts { case_open: true, ..Facts::default() };
+        assert_eq!(
+            step(&with, &wrote(AccountExtraction::Missing, open), 7, T).effects,
+            vec![Effect::ToCase { case_id: 4 }]
+        );
+        let closed = step(&with, &wrote(AccountExtraction::Missing, Facts::default()), 7, T);
+        assert_eq!(closed.effects, vec![Effect::Question { acknowledge: true }], "a closed case: a new question");
     }
 
     #[test]
     fn validating_and_moderator_states_follow_the_facts() {
         let account = AccountId::parse("123456").unwrap();
-        let facts = Facts { validating: Some(account.clone()), ..Facts::default() };
+        let facts = Event::Tick(Facts { validating: Some(account.clone()), ..Facts::default() });
         assert_eq!(step(&DialogueState::Idle, &facts, 5, T).next, DialogueState::Validating { account, since: 5 });
         let with = DialogueState::WithModerator { case_id: 1, since: 0 };
-        let open = Facts { case_open: true, ..Facts::default() };
+        let open = Event::Tick(Facts { case_open: true, ..Facts::default() });
         assert_eq!(step(&with, &open, 9, T).next, with);
-        assert_eq!(step(&with, &Facts::default(), 9, T).next, DialogueState::Idle);
+        assert_eq!(step(&with, &Event::Tick(Facts::default()), 9, T).next, DialogueState::Idle);
     }
 
     fn any_state() -> impl Strategy<Value = DialogueState> {
@@ -129,14 +213,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_rules_hold_for_any_state_facts_and_time(state in any_state(), facts in any_facts(), now in 0i64..400_000_000) {
-            let s = step(&state, &facts, now, T);
+        fn the_timer_rules_hold_for_any_state_facts_and_time(state in any_state(), facts in any_facts(), now in 0i64..400_000_000) {
+            let s = step(&state, &Event::Tick(facts.clone()), now, T);
             // Nothing pending and no moderator: the dialogue rests.
             if !facts.awaiting && facts.validating.is_none() && !facts.case_open && !facts.with_moderator {
                 prop_assert_eq!(&s.next, &DialogueState::Idle);
-                prop_assert_eq!(s.effect, None);
+                prop_assert!(s.effects.is_empty());
             }
-            match s.effect {
+            prop_assert!(s.effects.len() <= 1, "at most one message per tick");
+            match s.effects.first() {
                 Some(Effect::Remind) => {
                     let asked = matches!(state, DialogueState::AwaitingAccount { reminded: false, .. });
                     prop_assert!(asked, "a reminder only after asking, once");
@@ -150,10 +235,29 @@ mod tests {
                     let waiting = matches!(state, DialogueState::AwaitingAccount { .. });
                     prop_assert!(!waiting, "asks only once per wait");
                 }
+                Some(other) => prop_assert!(false, "a tick never {:?}", other),
                 None => {}
             }
             // A step never asks when nothing waits for the customer.
-            prop_assert!(facts.awaiting || s.effect.is_none());
+            prop_assert!(facts.awaiting || s.effects.is_empty());
+        }
+
+        #[test]
+        fn a_message_never_moves_a_timer_and_gives_an_account_only_to_waiting_orders(
+            state in any_state(), facts in any_facts(), now in 0i64..400_000_000, found in any::<bool>()
+        ) {
+            let extraction = if found {
+                AccountExtraction::Found(AccountId::parse("654321").unwrap())
+            } else {
+                AccountExtraction::Missing
+            };
+            let s = step(&state, &Event::Wrote { extraction, facts: facts.clone() }, now, T);
+            let takes = s.effects.iter().any(|e| matches!(e, Effect::TakeAccount(_)));
+            prop_assert_eq!(takes, found && facts.awaiting);
+            if !takes {
+                prop_assert_eq!(&s.next, &state, "only an account ID changes the state");
+            }
+            prop_assert!(!s.effects.iter().any(|e| matches!(e, Effect::Ask | Effect::Remind | Effect::EscalateSilent)));
         }
     }
 }
