@@ -12,7 +12,7 @@ use tracing::{info, info_span, warn, Instrument};
 use super::{Clock, Contact, ContactError, Sent};
 use crate::domain::{Author, EscalationReason, OrderState};
 use crate::store::{ConversationRecord, NewCustomerMessage, PendingCustomerMessage, Undelivered};
-use crate::telegram::{MessageId, MessengerError};
+use crate::telegram::{history, MessageId, MessengerError};
 
 type Result<T> = std::result::Result<T, ContactError>;
 
@@ -24,6 +24,9 @@ pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 /// Retry delays double from the first to the cap (plus jitter).
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// How far back a look for a message that may have gone out reads.
+const HISTORY_PAGES: usize = 10;
 
 /// Waiting messages one sweep attempts at most (the rest wait one tick).
 const SWEEP_BATCH: i64 = 50;
@@ -159,18 +162,11 @@ impl Contact {
     }
 
     /// Our message with this text in the customer's chat after the last
-    /// one stored for the conversation, if Telegram has it (paged).
+    /// one stored for the conversation, if Telegram has it.
     async fn find_delivered(&self, p: &PendingCustomerMessage) -> Option<MessageId> {
         let chat = p.message.customer_id;
-        let mut after = self.store.last_conversation_message_id(p.message.conversation_id, chat).await.ok()?;
-        loop {
-            let page = self.messenger.history_since(chat, after, 100).await.ok()?;
-            let last = page.last()?.id;
-            if let Some(m) = page.iter().find(|m| m.outgoing && m.text == p.message.text) {
-                return Some(m.id);
-            }
-            after = last;
-        }
+        let after = self.store.last_conversation_message_id(p.message.conversation_id, chat).await.ok()?;
+        history::find_sent(self.messenger.as_ref(), chat, &p.message.text, after, HISTORY_PAGES).await.ok()?
     }
 
     /// A message the sweep could not deliver: its orders go to a

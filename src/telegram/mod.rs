@@ -5,6 +5,7 @@
 //! are interchangeable.
 
 pub mod grammers;
+pub mod history;
 pub mod mtproto_server;
 pub mod sim;
 

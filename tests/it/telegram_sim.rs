@@ -468,3 +468,24 @@ async fn many_orders_are_cheap() {
     // Generous even for debug builds; the point is "no sleeps, no O(n²) blow-up".
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
+
+/// Telegram stores a message without its surrounding whitespace; a look for
+/// a message we may have sent must still find it, pages back.
+#[tokio::test]
+async fn sent_text_is_trimmed_and_found_again_in_a_long_history() {
+    use tribute_assistant::telegram::history::find_sent;
+    let world = SimWorld::new(SimConfig::default());
+    let client = world.connect();
+    world.add_user(4242, "Аня", None);
+    world.post_as_user(4242, 4242, "привет", None);
+    let text = "Здравствуйте!\nПришлите ID аккаунта.\n";
+    let id = client.send_message(4242, text, None, RandomId::fresh()).await.unwrap();
+    let stored = world.messages(4242).into_iter().find(|m| m.id == id).unwrap();
+    assert_eq!(stored.text, text.trim(), "Telegram trims");
+    for i in 0..250 {
+        world.post_as_user(4242, 4242, &format!("сообщение {i}"), None);
+    }
+    assert_eq!(find_sent(&client, 4242, text, 0, 10).await.unwrap(), Some(id));
+    assert_eq!(find_sent(&client, 4242, text, id, 10).await.unwrap(), None, "only after `after`");
+    assert_eq!(find_sent(&client, 4242, "другой текст", 0, 10).await.unwrap(), None);
+}

@@ -73,6 +73,8 @@ impl State {
         reply_to: Option<MessageId>,
         random_id: RandomId,
     ) -> MessengerResult<Sent> {
+        // Telegram stores a message without its surrounding whitespace.
+        let text = text.trim();
         match self.admit_send(cfg, chat, text, reply_to, random_id) {
             Ok(units) => Ok(self.deliver_send(cfg, chat, text, reply_to, random_id, units)),
             Err(e) => {
