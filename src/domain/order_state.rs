@@ -160,6 +160,34 @@ pub enum EscalationReason {
 }
 
 impl EscalationReason {
+    /// Every reason, so a stored name can be read back ([`Self::parse`]).
+    pub const ALL: [EscalationReason; 19] = [
+        EscalationReason::MissingAccount,
+        EscalationReason::AmbiguousAccount,
+        EscalationReason::NoPendingOrder,
+        EscalationReason::UnknownAccount,
+        EscalationReason::BackendRejected,
+        EscalationReason::ButtonNeverCame,
+        EscalationReason::MalformedOrder,
+        EscalationReason::UnrecognisedMessage,
+        EscalationReason::CustomerUnreachable,
+        EscalationReason::CustomerSilent,
+        EscalationReason::AccountRejectedThrice,
+        EscalationReason::MessageCapReached,
+        EscalationReason::CustomerQuestion,
+        EscalationReason::TelegramRefused,
+        EscalationReason::BackendUnauthorized,
+        EscalationReason::WebhookInvalid,
+        EscalationReason::WebhookAmountMismatch,
+        EscalationReason::WebhookUnmatchedPurchase,
+        EscalationReason::WebhookRefund,
+    ];
+
+    /// The reason stored as `name` ([`Self::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EscalationReason::MissingAccount => "missing_account",

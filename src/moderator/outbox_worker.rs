@@ -19,16 +19,21 @@
 //! posted without a message id and a warning says that replies to that card
 //! will not reach its case (`/case` still works).
 //!
-//! Texts are sized here, at the last moment ([`sizing::fit`]): whatever
-//! produced a row, what is sent is at most 4096 UTF-16 units.
+//! Cards are rendered here, at the last moment, from the store
+//! ([`render::card`]: the row holds only a typed escalation), and every
+//! text is sized here ([`sizing::fit`]): whatever produced a row, what is
+//! sent is at most 4096 UTF-16 units. A card is rendered anew on every
+//! attempt (its conversation may have grown), so a card Telegram says it
+//! already has is looked up by its first line, which names its case.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::sizing;
-use crate::store::{now_ms, short_id, OutboxCard, Store, StoreResult};
+use super::cards::View;
+use super::{render, sizing};
+use crate::store::{now_ms, short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
 use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
@@ -155,9 +160,19 @@ async fn post_row(
 ) -> StoreResult<Outcome> {
     let case = row.case_id.map(short_id);
     let label = label(row);
-    let text = sizing::fit(&row.text, case.as_deref());
-    if text.len() != row.text.len() {
-        let units = sizing::utf16_len(&row.text);
+    let whole = match row_text(store, row).await {
+        Ok(text) => text,
+        // Its facts cannot be read back: a person has to look, the rows behind it go on.
+        Err(StoreError::Corrupt(e)) => {
+            store.park_card(row.id, &format!("cannot render the card: {e}")).await?;
+            warn!(card = row.id, case = %label, error = %e, "cannot render the card; parked");
+            return Ok(Outcome::Parked);
+        }
+        Err(e) => return Err(e),
+    };
+    let text = sizing::fit(&whole, case.as_deref());
+    if text.len() != whole.len() {
+        let units = sizing::utf16_len(&whole);
         info!(card = row.id, case = %label, units, "over Telegram's 4096 UTF-16 units; posting it cut");
     }
     let reply_to = row.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
@@ -170,7 +185,7 @@ async fn post_row(
         Ok(None) => {
             info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
             let after = store.outbox_search_anchor(row.id, chat).await?;
-            match find_posted(messenger, chat, &text, after).await {
+            match find_posted(messenger, chat, &text, !row.is_update(), after).await {
                 Ok(Some(id)) => {
                     store.mark_card_posted(row.id, chat, id).await?;
                     info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
@@ -216,7 +231,7 @@ async fn post_row(
                 "Telegram refused it for good; parked (not retried), moving on to the next"
             );
             if !row.is_update() {
-                post_notice(store, messenger, chat, row, &e).await?;
+                post_notice(store, messenger, chat, row, &text, &e).await?;
             }
             Ok(Outcome::Parked)
         }
@@ -232,11 +247,12 @@ async fn post_notice(
     messenger: &dyn Messenger,
     chat: ChatId,
     card: &OutboxCard,
+    text: &str,
     error: &MessengerError,
 ) -> StoreResult<()> {
     let Some(case_id) = card.case_id else { return Ok(()) };
     let case = short_id(case_id);
-    let first = sizing::cut_to(card.text.lines().next().unwrap_or_default(), 300, None);
+    let first = sizing::cut_to(text.lines().next().unwrap_or_default(), 300, None);
     let text = format!(
         "⚠️ {first}\nTelegram refused this case's card ({error}). The case is stored whole: \
          /case {case} shows it; reply to this message to act on it."
@@ -251,6 +267,19 @@ async fn post_notice(
         }
     }
     Ok(())
+}
+
+/// The text of a row: a follow-up (or a card stored as text before
+/// migration 0011) as stored, a card rendered now from the store.
+async fn row_text(store: &Store, row: &OutboxCard) -> StoreResult<String> {
+    let escalation = match &row.body {
+        CardBody::Text(text) => return Ok(text.clone()),
+        CardBody::Escalation(e) => e,
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("outbox row {}: {what}", row.id));
+    let case_id = row.case_id.ok_or_else(|| corrupt("a card without a case"))?;
+    let case = store.case(case_id).await?.ok_or_else(|| corrupt("its case is not stored"))?;
+    render::card(store, &case, escalation, View::Card).await
 }
 
 /// One row's send. `Ok(None)`: Telegram says this random_id was already
@@ -284,17 +313,22 @@ async fn send(
 
 /// Our message with `text` in the chat after message `after` (the newest
 /// one posted before the row was stored), looking at up to
-/// `SEARCH_PAGES × SEARCH_PAGE` messages.
+/// `SEARCH_PAGES × SEARCH_PAGE` messages. A `card` is matched by its first
+/// line (its title, naming its case): rendered again, the rest of it may
+/// have changed since the attempt that went through.
 async fn find_posted(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
+    card: bool,
     mut after: MessageId,
 ) -> Result<Option<MessageId>, MessengerError> {
+    let first = |s: &str| s.trim().lines().next().unwrap_or_default().trim().to_owned();
+    // Telegram trims a message's surrounding whitespace.
+    let same = |posted: &str| if card { first(posted) == first(text) } else { posted.trim() == text.trim() };
     for _ in 0..SEARCH_PAGES {
         let page = messenger.history_since(chat, after, SEARCH_PAGE).await?;
-        // Telegram trims a message's surrounding whitespace.
-        if let Some(m) = page.iter().find(|m| m.outgoing && m.text.trim() == text.trim()) {
+        if let Some(m) = page.iter().find(|m| m.outgoing && same(&m.text)) {
             return Ok(Some(m.id));
         }
         match page.last() {
