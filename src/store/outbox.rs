@@ -410,16 +410,13 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         assert_eq!(store.next_outbox_due().await.unwrap(), None);
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
-        let card = NewCard {
-            source_chat_id: 0,
-            source_message_id: 0,
-            reason: EscalationReason::CustomerQuestion,
-            text: "{case} / {case}".into(),
-        };
-        let case = store.open_conversation_case(conv.id, &card).await.unwrap();
+        let card = Escalation::question(conv.id, "no answer");
+        let case = store.open_case(&card).await.unwrap();
         store.case_update(case, "later").await.unwrap();
         let rows = store.pending_cards().await.unwrap();
-        assert_eq!(rows[0].text, format!("C{case} / C{case}"), "every placeholder is the case id");
+        assert_eq!(rows[0].body, CardBody::Escalation(card), "a card is stored typed");
+        assert_eq!(rows[1].body, CardBody::Text("later".into()), "a follow-up as text");
+        assert_eq!(store.case(case).await.unwrap().unwrap().conversation_id, Some(conv.id));
         assert_ne!(rows[0].random_id, rows[1].random_id);
         assert!(rows.iter().all(|r| r.attempts == 0 && r.next_attempt_at == 0 && r.parked_at.is_none()));
         assert_eq!(store.next_outbox_due().await.unwrap(), Some(0));
