@@ -249,6 +249,16 @@ impl fmt::Display for EscalationReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_escalation_reason_reads_back_from_its_name() {
+        for r in EscalationReason::ALL {
+            assert_eq!(EscalationReason::parse(r.as_str()), Some(r));
+        }
+        let names: std::collections::HashSet<_> = EscalationReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), EscalationReason::ALL.len());
+        assert_eq!(EscalationReason::parse("nonsense"), None);
+    }
     use OrderState::*;
 
     #[test]

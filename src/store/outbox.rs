@@ -436,4 +436,37 @@ mod tests {
         assert_eq!(store.parked_cards().await.unwrap().len(), 1);
         assert_eq!(store.pending_cards().await.unwrap()[0].card_pending_until, None, "a parked card is not waited for");
     }
+
+    /// Rows written before migration 0011 hold rendered text: they are kept
+    /// through the table rebuild and read back as text (posted as stored).
+    #[tokio::test]
+    async fn cards_stored_as_text_before_0011_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let before = dir.path().join("migrations");
+        std::fs::create_dir(&before).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().as_ref() < "0011" {
+                std::fs::copy(entry.path(), before.join(entry.file_name())).unwrap();
+            }
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO cases (id, short_id, reason, status, opened_at) VALUES (1, 'C1', 'customer_question', 'open', 0)",
+            "INSERT INTO moderator_outbox (source_chat_id, source_message_id, reason, text, created_at, case_id, kind,
+                random_id) VALUES (0, 0, 'customer_question', '❓ Case C1 · an old card', 0, 1, 'card', 42)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let rows = store.pending_cards().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].body, CardBody::Text("❓ Case C1 · an old card".into()));
+        assert_eq!((rows[0].random_id, rows[0].case_id), (42, Some(1)));
+    }
 }
