@@ -7,10 +7,13 @@
 //! never by forward_from. Only configured moderators are obeyed; everyone
 //! else is refused politely; every action, obeyed or refused, is audited.
 //!
-//! The desk owns every card: [`outbox_worker::post_due`] posts the outbox
-//! row by row with its own retries (one refused card never blocks the
-//! rest), and [`sizing`] keeps every text within Telegram's 4096 UTF-16
-//! units (cards are cut with a marker; `/case` pages the whole case).
+//! The desk owns every card: the rest of the program stores only a typed
+//! escalation (`store::Escalation`: reason, what it is about, a detail),
+//! [`render`] writes the card from the store ([`cards`] holds the texts),
+//! [`outbox_worker::post_due`] posts the outbox row by row with its own
+//! retries (one refused card never blocks the rest), and [`sizing`] keeps
+//! every text within Telegram's 4096 UTF-16 units (cards are cut with a
+//! marker; `/case` pages the whole case, rendered by the same code).
 
 pub mod cards;
 pub mod commands;

@@ -99,7 +99,7 @@ async fn order_case(
 }
 
 /// The customer's orders still in progress (a question card lists them).
-pub async fn open_orders(store: &Store, conversation_id: i64) -> StoreResult<Vec<OrderRecord>> {
+async fn open_orders(store: &Store, conversation_id: i64) -> StoreResult<Vec<OrderRecord>> {
     let mut out = Vec::new();
     for link in store.conversation_orders(conversation_id).await? {
         if !matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
