@@ -6,9 +6,8 @@ use tracing::{info, info_span, warn, Instrument};
 use super::step::{step, Effect, Event, Facts, Step, Timers};
 use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
-use crate::moderator::cards::{order_case_card, question_card};
 use crate::store::{
-    AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, NewCard, NewConversationMessage,
+    AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, Escalation, NewConversationMessage,
     OrderRecord, StoreError, Transition,
 };
 use crate::telegram::{Message, MessengerError};
@@ -476,20 +475,7 @@ impl Contact {
         if let Some(case) = self.store.open_question_case(conv.id).await? {
             self.store.case_update(case.id, &update(&case.short_id)).await?;
         } else {
-            let messages = self.store.conversation_messages(conv.id).await?;
-            let mut open = Vec::new();
-            for link in self.store.conversation_orders(conv.id).await? {
-                if !matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
-                    open.push(self.store.order(link.order_id).await?);
-                }
-            }
-            let card = NewCard {
-                source_chat_id: conv.customer_id,
-                source_message_id: 0,
-                reason: EscalationReason::CustomerQuestion,
-                text: question_card(conv, why, &open, &messages),
-            };
-            let case = self.store.open_conversation_case(conv.id, &card).await?;
+            let case = self.store.open_case(&Escalation::question(conv.id, why)).await?;
             info!(case, "question case opened for the moderator");
             if acknowledge {
                 let ack = self.templates.render("question_forwarded", conv.language, &[]);
@@ -533,26 +519,19 @@ impl Contact {
         detail: &str,
     ) -> Result<()> {
         let now = self.now_ms();
-        let messages = self.store.conversation_messages(conv.id).await?;
         let mut last_case = None;
         for &id in order_ids {
             let order = self.store.order(id).await?;
             if order.state != OrderState::NeedsCustomer {
                 continue;
             }
-            let raw = self.store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
             // Why we had to ask in the first place, so the card tells the whole story.
             let first = order.escalation_reason.as_deref().and_then(account_problem).map(|r| r.explain());
             let detail = match first {
                 Some(first) => format!("{detail}; we had asked because {first}"),
                 None => detail.to_owned(),
             };
-            let card = NewCard {
-                source_chat_id: order.chat_id,
-                source_message_id: order.message_id,
-                reason,
-                text: order_case_card(&order, reason, &detail, &raw, &messages),
-            };
+            let card = Escalation::order(id, reason, &detail);
             let mut t = Transition::to(
                 OrderState::Escalated,
                 format!("escalated to the moderator: {} ({detail})", reason.explain()),

@@ -160,6 +160,34 @@ pub enum EscalationReason {
 }
 
 impl EscalationReason {
+    /// Every reason, so a stored name can be read back ([`Self::parse`]).
+    pub const ALL: [EscalationReason; 19] = [
+        EscalationReason::MissingAccount,
+        EscalationReason::AmbiguousAccount,
+        EscalationReason::NoPendingOrder,
+        EscalationReason::UnknownAccount,
+        EscalationReason::BackendRejected,
+        EscalationReason::ButtonNeverCame,
+        EscalationReason::MalformedOrder,
+        EscalationReason::UnrecognisedMessage,
+        EscalationReason::CustomerUnreachable,
+        EscalationReason::CustomerSilent,
+        EscalationReason::AccountRejectedThrice,
+        EscalationReason::MessageCapReached,
+        EscalationReason::CustomerQuestion,
+        EscalationReason::TelegramRefused,
+        EscalationReason::BackendUnauthorized,
+        EscalationReason::WebhookInvalid,
+        EscalationReason::WebhookAmountMismatch,
+        EscalationReason::WebhookUnmatchedPurchase,
+        EscalationReason::WebhookRefund,
+    ];
+
+    /// The reason stored as `name` ([`Self::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EscalationReason::MissingAccount => "missing_account",
@@ -221,6 +249,16 @@ impl fmt::Display for EscalationReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_escalation_reason_reads_back_from_its_name() {
+        for r in EscalationReason::ALL {
+            assert_eq!(EscalationReason::parse(r.as_str()), Some(r));
+        }
+        let names: std::collections::HashSet<_> = EscalationReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), EscalationReason::ALL.len());
+        assert_eq!(EscalationReason::parse("nonsense"), None);
+    }
     use OrderState::*;
 
     #[test]

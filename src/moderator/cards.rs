@@ -2,14 +2,20 @@
 //! profile link, product, price, raw details, the conversation so far, what
 //! they can do), the whole case for `/case` and the `/cases` list.
 //!
+//! Pure functions of the facts: [`super::render`] reads the facts from the
+//! store and picks the card. One function renders both the card and the
+//! whole case ([`View`]), so `/case` shows the same case as its card.
+//!
 //! A card must fit one Telegram message (see `sizing`), so it shows the
 //! newest part of the conversation within a budget and says what it left
 //! out; `/case` shows everything, in pages.
 
+pub mod purchase;
+
 use super::sizing;
 use crate::domain::{Direction, EscalationReason};
-use crate::orders::{order_card, ORDER_ACTIONS};
-use crate::store::{CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, OrderRecord, CASE_PLACEHOLDER};
+use crate::store::{AccountStatus, CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, OrderRecord};
+use crate::tribute::RawNotification;
 
 /// How many of the newest conversation messages a card shows.
 const CARD_MESSAGES: usize = 12;
@@ -19,42 +25,92 @@ const CARD_TEXT: usize = 400;
 /// raw order text next to it) still fits one Telegram message.
 const CARD_TALK_UNITS: usize = 1800;
 
-/// An order's case card; `{case}` in it becomes the case's short id when stored.
-pub fn order_case_card(
+/// What a moderator can do with an order's case, the last lines of its card.
+pub const ORDER_ACTIONS: &str = "Reply to this message with:\n\
+     • the account ID → we activate it and finish the order\n\
+     • any other text → sent to the customer as the team's answer\n\
+     • /retry (activate again) · /done (handled by hand) · /reject <reason> · /note <text> (internal)";
+
+/// How much of a case a text shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The card posted to the chat: the newest part of the conversation.
+    Card,
+    /// `/case`: every message, whole.
+    Full,
+}
+
+/// `Why: …` with the reason's explanation and the detail, if any.
+fn why(reason: EscalationReason, detail: &str) -> String {
+    match detail {
+        "" => format!("Why: {}", reason.explain()),
+        d => format!("Why: {} ({d})", reason.explain()),
+    }
+}
+
+/// The conversation block of a card: the excerpt or (for `/case`) all of it.
+fn talk(case: &str, messages: &[ConversationMessage], view: View) -> String {
+    match view {
+        View::Card => format!("Conversation so far:\n{}", excerpt(messages, case)),
+        View::Full => format!("Conversation ({} messages):\n{}", messages.len(), conversation_full(messages)),
+    }
+}
+
+/// An order's case: why, the order's facts, its raw Tribute text, the
+/// conversation with its customer (if any) and what a moderator can do.
+pub fn order_card(
+    case: &str,
     order: &OrderRecord,
     reason: EscalationReason,
     detail: &str,
     raw: &str,
     messages: &[ConversationMessage],
+    view: View,
 ) -> String {
-    let base = order_card(order, reason, detail, raw);
-    let head = base.strip_suffix(ORDER_ACTIONS).unwrap_or(&base).trim_end();
-    if messages.is_empty() {
-        return format!("{head}\n\n{ORDER_ACTIONS}");
-    }
-    format!("{head}\n\nConversation so far:\n{}\n\n{ORDER_ACTIONS}", excerpt(messages))
+    let customer = match (order.customer_id, &order.customer_username) {
+        (Some(id), _) => format!("{} (tg://user?id={id})", order.customer_name),
+        (None, Some(u)) => format!("{} (https://t.me/{u})", order.customer_name),
+        (None, None) => order.customer_name.clone(),
+    };
+    let account = match &order.account {
+        AccountStatus::Found(a) => a.to_string(),
+        AccountStatus::Missing => "— none found".to_owned(),
+        AccountStatus::Ambiguous(v) => {
+            format!("— several: {}", v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))
+        }
+    };
+    let talk = if messages.is_empty() { String::new() } else { format!("\n\n{}", talk(case, messages, view)) };
+    format!(
+        "🚨 Case {case} · order {order_ref} needs a person\n\
+         {why}\n\
+         Customer: {customer}\n\
+         Product: {product}\n\
+         Price: {price}\n\
+         Account ID: {account}\n\
+         State: {state}\n\
+         \n\
+         Raw order:\n{raw}{talk}\n\
+         \n\
+         {ORDER_ACTIONS}",
+        order_ref = order.order_ref,
+        why = why(reason, detail),
+        product = order.product,
+        price = order.price,
+        state = order.state,
+    )
 }
 
-/// A customer's question that no one automatic answered.
+/// A customer's question that no one automatic answered: who asks, their
+/// open orders and the conversation.
 pub fn question_card(
+    case: &str,
     conv: &ConversationRecord,
-    why: &str,
+    reason: EscalationReason,
+    detail: &str,
     open_orders: &[OrderRecord],
     messages: &[ConversationMessage],
+    view: View,
 ) -> String {
-    question_text(conv, why, open_orders, &excerpt(messages))
-}
-
-/// A question case with the whole conversation (for `/case`).
-pub fn question_case_full(
-    conv: &ConversationRecord,
-    open_orders: &[OrderRecord],
-    messages: &[ConversationMessage],
-) -> String {
-    question_text(conv, "", open_orders, &conversation_full(messages))
-}
-
-fn question_text(conv: &ConversationRecord, why: &str, open_orders: &[OrderRecord], talk: &str) -> String {
     let orders = if open_orders.is_empty() {
         "none".to_owned()
     } else {
@@ -64,20 +120,67 @@ fn question_text(conv: &ConversationRecord, why: &str, open_orders: &[OrderRecor
             .collect::<String>()
     };
     format!(
-        "❓ Case {CASE_PLACEHOLDER} · a question from {name} (tg://user?id={id})\n\
-         Why: {explain} ({why})\n\
+        "❓ Case {case} · a question from {name} (tg://user?id={id})\n\
+         {why}\n\
          Language: {lang}\n\
          Open orders: {orders}\n\
          \n\
-         Conversation so far:\n{talk}\n\
+         {talk}\n\
          \n\
          Reply to this message with:\n\
          • text → sent to the customer as the team's answer\n\
          • /done (answered) · /note <text> (internal)",
         name = conv.customer_name,
         id = conv.customer_id,
-        explain = EscalationReason::CustomerQuestion.explain(),
+        why = why(reason, detail),
         lang = conv.language,
+        talk = talk(case, messages, view),
+    )
+}
+
+/// A Tribute message that led to no order: a malformed order (its raw
+/// text) or a message the parser does not recognise (with its raw JSON, so
+/// the operator can replay it through `tribute-assistant order parse`).
+pub fn tribute_message_card(
+    case: &str,
+    message_id: i32,
+    reason: EscalationReason,
+    detail: &str,
+    raw: &RawNotification,
+) -> String {
+    if reason != EscalationReason::UnrecognisedMessage {
+        return format!(
+            "🚨 Case {case} · Tribute message {message_id} needs a person\n\
+             Why: {why}\n\
+             Nothing was activated. Check the order in Tribute and finish it by hand.\n\
+             \n\
+             Raw message:\n{raw}\n\
+             \n\
+             Reply /done to this message once it is handled.",
+            why = if detail.is_empty() { reason.explain() } else { detail },
+            raw = raw.text,
+        );
+    }
+    let json = serde_json::to_string(raw).expect("raw message serialises");
+    format!(
+        "📨 Case {case} · Tribute message {message_id} was not recognised\n\
+         Why: {why}\n\
+         Nothing was done with it. If it is an order in a new format, add its words to [parser] \
+         and check them with `tribute-assistant order parse` on the JSON below.\n\
+         \n\
+         {text}\n\
+         \n\
+         Raw JSON:\n{json}",
+        why = reason.explain(),
+        text = raw.text,
+    )
+}
+
+/// A signed Tribute webhook we could not read, with its raw body.
+pub fn webhook_body_card(case: &str, detail: &str, raw_body: &str) -> String {
+    format!(
+        "⚠️ Case {case} · a signed Tribute webhook could not be read\nWhy: {detail}\n\
+         Nothing was done with it. Check the purchase in Tribute and finish it by hand.\n\nRaw body:\n{raw_body}"
     )
 }
 
@@ -85,7 +188,7 @@ fn question_text(conv: &ConversationRecord, why: &str, open_orders: &[OrderRecor
 /// [`CARD_MESSAGES`] of them within [`CARD_TALK_UNITS`], each cut at
 /// [`CARD_TEXT`] characters, and a line saying how many earlier ones
 /// `/case` shows.
-pub fn excerpt(messages: &[ConversationMessage]) -> String {
+pub fn excerpt(messages: &[ConversationMessage], case: &str) -> String {
     let mut lines = Vec::new();
     let mut units = 0;
     for m in messages.iter().rev().take(CARD_MESSAGES) {
@@ -100,7 +203,7 @@ pub fn excerpt(messages: &[ConversationMessage]) -> String {
     }
     let skip = messages.len() - lines.len();
     if skip > 0 {
-        lines.push(format!("  … {skip} earlier message(s) — /case {CASE_PLACEHOLDER} shows all"));
+        lines.push(format!("  … {skip} earlier message(s) — /case {case} shows all"));
     }
     lines.reverse();
     lines.join("\n")
@@ -114,21 +217,6 @@ pub fn conversation_full(messages: &[ConversationMessage]) -> String {
         out.push_str(&format!("  {} {} {}: {text}\n", time(m.at), arrow(m.direction), m.author.as_str()));
     }
     out.trim_end().to_owned()
-}
-
-/// An order's case with all of it: the raw text and the whole conversation.
-pub fn order_case_full(
-    order: &OrderRecord,
-    reason: EscalationReason,
-    raw: &str,
-    messages: &[ConversationMessage],
-) -> String {
-    let base = order_card(order, reason, "", raw);
-    let head = base.strip_suffix(ORDER_ACTIONS).unwrap_or(&base).trim_end();
-    if messages.is_empty() {
-        return format!("{head}\n\n{ORDER_ACTIONS}");
-    }
-    format!("{head}\n\nConversation ({} messages):\n{}\n\n{ORDER_ACTIONS}", messages.len(), conversation_full(messages))
 }
 
 fn time(at: i64) -> impl std::fmt::Display {
@@ -206,14 +294,11 @@ mod tests {
     #[test]
     fn the_card_excerpt_keeps_the_newest_messages_within_its_budget() {
         let messages: Vec<_> = (1..=30).map(|i| message(i, &format!("m{i:02} {}", "ж".repeat(600)))).collect();
-        let talk = excerpt(&messages);
+        let talk = excerpt(&messages, "C1");
         assert!(sizing::utf16_len(&talk) <= CARD_TALK_UNITS + 80, "{}", sizing::utf16_len(&talk));
         assert!(talk.contains("m30 "), "the newest is shown");
         let shown = (1..=30).filter(|i| talk.contains(&format!("m{i:02} "))).count();
-        assert!(
-            talk.starts_with(&format!("  … {} earlier message(s) — /case {{case}} shows all", 30 - shown)),
-            "{talk}"
-        );
+        assert!(talk.starts_with(&format!("  … {} earlier message(s) — /case C1 shows all", 30 - shown)), "{talk}");
         assert!(!talk.contains("m01 "));
         // `/case` has every message, whole.
         let full = conversation_full(&messages);

@@ -7,14 +7,18 @@
 //! never by forward_from. Only configured moderators are obeyed; everyone
 //! else is refused politely; every action, obeyed or refused, is audited.
 //!
-//! The desk owns every card: [`outbox_worker::post_due`] posts the outbox
-//! row by row with its own retries (one refused card never blocks the
-//! rest), and [`sizing`] keeps every text within Telegram's 4096 UTF-16
-//! units (cards are cut with a marker; `/case` pages the whole case).
+//! The desk owns every card: the rest of the program stores only a typed
+//! escalation (`store::Escalation`: reason, what it is about, a detail),
+//! [`render`] writes the card from the store ([`cards`] holds the texts),
+//! [`outbox_worker::post_due`] posts the outbox row by row with its own
+//! retries (one refused card never blocks the rest), and [`sizing`] keeps
+//! every text within Telegram's 4096 UTF-16 units (cards are cut with a
+//! marker; `/case` pages the whole case, rendered by the same code).
 
 pub mod cards;
 pub mod commands;
 pub mod outbox_worker;
+pub mod render;
 pub mod sizing;
 
 use std::sync::Arc;
@@ -25,7 +29,7 @@ use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
 use crate::domain::{Author, Direction, LinkStatus, OrderState};
 use crate::store::{
     parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit,
-    NewConversationMessage, OrderRecord, StoreError, Transition, CASE_PLACEHOLDER,
+    NewConversationMessage, OrderRecord, StoreError, Transition,
 };
 use crate::telegram::{Message, Messenger, UserId};
 use commands::{Command, Input};
@@ -449,32 +453,12 @@ impl ModeratorDesk {
             self.answer(m, &format!("No case {id:?}. /cases lists the open ones.")).await;
             return Ok(());
         };
-        let messages = match self.conversation(&case).await? {
-            Some(conv) => store.conversation_messages(conv.id).await?,
-            None => vec![],
-        };
-        let reason = case.reason.clone();
-        let body = match case.order_id {
-            Some(order_id) => {
-                let order = store.order(order_id).await?;
-                let raw = store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
-                let why = reason_of(&reason);
-                cards::order_case_full(&order, why, &raw, &messages)
-            }
-            None => match self.conversation(&case).await? {
-                Some(conv) => cards::question_case_full(&conv, &open_orders(&self.contact, &conv).await?, &messages),
-                // Not about an order or a customer: the card as stored, all of it.
-                None => match store.card_of_case(case.id).await? {
-                    Some(card) => card.text,
-                    None => format!("Case {CASE_PLACEHOLDER}: {reason}"),
-                },
-            },
-        };
+        let body = render::case_text(store, &case).await?;
         let status = match case.status {
             CaseStatus::Open => "open".to_owned(),
             CaseStatus::Closed => format!("closed ({})", case.outcome.as_deref().unwrap_or("")),
         };
-        let text = format!("{}\n\nStatus: {status}", body.replace(CASE_PLACEHOLDER, &case.short_id));
+        let text = format!("{body}\n\nStatus: {status}");
         let text = match cards::case_page(&text, &case.short_id, page) {
             Ok(text) => text,
             Err(n) => {
@@ -550,35 +534,3 @@ impl ModeratorDesk {
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
                     /retry, /note <text> or /learn (👍: teach the knowledge base your last answer); in the chat: /cases, /case <id>.";
-
-fn reason_of(s: &str) -> crate::domain::EscalationReason {
-    use crate::domain::EscalationReason as R;
-    [
-        R::MissingAccount,
-        R::AmbiguousAccount,
-        R::NoPendingOrder,
-        R::UnknownAccount,
-        R::BackendRejected,
-        R::ButtonNeverCame,
-        R::MalformedOrder,
-        R::UnrecognisedMessage,
-        R::CustomerUnreachable,
-        R::CustomerSilent,
-        R::AccountRejectedThrice,
-        R::MessageCapReached,
-        R::CustomerQuestion,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
-    .unwrap_or(R::CustomerQuestion)
-}
-
-async fn open_orders(contact: &Contact, conv: &ConversationRecord) -> Result<Vec<OrderRecord>> {
-    let mut out = Vec::new();
-    for link in contact.store().conversation_orders(conv.id).await? {
-        if !matches!(link.status, LinkStatus::Done | LinkStatus::Closed) {
-            out.push(contact.store().order(link.order_id).await?);
-        }
-    }
-    Ok(out)
-}

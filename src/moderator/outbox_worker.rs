@@ -19,16 +19,21 @@
 //! posted without a message id and a warning says that replies to that card
 //! will not reach its case (`/case` still works).
 //!
-//! Texts are sized here, at the last moment ([`sizing::fit`]): whatever
-//! produced a row, what is sent is at most 4096 UTF-16 units.
+//! Cards are rendered here, at the last moment, from the store
+//! ([`render::card`]: the row holds only a typed escalation), and every
+//! text is sized here ([`sizing::fit`]): whatever produced a row, what is
+//! sent is at most 4096 UTF-16 units. A card is rendered anew on every
+//! attempt (its conversation may have grown), so a card Telegram says it
+//! already has is looked up by its first line, which names its case.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::sizing;
-use crate::store::{now_ms, short_id, OutboxCard, Store, StoreResult};
+use super::cards::View;
+use super::{render, sizing};
+use crate::store::{now_ms, short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
 use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
@@ -155,9 +160,19 @@ async fn post_row(
 ) -> StoreResult<Outcome> {
     let case = row.case_id.map(short_id);
     let label = label(row);
-    let text = sizing::fit(&row.text, case.as_deref());
-    if text.len() != row.text.len() {
-        let units = sizing::utf16_len(&row.text);
+    let whole = match row_text(store, row).await {
+        Ok(text) => text,
+        // Its facts cannot be read back: a person has to look, the rows behind it go on.
+        Err(StoreError::Corrupt(e)) => {
+            store.park_card(row.id, &format!("cannot render the card: {e}")).await?;
+            warn!(card = row.id, case = %label, error = %e, "cannot render the card; parked");
+            return Ok(Outcome::Parked);
+        }
+        Err(e) => return Err(e),
+    };
+    let text = sizing::fit(&whole, case.as_deref());
+    if text.len() != whole.len() {
+        let units = sizing::utf16_len(&whole);
         info!(card = row.id, case = %label, units, "over Telegram's 4096 UTF-16 units; posting it cut");
     }
     let reply_to = row.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
@@ -170,7 +185,7 @@ async fn post_row(
         Ok(None) => {
             info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
             let after = store.outbox_search_anchor(row.id, chat).await?;
-            match find_posted(messenger, chat, &text, after).await {
+            match find_posted(messenger, chat, &text, !row.is_update(), after).await {
                 Ok(Some(id)) => {
                     store.mark_card_posted(row.id, chat, id).await?;
                     info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
@@ -216,7 +231,7 @@ async fn post_row(
                 "Telegram refused it for good; parked (not retried), moving on to the next"
             );
             if !row.is_update() {
-                post_notice(store, messenger, chat, row, &e).await?;
+                post_notice(store, messenger, chat, row, &text, &e).await?;
             }
             Ok(Outcome::Parked)
         }
@@ -232,11 +247,12 @@ async fn post_notice(
     messenger: &dyn Messenger,
     chat: ChatId,
     card: &OutboxCard,
+    text: &str,
     error: &MessengerError,
 ) -> StoreResult<()> {
     let Some(case_id) = card.case_id else { return Ok(()) };
     let case = short_id(case_id);
-    let first = sizing::cut_to(card.text.lines().next().unwrap_or_default(), 300, None);
+    let first = sizing::cut_to(text.lines().next().unwrap_or_default(), 300, None);
     let text = format!(
         "⚠️ {first}\nTelegram refused this case's card ({error}). The case is stored whole: \
          /case {case} shows it; reply to this message to act on it."
@@ -251,6 +267,19 @@ async fn post_notice(
         }
     }
     Ok(())
+}
+
+/// The text of a row: a follow-up (or a card stored as text before
+/// migration 0011) as stored, a card rendered now from the store.
+async fn row_text(store: &Store, row: &OutboxCard) -> StoreResult<String> {
+    let escalation = match &row.body {
+        CardBody::Text(text) => return Ok(text.clone()),
+        CardBody::Escalation(e) => e,
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("outbox row {}: {what}", row.id));
+    let case_id = row.case_id.ok_or_else(|| corrupt("a card without a case"))?;
+    let case = store.case(case_id).await?.ok_or_else(|| corrupt("its case is not stored"))?;
+    render::card(store, &case, escalation, View::Card).await
 }
 
 /// One row's send. `Ok(None)`: Telegram says this random_id was already
@@ -284,17 +313,22 @@ async fn send(
 
 /// Our message with `text` in the chat after message `after` (the newest
 /// one posted before the row was stored), looking at up to
-/// `SEARCH_PAGES × SEARCH_PAGE` messages.
+/// `SEARCH_PAGES × SEARCH_PAGE` messages. A `card` is matched by its first
+/// line (its title, naming its case): rendered again, the rest of it may
+/// have changed since the attempt that went through.
 async fn find_posted(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
+    card: bool,
     mut after: MessageId,
 ) -> Result<Option<MessageId>, MessengerError> {
+    let first = |s: &str| s.trim().lines().next().unwrap_or_default().trim().to_owned();
+    // Telegram trims a message's surrounding whitespace.
+    let same = |posted: &str| if card { first(posted) == first(text) } else { posted.trim() == text.trim() };
     for _ in 0..SEARCH_PAGES {
         let page = messenger.history_since(chat, after, SEARCH_PAGE).await?;
-        // Telegram trims a message's surrounding whitespace.
-        if let Some(m) = page.iter().find(|m| m.outgoing && m.text.trim() == text.trim()) {
+        if let Some(m) = page.iter().find(|m| m.outgoing && same(&m.text)) {
             return Ok(Some(m.id));
         }
         match page.last() {
@@ -311,8 +345,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::domain::Language;
-    use crate::store::NewCard;
+    use crate::domain::{
+        AccountId, Author, Currency, Direction, EscalationReason, Language, Money, OrderRef, OrderState,
+    };
+    use crate::store::{CardBody, Escalation, MessageKind, NewConversationMessage, NewOrder, Recorded, Transition};
     use crate::telegram::{CallbackAnswer, Event, Message, MessengerResult, UserId};
 
     const CHAT: ChatId = -100;
@@ -449,16 +485,64 @@ mod tests {
         (dir, store)
     }
 
-    /// A question case whose card is `text`; returns the case id.
+    /// A customer message in conversation `conv`.
+    async fn said(store: &Store, conv: i64, text: &str) {
+        let m = NewConversationMessage {
+            conversation_id: conv,
+            at: now_ms(),
+            direction: Direction::In,
+            author: Author::Customer,
+            author_id: None,
+            text: text.into(),
+            template: None,
+            telegram: None,
+            order_ids: vec![],
+        };
+        store.record_conversation_message(&m).await.unwrap();
+    }
+
+    /// A question case of a customer who wrote `text`; returns the case id.
     async fn case(store: &Store, customer: i64, text: &str) -> i64 {
         let conv = store.open_conversation(customer, "Иван", Language::Ru, now_ms()).await.unwrap();
-        let card = NewCard {
-            source_chat_id: 0,
-            source_message_id: 0,
-            reason: crate::domain::EscalationReason::CustomerQuestion,
-            text: text.into(),
+        said(store, conv.id, text).await;
+        store.open_case(&Escalation::question(conv.id, "the agent had no answer")).await.unwrap()
+    }
+
+    /// An order whose raw Tribute text has `details`, escalated the way the
+    /// workflow does it; returns (order id, case id).
+    async fn order_case(store: &Store, message_id: i32, details: &str) -> (i64, i64) {
+        let text = format!("🆕 Custom Product Order\nProduct: 100 Diamonds\nPrice: €5.00\nOrder Details: {details}");
+        let msg = Message {
+            chat_id: 777,
+            id: message_id,
+            sender_id: Some(777),
+            outgoing: false,
+            sender_is_bot: true,
+            date: 0,
+            text,
+            entities: vec![],
+            reply_to: None,
+            buttons: vec![],
         };
-        store.open_conversation_case(conv.id, &card).await.unwrap()
+        let order = NewOrder {
+            order_ref: OrderRef::for_message(777, message_id),
+            customer_name: "Иван".into(),
+            customer_id: Some(7),
+            customer_username: None,
+            product: "100 Diamonds".into(),
+            price: Money::new(500, Currency::Eur).unwrap(),
+            details: details.into(),
+            account_candidates: vec![AccountId::parse("123456").unwrap()],
+        };
+        let Recorded::NewOrder(id) =
+            store.record_tribute_message(&msg, MessageKind::Order, None, Some(&order), None).await.unwrap()
+        else {
+            panic!("no order")
+        };
+        let mut t = Transition::to(OrderState::Escalated, "rejected");
+        t.escalation = Some(Escalation::order(id, EscalationReason::BackendRejected, "HTTP 400: bad product"));
+        store.transition(id, OrderState::Received, t).await.unwrap();
+        (id, store.open_case_for_order(id).await.unwrap().unwrap().id)
     }
 
     fn row<'a>(rows: &'a [OutboxCard], case: i64, kind: &str) -> &'a OutboxCard {
@@ -466,22 +550,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_escalation_stores_no_text_and_the_posted_card_shows_the_order() {
+        let (_d, store) = store().await;
+        let chat = Chat::default();
+        let (order, case) = order_case(&store, 5, "my ID 123456, please hurry").await;
+        let card = store.card_of_case(case).await.unwrap().unwrap();
+        let stored = Escalation::order(order, EscalationReason::BackendRejected, "HTTP 400: bad product");
+        assert_eq!(card.body, CardBody::Escalation(stored), "typed, no text");
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().posted, 1);
+        let text = &chat.texts()[0];
+        assert!(text.starts_with(&format!("🚨 Case C{case} · order TA-")), "{text}");
+        for fact in [
+            "Why: the backend rejected the activation request as invalid (HTTP 400: bad product)",
+            "Product: 100 Diamonds",
+            "Price: €5.00",
+            "Account ID: 123456",
+            "Raw order:\n🆕 Custom Product Order",
+            "Order Details: my ID 123456, please hurry",
+            "Reply to this message with:",
+        ] {
+            assert!(text.contains(fact), "{fact:?} missing from {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_card_shows_the_conversation() {
+        let (_d, store) = store().await;
+        let chat = Chat::default();
+        let c = case(&store, 11, "Когда придут алмазы?").await;
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().posted, 1);
+        let text = &chat.texts()[0];
+        assert!(text.starts_with(&format!("❓ Case C{c} · a question from Иван (tg://user?id=11)")), "{text}");
+        assert!(text.contains("Why: the customer asked a question (the agent had no answer)"), "{text}");
+        assert!(text.contains("Conversation so far:\n") && text.contains("← customer: Когда придут алмазы?"), "{text}");
+    }
+
+    #[tokio::test]
     async fn a_too_long_card_is_posted_cut_and_the_cards_behind_it_too() {
         let (_d, store) = store().await;
         let chat = Chat::default();
-        let long =
-            case(&store, 11, &format!("❓ Case {{case}}\n\nCustomer text:\n{}\n\nReply /done", "ы".repeat(5000))).await;
-        let next = case(&store, 12, "🚨 Case {case} · order TA-1 needs a person").await;
+        let (_, long) = order_case(&store, 5, &"ы".repeat(5000)).await;
+        let next = case(&store, 12, "а где заказ?").await;
         let report = post_due(&store, &chat, CHAT).await.unwrap();
         assert_eq!(report, PostReport { posted: 2, ..Default::default() });
         let texts = chat.texts();
         assert!(sizing::utf16_len(&texts[0]) <= sizing::TELEGRAM_LIMIT);
-        assert!(texts[0].contains(&format!("/case C{long} shows all")), "{}", &texts[0][texts[0].len() - 200..]);
-        assert!(texts[0].ends_with("Reply /done"));
-        assert_eq!(texts[1], format!("🚨 Case C{next} · order TA-1 needs a person"));
-        // The store keeps the whole text; replies to the posted card find its case.
-        let all = store.all_cards().await.unwrap();
-        assert_eq!(row(&all, long, "card").text.matches('ы').count(), 5000);
+        assert!(texts[0].contains(&format!("/case C{long} shows all]")), "{}", &texts[0][texts[0].len() - 200..]);
+        assert!(texts[0].contains("Product: 100 Diamonds"), "the short lines stay whole");
+        assert!(texts[0].ends_with("/note <text> (internal)"), "what to do is kept");
+        assert!(texts[1].starts_with(&format!("❓ Case C{next} ·")), "{}", texts[1]);
+        // The whole case is rendered for `/case`; replies to the posted card find its case.
+        let case = store.case(long).await.unwrap().unwrap();
+        assert_eq!(render::case_text(&store, &case).await.unwrap().matches('ы').count(), 5000);
         assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, long);
         assert!(store.pending_cards().await.unwrap().is_empty());
     }
@@ -491,16 +611,17 @@ mod tests {
         let (_d, store) = store().await;
         let chat = Chat::default();
         chat.refuse("poison", MessengerError::Other("ENTITY_BOUNDS_INVALID".into()));
-        let bad = case(&store, 11, "Case {case}: poison").await;
-        let good = case(&store, 12, "Case {case}: fine").await;
+        let bad = case(&store, 11, "poison").await;
+        let good = case(&store, 12, "fine").await;
         // An unknown error is retried a few times, then parked; a known permanent one at once.
         chat.refuse("worse", MessengerError::MessageEmpty);
-        let worse = case(&store, 13, "Case {case}: third\n\nworse").await;
+        let worse = case(&store, 13, "worse").await;
         let r = post_due(&store, &chat, CHAT).await.unwrap();
         assert_eq!((r.posted, r.retrying, r.parked), (1, 1, 1));
-        assert_eq!(chat.texts()[0], format!("Case C{good}: fine"));
+        assert!(chat.texts()[0].starts_with(&format!("❓ Case C{good} ·")) && chat.texts()[0].contains("fine"));
         let notice = &chat.texts()[1];
-        assert!(notice.starts_with(&format!("⚠️ Case C{worse}: third\nTelegram refused")), "{notice}");
+        let first = format!("⚠️ ❓ Case C{worse} · a question from Иван (tg://user?id=13)\nTelegram refused");
+        assert!(notice.starts_with(&first), "{notice}");
         assert_eq!(
             store.case_for_message(CHAT, 2).await.unwrap().unwrap().id,
             worse,
@@ -522,8 +643,8 @@ mod tests {
         let (_d, store) = store().await;
         let _clock = PausedClock::start();
         let chat = Chat::default();
-        let a = case(&store, 11, "Case {case}: a").await;
-        let b = case(&store, 12, "Case {case}: b").await;
+        let a = case(&store, 11, "a").await;
+        let b = case(&store, 12, "b").await;
         chat.fault(MessengerError::FloodWait(Duration::from_secs(30)), false);
         let t0 = now_ms();
         let r = post_due(&store, &chat, CHAT).await.unwrap();
@@ -570,22 +691,28 @@ mod tests {
         let (_d, store) = store().await;
         let _clock = PausedClock::start();
         let chat = Chat::default();
-        let c = case(&store, 11, "Case {case}: once").await;
+        let c = case(&store, 11, "once").await;
         // Telegram delivers it but the answer is lost.
         chat.fault(MessengerError::Timeout, true);
         assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
         let random_id = store.pending_cards().await.unwrap()[0].random_id;
+        // The customer writes again: the card rendered for the retry differs
+        // from the one posted, and is still found by its first line.
+        let conv = store.case(c).await.unwrap().unwrap().conversation_id.unwrap();
+        said(&store, conv, "and again").await;
         tokio::time::advance(Duration::from_secs(2)).await;
         let r = post_due(&store, &chat, CHAT).await.unwrap();
         assert_eq!(r.posted, 1);
-        assert_eq!(chat.texts(), [format!("Case C{c}: once")], "posted once");
+        let texts = chat.texts();
+        assert_eq!(texts.len(), 1, "posted once");
+        assert!(texts[0].contains("once") && !texts[0].contains("and again"), "the first attempt's text: {}", texts[0]);
         assert_eq!(chat.state.lock().unwrap().attempts, 2, "the retry used the same random_id and was refused");
         let card = store.card_of_case(c).await.unwrap().unwrap();
         assert_eq!((card.random_id, card.posted_message_id), (random_id, Some(1)), "found in the history");
         assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
 
         // The history cannot be read at first: looked up again on the next attempt.
-        let d = case(&store, 12, "Case {case}: twice lost").await;
+        let d = case(&store, 12, "twice lost").await;
         chat.fault(MessengerError::Timeout, true);
         assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
         chat.state.lock().unwrap().history_faults.push_back(MessengerError::Disconnected);
@@ -602,7 +729,7 @@ mod tests {
     async fn follow_ups_wait_for_their_card_and_answer_it() {
         let (_d, store) = store().await;
         let chat = Chat::default();
-        let c = case(&store, 11, "Case {case}: card").await;
+        let c = case(&store, 11, "card").await;
         store.case_update(c, "update 1").await.unwrap();
         chat.fault(MessengerError::Timeout, false);
         let r = post_due(&store, &chat, CHAT).await.unwrap();

@@ -1,11 +1,9 @@
 //! Classifies a Tribute chat message and stores it with what it leads to.
 
 use crate::domain::{EscalationReason, OrderRef};
-use crate::store::{MessageKind, NewCard, NewOrder, Recorded, Store, StoreResult};
+use crate::store::{MessageKind, NewOrder, Recorded, Store, StoreResult};
 use crate::telegram::Message;
-use crate::tribute::{parse_order, AccountExtraction, ParseError, ParserConfig, RawNotification};
-
-use super::cards::{malformed_card, unrecognised_card};
+use crate::tribute::{parse_order, AccountExtraction, ParseError, ParserConfig};
 
 /// What ingestion needs to know.
 #[derive(Debug, Clone)]
@@ -44,13 +42,8 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
         Err(err @ ParseError::Malformed { .. }) => {
             let error = err.to_string();
             tracing::warn!(message_id = msg.id, %error, "malformed Tribute order; sending it to the moderator");
-            let card = NewCard {
-                source_chat_id: msg.chat_id,
-                source_message_id: msg.id,
-                reason: EscalationReason::MalformedOrder,
-                text: malformed_card(msg.id, &error, &msg.text),
-            };
-            store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, Some(&card)).await
+            let card = Some(EscalationReason::MalformedOrder);
+            store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, card).await
         }
         Err(ParseError::NotAnOrder(_)) if !msg.buttons.is_empty() => {
             let recorded = store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await?;
@@ -66,15 +59,9 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
         }
         Err(err @ ParseError::NotAnOrder(_)) => {
             // Donations, subscriptions, or a format we do not know yet: a person should see it.
-            let raw = RawNotification { text: msg.text.clone(), entities: msg.entities.clone() };
-            let card = NewCard {
-                source_chat_id: msg.chat_id,
-                source_message_id: msg.id,
-                reason: EscalationReason::UnrecognisedMessage,
-                text: unrecognised_card(msg.id, &raw),
-            };
             let why = err.to_string();
-            store.record_tribute_message(msg, MessageKind::Other, Some(&why), None, Some(&card)).await
+            let card = Some(EscalationReason::UnrecognisedMessage);
+            store.record_tribute_message(msg, MessageKind::Other, Some(&why), None, card).await
         }
     }
 }

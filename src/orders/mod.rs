@@ -5,7 +5,6 @@
 //! stored state to the next, committing each transition before the side
 //! effect that follows it, so any step can be interrupted and resumed.
 
-mod cards;
 mod checkpoint;
 mod ingest;
 mod workflow;
@@ -13,6 +12,3 @@ mod workflow;
 pub use checkpoint::{Checkpoint, CheckpointHook};
 pub use ingest::{ingest, IngestConfig};
 pub use workflow::{backoff, OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};
-
-// For the moderator's case cards (issue 4).
-pub use cards::{order_card, ORDER_ACTIONS};

@@ -14,13 +14,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::cards::order_card;
 use super::checkpoint::{Checkpoint, CheckpointHook};
 use super::ingest::{ingest, IngestConfig};
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
 use crate::daemon::stopped;
 use crate::domain::{EscalationReason, OrderState};
-use crate::store::{now_ms, AccountStatus, NewCard, OrderRecord, Store, StoreError, Transition};
+use crate::store::{now_ms, AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
 use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 
 #[derive(Debug, Clone)]
@@ -245,7 +244,7 @@ impl OrderProcessor {
                 let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
                 let detail = format!("HTTP 401: {}", truncate(&body, 300));
                 warn!(%detail, retry_in = ?delay, "backend refused our signature; order parked, moderator alerted");
-                let card = self.card(order, EscalationReason::BackendUnauthorized, &detail).await?;
+                let card = Escalation::order(order.id, EscalationReason::BackendUnauthorized, &detail);
                 let note = format!("backend refused our signature ({detail}); retrying in {}s", delay.as_secs());
                 let until = now_ms() + delay.as_millis() as i64;
                 self.store.park_with_alert(order.id, order.state, until, &note, &card).await?;
@@ -254,7 +253,7 @@ impl OrderProcessor {
             Err(BackendError::Rejected { status, body }) => {
                 let detail = format!("HTTP {status}: {}", truncate(&body, 300));
                 warn!(%detail, "backend rejected the activation request");
-                let card = self.card(order, EscalationReason::BackendRejected, &detail).await?;
+                let card = Escalation::order(order.id, EscalationReason::BackendRejected, &detail);
                 let mut t = Transition::to(OrderState::Failed, format!("backend rejected the request ({detail})"));
                 t.escalation = Some(card);
                 self.store.transition(order.id, order.state, t).await?;
@@ -448,30 +447,14 @@ impl OrderProcessor {
         Ok(())
     }
 
-    async fn card(
-        &self,
-        order: &OrderRecord,
-        reason: EscalationReason,
-        detail: &str,
-    ) -> Result<NewCard, WorkflowError> {
-        let raw = self.store.raw_text(order.chat_id, order.message_id).await?.unwrap_or_default();
-        Ok(NewCard {
-            source_chat_id: order.chat_id,
-            source_message_id: order.message_id,
-            reason,
-            text: order_card(order, reason, detail, &raw),
-        })
-    }
-
     async fn escalate(
         &self,
         order: &OrderRecord,
         reason: EscalationReason,
         detail: &str,
     ) -> Result<Step, WorkflowError> {
-        let card = self.card(order, reason, detail).await?;
         let mut t = Transition::to(OrderState::Escalated, format!("escalated to the moderator: {}", reason.explain()));
-        t.escalation = Some(card);
+        t.escalation = Some(Escalation::order(order.id, reason, detail));
         self.store.transition(order.id, order.state, t).await?;
         warn!(%reason, "order escalated to the moderator");
         Ok(Step::Stop)

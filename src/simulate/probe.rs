@@ -262,7 +262,13 @@ impl Probe {
         for (table, sql) in [
             ("conversation_messages", "SELECT COUNT(*) FROM conversation_messages WHERE instr(text, ?) > 0"),
             ("agent_turns", "SELECT COUNT(*) FROM agent_turns WHERE instr(question, ?) > 0"),
-            ("moderator_outbox", "SELECT COUNT(*) FROM moderator_outbox WHERE instr(text, ?) > 0"),
+            // Cards are rendered when posted (the moderator chat is checked
+            // too); what callers store is the typed escalation's detail.
+            (
+                "moderator_outbox",
+                "SELECT COUNT(*) FROM moderator_outbox WHERE instr(text, ?1) > 0 OR instr(detail, ?1) > 0",
+            ),
+            ("inbox", "SELECT COUNT(*) FROM inbox WHERE instr(message_json, ?) > 0"),
         ] {
             let n: i64 = sqlx::query_scalar(sql).bind(needle).fetch_one(&self.pool).await?;
             if n > 0 {

@@ -8,7 +8,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::outbox::{insert_card, insert_update, NewCard};
+use super::outbox::{insert_card, insert_update, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::telegram::{ChatId, MessageId};
 
@@ -119,16 +119,12 @@ pub(super) async fn close_order_cases_tx(
 }
 
 impl Store {
-    /// Opens a case that is not about one order (a customer's question):
-    /// the case and its card in one transaction. Returns the case id.
-    pub async fn open_conversation_case(&self, conversation_id: i64, card: &NewCard) -> StoreResult<i64> {
+    /// Opens a case with its card on its own (e.g. a customer's question,
+    /// which changes no other state): the case and its card in one
+    /// transaction. Returns the case id.
+    pub async fn open_case(&self, card: &Escalation) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
-        let id = insert_card(&mut tx, None, card, now_ms()).await?;
-        sqlx::query("UPDATE cases SET conversation_id = ? WHERE id = ?")
-            .bind(conversation_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let id = insert_card(&mut tx, card, now_ms()).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -3,9 +3,11 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::orders::{insert_order, NewOrder};
-use super::outbox::{insert_card, NewCard};
-use super::{now_ms, Store, StoreResult};
+use super::outbox::{insert_card, CardSubject, Escalation};
+use super::{now_ms, Store, StoreError, StoreResult};
+use crate::domain::EscalationReason;
 use crate::telegram::{ChatId, Message, MessageId};
+use crate::tribute::RawNotification;
 
 /// What a message in the Tribute chat turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +56,17 @@ async fn update_current_state(tx: &mut Transaction<'_, Sqlite>, msg: &Message) -
 
 impl Store {
     /// Stores a Tribute chat message and, in the same transaction, the
-    /// order or the moderator card it leads to. A message seen before is a
-    /// no-op, so replays and history re-reads never create a second order.
+    /// order or the moderator card it leads to. The card (`escalate`) is
+    /// about the message itself, its detail the parse error. A message seen
+    /// before is a no-op, so replays and history re-reads never create a
+    /// second order.
     pub async fn record_tribute_message(
         &self,
         msg: &Message,
         kind: MessageKind,
         parse_error: Option<&str>,
         order: Option<&NewOrder>,
-        card: Option<&NewCard>,
+        escalate: Option<EscalationReason>,
     ) -> StoreResult<Recorded> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -102,12 +106,10 @@ impl Store {
         if let Some(order) = order {
             result = Recorded::NewOrder(insert_order(&mut tx, msg, order, now).await?);
         }
-        if let Some(card) = card {
-            let order_id = match result {
-                Recorded::NewOrder(id) => Some(id),
-                _ => None,
-            };
-            insert_card(&mut tx, order_id, card, now).await?;
+        if let Some(reason) = escalate {
+            let subject = CardSubject::TributeMessage { chat_id: msg.chat_id, message_id: msg.id };
+            let card = Escalation { reason, subject, detail: parse_error.unwrap_or_default().to_owned() };
+            insert_card(&mut tx, &card, now).await?;
         }
         tx.commit().await?;
         Ok(result)
@@ -228,6 +230,20 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.get("text")))
+    }
+
+    /// A stored Tribute message as the parser saw it (text and entities):
+    /// a card shows it so it can be replayed through `order parse`.
+    pub async fn raw_notification(&self, chat: ChatId, id: MessageId) -> StoreResult<Option<RawNotification>> {
+        let row = sqlx::query("SELECT text, entities_json FROM tribute_messages WHERE chat_id = ? AND message_id = ?")
+            .bind(chat)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let entities = serde_json::from_str(row.get("entities_json"))
+            .map_err(|e| StoreError::Corrupt(format!("Tribute message {chat}/{id}: entities: {e}")))?;
+        Ok(Some(RawNotification { text: row.get("text"), entities }))
     }
 
     /// How many Tribute messages were malformed orders.

@@ -34,7 +34,7 @@ pub use approved_pairs::{ApprovedPair, NewApprovedPair};
 pub use inbox::InboxKind;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
-pub use outbox::{NewCard, OutboxCard};
+pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};
 // ops/webhooks (issue 7)
 pub use ops::StoreSnapshot;
 pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
@@ -50,7 +50,6 @@ mod conversations;
 pub use audit::{AuditEntry, NewAudit};
 pub use cases::{parse_short_id, short_id, CaseRecord, CaseStatus};
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
-pub use outbox::CASE_PLACEHOLDER;
 
 use crate::domain::{OrderState, TransitionError};
 

@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::outbox::{insert_card, NewCard};
+use super::outbox::{insert_card, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
 use crate::telegram::{ChatId, Message, MessageId};
@@ -98,7 +98,7 @@ pub struct Transition {
     pub reply_message_id: Option<MessageId>,
     pub button_message_id: Option<MessageId>,
     /// The case this transition opens (its reason is the order's escalation reason).
-    pub escalation: Option<NewCard>,
+    pub escalation: Option<Escalation>,
 }
 
 impl Transition {
@@ -296,7 +296,7 @@ impl Store {
         }
         insert_event(&mut tx, order_id, Some(from), t.to, &t.note, now).await?;
         if let Some(card) = &t.escalation {
-            insert_card(&mut tx, Some(order_id), card, now).await?;
+            insert_card(&mut tx, card, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -375,7 +375,7 @@ impl Store {
         state: OrderState,
         until: i64,
         note: &str,
-        card: &NewCard,
+        card: &Escalation,
     ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -396,7 +396,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         if open.is_none() {
-            insert_card(&mut tx, Some(order_id), card, now).await?;
+            insert_card(&mut tx, card, now).await?;
         }
         tx.commit().await?;
         Ok(())

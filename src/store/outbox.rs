@@ -4,6 +4,10 @@
 //! case's follow-ups (`kind = 'update'`) go through the same outbox and are
 //! posted as replies to the case's card.
 //!
+//! A card is stored as a typed [`Escalation`] (reason, what it is about, a
+//! short detail), never as text: the desk renders it when it posts it
+//! (`moderator::render`). Follow-ups are short texts and stored as such.
+//!
 //! The moderator desk (`moderator::outbox_worker`) posts the rows. Each row
 //! carries its own retry state (`migrations/0006_desk_outbox.sql`): a due
 //! time, the attempts so far and the last error, `parked_at` once Telegram
@@ -11,22 +15,84 @@
 //! reused on every retry, so a retry of a send that did go through cannot
 //! post the card twice.
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{now_ms, Store, StoreResult};
+use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::EscalationReason;
 use crate::telegram::{ChatId, MessageId};
 
-/// Replaced by the case's short id (e.g. `C12`) when the card is stored.
-pub const CASE_PLACEHOLDER: &str = "{case}";
+/// What a card is about: the desk reads it from the store to render the
+/// card when it posts it (`moderator::render`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardSubject {
+    /// An order: its record, raw Tribute text and conversation.
+    Order(i64),
+    /// A customer's conversation that is not about one order (a question case).
+    Conversation(i64),
+    /// A Tribute chat message that led to no order (malformed or not recognised).
+    TributeMessage { chat_id: ChatId, message_id: MessageId },
+    /// A Tribute purchase seen in webhooks, and its order once matched.
+    Purchase { purchase_id: String, order_id: Option<i64> },
+    /// A signed webhook body we could not read (its key in `tribute_webhook_events`).
+    WebhookBody(String),
+}
 
-/// A card to post to the moderator chat.
-#[derive(Debug, Clone)]
-pub struct NewCard {
-    pub source_chat_id: ChatId,
-    pub source_message_id: MessageId,
+impl CardSubject {
+    /// The order the card's case is about.
+    pub fn order_id(&self) -> Option<i64> {
+        match self {
+            CardSubject::Order(id) => Some(*id),
+            CardSubject::Purchase { order_id, .. } => *order_id,
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            CardSubject::Order(_) => "order",
+            CardSubject::Conversation(_) => "conversation",
+            CardSubject::TributeMessage { .. } => "tribute_message",
+            CardSubject::Purchase { .. } => "purchase",
+            CardSubject::WebhookBody(_) => "webhook_body",
+        }
+    }
+}
+
+/// A typed escalation: what callers commit with the state change that
+/// causes it. No text: the desk renders the card from the store when it
+/// posts it, so every card is written in one place and sized there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
     pub reason: EscalationReason,
-    pub text: String,
+    pub subject: CardSubject,
+    /// The specifics of the reason (e.g. "3 IDs refused, the last 123456"); may be empty.
+    pub detail: String,
+}
+
+impl Escalation {
+    /// An order handed to a person.
+    pub fn order(order_id: i64, reason: EscalationReason, detail: impl Into<String>) -> Self {
+        Self { reason, subject: CardSubject::Order(order_id), detail: detail.into() }
+    }
+
+    /// A customer's question no one automatic answered.
+    pub fn question(conversation_id: i64, detail: impl Into<String>) -> Self {
+        Self {
+            reason: EscalationReason::CustomerQuestion,
+            subject: CardSubject::Conversation(conversation_id),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What an outbox row posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardBody {
+    /// A card to render from the store when it is posted.
+    Escalation(Escalation),
+    /// Text as stored: follow-ups, and cards stored before migration 0011.
+    Text(String),
 }
 
 #[derive(Debug, Clone)]
@@ -34,7 +100,7 @@ pub struct OutboxCard {
     pub id: i64,
     pub order_id: Option<i64>,
     pub reason: String,
-    pub text: String,
+    pub body: CardBody,
     pub posted_message_id: Option<MessageId>,
     /// The case this message belongs to.
     pub case_id: Option<i64>,
@@ -64,38 +130,77 @@ impl OutboxCard {
 }
 
 /// Stores a card and opens its case; returns the case id.
-pub(super) async fn insert_card(
-    tx: &mut Transaction<'_, Sqlite>,
-    order_id: Option<i64>,
-    card: &NewCard,
-    now: i64,
-) -> StoreResult<i64> {
-    let conversation_id: Option<i64> = match order_id {
-        Some(o) => {
+pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalation, now: i64) -> StoreResult<i64> {
+    let order_id = card.subject.order_id();
+    let conversation_id: Option<i64> = match (&card.subject, order_id) {
+        (CardSubject::Conversation(c), _) => Some(*c),
+        (_, Some(o)) => {
             sqlx::query_scalar("SELECT conversation_id FROM conversation_orders WHERE order_id = ?")
                 .bind(o)
                 .fetch_optional(&mut **tx)
                 .await?
         }
-        None => None,
+        (_, None) => None,
     };
     let case_id = super::cases::open_case_tx(tx, card.reason.as_str(), order_id, conversation_id, now).await?;
-    let text = card.text.replace(CASE_PLACEHOLDER, &super::cases::short_id(case_id));
+    let (source, key) = match &card.subject {
+        CardSubject::TributeMessage { chat_id, message_id } => (Some((*chat_id, *message_id)), None),
+        CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),
+        CardSubject::Order(_) | CardSubject::Conversation(_) => (None, None),
+    };
+    let card_conversation = match card.subject {
+        CardSubject::Conversation(c) => Some(c),
+        _ => None,
+    };
     sqlx::query(
         "INSERT INTO moderator_outbox
-           (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind, random_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'card', random())",
+           (order_id, source_chat_id, source_message_id, reason, subject, conversation_id, subject_key, detail,
+            created_at, case_id, kind, random_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'card', random())",
     )
     .bind(order_id)
-    .bind(card.source_chat_id)
-    .bind(card.source_message_id)
+    .bind(source.map(|(c, _)| c))
+    .bind(source.map(|(_, m)| m))
     .bind(card.reason.as_str())
-    .bind(&text)
+    .bind(card.subject.kind())
+    .bind(card_conversation)
+    .bind(key)
+    .bind(&card.detail)
     .bind(now)
     .bind(case_id)
     .execute(&mut **tx)
     .await?;
     Ok(case_id)
+}
+
+/// The body of a stored row: its text, or the typed escalation read back.
+fn body_from_row(r: &SqliteRow) -> StoreResult<CardBody> {
+    let id: i64 = r.get("id");
+    let Some(subject) = r.get::<Option<String>, _>("subject") else {
+        let text: Option<String> = r.get("text");
+        return text.map(CardBody::Text).ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: no text")));
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("outbox row {id}: {what}"));
+    let reason: String = r.get("reason");
+    let reason = EscalationReason::parse(&reason).ok_or_else(|| corrupt(&format!("reason {reason:?}")))?;
+    let key = || r.get::<Option<String>, _>("subject_key").ok_or_else(|| corrupt("no subject key"));
+    let subject = match subject.as_str() {
+        "order" => CardSubject::Order(r.get::<Option<i64>, _>("order_id").ok_or_else(|| corrupt("no order"))?),
+        "conversation" => CardSubject::Conversation(
+            r.get::<Option<i64>, _>("conversation_id").ok_or_else(|| corrupt("no conversation"))?,
+        ),
+        "tribute_message" => {
+            match (r.get::<Option<i64>, _>("source_chat_id"), r.get::<Option<i64>, _>("source_message_id")) {
+                (Some(chat_id), Some(m)) => CardSubject::TributeMessage { chat_id, message_id: m as MessageId },
+                _ => return Err(corrupt("no Tribute message")),
+            }
+        }
+        "purchase" => CardSubject::Purchase { purchase_id: key()?, order_id: r.get("order_id") },
+        "webhook_body" => CardSubject::WebhookBody(key()?),
+        other => return Err(corrupt(&format!("subject {other:?}"))),
+    };
+    let detail = r.get::<Option<String>, _>("detail").unwrap_or_default();
+    Ok(CardBody::Escalation(Escalation { reason, subject, detail }))
 }
 
 /// Queues a follow-up message for a case (posted as a reply to its card).
@@ -224,7 +329,8 @@ impl Store {
 
     async fn cards(&self, filter: &str) -> StoreResult<Vec<OutboxCard>> {
         let rows = sqlx::query(&format!(
-            "SELECT o.id, o.order_id, o.reason, o.text, o.posted_message_id, o.case_id, o.kind,
+            "SELECT o.id, o.order_id, o.reason, o.text, o.subject, o.conversation_id, o.subject_key, o.detail,
+                    o.source_chat_id, o.source_message_id, o.posted_message_id, o.case_id, o.kind,
                     o.created_at, o.attempts, o.next_attempt_at, o.last_error, o.parked_at, o.random_id,
                     (SELECT c.posted_chat_id FROM moderator_outbox c
                       WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.posted_at IS NOT NULL) AS card_chat,
@@ -237,8 +343,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let kind: String = r.get("kind");
                 let reply_to =
@@ -246,11 +351,11 @@ impl Store {
                         ("update", Some(chat), Some(msg)) => Some((chat, msg as MessageId)),
                         _ => None,
                     };
-                OutboxCard {
+                Ok(OutboxCard {
                     id: r.get("id"),
                     order_id: r.get("order_id"),
                     reason: r.get("reason"),
-                    text: r.get("text"),
+                    body: body_from_row(r)?,
                     posted_message_id: r.get::<Option<i64>, _>("posted_message_id").map(|v| v as MessageId),
                     case_id: r.get("case_id"),
                     reply_to,
@@ -262,9 +367,9 @@ impl Store {
                     parked_at: r.get("parked_at"),
                     random_id: r.get::<Option<i64>, _>("random_id").unwrap_or_default(),
                     card_pending_until: r.get("card_pending_until"),
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Marks a card posted and maps its message to its case, so a
@@ -305,16 +410,13 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         assert_eq!(store.next_outbox_due().await.unwrap(), None);
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
-        let card = NewCard {
-            source_chat_id: 0,
-            source_message_id: 0,
-            reason: EscalationReason::CustomerQuestion,
-            text: "{case} / {case}".into(),
-        };
-        let case = store.open_conversation_case(conv.id, &card).await.unwrap();
+        let card = Escalation::question(conv.id, "no answer");
+        let case = store.open_case(&card).await.unwrap();
         store.case_update(case, "later").await.unwrap();
         let rows = store.pending_cards().await.unwrap();
-        assert_eq!(rows[0].text, format!("C{case} / C{case}"), "every placeholder is the case id");
+        assert_eq!(rows[0].body, CardBody::Escalation(card), "a card is stored typed");
+        assert_eq!(rows[1].body, CardBody::Text("later".into()), "a follow-up as text");
+        assert_eq!(store.case(case).await.unwrap().unwrap().conversation_id, Some(conv.id));
         assert_ne!(rows[0].random_id, rows[1].random_id);
         assert!(rows.iter().all(|r| r.attempts == 0 && r.next_attempt_at == 0 && r.parked_at.is_none()));
         assert_eq!(store.next_outbox_due().await.unwrap(), Some(0));
@@ -333,5 +435,38 @@ mod tests {
         assert_eq!(store.next_outbox_due().await.unwrap(), Some(7_000));
         assert_eq!(store.parked_cards().await.unwrap().len(), 1);
         assert_eq!(store.pending_cards().await.unwrap()[0].card_pending_until, None, "a parked card is not waited for");
+    }
+
+    /// Rows written before migration 0011 hold rendered text: they are kept
+    /// through the table rebuild and read back as text (posted as stored).
+    #[tokio::test]
+    async fn cards_stored_as_text_before_0011_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let before = dir.path().join("migrations");
+        std::fs::create_dir(&before).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().as_ref() < "0011" {
+                std::fs::copy(entry.path(), before.join(entry.file_name())).unwrap();
+            }
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO cases (id, short_id, reason, status, opened_at) VALUES (1, 'C1', 'customer_question', 'open', 0)",
+            "INSERT INTO moderator_outbox (source_chat_id, source_message_id, reason, text, created_at, case_id, kind,
+                random_id) VALUES (0, 0, 'customer_question', '❓ Case C1 · an old card', 0, 1, 'card', 42)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let rows = store.pending_cards().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].body, CardBody::Text("❓ Case C1 · an old card".into()));
+        assert_eq!((rows[0].random_id, rows[0].case_id), (42, Some(1)));
     }
 }

@@ -9,9 +9,9 @@ use sqlx::Row;
 
 use super::cases::close_order_cases_tx;
 use super::orders::insert_event;
-use super::outbox::{insert_card, NewCard};
+use super::outbox::{insert_card, CardSubject, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
-use crate::domain::{Currency, Money, OrderState};
+use crate::domain::{Currency, EscalationReason, Money, OrderState};
 
 /// A verified event as the store keeps it.
 #[derive(Debug, Clone)]
@@ -159,15 +159,9 @@ impl Store {
     }
 
     /// Keeps a correctly signed body we could not read, with its raw text,
-    /// and writes a moderator card for it the first time it arrives.
-    /// Returns false for a repeat (Tribute retries non-2xx answers).
-    pub async fn store_invalid_webhook(
-        &self,
-        body_key: &str,
-        raw_body: &str,
-        error: &str,
-        card: &NewCard,
-    ) -> StoreResult<bool> {
+    /// and writes a moderator card for it (why: `error`) the first time it
+    /// arrives. Returns false for a repeat (Tribute retries non-2xx answers).
+    pub async fn store_invalid_webhook(&self, body_key: &str, raw_body: &str, error: &str) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
@@ -182,10 +176,25 @@ impl Store {
         .await?
         .rows_affected();
         if inserted > 0 {
-            insert_card(&mut tx, None, card, now).await?;
+            let card = Escalation {
+                reason: EscalationReason::WebhookInvalid,
+                subject: CardSubject::WebhookBody(body_key.to_owned()),
+                detail: error.to_owned(),
+            };
+            insert_card(&mut tx, &card, now).await?;
         }
         tx.commit().await?;
         Ok(inserted > 0)
+    }
+
+    /// The raw text of a signed body we could not read (its card shows it).
+    pub async fn invalid_webhook_body(&self, body_key: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT raw_body FROM tribute_webhook_events WHERE name = 'invalid' AND purchase_key = ?",
+        )
+        .bind(body_key)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// How many events of each name are stored.
@@ -257,9 +266,9 @@ impl Store {
     }
 
     /// Links a purchase and an order (both ways), notes it in the order's
-    /// history and writes the card (e.g. an amount mismatch) if any, in one
-    /// transaction. False when either side was claimed meanwhile.
-    pub async fn match_purchase(&self, purchase_id: &str, order_id: i64, card: Option<&NewCard>) -> StoreResult<bool> {
+    /// history and, when their amounts differ, writes the card for it, in
+    /// one transaction. False when either side was claimed meanwhile.
+    pub async fn match_purchase(&self, purchase_id: &str, order_id: i64, amounts_differ: bool) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let order =
@@ -293,15 +302,16 @@ impl Store {
             .bind(&note)
             .execute(&mut *tx)
             .await?;
-        if let Some(card) = card {
-            insert_card(&mut tx, Some(order_id), card, now).await?;
+        if amounts_differ {
+            let card = purchase_card(EscalationReason::WebhookAmountMismatch, purchase_id, Some(order_id), "");
+            insert_card(&mut tx, &card, now).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
-    /// Writes the "paid, but no Telegram order" card once.
-    pub async fn flag_unmatched_purchase(&self, purchase_id: &str, card: &NewCard) -> StoreResult<bool> {
+    /// Writes the "paid, but no Telegram order" card once (`detail`: e.g. how long we waited).
+    pub async fn flag_unmatched_purchase(&self, purchase_id: &str, detail: &str) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let flagged = sqlx::query(
@@ -315,7 +325,8 @@ impl Store {
         .await?
         .rows_affected();
         if flagged > 0 {
-            insert_card(&mut tx, None, card, now).await?;
+            let card = purchase_card(EscalationReason::WebhookUnmatchedPurchase, purchase_id, None, detail);
+            insert_card(&mut tx, &card, now).await?;
         }
         tx.commit().await?;
         Ok(flagged > 0)
@@ -345,13 +356,14 @@ impl Store {
     }
 
     /// Closes a refund: what happened on the backend (if anything), a note
-    /// on the order, and the moderator card, in one transaction.
+    /// on the order, and the moderator card saying `what` was done, in one
+    /// transaction.
     pub async fn finish_refund(
         &self,
         purchase_id: &str,
         deactivation: Option<&str>,
         order: Option<(i64, OrderState)>,
-        card: &NewCard,
+        what: &str,
     ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -372,10 +384,17 @@ impl Store {
             };
             refund_order(&mut tx, order_id, state, &note, now).await?;
         }
-        insert_card(&mut tx, order.map(|(id, _)| id), card, now).await?;
+        let card = purchase_card(EscalationReason::WebhookRefund, purchase_id, order.map(|(id, _)| id), what);
+        insert_card(&mut tx, &card, now).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A card about a Tribute purchase (and its order, once matched).
+fn purchase_card(reason: EscalationReason, purchase_id: &str, order_id: Option<i64>, detail: &str) -> Escalation {
+    let subject = CardSubject::Purchase { purchase_id: purchase_id.to_owned(), order_id };
+    Escalation { reason, subject, detail: detail.to_owned() }
 }
 
 /// Settles a refunded order for good, in the caller's transaction: the

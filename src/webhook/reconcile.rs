@@ -24,8 +24,8 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::backend::{BackendClient, BackendError, DeactivationOutcome, DeactivationRequest};
 use crate::daemon::stopped;
-use crate::domain::{EscalationReason, OrderState};
-use crate::store::{now_ms, NewCard, OrderRecord, PurchaseRecord, Store, StoreResult};
+use crate::domain::OrderState;
+use crate::store::{now_ms, OrderRecord, PurchaseRecord, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -116,15 +116,10 @@ impl Reconciler {
             .min_by_key(|c| (c.price != p.price, (c.created_at - paid).abs()));
         if let Some(c) = best {
             let order = self.store.order(c.order_id).await?;
-            let mismatch = (order.price != p.price).then(|| NewCard {
-                source_chat_id: order.chat_id,
-                source_message_id: order.message_id,
-                reason: EscalationReason::WebhookAmountMismatch,
-                text: mismatch_card(&order, p),
-            });
-            if self.store.match_purchase(&p.purchase_id, order.id, mismatch.as_ref()).await? {
+            let mismatch = order.price != p.price;
+            if self.store.match_purchase(&p.purchase_id, order.id, mismatch).await? {
                 pass.matched += 1;
-                if mismatch.is_some() {
+                if mismatch {
                     pass.amount_mismatches += 1;
                     warn!(order_ref = %order.order_ref, telegram = %order.price, webhook = %p.price, "amounts differ");
                 } else {
@@ -135,13 +130,8 @@ impl Reconciler {
         }
         let grace = self.cfg.unmatched_grace.as_millis() as i64;
         if p.unmatched_flagged_at.is_none() && now - paid >= grace {
-            let card = NewCard {
-                source_chat_id: 0,
-                source_message_id: 0,
-                reason: EscalationReason::WebhookUnmatchedPurchase,
-                text: unmatched_card(p, self.cfg.unmatched_grace),
-            };
-            if self.store.flag_unmatched_purchase(&p.purchase_id, &card).await? {
+            let detail = format!("none within {} min", self.cfg.unmatched_grace.as_secs() / 60);
+            if self.store.flag_unmatched_purchase(&p.purchase_id, &detail).await? {
                 pass.flagged_unmatched += 1;
                 warn!("paid purchase without a Telegram order; moderator told");
             }
@@ -156,10 +146,8 @@ impl Reconciler {
             if now - since < self.cfg.unmatched_grace.as_millis() as i64 {
                 return Ok(());
             }
-            let text = refund_card(p, None, "No Telegram order matches this purchase, so nothing was deactivated.");
-            let card =
-                NewCard { source_chat_id: 0, source_message_id: 0, reason: EscalationReason::WebhookRefund, text };
-            self.store.finish_refund(&p.purchase_id, None, None, &card).await?;
+            let what = "No Telegram order matches this purchase, so nothing was deactivated.";
+            self.store.finish_refund(&p.purchase_id, None, None, what).await?;
             pass.refunds_handled += 1;
             return Ok(());
         };
@@ -221,87 +209,13 @@ impl Reconciler {
         status: Option<&str>,
         what: &str,
     ) -> StoreResult<()> {
-        let card = NewCard {
-            source_chat_id: order.chat_id,
-            source_message_id: order.message_id,
-            reason: EscalationReason::WebhookRefund,
-            text: refund_card(p, Some(order), what),
-        };
-        self.store.finish_refund(&p.purchase_id, status, Some((order.id, order.state)), &card).await
+        self.store.finish_refund(&p.purchase_id, status, Some((order.id, order.state)), what).await
     }
 }
 
 /// Product names compare trimmed, case-insensitively, with runs of spaces collapsed.
 fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-}
-
-fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
-
-fn customer(id: i64) -> String {
-    format!("tg://user?id={id}")
-}
-
-fn mismatch_card(order: &OrderRecord, p: &PurchaseRecord) -> String {
-    format!(
-        "💱 Amounts differ for order {order_ref}\n\
-         Telegram notification: {tg}\n\
-         Tribute webhook (purchase {pid}): {wh}\n\
-         Customer: {name} ({customer})\n\
-         Product: {product}\n\
-         State: {state}\n\
-         Check in Tribute which amount was really paid before doing anything by hand.",
-        order_ref = order.order_ref,
-        tg = order.price,
-        pid = p.purchase_id,
-        wh = p.price,
-        name = order.customer_name,
-        customer = customer(p.telegram_user_id),
-        product = order.product,
-        state = order.state,
-    )
-}
-
-fn unmatched_card(p: &PurchaseRecord, grace: Duration) -> String {
-    format!(
-        "🔎 Paid in Tribute, but no Telegram order\n\
-         Purchase {pid}{tx}: {product}, {price}\n\
-         Customer: {customer}\n\
-         Paid at: {paid}\n\
-         No Custom Product Order from the Tribute bot matched it within {mins} min. \
-         Check the Tribute chat: the product may have to be activated by hand.",
-        pid = p.purchase_id,
-        tx = p.transaction_id.as_deref().map(|t| format!(" (transaction {t})")).unwrap_or_default(),
-        product = p.product_name,
-        price = p.price,
-        customer = customer(p.telegram_user_id),
-        paid = p.paid_at.map(fmt_ms).unwrap_or_default(),
-        mins = grace.as_secs() / 60,
-    )
-}
-
-fn refund_card(p: &PurchaseRecord, order: Option<&OrderRecord>, what: &str) -> String {
-    let title = match order {
-        Some(o) => format!("💸 Refund of order {}", o.order_ref),
-        None => format!("💸 Refund of Tribute purchase {}", p.purchase_id),
-    };
-    format!(
-        "{title}\n\
-         Purchase {pid}: {product}, {price}\n\
-         Customer: {customer}\n\
-         Refunded at: {at}{why}\n\
-         {what}",
-        pid = p.purchase_id,
-        product = p.product_name,
-        price = p.price,
-        customer = customer(p.telegram_user_id),
-        at = p.refunded_at.map(fmt_ms).unwrap_or_default(),
-        why = p.refund_reason.as_deref().map(|r| format!("\nReason: {r}")).unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

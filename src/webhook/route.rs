@@ -10,7 +10,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::domain::EscalationReason;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,7 +23,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::event::{body_key, parse_event, WebhookEvent};
 use super::signature::{verify, SIGNATURE_HEADER};
-use crate::store::{NewCard, Store, StoredEvent};
+use crate::store::{Store, StoredEvent};
 
 /// Where Tribute posts (configure `https://<your host>/tribute/webhook` in Tribute).
 pub const WEBHOOK_PATH: &str = "/tribute/webhook";
@@ -78,17 +77,8 @@ async fn receive(State(state): State<Arc<WebhookState>>, headers: HeaderMap, bod
         Err(e) => {
             count(&state.stats.invalid);
             let raw = String::from_utf8_lossy(&body);
-            let card = NewCard {
-                source_chat_id: 0,
-                source_message_id: 0,
-                reason: EscalationReason::WebhookInvalid,
-                text: format!(
-                    "⚠️ A signed Tribute webhook could not be read\nWhy: {e}\n\
-                     Nothing was done with it. Check the purchase in Tribute and finish it by hand.\n\nRaw body:\n{raw}"
-                ),
-            };
             warn!(error = %e, "refused a signed webhook that is not a usable event");
-            if let Err(db) = state.store.store_invalid_webhook(&body_key(&body), &raw, &e.to_string(), &card).await {
+            if let Err(db) = state.store.store_invalid_webhook(&body_key(&body), &raw, &e.to_string()).await {
                 warn!(error = %db, "could not keep the unreadable webhook body");
             }
             return answer(

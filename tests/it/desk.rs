@@ -8,7 +8,7 @@ use tribute_assistant::domain::OrderState;
 use tribute_assistant::moderator::outbox_worker::post_due;
 use tribute_assistant::moderator::sizing::{utf16_len, TELEGRAM_LIMIT};
 use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::store::{NewCard, Store};
+use tribute_assistant::store::{CardBody, CardSubject, Escalation, Store};
 use tribute_assistant::telegram::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 use tribute_assistant::telegram::{Message, MessengerError};
 
@@ -60,6 +60,12 @@ async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
     assert!(card.text.contains("/case C1 shows all]"), "the cut says where the rest is: {}", card.text);
     assert!(card.text.contains("слово0000"), "the beginning of the text is shown");
     assert!(card.text.contains("Reply to this message with:"), "what to do is kept: {}", card.text);
+    // Rendered by the desk from the order: its facts, why, and the detail the caller gave.
+    for fact in
+        ["Product: 100 Diamonds", "Price: €5.00", "Account ID: — several: ", "Why: we cannot write to the customer ("]
+    {
+        assert!(card.text.contains(fact), "{fact:?} missing from {}", card.text);
+    }
 
     // A later order with a problem: its card is posted too.
     let second = unreachable_order(&sb, 902, "Олег", "забыл ID");
@@ -68,9 +74,12 @@ async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
     assert_all_fit(&sb);
     assert!(sb.store().pending_cards().await.unwrap().is_empty());
     assert!(sb.store().parked_cards().await.unwrap().is_empty());
-    // The store keeps all of it.
+    // The card is stored typed, without text: the store keeps the raw order, `/case` shows all of it.
     let stored = sb.store().all_cards().await.unwrap();
-    assert!(stored[0].text.contains(&details));
+    match &stored[0].body {
+        CardBody::Escalation(e) => assert!(matches!(e.subject, CardSubject::Order(_)) && !e.detail.is_empty(), "{e:?}"),
+        other => panic!("stored as text: {other:?}"),
+    }
 
     // `/case C1` shows every word, in pages within the limit.
     let mut bodies = String::new();
@@ -143,22 +152,16 @@ async fn desk() -> (tempfile::TempDir, Store, SimWorld, i64) {
     (dir, store, world, chat)
 }
 
-async fn question_case(store: &Store, customer: i64, text: &str) -> i64 {
+async fn question_case(store: &Store, customer: i64, why: &str) -> i64 {
     let conv = store.open_conversation(customer, "Иван", tribute_assistant::domain::Language::Ru, 0).await.unwrap();
-    let card = NewCard {
-        source_chat_id: 0,
-        source_message_id: 0,
-        reason: tribute_assistant::domain::EscalationReason::CustomerQuestion,
-        text: text.into(),
-    };
-    store.open_conversation_case(conv.id, &card).await.unwrap()
+    store.open_case(&Escalation::question(conv.id, why)).await.unwrap()
 }
 
 #[tokio::test]
 async fn a_card_whose_send_timed_out_after_delivery_is_not_posted_twice() {
     let (_dir, store, world, chat) = desk().await;
     let client = world.connect();
-    let case = question_case(&store, 921, "❓ Case {case}: posted once").await;
+    let case = question_case(&store, 921, "posted once").await;
     // Telegram stores the message but the answer is lost.
     world.set_fault_plan(
         FaultPlan::new(7, FaultLevel::Hostile).with_rates(FaultRates { send_timeout: 1000, ..Default::default() }),
@@ -186,8 +189,8 @@ async fn a_card_whose_send_timed_out_after_delivery_is_not_posted_twice() {
 async fn a_flood_wait_sets_the_due_time_and_holds_the_rest() {
     let (_dir, store, world, chat) = desk().await;
     let client = world.connect();
-    let a = question_case(&store, 931, "Case {case}: a").await;
-    let b = question_case(&store, 932, "Case {case}: b").await;
+    let a = question_case(&store, 931, "a").await;
+    let b = question_case(&store, 932, "b").await;
     world.flood_wait_next_sends(1, Duration::from_secs(120));
     let before = tribute_assistant::clock::now_ms();
     let r = post_due(&store, &client, chat).await.unwrap();
