@@ -34,7 +34,7 @@ use tracing::{debug, info, warn};
 use super::cards::View;
 use super::{render, sizing};
 use crate::store::{now_ms, short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
-use crate::telegram::{ChatId, MessageId, Messenger, MessengerError, RandomId};
+use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
@@ -47,7 +47,6 @@ const LOOKUP_ATTEMPTS: u32 = 3;
 const MAX_UNKNOWN_ATTEMPTS: u32 = 5;
 /// How far back the history is searched for a card Telegram says was already sent.
 const SEARCH_PAGES: usize = 10;
-const SEARCH_PAGE: usize = 100;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -313,7 +312,7 @@ async fn send(
 
 /// Our message with `text` in the chat after message `after` (the newest
 /// one posted before the row was stored), looking at up to
-/// `SEARCH_PAGES × SEARCH_PAGE` messages. A `card` is matched by its first
+/// `SEARCH_PAGES` pages of history. A `card` is matched by its first
 /// line (its title, naming its case): rendered again, the rest of it may
 /// have changed since the attempt that went through.
 async fn find_posted(
@@ -321,22 +320,12 @@ async fn find_posted(
     chat: ChatId,
     text: &str,
     card: bool,
-    mut after: MessageId,
+    after: MessageId,
 ) -> Result<Option<MessageId>, MessengerError> {
     let first = |s: &str| s.trim().lines().next().unwrap_or_default().trim().to_owned();
     // Telegram trims a message's surrounding whitespace.
     let same = |posted: &str| if card { first(posted) == first(text) } else { posted.trim() == text.trim() };
-    for _ in 0..SEARCH_PAGES {
-        let page = messenger.history_since(chat, after, SEARCH_PAGE).await?;
-        if let Some(m) = page.iter().find(|m| m.outgoing && same(&m.text)) {
-            return Ok(Some(m.id));
-        }
-        match page.last() {
-            Some(last) if page.len() == SEARCH_PAGE => after = last.id,
-            _ => return Ok(None),
-        }
-    }
-    Ok(None)
+    history::find_own(messenger, chat, after, SEARCH_PAGES, same).await
 }
 
 #[cfg(test)]

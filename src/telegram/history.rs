@@ -10,19 +10,31 @@ use super::{ChatId, MessageId, Messenger, MessengerResult};
 /// Messages read per history request.
 const PAGE: usize = 100;
 
-/// Our own message with `text` in `chat` after message `after`, looking at
-/// up to `max_pages` pages of history.
+/// Our own message with `text` (as Telegram stores it: trimmed) in `chat`
+/// after message `after`, looking at up to `max_pages` pages of history.
 pub async fn find_sent(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
-    mut after: MessageId,
+    after: MessageId,
     max_pages: usize,
 ) -> MessengerResult<Option<MessageId>> {
     let text = text.trim();
+    find_own(messenger, chat, after, max_pages, |posted| posted.trim() == text).await
+}
+
+/// Our own first message in `chat` after message `after` whose text
+/// `matches`, looking at up to `max_pages` pages of history.
+pub async fn find_own(
+    messenger: &dyn Messenger,
+    chat: ChatId,
+    mut after: MessageId,
+    max_pages: usize,
+    matches: impl Fn(&str) -> bool,
+) -> MessengerResult<Option<MessageId>> {
     for _ in 0..max_pages {
         let page = messenger.history_since(chat, after, PAGE).await?;
-        if let Some(m) = page.iter().find(|m| m.outgoing && m.text.trim() == text) {
+        if let Some(m) = page.iter().find(|m| m.outgoing && matches(&m.text)) {
             return Ok(Some(m.id));
         }
         match page.last() {

@@ -537,7 +537,7 @@ async fn long_requests_arrive_gzip_packed_and_are_unpacked() {
     let tg = Tg::connect(&server);
     let text: String = (0..300).map(|i| format!("{i} Заказ 🆕 ")).collect();
     within("long send", tg.client.send_message(server.peer_ref(601), text.as_str())).await.unwrap();
-    assert_eq!(world.messages(601)[0].text, text);
+    assert_eq!(world.messages(601)[0].text, text.trim(), "whole, as Telegram stores it (trimmed)");
     tg.stop().await;
     server.shutdown().await;
 }
