@@ -10,9 +10,9 @@ use anyhow::Context;
 
 use crate::cli::{fmt_ms, table};
 use crate::domain::OrderState;
-use crate::sandbox::{Sandbox, SandboxOptions, Transport};
-use crate::telegram::sim::SimOrder;
 use crate::telegram::MessengerError;
+use crate::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
+use crate::testbed::sim::SimOrder;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {

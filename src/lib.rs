@@ -30,12 +30,12 @@ pub mod knowledge;
 pub mod login;
 pub mod orders;
 pub mod run;
-pub mod sandbox;
 // Seeded whole-system simulation on a paused clock.
 pub mod simulate;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;
+pub mod testbed;
 pub mod tls;
 pub mod tribute;
 pub mod wake;

@@ -7,7 +7,6 @@
 mod answer;
 mod backoff;
 mod client;
-pub mod reference;
 pub mod signing;
 mod wire;
 

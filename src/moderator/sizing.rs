@@ -8,7 +8,7 @@
 //! Lengths are UTF-16 code units, as Telegram counts them: an emoji outside
 //! the BMP is two units, a Cyrillic letter one.
 
-pub use crate::telegram::sim::utf16_len;
+pub use crate::telegram::utf16_len;
 
 /// Telegram's limit for one message's text, in UTF-16 code units.
 pub const TELEGRAM_LIMIT: usize = 4096;

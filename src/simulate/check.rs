@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::driver::{fmt_sim, Driver};
-use crate::telegram::sim::{utf16_len, SERVICE_USER_ID};
 use crate::telegram::MESSAGE_LENGTH_MAX;
+use crate::testbed::sim::{utf16_len, SERVICE_USER_ID};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {

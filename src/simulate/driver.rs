@@ -34,9 +34,9 @@ use super::scenario::{self, Event, ModeratorAction, Reply, RestartKind, Script, 
 use super::{Params, Tamper};
 use crate::domain::OrderRef;
 use crate::orders::{Checkpoint, CheckpointHook};
-use crate::sandbox::Sandbox;
-use crate::telegram::sim::SimOrder;
 use crate::telegram::{MessageId, Messenger, RandomId};
+use crate::testbed::sandbox::Sandbox;
+use crate::testbed::sim::SimOrder;
 
 /// The longest jump while nothing is due.
 const MAX_IDLE_STEP: u64 = 10 * MIN;
@@ -663,7 +663,7 @@ impl Driver {
     /// Deliberately breaks an invariant after the run, so tests can see the
     /// checker report it. The daemon is stopped and Telegram polite.
     pub async fn tamper(&mut self, t: Tamper) -> anyhow::Result<()> {
-        use crate::telegram::sim::FaultPlan;
+        use crate::testbed::sim::FaultPlan;
         self.sb.world.set_fault_plan(FaultPlan::none());
         let client = self.sb.world.connect();
         let tribute = self.sb.tribute_chat();

@@ -29,8 +29,8 @@ pub use check::{Report, Violation};
 pub use scenario::{generate, Script};
 
 use crate::contact::ContactConfig;
-use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::telegram::sim::{FaultLevel, FaultPlan};
+use crate::testbed::sandbox::{Sandbox, SandboxOptions};
+use crate::testbed::sim::{FaultLevel, FaultPlan};
 
 /// How much misbehaves: Telegram (the simulator's [`FaultPlan`]) and the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]

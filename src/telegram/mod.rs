@@ -6,8 +6,6 @@
 
 pub mod grammers;
 pub mod history;
-pub mod mtproto_server;
-pub mod sim;
 
 use std::time::Duration;
 
@@ -21,6 +19,12 @@ pub type MessageId = i32;
 /// Telegram's `message_length_max` (`help.getConfig`): the longest text, in
 /// UTF-16 code units, a message may have.
 pub const MESSAGE_LENGTH_MAX: usize = 4096;
+
+/// Length of `s` in UTF-16 code units, the unit of Telegram entity offsets.
+pub fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
 /// The most formatting entities one message may carry.
 pub const ENTITIES_MAX: usize = 100;
 /// The most bytes of callback data an inline button may carry.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
-use tribute_assistant::backend::reference::ReferenceBackend;
 use tribute_assistant::backend::signing::{self, SIGNATURE_HEADER};
 use tribute_assistant::backend::{
     ActivationOutcome, ActivationRequest, BackendClient, BackendConfig, BackendError, DeactivationOutcome,
     DeactivationRequest, HealthError, IDEMPOTENCY_HEADER,
 };
 use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef};
+use tribute_assistant::testbed::backend::ReferenceBackend;
 
 const SECRET: &str = "contract-test-secret";
 

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use tribute_assistant::domain::{Author, DialogueState, Direction, OrderState};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::telegram::{Message, MessengerError};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::SimOrder;
 
 use crate::support::sim::{
     advance, diamonds, eventually, order_of, pause_time, resume_time, settle_quietly, wait_state,

@@ -7,10 +7,10 @@ use std::time::Duration;
 use tribute_assistant::domain::OrderState;
 use tribute_assistant::moderator::outbox_worker::post_due;
 use tribute_assistant::moderator::sizing::{utf16_len, TELEGRAM_LIMIT};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::store::{CardBody, CardSubject, Escalation, Store};
-use tribute_assistant::telegram::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 use tribute_assistant::telegram::{Message, MessengerError};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
 use crate::support::sim::{diamonds, eventually, wait_state};
 

@@ -6,8 +6,8 @@
 //! the same in other words gets that answer from the knowledge base.
 
 use tribute_assistant::domain::Author;
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::telegram::Message;
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::sim::eventually;
 

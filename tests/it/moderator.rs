@@ -2,10 +2,10 @@
 //! to them by the configured moderator (and by someone who is not one).
 
 use tribute_assistant::domain::{Author, OrderState};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions, Transport};
 use tribute_assistant::store::CaseStatus;
-use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::telegram::{Message, MessengerError};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
+use tribute_assistant::testbed::sim::SimOrder;
 
 use crate::support::sim::{diamonds, eventually, order_of, wait_state};
 

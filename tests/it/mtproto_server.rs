@@ -15,9 +15,9 @@ use grammers_client::update::{Message as TgMessage, Update};
 use grammers_client::{tl, Client, InvocationError, SenderPool};
 use grammers_mtsender::{ConnectionParams, NoRetries, SenderPoolFatHandle, UpdatesConfiguration};
 use tokio::task::JoinHandle;
-use tribute_assistant::telegram::mtproto_server::MtprotoServer;
-use tribute_assistant::telegram::sim::{SimConfig, SimOrder, SimWorld};
 use tribute_assistant::telegram::{EntityKind, MessengerError};
+use tribute_assistant::testbed::mtproto::MtprotoServer;
+use tribute_assistant::testbed::sim::{SimConfig, SimOrder, SimWorld};
 
 const WAIT: Duration = Duration::from_secs(10);
 const API_ID: i32 = 12345;

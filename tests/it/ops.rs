@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
-use tribute_assistant::backend::reference::ReferenceBackend;
 use tribute_assistant::ops::{Kind, MetricSource, Sample, CUSTOMER_MESSAGES};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::testbed::backend::ReferenceBackend;
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::SimOrder;
 
 const SETTLE: Duration = Duration::from_secs(20);
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, Checkpoint, CheckpointHook, IngestConfig};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::store::Recorded;
-use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::tribute::ParserConfig;
 
 const SETTLE: Duration = Duration::from_secs(20);

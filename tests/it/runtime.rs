@@ -9,10 +9,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, IngestConfig};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::store::{MessageKind, Store};
-use tribute_assistant::telegram::sim::SimOrder;
 use tribute_assistant::telegram::{InlineButton, Message};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::tribute::ParserConfig;
 
 use crate::support::sim::{advance, eventually, order_of, pause_time, resume_time, wait_state};
@@ -283,7 +283,7 @@ async fn a_moderator_retry_takes_up_an_order_the_backend_rejected() {
 
 #[tokio::test]
 async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_counted_once() {
-    use tribute_assistant::telegram::sim::{FaultLevel, FaultPlan, FaultRates};
+    use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates};
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
     // Every send is delivered, but Telegram's answer is lost (a timeout).

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use tribute_assistant::telegram::sim::{
+use tribute_assistant::telegram::{ChatId, Event, Message, Messenger, MessengerError, RandomId, MESSAGE_LENGTH_MAX};
+use tribute_assistant::testbed::sim::{
     Fault, FaultLevel, FaultPlan, FaultRates, SimClient, SimConfig, SimWorld, SERVICE_USER_ID,
 };
-use tribute_assistant::telegram::{ChatId, Event, Message, Messenger, MessengerError, RandomId, MESSAGE_LENGTH_MAX};
 
-fn order(customer_id: i64, name: &str) -> tribute_assistant::telegram::sim::SimOrder {
+fn order(customer_id: i64, name: &str) -> tribute_assistant::testbed::sim::SimOrder {
     crate::support::sim::premium_month(customer_id, name)
 }
 

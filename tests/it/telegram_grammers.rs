@@ -3,7 +3,7 @@
 //! say what fixes it, and the session file is private (0600).
 //!
 //! End-to-end tests of `GrammersMessenger` over real MTProto need the
-//! in-process test server (`telegram::mtproto_server`); see the note at the
+//! in-process test server (`testbed::mtproto`); see the note at the
 //! end of this file.
 
 use std::path::Path;
@@ -130,7 +130,6 @@ mod e2e {
     use secrecy::SecretString;
     use tokio::sync::watch;
     use tokio::task::JoinHandle;
-    use tribute_assistant::backend::reference::ReferenceBackend;
     use tribute_assistant::backend::{BackendClient, BackendConfig};
     use tribute_assistant::daemon::{Daemon, Exit};
     use tribute_assistant::domain::{OrderRef, OrderState};
@@ -139,9 +138,10 @@ mod e2e {
     use tribute_assistant::telegram::grammers::session::open_session;
     use tribute_assistant::telegram::grammers::utf16;
     use tribute_assistant::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
-    use tribute_assistant::telegram::mtproto_server::MtprotoServer;
-    use tribute_assistant::telegram::sim::{SimConfig, SimOrder, SimWorld};
     use tribute_assistant::telegram::{ChatId, EntityKind, Event, Messenger, MessengerError, RandomId};
+    use tribute_assistant::testbed::backend::ReferenceBackend;
+    use tribute_assistant::testbed::mtproto::MtprotoServer;
+    use tribute_assistant::testbed::sim::{SimConfig, SimOrder, SimWorld};
     use tribute_assistant::tribute::ParserConfig;
 
     const SETTLE: Duration = Duration::from_secs(30);

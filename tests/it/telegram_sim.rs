@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use tribute_assistant::telegram::sim::{
+use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId};
+use tribute_assistant::testbed::sim::{
     utf16_len, SimClient, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
 };
-use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId};
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -10,8 +10,8 @@ use chrono::{SecondsFormat, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
 use tribute_assistant::domain::{OrderRef, OrderState};
-use tribute_assistant::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
 use tribute_assistant::webhook::{ReconcileConfig, WebhookSettings, WEBHOOK_PATH};
 

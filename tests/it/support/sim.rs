@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tribute_assistant::domain::{OrderRef, OrderState};
-use tribute_assistant::sandbox::Sandbox;
 use tribute_assistant::store::OrderRecord;
-use tribute_assistant::telegram::sim::SimOrder;
+use tribute_assistant::testbed::sandbox::Sandbox;
+use tribute_assistant::testbed::sim::SimOrder;
 
 /// How long `eventually` waits, in real time. Generous: all integration
 /// tests share one process and two cores.

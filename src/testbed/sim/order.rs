@@ -53,7 +53,7 @@ pub struct Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telegram::sim::text::entity_text;
+    use crate::testbed::sim::text::entity_text;
 
     #[test]
     fn notification_has_the_agreed_shape_and_entities() {

@@ -11,8 +11,8 @@
 
 use grammers_tl_types as tl;
 
-use crate::telegram::sim::SimWorld;
 use crate::telegram::{ChatId, Entity, EntityKind, Message, UserId};
+use crate::testbed::sim::SimWorld;
 
 /// Offset between a Bot API supergroup id and its channel id.
 const CHANNEL_OFFSET: i64 = 1_000_000_000_000;

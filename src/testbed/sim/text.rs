@@ -8,10 +8,7 @@
 
 use crate::telegram::{Entity, EntityKind};
 
-/// Length of `s` in UTF-16 code units, the unit of Telegram entity offsets.
-pub fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
-}
+pub use crate::telegram::utf16_len;
 
 /// Appends text piece by piece and records entities over chosen pieces,
 /// with UTF-16 offsets.

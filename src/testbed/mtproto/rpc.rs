@@ -1,5 +1,5 @@
 //! API methods: decode a request at the client's layer, drive the
-//! [`SimClient`](crate::telegram::sim::SimClient), encode the answer.
+//! [`SimClient`](crate::testbed::sim::SimClient), encode the answer.
 
 use std::sync::Arc;
 

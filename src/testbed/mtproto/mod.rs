@@ -1,6 +1,6 @@
 //! An in-process Telegram server that speaks MTProto 2.0 to the real
 //! grammers client over TCP on loopback and serves the simulated world of
-//! [`crate::telegram::sim`] as our account sees it. Test support: it lets
+//! [`crate::testbed::sim`] as our account sees it. Test support: it lets
 //! the grammers-based adapter run end to end without Telegram.
 //!
 //! - Transport: grammers' default, the "full" TCP transport (length,
@@ -59,8 +59,8 @@ use self::convert::{channel_id, View};
 use self::crypto::ServerKey;
 use self::rpc::Reply;
 use self::updates::UpdateLog;
-use crate::telegram::sim::{SimClient, SimWorld};
 use crate::telegram::{ChatId, Event, Message, Messenger, MessengerError, UserId};
+use crate::testbed::sim::{SimClient, SimWorld};
 
 /// The DC our account lives in (grammers' default home DC).
 const DC_ID: i32 = 2;

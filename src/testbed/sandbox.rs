@@ -17,7 +17,6 @@ use secrecy::SecretString;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backend::reference::ReferenceBackend;
 use crate::backend::{BackendClient, BackendConfig};
 use crate::contact::ContactConfig;
 use crate::daemon::ContactSetup;
@@ -28,9 +27,10 @@ use crate::orders::{CheckpointHook, IngestConfig, WorkflowConfig, DEFAULT_REPLY_
 use crate::store::Store;
 use crate::telegram::grammers::session::open_session;
 use crate::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
-use crate::telegram::mtproto_server::MtprotoServer;
-use crate::telegram::sim::{SimConfig, SimWorld};
 use crate::telegram::{ChatId, Messenger, UserId};
+use crate::testbed::backend::ReferenceBackend;
+use crate::testbed::mtproto::MtprotoServer;
+use crate::testbed::sim::{SimConfig, SimWorld};
 use crate::tribute::ParserConfig;
 
 /// How the daemon reaches the simulated Telegram.
