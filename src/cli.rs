@@ -72,6 +72,19 @@ pub enum Command {
     /// paused clock; check the invariants; exit 1 if any is violated.
     /// Docs: docs/simulate.md.
     Simulate(crate::simulate::SimulateArgs),
+    /// Serve the stand-in world for the real daemon: the simulated Telegram
+    /// (with the Tribute bot) over MTProto, the reference backend or yours,
+    /// and a control API; writes DIR/config.toml so that
+    /// `tribute-assistant --config DIR/config.toml run` runs against it.
+    /// Prints one JSON line with the addresses when ready; runs until
+    /// SIGTERM/SIGINT. Docs: docs/staging.md.
+    Testbed(crate::testbed::serve::TestbedArgs),
+    /// Crash-only proof: the testbed, the real daemon (`run`) as a child
+    /// process, orders posted, and the daemon killed with SIGKILL at chosen
+    /// moments (mid backend call, between the Tribute reply and the Send
+    /// press, in a customer dialogue) and restarted; checks nothing was
+    /// lost or doubled; exits 1 otherwise. Docs: docs/staging.md.
+    Chaos(crate::testbed::chaos::ChaosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +129,7 @@ pub enum OrdersCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let default_filter = match cli.command {
-        Command::Demo(_) | Command::Simulate(_) => "error",
+        Command::Demo(_) | Command::Simulate(_) | Command::Chaos(_) => "error",
         // Qdrant Edge logs its WAL and mmap internals at info/warn.
         Command::Kb(_) => "warn,qdrant_edge=error",
         _ => "info",
@@ -133,6 +146,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(cmd) => crate::kb::run(cmd, cli.config.as_deref()).await,
         Command::Export(args) => crate::export::run(args, cli.config.as_deref()).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
+        Command::Testbed(args) => crate::testbed::serve::run(args).await,
+        Command::Chaos(args) => crate::testbed::chaos::run(args).await,
     }
 }
 

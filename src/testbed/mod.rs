@@ -9,8 +9,15 @@
 //! - [`backend`]: the reference publisher backend (signed `/activate`),
 //!   the worked example publishers copy.
 //! - [`sandbox`]: the wiring of the three with a daemon on a fresh store.
+//! - [`serve`]: the `testbed` command, the three as one process with a
+//!   control API ([`control`]) for the real daemon to be pointed at.
+//! - [`chaos`]: that real daemon, as a child process, killed with SIGKILL
+//!   at chosen moments while orders flow; nothing may be lost or doubled.
 
 pub mod backend;
+pub mod chaos;
+pub mod control;
 pub mod mtproto;
 pub mod sandbox;
+pub mod serve;
 pub mod sim;

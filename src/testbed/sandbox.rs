@@ -175,53 +175,12 @@ impl Sandbox {
         })
     }
 
-    /// Starts the MTProto test server on `world` and seeds a session file
-    /// with what `login` would leave behind: the key, the DC, our account,
-    /// and the chats we talk in (the Tribute bot, the moderator group).
+    /// Starts the MTProto test server on `world` and seeds the sandbox's
+    /// session file.
     async fn start_mtproto(data_dir: &Path, world: &SimWorld, moderator_chat: ChatId) -> anyhow::Result<Mtproto> {
-        use grammers_session::types::{ChannelKind, PeerInfo};
-        use grammers_session::Session;
-
         let server = MtprotoServer::start(world.clone()).await.context("Failed to start the MTProto test server")?;
         let session_path = data_dir.join(SANDBOX_SESSION_FILE);
-        // A session left by an earlier run holds another server's key and update state.
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = session_path.clone().into_os_string();
-            p.push(suffix);
-            let p = PathBuf::from(p);
-            if p.exists() {
-                std::fs::remove_file(&p).with_context(|| format!("Failed to remove {}", p.display()))?;
-            }
-        }
-        let session = open_session(&session_path).await?;
-        let seeded = async {
-            server.seed_session(&*session).await.context("Failed to seed the sandbox session")?;
-            let bot = server.peer_ref(world.tribute_chat());
-            session
-                .cache_peer(PeerInfo::User {
-                    id: world.tribute_chat(),
-                    auth: Some(bot.auth),
-                    bot: Some(true),
-                    is_self: Some(false),
-                })
-                .await
-                .context("Failed to cache the Tribute bot")?;
-            let group = server.peer_ref(moderator_chat);
-            if let Some(channel) = group.id.bare_id().filter(|_| moderator_chat < -1_000_000_000_000) {
-                session
-                    .cache_peer(PeerInfo::Channel {
-                        id: channel,
-                        auth: Some(group.auth),
-                        kind: Some(ChannelKind::Megagroup),
-                    })
-                    .await
-                    .context("Failed to cache the moderator group")?;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        session.close().await;
-        seeded?;
+        seed_session_file(&server, world, moderator_chat, &session_path).await?;
         Ok(Mtproto { server, session_path })
     }
 
@@ -456,4 +415,56 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// Writes a session file (0600) with what `login` would leave behind for
+/// an account on the MTProto test server: the key, the DC, our account,
+/// and the chats we talk in (the Tribute bot, the moderator group). A
+/// session left by an earlier run (another server's key) is replaced.
+pub async fn seed_session_file(
+    server: &MtprotoServer,
+    world: &SimWorld,
+    moderator_chat: ChatId,
+    session_path: &Path,
+) -> anyhow::Result<()> {
+    use grammers_session::types::{ChannelKind, PeerInfo};
+    use grammers_session::Session;
+
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = session_path.to_path_buf().into_os_string();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("Failed to remove {}", p.display()))?;
+        }
+    }
+    let session = open_session(session_path).await?;
+    let seeded = async {
+        server.seed_session(&*session).await.context("Failed to seed the session")?;
+        let bot = server.peer_ref(world.tribute_chat());
+        session
+            .cache_peer(PeerInfo::User {
+                id: world.tribute_chat(),
+                auth: Some(bot.auth),
+                bot: Some(true),
+                is_self: Some(false),
+            })
+            .await
+            .context("Failed to cache the Tribute bot")?;
+        let group = server.peer_ref(moderator_chat);
+        if let Some(channel) = group.id.bare_id().filter(|_| moderator_chat < -1_000_000_000_000) {
+            session
+                .cache_peer(PeerInfo::Channel {
+                    id: channel,
+                    auth: Some(group.auth),
+                    kind: Some(ChannelKind::Megagroup),
+                })
+                .await
+                .context("Failed to cache the moderator group")?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    session.close().await;
+    seeded
 }

@@ -23,4 +23,5 @@ mod simulate;
 mod store;
 mod telegram_grammers;
 mod telegram_sim;
+mod testbed;
 mod webhook;

@@ -146,7 +146,12 @@ pub struct MtprotoServer {
 impl MtprotoServer {
     /// Listens on 127.0.0.1 (a free port) and serves `world` to our account.
     pub async fn start(world: SimWorld) -> io::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(world, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Listens on `addr` (port 0: a free one) and serves `world`.
+    pub async fn start_on(world: SimWorld, addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut auth_key = [0u8; 256];
         auth_key.iter_mut().for_each(|b| *b = fastrand::u8(..));

@@ -1,0 +1,240 @@
+//! `tribute-assistant testbed`: the stand-in world as one long-running
+//! process, for the real daemon (`run`, the grammers adapter, real MTProto)
+//! to be pointed at — by a publisher trying their backend before going
+//! live, by the SIGKILL chaos run, by scripts. It serves the simulated
+//! Telegram over MTProto, the reference backend (unless the publisher's
+//! own), and the control API; it writes a ready daemon config, a
+//! pre-authorised session and the backend secret into its directory; and
+//! it prints one JSON line with the addresses when ready.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tracing::info;
+
+use super::backend::ReferenceBackend;
+use super::control::{self, ControlState};
+use super::mtproto::MtprotoServer;
+use super::sandbox::{seed_session_file, SANDBOX_MODERATOR};
+use super::sim::{FaultLevel, FaultPlan, SimConfig, SimWorld};
+use crate::config::BACKEND_SECRET_ENV;
+use crate::telegram::ChatId;
+
+/// `tribute-assistant testbed`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestbedArgs {
+    /// Where the daemon's config, session, secret and data dir are written
+    /// (default: ./testbed).
+    #[arg(long, default_value = "testbed")]
+    pub dir: PathBuf,
+    /// The MTProto server's address (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub mtproto: SocketAddr,
+    /// The control API's address (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub control: SocketAddr,
+    /// `reference` (a built-in backend that activates what `POST
+    /// /backend/pending` adds) or your backend's base URL; the secret the
+    /// daemon signs with is then TRIBUTE_ASSISTANT_BACKEND_SECRET, or a new
+    /// one written to DIR/backend.secret for your backend to use.
+    #[arg(long, default_value = "reference")]
+    pub backend: String,
+    /// How much the simulated Telegram misbehaves: none, normal or hostile.
+    #[arg(long, default_value = "none")]
+    pub faults: FaultLevel,
+    /// Seed of the fault plan (the same seed, the same faults for the same calls).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// What the testbed prints on stdout when it is ready (one JSON line).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Ready {
+    pub mtproto: String,
+    pub control: String,
+    pub backend: String,
+    pub config: String,
+}
+
+/// The running stand-in world.
+pub struct Testbed {
+    pub state: Arc<ControlState>,
+    pub mtproto: MtprotoServer,
+    pub ready: Ready,
+    control: tokio::task::JoinHandle<()>,
+}
+
+/// The daemon's files in the testbed's directory.
+pub struct DaemonFiles {
+    pub config: PathBuf,
+    pub session: PathBuf,
+    pub backend_secret: PathBuf,
+    pub api_hash: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+impl DaemonFiles {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            config: dir.join("config.toml"),
+            session: dir.join("testbed.session"),
+            backend_secret: dir.join("backend.secret"),
+            api_hash: dir.join("api_hash"),
+            data_dir: dir.join("data"),
+        }
+    }
+}
+
+impl Testbed {
+    pub async fn start(args: &TestbedArgs) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&args.dir).with_context(|| format!("Failed to create {}", args.dir.display()))?;
+        let dir =
+            std::fs::canonicalize(&args.dir).with_context(|| format!("Failed to resolve {}", args.dir.display()))?;
+        let files = DaemonFiles::in_dir(&dir);
+        let world = SimWorld::new(SimConfig::default());
+        world.set_fault_plan(FaultPlan::new(args.seed, args.faults));
+        let moderator_chat = world.create_group("Moderators");
+        world.add_user(SANDBOX_MODERATOR, "Masha (moderator)", Some("masha_mod"));
+
+        let (backend, backend_url, secret) = if args.backend == "reference" {
+            let secret = SecretString::from(format!("testbed-{:032x}", fastrand::u128(..)));
+            let backend =
+                ReferenceBackend::start(secret.clone()).await.context("Failed to start the reference backend")?;
+            let url = backend.url();
+            (Some(backend), url, secret)
+        } else {
+            let url = reqwest::Url::parse(&args.backend)
+                .with_context(|| format!("--backend must be `reference` or a URL, not {:?}", args.backend))?;
+            let secret = match std::env::var(BACKEND_SECRET_ENV) {
+                Ok(s) if !s.trim().is_empty() => SecretString::from(s.trim().to_owned()),
+                _ => {
+                    let s = SecretString::from(format!("testbed-{:032x}", fastrand::u128(..)));
+                    eprintln!(
+                        "No {BACKEND_SECRET_ENV}: a new HMAC secret is in {}; give your backend the same one.",
+                        files.backend_secret.display()
+                    );
+                    s
+                }
+            };
+            (None, url.as_str().trim_end_matches('/').to_owned(), secret)
+        };
+
+        let mtproto = MtprotoServer::start_on(world.clone(), args.mtproto)
+            .await
+            .with_context(|| format!("Failed to listen for MTProto on {}", args.mtproto))?;
+        seed_session_file(&mtproto, &world, moderator_chat, &files.session).await?;
+        write_private(&files.backend_secret, secret.expose_secret())?;
+        // Any value: the test server does not check the application's credentials.
+        write_private(&files.api_hash, "0123456789abcdef0123456789abcdef")?;
+        let config = daemon_config(&files, &world, moderator_chat, &backend_url);
+        std::fs::write(&files.config, config).with_context(|| format!("Failed to write {}", files.config.display()))?;
+
+        let state = Arc::new(ControlState::new(world, backend, moderator_chat));
+        let listener = tokio::net::TcpListener::bind(args.control)
+            .await
+            .with_context(|| format!("Failed to listen for the control API on {}", args.control))?;
+        let control_addr = listener.local_addr()?;
+        let app = control::router(state.clone());
+        let control = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the control API stopped");
+            }
+        });
+        let ready = Ready {
+            mtproto: mtproto.addr().to_string(),
+            control: format!("http://{control_addr}"),
+            backend: backend_url,
+            config: files.config.display().to_string(),
+        };
+        info!(mtproto = %ready.mtproto, control = %ready.control, backend = %ready.backend, faults = %args.faults, seed = args.seed, "the testbed is ready");
+        Ok(Self { state, mtproto, ready, control })
+    }
+
+    pub async fn shutdown(self) {
+        self.control.abort();
+        self.mtproto.shutdown().await;
+        if let Some(b) = Arc::into_inner(self.state).and_then(|s| s.backend) {
+            b.shutdown().await;
+        }
+    }
+}
+
+/// The command: start, print the ready line, serve until SIGTERM/SIGINT.
+pub async fn run(args: TestbedArgs) -> anyhow::Result<ExitCode> {
+    let testbed = Testbed::start(&args).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(&testbed.ready)?)?;
+    out.flush()?;
+    drop(out);
+    eprintln!(
+        "Run the daemon against it:  tribute-assistant --config {} run\nPost an order:  curl -s {}/orders -d '{{\"customer_id\":501,\"customer_name\":\"Иван\",\"product\":\"100 Diamonds\",\"price\":\"€5.00\",\"details\":\"ID 123456\"}}' -H 'content-type: application/json'",
+        testbed.ready.config, testbed.ready.control
+    );
+    crate::daemon::shutdown_signal().await;
+    info!("stopping the testbed");
+    testbed.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's config for the testbed: production settings except the
+/// speed limits (the simulated Telegram has no reason for real ones).
+fn daemon_config(files: &DaemonFiles, world: &SimWorld, moderator_chat: ChatId, backend_url: &str) -> String {
+    let q = |p: &Path| toml_string(&p.display().to_string());
+    format!(
+        "# Written by `tribute-assistant testbed`: the daemon against the simulated Telegram.\n\
+         data_dir = {data}\n\
+         \n\
+         [telegram]\n\
+         tribute_chat = {tribute}\n\
+         moderator_chat = {moderator_chat}\n\
+         api_id = 12345\n\
+         api_hash_file = {api_hash}\n\
+         session_file = {session}\n\
+         rate_limit_per_minute = 600.0\n\
+         rate_limit_burst = 50\n\
+         flood_auto_sleep_secs = 5\n\
+         request_timeout_secs = 5\n\
+         button_timeout_secs = 30\n\
+         resync_secs = 5\n\
+         \n\
+         [backend]\n\
+         url = {url}\n\
+         secret_file = {secret}\n\
+         timeout_secs = 5\n\
+         park_secs = 2\n\
+         \n\
+         [moderator]\n\
+         moderators = [{moderator}]\n",
+        data = q(&files.data_dir),
+        tribute = world.tribute_chat(),
+        api_hash = q(&files.api_hash),
+        session = q(&files.session),
+        url = toml_string(backend_url),
+        secret = q(&files.backend_secret),
+        moderator = SANDBOX_MODERATOR,
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("Failed to create {}", path.display()))?;
+    f.write_all(content.as_bytes()).with_context(|| format!("Failed to write {}", path.display()))?;
+    Ok(())
+}

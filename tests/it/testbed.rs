@@ -1,0 +1,89 @@
+//! The testbed as a publisher and the chaos run use it: the stand-in world
+//! in one place, a control API, a config the real daemon runs with — and
+//! the real binary's `run`, killed with SIGKILL at chosen moments, losing
+//! and doubling nothing.
+
+use std::path::Path;
+
+use tribute_assistant::testbed::chaos::{chaos, summary, ChaosArgs, KillMoment};
+use tribute_assistant::testbed::serve::{Testbed, TestbedArgs};
+
+fn args(dir: &Path) -> TestbedArgs {
+    TestbedArgs {
+        dir: dir.to_path_buf(),
+        mtproto: "127.0.0.1:0".parse().unwrap(),
+        control: "127.0.0.1:0".parse().unwrap(),
+        backend: "reference".into(),
+        faults: "none".parse().unwrap(),
+        seed: 1,
+    }
+}
+
+#[tokio::test]
+async fn the_control_api_posts_orders_and_messages_and_reports_what_the_world_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::start(&args(dir.path())).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", tb.ready.control);
+
+    // The files a daemon needs, secrets private.
+    let config = std::fs::read_to_string(&tb.ready.config).unwrap();
+    assert!(config.contains(&tb.ready.backend) && config.contains("session_file"), "{config}");
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["backend.secret", "testbed.session", "api_hash"] {
+        let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    tribute_assistant::config::FileConfig::load(Path::new(&tb.ready.config)).expect("the written config loads");
+
+    let r = http
+        .post(url("/backend/pending"))
+        .json(&serde_json::json!({"account_id": "123456", "product": "100 Diamonds"}));
+    assert_eq!(r.send().await.unwrap().status(), 204);
+    let order = serde_json::json!({"customer_id": 501, "customer_name": "Иван", "product": "100 Diamonds",
+        "price": "€5.00", "details": "ID 123456"});
+    let posted: serde_json::Value = http.post(url("/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+    let id = posted["message_id"].as_i64().unwrap();
+    assert_eq!(posted["order_ref"], format!("TA-93372553-{id}"));
+    let bad = http.post(url("/orders")).json(&serde_json::json!({"customer_id": 1})).send().await.unwrap();
+    assert!(bad.status().is_client_error(), "a clear refusal for a malformed order: {}", bad.status());
+
+    let r = http.post(url("/customers/777/messages")).json(&serde_json::json!({"text": "привет"}));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    let chat: Vec<serde_json::Value> = http.get(url("/chats/777/messages")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(chat.len(), 1);
+    assert_eq!((chat[0]["text"].as_str(), chat[0]["outgoing"].as_bool()), (Some("привет"), Some(false)));
+
+    let entry: serde_json::Value = http.get(url(&format!("/orders/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!((entry["tribute_replies"].as_u64(), entry["send_presses"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(entry["activations"].as_u64(), Some(0), "no daemon runs: nothing happened");
+    let stats: serde_json::Value = http.get(url("/stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["totals"]["orders"], 1);
+    assert_eq!(http.get(url("/orders/999")).send().await.unwrap().status(), 404);
+    tb.shutdown().await;
+}
+
+/// The short form of `tribute-assistant chaos`: the real binary, SIGKILLed
+/// at every kind of moment, nothing lost, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_daemon_killed_with_sigkill_at_chosen_moments_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ChaosArgs {
+        seed: 11,
+        orders: 36,
+        kills: 8,
+        faults: "none".parse().unwrap(),
+        dir: Some(dir.path().to_path_buf()),
+        json: false,
+    };
+    let report = chaos(&args, Path::new(env!("CARGO_BIN_EXE_tribute-assistant"))).await.unwrap();
+    let text = summary(&report);
+    assert!(report.violations.is_empty(), "{text}");
+    assert_eq!(report.kills, 8, "{text}");
+    for moment in [KillMoment::BackendCall, KillMoment::ReplyBeforePress, KillMoment::CustomerDialogue] {
+        assert!(report.kills_by_moment.get(&moment).copied().unwrap_or(0) >= 1, "{moment:?}: {text}");
+    }
+    assert!(report.delivered >= 18, "most orders are delivered, not handed over: {text}");
+    assert_eq!(report.backend_activations, report.delivered, "{text}");
+    assert_eq!(report.delivered + report.with_case_card, 36, "{text}");
+}
