@@ -149,7 +149,8 @@ pub async fn chaos(args: &ChaosArgs, exe: &Path) -> anyhow::Result<ChaosReport> 
         real_secs: 0.0,
         violations: Vec::new(),
     };
-    let kill_every = (args.orders / args.kills.max(1)).max(1);
+    let kill_every = (args.orders / (args.kills + 1)).max(1);
+    let mut due: Option<KillMoment> = None;
     for (i, p) in plan.iter().enumerate() {
         if p.in_details {
             backend.add_pending(&p.account, "100 Diamonds");
@@ -164,17 +165,25 @@ pub async fn chaos(args: &ChaosArgs, exe: &Path) -> anyhow::Result<ChaosReport> 
         };
         posted.push(testbed.state.post_order(&order));
         tokio::time::sleep(Duration::from_millis(rng.u64(5..40))).await;
-        let answered = answer_customers(&world, backend, &plan, &posted, &mut asked_seen);
-        if report.kills < args.kills && (i + 1) % kill_every == 0 {
-            let moment = MOMENTS[report.kills % MOMENTS.len()];
-            let came = wait_for(moment, &world, backend, &posted, answered, &mut rng).await;
-            report.daemon_peak_rss_mib = report.daemon_peak_rss_mib.max(daemon.peak_rss_mib());
-            daemon.kill().await?;
-            report.kills += 1;
-            *report.kills_by_moment.entry(moment).or_default() += 1;
-            report.kills_without_their_moment += usize::from(!came);
-            daemon = Daemon::start(exe, &dir, report.kills).await?;
+        answer_customers(&world, backend, &plan, &posted, &mut asked_seen);
+        if report.kills + usize::from(due.is_some()) < args.kills && (i + 1) % kill_every == 0 {
+            due = due.or(Some(MOMENTS[report.kills % MOMENTS.len()]));
         }
+        // A backend call or a reply comes only for an order with its account.
+        let Some(moment) =
+            due.filter(|m| p.in_details || !matches!(m, KillMoment::BackendCall | KillMoment::ReplyBeforePress))
+        else {
+            continue;
+        };
+        due = None;
+        let mut answer = || answer_customers(&world, backend, &plan, &posted, &mut asked_seen);
+        let came = wait_for(moment, &world, backend, &posted, &mut answer, &mut rng).await;
+        report.daemon_peak_rss_mib = report.daemon_peak_rss_mib.max(daemon.peak_rss_mib());
+        daemon.kill().await?;
+        report.kills += 1;
+        *report.kills_by_moment.entry(moment).or_default() += 1;
+        report.kills_without_their_moment += usize::from(!came);
+        daemon = Daemon::start(exe, &dir, report.kills).await?;
     }
     // Let the last daemon finish everything.
     let deadline = Instant::now() + Duration::from_secs(60 + args.orders as u64 / 2);
@@ -265,13 +274,14 @@ fn answer_customers(
     answered
 }
 
-/// Waits (up to 3 s) for the moment to kill in. False if it did not come.
+/// Waits (up to 3 s) for the moment to kill in (for a customer dialogue:
+/// until a customer answers a question). False if it did not come.
 async fn wait_for(
     moment: KillMoment,
     world: &super::sim::SimWorld,
     backend: &super::backend::ReferenceBackend,
     posted: &[MessageId],
-    answered_now: bool,
+    answer: &mut dyn FnMut() -> bool,
     rng: &mut fastrand::Rng,
 ) -> bool {
     let until = Instant::now() + Duration::from_secs(3);
@@ -285,7 +295,7 @@ async fn wait_for(
                     world.messages(tribute).iter().filter(|m| m.outgoing).filter_map(|m| m.reply_to).collect();
                 replied.iter().any(|&o| posted.contains(&o) && world.send_presses(o) == 0)
             }
-            KillMoment::CustomerDialogue => answered_now,
+            KillMoment::CustomerDialogue => answer(),
             KillMoment::Random => {
                 tokio::time::sleep(Duration::from_millis(rng.u64(0..400))).await;
                 true
