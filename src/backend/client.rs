@@ -221,13 +221,14 @@ impl BackendClient {
         self.call("deactivate", &self.deactivate_url, req.order_ref.as_str(), body, classify_deactivation).await
     }
 
-    /// The signature handshake: a signed `GET /health` (the empty body is
-    /// signed), answered with a body that echoes our header and is signed
+    /// The signature handshake: a signed `GET /health` (method, path and
+    /// the empty body are signed), answered with a body that echoes our header and is signed
     /// with the same secret. Success proves both sides hold the same secret
     /// and that the clocks agree within the 300 s window. One attempt, no retries.
     pub async fn health(&self) -> Result<HealthReport, HealthError> {
         let secret = self.config.secret.expose_secret().as_bytes();
-        let sent = signing::sign(secret, crate::clock::now_secs(), b"");
+        let request = signing::Request { method: "GET", path: self.health_url.path(), body: b"" };
+        let sent = signing::sign(secret, crate::clock::now_secs(), &request);
         let started = std::time::Instant::now();
         let response = self.http.get(self.health_url.clone()).header(SIGNATURE_HEADER, &sent).send().await;
         let response = match response {
@@ -268,7 +269,8 @@ impl BackendClient {
         let ts_key = format!("{name}:{key}");
         for attempt in 1..=cfg.max_attempts {
             let t = self.timestamps.next(&ts_key).await;
-            let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &body);
+            let request = signing::Request { method: "POST", path: url.path(), body: &body };
+            let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &request);
             debug!(order_ref = key, endpoint = name, attempt, t, "calling the backend");
             let started = std::time::Instant::now();
             let verdict = self.attempt(url, key, &signature, body.clone(), judge).await;
@@ -369,12 +371,14 @@ fn check_health_answer(
             "its answer carries no {SIGNATURE_HEADER} header (a backend that does not implement the handshake)"
         )));
     };
-    signing::verify(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(|e| {
-        HealthError::Unproven(match e {
-            signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
-            other => format!("its answer's signature is unusable: {other}"),
-        })
-    })?;
+    signing::verify_v1(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(
+        |e| {
+            HealthError::Unproven(match e {
+                signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
+                other => format!("its answer's signature is unusable: {other}"),
+            })
+        },
+    )?;
     let Some(answer) = answer else {
         return Err(HealthError::Unproven(format!("its answer is not JSON: {}", snippet(body))));
     };
