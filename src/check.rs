@@ -146,14 +146,14 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         )),
     }
     if let Some(cfg) = &cfg {
-        lines.push(match (&cfg.ops.listen, &cfg.ops.webhook) {
-            (None, _) => CheckLine::skip("ops listener", "off ([ops] listen is not set): no /healthz, /metrics"),
-            (Some(addr), None) => CheckLine::pass("ops listener", format!("http://{addr}/healthz and /metrics")),
-            (Some(addr), Some(_)) => CheckLine::pass(
-                "ops listener",
-                format!("http://{addr}/healthz, /metrics and the Tribute webhook at /tribute/webhook"),
-            ),
+        lines.push(match &cfg.ops.listen {
+            None => CheckLine::skip("ops listener", "off ([ops] listen is not set): no /healthz, /metrics"),
+            Some(addr) => CheckLine::pass("ops listener", format!("http://{addr}/healthz and /metrics")),
         });
+        if let Some(w) = &cfg.ops.webhook {
+            let url = format!("http://{}{}", w.listen, crate::webhook::WEBHOOK_PATH);
+            lines.push(CheckLine::pass("webhook listener", format!("{url} (the webhook alone)")));
+        }
     }
     let urls = DependencyUrls::from_config(&file, env);
     lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);

@@ -528,10 +528,12 @@ impl Config {
 
 /// Environment variable holding the Tribute API key (the webhook's HMAC key).
 pub const TRIBUTE_API_KEY_ENV: &str = "TRIBUTE_ASSISTANT_TRIBUTE_API_KEY";
-/// Port of the ops listener when `[ops] listen` gives only a port.
+/// The conventional port of the ops listener (examples and error messages).
 pub const DEFAULT_OPS_PORT: u16 = 9184;
+/// The conventional port of the webhook listener (examples and error messages).
+pub const DEFAULT_WEBHOOK_PORT: u16 = 9185;
 
-/// `[ops]`: the HTTP listener for `/healthz`, `/metrics` (and the webhook).
+/// `[ops]`: the private HTTP listener for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsSection {
@@ -547,6 +549,9 @@ pub struct OpsSection {
 pub struct WebhookSection {
     #[serde(default)]
     pub enabled: bool,
+    /// The webhook's own listener (`host:port` or a port on 127.0.0.1);
+    /// required when enabled and never the `[ops] listen` address.
+    pub listen: Option<String>,
     /// File holding the Tribute API key (alternative to TRIBUTE_ASSISTANT_TRIBUTE_API_KEY; keep it 0600).
     pub api_key_file: Option<PathBuf>,
     /// How far apart a payment and its Telegram order may be.
@@ -561,6 +566,7 @@ impl Default for WebhookSection {
     fn default() -> Self {
         Self {
             enabled: false,
+            listen: None,
             api_key_file: None,
             match_window_secs: default_match_window(),
             unmatched_grace_secs: default_unmatched_grace(),
@@ -575,25 +581,48 @@ fn default_unmatched_grace() -> u64 {
     1800
 }
 
-/// Parses `[ops] listen`: `host:port`, `[v6]:port`, or a bare port on 127.0.0.1.
-pub fn parse_listen(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+/// Parses a `listen` setting (`setting` names it in errors): `host:port`,
+/// `[v6]:port`, or a bare port on 127.0.0.1.
+pub fn parse_listen(setting: &str, value: &str) -> anyhow::Result<std::net::SocketAddr> {
     let v = value.trim();
     let v = v.strip_prefix(':').unwrap_or(v);
     if let Ok(port) = v.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
     v.parse().with_context(|| {
-        format!("[ops] listen = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port")
+        format!("{setting} = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port")
     })
+}
+
+/// The ops and webhook listeners must not share an address: the webhook is
+/// the public one, `/healthz` and `/metrics` must stay private. Two
+/// addresses clash when their ports are equal and their IPs are equal or
+/// either is a wildcard (`0.0.0.0`, `[::]`); port 0 (any free port) never clashes.
+pub fn ensure_distinct_listeners(ops: std::net::SocketAddr, webhook: std::net::SocketAddr) -> anyhow::Result<()> {
+    let same_ip = ops.ip() == webhook.ip() || ops.ip().is_unspecified() || webhook.ip().is_unspecified();
+    if ops.port() != 0 && ops.port() == webhook.port() && same_ip {
+        bail!(
+            "[webhook] listen ({webhook}) and [ops] listen ({ops}) overlap: the webhook gets a listener of its own \
+             so /healthz and /metrics are never exposed with it; give it another port"
+        );
+    }
+    Ok(())
 }
 
 impl FileConfig {
     /// Resolves `[ops]` and `[webhook]` (the API key from the environment or its file).
     pub fn ops_settings(&self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<crate::ops::OpsSettings> {
-        let listen = self.ops.listen.as_deref().map(parse_listen).transpose()?;
+        let listen = self.ops.listen.as_deref().map(|v| parse_listen("[ops] listen", v)).transpose()?;
         let webhook = if self.webhook.enabled {
-            if listen.is_none() {
-                bail!("[webhook] enabled needs [ops] listen: the webhook route is served by the ops listener");
+            let Some(webhook_listen) = self.webhook.listen.as_deref() else {
+                bail!(
+                    "[webhook] enabled needs [webhook] listen (e.g. \"127.0.0.1:{DEFAULT_WEBHOOK_PORT}\"): the webhook \
+                     has a listener of its own, separate from [ops] listen; point the reverse proxy at it"
+                );
+            };
+            let webhook_listen = parse_listen("[webhook] listen", webhook_listen)?;
+            if let Some(ops) = listen {
+                ensure_distinct_listeners(ops, webhook_listen)?;
             }
             let key = match (env(TRIBUTE_API_KEY_ENV), &self.webhook.api_key_file) {
                 (Some(k), _) => k.trim().to_owned(),
@@ -610,6 +639,7 @@ impl FileConfig {
             }
             Some(crate::webhook::WebhookSettings {
                 api_key: SecretString::from(key),
+                listen: webhook_listen,
                 reconcile: crate::webhook::ReconcileConfig {
                     match_window: Duration::from_secs(self.webhook.match_window_secs),
                     unmatched_grace: Duration::from_secs(self.webhook.unmatched_grace_secs),
@@ -720,23 +750,45 @@ mod tests {
 
     #[test]
     fn ops_and_webhook_sections_resolve() {
-        assert_eq!(parse_listen("9184").unwrap().to_string(), "127.0.0.1:9184");
-        assert_eq!(parse_listen(":9200").unwrap().to_string(), "127.0.0.1:9200");
-        assert_eq!(parse_listen("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
-        assert!(parse_listen("localhost:x").unwrap_err().to_string().contains("[ops] listen"));
+        let parse = |v: &str| parse_listen("[ops] listen", v);
+        assert_eq!(parse("9184").unwrap().to_string(), "127.0.0.1:9184");
+        assert_eq!(parse(":9200").unwrap().to_string(), "127.0.0.1:9200");
+        assert_eq!(parse("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
+        assert!(parse("localhost:x").unwrap_err().to_string().contains("[ops] listen"));
         let off = FileConfig::default().ops_settings(&|_| None).unwrap();
         assert!(off.listen.is_none() && off.webhook.is_none());
 
-        let file: FileConfig = toml::from_str("[ops]\nlisten = \"127.0.0.1:0\"\n[webhook]\nenabled = true\n").unwrap();
+        let file: FileConfig =
+            toml::from_str("[ops]\nlisten = \"127.0.0.1:0\"\n[webhook]\nenabled = true\nlisten = \"9185\"\n").unwrap();
         let err = file.ops_settings(&|_| None).unwrap_err().to_string();
         assert!(err.contains(TRIBUTE_API_KEY_ENV), "{err}");
         let env = |k: &str| (k == TRIBUTE_API_KEY_ENV).then(|| "tribute-key-123".to_owned());
         let on = file.ops_settings(&env).unwrap();
         let w = on.webhook.expect("enabled");
         assert_eq!(w.reconcile.match_window, Duration::from_secs(3600));
+        assert_eq!(w.listen.to_string(), "127.0.0.1:9185");
         assert!(!format!("{w:?}").contains("tribute-key-123"), "key leaked");
 
-        let no_listener: FileConfig = toml::from_str("[webhook]\nenabled = true\n").unwrap();
-        assert!(no_listener.ops_settings(&env).unwrap_err().to_string().contains("[ops] listen"));
+        // The webhook no longer needs the ops listener, but it needs its own.
+        let webhook_only: FileConfig = toml::from_str("[webhook]\nenabled = true\nlisten = \"9185\"\n").unwrap();
+        assert!(webhook_only.ops_settings(&env).unwrap().listen.is_none());
+        let no_listener: FileConfig = toml::from_str("[ops]\nlisten = \"9184\"\n[webhook]\nenabled = true\n").unwrap();
+        assert!(no_listener.ops_settings(&env).unwrap_err().to_string().contains("[webhook] listen"));
+    }
+
+    #[test]
+    fn the_webhook_never_shares_the_ops_listener() {
+        let env = |k: &str| (k == TRIBUTE_API_KEY_ENV).then(|| "tribute-key-123".to_owned());
+        for (ops, webhook) in
+            [("9184", "9184"), ("127.0.0.1:9184", "127.0.0.1:9184"), ("0.0.0.0:9184", "9184"), ("9184", "0.0.0.0:9184")]
+        {
+            let text = format!("[ops]\nlisten = {ops:?}\n[webhook]\nenabled = true\nlisten = {webhook:?}\n");
+            let err = toml::from_str::<FileConfig>(&text).unwrap().ops_settings(&env).unwrap_err().to_string();
+            assert!(err.contains("[webhook] listen") && err.contains("overlap"), "{ops} / {webhook}: {err}");
+        }
+        for (ops, webhook) in [("9184", "9185"), ("127.0.0.1:9184", "10.0.0.5:9184"), ("127.0.0.1:0", "127.0.0.1:0")] {
+            let text = format!("[ops]\nlisten = {ops:?}\n[webhook]\nenabled = true\nlisten = {webhook:?}\n");
+            assert!(toml::from_str::<FileConfig>(&text).unwrap().ops_settings(&env).is_ok(), "{ops} / {webhook}");
+        }
     }
 }
