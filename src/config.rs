@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendConfig;
 use crate::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
+use crate::sensitive_url::SensitiveUrl;
 use crate::tribute::ParserConfig;
 
 /// Environment variable holding the backend HMAC secret.
@@ -217,7 +218,8 @@ impl Default for TelegramSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSection {
-    pub url: Option<String>,
+    /// Credentials in it (`https://user:pass@…`) are masked wherever it is shown.
+    pub url: Option<SensitiveUrl>,
     /// File holding the HMAC secret (alternative to the environment variable).
     pub secret_file: Option<PathBuf>,
     #[serde(default = "default_backend_timeout")]
@@ -394,7 +396,7 @@ impl Default for FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub telegram: TelegramSection,
-    pub backend_url: String,
+    pub backend_url: SensitiveUrl,
     pub backend_secret: SecretString,
     pub backend: BackendSection,
     pub parser: ParserSection,
@@ -425,6 +427,7 @@ impl Config {
             park_secs: default_park(),
         });
         let backend_url = env(BACKEND_URL_ENV)
+            .map(SensitiveUrl::from)
             .or_else(|| backend.url.clone())
             .with_context(|| format!("No backend URL: set [backend] url in the config file or {BACKEND_URL_ENV}"))?;
         let secret = match (env(BACKEND_SECRET_ENV), &backend.secret_file) {
@@ -463,11 +466,9 @@ impl Config {
 
     pub fn backend_config(&self) -> BackendConfig {
         BackendConfig {
-            url: self.backend_url.clone(),
-            secret: self.backend_secret.clone(),
             timeout: Duration::from_secs(self.backend.timeout_secs),
             max_attempts: self.backend.max_attempts,
-            ..BackendConfig::new(self.backend_url.clone(), self.backend_secret.clone())
+            ..BackendConfig::new(self.backend_url.expose(), self.backend_secret.clone())
         }
     }
 
@@ -671,6 +672,33 @@ mod tests {
         assert!(!format!("{:?}", cfg.backend_config()).contains("hunter2"));
         assert_eq!(cfg.workflow_config().tribute_chat, 93372553);
         assert_eq!(cfg.workflow_config().reply_template, DEFAULT_REPLY_TEMPLATE);
+    }
+
+    #[test]
+    fn credentials_in_configured_urls_never_show_in_debug() {
+        let file: FileConfig = toml::from_str(
+            "[backend]\nurl = \"https://shop:hunter2@shop.example/api\"\n\
+             [agent]\nbase_url = \"https://llm:hunter3@llm.example/v1\"\n\
+             [knowledge]\nqdrant_url = \"https://q:hunter4@qdrant.example:6334\"\n\
+             [knowledge.embedding]\nbase_url = \"https://e:hunter5@emb.example/v1\"\nmodel = \"m\"\ndimension = 8\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(file.clone(), |k| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned())).unwrap();
+        let agent = crate::agent::AgentSettings::resolve(&file.agent, &|_| None).unwrap();
+        let knowledge = file.knowledge.resolve(&|_| None).unwrap();
+        let shown = format!(
+            "{file:?} {cfg:?} {:?} {agent:?} {:?} {:?}",
+            cfg.backend_config(),
+            knowledge.embedding,
+            knowledge.qdrant
+        );
+        for password in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!shown.contains(password), "{password} leaked: {shown}");
+        }
+        assert!(shown.contains("https://***@shop.example/api"), "{shown}");
+        // The code that connects still gets the real URL.
+        assert_eq!(cfg.backend_config().url, "https://shop:hunter2@shop.example/api");
+        assert_eq!(agent.llm.unwrap().base_url, "https://llm:hunter3@llm.example/v1");
     }
 
     #[test]

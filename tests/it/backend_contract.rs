@@ -226,6 +226,27 @@ async fn gives_up_as_unavailable_when_nothing_listens() {
 }
 
 #[tokio::test]
+async fn credentials_in_the_backend_url_never_reach_errors_or_debug() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://shop:hunter2@{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = BackendClient::new(BackendConfig { max_attempts: 2, ..config(url, SECRET) }).unwrap();
+    let err = client.activate(&request(18, "1", "P")).await.unwrap_err();
+    let health = client.health().await.unwrap_err();
+    let shown = format!("{err} {err:?} {health} {client:?} {}", client.health_url());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(client.health_url().contains("://***@127.0.0.1"), "{}", client.health_url());
+
+    // With a live backend the credentials are used (Basic auth) and still never shown.
+    let (backend, _) = setup().await;
+    let authed = format!("http://shop:hunter2@{}", backend.url().trim_start_matches("http://"));
+    let client = BackendClient::new(config(authed, SECRET)).unwrap();
+    let report = client.health().await.unwrap();
+    assert!(!report.url.contains("hunter2") && report.url.ends_with("/health"), "{}", report.url);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_backend_times_out_but_the_retry_never_activates_twice() {
     let (backend, _) = setup().await;
     backend.add_pending("123456", "100 Diamonds");
