@@ -505,7 +505,7 @@ fn ingest_does_not_follow_links_out_of_the_folder() {
     std::os::unix::fs::symlink(root.join("faq.md"), root.join("alias.md")).unwrap();
     std::os::unix::fs::symlink(root.join("gone.md"), root.join("dangling.md")).unwrap();
 
-    let files = tribute_assistant::knowledge::ingest::collect_files(&[root.clone()]).unwrap();
+    let files = tribute_assistant::knowledge::ingest::collect_files(std::slice::from_ref(&root)).unwrap();
     let sources: Vec<&str> = files.iter().map(|f| f.source.as_str()).collect();
     assert_eq!(sources, ["alias.md", "faq.md", "inside/more.md"], "a file link inside the folder is read");
     assert!(files.iter().all(|f| !f.text.contains("Secret")));
