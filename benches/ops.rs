@@ -82,7 +82,7 @@ async fn metrics_latency(orders: usize) {
     println!("seeded {orders} orders in {:.1} s", started.elapsed().as_secs_f64());
     let state =
         Arc::new(OpsState::new(store.clone(), Arc::new(Metrics::default()), Arc::new(TelegramStats::default()), None));
-    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), state, None).await.unwrap();
+    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), state).await.unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/metrics", server.url());
     let mut bytes = 0;
@@ -126,16 +126,13 @@ async fn webhook_rate(events: usize, concurrency: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.sqlite")).await.unwrap();
     let stats = Arc::new(WebhookStats::default());
-    let mut state =
-        OpsState::new(store.clone(), Arc::new(Metrics::default()), Arc::new(TelegramStats::default()), None);
-    state.webhook = Some(stats.clone());
     let webhook = Arc::new(WebhookState {
         store: store.clone(),
         api_key: SecretString::from(API_KEY),
         wake: Arc::new(Notify::new()),
         stats: stats.clone(),
     });
-    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), Arc::new(state), Some(webhook)).await.unwrap();
+    let server = OpsServer::start_webhook(([127, 0, 0, 1], 0).into(), webhook).await.unwrap();
     let url = format!("{}{WEBHOOK_PATH}", server.url());
     let bodies: Vec<(String, String)> = (0..events)
         .map(|i| {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::backend::{BackendClient, HealthError};
 use crate::config::{Config, FileConfig, TelegramApi, BACKEND_SECRET_ENV, BACKEND_URL_ENV, TRIBUTE_API_KEY_ENV};
+use crate::sensitive_url::redact_credentials;
 use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
 
 /// Environment variables naming an OpenAI-compatible endpoint and its key.
@@ -79,8 +80,10 @@ impl DependencyUrls {
     pub fn from_config(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> Self {
         let non_empty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         Self {
-            llm_base_url: non_empty(env(OPENAI_BASE_URL_ENV)).or_else(|| non_empty(file.agent.base_url.clone())),
-            qdrant_url: non_empty(env(QDRANT_URL_ENV)).or_else(|| non_empty(file.knowledge.qdrant_url.clone())),
+            llm_base_url: non_empty(env(OPENAI_BASE_URL_ENV))
+                .or_else(|| non_empty(file.agent.base_url.as_ref().map(|u| u.expose().to_owned()))),
+            qdrant_url: non_empty(env(QDRANT_URL_ENV))
+                .or_else(|| non_empty(file.knowledge.qdrant_url.as_ref().map(|u| u.expose().to_owned()))),
         }
     }
 }
@@ -146,14 +149,14 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         )),
     }
     if let Some(cfg) = &cfg {
-        lines.push(match (&cfg.ops.listen, &cfg.ops.webhook) {
-            (None, _) => CheckLine::skip("ops listener", "off ([ops] listen is not set): no /healthz, /metrics"),
-            (Some(addr), None) => CheckLine::pass("ops listener", format!("http://{addr}/healthz and /metrics")),
-            (Some(addr), Some(_)) => CheckLine::pass(
-                "ops listener",
-                format!("http://{addr}/healthz, /metrics and the Tribute webhook at /tribute/webhook"),
-            ),
+        lines.push(match &cfg.ops.listen {
+            None => CheckLine::skip("ops listener", "off ([ops] listen is not set): no /healthz, /metrics"),
+            Some(addr) => CheckLine::pass("ops listener", format!("http://{addr}/healthz and /metrics")),
         });
+        if let Some(w) = &cfg.ops.webhook {
+            let url = format!("http://{}{}", w.listen, crate::webhook::WEBHOOK_PATH);
+            lines.push(CheckLine::pass("webhook listener", format!("{url} (the webhook alone)")));
+        }
     }
     let urls = DependencyUrls::from_config(&file, env);
     lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
@@ -204,7 +207,7 @@ async fn backend_line(cfg: &Config) -> CheckLine {
             return CheckLine::fail(NAME, e.to_string(), "correct [backend] url: an http(s) base URL without query")
         }
     };
-    let url = client.health_url().to_owned();
+    let url = client.health_url().into_owned();
     match client.health().await {
         Ok(report) => CheckLine::pass(
             NAME,
@@ -245,6 +248,7 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
         return CheckLine::skip(NAME, "not configured: the agent answers from the knowledge base only");
     };
     let url = format!("{}/models", base.trim_end_matches('/'));
+    let shown = redact_credentials(&url);
     let http = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
         Ok(h) => h,
         Err(e) => return CheckLine::fail(NAME, e.to_string(), "this is a bug; please report it"),
@@ -256,21 +260,21 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
     match req.send().await {
         Ok(r) if r.status().is_success() => {
             let models = r.json::<serde_json::Value>().await.ok().and_then(|v| v["data"].as_array().map(Vec::len));
-            CheckLine::pass(NAME, format!("{url} answers ({} models)", models.map_or("?".into(), |n| n.to_string())))
+            CheckLine::pass(NAME, format!("{shown} answers ({} models)", models.map_or("?".into(), |n| n.to_string())))
         }
         Ok(r) if matches!(r.status().as_u16(), 401 | 403) => CheckLine::fail(
             NAME,
-            format!("{url} refused the API key (HTTP {})", r.status().as_u16()),
+            format!("{shown} refused the API key (HTTP {})", r.status().as_u16()),
             format!("set {OPENAI_API_KEY_ENV} to a key this endpoint accepts"),
         ),
         Ok(r) => CheckLine::fail(
             NAME,
-            format!("{url} answered HTTP {}", r.status().as_u16()),
+            format!("{shown} answered HTTP {}", r.status().as_u16()),
             "the base URL must be the OpenAI-compatible API root (it usually ends in /v1)",
         ),
         Err(e) => CheckLine::fail(
             NAME,
-            format!("cannot reach {url}: {}", error_text(&e)),
+            format!("cannot reach {shown}: {}", error_text(&e)),
             format!("check [agent] base_url / {OPENAI_BASE_URL_ENV} and that the endpoint is up"),
         ),
     }
@@ -286,7 +290,7 @@ async fn qdrant_line(url: Option<&str>) -> CheckLine {
         Err(e) => {
             return CheckLine::fail(
                 NAME,
-                format!("{url:?} is not a URL: {e}"),
+                format!("{:?} is not a URL: {e}", redact_credentials(url)),
                 "set [knowledge] qdrant_url like http://127.0.0.1:6334",
             )
         }
@@ -329,6 +333,7 @@ async fn session_line(path: &Path) -> CheckLine {
     }
 }
 
+/// The error and its causes; reqwest quotes the URL, so credentials are masked.
 fn error_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -337,7 +342,7 @@ fn error_text(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    redact_credentials(&text).into_owned()
 }
 
 /// The table: mark, name, detail; the fix indented under each ✘.

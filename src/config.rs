@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendConfig;
 use crate::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
+use crate::sensitive_url::SensitiveUrl;
 use crate::tribute::ParserConfig;
 
 /// Environment variable holding the backend HMAC secret.
@@ -217,7 +218,8 @@ impl Default for TelegramSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSection {
-    pub url: Option<String>,
+    /// Credentials in it (`https://user:pass@…`) are masked wherever it is shown.
+    pub url: Option<SensitiveUrl>,
     /// File holding the HMAC secret (alternative to the environment variable).
     pub secret_file: Option<PathBuf>,
     #[serde(default = "default_backend_timeout")]
@@ -394,7 +396,7 @@ impl Default for FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub telegram: TelegramSection,
-    pub backend_url: String,
+    pub backend_url: SensitiveUrl,
     pub backend_secret: SecretString,
     pub backend: BackendSection,
     pub parser: ParserSection,
@@ -425,6 +427,7 @@ impl Config {
             park_secs: default_park(),
         });
         let backend_url = env(BACKEND_URL_ENV)
+            .map(SensitiveUrl::from)
             .or_else(|| backend.url.clone())
             .with_context(|| format!("No backend URL: set [backend] url in the config file or {BACKEND_URL_ENV}"))?;
         let secret = match (env(BACKEND_SECRET_ENV), &backend.secret_file) {
@@ -463,11 +466,9 @@ impl Config {
 
     pub fn backend_config(&self) -> BackendConfig {
         BackendConfig {
-            url: self.backend_url.clone(),
-            secret: self.backend_secret.clone(),
             timeout: Duration::from_secs(self.backend.timeout_secs),
             max_attempts: self.backend.max_attempts,
-            ..BackendConfig::new(self.backend_url.clone(), self.backend_secret.clone())
+            ..BackendConfig::new(self.backend_url.expose(), self.backend_secret.clone())
         }
     }
 
@@ -528,10 +529,12 @@ impl Config {
 
 /// Environment variable holding the Tribute API key (the webhook's HMAC key).
 pub const TRIBUTE_API_KEY_ENV: &str = "TRIBUTE_ASSISTANT_TRIBUTE_API_KEY";
-/// Port of the ops listener when `[ops] listen` gives only a port.
+/// The conventional port of the ops listener (examples and error messages).
 pub const DEFAULT_OPS_PORT: u16 = 9184;
+/// The conventional port of the webhook listener (examples and error messages).
+pub const DEFAULT_WEBHOOK_PORT: u16 = 9185;
 
-/// `[ops]`: the HTTP listener for `/healthz`, `/metrics` (and the webhook).
+/// `[ops]`: the private HTTP listener for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsSection {
@@ -547,6 +550,9 @@ pub struct OpsSection {
 pub struct WebhookSection {
     #[serde(default)]
     pub enabled: bool,
+    /// The webhook's own listener (`host:port` or a port on 127.0.0.1);
+    /// required when enabled and never the `[ops] listen` address.
+    pub listen: Option<String>,
     /// File holding the Tribute API key (alternative to TRIBUTE_ASSISTANT_TRIBUTE_API_KEY; keep it 0600).
     pub api_key_file: Option<PathBuf>,
     /// How far apart a payment and its Telegram order may be.
@@ -561,6 +567,7 @@ impl Default for WebhookSection {
     fn default() -> Self {
         Self {
             enabled: false,
+            listen: None,
             api_key_file: None,
             match_window_secs: default_match_window(),
             unmatched_grace_secs: default_unmatched_grace(),
@@ -575,25 +582,48 @@ fn default_unmatched_grace() -> u64 {
     1800
 }
 
-/// Parses `[ops] listen`: `host:port`, `[v6]:port`, or a bare port on 127.0.0.1.
-pub fn parse_listen(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+/// Parses a `listen` setting (`setting` names it in errors): `host:port`,
+/// `[v6]:port`, or a bare port on 127.0.0.1.
+pub fn parse_listen(setting: &str, value: &str) -> anyhow::Result<std::net::SocketAddr> {
     let v = value.trim();
     let v = v.strip_prefix(':').unwrap_or(v);
     if let Ok(port) = v.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
     v.parse().with_context(|| {
-        format!("[ops] listen = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port")
+        format!("{setting} = {value:?} is not an address like \"127.0.0.1:{DEFAULT_OPS_PORT}\" or a port")
     })
+}
+
+/// The ops and webhook listeners must not share an address: the webhook is
+/// the public one, `/healthz` and `/metrics` must stay private. Two
+/// addresses clash when their ports are equal and their IPs are equal or
+/// either is a wildcard (`0.0.0.0`, `[::]`); port 0 (any free port) never clashes.
+pub fn ensure_distinct_listeners(ops: std::net::SocketAddr, webhook: std::net::SocketAddr) -> anyhow::Result<()> {
+    let same_ip = ops.ip() == webhook.ip() || ops.ip().is_unspecified() || webhook.ip().is_unspecified();
+    if ops.port() != 0 && ops.port() == webhook.port() && same_ip {
+        bail!(
+            "[webhook] listen ({webhook}) and [ops] listen ({ops}) overlap: the webhook gets a listener of its own \
+             so /healthz and /metrics are never exposed with it; give it another port"
+        );
+    }
+    Ok(())
 }
 
 impl FileConfig {
     /// Resolves `[ops]` and `[webhook]` (the API key from the environment or its file).
     pub fn ops_settings(&self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<crate::ops::OpsSettings> {
-        let listen = self.ops.listen.as_deref().map(parse_listen).transpose()?;
+        let listen = self.ops.listen.as_deref().map(|v| parse_listen("[ops] listen", v)).transpose()?;
         let webhook = if self.webhook.enabled {
-            if listen.is_none() {
-                bail!("[webhook] enabled needs [ops] listen: the webhook route is served by the ops listener");
+            let Some(webhook_listen) = self.webhook.listen.as_deref() else {
+                bail!(
+                    "[webhook] enabled needs [webhook] listen (e.g. \"127.0.0.1:{DEFAULT_WEBHOOK_PORT}\"): the webhook \
+                     has a listener of its own, separate from [ops] listen; point the reverse proxy at it"
+                );
+            };
+            let webhook_listen = parse_listen("[webhook] listen", webhook_listen)?;
+            if let Some(ops) = listen {
+                ensure_distinct_listeners(ops, webhook_listen)?;
             }
             let key = match (env(TRIBUTE_API_KEY_ENV), &self.webhook.api_key_file) {
                 (Some(k), _) => k.trim().to_owned(),
@@ -610,6 +640,7 @@ impl FileConfig {
             }
             Some(crate::webhook::WebhookSettings {
                 api_key: SecretString::from(key),
+                listen: webhook_listen,
                 reconcile: crate::webhook::ReconcileConfig {
                     match_window: Duration::from_secs(self.webhook.match_window_secs),
                     unmatched_grace: Duration::from_secs(self.webhook.unmatched_grace_secs),
@@ -641,6 +672,33 @@ mod tests {
         assert!(!format!("{:?}", cfg.backend_config()).contains("hunter2"));
         assert_eq!(cfg.workflow_config().tribute_chat, 93372553);
         assert_eq!(cfg.workflow_config().reply_template, DEFAULT_REPLY_TEMPLATE);
+    }
+
+    #[test]
+    fn credentials_in_configured_urls_never_show_in_debug() {
+        let file: FileConfig = toml::from_str(
+            "[backend]\nurl = \"https://shop:hunter2@shop.example/api\"\n\
+             [agent]\nbase_url = \"https://llm:hunter3@llm.example/v1\"\n\
+             [knowledge]\nqdrant_url = \"https://q:hunter4@qdrant.example:6334\"\n\
+             [knowledge.embedding]\nbase_url = \"https://e:hunter5@emb.example/v1\"\nmodel = \"m\"\ndimension = 8\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(file.clone(), |k| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned())).unwrap();
+        let agent = crate::agent::AgentSettings::resolve(&file.agent, &|_| None).unwrap();
+        let knowledge = file.knowledge.resolve(&|_| None).unwrap();
+        let shown = format!(
+            "{file:?} {cfg:?} {:?} {agent:?} {:?} {:?}",
+            cfg.backend_config(),
+            knowledge.embedding,
+            knowledge.qdrant
+        );
+        for password in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!shown.contains(password), "{password} leaked: {shown}");
+        }
+        assert!(shown.contains("https://***@shop.example/api"), "{shown}");
+        // The code that connects still gets the real URL.
+        assert_eq!(cfg.backend_config().url, "https://shop:hunter2@shop.example/api");
+        assert_eq!(agent.llm.unwrap().base_url, "https://llm:hunter3@llm.example/v1");
     }
 
     #[test]
@@ -720,23 +778,45 @@ mod tests {
 
     #[test]
     fn ops_and_webhook_sections_resolve() {
-        assert_eq!(parse_listen("9184").unwrap().to_string(), "127.0.0.1:9184");
-        assert_eq!(parse_listen(":9200").unwrap().to_string(), "127.0.0.1:9200");
-        assert_eq!(parse_listen("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
-        assert!(parse_listen("localhost:x").unwrap_err().to_string().contains("[ops] listen"));
+        let parse = |v: &str| parse_listen("[ops] listen", v);
+        assert_eq!(parse("9184").unwrap().to_string(), "127.0.0.1:9184");
+        assert_eq!(parse(":9200").unwrap().to_string(), "127.0.0.1:9200");
+        assert_eq!(parse("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
+        assert!(parse("localhost:x").unwrap_err().to_string().contains("[ops] listen"));
         let off = FileConfig::default().ops_settings(&|_| None).unwrap();
         assert!(off.listen.is_none() && off.webhook.is_none());
 
-        let file: FileConfig = toml::from_str("[ops]\nlisten = \"127.0.0.1:0\"\n[webhook]\nenabled = true\n").unwrap();
+        let file: FileConfig =
+            toml::from_str("[ops]\nlisten = \"127.0.0.1:0\"\n[webhook]\nenabled = true\nlisten = \"9185\"\n").unwrap();
         let err = file.ops_settings(&|_| None).unwrap_err().to_string();
         assert!(err.contains(TRIBUTE_API_KEY_ENV), "{err}");
         let env = |k: &str| (k == TRIBUTE_API_KEY_ENV).then(|| "tribute-key-123".to_owned());
         let on = file.ops_settings(&env).unwrap();
         let w = on.webhook.expect("enabled");
         assert_eq!(w.reconcile.match_window, Duration::from_secs(3600));
+        assert_eq!(w.listen.to_string(), "127.0.0.1:9185");
         assert!(!format!("{w:?}").contains("tribute-key-123"), "key leaked");
 
-        let no_listener: FileConfig = toml::from_str("[webhook]\nenabled = true\n").unwrap();
-        assert!(no_listener.ops_settings(&env).unwrap_err().to_string().contains("[ops] listen"));
+        // The webhook no longer needs the ops listener, but it needs its own.
+        let webhook_only: FileConfig = toml::from_str("[webhook]\nenabled = true\nlisten = \"9185\"\n").unwrap();
+        assert!(webhook_only.ops_settings(&env).unwrap().listen.is_none());
+        let no_listener: FileConfig = toml::from_str("[ops]\nlisten = \"9184\"\n[webhook]\nenabled = true\n").unwrap();
+        assert!(no_listener.ops_settings(&env).unwrap_err().to_string().contains("[webhook] listen"));
+    }
+
+    #[test]
+    fn the_webhook_never_shares_the_ops_listener() {
+        let env = |k: &str| (k == TRIBUTE_API_KEY_ENV).then(|| "tribute-key-123".to_owned());
+        for (ops, webhook) in
+            [("9184", "9184"), ("127.0.0.1:9184", "127.0.0.1:9184"), ("0.0.0.0:9184", "9184"), ("9184", "0.0.0.0:9184")]
+        {
+            let text = format!("[ops]\nlisten = {ops:?}\n[webhook]\nenabled = true\nlisten = {webhook:?}\n");
+            let err = toml::from_str::<FileConfig>(&text).unwrap().ops_settings(&env).unwrap_err().to_string();
+            assert!(err.contains("[webhook] listen") && err.contains("overlap"), "{ops} / {webhook}: {err}");
+        }
+        for (ops, webhook) in [("9184", "9185"), ("127.0.0.1:9184", "10.0.0.5:9184"), ("127.0.0.1:0", "127.0.0.1:0")] {
+            let text = format!("[ops]\nlisten = {ops:?}\n[webhook]\nenabled = true\nlisten = {webhook:?}\n");
+            assert!(toml::from_str::<FileConfig>(&text).unwrap().ops_settings(&env).is_ok(), "{ops} / {webhook}");
+        }
     }
 }

@@ -30,6 +30,8 @@ pub mod knowledge;
 pub mod login;
 pub mod orders;
 pub mod run;
+// URLs with credentials in them, masked wherever they are shown.
+pub mod sensitive_url;
 // Seeded whole-system simulation on a paused clock.
 pub mod simulate;
 pub mod store;

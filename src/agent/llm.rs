@@ -23,6 +23,7 @@ use reqwest_tls::Response;
 use secrecy::ExposeSecret;
 
 use super::settings::{AgentSettings, LlmEndpoint};
+use crate::sensitive_url::redact_credentials;
 
 /// Why a chat call produced no usable message. Each maps to a policy reason.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,7 @@ impl LlmClient {
     fn classify(&self, err: OpenAIError) -> LlmError {
         match err {
             OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout(self.timeout),
-            OpenAIError::Reqwest(e) => LlmError::Unavailable(e.to_string()),
+            OpenAIError::Reqwest(e) => LlmError::Unavailable(redact_credentials(&e.to_string()).into_owned()),
             OpenAIError::ApiError(e) => {
                 let status = e.status_code.as_u16();
                 let msg: String = e.api_error.message.chars().take(200).collect();
@@ -119,7 +120,7 @@ impl LlmClient {
             OpenAIError::JSONDeserialize(e, body) => {
                 LlmError::Malformed(format!("{e}; body starts {:?}", body.chars().take(120).collect::<String>()))
             }
-            other => LlmError::Unavailable(other.to_string()),
+            other => LlmError::Unavailable(redact_credentials(&other.to_string()).into_owned()),
         }
     }
 }
@@ -176,7 +177,7 @@ impl RetryingHttp {
                 Some(delay) if attempt < self.retries => {
                     let why = match &result {
                         Ok(r) => r.status().to_string(),
-                        Err(e) => e.to_string(),
+                        Err(e) => redact_credentials(&e.to_string()).into_owned(),
                     };
                     tracing::warn!(attempt, ?delay, %why, "LLM call failed; retrying");
                     attempt += 1;

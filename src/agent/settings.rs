@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::keywords::Phrase;
+use crate::sensitive_url::{redact_credentials, SensitiveUrl};
 
 pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -31,7 +32,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     /// OpenAI-compatible API base, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
-    pub base_url: Option<String>,
+    pub base_url: Option<SensitiveUrl>,
     pub model: Option<String>,
     /// File holding the API key (alternative to OPENAI_API_KEY; keep it 0600).
     pub api_key_file: Option<PathBuf>,
@@ -250,13 +251,24 @@ pub struct HardTopic {
     pub phrases: Vec<Phrase>,
 }
 
-/// Where the LLM is. The key is a secret: redacted in Debug.
-#[derive(Debug, Clone)]
+/// Where the LLM is. The key is a secret and credentials in the URL are
+/// too: both are redacted in Debug.
+#[derive(Clone)]
 pub struct LlmEndpoint {
     pub base_url: String,
     pub model: String,
     /// Empty for local endpoints that need none.
     pub api_key: SecretString,
+}
+
+impl std::fmt::Debug for LlmEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmEndpoint")
+            .field("base_url", &redact_credentials(&self.base_url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .finish()
+    }
 }
 
 /// Everything the agent needs, resolved.
@@ -283,7 +295,8 @@ impl AgentSettings {
     /// in the binary, a map in tests).
     pub fn resolve(section: &AgentSection, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let base_url = nonempty(env(OPENAI_BASE_URL_ENV)).or_else(|| nonempty(section.base_url.clone()));
+        let base_url = nonempty(env(OPENAI_BASE_URL_ENV))
+            .or_else(|| nonempty(section.base_url.as_ref().map(|u| u.expose().to_owned())));
         let model = nonempty(env(OPENAI_MODEL_ENV)).or_else(|| nonempty(section.model.clone()));
         let api_key = match (nonempty(env(OPENAI_API_KEY_ENV)), &section.api_key_file) {
             (Some(k), _) => Some(k),

@@ -21,14 +21,17 @@ use super::answer::{classify, classify_deactivation, snippet, Verdict};
 use super::backoff;
 use super::signing::{self, SIGNATURE_HEADER};
 pub use super::wire::{ActivationOutcome, ActivationRequest, DeactivationOutcome, DeactivationRequest};
+use crate::sensitive_url::redact_credentials;
 
 /// Header carrying the order reference so the backend can deduplicate.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
-/// Where the backend is and how hard to try. `Debug` never shows the secret.
+/// Where the backend is and how hard to try. `Debug` never shows the secret
+/// nor credentials in the URL.
 #[derive(Clone)]
 pub struct BackendConfig {
-    /// Base URL; requests go to `{url}/activate`.
+    /// Base URL; requests go to `{url}/activate`. It may hold `user:password@`
+    /// (sent as Basic auth); every message shows it masked.
     pub url: String,
     /// Shared HMAC secret for `X-Tribute-Assistant-Signature`.
     pub secret: SecretString,
@@ -65,7 +68,7 @@ impl BackendConfig {
 impl fmt::Debug for BackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackendConfig")
-            .field("url", &self.url)
+            .field("url", &redact_credentials(&self.url))
             .field("secret", &"[redacted]")
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)
@@ -119,7 +122,7 @@ pub struct BackendClient {
 
 impl fmt::Debug for BackendClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackendClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
+        f.debug_struct("BackendClient").field("endpoint", &self.endpoint()).finish_non_exhaustive()
     }
 }
 
@@ -145,7 +148,7 @@ pub enum HealthError {
 /// What a successful handshake measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReport {
-    /// The full `/health` URL that answered.
+    /// The full `/health` URL that answered (credentials masked).
     pub url: String,
     /// Round trip of the signed request.
     pub latency: Duration,
@@ -168,7 +171,7 @@ impl BackendClient {
         let deactivate_url = endpoint_url(&config.url, "deactivate").map_err(invalid)?;
         let health_url = endpoint_url(&config.url, "health").map_err(invalid)?;
         if endpoint.scheme() == "http" && !is_loopback(&endpoint) {
-            warn!(endpoint = %endpoint, "backend URL is plain http: requests are signed but not encrypted");
+            warn!(endpoint = %redact_credentials(endpoint.as_str()), "backend URL is plain http: requests are signed but not encrypted");
         }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -193,14 +196,14 @@ impl BackendClient {
         self
     }
 
-    /// The full `/activate` URL this client posts to.
-    pub fn endpoint(&self) -> &str {
-        self.endpoint.as_str()
+    /// The full `/activate` URL this client posts to, credentials masked.
+    pub fn endpoint(&self) -> std::borrow::Cow<'_, str> {
+        redact_credentials(self.endpoint.as_str())
     }
 
-    /// The full `/health` URL of the handshake.
-    pub fn health_url(&self) -> &str {
-        self.health_url.as_str()
+    /// The full `/health` URL of the handshake, credentials masked.
+    pub fn health_url(&self) -> std::borrow::Cow<'_, str> {
+        redact_credentials(self.health_url.as_str())
     }
 
     /// Asks the backend to activate `req`, retrying transient failures with
@@ -221,13 +224,14 @@ impl BackendClient {
         self.call("deactivate", &self.deactivate_url, req.order_ref.as_str(), body, classify_deactivation).await
     }
 
-    /// The signature handshake: a signed `GET /health` (the empty body is
-    /// signed), answered with a body that echoes our header and is signed
+    /// The signature handshake: a signed `GET /health` (method, path and
+    /// the empty body are signed), answered with a body that echoes our header and is signed
     /// with the same secret. Success proves both sides hold the same secret
     /// and that the clocks agree within the 300 s window. One attempt, no retries.
     pub async fn health(&self) -> Result<HealthReport, HealthError> {
         let secret = self.config.secret.expose_secret().as_bytes();
-        let sent = signing::sign(secret, crate::clock::now_secs(), b"");
+        let request = signing::Request { method: "GET", path: self.health_url.path(), body: b"" };
+        let sent = signing::sign(secret, crate::clock::now_secs(), &request);
         let started = std::time::Instant::now();
         let response = self.http.get(self.health_url.clone()).header(SIGNATURE_HEADER, &sent).send().await;
         let response = match response {
@@ -244,7 +248,7 @@ impl BackendClient {
         let latency = started.elapsed();
         let result = check_health_answer(secret, &sent, status, answer_signature.as_deref(), &body);
         self.observe("health", latency, if result.is_ok() { "ok" } else { "error" });
-        result.map(|()| HealthReport { url: self.health_url.to_string(), latency })
+        result.map(|()| HealthReport { url: self.health_url().into_owned(), latency })
     }
 
     fn observe(&self, endpoint: &'static str, took: Duration, result: &'static str) {
@@ -268,7 +272,8 @@ impl BackendClient {
         let ts_key = format!("{name}:{key}");
         for attempt in 1..=cfg.max_attempts {
             let t = self.timestamps.next(&ts_key).await;
-            let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &body);
+            let request = signing::Request { method: "POST", path: url.path(), body: &body };
+            let signature = signing::sign(cfg.secret.expose_secret().as_bytes(), t, &request);
             debug!(order_ref = key, endpoint = name, attempt, t, "calling the backend");
             let started = std::time::Instant::now();
             let verdict = self.attempt(url, key, &signature, body.clone(), judge).await;
@@ -369,12 +374,14 @@ fn check_health_answer(
             "its answer carries no {SIGNATURE_HEADER} header (a backend that does not implement the handshake)"
         )));
     };
-    signing::verify(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(|e| {
-        HealthError::Unproven(match e {
-            signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
-            other => format!("its answer's signature is unusable: {other}"),
-        })
-    })?;
+    signing::verify_v1(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(
+        |e| {
+            HealthError::Unproven(match e {
+                signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
+                other => format!("its answer's signature is unusable: {other}"),
+            })
+        },
+    )?;
     let Some(answer) = answer else {
         return Err(HealthError::Unproven(format!("its answer is not JSON: {}", snippet(body))));
     };
@@ -425,7 +432,8 @@ impl Timestamps {
 
 fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let base = base.trim();
-    let url = reqwest::Url::parse(base).map_err(|e| format!("backend URL {base:?} is not a URL: {e}"))?;
+    let shown = redact_credentials(base);
+    let url = reqwest::Url::parse(base).map_err(|e| format!("backend URL {shown:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("backend URL must be http or https, not {:?}", url.scheme()));
     }
@@ -433,7 +441,7 @@ fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
         return Err("backend URL must not have a query or fragment".into());
     }
     reqwest::Url::parse(&format!("{}/{path}", base.trim_end_matches('/')))
-        .map_err(|e| format!("cannot build the {path} URL from {base:?}: {e}"))
+        .map_err(|e| format!("cannot build the {path} URL from {shown:?}: {e}"))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -477,6 +485,16 @@ mod tests {
         let shown = format!("{cfg:?} {:?}", BackendClient::new(cfg.clone()).unwrap());
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_masked_in_debug_and_errors() {
+        let cfg = config("https://shop:hunter2@shop.example/api");
+        let client = BackendClient::new(cfg.clone()).unwrap();
+        let shown = format!("{cfg:?} {client:?} {}", client.endpoint());
+        assert!(!shown.contains("hunter2") && shown.contains("https://***@shop.example/api/activate"), "{shown}");
+        let err = BackendClient::new(config("https://shop:hunter2@shop example/")).unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("***@shop"), "{err}");
     }
 
     #[test]

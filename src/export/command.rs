@@ -27,7 +27,7 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
-    /// Write here instead of stdout.
+    /// Write here instead of stdout (created 0600; a symbolic link is refused).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Only conversations active at or after this (RFC 3339 date `2026-01-31` = start of day UTC, or date-time).
@@ -121,10 +121,7 @@ pub async fn run(args: ExportArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
 
     let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::fs::File::create(p).with_context(|| format!("Failed to create {}", p.display()))?,
-        )),
+        Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 16, super::output::create_private(p)?)),
         None => Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
     };
     let summary = export_to(&store, query, pii, args.format, &mut out).await?;

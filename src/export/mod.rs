@@ -5,6 +5,7 @@
 pub mod command;
 pub mod formats;
 pub mod model;
+pub mod output;
 pub mod reader;
 
 pub use command::{run, ExportArgs};

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::chunk::ChunkLimits;
 use super::embed::EmbeddingConfig;
 use super::KnowledgeError;
+use crate::sensitive_url::SensitiveUrl;
 
 /// Environment variable overriding `[knowledge] qdrant_url`.
 pub const QDRANT_URL_ENV: &str = "TRIBUTE_ASSISTANT_QDRANT_URL";
@@ -25,7 +26,7 @@ pub const DEFAULT_COLLECTION: &str = "tribute_assistant_knowledge";
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeSection {
     /// A Qdrant server's gRPC URL (e.g. `http://localhost:6334`); unset = Qdrant Edge under the data dir.
-    pub qdrant_url: Option<String>,
+    pub qdrant_url: Option<SensitiveUrl>,
     /// File holding the Qdrant API key (alternative to TRIBUTE_ASSISTANT_QDRANT_API_KEY; keep it 0600).
     pub qdrant_api_key_file: Option<PathBuf>,
     /// Collection name on the server.
@@ -42,7 +43,7 @@ pub struct KnowledgeSection {
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSection {
     /// OpenAI-compatible base URL, e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`.
-    pub base_url: String,
+    pub base_url: SensitiveUrl,
     pub model: String,
     /// The model's vector size.
     pub dimension: usize,
@@ -95,7 +96,9 @@ fn read_secret(
 
 impl KnowledgeSection {
     pub fn resolve(&self, env: &impl Fn(&str) -> Option<String>) -> Result<KnowledgeConfig, KnowledgeError> {
-        let url = env(QDRANT_URL_ENV).or_else(|| self.qdrant_url.clone()).filter(|u| !u.trim().is_empty());
+        let url = env(QDRANT_URL_ENV)
+            .or_else(|| self.qdrant_url.as_ref().map(|u| u.expose().to_owned()))
+            .filter(|u| !u.trim().is_empty());
         let api_key = read_secret(QDRANT_API_KEY_ENV, self.qdrant_api_key_file.as_deref(), env)?;
         #[cfg(feature = "qdrant")]
         let qdrant = url.map(|url| super::index::remote::QdrantServerConfig {
@@ -111,7 +114,7 @@ impl KnowledgeSection {
         let embedding = match &self.embedding {
             None => None,
             Some(e) => Some(EmbeddingConfig {
-                base_url: e.base_url.clone(),
+                base_url: e.base_url.expose().to_owned(),
                 model: e.model.clone(),
                 dimension: e.dimension,
                 batch_size: e.batch_size,

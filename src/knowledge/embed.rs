@@ -11,6 +11,7 @@ use async_openai::Client;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::KnowledgeError;
+use crate::sensitive_url::redact_credentials;
 
 /// Turns texts into dense vectors of a fixed dimension.
 #[async_trait::async_trait]
@@ -41,7 +42,7 @@ pub struct EmbeddingConfig {
 impl fmt::Debug for EmbeddingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbeddingConfig")
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_credentials(&self.base_url))
             .field("model", &self.model)
             .field("dimension", &self.dimension)
             .field("batch_size", &self.batch_size)
@@ -98,15 +99,17 @@ impl OpenAiEmbedder {
                 Err(e) if attempt < self.config.max_retries => {
                     attempt += 1;
                     let delay = Duration::from_millis(200 * (1 << attempt.min(6)));
-                    tracing::warn!(error = %e, attempt, "embedding request failed, retrying in {delay:?}");
+                    let error = redact_credentials(&e.to_string()).into_owned();
+                    tracing::warn!(%error, attempt, "embedding request failed, retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
                     return Err(KnowledgeError::Embedding(format!(
-                        "{} at {} failed after {} attempt(s): {e}",
+                        "{} at {} failed after {} attempt(s): {}",
                         self.config.model,
-                        self.config.base_url,
-                        attempt + 1
+                        redact_credentials(&self.config.base_url),
+                        attempt + 1,
+                        redact_credentials(&e.to_string())
                     )))
                 }
             }

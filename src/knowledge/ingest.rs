@@ -70,6 +70,12 @@ pub type ProgressFn<'a> = &'a mut (dyn FnMut(usize, usize) + Send);
 /// Reads Markdown, text and JSONL files from files and folders. Source names
 /// are relative to the folder given (a file given directly: its file name),
 /// with `/` separators, so the same tree gives the same names anywhere.
+///
+/// Symbolic links inside a folder never lead out of it: a link to a
+/// directory is not followed at all (outside the folder it is not ours to
+/// read; inside, the walk reaches it anyway, and a link to an ancestor
+/// would loop), and a link to a file is read only when the file lies inside
+/// the folder. Skipped links are logged.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<SourceText>, KnowledgeError> {
     let mut out = Vec::new();
     for root in paths {
@@ -78,7 +84,9 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<SourceText>, KnowledgeErro
             let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             out.push(SourceText { source: name, text: read(root)? });
         } else {
-            walk(root, root, &mut out)?;
+            let real_root =
+                std::fs::canonicalize(root).map_err(|source| KnowledgeError::Io { path: root.clone(), source })?;
+            walk(root, &real_root, root, &mut out)?;
         }
     }
     out.sort_by(|a, b| a.source.cmp(&b.source));
@@ -89,7 +97,9 @@ fn read(path: &Path) -> Result<String, KnowledgeError> {
     std::fs::read_to_string(path).map_err(|source| KnowledgeError::Io { path: path.to_owned(), source })
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceText>) -> Result<(), KnowledgeError> {
+/// `root` as given (source names are relative to it), `real_root` its
+/// canonical form (what links are checked against).
+fn walk(root: &Path, real_root: &Path, dir: &Path, out: &mut Vec<SourceText>) -> Result<(), KnowledgeError> {
     let entries = std::fs::read_dir(dir).map_err(|source| KnowledgeError::Io { path: dir.to_owned(), source })?;
     for entry in entries {
         let entry = entry.map_err(|source| KnowledgeError::Io { path: dir.to_owned(), source })?;
@@ -98,8 +108,14 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceText>) -> Result<(), Knowle
         if name.starts_with('.') {
             continue;
         }
-        if path.is_dir() {
-            walk(root, &path, out)?;
+        // `DirEntry::file_type` does not follow links, unlike `Path::is_dir`.
+        let file_type = entry.file_type().map_err(|source| KnowledgeError::Io { path: path.clone(), source })?;
+        if file_type.is_symlink() && !is_file_inside(&path, real_root) {
+            tracing::warn!(path = %path.display(), "skipped a symbolic link: it leads to a directory or out of the folder");
+            continue;
+        }
+        if file_type.is_dir() {
+            walk(root, real_root, &path, out)?;
         } else if is_knowledge_file(&name) {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             let source = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
@@ -107,6 +123,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceText>) -> Result<(), Knowle
         }
     }
     Ok(())
+}
+
+/// Whether the link at `link` resolves to a regular file under `real_root`.
+fn is_file_inside(link: &Path, real_root: &Path) -> bool {
+    std::fs::canonicalize(link).is_ok_and(|target| target.starts_with(real_root) && target.is_file())
 }
 
 fn is_knowledge_file(name: &str) -> bool {

@@ -1,10 +1,11 @@
-//! Operating the daemon: the HTTP listener with `/healthz` and `/metrics`
-//! (and the Tribute webhook route when it is enabled), and the Telegram
-//! wrapper that feeds it.
+//! Operating the daemon: the HTTP listener with `/healthz` and `/metrics`,
+//! the separate listener of the Tribute webhook when it is enabled, and the
+//! Telegram wrapper that feeds them.
 //!
-//! Off unless `[ops] listen` is set; binds 127.0.0.1 unless an address
-//! says otherwise. Nothing on it changes state except the webhook route,
-//! which authenticates every request itself.
+//! Each listener is off unless its `listen` is set; a bare port binds
+//! 127.0.0.1. Nothing on the ops listener changes state (not even
+//! `/healthz`); the webhook listener serves only the webhook route, which
+//! authenticates every request itself.
 
 pub mod conversation_metrics;
 mod health;
@@ -27,11 +28,11 @@ use crate::webhook::{WebhookSettings, WebhookStats};
 /// The ops part of the configuration, resolved.
 #[derive(Debug, Clone, Default)]
 pub struct OpsSettings {
-    /// Where the listener binds; `None` = no listener (and no webhook route).
+    /// Where the ops listener binds; `None` = no `/healthz`, `/metrics`.
     pub listen: Option<SocketAddr>,
     /// `/healthz` fails when no Telegram update arrived for this long (unset = never).
     pub max_update_age: Option<Duration>,
-    /// The Tribute webhook route and reconciler, when enabled.
+    /// The Tribute webhook (its own listener) and reconciler, when enabled.
     pub webhook: Option<WebhookSettings>,
 }
 

@@ -1,4 +1,11 @@
-//! The listener itself and the tasks that come with it.
+//! The listeners and the tasks that come with them.
+//!
+//! Two listeners, never one: the Tribute webhook is the only route that must
+//! be reachable from the internet, while `/healthz` and `/metrics` are
+//! unauthenticated and tell a stranger a lot (order counts, queue depths,
+//! whether Telegram is connected). Serving the webhook alone on its own
+//! address means a reverse proxy (or a firewall rule) cannot expose the ops
+//! routes by accident.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -26,7 +33,7 @@ use crate::webhook::{self, Reconciler, WebhookState, WebhookStats};
 /// How long [`OpsServer::shutdown`] waits for open requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A running listener. Dropping it stops the server too.
+/// A running listener (the ops routes or the webhook). Dropping it stops the server too.
 pub struct OpsServer {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -34,31 +41,32 @@ pub struct OpsServer {
 }
 
 impl OpsServer {
-    /// Binds `addr` (port 0 picks a free port) and serves `/healthz`,
-    /// `/metrics` and, when given, the webhook route.
-    pub async fn start(
-        addr: SocketAddr,
-        state: Arc<OpsState>,
-        webhook: Option<Arc<WebhookState>>,
-    ) -> anyhow::Result<Self> {
+    /// Binds `addr` (port 0 picks a free port) and serves `/healthz` and `/metrics`.
+    pub async fn start(addr: SocketAddr, state: Arc<OpsState>) -> anyhow::Result<Self> {
+        let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
+        Self::serve(addr, app, "the ops listener", "[ops] listen").await
+    }
+
+    /// Binds `addr` and serves the Tribute webhook route, and nothing else.
+    pub async fn start_webhook(addr: SocketAddr, webhook: Arc<WebhookState>) -> anyhow::Result<Self> {
+        Self::serve(addr, webhook::router(webhook), "the webhook listener", "[webhook] listen").await
+    }
+
+    async fn serve(addr: SocketAddr, app: Router, what: &'static str, setting: &str) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("Failed to bind the ops listener to {addr} ([ops] listen)"))?;
+            .with_context(|| format!("Failed to bind {what} to {addr} ({setting})"))?;
         let addr = listener.local_addr()?;
-        let mut app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
-        if let Some(w) = webhook {
-            app = app.merge(webhook::router(w));
-        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
             if let Err(e) = server.await {
-                warn!(error = %e, "the ops listener stopped with an error");
+                warn!(error = %e, listener = what, "a listener stopped with an error");
             }
         });
-        info!(%addr, "ops listener: /healthz, /metrics");
+        info!(%addr, listener = what, "listening");
         Ok(Self { addr, stop: Some(stop), task: Some(task) })
     }
 
@@ -138,17 +146,20 @@ async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-/// The listener and the webhook reconciler, as the daemon runs them.
+/// The listeners and the webhook reconciler, as the daemon runs them.
 pub struct OpsRuntime {
+    /// `/healthz` and `/metrics` (`[ops] listen`).
     pub server: Option<OpsServer>,
+    /// The Tribute webhook alone (`[webhook] listen`).
+    pub webhook_server: Option<OpsServer>,
     /// Shared with the listener; the lead wires metric sources here.
     pub state: Arc<OpsState>,
     reconciler: Option<JoinHandle<()>>,
 }
 
 impl OpsRuntime {
-    /// Starts what `settings` asks for: nothing, the listener, or the
-    /// listener with the webhook route and its reconciler.
+    /// Starts what `settings` asks for: the ops listener, the webhook
+    /// listener with its reconciler, both or neither.
     pub async fn start(
         settings: &OpsSettings,
         store: Store,
@@ -158,40 +169,42 @@ impl OpsRuntime {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let mut state = OpsState::new(store.clone(), metrics, telegram, settings.max_update_age);
-        let mut webhook_state = None;
+        let mut webhook_server = None;
         let mut reconciler = None;
         if let Some(w) = &settings.webhook {
-            anyhow::ensure!(
-                settings.listen.is_some(),
-                "[webhook] enabled needs [ops] listen: the webhook is served by the ops listener"
-            );
+            if let Some(ops) = settings.listen {
+                crate::config::ensure_distinct_listeners(ops, w.listen)?;
+            }
             let stats = Arc::new(WebhookStats::default());
             let wake = Arc::new(Notify::new());
             state.webhook = Some(stats.clone());
-            webhook_state = Some(Arc::new(WebhookState {
-                store: store.clone(),
-                api_key: w.api_key.clone(),
-                wake: wake.clone(),
-                stats,
-            }));
+            let webhook_state =
+                Arc::new(WebhookState { store: store.clone(), api_key: w.api_key.clone(), wake: wake.clone(), stats });
+            webhook_server = Some(OpsServer::start_webhook(w.listen, webhook_state).await?);
             let r = Reconciler::new(store, backend, w.reconcile.clone(), wake);
             reconciler = Some(tokio::spawn(r.run(shutdown)));
         }
         let state = Arc::new(state);
         let server = match settings.listen {
-            Some(addr) => Some(OpsServer::start(addr, state.clone(), webhook_state).await?),
+            Some(addr) => Some(OpsServer::start(addr, state.clone()).await?),
             None => None,
         };
-        Ok(Self { server, state, reconciler })
+        Ok(Self { server, webhook_server, state, reconciler })
     }
 
+    /// `http://<addr>` of the ops listener.
     pub fn url(&self) -> Option<String> {
         self.server.as_ref().map(OpsServer::url)
     }
 
-    /// Stops the listener; the reconciler stops on the shutdown flag (waited for up to 5 s).
+    /// `http://<addr>` of the webhook listener (post to [`webhook::WEBHOOK_PATH`] there).
+    pub fn webhook_url(&self) -> Option<String> {
+        self.webhook_server.as_ref().map(OpsServer::url)
+    }
+
+    /// Stops the listeners; the reconciler stops on the shutdown flag (waited for up to 5 s).
     pub async fn shutdown(mut self) {
-        if let Some(server) = self.server.take() {
+        for server in [self.server.take(), self.webhook_server.take()].into_iter().flatten() {
             server.shutdown().await;
         }
         if let Some(mut task) = self.reconciler.take() {

@@ -76,7 +76,7 @@ pub struct SandboxOptions {
     pub park_delay: Duration,
     /// ops (issue 7): serve /healthz and /metrics on 127.0.0.1:0.
     pub ops_listener: bool,
-    /// ops (issue 7): also serve the Tribute webhook (needs `ops_listener`) and run its reconciler.
+    /// ops (issue 7): also serve the Tribute webhook (on its own listener, `listen` in the settings) and run its reconciler.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Customer contact settings; `None` sends every account problem straight to the moderator.
     pub contact: Option<ContactConfig>,
@@ -212,6 +212,12 @@ impl Sandbox {
     /// listener (with [`SandboxOptions::ops_listener`]).
     pub fn ops_url(&self) -> Option<String> {
         self.running.as_ref().and_then(|r| r.ops.url())
+    }
+
+    /// `http://127.0.0.1:<port>` of the running daemon's webhook listener
+    /// (with [`SandboxOptions::webhook`]).
+    pub fn webhook_url(&self) -> Option<String> {
+        self.running.as_ref().and_then(|r| r.ops.webhook_url())
     }
 
     /// ops (issue 7): the running daemon's ops state (e.g. to wire metric sources).

@@ -2,7 +2,8 @@
 //!
 //! Tribute signs each webhook (`trbt-signature`: hex HMAC-SHA256 of the raw
 //! body with the Tribute API key) and retries for about a day on non-2xx.
-//! The ops listener serves [`route::WEBHOOK_PATH`] when `[webhook] enabled`:
+//! A listener of its own (`[webhook] listen`, never the ops listener's
+//! address) serves [`route::WEBHOOK_PATH`] alone when `[webhook] enabled`:
 //! [`signature`] checks the bytes, [`event`] types the body, the store
 //! keeps every event unique on name + purchase, and [`reconcile`] matches
 //! purchases to Telegram orders, flags what does not add up and turns a
@@ -12,6 +13,8 @@ pub mod event;
 pub mod reconcile;
 pub mod route;
 pub mod signature;
+
+use std::net::SocketAddr;
 
 use secrecy::SecretString;
 
@@ -24,5 +27,7 @@ pub use route::{router, WebhookState, WebhookStats, WEBHOOK_PATH};
 pub struct WebhookSettings {
     /// The Tribute API key (Tribute → Settings → API), the HMAC key of `trbt-signature`.
     pub api_key: SecretString,
+    /// Where the webhook listener binds (the public side, behind a reverse proxy).
+    pub listen: SocketAddr,
     pub reconcile: ReconcileConfig,
 }

@@ -59,7 +59,7 @@ pub struct WebhookStats {
     pub store_errors: AtomicU64,
 }
 
-/// The webhook route alone; the ops listener merges it into its router.
+/// The webhook route alone: everything its listener serves.
 pub fn router(state: Arc<WebhookState>) -> Router {
     Router::new().route(WEBHOOK_PATH, post(receive)).with_state(state)
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
-use tribute_assistant::backend::signing::{self, SIGNATURE_HEADER};
+use tribute_assistant::backend::signing::{self, Accept, SignatureError, SIGNATURE_HEADER};
 use tribute_assistant::backend::{
     ActivationOutcome, ActivationRequest, BackendClient, BackendConfig, BackendError, DeactivationOutcome,
     DeactivationRequest, HealthError, IDEMPOTENCY_HEADER,
@@ -20,13 +20,30 @@ use tribute_assistant::testbed::backend::ReferenceBackend;
 
 const SECRET: &str = "contract-test-secret";
 
-fn vectors() -> Vec<Value> {
+fn vector_file() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/signature-test-vectors.json");
     let text = std::fs::read_to_string(path).expect("docs/signature-test-vectors.json is readable");
-    let file: Value = serde_json::from_str(&text).expect("vector file is JSON");
-    let vectors = file["vectors"].as_array().expect("vectors array").clone();
+    serde_json::from_str(&text).expect("vector file is JSON")
+}
+
+fn vectors() -> Vec<Value> {
+    let vectors = vector_file()["vectors"].as_array().expect("vectors array").clone();
     assert!(vectors.len() >= 3, "the vector file lost its vectors");
     vectors
+}
+
+/// The request a vector signs (`kind` = `request`).
+fn signed_request(v: &Value) -> signing::Request<'_> {
+    signing::Request {
+        method: v["method"].as_str().unwrap(),
+        path: v["path"].as_str().unwrap(),
+        body: v["body"].as_str().unwrap().as_bytes(),
+    }
+}
+
+/// Signs a POST to `/activate` of the reference backend (served at the root).
+fn sign_activate(secret: &str, t: i64, body: &[u8]) -> String {
+    signing::sign(secret.as_bytes(), t, &signing::Request { method: "POST", path: "/activate", body })
 }
 
 fn vector(name: &str) -> Value {
@@ -80,13 +97,56 @@ async fn raw_post(url: &str, key: &str, signature: &str, body: &[u8]) -> (u16, V
 fn published_vectors_match_our_signer() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/backend-api.md")).unwrap();
     for v in vectors() {
-        let (secret, body, expected) =
-            (v["secret"].as_str().unwrap(), v["body"].as_str().unwrap(), v["expected_header"].as_str().unwrap());
+        let (name, secret, body, expected) = (
+            &v["name"],
+            v["secret"].as_str().unwrap().as_bytes(),
+            v["body"].as_str().unwrap(),
+            v["expected_header"].as_str().unwrap(),
+        );
         let t = v["t"].as_i64().unwrap();
-        assert_eq!(signing::sign(secret.as_bytes(), t, body.as_bytes()), expected, "vector {}", v["name"]);
-        assert_eq!(signing::verify(secret.as_bytes(), expected, body.as_bytes(), t + 299, 300), Ok(t));
-        assert!(signing::verify(secret.as_bytes(), expected, format!("{body} ").as_bytes(), t, 300).is_err());
-        assert!(doc.contains(expected), "docs/backend-api.md does not list vector {}", v["name"]);
+        assert!(doc.contains(expected), "docs/backend-api.md does not list vector {name}");
+        if v["kind"] == "answer" {
+            assert_eq!(signing::sign_v1(secret, t, body.as_bytes()), expected, "vector {name}");
+            assert_eq!(signing::verify_v1(secret, expected, body.as_bytes(), t + 299, 300).unwrap().t, t);
+            continue;
+        }
+        assert_eq!(v["kind"], "request", "vector {name}");
+        let req = signed_request(&v);
+        assert_eq!(signing::sign(secret, t, &req), expected, "vector {name}");
+        let v1_only = v["expected_v1_header"].as_str().unwrap();
+        assert_eq!(signing::sign_v1(secret, t, req.body), v1_only, "vector {name}");
+        for (header, accept, macs) in
+            [(expected, Accept::V1OrV2, 2), (expected, Accept::V2Only, 1), (v1_only, Accept::V1OrV2, 1)]
+        {
+            let verified = signing::verify(secret, header, &req, t + 299, 300, accept).unwrap();
+            assert_eq!((verified.t, verified.macs.len()), (t, macs), "vector {name}");
+        }
+        let changed = format!("{body} ");
+        let changed = signing::Request { body: changed.as_bytes(), ..req };
+        assert!(signing::verify(secret, expected, &changed, t, 300, Accept::V1OrV2).is_err());
+        let moved = signing::Request { path: "/elsewhere", ..req };
+        assert_eq!(
+            signing::verify(secret, expected, &moved, t, 300, Accept::V2Only),
+            Err(SignatureError::BadSignature)
+        );
+    }
+}
+
+#[test]
+fn published_negative_vectors_are_refused_as_malformed() {
+    let file = vector_file();
+    let negatives = file["negative_vectors"].as_array().expect("negative_vectors array");
+    assert!(negatives.len() >= 10, "the vector file lost its negative vectors");
+    let base = vector("minimal_object");
+    let (secret, t) = (base["secret"].as_str().unwrap().as_bytes(), base["t"].as_i64().unwrap());
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/backend-api.md")).unwrap();
+    for n in negatives {
+        let header = n["header"].as_str().unwrap();
+        let err = signing::verify(secret, header, &signed_request(&base), t, 300, Accept::V1OrV2).unwrap_err();
+        assert!(matches!(err, SignatureError::Malformed(_)), "{} gave {err:?}", n["name"]);
+        assert_eq!(err.code(), n["error"].as_str().unwrap());
+        assert!(!err.to_string().is_empty());
+        assert!(doc.contains(n["name"].as_str().unwrap()), "docs/backend-api.md does not list {}", n["name"]);
     }
 }
 
@@ -99,7 +159,8 @@ fn our_request_body_is_the_published_example_byte_for_byte() {
     };
     let body = serde_json::to_vec(&req).unwrap();
     assert_eq!(String::from_utf8(body.clone()).unwrap(), v["body"].as_str().unwrap());
-    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &body);
+    let request = signing::Request { body: &body, ..signed_request(&v) };
+    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &request);
     assert_eq!(signed, v["expected_header"].as_str().unwrap());
 }
 
@@ -165,6 +226,27 @@ async fn gives_up_as_unavailable_when_nothing_listens() {
 }
 
 #[tokio::test]
+async fn credentials_in_the_backend_url_never_reach_errors_or_debug() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://shop:hunter2@{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = BackendClient::new(BackendConfig { max_attempts: 2, ..config(url, SECRET) }).unwrap();
+    let err = client.activate(&request(18, "1", "P")).await.unwrap_err();
+    let health = client.health().await.unwrap_err();
+    let shown = format!("{err} {err:?} {health} {client:?} {}", client.health_url());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(client.health_url().contains("://***@127.0.0.1"), "{}", client.health_url());
+
+    // With a live backend the credentials are used (Basic auth) and still never shown.
+    let (backend, _) = setup().await;
+    let authed = format!("http://shop:hunter2@{}", backend.url().trim_start_matches("http://"));
+    let client = BackendClient::new(config(authed, SECRET)).unwrap();
+    let report = client.health().await.unwrap();
+    assert!(!report.url.contains("hunter2") && report.url.ends_with("/health"), "{}", report.url);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_backend_times_out_but_the_retry_never_activates_twice() {
     let (backend, _) = setup().await;
     backend.add_pending("123456", "100 Diamonds");
@@ -217,7 +299,7 @@ async fn stale_and_future_timestamps_are_refused() {
     let body = serde_json::to_vec(&req).unwrap();
     let now = Utc::now().timestamp();
     for t in [now - 301, now + 301] {
-        let signature = signing::sign(SECRET.as_bytes(), t, &body);
+        let signature = sign_activate(SECRET, t, &body);
         let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
         assert_eq!((status, answer["error"].as_str()), (401, Some("stale_timestamp")), "{answer}");
     }
@@ -233,13 +315,119 @@ async fn an_exact_replay_of_an_accepted_signature_is_refused() {
     backend.add_pending("123456", "100 Diamonds");
     let req = request(11, "123456", "100 Diamonds");
     let body = serde_json::to_vec(&req).unwrap();
-    let signature = signing::sign(SECRET.as_bytes(), Utc::now().timestamp(), &body);
+    let signature = sign_activate(SECRET, Utc::now().timestamp(), &body);
     let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("activated")));
     let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &signature, &body).await;
     assert_eq!((status, answer["error"].as_str()), (401, Some("replayed_signature")), "{answer}");
     assert_eq!(backend.activations_for(req.order_ref.as_str()), 1);
     assert_eq!(backend.stats().activations, 1);
+    backend.shutdown().await;
+}
+
+/// `t=…,v1=…,v2=…` → (t, v1, v2).
+fn entries(header: &str) -> (String, String, String) {
+    let parts: Vec<&str> = header.split(',').collect();
+    let value = |i: usize| parts[i].split_once('=').unwrap().1.to_owned();
+    (value(0), value(1), value(2))
+}
+
+#[tokio::test]
+async fn a_replay_with_a_respelled_or_trimmed_header_is_refused() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(13, "123456", "100 Diamonds");
+    let body = serde_json::to_vec(&req).unwrap();
+    let signature = sign_activate(SECRET, Utc::now().timestamp(), &body);
+    let key = req.order_ref.as_str();
+    assert_eq!(raw_post(&backend.url(), key, &signature, &body).await.0, 200);
+    let (t, v1, v2) = entries(&signature);
+    let wrong = "0".repeat(64);
+    for replay in [
+        format!("t={t},v2={v2},v1={v1}"),
+        format!("t={t},v1={v1}"),
+        format!("t={t},v2={v2}"),
+        format!("t={t},v1={v1},v2={v2},v1={wrong}"),
+        format!("t={t},v1={v1},v1={v1}"),
+    ] {
+        let (status, answer) = raw_post(&backend.url(), key, &replay, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("replayed_signature")), "{replay}: {answer}");
+    }
+    for respelled in
+        [format!("t={t}, v1={v1}"), format!("t={t},v1={}", v1.to_uppercase()), format!(" t={t},v1={v1},x=1")]
+    {
+        let (status, answer) = raw_post(&backend.url(), key, &respelled, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("malformed_header")), "{respelled}: {answer}");
+    }
+    assert_eq!(backend.stats().already_activated, 0, "no replay reached the business rules");
+    assert_eq!(backend.stats().activations, 1);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_published_negative_vector_gets_a_401_from_the_reference_backend() {
+    let (backend, _) = setup().await;
+    let file = vector_file();
+    let body = serde_json::to_vec(&request(14, "1", "P")).unwrap();
+    for n in file["negative_vectors"].as_array().unwrap() {
+        let header = n["header"].as_str().unwrap();
+        let (status, answer) = raw_post(&backend.url(), "TA-93372553-14", header, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("malformed_header")), "{}: {answer}", n["name"]);
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+    }
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn v2_binds_the_signature_to_method_and_path() {
+    let (backend, _) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(15, "123456", "100 Diamonds");
+    let body = serde_json::to_vec(&req).unwrap();
+    let now = Utc::now().timestamp();
+    let sign_for = |t: i64, method: &'static str, path: &'static str| {
+        signing::sign(SECRET.as_bytes(), t, &signing::Request { method, path, body: &body })
+    };
+    let (_, _, other_path) = entries(&sign_for(now, "POST", "/deactivate"));
+    let (_, _, other_method) = entries(&sign_for(now - 1, "PUT", "/activate"));
+    for header in [format!("t={now},v2={other_path}"), format!("t={},v2={other_method}", now - 1)] {
+        let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &header, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (401, Some("bad_signature")), "{header}: {answer}");
+    }
+    backend.require_v2(true);
+    let moved = sign_for(now - 2, "POST", "/deactivate");
+    let (status, answer) = raw_post(&backend.url(), req.order_ref.as_str(), &moved, &body).await;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("bad_signature")), "v1 alone no longer passes: {answer}");
+    assert_eq!(backend.stats().activations, 0);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn both_versions_pass_during_the_migration_and_v2_can_be_required() {
+    let (backend, client) = setup().await;
+    backend.add_pending("123456", "100 Diamonds");
+    backend.add_pending("123456", "100 Diamonds");
+    let req = request(16, "123456", "100 Diamonds");
+    let body = serde_json::to_vec(&req).unwrap();
+    let key = req.order_ref.as_str();
+    let now = Utc::now().timestamp();
+    let v1_only = signing::sign_v1(SECRET.as_bytes(), now, &body);
+    let (status, answer) = raw_post(&backend.url(), key, &v1_only, &body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("activated")), "an old, v1-only sender: {answer}");
+    let (t, _, v2) = entries(&sign_activate(SECRET, now - 1, &body));
+    let (status, answer) = raw_post(&backend.url(), key, &format!("t={t},v2={v2}"), &body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("already_activated")), "a v2-only sender: {answer}");
+
+    backend.require_v2(true);
+    let v1_only = signing::sign_v1(SECRET.as_bytes(), now - 2, &body);
+    let (status, answer) = raw_post(&backend.url(), key, &v1_only, &body).await;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("v2_required")), "{answer}");
+    // Our client sends both, so it keeps working after the switch.
+    assert!(matches!(
+        client.activate(&request(17, "123456", "100 Diamonds")).await,
+        Ok(ActivationOutcome::Activated { .. })
+    ));
+    assert!(client.health().await.is_ok(), "the signed /health handshake carries v2 too");
     backend.shutdown().await;
 }
 
@@ -256,7 +444,7 @@ async fn malformed_requests_get_400_after_the_signature_check() {
     ];
     for (i, (key, body, error)) in cases.into_iter().enumerate() {
         // Distinct t per case so no request looks like a replay of another.
-        let signature = signing::sign(SECRET.as_bytes(), now - i as i64, body);
+        let signature = sign_activate(SECRET, now - i as i64, body);
         let (status, answer) = raw_post(&url, key, &signature, body).await;
         assert_eq!((status, answer["error"].as_str()), (400, Some(error)), "{answer}");
     }
@@ -273,9 +461,10 @@ async fn health_answers_ok_and_checks_a_signature_when_given() {
     let plain = http.get(&url).send().await.unwrap();
     assert_eq!(plain.status().as_u16(), 200);
     assert_eq!(plain.json::<Value>().await.unwrap()["status"], "ok");
-    let good = signing::sign(SECRET.as_bytes(), Utc::now().timestamp(), b"");
+    let health = signing::Request { method: "GET", path: "/health", body: b"" };
+    let good = signing::sign(SECRET.as_bytes(), Utc::now().timestamp(), &health);
     assert_eq!(http.get(&url).header(SIGNATURE_HEADER, good).send().await.unwrap().status().as_u16(), 200);
-    let bad = signing::sign(b"wrong", Utc::now().timestamp(), b"");
+    let bad = signing::sign(b"wrong", Utc::now().timestamp(), &health);
     assert_eq!(http.get(&url).header(SIGNATURE_HEADER, bad).send().await.unwrap().status().as_u16(), 401);
     backend.shutdown().await;
 }
@@ -300,7 +489,8 @@ fn our_deactivation_body_is_the_published_example_byte_for_byte() {
     };
     let body = serde_json::to_vec(&req).unwrap();
     assert_eq!(String::from_utf8(body.clone()).unwrap(), v["body"].as_str().unwrap());
-    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &body);
+    let request = signing::Request { body: &body, ..signed_request(&v) };
+    let signed = signing::sign(v["secret"].as_str().unwrap().as_bytes(), v["t"].as_i64().unwrap(), &request);
     assert_eq!(signed, v["expected_header"].as_str().unwrap());
 }
 

@@ -551,3 +551,54 @@ async fn html_is_self_contained_and_renders() {
     assert!(dom.contains("&lt;b&gt;bold&lt;/b&gt;"));
     println!("Chromium rendered the export");
 }
+
+#[tokio::test]
+async fn the_output_file_is_private_and_replaced_files_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = seed().await;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fresh = s.data_dir.join("fresh.jsonl");
+    export(&s.data_dir, &["--output", fresh.to_str().unwrap()]);
+    assert_eq!(mode(&fresh), 0o600, "a new export file is owner-only");
+    let old = s.data_dir.join("old.jsonl");
+    std::fs::write(&old, "stale").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    export(&s.data_dir, &["--output", old.to_str().unwrap()]);
+    assert_eq!(mode(&old), 0o600, "an existing file is tightened");
+    assert!(std::fs::read_to_string(&old).unwrap().contains("\"schema_version\""), "and replaced");
+}
+
+/// Runs `export --output <output>`, which is expected to fail.
+fn export_failing(data_dir: &Path, output: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
+        .env_remove("RUST_LOG")
+        .env_remove("TRIBUTE_ASSISTANT_CONFIG")
+        .env_remove("TRIBUTE_ASSISTANT_DATA_DIR")
+        .arg("export")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "export --output {} succeeded", output.display());
+    out
+}
+
+#[tokio::test]
+async fn a_symlink_as_output_is_refused_and_its_target_untouched() {
+    let s = seed().await;
+    let target = s.data_dir.join("elsewhere.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = s.data_dir.join("export.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = export_failing(&s.data_dir, &link);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("symbolic link") && stderr.contains("export.jsonl"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    // A dangling link is refused too (it would create the file where it points).
+    let dangling = s.data_dir.join("dangling.jsonl");
+    std::os::unix::fs::symlink(s.data_dir.join("nowhere.jsonl"), &dangling).unwrap();
+    export_failing(&s.data_dir, &dangling);
+    assert!(!s.data_dir.join("nowhere.jsonl").exists());
+}

@@ -489,3 +489,24 @@ fn kb_commands_through_the_binary() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("doc or conversation"));
 }
+
+#[test]
+fn ingest_does_not_follow_links_out_of_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, outside) = (dir.path().join("kb"), dir.path().join("private"));
+    std::fs::create_dir_all(root.join("inside")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(root.join("faq.md"), "# Q\nA\n").unwrap();
+    std::fs::write(root.join("inside/more.md"), "# More\nText\n").unwrap();
+    std::fs::write(outside.join("secret.md"), "# Secret\nnot for the knowledge base\n").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("linked-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.md"), root.join("linked-file.md")).unwrap();
+    std::os::unix::fs::symlink(&root, root.join("inside/loop")).unwrap();
+    std::os::unix::fs::symlink(root.join("faq.md"), root.join("alias.md")).unwrap();
+    std::os::unix::fs::symlink(root.join("gone.md"), root.join("dangling.md")).unwrap();
+
+    let files = tribute_assistant::knowledge::ingest::collect_files(std::slice::from_ref(&root)).unwrap();
+    let sources: Vec<&str> = files.iter().map(|f| f.source.as_str()).collect();
+    assert_eq!(sources, ["alias.md", "faq.md", "inside/more.md"], "a file link inside the folder is read");
+    assert!(files.iter().all(|f| !f.text.contains("Secret")));
+}

@@ -448,3 +448,35 @@ async fn check_reports_a_wrong_hmac_secret_as_failed_with_the_fix_and_the_right_
     assert_eq!(code, 1);
     assert!(line_of(&out, "backend handshake").contains(&format!("cannot reach {url}/health")), "{out}");
 }
+
+/// `PRAGMA data_version` seen from a connection of our own: it changes
+/// exactly when another connection commits to the file.
+async fn data_version(conn: &mut sqlx::SqliteConnection) -> i64 {
+    sqlx::query_scalar("PRAGMA data_version").fetch_one(conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn healthz_never_writes_to_the_database() {
+    use sqlx::Connection;
+    use tribute_assistant::ops::{Metrics, OpsServer, OpsState, TelegramStats};
+    use tribute_assistant::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("health.sqlite");
+    let store = Store::open(&path).await.unwrap();
+    let state = OpsState::new(store.clone(), Arc::new(Metrics::default()), Arc::new(TelegramStats::default()), None);
+    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), Arc::new(state)).await.unwrap();
+    let mut watcher = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let before = data_version(&mut watcher).await;
+    for _ in 0..20 {
+        let answer: Value = reqwest::get(format!("{}/healthz", server.url())).await.unwrap().json().await.unwrap();
+        assert_eq!(answer["database"]["ok"], true, "{answer}");
+        assert!(answer["database"]["query_ms"].is_u64(), "{answer}");
+    }
+    assert_eq!(data_version(&mut watcher).await, before, "a /healthz probe committed to the database");
+    // The watcher does see a commit by the store, so the check above means something.
+    store.store_invalid_webhook("key", "{", "not JSON").await.unwrap();
+    assert_ne!(data_version(&mut watcher).await, before);
+    server.shutdown().await;
+    store.close().await;
+}

@@ -1,5 +1,5 @@
-//! Tribute webhooks end to end: the sandbox daemon with its ops listener on
-//! 127.0.0.1:0 serving `POST /tribute/webhook`, a SQLite file, the
+//! Tribute webhooks end to end: the sandbox daemon with its webhook listener
+//! on 127.0.0.1:0 serving `POST /tribute/webhook` alone, a SQLite file, the
 //! reference backend and the Telegram simulator. Webhooks are posted over
 //! real HTTP, signed the way Tribute signs them.
 
@@ -24,6 +24,7 @@ async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
         ops_listener: true,
         webhook: Some(WebhookSettings {
             api_key: SecretString::from(API_KEY),
+            listen: ([127, 0, 0, 1], 0).into(),
             reconcile: ReconcileConfig {
                 match_window: Duration::from_secs(3600),
                 unmatched_grace: GRACE,
@@ -82,7 +83,7 @@ fn refund(purchase_id: u64, user: i64) -> String {
 
 /// Posts `body` with `signature` (None = no header); returns status and JSON answer.
 async fn post(sb: &Sandbox, body: &str, signature: Option<String>) -> (u16, Value) {
-    let url = format!("{}{WEBHOOK_PATH}", sb.ops_url().expect("ops listener"));
+    let url = format!("{}{WEBHOOK_PATH}", sb.webhook_url().expect("webhook listener"));
     let mut req = reqwest::Client::new().post(url).header("Content-Type", "application/json").body(body.to_owned());
     if let Some(sig) = signature {
         req = req.header(SIGNATURE_HEADER, sig);
@@ -131,6 +132,30 @@ async fn a_signed_event_is_stored_once_even_when_posted_three_times() {
     assert_eq!(sb.store().webhook_event_counts().await.unwrap(), vec![("new_digital_product".to_owned(), 1)]);
     let p = sb.store().purchase("1001").await.unwrap().expect("the purchase is stored");
     assert_eq!((p.telegram_user_id, p.price.amount_minor, p.transaction_id.as_deref()), (777, 500, Some("tx-1001")));
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_webhook_listener_serves_the_webhook_alone_and_the_ops_listener_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let (ops, webhook) = (sb.ops_url().expect("ops listener"), sb.webhook_url().expect("webhook listener"));
+    assert_ne!(ops, webhook, "two listeners");
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/metrics"] {
+        assert_eq!(http.get(format!("{webhook}{path}")).send().await.unwrap().status().as_u16(), 404, "{path}");
+        assert_eq!(http.get(format!("{ops}{path}")).send().await.unwrap().status().as_u16(), 200, "{path}");
+    }
+    let body = purchase(1010, 777, 500);
+    let signed = http
+        .post(format!("{ops}{WEBHOOK_PATH}"))
+        .header(SIGNATURE_HEADER, sign(API_KEY.as_bytes(), body.as_bytes()))
+        .body(body.clone());
+    assert_eq!(signed.send().await.unwrap().status().as_u16(), 404, "the ops listener has no webhook route");
+    assert_eq!(post_signed(&sb, &body).await.0, 200);
+    // The webhook's counters are still on the (private) /metrics.
+    let metrics = http.get(format!("{ops}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("webhook_requests_total{result=\"stored\"} 1"), "{metrics}");
     sb.shutdown().await.unwrap();
 }
 

@@ -19,12 +19,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{ChunkPayload, CollectionMeta, IndexHit, IndexPoint, StoredKey, VectorIndex, DENSE, LEXICAL};
 use crate::knowledge::{ChunkKind, KnowledgeError, SearchFilter, SparseVec};
+use crate::sensitive_url::redact_credentials;
 
 /// Key of the collection metadata entry holding our [`CollectionMeta`] (JSON).
 pub const META_KEY: &str = "tribute_assistant_meta";
 
 fn err(e: impl std::fmt::Display) -> KnowledgeError {
-    KnowledgeError::Index { backend: "qdrant", message: e.to_string() }
+    // Client errors may quote the URL, credentials included.
+    KnowledgeError::Index { backend: "qdrant", message: redact_credentials(&e.to_string()).into_owned() }
 }
 
 /// Where the server is and how to log in.
@@ -38,7 +40,7 @@ pub struct QdrantServerConfig {
 impl std::fmt::Debug for QdrantServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QdrantServerConfig")
-            .field("url", &self.url)
+            .field("url", &redact_credentials(&self.url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("collection", &self.collection)
             .finish()
@@ -70,7 +72,7 @@ impl RemoteIndex {
         }
         let client = builder.build().map_err(err)?;
         let name = &config.collection;
-        let location = format!("{} collection {name}", config.url);
+        let location = format!("{} collection {name}", redact_credentials(&config.url));
         let mut exists = client.collection_exists(name).await.map_err(err)?;
         if exists && rebuild {
             client.delete_collection(name).await.map_err(err)?;
@@ -210,7 +212,7 @@ impl RemoteIndex {
 #[async_trait::async_trait]
 impl VectorIndex for RemoteIndex {
     fn backend(&self) -> String {
-        format!("qdrant {} collection {}", self.config.url, self.config.collection)
+        format!("qdrant {} collection {}", redact_credentials(&self.config.url), self.config.collection)
     }
 
     fn meta(&self) -> &CollectionMeta {

@@ -3,6 +3,11 @@
 //! implemented the way we ask a publisher to implement them (signature
 //! first, then replay, then the business rules), so the client is tested
 //! against a receiver that is as strict as a real one.
+//!
+//! The `v2` signature covers the path from the request line. This router is
+//! served at the root, so `Uri::path` is that path; a receiver mounted under
+//! a prefix must verify against the full original path (in axum,
+//! `OriginalUri`), not the one its framework left after routing.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +24,9 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::ledger::{Deactivation, Decision, Ledger};
-use crate::backend::signing::{sign, verify, SignatureError, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER};
+use crate::backend::signing::{
+    sign_v1, verify, Accept, Request, SignatureError, Verified, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER,
+};
 use crate::backend::IDEMPOTENCY_HEADER;
 
 /// The secrets a request may be signed with. During a rotation both the
@@ -29,6 +36,8 @@ use crate::backend::IDEMPOTENCY_HEADER;
 pub(super) struct Secrets {
     pub(super) current: SecretString,
     pub(super) previous: Option<SecretString>,
+    /// `v1` or `v2` during the migration; `v2` only once every sender signs it.
+    pub(super) accept: Accept,
 }
 
 /// State shared by the handlers and the [`ReferenceBackend`](super::ReferenceBackend) handle.
@@ -95,7 +104,13 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn activate(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let key = header(&headers, IDEMPOTENCY_HEADER).filter(|k| !k.is_empty()).map(str::to_owned);
     let delay = {
@@ -103,7 +118,8 @@ async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         ledger.note_request(key.as_deref());
         ledger.delay
     };
-    let response = process(&shared, key.as_deref(), &headers, &body);
+    let request = Request { method: method.as_str(), path: uri.path(), body: &body };
+    let response = process(&shared, key.as_deref(), &headers, &request);
     if let Some(key) = &key {
         // Counted before the sleep so it is recorded even if the client gives up meanwhile.
         shared.ledger().add_handler_time(key, started.elapsed() + delay);
@@ -113,8 +129,8 @@ async fn activate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
 
 /// Decides the answer. Fully synchronous: the request is committed before
 /// any configured delay, like a backend that activates and then answers slowly.
-fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let (key, order) = match admit::<ActivationBody>(shared, key, headers, body) {
+fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, request: &Request<'_>) -> Response {
+    let (key, order) = match admit::<ActivationBody>(shared, key, headers, request) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
@@ -164,16 +180,16 @@ fn admit<'k, B: OrderBody>(
     shared: &Shared,
     key: Option<&'k str>,
     headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
 ) -> Result<(&'k str, B), Response> {
-    let (t, _) = check_signature(shared, headers, body).map_err(IntoResponse::into_response)?;
-    if let Some(refusal) = check_replay_and_faults(shared, key, headers, t) {
+    let (verified, _) = check_signature(shared, headers, request).map_err(IntoResponse::into_response)?;
+    if let Some(refusal) = check_replay_and_faults(shared, key, &verified) {
         return Err(refusal);
     }
     let Some(key) = key else {
         return Err(bad_request("missing_idempotency_key", "the Idempotency-Key header is required"));
     };
-    let parsed: B = serde_json::from_slice(body).map_err(|e| bad_request("invalid_json", &e.to_string()))?;
+    let parsed: B = serde_json::from_slice(request.body).map_err(|e| bad_request("invalid_json", &e.to_string()))?;
     if parsed.order_ref() != key {
         return Err(bad_request("idempotency_key_mismatch", "Idempotency-Key must equal order_ref"));
     }
@@ -181,15 +197,17 @@ fn admit<'k, B: OrderBody>(
 }
 
 /// The replay check and injected failures, shared by both POST endpoints.
-fn check_replay_and_faults(shared: &Shared, key: Option<&str>, headers: &HeaderMap, t: i64) -> Option<Response> {
+/// Replays are keyed on what was verified (`t` and the MACs that matched),
+/// not on the header text, so a re-spelled or trimmed copy of an accepted
+/// header is refused too.
+fn check_replay_and_faults(shared: &Shared, key: Option<&str>, verified: &Verified) -> Option<Response> {
     {
         let mut ledger = shared.ledger();
         let now = crate::clock::now_secs();
-        let signature = header(headers, SIGNATURE_HEADER).unwrap_or_default();
-        if !ledger.accept_signature(signature, t, now - 2 * DEFAULT_TOLERANCE_SECS) {
+        if !ledger.accept_signature(verified.t, &verified.macs, now - 2 * DEFAULT_TOLERANCE_SECS) {
             ledger.stats.rejected_signatures += 1;
             warn!(order_ref = key.unwrap_or("-"), "refused a replayed signature");
-            return Some(unauthorized("replayed_signature", "this exact signature was already accepted"));
+            return Some(unauthorized("replayed_signature", "this signature was already accepted"));
         }
         if ledger.take_injected_failure() {
             return Some(reply(
@@ -201,20 +219,27 @@ fn check_replay_and_faults(shared: &Shared, key: Option<&str>, headers: &HeaderM
     None
 }
 
-async fn deactivate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn deactivate(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let key = header(&headers, IDEMPOTENCY_HEADER).filter(|k| !k.is_empty()).map(str::to_owned);
     let delay = {
         let mut ledger = shared.ledger();
         ledger.stats.deactivation_requests += 1;
         ledger.delay
     };
-    let response = process_deactivation(&shared, key.as_deref(), &headers, &body);
+    let request = Request { method: method.as_str(), path: uri.path(), body: &body };
+    let response = process_deactivation(&shared, key.as_deref(), &headers, &request);
     answer_late(delay, response).await
 }
 
 /// Same order as `/activate`: signature, replay, then the business rules.
-fn process_deactivation(shared: &Shared, key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let (key, req) = match admit::<DeactivationBody>(shared, key, headers, body) {
+fn process_deactivation(shared: &Shared, key: Option<&str>, headers: &HeaderMap, request: &Request<'_>) -> Response {
+    let (key, req) = match admit::<DeactivationBody>(shared, key, headers, request) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
@@ -232,15 +257,22 @@ fn process_deactivation(shared: &Shared, key: Option<&str>, headers: &HeaderMap,
 /// with one, the signature over the empty body is checked and the answer
 /// echoes it and is signed with the secret that matched, which proves to
 /// the caller that we hold the same secret.
-async fn health(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn health(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let delay = shared.ledger().delay;
+    let request = Request { method: method.as_str(), path: uri.path(), body: &body };
     let response = match header(&headers, SIGNATURE_HEADER) {
         None => reply(StatusCode::OK, json!({"status": "ok"})),
-        Some(sent) => match check_signature(&shared, &headers, &body) {
+        Some(sent) => match check_signature(&shared, &headers, &request) {
             Ok((_, secret)) => {
                 let answer =
                     serde_json::to_vec(&json!({"status": "ok", "request_signature": sent})).expect("JSON serialises");
-                let signature = sign(secret.expose_secret().as_bytes(), crate::clock::now_secs(), &answer);
+                let signature = sign_v1(secret.expose_secret().as_bytes(), crate::clock::now_secs(), &answer);
                 (
                     StatusCode::OK,
                     [
@@ -270,9 +302,15 @@ impl IntoResponse for Refusal {
 }
 
 /// Verifies the signature header against the current and (during a
-/// rotation) the previous secret; returns `t` and the secret that matched.
+/// rotation) the previous secret; returns what verified (the matching MACs
+/// under every secret, so a replay that keeps only the entries of one
+/// secret is still recognised) and the first secret that matched.
 /// A refusal is counted and logged here.
-fn check_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(i64, SecretString), Refusal> {
+fn check_signature(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request: &Request<'_>,
+) -> Result<(Verified, SecretString), Refusal> {
     let now = crate::clock::now_secs();
     let result = match header(headers, SIGNATURE_HEADER) {
         None => {
@@ -282,13 +320,20 @@ fn check_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<
             let secrets = shared.secrets();
             let candidates = std::iter::once(&secrets.current).chain(secrets.previous.as_ref());
             let mut first_error = None;
-            let mut matched = None;
+            let mut matched: Option<(Verified, SecretString)> = None;
             for secret in candidates {
-                match verify(secret.expose_secret().as_bytes(), value, body, now, DEFAULT_TOLERANCE_SECS) {
-                    Ok(t) => {
-                        matched = Some((t, secret.clone()));
-                        break;
-                    }
+                match verify(
+                    secret.expose_secret().as_bytes(),
+                    value,
+                    request,
+                    now,
+                    DEFAULT_TOLERANCE_SECS,
+                    secrets.accept,
+                ) {
+                    Ok(verified) => match &mut matched {
+                        Some((first, _)) => first.macs.extend(verified.macs),
+                        None => matched = Some((verified, secret.clone())),
+                    },
                     // A genuine-but-stale answer says more than "bad signature" from the other secret.
                     Err(e) if first_error.is_none() || matches!(e, SignatureError::Stale { .. }) => {
                         first_error = Some(e)

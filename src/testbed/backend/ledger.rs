@@ -2,8 +2,10 @@
 //! keys, accepted signatures and counters. Plain synchronous code with no
 //! I/O, so the HTTP handlers stay thin and hold the lock only briefly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+
+use crate::backend::signing::MacBytes;
 
 /// Counters a test or benchmark reads back from the reference backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,8 +51,8 @@ pub(super) struct Ledger {
     /// key: a 404/422 must not, because the same order is retried with a
     /// corrected account ID.
     activated_keys: HashMap<String, String>,
-    /// Signature header values already accepted → their `t`, for the replay check.
-    accepted_signatures: HashMap<String, i64>,
+    /// `(t, MAC)` of every signature entry already accepted, for the replay check.
+    accepted_signatures: HashSet<(i64, MacBytes)>,
     requests_by_key: HashMap<String, u32>,
     /// Idempotency key → the reason it was deactivated with.
     deactivated_keys: HashMap<String, String>,
@@ -85,15 +87,17 @@ impl Ledger {
         }
     }
 
-    /// Records a verified signature; `false` when the exact header was accepted before.
-    /// Entries older than `forget_before` can no longer pass the freshness
-    /// check anyway, so they are dropped to keep the set small.
-    pub(super) fn accept_signature(&mut self, header: &str, t: i64, forget_before: i64) -> bool {
-        self.accepted_signatures.retain(|_, seen_t| *seen_t >= forget_before);
-        if self.accepted_signatures.contains_key(header) {
+    /// Records a verified signature (its `t` and the MACs that matched);
+    /// `false` when any of them was accepted before with the same `t`,
+    /// however the header was spelled. Entries older than `forget_before`
+    /// can no longer pass the freshness check anyway, so they are dropped to
+    /// keep the set small.
+    pub(super) fn accept_signature(&mut self, t: i64, macs: &[MacBytes], forget_before: i64) -> bool {
+        self.accepted_signatures.retain(|(seen_t, _)| *seen_t >= forget_before);
+        if macs.iter().any(|mac| self.accepted_signatures.contains(&(t, *mac))) {
             return false;
         }
-        self.accepted_signatures.insert(header.to_owned(), t);
+        self.accepted_signatures.extend(macs.iter().map(|mac| (t, *mac)));
         true
     }
 
@@ -212,10 +216,12 @@ mod tests {
     #[test]
     fn refuses_a_replayed_signature_and_forgets_old_ones() {
         let mut l = Ledger::default();
-        assert!(l.accept_signature("t=100,v1=aa", 100, 0));
-        assert!(!l.accept_signature("t=100,v1=aa", 100, 0));
-        assert!(l.accept_signature("t=101,v1=aa", 101, 0));
-        assert!(l.accept_signature("t=200,v1=bb", 200, 150));
+        let (a, b) = ([0xaa; 32], [0xbb; 32]);
+        assert!(l.accept_signature(100, &[a, b], 0));
+        assert!(!l.accept_signature(100, &[a, b], 0));
+        assert!(!l.accept_signature(100, &[b], 0), "a subset of the entries is a replay too");
+        assert!(l.accept_signature(101, &[a], 0));
+        assert!(l.accept_signature(200, &[b], 150));
         assert_eq!(l.accepted_signatures.len(), 1);
     }
 

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 pub use ledger::BackendStats;
 
+use crate::backend::signing::Accept;
 use handlers::{Secrets, Shared};
 use ledger::Ledger;
 
@@ -50,7 +51,7 @@ impl ReferenceBackend {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            secrets: Mutex::new(Secrets { current, previous }),
+            secrets: Mutex::new(Secrets { current, previous, accept: Accept::default() }),
             ledger: Mutex::new(Ledger::default()),
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -106,6 +107,13 @@ impl ReferenceBackend {
         let mut secrets = self.shared.secrets();
         let old = std::mem::replace(&mut secrets.current, new);
         secrets.previous = Some(old);
+    }
+
+    /// Ends the `v1` → `v2` migration (`true`): only a `v2` signature, which
+    /// covers method and path, is accepted from now on. `false` (the
+    /// default) accepts either.
+    pub fn require_v2(&self, on: bool) {
+        self.shared.secrets().accept = if on { Accept::V2Only } else { Accept::V1OrV2 };
     }
 
     /// Ends a rotation: only the current secret is accepted from now on.
