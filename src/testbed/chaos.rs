@@ -113,6 +113,7 @@ pub async fn chaos(args: &ChaosArgs, exe: &Path) -> anyhow::Result<ChaosReport> 
         backend: "reference".into(),
         faults: args.faults,
         seed: args.seed,
+        require_v2: true,
     };
     let testbed = Testbed::start(&tb_args).await?;
     let world = testbed.state.world.clone();

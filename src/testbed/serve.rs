@@ -51,6 +51,10 @@ pub struct TestbedArgs {
     /// Seed of the fault plan (the same seed, the same faults for the same calls).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The reference backend accepts only `v2` signatures (method and path
+    /// signed too), as after the migration in docs/backend-api.md.
+    #[arg(long)]
+    pub require_v2: bool,
 }
 
 /// What the testbed prints on stdout when it is ready (one JSON line).

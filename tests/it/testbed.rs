@@ -16,6 +16,7 @@ fn args(dir: &Path) -> TestbedArgs {
         backend: "reference".into(),
         faults: "none".parse().unwrap(),
         seed: 1,
+        require_v2: false,
     }
 }
 
