@@ -83,6 +83,9 @@ pub struct SandboxOptions {
     /// Customers' questions answered by the agent (retrieval-only, over the
     /// starter FAQ ingested into the data dir) instead of going to the moderator.
     pub agent: bool,
+    /// How often the daemon re-reads the Tribute chat (production: 60 s;
+    /// here 1 s, so tests find a lost update fast).
+    pub resync_interval: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -98,6 +101,7 @@ impl Default for SandboxOptions {
             webhook: None,
             contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
             agent: false,
+            resync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -286,7 +290,7 @@ impl Sandbox {
             park_delay: self.opts.park_delay,
             reply_template: DEFAULT_REPLY_TEMPLATE.to_owned(),
             first_start_lookback: Duration::from_secs(3600),
-            resync_interval: Duration::from_secs(1),
+            resync_interval: self.opts.resync_interval,
             resync_window: Duration::from_secs(900),
             max_step_backoff: Duration::from_secs(60),
         };
