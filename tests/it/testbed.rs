@@ -88,3 +88,85 @@ async fn the_real_daemon_killed_with_sigkill_at_chosen_moments_loses_and_doubles
     assert_eq!(report.backend_activations, report.delivered, "{text}");
     assert_eq!(report.delivered + report.with_case_card, 36, "{text}");
 }
+
+/// A publisher's session, with processes only: the `testbed` command, its
+/// ready line, the daemon `run` with the config it wrote, orders through
+/// the control API, a SIGKILL of the daemon between them, and SIGTERM
+/// stopping the testbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::process::Command;
+
+    let exe = env!("CARGO_BIN_EXE_tribute-assistant");
+    let dir = tempfile::tempdir().unwrap();
+    let mut testbed = Command::new(exe)
+        .args(["--log", "warn", "testbed", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
+    for key in ["mtproto", "control", "backend", "config"] {
+        assert!(ready[key].is_string(), "{key} in {line}");
+    }
+    let control = ready["control"].as_str().unwrap().to_owned();
+    let config = ready["config"].as_str().unwrap().to_owned();
+    let run = || {
+        Command::new(exe)
+            .args(["--config", &config, "--log", "warn", "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| http.post(format!("{control}{path}")).json(&body).send();
+    let stats = || async {
+        let s: serde_json::Value = http.get(format!("{control}/stats")).send().await.unwrap().json().await.unwrap();
+        s
+    };
+    let wait_delivered = |n: u64| async move {
+        for _ in 0..300 {
+            let s = stats().await;
+            if s["totals"]["delivered"].as_u64() == Some(n) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{n} order(s) not delivered in 30 s: {}", stats().await);
+    };
+
+    let mut daemon = run();
+    for (customer, account) in [(501, "111111"), (502, "222222")] {
+        post("/backend/pending", serde_json::json!({"account_id": account, "product": "100 Diamonds"})).await.unwrap();
+        let order = serde_json::json!({"customer_id": customer, "customer_name": "Иван", "product": "100 Diamonds",
+            "price": "€5.00", "details": format!("ID {account}")});
+        assert!(post("/orders", order).await.unwrap().status().is_success());
+        if customer == 501 {
+            wait_delivered(1).await;
+            daemon.start_kill().unwrap(); // SIGKILL
+            daemon.wait().await.unwrap();
+        }
+    }
+    // The second order arrived while no daemon ran.
+    let mut daemon = run();
+    let s = wait_delivered(2).await;
+    let t = &s["totals"];
+    assert_eq!((t["activations"].as_u64(), t["double_activations"].as_u64()), (Some(2), Some(0)), "{s}");
+    assert_eq!((t["duplicate_tribute_replies"].as_u64(), t["duplicate_send_presses"].as_u64()), (Some(0), Some(0)));
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    // SIGTERM stops the testbed cleanly.
+    unsafe { libc::kill(testbed.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(20), testbed.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+}
