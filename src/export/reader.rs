@@ -129,7 +129,7 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                     let agent_turn_id = (m.author == "agent")
                         .then(|| {
                             let exact = trs.iter().enumerate().find(|(i, t)| !used[*i] && t.reply == m.text);
-                            let before = || trs.iter().enumerate().filter(|(i, t)| !used[*i] && t.at <= m.at).last();
+                            let before = || trs.iter().enumerate().rfind(|(i, t)| !used[*i] && t.at <= m.at);
                             exact.or_else(before).map(|(i, t)| {
                                 used[i] = true;
                                 t.id
