@@ -12,7 +12,10 @@
 //!
 //! The runtime (the store is the only queue, one clock, how each of
 //! Telegram's faults is survived) is described in docs/runtime.md;
-//! `simulate` checks it against a seeded hostile Telegram.
+//! `simulate` checks it against a seeded hostile Telegram, `chaos` with the
+//! real process killed by SIGKILL. The stand-in world (simulated Telegram,
+//! MTProto test server, reference backend) lives in `testbed`, which no
+//! production module uses.
 
 // The LLM agent (issue 6).
 pub mod agent;
