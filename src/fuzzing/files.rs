@@ -38,10 +38,14 @@ pub(super) fn knowledge_file(data: &[u8]) {
     assert_eq!(ids.len(), count, "every chunk gets its own point id");
 }
 
-/// A config file, resolved as `run` does, with every secret in the
-/// environment (so no file named in the config is read).
+/// A config file, resolved as `run` does, with every secret and the
+/// Telegram api_id in the environment (so no file named in the config is
+/// read, and resolving gets past the credentials).
 pub(super) fn config(data: &[u8]) {
-    let env = |name: &str| ["SECRET", "KEY", "HASH"].iter().any(|s| name.contains(s)).then(|| "fuzz-secret".to_owned());
+    let env = |name: &str| match name {
+        crate::config::API_ID_ENV => Some("12345".to_owned()),
+        _ => ["SECRET", "KEY", "HASH"].iter().any(|s| name.contains(s)).then(|| "fuzz-secret".to_owned()),
+    };
     let Ok(file) = toml::from_str::<FileConfig>(&super::text(data)) else {
         return;
     };
