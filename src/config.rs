@@ -20,6 +20,8 @@ pub const BACKEND_SECRET_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_SECRET";
 pub const BACKEND_URL_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_URL";
 /// Environment variable overriding `data_dir`.
 pub const DATA_DIR_ENV: &str = "TRIBUTE_ASSISTANT_DATA_DIR";
+/// Largest `[telegram] first_start_lookback_hours`: 100 years.
+const MAX_LOOKBACK_HOURS: u64 = 100 * 366 * 24;
 /// Environment variable holding the Telegram api_id (my.telegram.org).
 pub const API_ID_ENV: &str = "TRIBUTE_ASSISTANT_API_ID";
 /// Environment variable holding the Telegram api_hash (a secret).
@@ -441,6 +443,10 @@ impl Config {
         if secret.is_empty() {
             bail!("The backend secret is empty");
         }
+        // In seconds it must fit the clock's i64 (`workflow_config` multiplies).
+        if file.telegram.first_start_lookback_hours > MAX_LOOKBACK_HOURS {
+            bail!("[telegram] first_start_lookback_hours must be at most {MAX_LOOKBACK_HOURS} (100 years)");
+        }
         let telegram_api = TelegramApi::resolve(&file.telegram, &env)?;
         let ops = file.ops_settings(&env)?;
         let data_dir = env(DATA_DIR_ENV).map(PathBuf::from).unwrap_or(file.data_dir);
@@ -661,6 +667,18 @@ impl FileConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_first_start_lookback_is_an_error_not_an_overflow() {
+        // Found by the `config` fuzz target: hours * 3600 overflowed u64.
+        let env = |k: &str| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned());
+        let text =
+            |hours: u64| format!("[backend]\nurl = \"http://x\"\n[telegram]\nfirst_start_lookback_hours = {hours}\n");
+        let err = Config::resolve(toml::from_str(&text(i64::MAX as u64)).unwrap(), env).unwrap_err();
+        assert!(err.to_string().contains("first_start_lookback_hours"), "{err}");
+        let cfg = Config::resolve(toml::from_str(&text(MAX_LOOKBACK_HOURS)).unwrap(), env).unwrap();
+        assert_eq!(cfg.workflow_config().first_start_lookback.as_secs(), MAX_LOOKBACK_HOURS * 3600);
+    }
 
     #[test]
     fn secret_comes_from_env_and_is_redacted_in_debug() {

@@ -50,6 +50,8 @@ pub mod ops;
 pub mod webhook;
 // Conversation review export (issue 7); knowledge::redact comes from issue 5.
 pub mod export;
+// Fuzz targets for every input from outside (issue 13); driven by fuzz/ and tests/it/fuzz_smoke.rs.
+pub mod fuzzing;
 
 // Customer contact and the moderator escalation chat (issue 4).
 pub mod contact;

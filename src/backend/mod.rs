@@ -4,7 +4,7 @@
 //! The contract itself is documented in `docs/backend-api.md` and
 //! `docs/openapi.yaml`.
 
-mod answer;
+pub(crate) mod answer;
 mod backoff;
 mod client;
 pub mod signing;

@@ -11,6 +11,7 @@ mod cli;
 mod contact;
 mod desk;
 mod export;
+mod fuzz_smoke;
 mod knowledge;
 mod learning;
 mod moderator;
