@@ -4,7 +4,7 @@
 //! Inputs are written as a header line, `\n`, then the raw body.
 
 use crate::backend::answer::{classify, classify_deactivation, snippet, Verdict};
-use crate::backend::signing;
+use crate::backend::signing::{self, Accept};
 use crate::webhook::{parse_event, signature, WebhookEvent};
 
 const KEY: &[u8] = b"fuzz-key";
@@ -39,13 +39,24 @@ pub(super) fn backend_signature(data: &[u8]) {
     let tolerance = i64::from_le_bytes(clock[8..].try_into().expect("8 bytes"));
     let (header, body) = super::split_line(rest);
     let header = super::text(header);
-    if let Ok(t) = signing::verify(KEY, &header, body, now, tolerance) {
-        assert!(t >= 0 && now.abs_diff(t) <= tolerance.max(0).unsigned_abs(), "accepted a stale or negative t={t}");
+    let req = signing::Request { method: "POST", path: "/api/tribute/activate", body };
+    for accept in [Accept::V1OrV2, Accept::V2Only] {
+        if let Ok(v) = signing::verify(KEY, &header, &req, now, tolerance, accept) {
+            let t = v.t;
+            assert!(t >= 0 && now.abs_diff(t) <= tolerance.max(0).unsigned_abs(), "accepted a stale or negative t={t}");
+            assert!(!v.macs.is_empty(), "accepted without a matching MAC");
+        }
     }
     // `t` is unix seconds of at most 18 digits (see `signing::verify`).
     if (0..1_000_000_000_000_000_000).contains(&now) {
-        let genuine = signing::sign(KEY, now, body);
-        assert_eq!(signing::verify(KEY, &genuine, body, now, tolerance), Ok(now), "our own signature must verify");
+        let genuine = signing::sign(KEY, now, &req);
+        for accept in [Accept::V1OrV2, Accept::V2Only] {
+            let verified = signing::verify(KEY, &genuine, &req, now, tolerance, accept).map(|v| v.t);
+            assert_eq!(verified, Ok(now), "our own signature must verify");
+        }
+        // v2 signs the path: the same header never verifies for another one.
+        let elsewhere = signing::Request { path: "/api/tribute/deactivate", ..req };
+        assert!(signing::verify(KEY, &genuine, &elsewhere, now, tolerance, Accept::V2Only).is_err());
     }
 }
 
