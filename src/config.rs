@@ -22,6 +22,20 @@ pub const BACKEND_URL_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_URL";
 pub const DATA_DIR_ENV: &str = "TRIBUTE_ASSISTANT_DATA_DIR";
 /// Largest `[telegram] first_start_lookback_hours`: 100 years.
 const MAX_LOOKBACK_HOURS: u64 = 100 * 366 * 24;
+/// Largest duration in seconds any `*_secs` setting may have: 10 years.
+/// Durations become unix-ms due times (`now + d` in i64); a value near
+/// `u64::MAX` would wrap there instead of meaning "never".
+const MAX_SECS: u64 = 10 * 366 * 24 * 3600;
+
+/// Refuses a `*_secs` setting too large to be a due time, naming it.
+fn bounded_secs(settings: &[(&str, Option<u64>)]) -> anyhow::Result<()> {
+    for (name, value) in settings {
+        if let Some(v) = value.filter(|v| *v > MAX_SECS) {
+            bail!("{name} = {v} is too long: at most {MAX_SECS} seconds (10 years)");
+        }
+    }
+    Ok(())
+}
 /// Environment variable holding the Telegram api_id (my.telegram.org).
 pub const API_ID_ENV: &str = "TRIBUTE_ASSISTANT_API_ID";
 /// Environment variable holding the Telegram api_hash (a secret).
@@ -130,6 +144,10 @@ impl ContactSection {
         if self.escalate_after_secs <= self.reminder_after_secs {
             bail!("[contact] escalate_after_secs must be longer than reminder_after_secs");
         }
+        bounded_secs(&[
+            ("[contact] reminder_after_secs", Some(self.reminder_after_secs)),
+            ("[contact] escalate_after_secs", Some(self.escalate_after_secs)),
+        ])?;
         Ok(Some(crate::contact::ContactConfig {
             reminder_after: Duration::from_secs(self.reminder_after_secs),
             escalate_after: Duration::from_secs(self.escalate_after_secs),
@@ -447,6 +465,20 @@ impl Config {
         if file.telegram.first_start_lookback_hours > MAX_LOOKBACK_HOURS {
             bail!("[telegram] first_start_lookback_hours must be at most {MAX_LOOKBACK_HOURS} (100 years)");
         }
+        let t = &file.telegram;
+        bounded_secs(&[
+            ("[telegram] button_timeout_secs", Some(t.button_timeout_secs)),
+            ("[telegram] max_flood_sleep_secs", Some(t.max_flood_sleep_secs)),
+            ("[telegram] resync_secs", Some(t.resync_secs)),
+            ("[telegram] resync_window_secs", Some(t.resync_window_secs)),
+            ("[telegram] flood_auto_sleep_secs", Some(t.flood_auto_sleep_secs)),
+            ("[telegram] request_timeout_secs", Some(t.request_timeout_secs)),
+            ("[backend] timeout_secs", file.backend.as_ref().map(|b| b.timeout_secs)),
+            ("[backend] park_secs", file.backend.as_ref().map(|b| b.park_secs)),
+            ("[webhook] match_window_secs", Some(file.webhook.match_window_secs)),
+            ("[webhook] unmatched_grace_secs", Some(file.webhook.unmatched_grace_secs)),
+            ("[ops] max_update_age_secs", file.ops.max_update_age_secs),
+        ])?;
         let telegram_api = TelegramApi::resolve(&file.telegram, &env)?;
         let ops = file.ops_settings(&env)?;
         let data_dir = env(DATA_DIR_ENV).map(PathBuf::from).unwrap_or(file.data_dir);
@@ -678,6 +710,22 @@ mod tests {
         assert!(err.to_string().contains("first_start_lookback_hours"), "{err}");
         let cfg = Config::resolve(toml::from_str(&text(MAX_LOOKBACK_HOURS)).unwrap(), env).unwrap();
         assert_eq!(cfg.workflow_config().first_start_lookback.as_secs(), MAX_LOOKBACK_HOURS * 3600);
+    }
+
+    #[test]
+    fn a_duration_too_long_to_be_a_due_time_is_an_error_naming_it() {
+        let env = |k: &str| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned());
+        let cfg = |extra: &str| {
+            Config::resolve(toml::from_str(&format!("[backend]\nurl = \"http://x\"\n{extra}")).unwrap(), env)
+        };
+        let err = cfg("park_secs = 9223372036854775807").unwrap_err();
+        assert!(err.to_string().contains("[backend] park_secs"), "{err}");
+        let err = cfg("[telegram]\nresync_window_secs = 999999999999").unwrap_err();
+        assert!(err.to_string().contains("resync_window_secs"), "{err}");
+        assert!(cfg(&format!("[telegram]\nbutton_timeout_secs = {MAX_SECS}")).is_ok(), "ten years is still a setting");
+        let contact: FileConfig = toml::from_str("[contact]\nescalate_after_secs = 9223372036854775807").unwrap();
+        let err = contact.contact.contact_config().unwrap_err();
+        assert!(err.to_string().contains("escalate_after_secs"), "{err}");
     }
 
     #[test]
