@@ -65,7 +65,7 @@ const MOMENTS: [KillMoment; 4] =
     [KillMoment::BackendCall, KillMoment::ReplyBeforePress, KillMoment::CustomerDialogue, KillMoment::Random];
 
 /// The figures of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChaosReport {
     pub seed: u64,
     pub orders: usize,
@@ -133,23 +133,7 @@ pub async fn chaos(args: &ChaosArgs, exe: &Path) -> anyhow::Result<ChaosReport> 
     let mut daemon = Daemon::start(exe, &dir, 0).await?;
     let mut posted: Vec<MessageId> = Vec::new();
     let mut asked_seen: HashMap<UserId, usize> = HashMap::new();
-    let mut report = ChaosReport {
-        seed: args.seed,
-        orders: args.orders,
-        kills: 0,
-        kills_by_moment: BTreeMap::new(),
-        kills_without_their_moment: 0,
-        delivered: 0,
-        with_case_card: 0,
-        unresolved: Vec::new(),
-        backend_activations: 0,
-        double_activations: 0,
-        duplicate_tribute_replies: 0,
-        duplicate_send_presses: 0,
-        daemon_peak_rss_mib: 0,
-        real_secs: 0.0,
-        violations: Vec::new(),
-    };
+    let mut report = ChaosReport { seed: args.seed, orders: args.orders, ..ChaosReport::default() };
     let kill_every = (args.orders / (args.kills + 1)).max(1);
     let mut due: Option<KillMoment> = None;
     for (i, p) in plan.iter().enumerate() {
