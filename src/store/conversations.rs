@@ -260,26 +260,7 @@ impl Store {
 
     /// Stores a message; `None` when this incoming Telegram message was already stored.
     pub async fn record_conversation_message(&self, m: &NewConversationMessage) -> StoreResult<Option<i64>> {
-        let res = sqlx::query(
-            "INSERT INTO conversation_messages
-               (conversation_id, at, direction, author, author_id, text, template, telegram_chat_id,
-                telegram_message_id, order_ids)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(m.conversation_id)
-        .bind(m.at)
-        .bind(m.direction.as_str())
-        .bind(m.author.as_str())
-        .bind(m.author_id)
-        .bind(&m.text)
-        .bind(&m.template)
-        .bind(m.telegram.map(|(c, _)| c))
-        .bind(m.telegram.map(|(_, id)| id))
-        .bind(serde_json::to_string(&m.order_ids).expect("ids serialise"))
-        .execute(&self.pool)
-        .await?;
-        Ok((res.rows_affected() > 0).then(|| res.last_insert_rowid()))
+        insert_conversation_message(&self.pool, m).await
     }
 
     /// A conversation's messages, oldest first.
@@ -495,4 +476,33 @@ impl Store {
                 .await?;
         Ok((incoming.unwrap_or(0), outgoing.unwrap_or(0)))
     }
+}
+
+/// Stores a conversation message through `db` (the pool, or a transaction
+/// that commits it with something else); `None` when this incoming
+/// Telegram message was already stored.
+pub(super) async fn insert_conversation_message<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    m: &NewConversationMessage,
+) -> StoreResult<Option<i64>> {
+    let res = sqlx::query(
+        "INSERT INTO conversation_messages
+           (conversation_id, at, direction, author, author_id, text, template, telegram_chat_id,
+            telegram_message_id, order_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(m.conversation_id)
+    .bind(m.at)
+    .bind(m.direction.as_str())
+    .bind(m.author.as_str())
+    .bind(m.author_id)
+    .bind(&m.text)
+    .bind(&m.template)
+    .bind(m.telegram.map(|(c, _)| c))
+    .bind(m.telegram.map(|(_, id)| id))
+    .bind(serde_json::to_string(&m.order_ids).expect("ids serialise"))
+    .execute(db)
+    .await?;
+    Ok((res.rows_affected() > 0).then(|| res.last_insert_rowid()))
 }

@@ -5,7 +5,8 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::conversations::insert_conversation_message;
+use super::{now_ms, NewConversationMessage, Store, StoreError, StoreResult};
 use crate::domain::{Author, Direction};
 use crate::telegram::{ChatId, MessageId, RandomId};
 
@@ -151,24 +152,18 @@ impl Store {
             > 0;
         if done {
             let m = &p.message;
-            sqlx::query(
-                "INSERT INTO conversation_messages
-                   (conversation_id, at, direction, author, author_id, text, template, telegram_chat_id,
-                    telegram_message_id, order_ids)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(m.conversation_id)
-            .bind(now)
-            .bind(Direction::Out.as_str())
-            .bind(m.author.as_str())
-            .bind(m.author_id)
-            .bind(&m.text)
-            .bind(&m.template)
-            .bind(m.customer_id)
-            .bind(telegram_id)
-            .bind(serde_json::to_string(&m.order_ids).expect("ids serialise"))
-            .execute(&mut *tx)
-            .await?;
+            let stored = NewConversationMessage {
+                conversation_id: m.conversation_id,
+                at: now,
+                direction: Direction::Out,
+                author: m.author,
+                author_id: m.author_id,
+                text: m.text.clone(),
+                template: m.template.clone(),
+                telegram: Some((m.customer_id, telegram_id)),
+                order_ids: m.order_ids.clone(),
+            };
+            insert_conversation_message(&mut *tx, &stored).await?;
         }
         tx.commit().await?;
         Ok(done)
