@@ -1,6 +1,6 @@
 //! Customer contact: the assistant writes to a customer whose order's
 //! account ID is missing, ambiguous or refused by the backend, reads their
-//! answers, and finishes the order (DESIGN.md step 6).
+//! answers, and finishes the order (docs/contact.md).
 //!
 //! One dialogue per customer ([`DialogueState`], persisted in
 //! `conversations`), covering all their open orders. The order itself stays

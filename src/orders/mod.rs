@@ -1,4 +1,5 @@
-//! The order workflow: DESIGN.md steps 3–5.
+//! The order workflow: activate on the backend, reply in the Tribute chat,
+//! press Send (docs/runtime.md).
 //!
 //! [`ingest`] turns a Tribute chat message into a stored row (and an order
 //! or a moderator card); [`OrderProcessor`] drives one order from its
