@@ -13,12 +13,14 @@
 //! - [`keywords`]: RU+EN word matching that tolerates inflection (hard topics, repeats).
 //! - [`guard`]: links, prompt leaks, customer text as data.
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
+//! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
 //! - [`memory`]: a small in-memory [`Retriever`] for tests and benchmarks.
 //!
 //! The agent holds no backend client and no way to write orders: it can
 //! read this customer's order statuses and the knowledge base, nothing more.
 
 pub mod answer;
+pub mod eval;
 pub mod guard;
 pub mod keywords;
 pub mod knowledge_retriever;
@@ -41,7 +43,7 @@ pub use policy::{Reason, ReasonCode};
 pub use prompts::Prompts;
 pub use settings::{AgentSection, AgentSettings, LlmEndpoint};
 pub use sources::{CustomerOrder, Hit, OrderStatusSource, Retriever, RetrieverError};
-pub use turn::{Agent, HistoryMessage, Speaker, TurnRequest};
+pub use turn::{Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};
 
 use std::path::Path;
 

@@ -130,9 +130,13 @@ fn is_file_inside(link: &Path, real_root: &Path) -> bool {
     std::fs::canonicalize(link).is_ok_and(|target| target.starts_with(real_root) && target.is_file())
 }
 
+/// Knowledge files by extension, except `kb eval` question sets
+/// (`eval.jsonl`, `*.eval.jsonl`): they sit next to the documents they test
+/// but are questions, not answers, and a folder ingest must not index them.
 fn is_knowledge_file(name: &str) -> bool {
     let n = name.to_lowercase();
-    [".md", ".markdown", ".txt", ".jsonl"].iter().any(|e| n.ends_with(e))
+    let question_set = n == "eval.jsonl" || n.ends_with(".eval.jsonl");
+    !question_set && [".md", ".markdown", ".txt", ".jsonl"].iter().any(|e| n.ends_with(e))
 }
 
 /// The source name of an approved conversation pair.
