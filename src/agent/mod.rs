@@ -52,16 +52,13 @@ use crate::config::FileConfig;
 /// The knowledge base the `ask` command and the daemon answer from: the
 /// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
 pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
-    let (kb, hybrid) = open_knowledge(data_dir, config).await?;
-    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb, hybrid)))
+    let kb = open_knowledge(data_dir, config).await?;
+    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb)))
 }
 
 /// Opens the configured knowledge base; an empty one is an error that says
-/// how to fill it. The flag is true when an embedding provider makes search hybrid.
-pub async fn open_knowledge(
-    data_dir: &Path,
-    config: &FileConfig,
-) -> anyhow::Result<(crate::knowledge::KnowledgeBase, bool)> {
+/// how to fill it.
+pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<crate::knowledge::KnowledgeBase> {
     use anyhow::Context;
     let env = |k: &str| std::env::var(k).ok();
     let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
@@ -77,5 +74,5 @@ pub async fn open_knowledge(
             data_dir.display()
         );
     }
-    Ok((kb, kc.embedding.is_some()))
+    Ok(kb)
 }

@@ -228,6 +228,20 @@ impl Policy {
             }
             Some(h) => Some(h),
         };
+        // A curated answer to a hard-topic question (the refund section) goes
+        // to a person even when the customer's words missed every keyword:
+        // "someone else got my diamonds" found the refund section, not "refund".
+        if let Some(h) = chosen.filter(|_| out.is_empty()) {
+            let w = words(&h.title);
+            if let Some((topic, p)) =
+                self.hard_topics.iter().find_map(|t| t.phrases.iter().find(|p| p.occurs_in(&w)).map(|p| (t, p)))
+            {
+                out.push(Reason::new(
+                    ReasonCode::HardTopic,
+                    format!("{} (the answer's question {:?} has {:?})", topic.name, h.title, p.text),
+                ));
+            }
+        }
         (out, chosen)
     }
 }
@@ -329,6 +343,19 @@ mod tests {
     }
 
     #[test]
+    fn a_curated_answer_to_a_hard_topic_question_goes_to_a_person() {
+        let p = policy();
+        let mut refund = hit("faq-refund", 0.9, Some("Refunds take 3–10 days."));
+        refund.title = "Can I get a refund?".into();
+        let hits = [refund];
+        // The customer's words miss every keyword; the answer's question does not.
+        let e = Evidence { question: "someone else got my diamonds", hits: &hits, ..Default::default() };
+        let (reasons, _) = p.evaluate_retrieval(&e);
+        assert_eq!(codes(&reasons), [ReasonCode::HardTopic]);
+        assert!(reasons[0].detail.contains("refund"), "{reasons:?}");
+    }
+
+    #[test]
     fn retrieval_only_needs_a_curated_answer_above_the_stricter_threshold() {
         let p = policy();
         let hits = [hit("faq-1", 0.9, Some("Within 5 minutes.")), hit("doc-1", 0.95, None)];
@@ -338,7 +365,7 @@ mod tests {
         assert_eq!(h.unwrap().id, "faq-1");
         let e = Evidence { question: "when", hits: &hits, ..Default::default() };
         assert_eq!(codes(&p.evaluate_retrieval(&e).0), [ReasonCode::NoCuratedAnswer]);
-        let weak = [hit("faq-1", 0.5, Some("x"))];
+        let weak = [hit("faq-1", 0.3, Some("x"))];
         let e = Evidence { question: "when", hits: &weak, ..Default::default() };
         assert_eq!(codes(&p.evaluate_retrieval(&e).0), [ReasonCode::NoCuratedAnswer]);
     }

@@ -105,10 +105,10 @@ fn default_min_confidence() -> f64 {
     0.7
 }
 fn default_min_retrieval_score() -> f64 {
-    0.35
+    0.3
 }
 fn default_min_curated_score() -> f64 {
-    0.6
+    0.4
 }
 fn default_repeat_similarity() -> f64 {
     0.8

@@ -151,6 +151,7 @@ pub(crate) fn pair_chunk(pair: &ApprovedPair) -> Chunk {
         .or_else(|| super::lexical::detect_language(&format!("{} {}", pair.question, pair.answer)));
     Chunk {
         title: pair.question.trim().to_owned(),
+        phrasings: vec![],
         text: pair.question.trim().to_owned(),
         answer: Some(pair.answer.trim().to_owned()),
         kind: ChunkKind::Conversation,
@@ -168,6 +169,13 @@ pub(crate) fn content_hash(c: &Chunk) -> String {
         c.language.as_deref().unwrap_or(""),
     ] {
         h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    // Only when present, so chunks without phrasings keep their old hash
+    // (and are not re-embedded after an upgrade).
+    for p in &c.phrasings {
+        h.update(b"phrasing\0");
+        h.update(p.as_bytes());
         h.update([0u8]);
     }
     hex::encode(h.finalize())
@@ -217,6 +225,7 @@ impl KnowledgeBase {
 
     pub(crate) fn redact_chunk(&self, c: &mut Chunk) {
         c.title = self.redactor.redact(&c.title);
+        c.phrasings = c.phrasings.iter().map(|p| self.redactor.redact(p)).collect();
         c.text = self.redactor.redact(&c.text);
         c.answer = c.answer.as_deref().map(|a| self.redactor.redact(a));
     }
@@ -236,6 +245,7 @@ impl KnowledgeBase {
                     payload: ChunkPayload {
                         source: source.to_owned(),
                         title: c.title,
+                        phrasings: c.phrasings,
                         text: c.text,
                         answer: c.answer,
                         language: c.language,

@@ -12,6 +12,7 @@
 //! `search`, `add_approved_pair`, `ingest`, `stats`.
 
 pub mod chunk;
+pub mod confidence;
 pub mod config;
 pub mod embed;
 pub mod index;
@@ -138,10 +139,14 @@ pub struct SearchHit {
     pub answer: Option<String>,
     pub kind: ChunkKind,
     pub language: Option<String>,
-    /// Lexical only: the BM25 score (IDF-weighted, unbounded; higher is
-    /// better). Hybrid: the RRF score normalised to (0, 1], 1 = ranked first
-    /// by both retrievers. See docs/knowledge.md for thresholds.
+    /// What the hits are ranked by. Lexical only: the BM25 score
+    /// (IDF-weighted, unbounded; higher is better). Hybrid: the RRF score
+    /// normalised to (0, 1], 1 = ranked first by both retrievers.
     pub score: f64,
+    /// How sure the search is of this hit, in [0, 1], the same scale on
+    /// any corpus: what the agent's thresholds apply to ([`confidence`]).
+    pub confidence: f64,
+    pub evidence: confidence::Evidence,
 }
 
 /// Counts for `kb stats`.
@@ -266,6 +271,8 @@ impl KnowledgeBase {
                 Err(e) => return Err(e),
             },
         };
+        let lexical_scores: std::collections::HashMap<String, f64> =
+            lexical_hits.iter().map(|h| (h.id.clone(), f64::from(h.score))).collect();
         let scored: Vec<(index::IndexHit, f64)> = match dense_hits {
             Some(dense) => search::rrf(vec![dense, lexical_hits]),
             None => lexical_hits
@@ -276,10 +283,30 @@ impl KnowledgeBase {
                 })
                 .collect(),
         };
+        let bodies: Vec<String> = scored
+            .iter()
+            .map(|(h, _)| {
+                let questions = chunk::question_text(&h.payload.title, &h.payload.phrasings);
+                chunk::search_text(&questions, &h.payload.text, h.payload.answer.as_deref())
+            })
+            .collect();
+        let candidates: Vec<confidence::Candidate<'_>> = scored
+            .iter()
+            .zip(&bodies)
+            .map(|((h, _), body)| confidence::Candidate {
+                lexical_score: lexical_scores.get(&h.id).copied().unwrap_or(0.0),
+                questions: std::iter::once(h.payload.title.as_str())
+                    .chain(h.payload.phrasings.iter().map(String::as_str))
+                    .collect(),
+                body,
+            })
+            .collect();
+        let evidence = confidence::calibrate(&self.lexical, &query, &candidates);
         Ok(scored
             .into_iter()
+            .zip(evidence)
             .take(limit)
-            .map(|(h, score)| SearchHit {
+            .map(|((h, score), evidence)| SearchHit {
                 id: h.id,
                 source: h.payload.source,
                 title: h.payload.title,
@@ -288,6 +315,8 @@ impl KnowledgeBase {
                 kind: h.payload.kind,
                 language: h.payload.language,
                 score,
+                confidence: evidence.confidence,
+                evidence,
             })
             .collect())
     }
