@@ -166,6 +166,8 @@ pub struct KnowledgeBase {
     index: Arc<dyn VectorIndex>,
     lexical: Arc<Lexical>,
     embedder: Option<Arc<dyn Embedder>>,
+    /// Set when embedding a query failed: search stays lexical for a while.
+    dense_cooldown: Arc<embed::Cooldown>,
     redactor: Redactor,
     limits: ChunkLimits,
 }
@@ -208,6 +210,7 @@ impl KnowledgeBase {
             index,
             lexical,
             embedder,
+            dense_cooldown: Arc::default(),
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
         })
@@ -245,8 +248,11 @@ impl KnowledgeBase {
 
     /// Searches documents and approved pairs. Hybrid (RRF of dense and
     /// lexical) when an embedding provider is configured, lexical otherwise;
-    /// if the provider fails at query time the search degrades to lexical
-    /// with a warning rather than failing the conversation.
+    /// if the provider fails at query time (one attempt, no retries) the
+    /// search degrades to lexical with a warning rather than failing the
+    /// conversation, and stays lexical for [`embed::EMBEDDING_COOLDOWN`].
+    /// Either way each hit's `confidence` is on the same scale, so the
+    /// agent's thresholds stay as strict in the degraded mode.
     pub async fn search(
         &self,
         query: &str,
@@ -262,10 +268,19 @@ impl KnowledgeBase {
         let lexical_hits = self.index.search_lexical(&sparse, filter, candidates).await?;
         let dense_hits = match &self.embedder {
             None => None,
-            Some(e) => match e.embed(std::slice::from_ref(&query)).await {
-                Ok(mut v) => Some(self.index.search_dense(&v.remove(0), filter, candidates).await?),
+            Some(_) if self.dense_cooldown.active() => None,
+            Some(e) => match e.embed_query(&query).await {
+                Ok(v) => {
+                    self.dense_cooldown.reset();
+                    Some(self.index.search_dense(&v, filter, candidates).await?)
+                }
                 Err(KnowledgeError::Embedding(msg)) => {
-                    tracing::warn!(error = %msg, "embedding the query failed; lexical search only");
+                    tracing::warn!(
+                        error = %msg,
+                        "embedding the query failed; lexical search only for the next {}s",
+                        embed::EMBEDDING_COOLDOWN.as_secs()
+                    );
+                    self.dense_cooldown.trip();
                     None
                 }
                 Err(e) => return Err(e),

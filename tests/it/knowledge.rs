@@ -518,3 +518,31 @@ fn ingest_does_not_follow_links_out_of_the_folder() {
     assert_eq!(sources, ["alias.md", "faq.md", "inside/more.md"], "a file link inside the folder is read");
     assert!(files.iter().all(|f| !f.text.contains("Secret")));
 }
+
+/// A dead embedding provider at query time: search is lexical with the
+/// same confidences as a lexical-only knowledge base (never a looser scale),
+/// one request without retries, then none while the cooldown lasts.
+#[tokio::test]
+async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
+    let healthy = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&healthy, 16)).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    kb.flush().await.unwrap();
+    drop(kb);
+    let lexical_dir = tempfile::tempdir().unwrap();
+    let lexical = starter_kb(lexical_dir.path()).await;
+
+    // Same model and dimension, but every request is a 500 now.
+    let dead = EmbeddingServer::start(Script { dimension: 16, fail_first: usize::MAX }).await;
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&dead, 16)).await.unwrap();
+    let started = std::time::Instant::now();
+    for q in ["how can I get a refund", "is it safe to swim in the sea", "как оплатить алмазы"] {
+        let degraded = kb.search(q, &SearchFilter::default(), 3).await.unwrap();
+        let plain = lexical.search(q, &SearchFilter::default(), 3).await.unwrap();
+        let pick = |hits: &[SearchHit]| hits.iter().map(|h| (h.title.clone(), h.confidence)).collect::<Vec<_>>();
+        assert_eq!(pick(&degraded), pick(&plain), "{q}");
+    }
+    assert_eq!(dead.requests(), 1, "one attempt, then the cooldown skips the provider");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
