@@ -39,6 +39,22 @@ pub struct Evidence {
     pub title_coverage: f64,
     pub margin: f64,
     pub confidence: f64,
+    /// Which retrievers returned the hit (hybrid search; lexical otherwise).
+    pub found_by: FoundBy,
+    /// The dense retriever's cosine similarity, when it returned the hit.
+    /// Recorded, not yet part of `confidence`: cosines of different models
+    /// live on different scales, and no threshold on them is measured yet.
+    pub dense_similarity: Option<f64>,
+}
+
+/// Which retrievers agreed on a hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    #[default]
+    Lexical,
+    Dense,
+    Both,
 }
 
 /// One candidate as the calibration sees it: its raw lexical score and texts.
@@ -77,7 +93,7 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
             let title_coverage = questions.iter().map(share).fold(0.0, f64::max);
             let confidence = (BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage)
                 * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
-            Evidence { coverage, title_coverage, margin, confidence }
+            Evidence { coverage, title_coverage, margin, confidence, ..Evidence::default() }
         })
         .collect()
 }

@@ -288,6 +288,8 @@ impl KnowledgeBase {
         };
         let lexical_scores: std::collections::HashMap<String, f64> =
             lexical_hits.iter().map(|h| (h.id.clone(), f64::from(h.score))).collect();
+        let dense_scores: std::collections::HashMap<String, f64> =
+            dense_hits.iter().flatten().map(|h| (h.id.clone(), f64::from(h.score))).collect();
         let scored: Vec<(index::IndexHit, f64)> = match dense_hits {
             Some(dense) => search::rrf(vec![dense, lexical_hits]),
             None => lexical_hits
@@ -316,7 +318,15 @@ impl KnowledgeBase {
                 body,
             })
             .collect();
-        let evidence = confidence::calibrate(&self.lexical, &query, &candidates);
+        let mut evidence = confidence::calibrate(&self.lexical, &query, &candidates);
+        for ((h, _), e) in scored.iter().zip(evidence.iter_mut()) {
+            e.dense_similarity = dense_scores.get(&h.id).copied();
+            e.found_by = match (lexical_scores.contains_key(&h.id), e.dense_similarity.is_some()) {
+                (true, true) => confidence::FoundBy::Both,
+                (false, true) => confidence::FoundBy::Dense,
+                _ => confidence::FoundBy::Lexical,
+            };
+        }
         Ok(scored
             .into_iter()
             .zip(evidence)

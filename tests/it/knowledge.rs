@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::openai_embeddings::{EmbeddingServer, Script};
+use tribute_assistant::knowledge::confidence::FoundBy;
 use tribute_assistant::knowledge::{
     starter, ChunkKind, EmbeddingConfig, IngestInput, KnowledgeBase, KnowledgeConfig, KnowledgeError, SearchFilter,
     SearchHit, SourceText,
@@ -378,6 +379,9 @@ async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing()
     let hits = kb.search("how can I get a refund", &SearchFilter::default(), 5).await.unwrap();
     assert!(hits.iter().all(|h| h.score > 0.0 && h.score <= 1.0 + 1e-9), "{hits:?}");
     assert_eq!(hits[0].title, "Can I get a refund?", "{:?}", titles(&hits));
+    // The evidence says which retrievers agreed and keeps the actual cosine.
+    assert_eq!(hits[0].evidence.found_by, FoundBy::Both, "{:?}", hits[0].evidence);
+    assert!(hits[0].evidence.dense_similarity.is_some_and(|c| c > 0.0 && c <= 1.0 + 1e-6), "{:?}", hits[0].evidence);
     assert_questions_in_top3(&kb).await;
     let stats = kb.stats().await.unwrap();
     assert!(stats.collection.contains("scripted-hash") && stats.collection.contains("64"), "{}", stats.collection);
@@ -542,6 +546,9 @@ async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
         let plain = lexical.search(q, &SearchFilter::default(), 3).await.unwrap();
         let pick = |hits: &[SearchHit]| hits.iter().map(|h| (h.title.clone(), h.confidence)).collect::<Vec<_>>();
         assert_eq!(pick(&degraded), pick(&plain), "{q}");
+        assert!(degraded
+            .iter()
+            .all(|h| h.evidence.found_by == FoundBy::Lexical && h.evidence.dense_similarity.is_none()));
     }
     assert_eq!(dead.requests(), 1, "one attempt, then the cooldown skips the provider");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
