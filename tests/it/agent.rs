@@ -277,6 +277,26 @@ async fn links_that_are_not_in_the_knowledge_base_are_never_sent() {
     assert!(!bad.draft.unwrap().contains("evil.example"), "the moderator's draft has the link removed");
 }
 
+/// The case measured in issue 15: bare domains and @handles citing a
+/// retrieved source were sent unescalated.
+#[tokio::test]
+async fn bare_domains_and_handles_not_in_the_knowledge_base_escalate() {
+    let env = Env::new(Some(vec![answer(
+        "Pay at shop-pay.example/checkout or DM @shop_billing_desk",
+        "en",
+        0.95,
+        false,
+        &["faq-en-id"],
+    )]))
+    .await;
+    let out = env.agent().answer(ask("Where do I find my account ID?")).await;
+    assert_eq!(codes(&out), [ReasonCode::UnapprovedLink]);
+    let detail = &out.reasons[0].detail;
+    assert!(detail.contains("shop-pay.example/checkout") && detail.contains("@shop_billing_desk"), "{detail}");
+    let draft = out.draft.unwrap();
+    assert!(!draft.contains("shop-pay") && !draft.contains("@shop_billing_desk"), "{draft}");
+}
+
 #[tokio::test]
 async fn the_tool_loop_searches_then_answers() {
     let env = Env::new(Some(vec![
