@@ -68,7 +68,7 @@ pub fn unapproved_links(answer: &str, hits: &[Hit]) -> Vec<String> {
     let known: HashSet<String> = hits
         .iter()
         .flat_map(|h| {
-            let curated_text = (h.kind != "conversation").then(|| links(&h.text)).unwrap_or_default();
+            let curated_text = if h.kind == "conversation" { vec![] } else { links(&h.text) };
             curated_text.into_iter().chain(h.answer.as_deref().map(links).unwrap_or_default())
         })
         .map(|l| normalize(&l))
