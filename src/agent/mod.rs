@@ -12,6 +12,7 @@
 //! - [`policy`]: the escalation rules that do not trust the model alone.
 //! - [`keywords`]: RU+EN word matching that tolerates inflection (hard topics, repeats).
 //! - [`guard`]: links, prompt leaks, customer text as data.
+//! - [`history`]: how much of the conversation reaches the LLM (message and character caps).
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
 //! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
 //! - [`memory`]: a small in-memory [`Retriever`] for tests and benchmarks.
@@ -22,6 +23,7 @@
 pub mod answer;
 pub mod eval;
 pub mod guard;
+pub mod history;
 pub mod keywords;
 pub mod knowledge_retriever;
 pub mod language;

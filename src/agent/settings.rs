@@ -68,6 +68,15 @@ pub struct AgentSection {
     /// Two questions in a row at least this similar (stem overlap) count as the same.
     #[serde(default = "default_repeat_similarity")]
     pub repeat_similarity: f64,
+    /// Earlier messages of the conversation sent to the LLM, newest kept.
+    #[serde(default = "default_history_messages")]
+    pub history_messages: usize,
+    /// Characters of earlier messages sent to the LLM, newest kept.
+    #[serde(default = "default_history_chars")]
+    pub history_chars: usize,
+    /// A customer message longer than this is cut before it reaches the LLM.
+    #[serde(default = "default_max_message_chars")]
+    pub max_message_chars: usize,
     /// Prompts dir (system.md, holding_ru.txt, holding_en.txt); missing files use the built-in text.
     #[serde(default = "default_prompts_dir")]
     pub prompts_dir: PathBuf,
@@ -112,6 +121,15 @@ fn default_min_curated_score() -> f64 {
 }
 fn default_repeat_similarity() -> f64 {
     0.8
+}
+fn default_history_messages() -> usize {
+    10
+}
+fn default_history_chars() -> usize {
+    4000
+}
+fn default_max_message_chars() -> usize {
+    2000
 }
 fn default_prompts_dir() -> PathBuf {
     PathBuf::from("prompts/agent")
@@ -286,6 +304,9 @@ pub struct AgentSettings {
     pub min_retrieval_score: f64,
     pub min_curated_score: f64,
     pub repeat_similarity: f64,
+    pub history_messages: usize,
+    pub history_chars: usize,
+    pub max_message_chars: usize,
     pub prompts_dir: PathBuf,
     pub hard_topics: Vec<HardTopic>,
 }
@@ -346,6 +367,9 @@ impl AgentSettings {
             min_retrieval_score: section.min_retrieval_score,
             min_curated_score: section.min_curated_score,
             repeat_similarity: section.repeat_similarity,
+            history_messages: section.history_messages,
+            history_chars: section.history_chars,
+            max_message_chars: section.max_message_chars.max(100),
             prompts_dir: section.prompts_dir.clone(),
             hard_topics,
         })

@@ -567,6 +567,27 @@ async fn history_is_sent_with_customer_lines_as_data() {
     assert!(msgs[2]["content"].as_str().unwrap().contains("\"customer_message\":\"Hi, I paid for 100 diamonds\""));
 }
 
+#[tokio::test]
+async fn a_long_conversation_and_a_wall_of_text_are_capped_before_the_llm() {
+    use tribute_assistant::agent::{HistoryMessage, Speaker};
+    let env = Env::new(Some(vec![answer("Within 5 minutes.", "en", 0.9, false, &["faq-en-arrival"])])).await;
+    let mut req = ask(&format!("When do the diamonds arrive? {}", "please ".repeat(1000)));
+    req.history = (0..30)
+        .map(|i| HistoryMessage {
+            speaker: if i % 2 == 0 { Speaker::Customer } else { Speaker::Agent },
+            text: format!("message {i}"),
+        })
+        .collect();
+    env.agent().answer(req).await;
+    let msgs = env.requests()[0]["messages"].as_array().unwrap().clone();
+    // Two system messages, the 10 newest history messages, the question.
+    assert_eq!(msgs.len(), 2 + 10 + 1);
+    assert!(msgs[2]["content"].as_str().unwrap().contains("message 20"), "{}", msgs[2]);
+    let question = msgs.last().unwrap()["content"].as_str().unwrap();
+    assert!(question.chars().count() < 2200, "cut to 2000 characters: {}", question.chars().count());
+    assert!(question.contains("[…]"));
+}
+
 #[test]
 fn ask_says_clearly_that_the_knowledge_base_is_empty() {
     let dir = tempfile::tempdir().unwrap();
