@@ -34,6 +34,8 @@ pub enum ReasonCode {
     LlmTimeout,
     /// The LLM's answer was not the schema's object, or no final answer came.
     LlmMalformed,
+    /// The LLM ran into `max_tokens` (`finish_reason: "length"`).
+    LlmTruncated,
     /// The model called a tool that does not exist (e.g. "activate", "credit").
     ToolMisuse,
     /// The answer contains a link that is not in the knowledge-base hits.
@@ -61,6 +63,7 @@ impl ReasonCode {
             ReasonCode::LlmFailed => "llm_failed",
             ReasonCode::LlmTimeout => "llm_timeout",
             ReasonCode::LlmMalformed => "llm_malformed",
+            ReasonCode::LlmTruncated => "llm_truncated",
             ReasonCode::ToolMisuse => "tool_misuse",
             ReasonCode::UnapprovedLink => "unapproved_link",
             ReasonCode::PromptLeak => "prompt_leak",
@@ -251,6 +254,7 @@ fn is_failure(code: ReasonCode) -> bool {
         code,
         ReasonCode::LlmFailed
             | ReasonCode::LlmTimeout
+            | ReasonCode::LlmTruncated
             | ReasonCode::LlmMalformed
             | ReasonCode::ToolMisuse
             | ReasonCode::ModelEscalated

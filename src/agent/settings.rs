@@ -50,6 +50,10 @@ pub struct AgentSection {
     pub max_retry_after_secs: u64,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// All model calls of one turn, retries included, within this many
+    /// seconds; then the turn escalates (`llm_timeout`).
+    #[serde(default = "default_turn_budget")]
+    pub turn_budget_secs: u64,
     /// Model calls per turn, tool rounds included; then the turn escalates.
     #[serde(default = "default_max_rounds")]
     pub max_rounds: u32,
@@ -103,6 +107,9 @@ fn default_max_retry_after() -> u64 {
 }
 fn default_max_tokens() -> u32 {
     800
+}
+fn default_turn_budget() -> u64 {
+    60
 }
 fn default_max_rounds() -> u32 {
     4
@@ -298,6 +305,7 @@ pub struct AgentSettings {
     pub retries: u32,
     pub max_retry_after: Duration,
     pub max_tokens: u32,
+    pub turn_budget: Duration,
     pub max_rounds: u32,
     pub hits: usize,
     pub min_confidence: f64,
@@ -361,6 +369,7 @@ impl AgentSettings {
             retries: section.retries,
             max_retry_after: Duration::from_secs(section.max_retry_after_secs),
             max_tokens: section.max_tokens.max(16),
+            turn_budget: Duration::from_secs(section.turn_budget_secs.max(1)),
             max_rounds: section.max_rounds,
             hits: section.hits,
             min_confidence: section.min_confidence,

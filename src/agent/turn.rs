@@ -184,7 +184,22 @@ impl Agent {
         let retrieved = hits.clone();
         let (reasons, draft, confidence, sources) = match &self.llm {
             Some(llm) => {
-                let draft = self.run_model(llm, &req, lang, &mut hits, &mut incidents).await;
+                let budget = self.settings.turn_budget;
+                let draft = match tokio::time::timeout(
+                    budget,
+                    self.run_model(llm, &req, lang, &mut hits, &mut incidents),
+                )
+                .await
+                {
+                    Ok(draft) => draft,
+                    Err(_) => {
+                        incidents.push(Reason::new(
+                            ReasonCode::LlmTimeout,
+                            format!("the turn's model calls took longer than its budget of {budget:?}"),
+                        ));
+                        None
+                    }
+                };
                 let evidence = Evidence {
                     question: &req.question,
                     previous_question: previous,
@@ -330,6 +345,7 @@ impl Agent {
                     let code = match e {
                         LlmError::Timeout(_) => ReasonCode::LlmTimeout,
                         LlmError::Malformed(_) => ReasonCode::LlmMalformed,
+                        LlmError::Truncated(_) => ReasonCode::LlmTruncated,
                         LlmError::Unavailable(_) | LlmError::Rejected(_) => ReasonCode::LlmFailed,
                     };
                     incidents.push(Reason::new(code, e.to_string()));

@@ -376,6 +376,44 @@ async fn server_errors_are_retried_then_escalated() {
     assert!(stored_turn(&env).await.escalated);
 }
 
+/// llama.cpp's `llama-server` without `--jinja`: every request with tools
+/// gets this exact 500. Retrying cannot help; the reason says what to fix.
+#[tokio::test]
+async fn a_configuration_error_is_not_retried_and_names_the_fix() {
+    let jinja = json!({"error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}});
+    let env = Env::new(Some(vec![Reply::Status(500, jinja.clone()), Reply::Status(500, jinja)])).await;
+    let out = env.agent().answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmFailed]);
+    let detail = &out.reasons[0].detail;
+    assert!(detail.contains("rejected") && detail.contains("start llama-server with --jinja"), "{detail}");
+    assert_eq!(env.requests().len(), 1, "not retried");
+}
+
+/// A small model that runs to `max_tokens`: its own reason, not "EOF while parsing".
+#[tokio::test]
+async fn an_answer_cut_at_max_tokens_is_its_own_reason() {
+    let env = Env::new(Some(vec![Reply::Truncated("{\"answer\": \"Diamonds arrive within".into())])).await;
+    let out = env.agent().answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmTruncated]);
+    assert!(out.reasons[0].detail.contains("max_tokens"), "{}", out.reasons[0]);
+}
+
+/// Per-request timeouts times retries could keep a customer waiting for
+/// minutes; the turn as a whole has a budget.
+#[tokio::test]
+async fn a_turn_has_a_total_time_budget() {
+    let env = Env::new(Some(vec![Reply::Hang, Reply::Hang, Reply::Hang])).await;
+    let mut settings = env.settings();
+    settings.timeout = Duration::from_millis(600);
+    settings.retries = 2;
+    settings.turn_budget = Duration::from_millis(900);
+    let started = std::time::Instant::now();
+    let out = env.agent_with(settings).answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmTimeout]);
+    assert!(out.reasons[0].detail.contains("budget"), "{}", out.reasons[0]);
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn a_500_then_an_answer_is_a_normal_answer() {
     let env =
