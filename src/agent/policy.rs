@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::guard::{unapproved_links, PromptFingerprint};
-use super::keywords::{similarity, words};
+use super::keywords::{similarity, stem_set, words};
 use super::settings::{AgentSettings, HardTopic};
 use super::Hit;
 
@@ -42,7 +42,7 @@ pub enum ReasonCode {
     UnapprovedLink,
     /// The answer quotes the system prompt.
     PromptLeak,
-    /// The answer is empty.
+    /// The answer is empty, or only restates the question.
     EmptyAnswer,
     /// Retrieval-only: no curated answer scores high enough.
     NoCuratedAnswer,
@@ -193,6 +193,8 @@ impl Policy {
         }
         if d.answer.trim().is_empty() {
             out.push(Reason::new(ReasonCode::EmptyAnswer, ""));
+        } else if restates(&d.answer, e.question) {
+            out.push(Reason::new(ReasonCode::EmptyAnswer, "the answer only restates the question"));
         } else if d.sources.is_empty() {
             out.push(Reason::new(ReasonCode::NoSources, "the answer cites no knowledge-base hit"));
         }
@@ -248,6 +250,16 @@ impl Policy {
         (out, chosen)
     }
 }
+
+/// An answer at least [`RESTATE_SHARE`] of whose word stems are the
+/// question's adds nothing: a small model echoing the question back came
+/// with confidence 1.0 (issue 15).
+fn restates(answer: &str, question: &str) -> bool {
+    let (a, q) = (stem_set(answer), stem_set(question));
+    a.len() >= 2 && a.intersection(&q).count() as f64 >= RESTATE_SHARE * a.len() as f64
+}
+
+pub const RESTATE_SHARE: f64 = 0.8;
 
 fn is_failure(code: ReasonCode) -> bool {
     matches!(
@@ -344,6 +356,30 @@ mod tests {
         assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::LlmTimeout]);
         let e = Evidence { question: "q", hits: &hits, ..Default::default() };
         assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::LlmMalformed]);
+    }
+
+    #[test]
+    fn an_answer_that_echoes_the_question_is_not_an_answer() {
+        let p = policy();
+        let hits = [hit("faq-1", 0.9, None)];
+        let echo =
+            Draft { answer: "When will my diamonds arrive?".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let e = Evidence {
+            question: "when will my diamonds arrive",
+            hits: &hits,
+            draft: Some(&echo),
+            ..Default::default()
+        };
+        assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::EmptyAnswer]);
+        let real =
+            Draft { answer: "Diamonds arrive within minutes.".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let e = Evidence {
+            question: "when will my diamonds arrive",
+            hits: &hits,
+            draft: Some(&real),
+            ..Default::default()
+        };
+        assert!(p.evaluate_llm(&e).is_empty(), "{:?}", p.evaluate_llm(&e));
     }
 
     #[test]
