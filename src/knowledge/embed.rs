@@ -73,6 +73,12 @@ pub struct EmbeddingConfig {
     /// Extra attempts after a failed request (network error, 429, 5xx).
     pub max_retries: u32,
     pub api_key: Option<SecretString>,
+    /// Put before a search query (E5: `"query: "`): such models embed a
+    /// question and the passage that answers it differently and rank worse
+    /// without the marks.
+    pub query_prefix: String,
+    /// Put before an indexed chunk (E5: `"passage: "`).
+    pub passage_prefix: String,
 }
 
 impl fmt::Debug for EmbeddingConfig {
@@ -85,6 +91,8 @@ impl fmt::Debug for EmbeddingConfig {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("query_prefix", &self.query_prefix)
+            .field("passage_prefix", &self.passage_prefix)
             .finish()
     }
 }
@@ -93,6 +101,9 @@ impl fmt::Debug for EmbeddingConfig {
 pub struct OpenAiEmbedder {
     client: Client<OpenAIConfig>,
     config: EmbeddingConfig,
+    /// The model name, with the passage prefix when there is one: stored
+    /// with the collection, so vectors made another way are a mismatch.
+    identity: String,
 }
 
 impl fmt::Debug for OpenAiEmbedder {
@@ -121,7 +132,12 @@ impl OpenAiEmbedder {
         // three times with backoff on its own, under our retries — a dead
         // server cost seconds per search. Retrying is ours alone (`embed_batch`).
         let service = async_openai::middleware::ReqwestService::new(http);
-        Ok(Self { client: Client::with_config(openai).with_http_service(service), config })
+        let identity = if config.passage_prefix.is_empty() {
+            config.model.clone()
+        } else {
+            format!("{} (passage prefix {:?})", config.model, config.passage_prefix)
+        };
+        Ok(Self { client: Client::with_config(openai).with_http_service(service), config, identity })
     }
 
     /// One request for `batch`, with up to `retries` extra attempts.
@@ -182,7 +198,7 @@ impl OpenAiEmbedder {
 #[async_trait::async_trait]
 impl Embedder for OpenAiEmbedder {
     fn model(&self) -> &str {
-        &self.config.model
+        &self.identity
     }
 
     fn dimension(&self) -> usize {
@@ -192,13 +208,14 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size) {
-            out.extend(self.embed_batch(batch, self.config.max_retries).await?);
+            let batch: Vec<String> = batch.iter().map(|t| format!("{}{t}", self.config.passage_prefix)).collect();
+            out.extend(self.embed_batch(&batch, self.config.max_retries).await?);
         }
         Ok(out)
     }
 
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, KnowledgeError> {
-        let mut v = self.embed_batch(&[text.to_owned()], 0).await?;
+        let mut v = self.embed_batch(&[format!("{}{text}", self.config.query_prefix)], 0).await?;
         v.pop().ok_or_else(|| KnowledgeError::Embedding("no vector for the query".into()))
     }
 }

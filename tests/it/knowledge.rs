@@ -359,6 +359,8 @@ fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConf
             timeout: Duration::from_secs(5),
             max_retries: 2,
             api_key: Some("sk-test-key".to_owned().into()),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }),
         ..Default::default()
     }
@@ -552,4 +554,31 @@ async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
     }
     assert_eq!(dead.requests(), 1, "one attempt, then the cooldown skips the provider");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+/// E5-style models want `query: ` / `passage: ` marks; a changed passage
+/// prefix changes every stored vector, so it is a model mismatch.
+#[tokio::test]
+async fn the_embedder_marks_queries_and_passages_with_their_prefixes() {
+    let server = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_prefixes = |passage: &str| {
+        let mut c = embedding_config(&server, 16);
+        let e = c.embedding.as_mut().unwrap();
+        e.query_prefix = "query: ".into();
+        e.passage_prefix = passage.into();
+        c
+    };
+    let kb = KnowledgeBase::open(dir.path(), &with_prefixes("passage: ")).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    let ingested = server.counters.inputs.lock().unwrap().clone();
+    assert!(!ingested.is_empty() && ingested.iter().all(|t| t.starts_with("passage: ")), "{:?}", &ingested[..1]);
+    kb.search("how can I get a refund", &SearchFilter::default(), 3).await.unwrap();
+    assert_eq!(server.counters.inputs.lock().unwrap().last().unwrap(), "query: how can I get a refund");
+    kb.flush().await.unwrap();
+    drop(kb);
+
+    let err = KnowledgeBase::open(dir.path(), &with_prefixes("")).await.unwrap_err();
+    assert!(matches!(err, KnowledgeError::ModelMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("passage prefix"), "{err}");
 }
