@@ -5,7 +5,8 @@
 //! `ExecStartPre=`.
 //!
 //! Nothing here changes state: the backend gets a signed `GET /health`,
-//! the LLM endpoint a `GET /models`, Qdrant a TCP connect; the Telegram
+//! the LLM endpoint a `GET /models`, the embedding endpoint one tiny
+//! embedding (its vector size is what search will rely on), Qdrant a TCP connect; the Telegram
 //! session is read from its file without going to the network (`login
 //! --check` asks Telegram).
 
@@ -160,6 +161,7 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
     }
     let urls = DependencyUrls::from_config(&file, env);
     lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
+    lines.push(embedding_line(&file, env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
         Ok(Some(api)) => CheckLine::pass("telegram credentials", format!("api_id {}", api.api_id)),
@@ -276,6 +278,40 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
             NAME,
             format!("cannot reach {shown}: {}", error_text(&e)),
             format!("check [agent] base_url / {OPENAI_BASE_URL_ENV} and that the endpoint is up"),
+        ),
+    }
+}
+
+/// Embeds one short query the way search will, so a wrong dimension, model
+/// or key shows here rather than as a silently lexical search later.
+async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+    use crate::knowledge::{Embedder, KnowledgeError, OpenAiEmbedder};
+    const NAME: &str = "embedding endpoint";
+    let config = match file.knowledge.resolve(env) {
+        Ok(k) => k.embedding,
+        Err(e) => return CheckLine::fail(NAME, e.to_string(), "fix the [knowledge] section"),
+    };
+    let Some(mut config) = config else {
+        return CheckLine::skip(NAME, "not configured: search is lexical");
+    };
+    config.timeout = config.timeout.min(CHECK_TIMEOUT);
+    let shown = redact_credentials(&config.base_url).into_owned();
+    let (model, dimension) = (config.model.clone(), config.dimension);
+    let embedder = match OpenAiEmbedder::new(config) {
+        Ok(e) => e,
+        Err(e) => return CheckLine::fail(NAME, e.to_string(), "fix [knowledge.embedding]"),
+    };
+    match embedder.embed_query("check").await {
+        Ok(_) => CheckLine::pass(NAME, format!("{shown}: {model} returns {dimension}-dimensional vectors")),
+        Err(e @ KnowledgeError::DimensionMismatch { .. }) => CheckLine::fail(
+            NAME,
+            e.to_string(),
+            "set [knowledge.embedding] dimension to the model's, then `kb ingest --rebuild`",
+        ),
+        Err(e) => CheckLine::fail(
+            NAME,
+            e.to_string(),
+            "check [knowledge.embedding] base_url, model and the API key, and that the endpoint is up",
         ),
     }
 }

@@ -582,3 +582,35 @@ async fn the_embedder_marks_queries_and_passages_with_their_prefixes() {
     assert!(matches!(err, KnowledgeError::ModelMismatch { .. }), "{err}");
     assert!(err.to_string().contains("passage prefix"), "{err}");
 }
+
+/// `check` embeds one query the way search will: the configured dimension
+/// is verified against what the endpoint really returns.
+#[tokio::test]
+async fn check_verifies_the_embedding_dimension() {
+    use tribute_assistant::check::{checks, Status};
+    let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let line = |dimension: usize| {
+        let config = dir.path().join(format!("config-{dimension}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[knowledge.embedding]\nbase_url = {:?}\nmodel = \"m\"\ndimension = {dimension}\n",
+                dir.path(),
+                server.base_url()
+            ),
+        )
+        .unwrap();
+        async move {
+            let lines = checks(Some(&config), &|_| None).await;
+            lines.into_iter().find(|l| l.name == "embedding endpoint").expect("an embedding line")
+        }
+    };
+    let ok = line(8).await;
+    assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    assert!(ok.detail.contains("8-dimensional"), "{ok:?}");
+    let wrong = line(16).await;
+    assert_eq!(wrong.status, Status::Fail, "{wrong:?}");
+    assert!(wrong.detail.contains("returned 8-dimensional"), "{wrong:?}");
+    assert!(wrong.fix.as_deref().unwrap().contains("--rebuild"), "{wrong:?}");
+}
