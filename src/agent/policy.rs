@@ -198,6 +198,10 @@ impl Policy {
         } else if d.sources.is_empty() {
             out.push(Reason::new(ReasonCode::NoSources, "the answer cites no knowledge-base hit"));
         }
+        if !out.iter().any(|r| r.code == ReasonCode::HardTopic) {
+            let cited = d.sources.iter().filter_map(|s| e.hits.iter().find(|h| &h.id == s));
+            out.extend(cited.filter_map(|h| self.hard_topic_answer(h)).take(1));
+        }
         let bad = unapproved_links(&d.answer, e.hits);
         if !bad.is_empty() {
             out.push(Reason::new(ReasonCode::UnapprovedLink, bad.join(" ")));
@@ -233,21 +237,25 @@ impl Policy {
             }
             Some(h) => Some(h),
         };
-        // A curated answer to a hard-topic question (the refund section) goes
-        // to a person even when the customer's words missed every keyword:
-        // "someone else got my diamonds" found the refund section, not "refund".
         if let Some(h) = chosen.filter(|_| out.is_empty()) {
-            let w = words(&h.title);
-            if let Some((topic, p)) =
-                self.hard_topics.iter().find_map(|t| t.phrases.iter().find(|p| p.occurs_in(&w)).map(|p| (t, p)))
-            {
-                out.push(Reason::new(
-                    ReasonCode::HardTopic,
-                    format!("{} (the answer's question {:?} has {:?})", topic.name, h.title, p.text),
-                ));
-            }
+            out.extend(self.hard_topic_answer(h));
         }
         (out, chosen)
+    }
+
+    /// A curated answer to a hard-topic question (the refund section) goes
+    /// to a person even when the customer's words missed every keyword:
+    /// "someone else got my diamonds" found the refund section, not "refund".
+    fn hard_topic_answer(&self, h: &Hit) -> Option<Reason> {
+        let w = words(&h.title);
+        self.hard_topics.iter().find_map(|t| {
+            t.phrases.iter().find(|p| p.occurs_in(&w)).map(|p| {
+                Reason::new(
+                    ReasonCode::HardTopic,
+                    format!("{} (the answer's question {:?} has {:?})", t.name, h.title, p.text),
+                )
+            })
+        })
     }
 }
 
@@ -393,6 +401,12 @@ mod tests {
         let (reasons, _) = p.evaluate_retrieval(&e);
         assert_eq!(codes(&reasons), [ReasonCode::HardTopic]);
         assert!(reasons[0].detail.contains("refund"), "{reasons:?}");
+        // The same when the model answers from it.
+        let d =
+            Draft { answer: "Refunds take 3–10 days.".into(), confidence: 0.95, sources: vec!["faq-refund".into()] };
+        let e =
+            Evidence { question: "someone else got my diamonds", hits: &hits, draft: Some(&d), ..Default::default() };
+        assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::HardTopic]);
     }
 
     #[test]
