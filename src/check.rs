@@ -160,7 +160,8 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         }
     }
     let urls = DependencyUrls::from_config(&file, env);
-    lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
+    let model = crate::agent::AgentSettings::resolve(&file.agent, env).ok().and_then(|s| s.llm).map(|e| e.model);
+    lines.push(llm_line(urls.llm_base_url.as_deref(), model.as_deref(), env).await);
     lines.push(embedding_line(&file, env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
@@ -244,7 +245,7 @@ async fn backend_line(cfg: &Config) -> CheckLine {
     }
 }
 
-async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+async fn llm_line(base: Option<&str>, model: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
     const NAME: &str = "LLM endpoint";
     let Some(base) = base else {
         return CheckLine::skip(NAME, "not configured: the agent answers from the knowledge base only");
@@ -261,8 +262,27 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
     }
     match req.send().await {
         Ok(r) if r.status().is_success() => {
-            let models = r.json::<serde_json::Value>().await.ok().and_then(|v| v["data"].as_array().map(Vec::len));
-            CheckLine::pass(NAME, format!("{shown} answers ({} models)", models.map_or("?".into(), |n| n.to_string())))
+            let ids: Option<Vec<String>> = r.json::<serde_json::Value>().await.ok().and_then(|v| {
+                v["data"].as_array().map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect())
+            });
+            match (model, ids) {
+                (Some(m), Some(ids)) if !ids.is_empty() && !serves(&ids, m) => CheckLine::fail(
+                    NAME,
+                    format!("{shown} does not serve the model {m:?} (it lists {})", ids.join(", ")),
+                    format!(
+                        "set [agent] model (or {}) to one of the listed models",
+                        crate::agent::settings::OPENAI_MODEL_ENV
+                    ),
+                ),
+                (m, ids) => CheckLine::pass(
+                    NAME,
+                    format!(
+                        "{shown} answers ({} models{})",
+                        ids.map_or("?".into(), |i| i.len().to_string()),
+                        m.map(|m| format!(", {m} among them")).unwrap_or_default()
+                    ),
+                ),
+            }
         }
         Ok(r) if matches!(r.status().as_u16(), 401 | 403) => CheckLine::fail(
             NAME,
@@ -314,6 +334,11 @@ async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>
             "check [knowledge.embedding] base_url, model and the API key, and that the endpoint is up",
         ),
     }
+}
+
+/// Whether `/models` lists `model`; Ollama lists `llama3:latest` for `llama3`.
+fn serves(ids: &[String], model: &str) -> bool {
+    ids.iter().any(|id| id == model || id.strip_suffix(":latest") == Some(model))
 }
 
 async fn qdrant_line(url: Option<&str>) -> CheckLine {

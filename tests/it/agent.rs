@@ -735,3 +735,39 @@ fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_on
     assert_eq!(unknown["escalate"], true, "{unknown}");
     assert!(!unknown["reasons"].as_array().unwrap().is_empty(), "{unknown}");
 }
+
+/// `check` asks the endpoint's `/models` whether the configured model is
+/// served (Ollama lists `name:latest`), so a typo fails before customers do.
+#[tokio::test]
+async fn check_says_whether_the_endpoint_serves_the_configured_model() {
+    use tribute_assistant::check::{checks, Status};
+    let app = axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|| async {
+            axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", dir.path())).unwrap();
+    let llm_line = |model: &'static str| {
+        let (config, base) = (config.clone(), base.clone());
+        async move {
+            let env = move |k: &str| match k {
+                "OPENAI_BASE_URL" => Some(base.clone()),
+                "OPENAI_MODEL" => Some(model.to_owned()),
+                _ => None,
+            };
+            checks(Some(&config), &env).await.into_iter().find(|l| l.name == "LLM endpoint").unwrap()
+        }
+    };
+    let ok = llm_line("qwen2.5").await;
+    assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    let typo = llm_line("qwen-2.5").await;
+    assert_eq!(typo.status, Status::Fail, "{typo:?}");
+    assert!(typo.detail.contains("qwen2.5:latest") && typo.fix.unwrap().contains("OPENAI_MODEL"), "{}", typo.detail);
+    server.abort();
+}
