@@ -5,7 +5,8 @@
 //! `ExecStartPre=`.
 //!
 //! Nothing here changes state: the backend gets a signed `GET /health`,
-//! the LLM endpoint a `GET /models`, Qdrant a TCP connect; the Telegram
+//! the LLM endpoint a `GET /models`, the embedding endpoint one tiny
+//! embedding (its vector size is what search will rely on), Qdrant a TCP connect; the Telegram
 //! session is read from its file without going to the network (`login
 //! --check` asks Telegram).
 
@@ -159,7 +160,9 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         }
     }
     let urls = DependencyUrls::from_config(&file, env);
-    lines.push(llm_line(urls.llm_base_url.as_deref(), env).await);
+    let model = crate::agent::AgentSettings::resolve(&file.agent, env).ok().and_then(|s| s.llm).map(|e| e.model);
+    lines.push(llm_line(urls.llm_base_url.as_deref(), model.as_deref(), env).await);
+    lines.push(embedding_line(&file, env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
         Ok(Some(api)) => CheckLine::pass("telegram credentials", format!("api_id {}", api.api_id)),
@@ -242,7 +245,7 @@ async fn backend_line(cfg: &Config) -> CheckLine {
     }
 }
 
-async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+async fn llm_line(base: Option<&str>, model: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
     const NAME: &str = "LLM endpoint";
     let Some(base) = base else {
         return CheckLine::skip(NAME, "not configured: the agent answers from the knowledge base only");
@@ -259,8 +262,27 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
     }
     match req.send().await {
         Ok(r) if r.status().is_success() => {
-            let models = r.json::<serde_json::Value>().await.ok().and_then(|v| v["data"].as_array().map(Vec::len));
-            CheckLine::pass(NAME, format!("{shown} answers ({} models)", models.map_or("?".into(), |n| n.to_string())))
+            let ids: Option<Vec<String>> = r.json::<serde_json::Value>().await.ok().and_then(|v| {
+                v["data"].as_array().map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect())
+            });
+            match (model, ids) {
+                (Some(m), Some(ids)) if !ids.is_empty() && !serves(&ids, m) => CheckLine::fail(
+                    NAME,
+                    format!("{shown} does not serve the model {m:?} (it lists {})", ids.join(", ")),
+                    format!(
+                        "set [agent] model (or {}) to one of the listed models",
+                        crate::agent::settings::OPENAI_MODEL_ENV
+                    ),
+                ),
+                (m, ids) => CheckLine::pass(
+                    NAME,
+                    format!(
+                        "{shown} answers ({} models{})",
+                        ids.map_or("?".into(), |i| i.len().to_string()),
+                        m.map(|m| format!(", {m} among them")).unwrap_or_default()
+                    ),
+                ),
+            }
         }
         Ok(r) if matches!(r.status().as_u16(), 401 | 403) => CheckLine::fail(
             NAME,
@@ -278,6 +300,45 @@ async fn llm_line(base: Option<&str>, env: &impl Fn(&str) -> Option<String>) -> 
             format!("check [agent] base_url / {OPENAI_BASE_URL_ENV} and that the endpoint is up"),
         ),
     }
+}
+
+/// Embeds one short query the way search will, so a wrong dimension, model
+/// or key shows here rather than as a silently lexical search later.
+async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+    use crate::knowledge::{Embedder, KnowledgeError, OpenAiEmbedder};
+    const NAME: &str = "embedding endpoint";
+    let config = match file.knowledge.resolve(env) {
+        Ok(k) => k.embedding,
+        Err(e) => return CheckLine::fail(NAME, e.to_string(), "fix the [knowledge] section"),
+    };
+    let Some(mut config) = config else {
+        return CheckLine::skip(NAME, "not configured: search is lexical");
+    };
+    config.timeout = config.timeout.min(CHECK_TIMEOUT);
+    let shown = redact_credentials(&config.base_url).into_owned();
+    let (model, dimension) = (config.model.clone(), config.dimension);
+    let embedder = match OpenAiEmbedder::new(config) {
+        Ok(e) => e,
+        Err(e) => return CheckLine::fail(NAME, e.to_string(), "fix [knowledge.embedding]"),
+    };
+    match embedder.embed_query("check").await {
+        Ok(_) => CheckLine::pass(NAME, format!("{shown}: {model} returns {dimension}-dimensional vectors")),
+        Err(e @ KnowledgeError::DimensionMismatch { .. }) => CheckLine::fail(
+            NAME,
+            e.to_string(),
+            "set [knowledge.embedding] dimension to the model's, then `kb ingest --rebuild`",
+        ),
+        Err(e) => CheckLine::fail(
+            NAME,
+            e.to_string(),
+            "check [knowledge.embedding] base_url, model and the API key, and that the endpoint is up",
+        ),
+    }
+}
+
+/// Whether `/models` lists `model`; Ollama lists `llama3:latest` for `llama3`.
+fn serves(ids: &[String], model: &str) -> bool {
+    ids.iter().any(|id| id == model || id.strip_suffix(":latest") == Some(model))
 }
 
 async fn qdrant_line(url: Option<&str>) -> CheckLine {

@@ -1,4 +1,5 @@
-//! The `kb` commands: ingest the knowledge base, search it, show its stats.
+//! The `kb` commands: ingest the knowledge base, search it, measure the
+//! agent on it (`kb eval`), show its stats.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,20 @@ pub enum KbCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Measure the agent on a question set: each line of QUESTIONS is
+    /// {"q": "…", "expect": "<source>" | "<source>#<section>" | "escalate"}.
+    /// Every question runs through the daemon's retrieval and agent policy
+    /// (and the LLM when configured); nothing is stored. Prints recall@1/@3,
+    /// MRR, resolved / escalated / wrong, per-question details and the
+    /// thresholds in force.
+    Eval {
+        questions: PathBuf,
+        /// Print one JSON object with the figures and a "details" array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Chunk counts per kind and the index backend in use.
     Stats {
         #[arg(long)]
@@ -75,12 +90,16 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Data dir and knowledge config from the flags, the config file and the environment.
-fn resolve(location: &Location, config: Option<&Path>) -> anyhow::Result<(PathBuf, KnowledgeConfig)> {
-    let file = match config {
+fn load(config: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(match config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
-    };
+    })
+}
+
+/// Data dir and knowledge config from the flags, the config file and the environment.
+fn resolve(location: &Location, config: Option<&Path>) -> anyhow::Result<(PathBuf, KnowledgeConfig)> {
+    let file = load(config)?;
     let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let mut kc = file.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
     if let Some(p) = &file.parser.account_pattern {
@@ -164,6 +183,15 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
+        KbCommand::Eval { questions, json, location } => {
+            let report = eval(&questions, &location, config).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         KbCommand::Stats { json, location } => {
             let (data_dir, kc) = resolve(&location, config)?;
             let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
@@ -180,6 +208,32 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a question set through the agent as the daemon would configure it.
+/// The agent gets a throwaway database: an evaluation stores no turn and
+/// does not touch the daemon's database.
+async fn eval(
+    questions: &Path,
+    location: &Location,
+    config: Option<&Path>,
+) -> anyhow::Result<crate::agent::eval::EvalReport> {
+    use crate::agent::{self, eval, sources::NoOrders, Agent, AgentSettings};
+    let text = std::fs::read_to_string(questions)
+        .with_context(|| format!("Failed to read the question set {}", questions.display()))?;
+    let set = eval::parse_questions(&text).with_context(|| format!("Invalid question set {}", questions.display()))?;
+    let file = load(config)?;
+    let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
+    let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
+    let retriever = agent::retriever_for(&data_dir, &file).await?;
+    let scratch = tempfile::tempdir().context("Failed to create a scratch directory")?;
+    let store =
+        Store::open(&scratch.path().join(crate::DATABASE_FILE)).await.context("Failed to open a scratch database")?;
+    let agent = Agent::new(settings, std::sync::Arc::from(retriever), std::sync::Arc::new(NoOrders), store.clone())
+        .context("Failed to set up the agent")?;
+    let report = eval::run(&agent, &set).await;
+    store.close().await;
+    Ok(report)
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.

@@ -1,34 +1,28 @@
 //! The agent's [`Retriever`] over the knowledge base.
 //!
-//! The knowledge base scores lexical hits with raw BM25 (unbounded) and
-//! hybrid hits with normalised RRF in (0, 1]; the agent's thresholds are one
-//! scale in (0, 1], so lexical scores are mapped by `s / (s + LEXICAL_HALF)`:
-//! a BM25 score of [`LEXICAL_HALF`] becomes 0.5. On the starter FAQ a right
-//! answer to a one-line question scores 5–15 (0.59–0.81) and an unrelated
-//! question below 3 or nothing; the defaults (0.35 any hit, 0.6 a curated
-//! answer sent as is) are BM25 ≈ 1.9 and ≈ 5.25.
+//! A hit's score for the agent is the knowledge base's calibrated
+//! confidence ([`crate::knowledge::confidence`]), in [0, 1] and on the same
+//! scale with or without an embedding server, on any corpus size: the
+//! `[agent]` thresholds apply to it unchanged when the embedding server is
+//! down and search falls back to lexical, so a dead dependency never makes
+//! the agent less strict.
 
 use async_trait::async_trait;
 
 use super::{Hit, Lang, Retriever, RetrieverError};
 use crate::knowledge::{KnowledgeBase, SearchFilter, SearchHit};
 
-/// The BM25 score that maps to 0.5.
-pub const LEXICAL_HALF: f64 = 3.5;
-
 pub struct KnowledgeRetriever {
     kb: KnowledgeBase,
-    /// True when an embedding provider is configured: scores are RRF, already in (0, 1].
-    hybrid: bool,
 }
 
 impl KnowledgeRetriever {
-    pub fn new(kb: KnowledgeBase, hybrid: bool) -> Self {
-        Self { kb, hybrid }
+    pub fn new(kb: KnowledgeBase) -> Self {
+        Self { kb }
     }
 
-    fn to_hit(&self, h: SearchHit) -> Hit {
-        let score = if self.hybrid { h.score } else { h.score.max(0.0) / (h.score.max(0.0) + LEXICAL_HALF) };
+    fn to_hit(h: SearchHit) -> Hit {
+        tracing::debug!(title = %h.title, evidence = ?h.evidence, "hit confidence");
         Hit {
             id: h.id,
             source: h.source,
@@ -37,7 +31,7 @@ impl KnowledgeRetriever {
             answer: h.answer,
             kind: h.kind.as_str().to_owned(),
             language: h.language,
-            score,
+            score: h.confidence,
         }
     }
 }
@@ -56,6 +50,6 @@ impl Retriever for KnowledgeRetriever {
         if hits.is_empty() {
             hits = self.kb.search(query, &SearchFilter::default(), limit).await.map_err(err)?;
         }
-        Ok(hits.into_iter().map(|h| self.to_hit(h)).collect())
+        Ok(hits.into_iter().map(Self::to_hit).collect())
     }
 }

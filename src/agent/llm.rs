@@ -15,7 +15,7 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionResponseMessage, ChatCompletionTools, CreateChatCompletionRequest,
-    ResponseFormat,
+    FinishReason, ResponseFormat,
 };
 use async_openai::Client;
 use reqwest_tls::header::HeaderMap;
@@ -36,6 +36,10 @@ pub enum LlmError {
     Rejected(String),
     #[error("the LLM answered something malformed: {0}")]
     Malformed(String),
+    #[error(
+        "the LLM's answer was cut at max_tokens = {0} (finish_reason \"length\"); raise [agent] max_tokens or use a model that answers briefly"
+    )]
+    Truncated(u32),
 }
 
 /// One chat endpoint with its model and limits. Cheap to clone.
@@ -96,12 +100,17 @@ impl LlmClient {
             ..Default::default()
         };
         let response = self.client.chat().create(request).await.map_err(|e| self.classify(e))?;
-        response
+        let choice = response
             .choices
             .into_iter()
             .next()
-            .map(|c| c.message)
-            .ok_or_else(|| LlmError::Malformed("the response has no choices".into()))
+            .ok_or_else(|| LlmError::Malformed("the response has no choices".into()))?;
+        // A cut answer is not malformed JSON to be retried or parsed leniently:
+        // the limit is the cause, and the reason should say so.
+        if choice.finish_reason == Some(FinishReason::Length) {
+            return Err(LlmError::Truncated(self.max_tokens));
+        }
+        Ok(choice.message)
     }
 
     fn classify(&self, err: OpenAIError) -> LlmError {
@@ -110,8 +119,11 @@ impl LlmClient {
             OpenAIError::Reqwest(e) => LlmError::Unavailable(redact_credentials(&e.to_string()).into_owned()),
             OpenAIError::ApiError(e) => {
                 let status = e.status_code.as_u16();
-                let msg: String = e.api_error.message.chars().take(200).collect();
-                if status == 429 || status >= 500 {
+                // async-openai keeps a 5xx body whole as the message; take its error.message.
+                let msg: String = error_message(&e.api_error.message).chars().take(200).collect();
+                if status == 500 && is_configuration_error(&msg) {
+                    LlmError::Rejected(format!("HTTP {status}: {msg}{}", fix_hint(&msg)))
+                } else if status == 429 || status >= 500 {
                     LlmError::Unavailable(format!("HTTP {status}: {msg}"))
                 } else {
                     LlmError::Rejected(format!("HTTP {status}: {msg}"))
@@ -157,7 +169,15 @@ impl RetryingHttp {
         let mut attempt = 0u32;
         loop {
             let request = factory.build().await?;
-            let result = self.http.execute(request).await;
+            let mut deterministic = false;
+            let result = match self.http.execute(request).await {
+                Ok(r) if r.status().as_u16() == 500 => {
+                    let (response, body) = read_500(r).await;
+                    deterministic = is_configuration_error(&error_message(&body));
+                    Ok(response)
+                }
+                other => other,
+            };
             let backoff = self.first_backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(8));
             let delay = match &result {
                 Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
@@ -168,7 +188,9 @@ impl RetryingHttp {
                     Some(d) => Some(d),
                     None => Some(backoff),
                 },
-                Ok(r) if r.status().is_server_error() => Some(retry_after(r.headers()).unwrap_or(backoff)),
+                Ok(r) if r.status().is_server_error() && !deterministic => {
+                    Some(retry_after(r.headers()).unwrap_or(backoff))
+                }
                 Ok(_) => None,
                 Err(e) if e.is_timeout() || e.is_connect() => Some(backoff),
                 Err(_) => None,
@@ -189,6 +211,48 @@ impl RetryingHttp {
     }
 }
 
+/// Reads a 500's body and gives back an equivalent response (for
+/// async-openai to turn into its error) with the body as text.
+async fn read_500(r: Response) -> (Response, String) {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap_or_default();
+    let mut builder = axum::http::Response::builder().status(status);
+    for (name, value) in &headers {
+        builder = builder.header(name, value);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let rebuilt = builder.body(bytes.to_vec()).expect("status and headers taken from a valid response");
+    (Response::from(rebuilt), text)
+}
+
+/// The `error.message` of an OpenAI-style error body (llama.cpp, vLLM and
+/// OpenAI all use it), else the body as is.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().or_else(|| v["message"].as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned())
+}
+
+/// Whether a server error says the request itself does not suit this server
+/// — llama.cpp without `--jinja` answers every request with tools with
+/// HTTP 500 "tools param requires --jinja flag" — so sending it again is
+/// pointless: it is a configuration error, reported at once as one.
+pub fn is_configuration_error(message: &str) -> bool {
+    let m = message.to_lowercase();
+    ["requires", "not supported", "unsupported", "invalid", "unknown", "flag", "param"].iter().any(|w| m.contains(w))
+}
+
+/// What to do about a configuration error the agent recognises.
+fn fix_hint(message: &str) -> &'static str {
+    if message.contains("--jinja") {
+        " (start llama-server with --jinja)"
+    } else {
+        ""
+    }
+}
+
 /// `Retry-After` in seconds (integer or fractional), or OpenAI's `retry-after-ms`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
@@ -204,6 +268,18 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_errors_are_told_from_transient_ones_by_their_message() {
+        let jinja = r#"{"error":{"code":500,"message":"tools param requires --jinja flag","type":"server_error"}}"#;
+        assert!(is_configuration_error(&error_message(jinja)));
+        assert_eq!(fix_hint(&error_message(jinja)), " (start llama-server with --jinja)");
+        // OpenAI's transient 500 has `"param": null` in the body, not in the message.
+        let openai =
+            r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
+        assert!(!is_configuration_error(&error_message(openai)));
+        assert!(!is_configuration_error(&error_message("Internal Server Error")));
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_milliseconds() {

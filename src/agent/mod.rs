@@ -12,14 +12,18 @@
 //! - [`policy`]: the escalation rules that do not trust the model alone.
 //! - [`keywords`]: RU+EN word matching that tolerates inflection (hard topics, repeats).
 //! - [`guard`]: links, prompt leaks, customer text as data.
+//! - [`history`]: how much of the conversation reaches the LLM (message and character caps).
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
+//! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
 //! - [`memory`]: a small in-memory [`Retriever`] for tests and benchmarks.
 //!
 //! The agent holds no backend client and no way to write orders: it can
 //! read this customer's order statuses and the knowledge base, nothing more.
 
 pub mod answer;
+pub mod eval;
 pub mod guard;
+pub mod history;
 pub mod keywords;
 pub mod knowledge_retriever;
 pub mod language;
@@ -41,7 +45,7 @@ pub use policy::{Reason, ReasonCode};
 pub use prompts::Prompts;
 pub use settings::{AgentSection, AgentSettings, LlmEndpoint};
 pub use sources::{CustomerOrder, Hit, OrderStatusSource, Retriever, RetrieverError};
-pub use turn::{Agent, HistoryMessage, Speaker, TurnRequest};
+pub use turn::{Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};
 
 use std::path::Path;
 
@@ -50,16 +54,13 @@ use crate::config::FileConfig;
 /// The knowledge base the `ask` command and the daemon answer from: the
 /// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
 pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
-    let (kb, hybrid) = open_knowledge(data_dir, config).await?;
-    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb, hybrid)))
+    let kb = open_knowledge(data_dir, config).await?;
+    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb)))
 }
 
 /// Opens the configured knowledge base; an empty one is an error that says
-/// how to fill it. The flag is true when an embedding provider makes search hybrid.
-pub async fn open_knowledge(
-    data_dir: &Path,
-    config: &FileConfig,
-) -> anyhow::Result<(crate::knowledge::KnowledgeBase, bool)> {
+/// how to fill it.
+pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<crate::knowledge::KnowledgeBase> {
     use anyhow::Context;
     let env = |k: &str| std::env::var(k).ok();
     let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
@@ -75,5 +76,5 @@ pub async fn open_knowledge(
             data_dir.display()
         );
     }
-    Ok((kb, kc.embedding.is_some()))
+    Ok(kb)
 }

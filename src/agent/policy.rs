@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::guard::{unapproved_links, PromptFingerprint};
-use super::keywords::{similarity, words};
+use super::keywords::{similarity, stem_set, words};
 use super::settings::{AgentSettings, HardTopic};
 use super::Hit;
 
@@ -34,13 +34,15 @@ pub enum ReasonCode {
     LlmTimeout,
     /// The LLM's answer was not the schema's object, or no final answer came.
     LlmMalformed,
+    /// The LLM ran into `max_tokens` (`finish_reason: "length"`).
+    LlmTruncated,
     /// The model called a tool that does not exist (e.g. "activate", "credit").
     ToolMisuse,
     /// The answer contains a link that is not in the knowledge-base hits.
     UnapprovedLink,
     /// The answer quotes the system prompt.
     PromptLeak,
-    /// The answer is empty.
+    /// The answer is empty, or only restates the question.
     EmptyAnswer,
     /// Retrieval-only: no curated answer scores high enough.
     NoCuratedAnswer,
@@ -61,6 +63,7 @@ impl ReasonCode {
             ReasonCode::LlmFailed => "llm_failed",
             ReasonCode::LlmTimeout => "llm_timeout",
             ReasonCode::LlmMalformed => "llm_malformed",
+            ReasonCode::LlmTruncated => "llm_truncated",
             ReasonCode::ToolMisuse => "tool_misuse",
             ReasonCode::UnapprovedLink => "unapproved_link",
             ReasonCode::PromptLeak => "prompt_leak",
@@ -190,8 +193,14 @@ impl Policy {
         }
         if d.answer.trim().is_empty() {
             out.push(Reason::new(ReasonCode::EmptyAnswer, ""));
+        } else if restates(&d.answer, e.question) {
+            out.push(Reason::new(ReasonCode::EmptyAnswer, "the answer only restates the question"));
         } else if d.sources.is_empty() {
             out.push(Reason::new(ReasonCode::NoSources, "the answer cites no knowledge-base hit"));
+        }
+        if !out.iter().any(|r| r.code == ReasonCode::HardTopic) {
+            let cited = d.sources.iter().filter_map(|s| e.hits.iter().find(|h| &h.id == s));
+            out.extend(cited.filter_map(|h| self.hard_topic_answer(h)).take(1));
         }
         let bad = unapproved_links(&d.answer, e.hits);
         if !bad.is_empty() {
@@ -228,15 +237,44 @@ impl Policy {
             }
             Some(h) => Some(h),
         };
+        if let Some(h) = chosen.filter(|_| out.is_empty()) {
+            out.extend(self.hard_topic_answer(h));
+        }
         (out, chosen)
     }
+
+    /// A curated answer to a hard-topic question (the refund section) goes
+    /// to a person even when the customer's words missed every keyword:
+    /// "someone else got my diamonds" found the refund section, not "refund".
+    fn hard_topic_answer(&self, h: &Hit) -> Option<Reason> {
+        let w = words(&h.title);
+        self.hard_topics.iter().find_map(|t| {
+            t.phrases.iter().find(|p| p.occurs_in(&w)).map(|p| {
+                Reason::new(
+                    ReasonCode::HardTopic,
+                    format!("{} (the answer's question {:?} has {:?})", t.name, h.title, p.text),
+                )
+            })
+        })
+    }
 }
+
+/// An answer at least [`RESTATE_SHARE`] of whose word stems are the
+/// question's adds nothing: a small model echoing the question back came
+/// with confidence 1.0 (issue 15).
+fn restates(answer: &str, question: &str) -> bool {
+    let (a, q) = (stem_set(answer), stem_set(question));
+    a.len() >= 2 && a.intersection(&q).count() as f64 >= RESTATE_SHARE * a.len() as f64
+}
+
+pub const RESTATE_SHARE: f64 = 0.8;
 
 fn is_failure(code: ReasonCode) -> bool {
     matches!(
         code,
         ReasonCode::LlmFailed
             | ReasonCode::LlmTimeout
+            | ReasonCode::LlmTruncated
             | ReasonCode::LlmMalformed
             | ReasonCode::ToolMisuse
             | ReasonCode::ModelEscalated
@@ -329,6 +367,49 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_that_echoes_the_question_is_not_an_answer() {
+        let p = policy();
+        let hits = [hit("faq-1", 0.9, None)];
+        let echo =
+            Draft { answer: "When will my diamonds arrive?".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let e = Evidence {
+            question: "when will my diamonds arrive",
+            hits: &hits,
+            draft: Some(&echo),
+            ..Default::default()
+        };
+        assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::EmptyAnswer]);
+        let real =
+            Draft { answer: "Diamonds arrive within minutes.".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let e = Evidence {
+            question: "when will my diamonds arrive",
+            hits: &hits,
+            draft: Some(&real),
+            ..Default::default()
+        };
+        assert!(p.evaluate_llm(&e).is_empty(), "{:?}", p.evaluate_llm(&e));
+    }
+
+    #[test]
+    fn a_curated_answer_to_a_hard_topic_question_goes_to_a_person() {
+        let p = policy();
+        let mut refund = hit("faq-refund", 0.9, Some("Refunds take 3–10 days."));
+        refund.title = "Can I get a refund?".into();
+        let hits = [refund];
+        // The customer's words miss every keyword; the answer's question does not.
+        let e = Evidence { question: "someone else got my diamonds", hits: &hits, ..Default::default() };
+        let (reasons, _) = p.evaluate_retrieval(&e);
+        assert_eq!(codes(&reasons), [ReasonCode::HardTopic]);
+        assert!(reasons[0].detail.contains("refund"), "{reasons:?}");
+        // The same when the model answers from it.
+        let d =
+            Draft { answer: "Refunds take 3–10 days.".into(), confidence: 0.95, sources: vec!["faq-refund".into()] };
+        let e =
+            Evidence { question: "someone else got my diamonds", hits: &hits, draft: Some(&d), ..Default::default() };
+        assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::HardTopic]);
+    }
+
+    #[test]
     fn retrieval_only_needs_a_curated_answer_above_the_stricter_threshold() {
         let p = policy();
         let hits = [hit("faq-1", 0.9, Some("Within 5 minutes.")), hit("doc-1", 0.95, None)];
@@ -338,7 +419,7 @@ mod tests {
         assert_eq!(h.unwrap().id, "faq-1");
         let e = Evidence { question: "when", hits: &hits, ..Default::default() };
         assert_eq!(codes(&p.evaluate_retrieval(&e).0), [ReasonCode::NoCuratedAnswer]);
-        let weak = [hit("faq-1", 0.5, Some("x"))];
+        let weak = [hit("faq-1", 0.3, Some("x"))];
         let e = Evidence { question: "when", hits: &weak, ..Default::default() };
         assert_eq!(codes(&p.evaluate_retrieval(&e).0), [ReasonCode::NoCuratedAnswer]);
     }

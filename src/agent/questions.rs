@@ -106,8 +106,8 @@ pub async fn wire_into(setup: &mut ContactSetup, data_dir: &Path, file: &FileCon
     let wired = async {
         let env = |k: &str| std::env::var(k).ok();
         let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-        let (kb, hybrid) = super::open_knowledge(data_dir, file).await?;
-        attach(setup, settings, kb, hybrid, store)
+        let kb = super::open_knowledge(data_dir, file).await?;
+        attach(setup, settings, kb, store)
     };
     if let Err(e) = wired.await {
         tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
@@ -120,10 +120,9 @@ pub fn attach(
     setup: &mut ContactSetup,
     settings: super::AgentSettings,
     kb: KnowledgeBase,
-    hybrid: bool,
     store: Store,
 ) -> anyhow::Result<()> {
-    let retriever = Arc::new(KnowledgeRetriever::new(kb.clone(), hybrid));
+    let retriever = Arc::new(KnowledgeRetriever::new(kb.clone()));
     let agent = Agent::new(settings, retriever, Arc::new(store.clone()), store.clone())
         .context("Failed to set up the agent")?;
     info!(mode = agent.mode().as_str(), "the agent answers customers' questions");

@@ -50,6 +50,10 @@ pub struct AgentSection {
     pub max_retry_after_secs: u64,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// All model calls of one turn, retries included, within this many
+    /// seconds; then the turn escalates (`llm_timeout`).
+    #[serde(default = "default_turn_budget")]
+    pub turn_budget_secs: u64,
     /// Model calls per turn, tool rounds included; then the turn escalates.
     #[serde(default = "default_max_rounds")]
     pub max_rounds: u32,
@@ -68,6 +72,15 @@ pub struct AgentSection {
     /// Two questions in a row at least this similar (stem overlap) count as the same.
     #[serde(default = "default_repeat_similarity")]
     pub repeat_similarity: f64,
+    /// Earlier messages of the conversation sent to the LLM, newest kept.
+    #[serde(default = "default_history_messages")]
+    pub history_messages: usize,
+    /// Characters of earlier messages sent to the LLM, newest kept.
+    #[serde(default = "default_history_chars")]
+    pub history_chars: usize,
+    /// A customer message longer than this is cut before it reaches the LLM.
+    #[serde(default = "default_max_message_chars")]
+    pub max_message_chars: usize,
     /// Prompts dir (system.md, holding_ru.txt, holding_en.txt); missing files use the built-in text.
     #[serde(default = "default_prompts_dir")]
     pub prompts_dir: PathBuf,
@@ -95,6 +108,9 @@ fn default_max_retry_after() -> u64 {
 fn default_max_tokens() -> u32 {
     800
 }
+fn default_turn_budget() -> u64 {
+    60
+}
 fn default_max_rounds() -> u32 {
     4
 }
@@ -105,13 +121,22 @@ fn default_min_confidence() -> f64 {
     0.7
 }
 fn default_min_retrieval_score() -> f64 {
-    0.35
+    0.3
 }
 fn default_min_curated_score() -> f64 {
-    0.6
+    0.4
 }
 fn default_repeat_similarity() -> f64 {
     0.8
+}
+fn default_history_messages() -> usize {
+    10
+}
+fn default_history_chars() -> usize {
+    4000
+}
+fn default_max_message_chars() -> usize {
+    2000
 }
 fn default_prompts_dir() -> PathBuf {
     PathBuf::from("prompts/agent")
@@ -280,12 +305,16 @@ pub struct AgentSettings {
     pub retries: u32,
     pub max_retry_after: Duration,
     pub max_tokens: u32,
+    pub turn_budget: Duration,
     pub max_rounds: u32,
     pub hits: usize,
     pub min_confidence: f64,
     pub min_retrieval_score: f64,
     pub min_curated_score: f64,
     pub repeat_similarity: f64,
+    pub history_messages: usize,
+    pub history_chars: usize,
+    pub max_message_chars: usize,
     pub prompts_dir: PathBuf,
     pub hard_topics: Vec<HardTopic>,
 }
@@ -340,12 +369,16 @@ impl AgentSettings {
             retries: section.retries,
             max_retry_after: Duration::from_secs(section.max_retry_after_secs),
             max_tokens: section.max_tokens.max(16),
+            turn_budget: Duration::from_secs(section.turn_budget_secs.max(1)),
             max_rounds: section.max_rounds,
             hits: section.hits,
             min_confidence: section.min_confidence,
             min_retrieval_score: section.min_retrieval_score,
             min_curated_score: section.min_curated_score,
             repeat_similarity: section.repeat_similarity,
+            history_messages: section.history_messages,
+            history_chars: section.history_chars,
+            max_message_chars: section.max_message_chars.max(100),
             prompts_dir: section.prompts_dir.clone(),
             hard_topics,
         })

@@ -27,7 +27,11 @@ impl Default for ChunkLimits {
 /// A piece of a source, before redaction and indexing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
+    /// The question the chunk answers: the heading path (or the file name).
     pub title: String,
+    /// Other ways customers ask the same question (`Q:` / `В:` lines under
+    /// the heading): indexed with the title, not shown as the answer.
+    pub phrasings: Vec<String>,
     pub text: String,
     /// A ready answer: the body of a whole FAQ section, or the answer of a pair.
     pub answer: Option<String>,
@@ -38,18 +42,39 @@ pub struct Chunk {
 impl Chunk {
     /// The text that lexical and dense vectors are computed from.
     pub fn search_text(&self) -> String {
-        let mut s = String::with_capacity(self.title.len() + self.text.len() + 2);
-        s.push_str(&self.title);
-        s.push('\n');
-        s.push_str(&self.text);
-        if let Some(a) = &self.answer {
-            if a != &self.text {
-                s.push('\n');
-                s.push_str(a);
-            }
-        }
-        s
+        search_text(&self.question_text(), &self.text, self.answer.as_deref())
     }
+
+    /// The title and the phrasings, one per line.
+    pub fn question_text(&self) -> String {
+        question_text(&self.title, &self.phrasings)
+    }
+}
+
+/// A title and its phrasings, one per line: what a chunk is asked by.
+pub fn question_text(title: &str, phrasings: &[String]) -> String {
+    let mut s = title.to_owned();
+    for p in phrasings {
+        s.push('\n');
+        s.push_str(p);
+    }
+    s
+}
+
+/// The question(s), the text and (when it differs) the answer, one per line:
+/// what a chunk is indexed by, and what search re-reads to calibrate its confidence.
+pub fn search_text(questions: &str, text: &str, answer: Option<&str>) -> String {
+    let mut s = String::with_capacity(questions.len() + text.len() + 2);
+    s.push_str(questions);
+    s.push('\n');
+    s.push_str(text);
+    if let Some(a) = answer {
+        if a != text {
+            s.push('\n');
+            s.push_str(a);
+        }
+    }
+    s
 }
 
 /// Chunks a file by its extension: `.md`/`.markdown`, `.jsonl`, anything else as plain text.
@@ -73,10 +98,10 @@ pub fn chunk_markdown(name: &str, text: &str, limits: ChunkLimits) -> Vec<Chunk>
     let mut body = String::new();
     let mut in_fence = false;
     let flush = |path: &[(usize, String)], body: &mut String, out: &mut Vec<Chunk>| {
-        let text = body.trim();
+        let (phrasings, text) = split_phrasings(body);
         if !text.is_empty() {
             let title = section_title(name, path);
-            push_split(out, &title, text, limits);
+            push_split(out, &title, &phrasings, text, limits);
         }
         body.clear();
     };
@@ -95,6 +120,29 @@ pub fn chunk_markdown(name: &str, text: &str, limits: ChunkLimits) -> Vec<Chunk>
     }
     flush(&path, &mut body, &mut out);
     out
+}
+
+/// The `Q:` / `В:` lines at the top of a section body (blank lines between
+/// them allowed) and the rest of the body, trimmed. Only the top: a `Q:`
+/// further down is part of the answer.
+fn split_phrasings(body: &str) -> (Vec<String>, &str) {
+    let mut phrasings = Vec::new();
+    let mut rest = body;
+    loop {
+        let trimmed = rest.trim_start();
+        let line_end = trimmed.find('\n').unwrap_or(trimmed.len());
+        let line = trimmed[..line_end].trim();
+        let phrasing = ["Q:", "q:", "В:", "в:"].iter().find_map(|p| line.strip_prefix(p)).map(str::trim);
+        match phrasing {
+            Some(p) => {
+                if !p.is_empty() {
+                    phrasings.push(p.to_owned());
+                }
+                rest = &trimmed[line_end..];
+            }
+            None => return (phrasings, rest.trim()),
+        }
+    }
 }
 
 fn heading(line: &str) -> Option<(usize, &str)> {
@@ -124,18 +172,19 @@ pub fn chunk_plain(name: &str, text: &str, limits: ChunkLimits) -> Vec<Chunk> {
     let mut out = Vec::new();
     let text = text.trim();
     if !text.is_empty() {
-        push_split(&mut out, name, text, limits);
+        push_split(&mut out, name, &[], text, limits);
     }
     out
 }
 
-fn push_split(out: &mut Vec<Chunk>, title: &str, text: &str, limits: ChunkLimits) {
+fn push_split(out: &mut Vec<Chunk>, title: &str, phrasings: &[String], text: &str, limits: ChunkLimits) {
     let pieces = split_with_overlap(text, limits);
     let whole = pieces.len() == 1;
     for piece in pieces {
         let language = detect_language(&format!("{title} {piece}"));
         out.push(Chunk {
             title: title.to_owned(),
+            phrasings: phrasings.to_vec(),
             answer: whole.then(|| piece.clone()),
             text: piece,
             kind: ChunkKind::Doc,
@@ -216,6 +265,7 @@ pub fn chunk_jsonl(name: &str, text: &str) -> Result<Vec<Chunk>, KnowledgeError>
         let language = pair.language.or_else(|| detect_language(&format!("{} {}", pair.question, pair.answer)));
         out.push(Chunk {
             title: pair.title.unwrap_or_else(|| pair.question.trim().to_owned()),
+            phrasings: vec![],
             text: pair.question.trim().to_owned(),
             answer: Some(pair.answer.trim().to_owned()),
             kind: ChunkKind::Doc,
@@ -238,6 +288,22 @@ mod tests {
         assert_eq!(chunks[1].answer.as_deref(), Some("Pay by card."));
         assert!(chunks[3].text.contains("# not a heading"));
         assert_eq!(chunks[1].language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn phrasings_under_a_heading_are_questions_not_answer() {
+        let md = "# How do I pay?\nQ: how to buy diamonds\n\nq: top up\nВ: как купить алмазы\n\nPay by card.\nQ: not a phrasing\n";
+        let chunks = chunk_markdown("pay.md", md, ChunkLimits::default());
+        assert_eq!(chunks.len(), 1);
+        let c = &chunks[0];
+        assert_eq!(c.title, "How do I pay?");
+        assert_eq!(c.phrasings, ["how to buy diamonds", "top up", "как купить алмазы"]);
+        assert_eq!(c.answer.as_deref(), Some("Pay by card.\nQ: not a phrasing"));
+        assert!(c
+            .search_text()
+            .starts_with("How do I pay?\nhow to buy diamonds\ntop up\nкак купить алмазы\nPay by card."));
+        // A section of phrasings only has no answer to give.
+        assert!(chunk_markdown("x.md", "# Title\nQ: another way\n", ChunkLimits::default()).is_empty());
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub struct EmbeddingSection {
     pub max_retries: u32,
     /// File holding the API key (alternative to TRIBUTE_ASSISTANT_EMBEDDING_API_KEY).
     pub api_key_file: Option<PathBuf>,
+    /// Put before every search query, e.g. `"query: "` for E5 models.
+    #[serde(default)]
+    pub query_prefix: String,
+    /// Put before every indexed chunk, e.g. `"passage: "` for E5 models.
+    /// Changing it changes every stored vector: re-ingest with `--rebuild`.
+    #[serde(default)]
+    pub passage_prefix: String,
 }
 
 fn default_batch() -> usize {
@@ -121,6 +128,8 @@ impl KnowledgeSection {
                 timeout: Duration::from_secs(e.timeout_secs),
                 max_retries: e.max_retries,
                 api_key: read_secret(EMBEDDING_API_KEY_ENV, e.api_key_file.as_deref(), env)?,
+                query_prefix: e.query_prefix.clone(),
+                passage_prefix: e.passage_prefix.clone(),
             }),
         };
         let d = ChunkLimits::default();

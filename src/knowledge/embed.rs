@@ -21,6 +21,42 @@ pub trait Embedder: Send + Sync + fmt::Debug {
     fn dimension(&self) -> usize;
     /// One vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError>;
+
+    /// The vector of a search query. A customer is waiting and lexical
+    /// search can answer without it, so implementations should not retry.
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, KnowledgeError> {
+        let mut v = self.embed(&[text.to_owned()]).await?;
+        v.pop().ok_or_else(|| KnowledgeError::Embedding("no vector for the query".into()))
+    }
+}
+
+/// How long search leaves a failed embedding provider alone: each search
+/// in that time is lexical at once instead of waiting on a dead server
+/// (measured before: 5–11 s per search with retries).
+pub const EMBEDDING_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Remembers a failed query embedding so the next searches skip the provider
+/// until [`EMBEDDING_COOLDOWN`] has passed; then one search tries again.
+#[derive(Debug, Default)]
+pub struct Cooldown {
+    until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Cooldown {
+    /// Whether the provider is being left alone now.
+    pub fn active(&self) -> bool {
+        let until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    pub fn trip(&self) {
+        *self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now() + EMBEDDING_COOLDOWN);
+    }
+
+    pub fn reset(&self) {
+        *self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
 }
 
 /// Settings of an OpenAI-compatible embedding provider.
@@ -37,6 +73,12 @@ pub struct EmbeddingConfig {
     /// Extra attempts after a failed request (network error, 429, 5xx).
     pub max_retries: u32,
     pub api_key: Option<SecretString>,
+    /// Put before a search query (E5: `"query: "`): such models embed a
+    /// question and the passage that answers it differently and rank worse
+    /// without the marks.
+    pub query_prefix: String,
+    /// Put before an indexed chunk (E5: `"passage: "`).
+    pub passage_prefix: String,
 }
 
 impl fmt::Debug for EmbeddingConfig {
@@ -49,6 +91,8 @@ impl fmt::Debug for EmbeddingConfig {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("query_prefix", &self.query_prefix)
+            .field("passage_prefix", &self.passage_prefix)
             .finish()
     }
 }
@@ -57,6 +101,9 @@ impl fmt::Debug for EmbeddingConfig {
 pub struct OpenAiEmbedder {
     client: Client<OpenAIConfig>,
     config: EmbeddingConfig,
+    /// The model name, with the passage prefix when there is one: stored
+    /// with the collection, so vectors made another way are a mismatch.
+    identity: String,
 }
 
 impl fmt::Debug for OpenAiEmbedder {
@@ -81,10 +128,20 @@ impl OpenAiEmbedder {
         // from the environment behind the operator's back.
         let key = config.api_key.as_ref().map(|k| k.expose_secret().to_owned()).unwrap_or_default();
         let openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/')).with_api_key(key);
-        Ok(Self { client: Client::with_config(openai).with_http_client(http), config })
+        // A plain service: async-openai's default client retries 429/5xx
+        // three times with backoff on its own, under our retries — a dead
+        // server cost seconds per search. Retrying is ours alone (`embed_batch`).
+        let service = async_openai::middleware::ReqwestService::new(http);
+        let identity = if config.passage_prefix.is_empty() {
+            config.model.clone()
+        } else {
+            format!("{} (passage prefix {:?})", config.model, config.passage_prefix)
+        };
+        Ok(Self { client: Client::with_config(openai).with_http_service(service), config, identity })
     }
 
-    async fn embed_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+    /// One request for `batch`, with up to `retries` extra attempts.
+    async fn embed_batch(&self, batch: &[String], retries: u32) -> Result<Vec<Vec<f32>>, KnowledgeError> {
         let request = CreateEmbeddingRequest {
             model: self.config.model.clone(),
             input: EmbeddingInput::StringArray(batch.to_vec()),
@@ -96,7 +153,7 @@ impl OpenAiEmbedder {
         let response = loop {
             match self.client.embeddings().create(request.clone()).await {
                 Ok(r) => break r,
-                Err(e) if attempt < self.config.max_retries => {
+                Err(e) if attempt < retries => {
                     attempt += 1;
                     let delay = Duration::from_millis(200 * (1 << attempt.min(6)));
                     let error = redact_credentials(&e.to_string()).into_owned();
@@ -141,7 +198,7 @@ impl OpenAiEmbedder {
 #[async_trait::async_trait]
 impl Embedder for OpenAiEmbedder {
     fn model(&self) -> &str {
-        &self.config.model
+        &self.identity
     }
 
     fn dimension(&self) -> usize {
@@ -151,8 +208,14 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size) {
-            out.extend(self.embed_batch(batch).await?);
+            let batch: Vec<String> = batch.iter().map(|t| format!("{}{t}", self.config.passage_prefix)).collect();
+            out.extend(self.embed_batch(&batch, self.config.max_retries).await?);
         }
         Ok(out)
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, KnowledgeError> {
+        let mut v = self.embed_batch(&[format!("{}{text}", self.config.query_prefix)], 0).await?;
+        v.pop().ok_or_else(|| KnowledgeError::Embedding("no vector for the query".into()))
     }
 }

@@ -130,9 +130,13 @@ fn is_file_inside(link: &Path, real_root: &Path) -> bool {
     std::fs::canonicalize(link).is_ok_and(|target| target.starts_with(real_root) && target.is_file())
 }
 
+/// Knowledge files by extension, except `kb eval` question sets
+/// (`eval.jsonl`, `*.eval.jsonl`): they sit next to the documents they test
+/// but are questions, not answers, and a folder ingest must not index them.
 fn is_knowledge_file(name: &str) -> bool {
     let n = name.to_lowercase();
-    [".md", ".markdown", ".txt", ".jsonl"].iter().any(|e| n.ends_with(e))
+    let question_set = n == "eval.jsonl" || n.ends_with(".eval.jsonl");
+    !question_set && [".md", ".markdown", ".txt", ".jsonl"].iter().any(|e| n.ends_with(e))
 }
 
 /// The source name of an approved conversation pair.
@@ -147,6 +151,7 @@ pub(crate) fn pair_chunk(pair: &ApprovedPair) -> Chunk {
         .or_else(|| super::lexical::detect_language(&format!("{} {}", pair.question, pair.answer)));
     Chunk {
         title: pair.question.trim().to_owned(),
+        phrasings: vec![],
         text: pair.question.trim().to_owned(),
         answer: Some(pair.answer.trim().to_owned()),
         kind: ChunkKind::Conversation,
@@ -164,6 +169,13 @@ pub(crate) fn content_hash(c: &Chunk) -> String {
         c.language.as_deref().unwrap_or(""),
     ] {
         h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    // Only when present, so chunks without phrasings keep their old hash
+    // (and are not re-embedded after an upgrade).
+    for p in &c.phrasings {
+        h.update(b"phrasing\0");
+        h.update(p.as_bytes());
         h.update([0u8]);
     }
     hex::encode(h.finalize())
@@ -213,6 +225,7 @@ impl KnowledgeBase {
 
     pub(crate) fn redact_chunk(&self, c: &mut Chunk) {
         c.title = self.redactor.redact(&c.title);
+        c.phrasings = c.phrasings.iter().map(|p| self.redactor.redact(p)).collect();
         c.text = self.redactor.redact(&c.text);
         c.answer = c.answer.as_deref().map(|a| self.redactor.redact(a));
     }
@@ -232,6 +245,7 @@ impl KnowledgeBase {
                     payload: ChunkPayload {
                         source: source.to_owned(),
                         title: c.title,
+                        phrasings: c.phrasings,
                         text: c.text,
                         answer: c.answer,
                         language: c.language,

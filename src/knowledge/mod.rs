@@ -12,6 +12,7 @@
 //! `search`, `add_approved_pair`, `ingest`, `stats`.
 
 pub mod chunk;
+pub mod confidence;
 pub mod config;
 pub mod embed;
 pub mod index;
@@ -138,10 +139,14 @@ pub struct SearchHit {
     pub answer: Option<String>,
     pub kind: ChunkKind,
     pub language: Option<String>,
-    /// Lexical only: the BM25 score (IDF-weighted, unbounded; higher is
-    /// better). Hybrid: the RRF score normalised to (0, 1], 1 = ranked first
-    /// by both retrievers. See docs/knowledge.md for thresholds.
+    /// What the hits are ranked by. Lexical only: the BM25 score
+    /// (IDF-weighted, unbounded; higher is better). Hybrid: the RRF score
+    /// normalised to (0, 1], 1 = ranked first by both retrievers.
     pub score: f64,
+    /// How sure the search is of this hit, in [0, 1], the same scale on
+    /// any corpus: what the agent's thresholds apply to ([`confidence`]).
+    pub confidence: f64,
+    pub evidence: confidence::Evidence,
 }
 
 /// Counts for `kb stats`.
@@ -161,6 +166,8 @@ pub struct KnowledgeBase {
     index: Arc<dyn VectorIndex>,
     lexical: Arc<Lexical>,
     embedder: Option<Arc<dyn Embedder>>,
+    /// Set when embedding a query failed: search stays lexical for a while.
+    dense_cooldown: Arc<embed::Cooldown>,
     redactor: Redactor,
     limits: ChunkLimits,
 }
@@ -203,6 +210,7 @@ impl KnowledgeBase {
             index,
             lexical,
             embedder,
+            dense_cooldown: Arc::default(),
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
         })
@@ -240,8 +248,11 @@ impl KnowledgeBase {
 
     /// Searches documents and approved pairs. Hybrid (RRF of dense and
     /// lexical) when an embedding provider is configured, lexical otherwise;
-    /// if the provider fails at query time the search degrades to lexical
-    /// with a warning rather than failing the conversation.
+    /// if the provider fails at query time (one attempt, no retries) the
+    /// search degrades to lexical with a warning rather than failing the
+    /// conversation, and stays lexical for [`embed::EMBEDDING_COOLDOWN`].
+    /// Either way each hit's `confidence` is on the same scale, so the
+    /// agent's thresholds stay as strict in the degraded mode.
     pub async fn search(
         &self,
         query: &str,
@@ -257,15 +268,28 @@ impl KnowledgeBase {
         let lexical_hits = self.index.search_lexical(&sparse, filter, candidates).await?;
         let dense_hits = match &self.embedder {
             None => None,
-            Some(e) => match e.embed(std::slice::from_ref(&query)).await {
-                Ok(mut v) => Some(self.index.search_dense(&v.remove(0), filter, candidates).await?),
+            Some(_) if self.dense_cooldown.active() => None,
+            Some(e) => match e.embed_query(&query).await {
+                Ok(v) => {
+                    self.dense_cooldown.reset();
+                    Some(self.index.search_dense(&v, filter, candidates).await?)
+                }
                 Err(KnowledgeError::Embedding(msg)) => {
-                    tracing::warn!(error = %msg, "embedding the query failed; lexical search only");
+                    tracing::warn!(
+                        error = %msg,
+                        "embedding the query failed; lexical search only for the next {}s",
+                        embed::EMBEDDING_COOLDOWN.as_secs()
+                    );
+                    self.dense_cooldown.trip();
                     None
                 }
                 Err(e) => return Err(e),
             },
         };
+        let lexical_scores: std::collections::HashMap<String, f64> =
+            lexical_hits.iter().map(|h| (h.id.clone(), f64::from(h.score))).collect();
+        let dense_scores: std::collections::HashMap<String, f64> =
+            dense_hits.iter().flatten().map(|h| (h.id.clone(), f64::from(h.score))).collect();
         let scored: Vec<(index::IndexHit, f64)> = match dense_hits {
             Some(dense) => search::rrf(vec![dense, lexical_hits]),
             None => lexical_hits
@@ -276,10 +300,38 @@ impl KnowledgeBase {
                 })
                 .collect(),
         };
+        let bodies: Vec<String> = scored
+            .iter()
+            .map(|(h, _)| {
+                let questions = chunk::question_text(&h.payload.title, &h.payload.phrasings);
+                chunk::search_text(&questions, &h.payload.text, h.payload.answer.as_deref())
+            })
+            .collect();
+        let candidates: Vec<confidence::Candidate<'_>> = scored
+            .iter()
+            .zip(&bodies)
+            .map(|((h, _), body)| confidence::Candidate {
+                lexical_score: lexical_scores.get(&h.id).copied().unwrap_or(0.0),
+                questions: std::iter::once(h.payload.title.as_str())
+                    .chain(h.payload.phrasings.iter().map(String::as_str))
+                    .collect(),
+                body,
+            })
+            .collect();
+        let mut evidence = confidence::calibrate(&self.lexical, &query, &candidates);
+        for ((h, _), e) in scored.iter().zip(evidence.iter_mut()) {
+            e.dense_similarity = dense_scores.get(&h.id).copied();
+            e.found_by = match (lexical_scores.contains_key(&h.id), e.dense_similarity.is_some()) {
+                (true, true) => confidence::FoundBy::Both,
+                (false, true) => confidence::FoundBy::Dense,
+                _ => confidence::FoundBy::Lexical,
+            };
+        }
         Ok(scored
             .into_iter()
+            .zip(evidence)
             .take(limit)
-            .map(|(h, score)| SearchHit {
+            .map(|((h, score), evidence)| SearchHit {
                 id: h.id,
                 source: h.payload.source,
                 title: h.payload.title,
@@ -288,6 +340,8 @@ impl KnowledgeBase {
                 kind: h.payload.kind,
                 language: h.payload.language,
                 score,
+                confidence: evidence.confidence,
+                evidence,
             })
             .collect())
     }

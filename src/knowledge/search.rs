@@ -41,6 +41,7 @@ mod tests {
             payload: ChunkPayload {
                 source: "s".into(),
                 title: id.into(),
+                phrasings: vec![],
                 text: id.into(),
                 answer: None,
                 language: None,

@@ -340,7 +340,7 @@ impl Sandbox {
         let input = IngestInput { documents: Some(crate::knowledge::starter::sources()), conversations: None };
         kb.ingest(input, false, None).await.context("Failed to ingest the starter FAQ")?;
         let settings = AgentSettings::resolve(&Default::default(), &|_| None).context("agent defaults")?;
-        questions::attach(setup, settings, kb, false, self.store.clone())
+        questions::attach(setup, settings, kb, self.store.clone())
     }
 
     /// Asks the daemon to stop gracefully and waits for it.

@@ -277,6 +277,26 @@ async fn links_that_are_not_in_the_knowledge_base_are_never_sent() {
     assert!(!bad.draft.unwrap().contains("evil.example"), "the moderator's draft has the link removed");
 }
 
+/// The case measured in issue 15: bare domains and @handles citing a
+/// retrieved source were sent unescalated.
+#[tokio::test]
+async fn bare_domains_and_handles_not_in_the_knowledge_base_escalate() {
+    let env = Env::new(Some(vec![answer(
+        "Pay at shop-pay.example/checkout or DM @shop_billing_desk",
+        "en",
+        0.95,
+        false,
+        &["faq-en-id"],
+    )]))
+    .await;
+    let out = env.agent().answer(ask("Where do I find my account ID?")).await;
+    assert_eq!(codes(&out), [ReasonCode::UnapprovedLink]);
+    let detail = &out.reasons[0].detail;
+    assert!(detail.contains("shop-pay.example/checkout") && detail.contains("@shop_billing_desk"), "{detail}");
+    let draft = out.draft.unwrap();
+    assert!(!draft.contains("shop-pay") && !draft.contains("@shop_billing_desk"), "{draft}");
+}
+
 #[tokio::test]
 async fn the_tool_loop_searches_then_answers() {
     let env = Env::new(Some(vec![
@@ -354,6 +374,44 @@ async fn server_errors_are_retried_then_escalated() {
     assert!(out.reasons[0].detail.contains("500"), "{:?}", out.reasons);
     assert_eq!(env.requests().len(), 2, "one attempt plus retries = 1");
     assert!(stored_turn(&env).await.escalated);
+}
+
+/// llama.cpp's `llama-server` without `--jinja`: every request with tools
+/// gets this exact 500. Retrying cannot help; the reason says what to fix.
+#[tokio::test]
+async fn a_configuration_error_is_not_retried_and_names_the_fix() {
+    let jinja = json!({"error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}});
+    let env = Env::new(Some(vec![Reply::Status(500, jinja.clone()), Reply::Status(500, jinja)])).await;
+    let out = env.agent().answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmFailed]);
+    let detail = &out.reasons[0].detail;
+    assert!(detail.contains("rejected") && detail.contains("start llama-server with --jinja"), "{detail}");
+    assert_eq!(env.requests().len(), 1, "not retried");
+}
+
+/// A small model that runs to `max_tokens`: its own reason, not "EOF while parsing".
+#[tokio::test]
+async fn an_answer_cut_at_max_tokens_is_its_own_reason() {
+    let env = Env::new(Some(vec![Reply::Truncated("{\"answer\": \"Diamonds arrive within".into())])).await;
+    let out = env.agent().answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmTruncated]);
+    assert!(out.reasons[0].detail.contains("max_tokens"), "{}", out.reasons[0]);
+}
+
+/// Per-request timeouts times retries could keep a customer waiting for
+/// minutes; the turn as a whole has a budget.
+#[tokio::test]
+async fn a_turn_has_a_total_time_budget() {
+    let env = Env::new(Some(vec![Reply::Hang, Reply::Hang, Reply::Hang])).await;
+    let mut settings = env.settings();
+    settings.timeout = Duration::from_millis(600);
+    settings.retries = 2;
+    settings.turn_budget = Duration::from_millis(900);
+    let started = std::time::Instant::now();
+    let out = env.agent_with(settings).answer(ask("When will my diamonds arrive?")).await;
+    assert_eq!(codes(&out), [ReasonCode::LlmTimeout]);
+    assert!(out.reasons[0].detail.contains("budget"), "{}", out.reasons[0]);
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -547,6 +605,27 @@ async fn history_is_sent_with_customer_lines_as_data() {
     assert!(msgs[2]["content"].as_str().unwrap().contains("\"customer_message\":\"Hi, I paid for 100 diamonds\""));
 }
 
+#[tokio::test]
+async fn a_long_conversation_and_a_wall_of_text_are_capped_before_the_llm() {
+    use tribute_assistant::agent::{HistoryMessage, Speaker};
+    let env = Env::new(Some(vec![answer("Within 5 minutes.", "en", 0.9, false, &["faq-en-arrival"])])).await;
+    let mut req = ask(&format!("When do the diamonds arrive? {}", "please ".repeat(1000)));
+    req.history = (0..30)
+        .map(|i| HistoryMessage {
+            speaker: if i % 2 == 0 { Speaker::Customer } else { Speaker::Agent },
+            text: format!("message {i}"),
+        })
+        .collect();
+    env.agent().answer(req).await;
+    let msgs = env.requests()[0]["messages"].as_array().unwrap().clone();
+    // Two system messages, the 10 newest history messages, the question.
+    assert_eq!(msgs.len(), 2 + 10 + 1);
+    assert!(msgs[2]["content"].as_str().unwrap().contains("message 20"), "{}", msgs[2]);
+    let question = msgs.last().unwrap()["content"].as_str().unwrap();
+    assert!(question.chars().count() < 2200, "cut to 2000 characters: {}", question.chars().count());
+    assert!(question.contains("[…]"));
+}
+
 #[test]
 fn ask_says_clearly_that_the_knowledge_base_is_empty() {
     let dir = tempfile::tempdir().unwrap();
@@ -640,14 +719,55 @@ fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_on
     };
     run(&["kb", "ingest"]);
     let known: serde_json::Value =
-        serde_json::from_str(&run(&["ask", "Где найти ID аккаунта, который нужно указать при оплате?", "--json"]))
-            .unwrap();
+        serde_json::from_str(&run(&["ask", "Где в профиле посмотреть ID аккаунта?", "--json"])).unwrap();
     assert_eq!(known["escalate"], false, "{known}");
     assert!(!known["sources"].as_array().unwrap().is_empty(), "{known}");
     assert!(known["answer"].as_str().unwrap().len() > 40, "{known}");
+    // A long question that fits two sections almost equally well (where to
+    // find the ID / forgot to give it) is not guessed at: a person answers.
+    let ambiguous: serde_json::Value =
+        serde_json::from_str(&run(&["ask", "Где найти ID аккаунта, который нужно указать при оплате?", "--json"]))
+            .unwrap();
+    assert_eq!(ambiguous["reasons"][0], "no_curated_answer", "{ambiguous}");
 
     let unknown: serde_json::Value =
         serde_json::from_str(&run(&["ask", "Do you sell second-hand bicycles in Lisbon?", "--json"])).unwrap();
     assert_eq!(unknown["escalate"], true, "{unknown}");
     assert!(!unknown["reasons"].as_array().unwrap().is_empty(), "{unknown}");
+}
+
+/// `check` asks the endpoint's `/models` whether the configured model is
+/// served (Ollama lists `name:latest`), so a typo fails before customers do.
+#[tokio::test]
+async fn check_says_whether_the_endpoint_serves_the_configured_model() {
+    use tribute_assistant::check::{checks, Status};
+    let app = axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|| async {
+            axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", dir.path())).unwrap();
+    let llm_line = |model: &'static str| {
+        let (config, base) = (config.clone(), base.clone());
+        async move {
+            let env = move |k: &str| match k {
+                "OPENAI_BASE_URL" => Some(base.clone()),
+                "OPENAI_MODEL" => Some(model.to_owned()),
+                _ => None,
+            };
+            checks(Some(&config), &env).await.into_iter().find(|l| l.name == "LLM endpoint").unwrap()
+        }
+    };
+    let ok = llm_line("qwen2.5").await;
+    assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    let typo = llm_line("qwen-2.5").await;
+    assert_eq!(typo.status, Status::Fail, "{typo:?}");
+    assert!(typo.detail.contains("qwen2.5:latest") && typo.fix.unwrap().contains("OPENAI_MODEL"), "{}", typo.detail);
+    server.abort();
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::openai_embeddings::{EmbeddingServer, Script};
+use tribute_assistant::knowledge::confidence::FoundBy;
 use tribute_assistant::knowledge::{
     starter, ChunkKind, EmbeddingConfig, IngestInput, KnowledgeBase, KnowledgeConfig, KnowledgeError, SearchFilter,
     SearchHit, SourceText,
@@ -172,7 +173,7 @@ async fn editing_one_file_replaces_only_its_changed_chunk() {
     let root = dir.path().join("kbsrc");
     std::fs::create_dir_all(&root).unwrap();
     write_tree(&root);
-    let files = || tribute_assistant::knowledge::ingest::collect_files(&[root.clone()]).unwrap();
+    let files = || tribute_assistant::knowledge::ingest::collect_files(std::slice::from_ref(&root)).unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("data"), &KnowledgeConfig::default()).await.unwrap();
     kb.ingest(docs(files()), false, None).await.unwrap();
     let before = by_source(&kb.chunk_keys().await.unwrap());
@@ -202,7 +203,7 @@ async fn deleting_a_file_and_pruning_removes_its_chunks() {
     let root = dir.path().join("kbsrc");
     std::fs::create_dir_all(&root).unwrap();
     write_tree(&root);
-    let files = || tribute_assistant::knowledge::ingest::collect_files(&[root.clone()]).unwrap();
+    let files = || tribute_assistant::knowledge::ingest::collect_files(std::slice::from_ref(&root)).unwrap();
     let kb = KnowledgeBase::open(&dir.path().join("data"), &KnowledgeConfig::default()).await.unwrap();
     kb.ingest(docs(files()), false, None).await.unwrap();
     std::fs::remove_file(root.join("extra/qa.jsonl")).unwrap();
@@ -358,6 +359,8 @@ fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConf
             timeout: Duration::from_secs(5),
             max_retries: 2,
             api_key: Some("sk-test-key".to_owned().into()),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }),
         ..Default::default()
     }
@@ -371,13 +374,16 @@ async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing()
     let report = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
     let chunks = report.added;
     assert_eq!(server.texts(), chunks, "every chunk embedded once (after one scripted 500, retried)");
-    assert!(server.requests() >= chunks.div_ceil(8) + 1);
+    assert!(server.requests() > chunks.div_ceil(8));
     assert_eq!(server.counters.last_auth.lock().unwrap().as_deref(), Some("Bearer sk-test-key"));
 
     // Hybrid: RRF scores normalised to (0, 1].
     let hits = kb.search("how can I get a refund", &SearchFilter::default(), 5).await.unwrap();
     assert!(hits.iter().all(|h| h.score > 0.0 && h.score <= 1.0 + 1e-9), "{hits:?}");
     assert_eq!(hits[0].title, "Can I get a refund?", "{:?}", titles(&hits));
+    // The evidence says which retrievers agreed and keeps the actual cosine.
+    assert_eq!(hits[0].evidence.found_by, FoundBy::Both, "{:?}", hits[0].evidence);
+    assert!(hits[0].evidence.dense_similarity.is_some_and(|c| c > 0.0 && c <= 1.0 + 1e-6), "{:?}", hits[0].evidence);
     assert_questions_in_top3(&kb).await;
     let stats = kb.stats().await.unwrap();
     assert!(stats.collection.contains("scripted-hash") && stats.collection.contains("64"), "{}", stats.collection);
@@ -439,9 +445,17 @@ async fn live_qdrant_server_when_qdrant_url_is_set() {
 #[test]
 fn every_file_in_knowledge_is_built_into_the_binary() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
-    let mut on_disk: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "eval.jsonl")
+        .collect();
     on_disk.sort();
+    // The `kb eval` question set lives beside the FAQ but is not knowledge.
+    let collected = tribute_assistant::knowledge::ingest::collect_files(std::slice::from_ref(&dir)).unwrap();
+    let collected: Vec<&str> = collected.iter().map(|f| f.source.as_str()).collect();
+    assert_eq!(collected, on_disk);
     let embedded: Vec<String> = starter::FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
     assert_eq!(on_disk, embedded);
     for (name, text) in starter::FILES {
@@ -509,4 +523,94 @@ fn ingest_does_not_follow_links_out_of_the_folder() {
     let sources: Vec<&str> = files.iter().map(|f| f.source.as_str()).collect();
     assert_eq!(sources, ["alias.md", "faq.md", "inside/more.md"], "a file link inside the folder is read");
     assert!(files.iter().all(|f| !f.text.contains("Secret")));
+}
+
+/// A dead embedding provider at query time: search is lexical with the
+/// same confidences as a lexical-only knowledge base (never a looser scale),
+/// one request without retries, then none while the cooldown lasts.
+#[tokio::test]
+async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
+    let healthy = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&healthy, 16)).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    kb.flush().await.unwrap();
+    drop(kb);
+    let lexical_dir = tempfile::tempdir().unwrap();
+    let lexical = starter_kb(lexical_dir.path()).await;
+
+    // Same model and dimension, but every request is a 500 now.
+    let dead = EmbeddingServer::start(Script { dimension: 16, fail_first: usize::MAX }).await;
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&dead, 16)).await.unwrap();
+    let started = std::time::Instant::now();
+    for q in ["how can I get a refund", "is it safe to swim in the sea", "как оплатить алмазы"] {
+        let degraded = kb.search(q, &SearchFilter::default(), 3).await.unwrap();
+        let plain = lexical.search(q, &SearchFilter::default(), 3).await.unwrap();
+        let pick = |hits: &[SearchHit]| hits.iter().map(|h| (h.title.clone(), h.confidence)).collect::<Vec<_>>();
+        assert_eq!(pick(&degraded), pick(&plain), "{q}");
+        assert!(degraded
+            .iter()
+            .all(|h| h.evidence.found_by == FoundBy::Lexical && h.evidence.dense_similarity.is_none()));
+    }
+    assert_eq!(dead.requests(), 1, "one attempt, then the cooldown skips the provider");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+/// E5-style models want `query: ` / `passage: ` marks; a changed passage
+/// prefix changes every stored vector, so it is a model mismatch.
+#[tokio::test]
+async fn the_embedder_marks_queries_and_passages_with_their_prefixes() {
+    let server = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_prefixes = |passage: &str| {
+        let mut c = embedding_config(&server, 16);
+        let e = c.embedding.as_mut().unwrap();
+        e.query_prefix = "query: ".into();
+        e.passage_prefix = passage.into();
+        c
+    };
+    let kb = KnowledgeBase::open(dir.path(), &with_prefixes("passage: ")).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    let ingested = server.counters.inputs.lock().unwrap().clone();
+    assert!(!ingested.is_empty() && ingested.iter().all(|t| t.starts_with("passage: ")), "{:?}", &ingested[..1]);
+    kb.search("how can I get a refund", &SearchFilter::default(), 3).await.unwrap();
+    assert_eq!(server.counters.inputs.lock().unwrap().last().unwrap(), "query: how can I get a refund");
+    kb.flush().await.unwrap();
+    drop(kb);
+
+    let err = KnowledgeBase::open(dir.path(), &with_prefixes("")).await.unwrap_err();
+    assert!(matches!(err, KnowledgeError::ModelMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("passage prefix"), "{err}");
+}
+
+/// `check` embeds one query the way search will: the configured dimension
+/// is verified against what the endpoint really returns.
+#[tokio::test]
+async fn check_verifies_the_embedding_dimension() {
+    use tribute_assistant::check::{checks, Status};
+    let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let line = |dimension: usize| {
+        let config = dir.path().join(format!("config-{dimension}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[knowledge.embedding]\nbase_url = {:?}\nmodel = \"m\"\ndimension = {dimension}\n",
+                dir.path(),
+                server.base_url()
+            ),
+        )
+        .unwrap();
+        async move {
+            let lines = checks(Some(&config), &|_| None).await;
+            lines.into_iter().find(|l| l.name == "embedding endpoint").expect("an embedding line")
+        }
+    };
+    let ok = line(8).await;
+    assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    assert!(ok.detail.contains("8-dimensional"), "{ok:?}");
+    let wrong = line(16).await;
+    assert_eq!(wrong.status, Status::Fail, "{wrong:?}");
+    assert!(wrong.detail.contains("returned 8-dimensional"), "{wrong:?}");
+    assert!(wrong.fix.as_deref().unwrap().contains("--rebuild"), "{wrong:?}");
 }

@@ -10,6 +10,7 @@ mod backend_contract;
 mod cli;
 mod contact;
 mod desk;
+mod eval;
 mod export;
 mod fuzz_smoke;
 mod knowledge;

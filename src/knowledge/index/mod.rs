@@ -73,6 +73,9 @@ impl CollectionMeta {
 pub struct ChunkPayload {
     pub source: String,
     pub title: String,
+    /// The author's other phrasings of the title's question.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phrasings: Vec<String>,
     pub text: String,
     #[serde(default)]
     pub answer: Option<String>,

@@ -305,6 +305,7 @@ mod tests {
         ChunkPayload {
             source: "faq.en.md".into(),
             title: "Refunds".into(),
+            phrasings: vec![],
             text: "Within 14 days.".into(),
             answer: Some("Within 14 days.".into()),
             language: Some("en".into()),

@@ -32,6 +32,10 @@ pub enum Reply {
     Hang,
     /// 200 with a body that is not a chat completion.
     MalformedBody,
+    /// A final message cut by the token limit (`finish_reason: "length"`).
+    Truncated(String),
+    /// This status with this exact JSON body (real servers' error bodies).
+    Status(u16, Value),
 }
 
 /// A structured answer object.
@@ -163,5 +167,7 @@ async fn handle(
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
         Reply::MalformedBody => (StatusCode::OK, [("content-type", "application/json")], "{\"choices\": [oops").into_response(),
+        Reply::Truncated(c) => Json(completion(json!({"role": "assistant", "content": c}), "length")).into_response(),
+        Reply::Status(code, body) => (StatusCode::from_u16(code).unwrap(), Json(body)).into_response(),
     }
 }

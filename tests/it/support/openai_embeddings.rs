@@ -27,6 +27,8 @@ pub struct Counters {
     pub requests: AtomicUsize,
     pub texts: AtomicUsize,
     pub last_auth: std::sync::Mutex<Option<String>>,
+    /// Every text received, in order.
+    pub inputs: std::sync::Mutex<Vec<String>>,
 }
 
 struct Shared {
@@ -112,6 +114,7 @@ async fn embeddings(
         _ => return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "bad input"}}))),
     };
     s.counters.texts.fetch_add(inputs.len(), Ordering::SeqCst);
+    s.counters.inputs.lock().unwrap().extend(inputs.iter().cloned());
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()

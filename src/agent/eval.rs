@@ -1,0 +1,337 @@
+//! `kb eval`: a publisher's own measurement of the agent. Each question of
+//! a JSONL set names the source that should answer it (or `escalate`); every
+//! question goes through [`Agent::evaluate`] — the daemon's retrieval, model
+//! and policy, nothing stored — and the figures say how often the right
+//! answer was found (recall@1/@3, MRR) and what the customer would have got
+//! (resolved / escalated / wrong).
+
+use serde::Serialize;
+
+use super::{Agent, Evaluation, Hit, Lang, TurnRequest};
+
+/// What a question should lead to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// A person must answer: hard topics, off-topic questions.
+    Escalate,
+    /// An answer from this source (path relative to the ingested folder, as
+    /// `kb search --json` prints it), and from this section when given.
+    Source { source: String, section: Option<String> },
+}
+
+impl Expect {
+    /// `escalate`, `source` or `source#section`.
+    pub fn parse(s: &str) -> Self {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("escalate") {
+            return Expect::Escalate;
+        }
+        match s.split_once('#') {
+            Some((source, section)) => {
+                Expect::Source { source: source.trim().to_owned(), section: Some(section.trim().to_owned()) }
+            }
+            None => Expect::Source { source: s.to_owned(), section: None },
+        }
+    }
+
+    /// Whether `hit` is the expected answer. A section matches the hit's
+    /// title or the last part of a heading path (`Payment › From abroad`),
+    /// ignoring case, so the heading as the author wrote it is enough.
+    pub fn matches(&self, hit: &Hit) -> bool {
+        match self {
+            Expect::Escalate => false,
+            Expect::Source { source, section } => {
+                hit.source == *source
+                    && section.as_deref().is_none_or(|want| {
+                        let want = want.to_lowercase();
+                        let title = hit.title.trim().to_lowercase();
+                        title == want || title.rsplit(" › ").next() == Some(want.as_str())
+                    })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Escalate => f.write_str("escalate"),
+            Expect::Source { source, section: None } => f.write_str(source),
+            Expect::Source { source, section: Some(s) } => write!(f, "{source}#{s}"),
+        }
+    }
+}
+
+/// One line of a question set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalQuestion {
+    pub q: String,
+    pub expect: Expect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("line {line}: {message} (each line is {{\"q\": \"…\", \"expect\": \"source#section\" | \"escalate\"}})")]
+    BadLine { line: usize, message: String },
+    #[error("the question set has no questions")]
+    Empty,
+}
+
+/// Parses a JSONL question set; blank lines are skipped.
+pub fn parse_questions(text: &str) -> Result<Vec<EvalQuestion>, EvalError> {
+    // Other fields (a note, a category) are the author's and ignored.
+    #[derive(serde::Deserialize)]
+    struct Line {
+        q: String,
+        expect: String,
+    }
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| EvalError::BadLine { line: i + 1, message };
+        let line: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+        if line.q.trim().is_empty() || line.expect.trim().is_empty() {
+            return Err(bad("empty \"q\" or \"expect\"".into()));
+        }
+        out.push(EvalQuestion { q: line.q, expect: Expect::parse(&line.expect) });
+    }
+    if out.is_empty() {
+        return Err(EvalError::Empty);
+    }
+    Ok(out)
+}
+
+/// What the customer would have got, judged against the expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Answered from the expected source.
+    Resolved,
+    /// Handed to a person (right for `escalate`, a miss otherwise — but never harmful).
+    Escalated,
+    /// Answered from another source, or answered when `escalate` was expected.
+    Wrong,
+}
+
+/// One question's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuestionResult {
+    pub q: String,
+    pub expect: String,
+    pub language: Lang,
+    /// 1-based rank of the first expected hit in the first search; `None`
+    /// when it was not retrieved or `escalate` is expected.
+    pub rank: Option<usize>,
+    /// The first three hits, `source#title`.
+    pub top: Vec<String>,
+    pub verdict: Verdict,
+    /// The hits the answer cites, `source#title` (empty when escalated).
+    pub answered_from: Vec<String>,
+    pub confidence: Option<f64>,
+    /// Why it escalated.
+    pub reasons: Vec<String>,
+}
+
+fn label(h: &Hit) -> String {
+    format!("{}#{}", h.source, h.title)
+}
+
+/// Judges one evaluated turn.
+pub fn judge(question: &EvalQuestion, ev: &Evaluation) -> QuestionResult {
+    let rank = ev.retrieved.iter().position(|h| question.expect.matches(h)).map(|i| i + 1);
+    let cited: Vec<&Hit> = ev.outcome.sources.iter().filter_map(|id| ev.hits.iter().find(|h| &h.id == id)).collect();
+    let verdict = if ev.outcome.escalated() {
+        Verdict::Escalated
+    } else if cited.iter().any(|h| question.expect.matches(h)) {
+        Verdict::Resolved
+    } else {
+        Verdict::Wrong
+    };
+    QuestionResult {
+        q: question.q.clone(),
+        expect: question.expect.to_string(),
+        language: ev.outcome.language,
+        rank,
+        top: ev.retrieved.iter().take(3).map(label).collect(),
+        verdict,
+        answered_from: if verdict == Verdict::Escalated { vec![] } else { cited.into_iter().map(label).collect() },
+        confidence: ev.outcome.confidence,
+        reasons: ev.outcome.reasons.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The settings the figures were measured with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Thresholds {
+    pub mode: &'static str,
+    pub hits: usize,
+    pub min_curated_score: f64,
+    pub min_retrieval_score: f64,
+    pub min_confidence: f64,
+}
+
+impl Thresholds {
+    pub fn of(agent: &Agent) -> Self {
+        let s = agent.settings();
+        Self {
+            mode: agent.mode().as_str(),
+            hits: s.hits,
+            min_curated_score: s.min_curated_score,
+            min_retrieval_score: s.min_retrieval_score,
+            min_confidence: s.min_confidence,
+        }
+    }
+}
+
+/// The figures of a whole set. Recall and MRR are over the answerable
+/// questions (those not expecting `escalate`); `resolved + escalated + wrong = questions`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub questions: usize,
+    pub answerable: usize,
+    pub recall_at_1: f64,
+    pub recall_at_3: f64,
+    pub mrr: f64,
+    pub resolved: usize,
+    pub escalated: usize,
+    pub wrong: usize,
+    /// Of the questions expecting `escalate`, how many escalated.
+    pub escalated_as_expected: usize,
+    pub thresholds: Thresholds,
+    pub details: Vec<QuestionResult>,
+}
+
+impl EvalReport {
+    pub fn new(details: Vec<QuestionResult>, thresholds: Thresholds) -> Self {
+        let answerable: Vec<&QuestionResult> = details.iter().filter(|d| d.expect != "escalate").collect();
+        let n = answerable.len();
+        let share = |k: usize| {
+            if n == 0 {
+                0.0
+            } else {
+                answerable.iter().filter(|d| d.rank.is_some_and(|r| r <= k)).count() as f64 / n as f64
+            }
+        };
+        let mrr = if n == 0 {
+            0.0
+        } else {
+            answerable.iter().filter_map(|d| d.rank).map(|r| 1.0 / r as f64).sum::<f64>() / n as f64
+        };
+        let count = |v: Verdict| details.iter().filter(|d| d.verdict == v).count();
+        Self {
+            questions: details.len(),
+            answerable: n,
+            recall_at_1: share(1),
+            recall_at_3: share(3),
+            mrr,
+            resolved: count(Verdict::Resolved),
+            escalated: count(Verdict::Escalated),
+            wrong: count(Verdict::Wrong),
+            escalated_as_expected: details
+                .iter()
+                .filter(|d| d.expect == "escalate" && d.verdict == Verdict::Escalated)
+                .count(),
+            thresholds,
+            details,
+        }
+    }
+
+    /// The human-readable report: one line per question, then the figures.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (i, d) in self.details.iter().enumerate() {
+            let mark = match d.verdict {
+                Verdict::Resolved => "✔ resolved ",
+                Verdict::Escalated if d.expect == "escalate" => "✔ escalated",
+                Verdict::Escalated => "· escalated",
+                Verdict::Wrong => "✘ WRONG    ",
+            };
+            let rank = d.rank.map(|r| format!("rank {r}")).unwrap_or_else(|| "rank —".into());
+            let conf = d.confidence.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into());
+            s.push_str(&format!("{:>3}. {mark} [{rank}, conf {conf}] {}\n", i + 1, d.q));
+            s.push_str(&format!("     expect {}\n", d.expect));
+            if !d.answered_from.is_empty() {
+                s.push_str(&format!("     answered from {}\n", d.answered_from.join(", ")));
+            }
+            if let Some(top) = d.top.first() {
+                s.push_str(&format!("     top {top}\n"));
+            }
+            for r in &d.reasons {
+                s.push_str(&format!("     why: {r}\n"));
+            }
+        }
+        let t = &self.thresholds;
+        s.push_str(&format!(
+            "\nquestions {} ({} answerable, {} expecting escalate)\n\
+             recall@1 {:.2}  recall@3 {:.2}  MRR {:.2}\n\
+             resolved {}  escalated {}  wrong {}  (escalate expected and done: {})\n\
+             mode {}, hits {}, min_curated_score {:.2}, min_retrieval_score {:.2}, min_confidence {:.2}\n",
+            self.questions,
+            self.answerable,
+            self.questions - self.answerable,
+            self.recall_at_1,
+            self.recall_at_3,
+            self.mrr,
+            self.resolved,
+            self.escalated,
+            self.wrong,
+            self.escalated_as_expected,
+            t.mode,
+            t.hits,
+            t.min_curated_score,
+            t.min_retrieval_score,
+            t.min_confidence,
+        ));
+        s
+    }
+}
+
+/// Runs every question through the agent, one at a time, as first questions
+/// of their own conversations.
+pub async fn run(agent: &Agent, questions: &[EvalQuestion]) -> EvalReport {
+    let mut details = Vec::with_capacity(questions.len());
+    for q in questions {
+        let ev = agent.evaluate(TurnRequest { question: q.q.clone(), ..Default::default() }).await;
+        details.push(judge(q, &ev));
+    }
+    EvalReport::new(details, Thresholds::of(agent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(source: &str, title: &str) -> Hit {
+        Hit {
+            id: format!("{source}/{title}"),
+            source: source.into(),
+            title: title.into(),
+            text: String::new(),
+            answer: None,
+            kind: "doc".into(),
+            language: None,
+            score: 1.0,
+        }
+    }
+
+    #[test]
+    fn expectations_parse_and_match_sections_by_heading() {
+        assert_eq!(Expect::parse(" Escalate "), Expect::Escalate);
+        let e = Expect::parse("faq.md#Paying from abroad");
+        assert!(e.matches(&hit("faq.md", "paying from abroad")));
+        assert!(e.matches(&hit("faq.md", "Payment › Paying from abroad")));
+        assert!(!e.matches(&hit("faq.md", "Refunds")));
+        assert!(!e.matches(&hit("other.md", "Paying from abroad")));
+        assert!(Expect::parse("faq.md").matches(&hit("faq.md", "anything")));
+        assert_eq!(e.to_string(), "faq.md#Paying from abroad");
+    }
+
+    #[test]
+    fn bad_lines_name_their_number() {
+        let err = parse_questions("{\"q\":\"a\",\"expect\":\"escalate\"}\n\n{\"q\":\"b\"}\n").unwrap_err();
+        assert!(err.to_string().starts_with("line 3:"), "{err}");
+        assert!(matches!(parse_questions("\n"), Err(EvalError::Empty)));
+    }
+}

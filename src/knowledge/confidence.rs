@@ -1,0 +1,147 @@
+//! A calibrated lexical confidence: how sure a search is, on a scale that
+//! means the same on a 12-document FAQ and on a 10,000-chunk corpus.
+//!
+//! A raw BM25 score grows with the query's length and with the corpus
+//! (through IDF), so no fixed threshold on it works everywhere. The
+//! confidence here is built from ratios measured per query instead:
+//!
+//! - **coverage**: the share of the query's words (stemmed, stop words
+//!   dropped) that the chunk contains — words the knowledge base has never
+//!   seen make the search less sure. Unweighted on purpose: rarity among the
+//!   candidates (tried) rewards a word that happens to occur in one
+//!   unrelated section and did worse on both question sets;
+//! - **title coverage**: the same share against the chunk's question — its
+//!   heading or one of the author's other phrasings, whichever fits best (one
+//!   phrasing at a time: words scattered over several phrasings are no
+//!   question anyone asked). A question is answered by the section that asks
+//!   it, not by one that mentions its words in passing;
+//! - **margin**: how far the hit's BM25 score is ahead of the best other
+//!   candidate (`1 − s₂/s₁`, 0 when it is not first): two sections that fit
+//!   equally well are a question for a person.
+//!
+//! `confidence = (0.35·coverage + 0.65·title_coverage) · (0.6 + 0.4·margin)`:
+//! 1.0 is a hit whose question contains every word of the query and that is
+//! far ahead of the next one; see docs/agent.md for what thresholds mean.
+
+use std::collections::HashSet;
+
+use super::Lexical;
+
+/// Weight of coverage of the whole chunk (question + body) against the question alone.
+const BODY_WEIGHT: f64 = 0.35;
+/// The part of the confidence that does not depend on the margin.
+const MARGIN_FLOOR: f64 = 0.6;
+
+/// Why a hit got its confidence; all in [0, 1].
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Evidence {
+    pub coverage: f64,
+    pub title_coverage: f64,
+    pub margin: f64,
+    pub confidence: f64,
+    /// Which retrievers returned the hit (hybrid search; lexical otherwise).
+    pub found_by: FoundBy,
+    /// The dense retriever's cosine similarity, when it returned the hit.
+    /// Recorded, not yet part of `confidence`: cosines of different models
+    /// live on different scales, and no threshold on them is measured yet.
+    pub dense_similarity: Option<f64>,
+}
+
+/// Which retrievers agreed on a hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    #[default]
+    Lexical,
+    Dense,
+    Both,
+}
+
+/// One candidate as the calibration sees it: its raw lexical score and texts.
+pub struct Candidate<'a> {
+    pub lexical_score: f64,
+    /// The questions the chunk answers: its heading path, then the phrasings.
+    pub questions: Vec<&'a str>,
+    /// The chunk's text and answer (the questions may be in it or not).
+    pub body: &'a str,
+}
+
+/// Confidences for `candidates` (the candidate list of one query, in any
+/// order), in the same order.
+pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<Evidence> {
+    let terms: HashSet<u32> = lexical.embed_query(query).indices.into_iter().collect();
+    if terms.is_empty() {
+        return candidates.iter().map(|_| Evidence::default()).collect();
+    }
+    let words = |text: &str| -> HashSet<u32> { lexical.embed_document(text).indices.into_iter().collect() };
+    let share = |set: &HashSet<u32>| terms.iter().filter(|t| set.contains(t)).count() as f64 / terms.len() as f64;
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let questions: Vec<HashSet<u32>> = c.questions.iter().map(|q| words(q)).collect();
+            let best_other = candidates
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, o)| o.lexical_score)
+                .fold(0.0, f64::max);
+            let margin = if c.lexical_score > 0.0 { (1.0 - best_other / c.lexical_score).clamp(0.0, 1.0) } else { 0.0 };
+            let mut all = words(c.body);
+            all.extend(questions.iter().flatten().copied());
+            let coverage = share(&all);
+            let title_coverage = questions.iter().map(share).fold(0.0, f64::max);
+            let confidence = (BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage)
+                * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
+            Evidence { coverage, title_coverage, margin, confidence, ..Evidence::default() }
+        })
+        .collect()
+}
+
+#[cfg(all(test, feature = "edge"))]
+mod tests {
+    use super::*;
+
+    fn candidate<'a>(score: f64, questions: Vec<&'a str>, body: &'a str) -> Candidate<'a> {
+        Candidate { lexical_score: score, questions, body }
+    }
+
+    #[test]
+    fn the_section_that_asks_the_question_is_sure_and_a_tie_is_not() {
+        let lx = Lexical::new().unwrap();
+        let pay = candidate(9.0, vec!["How do I pay for diamonds?", "How can I top up?"], "Pay by card in the bot.");
+        let friend = candidate(3.0, vec!["Can I buy diamonds for a friend?"], "Yes, enter their ID.");
+        let e = calibrate(&lx, "how do I top up", &[pay, friend]);
+        // "top up" is a phrasing of the first: every query word, in one question.
+        assert_eq!(e[0].title_coverage, 1.0);
+        assert!((e[0].margin - 2.0 / 3.0).abs() < 1e-9, "{e:?}");
+        assert!(e[0].confidence > 0.8, "{e:?}");
+        assert_eq!(e[1].margin, 0.0);
+        assert!(e[1].confidence < 0.2, "{e:?}");
+
+        // Two sections that fit equally: the margin, and so the confidence, drops.
+        let a = candidate(5.0, vec!["How do I pay?"], "Pay by card.");
+        let b = candidate(5.0, vec!["Can I pay abroad?"], "Any card works.");
+        let tie = calibrate(&lx, "pay", &[a, b]);
+        assert_eq!(tie[0].margin, 0.0);
+        assert!(tie[0].confidence <= 0.6 + 1e-9, "{tie:?}");
+    }
+
+    #[test]
+    fn words_the_knowledge_base_lacks_lower_the_confidence_and_corpus_size_does_not() {
+        let lx = Lexical::new().unwrap();
+        let safe = || candidate(4.0, vec!["Is it safe to pay here?"], "Payment runs in the official bot.");
+        let on_topic = calibrate(&lx, "is it safe to pay", &[safe()])[0];
+        let off_topic = calibrate(&lx, "is it safe to swim in the sea", &[safe()])[0];
+        assert!(on_topic.confidence > 0.9, "{on_topic:?}");
+        assert!(off_topic.confidence < 0.4, "{off_topic:?}");
+
+        // The same best hit among 200 unrelated candidates: the same confidence.
+        let filler: Vec<String> = (0..200).map(|i| format!("Section {i} about lorem ipsum")).collect();
+        let mut many = vec![safe()];
+        many.extend(filler.iter().map(|f| candidate(0.5, vec![f.as_str()], f.as_str())));
+        let big = calibrate(&lx, "is it safe to pay", &many)[0];
+        let small = calibrate(&lx, "is it safe to pay", &[safe(), candidate(0.5, vec!["x"], "lorem")])[0];
+        assert_eq!(big, small);
+    }
+}
