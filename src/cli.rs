@@ -63,7 +63,7 @@ pub enum Command {
     /// The knowledge base the assistant answers from: ingest, search, stats.
     #[command(subcommand)]
     Kb(crate::kb::KbCommand),
-    // Conversation review export (issue 7).
+    // Conversation review export.
     /// Export conversations for review (JSONL, CSV or one HTML page), PII
     /// redacted by default. Schema and filters: docs/export.md.
     Export(crate::export::ExportArgs),

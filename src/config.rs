@@ -52,10 +52,10 @@ pub struct FileConfig {
     pub backend: Option<BackendSection>,
     #[serde(default)]
     pub parser: ParserSection,
-    /// The LLM agent (issue 6): endpoint, thresholds, hard topics.
+    /// The LLM agent: endpoint, thresholds, hard topics.
     #[serde(default)]
     pub agent: crate::agent::AgentSection,
-    // ops/webhooks (issue 7)
+    // ops/webhooks
     #[serde(default)]
     pub ops: OpsSection,
     #[serde(default)]
@@ -63,10 +63,10 @@ pub struct FileConfig {
     /// Knowledge base: index backend and embedding provider.
     #[serde(default)]
     pub knowledge: crate::knowledge::KnowledgeSection,
-    /// Customer contact (issue 4).
+    /// Customer contact.
     #[serde(default)]
     pub contact: ContactSection,
-    /// The moderator chat's people (issue 4).
+    /// The moderator chat's people.
     #[serde(default)]
     pub moderator: ModeratorSection,
 }
@@ -422,7 +422,7 @@ pub struct Config {
     pub parser: ParserSection,
     /// Telegram API credentials, when configured (required by `run` and `login`).
     pub telegram_api: Option<TelegramApi>,
-    /// The ops listener and the Tribute webhook, resolved (issue 7).
+    /// The ops listener and the Tribute webhook, resolved.
     pub ops: crate::ops::OpsSettings,
     pub contact: ContactSection,
     pub moderator: ModeratorSection,
@@ -563,7 +563,7 @@ impl Config {
     }
 }
 
-// ---- ops/webhooks (issue 7) ----
+// ---- ops/webhooks ----
 
 /// Environment variable holding the Tribute API key (the webhook's HMAC key).
 pub const TRIBUTE_API_KEY_ENV: &str = "TRIBUTE_ASSISTANT_TRIBUTE_API_KEY";

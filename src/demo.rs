@@ -51,7 +51,7 @@ struct Scene {
     pending: Option<(&'static str, &'static str)>,
     /// Backend requests to fail (503) before this order's activation.
     backend_failures: u32,
-    /// Who finishes the order when its account ID is missing (issue 4).
+    /// Who finishes the order when its account ID is missing.
     finish: Finish,
 }
 

@@ -17,7 +17,7 @@
 //! MTProto test server, reference backend) lives in `testbed`, which no
 //! production module uses.
 
-// The LLM agent (issue 6).
+// The LLM agent.
 pub mod agent;
 pub mod ask;
 
@@ -44,16 +44,16 @@ pub mod testbed;
 pub mod tls;
 pub mod tribute;
 pub mod wake;
-// ops/webhooks (issue 7)
+// ops/webhooks
 pub mod check;
 pub mod ops;
 pub mod webhook;
-// Conversation review export (issue 7); knowledge::redact comes from issue 5.
+// Conversation review export (it redacts with knowledge::redact).
 pub mod export;
-// Fuzz targets for every input from outside (issue 13); driven by fuzz/ and tests/it/fuzz_smoke.rs.
+// Fuzz targets for every input from outside; driven by fuzz/ and tests/it/fuzz_smoke.rs.
 pub mod fuzzing;
 
-// Customer contact and the moderator escalation chat (issue 4).
+// Customer contact and the moderator escalation chat.
 pub mod contact;
 pub mod moderator;
 

@@ -45,7 +45,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("Failed to create {}", cfg.data_dir.display()))?;
     let db = cfg.database_path();
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
-    // ops (issue 7): backend latency and Telegram observations for /metrics.
+    // ops: backend latency and Telegram observations for /metrics.
     let metrics = Arc::new(crate::ops::Metrics::default());
     let telegram_stats = Arc::new(crate::ops::TelegramStats::default());
     let backend = BackendClient::new(cfg.backend_config())?.with_observer(metrics.clone());

@@ -261,7 +261,7 @@ impl Policy {
 
 /// An answer at least [`RESTATE_SHARE`] of whose word stems are the
 /// question's adds nothing: a small model echoing the question back came
-/// with confidence 1.0 (issue 15).
+/// with confidence 1.0.
 fn restates(answer: &str, question: &str) -> bool {
     let (a, q) = (stem_set(answer), stem_set(question));
     a.len() >= 2 && a.intersection(&q).count() as f64 >= RESTATE_SHARE * a.len() as f64

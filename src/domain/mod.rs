@@ -12,6 +12,6 @@ pub use money::{Currency, Money, MoneyError};
 pub use order_ref::OrderRef;
 pub use order_state::{EscalationReason, OrderState, TransitionError};
 
-// Customer contact (issue 4).
+// Customer contact.
 mod conversation;
 pub use conversation::{Author, DialogueState, Direction, Language, LinkStatus};

@@ -132,7 +132,7 @@ pub enum EscalationReason {
     ButtonNeverCame,
     MalformedOrder,
     UnrecognisedMessage,
-    // Customer contact (issue 4).
+    // Customer contact.
     /// A message to the customer failed for good (privacy, blocked, PEER_FLOOD, deleted).
     CustomerUnreachable,
     /// The customer did not answer before the second timeout.
@@ -148,7 +148,7 @@ pub enum EscalationReason {
     /// The backend refused our signature although the request was fresh:
     /// a rotated secret or clocks apart. Retried; a person must fix it.
     BackendUnauthorized,
-    // Tribute webhooks (issue 7).
+    // Tribute webhooks.
     /// A signed webhook body we could not read.
     WebhookInvalid,
     /// The webhook's amount differs from the Telegram order's.

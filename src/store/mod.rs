@@ -11,16 +11,16 @@ mod inbox;
 mod messages;
 mod orders;
 mod outbox;
-// ops/webhooks (issue 7)
+// ops/webhooks
 mod ops;
 mod webhooks;
 
-// The LLM agent (issue 6).
+// The LLM agent.
 mod agent_turns;
 mod customer_orders;
 mod customer_outbox;
 
-// Conversation review export (issue 7).
+// Conversation review export.
 pub mod export;
 
 use std::path::Path;
@@ -35,7 +35,7 @@ pub use inbox::InboxKind;
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};
-// ops/webhooks (issue 7)
+// ops/webhooks
 pub use ops::StoreSnapshot;
 pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
 
@@ -43,7 +43,7 @@ pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
 pub use customer_orders::CustomerOrderStatus;
 pub use customer_outbox::{NewCustomerMessage, PendingCustomerMessage, Undelivered};
 
-// Customer contact and the moderator chat (issue 4).
+// Customer contact and the moderator chat.
 mod audit;
 mod cases;
 mod conversations;

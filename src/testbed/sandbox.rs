@@ -74,9 +74,9 @@ pub struct SandboxOptions {
     pub backend_attempts: u32,
     pub backend_backoff: Duration,
     pub park_delay: Duration,
-    /// ops (issue 7): serve /healthz and /metrics on 127.0.0.1:0.
+    /// ops: serve /healthz and /metrics on 127.0.0.1:0.
     pub ops_listener: bool,
-    /// ops (issue 7): also serve the Tribute webhook (on its own listener, `listen` in the settings) and run its reconciler.
+    /// ops: also serve the Tribute webhook (on its own listener, `listen` in the settings) and run its reconciler.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Customer contact settings; `None` sends every account problem straight to the moderator.
     pub contact: Option<ContactConfig>,
@@ -120,7 +120,7 @@ pub struct Sandbox {
     /// `world.connect()`) and the seeded session file.
     mtproto: Option<Mtproto>,
     running: Option<Running>,
-    /// ops (issue 7): measurements that outlive daemon restarts, as in one process.
+    /// ops: measurements that outlive daemon restarts, as in one process.
     metrics: Arc<crate::ops::Metrics>,
     telegram_stats: Arc<crate::ops::TelegramStats>,
 }
@@ -135,7 +135,7 @@ struct Running {
     handle: JoinHandle<anyhow::Result<Exit>>,
     /// With [`Transport::Mtproto`]: closed once the daemon has stopped.
     grammers: Option<(GrammersMessenger, Arc<FileSession>)>,
-    /// ops (issue 7): the listener and the webhook reconciler.
+    /// ops: the listener and the webhook reconciler.
     ops: crate::ops::OpsRuntime,
 }
 
@@ -212,7 +212,7 @@ impl Sandbox {
         &self.store
     }
 
-    /// ops (issue 7): `http://127.0.0.1:<port>` of the running daemon's ops
+    /// ops: `http://127.0.0.1:<port>` of the running daemon's ops
     /// listener (with [`SandboxOptions::ops_listener`]).
     pub fn ops_url(&self) -> Option<String> {
         self.running.as_ref().and_then(|r| r.ops.url())
@@ -224,7 +224,7 @@ impl Sandbox {
         self.running.as_ref().and_then(|r| r.ops.webhook_url())
     }
 
-    /// ops (issue 7): the running daemon's ops state (e.g. to wire metric sources).
+    /// ops: the running daemon's ops state (e.g. to wire metric sources).
     pub fn ops_state(&self) -> Option<Arc<crate::ops::OpsState>> {
         self.running.as_ref().map(|r| r.ops.state.clone())
     }
