@@ -277,7 +277,7 @@ async fn links_that_are_not_in_the_knowledge_base_are_never_sent() {
     assert!(!bad.draft.unwrap().contains("evil.example"), "the moderator's draft has the link removed");
 }
 
-/// The case measured in issue 15: bare domains and @handles citing a
+/// The case measured against a real model: bare domains and @handles citing a
 /// retrieved source were sent unescalated.
 #[tokio::test]
 async fn bare_domains_and_handles_not_in_the_knowledge_base_escalate() {
