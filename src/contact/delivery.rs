@@ -177,11 +177,7 @@ impl Contact {
             self.escalate_after_send(&conv, &p.message.order_ids, sent.clone()).await?;
         }
         if matches!(p.message.author, Author::Moderator | Author::Agent) {
-            let why = match &sent {
-                Sent::Unreachable(e) => super::unreachable_reason(e),
-                Sent::CapReached => format!("{} messages a day to one customer", self.cfg.max_messages_per_day),
-                _ => format!("not delivered within {} h", MESSAGE_DEADLINE.as_secs() / 3600),
-            };
+            let why = self.undelivered_reason(&sent).map_or_else(|| format!("{sent:?}"), |(_, detail)| detail);
             let text = &p.message.text;
             let name = &conv.customer_name;
             let update =

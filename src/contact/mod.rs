@@ -35,7 +35,7 @@ pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
 pub use templates::{names as template_names, Templates};
 
-use crate::domain::{DialogueState, Language};
+use crate::domain::Language;
 use crate::store::{Store, StoreError};
 use crate::telegram::{ChatId, Messenger, MessengerError};
 use crate::tribute::AccountPattern;
@@ -167,11 +167,6 @@ impl Contact {
             self.cards.wake();
         }
     }
-}
-
-/// Is this dialogue waiting for something from the customer?
-pub fn is_waiting(state: &DialogueState) -> bool {
-    matches!(state, DialogueState::AwaitingAccount { .. })
 }
 
 #[cfg(test)]

@@ -444,17 +444,6 @@ impl Store {
         Ok(max > 0 && res.rows_affected() > 0)
     }
 
-    /// Gives back a message counted by [`Self::take_daily_message`] that
-    /// Telegram did not deliver for a transient reason.
-    pub async fn give_back_daily_message(&self, customer_id: i64, day: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE customer_daily_messages SET count = MAX(count - 1, 0) WHERE customer_id = ? AND day = ?")
-            .bind(customer_id)
-            .bind(day)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Messages sent to `customer_id` on `day`.
     pub async fn daily_messages(&self, customer_id: i64, day: &str) -> StoreResult<i64> {
         let n: Option<i64> =

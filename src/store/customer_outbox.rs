@@ -100,13 +100,6 @@ impl Store {
         rows.iter().map(pending_from_row).collect()
     }
 
-    /// When the next waiting message is due, if any.
-    pub async fn next_customer_message_due(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM customer_outbox WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
     /// The message is attempted on a later day: it counts there from now on.
     pub async fn recount_customer_message(&self, id: i64, cap_day: &str) -> StoreResult<()> {
         sqlx::query("UPDATE customer_outbox SET cap_day = ? WHERE id = ?")
