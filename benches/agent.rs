@@ -153,7 +153,7 @@ async fn bench_turns(n: usize) {
 }
 
 fn main() {
-    tribute_assistant::tls::install_crypto_provider();
+    tribute_assistant::http::tls::install_crypto_provider();
     let policy_n = std::env::var("BENCH_POLICY").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let turns = std::env::var("BENCH_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     bench_policy(policy_n);

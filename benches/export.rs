@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
-use tribute_assistant::export::command::export_to;
+use tribute_assistant::export::export_to;
 use tribute_assistant::export::formats::Format;
 use tribute_assistant::export::reader::Pii;
 use tribute_assistant::knowledge::redact::Redactor;

@@ -179,7 +179,7 @@ async fn webhook_rate(events: usize, concurrency: usize) {
 }
 
 fn main() {
-    tribute_assistant::tls::install_crypto_provider();
+    tribute_assistant::http::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         metrics_latency(env_usize("BENCH_ORDERS", 10_000)).await;

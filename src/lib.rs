@@ -17,45 +17,37 @@
 //! MTProto test server, reference backend) lives in `testbed`, which no
 //! production module uses.
 
-// The LLM agent.
-pub mod agent;
-pub mod ask;
+// The application shell: command line, one file per command, configuration, wiring.
+pub mod app;
 
+// The parts.
+pub mod agent;
 pub mod backend;
-pub mod cli;
-pub mod clock;
-pub mod config;
+pub mod contact;
 pub mod daemon;
-pub mod demo;
 pub mod domain;
-pub mod kb;
+pub mod export;
 pub mod knowledge;
-pub mod login;
+pub mod moderator;
+pub mod ops;
 pub mod orders;
-pub mod run;
-// URLs with credentials in them, masked wherever they are shown.
-pub mod sensitive_url;
-// Seeded whole-system simulation on a paused clock.
-pub mod simulate;
 pub mod store;
 pub mod telegram;
-pub mod telemetry;
-pub mod testbed;
-pub mod tls;
 pub mod tribute;
-pub mod wake;
-// ops/webhooks
-pub mod check;
-pub mod ops;
 pub mod webhook;
-// Conversation review export (it redacts with knowledge::redact).
-pub mod export;
-// Fuzz targets for every input from outside; driven by fuzz/ and tests/it/fuzz_smoke.rs.
-pub mod fuzzing;
 
-// Customer contact and the moderator escalation chat.
-pub mod contact;
-pub mod moderator;
+// Small shared primitives every part may use.
+pub mod clock;
+pub mod http;
+pub mod sensitive_url;
+pub mod settings;
+pub mod shutdown;
+pub mod wake;
+
+// The stand-in world and the proofs that run the daemon in it.
+pub mod fuzzing;
+pub mod simulate;
+pub mod testbed;
 
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

@@ -60,7 +60,7 @@ impl std::fmt::Debug for LlmClient {
 
 impl LlmClient {
     pub fn new(endpoint: &LlmEndpoint, settings: &AgentSettings) -> Result<Self, LlmError> {
-        crate::tls::install_crypto_provider();
+        crate::http::tls::install_crypto_provider();
         let http = reqwest_tls::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))

@@ -46,35 +46,3 @@ pub use prompts::Prompts;
 pub use settings::{AgentSection, AgentSettings, LlmEndpoint};
 pub use sources::{CustomerOrder, Hit, OrderStatusSource, Retriever, RetrieverError};
 pub use turn::{Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};
-
-use std::path::Path;
-
-use crate::config::FileConfig;
-
-/// The knowledge base the `ask` command and the daemon answer from: the
-/// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
-pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
-    let kb = open_knowledge(data_dir, config).await?;
-    Ok(Box::new(knowledge_retriever::KnowledgeRetriever::new(kb)))
-}
-
-/// Opens the configured knowledge base; an empty one is an error that says
-/// how to fill it.
-pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<crate::knowledge::KnowledgeBase> {
-    use anyhow::Context;
-    let env = |k: &str| std::env::var(k).ok();
-    let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
-    let kb = crate::knowledge::KnowledgeBase::open(data_dir, &kc)
-        .await
-        .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
-    let stats = kb.stats().await.context("Failed to read the knowledge base")?;
-    if stats.doc_chunks + stats.conversation_chunks == 0 {
-        anyhow::bail!(
-            "the knowledge base under {} is empty: run `tribute-assistant kb ingest --data-dir {}` first \
-             (without paths it ingests the starter FAQ built into the binary)",
-            data_dir.display(),
-            data_dir.display()
-        );
-    }
-    Ok(kb)
-}

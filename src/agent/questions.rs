@@ -8,11 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{info, info_span, Instrument};
 
-use std::path::Path;
-
 use super::knowledge_retriever::KnowledgeRetriever;
 use super::{Agent, HistoryMessage, Lang, Speaker, TurnRequest};
-use crate::config::FileConfig;
 use crate::contact::{Question, QuestionHandler, QuestionOutcome};
 use crate::daemon::ContactSetup;
 use crate::domain::{Author, Direction, Language};
@@ -94,23 +91,6 @@ impl Learner for KnowledgeLearner {
         let report = self.0.add_approved_pair(pair).await.context("Failed to index the approved pair")?;
         info!(pair = pair.id, %report, "approved pair added to the knowledge base");
         Ok(())
-    }
-}
-
-/// The agent of the real daemon: answers questions over the knowledge base
-/// under `data_dir` with the `[agent]` settings, and learns approved answers.
-/// When the knowledge base cannot be opened or is empty, the daemon still
-/// runs orders and contact, and every question goes to the moderator —
-/// said once, loudly, at start.
-pub async fn wire_into(setup: &mut ContactSetup, data_dir: &Path, file: &FileConfig, store: Store) {
-    let wired = async {
-        let env = |k: &str| std::env::var(k).ok();
-        let settings = super::AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-        let kb = super::open_knowledge(data_dir, file).await?;
-        attach(setup, settings, kb, store)
-    };
-    if let Err(e) = wired.await {
-        tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
     }
 }
 

@@ -7,7 +7,9 @@
 pub(crate) mod answer;
 mod backoff;
 mod client;
+pub mod settings;
 pub mod signing;
 mod wire;
 
 pub use client::*;
+pub use settings::{BackendAccess, BackendSection, BACKEND_SECRET_ENV, BACKEND_URL_ENV};

@@ -21,6 +21,7 @@ mod clock;
 mod delivery;
 mod dialogue;
 mod question;
+mod settings;
 pub mod step;
 mod templates;
 
@@ -33,6 +34,7 @@ pub use clock::Clock;
 pub use delivery::MESSAGE_DEADLINE;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
+pub use settings::ContactSection;
 pub use templates::{names as template_names, Templates};
 
 use crate::domain::Language;
@@ -166,37 +168,5 @@ impl Contact {
         if self.moderator_chat.is_some() {
             self.cards.wake();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::FileConfig;
-    use crate::domain::Language;
-
-    #[test]
-    fn contact_and_moderator_sections_parse_with_defaults_and_clear_errors() {
-        let empty: FileConfig = toml::from_str("").unwrap();
-        let c = empty.contact.contact_config().unwrap().expect("contact is on by default");
-        assert_eq!((c.reminder_after.as_secs(), c.escalate_after.as_secs()), (3600, 86400));
-        assert_eq!((c.max_messages_per_day, c.default_language), (10, Language::Ru));
-        assert!(empty.moderator.moderators.is_empty());
-
-        let f: FileConfig = toml::from_str(
-            "[contact]\nreminder_after_secs = 60\nescalate_after_secs = 120\nlanguage = \"en\"\n\
-             prompts_dir = \"/etc/ta/prompts\"\n[moderator]\nmoderators = [1, 2]",
-        )
-        .unwrap();
-        let c = f.contact.contact_config().unwrap().unwrap();
-        assert_eq!((c.reminder_after.as_secs(), c.default_language), (60, Language::En));
-        assert_eq!(f.moderator.moderators, vec![1, 2]);
-
-        let off: FileConfig = toml::from_str("[contact]\nenabled = false").unwrap();
-        assert!(off.contact.contact_config().unwrap().is_none());
-        let bad: FileConfig = toml::from_str("[contact]\nlanguage = \"de\"").unwrap();
-        assert!(format!("{:#}", bad.contact.contact_config().unwrap_err()).contains("language"));
-        let bad: FileConfig = toml::from_str("[contact]\nreminder_after_secs = 100\nescalate_after_secs = 50").unwrap();
-        assert!(bad.contact.contact_config().is_err());
-        assert!(toml::from_str::<FileConfig>("[moderator]\nmods = [1]").is_err(), "unknown keys are errors");
     }
 }

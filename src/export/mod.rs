@@ -2,10 +2,10 @@
 //! reviewer needs about each conversation, streamed out of the store in
 //! JSONL, CSV or a self-contained HTML page, with PII redacted by default.
 
-pub mod command;
 pub mod formats;
 pub mod model;
 pub mod output;
 pub mod reader;
+mod stream;
 
-pub use command::{run, ExportArgs};
+pub use stream::{export_to, Summary};

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use regex::Regex;
 
 use crate::agent::AgentSettings;
-use crate::config::{Config, FileConfig};
+use crate::app::config::{Config, FileConfig};
 use crate::knowledge::chunk::{chunk_file, split_with_overlap};
 use crate::knowledge::{ChunkLimits, KnowledgeBase, Redactor};
 
@@ -43,7 +43,7 @@ pub(super) fn knowledge_file(data: &[u8]) {
 /// read, and resolving gets past the credentials).
 pub(super) fn config(data: &[u8]) {
     let env = |name: &str| match name {
-        crate::config::API_ID_ENV => Some("12345".to_owned()),
+        crate::telegram::API_ID_ENV => Some("12345".to_owned()),
         _ => ["SECRET", "KEY", "HASH"].iter().any(|s| name.contains(s)).then(|| "fuzz-secret".to_owned()),
     };
     let Ok(file) = toml::from_str::<FileConfig>(&super::text(data)) else {

@@ -119,7 +119,7 @@ impl OpenAiEmbedder {
                 "[knowledge.embedding] needs a model, a dimension > 0 and a batch_size > 0".into(),
             ));
         }
-        crate::tls::install_crypto_provider();
+        crate::http::tls::install_crypto_provider();
         let http = reqwest_tls::Client::builder()
             .timeout(config.timeout)
             .build()

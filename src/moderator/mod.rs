@@ -35,9 +35,11 @@ use crate::telegram::{Message, Messenger, UserId};
 use commands::{Command, Input};
 
 /// `[moderator]` in the config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModeratorConfig {
-    /// Telegram user ids whose replies and commands are obeyed.
+    /// Telegram user ids whose replies and commands are obeyed; anyone else is refused and logged.
+    #[serde(default)]
     pub moderators: Vec<UserId>,
 }
 

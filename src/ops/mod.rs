@@ -11,6 +11,7 @@ pub mod conversation_metrics;
 mod health;
 pub mod metrics;
 mod server;
+pub mod settings;
 pub mod telegram;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 pub use health::{health_report, HealthReport};
 pub use metrics::{Kind, MetricSource, Metrics, Sample, AGENT_ANSWERS, CUSTOMER_MESSAGES};
 pub use server::{OpsRuntime, OpsServer};
+pub use settings::OpsSection;
 pub use telegram::{ObservedMessenger, TelegramStats};
 
 use crate::store::Store;

@@ -173,7 +173,7 @@ impl OpsRuntime {
         let mut reconciler = None;
         if let Some(w) = &settings.webhook {
             if let Some(ops) = settings.listen {
-                crate::config::ensure_distinct_listeners(ops, w.listen)?;
+                crate::ops::settings::ensure_distinct_listeners(ops, w.listen)?;
             }
             let stats = Arc::new(WebhookStats::default());
             let wake = Arc::new(Notify::new());

@@ -17,8 +17,8 @@ use tracing::{info, info_span, warn, Instrument};
 use super::checkpoint::{Checkpoint, CheckpointHook};
 use super::ingest::{ingest, IngestConfig};
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
-use crate::daemon::stopped;
 use crate::domain::{EscalationReason, OrderState};
+use crate::shutdown::stopped;
 use crate::store::{now_ms, AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
 use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 

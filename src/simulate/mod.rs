@@ -257,7 +257,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 /// clock (in the calling thread) and returns its report. `data_dir`
 /// keeps the store; otherwise a temp dir is used and removed.
 pub fn run_blocking(p: &Params, data_dir: Option<&Path>) -> anyhow::Result<Report> {
-    crate::tls::install_crypto_provider();
+    crate::http::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(simulate(p, data_dir))
 }

@@ -6,6 +6,8 @@
 
 pub mod grammers;
 pub mod history;
+pub mod settings;
+pub use settings::{TelegramApi, TelegramSection, API_HASH_ENV, API_ID_ENV};
 
 use std::time::Duration;
 

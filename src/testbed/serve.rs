@@ -23,7 +23,7 @@ use super::control::{self, ControlState};
 use super::mtproto::MtprotoServer;
 use super::sandbox::{seed_session_file, SANDBOX_MODERATOR};
 use super::sim::{FaultLevel, FaultPlan, SimConfig, SimWorld};
-use crate::config::BACKEND_SECRET_ENV;
+use crate::backend::BACKEND_SECRET_ENV;
 use crate::telegram::ChatId;
 
 /// `tribute-assistant testbed`.
@@ -180,7 +180,7 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<ExitCode> {
         "Run the daemon against it:  tribute-assistant --config {} run\nPost an order:  curl -s {}/orders -d '{{\"customer_id\":501,\"customer_name\":\"Иван\",\"product\":\"100 Diamonds\",\"price\":\"€5.00\",\"details\":\"ID 123456\"}}' -H 'content-type: application/json'",
         testbed.ready.config, testbed.ready.control
     );
-    crate::daemon::shutdown_signal().await;
+    crate::shutdown::shutdown_signal().await;
     info!("stopping the testbed");
     testbed.shutdown().await;
     Ok(ExitCode::SUCCESS)

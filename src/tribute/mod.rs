@@ -21,9 +21,11 @@
 
 mod account;
 mod order;
+mod settings;
 
 pub use account::{AccountExtraction, AccountPattern, PatternError};
 pub use order::{parse_order, CustomProductOrder, Customer, OrderField, ParseError};
+pub use settings::ParserSection;
 
 /// A Tribute message as stored and shown to the moderator: text plus
 /// entities (UTF-16 offsets). `order parse` accepts it as JSON, so a new

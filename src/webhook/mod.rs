@@ -12,6 +12,7 @@
 pub mod event;
 pub mod reconcile;
 pub mod route;
+pub mod settings;
 pub mod signature;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use secrecy::SecretString;
 pub use event::{parse_event, EventError, ParsedEvent, WebhookEvent};
 pub use reconcile::{Pass, ReconcileConfig, Reconciler};
 pub use route::{router, WebhookState, WebhookStats, WEBHOOK_PATH};
+pub use settings::{WebhookSection, TRIBUTE_API_KEY_ENV};
 
 /// Everything the webhook needs from the config. `Debug` never shows the key.
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::backend::{BackendClient, BackendError, DeactivationOutcome, DeactivationRequest};
-use crate::daemon::stopped;
 use crate::domain::OrderState;
+use crate::shutdown::stopped;
 use crate::store::{now_ms, OrderRecord, PurchaseRecord, Store, StoreResult};
 
 #[derive(Debug, Clone)]

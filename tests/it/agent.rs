@@ -676,14 +676,14 @@ async fn every_turn_is_kept_for_the_review_export() {
 
 #[test]
 fn the_agent_section_is_part_of_the_config_file() {
-    let file: tribute_assistant::config::FileConfig = toml::from_str(
+    let file: tribute_assistant::app::config::FileConfig = toml::from_str(
         "[agent]\nbase_url = \"http://127.0.0.1:9/v1\"\nmin_curated_score = 0.8\n[agent.hard_topics]\nrefund = [\"деньги назад\"]\n",
     )
     .unwrap();
     let s = AgentSettings::resolve(&file.agent, &|_| None).unwrap();
     assert_eq!(s.llm.unwrap().base_url, "http://127.0.0.1:9/v1");
     assert_eq!(s.min_curated_score, 0.8);
-    let err = toml::from_str::<tribute_assistant::config::FileConfig>("[agent]\nmodle = \"x\"\n").unwrap_err();
+    let err = toml::from_str::<tribute_assistant::app::config::FileConfig>("[agent]\nmodle = \"x\"\n").unwrap_err();
     assert!(err.to_string().contains("modle"), "{err}");
 }
 
@@ -740,7 +740,7 @@ fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_on
 /// served (Ollama lists `name:latest`), so a typo fails before customers do.
 #[tokio::test]
 async fn check_says_whether_the_endpoint_serves_the_configured_model() {
-    use tribute_assistant::check::{checks, Status};
+    use tribute_assistant::app::check::{checks, Status};
     let app = axum::Router::new().route(
         "/v1/models",
         axum::routing::get(|| async {

@@ -587,7 +587,7 @@ async fn the_embedder_marks_queries_and_passages_with_their_prefixes() {
 /// is verified against what the endpoint really returns.
 #[tokio::test]
 async fn check_verifies_the_embedding_dimension() {
-    use tribute_assistant::check::{checks, Status};
+    use tribute_assistant::app::check::{checks, Status};
     let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
     let dir = tempfile::tempdir().unwrap();
     let line = |dimension: usize| {

@@ -35,7 +35,7 @@ async fn the_control_api_posts_orders_and_messages_and_reports_what_the_world_sa
         let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
-    tribute_assistant::config::FileConfig::load(Path::new(&tb.ready.config)).expect("the written config loads");
+    tribute_assistant::app::config::FileConfig::load(Path::new(&tb.ready.config)).expect("the written config loads");
 
     let r = http
         .post(url("/backend/pending"))

@@ -28,6 +28,7 @@ use crate::backend::BackendClient;
 use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{ingest, CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
+use crate::shutdown::stopped;
 use crate::store::{now_ms, InboxKind, MessageKind, Recorded, Store, StoreError};
 use crate::telegram::{ChatId, Event, Message, Messenger, MessengerError};
 use crate::wake::Wake;
@@ -587,33 +588,3 @@ async fn contact_loop(contact: Arc<Contact>, desk: ModeratorDesk, wake: Wake, sh
 
 /// Waiting messages taken per pass before the timers are looked at again.
 const INBOX_BATCH: i64 = 32;
-
-/// Resolves once the shutdown flag is raised (or its sender is gone).
-pub async fn stopped(shutdown: &watch::Receiver<bool>) {
-    let mut rx = shutdown.clone();
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    info!("shutdown signal received; finishing the step in flight");
-}

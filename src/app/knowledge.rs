@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::config::{FileConfig, DATA_DIR_ENV};
+use crate::app::config::{FileConfig, DATA_DIR_ENV};
 use crate::knowledge::{ChunkKind, IngestInput, KnowledgeBase, KnowledgeConfig, SearchFilter};
 use crate::store::Store;
 
@@ -218,14 +218,14 @@ async fn eval(
     location: &Location,
     config: Option<&Path>,
 ) -> anyhow::Result<crate::agent::eval::EvalReport> {
-    use crate::agent::{self, eval, sources::NoOrders, Agent, AgentSettings};
+    use crate::agent::{eval, sources::NoOrders, Agent, AgentSettings};
     let text = std::fs::read_to_string(questions)
         .with_context(|| format!("Failed to read the question set {}", questions.display()))?;
     let set = eval::parse_questions(&text).with_context(|| format!("Invalid question set {}", questions.display()))?;
     let file = load(config)?;
     let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let retriever = agent::retriever_for(&data_dir, &file).await?;
+    let retriever = super::wiring::retriever_for(&data_dir, &file).await?;
     let scratch = tempfile::tempdir().context("Failed to create a scratch directory")?;
     let store =
         Store::open(&scratch.path().join(crate::DATABASE_FILE)).await.context("Failed to open a scratch database")?;

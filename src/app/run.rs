@@ -14,9 +14,10 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::app::config::{Config, FileConfig};
 use crate::backend::BackendClient;
-use crate::config::{Config, FileConfig};
-use crate::daemon::{shutdown_signal, Daemon, Exit};
+use crate::daemon::{Daemon, Exit};
+use crate::shutdown::shutdown_signal;
 use crate::store::Store;
 use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
 use crate::telegram::grammers::GrammersMessenger;
@@ -87,7 +88,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
     let daemon = match cfg.contact_setup()? {
         Some(mut setup) => {
-            crate::agent::questions::wire_into(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
+            super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
             daemon.with_contact(setup)
         }
         None => daemon,

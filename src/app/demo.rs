@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{fmt_ms, table};
+use super::table::{fmt_ms, table};
 use crate::domain::OrderState;
 use crate::telegram::MessengerError;
 use crate::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
@@ -306,7 +306,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let scenario = play(&sb, &scenes, &mut posted);
     let interrupted = tokio::select! {
         res = scenario => { res?; false }
-        _ = crate::daemon::shutdown_signal() => true,
+        _ = crate::shutdown::shutdown_signal() => true,
     };
     sb.stop_daemon().await?;
     if interrupted {

@@ -1,4 +1,4 @@
-//! The `export` command: parse the filters, stream, write, summarise.
+//! The `export` command: parse the filters, open the store, stream, summarise.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,15 +7,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use tracing::info_span;
 
-use crate::config::{FileConfig, DATA_DIR_ENV};
+use super::config::{FileConfig, DATA_DIR_ENV};
+use crate::export::export_to;
+use crate::export::formats::Format;
+use crate::export::output::create_private;
+use crate::export::reader::Pii;
 use crate::knowledge::redact::Redactor;
 use crate::store::export::{ExportQuery, OnlyKind};
 use crate::store::Store;
-
-use super::formats::{writer, Format};
-use super::reader::{ConversationStream, Pii};
 
 /// Export conversations for review: every message, the orders involved with
 /// their history, each agent turn (answer, confidence, sources, reasons,
@@ -121,7 +121,7 @@ pub async fn run(args: ExportArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
 
     let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 16, super::output::create_private(p)?)),
+        Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 16, create_private(p)?)),
         None => Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
     };
     let summary = export_to(&store, query, pii, args.format, &mut out).await?;
@@ -136,33 +136,4 @@ pub async fn run(args: ExportArgs, config: Option<&Path>) -> anyhow::Result<Exit
         args.output.map(|p| format!(" to {}", p.display())).unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub conversations: u64,
-    pub messages: u64,
-}
-
-/// Streams every matching conversation into `out`; the library entry point
-/// (the benchmark uses it directly).
-pub async fn export_to(
-    store: &Store,
-    query: ExportQuery,
-    pii: Pii,
-    format: Format,
-    out: &mut dyn Write,
-) -> anyhow::Result<Summary> {
-    let mut w = writer(format);
-    let mut summary = Summary::default();
-    w.begin(out).context("Failed to write the export")?;
-    let mut stream = ConversationStream::new(store, query, pii);
-    while let Some(c) = stream.next().await.context("Failed to read conversations from the store")? {
-        let _span = info_span!("export_conversation", conversation = c.id).entered();
-        w.conversation(out, &c).with_context(|| format!("Failed to write conversation {}", c.id))?;
-        summary.conversations += 1;
-        summary.messages += c.messages.len() as u64;
-    }
-    w.finish(out).context("Failed to write the export")?;
-    Ok(summary)
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::agent::sources::NoOrders;
-use crate::agent::{self, Agent, AgentSettings, Lang, OrderStatusSource, TurnRequest};
-use crate::config::{FileConfig, DATA_DIR_ENV};
+use crate::agent::{Agent, AgentSettings, Lang, OrderStatusSource, TurnRequest};
+use crate::app::config::{FileConfig, DATA_DIR_ENV};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub async fn run(args: AskArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
     let env = |k: &str| std::env::var(k).ok();
     let data_dir = args.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let retriever = agent::retriever_for(&data_dir, &file).await?;
+    let retriever = super::wiring::retriever_for(&data_dir, &file).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("Failed to create the data dir {}", data_dir.display()))?;
     let db = data_dir.join(crate::DATABASE_FILE);

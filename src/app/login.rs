@@ -13,10 +13,11 @@ use ::grammers_client::{Client, SignInError};
 use anyhow::{bail, Context};
 use secrecy::ExposeSecret;
 
-use crate::config::{FileConfig, TelegramApi};
+use crate::app::config::FileConfig;
 use crate::telegram::grammers::client::{start_pool, Connection};
 use crate::telegram::grammers::session::{open_existing_session, open_session, stored_self_id};
 use crate::telegram::grammers::FileSession;
+use crate::telegram::TelegramApi;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoginArgs {

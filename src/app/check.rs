@@ -14,10 +14,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::app::config::{Config, FileConfig};
 use crate::backend::{BackendClient, HealthError};
-use crate::config::{Config, FileConfig, TelegramApi, BACKEND_SECRET_ENV, BACKEND_URL_ENV, TRIBUTE_API_KEY_ENV};
+use crate::backend::{BACKEND_SECRET_ENV, BACKEND_URL_ENV};
 use crate::sensitive_url::redact_credentials;
 use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
+use crate::telegram::TelegramApi;
+use crate::webhook::TRIBUTE_API_KEY_ENV;
 
 /// Environment variables naming an OpenAI-compatible endpoint and its key.
 pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";

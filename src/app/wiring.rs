@@ -1,0 +1,57 @@
+//! Builds the parts the commands share from the config file: the knowledge
+//! base, and the agent plugged into the daemon's contact setup.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::config::FileConfig;
+use crate::agent::knowledge_retriever::KnowledgeRetriever;
+use crate::agent::{questions, AgentSettings, Retriever};
+use crate::daemon::ContactSetup;
+use crate::knowledge::KnowledgeBase;
+use crate::store::Store;
+
+/// The knowledge base the `ask` command and the daemon answer from: the
+/// index under `data_dir` (or the configured Qdrant server) as a [`Retriever`].
+pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Result<Box<dyn Retriever>> {
+    let kb = open_knowledge(data_dir, config).await?;
+    Ok(Box::new(KnowledgeRetriever::new(kb)))
+}
+
+/// Opens the configured knowledge base; an empty one is an error that says
+/// how to fill it.
+pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<KnowledgeBase> {
+    let env = |k: &str| std::env::var(k).ok();
+    let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
+    let kb = KnowledgeBase::open(data_dir, &kc)
+        .await
+        .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
+    let stats = kb.stats().await.context("Failed to read the knowledge base")?;
+    if stats.doc_chunks + stats.conversation_chunks == 0 {
+        anyhow::bail!(
+            "the knowledge base under {} is empty: run `tribute-assistant kb ingest --data-dir {}` first \
+             (without paths it ingests the starter FAQ built into the binary)",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(kb)
+}
+
+/// The agent of the real daemon: answers questions over the knowledge base
+/// under `data_dir` with the `[agent]` settings, and learns approved answers.
+/// When the knowledge base cannot be opened or is empty, the daemon still
+/// runs orders and contact, and every question goes to the moderator —
+/// said once, loudly, at start.
+pub async fn wire_agent(setup: &mut ContactSetup, data_dir: &Path, file: &FileConfig, store: Store) {
+    let wired = async {
+        let env = |k: &str| std::env::var(k).ok();
+        let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
+        let kb = open_knowledge(data_dir, file).await?;
+        questions::attach(setup, settings, kb, store)
+    };
+    if let Err(e) = wired.await {
+        tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
+    }
+}
