@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio::sync::Notify;
 use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef, OrderState};
-use tribute_assistant::ops::{Metrics, OpsServer, OpsState, TelegramStats};
+use tribute_assistant::ops::{Metrics, OpsState, TelegramStats};
 use tribute_assistant::store::{MessageKind, NewOrder, Recorded, Store, Transition};
 use tribute_assistant::telegram::Message;
 use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
@@ -82,7 +82,7 @@ async fn metrics_latency(orders: usize) {
     println!("seeded {orders} orders in {:.1} s", started.elapsed().as_secs_f64());
     let state =
         Arc::new(OpsState::new(store.clone(), Arc::new(Metrics::default()), Arc::new(TelegramStats::default()), None));
-    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), state).await.unwrap();
+    let server = tribute_assistant::ops::start_ops_server(([127, 0, 0, 1], 0).into(), state).await.unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/metrics", server.url());
     let mut bytes = 0;
@@ -132,7 +132,7 @@ async fn webhook_rate(events: usize, concurrency: usize) {
         wake: Arc::new(Notify::new()),
         stats: stats.clone(),
     });
-    let server = OpsServer::start_webhook(([127, 0, 0, 1], 0).into(), webhook).await.unwrap();
+    let server = tribute_assistant::ops::start_webhook_server(([127, 0, 0, 1], 0).into(), webhook).await.unwrap();
     let url = format!("{}{WEBHOOK_PATH}", server.url());
     let bodies: Vec<(String, String)> = (0..events)
         .map(|i| {

@@ -42,6 +42,7 @@ pub mod http;
 pub mod sensitive_url;
 pub mod settings;
 pub mod shutdown;
+pub mod template;
 pub mod wake;
 
 // The stand-in world and the proofs that run the daemon in it.

@@ -319,7 +319,7 @@ mod tests {
         let ru = "🆕 Заказ цифрового товара\nПокупатель: Иван\nТовар: VIP\nЦена: ₽500\nДетали заказа:\nID 123456";
         let order = crate::tribute::parse_order(ru, &[], &cfg).unwrap();
         assert_eq!(order.product, "VIP");
-        assert_eq!(order.price.amount_minor, 50_000);
+        assert_eq!(order.price.amount_minor(), 50_000);
         let en = "🆕 Custom Product Order\nCustomer: Ann\nProduct: VIP\nPrice: $5\nOrder Details:\nID 123456";
         assert!(crate::tribute::parse_order(en, &[], &cfg).is_ok(), "English still parses");
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::client::BackendError;
+use super::error::BackendError;
 use super::wire::{ActivationOutcome, DeactivationOutcome};
 
 /// Longest piece of an answer body kept in an error message.

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use super::answer::{classify, classify_deactivation, snippet, Verdict};
 use super::backoff;
+use super::error::BackendError;
 use super::signing::{self, SIGNATURE_HEADER};
 pub use super::wire::{ActivationOutcome, ActivationRequest, DeactivationOutcome, DeactivationRequest};
 use crate::sensitive_url::redact_credentials;
@@ -76,25 +77,6 @@ impl fmt::Debug for BackendConfig {
             .field("max_backoff", &self.max_backoff)
             .finish()
     }
-}
-
-/// Why an activation call did not produce an [`ActivationOutcome`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BackendError {
-    /// Network error, timeout or 5xx on every attempt. Transient: park the
-    /// order and call again later with the same key.
-    #[error("backend unavailable after {attempts} attempt(s): {last_error}")]
-    Unavailable { attempts: u32, last_error: String },
-    /// A 4xx other than the documented business answers (401 included).
-    /// Permanent: retrying the same request will not help.
-    #[error("backend rejected the request with HTTP {status}: {body}")]
-    Rejected { status: u16, body: String },
-    /// A success status with a body we cannot read as an outcome.
-    #[error("backend answered with an unexpected body: {0}")]
-    Protocol(String),
-    /// Only from [`BackendClient::new`]: the configuration cannot work.
-    #[error("invalid backend configuration: {0}")]
-    InvalidConfig(String),
 }
 
 /// Sees every HTTP attempt the client makes, for the latency histogram and

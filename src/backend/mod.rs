@@ -7,9 +7,11 @@
 pub(crate) mod answer;
 mod backoff;
 mod client;
+mod error;
 pub mod settings;
 pub mod signing;
 mod wire;
 
 pub use client::*;
+pub use error::BackendError;
 pub use settings::{BackendAccess, BackendSection, BACKEND_SECRET_ENV, BACKEND_URL_ENV};

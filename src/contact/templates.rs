@@ -54,11 +54,7 @@ impl Templates {
     /// The template's text in `lang`, placeholders filled from `vars`.
     pub fn render(&self, name: &str, lang: Language, vars: &[(&str, &str)]) -> String {
         let raw = self.raw(name, lang);
-        let mut text = strip_comment(&raw).trim().to_owned();
-        for (k, v) in vars {
-            text = text.replace(&format!("{{{k}}}"), v);
-        }
-        text
+        crate::template::fill(strip_comment(&raw).trim(), vars)
     }
 
     fn raw(&self, name: &str, lang: Language) -> String {

@@ -78,12 +78,36 @@ impl fmt::Display for Currency {
     }
 }
 
-/// An amount of money in minor units. Never a float: floats cannot
-/// represent 0.10 and money must round-trip exactly.
+/// A positive amount of money in minor units. Never a float: floats cannot
+/// represent 0.10 and money must round-trip exactly. The fields are private
+/// and deserialisation goes through [`Money::new`], so a zero or negative
+/// price cannot enter from JSON either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "MoneyFields", into = "MoneyFields")]
 pub struct Money {
-    pub amount_minor: i64,
-    pub currency: Currency,
+    amount_minor: i64,
+    currency: Currency,
+}
+
+/// Money's wire shape: `{"amount_minor": 500, "currency": "EUR"}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyFields {
+    amount_minor: i64,
+    currency: Currency,
+}
+
+impl TryFrom<MoneyFields> for Money {
+    type Error = MoneyError;
+    fn try_from(f: MoneyFields) -> Result<Self, Self::Error> {
+        Money::new(f.amount_minor, f.currency)
+    }
+}
+
+impl From<Money> for MoneyFields {
+    fn from(m: Money) -> Self {
+        MoneyFields { amount_minor: m.amount_minor, currency: m.currency }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,6 +126,15 @@ impl Money {
             return Err(MoneyError::NotPositive);
         }
         Ok(Self { amount_minor, currency })
+    }
+
+    /// The amount in minor units (cents, kopecks); always positive.
+    pub fn amount_minor(self) -> i64 {
+        self.amount_minor
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
     }
 
     /// Parses a decimal amount such as `1,500.00`, `1 500,50`, `5` or `5.5`
@@ -164,7 +197,7 @@ mod tests {
 
     #[test]
     fn parses_common_amount_shapes() {
-        let eur = |s| Money::parse_amount(s, Currency::Eur).map(|m| m.amount_minor);
+        let eur = |s| Money::parse_amount(s, Currency::Eur).map(|m| m.amount_minor());
         assert_eq!(eur("5.00"), Ok(500));
         assert_eq!(eur("5"), Ok(500));
         assert_eq!(eur("5.5"), Ok(550));
@@ -189,5 +222,16 @@ mod tests {
     #[test]
     fn displays_with_symbol() {
         assert_eq!(Money::new(150_050, Currency::Rub).unwrap().to_string(), "₽1500.50");
+    }
+
+    #[test]
+    fn deserialising_keeps_the_invariant() {
+        let m: Money = serde_json::from_str(r#"{"amount_minor":500,"currency":"EUR"}"#).unwrap();
+        assert_eq!((m.amount_minor(), m.currency()), (500, Currency::Eur));
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"amount_minor":500,"currency":"EUR"}"#);
+        for bad in [r#"{"amount_minor":0,"currency":"EUR"}"#, r#"{"amount_minor":-5,"currency":"EUR"}"#] {
+            let err = serde_json::from_str::<Money>(bad).unwrap_err().to_string();
+            assert!(err.contains("positive"), "{bad}: {err}");
+        }
     }
 }

@@ -22,7 +22,7 @@ pub(super) fn tribute_webhook(data: &[u8]) {
     // is just as open: every body is parsed.
     if let Ok(event) = parse_event(body) {
         if let WebhookEvent::Purchase(p) | WebhookEvent::Refund(p) = &event.event {
-            assert!(p.price.amount_minor > 0, "a purchase has a positive price");
+            assert!(p.price.amount_minor() > 0, "a purchase has a positive price");
             assert!(!p.purchase_id.is_empty(), "a purchase has an id");
         }
         assert!(!event.to_stored(body).purchase_key.is_empty(), "every stored event has a dedup key");

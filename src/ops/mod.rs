@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use health::{health_report, HealthReport};
 pub use metrics::{Kind, MetricSource, Metrics, Sample, AGENT_ANSWERS, CUSTOMER_MESSAGES};
-pub use server::{OpsRuntime, OpsServer};
+pub use server::{start as start_ops_server, start_webhook as start_webhook_server, OpsRuntime, OpsServer};
 pub use settings::OpsSection;
 pub use telegram::{ObservedMessenger, TelegramStats};
 

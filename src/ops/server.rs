@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -27,77 +27,34 @@ use super::metrics::{render, Scrape};
 use super::telegram::TelegramStats;
 use super::{Metrics, OpsSettings, OpsState};
 use crate::backend::BackendClient;
+use crate::http::ServerHandle;
 use crate::store::Store;
 use crate::webhook::{self, Reconciler, WebhookState, WebhookStats};
 
-/// How long [`OpsServer::shutdown`] waits for open requests.
+/// How long [`OpsRuntime::shutdown`] waits for the reconciler.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A running listener (the ops routes or the webhook). Dropping it stops the server too.
-pub struct OpsServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+/// The running ops or webhook listener.
+pub type OpsServer = ServerHandle;
+
+/// Binds `addr` (port 0 picks a free port) and serves `/healthz` and `/metrics`.
+pub async fn start(addr: SocketAddr, state: Arc<OpsState>) -> anyhow::Result<OpsServer> {
+    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
+    serve(addr, app, "the ops listener", "[ops] listen").await
 }
 
-impl OpsServer {
-    /// Binds `addr` (port 0 picks a free port) and serves `/healthz` and `/metrics`.
-    pub async fn start(addr: SocketAddr, state: Arc<OpsState>) -> anyhow::Result<Self> {
-        let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
-        Self::serve(addr, app, "the ops listener", "[ops] listen").await
-    }
-
-    /// Binds `addr` and serves the Tribute webhook route, and nothing else.
-    pub async fn start_webhook(addr: SocketAddr, webhook: Arc<WebhookState>) -> anyhow::Result<Self> {
-        Self::serve(addr, webhook::router(webhook), "the webhook listener", "[webhook] listen").await
-    }
-
-    async fn serve(addr: SocketAddr, app: Router, what: &'static str, setting: &str) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("Failed to bind {what} to {addr} ({setting})"))?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = server.await {
-                warn!(error = %e, listener = what, "a listener stopped with an error");
-            }
-        });
-        info!(%addr, listener = what, "listening");
-        Ok(Self { addr, stop: Some(stop), task: Some(task) })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://<addr>`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops accepting and waits (up to 5 s) for open requests.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
+/// Binds `addr` and serves the Tribute webhook route, and nothing else.
+pub async fn start_webhook(addr: SocketAddr, webhook: Arc<WebhookState>) -> anyhow::Result<OpsServer> {
+    serve(addr, webhook::router(webhook), "the webhook listener", "[webhook] listen").await
 }
 
-impl Drop for OpsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+async fn serve(addr: SocketAddr, app: Router, what: &'static str, setting: &str) -> anyhow::Result<OpsServer> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("Failed to bind {what} to {addr} ({setting})"))?;
+    let server = ServerHandle::serve(listener, app, what)?;
+    info!(addr = %server.addr(), listener = what, "listening");
+    Ok(server)
 }
 
 async fn healthz(State(state): State<Arc<OpsState>>) -> Response {
@@ -180,13 +137,13 @@ impl OpsRuntime {
             state.webhook = Some(stats.clone());
             let webhook_state =
                 Arc::new(WebhookState { store: store.clone(), api_key: w.api_key.clone(), wake: wake.clone(), stats });
-            webhook_server = Some(OpsServer::start_webhook(w.listen, webhook_state).await?);
+            webhook_server = Some(start_webhook(w.listen, webhook_state).await?);
             let r = Reconciler::new(store, backend, w.reconcile.clone(), wake);
             reconciler = Some(tokio::spawn(r.run(shutdown)));
         }
         let state = Arc::new(state);
         let server = match settings.listen {
-            Some(addr) => Some(OpsServer::start(addr, state.clone()).await?),
+            Some(addr) => Some(start(addr, state.clone()).await?),
             None => None,
         };
         Ok(Self { server, webhook_server, state, reconciler })

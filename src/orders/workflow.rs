@@ -292,13 +292,16 @@ impl OrderProcessor {
         };
         self.check(Checkpoint::BeforeReply, order)?;
         let account = order.account_candidates().first().map(|a| a.as_str()).unwrap_or_default();
-        let text = self
-            .cfg
-            .reply_template
-            .replace("{product}", &order.product)
-            .replace("{account_id}", account)
-            .replace("{order_ref}", order.order_ref.as_str())
-            .replace("{price}", &order.price.to_string());
+        let price = order.price.to_string();
+        let text = crate::template::fill(
+            &self.cfg.reply_template,
+            &[
+                ("product", &order.product),
+                ("account_id", account),
+                ("order_ref", order.order_ref.as_str()),
+                ("price", &price),
+            ],
+        );
         let sent = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await;
         let reply_id = match sent {
             Ok(id) => id,

@@ -24,6 +24,7 @@ use super::mtproto::MtprotoServer;
 use super::sandbox::{seed_session_file, SANDBOX_MODERATOR};
 use super::sim::{FaultLevel, FaultPlan, SimConfig, SimWorld};
 use crate::backend::BACKEND_SECRET_ENV;
+use crate::http::ServerHandle;
 use crate::telegram::ChatId;
 
 /// `tribute-assistant testbed`.
@@ -71,7 +72,7 @@ pub struct Testbed {
     pub state: Arc<ControlState>,
     pub mtproto: MtprotoServer,
     pub ready: Ready,
-    control: tokio::task::JoinHandle<()>,
+    control: ServerHandle,
 }
 
 /// The daemon's files in the testbed's directory.
@@ -143,16 +144,10 @@ impl Testbed {
         let listener = tokio::net::TcpListener::bind(args.control)
             .await
             .with_context(|| format!("Failed to listen for the control API on {}", args.control))?;
-        let control_addr = listener.local_addr()?;
-        let app = control::router(state.clone());
-        let control = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "the control API stopped");
-            }
-        });
+        let control = ServerHandle::serve(listener, control::router(state.clone()), "the testbed control API")?;
         let ready = Ready {
             mtproto: mtproto.addr().to_string(),
-            control: format!("http://{control_addr}"),
+            control: control.url(),
             backend: backend_url,
             config: files.config.display().to_string(),
         };
@@ -161,7 +156,7 @@ impl Testbed {
     }
 
     pub async fn shutdown(self) {
-        self.control.abort();
+        self.control.shutdown().await;
         self.mtproto.shutdown().await;
         if let Some(b) = Arc::into_inner(self.state).and_then(|s| s.backend) {
             b.shutdown().await;

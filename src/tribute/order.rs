@@ -40,8 +40,8 @@ impl CustomProductOrder {
             "customer_id": self.customer.user_id,
             "product": self.product,
             "price": {
-                "amount_minor": self.price.amount_minor,
-                "currency": self.price.currency.code(),
+                "amount_minor": self.price.amount_minor(),
+                "currency": self.price.currency().code(),
             },
             "details": self.details,
             "account_id": self.account.account().map(|a| a.as_str()),

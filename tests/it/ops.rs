@@ -458,14 +458,14 @@ async fn data_version(conn: &mut sqlx::SqliteConnection) -> i64 {
 #[tokio::test]
 async fn healthz_never_writes_to_the_database() {
     use sqlx::Connection;
-    use tribute_assistant::ops::{Metrics, OpsServer, OpsState, TelegramStats};
+    use tribute_assistant::ops::{Metrics, OpsState, TelegramStats};
     use tribute_assistant::store::Store;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("health.sqlite");
     let store = Store::open(&path).await.unwrap();
     let state = OpsState::new(store.clone(), Arc::new(Metrics::default()), Arc::new(TelegramStats::default()), None);
-    let server = OpsServer::start(([127, 0, 0, 1], 0).into(), Arc::new(state)).await.unwrap();
+    let server = tribute_assistant::ops::start_ops_server(([127, 0, 0, 1], 0).into(), Arc::new(state)).await.unwrap();
     let mut watcher = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let before = data_version(&mut watcher).await;
     for _ in 0..20 {

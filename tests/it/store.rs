@@ -53,7 +53,7 @@ async fn a_message_is_stored_once_and_creates_one_order() {
     let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
     let order = store.order(id).await.unwrap();
     assert_eq!(order.state, OrderState::Received);
-    assert_eq!(order.price.amount_minor, 500);
+    assert_eq!(order.price.amount_minor(), 500);
     assert_eq!(store.due_orders(tribute_assistant::store::now_ms(), 100).await.unwrap(), vec![id]);
 }
 

@@ -131,7 +131,7 @@ async fn a_signed_event_is_stored_once_even_when_posted_three_times() {
     assert_eq!(answers[2], (200, serde_json::json!({"status": "duplicate"})));
     assert_eq!(sb.store().webhook_event_counts().await.unwrap(), vec![("new_digital_product".to_owned(), 1)]);
     let p = sb.store().purchase("1001").await.unwrap().expect("the purchase is stored");
-    assert_eq!((p.telegram_user_id, p.price.amount_minor, p.transaction_id.as_deref()), (777, 500, Some("tx-1001")));
+    assert_eq!((p.telegram_user_id, p.price.amount_minor(), p.transaction_id.as_deref()), (777, 500, Some("tx-1001")));
     sb.shutdown().await.unwrap();
 }
 

@@ -337,11 +337,6 @@ pub(crate) mod tests {
         assert_eq!(msg.entities[2].kind, EntityKind::TextUrl { url: "https://x".into() });
         assert_eq!(msg.entities[3].kind, EntityKind::Other);
         assert_eq!(mentioned_users(&msg).collect::<Vec<_>>(), vec![5550001]);
-        // The parser, fed the converted message, finds the customer by id.
-        let order = crate::tribute::parse_order(&msg.text, &msg.entities, &Default::default());
-        if let Ok(order) = order {
-            assert_eq!(order.customer.user_id, Some(5550001));
-        }
     }
 
     #[test]

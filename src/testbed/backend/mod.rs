@@ -7,35 +7,28 @@
 mod handlers;
 mod ledger;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use ledger::BackendStats;
 
 use crate::backend::signing::Accept;
+use crate::http::ServerHandle;
 use handlers::{Secrets, Shared};
 use ledger::Ledger;
-
-/// How long [`ReferenceBackend::shutdown`] waits for open connections before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running reference backend. Dropping it stops the server too; call
 /// [`shutdown`](Self::shutdown) to wait until it has stopped.
 pub struct ReferenceBackend {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerHandle,
 }
 
 impl std::fmt::Debug for ReferenceBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReferenceBackend").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("ReferenceBackend").field("addr", &self.server.addr()).finish_non_exhaustive()
     }
 }
 
@@ -49,28 +42,17 @@ impl ReferenceBackend {
     /// secret (a rotation in progress: `current` is the new one).
     pub async fn start_with_secrets(current: SecretString, previous: Option<SecretString>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             secrets: Mutex::new(Secrets { current, previous, accept: Accept::default() }),
             ledger: Mutex::new(Ledger::default()),
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = handlers::router(shared.clone());
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = server.await {
-                tracing::warn!(error = %e, "reference backend stopped with an error");
-            }
-        });
-        tracing::debug!(%addr, "reference backend listening");
-        Ok(Self { shared, addr, stop: Some(stop), task: Some(task) })
+        let server = ServerHandle::serve(listener, handlers::router(shared.clone()), "reference backend")?;
+        Ok(Self { shared, server })
     }
 
     /// Base URL to put in [`BackendConfig::url`](crate::backend::BackendConfig), e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// A known account with no pending orders (activations answer 404).
@@ -146,22 +128,7 @@ impl ReferenceBackend {
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
-}
-
-impl Drop for ReferenceBackend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }

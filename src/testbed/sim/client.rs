@@ -31,6 +31,23 @@ struct ClientInner {
     generation: u64,
 }
 
+impl SimWorld {
+    /// A client for our account. Replaces the previous client's event
+    /// stream (it ends with `Err(Closed)`); the previous client's other
+    /// calls keep working, as a second session of the same account would.
+    /// Only events from now on are delivered: there is no catch-up, so a
+    /// restarted daemon must re-read history.
+    pub fn connect(&self) -> SimClient {
+        let generation = {
+            let mut st = self.lock();
+            st.link.generation += 1;
+            st.stream.open();
+            st.link.generation
+        };
+        SimClient::new(self.clone(), generation)
+    }
+}
+
 impl SimClient {
     pub(super) fn new(world: SimWorld, generation: u64) -> Self {
         SimClient { inner: Arc::new(ClientInner { world, generation }) }

@@ -37,6 +37,7 @@
 //! - [`SimWorld`]: the world; other people's actions, faults, inspection.
 //! - [`SimClient`]: our account, implementing [`crate::telegram::Messenger`].
 
+mod bot_state;
 mod calls;
 mod client;
 pub mod faults;

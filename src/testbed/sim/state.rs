@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use super::bot_state::BotState;
 use super::faults::{Dice, FaultPlan, Method};
 use super::rules::Strangers;
 use super::stream::Stream;
-use super::tribute_bot::BotState;
 use crate::telegram::{ChatId, Entity, Event, InlineButton, Message, MessageId, MessengerError, RandomId, UserId};
 
 /// A chat as our account sees it. Message ids start at 1 and are the

@@ -18,8 +18,7 @@
 //! refused with `DATA_INVALID`; data of a keyboard the bot removed with
 //! [`ButtonNotFound`](crate::telegram::MessengerError::ButtonNotFound).
 
-use std::collections::HashMap;
-
+use super::bot_state::{FollowUp, OrderRecord};
 use super::order::{Delivery, SimOrder};
 use super::state::{NewMessage, State};
 use super::SimConfig;
@@ -33,36 +32,6 @@ pub const ALREADY_COMPLETED_TEXT: &str = "This order has already been completed.
 pub const EDIT_BUTTON_TEXT: &str = "Edit";
 /// What the follow-up says after Edit was pressed.
 pub const EDIT_PROMPT_TEXT: &str = "Reply to the order again with the corrected answer.";
-
-/// What the bot remembers about its orders and follow-ups.
-#[derive(Default)]
-pub(super) struct BotState {
-    orders: HashMap<MessageId, OrderRecord>,
-    followups: HashMap<MessageId, FollowUp>,
-    pub deliveries: Vec<Delivery>,
-}
-
-struct OrderRecord {
-    order: SimOrder,
-    delivered: bool,
-    /// The follow-up whose keyboard is currently live, if any.
-    live_followup: Option<MessageId>,
-    send_presses: u32,
-}
-
-struct FollowUp {
-    order_message_id: MessageId,
-    /// Our reply text that Send would deliver.
-    answer: String,
-    send_data: Vec<u8>,
-    edit_data: Vec<u8>,
-}
-
-impl BotState {
-    pub fn send_presses(&self, order_message_id: MessageId) -> u32 {
-        self.orders.get(&order_message_id).map_or(0, |o| o.send_presses)
-    }
-}
 
 /// Posts a Custom Product Order notification in the bot chat.
 pub(super) fn post_order(st: &mut State, cfg: &SimConfig, order: &SimOrder) -> MessageId {

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::client::SimClient;
 use super::faults::{Dice, FaultPlan};
 use super::order::{Delivery, SimOrder};
 use super::state::{NewMessage, State};
@@ -39,21 +38,6 @@ impl SimWorld {
     /// force may since have been replaced, see [`fault_plan`](Self::fault_plan)).
     pub fn config(&self) -> &SimConfig {
         &self.inner.config
-    }
-
-    /// A client for our account. Replaces the previous client's event
-    /// stream (it ends with `Err(Closed)`); the previous client's other
-    /// calls keep working, as a second session of the same account would.
-    /// Only events from now on are delivered: there is no catch-up, so a
-    /// restarted daemon must re-read history.
-    pub fn connect(&self) -> SimClient {
-        let generation = {
-            let mut st = self.lock();
-            st.link.generation += 1;
-            st.stream.open();
-            st.link.generation
-        };
-        SimClient::new(self.clone(), generation)
     }
 
     /// Shuts the current client's event stream down (`next_event` returns

@@ -51,7 +51,7 @@ fn tolerates_crlf_stray_whitespace_and_extra_lines() {
     let o = parse(text).unwrap();
     assert_eq!(o.customer.name, "Иван Петров");
     assert_eq!(o.product, "100 Diamonds");
-    assert_eq!(o.price.amount_minor, 500);
+    assert_eq!(o.price.amount_minor(), 500);
     assert_eq!(o.details, "line one\nline two 123456");
     assert_eq!(o.account, found("123456"));
 }
@@ -63,7 +63,7 @@ fn accepts_bold_and_lowercase_headers_and_bold_labels() {
         assert!(parse(&text).is_ok(), "{header:?}");
     }
     let o = parse(&EXAMPLE.replace("Price: €5.00", "**Price:** €5.00")).unwrap();
-    assert_eq!(o.price.amount_minor, 500);
+    assert_eq!(o.price.amount_minor(), 500);
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn fake_fields_in_details_change_nothing() {
     let o = parse(&order("Иван", "€5.00", details)).unwrap();
     assert_eq!(o.customer.name, "Иван");
     assert_eq!(o.product, "100 Diamonds");
-    assert_eq!(o.price.amount_minor, 500);
+    assert_eq!(o.price.amount_minor(), 500);
     assert_eq!(o.details, details);
     assert_eq!(o.account, found("123456"));
 }
