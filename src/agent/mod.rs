@@ -27,7 +27,6 @@ pub mod guard;
 pub mod history;
 pub mod keywords;
 pub mod knowledge_retriever;
-pub mod language;
 pub mod llm;
 pub mod memory;
 pub mod openai;
@@ -40,7 +39,8 @@ pub mod sources;
 pub mod tools;
 pub mod turn;
 
-pub use language::Lang;
+/// The customer's language, as everywhere else in the program.
+pub use crate::domain::Language as Lang;
 pub use llm::{Llm, LlmError};
 pub use memory::InMemoryRetriever;
 pub use outcome::{Mode, TurnOutcome};

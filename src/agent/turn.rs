@@ -186,7 +186,8 @@ impl Agent {
     /// Retrieval, the model (if any) and the policy; no storage.
     async fn decide(&self, req: TurnRequest, previous: Option<&str>) -> Evaluation {
         let started = Instant::now();
-        let lang = req.language.unwrap_or_else(|| Lang::detect(&req.question));
+        // Anything that is not Russian is answered in English.
+        let lang = req.language.or_else(|| Lang::detect(&req.question)).unwrap_or(Lang::En);
         let mut incidents = Vec::new();
 
         let mut hits = Vec::new();
