@@ -2,9 +2,9 @@
 //! the request and checked again here (endpoints that ignore
 //! `response_format` exist; a malformed answer is never sent).
 
-use async_openai::types::chat::{ResponseFormat, ResponseFormatJsonSchema};
 use serde::Deserialize;
 
+use super::llm::ResponseFormat;
 use super::Lang;
 
 /// What the model proposes. Nothing here is trusted: the policy checks it.
@@ -38,12 +38,10 @@ pub fn schema() -> serde_json::Value {
 
 pub fn response_format() -> ResponseFormat {
     ResponseFormat::JsonSchema {
-        json_schema: ResponseFormatJsonSchema {
-            description: Some("The assistant's final answer to the customer".into()),
-            name: "agent_answer".into(),
-            schema: schema(),
-            strict: Some(true),
-        },
+        name: "agent_answer".into(),
+        description: Some("The assistant's final answer to the customer".into()),
+        schema: schema(),
+        strict: true,
     }
 }
 

@@ -1,37 +1,105 @@
-//! The chat client: async-openai against any OpenAI-compatible endpoint.
-//!
-//! async-openai's built-in retry layer is replaced by ours (through its
-//! `middleware` hook) because we need what it does not do: a configurable
-//! number of retries, retrying timeouts, and a cap on Retry-After so a
-//! rate-limited endpoint cannot park a customer's turn for an hour.
+//! The agent's port to a chat model: its own message, tool and answer types
+//! and one trait. The turn logic speaks only this vocabulary, so it can be
+//! tested with an in-memory model and the wire protocol (async-openai, in
+//! [`super::openai`]) stays in one adapter.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use async_openai::config::OpenAIConfig;
-use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
-use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionResponseMessage, ChatCompletionTools, CreateChatCompletionRequest,
-    FinishReason, ResponseFormat,
-};
-use async_openai::Client;
-use reqwest_tls::header::HeaderMap;
-use reqwest_tls::Response;
-use secrecy::ExposeSecret;
+/// One message of the chat sent to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatMessage {
+    /// Our rules and context.
+    System(String),
+    /// The customer's words (already wrapped as data by the caller).
+    User(String),
+    /// The model's earlier message: text, or the tool calls it asked for.
+    Assistant { content: Option<String>, tool_calls: Vec<ToolInvocation> },
+    /// The result of one tool call, answering the call with that id.
+    Tool { call_id: String, content: String },
+}
 
-use super::settings::{AgentSettings, LlmEndpoint};
-use crate::sensitive_url::redact_credentials;
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the arguments object.
+    pub parameters: serde_json::Value,
+    /// Ask the endpoint to hold the arguments to the schema exactly.
+    pub strict: bool,
+}
+
+/// Whether a tool call names one of the functions we defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    Function,
+    /// A free-form ("custom") tool call; we define none, so it is misuse.
+    Custom,
+}
+
+/// A tool call as the model wrote it; nothing in it is validated yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolInvocation {
+    pub id: String,
+    pub kind: ToolKind,
+    pub name: String,
+    /// The arguments as JSON text (the input text for a custom call).
+    pub arguments: String,
+}
+
+/// The shape the final answer must have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    /// Whatever the model writes.
+    None,
+    /// Any JSON object.
+    JsonObject,
+    /// An object matching `schema`; `strict` asks the endpoint to enforce it.
+    JsonSchema { name: String, description: Option<String>, schema: serde_json::Value, strict: bool },
+}
+
+/// One chat completion request. The model and endpoint belong to the [`Llm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolDefinition>,
+    pub response_format: ResponseFormat,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+}
+
+/// Why the model stopped writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    /// Cut at `max_tokens`: the content is incomplete.
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+/// The model's message (the first choice).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatAnswer {
+    pub content: Option<String>,
+    /// The model declined to answer (OpenAI's `refusal`).
+    pub refusal: Option<String>,
+    pub tool_calls: Vec<ToolInvocation>,
+    /// `None` when the endpoint did not say.
+    pub finish_reason: Option<FinishReason>,
+}
 
 /// Why a chat call produced no usable message. Each maps to a policy reason.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("the LLM did not answer within {0:?} (after retries)")]
     Timeout(Duration),
+    /// Transient: the endpoint is down, overloaded or rate limited.
     #[error("the LLM is unavailable: {0}")]
     Unavailable(String),
+    /// Deterministic: this request or this server's configuration is wrong
+    /// (a 4xx, or a 500 such as llama.cpp's "tools param requires --jinja
+    /// flag"); sending it again cannot help.
     #[error("the LLM rejected the request: {0}")]
     Rejected(String),
     #[error("the LLM answered something malformed: {0}")]
@@ -42,255 +110,8 @@ pub enum LlmError {
     Truncated(u32),
 }
 
-/// One chat endpoint with its model and limits. Cheap to clone.
-#[derive(Clone)]
-pub struct LlmClient {
-    client: Client<OpenAIConfig>,
-    model: String,
-    max_tokens: u32,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for LlmClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The inner config holds the API key; show only what is safe.
-        f.debug_struct("LlmClient").field("model", &self.model).field("max_tokens", &self.max_tokens).finish()
-    }
-}
-
-impl LlmClient {
-    pub fn new(endpoint: &LlmEndpoint, settings: &AgentSettings) -> Result<Self, LlmError> {
-        crate::http::tls::install_crypto_provider();
-        let http = reqwest_tls::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| LlmError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
-        let config = OpenAIConfig::new()
-            .with_api_base(endpoint.base_url.clone())
-            .with_api_key(endpoint.api_key.expose_secret().to_owned());
-        let service = RetryingHttp {
-            http,
-            retries: settings.retries,
-            max_retry_after: settings.max_retry_after,
-            first_backoff: Duration::from_millis(200),
-        };
-        Ok(Self {
-            client: Client::with_config(config).with_http_service(service),
-            model: endpoint.model.clone(),
-            max_tokens: settings.max_tokens,
-            timeout: settings.timeout,
-        })
-    }
-
-    /// One chat completion; the first choice's message.
-    pub async fn chat(
-        &self,
-        messages: Vec<ChatCompletionRequestMessage>,
-        tools: Vec<ChatCompletionTools>,
-        response_format: ResponseFormat,
-    ) -> Result<ChatCompletionResponseMessage, LlmError> {
-        let request = CreateChatCompletionRequest {
-            model: self.model.clone(),
-            messages,
-            tools: (!tools.is_empty()).then_some(tools),
-            response_format: Some(response_format),
-            max_completion_tokens: Some(self.max_tokens),
-            temperature: Some(0.2),
-            ..Default::default()
-        };
-        let response = self.client.chat().create(request).await.map_err(|e| self.classify(e))?;
-        let choice = response
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| LlmError::Malformed("the response has no choices".into()))?;
-        // A cut answer is not malformed JSON to be retried or parsed leniently:
-        // the limit is the cause, and the reason should say so.
-        if choice.finish_reason == Some(FinishReason::Length) {
-            return Err(LlmError::Truncated(self.max_tokens));
-        }
-        Ok(choice.message)
-    }
-
-    fn classify(&self, err: OpenAIError) -> LlmError {
-        match err {
-            OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout(self.timeout),
-            OpenAIError::Reqwest(e) => LlmError::Unavailable(redact_credentials(&e.to_string()).into_owned()),
-            OpenAIError::ApiError(e) => {
-                let status = e.status_code.as_u16();
-                // async-openai keeps a 5xx body whole as the message; take its error.message.
-                let msg: String = error_message(&e.api_error.message).chars().take(200).collect();
-                if status == 500 && is_configuration_error(&msg) {
-                    LlmError::Rejected(format!("HTTP {status}: {msg}{}", fix_hint(&msg)))
-                } else if status == 429 || status >= 500 {
-                    LlmError::Unavailable(format!("HTTP {status}: {msg}"))
-                } else {
-                    LlmError::Rejected(format!("HTTP {status}: {msg}"))
-                }
-            }
-            OpenAIError::JSONDeserialize(e, body) => {
-                LlmError::Malformed(format!("{e}; body starts {:?}", body.chars().take(120).collect::<String>()))
-            }
-            other => LlmError::Unavailable(redact_credentials(&other.to_string()).into_owned()),
-        }
-    }
-}
-
-/// The HTTP transport under async-openai: sends, and retries 429 (after
-/// Retry-After, capped), 5xx, timeouts and refused connections.
-#[derive(Clone, Debug)]
-struct RetryingHttp {
-    http: reqwest_tls::Client,
-    retries: u32,
-    max_retry_after: Duration,
-    first_backoff: Duration,
-}
-
-type HttpFuture = Pin<Box<dyn Future<Output = Result<Response, OpenAIError>> + Send + 'static>>;
-
-impl tower::Service<HttpRequestFactory> for RetryingHttp {
-    type Response = Response;
-    type Error = OpenAIError;
-    type Future = HttpFuture;
-
-    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { this.send(factory).await })
-    }
-}
-
-impl RetryingHttp {
-    async fn send(self, factory: HttpRequestFactory) -> Result<Response, OpenAIError> {
-        let mut attempt = 0u32;
-        loop {
-            let request = factory.build().await?;
-            let mut deterministic = false;
-            let result = match self.http.execute(request).await {
-                Ok(r) if r.status().as_u16() == 500 => {
-                    let (response, body) = read_500(r).await;
-                    deterministic = is_configuration_error(&error_message(&body));
-                    Ok(response)
-                }
-                other => other,
-            };
-            let backoff = self.first_backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(8));
-            let delay = match &result {
-                Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
-                    Some(d) if d > self.max_retry_after => {
-                        tracing::warn!(retry_after = ?d, "LLM rate limit wait is longer than allowed; giving up");
-                        None
-                    }
-                    Some(d) => Some(d),
-                    None => Some(backoff),
-                },
-                Ok(r) if r.status().is_server_error() && !deterministic => {
-                    Some(retry_after(r.headers()).unwrap_or(backoff))
-                }
-                Ok(_) => None,
-                Err(e) if e.is_timeout() || e.is_connect() => Some(backoff),
-                Err(_) => None,
-            };
-            match delay {
-                Some(delay) if attempt < self.retries => {
-                    let why = match &result {
-                        Ok(r) => r.status().to_string(),
-                        Err(e) => redact_credentials(&e.to_string()).into_owned(),
-                    };
-                    tracing::warn!(attempt, ?delay, %why, "LLM call failed; retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay.min(self.max_retry_after.max(self.first_backoff))).await;
-                }
-                _ => return result.map_err(OpenAIError::Reqwest),
-            }
-        }
-    }
-}
-
-/// Reads a 500's body and gives back an equivalent response (for
-/// async-openai to turn into its error) with the body as text.
-async fn read_500(r: Response) -> (Response, String) {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let bytes = r.bytes().await.unwrap_or_default();
-    let mut builder = axum::http::Response::builder().status(status);
-    for (name, value) in &headers {
-        builder = builder.header(name, value);
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let rebuilt = builder.body(bytes.to_vec()).expect("status and headers taken from a valid response");
-    (Response::from(rebuilt), text)
-}
-
-/// The `error.message` of an OpenAI-style error body (llama.cpp, vLLM and
-/// OpenAI all use it), else the body as is.
-fn error_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().or_else(|| v["message"].as_str()).map(str::to_owned))
-        .unwrap_or_else(|| body.to_owned())
-}
-
-/// Whether a server error says the request itself does not suit this server
-/// — llama.cpp without `--jinja` answers every request with tools with
-/// HTTP 500 "tools param requires --jinja flag" — so sending it again is
-/// pointless: it is a configuration error, reported at once as one.
-pub fn is_configuration_error(message: &str) -> bool {
-    let m = message.to_lowercase();
-    ["requires", "not supported", "unsupported", "invalid", "unknown", "flag", "param"].iter().any(|w| m.contains(w))
-}
-
-/// What to do about a configuration error the agent recognises.
-fn fix_hint(message: &str) -> &'static str {
-    if message.contains("--jinja") {
-        " (start llama-server with --jinja)"
-    } else {
-        ""
-    }
-}
-
-/// `Retry-After` in seconds (integer or fractional), or OpenAI's `retry-after-ms`.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
-    }
-    get("retry-after")
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn configuration_errors_are_told_from_transient_ones_by_their_message() {
-        let jinja = r#"{"error":{"code":500,"message":"tools param requires --jinja flag","type":"server_error"}}"#;
-        assert!(is_configuration_error(&error_message(jinja)));
-        assert_eq!(fix_hint(&error_message(jinja)), " (start llama-server with --jinja)");
-        // OpenAI's transient 500 has `"param": null` in the body, not in the message.
-        let openai =
-            r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
-        assert!(!is_configuration_error(&error_message(openai)));
-        assert!(!is_configuration_error(&error_message("Internal Server Error")));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_milliseconds() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after-ms", "150".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
-    }
+/// A chat model. Retries and timeouts are the implementation's business.
+#[async_trait::async_trait]
+pub trait Llm: Send + Sync + std::fmt::Debug {
+    async fn complete(&self, request: ChatRequest) -> Result<ChatAnswer, LlmError>;
 }

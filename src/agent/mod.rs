@@ -6,7 +6,8 @@
 //!
 //! - [`settings`]: the `[agent]` config section and its environment overrides.
 //! - [`prompts`]: the system prompt and holding messages, editable at run time.
-//! - [`llm`]: the OpenAI-compatible chat client (async-openai) with our retries.
+//! - [`llm`]: the port to a chat model: the agent's own message, tool and answer types, and [`Llm`].
+//! - [`openai`]: the [`Llm`] for OpenAI-compatible endpoints (async-openai) with our retries.
 //! - [`tools`]: the three tools the model may call, and nothing else.
 //! - [`answer`]: the structured final output (JSON schema) and its parsing.
 //! - [`policy`]: the escalation rules that do not trust the model alone.
@@ -26,9 +27,9 @@ pub mod guard;
 pub mod history;
 pub mod keywords;
 pub mod knowledge_retriever;
-pub mod language;
 pub mod llm;
 pub mod memory;
+pub mod openai;
 pub mod outcome;
 pub mod policy;
 pub mod prompts;
@@ -38,7 +39,9 @@ pub mod sources;
 pub mod tools;
 pub mod turn;
 
-pub use language::Lang;
+/// The customer's language, as everywhere else in the program.
+pub use crate::domain::Language as Lang;
+pub use llm::{Llm, LlmError};
 pub use memory::InMemoryRetriever;
 pub use outcome::{Mode, TurnOutcome};
 pub use policy::{Reason, ReasonCode};

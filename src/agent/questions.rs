@@ -9,10 +9,10 @@ use anyhow::Context;
 use tracing::{info, info_span, Instrument};
 
 use super::knowledge_retriever::KnowledgeRetriever;
-use super::{Agent, HistoryMessage, Lang, Speaker, TurnRequest};
+use super::{Agent, HistoryMessage, Speaker, TurnRequest};
 use crate::contact::{Question, QuestionHandler, QuestionOutcome};
 use crate::daemon::ContactSetup;
-use crate::domain::{Author, Direction, Language};
+use crate::domain::{Author, Direction};
 use crate::knowledge::KnowledgeBase;
 use crate::moderator::Learner;
 use crate::store::{ApprovedPair, Store};
@@ -55,17 +55,13 @@ impl QuestionHandler for AgentQuestions {
         let span = info_span!("agent_turn", conversation = q.conversation_id, customer = q.customer_id);
         async {
             let history = self.history(q).await?;
-            let language = match q.language {
-                Language::Ru => Lang::Ru,
-                Language::En => Lang::En,
-            };
             let outcome = self
                 .agent
                 .answer(TurnRequest {
                     conversation_id: Some(q.conversation_id),
                     customer_id: Some(q.customer_id),
                     question: q.text.clone(),
-                    language: Some(language),
+                    language: Some(q.language),
                     history,
                 })
                 .await;

@@ -3,8 +3,9 @@
 //! changes an account: a model talked into "credit 1000 diamonds" has
 //! nothing to call, and a call to any other name is refused and escalated.
 
-use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools, FunctionObject};
 use serde::Deserialize;
+
+use super::llm::ToolDefinition;
 
 pub const SEARCH_KNOWLEDGE: &str = "search_knowledge";
 pub const ORDER_STATUS: &str = "order_status";
@@ -60,19 +61,12 @@ impl ToolCall {
     }
 }
 
-fn tool(name: &str, description: &str, parameters: serde_json::Value) -> ChatCompletionTools {
-    ChatCompletionTools::Function(ChatCompletionTool {
-        function: FunctionObject {
-            name: name.into(),
-            description: Some(description.into()),
-            parameters: Some(parameters),
-            strict: Some(true),
-        },
-    })
+fn tool(name: &str, description: &str, parameters: serde_json::Value) -> ToolDefinition {
+    ToolDefinition { name: name.into(), description: description.into(), parameters, strict: true }
 }
 
 /// The three tool definitions sent with every request.
-pub fn definitions() -> Vec<ChatCompletionTools> {
+pub fn definitions() -> Vec<ToolDefinition> {
     vec![
         tool(
             SEARCH_KNOWLEDGE,

@@ -54,7 +54,7 @@ pub struct ContactConfig {
     pub max_messages_per_day: u32,
     /// Where `contact/*.md` templates are read from (embedded defaults otherwise).
     pub prompts_dir: Option<PathBuf>,
-    /// The language for customers whose name and details are not clearly English.
+    /// The language for customers whose name, details and messages show none (`Language::detect`).
     pub default_language: Language,
     /// How often timers (reminders, timeouts) and order outcomes are checked.
     pub tick: Duration,

@@ -36,7 +36,7 @@ pub struct ContactSection {
     pub agent_turns_per_day: u32,
     /// Directory with `contact/*.ru.md` / `*.en.md` templates (built-in texts otherwise).
     pub prompts_dir: Option<PathBuf>,
-    /// `ru` or `en`: for customers whose name and messages are not clearly English.
+    /// `ru` or `en`: for customers whose name and messages show no language (digits, emoji, "ok").
     #[serde(default = "default_language")]
     pub language: String,
 }

@@ -1,57 +1,7 @@
-//! The customer dialogue's types: the language we write in and the
-//! dialogue state, persisted as JSON so a restart resumes exactly where
-//! the dialogue was.
-
-use std::fmt;
+//! The customer dialogue's types: the dialogue state, persisted as JSON so
+//! a restart resumes exactly where the dialogue was.
 
 use super::AccountId;
-
-/// The language of our messages to a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Language {
-    Ru,
-    En,
-}
-
-impl Language {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Ru => "ru",
-            Language::En => "en",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ru" | "rus" | "russian" => Some(Language::Ru),
-            "en" | "eng" | "english" => Some(Language::En),
-            _ => None,
-        }
-    }
-
-    /// `Some(En)` only when the text is clearly English (Latin letters and
-    /// no Cyrillic at all), `Some(Ru)` when it has Cyrillic, `None` when it
-    /// says nothing (digits, emoji). Russian is our default, so a mixed
-    /// text counts as Russian.
-    pub fn detect(text: &str) -> Option<Self> {
-        let cyrillic = text.chars().filter(|c| matches!(c, 'а'..='я' | 'А'..='Я' | 'ё' | 'Ё')).count();
-        let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
-        if cyrillic > 0 {
-            Some(Language::Ru)
-        } else if latin >= 3 {
-            Some(Language::En)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for Language {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Where the dialogue with one customer is. Times are unix ms on the
 /// contact clock.
@@ -169,14 +119,6 @@ impl Direction {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn russian_unless_clearly_english() {
-        assert_eq!(Language::detect("Иван Петров"), Some(Language::Ru));
-        assert_eq!(Language::detect("Anna Smith, account please"), Some(Language::En));
-        assert_eq!(Language::detect("Anna, мой ID"), Some(Language::Ru), "mixed counts as Russian");
-        assert_eq!(Language::detect("123456 🙂"), None);
-    }
 
     #[test]
     fn dialogue_state_round_trips_through_json() {

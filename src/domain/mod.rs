@@ -3,15 +3,17 @@
 //! re-checks an account ID, an amount or an order reference.
 
 mod account_id;
+mod language;
 mod money;
 mod order_ref;
 mod order_state;
 
 pub use account_id::{AccountId, AccountIdError};
+pub use language::{Language, UnknownLanguage};
 pub use money::{Currency, Money, MoneyError};
 pub use order_ref::OrderRef;
 pub use order_state::{EscalationReason, OrderState, TransitionError};
 
 // Customer contact.
 mod conversation;
-pub use conversation::{Author, DialogueState, Direction, Language, LinkStatus};
+pub use conversation::{Author, DialogueState, Direction, LinkStatus};

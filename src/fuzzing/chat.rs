@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use crate::agent::policy::Policy;
 use crate::agent::AgentSettings;
 use crate::domain::{AccountId, Language};
-use crate::knowledge::lexical::{detect_language, split_by_script};
+use crate::knowledge::lexical::split_by_script;
 use crate::knowledge::Redactor;
 use crate::moderator::commands::{parse, Command, Input};
 use crate::tribute::{AccountExtraction, AccountPattern};
@@ -37,7 +37,6 @@ pub(super) fn customer_message(data: &[u8]) {
         }
     }
     let _ = Language::detect(&message);
-    let _ = detect_language(&message);
     let _ = split_by_script(&message);
     let _ = POLICY.question_rules(&message, previous.as_deref());
     // The knowledge base learns from conversations only after redaction.

@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 
-use super::lexical::detect_language;
 use super::{ChunkKind, KnowledgeError};
+use crate::domain::Language;
 
 /// Limits for splitting long sections; measured in characters, not bytes,
 /// so Russian text gets the same room as English.
@@ -181,7 +181,7 @@ fn push_split(out: &mut Vec<Chunk>, title: &str, phrasings: &[String], text: &st
     let pieces = split_with_overlap(text, limits);
     let whole = pieces.len() == 1;
     for piece in pieces {
-        let language = detect_language(&format!("{title} {piece}"));
+        let language = Language::detect(&format!("{title} {piece}")).map(|l| l.as_str().to_owned());
         out.push(Chunk {
             title: title.to_owned(),
             phrasings: phrasings.to_vec(),
@@ -262,7 +262,9 @@ pub fn chunk_jsonl(name: &str, text: &str) -> Result<Vec<Chunk>, KnowledgeError>
                 reason: "question and answer must not be empty".into(),
             });
         }
-        let language = pair.language.or_else(|| detect_language(&format!("{} {}", pair.question, pair.answer)));
+        let language = pair
+            .language
+            .or_else(|| Language::detect(&format!("{} {}", pair.question, pair.answer)).map(|l| l.as_str().to_owned()));
         out.push(Chunk {
             title: pair.title.unwrap_or_else(|| pair.question.trim().to_owned()),
             phrasings: vec![],

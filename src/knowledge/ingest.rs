@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::{chunk_file, Chunk};
 use super::index::{uuid_from_digest, ChunkPayload, IndexPoint, StoredKey};
 use super::{ChunkKind, KnowledgeBase, KnowledgeError};
+use crate::domain::Language;
 use crate::store::ApprovedPair;
 
 /// Points written per index request.
@@ -148,7 +149,7 @@ pub(crate) fn pair_chunk(pair: &ApprovedPair) -> Chunk {
     let language = pair
         .language
         .clone()
-        .or_else(|| super::lexical::detect_language(&format!("{} {}", pair.question, pair.answer)));
+        .or_else(|| Language::detect(&format!("{} {}", pair.question, pair.answer)).map(|l| l.as_str().to_owned()));
     Chunk {
         title: pair.question.trim().to_owned(),
         phrasings: vec![],

@@ -105,25 +105,6 @@ fn is_cyrillic(c: char) -> bool {
     matches!(c, '\u{0400}'..='\u{04FF}')
 }
 
-/// "ru" when most letters are Cyrillic, "en" when most are Latin, else none.
-pub fn detect_language(text: &str) -> Option<String> {
-    let (mut cyr, mut lat) = (0usize, 0usize);
-    for c in text.chars() {
-        if is_cyrillic(c) {
-            cyr += 1;
-        } else if c.is_ascii_alphabetic() {
-            lat += 1;
-        }
-    }
-    if cyr + lat < 3 {
-        None
-    } else if cyr >= lat {
-        Some("ru".into())
-    } else {
-        Some("en".into())
-    }
-}
-
 #[cfg(all(test, feature = "edge"))]
 mod tests {
     use super::*;
@@ -158,12 +139,5 @@ mod tests {
         assert_eq!(overlap(&mixed, &en), 1);
         // Russian stop words are dropped in mixed text too.
         assert_eq!(lx.embed_query("и в на payment").indices, en.indices);
-    }
-
-    #[test]
-    fn language_detection() {
-        assert_eq!(detect_language("Как оплатить PayPal").as_deref(), Some("ru"));
-        assert_eq!(detect_language("How to pay").as_deref(), Some("en"));
-        assert_eq!(detect_language("12345").as_deref(), None);
     }
 }
