@@ -16,7 +16,6 @@ use crate::daemon::ContactSetup;
 use crate::moderator::ModeratorConfig;
 use crate::ops::{OpsSection, OpsSettings};
 use crate::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
-use crate::telegram::grammers::GrammersConfig;
 use crate::telegram::{TelegramApi, TelegramSection};
 use crate::tribute::ParserSection;
 use crate::webhook::WebhookSection;
@@ -158,11 +157,6 @@ impl Config {
     pub fn session_path(&self) -> PathBuf {
         self.telegram.session_path(&self.data_dir)
     }
-
-    /// The real Telegram adapter's settings (an error without API credentials).
-    pub fn grammers_config(&self) -> anyhow::Result<GrammersConfig> {
-        self.telegram.grammers_config(self.telegram_api.as_ref())
-    }
 }
 
 #[cfg(test)]
@@ -263,7 +257,7 @@ mod tests {
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("0123456789abcdef"), "api_hash leaked: {dbg}");
         assert!(!format!("{api:?}").contains("0123456789abcdef"));
-        let g = cfg.grammers_config().unwrap();
+        let g = cfg.telegram.grammers_config(cfg.telegram_api.as_ref()).unwrap();
         assert_eq!(g.api_id, 12345);
         assert_eq!(g.rate_limit, crate::telegram::grammers::RateLimit::default());
         assert!(cfg.session_path().ends_with("telegram.session"));
@@ -293,7 +287,7 @@ mod tests {
         })
         .unwrap();
         assert!(no_api.telegram_api.is_none());
-        assert!(no_api.grammers_config().unwrap_err().to_string().contains(API_HASH_ENV));
+        assert!(no_api.telegram.grammers_config(None).unwrap_err().to_string().contains(API_HASH_ENV));
     }
 
     #[test]

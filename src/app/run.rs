@@ -42,7 +42,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let agent_file = file.clone();
     let cfg = Config::resolve(file, env)?;
-    let telegram = cfg.grammers_config()?;
+    let telegram = cfg.telegram.grammers_config(cfg.telegram_api.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("Failed to create {}", cfg.data_dir.display()))?;
     let db = cfg.database_path();
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;

@@ -60,6 +60,6 @@ pub(super) fn config(data: &[u8]) {
     let _ = config.backend_config();
     let _ = config.workflow_config();
     let _ = config.ingest_config();
-    let _ = config.grammers_config();
+    let _ = config.telegram.grammers_config(config.telegram_api.as_ref());
     let _ = config.session_path();
 }

@@ -1,6 +1,6 @@
 //! Lexical (BM25) sparse vectors for Russian and English without any model.
 //!
-//! Qdrant Edge's `EdgeBm25` does the tokenising, lowercasing, stop words,
+//! The index's BM25 encoder (`index::bm25`) does the tokenising, lowercasing, stop words,
 //! Snowball stemming and BM25 term weighting, but for one language at a
 //! time. Customer text mixes both ("оплатить через PayPal"), so each word is
 //! routed by its script: Cyrillic words go through the Russian model, the
@@ -9,14 +9,13 @@
 //! vectors serve both backends: sparse vectors are always computed here and
 //! the collection applies IDF at search time.
 
+use super::index::{bm25, SparseEncoder};
 use super::{KnowledgeError, SparseVec};
 
 /// Two BM25 models behind one interface; cheap to share (`Arc`).
 pub struct Lexical {
-    #[cfg(feature = "edge")]
-    ru: qdrant_edge::bm25_embed::EdgeBm25,
-    #[cfg(feature = "edge")]
-    en: qdrant_edge::bm25_embed::EdgeBm25,
+    ru: Box<dyn SparseEncoder>,
+    en: Box<dyn SparseEncoder>,
 }
 
 impl std::fmt::Debug for Lexical {
@@ -26,29 +25,8 @@ impl std::fmt::Debug for Lexical {
 }
 
 impl Lexical {
-    #[cfg(feature = "edge")]
     pub fn new() -> Result<Self, KnowledgeError> {
-        use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
-        // Built from JSON: the stop-word and stemmer types are not re-exported
-        // by the crate, but the config's serde shape is its documented format.
-        let model = |language: &str| -> Result<EdgeBm25, KnowledgeError> {
-            let config: EdgeBm25Config = serde_json::from_value(serde_json::json!({
-                "language": language,
-                "lowercase": true,
-                "stopwords": { "languages": ["english", "russian"] },
-                "stemmer": { "type": "snowball", "language": language },
-                // FAQ sections are short; the default 256 over-rewards length.
-                "avg_len": 60.0,
-            }))
-            .map_err(|e| KnowledgeError::Lexical(format!("BM25 config for {language}: {e}")))?;
-            EdgeBm25::new(config).map_err(|e| KnowledgeError::Lexical(format!("BM25 model for {language}: {e}")))
-        };
-        Ok(Self { ru: model("russian")?, en: model("english")? })
-    }
-
-    #[cfg(not(feature = "edge"))]
-    pub fn new() -> Result<Self, KnowledgeError> {
-        Err(KnowledgeError::NotBuilt("edge (the BM25 embedder comes from qdrant-edge)"))
+        Ok(Self { ru: bm25::encoder("russian")?, en: bm25::encoder("english")? })
     }
 
     /// The vector stored with a chunk (term frequencies, BM25-saturated).
@@ -61,23 +39,16 @@ impl Lexical {
         self.embed(text, true)
     }
 
-    #[cfg(feature = "edge")]
     fn embed(&self, text: &str, query: bool) -> SparseVec {
         let (ru, en) = split_by_script(text);
-        let run = |m: &qdrant_edge::bm25_embed::EdgeBm25, t: &str| {
+        let run = |m: &dyn SparseEncoder, t: &str| {
             if t.is_empty() {
                 return None;
             }
-            let v = if query { m.embed_query(t) } else { m.embed_document(t) };
-            Some(SparseVec { indices: v.indices, values: v.values })
+            Some(if query { m.embed_query(t) } else { m.embed_document(t) })
         };
-        let parts: Vec<SparseVec> = [run(&self.ru, &ru), run(&self.en, &en)].into_iter().flatten().collect();
+        let parts: Vec<SparseVec> = [run(&*self.ru, &ru), run(&*self.en, &en)].into_iter().flatten().collect();
         SparseVec::sum(parts)
-    }
-
-    #[cfg(not(feature = "edge"))]
-    fn embed(&self, _text: &str, _query: bool) -> SparseVec {
-        SparseVec::default()
     }
 }
 

@@ -9,6 +9,7 @@
 //! is an error that says to re-ingest, because vectors of two models are not
 //! comparable.
 
+pub mod bm25;
 #[cfg(feature = "edge")]
 pub mod edge;
 #[cfg(feature = "qdrant")]
@@ -17,6 +18,14 @@ pub mod remote;
 use serde::{Deserialize, Serialize};
 
 use super::{ChunkKind, KnowledgeError, SearchFilter, SparseVec};
+
+/// Turns text into the sparse vector stored under [`LEXICAL`].
+pub trait SparseEncoder: Send + Sync {
+    /// The vector stored with a chunk (term frequencies, BM25-saturated).
+    fn embed_document(&self, text: &str) -> SparseVec;
+    /// The vector a query is searched with (one per distinct term).
+    fn embed_query(&self, text: &str) -> SparseVec;
+}
 
 /// Name of the dense vector in the collection.
 pub const DENSE: &str = "dense";
