@@ -40,39 +40,54 @@ pub struct NewConversationMessage {
     pub order_ids: Vec<i64>,
 }
 
-/// One stored conversation message.
+/// One stored conversation message. Serialises as the review export's
+/// `messages[]` entry (docs/export.md), less the `order_refs` and
+/// `agent_turn_id` the export works out.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConversationMessage {
     pub id: i64,
+    #[serde(skip)]
     pub conversation_id: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub at: i64,
     pub direction: Direction,
     pub author: Author,
     pub author_id: Option<i64>,
     pub text: String,
     pub template: Option<String>,
+    #[serde(skip)]
     pub telegram_chat_id: Option<i64>,
+    #[serde(skip)]
     pub telegram_message_id: Option<i64>,
+    #[serde(skip)]
     pub order_ids: Vec<i64>,
 }
 
-/// One order inside a conversation.
+/// One order inside a conversation (a row of `conversation_orders`).
+/// Serialises as the link's fields of the review export's `orders[]` entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConversationOrder {
+    #[serde(skip)]
     pub conversation_id: i64,
+    #[serde(skip)]
     pub order_id: i64,
-    pub status: LinkStatus,
-    /// Why the customer was asked (an `EscalationReason` name).
-    pub reason: String,
     /// The account ID the customer gave last.
     pub account: Option<String>,
+    #[serde(rename = "link_status")]
+    pub status: LinkStatus,
+    /// Why the customer was asked (an `EscalationReason` name).
+    #[serde(rename = "link_reason")]
+    pub reason: String,
     /// Account IDs from the customer the backend refused for this order.
+    #[serde(rename = "account_rejections")]
     pub rejections: i64,
+    #[serde(skip)]
     pub linked_at: i64,
+    #[serde(skip)]
     pub updated_at: i64,
 }
 
-fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
+pub(super) fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
     let id: i64 = r.get("id");
     let corrupt = |what: &str| StoreError::Corrupt(format!("conversation {id}: {what}"));
     Ok(ConversationRecord {
@@ -86,7 +101,7 @@ fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
     })
 }
 
-fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
+pub(super) fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
     let id: i64 = r.get("id");
     let corrupt = |what: &str| StoreError::Corrupt(format!("conversation message {id}: {what}"));
     Ok(ConversationMessage {
@@ -104,7 +119,7 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
     })
 }
 
-fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
+pub(super) fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
     let order_id: i64 = r.get("order_id");
     Ok(ConversationOrder {
         conversation_id: r.get("conversation_id"),

@@ -22,6 +22,9 @@ mod customer_outbox;
 
 // Conversation review export.
 pub mod export;
+// How the row types serialise (as the review export's records).
+pub(crate) mod serde_time;
+pub use serde_time::rfc3339;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -48,41 +48,64 @@ impl AccountStatus {
     }
 }
 
-/// An order as stored.
-#[derive(Debug, Clone)]
+/// An order as stored. Serialises as the review export's `orders[]` entry
+/// (docs/export.md), less what the export adds from the order's
+/// conversation link ([`super::ConversationOrder`]) and its `history`.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct OrderRecord {
+    #[serde(skip)]
     pub id: i64,
     pub order_ref: OrderRef,
-    pub chat_id: ChatId,
-    pub message_id: MessageId,
-    pub customer_name: String,
-    pub customer_id: Option<i64>,
-    pub customer_username: Option<String>,
-    pub product: String,
-    pub price: Money,
-    pub details: String,
-    pub account: AccountStatus,
     pub state: OrderState,
-    pub activation_id: Option<String>,
-    pub reply_message_id: Option<MessageId>,
-    pub button_message_id: Option<MessageId>,
+    pub product: String,
+    /// Serialised as `amount_minor` and `currency`.
+    #[serde(flatten)]
+    pub price: Money,
+    pub customer_name: String,
+    pub customer_username: Option<String>,
+    pub details: String,
     pub escalation_reason: Option<String>,
+    pub activation_id: Option<String>,
+    #[serde(serialize_with = "super::serde_time::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub chat_id: ChatId,
+    #[serde(skip)]
+    pub message_id: MessageId,
+    #[serde(skip)]
+    pub customer_id: Option<i64>,
+    /// Not exported: the export's `account` is the one given in the conversation.
+    #[serde(skip)]
+    pub account: AccountStatus,
+    #[serde(skip)]
+    pub reply_message_id: Option<MessageId>,
+    #[serde(skip)]
+    pub button_message_id: Option<MessageId>,
+    #[serde(skip)]
     pub activation_failures: i64,
     /// Not due before this (unix ms); `None`: due now if unsettled.
+    #[serde(skip)]
     pub next_attempt_at: Option<i64>,
     /// The random_id our reply to Tribute was (or is about to be) sent with.
+    #[serde(skip)]
     pub reply_random_id: Option<i64>,
     /// When the order entered `replied`: the Send button's deadline counts from here.
+    #[serde(skip)]
     pub replied_at: Option<i64>,
     /// Telegram failures of the current step in a row.
+    #[serde(skip)]
     pub step_failures: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
 }
 
-/// One line of an order's history.
+/// One line of an order's history (a row of `order_events`); serialises as
+/// the review export's `orders[].history[]` entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OrderEvent {
+    #[serde(skip)]
+    pub order_id: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub at: i64,
     pub from_state: Option<String>,
     pub to_state: String,
@@ -167,7 +190,7 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
-fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
+pub(super) fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("order {}: {what}", row.get::<i64, _>("id")));
     let currency: Currency = row.get::<&str, _>("currency").parse().map_err(|_| corrupt("currency"))?;
     let price = Money::new(row.get("amount_minor"), currency).map_err(|_| corrupt("amount"))?;
@@ -198,6 +221,16 @@ fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     })
+}
+
+pub(super) fn event_from_row(r: &SqliteRow) -> OrderEvent {
+    OrderEvent {
+        order_id: r.get("order_id"),
+        at: r.get("at"),
+        from_state: r.get("from_state"),
+        to_state: r.get("to_state"),
+        note: r.get("note"),
+    }
 }
 
 impl OrderRecord {
@@ -245,20 +278,11 @@ impl Store {
     }
 
     pub async fn order_events(&self, order_id: i64) -> StoreResult<Vec<OrderEvent>> {
-        let rows =
-            sqlx::query("SELECT at, from_state, to_state, note FROM order_events WHERE order_id = ? ORDER BY id")
-                .bind(order_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| OrderEvent {
-                at: r.get("at"),
-                from_state: r.get("from_state"),
-                to_state: r.get("to_state"),
-                note: r.get("note"),
-            })
-            .collect())
+        let rows = sqlx::query("SELECT * FROM order_events WHERE order_id = ? ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_from_row).collect())
     }
 
     /// Commits a state transition, its event and any moderator card in one
