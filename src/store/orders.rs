@@ -190,6 +190,73 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
+/// What an order transition writes besides the state. Every transition
+/// sets `updated_at` and clears `next_attempt_at` (the order is due now in
+/// its new state); the rest is written only when set here.
+#[derive(Debug, Default)]
+pub(super) struct OrderChanges<'a> {
+    pub activation_id: Option<&'a str>,
+    pub reply_message_id: Option<MessageId>,
+    pub button_message_id: Option<MessageId>,
+    pub escalation_reason: Option<&'a str>,
+    /// The order's account IDs, replaced (a JSON array).
+    pub account_candidates: Option<&'a str>,
+    pub reset_activation_failures: bool,
+    pub reset_step_failures: bool,
+    /// Applies only to an order that was never activated (`activation_id IS NULL`).
+    pub unless_activated: bool,
+}
+
+/// The compare-and-set every order state change goes through: in the
+/// caller's transaction, moves the order from `from` to `to` (a step the
+/// state machine allows, [`OrderState::transition`]) with `changes`, and
+/// logs the step with `note` in `order_events`, only if the order is still
+/// in `from` (and never activated, with `unless_activated`). Returns
+/// whether it applied; when it did not, nothing was written.
+pub(super) async fn cas_order_state(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: i64,
+    from: OrderState,
+    to: OrderState,
+    changes: &OrderChanges<'_>,
+    note: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    from.transition(to)?;
+    let applied = sqlx::query(
+        "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
+            activation_id = COALESCE(?3, activation_id),
+            reply_message_id = COALESCE(?4, reply_message_id),
+            button_message_id = COALESCE(?5, button_message_id),
+            escalation_reason = COALESCE(?6, escalation_reason),
+            account_candidates = COALESCE(?7, account_candidates),
+            activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
+            step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
+            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END
+         WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(changes.activation_id)
+    .bind(changes.reply_message_id)
+    .bind(changes.button_message_id)
+    .bind(changes.escalation_reason)
+    .bind(changes.account_candidates)
+    .bind(changes.reset_activation_failures)
+    .bind(changes.reset_step_failures)
+    .bind(order_id)
+    .bind(from.as_str())
+    .bind(changes.unless_activated)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if applied {
+        insert_event(tx, order_id, Some(from), to, note, now).await?;
+    }
+    Ok(applied)
+}
+
 pub(super) fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("order {}: {what}", row.get::<i64, _>("id")));
     let currency: Currency = row.get::<&str, _>("currency").parse().map_err(|_| corrupt("currency"))?;
@@ -289,36 +356,19 @@ impl Store {
     /// transaction, only if the order is still in `from` (so two workers
     /// can never both take the same step).
     pub async fn transition(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<()> {
-        from.transition(t.to)?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE orders SET state = ?, updated_at = ?,
-                activation_id = COALESCE(?, activation_id),
-                reply_message_id = COALESCE(?, reply_message_id),
-                button_message_id = COALESCE(?, button_message_id),
-                escalation_reason = COALESCE(?, escalation_reason),
-                next_attempt_at = NULL, step_failures = 0,
-                replied_at = CASE WHEN ? = 'replied' THEN ? ELSE replied_at END
-             WHERE id = ? AND state = ?",
-        )
-        .bind(t.to.as_str())
-        .bind(now)
-        .bind(&t.activation_id)
-        .bind(t.reply_message_id)
-        .bind(t.button_message_id)
-        .bind(t.escalation.as_ref().map(|c| c.reason.as_str()))
-        .bind(t.to.as_str())
-        .bind(now)
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        let changes = OrderChanges {
+            activation_id: t.activation_id.as_deref(),
+            reply_message_id: t.reply_message_id,
+            button_message_id: t.button_message_id,
+            escalation_reason: t.escalation.as_ref().map(|c| c.reason.as_str()),
+            reset_step_failures: true,
+            ..OrderChanges::default()
+        };
+        if !cas_order_state(&mut tx, order_id, from, t.to, &changes, &t.note, now).await? {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
-        insert_event(&mut tx, order_id, Some(from), t.to, &t.note, now).await?;
         if let Some(card) = &t.escalation {
             insert_card(&mut tx, card, now).await?;
         }
