@@ -29,7 +29,7 @@ async fn seed(db: &std::path::Path, from: i64, to: i64) {
     let t0 = 1_768_003_200_000i64;
     for id in from..to {
         let at = t0 + id * 1000;
-        sqlx::query("INSERT INTO conversations (id, customer_id, customer_name, language, state, state_json, created_at, updated_at) VALUES (?, ?, 'Иван Петров', 'ru', 'idle', '{}', ?, ?)")
+        sqlx::query("INSERT INTO conversations (id, customer_id, customer_name, language, state, state_json, created_at, updated_at) VALUES (?, ?, 'Иван Петров', 'ru', 'idle', '{\"state\":\"idle\"}', ?, ?)")
             .bind(id).bind(100_000 + id).bind(at).bind(at + 60_000).execute(&mut *tx).await.unwrap();
         sqlx::query("INSERT INTO tribute_messages (chat_id, message_id, sender_id, outgoing, date, text, entities_json, buttons_json, kind, received_at) VALUES (1, ?, 1, 0, ?, 'order', '[]', '[]', 'order', ?)")
             .bind(id).bind(at / 1000).bind(at).execute(&mut *tx).await.unwrap();

@@ -127,7 +127,15 @@ pub async fn orders(cmd: OrdersCommand, config: Option<&Path>) -> anyhow::Result
             let events = store.order_events(order.id).await?;
             if json {
                 let mut v = order_json(&order);
-                v["events"] = serde_json::to_value(&events)?;
+                // Times in unix ms here (`OrderEvent` serialises as the review export's RFC 3339).
+                v["events"] = events
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "at": e.at, "from_state": e.from_state, "to_state": e.to_state, "note": e.note,
+                        })
+                    })
+                    .collect();
                 println!("{v}");
             } else {
                 println!("{}", order_details(&order));

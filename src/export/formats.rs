@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::model::ConversationExport;
+use super::model::{rfc3339, ConversationExport, MessageExport, OrderExport};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,12 +87,13 @@ impl ExportWriter for Csv {
     fn conversation(&mut self, out: &mut dyn Write, c: &ConversationExport) -> io::Result<()> {
         let conv = c.id.to_string();
         let customer = c.customer.telegram_id.to_string();
-        for m in &c.messages {
-            let turn = m.agent_turn_id.and_then(|id| c.agent_turns.iter().find(|t| t.id == id));
+        for MessageExport { message: m, order_refs, agent_turn_id } in &c.messages {
+            let turn = agent_turn_id.and_then(|id| c.agent_turns.iter().find(|t| t.id == id));
             let confidence = turn.and_then(|t| t.confidence).map(|x| format!("{x:.2}")).unwrap_or_default();
             let escalated = turn.map(|t| t.escalated.to_string()).unwrap_or_default();
             let id = m.id.to_string();
-            let orders = m.order_refs.join(" ");
+            let at = rfc3339(m.at);
+            let orders = order_refs.join(" ");
             csv_row(
                 out,
                 &[
@@ -100,9 +101,9 @@ impl ExportWriter for Csv {
                     &customer,
                     &c.customer.name,
                     &id,
-                    &m.at,
-                    &m.direction,
-                    &m.author,
+                    &at,
+                    m.direction.as_str(),
+                    m.author.as_str(),
                     &m.text,
                     &orders,
                     &confidence,
@@ -235,33 +236,35 @@ impl ExportWriter for Html {
         }
         s.push_str(&format!(
             "</h2>\n<div class=\"meta\">{} — {} · language {} · state {}</div>\n",
-            e(&c.created_at),
-            e(&c.updated_at),
-            e(&c.language),
-            e(&c.state)
+            e(&rfc3339(c.created_at)),
+            e(&rfc3339(c.updated_at)),
+            e(c.language.as_str()),
+            e(c.state)
         ));
         if !c.orders.is_empty() {
             s.push_str("<details class=\"orders\"><summary>Orders</summary><table><tr><th>Order</th><th>State</th><th>Product</th><th>Amount</th><th>History</th></tr>\n");
-            for o in &c.orders {
-                let history: Vec<String> =
-                    o.history.iter().map(|h| format!("{} → {} ({})", e(&h.at), e(&h.to_state), e(&h.note))).collect();
+            for OrderExport { order: o, history, .. } in &c.orders {
+                let history: Vec<String> = history
+                    .iter()
+                    .map(|h| format!("{} → {} ({})", e(&rfc3339(h.at)), e(&h.to_state), e(&h.note)))
+                    .collect();
                 s.push_str(&format!(
                     "<tr class=\"order\" data-state=\"{st}\"><td>{r}</td><td>{st}</td><td>{p}</td><td>{a} {cur}</td><td>{h}</td></tr>\n",
-                    r = e(&o.order_ref),
-                    st = e(&o.state),
+                    r = e(o.order_ref.as_str()),
+                    st = e(o.state.as_str()),
                     p = e(&o.product),
-                    a = o.amount_minor,
-                    cur = e(&o.currency),
+                    a = o.price.amount_minor,
+                    cur = e(o.price.currency.code()),
                     h = history.join("<br>"),
                 ));
             }
             s.push_str("</table></details>\n");
         }
         s.push_str("<div class=\"transcript\">\n");
-        for m in &c.messages {
-            let turn = m.agent_turn_id.and_then(|id| c.agent_turns.iter().find(|t| t.id == id));
+        for MessageExport { message: m, agent_turn_id, .. } in &c.messages {
+            let turn = agent_turn_id.and_then(|id| c.agent_turns.iter().find(|t| t.id == id));
             let escalated = turn.is_some_and(|t| t.escalated);
-            let mut meta = format!("{} · {} · {}", e(&m.at), e(&m.author), e(&m.direction));
+            let mut meta = format!("{} · {} · {}", e(&rfc3339(m.at)), e(m.author.as_str()), e(m.direction.as_str()));
             if let Some(t) = turn {
                 if let Some(x) = t.confidence {
                     let level = if x < 0.5 {
@@ -279,8 +282,8 @@ impl ExportWriter for Html {
             }
             s.push_str(&format!(
                 "<div class=\"msg {dir} author-{author}{esc}\" data-message-id=\"{id}\"><span class=\"meta\">{meta}</span>{text}</div>\n",
-                dir = e(&m.direction),
-                author = e(&m.author),
+                dir = e(m.direction.as_str()),
+                author = e(m.author.as_str()),
                 esc = if escalated { " agent-escalated" } else { "" },
                 id = m.id,
                 text = e(&m.text),
@@ -292,17 +295,17 @@ impl ExportWriter for Html {
             for k in &c.cases {
                 s.push_str(&format!(
                     "<li class=\"case\">Case {} ({}) — {} · {}{}</li>\n",
-                    e(k.short_id.as_deref().unwrap_or("—")),
+                    e(&k.short_id),
                     e(&k.reason),
-                    e(&k.status),
+                    e(k.status.as_str()),
                     e(k.outcome.as_deref().unwrap_or("—")),
-                    k.order_ref.as_deref().map(|r| format!(" · order {}", e(r))).unwrap_or_default(),
+                    k.order_ref.as_ref().map(|r| format!(" · order {}", e(r.as_str()))).unwrap_or_default(),
                 ));
             }
             for a in &c.moderator_actions {
                 s.push_str(&format!(
                     "<li class=\"action\">{} · moderator {} · {} {}{}</li>\n",
-                    e(&a.at),
+                    e(&rfc3339(a.at)),
                     a.moderator_id,
                     e(&a.action),
                     e(&a.detail),

@@ -4,29 +4,41 @@
 
 use serde::Serialize;
 
+use crate::domain::Language;
+pub use crate::store::rfc3339;
+use crate::store::{
+    AgentTurnRecord, AuditEntry, CaseRecord, ConversationMessage, ConversationOrder, OrderEvent, OrderRecord,
+};
+
 /// Bumped when a field is removed or changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What replaces a customer's display name or username when redacting.
 pub const REDACTED_NAME: &str = "[NAME]";
 
+/// One conversation's record: the conversation and everything attached to
+/// it. The tables' rows are the store's row types, which serialise as the
+/// schema's entries; only the links between them are worked out here.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationExport {
     pub schema_version: u32,
     pub id: i64,
     pub customer: Customer,
-    pub language: String,
-    pub state: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub language: Language,
+    /// The dialogue state's name.
+    pub state: &'static str,
+    #[serde(serialize_with = "crate::store::serde_time::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::store::serde_time::ms")]
+    pub updated_at: i64,
     pub redacted: bool,
     pub flags: Flags,
     pub outcome: Outcome,
     pub messages: Vec<MessageExport>,
     pub orders: Vec<OrderExport>,
-    pub agent_turns: Vec<AgentTurnExport>,
-    pub cases: Vec<CaseExport>,
-    pub moderator_actions: Vec<ModeratorActionExport>,
+    pub agent_turns: Vec<AgentTurnRecord>,
+    pub cases: Vec<CaseRecord>,
+    pub moderator_actions: Vec<AuditEntry>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,96 +91,22 @@ impl Outcome {
     }
 }
 
+/// A message with what it is linked to: the refs of its orders and, for
+/// an agent message, the turn that produced it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageExport {
-    pub id: i64,
-    pub at: String,
-    /// in | out | internal
-    pub direction: String,
-    /// customer | assistant | agent | moderator
-    pub author: String,
-    /// The moderator's Telegram id for moderator messages.
-    pub author_id: Option<i64>,
-    pub text: String,
-    pub template: Option<String>,
+    #[serde(flatten)]
+    pub message: ConversationMessage,
     pub order_refs: Vec<String>,
-    /// For agent messages: the agent turn that produced it.
     pub agent_turn_id: Option<i64>,
 }
 
+/// An order in the conversation: the order, its conversation link and its history.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderExport {
-    pub order_ref: String,
-    pub state: String,
-    pub product: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub customer_name: String,
-    pub customer_username: Option<String>,
-    pub details: String,
-    pub account: Option<String>,
-    /// Where the order stands in this conversation (conversation_orders.status).
-    pub link_status: String,
-    pub link_reason: String,
-    pub account_rejections: i64,
-    pub escalation_reason: Option<String>,
-    pub activation_id: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub history: Vec<OrderEventExport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OrderEventExport {
-    pub at: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub note: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentTurnExport {
-    pub id: i64,
-    pub at: String,
-    pub question: String,
-    pub answer: Option<String>,
-    pub reply: String,
-    pub language: String,
-    pub confidence: Option<f64>,
-    pub sources: serde_json::Value,
-    pub reasons: serde_json::Value,
-    pub escalated: bool,
-    pub mode: String,
-    pub latency_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseExport {
-    pub id: i64,
-    pub short_id: Option<String>,
-    pub reason: String,
-    pub order_ref: Option<String>,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub pending_account: Option<String>,
-    pub opened_at: String,
-    pub closed_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ModeratorActionExport {
-    pub id: i64,
-    pub at: String,
-    pub moderator_id: i64,
-    pub case_id: Option<i64>,
-    pub action: String,
-    pub detail: String,
-    pub allowed: bool,
-}
-
-/// Unix ms → RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| ms.to_string())
+    #[serde(flatten)]
+    pub order: OrderRecord,
+    #[serde(flatten)]
+    pub link: ConversationOrder,
+    pub history: Vec<OrderEvent>,
 }

@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::domain::{Author, OrderState};
 use crate::knowledge::redact::Redactor;
 use crate::store::export::{ExportPage, ExportQuery};
-use crate::store::{Store, StoreResult};
+use crate::store::{CaseStatus, ConversationOrder, OrderRecord, Store, StoreResult};
 
 use super::model::*;
 
@@ -32,27 +33,22 @@ impl Pii {
         self.redactor.is_some()
     }
 
-    fn text(&self, s: &str) -> String {
-        match &self.redactor {
-            Some(r) => r.redact(s),
-            None => s.to_owned(),
+    fn text(&self, s: &mut String) {
+        if let Some(r) = &self.redactor {
+            *s = r.redact(s);
         }
     }
 
-    fn name(&self, s: &str) -> String {
+    fn name(&self, s: &mut String) {
         if self.is_on() {
-            REDACTED_NAME.to_owned()
-        } else {
-            s.to_owned()
+            *s = REDACTED_NAME.to_owned();
         }
     }
 
     /// Account IDs are PII whole: no pattern needed to know it.
-    fn account(&self, s: &str) -> String {
+    fn account(&self, s: &mut String) {
         if self.is_on() {
-            crate::knowledge::redact::ACCOUNT_ID.to_owned()
-        } else {
-            s.to_owned()
+            *s = crate::knowledge::redact::ACCOUNT_ID.to_owned();
         }
     }
 }
@@ -103,30 +99,67 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
         }
         m
     }
+    // An order has one link, which says whose conversation it is in.
+    let mut links: HashMap<i64, ConversationOrder> = page.links.into_iter().map(|l| (l.order_id, l)).collect();
+    let mut orders: HashMap<i64, Vec<(OrderRecord, ConversationOrder)>> = HashMap::new();
+    for o in page.orders {
+        if let Some(link) = links.remove(&o.id) {
+            orders.entry(link.conversation_id).or_default().push((o, link));
+        }
+    }
+    // A moderator action belongs to its case's conversation.
+    let case_conversation: HashMap<i64, i64> =
+        page.cases.iter().filter_map(|k| Some((k.id, k.conversation_id?))).collect();
+    let mut audit =
+        group(page.audit, |a| a.case_id.and_then(|k| case_conversation.get(&k).copied()).unwrap_or_default());
     let mut messages = group(page.messages, |r| r.conversation_id);
-    let mut orders = group(page.orders, |r| r.conversation_id);
-    let mut events = group(page.order_events, |r| r.conversation_id);
-    let mut turns = group(page.agent_turns, |r| r.conversation_id);
-    let mut cases = group(page.cases, |r| r.conversation_id);
-    let mut audit = group(page.audit, |r| r.conversation_id);
+    let mut events = group(page.order_events, |e| e.order_id);
+    let mut turns = group(page.agent_turns, |r| r.conversation_id.unwrap_or_default());
+    let mut cases = group(page.cases, |r| r.conversation_id.unwrap_or_default());
 
     page.conversations
         .into_iter()
         .map(|c| {
             let msgs = messages.remove(&c.id).unwrap_or_default();
             let ords = orders.remove(&c.id).unwrap_or_default();
-            let mut evs = group(events.remove(&c.id).unwrap_or_default(), |e| e.order_id);
-            let trs = turns.remove(&c.id).unwrap_or_default();
-            let css = cases.remove(&c.id).unwrap_or_default();
-            let aud = audit.remove(&c.id).unwrap_or_default();
+            let mut trs = turns.remove(&c.id).unwrap_or_default();
+            let mut css = cases.remove(&c.id).unwrap_or_default();
+            let mut aud = audit.remove(&c.id).unwrap_or_default();
 
-            let ref_by_id: HashMap<i64, String> = ords.iter().map(|o| (o.id, o.order_ref.clone())).collect();
+            let flags = Flags {
+                escalated: trs.iter().any(|t| t.escalated)
+                    || !css.is_empty()
+                    || ords.iter().any(|(o, _)| o.state == OrderState::Escalated),
+                answered_by_agent: false,
+                moderator: !css.is_empty() || msgs.iter().any(|m| m.author == Author::Moderator),
+                failed: ords.iter().any(|(o, _)| o.state == OrderState::Failed),
+            };
+            let flags = Flags { answered_by_agent: !flags.escalated && trs.iter().any(|t| !t.escalated), ..flags };
+            let outcome = if flags.failed {
+                Outcome::Failed
+            } else if css.iter().any(|k| k.status == CaseStatus::Open) {
+                Outcome::WithModerator
+            } else if !css.is_empty() {
+                Outcome::ClosedByModerator
+            } else if flags.escalated {
+                Outcome::Escalated
+            } else if !ords.is_empty()
+                && ords.iter().all(|(o, _)| matches!(o.state, OrderState::Replied | OrderState::Confirmed))
+            {
+                Outcome::Completed
+            } else if flags.answered_by_agent {
+                Outcome::AnsweredByAgent
+            } else {
+                Outcome::Open
+            };
+
+            let ref_by_id: HashMap<i64, &str> = ords.iter().map(|(o, _)| (o.id, o.order_ref.as_str())).collect();
             // An agent message is the reply of the turn with the same text, else the closest turn before it.
             let mut used = vec![false; trs.len()];
             let messages = msgs
-                .iter()
-                .map(|m| {
-                    let agent_turn_id = (m.author == "agent")
+                .into_iter()
+                .map(|mut m| {
+                    let agent_turn_id = (m.author == Author::Agent)
                         .then(|| {
                             let exact = trs.iter().enumerate().find(|(i, t)| !used[*i] && t.reply == m.text);
                             let before = || trs.iter().enumerate().rfind(|(i, t)| !used[*i] && t.at <= m.at);
@@ -136,142 +169,64 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                             })
                         })
                         .flatten();
-                    let order_refs = serde_json::from_str::<Vec<i64>>(&m.order_ids)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|id| ref_by_id.get(id).cloned())
-                        .collect();
-                    MessageExport {
-                        id: m.id,
-                        at: rfc3339(m.at),
-                        direction: m.direction.clone(),
-                        author: m.author.clone(),
-                        author_id: m.author_id,
-                        text: pii.text(&m.text),
-                        template: m.template.clone(),
-                        order_refs,
-                        agent_turn_id,
-                    }
+                    let order_refs =
+                        m.order_ids.iter().filter_map(|id| ref_by_id.get(id).map(|r| (*r).to_owned())).collect();
+                    pii.text(&mut m.text);
+                    MessageExport { message: m, order_refs, agent_turn_id }
                 })
                 .collect();
-
-            let flags = Flags {
-                escalated: trs.iter().any(|t| t.escalated)
-                    || !css.is_empty()
-                    || ords.iter().any(|o| o.state == "escalated"),
-                answered_by_agent: false,
-                moderator: !css.is_empty() || msgs.iter().any(|m| m.author == "moderator"),
-                failed: ords.iter().any(|o| o.state == "failed"),
-            };
-            let flags = Flags { answered_by_agent: !flags.escalated && trs.iter().any(|t| !t.escalated), ..flags };
-            let outcome = if flags.failed {
-                Outcome::Failed
-            } else if css.iter().any(|k| k.status == "open") {
-                Outcome::WithModerator
-            } else if !css.is_empty() {
-                Outcome::ClosedByModerator
-            } else if flags.escalated {
-                Outcome::Escalated
-            } else if !ords.is_empty() && ords.iter().all(|o| o.state == "replied" || o.state == "confirmed") {
-                Outcome::Completed
-            } else if flags.answered_by_agent {
-                Outcome::AnsweredByAgent
-            } else {
-                Outcome::Open
-            };
 
             let orders = ords
                 .into_iter()
-                .map(|o| OrderExport {
-                    history: evs
-                        .remove(&o.id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|e| OrderEventExport {
-                            at: rfc3339(e.at),
-                            from_state: e.from_state,
-                            to_state: e.to_state,
-                            note: pii.text(&e.note),
-                        })
-                        .collect(),
-                    order_ref: o.order_ref,
-                    state: o.state,
-                    product: o.product,
-                    amount_minor: o.amount_minor,
-                    currency: o.currency,
-                    customer_name: pii.name(&o.customer_name),
-                    customer_username: o.customer_username.as_deref().map(|u| pii.name(u)),
-                    details: pii.text(&o.details),
-                    account: o.account.as_deref().map(|a| pii.account(a)),
-                    link_status: o.link_status,
-                    link_reason: o.link_reason,
-                    account_rejections: o.rejections,
-                    escalation_reason: o.escalation_reason,
-                    activation_id: o.activation_id,
-                    created_at: rfc3339(o.created_at),
-                    updated_at: rfc3339(o.updated_at),
+                .map(|(mut order, mut link)| {
+                    let mut history = events.remove(&order.id).unwrap_or_default();
+                    for e in &mut history {
+                        pii.text(&mut e.note);
+                    }
+                    pii.name(&mut order.customer_name);
+                    if let Some(u) = &mut order.customer_username {
+                        pii.name(u);
+                    }
+                    pii.text(&mut order.details);
+                    if let Some(a) = &mut link.account {
+                        pii.account(a);
+                    }
+                    OrderExport { order, link, history }
                 })
                 .collect();
-            let json = |s: &str| serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_owned()));
-            let agent_turns = trs
-                .into_iter()
-                .map(|t| AgentTurnExport {
-                    id: t.id,
-                    at: rfc3339(t.at),
-                    question: pii.text(&t.question),
-                    answer: t.answer.as_deref().map(|a| pii.text(a)),
-                    reply: pii.text(&t.reply),
-                    language: t.language,
-                    confidence: t.confidence,
-                    sources: json(&t.sources_json),
-                    reasons: json(&t.reasons_json),
-                    escalated: t.escalated,
-                    mode: t.mode,
-                    latency_ms: t.latency_ms,
-                })
-                .collect();
-            let cases = css
-                .into_iter()
-                .map(|k| CaseExport {
-                    id: k.id,
-                    short_id: k.short_id,
-                    reason: k.reason,
-                    order_ref: k.order_ref,
-                    status: k.status,
-                    outcome: k.outcome,
-                    pending_account: k.pending_account.as_deref().map(|a| pii.account(a)),
-                    opened_at: rfc3339(k.opened_at),
-                    closed_at: k.closed_at.map(rfc3339),
-                })
-                .collect();
-            let moderator_actions = aud
-                .into_iter()
-                .map(|a| ModeratorActionExport {
-                    id: a.id,
-                    at: rfc3339(a.at),
-                    moderator_id: a.moderator_id,
-                    case_id: a.case_id,
-                    action: a.action,
-                    detail: pii.text(&a.detail),
-                    allowed: a.allowed,
-                })
-                .collect();
+            for t in &mut trs {
+                pii.text(&mut t.question);
+                if let Some(a) = &mut t.answer {
+                    pii.text(a);
+                }
+                pii.text(&mut t.reply);
+            }
+            for k in &mut css {
+                if let Some(a) = &mut k.pending_account {
+                    pii.account(a);
+                }
+            }
+            for a in &mut aud {
+                pii.text(&mut a.detail);
+            }
+            let mut name = c.customer_name;
+            pii.name(&mut name);
             ConversationExport {
                 schema_version: SCHEMA_VERSION,
                 id: c.id,
-                customer: Customer { telegram_id: c.customer_id, name: pii.name(&c.customer_name) },
+                customer: Customer { telegram_id: c.customer_id, name },
                 language: c.language,
-                state: c.state,
-                created_at: rfc3339(c.created_at),
-                updated_at: rfc3339(c.updated_at),
+                state: c.state.name(),
+                created_at: c.created_at,
+                updated_at: c.updated_at,
                 redacted: pii.is_on(),
                 flags,
                 outcome,
                 messages,
                 orders,
-                agent_turns,
-                cases,
-                moderator_actions,
+                agent_turns: trs,
+                cases: css,
+                moderator_actions: aud,
             }
         })
         .collect()

@@ -4,11 +4,17 @@ use sqlx::Row;
 
 use super::{now_ms, Store, StoreError, StoreResult};
 
-/// A turn as stored (and as the review export reads it).
+/// A turn as stored. Serialises as the review export's `agent_turns[]`
+/// entry (docs/export.md).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AgentTurnRecord {
     pub id: i64,
+    /// Unix ms.
+    #[serde(serialize_with = "super::serde_time::ms")]
+    pub at: i64,
+    #[serde(skip)]
     pub conversation_id: Option<i64>,
+    #[serde(skip)]
     pub customer_id: Option<i64>,
     pub question: String,
     /// The draft: the model's answer or the curated answer, if there was one.
@@ -18,6 +24,7 @@ pub struct AgentTurnRecord {
     /// `ru` | `en`.
     pub language: String,
     pub confidence: Option<f64>,
+    /// Knowledge-base hit ids.
     pub sources: Vec<String>,
     /// Escalation reasons as `{"code", "detail"}` objects; empty when answered.
     pub reasons: serde_json::Value,
@@ -25,8 +32,6 @@ pub struct AgentTurnRecord {
     /// `llm` | `retrieval`.
     pub mode: String,
     pub latency_ms: i64,
-    /// Unix ms.
-    pub at: i64,
 }
 
 /// A turn about to be stored.
@@ -46,7 +51,7 @@ pub struct NewAgentTurn<'a> {
     pub latency_ms: i64,
 }
 
-fn turn_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AgentTurnRecord> {
+pub(super) fn turn_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AgentTurnRecord> {
     let id: i64 = row.get("id");
     let corrupt = |what: &str| StoreError::Corrupt(format!("agent turn {id}: {what}"));
     Ok(AgentTurnRecord {

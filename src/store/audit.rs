@@ -2,6 +2,7 @@
 //! whether we obeyed (senders who are not configured moderators are refused
 //! and logged too).
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{Store, StoreResult};
@@ -21,18 +22,36 @@ pub struct NewAudit {
     pub message_id: MessageId,
 }
 
-/// One stored audit line.
+/// One stored audit line. Serialises as the review export's
+/// `moderator_actions[]` entry (docs/export.md).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
     pub id: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub at: i64,
     pub moderator_id: i64,
     pub case_id: Option<i64>,
     pub action: String,
     pub detail: String,
     pub allowed: bool,
+    #[serde(skip)]
     pub chat_id: ChatId,
+    #[serde(skip)]
     pub message_id: i64,
+}
+
+pub(super) fn audit_from_row(r: &SqliteRow) -> AuditEntry {
+    AuditEntry {
+        id: r.get("id"),
+        at: r.get("at"),
+        moderator_id: r.get("moderator_id"),
+        case_id: r.get("case_id"),
+        action: r.get("action"),
+        detail: r.get("detail"),
+        allowed: r.get("allowed"),
+        chat_id: r.get("chat_id"),
+        message_id: r.get("message_id"),
+    }
 }
 
 impl Store {
@@ -60,19 +79,6 @@ impl Store {
             .bind(case_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                id: r.get("id"),
-                at: r.get("at"),
-                moderator_id: r.get("moderator_id"),
-                case_id: r.get("case_id"),
-                action: r.get("action"),
-                detail: r.get("detail"),
-                allowed: r.get("allowed"),
-                chat_id: r.get("chat_id"),
-                message_id: r.get("message_id"),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_from_row).collect())
     }
 }

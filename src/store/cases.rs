@@ -10,6 +10,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::outbox::{insert_card, insert_update, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
+use crate::domain::OrderRef;
 use crate::telegram::{ChatId, MessageId};
 
 /// The id moderators see and type.
@@ -31,36 +32,57 @@ pub enum CaseStatus {
     Closed,
 }
 
-/// A case as stored.
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A case as stored, with its order's ref. Serialises as the review
+/// export's `cases[]` entry (docs/export.md).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CaseRecord {
     pub id: i64,
     pub short_id: String,
     /// An `EscalationReason` name.
     pub reason: String,
+    #[serde(skip)]
     pub order_id: Option<i64>,
+    /// The ref of `order_id` (not a column: [`SELECT_CASE`] joins it).
+    pub order_ref: Option<OrderRef>,
+    #[serde(skip)]
     pub conversation_id: Option<i64>,
     pub status: CaseStatus,
     /// How it ended, in words (e.g. "completed: activated for account 123456 by moderator 9001").
     pub outcome: Option<String>,
     /// An account ID a moderator gave that the backend is checking.
     pub pending_account: Option<String>,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub opened_at: i64,
+    #[serde(serialize_with = "super::serde_time::opt_ms")]
     pub closed_at: Option<i64>,
 }
 
-fn case_from_row(r: &SqliteRow) -> StoreResult<CaseRecord> {
+/// Reads cases (alias `c`) with their order's ref, for [`case_from_row`].
+pub(super) const SELECT_CASE: &str = "SELECT c.*, o.order_ref FROM cases c LEFT JOIN orders o ON o.id = c.order_id";
+
+pub(super) fn case_from_row(r: &SqliteRow) -> StoreResult<CaseRecord> {
     let id: i64 = r.get("id");
+    let corrupt = |what: String| StoreError::Corrupt(format!("case {id}: {what}"));
     let status = match r.get::<&str, _>("status") {
         "open" => CaseStatus::Open,
         "closed" => CaseStatus::Closed,
-        other => return Err(StoreError::Corrupt(format!("case {id}: status {other:?}"))),
+        other => return Err(corrupt(format!("status {other:?}"))),
     };
     Ok(CaseRecord {
         id,
         short_id: r.get::<Option<String>, _>("short_id").unwrap_or_else(|| short_id(id)),
         reason: r.get("reason"),
         order_id: r.get("order_id"),
+        order_ref: r.get::<Option<String>, _>("order_ref").map(OrderRef::try_from).transpose().map_err(corrupt)?,
         conversation_id: r.get("conversation_id"),
         status,
         outcome: r.get("outcome"),
@@ -130,14 +152,16 @@ impl Store {
     }
 
     pub async fn case(&self, id: i64) -> StoreResult<Option<CaseRecord>> {
-        let row = sqlx::query("SELECT * FROM cases WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{SELECT_CASE} WHERE c.id = ?")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(case_from_row).transpose()
     }
 
     /// The case a moderator-chat message (card or follow-up) belongs to.
     pub async fn case_for_message(&self, chat: ChatId, message: MessageId) -> StoreResult<Option<CaseRecord>> {
         let row = sqlx::query(
-            "SELECT c.* FROM case_messages m JOIN cases c ON c.id = m.case_id WHERE m.chat_id = ? AND m.message_id = ?",
+            "SELECT c.*, o.order_ref FROM case_messages m JOIN cases c ON c.id = m.case_id
+               LEFT JOIN orders o ON o.id = c.order_id
+             WHERE m.chat_id = ? AND m.message_id = ?",
         )
         .bind(chat)
         .bind(message)
@@ -148,7 +172,8 @@ impl Store {
 
     /// Open cases, oldest first.
     pub async fn open_cases(&self) -> StoreResult<Vec<CaseRecord>> {
-        let rows = sqlx::query("SELECT * FROM cases WHERE status = 'open' ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query(&format!("{SELECT_CASE} WHERE c.status = 'open' ORDER BY c.id")).fetch_all(&self.pool).await?;
         rows.iter().map(case_from_row).collect()
     }
 
@@ -156,7 +181,7 @@ impl Store {
     /// from the customer, a `/retry`): they are closed on the next tick.
     pub async fn open_cases_of_confirmed_orders(&self) -> StoreResult<Vec<CaseRecord>> {
         let rows = sqlx::query(
-            "SELECT c.* FROM cases c JOIN orders o ON o.id = c.order_id
+            "SELECT c.*, o.order_ref FROM cases c JOIN orders o ON o.id = c.order_id
              WHERE c.status = 'open' AND o.state = 'confirmed' ORDER BY c.id",
         )
         .fetch_all(&self.pool)
@@ -166,25 +191,27 @@ impl Store {
 
     /// Every case, oldest first (for the review export).
     pub async fn all_cases(&self) -> StoreResult<Vec<CaseRecord>> {
-        let rows = sqlx::query("SELECT * FROM cases ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&format!("{SELECT_CASE} ORDER BY c.id")).fetch_all(&self.pool).await?;
         rows.iter().map(case_from_row).collect()
     }
 
     /// The open case of an order, if any (the newest).
     pub async fn open_case_for_order(&self, order_id: i64) -> StoreResult<Option<CaseRecord>> {
-        let row = sqlx::query("SELECT * FROM cases WHERE order_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{SELECT_CASE} WHERE c.order_id = ? AND c.status = 'open' ORDER BY c.id DESC LIMIT 1"
+        ))
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(case_from_row).transpose()
     }
 
     /// The open case of a conversation that is not about one order (a question).
     pub async fn open_question_case(&self, conversation_id: i64) -> StoreResult<Option<CaseRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM cases WHERE conversation_id = ? AND order_id IS NULL AND status = 'open'
-             ORDER BY id DESC LIMIT 1",
-        )
+        let row = sqlx::query(&format!(
+            "{SELECT_CASE} WHERE c.conversation_id = ? AND c.order_id IS NULL AND c.status = 'open'
+             ORDER BY c.id DESC LIMIT 1"
+        ))
         .bind(conversation_id)
         .fetch_optional(&self.pool)
         .await?;

@@ -7,7 +7,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::orders::insert_event;
+use super::orders::{cas_order_state, OrderChanges};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::telegram::{ChatId, MessageId};
@@ -40,39 +40,54 @@ pub struct NewConversationMessage {
     pub order_ids: Vec<i64>,
 }
 
-/// One stored conversation message.
+/// One stored conversation message. Serialises as the review export's
+/// `messages[]` entry (docs/export.md), less the `order_refs` and
+/// `agent_turn_id` the export works out.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConversationMessage {
     pub id: i64,
+    #[serde(skip)]
     pub conversation_id: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub at: i64,
     pub direction: Direction,
     pub author: Author,
     pub author_id: Option<i64>,
     pub text: String,
     pub template: Option<String>,
+    #[serde(skip)]
     pub telegram_chat_id: Option<i64>,
+    #[serde(skip)]
     pub telegram_message_id: Option<i64>,
+    #[serde(skip)]
     pub order_ids: Vec<i64>,
 }
 
-/// One order inside a conversation.
+/// One order inside a conversation (a row of `conversation_orders`).
+/// Serialises as the link's fields of the review export's `orders[]` entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConversationOrder {
+    #[serde(skip)]
     pub conversation_id: i64,
+    #[serde(skip)]
     pub order_id: i64,
-    pub status: LinkStatus,
-    /// Why the customer was asked (an `EscalationReason` name).
-    pub reason: String,
     /// The account ID the customer gave last.
     pub account: Option<String>,
+    #[serde(rename = "link_status")]
+    pub status: LinkStatus,
+    /// Why the customer was asked (an `EscalationReason` name).
+    #[serde(rename = "link_reason")]
+    pub reason: String,
     /// Account IDs from the customer the backend refused for this order.
+    #[serde(rename = "account_rejections")]
     pub rejections: i64,
+    #[serde(skip)]
     pub linked_at: i64,
+    #[serde(skip)]
     pub updated_at: i64,
 }
 
-fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
+pub(super) fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
     let id: i64 = r.get("id");
     let corrupt = |what: &str| StoreError::Corrupt(format!("conversation {id}: {what}"));
     Ok(ConversationRecord {
@@ -86,7 +101,7 @@ fn conversation_from_row(r: &SqliteRow) -> StoreResult<ConversationRecord> {
     })
 }
 
-fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
+pub(super) fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
     let id: i64 = r.get("id");
     let corrupt = |what: &str| StoreError::Corrupt(format!("conversation message {id}: {what}"));
     Ok(ConversationMessage {
@@ -104,7 +119,7 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<ConversationMessage> {
     })
 }
 
-fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
+pub(super) fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
     let order_id: i64 = r.get("order_id");
     Ok(ConversationOrder {
         conversation_id: r.get("conversation_id"),
@@ -236,6 +251,8 @@ impl Store {
         Ok((after_contact, by_moderator))
     }
 
+    /// Sets the dialogue state. Not a compare-and-set: only the contact
+    /// task writes dialogue states, one step at a time (`contact`).
     pub async fn set_dialogue_state(&self, id: i64, state: &DialogueState, now: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE conversations SET state = ?, state_json = ?, updated_at = ?, version = version + 1 WHERE id = ?",
@@ -351,24 +368,12 @@ impl Store {
         reason: EscalationReason,
         note: &str,
     ) -> StoreResult<()> {
-        from.transition(OrderState::NeedsCustomer)?;
         let now = super::now_ms();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE orders SET state = 'needs_customer', escalation_reason = ?, updated_at = ?, next_attempt_at = NULL
-             WHERE id = ? AND state = ?",
-        )
-        .bind(reason.as_str())
-        .bind(now)
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        let changes = OrderChanges { escalation_reason: Some(reason.as_str()), ..OrderChanges::default() };
+        if !cas_order_state(&mut tx, order_id, from, OrderState::NeedsCustomer, &changes, note, now).await? {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
-        insert_event(&mut tx, order_id, Some(from), OrderState::NeedsCustomer, note, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -388,23 +393,16 @@ impl Store {
         link: Option<LinkStatus>,
         note: &str,
     ) -> StoreResult<()> {
-        from.transition(OrderState::ActivationRequested)?;
         let now = super::now_ms();
         let mut tx = self.pool.begin().await?;
         let candidates = serde_json::to_string(&[account.as_str()]).expect("strings serialise");
-        let updated = sqlx::query(
-            "UPDATE orders SET state = 'activation_requested', account_candidates = ?, updated_at = ?,
-                 next_attempt_at = NULL, activation_failures = 0
-             WHERE id = ? AND state = ? AND activation_id IS NULL",
-        )
-        .bind(candidates)
-        .bind(now)
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        let changes = OrderChanges {
+            account_candidates: Some(&candidates),
+            reset_activation_failures: true,
+            unless_activated: true,
+            ..OrderChanges::default()
+        };
+        if !cas_order_state(&mut tx, order_id, from, OrderState::ActivationRequested, &changes, note, now).await? {
             let activation: Option<Option<String>> =
                 sqlx::query_scalar("SELECT activation_id FROM orders WHERE id = ?")
                     .bind(order_id)
@@ -415,7 +413,6 @@ impl Store {
                 None => StoreError::StateChanged { order_id, expected: from },
             });
         }
-        insert_event(&mut tx, order_id, Some(from), OrderState::ActivationRequested, note, now).await?;
         if let Some(link) = link {
             sqlx::query("UPDATE conversation_orders SET status = ?, account = ?, updated_at = ? WHERE order_id = ?")
                 .bind(link.as_str())

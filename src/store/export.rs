@@ -3,9 +3,18 @@
 //! in one query per table for the whole page. Memory is bounded by the page
 //! size, never by the size of the store.
 
-use sqlx::FromRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::SqlitePool;
 
-use super::{Store, StoreResult};
+use super::agent_turns::turn_from_row;
+use super::audit::audit_from_row;
+use super::cases::{case_from_row, SELECT_CASE};
+use super::conversations::{conversation_from_row, link_from_row, message_from_row};
+use super::orders::{event_from_row, order_from_row};
+use super::{
+    AgentTurnRecord, AuditEntry, CaseRecord, ConversationMessage, ConversationOrder, ConversationRecord, OrderEvent,
+    OrderRecord, Store, StoreResult,
+};
 
 /// Which conversations to export; every field narrows the set and is
 /// applied in SQL.
@@ -55,116 +64,22 @@ impl OnlyKind {
     }
 }
 
-#[derive(Debug, Clone, FromRow)]
-pub struct ConversationRow {
-    pub id: i64,
-    pub customer_id: i64,
-    pub customer_name: String,
-    pub language: String,
-    pub state: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct MessageRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub at: i64,
-    pub direction: String,
-    pub author: String,
-    pub author_id: Option<i64>,
-    pub text: String,
-    pub template: Option<String>,
-    pub order_ids: String,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct OrderRow {
-    pub conversation_id: i64,
-    pub link_status: String,
-    pub link_reason: String,
-    pub account: Option<String>,
-    pub rejections: i64,
-    pub id: i64,
-    pub order_ref: String,
-    pub state: String,
-    pub product: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub customer_name: String,
-    pub customer_username: Option<String>,
-    pub details: String,
-    pub escalation_reason: Option<String>,
-    pub activation_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct OrderEventRow {
-    pub conversation_id: i64,
-    pub order_id: i64,
-    pub at: i64,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub note: String,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct AgentTurnRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub question: String,
-    pub answer: Option<String>,
-    pub reply: String,
-    pub language: String,
-    pub confidence: Option<f64>,
-    pub sources_json: String,
-    pub reasons_json: String,
-    pub escalated: bool,
-    pub mode: String,
-    pub latency_ms: i64,
-    pub at: i64,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct CaseRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub short_id: Option<String>,
-    pub reason: String,
-    pub order_ref: Option<String>,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub pending_account: Option<String>,
-    pub opened_at: i64,
-    pub closed_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct AuditRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub at: i64,
-    pub moderator_id: i64,
-    pub case_id: Option<i64>,
-    pub action: String,
-    pub detail: String,
-    pub allowed: bool,
-}
-
 /// One page: the conversations and all their rows, each list ordered by
-/// conversation id and then by time of insertion.
+/// conversation id and then by time of insertion. The rows are the store's
+/// own row types, which serialise as the export's records.
 #[derive(Debug, Default)]
 pub struct ExportPage {
-    pub conversations: Vec<ConversationRow>,
-    pub messages: Vec<MessageRow>,
-    pub orders: Vec<OrderRow>,
-    pub order_events: Vec<OrderEventRow>,
-    pub agent_turns: Vec<AgentTurnRow>,
-    pub cases: Vec<CaseRow>,
-    pub audit: Vec<AuditRow>,
+    pub conversations: Vec<ConversationRecord>,
+    pub messages: Vec<ConversationMessage>,
+    /// The page's orders; each has its link (one per order) in `links`.
+    pub orders: Vec<OrderRecord>,
+    pub links: Vec<ConversationOrder>,
+    /// The history of the page's orders, in order per order.
+    pub order_events: Vec<OrderEvent>,
+    pub agent_turns: Vec<AgentTurnRecord>,
+    pub cases: Vec<CaseRecord>,
+    /// The moderator audit of the page's cases.
+    pub audit: Vec<AuditEntry>,
 }
 
 impl Store {
@@ -174,15 +89,14 @@ impl Store {
     pub async fn export_page(&self, q: &ExportQuery, after_id: i64, limit: i64) -> StoreResult<ExportPage> {
         let only = q.only.map(|o| format!(" AND {}", o.sql())).unwrap_or_default();
         let sql = format!(
-            "SELECT c.id, c.customer_id, c.customer_name, c.language, c.state, c.created_at, c.updated_at \
-             FROM conversations c \
+            "SELECT c.* FROM conversations c \
              WHERE c.id > ?1 AND (?2 IS NULL OR c.updated_at >= ?2) AND (?3 IS NULL OR c.created_at < ?3) \
                AND (?4 IS NULL OR c.customer_id = ?4) \
                AND (?5 IS NULL OR EXISTS (SELECT 1 FROM conversation_orders co JOIN orders o ON o.id = co.order_id \
                                           WHERE co.conversation_id = c.id AND o.order_ref = ?5)){only} \
              ORDER BY c.id LIMIT ?6"
         );
-        let conversations: Vec<ConversationRow> = sqlx::query_as(&sql)
+        let conversations = sqlx::query(&sql)
             .bind(after_id)
             .bind(q.since_ms)
             .bind(q.until_ms)
@@ -190,63 +104,89 @@ impl Store {
             .bind(q.order_ref.as_deref())
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
+            .await?
+            .iter()
+            .map(conversation_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         if conversations.is_empty() {
             return Ok(ExportPage::default());
         }
         let ids = serde_json::to_string(&conversations.iter().map(|c| c.id).collect::<Vec<_>>())
             .expect("a list of integers serialises");
         const IN_PAGE: &str = "IN (SELECT value FROM json_each(?1))";
-        let messages = sqlx::query_as(&format!(
-            "SELECT id, conversation_id, at, direction, author, author_id, text, template, order_ids \
-             FROM conversation_messages WHERE conversation_id {IN_PAGE} ORDER BY conversation_id, at, id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let pool = &self.pool;
+        let messages = page_rows(
+            pool,
+            &format!(
+                "SELECT * FROM conversation_messages WHERE conversation_id {IN_PAGE} ORDER BY conversation_id, at, id"
+            ),
+            &ids,
+            message_from_row,
+        )
         .await?;
-        let orders = sqlx::query_as(&format!(
-            "SELECT co.conversation_id, co.status AS link_status, co.reason AS link_reason, co.account, co.rejections, \
-                    o.id, o.order_ref, o.state, o.product, o.amount_minor, o.currency, o.customer_name, \
-                    o.customer_username, o.details, o.escalation_reason, o.activation_id, o.created_at, o.updated_at \
-             FROM conversation_orders co JOIN orders o ON o.id = co.order_id \
-             WHERE co.conversation_id {IN_PAGE} ORDER BY co.conversation_id, o.id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let orders = page_rows(
+            pool,
+            &format!(
+                "SELECT o.* FROM conversation_orders co JOIN orders o ON o.id = co.order_id \
+                 WHERE co.conversation_id {IN_PAGE} ORDER BY co.conversation_id, o.id"
+            ),
+            &ids,
+            order_from_row,
+        )
         .await?;
-        let order_events = sqlx::query_as(&format!(
-            "SELECT co.conversation_id, e.order_id, e.at, e.from_state, e.to_state, e.note \
-             FROM order_events e JOIN conversation_orders co ON co.order_id = e.order_id \
-             WHERE co.conversation_id {IN_PAGE} ORDER BY co.conversation_id, e.order_id, e.id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let links = page_rows(
+            pool,
+            &format!(
+                "SELECT * FROM conversation_orders WHERE conversation_id {IN_PAGE} ORDER BY conversation_id, order_id"
+            ),
+            &ids,
+            link_from_row,
+        )
         .await?;
-        let agent_turns = sqlx::query_as(&format!(
-            "SELECT id, conversation_id, question, answer, reply, language, confidence, sources_json, reasons_json, \
-                    escalated, mode, latency_ms, at \
-             FROM agent_turns WHERE conversation_id {IN_PAGE} ORDER BY conversation_id, id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let order_events = page_rows(
+            pool,
+            &format!(
+                "SELECT e.* FROM order_events e JOIN conversation_orders co ON co.order_id = e.order_id \
+                 WHERE co.conversation_id {IN_PAGE} ORDER BY co.conversation_id, e.order_id, e.id"
+            ),
+            &ids,
+            |r| Ok(event_from_row(r)),
+        )
         .await?;
-        let cases = sqlx::query_as(&format!(
-            "SELECT k.id, k.conversation_id, k.short_id, k.reason, o.order_ref, k.status, k.outcome, \
-                    k.pending_account, k.opened_at, k.closed_at \
-             FROM cases k LEFT JOIN orders o ON o.id = k.order_id \
-             WHERE k.conversation_id {IN_PAGE} ORDER BY k.conversation_id, k.id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let agent_turns = page_rows(
+            pool,
+            &format!("SELECT * FROM agent_turns WHERE conversation_id {IN_PAGE} ORDER BY conversation_id, id"),
+            &ids,
+            turn_from_row,
+        )
         .await?;
-        let audit = sqlx::query_as(&format!(
-            "SELECT a.id, k.conversation_id, a.at, a.moderator_id, a.case_id, a.action, a.detail, a.allowed \
-             FROM moderator_audit a JOIN cases k ON k.id = a.case_id \
-             WHERE k.conversation_id {IN_PAGE} ORDER BY k.conversation_id, a.id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        let cases = page_rows(
+            pool,
+            &format!("{SELECT_CASE} WHERE c.conversation_id {IN_PAGE} ORDER BY c.conversation_id, c.id"),
+            &ids,
+            case_from_row,
+        )
         .await?;
-        Ok(ExportPage { conversations, messages, orders, order_events, agent_turns, cases, audit })
+        let audit = page_rows(
+            pool,
+            &format!(
+                "SELECT a.* FROM moderator_audit a JOIN cases k ON k.id = a.case_id \
+                 WHERE k.conversation_id {IN_PAGE} ORDER BY k.conversation_id, a.id"
+            ),
+            &ids,
+            |r| Ok(audit_from_row(r)),
+        )
+        .await?;
+        Ok(ExportPage { conversations, messages, orders, links, order_events, agent_turns, cases, audit })
     }
+}
+
+/// One table's rows for a page (`sql` binds the page's ids, a JSON array, as `?1`).
+async fn page_rows<T>(
+    pool: &SqlitePool,
+    sql: &str,
+    ids: &str,
+    from_row: impl Fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    sqlx::query(sql).bind(ids).fetch_all(pool).await?.iter().map(from_row).collect()
 }

@@ -12,7 +12,7 @@ mod messages;
 mod orders;
 mod outbox;
 // ops/webhooks
-mod ops;
+mod metrics_snapshot;
 mod webhooks;
 
 // The LLM agent.
@@ -22,6 +22,9 @@ mod customer_outbox;
 
 // Conversation review export.
 pub mod export;
+// How the row types serialise (as the review export's records).
+pub(crate) mod serde_time;
+pub use serde_time::rfc3339;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -36,7 +39,7 @@ pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};
 // ops/webhooks
-pub use ops::StoreSnapshot;
+pub use metrics_snapshot::StoreSnapshot;
 pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
 
 pub use agent_turns::{AgentTurnRecord, NewAgentTurn};
@@ -98,6 +101,15 @@ impl Store {
     /// Closes the pool, waiting for in-flight statements.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Reads the schema through the pool: proves a connection is free and
+    /// the database file is readable. Read-only on purpose: `/healthz` is
+    /// polled by monitors and must not turn every probe into a commit (WAL
+    /// growth, fsyncs, and a writer lock taken away from the daemon).
+    pub async fn probe(&self) -> StoreResult<()> {
+        sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&self.pool).await?;
+        Ok(())
     }
 }
 

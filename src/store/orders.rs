@@ -48,41 +48,64 @@ impl AccountStatus {
     }
 }
 
-/// An order as stored.
-#[derive(Debug, Clone)]
+/// An order as stored. Serialises as the review export's `orders[]` entry
+/// (docs/export.md), less what the export adds from the order's
+/// conversation link ([`super::ConversationOrder`]) and its `history`.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct OrderRecord {
+    #[serde(skip)]
     pub id: i64,
     pub order_ref: OrderRef,
-    pub chat_id: ChatId,
-    pub message_id: MessageId,
-    pub customer_name: String,
-    pub customer_id: Option<i64>,
-    pub customer_username: Option<String>,
-    pub product: String,
-    pub price: Money,
-    pub details: String,
-    pub account: AccountStatus,
     pub state: OrderState,
-    pub activation_id: Option<String>,
-    pub reply_message_id: Option<MessageId>,
-    pub button_message_id: Option<MessageId>,
+    pub product: String,
+    /// Serialised as `amount_minor` and `currency`.
+    #[serde(flatten)]
+    pub price: Money,
+    pub customer_name: String,
+    pub customer_username: Option<String>,
+    pub details: String,
     pub escalation_reason: Option<String>,
+    pub activation_id: Option<String>,
+    #[serde(serialize_with = "super::serde_time::ms")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub chat_id: ChatId,
+    #[serde(skip)]
+    pub message_id: MessageId,
+    #[serde(skip)]
+    pub customer_id: Option<i64>,
+    /// Not exported: the export's `account` is the one given in the conversation.
+    #[serde(skip)]
+    pub account: AccountStatus,
+    #[serde(skip)]
+    pub reply_message_id: Option<MessageId>,
+    #[serde(skip)]
+    pub button_message_id: Option<MessageId>,
+    #[serde(skip)]
     pub activation_failures: i64,
     /// Not due before this (unix ms); `None`: due now if unsettled.
+    #[serde(skip)]
     pub next_attempt_at: Option<i64>,
     /// The random_id our reply to Tribute was (or is about to be) sent with.
+    #[serde(skip)]
     pub reply_random_id: Option<i64>,
     /// When the order entered `replied`: the Send button's deadline counts from here.
+    #[serde(skip)]
     pub replied_at: Option<i64>,
     /// Telegram failures of the current step in a row.
+    #[serde(skip)]
     pub step_failures: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
 }
 
-/// One line of an order's history.
+/// One line of an order's history (a row of `order_events`); serialises as
+/// the review export's `orders[].history[]` entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OrderEvent {
+    #[serde(skip)]
+    pub order_id: i64,
+    #[serde(serialize_with = "super::serde_time::ms")]
     pub at: i64,
     pub from_state: Option<String>,
     pub to_state: String,
@@ -167,7 +190,74 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
-fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
+/// What an order transition writes besides the state. Every transition
+/// sets `updated_at` and clears `next_attempt_at` (the order is due now in
+/// its new state); the rest is written only when set here.
+#[derive(Debug, Default)]
+pub(super) struct OrderChanges<'a> {
+    pub activation_id: Option<&'a str>,
+    pub reply_message_id: Option<MessageId>,
+    pub button_message_id: Option<MessageId>,
+    pub escalation_reason: Option<&'a str>,
+    /// The order's account IDs, replaced (a JSON array).
+    pub account_candidates: Option<&'a str>,
+    pub reset_activation_failures: bool,
+    pub reset_step_failures: bool,
+    /// Applies only to an order that was never activated (`activation_id IS NULL`).
+    pub unless_activated: bool,
+}
+
+/// The compare-and-set every order state change goes through: in the
+/// caller's transaction, moves the order from `from` to `to` (a step the
+/// state machine allows, [`OrderState::transition`]) with `changes`, and
+/// logs the step with `note` in `order_events`, only if the order is still
+/// in `from` (and never activated, with `unless_activated`). Returns
+/// whether it applied; when it did not, nothing was written.
+pub(super) async fn cas_order_state(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: i64,
+    from: OrderState,
+    to: OrderState,
+    changes: &OrderChanges<'_>,
+    note: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    from.transition(to)?;
+    let applied = sqlx::query(
+        "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
+            activation_id = COALESCE(?3, activation_id),
+            reply_message_id = COALESCE(?4, reply_message_id),
+            button_message_id = COALESCE(?5, button_message_id),
+            escalation_reason = COALESCE(?6, escalation_reason),
+            account_candidates = COALESCE(?7, account_candidates),
+            activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
+            step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
+            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END
+         WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(changes.activation_id)
+    .bind(changes.reply_message_id)
+    .bind(changes.button_message_id)
+    .bind(changes.escalation_reason)
+    .bind(changes.account_candidates)
+    .bind(changes.reset_activation_failures)
+    .bind(changes.reset_step_failures)
+    .bind(order_id)
+    .bind(from.as_str())
+    .bind(changes.unless_activated)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if applied {
+        insert_event(tx, order_id, Some(from), to, note, now).await?;
+    }
+    Ok(applied)
+}
+
+pub(super) fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("order {}: {what}", row.get::<i64, _>("id")));
     let currency: Currency = row.get::<&str, _>("currency").parse().map_err(|_| corrupt("currency"))?;
     let price = Money::new(row.get("amount_minor"), currency).map_err(|_| corrupt("amount"))?;
@@ -198,6 +288,16 @@ fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     })
+}
+
+pub(super) fn event_from_row(r: &SqliteRow) -> OrderEvent {
+    OrderEvent {
+        order_id: r.get("order_id"),
+        at: r.get("at"),
+        from_state: r.get("from_state"),
+        to_state: r.get("to_state"),
+        note: r.get("note"),
+    }
 }
 
 impl OrderRecord {
@@ -245,56 +345,30 @@ impl Store {
     }
 
     pub async fn order_events(&self, order_id: i64) -> StoreResult<Vec<OrderEvent>> {
-        let rows =
-            sqlx::query("SELECT at, from_state, to_state, note FROM order_events WHERE order_id = ? ORDER BY id")
-                .bind(order_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| OrderEvent {
-                at: r.get("at"),
-                from_state: r.get("from_state"),
-                to_state: r.get("to_state"),
-                note: r.get("note"),
-            })
-            .collect())
+        let rows = sqlx::query("SELECT * FROM order_events WHERE order_id = ? ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_from_row).collect())
     }
 
     /// Commits a state transition, its event and any moderator card in one
     /// transaction, only if the order is still in `from` (so two workers
     /// can never both take the same step).
     pub async fn transition(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<()> {
-        from.transition(t.to)?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE orders SET state = ?, updated_at = ?,
-                activation_id = COALESCE(?, activation_id),
-                reply_message_id = COALESCE(?, reply_message_id),
-                button_message_id = COALESCE(?, button_message_id),
-                escalation_reason = COALESCE(?, escalation_reason),
-                next_attempt_at = NULL, step_failures = 0,
-                replied_at = CASE WHEN ? = 'replied' THEN ? ELSE replied_at END
-             WHERE id = ? AND state = ?",
-        )
-        .bind(t.to.as_str())
-        .bind(now)
-        .bind(&t.activation_id)
-        .bind(t.reply_message_id)
-        .bind(t.button_message_id)
-        .bind(t.escalation.as_ref().map(|c| c.reason.as_str()))
-        .bind(t.to.as_str())
-        .bind(now)
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        let changes = OrderChanges {
+            activation_id: t.activation_id.as_deref(),
+            reply_message_id: t.reply_message_id,
+            button_message_id: t.button_message_id,
+            escalation_reason: t.escalation.as_ref().map(|c| c.reason.as_str()),
+            reset_step_failures: true,
+            ..OrderChanges::default()
+        };
+        if !cas_order_state(&mut tx, order_id, from, t.to, &changes, &t.note, now).await? {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
-        insert_event(&mut tx, order_id, Some(from), t.to, &t.note, now).await?;
         if let Some(card) = &t.escalation {
             insert_card(&mut tx, card, now).await?;
         }

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::cases::close_order_cases_tx;
-use super::orders::insert_event;
+use super::orders::{cas_order_state, OrderChanges};
 use super::outbox::{insert_card, CardSubject, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::{Currency, EscalationReason, Money, OrderState};
@@ -409,20 +409,9 @@ async fn refund_order(
     note: &str,
     now: i64,
 ) -> StoreResult<()> {
-    state.transition(OrderState::Refunded)?;
-    let updated = sqlx::query(
-        "UPDATE orders SET state = 'refunded', updated_at = ?, next_attempt_at = NULL WHERE id = ? AND state = ?",
-    )
-    .bind(now)
-    .bind(order_id)
-    .bind(state.as_str())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    if !cas_order_state(tx, order_id, state, OrderState::Refunded, &OrderChanges::default(), note, now).await? {
         return Err(StoreError::StateChanged { order_id, expected: state });
     }
-    insert_event(tx, order_id, Some(state), OrderState::Refunded, note, now).await?;
     sqlx::query("UPDATE conversation_orders SET status = 'closed', updated_at = ? WHERE order_id = ?")
         .bind(now)
         .bind(order_id)

@@ -41,7 +41,7 @@ async fn conversation(c: &mut SqliteConnection, id: i64, customer: i64, name: &s
     exec(
         c,
         "INSERT INTO conversations (id, customer_id, customer_name, language, state, state_json, created_at, updated_at) \
-         VALUES (?, ?, ?, 'en', 'idle', '{}', ?, ?)",
+         VALUES (?, ?, ?, 'en', 'idle', '{\"state\":\"idle\"}', ?, ?)",
         &[id.into(), customer.into(), name.into(), created.into(), (created + 3_600_000).into()],
     )
     .await;

@@ -1,7 +1,7 @@
 //! The SQLite store on a real file: idempotent ingestion and guarded transitions.
 
-use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef, OrderState};
-use tribute_assistant::store::{MessageKind, NewOrder, Recorded, Store, StoreError, Transition};
+use tribute_assistant::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
+use tribute_assistant::store::{AccountStatus, MessageKind, NewOrder, Recorded, Store, StoreError, Transition};
 use tribute_assistant::telegram::Message;
 
 fn message(id: i32) -> Message {
@@ -76,6 +76,55 @@ async fn transitions_are_guarded_by_the_current_state() {
     let events = store.order_events(id).await.unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(store.order(id).await.unwrap().state, OrderState::ActivationRequested);
+}
+
+#[tokio::test]
+async fn every_state_change_is_a_compare_and_set_that_writes_nothing_when_it_loses() {
+    let (_dir, store) = store().await;
+    let Recorded::NewOrder(id) =
+        store.record_tribute_message(&message(1), MessageKind::Order, None, Some(&new_order(1)), None).await.unwrap()
+    else {
+        panic!()
+    };
+    let events = || async { store.order_events(id).await.unwrap().len() };
+    store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
+    store
+        .park(id, OrderState::ActivationRequested, tribute_assistant::store::now_ms() + 60_000, "down", true)
+        .await
+        .unwrap();
+
+    // To the customer: the reason is recorded and the order is due at once.
+    let reason = EscalationReason::UnknownAccount;
+    store.hand_to_customer(id, OrderState::ActivationRequested, reason, "ask").await.unwrap();
+    let order = store.order(id).await.unwrap();
+    assert_eq!(order.state, OrderState::NeedsCustomer);
+    assert_eq!(order.escalation_reason.as_deref(), Some(reason.as_str()));
+    assert_eq!((order.next_attempt_at, order.activation_failures), (None, 1));
+    let n = events().await;
+    let err = store.hand_to_customer(id, OrderState::ActivationRequested, reason, "again").await;
+    assert!(matches!(err, Err(StoreError::StateChanged { .. })), "{err:?}");
+    assert_eq!(events().await, n, "a lost compare-and-set writes no event");
+
+    // An account ID: it replaces the candidates and the failures start over.
+    let account = AccountId::parse("654321").unwrap();
+    store.give_account(id, OrderState::NeedsCustomer, &account, None, "given").await.unwrap();
+    let order = store.order(id).await.unwrap();
+    assert_eq!(order.state, OrderState::ActivationRequested);
+    assert_eq!(order.account, AccountStatus::Found(account.clone()));
+    assert_eq!(order.activation_failures, 0);
+    let err = store.give_account(id, OrderState::NeedsCustomer, &account, None, "again").await;
+    assert!(matches!(err, Err(StoreError::StateChanged { .. })), "{err:?}");
+
+    // Once activated, no account ID moves it any more.
+    let mut t = Transition::to(OrderState::Activated, "activated");
+    t.activation_id = Some("act-1".into());
+    store.transition(id, OrderState::ActivationRequested, t).await.unwrap();
+    store.transition(id, OrderState::Activated, Transition::to(OrderState::Escalated, "reply failed")).await.unwrap();
+    let n = events().await;
+    let err = store.give_account(id, OrderState::Escalated, &account, None, "moderator").await;
+    assert!(matches!(err, Err(StoreError::AlreadyActivated { .. })), "{err:?}");
+    assert_eq!(store.order(id).await.unwrap().state, OrderState::Escalated);
+    assert_eq!(events().await, n);
 }
 
 #[tokio::test]

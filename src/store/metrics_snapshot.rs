@@ -1,6 +1,6 @@
-//! What the ops listener reads from the database: counts for `/metrics`
-//! and a read probe for `/healthz`. Every figure comes from the tables, so
-//! it survives restarts and agrees with `orders list`.
+//! The counts `/metrics` shows from the database, taken in one snapshot.
+//! Every figure comes from the tables, so it survives restarts and agrees
+//! with `orders list`.
 
 use sqlx::Row;
 
@@ -99,14 +99,5 @@ impl Store {
             inbox_waiting: row.get(7),
             pairs_unindexed: row.get(8),
         })
-    }
-
-    /// Reads the schema through the pool: proves a connection is free and
-    /// the database file is readable. Read-only on purpose: `/healthz` is
-    /// polled by monitors and must not turn every probe into a commit (WAL
-    /// growth, fsyncs, and a writer lock taken away from the daemon).
-    pub async fn probe(&self) -> StoreResult<()> {
-        sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&self.pool).await?;
-        Ok(())
     }
 }
