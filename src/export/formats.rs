@@ -253,8 +253,8 @@ impl ExportWriter for Html {
                     r = e(o.order_ref.as_str()),
                     st = e(o.state.as_str()),
                     p = e(&o.product),
-                    a = o.price.amount_minor,
-                    cur = e(o.price.currency.code()),
+                    a = o.price.amount_minor(),
+                    cur = e(o.price.currency().code()),
                     h = history.join("<br>"),
                 ));
             }
