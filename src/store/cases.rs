@@ -8,22 +8,11 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::case_ref::short_id;
 use super::outbox::{insert_card, insert_update, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::OrderRef;
 use crate::telegram::{ChatId, MessageId};
-
-/// The id moderators see and type.
-pub fn short_id(id: i64) -> String {
-    format!("C{id}")
-}
-
-/// Reads `C12`, `c12`, `#C12` or `12` back into a case id.
-pub fn parse_short_id(s: &str) -> Option<i64> {
-    let s = s.trim().trim_start_matches('#');
-    let digits = s.strip_prefix(['C', 'c']).unwrap_or(s);
-    digits.parse().ok().filter(|n: &i64| *n > 0)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,27 +79,6 @@ pub(super) fn case_from_row(r: &SqliteRow) -> StoreResult<CaseRecord> {
         opened_at: r.get("opened_at"),
         closed_at: r.get("closed_at"),
     })
-}
-
-pub(super) async fn open_case_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    reason: &str,
-    order_id: Option<i64>,
-    conversation_id: Option<i64>,
-    now: i64,
-) -> StoreResult<i64> {
-    let id = sqlx::query(
-        "INSERT INTO cases (reason, order_id, conversation_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)",
-    )
-    .bind(reason)
-    .bind(order_id)
-    .bind(conversation_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .last_insert_rowid();
-    sqlx::query("UPDATE cases SET short_id = ? WHERE id = ?").bind(short_id(id)).bind(id).execute(&mut **tx).await?;
-    Ok(id)
 }
 
 /// Closes every open case of an order with `outcome`, each with a
@@ -279,19 +247,5 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_ids_read_back() {
-        assert_eq!(parse_short_id(&short_id(12)), Some(12));
-        assert_eq!(parse_short_id("#c7"), Some(7));
-        assert_eq!(parse_short_id("7"), Some(7));
-        assert_eq!(parse_short_id("C"), None);
-        assert_eq!(parse_short_id("C0"), None);
     }
 }

@@ -48,10 +48,12 @@ pub use customer_outbox::{NewCustomerMessage, PendingCustomerMessage, Undelivere
 
 // Customer contact and the moderator chat.
 mod audit;
+mod case_ref;
 mod cases;
 mod conversations;
 pub use audit::{AuditEntry, NewAudit};
-pub use cases::{parse_short_id, short_id, CaseRecord, CaseStatus};
+pub use case_ref::{parse_short_id, short_id};
+pub use cases::{CaseRecord, CaseStatus};
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
 
 use crate::domain::{OrderState, TransitionError};

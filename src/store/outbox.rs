@@ -18,6 +18,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::case_ref::short_id;
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::EscalationReason;
 use crate::telegram::{ChatId, MessageId};
@@ -142,7 +143,7 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         }
         (_, None) => None,
     };
-    let case_id = super::cases::open_case_tx(tx, card.reason.as_str(), order_id, conversation_id, now).await?;
+    let case_id = open_case_tx(tx, card.reason.as_str(), order_id, conversation_id, now).await?;
     let (source, key) = match &card.subject {
         CardSubject::TributeMessage { chat_id, message_id } => (Some((*chat_id, *message_id)), None),
         CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),
@@ -171,6 +172,28 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
     .execute(&mut **tx)
     .await?;
     Ok(case_id)
+}
+
+/// Opens the case a card belongs to; its short id is its row id.
+async fn open_case_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    reason: &str,
+    order_id: Option<i64>,
+    conversation_id: Option<i64>,
+    now: i64,
+) -> StoreResult<i64> {
+    let id = sqlx::query(
+        "INSERT INTO cases (reason, order_id, conversation_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)",
+    )
+    .bind(reason)
+    .bind(order_id)
+    .bind(conversation_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    sqlx::query("UPDATE cases SET short_id = ? WHERE id = ?").bind(short_id(id)).bind(id).execute(&mut **tx).await?;
+    Ok(id)
 }
 
 /// The body of a stored row: its text, or the typed escalation read back.
