@@ -16,7 +16,7 @@
 //! - [`history`]: how much of the conversation reaches the LLM (message and character caps).
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
 //! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
-//! - [`memory`]: a small in-memory [`Retriever`] for tests and benchmarks.
+//! - [`in_memory_retriever`]: a small in-memory [`Retriever`] for tests and benchmarks.
 //!
 //! The agent holds no backend client and no way to write orders: it can
 //! read this customer's order statuses and the knowledge base, nothing more.
@@ -25,10 +25,10 @@ pub mod answer;
 pub mod eval;
 pub mod guard;
 pub mod history;
+pub mod in_memory_retriever;
 pub mod keywords;
 pub mod knowledge_retriever;
 pub mod llm;
-pub mod memory;
 pub mod openai;
 pub mod outcome;
 pub mod policy;
@@ -41,8 +41,8 @@ pub mod turn;
 
 /// The customer's language, as everywhere else in the program.
 pub use crate::domain::Language as Lang;
+pub use in_memory_retriever::InMemoryRetriever;
 pub use llm::{Llm, LlmError};
-pub use memory::InMemoryRetriever;
 pub use outcome::{Mode, TurnOutcome};
 pub use policy::{Reason, ReasonCode};
 pub use prompts::Prompts;

@@ -17,7 +17,7 @@ use crate::backend::BackendObserver;
 use crate::domain::OrderState;
 use crate::store::StoreSnapshot;
 
-use super::telegram::TelegramSnapshot;
+use super::observed_messenger::TelegramSnapshot;
 
 /// Upper bounds (seconds) of the backend latency histogram.
 pub const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -10,9 +10,9 @@
 pub mod conversation_metrics;
 mod health;
 pub mod metrics;
+pub mod observed_messenger;
 mod server;
 pub mod settings;
-pub mod telegram;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 pub use health::{health_report, HealthReport};
 pub use metrics::{Kind, MetricSource, Metrics, Sample, AGENT_ANSWERS, CUSTOMER_MESSAGES};
+pub use observed_messenger::{ObservedMessenger, TelegramStats};
 pub use server::{start as start_ops_server, start_webhook as start_webhook_server, OpsRuntime, OpsServer};
 pub use settings::OpsSection;
-pub use telegram::{ObservedMessenger, TelegramStats};
 
 use crate::store::Store;
 use crate::webhook::{WebhookSettings, WebhookStats};

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::health::health_report;
 use super::metrics::{render, Scrape};
-use super::telegram::TelegramStats;
+use super::observed_messenger::TelegramStats;
 use super::{Metrics, OpsSettings, OpsState};
 use crate::backend::BackendClient;
 use crate::http::ServerHandle;

@@ -1,0 +1,181 @@
+//! Reading the chats' history into the store: once at start, then on a
+//! timer and after a disconnect, so a lost update costs a delay, never an item.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::orders::{ingest, IngestConfig, WorkflowConfig};
+use crate::shutdown::stopped;
+use crate::store::{InboxKind, MessageKind, Recorded, Store};
+use crate::telegram::{ChatId, Message, Messenger};
+use crate::wake::Wake;
+
+/// How many history messages to ask for per call when catching up.
+const HISTORY_PAGE: usize = 100;
+
+/// Telegram's own account (login codes, security notices).
+pub const TELEGRAM_SERVICE_USER: i64 = 777000;
+
+/// Reads the chats' history into the store: once at start, then on a
+/// timer and after a disconnect, in its own task.
+#[derive(Clone)]
+pub(super) struct Resync {
+    pub(super) store: Store,
+    pub(super) messenger: Arc<dyn Messenger>,
+    pub(super) workflow: WorkflowConfig,
+    pub(super) ingest: IngestConfig,
+    pub(super) orders_wake: Wake,
+    pub(super) inbox_wake: Wake,
+    pub(super) cards_wake: Wake,
+    /// Customer contact and the moderator chat are served.
+    pub(super) contact: bool,
+    /// When this run started (unix s): moderator-chat history older than
+    /// that is never replayed on the first read.
+    pub(super) started_secs: i64,
+    /// Asks for a re-read at once (after a disconnect).
+    pub(super) now: Arc<Notify>,
+}
+
+impl Resync {
+    pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
+        match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
+            // A new order, a follow-up that made its order due, or a malformed order's card.
+            Recorded::NewOrder(_) | Recorded::Stored => {
+                self.orders_wake.wake();
+                self.cards_wake.wake();
+            }
+            Recorded::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    /// Who handles a message outside the Tribute chat: the moderator desk,
+    /// customer contact, or nobody (Telegram's service account, groups and
+    /// channels we do not serve, our own messages).
+    pub(super) fn route(&self, m: &Message) -> Option<InboxKind> {
+        if !self.contact || m.outgoing {
+            return None;
+        }
+        if m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER {
+            // Login codes and security notices: never a customer, never stored or answered.
+            debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
+            return None;
+        }
+        if Some(m.chat_id) == self.workflow.moderator_chat {
+            return Some(InboxKind::Moderator);
+        }
+        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) && !m.sender_is_bot {
+            return Some(InboxKind::Customer);
+        }
+        debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
+        None
+    }
+
+    pub(super) async fn enqueue(&self, kind: InboxKind, m: &Message, handled: bool) -> anyhow::Result<()> {
+        if self.store.enqueue_inbound(kind, m, handled).await.context("Failed to store an incoming message")?
+            && !handled
+        {
+            self.inbox_wake.wake();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn periodically(self, shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.workflow.resync_interval) => {}
+                _ = self.now.notified() => {}
+                _ = stopped(&shutdown) => return,
+            }
+            if let Err(err) = self.catch_up().await {
+                warn!(error = %format!("{err:#}"), "history re-read failed; the next one retries");
+            }
+            self.catch_up_inbox().await;
+        }
+    }
+
+    /// Reads the Tribute chat from a window before the last complete pass
+    /// on (every page, each stored as it comes, so a failing later page
+    /// does not waste the earlier ones), storing what is not stored yet: an
+    /// update lost in transit — even one below the newest stored message,
+    /// even while re-reads kept failing for longer than the window — is
+    /// found. On the very first start (empty store) only messages younger
+    /// than the configured look-back are processed: older orders were
+    /// answered by a person before the assistant existed and must not be
+    /// activated again.
+    pub(super) async fn catch_up(&self) -> anyhow::Result<()> {
+        let chat = self.workflow.tribute_chat;
+        let now_secs = crate::clock::now_secs();
+        let first_start = self.store.last_seen_message(chat).await? == 0;
+        let window = self.workflow.resync_window.as_secs() as i64;
+        let since = match self.store.history_read_through(chat).await? {
+            Some(read_through) => read_through.min(now_secs) - window,
+            None => now_secs - window,
+        };
+        let mut after = self.store.last_message_before(chat, since).await?;
+        let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
+        let (mut seen, mut skipped) = (0, 0);
+        loop {
+            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+            let (Some(first), Some(last)) = (page.first(), page.last()) else { break };
+            after = last.id;
+            let known = self.store.stored_message_ids(chat, first.id, last.id).await?;
+            for m in page.iter().filter(|m| !known.contains(&m.id)) {
+                seen += 1;
+                if first_start && m.date < cutoff {
+                    let why = "older than the first start's look-back; not processed";
+                    self.store.record_tribute_message(m, MessageKind::Other, Some(why), None, None).await?;
+                    skipped += 1;
+                } else {
+                    self.ingest_one(m).await?;
+                }
+            }
+        }
+        self.store.set_history_read_through(chat, now_secs).await?;
+        if seen > 0 {
+            info!(new_messages = seen, skipped_as_too_old = skipped, "the Tribute chat history had messages we missed");
+        }
+        Ok(())
+    }
+
+    /// Reads the moderator chat and the chats of customers a dialogue waits
+    /// for since the last message seen in each, so what arrived while the
+    /// daemon was down (or was lost in transit) is handled. On the very
+    /// first read of the moderator chat, its older history is recorded as
+    /// seen, never replayed.
+    pub(super) async fn catch_up_inbox(&self) {
+        if !self.contact {
+            return;
+        }
+        let mut chats: Vec<(ChatId, InboxKind)> = Vec::new();
+        if let Some(chat) = self.workflow.moderator_chat {
+            chats.push((chat, InboxKind::Moderator));
+        }
+        match self.store.customers_to_reread().await {
+            Ok(customers) => chats.extend(customers.into_iter().map(|c| (c, InboxKind::Customer))),
+            Err(e) => warn!(error = %e, "could not list the customers' chats to re-read"),
+        }
+        for (chat, kind) in chats {
+            if let Err(e) = self.reread_chat(chat, kind).await {
+                warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
+            }
+        }
+    }
+
+    pub(super) async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
+        let cursor = self.store.inbox_cursor(chat).await?;
+        let first_read = cursor.is_none() && kind == InboxKind::Moderator;
+        let mut after = cursor.unwrap_or(0);
+        loop {
+            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.id;
+            for m in page.iter().filter(|m| self.route(m) == Some(kind)) {
+                self.enqueue(kind, m, first_read && m.date < self.started_secs).await?;
+            }
+        }
+    }
+}
