@@ -1,21 +1,24 @@
 //! tribute-assistant: automates paid "Custom Product Order" messages from
-//! the Tribute Telegram bot.
-//!
-//! Layout (arrows point to what a part may use):
+//! the Tribute Telegram bot. The map, the ports and the runtime model are in
+//! docs/architecture.md; this is the short version.
 //!
 //! ```text
-//! cli ──► daemon ──► orders ─┬─► tribute    (pure parsing, no I/O)
-//!                            ├─► backend    (activation client, signing)
-//!                            ├─► store      (sqlx, migrations/)
-//!                            └─► telegram   (Messenger port + adapters)
+//! app (command line, config, wiring)
+//!  └─► daemon (tasks) ─┬─► orders ──► backend (signed HTTP)   tribute (parsing)
+//!                      ├─► contact ◄─► moderator               domain (valid values)
+//!                      │     └─► agent ──► Llm port · knowledge ──► index
+//!                      ├─► store (SQLite: the only queue)
+//!                      └─► telegram (Messenger port: grammers | testbed::sim)
 //! ```
 //!
-//! The runtime (the store is the only queue, one clock, how each of
-//! Telegram's faults is survived) is described in docs/runtime.md;
-//! `simulate` checks it against a seeded hostile Telegram, `chaos` with the
-//! real process killed by SIGKILL. The stand-in world (simulated Telegram,
-//! MTProto test server, reference backend) lives in `testbed`, which no
-//! production module uses.
+//! An order: the event loop stores the Tribute message and its parsed order
+//! (`orders::ingest`); the order worker moves it one committed step at a time
+//! (activate, reply, press Send); a missing or refused account ID goes to the
+//! customer dialogue (`contact`), anything unfinished to a moderator card.
+//! A question: the contact task takes it from the inbox, the `agent` answers
+//! from `knowledge` or opens a case. Everything pending is a row with a due
+//! time on one clock (docs/runtime.md); `testbed`, `simulate` and `fuzzing`
+//! are the stand-in world and the proofs, used by no production part.
 
 // The application shell: command line, one file per command, configuration, wiring.
 pub mod app;

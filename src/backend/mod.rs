@@ -1,6 +1,6 @@
 //! The publisher's activation API: the signed, idempotent client we call
-//! (`BackendClient`), the signature scheme both sides share (`signing`),
-//! and a reference implementation of the receiving side (`reference`).
+//! (`BackendClient`) and the signature scheme both sides share (`signing`);
+//! `testbed::backend` implements the receiving side for tests.
 //! The contract itself is documented in `docs/backend-api.md` and
 //! `docs/openapi.yaml`.
 

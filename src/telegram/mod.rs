@@ -1,8 +1,8 @@
 //! The `Messenger` port: everything the core needs from Telegram, and
-//! nothing of any client library. Adapters: [`sim`] (an in-process
-//! Telegram used by tests, `demo` and the benchmark) and, later, the real
-//! MTProto client. Because the core only sees these types, both adapters
-//! are interchangeable.
+//! nothing of any client library. Adapters: [`grammers`] (the real MTProto
+//! client) and `testbed::sim` (an in-process Telegram for tests, `demo` and
+//! `simulate`). Because the core only sees these types, both adapters are
+//! interchangeable.
 
 pub mod grammers;
 pub mod history;
