@@ -48,4 +48,4 @@ pub use policy::{Reason, ReasonCode};
 pub use prompts::Prompts;
 pub use settings::{AgentSection, AgentSettings, LlmEndpoint};
 pub use sources::{CustomerOrder, Hit, OrderStatusSource, Retriever, RetrieverError};
-pub use turn::{Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};
+pub use turn::{probe, Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};

@@ -1,12 +1,13 @@
 //! One agent turn, end to end: retrieve, ask the model (or not), judge,
 //! store, and hand back what to send.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::answer::{self, ModelAnswer};
+use super::answer::{self, AnswerFormat, ModelAnswer};
 use super::guard::{customer_data_block, strip_links, unapproved_links};
 use super::llm::{ChatAnswer, ChatMessage, ChatRequest, FinishReason, Llm, LlmError, ToolKind};
 use super::openai::OpenAiLlm;
@@ -56,6 +57,9 @@ pub struct Agent {
     retriever: Arc<dyn Retriever>,
     orders: Arc<dyn OrderStatusSource>,
     store: Store,
+    /// The strongest answer format the server has not rejected (an index
+    /// into [`AnswerFormat::ALL`]); it only ever steps down.
+    format: AtomicUsize,
 }
 
 impl std::fmt::Debug for Agent {
@@ -125,7 +129,12 @@ impl Agent {
         store: Store,
     ) -> Self {
         let policy = Policy::new(&settings, &prompts.system);
-        Self { settings, prompts, policy, llm, retriever, orders, store }
+        Self { settings, prompts, policy, llm, retriever, orders, store, format: AtomicUsize::new(0) }
+    }
+
+    /// The answer format requests are sent with now.
+    pub fn answer_format(&self) -> AnswerFormat {
+        AnswerFormat::ALL[self.format.load(Ordering::Relaxed).min(AnswerFormat::ALL.len() - 1)]
     }
 
     pub fn mode(&self) -> Mode {
@@ -430,21 +439,14 @@ impl Agent {
 
     /// One model call with the tools and the answer schema. A cut answer is
     /// not malformed JSON to be retried or parsed leniently: the limit is the
-    /// cause, and the reason should say so.
+    /// cause, and the reason should say so. A server that rejects the answer
+    /// format gets the next weaker one (remembered for later turns); any
+    /// other refusal is reported as it is.
     async fn complete(&self, llm: &dyn Llm, messages: Vec<ChatMessage>) -> Result<ChatAnswer, LlmError> {
-        let max_tokens = self.settings.max_tokens;
-        let request = ChatRequest {
-            messages,
-            tools: tools::definitions(),
-            response_format: answer::response_format(),
-            max_tokens,
-            temperature: Some(0.2),
-        };
-        let answer = llm.complete(request).await?;
-        if answer.finish_reason == Some(FinishReason::Length) {
-            return Err(LlmError::Truncated(max_tokens));
-        }
-        Ok(answer)
+        let (answer, format) = complete(llm, messages, self.settings.max_tokens, self.answer_format()).await;
+        let index = AnswerFormat::ALL.iter().position(|f| *f == format).expect("in ALL");
+        self.format.fetch_max(index, Ordering::Relaxed);
+        answer
     }
 
     /// Takes the model's answer as a draft; its own escalation is noted.
@@ -454,6 +456,64 @@ impl Agent {
         }
         Draft { answer: a.answer.trim().to_owned(), confidence: a.confidence, sources: a.sources }
     }
+}
+
+/// One model call with the agent's tools, starting at answer format `format`
+/// and stepping down while the server rejects the format itself. Returns the
+/// result and the format it ended on.
+async fn complete(
+    llm: &dyn Llm,
+    messages: Vec<ChatMessage>,
+    max_tokens: u32,
+    mut format: AnswerFormat,
+) -> (Result<ChatAnswer, LlmError>, AnswerFormat) {
+    loop {
+        let request = ChatRequest {
+            messages: with_format_instructions(messages.clone(), format),
+            tools: tools::definitions(),
+            response_format: format.response_format(),
+            max_tokens,
+            temperature: Some(0.2),
+        };
+        let result = match llm.complete(request).await {
+            Err(LlmError::Rejected(why)) if answer::rejects_format(&why) && format.weaker().is_some() => {
+                let weaker = format.weaker().expect("checked");
+                tracing::warn!(rejected = format.as_str(), now = weaker.as_str(), error = %why,
+                    "the LLM server rejected the answer format; asking with a weaker one from now on");
+                format = weaker;
+                continue;
+            }
+            Ok(answer) if answer.finish_reason == Some(FinishReason::Length) => Err(LlmError::Truncated(max_tokens)),
+            other => other,
+        };
+        return (result, format);
+    }
+}
+
+/// What `check` asks: one tiny request with the same tools and answer
+/// format a turn uses. `Ok` names the format the server accepted.
+pub async fn probe(llm: &dyn Llm, max_tokens: u32) -> Result<AnswerFormat, LlmError> {
+    let messages = vec![
+        ChatMessage::System("You are a health check. Answer with the answer object only.".into()),
+        ChatMessage::User("Say ok.".into()),
+    ];
+    let (result, format) = complete(llm, messages, max_tokens, AnswerFormat::StrictSchema).await;
+    result.map(|_| format)
+}
+
+/// On the weaker formats the schema travels in the first system message
+/// (servers' chat templates often allow one system message, first).
+fn with_format_instructions(mut messages: Vec<ChatMessage>, format: AnswerFormat) -> Vec<ChatMessage> {
+    if let Some(extra) = format.instructions() {
+        match messages.first_mut() {
+            Some(ChatMessage::System(text)) => {
+                text.push_str("\n\n");
+                text.push_str(&extra);
+            }
+            _ => messages.insert(0, ChatMessage::System(extra)),
+        }
+    }
+    messages
 }
 
 /// Hits as the model sees them (no scores: it should not second-guess them).
@@ -473,7 +533,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
-    use super::super::llm::ToolInvocation;
+    use super::super::llm::{ResponseFormat, ToolInvocation};
     use super::super::sources::NoOrders;
     use super::super::InMemoryRetriever;
     use super::*;
@@ -481,7 +541,7 @@ mod tests {
     /// A model that answers from a script and keeps every request.
     #[derive(Debug, Default)]
     struct FakeLlm {
-        script: Mutex<VecDeque<ChatAnswer>>,
+        script: Mutex<VecDeque<Result<ChatAnswer, LlmError>>>,
         requests: Mutex<Vec<ChatRequest>>,
     }
 
@@ -489,7 +549,7 @@ mod tests {
     impl Llm for FakeLlm {
         async fn complete(&self, request: ChatRequest) -> Result<ChatAnswer, LlmError> {
             self.requests.lock().unwrap().push(request);
-            self.script.lock().unwrap().pop_front().ok_or_else(|| LlmError::Unavailable("script ended".into()))
+            self.script.lock().unwrap().pop_front().unwrap_or_else(|| Err(LlmError::Unavailable("script ended".into())))
         }
     }
 
@@ -507,6 +567,10 @@ mod tests {
     }
 
     async fn agent_with(script: Vec<ChatAnswer>) -> (Agent, Arc<FakeLlm>, tempfile::TempDir) {
+        agent_with_results(script.into_iter().map(Ok).collect()).await
+    }
+
+    async fn agent_with_results(script: Vec<Result<ChatAnswer, LlmError>>) -> (Agent, Arc<FakeLlm>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
         let llm = Arc::new(FakeLlm { script: Mutex::new(script.into()), ..Default::default() });
@@ -580,5 +644,47 @@ mod tests {
         assert_eq!(codes, [ReasonCode::LlmTruncated]);
         assert!(out.reasons[0].to_string().contains("max_tokens"), "{}", out.reasons[0]);
         assert_eq!(out.reply, agent.prompts().holding(Lang::En));
+    }
+
+    fn final_answer(content: &str) -> ChatAnswer {
+        ChatAnswer { content: Some(content.into()), finish_reason: Some(FinishReason::Stop), ..Default::default() }
+    }
+
+    const OPENAI_NO_SCHEMA: &str =
+        "HTTP 400: Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.";
+
+    #[tokio::test]
+    async fn a_rejected_answer_format_steps_down_and_stays_down() {
+        let answer = r#"{"answer":"Within 5 minutes.","language":"en","confidence":0.9,"escalate":false,"sources":["faq-arrival"]}"#;
+        let (agent, llm, _dir) = agent_with_results(vec![
+            Err(LlmError::Rejected(OPENAI_NO_SCHEMA.into())),
+            Err(LlmError::Rejected("HTTP 400: response_format json_object is not supported".into())),
+            Ok(final_answer(&format!("Here you go:\n{answer}"))),
+            Ok(final_answer(answer)),
+        ])
+        .await;
+        let out = agent.evaluate(ask("When will my diamonds arrive?")).await.outcome;
+        assert_eq!(out.draft.as_deref(), Some("Within 5 minutes."), "{:?}", out.reasons);
+        assert_eq!(agent.answer_format(), AnswerFormat::Instructions);
+        agent.evaluate(ask("When will my diamonds arrive?")).await;
+
+        let requests = llm.requests.lock().unwrap();
+        let formats: Vec<&ResponseFormat> = requests.iter().map(|r| &r.response_format).collect();
+        assert!(matches!(formats[0], ResponseFormat::JsonSchema { strict: true, .. }));
+        assert_eq!(formats[1..], [&ResponseFormat::JsonObject, &ResponseFormat::None, &ResponseFormat::None]);
+        let ChatMessage::System(system) = &requests[2].messages[0] else { panic!("no system message first") };
+        assert!(system.contains("\"sources\""), "the schema travels in the instructions: {system}");
+        assert_eq!(requests.iter().filter(|r| matches!(r.messages[0], ChatMessage::System(_))).count(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_not_about_the_format_is_reported_as_it_is() {
+        let jinja = "HTTP 500: tools param requires --jinja flag (start llama-server with --jinja)";
+        let (agent, llm, _dir) = agent_with_results(vec![Err(LlmError::Rejected(jinja.into()))]).await;
+        let out = agent.evaluate(ask("When will my diamonds arrive?")).await.outcome;
+        assert_eq!(out.reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [ReasonCode::LlmFailed]);
+        assert!(out.reasons[0].to_string().contains("--jinja"), "{}", out.reasons[0]);
+        assert_eq!(llm.requests.lock().unwrap().len(), 1, "not retried");
+        assert_eq!(agent.answer_format(), AnswerFormat::StrictSchema);
     }
 }

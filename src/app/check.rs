@@ -163,8 +163,14 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         }
     }
     let urls = DependencyUrls::from_config(&file, env);
-    let model = crate::agent::AgentSettings::resolve(&file.agent, env).ok().and_then(|s| s.llm).map(|e| e.model);
-    lines.push(llm_line(urls.llm_base_url.as_deref(), model.as_deref(), env).await);
+    let agent = crate::agent::AgentSettings::resolve(&file.agent, env).ok();
+    let model = agent.as_ref().and_then(|s| s.llm.as_ref()).map(|e| e.model.clone());
+    let line = llm_line(urls.llm_base_url.as_deref(), model.as_deref(), env).await;
+    let line = match (&line.status, agent) {
+        (Status::Pass, Some(agent)) => llm_turn_line(line, agent).await,
+        _ => line,
+    };
+    lines.push(line);
     lines.push(embedding_line(&file, env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
@@ -302,6 +308,46 @@ async fn llm_line(base: Option<&str>, model: Option<&str>, env: &impl Fn(&str) -
             format!("cannot reach {shown}: {}", error_text(&e)),
             format!("check [agent] base_url / {OPENAI_BASE_URL_ENV} and that the endpoint is up"),
         ),
+    }
+}
+
+/// The endpoint lists the model; now one tiny request with the agent's own
+/// tools and answer format, so a server that rejects them (llama.cpp without
+/// `--jinja`, a model without structured outputs) shows here, with the fix,
+/// instead of as escalated questions later.
+async fn llm_turn_line(listed: CheckLine, mut settings: crate::agent::AgentSettings) -> CheckLine {
+    use crate::agent::answer::AnswerFormat;
+    use crate::agent::openai::OpenAiLlm;
+    let Some(endpoint) = settings.llm.clone() else { return listed };
+    settings.timeout = settings.timeout.min(CHECK_TIMEOUT);
+    settings.retries = 0;
+    let llm = match OpenAiLlm::new(&endpoint, &settings) {
+        Ok(l) => l,
+        Err(e) => return CheckLine::fail(listed.name, e.to_string(), "fix [agent]"),
+    };
+    match crate::agent::probe(&llm, settings.max_tokens).await {
+        Ok(AnswerFormat::StrictSchema) => {
+            CheckLine::pass(listed.name, format!("{}; a turn with tools and a strict JSON schema works", listed.detail))
+        }
+        Ok(format) => CheckLine::pass(
+            listed.name,
+            format!(
+                "{}; a turn with tools works, the answer format steps down to {} (the server rejected stronger ones)",
+                listed.detail,
+                format.as_str()
+            ),
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            let fix = if text.contains("--jinja") {
+                "start llama-server with --jinja (tools need its chat templates)".to_owned()
+            } else if matches!(e, crate::agent::llm::LlmError::Truncated(_)) {
+                "raise [agent] max_tokens".to_owned()
+            } else {
+                "the message is the server's own; check [agent] model and the server's tool-calling support".to_owned()
+            };
+            CheckLine::fail(listed.name, format!("{}, but a turn with tools failed: {text}", listed.detail), fix)
+        }
     }
 }
 

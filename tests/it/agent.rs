@@ -741,12 +741,36 @@ fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_on
 #[tokio::test]
 async fn check_says_whether_the_endpoint_serves_the_configured_model() {
     use tribute_assistant::app::check::{checks, Status};
-    let app = axum::Router::new().route(
-        "/v1/models",
-        axum::routing::get(|| async {
-            axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}]}))
-        }),
-    );
+    // Each model plays one server: qwen2.5 (Ollama) answers; llama (llama.cpp
+    // started without --jinja) refuses tools with its exact 500 body; old-gpt
+    // (an OpenAI model without structured outputs) refuses the strict schema.
+    async fn chat(axum::Json(req): axum::Json<serde_json::Value>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let answer = r#"{"answer":"ok","language":"en","confidence":1,"escalate":false,"sources":[]}"#;
+        let ok = axum::Json(json!({"id": "x", "object": "chat.completion", "created": 0, "model": req["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}]}));
+        match (req["model"].as_str(), req["response_format"]["type"].as_str()) {
+            (Some("llama"), _) => (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}})),
+            )
+                .into_response(),
+            (Some("old-gpt"), Some("json_schema")) => (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "type": "invalid_request_error", "param": "response_format", "code": null}})),
+            )
+                .into_response(),
+            _ => ok.into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route(
+            "/v1/models",
+            axum::routing::get(|| async {
+                axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}, {"id": "llama"}, {"id": "old-gpt"}]}))
+            }),
+        )
+        .route("/v1/chat/completions", axum::routing::post(chat));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -766,8 +790,15 @@ async fn check_says_whether_the_endpoint_serves_the_configured_model() {
     };
     let ok = llm_line("qwen2.5").await;
     assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    assert!(ok.detail.contains("strict JSON schema works"), "{}", ok.detail);
     let typo = llm_line("qwen-2.5").await;
     assert_eq!(typo.status, Status::Fail, "{typo:?}");
     assert!(typo.detail.contains("qwen2.5:latest") && typo.fix.unwrap().contains("OPENAI_MODEL"), "{}", typo.detail);
+    let no_jinja = llm_line("llama").await;
+    assert_eq!(no_jinja.status, Status::Fail, "{no_jinja:?}");
+    assert!(no_jinja.fix.as_deref().unwrap_or_default().contains("--jinja"), "{no_jinja:?}");
+    let no_schema = llm_line("old-gpt").await;
+    assert_eq!(no_schema.status, Status::Pass, "{no_schema:?}");
+    assert!(no_schema.detail.contains("steps down to JSON object"), "{}", no_schema.detail);
     server.abort();
 }
