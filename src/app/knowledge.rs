@@ -160,9 +160,12 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             if json {
                 let arr: Vec<serde_json::Value> = hits
                     .iter()
-                    .map(
-                        |h| serde_json::json!({"source": h.source, "title": h.title, "text": h.text, "score": h.score}),
-                    )
+                    .map(|h| {
+                        serde_json::json!({
+                            "source": h.source, "title": h.title, "text": h.text, "score": h.score,
+                            "confidence": h.confidence, "evidence": h.evidence,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(arr));
             } else if hits.is_empty() {
@@ -172,9 +175,11 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                     let text: String = h.text.chars().take(240).collect();
                     let more = if h.text.chars().count() > 240 { "…" } else { "" };
                     println!(
-                        "{}. [{:.3}] {} — {}\n   {}{more}",
+                        "{}. [score {:.3}, confidence {:.2}, found by {}] {} — {}\n   {}{more}",
                         i + 1,
                         h.score,
+                        h.confidence,
+                        serde_json::to_value(h.evidence.found_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                         h.source,
                         h.title,
                         text.replace('\n', " ")

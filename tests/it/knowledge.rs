@@ -487,7 +487,10 @@ fn kb_commands_through_the_binary() {
     assert_eq!(arr[0]["title"], "Как оплатить алмазы?");
     assert!(arr[0]["text"].as_str().unwrap().contains("Tribute"));
     assert!(arr[0]["score"].as_f64().unwrap() > 0.0);
-    assert_eq!(arr[0].as_object().unwrap().len(), 4);
+    let confidence = arr[0]["confidence"].as_f64().unwrap();
+    assert!(confidence > arr[1]["confidence"].as_f64().unwrap() && confidence <= 1.0, "{v}");
+    assert_eq!(arr[0]["evidence"]["found_by"], "lexical", "no embedding server: lexical only");
+    assert_eq!(arr[0].as_object().unwrap().len(), 6);
 
     let out = bin(dir.path()).args(["kb", "ingest"]).output().unwrap();
     let line = String::from_utf8_lossy(&out.stdout);
