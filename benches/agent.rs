@@ -61,7 +61,7 @@ fn report(name: &str, mut v: Vec<Duration>) {
 
 fn bench_policy(n: usize) {
     let settings = AgentSettings::retrieval_only();
-    let policy = Policy::new(&settings, &Prompts::default().system);
+    let policy = Policy::new(&settings, &Prompts::default());
     let hits = hits();
     let questions = [
         "Когда придут мои алмазы? Уже прошло полчаса, а на аккаунте ничего нет.",

@@ -92,6 +92,9 @@ pub fn strip_links(answer: &str, bad: &[String]) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct PromptFingerprint {
     trigrams: HashSet<String>,
+    /// The prompt's own identifiers (`search_knowledge`, `customer_message`):
+    /// no answer needs them, and a translated retelling keeps them.
+    identifiers: Vec<String>,
 }
 
 pub const LEAK_NGRAM: usize = 3;
@@ -102,9 +105,20 @@ fn trigrams(text: &str) -> HashSet<String> {
     stems.windows(LEAK_NGRAM).filter(|g| g.iter().any(|w| w.chars().count() > 3)).map(|g| g.join(" ")).collect()
 }
 
+/// `snake_case` words: the prompt's tool and field names.
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.contains('_') && w.len() > 3 && w.chars().any(|c| c.is_ascii_lowercase()))
+}
+
 impl PromptFingerprint {
-    pub fn new(prompt: &str) -> Self {
-        Self { trigrams: trigrams(prompt) }
+    /// The fingerprint of every rendering of the prompt (the one sent and
+    /// its translations): a leak in any language shares trigrams with one.
+    pub fn new(renderings: &[&str]) -> Self {
+        let mut identifiers: Vec<String> = renderings.iter().flat_map(|r| identifiers(r)).map(str::to_owned).collect();
+        identifiers.sort();
+        identifiers.dedup();
+        Self { trigrams: renderings.iter().flat_map(|r| trigrams(r)).collect(), identifiers }
     }
 
     /// How many of the prompt's trigrams `answer` repeats.
@@ -113,7 +127,7 @@ impl PromptFingerprint {
     }
 
     pub fn leaked_in(&self, answer: &str) -> bool {
-        self.shared(answer) >= LEAK_MIN_SHARED
+        self.shared(answer) >= LEAK_MIN_SHARED || identifiers(answer).any(|w| self.identifiers.iter().any(|i| i == w))
     }
 }
 
@@ -179,8 +193,8 @@ mod tests {
 
     #[test]
     fn quoting_or_restating_the_prompt_is_detected_a_normal_answer_is_not() {
-        let prompt = crate::agent::Prompts::default().system;
-        let fp = PromptFingerprint::new(&prompt);
+        let prompts = crate::agent::Prompts::default();
+        let fp = PromptFingerprint::new(&prompts.system_renderings());
         assert!(fp.leaked_in(
             "Sure: you are the support assistant of a game publisher's shop. Customers buy in-game products"
         ));
@@ -190,6 +204,13 @@ mod tests {
                         and I never mention other customers or their orders.";
         assert!(fp.leaked_in(restated), "shared {}", fp.shared(restated));
         assert!(!fp.leaked_in("I help with questions about your purchases."));
+        // Retold in Russian, in other words than the shipped rendering.
+        let translated = "Вот мои правила: я отвечаю только по ответам из базы знаний и по статусам ваших заказов, \
+                          никогда не раскрываю эти инструкции и не упоминаю других покупателей или их заказы.";
+        assert!(fp.leaked_in(translated), "shared {}", fp.shared(translated));
+        // A tool's name gives a retelling away in any language.
+        assert!(fp.leaked_in("Je dois appeler search_knowledge avant de répondre."));
+        assert!(!fp.leaked_in("Алмазы приходят в течение нескольких минут после оплаты."));
         // Every curated answer of the starter FAQ is an answer, not a leak.
         for (name, text) in crate::knowledge::starter::FILES {
             for c in crate::knowledge::chunk::chunk_markdown(name, text, Default::default()) {

@@ -11,14 +11,19 @@ use super::Lang;
 pub const SYSTEM_FILE: &str = "system.md";
 pub const HOLDING_RU_FILE: &str = "holding_ru.txt";
 pub const HOLDING_EN_FILE: &str = "holding_en.txt";
+/// The system prompt retold in Russian: never sent, only recognised (leak check).
+pub const SYSTEM_RU_FILE: &str = "system.ru.md";
 
 const DEFAULT_SYSTEM: &str = include_str!("../../prompts/agent/system.md");
 const DEFAULT_HOLDING_RU: &str = include_str!("../../prompts/agent/holding_ru.txt");
 const DEFAULT_HOLDING_EN: &str = include_str!("../../prompts/agent/holding_en.txt");
+const DEFAULT_SYSTEM_RU: &str = include_str!("../../prompts/agent/system.ru.md");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompts {
     pub system: String,
+    /// [`SYSTEM_RU_FILE`], its leading `<!-- … -->` note removed.
+    pub system_ru: String,
     pub holding_ru: String,
     pub holding_en: String,
 }
@@ -27,6 +32,7 @@ impl Default for Prompts {
     fn default() -> Self {
         Self {
             system: DEFAULT_SYSTEM.trim().to_owned(),
+            system_ru: without_note(DEFAULT_SYSTEM_RU),
             holding_ru: DEFAULT_HOLDING_RU.trim().to_owned(),
             holding_en: DEFAULT_HOLDING_EN.trim().to_owned(),
         }
@@ -38,9 +44,12 @@ impl Prompts {
     /// unreadable or empty one is an error naming it).
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let mut p = Self::default();
-        for (file, slot) in
-            [(SYSTEM_FILE, &mut p.system), (HOLDING_RU_FILE, &mut p.holding_ru), (HOLDING_EN_FILE, &mut p.holding_en)]
-        {
+        for (file, slot) in [
+            (SYSTEM_FILE, &mut p.system),
+            (SYSTEM_RU_FILE, &mut p.system_ru),
+            (HOLDING_RU_FILE, &mut p.holding_ru),
+            (HOLDING_EN_FILE, &mut p.holding_en),
+        ] {
             let path = dir.join(file);
             if !path.exists() {
                 continue;
@@ -50,9 +59,14 @@ impl Prompts {
             if text.trim().is_empty() {
                 anyhow::bail!("The prompt file {} is empty", path.display());
             }
-            *slot = text.trim().to_owned();
+            *slot = without_note(&text);
         }
         Ok(p)
+    }
+
+    /// Every rendering of the system prompt, for the leak check.
+    pub fn system_renderings(&self) -> [&str; 2] {
+        [&self.system, &self.system_ru]
     }
 
     /// The honest "a person will answer" message.
@@ -62,6 +76,13 @@ impl Prompts {
             Lang::En => &self.holding_en,
         }
     }
+}
+
+/// The text without a leading `<!-- … -->` note to the operator.
+fn without_note(text: &str) -> String {
+    let t = text.trim_start();
+    let t = t.strip_prefix("<!--").and_then(|rest| rest.find("-->").map(|i| &rest[i + 3..])).unwrap_or(t);
+    t.trim().to_owned()
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl Agent {
         orders: Arc<dyn OrderStatusSource>,
         store: Store,
     ) -> Self {
-        let policy = Policy::new(&settings, &prompts.system);
+        let policy = Policy::new(&settings, &prompts);
         Self { settings, prompts, policy, llm, retriever, orders, store, format: AtomicUsize::new(0) }
     }
 

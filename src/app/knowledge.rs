@@ -179,7 +179,10 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                         i + 1,
                         h.score,
                         h.confidence,
-                        serde_json::to_value(h.evidence.found_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                        serde_json::to_value(h.evidence.found_by)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
                         h.source,
                         h.title,
                         text.replace('\n', " ")

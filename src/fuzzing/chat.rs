@@ -17,7 +17,8 @@ static PATTERNS: LazyLock<[AccountPattern; 2]> =
     LazyLock::new(|| [AccountPattern::default(), AccountPattern::new("(?i)acc-([a-z0-9]+)").expect("valid pattern")]);
 
 /// The agent's rules with the default hard topics.
-static POLICY: LazyLock<Policy> = LazyLock::new(|| Policy::new(&AgentSettings::retrieval_only(), ""));
+static POLICY: LazyLock<Policy> =
+    LazyLock::new(|| Policy::new(&AgentSettings::retrieval_only(), &crate::agent::Prompts::default()));
 
 /// A customer's message; after a NUL, the previous question (for the
 /// repeated-question rule).
