@@ -5,6 +5,14 @@ use std::io::{self, Write};
 
 use super::model::{rfc3339, ConversationExport, MessageExport, OrderExport};
 
+/// A time as a reviewer reads it: local to the machine that exports, to the
+/// second, with its UTC offset (`2026-12-05 07:14:03 UTC+03:00`).
+pub fn readable(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S UTC%:z").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -236,8 +244,8 @@ impl ExportWriter for Html {
         }
         s.push_str(&format!(
             "</h2>\n<div class=\"meta\">{} — {} · language {} · state {}</div>\n",
-            e(&rfc3339(c.created_at)),
-            e(&rfc3339(c.updated_at)),
+            e(&readable(c.created_at)),
+            e(&readable(c.updated_at)),
             e(c.language.as_str()),
             e(c.state)
         ));
@@ -246,7 +254,7 @@ impl ExportWriter for Html {
             for OrderExport { order: o, history, .. } in &c.orders {
                 let history: Vec<String> = history
                     .iter()
-                    .map(|h| format!("{} → {} ({})", e(&rfc3339(h.at)), e(&h.to_state), e(&h.note)))
+                    .map(|h| format!("{} → {} ({})", e(&readable(h.at)), e(&h.to_state), e(&h.note)))
                     .collect();
                 s.push_str(&format!(
                     "<tr class=\"order\" data-state=\"{st}\"><td>{r}</td><td>{st}</td><td>{p}</td><td>{a} {cur}</td><td>{h}</td></tr>\n",
@@ -264,7 +272,7 @@ impl ExportWriter for Html {
         for MessageExport { message: m, agent_turn_id, .. } in &c.messages {
             let turn = agent_turn_id.and_then(|id| c.agent_turns.iter().find(|t| t.id == id));
             let escalated = turn.is_some_and(|t| t.escalated);
-            let mut meta = format!("{} · {} · {}", e(&rfc3339(m.at)), e(m.author.as_str()), e(m.direction.as_str()));
+            let mut meta = format!("{} · {} · {}", e(&readable(m.at)), e(m.author.as_str()), e(m.direction.as_str()));
             if let Some(t) = turn {
                 if let Some(x) = t.confidence {
                     let level = if x < 0.5 {
@@ -305,7 +313,7 @@ impl ExportWriter for Html {
             for a in &c.moderator_actions {
                 s.push_str(&format!(
                     "<li class=\"action\">{} · moderator {} · {} {}{}</li>\n",
-                    e(&rfc3339(a.at)),
+                    e(&readable(a.at)),
                     a.moderator_id,
                     e(&a.action),
                     e(&a.detail),

@@ -39,6 +39,17 @@ impl Pii {
         }
     }
 
+    /// Like [`Self::text`], and the customer's own names too: our templates
+    /// greet them by name ("Здравствуйте, Мария!"), which no pattern finds.
+    fn text_of(&self, s: &mut String, names: &[String]) {
+        if self.is_on() {
+            for name in names {
+                *s = replace_word(s, name, REDACTED_NAME);
+            }
+        }
+        self.text(s);
+    }
+
     fn name(&self, s: &mut String) {
         if self.is_on() {
             *s = REDACTED_NAME.to_owned();
@@ -51,6 +62,38 @@ impl Pii {
             *s = crate::knowledge::redact::ACCOUNT_ID.to_owned();
         }
     }
+}
+
+/// The names a customer is known by in one conversation: each full name and
+/// username, and every part of a name of two letters or more, longest first
+/// (so "Мария Иванова" goes whole before "Мария" alone).
+fn customer_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.trim().trim_start_matches('@');
+        out.push(name.to_owned());
+        out.extend(name.split_whitespace().filter(|p| p.chars().count() >= 2).map(str::to_owned));
+    }
+    out.retain(|n| n.chars().count() >= 2);
+    out.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+    out.dedup();
+    out
+}
+
+/// `text` with every whole-word occurrence of `word` replaced.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + word.len()..].chars().next();
+        let whole = !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..i]);
+        out.push_str(if whole { with } else { word });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Keyset-paginated stream of assembled conversations.
@@ -153,6 +196,11 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 Outcome::Open
             };
 
+            let names = customer_names(
+                std::iter::once(c.customer_name.as_str())
+                    .chain(ords.iter().map(|(o, _)| o.customer_name.as_str()))
+                    .chain(ords.iter().filter_map(|(o, _)| o.customer_username.as_deref())),
+            );
             let ref_by_id: HashMap<i64, &str> = ords.iter().map(|(o, _)| (o.id, o.order_ref.as_str())).collect();
             // An agent message is the reply of the turn with the same text, else the closest turn before it.
             let mut used = vec![false; trs.len()];
@@ -171,7 +219,7 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                         .flatten();
                     let order_refs =
                         m.order_ids.iter().filter_map(|id| ref_by_id.get(id).map(|r| (*r).to_owned())).collect();
-                    pii.text(&mut m.text);
+                    pii.text_of(&mut m.text, &names);
                     MessageExport { message: m, order_refs, agent_turn_id }
                 })
                 .collect();
@@ -181,7 +229,7 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 .map(|(mut order, mut link)| {
                     let mut history = events.remove(&order.id).unwrap_or_default();
                     for e in &mut history {
-                        pii.text(&mut e.note);
+                        pii.text_of(&mut e.note, &names);
                     }
                     pii.name(&mut order.customer_name);
                     if let Some(u) = &mut order.customer_username {
@@ -195,11 +243,11 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 })
                 .collect();
             for t in &mut trs {
-                pii.text(&mut t.question);
+                pii.text_of(&mut t.question, &names);
                 if let Some(a) = &mut t.answer {
-                    pii.text(a);
+                    pii.text_of(a, &names);
                 }
-                pii.text(&mut t.reply);
+                pii.text_of(&mut t.reply, &names);
             }
             for k in &mut css {
                 if let Some(a) = &mut k.pending_account {
@@ -207,7 +255,7 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 }
             }
             for a in &mut aud {
-                pii.text(&mut a.detail);
+                pii.text_of(&mut a.detail, &names);
             }
             let mut name = c.customer_name;
             pii.name(&mut name);
@@ -230,4 +278,27 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_is_unnamed_in_our_own_words_too() {
+        let names = customer_names(["Мария Иванова", "maria_iv"].into_iter());
+        let pii = Pii::redact_with(Redactor::default());
+        let mut greeting =
+            "Здравствуйте, Мария! Заказ TA-93372553-10 для Мария Иванова (@maria_iv). Марияна".to_owned();
+        pii.text_of(&mut greeting, &names);
+        assert_eq!(
+            greeting,
+            format!(
+                "Здравствуйте, {REDACTED_NAME}! Заказ TA-93372553-10 для {REDACTED_NAME} (@{REDACTED_NAME}). Марияна"
+            )
+        );
+        let mut kept = "Здравствуйте, Мария!".to_owned();
+        Pii::keep().text_of(&mut kept, &names);
+        assert_eq!(kept, "Здравствуйте, Мария!");
+    }
 }

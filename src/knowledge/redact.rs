@@ -63,13 +63,40 @@ impl Redactor {
         let s = CARD_RE.replace_all(&s, CARD);
         let s = PHONE_RE.replace_all(&s, PHONE);
         let s = USERNAME_RE.replace_all(&s, |c: &regex::Captures| c[0].replace(&c[1], USERNAME));
-        let s = LABELLED_ID_RE.replace_all(&s, |c: &regex::Captures| format!("{}{}{ACCOUNT_ID}", &c[1], &c[2]));
-        let s = LONG_DIGITS_RE.replace_all(&s, ACCOUNT_ID);
+        // A payment number (TA-<chat>-<message>) names an order, not a
+        // person: reviewers look orders up by it.
+        let s = LABELLED_ID_RE.replace_all(&s, |c: &regex::Captures| {
+            if is_order_ref(&c[3]) {
+                c[0].to_owned()
+            } else {
+                format!("{}{}{ACCOUNT_ID}", &c[1], &c[2])
+            }
+        });
+        let s = LONG_DIGITS_RE.replace_all(&s, |c: &regex::Captures| {
+            let m = c.get(0).expect("the whole match");
+            if order_ref_around(&s, m.start(), m.end()) {
+                m.as_str().to_owned()
+            } else {
+                ACCOUNT_ID.to_owned()
+            }
+        });
         match &self.extra_account_pattern {
             Some(re) => re.replace_all(&s, ACCOUNT_ID).into_owned(),
             None => s.into_owned(),
         }
     }
+}
+
+fn is_order_ref(token: &str) -> bool {
+    token.parse::<crate::domain::OrderRef>().is_ok()
+}
+
+/// Whether the digits at `start..end` of `text` are part of a payment number.
+fn order_ref_around(text: &str, start: usize, end: usize) -> bool {
+    let token_start = text[..start].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(0, |i| i + 1);
+    let token_end =
+        text[end..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(text.len(), |i| end + i);
+    is_order_ref(text[token_start..token_end].trim_end_matches('-'))
 }
 
 #[cfg(test)]
@@ -89,6 +116,14 @@ mod tests {
         for p in [EMAIL, PHONE, CARD, USERNAME, ACCOUNT_ID] {
             assert!(out.contains(p), "{p} missing: {out}");
         }
+    }
+
+    #[test]
+    fn payment_numbers_are_kept_the_account_ids_beside_them_are_not() {
+        let r = Redactor::default();
+        let out = r.redact("Номер платежа TA-93372553-10, мой ID 48213; payment number: TA-93372553-11.");
+        assert!(out.contains("TA-93372553-10") && out.contains("TA-93372553-11"), "{out}");
+        assert!(!out.contains("48213"), "{out}");
     }
 
     #[test]
