@@ -218,7 +218,8 @@ impl Policy {
     pub fn evaluate_retrieval<'h>(&self, e: &Evidence<'h>) -> (Vec<Reason>, Option<&'h Hit>) {
         let mut out = e.incidents.clone();
         out.extend(self.question_rules(e.question, e.previous_question));
-        let best = e.hits.iter().max_by(|a, b| a.score.total_cmp(&b.score));
+        // On equal scores the better-ranked hit (hits come in rank order).
+        let best = e.hits.iter().reduce(|best, h| if h.score > best.score { h } else { best });
         let chosen = match best {
             None => {
                 out.push(Reason::new(ReasonCode::NoCuratedAnswer, "nothing retrieved"));
@@ -398,15 +399,19 @@ mod tests {
         refund.title = "Can I get a refund?".into();
         let hits = [refund];
         // The customer's words miss every keyword; the answer's question does not.
-        let e = Evidence { question: "someone else got my diamonds", hits: &hits, ..Default::default() };
+        let e = Evidence { question: "my diamonds ended up with a stranger", hits: &hits, ..Default::default() };
         let (reasons, _) = p.evaluate_retrieval(&e);
         assert_eq!(codes(&reasons), [ReasonCode::HardTopic]);
         assert!(reasons[0].detail.contains("refund"), "{reasons:?}");
         // The same when the model answers from it.
         let d =
             Draft { answer: "Refunds take 3–10 days.".into(), confidence: 0.95, sources: vec!["faq-refund".into()] };
-        let e =
-            Evidence { question: "someone else got my diamonds", hits: &hits, draft: Some(&d), ..Default::default() };
+        let e = Evidence {
+            question: "my diamonds ended up with a stranger",
+            hits: &hits,
+            draft: Some(&d),
+            ..Default::default()
+        };
         assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::HardTopic]);
     }
 

@@ -192,6 +192,10 @@ pub fn default_hard_topics() -> BTreeMap<String, Vec<String>> {
                 "ошибся в id",
                 "ошибся id",
                 "ошибся аккаунтом",
+                "someone else",
+                "somebody else",
+                "кто-то другой",
+                "кому-то другому",
             ]),
         ),
         (
@@ -206,7 +210,6 @@ pub fn default_hard_topics() -> BTreeMap<String, Vec<String>> {
                 "человек",
                 "оператор",
                 "менеджер",
-                "живой",
                 "администрация",
                 "позовите",
             ]),

@@ -29,6 +29,8 @@ use super::Lexical;
 
 /// Weight of coverage of the whole chunk (question + body) against the question alone.
 const BODY_WEIGHT: f64 = 0.35;
+/// How much a question's words that the query lacks count against it.
+const NARROWER_DISCOUNT: f64 = 0.15;
 /// The part of the confidence that does not depend on the margin.
 const MARGIN_FLOOR: f64 = 0.6;
 
@@ -75,24 +77,33 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
     }
     let words = |text: &str| -> HashSet<u32> { lexical.embed_document(text).indices.into_iter().collect() };
     let share = |set: &HashSet<u32>| terms.iter().filter(|t| set.contains(t)).count() as f64 / terms.len() as f64;
-    candidates
+    // How well each candidate fits the query, before the margin.
+    let fits: Vec<(f64, f64, f64)> = candidates
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
+        .map(|c| {
             let questions: Vec<HashSet<u32>> = c.questions.iter().map(|q| words(q)).collect();
-            let best_other = candidates
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, o)| o.lexical_score)
-                .fold(0.0, f64::max);
-            let margin = if c.lexical_score > 0.0 { (1.0 - best_other / c.lexical_score).clamp(0.0, 1.0) } else { 0.0 };
             let mut all = words(c.body);
             all.extend(questions.iter().flatten().copied());
             let coverage = share(&all);
-            let title_coverage = questions.iter().map(share).fold(0.0, f64::max);
-            let confidence = (BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage)
-                * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
+            // A question with words the query lacks asks something narrower:
+            // a small discount, enough to prefer the question that is asked.
+            let precision = |q: &HashSet<u32>| {
+                let n = q.len().max(1) as f64;
+                q.iter().filter(|t| terms.contains(t)).count() as f64 / n
+            };
+            let title_coverage = questions
+                .iter()
+                .map(|q| share(q) * (1.0 - NARROWER_DISCOUNT * (1.0 - precision(q))))
+                .fold(0.0, f64::max);
+            (coverage, title_coverage, BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage)
+        })
+        .collect();
+    fits.iter()
+        .enumerate()
+        .map(|(i, &(coverage, title_coverage, fit))| {
+            let best_other = fits.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.2).fold(0.0, f64::max);
+            let margin = if fit > 0.0 { (1.0 - best_other / fit).clamp(0.0, 1.0) } else { 0.0 };
+            let confidence = fit * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
             Evidence { coverage, title_coverage, margin, confidence, ..Evidence::default() }
         })
         .collect()
@@ -114,17 +125,29 @@ mod tests {
         let e = calibrate(&lx, "how do I top up", &[pay, friend]);
         // "top up" is a phrasing of the first: every query word, in one question.
         assert_eq!(e[0].title_coverage, 1.0);
-        assert!((e[0].margin - 2.0 / 3.0).abs() < 1e-9, "{e:?}");
+        assert_eq!(e[0].margin, 1.0, "nothing else fits at all: {e:?}");
         assert!(e[0].confidence > 0.8, "{e:?}");
         assert_eq!(e[1].margin, 0.0);
         assert!(e[1].confidence < 0.2, "{e:?}");
 
         // Two sections that fit equally: the margin, and so the confidence, drops.
         let a = candidate(5.0, vec!["How do I pay?"], "Pay by card.");
-        let b = candidate(5.0, vec!["Can I pay abroad?"], "Any card works.");
+        let b = candidate(5.0, vec!["When can I pay?"], "Any card works.");
         let tie = calibrate(&lx, "pay", &[a, b]);
         assert_eq!(tie[0].margin, 0.0);
         assert!(tie[0].confidence <= 0.6 + 1e-9, "{tie:?}");
+    }
+
+    #[test]
+    fn the_margin_is_on_fit_not_on_bm25_and_the_asked_question_beats_a_narrower_one() {
+        let lx = Lexical::new().unwrap();
+        // BM25 puts the narrower question first; the question as asked still wins.
+        let friend = candidate(9.0, vec!["Can I buy diamonds for a friend?"], "Yes, enter their ID.");
+        let pay = candidate(6.0, vec!["How do I pay for diamonds?", "How can I buy diamonds?"], "Pay by card.");
+        let e = calibrate(&lx, "how can I buy diamonds", &[friend, pay]);
+        assert!(e[1].title_coverage > e[0].title_coverage, "{e:?}");
+        assert!(e[1].margin > 0.0 && e[0].margin == 0.0, "{e:?}");
+        assert!(e[1].confidence > e[0].confidence, "{e:?}");
     }
 
     #[test]
