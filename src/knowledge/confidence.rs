@@ -13,13 +13,17 @@
 //! - **title coverage**: the same share against the chunk's question — its
 //!   heading or one of the author's other phrasings, whichever fits best (one
 //!   phrasing at a time: words scattered over several phrasings are no
-//!   question anyone asked). A question is answered by the section that asks
-//!   it, not by one that mentions its words in passing;
-//! - **margin**: how far the hit's BM25 score is ahead of the best other
-//!   candidate (`1 − s₂/s₁`, 0 when it is not first): two sections that fit
-//!   equally well are a question for a person.
+//!   question anyone asked) — discounted a little for the question's own
+//!   words the query lacks: a narrower question is another question. A
+//!   question is answered by the section that asks it, not by one that
+//!   mentions its words in passing;
+//! - **margin**: how far the hit's fit (`0.35·coverage + 0.65·title_coverage`)
+//!   is ahead of the best other candidate's (`1 − f₂/f₁`, 0 when it does not
+//!   fit best): two sections that fit equally well are a question for a
+//!   person. Measured on the fit, not on BM25, whose ranking favours rare
+//!   words and short sections over the question that was asked.
 //!
-//! `confidence = (0.35·coverage + 0.65·title_coverage) · (0.6 + 0.4·margin)`:
+//! `confidence = fit · (0.6 + 0.4·margin)`:
 //! 1.0 is a hit whose question contains every word of the query and that is
 //! far ahead of the next one; see docs/agent.md for what thresholds mean.
 
@@ -59,9 +63,8 @@ pub enum FoundBy {
     Both,
 }
 
-/// One candidate as the calibration sees it: its raw lexical score and texts.
+/// One candidate as the calibration sees it: its texts.
 pub struct Candidate<'a> {
-    pub lexical_score: f64,
     /// The questions the chunk answers: its heading path, then the phrasings.
     pub questions: Vec<&'a str>,
     /// The chunk's text and answer (the questions may be in it or not).
@@ -113,8 +116,9 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
 mod tests {
     use super::*;
 
-    fn candidate<'a>(score: f64, questions: Vec<&'a str>, body: &'a str) -> Candidate<'a> {
-        Candidate { lexical_score: score, questions, body }
+    /// `_bm25`: what the index would rank by; the calibration must not need it.
+    fn candidate<'a>(_bm25: f64, questions: Vec<&'a str>, body: &'a str) -> Candidate<'a> {
+        Candidate { questions, body }
     }
 
     #[test]

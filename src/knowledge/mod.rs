@@ -311,7 +311,6 @@ impl KnowledgeBase {
             .iter()
             .zip(&bodies)
             .map(|((h, _), body)| confidence::Candidate {
-                lexical_score: lexical_scores.get(&h.id).copied().unwrap_or(0.0),
                 questions: std::iter::once(h.payload.title.as_str())
                     .chain(h.payload.phrasings.iter().map(String::as_str))
                     .collect(),
