@@ -29,6 +29,7 @@ fn hit(i: usize, lang: &str, title: &str, answer: &str) -> Hit {
         kind: "faq".into(),
         language: Some(lang.into()),
         score: 0.9 - i as f64 * 0.1,
+        similarity: None,
     }
 }
 

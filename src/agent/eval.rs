@@ -132,6 +132,12 @@ pub struct QuestionResult {
     pub confidence: Option<f64>,
     /// Why it escalated.
     pub reasons: Vec<String>,
+    /// Hybrid search: the cosine of the expected hit (answerable questions),
+    /// or of the top hit (questions expecting `escalate`).
+    pub similarity: Option<f64>,
+    /// Hybrid search: the best cosine among retrieved hits that are not the
+    /// expected answer (answerable questions).
+    pub other_similarity: Option<f64>,
 }
 
 fn label(h: &Hit) -> String {
@@ -141,6 +147,17 @@ fn label(h: &Hit) -> String {
 /// Judges one evaluated turn.
 pub fn judge(question: &EvalQuestion, ev: &Evaluation) -> QuestionResult {
     let rank = ev.retrieved.iter().position(|h| question.expect.matches(h)).map(|i| i + 1);
+    let escalate = question.expect.to_string() == "escalate";
+    let similarity = if escalate {
+        ev.retrieved.first().and_then(|h| h.similarity)
+    } else {
+        ev.retrieved.iter().find(|h| question.expect.matches(h)).and_then(|h| h.similarity)
+    };
+    let other_similarity = (!escalate)
+        .then(|| {
+            ev.retrieved.iter().filter(|h| !question.expect.matches(h)).filter_map(|h| h.similarity).reduce(f64::max)
+        })
+        .flatten();
     let cited: Vec<&Hit> = ev.outcome.sources.iter().filter_map(|id| ev.hits.iter().find(|h| &h.id == id)).collect();
     let verdict = if ev.outcome.escalated() {
         Verdict::Escalated
@@ -159,6 +176,58 @@ pub fn judge(question: &EvalQuestion, ev: &Evaluation) -> QuestionResult {
         answered_from: if verdict == Verdict::Escalated { vec![] } else { cited.into_iter().map(label).collect() },
         confidence: ev.outcome.confidence,
         reasons: ev.outcome.reasons.iter().map(ToString::to_string).collect(),
+        similarity,
+        other_similarity,
+    }
+}
+
+/// Where the embedding model's cosines separate right answers from the
+/// rest on this question set: what `[knowledge.embedding] min_similarity`
+/// and `sure_similarity` should be for this model.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenseCalibration {
+    /// Cosines of the expected hits (answerable questions).
+    pub right: Spread,
+    /// Cosines of hits that must not answer: the top hit of each question
+    /// expecting `escalate`, and the best other hit of each answerable one.
+    pub wrong: Spread,
+    /// Above every wrong cosine.
+    pub suggested_min_similarity: f64,
+    /// The median right cosine, when it is above the suggested minimum;
+    /// `None`: this model does not separate them here, leave both unset.
+    pub suggested_sure_similarity: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub n: usize,
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Option<Self> {
+        v.sort_by(f64::total_cmp);
+        Some(Self { n: v.len(), min: *v.first()?, median: v[v.len() / 2], max: *v.last()? })
+    }
+}
+
+impl DenseCalibration {
+    fn of(details: &[QuestionResult]) -> Option<Self> {
+        let right: Vec<f64> = details.iter().filter(|d| d.expect != "escalate").filter_map(|d| d.similarity).collect();
+        let wrong: Vec<f64> = details
+            .iter()
+            .filter_map(|d| if d.expect == "escalate" { d.similarity } else { d.other_similarity })
+            .collect();
+        let (right, wrong) = (Spread::of(right)?, Spread::of(wrong)?);
+        let min = wrong.max;
+        Some(Self {
+            right,
+            wrong,
+            suggested_min_similarity: min,
+            suggested_sure_similarity: (right.median > min).then_some(right.median),
+        })
     }
 }
 
@@ -200,6 +269,8 @@ pub struct EvalReport {
     /// Of the questions expecting `escalate`, how many escalated.
     pub escalated_as_expected: usize,
     pub thresholds: Thresholds,
+    /// Hybrid search only: where this model's cosines can be trusted.
+    pub dense: Option<DenseCalibration>,
     pub details: Vec<QuestionResult>,
 }
 
@@ -234,6 +305,7 @@ impl EvalReport {
                 .filter(|d| d.expect == "escalate" && d.verdict == Verdict::Escalated)
                 .count(),
             thresholds,
+            dense: DenseCalibration::of(&details),
             details,
         }
     }
@@ -284,6 +356,19 @@ impl EvalReport {
             t.min_retrieval_score,
             t.min_confidence,
         ));
+        if let Some(d) = &self.dense {
+            s.push_str(&format!(
+                "dense cosines: expected hits {:.3}–{:.3} (median {:.3}, {}), hits that must not answer {:.3}–{:.3} ({})\n",
+                d.right.min, d.right.max, d.right.median, d.right.n, d.wrong.min, d.wrong.max, d.wrong.n
+            ));
+            s.push_str(&match d.suggested_sure_similarity {
+                Some(sure) => format!(
+                    "for this model: [knowledge.embedding] min_similarity = {:.3}, sure_similarity = {sure:.3}\n",
+                    d.suggested_min_similarity
+                ),
+                None => "for this model: its cosines do not separate right from wrong here; leave min_similarity and sure_similarity unset\n".to_owned(),
+            });
+        }
         s
     }
 }
@@ -313,6 +398,7 @@ mod tests {
             kind: "doc".into(),
             language: None,
             score: 1.0,
+            similarity: None,
         }
     }
 

@@ -145,6 +145,7 @@ mod tests {
             kind: "faq".into(),
             language: None,
             score: 1.0,
+            similarity: None,
         }
     }
 

@@ -96,6 +96,7 @@ mod tests {
             kind: "faq".into(),
             language: Some(lang.into()),
             score: 0.0,
+            similarity: None,
         }
     }
 

@@ -32,6 +32,7 @@ impl KnowledgeRetriever {
             kind: h.kind.as_str().to_owned(),
             language: h.language,
             score: h.confidence,
+            similarity: h.evidence.dense_similarity,
         }
     }
 }

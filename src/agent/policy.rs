@@ -308,6 +308,7 @@ mod tests {
             kind: "faq".into(),
             language: Some("en".into()),
             score,
+            similarity: None,
         }
     }
 

@@ -25,6 +25,10 @@ pub struct Hit {
     pub language: Option<String>,
     /// Higher is better; thresholds in `[agent]` are on this scale.
     pub score: f64,
+    /// The embedding model's cosine, when the dense retriever found the hit
+    /// (`kb eval` measures where this model's cosines can be trusted).
+    #[serde(default)]
+    pub similarity: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -563,6 +563,7 @@ mod tests {
             kind: "faq".into(),
             language: Some("en".into()),
             score: 0.0,
+            similarity: None,
         }
     }
 

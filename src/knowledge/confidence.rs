@@ -48,8 +48,7 @@ pub struct Evidence {
     /// Which retrievers returned the hit (hybrid search; lexical otherwise).
     pub found_by: FoundBy,
     /// The dense retriever's cosine similarity, when it returned the hit.
-    /// Recorded, not yet part of `confidence`: cosines of different models
-    /// live on different scales, and no threshold on them is measured yet.
+    /// Part of `confidence` only through a measured [`DenseScale`].
     pub dense_similarity: Option<f64>,
 }
 
@@ -63,8 +62,29 @@ pub enum FoundBy {
     Both,
 }
 
-/// One candidate as the calibration sees it: its texts.
+/// Where the embedding model's cosines mean something, measured by the
+/// publisher for their model (`kb eval` suggests both): at `min` and below a
+/// dense match is no evidence, at `sure` and above it is as good as a
+/// question that has every word of the query. Cosines of different models
+/// live on different scales, so there is no default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenseScale {
+    pub min: f64,
+    pub sure: f64,
+}
+
+impl DenseScale {
+    /// A cosine as a fit in [0, 1].
+    pub fn fit(self, cosine: f64) -> f64 {
+        ((cosine - self.min) / (self.sure - self.min)).clamp(0.0, 1.0)
+    }
+}
+
+/// One candidate as the calibration sees it: its texts and, in hybrid
+/// search, the dense retriever's cosine.
 pub struct Candidate<'a> {
+    /// The cosine, when the dense retriever returned this candidate.
+    pub dense_similarity: Option<f64>,
     /// The questions the chunk answers: its heading path, then the phrasings.
     pub questions: Vec<&'a str>,
     /// The chunk's text and answer (the questions may be in it or not).
@@ -72,11 +92,21 @@ pub struct Candidate<'a> {
 }
 
 /// Confidences for `candidates` (the candidate list of one query, in any
-/// order), in the same order.
-pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<Evidence> {
+/// order), in the same order. With a `dense` scale a candidate's fit is the
+/// better of its lexical fit and its cosine's; without one the cosine is
+/// only recorded.
+pub fn calibrate(
+    lexical: &Lexical,
+    query: &str,
+    candidates: &[Candidate<'_>],
+    dense: Option<DenseScale>,
+) -> Vec<Evidence> {
     let terms: HashSet<u32> = lexical.embed_query(query).indices.into_iter().collect();
     if terms.is_empty() {
-        return candidates.iter().map(|_| Evidence::default()).collect();
+        return candidates
+            .iter()
+            .map(|c| Evidence { dense_similarity: c.dense_similarity, ..Evidence::default() })
+            .collect();
     }
     let words = |text: &str| -> HashSet<u32> { lexical.embed_document(text).indices.into_iter().collect() };
     let share = |set: &HashSet<u32>| terms.iter().filter(|t| set.contains(t)).count() as f64 / terms.len() as f64;
@@ -98,7 +128,12 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
                 .iter()
                 .map(|q| share(q) * (1.0 - NARROWER_DISCOUNT * (1.0 - precision(q))))
                 .fold(0.0, f64::max);
-            (coverage, title_coverage, BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage)
+            let lexical_fit = BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage;
+            let dense_fit = match (dense, c.dense_similarity) {
+                (Some(scale), Some(cosine)) => scale.fit(cosine),
+                _ => 0.0,
+            };
+            (coverage, title_coverage, lexical_fit.max(dense_fit))
         })
         .collect();
     fits.iter()
@@ -107,7 +142,8 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
             let best_other = fits.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.2).fold(0.0, f64::max);
             let margin = if fit > 0.0 { (1.0 - best_other / fit).clamp(0.0, 1.0) } else { 0.0 };
             let confidence = fit * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
-            Evidence { coverage, title_coverage, margin, confidence, ..Evidence::default() }
+            let dense_similarity = candidates[i].dense_similarity;
+            Evidence { coverage, title_coverage, margin, confidence, dense_similarity, ..Evidence::default() }
         })
         .collect()
 }
@@ -116,9 +152,32 @@ pub fn calibrate(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -
 mod tests {
     use super::*;
 
+    fn calibrate_lexical(lx: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<Evidence> {
+        calibrate(lx, query, candidates, None)
+    }
+
+    #[test]
+    fn a_measured_dense_scale_lets_a_close_cosine_count_and_no_scale_leaves_it_out() {
+        let lx = Lexical::new().unwrap();
+        let scale = DenseScale { min: 0.80, sure: 0.90 };
+        assert_eq!((scale.fit(0.75), scale.fit(0.85), scale.fit(0.95)), (0.0, 0.5000000000000002, 1.0));
+        // No shared word, but the model says they mean the same.
+        let pay = Candidate { questions: vec!["How do I pay?"], body: "By card.", dense_similarity: Some(0.93) };
+        let friend =
+            Candidate { questions: vec!["Gifts for a friend?"], body: "Enter their ID.", dense_similarity: Some(0.81) };
+        let with = calibrate(&lx, "top up diamonds", &[pay, friend], Some(scale));
+        assert!(with[0].confidence > 0.9, "{with:?}");
+        assert!(with[1].confidence < 0.1, "{with:?}");
+        assert_eq!(with[0].dense_similarity, Some(0.93));
+        let pay = Candidate { questions: vec!["How do I pay?"], body: "By card.", dense_similarity: Some(0.93) };
+        let without = calibrate(&lx, "top up diamonds", &[pay], None);
+        assert_eq!(without[0].confidence, 0.0, "{without:?}");
+        assert_eq!(without[0].dense_similarity, Some(0.93), "recorded all the same");
+    }
+
     /// `_bm25`: what the index would rank by; the calibration must not need it.
     fn candidate<'a>(_bm25: f64, questions: Vec<&'a str>, body: &'a str) -> Candidate<'a> {
-        Candidate { questions, body }
+        Candidate { questions, body, dense_similarity: None }
     }
 
     #[test]
@@ -126,7 +185,7 @@ mod tests {
         let lx = Lexical::new().unwrap();
         let pay = candidate(9.0, vec!["How do I pay for diamonds?", "How can I top up?"], "Pay by card in the bot.");
         let friend = candidate(3.0, vec!["Can I buy diamonds for a friend?"], "Yes, enter their ID.");
-        let e = calibrate(&lx, "how do I top up", &[pay, friend]);
+        let e = calibrate_lexical(&lx, "how do I top up", &[pay, friend]);
         // "top up" is a phrasing of the first: every query word, in one question.
         assert_eq!(e[0].title_coverage, 1.0);
         assert_eq!(e[0].margin, 1.0, "nothing else fits at all: {e:?}");
@@ -137,7 +196,7 @@ mod tests {
         // Two sections that fit equally: the margin, and so the confidence, drops.
         let a = candidate(5.0, vec!["How do I pay?"], "Pay by card.");
         let b = candidate(5.0, vec!["When can I pay?"], "Any card works.");
-        let tie = calibrate(&lx, "pay", &[a, b]);
+        let tie = calibrate_lexical(&lx, "pay", &[a, b]);
         assert_eq!(tie[0].margin, 0.0);
         assert!(tie[0].confidence <= 0.6 + 1e-9, "{tie:?}");
     }
@@ -148,7 +207,7 @@ mod tests {
         // BM25 puts the narrower question first; the question as asked still wins.
         let friend = candidate(9.0, vec!["Can I buy diamonds for a friend?"], "Yes, enter their ID.");
         let pay = candidate(6.0, vec!["How do I pay for diamonds?", "How can I buy diamonds?"], "Pay by card.");
-        let e = calibrate(&lx, "how can I buy diamonds", &[friend, pay]);
+        let e = calibrate_lexical(&lx, "how can I buy diamonds", &[friend, pay]);
         assert!(e[1].title_coverage > e[0].title_coverage, "{e:?}");
         assert!(e[1].margin > 0.0 && e[0].margin == 0.0, "{e:?}");
         assert!(e[1].confidence > e[0].confidence, "{e:?}");
@@ -158,8 +217,8 @@ mod tests {
     fn words_the_knowledge_base_lacks_lower_the_confidence_and_corpus_size_does_not() {
         let lx = Lexical::new().unwrap();
         let safe = || candidate(4.0, vec!["Is it safe to pay here?"], "Payment runs in the official bot.");
-        let on_topic = calibrate(&lx, "is it safe to pay", &[safe()])[0];
-        let off_topic = calibrate(&lx, "is it safe to swim in the sea", &[safe()])[0];
+        let on_topic = calibrate_lexical(&lx, "is it safe to pay", &[safe()])[0];
+        let off_topic = calibrate_lexical(&lx, "is it safe to swim in the sea", &[safe()])[0];
         assert!(on_topic.confidence > 0.9, "{on_topic:?}");
         assert!(off_topic.confidence < 0.4, "{off_topic:?}");
 
@@ -167,8 +226,8 @@ mod tests {
         let filler: Vec<String> = (0..200).map(|i| format!("Section {i} about lorem ipsum")).collect();
         let mut many = vec![safe()];
         many.extend(filler.iter().map(|f| candidate(0.5, vec![f.as_str()], f.as_str())));
-        let big = calibrate(&lx, "is it safe to pay", &many)[0];
-        let small = calibrate(&lx, "is it safe to pay", &[safe(), candidate(0.5, vec!["x"], "lorem")])[0];
+        let big = calibrate_lexical(&lx, "is it safe to pay", &many)[0];
+        let small = calibrate_lexical(&lx, "is it safe to pay", &[safe(), candidate(0.5, vec!["x"], "lorem")])[0];
         assert_eq!(big, small);
     }
 }

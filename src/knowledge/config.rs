@@ -62,6 +62,12 @@ pub struct EmbeddingSection {
     /// Changing it changes every stored vector: re-ingest with `--rebuild`.
     #[serde(default)]
     pub passage_prefix: String,
+    /// The cosine at and below which a dense match is no evidence, and the
+    /// one at and above which it is as sure as a full question match. Both
+    /// or neither; measure them for your model with `kb eval` (it suggests
+    /// values). Unset: the cosine ranks hits but the confidence stays lexical.
+    pub min_similarity: Option<f64>,
+    pub sure_similarity: Option<f64>,
 }
 
 fn default_batch() -> usize {
@@ -118,20 +124,36 @@ impl KnowledgeSection {
             let _ = api_key;
             return Err(KnowledgeError::NotBuilt("qdrant (the Qdrant server client)"));
         }
-        let embedding = match &self.embedding {
-            None => None,
-            Some(e) => Some(EmbeddingConfig {
-                base_url: e.base_url.expose().to_owned(),
-                model: e.model.clone(),
-                dimension: e.dimension,
-                batch_size: e.batch_size,
-                timeout: Duration::from_secs(e.timeout_secs),
-                max_retries: e.max_retries,
-                api_key: read_secret(EMBEDDING_API_KEY_ENV, e.api_key_file.as_deref(), env)?,
-                query_prefix: e.query_prefix.clone(),
-                passage_prefix: e.passage_prefix.clone(),
-            }),
-        };
+        let embedding =
+            match &self.embedding {
+                None => None,
+                Some(e) => Some(EmbeddingConfig {
+                    base_url: e.base_url.expose().to_owned(),
+                    model: e.model.clone(),
+                    dimension: e.dimension,
+                    batch_size: e.batch_size,
+                    timeout: Duration::from_secs(e.timeout_secs),
+                    max_retries: e.max_retries,
+                    api_key: read_secret(EMBEDDING_API_KEY_ENV, e.api_key_file.as_deref(), env)?,
+                    query_prefix: e.query_prefix.clone(),
+                    passage_prefix: e.passage_prefix.clone(),
+                    scale: match (e.min_similarity, e.sure_similarity) {
+                        (None, None) => None,
+                        (Some(min), Some(sure)) if (-1.0..1.0).contains(&min) && min < sure && sure <= 1.0 => {
+                            Some(super::confidence::DenseScale { min, sure })
+                        }
+                        (Some(_), Some(_)) => {
+                            return Err(KnowledgeError::Config(
+                                "[knowledge.embedding] needs -1 <= min_similarity < sure_similarity <= 1".into(),
+                            ))
+                        }
+                        _ => return Err(KnowledgeError::Config(
+                            "[knowledge.embedding] min_similarity and sure_similarity go together: set both or neither"
+                                .into(),
+                        )),
+                    },
+                }),
+            };
         let d = ChunkLimits::default();
         Ok(KnowledgeConfig {
             #[cfg(feature = "qdrant")]

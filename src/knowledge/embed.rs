@@ -79,6 +79,8 @@ pub struct EmbeddingConfig {
     pub query_prefix: String,
     /// Put before an indexed chunk (E5: `"passage: "`).
     pub passage_prefix: String,
+    /// Where this model's cosines count towards confidence (measured with `kb eval`).
+    pub scale: Option<super::confidence::DenseScale>,
 }
 
 impl fmt::Debug for EmbeddingConfig {

@@ -166,6 +166,8 @@ pub struct KnowledgeBase {
     index: Arc<dyn VectorIndex>,
     lexical: Arc<Lexical>,
     embedder: Option<Arc<dyn Embedder>>,
+    /// How far the embedder's cosines count towards confidence, when measured.
+    dense_scale: Option<confidence::DenseScale>,
     /// Set when embedding a query failed: search stays lexical for a while.
     dense_cooldown: Arc<embed::Cooldown>,
     redactor: Redactor,
@@ -210,6 +212,7 @@ impl KnowledgeBase {
             index,
             lexical,
             embedder,
+            dense_scale: config.embedding.as_ref().and_then(|e| e.scale),
             dense_cooldown: Arc::default(),
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
@@ -311,15 +314,15 @@ impl KnowledgeBase {
             .iter()
             .zip(&bodies)
             .map(|((h, _), body)| confidence::Candidate {
+                dense_similarity: dense_scores.get(&h.id).copied(),
                 questions: std::iter::once(h.payload.title.as_str())
                     .chain(h.payload.phrasings.iter().map(String::as_str))
                     .collect(),
                 body,
             })
             .collect();
-        let mut evidence = confidence::calibrate(&self.lexical, &query, &candidates);
+        let mut evidence = confidence::calibrate(&self.lexical, &query, &candidates, self.dense_scale);
         for ((h, _), e) in scored.iter().zip(evidence.iter_mut()) {
-            e.dense_similarity = dense_scores.get(&h.id).copied();
             e.found_by = match (lexical_scores.contains_key(&h.id), e.dense_similarity.is_some()) {
                 (true, true) => confidence::FoundBy::Both,
                 (false, true) => confidence::FoundBy::Dense,

@@ -30,6 +30,7 @@ fn faq(id: &str, lang: &str, question: &str, answer: &str) -> Hit {
         kind: "faq".into(),
         language: Some(lang.into()),
         score: 0.0,
+        similarity: None,
     }
 }
 

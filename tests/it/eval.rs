@@ -129,3 +129,65 @@ fn the_starter_faq_meets_the_retrieval_only_targets_on_every_question_set() {
         );
     }
 }
+
+/// Hybrid search: `kb eval` says where the embedding model's cosines separate
+/// the right hits from the rest, and the suggested scale, once configured,
+/// raises no wrong answer and loses no resolved one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_eval_measures_the_dense_scale_and_the_measured_scale_is_safe() {
+    use super::support::openai_embeddings::{EmbeddingServer, Script};
+    let server = EmbeddingServer::start(Script { dimension: 64, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let embedding = format!(
+        "[knowledge.embedding]\nbase_url = \"{}\"\nmodel = \"scripted-hash\"\ndimension = 64\n",
+        server.base_url()
+    );
+    std::fs::write(&config, &embedding).unwrap();
+    let set = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge/eval.jsonl");
+    let run = |args: Vec<String>| {
+        let (data, config) = (dir.path().to_owned(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = bin(&data).arg("--config").arg(&config).args(&args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            out.stdout
+        })
+    };
+    run(vec!["kb".into(), "ingest".into()]).await.unwrap();
+    let eval = || run(vec!["kb".into(), "eval".into(), "--json".into(), set.display().to_string()]);
+    let before: serde_json::Value = serde_json::from_slice(&eval().await.unwrap()).unwrap();
+    let dense = &before["dense"];
+    assert!(dense["right"]["n"].as_u64().unwrap() > 10, "{dense}");
+    let min = dense["suggested_min_similarity"].as_f64().unwrap();
+    assert_eq!(min, dense["wrong"]["max"].as_f64().unwrap(), "above every cosine that must not answer: {dense}");
+    // The scripted model (hashed word prefixes) does not separate them on
+    // this set; a scale starting above every wrong cosine is safe all the same.
+    let sure = match dense["suggested_sure_similarity"].as_f64() {
+        Some(sure) => sure,
+        None => min + 0.1,
+    };
+    assert_eq!(before["wrong"], 0, "hybrid, cosines only recorded: {before}");
+
+    std::fs::write(&config, format!("{embedding}min_similarity = {min}\nsure_similarity = {sure}\n")).unwrap();
+    let after: serde_json::Value = serde_json::from_slice(&eval().await.unwrap()).unwrap();
+    assert_eq!(after["wrong"], 0, "{after}");
+    assert!(
+        after["resolved"].as_u64() >= before["resolved"].as_u64(),
+        "{} → {}",
+        before["resolved"],
+        after["resolved"]
+    );
+    std::fs::write(&config, format!("{embedding}min_similarity = {sure}\nsure_similarity = {min}\n")).unwrap();
+    let data = dir.path().to_owned();
+    let bad = tokio::task::spawn_blocking(move || {
+        bin(&data).arg("--config").arg(&config).args(["kb", "search", "x"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("min_similarity"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

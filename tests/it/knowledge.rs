@@ -361,6 +361,7 @@ fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConf
             api_key: Some("sk-test-key".to_owned().into()),
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            scale: None,
         }),
         ..Default::default()
     }
