@@ -10,7 +10,7 @@ use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::sandbox::{order_of, sandbox, sandbox_with, wait_state};
 use crate::support::sim::{order, OrderBuilder};
-use crate::support::wait::{advance, eventually, pause_time, resume_time};
+use crate::support::wait::{advance, eventually, pause_time};
 
 /// What our account wrote to the customer, oldest first.
 fn sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
@@ -25,10 +25,26 @@ async fn wait_sent(sb: &Sandbox, customer: i64, n: usize) -> Vec<Message> {
     .await
 }
 
-/// The customer's conversation as stored, oldest first.
-async fn stored_talk(sb: &Sandbox, customer: i64) -> Vec<tribute_assistant::store::ConversationMessage> {
-    let conv = sb.store().conversation_for_customer(customer).await.unwrap().expect("a conversation");
-    sb.store().conversation_messages(conv.id).await.unwrap()
+/// What our account wrote to the customer, once nothing for them waits to
+/// be sent any more (a message is marked sent a moment after Telegram took
+/// it): the final count of what was sent so far.
+async fn all_sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
+    eventually(&format!("nothing waiting to be sent to customer {customer}"), || async {
+        (sb.store().pending_customer_messages(customer).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    sent_to(sb, customer)
+}
+
+/// The customer's conversation as stored, oldest first, once it holds `n`
+/// messages (our message is stored right after Telegram took it).
+async fn stored_talk(sb: &Sandbox, customer: i64, n: usize) -> Vec<tribute_assistant::store::ConversationMessage> {
+    eventually(&format!("{n} stored message(s) with customer {customer}"), || async {
+        let conv = sb.store().conversation_for_customer(customer).await.unwrap()?;
+        let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+        (talk.len() >= n).then_some(talk)
+    })
+    .await
 }
 
 /// Messages in the moderator chat that are case cards.
@@ -67,13 +83,7 @@ async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once()
     assert!(sb.world.messages(sb.moderator_chat).is_empty(), "no person needed");
 
     // Every message in and out is stored with direction and author.
-    let conv = sb.store().conversation_for_customer(601).await.unwrap().expect("conversation");
-    // The thanks is stored right after Telegram took it.
-    let talk = eventually("the thanks stored", || async {
-        let talk = sb.store().conversation_messages(conv.id).await.unwrap();
-        (talk.len() >= 3).then_some(talk)
-    })
-    .await;
+    let talk = stored_talk(&sb, 601, 3).await;
     let shape: Vec<(Direction, Author, Option<&str>)> =
         talk.iter().map(|m| (m.direction, m.author, m.template.as_deref())).collect();
     assert_eq!(
@@ -128,8 +138,7 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
     assert!(cards[0].text.contains("333333"), "the card shows the conversation: {}", cards[0].text);
     assert_eq!(sb.backend.stats().requests, 3, "one backend call per ID, no loop");
     assert_eq!(sb.backend.stats().activations, 0);
-    assert_eq!(sb.store().pending_customer_messages(603).await.unwrap(), 0, "nothing more waits to be sent");
-    assert_eq!(sent_to(&sb, 603).len(), 3, "no third 'try again' after the last refusal");
+    assert_eq!(all_sent_to(&sb, 603).await.len(), 3, "no third 'try again' after the last refusal");
     sb.shutdown().await.unwrap();
 }
 
@@ -140,14 +149,14 @@ async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day
     let msg = sb.world.post_order(&order(604).by("Мария").details("жду"));
     wait_sent(&sb, 604, 1).await;
 
-    pause_time().await;
+    let clock = pause_time().await;
     // Half an hour, then past the hour: the reminder's stored time says
     // which of the two it came after.
     advance(Duration::from_secs(30 * 60)).await;
     advance(Duration::from_secs(31 * 60)).await;
     let sent = wait_sent(&sb, 604, 2).await;
     assert!(sent[1].text.contains("напоминаем"), "{}", sent[1].text);
-    let talk = stored_talk(&sb, 604).await;
+    let talk = stored_talk(&sb, 604, 2).await;
     let (asked, reminded) = (&talk[0], &talk[1]);
     assert_eq!(reminded.template.as_deref(), Some("reminder"), "{talk:#?}");
     let waited = Duration::from_millis((reminded.at - asked.at) as u64);
@@ -160,9 +169,8 @@ async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day
     assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
     let cards = wait_cards(&sb, 1).await;
     assert!(cards[0].text.contains("did not answer"), "{}", cards[0].text);
-    assert_eq!(sb.store().pending_customer_messages(604).await.unwrap(), 0, "nothing more waits to be sent");
-    assert_eq!(sent_to(&sb, 604).len(), 2, "one reminder only");
-    resume_time();
+    assert_eq!(all_sent_to(&sb, 604).await.len(), 2, "one reminder only");
+    clock.resume();
     sb.shutdown().await.unwrap();
 }
 
@@ -244,7 +252,6 @@ async fn the_daily_message_cap_hands_the_order_to_the_moderator() {
     sb.world.post_as_user(609, 609, "111111 222222", None);
     let o = wait_state(&sb, msg, OrderState::Escalated).await;
     assert_eq!(o.escalation_reason.as_deref(), Some("message_cap_reached"));
-    assert_eq!(sb.store().pending_customer_messages(609).await.unwrap(), 0, "nothing more waits to be sent");
-    assert_eq!(sent_to(&sb, 609).len(), 1, "never more than the cap");
+    assert_eq!(all_sent_to(&sb, 609).await.len(), 1, "never more than the cap");
     sb.shutdown().await.unwrap();
 }

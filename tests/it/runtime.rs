@@ -18,7 +18,7 @@ use crate::support::sandbox::{
     order_of, sandbox_with, stopped_sandbox, try_order, wait_chat, wait_inbox_handled, wait_state,
 };
 use crate::support::sim::{order, OrderBuilder};
-use crate::support::wait::{advance, eventually, pause_time, resume_time, OUTAGE};
+use crate::support::wait::{advance, eventually, pause_time, OUTAGE};
 
 /// The daemon running, with 654321 pending on the backend too (besides
 /// the default order's 123456).
@@ -119,7 +119,7 @@ async fn an_order_lost_below_the_newest_stored_message_is_found_by_the_periodic_
 async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_over() {
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
-    pause_time().await;
+    let clock = pause_time().await;
     // The reply is refused with a ten-minute flood wait (the daemon sleeps through 5 s at most).
     sb.world.flood_wait_next_sends(1, Duration::from_secs(600));
     let msg = sb.world.post_order(&order(501));
@@ -134,7 +134,7 @@ async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_ove
     assert_eq!(order_of(&sb, msg).await.state, OrderState::Activated, "still waiting out the flood");
     advance(Duration::from_secs(601)).await;
     wait_state(&sb, msg, OrderState::Confirmed).await;
-    resume_time();
+    clock.resume();
     assert_eq!(sb.world.send_presses(msg), 1);
     sb.shutdown().await.unwrap();
 }
@@ -357,11 +357,11 @@ async fn a_message_that_never_goes_out_hands_its_order_to_a_moderator_after_the_
         (sb.store().pending_customer_messages(904).await.unwrap() == 1).then_some(())
     })
     .await;
-    pause_time().await;
+    let clock = pause_time().await;
     for _ in 0..(MESSAGE_DEADLINE.as_secs() / 600 + 4) {
         advance(Duration::from_secs(600)).await;
     }
-    resume_time();
+    clock.resume();
     wait_state(&sb, msg, OrderState::Escalated).await;
     let case = sb.store().open_case_for_order(order_of(&sb, msg).await.id).await.unwrap().expect("a case");
     assert_eq!(case.reason, "customer_unreachable");

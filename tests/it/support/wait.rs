@@ -95,9 +95,30 @@ async fn settle_a_little() {
     }
 }
 
+/// The paused clock of [`pause_time`]. [`PausedClock::resume`] resumes
+/// it; dropped without that (a failing assertion unwinds), it still lets
+/// the blocking task go, so the runtime can shut down and the test fails
+/// instead of hanging.
+#[must_use = "the clock stays paused until `resume()`"]
+pub struct PausedClock(Arc<AtomicBool>);
+
+impl PausedClock {
+    pub fn resume(self) {
+        drop(self);
+        tokio::time::resume();
+    }
+}
+
+impl Drop for PausedClock {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+        PAUSED.with(|p| p.borrow_mut().take());
+    }
+}
+
 /// Pauses the tokio clock (see [`PAUSED`]) once the daemon is quiet.
 /// Only on a current-thread runtime, as tokio requires.
-pub async fn pause_time() {
+pub async fn pause_time() -> PausedClock {
     settle_quietly().await;
     tokio::time::pause();
     let holding = Arc::new(AtomicBool::new(true));
@@ -107,7 +128,8 @@ pub async fn pause_time() {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    PAUSED.with(|p| *p.borrow_mut() = Some(holding));
+    PAUSED.with(|p| *p.borrow_mut() = Some(holding.clone()));
+    PausedClock(holding)
 }
 
 /// Moves the paused clock on, after letting in-flight queries finish.
@@ -122,13 +144,6 @@ async fn settle_quietly() {
     for _ in 0..10 {
         settle_a_little().await;
     }
-}
-
-pub fn resume_time() {
-    if let Some(holding) = PAUSED.with(|p| p.borrow_mut().take()) {
-        holding.store(false, Ordering::Relaxed);
-    }
-    tokio::time::resume();
 }
 
 /// On a clock paused with auto-advance (`#[tokio::test(start_paused =
