@@ -6,7 +6,7 @@
 //!     BENCH_TURNS=1000 cargo bench --bench agent
 
 #[path = "../tests/it/support/openai_chat.rs"]
-#[allow(dead_code)] // the bench uses part of the test helper
+#[allow(dead_code, reason = "the bench uses part of the test helper")]
 mod openai_chat;
 
 use std::sync::Arc;

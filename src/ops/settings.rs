@@ -10,9 +10,6 @@ use super::OpsSettings;
 use crate::settings::{bounded_secs, parse_listen};
 use crate::webhook::WebhookSection;
 
-/// The conventional port of the ops listener (examples and error messages).
-pub const DEFAULT_OPS_PORT: u16 = 9184;
-
 /// `[ops]`: the private HTTP listener for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -689,7 +689,7 @@ fn the_agent_section_is_part_of_the_config_file() {
 }
 
 /// Compile-time: the daemon can share one agent and run turns on spawned tasks.
-#[allow(dead_code)]
+const _: fn(Arc<Agent>) = the_agent_runs_on_spawned_tasks;
 fn the_agent_runs_on_spawned_tasks(agent: Arc<Agent>) {
     fn spawnable<T: Send + Sync + 'static>(_: &T) {}
     fn send<T: Send + 'static>(_: T) {}

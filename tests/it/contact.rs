@@ -7,25 +7,10 @@ use std::time::Duration;
 use tribute_assistant::domain::{Author, DialogueState, Direction, OrderState};
 use tribute_assistant::telegram::{Message, MessengerError};
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
 
-use crate::support::sim::{
-    advance, diamonds, eventually, order_of, pause_time, resume_time, settle_quietly, wait_state,
-};
-
-fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
-    diamonds(customer_id, name, details)
-}
-
-async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
-    sandbox_with(dir, SandboxOptions::default()).await
-}
-
-async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
-    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
-    sb.start_daemon(None).await.expect("daemon starts");
-    sb
-}
+use crate::support::sandbox::{order_of, sandbox, sandbox_with, wait_state};
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{advance, eventually, pause_time};
 
 /// What our account wrote to the customer, oldest first.
 fn sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
@@ -36,6 +21,28 @@ async fn wait_sent(sb: &Sandbox, customer: i64, n: usize) -> Vec<Message> {
     eventually(&format!("{n} message(s) to customer {customer}"), || async {
         let sent = sent_to(sb, customer);
         (sent.len() >= n).then_some(sent)
+    })
+    .await
+}
+
+/// What our account wrote to the customer, once nothing for them waits to
+/// be sent any more (a message is marked sent a moment after Telegram took
+/// it): the final count of what was sent so far.
+async fn all_sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
+    eventually(&format!("nothing waiting to be sent to customer {customer}"), || async {
+        (sb.store().pending_customer_messages(customer).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    sent_to(sb, customer)
+}
+
+/// The customer's conversation as stored, oldest first, once it holds `n`
+/// messages (our message is stored right after Telegram took it).
+async fn stored_talk(sb: &Sandbox, customer: i64, n: usize) -> Vec<tribute_assistant::store::ConversationMessage> {
+    eventually(&format!("{n} stored message(s) with customer {customer}"), || async {
+        let conv = sb.store().conversation_for_customer(customer).await.unwrap()?;
+        let talk = sb.store().conversation_messages(conv.id).await.unwrap();
+        (talk.len() >= n).then_some(talk)
     })
     .await
 }
@@ -54,8 +61,7 @@ async fn wait_cards(sb: &Sandbox, n: usize) -> Vec<Message> {
 async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    sb.backend.add_pending("123456", "100 Diamonds");
-    let msg = sb.world.post_order(&order(601, "Иван Петров", "Спасибо, жду алмазы!"));
+    let msg = sb.world.post_order(&order(601).details("Спасибо, жду алмазы!"));
 
     let asked = wait_sent(&sb, 601, 1).await;
     assert!(asked[0].text.contains("ID"), "{}", asked[0].text);
@@ -77,13 +83,7 @@ async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once()
     assert!(sb.world.messages(sb.moderator_chat).is_empty(), "no person needed");
 
     // Every message in and out is stored with direction and author.
-    let conv = sb.store().conversation_for_customer(601).await.unwrap().expect("conversation");
-    // The thanks is stored right after Telegram took it.
-    let talk = eventually("the thanks stored", || async {
-        let talk = sb.store().conversation_messages(conv.id).await.unwrap();
-        (talk.len() >= 3).then_some(talk)
-    })
-    .await;
+    let talk = stored_talk(&sb, 601, 3).await;
     let shape: Vec<(Direction, Author, Option<&str>)> =
         talk.iter().map(|m| (m.direction, m.author, m.template.as_deref())).collect();
     assert_eq!(
@@ -104,8 +104,7 @@ async fn missing_id_the_customer_is_asked_answers_and_the_order_completes_once()
 async fn an_english_customer_with_two_ids_is_asked_again() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    sb.backend.add_pending("123456", "100 Diamonds");
-    let msg = sb.world.post_order(&order(602, "Anna Smith", "thanks, waiting"));
+    let msg = sb.world.post_order(&order(602).by("Anna Smith").details("thanks, waiting"));
     let asked = wait_sent(&sb, 602, 1).await;
     assert!(asked[0].text.starts_with("Hello Anna Smith"), "English for a clearly English customer: {}", asked[0].text);
 
@@ -124,7 +123,7 @@ async fn an_english_customer_with_two_ids_is_asked_again() {
 async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(603, "Пётр", "оплатил"));
+    let msg = sb.world.post_order(&order(603).by("Пётр").details("оплатил"));
     wait_sent(&sb, 603, 1).await;
     for (i, id) in ["111111", "222222"].into_iter().enumerate() {
         sb.world.post_as_user(603, 603, id, None);
@@ -139,7 +138,7 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
     assert!(cards[0].text.contains("333333"), "the card shows the conversation: {}", cards[0].text);
     assert_eq!(sb.backend.stats().requests, 3, "one backend call per ID, no loop");
     assert_eq!(sb.backend.stats().activations, 0);
-    assert_eq!(sent_to(&sb, 603).len(), 3, "no third 'try again' after the last refusal");
+    assert_eq!(all_sent_to(&sb, 603).await.len(), 3, "no third 'try again' after the last refusal");
     sb.shutdown().await.unwrap();
 }
 
@@ -147,18 +146,21 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
 async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(604, "Мария", "жду"));
+    let msg = sb.world.post_order(&order(604).by("Мария").details("жду"));
     wait_sent(&sb, 604, 1).await;
 
-    pause_time().await;
+    let clock = pause_time().await;
+    // Half an hour, then past the hour: the reminder's stored time says
+    // which of the two it came after.
     advance(Duration::from_secs(30 * 60)).await;
-    for _ in 0..10 {
-        settle_quietly().await;
-    }
-    assert_eq!(sent_to(&sb, 604).len(), 1, "no reminder after half an hour");
     advance(Duration::from_secs(31 * 60)).await;
     let sent = wait_sent(&sb, 604, 2).await;
     assert!(sent[1].text.contains("напоминаем"), "{}", sent[1].text);
+    let talk = stored_talk(&sb, 604, 2).await;
+    let (asked, reminded) = (&talk[0], &talk[1]);
+    assert_eq!(reminded.template.as_deref(), Some("reminder"), "{talk:#?}");
+    let waited = Duration::from_millis((reminded.at - asked.at) as u64);
+    assert!(waited >= Duration::from_secs(3600), "no reminder before an hour: it came after {waited:?}");
     assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
     assert!(sb.world.messages(sb.moderator_chat).is_empty());
 
@@ -167,8 +169,8 @@ async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day
     assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
     let cards = wait_cards(&sb, 1).await;
     assert!(cards[0].text.contains("did not answer"), "{}", cards[0].text);
-    assert_eq!(sent_to(&sb, 604).len(), 2, "one reminder only");
-    resume_time();
+    assert_eq!(all_sent_to(&sb, 604).await.len(), 2, "one reminder only");
+    clock.resume();
     sb.shutdown().await.unwrap();
 }
 
@@ -178,7 +180,7 @@ async fn a_privacy_restricted_customer_goes_to_the_moderator_at_once() {
     let sb = sandbox(&dir).await;
     sb.world.add_user(605, "Олег", None);
     sb.world.fail_sends_to(605, MessengerError::PrivacyRestricted);
-    let msg = sb.world.post_order(&order(605, "Олег", "ID потом пришлю"));
+    let msg = sb.world.post_order(&order(605).by("Олег").details("ID потом пришлю"));
     let o = wait_state(&sb, msg, OrderState::Escalated).await;
     assert_eq!(o.escalation_reason.as_deref(), Some("customer_unreachable"));
     let cards = wait_cards(&sb, 1).await;
@@ -197,7 +199,7 @@ async fn restart_in_the_middle_of_a_dialogue_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut sb = sandbox(&dir).await;
     sb.backend.add_pending("777001", "100 Diamonds");
-    let msg = sb.world.post_order(&order(606, "Kate", "paid, thanks"));
+    let msg = sb.world.post_order(&order(606).by("Kate").details("paid, thanks"));
     wait_sent(&sb, 606, 1).await;
     sb.stop_daemon().await.unwrap();
     let conv = sb.store().conversation_for_customer(606).await.unwrap().unwrap();
@@ -218,8 +220,7 @@ async fn restart_in_the_middle_of_a_dialogue_resumes_it() {
 async fn ids_count_only_for_the_customers_own_orders_and_customer_text_is_never_a_command() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    sb.backend.add_pending("123456", "100 Diamonds");
-    let msg = sb.world.post_order(&order(607, "Иван", "без ID"));
+    let msg = sb.world.post_order(&order(607).by("Иван").details("без ID"));
     wait_sent(&sb, 607, 1).await;
 
     // Someone else sends an ID and a "command": neither touches order 607.
@@ -246,11 +247,11 @@ async fn the_daily_message_cap_hands_the_order_to_the_moderator() {
     let mut opts = SandboxOptions::default();
     opts.contact.as_mut().unwrap().max_messages_per_day = 1;
     let sb = sandbox_with(&dir, opts).await;
-    let msg = sb.world.post_order(&order(609, "Лена", "—"));
+    let msg = sb.world.post_order(&order(609).by("Лена").details("—"));
     wait_sent(&sb, 609, 1).await;
     sb.world.post_as_user(609, 609, "111111 222222", None);
     let o = wait_state(&sb, msg, OrderState::Escalated).await;
     assert_eq!(o.escalation_reason.as_deref(), Some("message_cap_reached"));
-    assert_eq!(sent_to(&sb, 609).len(), 1, "never more than the cap");
+    assert_eq!(all_sent_to(&sb, 609).await.len(), 1, "never more than the cap");
     sb.shutdown().await.unwrap();
 }

@@ -420,12 +420,11 @@ async fn dimension_and_model_mismatches_are_clear_errors() {
     assert!(!kb.search("refund", &SearchFilter::default(), 3).await.unwrap().is_empty());
 }
 
+/// Run it with `QDRANT_URL=http://127.0.0.1:6334 cargo test --test it -- --ignored live_qdrant`.
 #[tokio::test]
-async fn live_qdrant_server_when_qdrant_url_is_set() {
-    let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!("skipped: QDRANT_URL is not set (no Qdrant server to test the remote backend against)");
-        return;
-    };
+#[ignore = "needs a Qdrant server: set QDRANT_URL (and QDRANT_API_KEY if it asks for one) and run with --ignored"]
+async fn live_qdrant_server() {
+    let url = std::env::var("QDRANT_URL").expect("QDRANT_URL: the Qdrant server to test the remote backend against");
     let dir = tempfile::tempdir().unwrap();
     let collection = format!("ta_test_{}", std::process::id());
     let config = KnowledgeConfig {

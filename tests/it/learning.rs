@@ -9,7 +9,8 @@ use tribute_assistant::domain::Author;
 use tribute_assistant::telegram::Message;
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
 
-use crate::support::sim::eventually;
+use crate::support::sandbox::sandbox_with;
+use crate::support::wait::eventually;
 
 /// The `n`-th message our account sent to `customer` (1-based).
 async fn nth_reply(sb: &Sandbox, customer: i64, n: usize) -> Message {
@@ -22,8 +23,7 @@ async fn nth_reply(sb: &Sandbox, customer: i64, n: usize) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_answers_from_the_faq_escalates_the_rest_and_learns_the_moderators_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions { agent: true, ..Default::default() }).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { agent: true, ..Default::default() }).await;
 
     // A question the starter FAQ answers, in other words than its heading.
     sb.world.add_user(801, "Света", None);

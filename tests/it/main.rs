@@ -1,7 +1,6 @@
 //! All integration tests in one binary: each file below was its own test
 //! binary, and each of those linked the whole crate with Qdrant Edge —
 //! gigabytes of disk and minutes of linking per file. One binary links once.
-#![allow(dead_code)]
 
 mod support;
 

@@ -5,27 +5,16 @@ use tribute_assistant::domain::{Author, OrderState};
 use tribute_assistant::store::CaseStatus;
 use tribute_assistant::telegram::{Message, MessengerError};
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
-use tribute_assistant::testbed::sim::SimOrder;
 
-use crate::support::sim::{diamonds, eventually, order_of, wait_state};
-
-fn order(customer_id: i64, name: &str, details: &str) -> SimOrder {
-    diamonds(customer_id, name, details)
-}
-
-/// A moderator-chat message containing `needle`.
-async fn wait_chat(sb: &Sandbox, needle: &str) -> Message {
-    eventually(&format!("{needle:?} in the moderator chat"), || async {
-        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(needle))
-    })
-    .await
-}
+use crate::support::sandbox::{order_of, sandbox, sandbox_with, wait_chat, wait_state};
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::eventually;
 
 /// An order whose customer cannot be written to: its card is in the chat.
 async fn escalated_order(sb: &Sandbox, customer: i64) -> (i32, Message) {
     sb.world.add_user(customer, "Олег", None);
     sb.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
-    let msg = sb.world.post_order(&order(customer, "Олег", "забыл ID"));
+    let msg = sb.world.post_order(&order(customer).by("Олег").details("забыл ID"));
     wait_state(sb, msg, OrderState::Escalated).await;
     let card = wait_chat(sb, "Case C").await;
     (msg, card)
@@ -33,8 +22,7 @@ async fn escalated_order(sb: &Sandbox, customer: i64) -> (i32, Message) {
 
 async fn moderator_finishes_a_case_with_an_id(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions { transport, ..Default::default() }).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { transport, ..Default::default() }).await;
     sb.backend.add_pending("424242", "100 Diamonds");
     let (msg, card) = escalated_order(&sb, 701).await;
     assert!(card.text.contains("Reply to this message"), "says what the moderator can do: {}", card.text);
@@ -66,8 +54,7 @@ async fn moderator_replies_to_a_card_with_an_id_and_the_order_completes() {
 #[tokio::test]
 async fn a_non_moderators_reply_is_refused_and_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox(&dir).await;
     sb.backend.add_pending("424242", "100 Diamonds");
     let (msg, card) = escalated_order(&sb, 702).await;
     sb.world.add_user(8001, "Random member", None);
@@ -89,8 +76,7 @@ async fn a_non_moderators_reply_is_refused_and_logged() {
 #[tokio::test]
 async fn moderator_text_is_relayed_to_the_customer_and_the_commands_work() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox(&dir).await;
     // A customer without an order asks something: a question case.
     sb.world.add_user(703, "Вика", None);
     sb.world.post_as_user(703, 703, "Когда придут алмазы?", None);
@@ -135,8 +121,7 @@ async fn a_card_reply_with_an_id_completes_the_order_over_mtproto() {
 #[tokio::test]
 async fn reject_fails_the_order_and_a_refused_moderator_id_comes_back_to_the_case() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox(&dir).await;
     let (msg, card) = escalated_order(&sb, 704).await;
 
     // An ID the backend does not know: the case says so and stays open.

@@ -2,7 +2,6 @@
 //! TCP on loopback, real MTProto 2.0 encryption, the simulated world
 //! behind it. Every wait has a timeout so a hang fails instead of blocking.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,18 +16,12 @@ use grammers_mtsender::{ConnectionParams, NoRetries, SenderPoolFatHandle, Update
 use tokio::task::JoinHandle;
 use tribute_assistant::telegram::{EntityKind, MessengerError};
 use tribute_assistant::testbed::mtproto::MtprotoServer;
-use tribute_assistant::testbed::sim::{SimConfig, SimOrder, SimWorld};
+use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
 
-const WAIT: Duration = Duration::from_secs(10);
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{eventually, within, EVENT, STREAM_PRIMING};
+
 const API_ID: i32 = 12345;
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-fn order(customer_id: i64, name: &str) -> SimOrder {
-    crate::support::sim::premium_month(customer_id, name)
-}
 
 /// A grammers client connected to the server, with its pool running.
 struct Tg {
@@ -72,7 +65,7 @@ impl Tg {
                 .expect("an update stream");
         if !catch_up {
             // The first `next` fetches the state; nothing is expected yet.
-            if let Ok(u) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
+            if let Ok(u) = tokio::time::timeout(STREAM_PRIMING, stream.next()).await {
                 panic!("unexpected update while priming: {:?}", u.map(|u| format!("{u:?}").len()));
             }
         }
@@ -81,7 +74,7 @@ impl Tg {
 
     async fn stop(self) {
         self.handle.quit();
-        let _ = tokio::time::timeout(WAIT, self.pool).await;
+        let _ = tokio::time::timeout(EVENT, self.pool).await;
     }
 }
 
@@ -204,7 +197,7 @@ async fn reply_reaches_the_bot_and_its_follow_up_is_pushed_then_the_press_delive
     let mut stream = tg.stream(false).await;
 
     // An order arrives as a pushed update, with the customer mention after an emoji.
-    let order_id = world.post_order(&order(4242, "Мария 🌸 Иванова"));
+    let order_id = world.post_order(&order(4242).by("Мария 🌸 Иванова"));
     let pushed = next_message(&mut stream).await;
     assert_eq!(pushed.id(), order_id);
     assert_eq!(pushed.peer_id().bot_api_dialog_id(), Some(world.tribute_chat()));
@@ -272,8 +265,8 @@ async fn reply_reaches_the_bot_and_its_follow_up_is_pushed_then_the_press_delive
 #[tokio::test]
 async fn history_and_get_messages_serve_the_sim_chat() {
     let world = SimWorld::new(SimConfig::default());
-    let first = world.post_order(&order(51, "Анна"));
-    let second = world.post_order(&order(52, "Boris"));
+    let first = world.post_order(&order(51).by("Анна"));
+    let second = world.post_order(&order(52).by("Boris"));
     world.post_bot_text("A donation of €3.00 from Carl", vec![]);
     let server = MtprotoServer::start(world.clone()).await.unwrap();
     let tg = Tg::connect(&server);
@@ -321,7 +314,7 @@ async fn history_and_get_messages_serve_the_sim_chat() {
 #[tokio::test]
 async fn flood_wait_reaches_the_client_as_420_or_is_slept_through() {
     let world = SimWorld::new(SimConfig::default());
-    let order_id = world.post_order(&order(61, "Dana"));
+    let order_id = world.post_order(&order(61).by("Dana"));
     let server = MtprotoServer::start(world.clone()).await.unwrap();
     let bot = server.peer_ref(world.tribute_chat());
 
@@ -356,9 +349,9 @@ async fn flood_wait_reaches_the_client_as_420_or_is_slept_through() {
 #[tokio::test]
 async fn refusals_are_telegram_errors_and_mentioned_users_resolve_from_the_message() {
     let world = SimWorld::new(SimConfig::default());
-    let order_id = world.post_order(&order(71, "Eve"));
+    let order_id = world.post_order(&order(71).by("Eve"));
     world.fail_sends_to(71, MessengerError::PrivacyRestricted);
-    world.post_order(&order(72, "Frank"));
+    world.post_order(&order(72).by("Frank"));
     world.fail_sends_to(72, MessengerError::PeerFlood);
     let server = MtprotoServer::start(world.clone()).await.unwrap();
     let tg = Tg::connect(&server);
@@ -432,13 +425,13 @@ async fn a_dropped_connection_is_reopened_and_updates_keep_coming() {
     let server = MtprotoServer::start(world.clone()).await.unwrap();
     let mut tg = Tg::connect(&server);
     let mut stream = tg.stream(false).await;
-    let first = world.post_order(&order(81, "Gus"));
+    let first = world.post_order(&order(81).by("Gus"));
     assert_eq!(next_message(&mut stream).await.id(), first);
     let accepted = server.connections_accepted();
 
     server.drop_connections();
     // Posted while the socket is down: the client catches up (getDifference).
-    let second = world.post_order(&order(82, "Hana"));
+    let second = world.post_order(&order(82).by("Hana"));
     assert_eq!(next_message(&mut stream).await.id(), second);
     assert!(server.connections_accepted() > accepted, "the client reconnected");
 
@@ -471,8 +464,8 @@ async fn get_difference_returns_what_was_posted_while_the_client_was_away() {
     tg.stop().await;
 
     // While nobody is connected: two orders and a moderator message.
-    let a = world.post_order(&order(91, "Ivan"));
-    let b = world.post_order(&order(92, "Jana"));
+    let a = world.post_order(&order(91).by("Ivan"));
+    let b = world.post_order(&order(92).by("Jana"));
     world.post_as_user(moderators, 555, "reply 42: ID is 777", None);
 
     let mut tg = Tg::with(session, params());
@@ -491,9 +484,13 @@ async fn get_difference_returns_what_was_posted_while_the_client_was_away() {
     );
     assert!(server.calls().iter().any(|c| c.method == "updates.getDifference"));
 
-    // Nothing is delivered twice.
-    if let Ok(Ok(u)) = tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
-        panic!("unexpected extra update: {}", matches!(u, Update::NewMessage(_)));
+    // Nothing is delivered twice: the next update is a message posted after
+    // all this, so anything delivered again would have come before it.
+    let marker = world.post_as_user(moderators, 555, "marker", None);
+    match next_update(&mut stream).await {
+        Update::NewMessage(m) if m.id() == marker && m.text() == "marker" => {}
+        Update::NewMessage(m) => panic!("message {} delivered again before the marker", m.id()),
+        _ => panic!("an extra update before the marker"),
     }
     tg.stop().await;
     server.shutdown().await;
@@ -546,7 +543,7 @@ async fn long_requests_arrive_gzip_packed_and_are_unpacked() {
 async fn dialogs_list_every_chat_with_usable_access_hashes() {
     let world = SimWorld::new(SimConfig::default());
     let moderators = world.create_group("Moderators");
-    world.post_order(&order(701, "Lena"));
+    world.post_order(&order(701).by("Lena"));
     world.add_user(702, "Mo", Some("mo"));
     world.post_as_user(702, 702, "hi, my ID is 5", None);
     let server = MtprotoServer::start(world.clone()).await.unwrap();
@@ -586,14 +583,13 @@ async fn while_the_sim_link_is_down_nothing_answers_and_the_client_recovers_afte
     assert!(within("get_me", tg.client.get_me()).await.is_ok());
 
     world.disconnect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(server.connection_count(), 0, "connections are dropped");
+    eventually("the connections to drop", || async { (server.connection_count() == 0).then_some(()) }).await;
     let err = within("get_me while down", tg.client.get_me()).await.unwrap_err();
     assert!(matches!(err, InvocationError::Io(_) | InvocationError::Dropped(_)), "{err}");
 
     world.reconnect();
     assert!(within("get_me after", tg.client.get_me()).await.is_ok());
-    let id = world.post_order(&order(801, "Nia"));
+    let id = world.post_order(&order(801).by("Nia"));
     assert_eq!(next_message(&mut stream).await.id(), id);
     tg.stop().await;
     server.shutdown().await;

@@ -12,10 +12,11 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tribute_assistant::ops::{Kind, MetricSource, Sample, CUSTOMER_MESSAGES};
 use tribute_assistant::testbed::backend::ReferenceBackend;
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
+use tribute_assistant::testbed::sandbox::SandboxOptions;
 
-const SETTLE: Duration = Duration::from_secs(20);
+use crate::support::sandbox::sandbox_with;
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{eventually, SETTLE};
 
 // ---- a strict parser for the Prometheus text format (0.0.4) ----------------
 
@@ -247,10 +248,6 @@ fn the_strict_parser_refuses_broken_expositions() {
 
 // ---- the listener ------------------------------------------------------------
 
-fn order(customer_id: i64, details: &str) -> SimOrder {
-    crate::support::sim::diamonds(customer_id, "Anna", details)
-}
-
 async fn scrape(base: &str) -> Exposition {
     let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
@@ -272,11 +269,8 @@ impl MetricSource for Fixed {
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb =
-        Sandbox::new(dir.path(), SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await.unwrap();
-    sb.backend.add_pending("123456", "100 Diamonds");
+    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
     sb.backend.add_pending("654321", "100 Diamonds");
-    sb.start_daemon(None).await.unwrap();
     let base = sb.ops_url().expect("the listener runs");
 
     let before = scrape(&base).await;
@@ -290,9 +284,9 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
     );
 
     sb.world.flood_wait_next_sends(1, Duration::from_millis(50));
-    sb.world.post_order(&order(601, "ID 123456"));
-    sb.world.post_order(&order(602, "ID 654321"));
-    sb.world.post_order(&order(603, "no id here"));
+    sb.world.post_order(&order(601).by("Anna"));
+    sb.world.post_order(&order(602).by("Anna").details("ID 654321"));
+    sb.world.post_order(&order(603).by("Anna").details("no id here"));
     sb.wait_settled(3, SETTLE).await.unwrap();
 
     let after = scrape(&base).await;
@@ -300,15 +294,11 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
     // No ID: the assistant asks the customer (contact flow) rather than a moderator.
     assert_eq!(after.get("tribute_assistant_orders", &[("state", "needs_customer")]), 1.0);
     assert_eq!(after.get("tribute_assistant_activations_total", &[]), 2.0);
-    let start = std::time::Instant::now();
-    loop {
+    eventually("the question to the customer counted", || async {
         let now = scrape(&base).await;
-        if now.get("tribute_assistant_customer_messages_total", &[("direction", "out")]) == 1.0 {
-            break;
-        }
-        assert!(start.elapsed() < SETTLE, "the question to the customer is never counted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (now.get("tribute_assistant_customer_messages_total", &[("direction", "out")]) == 1.0).then_some(())
+    })
+    .await;
     assert_eq!(after.get("tribute_assistant_queue_depth", &[("queue", "moderator_outbox")]), 0.0);
     assert_eq!(after.get("tribute_assistant_queue_depth", &[("queue", "orders_unfinished")]), 0.0);
     let calls = after.get("tribute_assistant_backend_request_duration_seconds_count", &[("endpoint", "activate")]);
@@ -332,15 +322,13 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
 #[tokio::test]
 async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb =
-        Sandbox::new(dir.path(), SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await.unwrap();
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
     let url = format!("{}/healthz", sb.ops_url().unwrap());
     let get = || async {
         let r = reqwest::get(&url).await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
-    sb.world.post_order(&order(701, "no id"));
+    sb.world.post_order(&order(701).by("Anna").details("no id"));
     sb.wait_settled(1, SETTLE).await.unwrap();
     let (status, body) = get().await;
     assert_eq!(status, 200, "{body}");
@@ -350,25 +338,17 @@ async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
     assert!(body["updates"]["last_update_at"].is_string(), "{body}");
 
     sb.world.disconnect();
-    let started = std::time::Instant::now();
-    let body = loop {
+    let body = eventually("/healthz to turn 503", || async {
         let (status, body) = get().await;
-        if status == 503 {
-            break body;
-        }
-        assert!(started.elapsed() < SETTLE, "never turned unhealthy: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (status == 503).then_some(body)
+    })
+    .await;
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["telegram"]["connected"], false);
     assert_eq!(body["database"]["ok"], true, "only the failing check fails: {body}");
 
     sb.world.reconnect();
-    let started = std::time::Instant::now();
-    while get().await.0 != 200 {
-        assert!(started.elapsed() < SETTLE, "never recovered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("/healthz to recover", || async { (get().await.0 == 200).then_some(()) }).await;
     sb.shutdown().await.unwrap();
 }
 

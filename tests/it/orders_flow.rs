@@ -9,36 +9,23 @@ use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, Checkpoint, CheckpointHook, IngestConfig};
 use tribute_assistant::store::Recorded;
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::tribute::ParserConfig;
 
-const SETTLE: Duration = Duration::from_secs(20);
-
-fn order(customer_id: i64, details: &str) -> SimOrder {
-    crate::support::sim::diamonds(customer_id, "Иван Петров", details)
-}
-
-async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
-    sandbox_with(dir, SandboxOptions::default()).await
-}
-
-async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
-    let sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
-    sb.backend.add_pending("123456", "100 Diamonds");
-    sb
-}
+use crate::support::sandbox::{
+    order_of, sandbox, sandbox_with, stopped_sandbox, wait_cards_posted, wait_chat, wait_state,
+};
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{eventually, OUTAGE, SETTLE};
 
 async fn state_of(sb: &Sandbox, msg: i32) -> OrderState {
-    let r = OrderRef::for_message(sb.tribute_chat(), msg);
-    sb.store().order_by_ref(&r).await.unwrap().expect("order stored").state
+    order_of(sb, msg).await.state
 }
 
 #[tokio::test]
 async fn valid_order_is_activated_replied_and_confirmed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = sandbox(&dir).await;
-    sb.start_daemon(None).await.unwrap();
-    let msg = sb.world.post_order(&order(501, "Мой ID: 123456"));
+    let sb = sandbox(&dir).await;
+    let msg = sb.world.post_order(&order(501).details("Мой ID: 123456"));
     sb.wait_settled(1, SETTLE).await.unwrap();
 
     assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed);
@@ -65,8 +52,7 @@ async fn valid_order_is_activated_replied_and_confirmed() {
 async fn duplicate_delivery_of_a_message_creates_one_order_and_one_activation() {
     let dir = tempfile::tempdir().unwrap();
     let mut sb = sandbox(&dir).await;
-    sb.start_daemon(None).await.unwrap();
-    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
 
     // The same update delivered again, as Telegram may after a reconnect.
@@ -88,11 +74,11 @@ async fn duplicate_delivery_of_a_message_creates_one_order_and_one_activation() 
 async fn backend_down_then_up_activates_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SandboxOptions { backend_attempts: 3, park_delay: Duration::from_millis(200), ..Default::default() };
-    let mut sb = sandbox_with(&dir, opts).await;
+    let mut sb = stopped_sandbox(&dir, opts).await;
     // Two full rounds of attempts fail; the order is parked twice, then succeeds.
     sb.backend.fail_next(7);
     sb.start_daemon(None).await.unwrap();
-    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
 
     assert_eq!(state_of(&sb, msg).await, OrderState::Confirmed);
@@ -117,12 +103,12 @@ fn crash_at(point: Checkpoint) -> (CheckpointHook, Arc<AtomicBool>) {
 async fn a_crash_between_any_two_steps_loses_nothing_and_activates_once() {
     for point in Checkpoint::ALL {
         let dir = tempfile::tempdir().unwrap();
-        let mut sb = sandbox(&dir).await;
+        let mut sb = stopped_sandbox(&dir, SandboxOptions::default()).await;
         sb.backend.add_pending("654321", "100 Diamonds");
         let (hook, fired) = crash_at(point);
         sb.start_daemon(Some(hook)).await.unwrap();
-        let first = sb.world.post_order(&order(501, "ID 123456"));
-        let second = sb.world.post_order(&order(502, "ID 654321"));
+        let first = sb.world.post_order(&order(501));
+        let second = sb.world.post_order(&order(502).details("ID 654321"));
         let crashed = sb.join_daemon(SETTLE).await.unwrap();
         assert!(fired.load(Ordering::SeqCst), "{point:?} never reached");
         assert!(crashed.is_err(), "{point:?}: the daemon should have stopped like a crash");
@@ -151,12 +137,11 @@ async fn orders_posted_while_the_daemon_was_stopped_are_picked_up_from_history()
     let dir = tempfile::tempdir().unwrap();
     let mut sb = sandbox(&dir).await;
     sb.backend.add_pending("654321", "100 Diamonds");
-    sb.start_daemon(None).await.unwrap();
-    let first = sb.world.post_order(&order(501, "ID 123456"));
+    let first = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
     sb.stop_daemon().await.unwrap();
 
-    let missed = sb.world.post_order(&order(502, "ID 654321"));
+    let missed = sb.world.post_order(&order(502).details("ID 654321"));
     sb.start_daemon(None).await.unwrap();
     sb.wait_settled(2, SETTLE).await.unwrap();
     assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
@@ -168,27 +153,20 @@ async fn orders_posted_while_the_daemon_was_stopped_are_picked_up_from_history()
 #[tokio::test]
 async fn malformed_and_missing_id_orders_reach_the_moderator_with_their_raw_text() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = sandbox(&dir).await;
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox(&dir).await;
     // A missing ID goes to the customer first (tests/contact.rs); one we
     // cannot write to reaches the moderator at once.
     sb.world.add_user(501, "Иван Петров", None);
     sb.world.fail_sends_to(501, tribute_assistant::telegram::MessengerError::PrivacyRestricted);
-    let missing = sb.world.post_order(&order(501, "Спасибо, жду!"));
+    let missing = sb.world.post_order(&order(501).details("Спасибо, жду!"));
     let malformed_text =
         "🆕 Custom Product Order\n\nCustomer: Lena\nProduct: 100 Diamonds\nPrice: ¥500\nOrder Details:\nID 424242";
     sb.world.post_bot_text(malformed_text, vec![]);
     sb.wait_settled(1, SETTLE).await.unwrap();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let cards = loop {
-        let cards = sb.world.messages(sb.moderator_chat);
-        let escalated = state_of(&sb, missing).await == OrderState::Escalated;
-        let cards = if escalated { cards } else { vec![] };
-        if cards.len() >= 2 || tokio::time::Instant::now() > deadline {
-            break cards;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    wait_state(&sb, missing, OrderState::Escalated).await;
+    eventually("two cards", || async { (sb.world.messages(sb.moderator_chat).len() >= 2).then_some(()) }).await;
+    wait_cards_posted(&sb).await;
+    let cards = sb.world.messages(sb.moderator_chat);
     assert_eq!(cards.len(), 2, "{cards:#?}");
     let missing_card = cards.iter().find(|c| c.text.contains("Спасибо, жду!")).expect("missing-ID card with raw text");
     assert!(missing_card.text.contains("no account ID"), "{}", missing_card.text);
@@ -203,27 +181,21 @@ async fn malformed_and_missing_id_orders_reach_the_moderator_with_their_raw_text
 #[tokio::test]
 async fn unknown_account_and_no_pending_order_go_to_the_customer_not_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = sandbox(&dir).await;
-    sb.start_daemon(None).await.unwrap();
-    let unknown = sb.world.post_order(&order(501, "ID 999999"));
-    let first = sb.world.post_order(&order(502, "ID 123456"));
-    let no_pending = sb.world.post_order(&order(503, "ID 123456 again"));
+    let sb = sandbox(&dir).await;
+    let unknown = sb.world.post_order(&order(501).details("ID 999999"));
+    let first = sb.world.post_order(&order(502));
+    let no_pending = sb.world.post_order(&order(503).details("ID 123456 again"));
     sb.wait_settled(3, SETTLE).await.unwrap();
     // The customer is asked for another ID (the contact flow, tests/contact.rs).
     assert_eq!(state_of(&sb, unknown).await, OrderState::NeedsCustomer);
     assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
     assert_eq!(state_of(&sb, no_pending).await, OrderState::NeedsCustomer);
     for customer in [501, 503] {
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        while !sb
-            .world
-            .messages(customer)
-            .iter()
-            .any(|m| m.outgoing && (m.text.contains("123456") || m.text.contains("999999")))
-        {
-            assert!(tokio::time::Instant::now() < deadline, "customer {customer} was never asked");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(&format!("customer {customer} asked"), || async {
+            let asked = sb.world.messages(customer).into_iter();
+            asked.filter(|m| m.outgoing).find(|m| m.text.contains("123456") || m.text.contains("999999"))
+        })
+        .await;
     }
     assert!(sb.world.messages(sb.moderator_chat).is_empty(), "no person needed yet");
     let reasons: Vec<String> = sb
@@ -244,12 +216,11 @@ async fn unknown_account_and_no_pending_order_go_to_the_customer_not_retried() {
 async fn a_send_button_that_never_comes_is_escalated() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SandboxOptions { button_timeout: Duration::from_millis(400), ..Default::default() };
-    let mut sb = sandbox_with(&dir, opts).await;
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox_with(&dir, opts).await;
     // The order's message id is the next one in the Tribute chat.
     let next = sb.world.messages(sb.tribute_chat()).last().map_or(1, |m| m.id + 1);
     sb.world.button_never_comes(next);
-    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     assert_eq!(msg, next);
     sb.wait_settled(1, SETTLE).await.unwrap();
     assert_eq!(state_of(&sb, msg).await, OrderState::Escalated);
@@ -263,17 +234,16 @@ async fn a_send_button_that_never_comes_is_escalated() {
 #[tokio::test]
 async fn flood_waits_and_a_dropped_connection_only_delay_the_order() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = sandbox(&dir).await;
+    let sb = sandbox(&dir).await;
     sb.backend.add_pending("654321", "100 Diamonds");
-    sb.start_daemon(None).await.unwrap();
     sb.world.flood_wait_next_sends(2, Duration::from_millis(100));
-    let first = sb.world.post_order(&order(501, "ID 123456"));
+    let first = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
     assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
 
     sb.world.disconnect();
-    let second = sb.world.post_order(&order(502, "ID 654321"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = sb.world.post_order(&order(502).details("ID 654321"));
+    tokio::time::sleep(OUTAGE).await;
     sb.world.reconnect();
     sb.wait_settled(2, SETTLE).await.unwrap();
     assert_eq!(state_of(&sb, second).await, OrderState::Confirmed);
@@ -286,16 +256,12 @@ async fn flood_waits_and_a_dropped_connection_only_delay_the_order() {
 async fn graceful_shutdown_parks_work_and_the_next_start_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SandboxOptions { button_timeout: Duration::from_secs(30), ..Default::default() };
-    let mut sb = sandbox_with(&dir, opts).await;
+    let mut sb = stopped_sandbox(&dir, opts).await;
     sb.world.button_delay(Duration::from_secs(3));
     sb.start_daemon(None).await.unwrap();
-    let msg = sb.world.post_order(&order(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     // Wait until the reply is out and the daemon waits for the button, then stop it.
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while state_of_opt(&sb, msg).await != Some(OrderState::Replied) {
-        assert!(tokio::time::Instant::now() < deadline, "never reached replied");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_state(&sb, msg, OrderState::Replied).await;
     let stop = tokio::time::timeout(Duration::from_secs(2), sb.stop_daemon()).await;
     assert!(stop.expect("shutdown does not wait for the button").is_ok());
     assert_eq!(state_of(&sb, msg).await, OrderState::Replied);
@@ -308,24 +274,15 @@ async fn graceful_shutdown_parks_work_and_the_next_start_finishes_it() {
     sb.shutdown().await.unwrap();
 }
 
-async fn state_of_opt(sb: &Sandbox, msg: i32) -> Option<OrderState> {
-    let r = OrderRef::for_message(sb.tribute_chat(), msg);
-    sb.store().order_by_ref(&r).await.unwrap().map(|o| o.state)
-}
-
 #[tokio::test]
 async fn an_unrecognised_bot_message_reaches_the_moderator_with_replayable_json() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = sandbox(&dir).await;
-    sb.start_daemon(None).await.unwrap();
+    let sb = sandbox(&dir).await;
     sb.world.post_bot_text("💰 New donation\n\nFrom: Sergey\nAmount: €3.00", vec![]);
-    let valid = sb.world.post_order(&order(501, "ID 123456"));
+    let valid = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while sb.world.messages(sb.moderator_chat).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no card");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_chat(&sb, "New donation").await;
+    wait_cards_posted(&sb).await;
     let cards = sb.world.messages(sb.moderator_chat);
     assert_eq!(cards.len(), 1, "only the donation, not the bot's follow-ups: {cards:#?}");
     assert!(cards[0].text.contains("not recognised") && cards[0].text.contains("New donation"), "{}", cards[0].text);

@@ -12,22 +12,19 @@ use tribute_assistant::orders::{ingest, IngestConfig};
 use tribute_assistant::store::{MessageKind, Store};
 use tribute_assistant::telegram::{InlineButton, Message};
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::tribute::ParserConfig;
 
-use crate::support::sim::{advance, eventually, order_of, pause_time, resume_time, wait_state};
+use crate::support::sandbox::{
+    order_of, sandbox_with, stopped_sandbox, try_order, wait_chat, wait_inbox_handled, wait_state,
+};
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{advance, eventually, pause_time, OUTAGE};
 
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn diamonds(customer: i64, details: &str) -> SimOrder {
-    crate::support::sim::diamonds(customer, "Иван Петров", details)
-}
-
+/// The daemon running, with 654321 pending on the backend too (besides
+/// the default order's 123456).
 async fn running(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
-    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
-    sb.backend.add_pending("123456", "100 Diamonds");
+    let sb = sandbox_with(dir, opts).await;
     sb.backend.add_pending("654321", "100 Diamonds");
-    sb.start_daemon(None).await.unwrap();
     sb
 }
 
@@ -72,12 +69,11 @@ async fn a_follow_up_that_answers_no_reply_of_ours_is_never_taken_for_the_send_b
 #[tokio::test]
 async fn a_daemon_started_while_telegram_is_unreachable_catches_up_once_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sb = Sandbox::new(dir.path(), SandboxOptions::default()).await.expect("sandbox starts");
-    sb.backend.add_pending("123456", "100 Diamonds");
+    let mut sb = stopped_sandbox(&dir, SandboxOptions::default()).await;
     sb.world.disconnect();
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     sb.start_daemon(None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(OUTAGE).await;
     sb.world.reconnect();
     wait_state(&sb, msg, OrderState::Confirmed).await;
     sb.shutdown().await.unwrap();
@@ -91,7 +87,7 @@ async fn an_order_stored_by_a_history_reread_without_a_wake_up_is_still_finished
     // history read that does not tell the worker (as the workflow's own
     // catch-up did), and the live update would then be a duplicate.
     sb.world.disconnect();
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     let stored = sb.world.messages(sb.tribute_chat()).into_iter().find(|m| m.id == msg).unwrap();
     let cfg = IngestConfig { parser: ParserConfig::default(), tribute_bot: sb.tribute_chat() };
     ingest(sb.store(), &cfg, &stored).await.unwrap();
@@ -107,9 +103,9 @@ async fn an_order_lost_below_the_newest_stored_message_is_found_by_the_periodic_
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
     sb.world.disconnect();
-    let lost = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let lost = sb.world.post_order(&order(501));
     sb.world.reconnect();
-    let live = sb.world.post_order(&diamonds(502, "ID 654321"));
+    let live = sb.world.post_order(&order(502).details("ID 654321"));
     wait_state(&sb, live, OrderState::Confirmed).await;
     // The newest stored message is above the lost one: a re-read from the
     // newest on would never see it.
@@ -123,24 +119,22 @@ async fn an_order_lost_below_the_newest_stored_message_is_found_by_the_periodic_
 async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_over() {
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
-    pause_time().await;
+    let clock = pause_time().await;
     // The reply is refused with a ten-minute flood wait (the daemon sleeps through 5 s at most).
     sb.world.flood_wait_next_sends(1, Duration::from_secs(600));
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     let parked = eventually("the order to wait out the flood", || async {
-        crate::support::sim::try_order(&sb, msg)
-            .await
-            .filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
+        try_order(&sb, msg).await.filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
     })
     .await;
     let wait_ms = parked.next_attempt_at.unwrap() - tribute_assistant::clock::now_ms();
     assert!(wait_ms > 590_000, "parked for the flood wait, not less: {wait_ms} ms");
-    let second = sb.world.post_order(&diamonds(502, "ID 654321"));
+    let second = sb.world.post_order(&order(502).details("ID 654321"));
     wait_state(&sb, second, OrderState::Confirmed).await;
     assert_eq!(order_of(&sb, msg).await.state, OrderState::Activated, "still waiting out the flood");
     advance(Duration::from_secs(601)).await;
     wait_state(&sb, msg, OrderState::Confirmed).await;
-    resume_time();
+    clock.resume();
     assert_eq!(sb.world.send_presses(msg), 1);
     sb.shutdown().await.unwrap();
 }
@@ -152,7 +146,7 @@ async fn an_escalated_order_that_was_activated_keeps_its_account_and_resumes_at_
     let sb = running(&dir, opts).await;
     // The Send button comes long after our deadline: the order is escalated after its reply.
     sb.world.button_delay(Duration::from_secs(2));
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     let order = wait_state(&sb, msg, OrderState::Escalated).await;
     let order_ref = order.order_ref.clone();
     assert_eq!(order.escalation_reason.as_deref(), Some("button_never_came"));
@@ -191,9 +185,9 @@ async fn a_401_that_is_not_a_replay_parks_the_order_with_one_alert_and_it_finish
     // The publisher rotated the secret and our config still has the old one.
     sb.backend.rotate_secret(SecretString::from("rotated-secret-the-daemon-does-not-know"));
     sb.backend.drop_previous_secret();
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     eventually("several parked attempts", || async {
-        crate::support::sim::try_order(&sb, msg).await.filter(|o| o.activation_failures >= 2)
+        try_order(&sb, msg).await.filter(|o| o.activation_failures >= 2)
     })
     .await;
     let order = order_of(&sb, msg).await;
@@ -229,12 +223,15 @@ async fn telegrams_service_account_bots_groups_and_channels_are_never_treated_as
     sb.world.post_as_user(601, 601, "Здравствуйте, где мой заказ?", None);
     eventually("the customer's conversation", || async { sb.store().conversation_for_customer(601).await.unwrap() })
         .await;
+    // Their question is a card; once every message taken in is handled and
+    // every card posted, the moderator chat shows all there will be.
+    wait_chat(&sb, "где мой заказ?").await;
+    wait_inbox_handled(&sb).await;
     for user in [777000, 4242, 4343] {
         assert!(sb.store().conversation_for_customer(user).await.unwrap().is_none(), "{user}: not stored");
         assert!(sb.world.messages(user).iter().all(|m| !m.outgoing), "{user}: never answered");
     }
     assert!(sb.world.messages(group).iter().all(|m| !m.outgoing), "nothing said in the group");
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let leaked = sb.world.messages(sb.moderator_chat).into_iter().filter(|m| m.text.contains("51234")).count();
     assert_eq!(leaked, 0, "the login code never reaches a card");
     sb.shutdown().await.unwrap();
@@ -249,7 +246,7 @@ async fn a_burst_that_overflows_the_update_buffer_loses_no_order() {
     for _ in 0..30 {
         sb.backend.add_pending("123456", "100 Diamonds");
     }
-    let msgs: Vec<i32> = (0..30).map(|i| sb.world.post_order(&diamonds(700 + i, "ID 123456"))).collect();
+    let msgs: Vec<i32> = (0..30).map(|i| sb.world.post_order(&order(700 + i))).collect();
     let dropped = sb.world.faults_injected().get("update_overflow").copied().unwrap_or(0);
     assert!(dropped >= 20, "the burst overflowed the buffer: {:?}", sb.world.faults_injected());
     for msg in &msgs {
@@ -267,7 +264,7 @@ async fn a_moderator_retry_takes_up_an_order_the_backend_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
     sb.backend.reject_next(1);
-    let msg = sb.world.post_order(&diamonds(501, "ID 123456"));
+    let msg = sb.world.post_order(&order(501));
     let failed = wait_state(&sb, msg, OrderState::Failed).await;
     let card = eventually("the case card", || async {
         sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.text.contains(failed.order_ref.as_str()))
@@ -289,7 +286,7 @@ async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_coun
     // Every send is delivered, but Telegram's answer is lost (a timeout).
     let rates = FaultRates { send_timeout: 1000, ..FaultRates::for_level(FaultLevel::None) };
     sb.world.set_fault_plan(FaultPlan::new(7, FaultLevel::Normal).with_rates(rates));
-    let msg = sb.world.post_order(&diamonds(901, "забыл айди"));
+    let msg = sb.world.post_order(&order(901).details("забыл айди"));
     wait_state(&sb, msg, OrderState::NeedsCustomer).await;
     eventually("the question to the customer", || async {
         let conv = sb.store().conversation_for_customer(901).await.unwrap()?;
@@ -297,7 +294,8 @@ async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_coun
         stored.iter().any(|m| m.template.as_deref() == Some("ask_account")).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // It is marked sent in the same transaction that stored it: nothing for 901 waits to be sent again.
+    assert_eq!(sb.store().pending_customer_messages(901).await.unwrap(), 0);
     let ours: Vec<_> = sb.world.messages(901).into_iter().filter(|m| m.outgoing).collect();
     assert_eq!(ours.len(), 1, "asked once, however often the answer was lost: {ours:?}");
     let day = tribute_assistant::clock::day(tribute_assistant::clock::now_ms());
@@ -316,7 +314,7 @@ async fn a_message_to_a_customer_telegram_refuses_for_a_while_waits_in_the_store
     let dir = tempfile::tempdir().unwrap();
     let mut sb = running(&dir, SandboxOptions::default()).await;
     sb.world.fail_sends_to(903, MessengerError::FloodWait(Duration::from_secs(2)));
-    let msg = sb.world.post_order(&diamonds(903, "забыл айди"));
+    let msg = sb.world.post_order(&order(903).details("забыл айди"));
     wait_state(&sb, msg, OrderState::NeedsCustomer).await;
     let conv = eventually("the question to wait in the store", || async {
         let conv = sb.store().conversation_for_customer(903).await.unwrap()?;
@@ -334,7 +332,6 @@ async fn a_message_to_a_customer_telegram_refuses_for_a_while_waits_in_the_store
         stored.iter().any(|m| m.template.as_deref() == Some("ask_account")).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let ours: Vec<_> = sb.world.messages(903).into_iter().filter(|m| m.outgoing).collect();
     assert_eq!(ours.len(), 1, "asked once: {ours:?}");
     assert_eq!(sb.store().pending_customer_messages(903).await.unwrap(), 0);
@@ -354,17 +351,17 @@ async fn a_message_that_never_goes_out_hands_its_order_to_a_moderator_after_the_
     let dir = tempfile::tempdir().unwrap();
     let sb = running(&dir, SandboxOptions::default()).await;
     sb.world.fail_sends_to(904, MessengerError::Disconnected);
-    let msg = sb.world.post_order(&diamonds(904, "забыл айди"));
+    let msg = sb.world.post_order(&order(904).details("забыл айди"));
     wait_state(&sb, msg, OrderState::NeedsCustomer).await;
     eventually("the question to wait in the store", || async {
         (sb.store().pending_customer_messages(904).await.unwrap() == 1).then_some(())
     })
     .await;
-    pause_time().await;
+    let clock = pause_time().await;
     for _ in 0..(MESSAGE_DEADLINE.as_secs() / 600 + 4) {
         advance(Duration::from_secs(600)).await;
     }
-    resume_time();
+    clock.resume();
     wait_state(&sb, msg, OrderState::Escalated).await;
     let case = sb.store().open_case_for_order(order_of(&sb, msg).await.id).await.unwrap().expect("a case");
     assert_eq!(case.reason, "customer_unreachable");

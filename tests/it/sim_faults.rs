@@ -6,36 +6,13 @@
 
 use std::time::Duration;
 
-use tribute_assistant::telegram::{ChatId, Event, Message, Messenger, MessengerError, RandomId, MESSAGE_LENGTH_MAX};
+use tribute_assistant::telegram::{ChatId, Event, Messenger, MessengerError, RandomId, MESSAGE_LENGTH_MAX};
 use tribute_assistant::testbed::sim::{
     Fault, FaultLevel, FaultPlan, FaultRates, SimClient, SimConfig, SimWorld, SERVICE_USER_ID,
 };
 
-fn order(customer_id: i64, name: &str) -> tribute_assistant::testbed::sim::SimOrder {
-    crate::support::sim::premium_month(customer_id, name)
-}
-
-/// The next event within a minute of (paused or real) tokio time.
-async fn next(client: &SimClient) -> Event {
-    tokio::time::timeout(Duration::from_secs(60), client.next_event())
-        .await
-        .expect("an event within 60 s")
-        .expect("an event, not an error")
-}
-
-async fn next_new(client: &SimClient) -> Message {
-    match next(client).await {
-        Event::NewMessage(m) => m,
-        other => panic!("expected NewMessage, got {other:?}"),
-    }
-}
-
-/// No event within `for_` of tokio time.
-async fn quiet_for(client: &SimClient, for_: Duration) {
-    if let Ok(r) = tokio::time::timeout(for_, client.next_event()).await {
-        panic!("expected no event, got {r:?}");
-    }
-}
+use crate::support::sim::{next_event, next_new, order, quiet_for, OrderBuilder};
+use crate::support::wait::within;
 
 /// A plan with exactly these rates.
 fn only(rates: FaultRates) -> FaultPlan {
@@ -91,7 +68,7 @@ async fn callback_data_over_64_bytes_or_unknown_is_data_invalid() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(42, "Anna"));
+    let order_id = world.post_order(&order(42).by("Anna"));
     next_new(&client).await;
     client.send_message(chat, "Premium", Some(order_id), RandomId::fresh()).await.unwrap();
     let follow_up = next_new(&client).await;
@@ -194,7 +171,7 @@ async fn the_seed_chooses_customers_who_blocked_us() {
     let rates = FaultRates { customer_blocked: 1000, ..FaultRates::default() };
     let world = SimWorld::new(SimConfig { fault_plan: only(rates), ..SimConfig::default() });
     let client = world.connect();
-    world.post_order(&order(77, "Blocked"));
+    world.post_order(&order(77).by("Blocked"));
     world.add_user(78, "Not a customer", None);
     assert_eq!(send(&client, 77, "hi").await, Err(MessengerError::UserBlocked));
     assert_eq!(send(&client, 77, "hi again").await, Err(MessengerError::UserBlocked));
@@ -248,13 +225,13 @@ async fn edits_and_deletions_are_events_and_deleted_messages_leave_history() {
     next_new(&client).await;
 
     assert!(world.edit_message(42, first, "My ID is 54321"));
-    match next(&client).await {
+    match next_event(&client).await {
         Event::MessageEdited(m) => assert_eq!((m.id, m.text.as_str()), (first, "My ID is 54321")),
         other => panic!("expected MessageEdited, got {other:?}"),
     }
 
     assert_eq!(world.delete_messages(42, &[second, 99]), vec![second]);
-    assert_eq!(next(&client).await, Event::MessagesDeleted { chat: 42, ids: vec![second] });
+    assert_eq!(next_event(&client).await, Event::MessagesDeleted { chat: 42, ids: vec![second] });
     assert!(!world.edit_message(42, second, "gone"));
     assert_eq!(client.get_messages(42, &[first, second]).await.unwrap().len(), 1);
     assert_eq!(client.history_since(42, 0, 10).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), [first]);
@@ -273,7 +250,7 @@ async fn a_send_that_times_out_was_delivered_and_its_resend_is_a_duplicate() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(42, "Anna"));
+    let order_id = world.post_order(&order(42).by("Anna"));
     next_new(&client).await;
 
     world.set_fault_plan(only(FaultRates { send_timeout: 1000, ..FaultRates::default() }));
@@ -296,7 +273,7 @@ async fn a_press_that_times_out_delivered_once() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(42, "Anna"));
+    let order_id = world.post_order(&order(42).by("Anna"));
     next_new(&client).await;
     client.send_message(chat, "Premium", Some(order_id), RandomId::fresh()).await.unwrap();
     let follow_up = next_new(&client).await;
@@ -305,7 +282,7 @@ async fn a_press_that_times_out_delivered_once() {
     world.set_fault_plan(only(FaultRates { press_timeout: 1000, ..FaultRates::default() }));
     assert_eq!(client.press_button(chat, follow_up.id, &data).await, Err(MessengerError::Timeout));
     assert_eq!(world.deliveries().len(), 1, "the press took effect");
-    match next(&client).await {
+    match next_event(&client).await {
         Event::MessageEdited(m) => assert!(m.buttons.is_empty(), "the keyboard is gone"),
         other => panic!("expected the edit, got {other:?}"),
     }
@@ -321,7 +298,7 @@ async fn flood_waits_are_per_method_and_report_the_remaining_time() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    world.post_order(&order(42, "Anna"));
+    world.post_order(&order(42).by("Anna"));
     world.set_fault_plan(only(FaultRates { flood_wait: 1000, ..FaultRates::default() }));
 
     let Err(MessengerError::FloodWait(wait)) = client.history_since(chat, 0, 10).await else {
@@ -363,7 +340,7 @@ async fn a_disconnect_fault_heals_by_itself_and_loses_live_events() {
     assert!(!world.is_connected());
     assert_eq!(client.get_messages(chat, &[1]).await, Err(MessengerError::Disconnected));
 
-    let lost = world.post_order(&order(1, "Lost"));
+    let lost = world.post_order(&order(1).by("Lost"));
     // The stream resumes by itself within 8 s, with new events only.
     let waiter = {
         let client = client.clone();
@@ -371,8 +348,8 @@ async fn a_disconnect_fault_heals_by_itself_and_loses_live_events() {
     };
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert!(world.is_connected());
-    let after = world.post_order(&order(2, "After"));
-    match tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap() {
+    let after = world.post_order(&order(2).by("After"));
+    match within("the order after the outage", waiter).await.unwrap() {
         Ok(Event::NewMessage(m)) => assert_eq!(m.id, after),
         other => panic!("expected the order after the outage, got {other:?}"),
     }
@@ -409,7 +386,7 @@ async fn updates_are_lost_duplicated_or_reordered_in_transit() {
     assert_eq!(count(&injected, "update_reordered"), 2, "{injected:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_burst_overflows_the_update_buffer() {
     let world = SimWorld::new(SimConfig { update_buffer: Some(3), ..SimConfig::default() });
     let client = world.connect();
@@ -432,8 +409,8 @@ async fn the_bot_follow_up_comes_late_or_never() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let first = world.post_order(&order(1, "A"));
-    let second = world.post_order(&order(2, "B"));
+    let first = world.post_order(&order(1).by("A"));
+    let second = world.post_order(&order(2).by("B"));
     next_new(&client).await;
     next_new(&client).await;
 
@@ -460,12 +437,12 @@ async fn no_faults_means_none_injected() {
     let client = world.connect();
     let chat = world.tribute_chat();
     for i in 0..50 {
-        let o = world.post_order(&order(100 + i, "C"));
+        let o = world.post_order(&order(100 + i).by("C"));
         next_new(&client).await;
         client.send_message(chat, "answer", Some(o), RandomId::fresh()).await.unwrap();
         let f = next_new(&client).await;
         client.press_button(chat, f.id, &f.buttons[0][0].data).await.unwrap();
-        next(&client).await;
+        next_event(&client).await;
     }
     assert_eq!(world.deliveries().len(), 50);
     assert!(world.faults_injected().is_empty());
@@ -484,7 +461,7 @@ async fn scripted_run(plan: FaultPlan) -> (Vec<String>, Vec<String>, std::collec
     let chat = world.tribute_chat();
     let mut seen = Vec::new();
     for i in 0..40_i64 {
-        let o = world.post_order(&order(500 + i, "Customer"));
+        let o = world.post_order(&order(500 + i).by("Customer"));
         let r = client.send_message(chat, &format!("answer {i}"), Some(o), RandomId(i + 1)).await;
         seen.push(format!("send {i}: {r:?}"));
         let r = client.send_message(500 + i, "Which account ID?", None, RandomId(1000 + i)).await;

@@ -141,15 +141,11 @@ mod e2e {
     use tribute_assistant::telegram::{ChatId, EntityKind, Event, Messenger, MessengerError, RandomId};
     use tribute_assistant::testbed::backend::ReferenceBackend;
     use tribute_assistant::testbed::mtproto::MtprotoServer;
-    use tribute_assistant::testbed::sim::{SimConfig, SimOrder, SimWorld};
+    use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
     use tribute_assistant::tribute::ParserConfig;
 
-    const SETTLE: Duration = Duration::from_secs(30);
-    const WAIT: Duration = Duration::from_secs(10);
-
-    fn order(customer_id: i64, name: &str) -> SimOrder {
-        crate::support::sim::diamonds(customer_id, name, "Мой ID: 123456")
-    }
+    use crate::support::sim::{order, OrderBuilder, ACCOUNT, PRODUCT};
+    use crate::support::wait::{eventually, try_eventually, within, SETTLE};
 
     struct Harness {
         _dir: tempfile::TempDir,
@@ -179,7 +175,7 @@ mod e2e {
             let server = MtprotoServer::start(world.clone()).await.unwrap();
             let secret = SecretString::from("e2e-secret".to_owned());
             let backend = ReferenceBackend::start(secret.clone()).await.unwrap();
-            backend.add_pending("123456", "100 Diamonds");
+            backend.add_pending(ACCOUNT, PRODUCT);
             let session_path = dir.path().join("telegram.session");
             // What `login` leaves behind: the key, the DC, our account; plus the
             // chats we talk in (the Tribute bot, the moderator group) with hashes.
@@ -235,10 +231,7 @@ mod e2e {
                 request_timeout: Duration::from_secs(5),
                 ..GrammersConfig::new(12345, self.tribute_chat())
             };
-            let m = tokio::time::timeout(WAIT, GrammersMessenger::connect(session.clone(), cfg))
-                .await
-                .expect("connect in time")
-                .expect("connects");
+            let m = within("connect", GrammersMessenger::connect(session.clone(), cfg)).await.expect("connects");
             (m, session)
         }
 
@@ -289,26 +282,17 @@ mod e2e {
         }
 
         async fn wait_state(&self, msg: i32, want: OrderState) {
-            let start = Instant::now();
-            loop {
-                let now = self.state_of(msg).await;
-                if now == Some(want) {
-                    return;
-                }
-                if start.elapsed() > SETTLE {
-                    let r = OrderRef::for_message(self.tribute_chat(), msg);
-                    let events = match self.store.order_by_ref(&r).await.unwrap() {
-                        Some(o) => self.store.order_events(o.id).await.unwrap(),
-                        None => vec![],
-                    };
-                    let history: Vec<_> = events.iter().map(|e| format!("{} {}", e.to_state, e.note)).collect();
-                    panic!(
-                        "order {msg} is {now:?}, not {want:?}; history: {history:#?}; calls: {:?}",
-                        self.server.calls()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if try_eventually(|| async { (self.state_of(msg).await == Some(want)).then_some(()) }).await.is_some() {
+                return;
             }
+            let now = self.state_of(msg).await;
+            let r = OrderRef::for_message(self.tribute_chat(), msg);
+            let events = match self.store.order_by_ref(&r).await.unwrap() {
+                Some(o) => self.store.order_events(o.id).await.unwrap(),
+                None => vec![],
+            };
+            let history: Vec<_> = events.iter().map(|e| format!("{} {}", e.to_state, e.note)).collect();
+            panic!("order {msg} is {now:?}, not {want:?}; history: {history:#?}; calls: {:?}", self.server.calls());
         }
 
         fn calls_of(&self, method: &str) -> Vec<Option<String>> {
@@ -329,7 +313,7 @@ mod e2e {
     async fn an_order_pushed_as_an_update_is_activated_replied_to_and_confirmed() {
         let mut h = Harness::new().await;
         h.start_daemon().await;
-        let msg = h.world.post_order(&order(5550001, "Иван Петров"));
+        let msg = h.world.post_order(&order(5550001));
         h.wait_state(msg, OrderState::Confirmed).await;
 
         assert_eq!(h.backend.stats().activations, 1);
@@ -352,14 +336,13 @@ mod e2e {
         // A fresh session learns the update state with updates.getState (after the
         // session check's own); an update pushed before that answer is (rightly)
         // treated as already seen, so post only once the stream is set up.
-        let start = Instant::now();
-        while h.calls_of("updates.getState").len() < 2 {
-            assert!(start.elapsed() < WAIT, "the update stream never asked for the state");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually("the update stream to ask for the state", || async {
+            (h.calls_of("updates.getState").len() >= 2).then_some(())
+        })
+        .await;
         let name = "Ива́н 🚀 Петров";
-        let msg = h.world.post_order(&order(5550001, name));
-        let ev = tokio::time::timeout(WAIT, m.next_event()).await.expect("event in time").unwrap();
+        let msg = h.world.post_order(&order(5550001).by(name));
+        let ev = within("an event", m.next_event()).await.unwrap();
         let Event::NewMessage(got) = ev else { panic!("{ev:?}") };
         assert_eq!((got.chat_id, got.id), (h.tribute_chat(), msg));
         let mention =
@@ -388,9 +371,9 @@ mod e2e {
         assert_eq!(h.world.messages(5550001).len(), 1);
 
         // A customer whose privacy settings forbid it: a typed error.
-        let second = h.world.post_order(&order(5550002, "Ann"));
+        let second = h.world.post_order(&order(5550002).by("Ann"));
         loop {
-            let ev = tokio::time::timeout(WAIT, m.next_event()).await.expect("event in time").unwrap();
+            let ev = within("an event", m.next_event()).await.unwrap();
             if matches!(&ev, Event::NewMessage(x) if x.id == second) {
                 break;
             }
@@ -413,14 +396,14 @@ mod e2e {
     async fn orders_that_arrive_while_stopped_are_processed_once_after_the_restart() {
         let mut h = Harness::new().await;
         h.start_daemon().await;
-        let first = h.world.post_order(&order(5550001, "Иван"));
+        let first = h.world.post_order(&order(5550001).by("Иван"));
         h.wait_state(first, OrderState::Confirmed).await;
         h.stop_daemon().await;
 
         h.backend.add_pending("223344", "100 Diamonds");
         h.backend.add_pending("334455", "100 Diamonds");
-        let a = h.world.post_order(&SimOrder { details: "ID 223344".into(), ..order(5550003, "Анна") });
-        let b = h.world.post_order(&SimOrder { details: "ID 334455".into(), ..order(5550004, "Борис") });
+        let a = h.world.post_order(&order(5550003).by("Анна").details("ID 223344"));
+        let b = h.world.post_order(&order(5550004).by("Борис").details("ID 334455"));
         h.start_daemon().await;
         h.wait_state(a, OrderState::Confirmed).await;
         h.wait_state(b, OrderState::Confirmed).await;
@@ -443,7 +426,7 @@ mod e2e {
         h.start_daemon().await;
         h.world.flood_wait_next_sends(1, Duration::from_secs(2));
         let started = Instant::now();
-        let msg = h.world.post_order(&order(5550001, "Иван"));
+        let msg = h.world.post_order(&order(5550001).by("Иван"));
         h.wait_state(msg, OrderState::Confirmed).await;
         assert!(started.elapsed() >= Duration::from_secs(2), "the flood wait was honoured");
         let sends = h.calls_of("messages.sendMessage");
@@ -459,13 +442,10 @@ mod e2e {
         let mut h = Harness::new().await;
         h.world.button_delay(Duration::from_millis(500));
         h.start_daemon().await;
-        let msg = h.world.post_order(&order(5550001, "Иван"));
+        let msg = h.world.post_order(&order(5550001).by("Иван"));
         // Wait until our reply went out, then cut the TCP link before the button comes.
-        let start = Instant::now();
-        while h.calls_of("messages.sendMessage").is_empty() {
-            assert!(start.elapsed() < SETTLE, "no reply was sent");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("our reply to be sent", || async { (!h.calls_of("messages.sendMessage").is_empty()).then_some(()) })
+            .await;
         h.server.drop_connections();
         h.wait_state(msg, OrderState::Confirmed).await;
         assert!(h.server.connections_accepted() >= 2, "the client reconnected");

@@ -5,39 +5,11 @@ use std::time::Duration;
 
 use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId};
 use tribute_assistant::testbed::sim::{
-    utf16_len, SimClient, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
+    utf16_len, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
 };
 
-const WAIT: Duration = Duration::from_secs(5);
-
-fn order(customer_id: i64, name: &str) -> SimOrder {
-    crate::support::sim::premium_month(customer_id, name)
-}
-
-async fn next(client: &SimClient) -> Event {
-    tokio::time::timeout(WAIT, client.next_event()).await.expect("an event within 5 s").expect("an event, not an error")
-}
-
-async fn next_new(client: &SimClient) -> Message {
-    match next(client).await {
-        Event::NewMessage(m) => m,
-        other => panic!("expected NewMessage, got {other:?}"),
-    }
-}
-
-async fn next_edit(client: &SimClient) -> Message {
-    match next(client).await {
-        Event::MessageEdited(m) => m,
-        other => panic!("expected MessageEdited, got {other:?}"),
-    }
-}
-
-/// Asserts nothing arrives for a short while.
-async fn assert_quiet(client: &SimClient) {
-    if let Ok(r) = tokio::time::timeout(Duration::from_millis(100), client.next_event()).await {
-        panic!("expected no event, got {r:?}");
-    }
-}
+use crate::support::sim::{assert_quiet, next_edit, next_new, order, OrderBuilder};
+use crate::support::wait::{until_idle, within};
 
 #[tokio::test]
 async fn exchange_end_to_end_delivers_once() {
@@ -47,7 +19,7 @@ async fn exchange_end_to_end_delivers_once() {
     assert_eq!(chat, 93372553);
     assert_eq!(client.self_id(), 1000);
 
-    let order_id = world.post_order(&order(42, "Anna"));
+    let order_id = world.post_order(&order(42).by("Anna"));
     let notification = next_new(&client).await;
     assert_eq!(notification.id, order_id);
     assert_eq!(notification.chat_id, chat);
@@ -106,7 +78,7 @@ async fn message_ids_are_per_chat_and_sends_are_stored() {
     assert_eq!(client.send_message(group, "case #1", None, RandomId::fresh()).await, Ok(1));
     assert_eq!(client.send_message(77, "again", Some(1), RandomId::fresh()).await, Ok(2));
     assert_eq!(world.post_as_user(group, 55, "moderator here", Some(1)), 2);
-    assert_eq!(world.post_order(&order(42, "Anna")), 1);
+    assert_eq!(world.post_order(&order(42).by("Anna")), 1);
 
     let private = world.messages(77);
     assert_eq!(private.len(), 2);
@@ -133,7 +105,7 @@ async fn message_ids_are_per_chat_and_sends_are_stored() {
 async fn customer_writes_privately() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
-    world.post_order(&order(42, "Anna"));
+    world.post_order(&order(42).by("Anna"));
     next_new(&client).await;
     // Posting an order makes the customer a known user we can write to.
     let ours = client.send_message(42, "Which account ID?", None, RandomId::fresh()).await.unwrap();
@@ -177,7 +149,7 @@ async fn history_since_is_oldest_first_and_limited() {
     let client = world.connect();
     let chat = world.tribute_chat();
     for i in 0..5 {
-        world.post_order(&order(100 + i, "C"));
+        world.post_order(&order(100 + i).by("C"));
     }
     let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
     assert_eq!(ids(client.history_since(chat, 0, 100).await.unwrap()), [1, 2, 3, 4, 5]);
@@ -188,26 +160,26 @@ async fn history_since_is_oldest_first_and_limited() {
     assert_eq!(ids(client.history_since(chat, -3, 1).await.unwrap()), [1]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn events_without_a_client_are_lost_but_stay_in_history() {
     let world = SimWorld::new(SimConfig::default());
     let chat = world.tribute_chat();
-    let missed = world.post_order(&order(1, "Early"));
+    let missed = world.post_order(&order(1).by("Early"));
     let client = world.connect();
     assert_quiet(&client).await;
     let history = client.history_since(chat, 0, 10).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].id, missed);
 
-    let live = world.post_order(&order(2, "Late"));
+    let live = world.post_order(&order(2).by("Late"));
     assert_eq!(next_new(&client).await.id, live);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_new_connect_closes_the_previous_stream() {
     let world = SimWorld::new(SimConfig::default());
     let first = world.connect();
-    world.post_order(&order(1, "Queued"));
+    world.post_order(&order(1).by("Queued"));
     let waiting = {
         let first = first.clone();
         tokio::spawn(async move {
@@ -216,13 +188,13 @@ async fn a_new_connect_closes_the_previous_stream() {
             first.next_event().await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_idle().await;
     let second = world.connect();
-    let result = tokio::time::timeout(WAIT, waiting).await.expect("the old stream ends").unwrap();
+    let result = within("the old stream to end", waiting).await.unwrap();
     assert_eq!(result, Err(MessengerError::Closed));
     assert_eq!(first.next_event().await, Err(MessengerError::Closed));
 
-    let id = world.post_order(&order(2, "New"));
+    let id = world.post_order(&order(2).by("New"));
     assert_eq!(next_new(&second).await.id, id);
     // The old session can still make requests.
     assert_eq!(first.history_since(world.tribute_chat(), 0, 10).await.unwrap().len(), 2);
@@ -231,12 +203,12 @@ async fn a_new_connect_closes_the_previous_stream() {
     assert_eq!(second.next_event().await, Err(MessengerError::Closed));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_fails_calls_and_loses_live_events() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "Anna"));
+    let order_id = world.post_order(&order(1).by("Anna"));
     next_new(&client).await;
 
     world.disconnect();
@@ -254,13 +226,13 @@ async fn disconnect_fails_calls_and_loses_live_events() {
         let client = client.clone();
         tokio::spawn(async move { client.next_event().await })
     };
-    let lost = world.post_order(&order(2, "Lost"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let lost = world.post_order(&order(2).by("Lost"));
+    until_idle().await;
     assert!(!waiter.is_finished(), "next_event waits while disconnected");
 
     world.reconnect();
-    let after = world.post_order(&order(3, "After"));
-    let event = tokio::time::timeout(WAIT, waiter).await.expect("wakes after reconnect").unwrap().unwrap();
+    let after = world.post_order(&order(3).by("After"));
+    let event = within("the waiter to wake after the reconnect", waiter).await.unwrap().unwrap();
     match event {
         Event::NewMessage(m) => assert_eq!(m.id, after),
         other => panic!("unexpected {other:?}"),
@@ -295,13 +267,13 @@ async fn persistent_send_failures_per_chat() {
     assert_eq!(client.send_message(5, "hi", None, RandomId::fresh()).await, Ok(1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn button_never_comes_for_that_order_only() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let silent = world.post_order(&order(1, "A"));
-    let normal = world.post_order(&order(2, "B"));
+    let silent = world.post_order(&order(1).by("A"));
+    let normal = world.post_order(&order(2).by("B"));
     next_new(&client).await;
     next_new(&client).await;
     world.button_never_comes(silent);
@@ -319,7 +291,7 @@ async fn button_delay_posts_the_follow_up_later() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "A"));
+    let order_id = world.post_order(&order(1).by("A"));
     next_new(&client).await;
     world.button_delay(Duration::from_millis(200));
     let reply = client.send_message(chat, "answer", Some(order_id), RandomId::fresh()).await.unwrap();
@@ -334,7 +306,7 @@ async fn russian_send_button_text() {
     let world = SimWorld::new(SimConfig { send_button_text: "Отправить".into(), ..SimConfig::default() });
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "Ольга"));
+    let order_id = world.post_order(&order(1).by("Ольга"));
     next_new(&client).await;
     client.send_message(chat, "Готово", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
@@ -375,7 +347,7 @@ async fn reply_to_a_delivered_order_is_already_completed() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "A"));
+    let order_id = world.post_order(&order(1).by("A"));
     next_new(&client).await;
     client.send_message(chat, "first", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
@@ -394,7 +366,7 @@ async fn second_reply_replaces_the_keyboard() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "A"));
+    let order_id = world.post_order(&order(1).by("A"));
     next_new(&client).await;
     client.send_message(chat, "first", Some(order_id), RandomId::fresh()).await.unwrap();
     let old = next_new(&client).await;
@@ -419,7 +391,7 @@ async fn unknown_callback_data_is_data_invalid() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "A"));
+    let order_id = world.post_order(&order(1).by("A"));
     next_new(&client).await;
     client.send_message(chat, "answer", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
@@ -437,7 +409,7 @@ async fn edit_button_withdraws_the_answer() {
     let world = SimWorld::new(SimConfig::default());
     let client = world.connect();
     let chat = world.tribute_chat();
-    let order_id = world.post_order(&order(1, "A"));
+    let order_id = world.post_order(&order(1).by("A"));
     next_new(&client).await;
     client.send_message(chat, "typo", Some(order_id), RandomId::fresh()).await.unwrap();
     let f = next_new(&client).await;
@@ -459,7 +431,7 @@ async fn many_orders_are_cheap() {
     let chat = world.tribute_chat();
     let started = std::time::Instant::now();
     for i in 0..2000 {
-        let order_id = world.post_order(&order(10_000 + i, "Bulk"));
+        let order_id = world.post_order(&order(10_000 + i).by("Bulk"));
         let reply = client.send_message(chat, "ok", Some(order_id), RandomId::fresh()).await.unwrap();
         let f = client.history_since(chat, reply, 1).await.unwrap().pop().unwrap();
         client.press_button(chat, f.id, &f.buttons[0][0].data).await.unwrap();

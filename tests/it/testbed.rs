@@ -8,6 +8,8 @@ use std::path::Path;
 use tribute_assistant::testbed::chaos::{chaos, summary, ChaosArgs, KillMoment};
 use tribute_assistant::testbed::serve::{Testbed, TestbedArgs};
 
+use crate::support::wait::{try_eventually, SETTLE};
+
 fn args(dir: &Path) -> TestbedArgs {
     TestbedArgs {
         dir: dir.to_path_buf(),
@@ -96,7 +98,6 @@ async fn the_real_daemon_killed_with_sigkill_at_chosen_moments_loses_and_doubles
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
     use std::process::Stdio;
-    use std::time::Duration;
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::process::Command;
 
@@ -111,7 +112,7 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(SETTLE, lines.next_line()).await.expect("the ready line in time").unwrap().unwrap();
     let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
     for key in ["mtproto", "control", "backend", "config"] {
         assert!(ready[key].is_string(), "{key} in {line}");
@@ -134,14 +135,14 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
         s
     };
     let wait_delivered = |n: u64| async move {
-        for _ in 0..300 {
+        let delivered = try_eventually(|| async {
             let s = stats().await;
-            if s["totals"]["delivered"].as_u64() == Some(n) {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            (s["totals"]["delivered"].as_u64() == Some(n)).then_some(s)
+        });
+        match delivered.await {
+            Some(s) => s,
+            None => panic!("{n} order(s) not delivered in {SETTLE:?}: {}", stats().await),
         }
-        panic!("{n} order(s) not delivered in 30 s: {}", stats().await);
     };
 
     let mut daemon = run();
@@ -167,6 +168,6 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
 
     // SIGTERM stops the testbed cleanly.
     unsafe { libc::kill(testbed.id().unwrap() as i32, libc::SIGTERM) };
-    let status = tokio::time::timeout(Duration::from_secs(20), testbed.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(SETTLE, testbed.wait()).await.expect("the testbed exits in time").unwrap();
     assert!(status.success(), "{status}");
 }

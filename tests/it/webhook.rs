@@ -3,51 +3,59 @@
 //! reference backend and the Telegram simulator. Webhooks are posted over
 //! real HTTP, signed the way Tribute signs them.
 
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
+use tribute_assistant::backend::{BackendClient, BackendConfig};
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
 use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
-use tribute_assistant::webhook::{ReconcileConfig, WebhookSettings, WEBHOOK_PATH};
+use tribute_assistant::webhook::{Pass, ReconcileConfig, Reconciler, WebhookSettings, WEBHOOK_PATH};
+
+use crate::support::sandbox::{moderator_texts, sandbox_with, wait_cards_posted, wait_chat};
+use crate::support::sim::{order, OrderBuilder};
+use crate::support::wait::{eventually, SETTLE};
 
 const API_KEY: &str = "tribute-api-key-for-tests";
-const SETTLE: Duration = Duration::from_secs(20);
 const GRACE: Duration = Duration::from_millis(400);
 
-async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
-    let opts = SandboxOptions {
-        ops_listener: true,
-        webhook: Some(WebhookSettings {
-            api_key: SecretString::from(API_KEY),
-            listen: ([127, 0, 0, 1], 0).into(),
-            reconcile: ReconcileConfig {
-                match_window: Duration::from_secs(3600),
-                unmatched_grace: GRACE,
-                interval: Duration::from_millis(50),
-                retry_delay: Duration::from_millis(100),
-            },
-        }),
-        ..SandboxOptions::default()
-    };
-    let mut sb = Sandbox::new(dir.path(), opts).await.expect("sandbox starts");
-    sb.backend.add_pending("123456", "100 Diamonds");
-    sb.start_daemon(None).await.unwrap();
-    sb
+fn reconcile_config() -> ReconcileConfig {
+    ReconcileConfig {
+        match_window: Duration::from_secs(3600),
+        unmatched_grace: GRACE,
+        interval: Duration::from_millis(50),
+        retry_delay: Duration::from_millis(100),
+    }
 }
 
-fn order(customer_id: i64, price: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: "Иван Петров".into(),
-        product: "100 Diamonds".into(),
-        price: price.into(),
-        details: "ID 123456".into(),
-    }
+/// The sandbox daemon with its webhook listener (and the ops listener).
+async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
+    let webhook = WebhookSettings {
+        api_key: SecretString::from(API_KEY),
+        listen: ([127, 0, 0, 1], 0).into(),
+        reconcile: reconcile_config(),
+    };
+    sandbox_with(dir, SandboxOptions { ops_listener: true, webhook: Some(webhook), ..SandboxOptions::default() }).await
+}
+
+/// One more reconciliation pass, run by the test on the daemon's store and
+/// backend: what the reconciler would still do. Nothing, once an event is
+/// fully handled; so whatever it did is final, not waiting for a later tick.
+async fn one_more_pass(sb: &Sandbox) -> Pass {
+    let backend = BackendClient::new(BackendConfig {
+        url: sb.backend.url(),
+        secret: sb.backend_secret().clone(),
+        timeout: Duration::from_secs(5),
+        max_attempts: 1,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(50),
+    })
+    .unwrap();
+    let reconciler = Reconciler::new(sb.store().clone(), backend, reconcile_config(), Arc::new(Default::default()));
+    reconciler.pass().await.unwrap()
 }
 
 fn now() -> String {
@@ -95,26 +103,6 @@ async fn post(sb: &Sandbox, body: &str, signature: Option<String>) -> (u16, Valu
 
 async fn post_signed(sb: &Sandbox, body: &str) -> (u16, Value) {
     post(sb, body, Some(sign(API_KEY.as_bytes(), body.as_bytes()))).await
-}
-
-/// Polls `f` until it yields `Some`, or panics after [`SETTLE`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(started.elapsed() < SETTLE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn moderator_texts(sb: &Sandbox) -> Vec<String> {
-    sb.world.messages(sb.moderator_chat).into_iter().map(|m| m.text).collect()
 }
 
 #[tokio::test]
@@ -198,11 +186,10 @@ async fn bad_json_with_a_valid_signature_is_400_and_reaches_the_moderator_once()
     assert_eq!(status, 400);
     assert!(answer["message"].as_str().unwrap().contains("amount"), "{answer}");
 
-    let cards = eventually("two moderator cards", || async {
-        let texts = moderator_texts(&sb);
-        (texts.len() >= 2).then_some(texts)
-    })
-    .await;
+    // Each card was stored before its request was answered: once every
+    // stored card is posted, the chat shows them all.
+    wait_cards_posted(&sb).await;
+    let cards = moderator_texts(&sb);
     assert_eq!(cards.len(), 2, "the repeated body is one card: {cards:?}");
     assert!(cards.iter().any(|t| t.contains(body)), "the raw body reaches the moderator: {cards:?}");
     assert!(sb.store().purchase("1004").await.unwrap().is_none(), "nothing was stored as a purchase");
@@ -213,7 +200,7 @@ async fn bad_json_with_a_valid_signature_is_400_and_reaches_the_moderator_once()
 async fn refund_of_an_activated_order_deactivates_it_once_and_tells_the_moderator() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(501, "€5.00"));
+    let msg = sb.world.post_order(&order(501));
     sb.wait_settled(1, SETTLE).await.unwrap();
     let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
     let stored = sb.store().order_by_ref(&order_ref).await.unwrap().unwrap();
@@ -241,8 +228,9 @@ async fn refund_of_an_activated_order_deactivates_it_once_and_tells_the_moderato
     .await;
     assert!(card.contains(order_ref.as_str()) && card.contains("took the product back"), "{card}");
     assert!(card.contains("customer asked"), "{card}");
-    // Give the reconciler time to do anything twice, then count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing is left for the reconciler to do twice, so the counts are final.
+    assert_eq!(one_more_pass(&sb).await, Pass::default());
+    wait_cards_posted(&sb).await;
     assert_eq!(sb.backend.deactivations_for(order_ref.as_str()), 1);
     assert_eq!(sb.backend.stats().deactivation_requests, 1, "one call for three deliveries");
     assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("Refund of order")).count(), 1);
@@ -256,9 +244,7 @@ async fn refund_of_an_activated_order_deactivates_it_once_and_tells_the_moderato
 async fn a_refund_of_an_order_never_activated_settles_it_so_no_later_account_id_activates_it() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let mut no_id = order(506, "€5.00");
-    no_id.details = "забыл написать айди".into();
-    let msg = sb.world.post_order(&no_id);
+    let msg = sb.world.post_order(&order(506).details("забыл написать айди"));
     let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
     // The assistant asks the customer for the account ID.
     let stored = eventually("the order to wait for the customer", || async {
@@ -281,15 +267,11 @@ async fn a_refund_of_an_order_never_activated_settles_it_so_no_later_account_id_
     assert_eq!(refunded.state, OrderState::Refunded, "the refund settles the order at once");
     let link = sb.store().order_link(stored.id).await.unwrap().expect("the order's dialogue link");
     assert_eq!(link.status.as_str(), "closed");
-    // The customer answers late with a valid ID: nothing is activated.
+    // The customer answers late with a valid ID: no order waits for one, so
+    // it is a message for a person, and nothing is activated.
     sb.world.post_as_user(506, 506, "123456", None);
-    eventually("the customer's answer to be stored", || async {
-        let conv = sb.store().conversation_for_customer(506).await.unwrap()?;
-        let msgs = sb.store().conversation_messages(conv.id).await.unwrap();
-        msgs.iter().any(|m| m.text == "123456").then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let card = wait_chat(&sb, "123456").await;
+    assert!(card.text.contains("question"), "{}", card.text);
     assert_eq!(sb.store().order(stored.id).await.unwrap().state, OrderState::Refunded);
     assert_eq!(sb.backend.activations_for(order_ref.as_str()), 0, "a refunded order is never activated");
     assert_eq!(sb.backend.requests_for(order_ref.as_str()), 0);
@@ -300,7 +282,7 @@ async fn a_refund_of_an_order_never_activated_settles_it_so_no_later_account_id_
 async fn an_amount_mismatch_is_flagged_to_the_moderator() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(502, "€5.00"));
+    let msg = sb.world.post_order(&order(502));
     sb.wait_settled(1, SETTLE).await.unwrap();
     assert_eq!(post_signed(&sb, &purchase(3001, 502, 700)).await.0, 200);
     let card = eventually("the mismatch card", || async {
@@ -320,7 +302,7 @@ async fn a_paid_purchase_without_a_telegram_order_is_flagged_after_the_grace_per
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
     // A matching order for another customer must not be taken.
-    sb.world.post_order(&order(503, "€5.00"));
+    sb.world.post_order(&order(503));
     sb.wait_settled(1, SETTLE).await.unwrap();
     assert_eq!(post_signed(&sb, &purchase(4001, 999, 500)).await.0, 200);
     let card = eventually("the unmatched card", || async {
@@ -332,7 +314,9 @@ async fn a_paid_purchase_without_a_telegram_order_is_flagged_after_the_grace_per
     assert_eq!(p.order_id, None);
     let (paid, flagged) = (p.paid_at.unwrap(), p.unmatched_flagged_at.unwrap());
     assert!(flagged - paid >= GRACE.as_millis() as i64, "flagged {flagged} only after the grace from {paid}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The purchase stays unmatched, but another pass does not flag it again.
+    assert_eq!(one_more_pass(&sb).await, Pass::default());
+    wait_cards_posted(&sb).await;
     assert_eq!(moderator_texts(&sb).iter().filter(|t| t.contains("no Telegram order")).count(), 1, "flagged once");
     sb.shutdown().await.unwrap();
 }
@@ -341,7 +325,7 @@ async fn a_paid_purchase_without_a_telegram_order_is_flagged_after_the_grace_per
 async fn a_deactivation_the_backend_cannot_take_is_retried_and_still_happens_once() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(504, "€5.00"));
+    let msg = sb.world.post_order(&order(504));
     sb.wait_settled(1, SETTLE).await.unwrap();
     let order_ref = OrderRef::for_message(sb.tribute_chat(), msg);
     assert_eq!(post_signed(&sb, &purchase(5001, 504, 500)).await.0, 200);
@@ -358,6 +342,7 @@ async fn a_deactivation_the_backend_cannot_take_is_retried_and_still_happens_onc
     .await;
     assert_eq!(p.deactivation.as_deref(), Some("deactivated"));
     assert!(sb.backend.stats().deactivation_requests >= 7, "{:?}", sb.backend.stats());
+    assert_eq!(one_more_pass(&sb).await, Pass::default(), "nothing parked any more");
     assert_eq!(sb.backend.deactivations_for(order_ref.as_str()), 1);
     sb.shutdown().await.unwrap();
 }

@@ -3,7 +3,8 @@
 //! collection meta (model + dimension) lives in the collection's metadata.
 //!
 //! Requests are built by plain functions so they can be unit-tested without
-//! a server; the live test runs only when `QDRANT_URL` is set.
+//! a server; the live test (`knowledge::live_qdrant_server`, ignored by
+//! default) runs with `--ignored` against the server in `QDRANT_URL`.
 
 use std::collections::HashMap;
 

@@ -12,7 +12,6 @@
 //! - Sends and presses go through a global [`RateLimiter`].
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -248,11 +247,6 @@ impl GrammersMessenger {
     /// The raw grammers client, for tests and tools (not for the core).
     pub fn client(&self) -> &Client {
         &self.inner.client
-    }
-
-    /// Users we could reach through a mention, for diagnostics.
-    pub fn known_mentions(&self) -> usize {
-        self.inner.mentions.lock().expect("mentions lock").len()
     }
 
     /// Telegram only gives us access hashes it has sent us. If the Tribute
@@ -665,11 +659,6 @@ pub fn state_update(state: &State) -> Option<UpdateState> {
         MessageBox::Secondary { qts } => UpdateState::Secondary { qts },
         MessageBox::Channel { channel_id, pts } => UpdateState::Channel { id: channel_id, pts },
     })
-}
-
-/// Where a session lives for a data dir (re-exported for `run` and `login`).
-pub fn default_session_path(data_dir: &std::path::Path) -> PathBuf {
-    super::session::session_path(data_dir)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl Shared {
 /// The publisher-side view of the body: every documented field is
 /// required, unknown fields are ignored (forward compatibility).
 #[derive(serde::Deserialize)]
-#[allow(dead_code)] // price/customer/received_at are checked for presence only
+#[allow(dead_code, reason = "price/customer/received_at are checked for presence only")]
 struct ActivationBody {
     order_ref: String,
     account_id: String,
@@ -71,14 +71,14 @@ struct ActivationBody {
 }
 
 #[derive(serde::Deserialize)]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "checked for presence only, as part of ActivationBody")]
 struct Price {
     amount_minor: i64,
     currency: String,
 }
 
 #[derive(serde::Deserialize)]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "checked for presence only, as part of ActivationBody")]
 struct Customer {
     telegram_user_id: Option<i64>,
     name: String,
@@ -86,7 +86,7 @@ struct Customer {
 
 /// The publisher-side view of a `/deactivate` body.
 #[derive(serde::Deserialize)]
-#[allow(dead_code)] // detail/purchase_id/refunded_at are informational
+#[allow(dead_code, reason = "detail/purchase_id/refunded_at are informational")]
 struct DeactivationBody {
     order_ref: String,
     activation_id: String,

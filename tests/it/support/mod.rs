@@ -1,5 +1,9 @@
-//! Shared test helpers: scripted OpenAI-compatible servers on loopback.
+//! Shared test helpers: every wait's bound and how to wait (`wait`), the
+//! simulator's orders and client (`sim`), the daemon in a sandbox
+//! (`sandbox`), and scripted OpenAI-compatible servers on loopback.
 
 pub mod openai_chat;
 pub mod openai_embeddings;
+pub mod sandbox;
 pub mod sim;
+pub mod wait;

@@ -85,17 +85,8 @@ impl ScriptedChat {
         Self { base_url: format!("http://{addr}/v1"), inner, task: Arc::new(task) }
     }
 
-    /// Appends replies to the script.
-    pub fn push(&self, replies: Vec<Reply>) {
-        self.inner.lock().unwrap().script.extend(replies);
-    }
-
     pub fn requests(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
-    }
-
-    pub fn remaining(&self) -> usize {
-        self.inner.lock().unwrap().script.len()
     }
 }
 

@@ -1,148 +1,80 @@
-//! Helpers for tests that drive the daemon on the Telegram simulator:
-//! orders to post, waiting for the daemon with real-time deadlines, and a
-//! paused tokio clock for the contact timers.
+//! The Telegram simulator from the test's side: the orders the Tribute bot
+//! posts, and reading events as a client of the simulated world.
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tribute_assistant::domain::{OrderRef, OrderState};
-use tribute_assistant::store::OrderRecord;
-use tribute_assistant::testbed::sandbox::Sandbox;
-use tribute_assistant::testbed::sim::SimOrder;
+use tribute_assistant::telegram::{Event, Message, Messenger};
+use tribute_assistant::testbed::sim::{SimClient, SimOrder};
 
-/// How long `eventually` waits, in real time. Generous: all integration
-/// tests share one process and two cores.
-pub const WAIT: Duration = Duration::from_secs(60);
+use super::wait::{within, EVENT};
 
-/// A "Custom Product Order" for 100 Diamonds at €5.00.
-pub fn diamonds(customer_id: i64, name: &str, details: &str) -> SimOrder {
+/// The account ID of the default [`order`]; `support::sandbox` puts it on
+/// the backend as pending for [`PRODUCT`].
+pub const ACCOUNT: &str = "123456";
+
+/// The product of the default [`order`].
+pub const PRODUCT: &str = "100 Diamonds";
+
+/// A "Custom Product Order" as the Tribute bot posts it: [`PRODUCT`] at
+/// €5.00 for Иван Петров, with the account ID [`ACCOUNT`] in its details.
+/// The [`OrderBuilder`] methods change what a test is about.
+pub fn order(customer_id: i64) -> SimOrder {
     SimOrder {
         customer_id,
-        customer_name: name.into(),
-        product: "100 Diamonds".into(),
+        customer_name: "Иван Петров".into(),
+        product: PRODUCT.into(),
         price: "€5.00".into(),
-        details: details.into(),
+        details: format!("ID {ACCOUNT}"),
     }
 }
 
-/// A "Custom Product Order" for a Premium month at €5.00 with a valid ID.
-pub fn premium_month(customer_id: i64, name: &str) -> SimOrder {
-    SimOrder {
-        customer_id,
-        customer_name: name.into(),
-        product: "Premium month".into(),
-        price: "€5.00".into(),
-        details: "My ID: 123456".into(),
+/// Changes one field of an [`order`].
+pub trait OrderBuilder {
+    /// The customer's name as Tribute shows it.
+    fn by(self, name: &str) -> Self;
+    /// The free-text "Order Details" (where the account ID is, or is not).
+    fn details(self, details: &str) -> Self;
+}
+
+impl OrderBuilder for SimOrder {
+    fn by(self, name: &str) -> Self {
+        SimOrder { customer_name: name.into(), ..self }
+    }
+
+    fn details(self, details: &str) -> Self {
+        SimOrder { details: details.into(), ..self }
     }
 }
 
-thread_local! {
-    /// Set while the tokio clock is paused: then time moves only by
-    /// `advance()`. Auto-advance is held off by a blocking task (tokio does
-    /// not auto-advance while one runs), because it would jump the clock
-    /// whenever the runtime waits on the SQLite thread and fire the pool's
-    /// acquire timeout; polls yield instead of sleeping.
-    static PAUSED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+/// The next event on `client`, within [`EVENT`] of tokio time.
+pub async fn next_event(client: &SimClient) -> Event {
+    within("an event", client.next_event()).await.expect("an event, not an error")
 }
 
-/// Polls `check` until it returns `Some`, failing the test after [`WAIT`]
-/// of real time.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        settle_a_little().await;
+pub async fn next_new(client: &SimClient) -> Message {
+    match next_event(client).await {
+        Event::NewMessage(m) => m,
+        other => panic!("expected NewMessage, got {other:?}"),
     }
 }
 
-async fn settle_a_little() {
-    if PAUSED.with(|p| p.borrow().is_some()) {
-        let until = Instant::now() + Duration::from_millis(2);
-        while Instant::now() < until {
-            tokio::task::yield_now().await;
-        }
-    } else {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+pub async fn next_edit(client: &SimClient) -> Message {
+    match next_event(client).await {
+        Event::MessageEdited(m) => m,
+        other => panic!("expected MessageEdited, got {other:?}"),
     }
 }
 
-/// Pauses the tokio clock (see [`PAUSED`]) once the daemon is quiet.
-/// Only on a current-thread runtime, as tokio requires.
-pub async fn pause_time() {
-    settle_quietly().await;
-    tokio::time::pause();
-    let holding = Arc::new(AtomicBool::new(true));
-    let h = holding.clone();
-    tokio::task::spawn_blocking(move || {
-        while h.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    PAUSED.with(|p| *p.borrow_mut() = Some(holding));
-}
-
-/// Moves the paused clock on, after letting in-flight queries finish.
-pub async fn advance(by: Duration) {
-    settle_quietly().await;
-    tokio::time::advance(by).await;
-}
-
-/// Lets the daemon's tasks finish what they are doing (a few ms of real time).
-pub async fn settle_quietly() {
-    for _ in 0..10 {
-        settle_a_little().await;
+/// No event within `for_` of tokio time. On a paused clock (the only
+/// place to use it) the clock moves on only once nothing else can run, so
+/// an event on its way has arrived by then.
+pub async fn quiet_for(client: &SimClient, for_: Duration) {
+    if let Ok(r) = tokio::time::timeout(for_, client.next_event()).await {
+        panic!("expected no event, got {r:?}");
     }
 }
 
-pub fn resume_time() {
-    if let Some(holding) = PAUSED.with(|p| p.borrow_mut().take()) {
-        holding.store(false, Ordering::Relaxed);
-    }
-    tokio::time::resume();
-}
-
-/// The order stored for the Tribute message `msg`, if any yet.
-pub async fn try_order(sb: &Sandbox, msg: i32) -> Option<OrderRecord> {
-    let r = OrderRef::for_message(sb.tribute_chat(), msg);
-    sb.store().order_by_ref(&r).await.unwrap()
-}
-
-pub async fn order_of(sb: &Sandbox, msg: i32) -> OrderRecord {
-    try_order(sb, msg).await.expect("order stored")
-}
-
-/// Waits for the order of Tribute message `msg` to reach `state`; on
-/// timeout the failure shows the order's history, which says why not.
-pub async fn wait_state(sb: &Sandbox, msg: i32, state: OrderState) -> OrderRecord {
-    let start = Instant::now();
-    loop {
-        let order = try_order(sb, msg).await;
-        if let Some(o) = order.as_ref().filter(|o| o.state == state) {
-            return o.clone();
-        }
-        if start.elapsed() >= WAIT {
-            let history = match &order {
-                Some(o) => sb.store().order_events(o.id).await.unwrap(),
-                None => vec![],
-            };
-            let lines: Vec<String> =
-                history.iter().map(|e| format!("  {} → {}: {}", e.at, e.to_state, e.note)).collect();
-            panic!(
-                "timed out waiting for order {msg} in {state}; it is {:?}:\n{}",
-                order.map(|o| o.state),
-                lines.join("\n")
-            );
-        }
-        settle_a_little().await;
-    }
+/// No event is coming: [`quiet_for`] [`EVENT`], on a paused clock.
+pub async fn assert_quiet(client: &SimClient) {
+    quiet_for(client, EVENT).await;
 }
