@@ -102,29 +102,23 @@ pub struct ConversationStream<'a> {
     query: ExportQuery,
     pii: Pii,
     after_id: i64,
-    page_size: i64,
     buffer: VecDeque<ConversationExport>,
     done: bool,
 }
 
 impl<'a> ConversationStream<'a> {
     pub fn new(store: &'a Store, query: ExportQuery, pii: Pii) -> Self {
-        Self { store, query, pii, after_id: 0, page_size: PAGE_SIZE, buffer: VecDeque::new(), done: false }
-    }
-
-    pub fn with_page_size(mut self, n: i64) -> Self {
-        self.page_size = n.max(1);
-        self
+        Self { store, query, pii, after_id: 0, buffer: VecDeque::new(), done: false }
     }
 
     pub async fn next(&mut self) -> StoreResult<Option<ConversationExport>> {
         if self.buffer.is_empty() && !self.done {
-            let page = self.store.export_page(&self.query, self.after_id, self.page_size).await?;
+            let page = self.store.export_page(&self.query, self.after_id, PAGE_SIZE).await?;
             match page.conversations.last() {
                 Some(last) => self.after_id = last.id,
                 None => self.done = true,
             }
-            if (page.conversations.len() as i64) < self.page_size {
+            if (page.conversations.len() as i64) < PAGE_SIZE {
                 self.done = true;
             }
             self.buffer = assemble(page, &self.pii).into();

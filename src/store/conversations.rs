@@ -1,7 +1,7 @@
 //! Customer conversations: one per customer, its messages in and out, the
 //! orders it is about, and the per-customer daily message counter.
 //!
-//! What the review export and the agent read: [`Store::list_conversations`],
+//! What the agent and the moderator desk read: [`Store::conversation`],
 //! [`Store::conversation_messages`], [`Store::conversation_orders`].
 
 use sqlx::sqlite::SqliteRow;
@@ -172,12 +172,6 @@ impl Store {
     pub async fn conversation(&self, id: i64) -> StoreResult<ConversationRecord> {
         let row = sqlx::query("SELECT * FROM conversations WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
         conversation_from_row(&row)
-    }
-
-    /// Every conversation, oldest first (for the review export).
-    pub async fn list_conversations(&self) -> StoreResult<Vec<ConversationRecord>> {
-        let rows = sqlx::query("SELECT * FROM conversations ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(conversation_from_row).collect()
     }
 
     /// Dialogues the contact tick must look at: their timer is due, or one
