@@ -324,9 +324,9 @@ mod tests {
         let groups = group(&[
             "where is my refund",
             "refund where is it",
-            "diamonds never arrived",
+            "the diamonds never arrived",
             "my refund where",
-            "the diamonds have not arrived",
+            "diamonds never arrived yet",
             "gift cards sold",
         ]);
         assert_eq!(groups, vec![vec![0, 1, 3], vec![2, 4], vec![5]]);

@@ -10,7 +10,7 @@ const DAY: i64 = 86_400_000;
 /// Ranges up to this long are shown per day when the bucket is not chosen.
 const DAILY_UP_TO: i64 = 62 * DAY;
 /// More buckets than this make a trend nobody can read (and a page nobody can load).
-const MAX_BUCKETS: i64 = 2000;
+const MAX_BUCKETS: i64 = 5000;
 
 /// How the trend is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -63,9 +63,10 @@ impl Range {
         let range = Self { since_ms, until_ms, bucket };
         if range.buckets() > MAX_BUCKETS {
             anyhow::bail!(
-                "the range spans {} {}s; at most {MAX_BUCKETS} fit a trend: narrow --since/--until or use --by week",
+                "the range spans {} {}s; at most {MAX_BUCKETS} fit a trend: narrow --since/--until{}",
                 range.buckets(),
-                bucket.as_str()
+                bucket.as_str(),
+                if bucket == Bucket::Day { " or use --by week" } else { "" }
             );
         }
         Ok(range)

@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(s.resolution_window.as_secs(), 7200);
         let bad: ReportSection = toml::from_str("weekly = \"sometimes\"").unwrap();
         assert!(format!("{:#}", bad.settings().unwrap_err()).contains("[report] weekly"));
-        let bad: ReportSection = toml::from_str("resolution_window_hours = 18446744073709551615").unwrap();
+        let bad: ReportSection = toml::from_str("resolution_window_hours = 9223372036854775807").unwrap();
         assert!(bad.settings().unwrap_err().to_string().contains("resolution_window_hours"));
         let bad: ReportSection = toml::from_str("gap_similarity = 1.5").unwrap();
         assert!(bad.settings().unwrap_err().to_string().contains("gap_similarity"));
