@@ -4,17 +4,19 @@
 //! Each question becomes the knowledge base's own lexical vector
 //! ([`Lexical::embed_document`]: stems of Russian and English words, stop
 //! words dropped), weighted by how rare each stem is among the escalated
-//! questions (so "order" or "заказ" do not make every question alike) and
-//! scaled to unit length. Grouping is greedy, in question order: a question
-//! joins the group whose first question is most alike (cosine at least the
-//! threshold), or starts a group. First questions never change, so an
-//! inverted index from stem to groups keeps each question's comparisons
-//! to the groups it shares a stem with.
+//! questions (so "order" or "заказ" do not make every question alike once
+//! there are many; the weight is smoothed so a handful of questions is not
+//! split by words that happen to occur once) and scaled to unit length.
+//! Grouping is greedy, in question order: a question joins the group whose
+//! centroid (the sum of its questions' vectors) is most alike — cosine at
+//! least the threshold — or starts a group. An inverted index from stem to
+//! the groups whose centroid has it keeps each question's comparisons to
+//! the groups it shares a stem with.
 //!
 //! Memory is bounded: questions are read a page at a time (twice: once to
-//! count stems, once to group), and a group keeps its first question's
-//! vector and at most [`KEPT`] question ids and texts. Past [`MAX_GROUPS`]
-//! groups a question unlike every group is only counted as `unclustered`.
+//! count stems, once to group), and a group keeps its centroid and at most
+//! [`KEPT`] question ids and texts. Past [`MAX_GROUPS`] groups a question
+//! unlike every group is only counted as `unclustered`.
 
 use std::collections::HashMap;
 
@@ -22,8 +24,11 @@ use crate::knowledge::{Lexical, Redactor};
 use crate::store::report::ReportQuery;
 use crate::store::{Store, StoreResult};
 
-/// Default cosine a question needs with a group's first question to join it.
-pub const DEFAULT_SIMILARITY: f32 = 0.5;
+/// Default cosine a question needs with a group's centroid to join it.
+pub const DEFAULT_SIMILARITY: f32 = 0.4;
+/// Pseudo-questions added to both sides of the rarity ratio: with few
+/// questions every stem weighs about the same, with many the rare ones weigh more.
+const SMOOTHING: f32 = 10.0;
 /// Questions (ids and texts) a group keeps for examples and answers.
 pub const KEPT: usize = 20;
 /// Groups tracked at most.
@@ -135,8 +140,40 @@ pub fn cosine(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
     dot
 }
 
+/// The sum of two sparse vectors with sorted indices.
+fn add(a: &[(u32, f32)], b: &[(u32, f32)]) -> Vec<(u32, f32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                out.push((x.0, x.1 + y.1));
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                out.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push(*y);
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop runs while one side has more"),
+        }
+    }
+    out
+}
+
 struct Group {
-    vector: Vec<(u32, f32)>,
+    /// The sum of its questions' unit vectors (sorted by token).
+    centroid: Vec<(u32, f32)>,
+    /// The centroid's length.
+    norm: f32,
     size: usize,
     /// The first [`KEPT`] questions: (turn id, text).
     kept: Vec<(i64, String)>,
@@ -149,7 +186,7 @@ pub struct Grouper {
     df: HashMap<u32, u32>,
     documents: u32,
     groups: Vec<Group>,
-    /// Stem → groups whose first question has it.
+    /// Stem → groups whose centroid has it.
     by_term: HashMap<u32, Vec<u32>>,
     /// Per group: the last question that looked at it (avoids comparing twice).
     seen: Vec<u64>,
@@ -187,7 +224,7 @@ impl Grouper {
             .into_iter()
             .map(|(t, w)| {
                 let df = self.df.get(&t).copied().unwrap_or(1).max(1) as f32;
-                (t, w * (1.0 + n / df).ln())
+                (t, w * (1.0 + ((n + SMOOTHING) / (df + SMOOTHING)).ln()))
             })
             .collect();
         let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
@@ -210,7 +247,8 @@ impl Grouper {
                     continue;
                 }
                 self.seen[g] = self.counter;
-                let s = cosine(&v, &self.groups[g].vector);
+                let group = &self.groups[g];
+                let s = cosine(&v, &group.centroid) / group.norm;
                 if s >= self.similarity && best.is_none_or(|(_, b)| s > b) {
                     best = Some((g, s));
                 }
@@ -219,6 +257,13 @@ impl Grouper {
         match best {
             Some((g, _)) => {
                 let group = &mut self.groups[g];
+                for (t, _) in &v {
+                    if group.centroid.binary_search_by_key(t, |(k, _)| *k).is_err() {
+                        self.by_term.entry(*t).or_default().push(g as u32);
+                    }
+                }
+                group.centroid = add(&group.centroid, &v);
+                group.norm = group.centroid.iter().map(|(_, w)| w * w).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
                 group.size += 1;
                 if group.kept.len() < KEPT {
                     group.kept.push((turn_id, text.to_owned()));
@@ -229,7 +274,8 @@ impl Grouper {
                 for (t, _) in &v {
                     self.by_term.entry(*t).or_default().push(g);
                 }
-                self.groups.push(Group { vector: v, size: 1, kept: vec![(turn_id, text.to_owned())] });
+                let norm = if v.is_empty() { f32::MIN_POSITIVE } else { 1.0 };
+                self.groups.push(Group { centroid: v, norm, size: 1, kept: vec![(turn_id, text.to_owned())] });
                 self.seen.push(0);
             }
             None => self.unclustered += 1,
@@ -330,6 +376,12 @@ mod tests {
             "gift cards sold",
         ]);
         assert_eq!(groups, vec![vec![0, 1, 3], vec![2, 4], vec![5]]);
+    }
+
+    #[test]
+    fn sparse_sums_merge_by_token() {
+        assert_eq!(add(&[(1, 1.0), (3, 1.0)], &[(2, 0.5), (3, 0.5)]), vec![(1, 1.0), (2, 0.5), (3, 1.5)]);
+        assert_eq!(add(&[], &[(2, 0.5)]), vec![(2, 0.5)]);
     }
 
     #[test]

@@ -133,8 +133,8 @@ const ORDERS: &str = "WITH o AS (
 /// range, each with its outcome (see [`QuestionBucket`]).
 const QUESTIONS: &str = "WITH t AS (
   SELECT t.id, t.conversation_id, t.at, t.escalated, t.latency_ms, (t.at - ?3) / ?4 AS b,
-    (SELECT n.at FROM agent_turns n WHERE n.conversation_id = t.conversation_id AND n.id > t.id
-      ORDER BY n.id LIMIT 1) AS next_at,
+    (SELECT MIN(n.at) FROM agent_turns n WHERE n.conversation_id = t.conversation_id
+      AND (n.at > t.at OR (n.at = t.at AND n.id > t.id))) AS next_at,
     (SELECT MIN(k.opened_at) FROM cases k WHERE k.conversation_id = t.conversation_id
       AND k.reason = 'customer_question' AND k.opened_at >= t.at) AS case_at
   FROM agent_turns t WHERE t.conversation_id IS NOT NULL AND t.at >= ?1 AND t.at < ?2),
