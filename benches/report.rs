@@ -3,8 +3,8 @@
 //! a case and a moderator's answer — and four messages), reported over the
 //! whole range with content gaps. Prints the time of the report, of the
 //! `/metrics` counters and of the moderator-chat summary, and the peak RSS
-//! (VmHWM) after each size: a flat peak between 10k and 100k shows the
-//! figures are aggregated in SQLite, not loaded.
+//! (VmHWM, reset after seeding) after each size: a flat peak between 10k
+//! and 100k shows the figures are aggregated in SQLite, not loaded.
 
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,17 @@ use tribute_assistant::store::Store;
 /// 2026-01-10T00:00:00Z.
 const T0: i64 = 1_768_003_200_000;
 
-fn vm_hwm_kib() -> u64 {
+/// A `/proc/self/status` figure in KiB (`VmHWM`: the peak RSS; `VmRSS`: now).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Starts a new peak: the seeding's own memory is not the report's.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Escalated questions: a few phrasings of each topic, so content gaps form.
@@ -72,7 +76,8 @@ async fn seed(db: &std::path::Path, from: i64, to: i64) {
                 .bind(id).bind(id).bind(at).bind(at).execute(&mut *tx).await.unwrap();
         }
         let escalated = id % 5 == 0;
-        let question = if escalated { QUESTIONS[(id / 5 % 12) as usize] } else { "Где найти ID аккаунта?" };
+        let question =
+            if escalated { QUESTIONS[(id / 5 % 12) as usize] } else { "Где найти ID аккаунта?" };
         let reasons = if escalated { r#"[{"code":"low_confidence","detail":"x"}]"# } else { "[]" };
         sqlx::query("INSERT INTO agent_turns (conversation_id, customer_id, question, answer, reply, language, confidence, sources_json, reasons_json, escalated, mode, latency_ms, at) VALUES (?, ?, ?, NULL, 'ok', 'ru', 0.5, '[]', ?, ?, 'llm', 800, ?)")
             .bind(id).bind(100_000 + id).bind(question).bind(reasons).bind(escalated).bind(at + 1000).execute(&mut *tx).await.unwrap();
@@ -124,6 +129,8 @@ async fn main() {
         seeded = n + 1;
         let seed_s = t.elapsed().as_secs_f64();
         let store = Store::open(&db).await.unwrap();
+        reset_peak();
+        let before = status_kib("VmRSS:");
         let now = T0 + (n + 10) * 5000;
         let range = Range::new(T0, now, None).unwrap();
         let opts = report::Options { gaps: 20, vectorizer: &vectorizer, redactor: &redactor };
@@ -143,7 +150,8 @@ async fn main() {
         store.close().await;
         println!(
             "report {n:>6} orders, {n:>6} conversations ({} questions, {} escalated in {} content gaps, {} text bytes): \
-             {:.2}s; /metrics counters {:.2}s; weekly summary {:.2}s ({} chars); peak RSS (VmHWM) {} KiB (seeding took {seed_s:.1}s)",
+             {:.2}s; /metrics counters {:.2}s; weekly summary {:.2}s ({} chars); RSS {before} KiB before, peak (VmHWM) {} KiB \
+             (seeding took {seed_s:.1}s)",
             r.questions.asked,
             r.questions.escalated,
             r.content_gap_summary.groups,
@@ -152,7 +160,7 @@ async fn main() {
             metrics.as_secs_f64(),
             summary_took.as_secs_f64(),
             summary.unwrap().chars().count(),
-            vm_hwm_kib(),
+            status_kib("VmHWM:"),
         );
     }
 }

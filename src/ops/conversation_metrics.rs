@@ -101,6 +101,36 @@ impl MetricSource for CasesOpen {
     }
 }
 
+/// How long a reading of the report's counters is reused: they cost a pass
+/// over the conversation tables (about a second at 100k conversations,
+/// `benches/report.rs`), too much for every scrape.
+const REUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A source read at most once per [`REUSE`]; concurrent scrapes wait for one reading.
+struct Reused<S> {
+    inner: S,
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<Sample>)>>,
+}
+
+impl<S> Reused<S> {
+    fn new(inner: S) -> Self {
+        Self { inner, last: tokio::sync::Mutex::new(None) }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: MetricSource> MetricSource for Reused<S> {
+    async fn samples(&self) -> anyhow::Result<Vec<Sample>> {
+        let mut last = self.last.lock().await;
+        if let Some((_, samples)) = last.as_ref().filter(|(at, _)| at.elapsed() < REUSE) {
+            return Ok(samples.clone());
+        }
+        let samples = self.inner.samples().await?;
+        *last = Some((tokio::time::Instant::now(), samples.clone()));
+        Ok(samples)
+    }
+}
+
 /// Wires the report's counters; `resolution_window` as in `[report]`.
 pub fn wire_report(state: &OpsState, store: &Store, resolution_window: std::time::Duration) {
     let window = resolution_window.as_millis().min(i64::MAX as u128 / 4) as i64;
@@ -108,13 +138,13 @@ pub fn wire_report(state: &OpsState, store: &Store, resolution_window: std::time
         ORDERS_COMPLETED,
         "Completed orders by how (automatically, after contact with the customer, by a moderator); docs/report.md.",
         Kind::Gauge,
-        Arc::new(OrdersCompleted(store.clone())),
+        Arc::new(Reused::new(OrdersCompleted(store.clone()))),
     );
     state.set_source(
         QUESTIONS,
         "Customer questions the agent handled, by outcome (resolved_by_agent, reopened, escalated, pending); docs/report.md.",
         Kind::Gauge,
-        Arc::new(Questions(store.clone(), window)),
+        Arc::new(Reused::new(Questions(store.clone(), window))),
     );
-    state.set_source(CASES_OPEN, "Open cases by age.", Kind::Gauge, Arc::new(CasesOpen(store.clone())));
+    state.set_source(CASES_OPEN, "Open cases by age.", Kind::Gauge, Arc::new(Reused::new(CasesOpen(store.clone()))));
 }

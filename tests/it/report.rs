@@ -737,3 +737,44 @@ async fn the_weekly_summary_is_posted_once_per_week_even_across_restarts_and_los
     );
     assert_eq!(posts(), 4);
 }
+
+/// The report's counters on `/metrics`, with the report's definitions: one
+/// order completed on its own, one after the customer sent their ID, an
+/// escalated order's case open.
+#[tokio::test]
+async fn the_report_counters_are_on_metrics() {
+    use tribute_assistant::domain::OrderState;
+
+    use crate::support::sim::{diamonds, wait_state};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::new(dir.path(), SandboxOptions { ops_listener: true, ..Default::default() }).await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    sb.backend.add_pending("123456", "100 Diamonds");
+    sb.backend.add_pending("654321", "100 Diamonds");
+    let auto = sb.world.post_order(&diamonds(901, "Anna", "ID 123456"));
+    wait_state(&sb, auto, OrderState::Confirmed).await;
+    let asked = sb.world.post_order(&diamonds(902, "Oleg", "забыл ID"));
+    eventually("the customer asked", || async { sb.world.messages(902).into_iter().find(|m| m.outgoing) }).await;
+    sb.world.post_as_user(902, 902, "654321", None);
+    wait_state(&sb, asked, OrderState::Confirmed).await;
+    sb.world.add_user(903, "Ivan", None);
+    sb.world.fail_sends_to(903, MessengerError::PrivacyRestricted);
+    let stuck = sb.world.post_order(&diamonds(903, "Ivan", "нет ID"));
+    wait_state(&sb, stuck, OrderState::Escalated).await;
+
+    // The first scrape reads the store (later ones within a minute reuse it).
+    let text = reqwest::get(format!("{}/metrics", sb.ops_url().unwrap())).await.unwrap().text().await.unwrap();
+    for line in [
+        "# TYPE tribute_assistant_orders_completed gauge",
+        "tribute_assistant_orders_completed{how=\"automatically\"} 1\n",
+        "tribute_assistant_orders_completed{how=\"after_contact\"} 1\n",
+        "tribute_assistant_orders_completed{how=\"by_moderator\"} 0\n",
+        "# TYPE tribute_assistant_questions gauge",
+        "tribute_assistant_questions{outcome=\"resolved_by_agent\"} 0\n",
+        "tribute_assistant_cases_open{age=\"under_1h\"} 1\n",
+        "tribute_assistant_cases_open{age=\"over_7d\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    sb.shutdown().await.unwrap();
+}
