@@ -48,7 +48,8 @@ pub fn render(r: &Report) -> String {
         r.range.since, r.range.until, r.range.bucket, r.range.generated_at
     );
     let row = |s: &mut String, label: &str, value: String, note: String| {
-        let _ = writeln!(s, "  {label:<36}{value:>8}  {note}");
+        let line = format!("  {label:<36}{value:>8}  {note}");
+        let _ = writeln!(s, "{}", line.trim_end());
     };
     s.push_str("Orders (received in the range, where they are now)\n");
     row(&mut s, "paid", o.paid.to_string(), String::new());
@@ -79,7 +80,7 @@ pub fn render(r: &Report) -> String {
     row(&mut s, "escalated", q.escalated.to_string(), by_count(q.escalated_by_reason.clone()));
     row(&mut s, "answered, window still open", q.pending.to_string(), String::new());
     row(&mut s, "escalated, answered by a moderator", q.answered_by_moderator.to_string(), String::new());
-    let _ = writeln!(s, "  {:<36}{}", "time to first answer", spread(&q.first_answer_ms, "answered"));
+    let _ = writeln!(s, "  {:<36}{}", "time to first answer", spread(&q.first_answer_ms, "questions answered"));
     row(
         &mut s,
         "messages per resolved conversation",
@@ -136,8 +137,7 @@ fn trend(s: &mut String, r: &Report) {
     for p @ TrendPoint { paid, completed, .. } in &r.trend {
         let orders = bar(*completed, paid - completed, max_orders);
         let questions = bar(p.resolved_by_agent, p.questions - p.resolved_by_agent, max_questions);
-        let _ = writeln!(
-            s,
+        let line = format!(
             "  {:<10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}  {:<w$}  {}",
             date(&p.start),
             paid,
@@ -151,6 +151,7 @@ fn trend(s: &mut String, r: &Report) {
             questions,
             w = BAR as usize
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
 }
 

@@ -3,12 +3,16 @@
 /// `850ms`, `42s`, `3m 10s`, `2h 05m`, `3d 4h`.
 pub fn duration(ms: i64) -> String {
     let s = ms / 1000;
-    match ms {
-        ..1000 => format!("{}ms", ms.max(0)),
-        ..60_000 => format!("{s}s"),
-        ..3_600_000 => format!("{}m {:02}s", s / 60, s % 60),
-        ..86_400_000 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    if ms < 1000 {
+        format!("{}ms", ms.max(0))
+    } else if ms < 60_000 {
+        format!("{s}s")
+    } else if ms < 3_600_000 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if ms < 86_400_000 {
+        format!("{}h {:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}d {}h", s / 86_400, s % 86_400 / 3600)
     }
 }
 

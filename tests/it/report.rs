@@ -577,7 +577,7 @@ async fn near_duplicate_questions_fall_into_the_right_content_gaps() {
     for (topic, questions) in &planted {
         expected.push((questions.len(), topic));
     }
-    expected.sort_by(|a, b| b.0.cmp(&a.0));
+    expected.sort_by_key(|e| std::cmp::Reverse(e.0));
     let out = report(&data_dir, &["--since", "7d", "--format", "json"]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let gaps = r["content_gaps"].as_array().unwrap();
