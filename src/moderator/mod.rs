@@ -4,9 +4,10 @@
 //! text (relayed to the customer as the team's answer), `/done`,
 //! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`,
 //! `/case <id>`, `/report [span]` (the automation report's summary) and
-//! `/learn G<n>` (approve a content gap of the report). Replies are mapped to cases by the card's message id,
-//! never by forward_from. Only configured moderators are obeyed; everyone
-//! else is refused politely; every action, obeyed or refused, is audited.
+//! `/learn G<n>` (approve a content gap of the report). Replies are mapped
+//! to cases by the card's message id, never by forward_from. Only
+//! configured moderators are obeyed; everyone else is refused politely;
+//! every action, obeyed or refused, is audited.
 //!
 //! The desk owns every card: the rest of the program stores only a typed
 //! escalation (`store::Escalation`: reason, what it is about, a detail),
