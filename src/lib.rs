@@ -34,6 +34,7 @@ pub mod knowledge;
 pub mod moderator;
 pub mod ops;
 pub mod orders;
+pub mod report;
 pub mod store;
 pub mod telegram;
 pub mod tribute;

@@ -61,6 +61,11 @@ pub enum Command {
     /// Export conversations for review (JSONL, CSV or one HTML page), PII
     /// redacted by default. Schema and filters: docs/export.md.
     Export(super::export::ExportArgs),
+    /// How well it is doing: orders completed automatically, after contact or
+    /// by a moderator; questions resolved by the agent or escalated;
+    /// moderators' cases; the trend; content gaps. Text, HTML or JSON.
+    /// Definitions and schema: docs/report.md.
+    Report(super::report::ReportArgs),
     /// Run the real daemon for simulated days against the Telegram simulator
     /// (with seeded faults), the reference backend and a fresh store, on a
     /// paused clock; check the invariants; exit 1 if any is violated.
@@ -101,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => super::check::run(cli.config.as_deref()).await,
         Command::Kb(cmd) => super::knowledge::run(cmd, cli.config.as_deref()).await,
         Command::Export(args) => super::export::run(args, cli.config.as_deref()).await,
+        Command::Report(args) => super::report::run(args, cli.config.as_deref()).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Testbed(args) => crate::testbed::serve::run(args).await,
         Command::Chaos(args) => crate::testbed::chaos::run(args).await,

@@ -51,6 +51,9 @@ pub struct FileConfig {
     /// The moderator chat's people.
     #[serde(default)]
     pub moderator: ModeratorConfig,
+    /// The automation report: its definitions and the weekly summary.
+    #[serde(default)]
+    pub report: crate::report::ReportSection,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -95,6 +98,7 @@ pub struct Config {
     pub ops: OpsSettings,
     pub contact: ContactSection,
     pub moderator: ModeratorConfig,
+    pub report: crate::report::ReportSettings,
 }
 
 impl Config {
@@ -106,7 +110,9 @@ impl Config {
         let telegram_api = TelegramApi::resolve(&file.telegram, &env)?;
         let ops = file.ops.resolve(&file.webhook, &env)?;
         let data_dir = file.resolved_data_dir(&env);
+        let report = file.report.settings()?;
         Ok(Self {
+            report,
             ops,
             telegram_api,
             data_dir,

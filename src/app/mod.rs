@@ -11,6 +11,7 @@ pub mod export;
 pub mod knowledge;
 pub mod login;
 pub mod orders;
+pub mod report;
 pub mod run;
 pub mod table;
 pub mod telemetry;

@@ -77,6 +77,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     .await
     .context("Failed to start the ops listener")?;
     crate::ops::conversation_metrics::wire(&ops.state, &store);
+    crate::ops::conversation_metrics::wire_report(&ops.state, &store, cfg.report.resolution_window);
     let daemon = Daemon::new(
         store.clone(),
         Arc::new(observed),
@@ -85,7 +86,8 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         cfg.ingest_config()?,
         stop_rx,
         None,
-    );
+    )
+    .with_report(cfg.report.clone());
     let daemon = match cfg.contact_setup()? {
         Some(mut setup) => {
             super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;

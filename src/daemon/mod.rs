@@ -28,6 +28,7 @@ use crate::backend::BackendClient;
 use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
+use crate::report::ReportSettings;
 use crate::shutdown::stopped;
 use crate::store::Store;
 use crate::telegram::{Event, Messenger, MessengerError};
@@ -49,6 +50,8 @@ pub struct Daemon {
     shutdown: watch::Receiver<bool>,
     /// Customer contact and the moderator chat, when enabled.
     contact: Option<ContactSetup>,
+    /// The automation report's definitions (`/report`) and weekly summary.
+    report: ReportSettings,
 }
 
 /// What the daemon needs to talk to customers and moderators.
@@ -96,7 +99,23 @@ impl Daemon {
             shutdown.clone(),
             checkpoint,
         ));
-        Self { store, messenger, workflow, ingest, processor, shutdown, contact: None }
+        Self {
+            store,
+            messenger,
+            workflow,
+            ingest,
+            processor,
+            shutdown,
+            contact: None,
+            report: ReportSettings::default(),
+        }
+    }
+
+    /// The report's settings: the resolution window `/report` counts with,
+    /// and the weekly summary in the moderator chat when one is scheduled.
+    pub fn with_report(mut self, settings: ReportSettings) -> Self {
+        self.report = settings;
+        self
     }
 
     /// Talks to customers whose order needs their account ID and serves the
@@ -156,11 +175,17 @@ impl Daemon {
                 self.messenger.clone(),
                 setup.moderator.clone(),
                 setup.learner.clone(),
-            );
+            )
+            .with_report(self.report.clone());
             tokio::spawn(contact_loop(contact, desk, inbox_wake.clone(), self.shutdown.clone()))
         });
         let desk_task = self.workflow.moderator_chat.map(|chat| {
-            let poster = CardPoster { store: self.store.clone(), messenger: self.messenger.clone(), chat };
+            let poster = CardPoster {
+                store: self.store.clone(),
+                messenger: self.messenger.clone(),
+                chat,
+                report: self.report.clone(),
+            };
             tokio::spawn(poster.run(cards_wake.clone(), self.shutdown.clone()))
         });
         let mut worker = tokio::spawn(worker(

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::contact::Contact;
 use crate::moderator::ModeratorDesk;
 use crate::orders::{OrderProcessor, WorkflowError};
+use crate::report::{weekly, ReportSettings};
 use crate::shutdown::stopped;
 use crate::store::{now_ms, InboxKind, Store, StoreError};
 use crate::telegram::{ChatId, Messenger};
@@ -110,11 +111,13 @@ const SWEEP: Duration = Duration::from_secs(1);
 /// The moderator desk's poster: posts due cards and case follow-ups from the
 /// outbox in its own task, each with its own retries
 /// ([`crate::moderator::outbox_worker`]), so an escalation reaches the
-/// moderator chat however slowly the backend or the order steps go.
+/// moderator chat however slowly the backend or the order steps go; and
+/// the weekly report summary when it is due ([`crate::report::weekly`]).
 pub(super) struct CardPoster {
     pub(super) store: Store,
     pub(super) messenger: Arc<dyn Messenger>,
     pub(super) chat: ChatId,
+    pub(super) report: ReportSettings,
 }
 
 impl CardPoster {
@@ -144,6 +147,8 @@ impl CardPoster {
     /// Posts what is due; returns how long until the next card is due.
     async fn pass(&self) -> Result<Duration, StoreError> {
         crate::moderator::outbox_worker::post_due(&self.store, self.messenger.as_ref(), self.chat).await?;
+        // After the cards: a case matters more than the summary.
+        weekly::post_due(&self.store, self.messenger.as_ref(), self.chat, &self.report, now_ms()).await?;
         let next = self.store.next_outbox_due().await?;
         Ok(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP)))
     }

@@ -19,6 +19,11 @@ pub enum Command {
     Case { id: String, page: usize },
     /// Teach the knowledge base the team's last answer in this case (`/learn` or 👍).
     Learn,
+    /// Approve a content gap of the report (`/learn G123`): the question of
+    /// agent turn 123 and the moderator's answer to it.
+    LearnGap(i64),
+    /// The report's summary for the last `span` (`/report`, `/report 30d`).
+    Report(String),
     /// A `/word` we do not know.
     Unknown(String),
 }
@@ -56,7 +61,11 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
                 let page = words.next().and_then(|p| p.trim_start_matches(['p', 'P']).parse().ok()).unwrap_or(1);
                 Command::Case { id, page: page.max(1) }
             }
-            "learn" => Command::Learn,
+            "learn" => match crate::report::gaps::parse_gap_id(&arg) {
+                Some(turn) => Command::LearnGap(turn),
+                None => Command::Learn,
+            },
+            "report" => Command::Report(arg),
             _ => Command::Unknown(word),
         });
     }
@@ -91,6 +100,9 @@ mod tests {
         assert_eq!(p("/case c12 p2"), Input::Command(Command::Case { id: "c12".into(), page: 2 }));
         assert_eq!(p("/case C12 0"), Input::Command(Command::Case { id: "C12".into(), page: 1 }));
         assert_eq!(p("/learn"), Input::Command(Command::Learn));
+        assert_eq!(p("/learn G42"), Input::Command(Command::LearnGap(42)));
+        assert_eq!(p("/report"), Input::Command(Command::Report(String::new())));
+        assert_eq!(p("/report@shop_helper 30d"), Input::Command(Command::Report("30d".into())));
         assert_eq!(p(" 👍 "), Input::Command(Command::Learn));
         assert_eq!(p("/frobnicate"), Input::Command(Command::Unknown("frobnicate".into())));
         assert_eq!(p("123456"), Input::Account(AccountId::parse("123456").unwrap()));

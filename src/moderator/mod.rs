@@ -2,10 +2,12 @@
 //! transactional outbox, see `store::outbox`), and moderators act by
 //! replying to a card: an account ID (validate, activate, finish), free
 //! text (relayed to the customer as the team's answer), `/done`,
-//! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`
-//! and `/case <id>`. Replies are mapped to cases by the card's message id,
-//! never by forward_from. Only configured moderators are obeyed; everyone
-//! else is refused politely; every action, obeyed or refused, is audited.
+//! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`,
+//! `/case <id>`, `/report [span]` (the automation report's summary) and
+//! `/learn G<n>` (approve a content gap of the report). Replies are mapped
+//! to cases by the card's message id, never by forward_from. Only
+//! configured moderators are obeyed; everyone else is refused politely;
+//! every action, obeyed or refused, is audited.
 //!
 //! The desk owns every card: the rest of the program stores only a typed
 //! escalation (`store::Escalation`: reason, what it is about, a detail),
@@ -27,6 +29,8 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
 use crate::domain::{Author, Direction, LinkStatus, OrderState};
+use crate::report::range::parse_relative;
+use crate::report::{summary, Range, ReportSettings};
 use crate::store::{
     parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit,
     NewConversationMessage, OrderRecord, StoreError, Transition,
@@ -67,6 +71,8 @@ pub struct ModeratorDesk {
     /// Adds `/learn`ed pairs to the knowledge base at once; without it they
     /// wait in the store for `kb ingest --conversations`.
     learner: Option<Arc<dyn Learner>>,
+    /// What `/report` counts with.
+    report: ReportSettings,
 }
 
 impl ModeratorDesk {
@@ -76,7 +82,13 @@ impl ModeratorDesk {
         cfg: ModeratorConfig,
         learner: Option<Arc<dyn Learner>>,
     ) -> Self {
-        Self { contact, messenger, cfg, learner }
+        Self { contact, messenger, cfg, learner, report: ReportSettings::default() }
+    }
+
+    /// The report settings `/report` uses (the resolution window).
+    pub fn with_report(mut self, settings: ReportSettings) -> Self {
+        self.report = settings;
+        self
     }
 
     /// A message in the moderator chat. Only replies to case messages and
@@ -105,6 +117,8 @@ impl ModeratorDesk {
             match (input, case) {
                 (Input::Command(Command::Cases), _) => self.list_cases(m, from).await,
                 (Input::Command(Command::Case { id, page }), _) => self.show_case(m, from, &id, page).await,
+                (Input::Command(Command::Report(span)), _) => self.report(m, from, &span).await,
+                (Input::Command(Command::LearnGap(turn)), _) => self.learn_gap(m, from, turn).await,
                 (Input::Command(Command::Unknown(word)), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
                     self.answer(m, &format!("Unknown command /{word}. {HELP}")).await;
@@ -343,8 +357,8 @@ impl ModeratorDesk {
             return Ok(());
         };
         self.audit(m, from, Some(case), "learn", &answer.text, true).await?;
-        let pair = store
-            .add_approved_pair(&NewApprovedPair {
+        let indexed = self
+            .approve(NewApprovedPair {
                 conversation_id: conv.id,
                 question: question.text.clone(),
                 answer: answer.text.clone(),
@@ -352,13 +366,63 @@ impl ModeratorDesk {
                 approved_by: from,
             })
             .await?;
-        let indexed = match &self.learner {
+        info!(case = %case.short_id, "moderator approved an answer");
+        self.answer(m, &format!("📚 {}: answer approved{indexed}.", case.short_id)).await;
+        Ok(())
+    }
+
+    /// `/learn G<turn>`: a content gap of the report approved — the
+    /// question of that agent turn and the first answer a moderator sent
+    /// the customer after it become an approved pair, as with `/learn`.
+    async fn learn_gap(&self, m: &Message, from: UserId, turn: i64) -> Result<()> {
+        let found = self.contact.store().answered_questions(&[turn]).await?.into_iter().next();
+        self.audit(m, from, None, "learn", &format!("G{turn}"), true).await?;
+        let Some(found) = found else {
+            let text = format!(
+                "G{turn}: no customer question with a moderator's answer. Answer the customer on the case first \
+                 (reply to its card), then approve."
+            );
+            self.answer(m, &text).await;
+            return Ok(());
+        };
+        let indexed = self
+            .approve(NewApprovedPair {
+                conversation_id: found.conversation_id,
+                question: found.question,
+                answer: found.answer,
+                language: Some(found.language),
+                approved_by: from,
+            })
+            .await?;
+        info!(gap = turn, "moderator approved a content gap");
+        self.answer(m, &format!("📚 G{turn}: answer approved{indexed}.")).await;
+        Ok(())
+    }
+
+    /// Stores an approved pair and adds it to the knowledge base; says how far it got.
+    async fn approve(&self, pair: NewApprovedPair) -> Result<&'static str> {
+        let pair = self.contact.store().add_approved_pair(&pair).await?;
+        Ok(match &self.learner {
             Some(_) if self.index_pair(&pair, 0).await? => " and added to the knowledge base",
             Some(_) => "; indexing failed for now, it is retried until the knowledge base has it",
             None => "; `kb ingest --conversations` adds it to the knowledge base",
+        })
+    }
+
+    /// `/report [span]`: the report's summary for the last `span` (7 days
+    /// unless given: `30d`, `2w`, `12h`), sized to one message.
+    async fn report(&self, m: &Message, from: UserId, span: &str) -> Result<()> {
+        self.audit(m, from, None, "report", span, true).await?;
+        let back =
+            if span.is_empty() { Some(std::time::Duration::from_secs(7 * 86_400)) } else { parse_relative(span) };
+        let now = self.contact.now_ms();
+        let Some(range) = back.and_then(|d| Range::last(d, now).ok()) else {
+            self.answer(m, &format!("Usage: /report [span], e.g. /report, /report 30d, /report 12w (not {span:?})."))
+                .await;
+            return Ok(());
         };
-        info!(case = %case.short_id, pair = pair.id, "moderator approved an answer");
-        self.answer(m, &format!("📚 {}: answer approved{indexed}.", case.short_id)).await;
+        let text = summary::build_text(self.contact.store(), &range, &self.report, now).await?;
+        self.answer(m, &text).await;
         Ok(())
     }
 
@@ -535,4 +599,5 @@ impl ModeratorDesk {
 }
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
-                    /retry, /note <text> or /learn (👍: teach the knowledge base your last answer); in the chat: /cases, /case <id>.";
+                    /retry, /note <text> or /learn (👍: teach the knowledge base your last answer); in the chat: /cases, /case <id>, \
+                    /report [7d] (how the assistant is doing), /learn G<n> (approve a content gap of the report).";

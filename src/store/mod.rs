@@ -22,6 +22,8 @@ mod customer_outbox;
 
 // Conversation review export.
 pub mod export;
+// The automation report's aggregates and the weekly summary's schedule.
+pub mod report;
 // How the row types serialise (as the review export's records).
 pub(crate) mod serde_time;
 pub use serde_time::rfc3339;

@@ -311,6 +311,8 @@ impl Sandbox {
         )
         .await?;
         crate::ops::conversation_metrics::wire(&ops.state, &self.store);
+        let window = crate::report::ReportSettings::default().resolution_window;
+        crate::ops::conversation_metrics::wire_report(&ops.state, &self.store, window);
         let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
         let daemon = match &self.opts.contact {
             Some(contact) => {

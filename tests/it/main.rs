@@ -18,6 +18,7 @@ mod moderator;
 mod mtproto_server;
 mod ops;
 mod orders_flow;
+mod report;
 mod runtime;
 mod sim_faults;
 mod simulate;
