@@ -93,7 +93,9 @@ fn is_order_ref(token: &str) -> bool {
 
 /// Whether the digits at `start..end` of `text` are part of a payment number.
 fn order_ref_around(text: &str, start: usize, end: usize) -> bool {
-    let token_start = text[..start].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(0, |i| i + 1);
+    let part_of_ref = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let token_start =
+        text[..start].char_indices().rev().find(|(_, c)| !part_of_ref(*c)).map_or(0, |(i, c)| i + c.len_utf8());
     let token_end =
         text[end..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(text.len(), |i| end + i);
     is_order_ref(text[token_start..token_end].trim_end_matches('-'))
@@ -124,6 +126,8 @@ mod tests {
         let out = r.redact("Номер платежа TA-93372553-10, мой ID 48213; payment number: TA-93372553-11.");
         assert!(out.contains("TA-93372553-10") && out.contains("TA-93372553-11"), "{out}");
         assert!(!out.contains("48213"), "{out}");
+        // A multi-byte character right before the digits (found by the fuzz smoke test).
+        assert_eq!(r.redact("ма\u{20bd}54321"), format!("ма\u{20bd}{ACCOUNT_ID}"));
     }
 
     #[test]

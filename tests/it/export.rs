@@ -535,26 +535,9 @@ async fn html_is_self_contained() {
     check_html_structure(&std::fs::read_to_string(&page).unwrap());
 }
 
-/// Debian's Chromium, which `.ci/run` installs. Without it the render test
-/// is skipped, and says so on stderr (`--nocapture` shows it); with `CI`
-/// set a missing Chromium fails the test instead, because CI installs it.
-fn chromium() -> Option<&'static Path> {
-    let chromium = Path::new("/usr/bin/chromium");
-    if chromium.exists() {
-        return Some(chromium);
-    }
-    let on_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!on_ci, "CI is set but {} is missing: CI must install Chromium (see .ci/run)", chromium.display());
-    eprintln!(
-        "SKIPPED export::html_renders_in_chromium: {} is not installed (html_is_self_contained still checks the page's structure)",
-        chromium.display()
-    );
-    None
-}
-
 #[tokio::test]
 async fn html_renders_in_chromium() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = crate::support::chromium("export::html_renders_in_chromium") else { return };
     let s = seed().await;
     let page = export_html(&s);
     let profile = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ use tribute_assistant::telegram::MessengerError;
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
 use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
-use crate::support::sim::eventually;
+use crate::support::wait::eventually;
 
 const S: i64 = 1000;
 const MIN: i64 = 60 * S;
@@ -494,11 +494,7 @@ async fn the_html_page_is_self_contained_and_renders_its_charts() {
         assert!(html.contains(&format!("<svg class=\"chart\" id=\"{chart}\"")), "{chart}");
     }
 
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        println!("Chromium skipped: /usr/bin/chromium not installed; checked the HTML structure only");
-        return;
-    }
+    let Some(chromium) = crate::support::chromium("report::html") else { return };
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
@@ -745,21 +741,22 @@ async fn the_weekly_summary_is_posted_once_per_week_even_across_restarts_and_los
 async fn the_report_counters_are_on_metrics() {
     use tribute_assistant::domain::OrderState;
 
-    use crate::support::sim::{diamonds, wait_state};
+    use crate::support::sandbox::wait_state;
+    use crate::support::sim::{order, OrderBuilder};
     let dir = tempfile::tempdir().unwrap();
     let mut sb = Sandbox::new(dir.path(), SandboxOptions { ops_listener: true, ..Default::default() }).await.unwrap();
     sb.start_daemon(None).await.unwrap();
     sb.backend.add_pending("123456", "100 Diamonds");
     sb.backend.add_pending("654321", "100 Diamonds");
-    let auto = sb.world.post_order(&diamonds(901, "Anna", "ID 123456"));
+    let auto = sb.world.post_order(&order(901).by("Anna").details("ID 123456"));
     wait_state(&sb, auto, OrderState::Confirmed).await;
-    let asked = sb.world.post_order(&diamonds(902, "Oleg", "забыл ID"));
+    let asked = sb.world.post_order(&order(902).by("Oleg").details("забыл ID"));
     eventually("the customer asked", || async { sb.world.messages(902).into_iter().find(|m| m.outgoing) }).await;
     sb.world.post_as_user(902, 902, "654321", None);
     wait_state(&sb, asked, OrderState::Confirmed).await;
     sb.world.add_user(903, "Ivan", None);
     sb.world.fail_sends_to(903, MessengerError::PrivacyRestricted);
-    let stuck = sb.world.post_order(&diamonds(903, "Ivan", "нет ID"));
+    let stuck = sb.world.post_order(&order(903).by("Ivan").details("нет ID"));
     wait_state(&sb, stuck, OrderState::Escalated).await;
 
     // The first scrape reads the store (later ones within a minute reuse it).

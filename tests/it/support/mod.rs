@@ -2,8 +2,11 @@
 //! simulator's orders and client (`sim`), the daemon in a sandbox
 //! (`sandbox`), and scripted OpenAI-compatible servers on loopback.
 
+mod chromium;
 pub mod openai_chat;
 pub mod openai_embeddings;
 pub mod sandbox;
 pub mod sim;
 pub mod wait;
+
+pub use chromium::chromium;
