@@ -152,11 +152,29 @@ const HTML_HEAD: &str = r#"<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tribute-assistant conversation review</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}
-header{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 16px;z-index:1}
+"#;
+
+/// The look both of our pages share (this review export and the automation
+/// report): fonts, header, a centred column of white cards, tables, and a
+/// narrower layout on phones.
+pub const PAGE_STYLE: &str = "\
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}
+header{background:#fff;border-bottom:1px solid #ddd;padding:12px 16px}
+header h1{font-size:20px;margin:0}header p{margin:4px 0 0;color:#555;font-size:13px}
+main{padding:12px;max-width:960px;margin:auto}
+section{background:#fff;border:1px solid #ddd;border-radius:10px;margin:0 0 14px;padding:10px 14px}
+section h2{font-size:16px;margin:4px 0 10px}
+table{border-collapse:collapse;width:100%;font-size:14px}
+td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
+code{background:#eef;padding:1px 5px;border-radius:4px}
+.muted{color:#666;font-size:13px}
+@media (max-width:600px){main{padding:8px}td,th{padding:3px 4px;font-size:13px}}
+";
+
+/// What only the review export adds: the filter bar, chat bubbles, tags.
+const HTML_STYLE: &str = r#"
+header{position:sticky;top:0;z-index:1}
 header label{margin-right:12px}
-main{padding:16px;max-width:900px;margin:auto}
-section.conv{background:#fff;border:1px solid #ddd;border-radius:8px;margin:0 0 16px;padding:8px 12px}
 section.conv.escalated{border-left:6px solid #e0a800}
 section.conv.failed{border-left:6px solid #c62828}
 section.conv h2{font-size:15px;margin:4px 0}
@@ -168,8 +186,10 @@ section.conv h2{font-size:15px;margin:4px 0}
 .msg.agent-escalated{outline:2px solid #e0a800}
 .conf{font-weight:bold}.conf.low{color:#c62828}.conf.high{color:#2e7d32}
 details{margin:4px 0}
-table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
-</style></head><body>
+.conv table{font-size:12px;width:auto}.conv td,.conv th{border:1px solid #ddd;padding:2px 6px}
+"#;
+
+const HTML_BODY_START: &str = r#"</style></head><body>
 <header>
 <label>Search <input id="q" type="search" placeholder="text, customer id, order"></label>
 <label><input type="checkbox" data-flag="escalated"> escalated</label>
@@ -206,7 +226,10 @@ const HTML_TAIL: &str = r#"</main>
 
 impl ExportWriter for Html {
     fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(HTML_HEAD.as_bytes())
+        for part in [HTML_HEAD, PAGE_STYLE, HTML_STYLE, HTML_BODY_START] {
+            out.write_all(part.as_bytes())?;
+        }
+        Ok(())
     }
 
     fn conversation(&mut self, out: &mut dyn Write, c: &ConversationExport) -> io::Result<()> {

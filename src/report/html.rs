@@ -9,20 +9,12 @@ use super::units::{date, duration, maybe_duration, percent};
 use crate::export::formats::html_escape as esc;
 use crate::store::report::Spread;
 
-/// The page style: system fonts, light cards on grey, one column on a
-/// phone. Plain CSS so another page of the program can share it.
+/// What only the report adds to the pages' shared look
+/// ([`crate::export::formats::PAGE_STYLE`]): tiles, charts, content gaps.
 pub const STYLE: &str = "\
-body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}
-header{background:#fff;border-bottom:1px solid #ddd;padding:12px 16px}
-header h1{font-size:20px;margin:0}header p{margin:4px 0 0;color:#555;font-size:13px}
-main{padding:12px;max-width:960px;margin:auto}
-section{background:#fff;border:1px solid #ddd;border-radius:10px;margin:0 0 14px;padding:10px 14px}
-section h2{font-size:16px;margin:4px 0 10px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px}
 .tile{background:#fff;border:1px solid #ddd;border-radius:10px;padding:10px 12px}
 .tile .v{font-size:26px;font-weight:600}.tile .l{font-size:12px;color:#555}
-table{border-collapse:collapse;width:100%;font-size:14px}
-td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{overflow-x:auto}
 svg.chart{width:100%;height:auto;display:block;margin:4px 0}
@@ -31,9 +23,7 @@ svg.chart{width:100%;height:auto;display:block;margin:4px 0}
 .gap{border-top:1px solid #eee;padding:8px 0}.gap:first-of-type{border-top:0}
 .gap h3{font-size:15px;margin:0 0 4px}.gap ul{margin:4px 0;padding-left:20px}
 .gap .answer{background:#f1f8e9;border-radius:8px;padding:6px 10px;margin:4px 0;white-space:pre-wrap}
-code{background:#eef;padding:1px 5px;border-radius:4px}
-.muted{color:#666;font-size:13px}
-@media (max-width:600px){main{padding:8px}.tile .v{font-size:22px}td,th{padding:3px 4px;font-size:13px}}
+@media (max-width:600px){.tile .v{font-size:22px}}
 ";
 
 const AUTO: &str = "#2e7d32";
@@ -49,8 +39,9 @@ pub fn render(r: &Report) -> String {
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>tribute-assistant automation report</title>\n<style>\n{STYLE}</style></head><body>\n\
+         <title>tribute-assistant automation report</title>\n<style>\n{}{STYLE}</style></head><body>\n\
          <header><h1>Automation report</h1><p>{} → {} (UTC) · per {} · generated {}</p></header>\n<main>\n",
+        crate::export::formats::PAGE_STYLE,
         esc(date(&r.range.since)),
         esc(date(&r.range.until)),
         esc(r.range.bucket),
