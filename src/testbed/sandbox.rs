@@ -86,6 +86,8 @@ pub struct SandboxOptions {
     /// How often the daemon re-reads the Tribute chat (production: 60 s;
     /// here 1 s, so tests find a lost update fast).
     pub resync_interval: Duration,
+    /// The automation report: `/report`'s window and the weekly summary.
+    pub report: crate::report::ReportSettings,
 }
 
 impl Default for SandboxOptions {
@@ -102,6 +104,7 @@ impl Default for SandboxOptions {
             contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
             agent: false,
             resync_interval: Duration::from_secs(1),
+            report: crate::report::ReportSettings::default(),
         }
     }
 }
@@ -311,9 +314,10 @@ impl Sandbox {
         )
         .await?;
         crate::ops::conversation_metrics::wire(&ops.state, &self.store);
-        let window = crate::report::ReportSettings::default().resolution_window;
+        let window = self.opts.report.resolution_window;
         crate::ops::conversation_metrics::wire_report(&ops.state, &self.store, window);
-        let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint);
+        let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint)
+            .with_report(self.opts.report.clone());
         let daemon = match &self.opts.contact {
             Some(contact) => {
                 let mut setup =

@@ -775,3 +775,30 @@ async fn the_report_counters_are_on_metrics() {
     }
     sb.shutdown().await.unwrap();
 }
+
+/// The weekly summary through the whole daemon: configured for two hours
+/// from now, it is not posted before, and once the paused clock passes the
+/// time it reaches the moderator chat, once.
+#[tokio::test]
+async fn the_weekly_summary_reaches_the_moderator_chat_when_its_time_comes() {
+    use crate::support::sandbox::moderator_texts;
+    use crate::support::wait::{advance, pause_time};
+    use tribute_assistant::report::ReportSection;
+    let at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let weekly = at.format("%a %H:%M").to_string().to_lowercase();
+    let report: ReportSettings =
+        ReportSection { weekly: Some(weekly.clone()), ..Default::default() }.settings().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sb = crate::support::sandbox::sandbox_with(&dir, SandboxOptions { report, ..Default::default() }).await;
+    let summaries = |sb: &Sandbox| moderator_texts(sb).into_iter().filter(|t| t.starts_with("📊 Report")).count();
+
+    let clock = pause_time().await;
+    advance(std::time::Duration::from_secs(3600)).await;
+    assert_eq!(summaries(&sb), 0, "not before {weekly}");
+    advance(std::time::Duration::from_secs(3600 + 120)).await;
+    eventually("the weekly summary", || async { (summaries(&sb) > 0).then_some(()) }).await;
+    advance(std::time::Duration::from_secs(3600)).await;
+    assert_eq!(summaries(&sb), 1, "{:?}", moderator_texts(&sb));
+    clock.resume();
+    sb.shutdown().await.unwrap();
+}
