@@ -18,7 +18,8 @@
 //! A question: the contact task takes it from the inbox, the `agent` answers
 //! from `knowledge` or opens a case. Everything pending is a row with a due
 //! time on one clock (docs/runtime.md); `testbed`, `simulate` and `fuzzing`
-//! are the stand-in world and the proofs, used by no production part.
+//! are the stand-in world and the proofs, used by no production part;
+//! `export` and `report` read the store for people.
 
 // The application shell: command line, one file per command, configuration, wiring.
 pub mod app;
