@@ -18,8 +18,8 @@ use async_openai::types::chat::{
     FinishReason, ResponseFormat,
 };
 use async_openai::Client;
-use reqwest_tls::header::HeaderMap;
-use reqwest_tls::Response;
+use reqwest::header::HeaderMap;
+use reqwest::Response;
 use secrecy::ExposeSecret;
 
 use super::settings::{AgentSettings, LlmEndpoint};
@@ -60,8 +60,7 @@ impl std::fmt::Debug for LlmClient {
 
 impl LlmClient {
     pub fn new(endpoint: &LlmEndpoint, settings: &AgentSettings) -> Result<Self, LlmError> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest_tls::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .build()
@@ -141,7 +140,7 @@ impl LlmClient {
 /// Retry-After, capped), 5xx, timeouts and refused connections.
 #[derive(Clone, Debug)]
 struct RetryingHttp {
-    http: reqwest_tls::Client,
+    http: reqwest::Client,
     retries: u32,
     max_retry_after: Duration,
     first_backoff: Duration,
