@@ -22,8 +22,8 @@ use async_openai::types::chat::{
     ResponseFormat as WireFormat, ResponseFormatJsonSchema,
 };
 use async_openai::Client;
-use reqwest_tls::header::HeaderMap;
-use reqwest_tls::Response;
+use reqwest::header::HeaderMap;
+use reqwest::Response;
 use secrecy::ExposeSecret;
 
 use super::llm::{
@@ -50,8 +50,7 @@ impl std::fmt::Debug for OpenAiLlm {
 
 impl OpenAiLlm {
     pub fn new(endpoint: &LlmEndpoint, settings: &AgentSettings) -> Result<Self, LlmError> {
-        crate::http::tls::install_crypto_provider();
-        let http = reqwest_tls::Client::builder()
+        let http = crate::http::tls::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .build()
@@ -202,7 +201,7 @@ fn wire_format(f: ResponseFormat) -> Option<WireFormat> {
 /// Retry-After, capped), 5xx, timeouts and refused connections.
 #[derive(Clone, Debug)]
 struct RetryingHttp {
-    http: reqwest_tls::Client,
+    http: reqwest::Client,
     retries: u32,
     max_retry_after: Duration,
     first_backoff: Duration,

@@ -261,7 +261,7 @@ async fn llm_line(base: Option<&str>, model: Option<&str>, env: &impl Fn(&str) -
     };
     let url = format!("{}/models", base.trim_end_matches('/'));
     let shown = redact_credentials(&url);
-    let http = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
+    let http = match crate::http::tls::client_builder().timeout(CHECK_TIMEOUT).build() {
         Ok(h) => h,
         Err(e) => return CheckLine::fail(NAME, e.to_string(), "this is a bug; please report it"),
     };

@@ -155,7 +155,7 @@ impl BackendClient {
         if endpoint.scheme() == "http" && !is_loopback(&endpoint) {
             warn!(endpoint = %redact_credentials(endpoint.as_str()), "backend URL is plain http: requests are signed but not encrypted");
         }
-        let http = reqwest::Client::builder()
+        let http = crate::http::tls::client_builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tribute-assistant/", env!("CARGO_PKG_VERSION")))

@@ -121,8 +121,7 @@ impl OpenAiEmbedder {
                 "[knowledge.embedding] needs a model, a dimension > 0 and a batch_size > 0".into(),
             ));
         }
-        crate::http::tls::install_crypto_provider();
-        let http = reqwest_tls::Client::builder()
+        let http = crate::http::tls::client_builder()
             .timeout(config.timeout)
             .build()
             .map_err(|e| KnowledgeError::Config(format!("embedding HTTP client: {e}")))?;

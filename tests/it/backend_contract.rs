@@ -80,7 +80,7 @@ async fn setup() -> (ReferenceBackend, BackendClient) {
 
 /// Sends one hand-made signed request, bypassing the client's rules.
 async fn raw_post(url: &str, key: &str, signature: &str, body: &[u8]) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = crate::support::http()
         .post(format!("{url}/activate"))
         .header("Content-Type", "application/json")
         .header(IDEMPOTENCY_HEADER, key)
@@ -456,7 +456,7 @@ async fn malformed_requests_get_400_after_the_signature_check() {
 #[tokio::test]
 async fn health_answers_ok_and_checks_a_signature_when_given() {
     let (backend, _) = setup().await;
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let url = format!("{}/health", backend.url());
     let plain = http.get(&url).send().await.unwrap();
     assert_eq!(plain.status().as_u16(), 200);

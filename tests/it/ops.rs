@@ -249,7 +249,7 @@ fn the_strict_parser_refuses_broken_expositions() {
 // ---- the listener ------------------------------------------------------------
 
 async fn scrape(base: &str) -> Exposition {
-    let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let resp = crate::support::http().get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
@@ -325,7 +325,7 @@ async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
     let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
     let url = format!("{}/healthz", sb.ops_url().unwrap());
     let get = || async {
-        let r = reqwest::get(&url).await.unwrap();
+        let r = crate::support::http().get(&url).send().await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
     sb.world.post_order(&order(701).by("Anna").details("no id"));
@@ -449,7 +449,8 @@ async fn healthz_never_writes_to_the_database() {
     let mut watcher = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let before = data_version(&mut watcher).await;
     for _ in 0..20 {
-        let answer: Value = reqwest::get(format!("{}/healthz", server.url())).await.unwrap().json().await.unwrap();
+        let answer: Value =
+            crate::support::http().get(format!("{}/healthz", server.url())).send().await.unwrap().json().await.unwrap();
         assert_eq!(answer["database"]["ok"], true, "{answer}");
         assert!(answer["database"]["query_ms"].is_u64(), "{answer}");
     }

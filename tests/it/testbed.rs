@@ -26,7 +26,7 @@ fn args(dir: &Path) -> TestbedArgs {
 async fn the_control_api_posts_orders_and_messages_and_reports_what_the_world_saw() {
     let dir = tempfile::tempdir().unwrap();
     let tb = Testbed::start(&args(dir.path())).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let url = |p: &str| format!("{}{p}", tb.ready.control);
 
     // The files a daemon needs, secrets private.
@@ -128,7 +128,7 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
             .spawn()
             .unwrap()
     };
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let post = |path: &str, body: serde_json::Value| http.post(format!("{control}{path}")).json(&body).send();
     let stats = || async {
         let s: serde_json::Value = http.get(format!("{control}/stats")).send().await.unwrap().json().await.unwrap();

@@ -92,7 +92,7 @@ fn refund(purchase_id: u64, user: i64) -> String {
 /// Posts `body` with `signature` (None = no header); returns status and JSON answer.
 async fn post(sb: &Sandbox, body: &str, signature: Option<String>) -> (u16, Value) {
     let url = format!("{}{WEBHOOK_PATH}", sb.webhook_url().expect("webhook listener"));
-    let mut req = reqwest::Client::new().post(url).header("Content-Type", "application/json").body(body.to_owned());
+    let mut req = crate::support::http().post(url).header("Content-Type", "application/json").body(body.to_owned());
     if let Some(sig) = signature {
         req = req.header(SIGNATURE_HEADER, sig);
     }
@@ -129,7 +129,7 @@ async fn the_webhook_listener_serves_the_webhook_alone_and_the_ops_listener_neve
     let sb = sandbox(&dir).await;
     let (ops, webhook) = (sb.ops_url().expect("ops listener"), sb.webhook_url().expect("webhook listener"));
     assert_ne!(ops, webhook, "two listeners");
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     for path in ["/healthz", "/metrics"] {
         assert_eq!(http.get(format!("{webhook}{path}")).send().await.unwrap().status().as_u16(), 404, "{path}");
         assert_eq!(http.get(format!("{ops}{path}")).send().await.unwrap().status().as_u16(), 200, "{path}");

@@ -10,3 +10,8 @@ pub mod sim;
 pub mod wait;
 
 pub use chromium::chromium;
+
+/// An HTTP client for the tests: reqwest needs the crypto provider first.
+pub fn http() -> reqwest::Client {
+    tribute_assistant::http::tls::client_builder().build().unwrap()
+}
