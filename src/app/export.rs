@@ -13,9 +13,7 @@ use crate::export::export_to;
 use crate::export::formats::Format;
 use crate::export::output::create_private;
 use crate::export::reader::Pii;
-use crate::knowledge::redact::Redactor;
 use crate::store::export::{ExportQuery, OnlyKind};
-use crate::store::Store;
 
 /// Export conversations for review: every message, the orders involved with
 /// their history, each agent turn (answer, confidence, sources, reasons,
@@ -102,23 +100,9 @@ pub async fn run(args: ExportArgs, config: Option<&Path>) -> anyhow::Result<Exit
         eprintln!("warning: --no-redact: the export contains personal data (names, usernames, account IDs, contacts); handle it accordingly");
         Pii::keep()
     } else {
-        // The shop's own account-ID pattern catches IDs the generic rules miss.
-        let extra = match file_config.as_ref().and_then(|c| c.parser.account_pattern.as_deref()) {
-            Some(p) => Some(regex::Regex::new(p).with_context(|| format!("Invalid [parser] account_pattern {p:?}"))?),
-            None => None,
-        };
-        Pii::redact_with(Redactor::new(extra))
+        Pii::redact_with(super::wiring::redactor(file_config.as_ref())?)
     };
-    let data_dir = match (args.data_dir, file_config) {
-        (Some(d), _) => d,
-        (None, Some(c)) => c.data_dir,
-        (None, None) => PathBuf::from("./data"),
-    };
-    let db = data_dir.join(crate::DATABASE_FILE);
-    if !db.exists() {
-        anyhow::bail!("No database at {}: pass --data-dir or --config", db.display());
-    }
-    let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
+    let store = super::wiring::open_existing_store(args.data_dir, file_config.as_ref()).await?;
 
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 16, create_private(p)?)),

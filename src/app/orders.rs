@@ -89,16 +89,8 @@ pub fn order_parse(file: Option<&Path>, config: Option<&Path>) -> anyhow::Result
 }
 
 async fn open_store(data_dir: Option<PathBuf>, config: Option<&Path>) -> anyhow::Result<Store> {
-    let dir = match (data_dir, config) {
-        (Some(d), _) => d,
-        (None, Some(c)) => FileConfig::load(c)?.data_dir,
-        (None, None) => PathBuf::from("./data"),
-    };
-    let db = dir.join(crate::DATABASE_FILE);
-    if !db.exists() {
-        anyhow::bail!("No database at {}: pass --data-dir or --config, or run the daemon first", db.display());
-    }
-    Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))
+    let file = config.map(FileConfig::load).transpose()?;
+    super::wiring::open_existing_store(data_dir, file.as_ref()).await
 }
 
 pub async fn orders(cmd: OrdersCommand, config: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -10,11 +10,9 @@ use anyhow::Context;
 use super::config::{FileConfig, DATA_DIR_ENV};
 use super::export::parse_bound;
 use crate::export::output::create_private;
-use crate::knowledge::Redactor;
 use crate::report::gaps::Vectorizer;
 use crate::report::range::parse_relative;
 use crate::report::{Bucket, Range, ReportSettings};
-use crate::store::Store;
 
 /// How well the assistant is doing: orders completed automatically, after
 /// contact or by a moderator; questions resolved by the agent or
@@ -79,22 +77,8 @@ pub async fn run(args: ReportArgs, config: Option<&Path>) -> anyhow::Result<Exit
         Some(c) => c.report.settings()?,
         None => ReportSettings::default(),
     };
-    // The shop's own account-ID pattern catches IDs the generic rules miss.
-    let extra = match file_config.as_ref().and_then(|c| c.parser.account_pattern.as_deref()) {
-        Some(p) => Some(regex::Regex::new(p).with_context(|| format!("Invalid [parser] account_pattern {p:?}"))?),
-        None => None,
-    };
-    let redactor = Redactor::new(extra);
-    let data_dir = match (args.data_dir, file_config) {
-        (Some(d), _) => d,
-        (None, Some(c)) => c.data_dir,
-        (None, None) => PathBuf::from("./data"),
-    };
-    let db = data_dir.join(crate::DATABASE_FILE);
-    if !db.exists() {
-        anyhow::bail!("No database at {}: pass --data-dir or --config", db.display());
-    }
-    let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
+    let redactor = super::wiring::redactor(file_config.as_ref())?;
+    let store = super::wiring::open_existing_store(args.data_dir, file_config.as_ref()).await?;
     let vectorizer = Vectorizer::new();
     let opts = crate::report::Options { gaps: args.gaps, vectorizer: &vectorizer, redactor: &redactor };
     let report = crate::report::build(&store, &range, &settings, now, &opts).await;

@@ -1,7 +1,7 @@
 //! Builds the parts the commands share from the config file: the knowledge
 //! base, and the agent plugged into the daemon's contact setup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -9,6 +9,7 @@ use super::config::FileConfig;
 use crate::agent::knowledge_retriever::KnowledgeRetriever;
 use crate::agent::{questions, AgentSettings, Retriever};
 use crate::daemon::ContactSetup;
+use crate::knowledge::redact::Redactor;
 use crate::knowledge::KnowledgeBase;
 use crate::store::Store;
 
@@ -54,4 +55,30 @@ pub async fn wire_agent(setup: &mut ContactSetup, data_dir: &Path, file: &FileCo
     if let Err(e) = wired.await {
         tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
     }
+}
+
+/// The store of a command that reads what the daemon wrote: `--data-dir`,
+/// else the config's data dir, else `./data`; a missing database is an
+/// error that says how to point at one.
+pub async fn open_existing_store(data_dir: Option<PathBuf>, file: Option<&FileConfig>) -> anyhow::Result<Store> {
+    let dir = match (data_dir, file) {
+        (Some(d), _) => d,
+        (None, Some(f)) => f.data_dir.clone(),
+        (None, None) => PathBuf::from("./data"),
+    };
+    let db = dir.join(crate::DATABASE_FILE);
+    if !db.exists() {
+        anyhow::bail!("No database at {}: pass --data-dir or --config, or run the daemon first", db.display());
+    }
+    Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))
+}
+
+/// The PII redactor, with the shop's own account-ID pattern from the
+/// config, which catches IDs the generic rules miss.
+pub fn redactor(file: Option<&FileConfig>) -> anyhow::Result<Redactor> {
+    let extra = match file.and_then(|c| c.parser.account_pattern.as_deref()) {
+        Some(p) => Some(regex::Regex::new(p).with_context(|| format!("Invalid [parser] account_pattern {p:?}"))?),
+        None => None,
+    };
+    Ok(Redactor::new(extra))
 }

@@ -540,15 +540,7 @@ async fn html_renders_in_chromium() {
     let Some(chromium) = crate::support::chromium("export::html_renders_in_chromium") else { return };
     let s = seed().await;
     let page = export_html(&s);
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
-    let dom = String::from_utf8(out.stdout).unwrap();
+    let dom = crate::support::chromium::dump_dom(chromium, &page);
     // The inline script ran: it counts the conversations it can filter.
     assert!(dom.contains("5 of 5 shown"), "filter script did not run: {dom}");
     assert_eq!(dom.matches("<section class=\"conv").count(), 5);

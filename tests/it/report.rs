@@ -495,15 +495,7 @@ async fn the_html_page_is_self_contained_and_renders_its_charts() {
     }
 
     let Some(chromium) = crate::support::chromium("report::html") else { return };
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
-    let dom = String::from_utf8(out.stdout).unwrap();
+    let dom = crate::support::chromium::dump_dom(chromium, &page);
     // The browser built both charts: 8 columns each, a rect per non-zero part.
     for chart in ["trend-orders", "trend-questions"] {
         let start = dom.find(&format!("id=\"{chart}\"")).unwrap_or_else(|| panic!("{chart} not in the DOM"));

@@ -2,7 +2,7 @@
 //! simulator's orders and client (`sim`), the daemon in a sandbox
 //! (`sandbox`), and scripted OpenAI-compatible servers on loopback.
 
-mod chromium;
+pub mod chromium;
 pub mod openai_chat;
 pub mod openai_embeddings;
 pub mod sandbox;
