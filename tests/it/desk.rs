@@ -122,7 +122,11 @@ async fn a_card_telegram_refuses_for_good_is_parked_and_the_next_one_is_posted()
     // A notice stands in for it, and replies to the notice reach the case.
     let notice = wait_chat(&sb, "Telegram refused this case's card").await;
     assert!(notice.text.contains("/case C1"));
-    let case = sb.store().case_for_message(sb.moderator_chat, notice.id).await.unwrap().unwrap();
+    // Telegram shows the notice a moment before the store records it as the case's message.
+    let case = eventually("the notice recorded for its case", || async {
+        sb.store().case_for_message(sb.moderator_chat, notice.id).await.unwrap()
+    })
+    .await;
     assert_eq!(case.short_id, "C1");
 
     let second = unreachable_order(&sb, 912, "Олег", "забыл ID");
