@@ -169,19 +169,7 @@ pub async fn build(
     let cases_by_bucket = store.report_cases_opened(&q).await?;
 
     let mut o = OrderBucket::default();
-    for b in &order_buckets {
-        o.paid += b.paid;
-        o.completed += b.completed;
-        o.completed_automatically += b.completed_automatically;
-        o.completed_after_contact += b.completed_after_contact;
-        o.completed_by_moderator += b.completed_by_moderator;
-        o.refunded += b.refunded;
-        o.failed += b.failed;
-        o.open += b.open;
-        o.open_escalated += b.open_escalated;
-        o.open_needs_customer += b.open_needs_customer;
-        o.oldest_open_at = o.oldest_open_at.into_iter().chain(b.oldest_open_at).min();
-    }
+    order_buckets.iter().for_each(|b| o.add(b));
     let orders = Orders {
         paid: o.paid,
         completed: o.completed,
@@ -199,14 +187,7 @@ pub async fn build(
     };
 
     let mut t = QuestionBucket::default();
-    for b in &question_buckets {
-        t.asked += b.asked;
-        t.resolved_by_agent += b.resolved_by_agent;
-        t.reopened += b.reopened;
-        t.escalated += b.escalated;
-        t.pending += b.pending;
-        t.answered_by_moderator += b.answered_by_moderator;
-    }
+    question_buckets.iter().for_each(|b| t.add(b));
     let (resolved_conversations, resolved_messages) = store.report_resolved_conversations(&q).await?;
     let questions = Questions {
         asked: t.asked,

@@ -63,6 +63,35 @@ pub struct QuestionBucket {
     pub answered_by_moderator: i64,
 }
 
+impl OrderBucket {
+    /// Adds `b`'s counts (the whole range is the sum of its buckets).
+    pub fn add(&mut self, b: &Self) {
+        self.paid += b.paid;
+        self.completed += b.completed;
+        self.completed_automatically += b.completed_automatically;
+        self.completed_after_contact += b.completed_after_contact;
+        self.completed_by_moderator += b.completed_by_moderator;
+        self.refunded += b.refunded;
+        self.failed += b.failed;
+        self.open += b.open;
+        self.open_escalated += b.open_escalated;
+        self.open_needs_customer += b.open_needs_customer;
+        self.oldest_open_at = self.oldest_open_at.into_iter().chain(b.oldest_open_at).min();
+    }
+}
+
+impl QuestionBucket {
+    /// Adds `b`'s counts (the whole range is the sum of its buckets).
+    pub fn add(&mut self, b: &Self) {
+        self.asked += b.asked;
+        self.resolved_by_agent += b.resolved_by_agent;
+        self.reopened += b.reopened;
+        self.escalated += b.escalated;
+        self.pending += b.pending;
+        self.answered_by_moderator += b.answered_by_moderator;
+    }
+}
+
 /// Nearest-rank percentiles of durations (ms) in one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Spread {
