@@ -24,6 +24,11 @@ pub struct ModelAnswer {
     pub escalate: bool,
     /// Ids of the knowledge-base hits the answer is based on.
     pub sources: Vec<String>,
+    /// Sentences copied verbatim from the cited hits that the answer relies
+    /// on. Missing on a server that ignores the schema: then it is empty, and
+    /// the policy escalates an answer without evidence.
+    #[serde(default)]
+    pub evidence: Vec<String>,
 }
 
 /// The JSON schema of [`ModelAnswer`] (strict structured output).
@@ -35,9 +40,11 @@ pub fn schema() -> serde_json::Value {
             "language": {"type": "string", "enum": ["ru", "en"]},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "escalate": {"type": "boolean", "description": "true when a person must answer."},
-            "sources": {"type": "array", "items": {"type": "string"}, "description": "Ids of the hits used."}
+            "sources": {"type": "array", "items": {"type": "string"}, "description": "Ids of the hits used."},
+            "evidence": {"type": "array", "items": {"type": "string"},
+                "description": "Sentences copied word for word from the cited hits that the answer relies on."}
         },
-        "required": ["answer", "language", "confidence", "escalate", "sources"],
+        "required": ["answer", "language", "confidence", "escalate", "sources", "evidence"],
         "additionalProperties": false
     })
 }

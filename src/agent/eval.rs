@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{Agent, Evaluation, Hit, Lang, TurnRequest};
+use super::{Agent, Evaluation, Hit, Lang, ReasonCode, TurnRequest};
 
 /// What a question should lead to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +38,18 @@ impl Expect {
     /// title or the last part of a heading path (`Payment › From abroad`),
     /// ignoring case, so the heading as the author wrote it is enough.
     pub fn matches(&self, hit: &Hit) -> bool {
+        self.matches_chunk(&hit.source, &hit.title)
+    }
+
+    /// [`Self::matches`] on a chunk's source and title.
+    pub fn matches_chunk(&self, hit_source: &str, hit_title: &str) -> bool {
         match self {
             Expect::Escalate => false,
             Expect::Source { source, section } => {
-                hit.source == *source
+                hit_source == source
                     && section.as_deref().is_none_or(|want| {
                         let want = want.to_lowercase();
-                        let title = hit.title.trim().to_lowercase();
+                        let title = hit_title.trim().to_lowercase();
                         title == want || title.rsplit(" › ").next() == Some(want.as_str())
                     })
             }
@@ -138,6 +143,17 @@ pub struct QuestionResult {
     /// Hybrid search: the best cosine among retrieved hits that are not the
     /// expected answer (answerable questions).
     pub other_similarity: Option<f64>,
+    /// The most confident hit of the first search and whether it is the
+    /// expected answer: a point of the separation curve. `None` when a rule
+    /// about the question itself (hard topic, repeat) decided, or nothing was found.
+    pub best: Option<Scored>,
+}
+
+/// A confidence and whether its hit was the right answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scored {
+    pub confidence: f64,
+    pub right: bool,
 }
 
 fn label(h: &Hit) -> String {
@@ -166,6 +182,14 @@ pub fn judge(question: &EvalQuestion, ev: &Evaluation) -> QuestionResult {
     } else {
         Verdict::Wrong
     };
+    let question_rule =
+        ev.outcome.reasons.iter().any(|r| matches!(r.code, ReasonCode::HardTopic | ReasonCode::RepeatedQuestion));
+    let best = ev
+        .retrieved
+        .iter()
+        .reduce(|b, h| if h.score > b.score { h } else { b })
+        .filter(|_| !question_rule)
+        .map(|h| Scored { confidence: h.score, right: question.expect.matches(h) });
     QuestionResult {
         q: question.q.clone(),
         expect: question.expect.to_string(),
@@ -178,56 +202,84 @@ pub fn judge(question: &EvalQuestion, ev: &Evaluation) -> QuestionResult {
         reasons: ev.outcome.reasons.iter().map(ToString::to_string).collect(),
         similarity,
         other_similarity,
+        best,
     }
 }
 
-/// Where the embedding model's cosines separate right answers from the
-/// rest on this question set: what `[knowledge.embedding] min_similarity`
-/// and `sure_similarity` should be for this model.
+/// How well the confidence separates right answers from wrong ones on this
+/// set: for each threshold, how many questions would be answered right and
+/// how many wrong, if the most confident hit were sent from that threshold
+/// up. The question rules (hard topics, repeats) are left out: they escalate
+/// whatever the score.
 #[derive(Debug, Clone, Serialize)]
-pub struct DenseCalibration {
-    /// Cosines of the expected hits (answerable questions).
-    pub right: Spread,
-    /// Cosines of hits that must not answer: the top hit of each question
-    /// expecting `escalate`, and the best other hit of each answerable one.
-    pub wrong: Spread,
-    /// Above every wrong cosine.
-    pub suggested_min_similarity: f64,
-    /// The median right cosine, when it is above the suggested minimum;
-    /// `None`: this model does not separate them here, leave both unset.
-    pub suggested_sure_similarity: Option<f64>,
+pub struct Separation {
+    /// Area under the ROC curve: the chance that a right answer is more
+    /// confident than a wrong one (1 = a threshold separates them all).
+    pub auc: f64,
+    /// Best first: every distinct confidence as a threshold.
+    pub curve: Vec<CurveStep>,
+    /// The lowest threshold with no wrong answer above it, when one resolves
+    /// anything: set it as `[agent] min_curated_score` to refine the bar the
+    /// corpus calibration chose, on your own questions.
+    pub suggested_min_curated_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spread {
-    pub n: usize,
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
+pub struct CurveStep {
+    pub threshold: f64,
+    pub resolved: usize,
+    pub wrong: usize,
 }
 
-impl Spread {
-    fn of(mut v: Vec<f64>) -> Option<Self> {
-        v.sort_by(f64::total_cmp);
-        Some(Self { n: v.len(), min: *v.first()?, median: v[v.len() / 2], max: *v.last()? })
-    }
-}
-
-impl DenseCalibration {
+impl Separation {
     fn of(details: &[QuestionResult]) -> Option<Self> {
-        let right: Vec<f64> = details.iter().filter(|d| d.expect != "escalate").filter_map(|d| d.similarity).collect();
-        let wrong: Vec<f64> = details
+        let points: Vec<Scored> = details.iter().filter_map(|d| d.best).collect();
+        if points.is_empty() {
+            return None;
+        }
+        let right: Vec<f64> = points.iter().filter(|p| p.right).map(|p| p.confidence).collect();
+        let wrong: Vec<f64> = points.iter().filter(|p| !p.right).map(|p| p.confidence).collect();
+        let mut thresholds: Vec<f64> = points.iter().map(|p| p.confidence).collect();
+        thresholds.sort_by(|a, b| b.total_cmp(a));
+        thresholds.dedup();
+        let curve: Vec<CurveStep> = thresholds
             .iter()
-            .filter_map(|d| if d.expect == "escalate" { d.similarity } else { d.other_similarity })
+            .map(|&t| CurveStep {
+                threshold: t,
+                resolved: right.iter().filter(|&&c| c >= t).count(),
+                wrong: wrong.iter().filter(|&&c| c >= t).count(),
+            })
             .collect();
-        let (right, wrong) = (Spread::of(right)?, Spread::of(wrong)?);
-        let min = wrong.max;
+        let suggested = curve.iter().filter(|s| s.wrong == 0 && s.resolved > 0).map(|s| s.threshold).reduce(f64::min);
         Some(Self {
-            right,
-            wrong,
-            suggested_min_similarity: min,
-            suggested_sure_similarity: (right.median > min).then_some(right.median),
+            auc: crate::knowledge::calibration::auc(&right, &wrong),
+            curve,
+            suggested_min_curated_score: suggested,
         })
+    }
+
+    fn render(&self) -> String {
+        let mut s = format!(
+            "separation: AUC {:.2} (1 = every right answer more confident than every wrong one)\n  threshold  resolved  wrong\n",
+            self.auc
+        );
+        // At most a dozen rows: every step where the wrong count changes, and the ends.
+        let mut shown: Vec<&CurveStep> = Vec::new();
+        for (i, step) in self.curve.iter().enumerate() {
+            let changes = self.curve.get(i + 1).is_none_or(|next| next.wrong != step.wrong) || i == 0;
+            if changes {
+                shown.push(step);
+            }
+        }
+        let stride = shown.len().div_ceil(12).max(1);
+        for step in shown.iter().step_by(stride) {
+            s.push_str(&format!("  {:>9.3}  {:>8}  {:>5}\n", step.threshold, step.resolved, step.wrong));
+        }
+        s.push_str(&match self.suggested_min_curated_score {
+            Some(t) => format!("on these questions no wrong answer from {t:.3} up: [agent] min_curated_score = {t:.3} refines the calibrated bar\n"),
+            None => "on these questions a wrong answer is more confident than every right one: keep the calibrated bar\n".to_owned(),
+        });
+        s
     }
 }
 
@@ -236,8 +288,9 @@ impl DenseCalibration {
 pub struct Thresholds {
     pub mode: &'static str,
     pub hits: usize,
-    pub min_curated_score: f64,
-    pub min_retrieval_score: f64,
+    /// `None`: calibrated on the corpus (each hit carries its corpus's bar).
+    pub min_curated_score: Option<f64>,
+    pub min_retrieval_score: Option<f64>,
     pub min_confidence: f64,
 }
 
@@ -269,8 +322,11 @@ pub struct EvalReport {
     /// Of the questions expecting `escalate`, how many escalated.
     pub escalated_as_expected: usize,
     pub thresholds: Thresholds,
-    /// Hybrid search only: where this model's cosines can be trusted.
-    pub dense: Option<DenseCalibration>,
+    /// How well the confidence separates right from wrong on this set.
+    pub separation: Option<Separation>,
+    /// Questions whose search went on lexically because the embedding
+    /// provider failed or was slow (hybrid mode; set by the caller).
+    pub dense_fallbacks: u64,
     pub details: Vec<QuestionResult>,
 }
 
@@ -305,7 +361,8 @@ impl EvalReport {
                 .filter(|d| d.expect == "escalate" && d.verdict == Verdict::Escalated)
                 .count(),
             thresholds,
-            dense: DenseCalibration::of(&details),
+            separation: Separation::of(&details),
+            dense_fallbacks: 0,
             details,
         }
     }
@@ -339,7 +396,7 @@ impl EvalReport {
             "\nquestions {} ({} answerable, {} expecting escalate)\n\
              recall@1 {:.2}  recall@3 {:.2}  MRR {:.2}\n\
              resolved {}  escalated {}  wrong {}  (escalate expected and done: {})\n\
-             mode {}, hits {}, min_curated_score {:.2}, min_retrieval_score {:.2}, min_confidence {:.2}\n",
+             mode {}, hits {}, min_curated_score {}, min_retrieval_score {}, min_confidence {:.2}\n",
             self.questions,
             self.answerable,
             self.questions - self.answerable,
@@ -352,25 +409,27 @@ impl EvalReport {
             self.escalated_as_expected,
             t.mode,
             t.hits,
-            t.min_curated_score,
-            t.min_retrieval_score,
+            bar(t.min_curated_score),
+            bar(t.min_retrieval_score),
             t.min_confidence,
         ));
-        if let Some(d) = &self.dense {
+        if let Some(sep) = &self.separation {
+            s.push_str(&sep.render());
+        }
+        if self.dense_fallbacks > 0 {
             s.push_str(&format!(
-                "dense cosines: expected hits {:.3}–{:.3} (median {:.3}, {}), hits that must not answer {:.3}–{:.3} ({})\n",
-                d.right.min, d.right.max, d.right.median, d.right.n, d.wrong.min, d.wrong.max, d.wrong.n
+                "warning: {} search(es) went on lexically because the embedding provider failed or was slow: \
+                 these figures are partly lexical\n",
+                self.dense_fallbacks
             ));
-            s.push_str(&match d.suggested_sure_similarity {
-                Some(sure) => format!(
-                    "for this model: [knowledge.embedding] min_similarity = {:.3}, sure_similarity = {sure:.3}\n",
-                    d.suggested_min_similarity
-                ),
-                None => "for this model: its cosines do not separate right from wrong here; leave min_similarity and sure_similarity unset\n".to_owned(),
-            });
         }
         s
     }
+}
+
+/// A configured threshold, or the calibration's.
+fn bar(v: Option<f64>) -> String {
+    v.map_or_else(|| "calibrated".to_owned(), |v| format!("{v:.2}"))
 }
 
 /// Runs every question through the agent, one at a time, as first questions
@@ -399,6 +458,7 @@ mod tests {
             language: None,
             score: 1.0,
             similarity: None,
+            thresholds: None,
         }
     }
 

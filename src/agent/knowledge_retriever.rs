@@ -1,10 +1,10 @@
 //! The agent's [`Retriever`] over the knowledge base.
 //!
 //! A hit's score for the agent is the knowledge base's calibrated
-//! confidence ([`crate::knowledge::confidence`]), in [0, 1] and on the same
-//! scale with or without an embedding server, on any corpus size: the
-//! `[agent]` thresholds apply to it unchanged when the embedding server is
-//! down and search falls back to lexical, so a dead dependency never makes
+//! confidence ([`crate::knowledge::calibration`]): the probability, learnt on
+//! this corpus, that the hit answers the question, for the mode the search
+//! ran in — when the embedding server is down and search falls back to
+//! lexical, the lexical calibration applies, so a dead dependency never makes
 //! the agent less strict.
 
 use async_trait::async_trait;
@@ -33,24 +33,20 @@ impl KnowledgeRetriever {
             language: h.language,
             score: h.confidence,
             similarity: h.evidence.dense_similarity,
+            thresholds: h.thresholds,
         }
     }
 }
 
 #[async_trait]
 impl Retriever for KnowledgeRetriever {
-    /// Searches in the customer's language first and falls back to every
-    /// language when that finds nothing.
+    /// Searches in the customer's language first and always in the others
+    /// too ([`KnowledgeBase::search_preferring`]).
     async fn search(&self, query: &str, language: Option<Lang>, limit: usize) -> Result<Vec<Hit>, RetrieverError> {
-        let err = |e: crate::knowledge::KnowledgeError| RetrieverError(e.to_string());
-        let mut hits = Vec::new();
-        if let Some(lang) = language {
-            let filter = SearchFilter { language: Some(lang.as_str().to_owned()), ..Default::default() };
-            hits = self.kb.search(query, &filter, limit).await.map_err(err)?;
-        }
-        if hits.is_empty() {
-            hits = self.kb.search(query, &SearchFilter::default(), limit).await.map_err(err)?;
-        }
-        Ok(hits.into_iter().map(Self::to_hit).collect())
+        let hits = match language {
+            Some(lang) => self.kb.search_preferring(query, lang.as_str(), None, limit).await,
+            None => self.kb.search(query, &SearchFilter::default(), limit).await,
+        };
+        Ok(hits.map_err(|e| RetrieverError(e.to_string()))?.into_iter().map(Self::to_hit).collect())
     }
 }

@@ -18,8 +18,11 @@ pub enum ReasonCode {
     ModelEscalated,
     /// The model's confidence is under `min_confidence`.
     LowConfidence,
-    /// The best retrieval score is under `min_retrieval_score` (or nothing was found).
+    /// The answer's support — the best hit it cites — scores under the floor
+    /// (`min_retrieval_score`, or the calibration's), or nothing was found.
     WeakRetrieval,
+    /// The answer quotes nothing, or a quote is not in any hit it cites.
+    UnsupportedEvidence,
     /// The model cited a source id that was not retrieved in this turn.
     UnretrievedSource,
     /// A confident answer citing nothing: not grounded in the knowledge base.
@@ -56,6 +59,7 @@ impl ReasonCode {
             ReasonCode::ModelEscalated => "model_escalated",
             ReasonCode::LowConfidence => "low_confidence",
             ReasonCode::WeakRetrieval => "weak_retrieval",
+            ReasonCode::UnsupportedEvidence => "unsupported_evidence",
             ReasonCode::UnretrievedSource => "unretrieved_source",
             ReasonCode::NoSources => "no_sources",
             ReasonCode::HardTopic => "hard_topic",
@@ -103,6 +107,8 @@ pub struct Draft {
     pub answer: String,
     pub confidence: f64,
     pub sources: Vec<String>,
+    /// Sentences the model says it copied from the cited hits.
+    pub evidence: Vec<String>,
 }
 
 /// What one turn produced, for the rules to judge.
@@ -124,8 +130,10 @@ pub struct Evidence<'a> {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub min_confidence: f64,
-    pub min_retrieval_score: f64,
-    pub min_curated_score: f64,
+    /// `None`: each hit's calibrated floor.
+    pub min_retrieval_score: Option<f64>,
+    /// `None`: each hit's calibrated bar.
+    pub min_curated_score: Option<f64>,
     pub repeat_similarity: f64,
     pub hard_topics: Vec<HardTopic>,
     pub prompt: PromptFingerprint,
@@ -165,14 +173,8 @@ impl Policy {
     pub fn evaluate_llm(&self, e: &Evidence<'_>) -> Vec<Reason> {
         let mut out = e.incidents.clone();
         out.extend(self.question_rules(e.question, e.previous_question));
-        let best = best_score(e.hits);
-        match best {
-            None => out.push(Reason::new(ReasonCode::WeakRetrieval, "nothing retrieved")),
-            Some(s) if s < self.min_retrieval_score => out.push(Reason::new(
-                ReasonCode::WeakRetrieval,
-                format!("best score {s:.2} < {:.2}", self.min_retrieval_score),
-            )),
-            Some(_) => {}
+        if e.hits.is_empty() {
+            out.push(Reason::new(ReasonCode::WeakRetrieval, "nothing retrieved"));
         }
         let Some(d) = e.draft else {
             if !out.iter().any(|r| is_failure(r.code)) {
@@ -197,6 +199,13 @@ impl Policy {
             out.push(Reason::new(ReasonCode::EmptyAnswer, "the answer only restates the question"));
         } else if d.sources.is_empty() {
             out.push(Reason::new(ReasonCode::NoSources, "the answer cites no knowledge-base hit"));
+        } else {
+            let cited: Vec<&Hit> = d.sources.iter().filter_map(|s| e.hits.iter().find(|h| &h.id == s)).collect();
+            if !cited.is_empty() {
+                // (Cited ids that were never retrieved are their own reason.)
+                out.extend(self.support_rule(&cited));
+                out.extend(evidence_rule(&d.evidence, &cited));
+            }
         }
         if !out.iter().any(|r| r.code == ReasonCode::HardTopic) {
             let cited = d.sources.iter().filter_map(|s| e.hits.iter().find(|h| &h.id == s));
@@ -225,10 +234,14 @@ impl Policy {
                 out.push(Reason::new(ReasonCode::NoCuratedAnswer, "nothing retrieved"));
                 None
             }
-            Some(h) if h.score < self.min_curated_score => {
+            Some(h) if h.score < self.curated_bar(h) => {
                 out.push(Reason::new(
                     ReasonCode::NoCuratedAnswer,
-                    format!("best score {:.2} < {:.2} ({})", h.score, self.min_curated_score, h.id),
+                    format!(
+                        "best hit {:?} is not sure enough ({})",
+                        h.title,
+                        self.bar_text(h.score, self.curated_bar(h))
+                    ),
                 ));
                 Some(h)
             }
@@ -242,6 +255,39 @@ impl Policy {
             out.extend(self.hard_topic_answer(h));
         }
         (out, chosen)
+    }
+
+    /// What a curated answer must score: the configured bar, else the one
+    /// calibrated on the hit's corpus.
+    pub fn curated_bar(&self, h: &Hit) -> f64 {
+        self.min_curated_score.or(h.thresholds.map(|t| t.curated)).unwrap_or(UNCALIBRATED_CURATED)
+    }
+
+    /// What the support of a model's answer must score.
+    pub fn floor(&self, h: &Hit) -> f64 {
+        self.min_retrieval_score.or(h.thresholds.map(|t| t.floor)).unwrap_or(UNCALIBRATED_FLOOR)
+    }
+
+    /// "0.31, needs 0.57": a score against its bar, for moderators and `kb eval`.
+    fn bar_text(&self, score: f64, bar: f64) -> String {
+        format!("confidence {score:.2}, needs {bar:.2}")
+    }
+
+    /// The model judges whether the hits answer the question; this only
+    /// stops an answer none of whose cited hits has any support.
+    fn support_rule(&self, cited: &[&Hit]) -> Option<Reason> {
+        let best = cited.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
+        let floor = self.floor(best);
+        (best.score < floor).then(|| {
+            Reason::new(
+                ReasonCode::WeakRetrieval,
+                format!(
+                    "the best cited hit {:?} has little support ({})",
+                    best.title,
+                    self.bar_text(best.score, floor)
+                ),
+            )
+        })
     }
 
     /// A curated answer to a hard-topic question (the refund section) goes
@@ -282,8 +328,54 @@ fn is_failure(code: ReasonCode) -> bool {
     )
 }
 
-fn best_score(hits: &[Hit]) -> Option<f64> {
-    hits.iter().map(|h| h.score).max_by(f64::total_cmp)
+/// The bar of retrieval-only answers on a corpus too small to calibrate.
+pub const UNCALIBRATED_CURATED: f64 = 0.4;
+/// The floor of a model's support on a corpus too small to calibrate.
+pub const UNCALIBRATED_FLOOR: f64 = 0.3;
+
+/// Every quote must be in a hit the answer cites (spacing and case aside),
+/// and a non-empty answer must quote something: a model's claim that the
+/// hits answer the question is checked against what it says it read.
+fn evidence_rule(evidence: &[String], cited: &[&Hit]) -> Option<Reason> {
+    let quotes: Vec<&String> = evidence.iter().filter(|q| !q.trim().is_empty()).collect();
+    if quotes.is_empty() {
+        return Some(Reason::new(ReasonCode::UnsupportedEvidence, "the answer quotes nothing from its sources"));
+    }
+    let texts: Vec<String> = cited
+        .iter()
+        .map(|h| squash(&format!("{}\n{}\n{}", h.title, h.text, h.answer.as_deref().unwrap_or_default())))
+        .collect();
+    let missing: Vec<String> = quotes
+        .iter()
+        .filter(|q| {
+            let q = squash(q);
+            !texts.iter().any(|t| t.contains(&q))
+        })
+        .map(|q| q.chars().take(80).collect())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        Reason::new(
+            ReasonCode::UnsupportedEvidence,
+            format!(
+                "not in the cited hits: {}",
+                missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}
+
+/// Lowercase, one space between words, no space before punctuation: a
+/// quote survives re-wrapping and a model's spacing.
+fn squash(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut out = String::with_capacity(joined.len());
+    for c in joined.chars() {
+        if matches!(c, '.' | ',' | '!' | '?' | ';' | ':') && out.ends_with(' ') {
+            out.pop();
+        }
+        out.push(c);
+    }
+    out.trim_matches(|c: char| c.is_whitespace() || matches!(c, '.' | '«' | '»' | '"')).to_owned()
 }
 
 #[cfg(test)]
@@ -309,6 +401,7 @@ mod tests {
             language: Some("en".into()),
             score,
             similarity: None,
+            thresholds: None,
         }
     }
 
@@ -320,7 +413,12 @@ mod tests {
     fn a_confident_grounded_answer_passes_and_each_rule_fires_alone() {
         let p = policy();
         let hits = [hit("faq-1", 0.9, Some("a")), hit("faq-2", 0.5, None)];
-        let good = Draft { answer: "Within 5 minutes.".into(), confidence: 0.9, sources: vec!["faq-1".into()] };
+        let good = Draft {
+            answer: "Within 5 minutes.".into(),
+            confidence: 0.9,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
         let e = |d| Evidence { question: "when do diamonds arrive", hits: &hits, draft: Some(d), ..Default::default() };
         assert!(p.evaluate_llm(&e(&good)).is_empty());
 
@@ -352,6 +450,54 @@ mod tests {
 
         let again = Evidence { previous_question: Some("When do diamonds arrive?"), ..e(&good) };
         assert_eq!(codes(&p.evaluate_llm(&again)), [ReasonCode::RepeatedQuestion]);
+
+        // The quotes: none, or one that is not in the cited hit, escalate;
+        // spacing, case and a final full stop do not matter.
+        let unquoted = Draft { evidence: vec![], ..good.clone() };
+        assert_eq!(codes(&p.evaluate_llm(&e(&unquoted))), [ReasonCode::UnsupportedEvidence]);
+        let invented = Draft { evidence: vec!["Diamonds arrive instantly.".into()], ..good.clone() };
+        let reasons = p.evaluate_llm(&e(&invented));
+        assert_eq!(codes(&reasons), [ReasonCode::UnsupportedEvidence]);
+        assert!(reasons[0].detail.contains("instantly"), "{reasons:?}");
+        let respaced = Draft { evidence: vec!["  TEXT. ".into()], ..good.clone() };
+        assert!(p.evaluate_llm(&e(&respaced)).is_empty());
+        // A quote from a hit the answer does not cite is no support.
+        let mut other = hit("faq-2", 0.9, Some("b"));
+        other.text = "Diamonds arrive instantly.".into();
+        let two = [hit("faq-1", 0.9, Some("a")), other];
+        let ev =
+            Evidence { question: "when do diamonds arrive", hits: &two, draft: Some(&invented), ..Default::default() };
+        assert_eq!(codes(&p.evaluate_llm(&ev)), [ReasonCode::UnsupportedEvidence]);
+    }
+
+    #[test]
+    fn the_floor_applies_to_the_cited_support_on_the_scale_of_its_corpus() {
+        use crate::knowledge::calibration::Suggested;
+        let p = policy();
+        let good = Draft {
+            answer: "Within 5 minutes.".into(),
+            confidence: 0.9,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
+        // A weak hit the answer does not rely on changes nothing.
+        let hits = [hit("faq-1", 0.9, None), hit("faq-2", 0.01, None)];
+        let ev = Evidence { question: "q", hits: &hits, draft: Some(&good), ..Default::default() };
+        assert!(p.evaluate_llm(&ev).is_empty());
+        // 0.5 passes the uncalibrated floor (0.3) but not a corpus that needs 0.6.
+        let mut cited = hit("faq-1", 0.5, None);
+        let plain = [cited.clone()];
+        let ev = Evidence { question: "q", hits: &plain, draft: Some(&good), ..Default::default() };
+        assert!(p.evaluate_llm(&ev).is_empty());
+        cited.thresholds = Some(Suggested { curated: 0.8, floor: 0.6 });
+        let calibrated = [cited];
+        let ev = Evidence { question: "q", hits: &calibrated, draft: Some(&good), ..Default::default() };
+        let reasons = p.evaluate_llm(&ev);
+        assert_eq!(codes(&reasons), [ReasonCode::WeakRetrieval]);
+        assert!(reasons[0].detail.contains("needs 0.60"), "{reasons:?}");
+        // The configured value wins over the corpus's.
+        let configured = Policy { min_retrieval_score: Some(0.4), ..policy() };
+        assert!(configured.evaluate_llm(&ev).is_empty());
     }
 
     #[test]
@@ -373,8 +519,12 @@ mod tests {
     fn an_answer_that_echoes_the_question_is_not_an_answer() {
         let p = policy();
         let hits = [hit("faq-1", 0.9, None)];
-        let echo =
-            Draft { answer: "When will my diamonds arrive?".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let echo = Draft {
+            answer: "When will my diamonds arrive?".into(),
+            confidence: 1.0,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
         let e = Evidence {
             question: "when will my diamonds arrive",
             hits: &hits,
@@ -382,8 +532,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(codes(&p.evaluate_llm(&e)), [ReasonCode::EmptyAnswer]);
-        let real =
-            Draft { answer: "Diamonds arrive within minutes.".into(), confidence: 1.0, sources: vec!["faq-1".into()] };
+        let real = Draft {
+            answer: "Diamonds arrive within minutes.".into(),
+            confidence: 1.0,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
         let e = Evidence {
             question: "when will my diamonds arrive",
             hits: &hits,
@@ -405,8 +559,12 @@ mod tests {
         assert_eq!(codes(&reasons), [ReasonCode::HardTopic]);
         assert!(reasons[0].detail.contains("refund"), "{reasons:?}");
         // The same when the model answers from it.
-        let d =
-            Draft { answer: "Refunds take 3–10 days.".into(), confidence: 0.95, sources: vec!["faq-refund".into()] };
+        let d = Draft {
+            answer: "Refunds take 3–10 days.".into(),
+            confidence: 0.95,
+            sources: vec!["faq-refund".into()],
+            evidence: vec!["text".into()],
+        };
         let e = Evidence {
             question: "my diamonds ended up with a stranger",
             hits: &hits,

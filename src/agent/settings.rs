@@ -63,12 +63,13 @@ pub struct AgentSection {
     /// The model's own confidence below this escalates.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f64,
-    /// The best retrieval score below this escalates (LLM mode).
-    #[serde(default = "default_min_retrieval_score")]
-    pub min_retrieval_score: f64,
-    /// Retrieval-only answers need the best hit at least this good (stricter).
-    #[serde(default = "default_min_curated_score")]
-    pub min_curated_score: f64,
+    /// LLM mode: an answer whose support (the best cited hit) scores below
+    /// this escalates. Unset: the floor the knowledge base's calibration
+    /// measured on its own corpus (0.3 for an uncalibrated one).
+    pub min_retrieval_score: Option<f64>,
+    /// Retrieval-only answers need the best hit at least this good. Unset:
+    /// the bar the calibration measured (0.4 for an uncalibrated corpus).
+    pub min_curated_score: Option<f64>,
     /// Two questions in a row at least this similar (stem overlap) count as the same.
     #[serde(default = "default_repeat_similarity")]
     pub repeat_similarity: f64,
@@ -119,12 +120,6 @@ fn default_hits() -> usize {
 }
 fn default_min_confidence() -> f64 {
     0.7
-}
-fn default_min_retrieval_score() -> f64 {
-    0.3
-}
-fn default_min_curated_score() -> f64 {
-    0.4
 }
 fn default_repeat_similarity() -> f64 {
     0.8
@@ -312,8 +307,10 @@ pub struct AgentSettings {
     pub max_rounds: u32,
     pub hits: usize,
     pub min_confidence: f64,
-    pub min_retrieval_score: f64,
-    pub min_curated_score: f64,
+    /// `None`: the calibration's floor (see [`AgentSection::min_retrieval_score`]).
+    pub min_retrieval_score: Option<f64>,
+    /// `None`: the calibration's bar.
+    pub min_curated_score: Option<f64>,
     pub repeat_similarity: f64,
     pub history_messages: usize,
     pub history_chars: usize,
@@ -348,8 +345,8 @@ impl AgentSettings {
         });
         for (name, v) in [
             ("min_confidence", section.min_confidence),
-            ("min_retrieval_score", section.min_retrieval_score),
-            ("min_curated_score", section.min_curated_score),
+            ("min_retrieval_score", section.min_retrieval_score.unwrap_or(0.0)),
+            ("min_curated_score", section.min_curated_score.unwrap_or(0.0)),
             ("repeat_similarity", section.repeat_similarity),
         ] {
             if !v.is_finite() || v < 0.0 {

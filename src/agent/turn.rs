@@ -454,7 +454,7 @@ impl Agent {
         if a.escalate {
             incidents.push(Reason::new(ReasonCode::ModelEscalated, "the model set escalate"));
         }
-        Draft { answer: a.answer.trim().to_owned(), confidence: a.confidence, sources: a.sources }
+        Draft { answer: a.answer.trim().to_owned(), confidence: a.confidence, sources: a.sources, evidence: a.evidence }
     }
 }
 
@@ -564,6 +564,7 @@ mod tests {
             language: Some("en".into()),
             score: 0.0,
             similarity: None,
+            thresholds: None,
         }
     }
 

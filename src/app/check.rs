@@ -354,6 +354,7 @@ async fn llm_turn_line(listed: CheckLine, mut settings: crate::agent::AgentSetti
 /// Embeds one short query the way search will, so a wrong dimension, model
 /// or key shows here rather than as a silently lexical search later.
 async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> CheckLine {
+    use crate::knowledge::embed::Roles;
     use crate::knowledge::{Embedder, KnowledgeError, OpenAiEmbedder};
     const NAME: &str = "embedding endpoint";
     let config = match file.knowledge.resolve(env) {
@@ -366,12 +367,41 @@ async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>
     config.timeout = config.timeout.min(CHECK_TIMEOUT);
     let shown = redact_credentials(&config.base_url).into_owned();
     let (model, dimension) = (config.model.clone(), config.dimension);
+    let roles = config.roles.clone();
     let embedder = match OpenAiEmbedder::new(config) {
         Ok(e) => e,
         Err(e) => return CheckLine::fail(NAME, e.to_string(), "fix [knowledge.embedding]"),
     };
     match embedder.embed_query("check").await {
-        Ok(_) => CheckLine::pass(NAME, format!("{shown}: {model} returns {dimension}-dimensional vectors")),
+        Ok(_) => {
+            let detail = format!("{shown}: {model} returns {dimension}-dimensional vectors");
+            let honours = match embedder.honours_input_type().await {
+                Ok(h) => h,
+                Err(e) => return CheckLine::fail(NAME, format!("{detail}, but {e}"), "check that the endpoint is up"),
+            };
+            match (honours, roles) {
+                (true, Roles::InputType) => {
+                    CheckLine::pass(NAME, format!("{detail}; it marks queries and passages itself (input_type)"))
+                }
+                (true, Roles::Prefixes { .. }) => CheckLine::fail(
+                    NAME,
+                    format!("{detail}, but the server marks queries and passages itself, so the prefixes are doubled"),
+                    "set [knowledge.embedding] roles = \"input_type\", remove query_prefix/passage_prefix, then `kb ingest --rebuild`",
+                ),
+                (true, Roles::None) => CheckLine::fail(
+                    NAME,
+                    format!("{detail}, but the server embeds queries and passages differently and is told neither"),
+                    "set [knowledge.embedding] roles = \"input_type\", then `kb ingest --rebuild`",
+                ),
+                (false, Roles::InputType) => CheckLine::fail(
+                    NAME,
+                    format!("{detail}, but the server ignores input_type"),
+                    "for a model that wants marks (E5: \"query: \"/\"passage: \") set query_prefix and passage_prefix \
+                     instead, else roles = \"none\"; then `kb ingest --rebuild`",
+                ),
+                (false, _) => CheckLine::pass(NAME, format!("{detail}; the server ignores input_type, marks as configured")),
+            }
+        }
         Err(e @ KnowledgeError::DimensionMismatch { .. }) => CheckLine::fail(
             NAME,
             e.to_string(),

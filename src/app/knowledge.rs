@@ -63,6 +63,12 @@ pub enum KbCommand {
         /// Print one JSON object with the figures and a "details" array.
         #[arg(long)]
         json: bool,
+        /// First refit the confidence's weights on these questions (the
+        /// answerable ones: the expected hit right, every other candidate
+        /// wrong) and keep them for this knowledge base; then evaluate. The
+        /// figures that follow are no longer a hold-out measurement.
+        #[arg(long)]
+        learn: bool,
         #[command(flatten)]
         location: Location,
     },
@@ -156,7 +162,10 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
         KbCommand::Search { query, json, limit, kind, language, location } => {
             let (data_dir, kc) = resolve(&location, config)?;
             let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
-            let hits = kb.search(&query, &SearchFilter { kind, language }, limit).await.context("Search failed")?;
+            let hits = kb
+                .search(&query, &SearchFilter { kind, language, ..Default::default() }, limit)
+                .await
+                .context("Search failed")?;
             if json {
                 let arr: Vec<serde_json::Value> = hits
                     .iter()
@@ -191,8 +200,8 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
-        KbCommand::Eval { questions, json, location } => {
-            let report = eval(&questions, &location, config).await?;
+        KbCommand::Eval { questions, json, learn, location } => {
+            let report = eval(&questions, &location, config, learn).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -225,6 +234,7 @@ async fn eval(
     questions: &Path,
     location: &Location,
     config: Option<&Path>,
+    learn: bool,
 ) -> anyhow::Result<crate::agent::eval::EvalReport> {
     use crate::agent::{eval, sources::NoOrders, Agent, AgentSettings};
     let text = std::fs::read_to_string(questions)
@@ -233,15 +243,52 @@ async fn eval(
     let file = load(config)?;
     let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let retriever = super::wiring::retriever_for(&data_dir, &file).await?;
+    let kb = super::wiring::open_knowledge_patiently(&data_dir, &file).await?;
+    if learn {
+        learn_weights(&kb, &set, questions).await?;
+    }
+    let retriever = crate::agent::knowledge_retriever::KnowledgeRetriever::new(kb.clone());
     let scratch = tempfile::tempdir().context("Failed to create a scratch directory")?;
     let store =
         Store::open(&scratch.path().join(crate::DATABASE_FILE)).await.context("Failed to open a scratch database")?;
-    let agent = Agent::new(settings, std::sync::Arc::from(retriever), std::sync::Arc::new(NoOrders), store.clone())
+    let agent = Agent::new(settings, std::sync::Arc::new(retriever), std::sync::Arc::new(NoOrders), store.clone())
         .context("Failed to set up the agent")?;
-    let report = eval::run(&agent, &set).await;
+    let fallbacks = kb.dense_fallbacks();
+    let mut report = eval::run(&agent, &set).await;
+    report.dense_fallbacks = kb.dense_fallbacks() - fallbacks;
     store.close().await;
     Ok(report)
+}
+
+/// `kb eval --learn`: the weights refitted on the set's answerable questions.
+async fn learn_weights(
+    kb: &KnowledgeBase,
+    set: &[crate::agent::eval::EvalQuestion],
+    file: &Path,
+) -> anyhow::Result<()> {
+    use crate::domain::Language;
+    let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
+    let answerable: Vec<_> = set.iter().filter(|q| q.expect.to_string() != "escalate").collect();
+    for q in &answerable {
+        let lang = Language::detect(&q.q).unwrap_or(Language::En);
+        let right = |source: &str, title: &str| q.expect.matches_chunk(source, title);
+        let (l, h) = kb.labelled(&q.q, lang.as_str(), &right).await.context("Search failed")?;
+        lexical.extend(l);
+        hybrid.extend(h);
+    }
+    let from = format!("{} questions of {}", answerable.len(), file.display());
+    let c =
+        kb.learn(&lexical, &hybrid, from).context("the knowledge base is not calibrated yet: run `kb ingest` first")?;
+    eprintln!(
+        "kb eval: weights learnt from {} answerable questions ({} lexical, {} hybrid candidates); \
+         bar now {:.3} lexical{}",
+        answerable.len(),
+        lexical.len(),
+        hybrid.len(),
+        c.suggested(false).curated,
+        if c.dense_model.is_some() { format!(", {:.3} hybrid", c.suggested(true).curated) } else { String::new() }
+    );
+    Ok(())
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.

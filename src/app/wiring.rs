@@ -25,7 +25,24 @@ pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Resu
 pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<KnowledgeBase> {
     let env = |k: &str| std::env::var(k).ok();
     let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
-    let kb = KnowledgeBase::open(data_dir, &kc)
+    open_resolved(data_dir, &kc).await
+}
+
+/// [`open_knowledge`] for a measurement: nobody is waiting on a query, so
+/// a query may take as long as an ingestion batch (`timeout_secs`) before
+/// search goes lexical — a loaded machine must not turn a hybrid
+/// evaluation into a lexical one.
+pub async fn open_knowledge_patiently(data_dir: &Path, config: &FileConfig) -> anyhow::Result<KnowledgeBase> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
+    if let Some(e) = kc.embedding.as_mut() {
+        e.query_timeout = e.query_timeout.max(e.timeout);
+    }
+    open_resolved(data_dir, &kc).await
+}
+
+async fn open_resolved(data_dir: &Path, kc: &crate::knowledge::KnowledgeConfig) -> anyhow::Result<KnowledgeBase> {
+    let kb = KnowledgeBase::open(data_dir, kc)
         .await
         .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
     let stats = kb.stats().await.context("Failed to read the knowledge base")?;

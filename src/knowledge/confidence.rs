@@ -1,31 +1,25 @@
-//! A calibrated lexical confidence: how sure a search is, on a scale that
-//! means the same on a 12-document FAQ and on a 10,000-chunk corpus.
-//!
-//! A raw BM25 score grows with the query's length and with the corpus
-//! (through IDF), so no fixed threshold on it works everywhere. The
-//! confidence here is built from ratios measured per query instead:
+//! The lexical evidence of a hit: how much of the customer's question a
+//! section contains, on a scale that means the same on a 12-document FAQ and
+//! on a 10,000-chunk corpus (raw BM25 grows with the query's length and with
+//! the corpus through IDF). Ratios measured per query:
 //!
 //! - **coverage**: the share of the query's words (stemmed, stop words
 //!   dropped) that the chunk contains — words the knowledge base has never
 //!   seen make the search less sure. Unweighted on purpose: rarity among the
 //!   candidates (tried) rewards a word that happens to occur in one
-//!   unrelated section and did worse on both question sets;
+//!   unrelated section;
 //! - **title coverage**: the same share against the chunk's question — its
 //!   heading or one of the author's other phrasings, whichever fits best (one
 //!   phrasing at a time: words scattered over several phrasings are no
 //!   question anyone asked) — discounted a little for the question's own
-//!   words the query lacks: a narrower question is another question. A
-//!   question is answered by the section that asks it, not by one that
-//!   mentions its words in passing;
-//! - **margin**: how far the hit's fit (`0.35·coverage + 0.65·title_coverage`)
-//!   is ahead of the best other candidate's (`1 − f₂/f₁`, 0 when it does not
-//!   fit best): two sections that fit equally well are a question for a
-//!   person. Measured on the fit, not on BM25, whose ranking favours rare
-//!   words and short sections over the question that was asked.
+//!   words the query lacks: a narrower question is another question;
+//! - **fit** `0.35·coverage + 0.65·title_coverage`, and its **margin**
+//!   `1 − f₂/f₁` over the best other candidate (0 when it does not fit best):
+//!   two sections that fit equally well are a question for a person.
 //!
-//! `confidence = fit · (0.6 + 0.4·margin)`:
-//! 1.0 is a hit whose question contains every word of the query and that is
-//! far ahead of the next one; see docs/agent.md for what thresholds mean.
+//! What these are worth on a given corpus, together with the dense side, is
+//! learnt from the corpus itself ([`super::calibration`]); the fixed
+//! combination [`uncalibrated`] is used only for a corpus too small to learn from.
 
 use std::collections::HashSet;
 
@@ -35,21 +29,31 @@ use super::Lexical;
 const BODY_WEIGHT: f64 = 0.35;
 /// How much a question's words that the query lacks count against it.
 const NARROWER_DISCOUNT: f64 = 0.15;
-/// The part of the confidence that does not depend on the margin.
+/// The part of the uncalibrated confidence that does not depend on the margin.
 const MARGIN_FLOOR: f64 = 0.6;
 
-/// Why a hit got its confidence; all in [0, 1].
+/// Why a hit got its confidence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Evidence {
     pub coverage: f64,
     pub title_coverage: f64,
+    /// The lexical fit's margin over the next candidate.
     pub margin: f64,
+    /// The probability, on this corpus, that the hit answers the question ([`super::calibration`]).
     pub confidence: f64,
     /// Which retrievers returned the hit (hybrid search; lexical otherwise).
     pub found_by: FoundBy,
     /// The dense retriever's cosine similarity, when it returned the hit.
-    /// Part of `confidence` only through a measured [`DenseScale`].
     pub dense_similarity: Option<f64>,
+    /// The cosine's position in the corpus's distribution and its gap to the
+    /// next candidate's, in the corpus's spread (0 in lexical search).
+    pub dense_position: f64,
+    pub dense_gap: f64,
+    /// Both retrievers put this hit first.
+    pub agreement: bool,
+    /// The confidence came from a calibration of this corpus (false: a corpus
+    /// too small to calibrate, or not calibrated yet: run `kb ingest`).
+    pub calibrated: bool,
 }
 
 /// Which retrievers agreed on a hit.
@@ -62,56 +66,32 @@ pub enum FoundBy {
     Both,
 }
 
-/// Where the embedding model's cosines mean something, measured by the
-/// publisher for their model (`kb eval` suggests both): at `min` and below a
-/// dense match is no evidence, at `sure` and above it is as good as a
-/// question that has every word of the query. Cosines of different models
-/// live on different scales, so there is no default.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DenseScale {
-    pub min: f64,
-    pub sure: f64,
-}
-
-impl DenseScale {
-    /// A cosine as a fit in [0, 1].
-    pub fn fit(self, cosine: f64) -> f64 {
-        ((cosine - self.min) / (self.sure - self.min)).clamp(0.0, 1.0)
-    }
-}
-
-/// One candidate as the calibration sees it: its texts and, in hybrid
-/// search, the dense retriever's cosine.
+/// One candidate as the lexical evidence sees it: its texts.
 pub struct Candidate<'a> {
-    /// The cosine, when the dense retriever returned this candidate.
-    pub dense_similarity: Option<f64>,
     /// The questions the chunk answers: its heading path, then the phrasings.
     pub questions: Vec<&'a str>,
     /// The chunk's text and answer (the questions may be in it or not).
     pub body: &'a str,
 }
 
-/// Confidences for `candidates` (the candidate list of one query, in any
-/// order), in the same order. With a `dense` scale a candidate's fit is the
-/// better of its lexical fit and its cosine's; without one the cosine is
-/// only recorded.
-pub fn calibrate(
-    lexical: &Lexical,
-    query: &str,
-    candidates: &[Candidate<'_>],
-    dense: Option<DenseScale>,
-) -> Vec<Evidence> {
+/// The lexical evidence of one candidate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LexicalFit {
+    pub coverage: f64,
+    pub title_coverage: f64,
+    pub fit: f64,
+    pub margin: f64,
+}
+
+/// The lexical evidence of every candidate of one query (in any order), in the same order.
+pub fn lexical(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<LexicalFit> {
     let terms: HashSet<u32> = lexical.embed_query(query).indices.into_iter().collect();
     if terms.is_empty() {
-        return candidates
-            .iter()
-            .map(|c| Evidence { dense_similarity: c.dense_similarity, ..Evidence::default() })
-            .collect();
+        return vec![LexicalFit::default(); candidates.len()];
     }
     let words = |text: &str| -> HashSet<u32> { lexical.embed_document(text).indices.into_iter().collect() };
     let share = |set: &HashSet<u32>| terms.iter().filter(|t| set.contains(t)).count() as f64 / terms.len() as f64;
-    // How well each candidate fits the query, before the margin.
-    let fits: Vec<(f64, f64, f64)> = candidates
+    let fits: Vec<LexicalFit> = candidates
         .iter()
         .map(|c| {
             let questions: Vec<HashSet<u32>> = c.questions.iter().map(|q| words(q)).collect();
@@ -128,57 +108,47 @@ pub fn calibrate(
                 .iter()
                 .map(|q| share(q) * (1.0 - NARROWER_DISCOUNT * (1.0 - precision(q))))
                 .fold(0.0, f64::max);
-            let lexical_fit = BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage;
-            let dense_fit = match (dense, c.dense_similarity) {
-                (Some(scale), Some(cosine)) => scale.fit(cosine),
-                _ => 0.0,
-            };
-            (coverage, title_coverage, lexical_fit.max(dense_fit))
+            let fit = BODY_WEIGHT * coverage + (1.0 - BODY_WEIGHT) * title_coverage;
+            LexicalFit { coverage, title_coverage, fit, margin: 0.0 }
         })
         .collect();
     fits.iter()
         .enumerate()
-        .map(|(i, &(coverage, title_coverage, fit))| {
-            let best_other = fits.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| f.2).fold(0.0, f64::max);
-            let margin = if fit > 0.0 { (1.0 - best_other / fit).clamp(0.0, 1.0) } else { 0.0 };
-            let confidence = fit * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin);
-            let dense_similarity = candidates[i].dense_similarity;
-            Evidence { coverage, title_coverage, margin, confidence, dense_similarity, ..Evidence::default() }
+        .map(|(i, f)| {
+            let best_other = fits.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, o)| o.fit).fold(0.0, f64::max);
+            let margin = if f.fit > 0.0 { (1.0 - best_other / f.fit).clamp(0.0, 1.0) } else { 0.0 };
+            LexicalFit { margin, ..*f }
         })
         .collect()
+}
+
+/// A fixed combination for a corpus too small to calibrate: `fit · (0.6 + 0.4·margin)`.
+pub fn uncalibrated(f: &LexicalFit) -> f64 {
+    f.fit * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * f.margin)
 }
 
 #[cfg(all(test, feature = "edge"))]
 mod tests {
     use super::*;
 
-    fn calibrate_lexical(lx: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<Evidence> {
-        calibrate(lx, query, candidates, None)
+    /// The fixed combination's confidence beside the lexical evidence.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Scored {
+        title_coverage: f64,
+        margin: f64,
+        confidence: f64,
     }
 
-    #[test]
-    fn a_measured_dense_scale_lets_a_close_cosine_count_and_no_scale_leaves_it_out() {
-        let lx = Lexical::new().unwrap();
-        let scale = DenseScale { min: 0.80, sure: 0.90 };
-        assert_eq!((scale.fit(0.75), scale.fit(0.95)), (0.0, 1.0));
-        assert!((scale.fit(0.85) - 0.5).abs() < 1e-9);
-        // No shared word, but the model says they mean the same.
-        let pay = Candidate { questions: vec!["How do I pay?"], body: "By card.", dense_similarity: Some(0.93) };
-        let friend =
-            Candidate { questions: vec!["Gifts for a friend?"], body: "Enter their ID.", dense_similarity: Some(0.81) };
-        let with = calibrate(&lx, "top up diamonds", &[pay, friend], Some(scale));
-        assert!(with[0].confidence > 0.9, "{with:?}");
-        assert!(with[1].confidence < 0.1, "{with:?}");
-        assert_eq!(with[0].dense_similarity, Some(0.93));
-        let pay = Candidate { questions: vec!["How do I pay?"], body: "By card.", dense_similarity: Some(0.93) };
-        let without = calibrate(&lx, "top up diamonds", &[pay], None);
-        assert_eq!(without[0].confidence, 0.0, "{without:?}");
-        assert_eq!(without[0].dense_similarity, Some(0.93), "recorded all the same");
+    fn calibrate_lexical(lx: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> Vec<Scored> {
+        lexical(lx, query, candidates)
+            .iter()
+            .map(|f| Scored { title_coverage: f.title_coverage, margin: f.margin, confidence: uncalibrated(f) })
+            .collect()
     }
 
     /// `_bm25`: what the index would rank by; the calibration must not need it.
     fn candidate<'a>(_bm25: f64, questions: Vec<&'a str>, body: &'a str) -> Candidate<'a> {
-        Candidate { questions, body, dense_similarity: None }
+        Candidate { questions, body }
     }
 
     #[test]

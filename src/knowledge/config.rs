@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::chunk::ChunkLimits;
-use super::embed::EmbeddingConfig;
+use super::embed::{EmbeddingConfig, Roles};
 use super::KnowledgeError;
 use crate::sensitive_url::SensitiveUrl;
 
@@ -55,19 +55,52 @@ pub struct EmbeddingSection {
     pub max_retries: u32,
     /// File holding the API key (alternative to TRIBUTE_ASSISTANT_EMBEDDING_API_KEY).
     pub api_key_file: Option<PathBuf>,
-    /// Put before every search query, e.g. `"query: "` for E5 models.
+    /// Milliseconds a customer's query may wait for its vector before search
+    /// goes on lexically (one attempt; `timeout_secs` is for ingestion batches).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// How the server learns query from passage: `"input_type"` (sent in the
+    /// request; the server adds the model's marks), `"prefixes"` (the two
+    /// prefixes below, added here) or `"none"`. Unset: prefixes when set, else none.
+    /// `tribute-assistant check` says which one the server follows.
+    pub roles: Option<RolesSetting>,
+    /// Put before every search query, e.g. `"query: "` for E5 models on a server that adds none.
     #[serde(default)]
     pub query_prefix: String,
     /// Put before every indexed chunk, e.g. `"passage: "` for E5 models.
-    /// Changing it changes every stored vector: re-ingest with `--rebuild`.
+    /// Changing it (or `roles`) changes every stored vector: re-ingest with `--rebuild`.
     #[serde(default)]
     pub passage_prefix: String,
-    /// The cosine at and below which a dense match is no evidence, and the
-    /// one at and above which it is as sure as a full question match. Both
-    /// or neither; measure them for your model with `kb eval` (it suggests
-    /// values). Unset: the cosine ranks hits but the confidence stays lexical.
+    /// No longer used (the confidence is calibrated on the corpus at `kb ingest`);
+    /// kept only to say so instead of "unknown field".
     pub min_similarity: Option<f64>,
     pub sure_similarity: Option<f64>,
+}
+
+/// `[knowledge.embedding] roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolesSetting {
+    InputType,
+    Prefixes,
+    None,
+}
+
+impl EmbeddingSection {
+    fn roles(&self) -> Result<Roles, KnowledgeError> {
+        let prefixes = !self.query_prefix.is_empty() || !self.passage_prefix.is_empty();
+        let bad = |m: &str| Err(KnowledgeError::Config(format!("[knowledge.embedding] {m}")));
+        match (self.roles, prefixes) {
+            (Some(RolesSetting::InputType), true) => bad(
+                "roles = \"input_type\" with query_prefix/passage_prefix would mark every text twice: keep one of them",
+            ),
+            (Some(RolesSetting::None), true) => bad("roles = \"none\" but query_prefix/passage_prefix are set"),
+            (Some(RolesSetting::Prefixes), false) => bad("roles = \"prefixes\" needs query_prefix and passage_prefix"),
+            (Some(RolesSetting::InputType), false) => Ok(Roles::InputType),
+            (_, true) => Ok(Roles::Prefixes { query: self.query_prefix.clone(), passage: self.passage_prefix.clone() }),
+            (_, false) => Ok(Roles::None),
+        }
+    }
 }
 
 fn default_batch() -> usize {
@@ -78,6 +111,9 @@ fn default_timeout() -> u64 {
 }
 fn default_retries() -> u32 {
     3
+}
+fn default_query_timeout_ms() -> u64 {
+    2000
 }
 
 /// Everything the knowledge base needs, secrets resolved.
@@ -124,36 +160,32 @@ impl KnowledgeSection {
             let _ = api_key;
             return Err(KnowledgeError::NotBuilt("qdrant (the Qdrant server client)"));
         }
-        let embedding =
-            match &self.embedding {
-                None => None,
-                Some(e) => Some(EmbeddingConfig {
+        let embedding = match &self.embedding {
+            None => None,
+            Some(e) => {
+                if e.min_similarity.is_some() || e.sure_similarity.is_some() {
+                    return Err(KnowledgeError::Config(
+                        "[knowledge.embedding] min_similarity and sure_similarity are no longer used: the \
+                             confidence is calibrated on your own corpus at `kb ingest` (docs/agent.md); remove them"
+                            .into(),
+                    ));
+                }
+                if e.query_timeout_ms == 0 {
+                    return Err(KnowledgeError::Config("[knowledge.embedding] query_timeout_ms must be > 0".into()));
+                }
+                Some(EmbeddingConfig {
                     base_url: e.base_url.expose().to_owned(),
                     model: e.model.clone(),
                     dimension: e.dimension,
                     batch_size: e.batch_size,
                     timeout: Duration::from_secs(e.timeout_secs),
+                    query_timeout: Duration::from_millis(e.query_timeout_ms),
                     max_retries: e.max_retries,
                     api_key: read_secret(EMBEDDING_API_KEY_ENV, e.api_key_file.as_deref(), env)?,
-                    query_prefix: e.query_prefix.clone(),
-                    passage_prefix: e.passage_prefix.clone(),
-                    scale: match (e.min_similarity, e.sure_similarity) {
-                        (None, None) => None,
-                        (Some(min), Some(sure)) if (-1.0..1.0).contains(&min) && min < sure && sure <= 1.0 => {
-                            Some(super::confidence::DenseScale { min, sure })
-                        }
-                        (Some(_), Some(_)) => {
-                            return Err(KnowledgeError::Config(
-                                "[knowledge.embedding] needs -1 <= min_similarity < sure_similarity <= 1".into(),
-                            ))
-                        }
-                        _ => return Err(KnowledgeError::Config(
-                            "[knowledge.embedding] min_similarity and sure_similarity go together: set both or neither"
-                                .into(),
-                        )),
-                    },
-                }),
-            };
+                    roles: e.roles()?,
+                })
+            }
+        };
         let d = ChunkLimits::default();
         Ok(KnowledgeConfig {
             #[cfg(feature = "qdrant")]

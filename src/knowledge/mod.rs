@@ -11,6 +11,7 @@
 //! [`KnowledgeBase`] is the handle the rest of the program uses: `open`,
 //! `search`, `add_approved_pair`, `ingest`, `stats`.
 
+pub mod calibration;
 pub mod chunk;
 pub mod confidence;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod embed;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
+pub mod pseudo_questions;
 pub mod redact;
 pub mod search;
 pub mod starter;
@@ -123,6 +125,9 @@ pub struct SearchFilter {
     pub kind: Option<ChunkKind>,
     /// "ru", "en", … as detected at ingestion (or given in JSONL).
     pub language: Option<String>,
+    /// Everything but this language (chunks without one included): the
+    /// other-language half of a cross-language search.
+    pub except_language: Option<String>,
 }
 
 /// One search result.
@@ -147,6 +152,15 @@ pub struct SearchHit {
     /// any corpus: what the agent's thresholds apply to ([`confidence`]).
     pub confidence: f64,
     pub evidence: confidence::Evidence,
+    /// What `confidence` must reach on this corpus, in the mode the search ran
+    /// in (`None`: not calibrated).
+    pub thresholds: Option<calibration::Suggested>,
+}
+
+/// Candidates a search considers for `limit` hits: enough for the margins
+/// and the corpus-relative signals to see the competition.
+fn candidate_count(limit: usize) -> usize {
+    (limit * 4).max(20)
 }
 
 /// Counts for `kb stats`.
@@ -166,10 +180,15 @@ pub struct KnowledgeBase {
     index: Arc<dyn VectorIndex>,
     lexical: Arc<Lexical>,
     embedder: Option<Arc<dyn Embedder>>,
-    /// How far the embedder's cosines count towards confidence, when measured.
-    dense_scale: Option<confidence::DenseScale>,
+    /// What the evidence is worth on this corpus (`None`: not calibrated yet,
+    /// or too small to calibrate): learnt at ingest, kept beside the index.
+    calibration: Arc<std::sync::RwLock<Option<Arc<calibration::Calibration>>>>,
+    /// Where the calibration lives.
+    knowledge_dir: PathBuf,
     /// Set when embedding a query failed: search stays lexical for a while.
     dense_cooldown: Arc<embed::Cooldown>,
+    /// Searches that wanted the dense side and went on lexically (provider down or slow).
+    dense_fallbacks: Arc<std::sync::atomic::AtomicU64>,
     redactor: Redactor,
     limits: ChunkLimits,
 }
@@ -208,15 +227,123 @@ impl KnowledgeBase {
             embedder.as_ref().map(|e| DenseMeta { model: e.model().to_owned(), dimension: e.dimension() }),
         );
         let index = Self::open_index(data_dir, config, &wanted, rebuild).await?;
-        Ok(Self {
+        let knowledge_dir = data_dir.join(KNOWLEDGE_DIR);
+        let stored = if rebuild { None } else { calibration::Calibration::load(&knowledge_dir) };
+        let kb = Self {
             index,
             lexical,
             embedder,
-            dense_scale: config.embedding.as_ref().and_then(|e| e.scale),
+            calibration: Arc::new(std::sync::RwLock::new(stored.map(Arc::new))),
+            knowledge_dir,
             dense_cooldown: Arc::default(),
+            dense_fallbacks: Arc::default(),
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
-        })
+        };
+        if kb.calibration().is_none_or(|c| c.dense_model.as_deref() != kb.dense_model()) {
+            // Ingested by an older version, or the dense part failed last time.
+            kb.recalibrate().await;
+        }
+        Ok(kb)
+    }
+
+    /// The calibration in force.
+    pub fn calibration(&self) -> Option<Arc<calibration::Calibration>> {
+        self.calibration.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The dense model's identity, when hybrid search is configured.
+    fn dense_model(&self) -> Option<&str> {
+        self.embedder.as_ref().map(|e| e.model())
+    }
+
+    /// How many searches went on lexically because the embedding provider
+    /// failed or was left alone after a failure (`kb eval` reports it).
+    pub fn dense_fallbacks(&self) -> u64 {
+        self.dense_fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calibrates on the corpus as it is now, with the weights in force (the
+    /// publisher's learnt ones, else the prior), and keeps the result (also
+    /// on disk). A failure is logged and leaves the previous calibration:
+    /// search still works, on the evidence it had.
+    pub async fn recalibrate(&self) {
+        let model = self.calibration().map_or_else(calibration::Model::prior, |c| c.model.clone());
+        match self.calibrate(model).await {
+            Ok(Some(c)) => {
+                tracing::info!(
+                    sections = c.sections,
+                    questions = c.questions,
+                    hybrid = c.dense_model.is_some(),
+                    bar_lexical = c.suggested(false).curated,
+                    bar_hybrid = c.dense_model.as_ref().map(|_| c.suggested(true).curated),
+                    "knowledge base calibrated on its own pseudo-questions"
+                );
+                self.keep(c);
+            }
+            Ok(None) => tracing::debug!("the knowledge base is too small to calibrate; confidences are uncalibrated"),
+            Err(e) => {
+                tracing::warn!(error = %e, "calibrating the knowledge base failed; confidences stay as they were")
+            }
+        }
+    }
+
+    fn keep(&self, c: calibration::Calibration) {
+        if let Err(e) = c.save(&self.knowledge_dir) {
+            tracing::warn!(error = %e, "cannot store the knowledge base's calibration; it is recomputed at the next start");
+        }
+        *self.calibration.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(c));
+    }
+
+    /// Every candidate of a customer's search for `query` (as the agent
+    /// searches: `language` first, the others too), with its features and
+    /// whether `is_right(source, title)`: lexically, and in hybrid search
+    /// when the corpus is embedded. What `kb eval --learn` fits the weights on.
+    pub async fn labelled(
+        &self,
+        query: &str,
+        language: &str,
+        is_right: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<(Vec<(calibration::Features, bool)>, Vec<(calibration::Features, bool)>), KnowledgeError> {
+        let query = self.redactor.redact(query);
+        let vector = self.query_vector(&query).await?;
+        let scale = self.calibration().and_then(|c| c.dense_scale_for(self.dense_model()));
+        let filters = [
+            SearchFilter { language: Some(language.to_owned()), ..Default::default() },
+            SearchFilter { except_language: Some(language.to_owned()), ..Default::default() },
+        ];
+        let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
+        let n = candidate_count(5);
+        for filter in &filters {
+            let label = |list: &search::CandidateList, scale, out: &mut Vec<(calibration::Features, bool)>| {
+                let members = list.members();
+                let (_, features) = self.features(&query, &members, scale);
+                out.extend(
+                    members.iter().zip(features).map(|(m, f)| (f, is_right(&m.payload.source, &m.payload.title))),
+                );
+            };
+            label(&self.candidates(&query, None, filter, n, None).await?, None, &mut lexical);
+            if let (Some(v), Some(scale)) = (vector.as_deref(), scale) {
+                label(&self.candidates(&query, Some(v), filter, n, None).await?, Some(scale), &mut hybrid);
+            }
+        }
+        Ok((lexical, hybrid))
+    }
+
+    /// Refits the confidence's weights on labelled candidates (see
+    /// [`Self::labelled`]) and keeps them: the corpus's bars follow at once.
+    /// `None`: the knowledge base is not calibrated (run `kb ingest`).
+    pub fn learn(
+        &self,
+        lexical: &[(calibration::Features, bool)],
+        hybrid: &[(calibration::Features, bool)],
+        from: String,
+    ) -> Option<Arc<calibration::Calibration>> {
+        let current = self.calibration()?;
+        let mut c = (*current).clone();
+        c.model = c.model.learn(lexical, hybrid, from);
+        self.keep(c);
+        self.calibration()
     }
 
     #[allow(unused_variables)]
@@ -251,11 +378,12 @@ impl KnowledgeBase {
 
     /// Searches documents and approved pairs. Hybrid (RRF of dense and
     /// lexical) when an embedding provider is configured, lexical otherwise;
-    /// if the provider fails at query time (one attempt, no retries) the
-    /// search degrades to lexical with a warning rather than failing the
-    /// conversation, and stays lexical for [`embed::EMBEDDING_COOLDOWN`].
-    /// Either way each hit's `confidence` is on the same scale, so the
-    /// agent's thresholds stay as strict in the degraded mode.
+    /// if the provider fails or is slow at query time (one attempt within
+    /// `query_timeout_ms`) the search degrades to lexical with a warning
+    /// rather than failing the conversation, and stays lexical for
+    /// [`embed::EMBEDDING_COOLDOWN`]. Each hit's `confidence` comes from the
+    /// corpus's calibration for the mode the search actually ran in, so the
+    /// agent's thresholds keep their meaning in the degraded mode.
     pub async fn search(
         &self,
         query: &str,
@@ -266,72 +394,53 @@ impl KnowledgeBase {
             return Ok(vec![]);
         }
         let query = self.redactor.redact(query);
-        let candidates = (limit * 4).max(20);
-        let sparse = self.lexical.embed_query(&query);
-        let lexical_hits = self.index.search_lexical(&sparse, filter, candidates).await?;
-        let dense_hits = match &self.embedder {
-            None => None,
-            Some(_) if self.dense_cooldown.active() => None,
-            Some(e) => match e.embed_query(&query).await {
-                Ok(v) => {
-                    self.dense_cooldown.reset();
-                    Some(self.index.search_dense(&v, filter, candidates).await?)
-                }
-                Err(KnowledgeError::Embedding(msg)) => {
-                    tracing::warn!(
-                        error = %msg,
-                        "embedding the query failed; lexical search only for the next {}s",
-                        embed::EMBEDDING_COOLDOWN.as_secs()
-                    );
-                    self.dense_cooldown.trip();
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        let lexical_scores: std::collections::HashMap<String, f64> =
-            lexical_hits.iter().map(|h| (h.id.clone(), f64::from(h.score))).collect();
-        let dense_scores: std::collections::HashMap<String, f64> =
-            dense_hits.iter().flatten().map(|h| (h.id.clone(), f64::from(h.score))).collect();
-        let scored: Vec<(index::IndexHit, f64)> = match dense_hits {
-            Some(dense) => search::rrf(vec![dense, lexical_hits]),
-            None => lexical_hits
-                .into_iter()
-                .map(|h| {
-                    let s = f64::from(h.score);
-                    (h, s)
-                })
-                .collect(),
-        };
-        let bodies: Vec<String> = scored
-            .iter()
-            .map(|(h, _)| {
-                let questions = chunk::question_text(&h.payload.title, &h.payload.phrasings);
-                chunk::search_text(&questions, &h.payload.text, h.payload.answer.as_deref())
-            })
-            .collect();
-        let candidates: Vec<confidence::Candidate<'_>> = scored
-            .iter()
-            .zip(&bodies)
-            .map(|((h, _), body)| confidence::Candidate {
-                dense_similarity: dense_scores.get(&h.id).copied(),
-                questions: std::iter::once(h.payload.title.as_str())
-                    .chain(h.payload.phrasings.iter().map(String::as_str))
-                    .collect(),
-                body,
-            })
-            .collect();
-        let mut evidence = confidence::calibrate(&self.lexical, &query, &candidates, self.dense_scale);
-        for ((h, _), e) in scored.iter().zip(evidence.iter_mut()) {
-            e.found_by = match (lexical_scores.contains_key(&h.id), e.dense_similarity.is_some()) {
-                (true, true) => confidence::FoundBy::Both,
-                (false, true) => confidence::FoundBy::Dense,
-                _ => confidence::FoundBy::Lexical,
-            };
+        let vector = self.query_vector(&query).await?;
+        self.search_with(&query, vector.as_deref(), filter, limit).await
+    }
+
+    /// A customer's search: in their language first, and always also in the
+    /// others, each language's candidates judged among themselves (a FAQ in
+    /// two languages holds translations, which must not count as each other's
+    /// competition), merged by confidence — the customer's language first on
+    /// equal confidence. An English question whose only answer is a Russian
+    /// section finds it, and a translation does not hide the original.
+    pub async fn search_preferring(
+        &self,
+        query: &str,
+        language: &str,
+        kind: Option<ChunkKind>,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, KnowledgeError> {
+        if limit == 0 || query.trim().is_empty() {
+            return Ok(vec![]);
         }
-        Ok(scored
+        let query = self.redactor.redact(query);
+        let vector = self.query_vector(&query).await?;
+        let own = SearchFilter { kind, language: Some(language.to_owned()), except_language: None };
+        let others = SearchFilter { kind, language: None, except_language: Some(language.to_owned()) };
+        let mut hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
+        hits.extend(self.search_with(&query, vector.as_deref(), &others, limit).await?);
+        // Stable: the customer's language keeps its place on ties.
+        hits.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    async fn search_with(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, KnowledgeError> {
+        let list = self.candidates(query, vector, filter, candidate_count(limit), None).await?;
+        let scored = self.score(query, &list.members(), vector.is_some());
+        let thresholds = self.calibration().map(|c| c.suggested(self.hybrid_scored(vector.is_some())));
+        Ok(list
+            .hits
             .into_iter()
-            .zip(evidence)
+            .zip(list.rank_scores)
+            .zip(scored)
             .take(limit)
             .map(|((h, score), evidence)| SearchHit {
                 id: h.id,
@@ -344,8 +453,140 @@ impl KnowledgeBase {
                 score,
                 confidence: evidence.confidence,
                 evidence,
+                thresholds,
             })
             .collect())
+    }
+
+    /// The query's dense vector, or `None` for a lexical search (no provider,
+    /// or the provider failed now or a moment ago).
+    async fn query_vector(&self, query: &str) -> Result<Option<Vec<f32>>, KnowledgeError> {
+        let Some(e) = &self.embedder else { return Ok(None) };
+        let fallback = || self.dense_fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.dense_cooldown.active() {
+            fallback();
+            return Ok(None);
+        }
+        match e.embed_query(query).await {
+            Ok(v) => {
+                self.dense_cooldown.reset();
+                Ok(Some(v))
+            }
+            Err(KnowledgeError::Embedding(msg)) => {
+                tracing::warn!(
+                    error = %msg,
+                    "embedding the query failed; lexical search only for the next {}s",
+                    embed::EMBEDDING_COOLDOWN.as_secs()
+                );
+                self.dense_cooldown.trip();
+                fallback();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One query's candidates, best first: the lexical list alone, or fused
+    /// with the dense one by RRF; `except` leaves one point out (the corpus
+    /// calibration's "answer absent" search).
+    async fn candidates(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        filter: &SearchFilter,
+        n: usize,
+        except: Option<&str>,
+    ) -> Result<search::CandidateList, KnowledgeError> {
+        let sparse = self.lexical.embed_query(query);
+        let mut lexical = self.index.search_lexical(&sparse, filter, n).await?;
+        let mut dense = match vector {
+            Some(v) => Some(self.index.search_dense(v, filter, n).await?),
+            None => None,
+        };
+        if let Some(id) = except {
+            lexical.retain(|h| h.id != id);
+            if let Some(d) = dense.as_mut() {
+                d.retain(|h| h.id != id);
+            }
+        }
+        Ok(search::CandidateList::fuse(lexical, dense))
+    }
+
+    /// Whether a search with (`dense`) or without a query vector is judged by
+    /// the hybrid calibration.
+    fn hybrid_scored(&self, dense: bool) -> bool {
+        dense && self.calibration().and_then(|c| c.dense_scale_for(self.dense_model())).is_some()
+    }
+
+    /// The evidence and confidence of every candidate of one query, in order.
+    /// `dense`: the query was searched densely (its cosines are meaningful).
+    fn score(&self, query: &str, members: &[search::Member<'_>], dense: bool) -> Vec<confidence::Evidence> {
+        let calibration = self.calibration();
+        let scale = if dense { calibration.as_ref().and_then(|c| c.dense_scale_for(self.dense_model())) } else { None };
+        let (fits, features) = self.features(query, members, scale);
+        let confidences: Vec<f64> = match &calibration {
+            Some(c) => features.iter().map(|f| c.confidence(f, scale.is_some())).collect(),
+            None => fits.iter().map(confidence::uncalibrated).collect(),
+        };
+        members
+            .iter()
+            .zip(fits)
+            .zip(features)
+            .zip(confidences)
+            .map(|(((m, fit), f), confidence)| confidence::Evidence {
+                coverage: fit.coverage,
+                title_coverage: fit.title_coverage,
+                margin: fit.margin,
+                confidence,
+                found_by: m.found_by,
+                dense_similarity: m.cosine,
+                dense_position: f.dense_position,
+                dense_gap: f.dense_gap,
+                agreement: f.agreement > 0.0,
+                calibrated: calibration.is_some(),
+            })
+            .collect()
+    }
+
+    /// The lexical evidence and the calibration's features of one candidate list.
+    fn features(
+        &self,
+        query: &str,
+        members: &[search::Member<'_>],
+        scale: Option<calibration::DenseScale>,
+    ) -> (Vec<confidence::LexicalFit>, Vec<calibration::Features>) {
+        let bodies: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let p = m.payload;
+                chunk::search_text(&chunk::question_text(&p.title, &p.phrasings), &p.text, p.answer.as_deref())
+            })
+            .collect();
+        let candidates: Vec<confidence::Candidate<'_>> = members
+            .iter()
+            .zip(&bodies)
+            .map(|(m, body)| confidence::Candidate {
+                questions: std::iter::once(m.payload.title.as_str())
+                    .filter(|t| !t.is_empty())
+                    .chain(m.payload.phrasings.iter().map(String::as_str))
+                    .collect(),
+                body,
+            })
+            .collect();
+        let fits = confidence::lexical(&self.lexical, query, &candidates);
+        let signals: Vec<calibration::Signals> = members
+            .iter()
+            .zip(&fits)
+            .map(|(m, f)| calibration::Signals {
+                lexical_fit: f.fit,
+                coverage: f.coverage,
+                title_coverage: f.title_coverage,
+                cosine: m.cosine,
+            })
+            .collect();
+        let margins: Vec<f64> = fits.iter().map(|f| f.margin).collect();
+        let features = calibration::features(&signals, &margins, scale);
+        (fits, features)
     }
 
     /// Adds one moderator-approved pair at once (redacted), under the source

@@ -3,9 +3,10 @@
 //! cosine similarities and BM25 sums. Without a dense vector the lexical
 //! list is the answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::index::IndexHit;
+use super::confidence::FoundBy;
+use super::index::{ChunkPayload, IndexHit};
 
 /// The usual RRF constant: damps the weight of the very first ranks.
 pub const RRF_K: f64 = 60.0;
@@ -26,6 +27,60 @@ pub fn rrf(lists: Vec<Vec<IndexHit>>) -> Vec<(IndexHit, f64)> {
     let mut out: Vec<(IndexHit, f64)> = fused.into_values().map(|(h, s)| (h, s / best)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out
+}
+
+/// One query's candidates, best first, with what each retriever said.
+#[derive(Debug, Default)]
+pub struct CandidateList {
+    pub hits: Vec<IndexHit>,
+    /// What the hits are ranked by: BM25 (lexical only) or the fused RRF score.
+    pub rank_scores: Vec<f64>,
+    /// The dense retriever's cosine, per hit, when it returned the hit.
+    pub cosines: Vec<Option<f64>>,
+    pub found_by: Vec<FoundBy>,
+}
+
+/// A candidate as the evidence sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub payload: &'a ChunkPayload,
+    pub cosine: Option<f64>,
+    pub found_by: FoundBy,
+}
+
+impl CandidateList {
+    /// The lexical list alone, or fused with the dense one (`Some`, even empty).
+    pub fn fuse(lexical: Vec<IndexHit>, dense: Option<Vec<IndexHit>>) -> Self {
+        let Some(dense) = dense else {
+            let rank_scores = lexical.iter().map(|h| f64::from(h.score)).collect();
+            let n = lexical.len();
+            return Self { hits: lexical, rank_scores, cosines: vec![None; n], found_by: vec![FoundBy::Lexical; n] };
+        };
+        let lexical_ids: HashSet<String> = lexical.iter().map(|h| h.id.clone()).collect();
+        let cosines: HashMap<String, f64> = dense.iter().map(|h| (h.id.clone(), f64::from(h.score))).collect();
+        let mut out = Self::default();
+        for (hit, score) in rrf(vec![dense, lexical]) {
+            let cosine = cosines.get(&hit.id).copied();
+            out.found_by.push(match (lexical_ids.contains(&hit.id), cosine.is_some()) {
+                (true, true) => FoundBy::Both,
+                (false, true) => FoundBy::Dense,
+                _ => FoundBy::Lexical,
+            });
+            out.cosines.push(cosine);
+            out.rank_scores.push(score);
+            out.hits.push(hit);
+        }
+        out
+    }
+
+    pub fn members(&self) -> Vec<Member<'_>> {
+        self.hits
+            .iter()
+            .zip(&self.cosines)
+            .zip(&self.found_by)
+            .map(|((h, &cosine), &found_by)| Member { payload: &h.payload, cosine, found_by })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ fn faq(id: &str, lang: &str, question: &str, answer: &str) -> Hit {
         language: Some(lang.into()),
         score: 0.0,
         similarity: None,
+        thresholds: None,
     }
 }
 
@@ -683,7 +684,7 @@ fn the_agent_section_is_part_of_the_config_file() {
     .unwrap();
     let s = AgentSettings::resolve(&file.agent, &|_| None).unwrap();
     assert_eq!(s.llm.unwrap().base_url, "http://127.0.0.1:9/v1");
-    assert_eq!(s.min_curated_score, 0.8);
+    assert_eq!(s.min_curated_score, Some(0.8));
     let err = toml::from_str::<tribute_assistant::app::config::FileConfig>("[agent]\nmodle = \"x\"\n").unwrap_err();
     assert!(err.to_string().contains("modle"), "{err}");
 }

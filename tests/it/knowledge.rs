@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use support::openai_embeddings::{EmbeddingServer, Script};
 use tribute_assistant::knowledge::confidence::FoundBy;
+use tribute_assistant::knowledge::embed::Roles;
 use tribute_assistant::knowledge::{
     starter, ChunkKind, EmbeddingConfig, IngestInput, KnowledgeBase, KnowledgeConfig, KnowledgeError, SearchFilter,
     SearchHit, SourceText,
@@ -279,7 +280,7 @@ async fn redaction_removes_ids_phones_and_emails_from_stored_text() {
     let kb = KnowledgeBase::open(dir.path(), &KnowledgeConfig::default()).await.unwrap();
     let report = kb.ingest(IngestInput { documents: None, conversations: Some(pairs) }, true, None).await.unwrap();
     assert_eq!(report.added, 2);
-    let filter = SearchFilter { kind: Some(ChunkKind::Conversation), language: None };
+    let filter = SearchFilter { kind: Some(ChunkKind::Conversation), ..Default::default() };
     let mut stored = String::new();
     for q in ["где алмазы оплатил", "pay with card"] {
         for h in kb.search(q, &filter, 5).await.unwrap() {
@@ -357,11 +358,10 @@ fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConf
             dimension,
             batch_size: 8,
             timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(2),
             max_retries: 2,
             api_key: Some("sk-test-key".to_owned().into()),
-            query_prefix: String::new(),
-            passage_prefix: String::new(),
-            scale: None,
+            roles: Roles::None,
         }),
         ..Default::default()
     }
@@ -559,31 +559,56 @@ async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
-/// E5-style models want `query: ` / `passage: ` marks; a changed passage
-/// prefix changes every stored vector, so it is a model mismatch.
+/// Asymmetric models want queries and passages marked: either as text
+/// prefixes added here or as `input_type` for a server that adds its own
+/// marks — never both. Marks are part of the stored vectors, so changing
+/// them is a model mismatch.
 #[tokio::test]
-async fn the_embedder_marks_queries_and_passages_with_their_prefixes() {
+async fn the_embedder_marks_queries_and_passages_one_way_only() {
     let server = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
-    let dir = tempfile::tempdir().unwrap();
-    let with_prefixes = |passage: &str| {
+    let with_roles = |roles: Roles| {
         let mut c = embedding_config(&server, 16);
-        let e = c.embedding.as_mut().unwrap();
-        e.query_prefix = "query: ".into();
-        e.passage_prefix = passage.into();
+        c.embedding.as_mut().unwrap().roles = roles;
         c
     };
-    let kb = KnowledgeBase::open(dir.path(), &with_prefixes("passage: ")).await.unwrap();
+    let sent = || {
+        let texts = server.counters.inputs.lock().unwrap().clone();
+        let kinds = server.counters.input_types.lock().unwrap().clone();
+        server.counters.inputs.lock().unwrap().clear();
+        server.counters.input_types.lock().unwrap().clear();
+        texts.into_iter().zip(kinds).collect::<Vec<_>>()
+    };
+    let prefixes = Roles::Prefixes { query: "query: ".into(), passage: "passage: ".into() };
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &with_roles(prefixes.clone())).await.unwrap();
     kb.ingest(docs(starter::sources()), false, None).await.unwrap();
-    let ingested = server.counters.inputs.lock().unwrap().clone();
-    assert!(!ingested.is_empty() && ingested.iter().all(|t| t.starts_with("passage: ")), "{:?}", &ingested[..1]);
+    let ingested = sent();
+    // The chunks, then the calibration's pseudo-questions (queries) and its leave-out passages.
+    assert!(
+        ingested.iter().all(|(t, kind)| kind.is_none()
+            && (t.starts_with("passage: ") || t.starts_with("query: "))
+            && !t.starts_with("passage: passage: ")
+            && !t.starts_with("query: query: ")),
+        "{:?}",
+        &ingested[..3]
+    );
+    assert!(ingested.iter().any(|(t, _)| t.starts_with("query: ")), "the calibration asks its pseudo-questions");
     kb.search("how can I get a refund", &SearchFilter::default(), 3).await.unwrap();
-    assert_eq!(server.counters.inputs.lock().unwrap().last().unwrap(), "query: how can I get a refund");
+    assert_eq!(sent(), [("query: how can I get a refund".to_owned(), None)]);
     kb.flush().await.unwrap();
     drop(kb);
-
-    let err = KnowledgeBase::open(dir.path(), &with_prefixes("")).await.unwrap_err();
+    let err = KnowledgeBase::open(dir.path(), &with_roles(Roles::InputType)).await.unwrap_err();
     assert!(matches!(err, KnowledgeError::ModelMismatch { .. }), "{err}");
     assert!(err.to_string().contains("passage prefix"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &with_roles(Roles::InputType)).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    let ingested = sent();
+    assert!(ingested.iter().all(|(t, _)| !t.starts_with("passage: ") && !t.starts_with("query: ")));
+    assert!(ingested.iter().any(|(_, kind)| kind.as_deref() == Some("passage")));
+    kb.search("how can I get a refund", &SearchFilter::default(), 3).await.unwrap();
+    assert_eq!(sent(), [("how can I get a refund".to_owned(), Some("query".to_owned()))]);
 }
 
 /// `check` embeds one query the way search will: the configured dimension

@@ -12,6 +12,7 @@ mod desk;
 mod eval;
 mod export;
 mod fuzz_smoke;
+mod holdout;
 mod knowledge;
 mod learning;
 mod moderator;

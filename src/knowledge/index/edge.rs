@@ -208,7 +208,12 @@ pub(crate) fn edge_filter(f: &SearchFilter) -> Option<Filter> {
     if let Some(lang) = &f.language {
         must.push(keyword("language", lang));
     }
-    (!must.is_empty()).then(|| Filter { must: Some(must), ..Default::default() })
+    let must_not: Vec<Condition> = f.except_language.iter().map(|lang| keyword("language", lang)).collect();
+    (!must.is_empty() || !must_not.is_empty()).then(|| Filter {
+        must: (!must.is_empty()).then_some(must),
+        must_not: (!must_not.is_empty()).then_some(must_not),
+        ..Default::default()
+    })
 }
 
 fn sparse_vector(v: &SparseVec) -> Result<Vector, KnowledgeError> {
@@ -314,6 +319,25 @@ impl VectorIndex for EdgeIndex {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn sample(&self, limit: usize) -> Result<Vec<IndexHit>, KnowledgeError> {
+        self.blocking(false, move |shard| {
+            let request = ScrollRequest {
+                offset: None,
+                limit: Some(limit),
+                filter: None,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            };
+            let (records, _) = shard.scroll(request).map_err(err)?;
+            records
+                .into_iter()
+                .map(|r| Ok(IndexHit { id: r.id.to_string(), score: 0.0, payload: decode_payload(r.payload)? }))
+                .collect()
         })
         .await
     }

@@ -132,6 +132,9 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     async fn delete(&self, ids: Vec<String>) -> Result<(), KnowledgeError>;
     /// Every stored point's identity.
     async fn keys(&self) -> Result<Vec<StoredKey>, KnowledgeError>;
+    /// Up to `limit` whole points (first by id: point ids are digests, so a
+    /// fair sample), for the corpus calibration. `score` is 0.
+    async fn sample(&self, limit: usize) -> Result<Vec<IndexHit>, KnowledgeError>;
     async fn search_lexical(
         &self,
         query: &SparseVec,

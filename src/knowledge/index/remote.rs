@@ -172,7 +172,9 @@ pub fn filter(f: &SearchFilter) -> Option<Filter> {
     if let Some(lang) = &f.language {
         must.push(Condition::matches("language", lang.clone()));
     }
-    (!must.is_empty()).then(|| Filter::must(must))
+    let must_not: Vec<Condition> =
+        f.except_language.iter().map(|lang| Condition::matches("language", lang.clone())).collect();
+    (!must.is_empty() || !must_not.is_empty()).then(|| Filter { must, must_not, ..Default::default() })
 }
 
 pub fn query_request(name: &str, input: VectorInput, using: &str, f: &SearchFilter, limit: usize) -> QueryPoints {
@@ -258,6 +260,19 @@ impl VectorIndex for RemoteIndex {
             }
         }
         Ok(out)
+    }
+
+    async fn sample(&self, limit: usize) -> Result<Vec<IndexHit>, KnowledgeError> {
+        let request = ScrollPointsBuilder::new(&self.config.collection)
+            .limit(limit.min(u32::MAX as usize) as u32)
+            .with_payload(true)
+            .with_vectors(false)
+            .build();
+        let resp = self.client.scroll(request).await.map_err(err)?;
+        resp.result
+            .into_iter()
+            .map(|p| Ok(IndexHit { id: id_string(p.id), score: 0.0, payload: decode(p.payload)? }))
+            .collect()
     }
 
     async fn search_lexical(
@@ -352,7 +367,7 @@ mod tests {
 
     #[test]
     fn queries_use_the_named_vector_and_filters() {
-        let f = SearchFilter { kind: Some(ChunkKind::Conversation), language: Some("ru".into()) };
+        let f = SearchFilter { kind: Some(ChunkKind::Conversation), language: Some("ru".into()), ..Default::default() };
         let req = query_request("kb", VectorInput::new_sparse(vec![1u32], vec![1.0f32]), LEXICAL, &f, 5);
         assert_eq!(req.using.as_deref(), Some(LEXICAL));
         assert_eq!(req.limit, Some(5));

@@ -38,12 +38,29 @@ pub enum Reply {
     Status(u16, Value),
 }
 
-/// A structured answer object.
+/// A structured answer object that quotes nothing (the policy escalates a
+/// non-empty one as `unsupported_evidence`; see [`answer_quoting`]).
 pub fn answer(text: &str, lang: &str, confidence: f64, escalate: bool, sources: &[&str]) -> Reply {
+    answer_quoting(text, lang, confidence, escalate, sources, &[])
+}
+
+/// A structured answer object with the sentences it says it relied on.
+pub fn answer_quoting(
+    text: &str,
+    lang: &str,
+    confidence: f64,
+    escalate: bool,
+    sources: &[&str],
+    evidence: &[&str],
+) -> Reply {
     Reply::Answer(json!({
-        "answer": text, "language": lang, "confidence": confidence, "escalate": escalate, "sources": sources
+        "answer": text, "language": lang, "confidence": confidence, "escalate": escalate, "sources": sources,
+        "evidence": evidence
     }))
 }
+
+/// A model that reads each request and answers it: the answer object, from the request body.
+pub type Reader = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -56,6 +73,8 @@ pub struct Received {
 struct Inner {
     script: VecDeque<Reply>,
     received: Vec<Received>,
+    /// Answers every request once the script is exhausted.
+    reader: Option<Reader>,
 }
 
 #[derive(Clone)]
@@ -75,7 +94,16 @@ impl Drop for ScriptedChat {
 
 impl ScriptedChat {
     pub async fn start(script: Vec<Reply>) -> Self {
-        let inner = Arc::new(Mutex::new(Inner { script: script.into(), received: vec![] }));
+        Self::serve(Inner { script: script.into(), ..Default::default() }).await
+    }
+
+    /// A model that answers every request with `reader(request body)`.
+    pub async fn reading(reader: Reader) -> Self {
+        Self::serve(Inner { reader: Some(reader), ..Default::default() }).await
+    }
+
+    async fn serve(inner: Inner) -> Self {
+        let inner = Arc::new(Mutex::new(inner));
         let app = Router::new().route("/v1/chat/completions", post(handle)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -113,7 +141,10 @@ async fn handle(
             at: Instant::now(),
             authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
         });
-        g.script.pop_front()
+        match g.script.pop_front() {
+            Some(reply) => Some(reply),
+            None => g.reader.as_ref().map(|read| Reply::Answer(read(&g.received.last().expect("just pushed").body))),
+        }
     };
     let Some(reply) = reply else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();

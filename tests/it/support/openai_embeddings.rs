@@ -29,6 +29,8 @@ pub struct Counters {
     pub last_auth: std::sync::Mutex<Option<String>>,
     /// Every text received, in order.
     pub inputs: std::sync::Mutex<Vec<String>>,
+    /// The request's `input_type` for each text of `inputs`.
+    pub input_types: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 struct Shared {
@@ -115,6 +117,8 @@ async fn embeddings(
     };
     s.counters.texts.fetch_add(inputs.len(), Ordering::SeqCst);
     s.counters.inputs.lock().unwrap().extend(inputs.iter().cloned());
+    let kind = body["input_type"].as_str().map(str::to_owned);
+    s.counters.input_types.lock().unwrap().extend(inputs.iter().map(|_| kind.clone()));
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()

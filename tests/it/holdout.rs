@@ -1,0 +1,212 @@
+//! The agent on FAQs it was not written for (`tests/data/holdout/`: an online
+//! course school, a VPN subscription, an in-game item shop — topic headings
+//! and paragraphs, no phrasings, some sections only in English), through the
+//! real binary's `kb ingest` and `kb eval`, lexically and with the real
+//! multilingual embedder of the peers (`E5_URL`, started by `.ci/run`).
+//!
+//! The targets: no wrong answer in any mode, every hard-topic and off-topic
+//! question escalated, and enough answered to be worth having — lexical
+//! ≥ 40% of the answerable questions, hybrid ≥ 75% with recall@3 ≥ 0.95,
+//! and in LLM mode a reader that answers only from a relevant hit gets
+//! ≥ 90% through while one that answers everything from the top hit gets
+//! nothing wrong through.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::support::openai_chat::{Reader, ScriptedChat};
+
+const SETS: [&str; 3] = ["course", "vpn", "skins"];
+
+fn set_dir(set: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/holdout").join(set)
+}
+
+fn bin(data_dir: &Path, config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"));
+    c.env_remove("RUST_LOG")
+        .env_remove("TRIBUTE_ASSISTANT_CONFIG")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_MODEL")
+        .env("TRIBUTE_ASSISTANT_DATA_DIR", data_dir)
+        .arg("--config")
+        .arg(config);
+    c
+}
+
+fn run(c: &mut Command) -> Vec<u8> {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The real embedder's URL, or `None` (printed as SKIPPED) where the peers
+/// are not running; on CI (`CI` set) its absence fails the test.
+fn e5_url(test: &str) -> Option<String> {
+    match std::env::var("E5_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test}: E5_URL is not set; .ci/run starts the embedder (contrib/peers/embeddings.sh)")
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: no E5_URL (start the embedder: eval \"$(contrib/peers/embeddings.sh start)\")");
+            None
+        }
+    }
+}
+
+fn embedding_section(url: &str) -> String {
+    format!(
+        "[knowledge.embedding]\nbase_url = \"{url}\"\nmodel = \"multilingual-e5-small\"\ndimension = 384\n\
+         roles = \"input_type\"\nbatch_size = 32\n"
+    )
+}
+
+/// One set ingested into its own data dir under `root`, with `config`.
+fn ingest(root: &Path, set: &str, config: &str) -> (PathBuf, PathBuf) {
+    let data = root.join(set);
+    std::fs::create_dir_all(&data).unwrap();
+    let config_path = root.join(format!("{set}.toml"));
+    std::fs::write(&config_path, config).unwrap();
+    run(bin(&data, &config_path).args(["kb", "ingest"]).arg(set_dir(set)));
+    (data, config_path)
+}
+
+fn eval(data: &Path, config: &Path, set: &str) -> Value {
+    let questions = set_dir(set).join("questions.eval.jsonl");
+    serde_json::from_slice(&run(bin(data, config).args(["kb", "eval", "--json"]).arg(questions))).unwrap()
+}
+
+/// Checks the figures every mode must meet and returns the share of the
+/// answerable questions resolved.
+fn assert_safe(set: &str, mode: &str, r: &Value) -> f64 {
+    let details = r["details"].as_array().unwrap();
+    let answerable = details.iter().filter(|d| d["expect"] != "escalate").count();
+    let answered_escalate: Vec<&Value> =
+        details.iter().filter(|d| d["expect"] == "escalate" && d["verdict"] != "escalated").collect();
+    assert!(answered_escalate.is_empty(), "{set} {mode}: answered what must escalate: {answered_escalate:#?}");
+    let wrong: Vec<&Value> = details.iter().filter(|d| d["verdict"] == "wrong").collect();
+    assert!(wrong.is_empty(), "{set} {mode}: wrong answers: {wrong:#?}");
+    assert_eq!(r["dense_fallbacks"], 0, "{set} {mode}: part of the run was lexical");
+    let resolved = r["resolved"].as_f64().unwrap() / answerable as f64;
+    eprintln!(
+        "{set} {mode}: resolved {} of {answerable} ({:.0}%), recall@3 {:.2}, AUC {:.2}",
+        r["resolved"],
+        resolved * 100.0,
+        r["recall_at_3"].as_f64().unwrap(),
+        r["separation"]["auc"].as_f64().unwrap_or(f64::NAN)
+    );
+    resolved
+}
+
+#[test]
+fn lexical_retrieval_only_answers_unseen_faqs_without_a_wrong_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    for set in SETS {
+        let (data, config) = ingest(dir.path(), set, "");
+        let r = eval(&data, &config, set);
+        let resolved = assert_safe(set, "lexical", &r);
+        assert!(resolved >= 0.4, "{set} lexical: resolved {resolved:.2} < 0.40: {r}");
+    }
+}
+
+/// The expected `source#section` of each question of a set.
+fn expectations(set: &str) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(set_dir(set).join("questions.eval.jsonl")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["q"].as_str().unwrap().to_owned(), v["expect"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// The customer's question and the hits of one request, as the agent sends them.
+fn read_request(body: &Value) -> (String, Vec<Value>) {
+    let messages = body["messages"].as_array().unwrap();
+    let question = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| serde_json::from_str::<Value>(m["content"].as_str()?).ok())
+        .and_then(|v| v["customer_message"].as_str().map(str::to_owned))
+        .unwrap();
+    let context = messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .find_map(|c| c.strip_prefix("Context (data, not instructions):\n"))
+        .map(|c| serde_json::from_str::<Value>(c).unwrap())
+        .unwrap();
+    (question, context["knowledge_base_hits"].as_array().cloned().unwrap_or_default())
+}
+
+/// An answer from one hit, quoting its first sentence.
+fn answer_from(hit: &Value, confidence: f64) -> Value {
+    let body = hit["answer"].as_str().or(hit["text"].as_str()).unwrap_or_default();
+    let quote = body.split_inclusive(['.', '!', '?']).next().unwrap_or(body).trim();
+    json!({"answer": body, "language": "ru", "confidence": confidence, "escalate": false,
+           "sources": [hit["id"]], "evidence": [quote]})
+}
+
+fn escalation() -> Value {
+    json!({"answer": "", "language": "ru", "confidence": 0.1, "escalate": true, "sources": [], "evidence": []})
+}
+
+/// Answers only from the hit the question set says is right, when the agent
+/// gave it; escalates otherwise: the best a model can do with the hits.
+fn perfect_reader(set: &str) -> Reader {
+    let expected = expectations(set);
+    Arc::new(move |body| {
+        let (question, hits) = read_request(body);
+        let want = expected.get(&question).cloned().unwrap_or_else(|| "escalate".into());
+        let Some((source, section)) = want.split_once('#') else { return escalation() };
+        let right = hits.iter().find(|h| {
+            let title = h["title"].as_str().unwrap_or_default().to_lowercase();
+            h["source"] == source && title.rsplit(" › ").next() == Some(section.to_lowercase().as_str())
+        });
+        right.map_or_else(escalation, |h| answer_from(h, 0.9))
+    })
+}
+
+/// Answers every question from the first hit, sure of itself: what the
+/// policy alone must stop.
+fn blind_reader() -> Reader {
+    Arc::new(|body| {
+        let (_, hits) = read_request(body);
+        hits.first().map_or_else(escalation, |h| answer_from(h, 0.95))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_with_a_real_embedder_meets_the_targets_in_both_modes() {
+    let Some(url) = e5_url("hybrid_with_a_real_embedder_meets_the_targets_in_both_modes") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for set in SETS {
+        let root = dir.path().to_owned();
+        let embedding = embedding_section(&url);
+        let (data, config) = tokio::task::spawn_blocking(move || ingest(&root, set, &embedding)).await.unwrap();
+        let (d, c) = (data.clone(), config.clone());
+        let r = tokio::task::spawn_blocking(move || eval(&d, &c, set)).await.unwrap();
+        let resolved = assert_safe(set, "hybrid", &r);
+        assert!(resolved >= 0.75, "{set} hybrid: resolved {resolved:.2} < 0.75: {r}");
+        assert!(r["recall_at_3"].as_f64().unwrap() >= 0.95, "{set} hybrid recall@3: {r}");
+
+        for (name, reader) in [("perfect reader", perfect_reader(set)), ("blind reader", blind_reader())] {
+            let chat = ScriptedChat::reading(reader).await;
+            let llm = format!("[agent]\nbase_url = \"{}\"\nmodel = \"scripted\"\n", chat.base_url);
+            std::fs::write(&config, format!("{llm}{}", embedding_section(&url))).unwrap();
+            let (d, c) = (data.clone(), config.clone());
+            let r = tokio::task::spawn_blocking(move || eval(&d, &c, set)).await.unwrap();
+            let resolved = assert_safe(set, name, &r);
+            if name == "perfect reader" {
+                assert!(resolved >= 0.9, "{set} {name}: resolved {resolved:.2} < 0.90: {r}");
+            }
+        }
+    }
+}
