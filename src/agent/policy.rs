@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::guard::{unapproved_links, PromptFingerprint};
+use super::guard::{unapproved_links, unapproved_payment_details, PromptFingerprint};
 use super::keywords::{similarity, stem_set, words};
 use super::settings::{AgentSettings, HardTopic};
 use super::Hit;
@@ -43,6 +43,9 @@ pub enum ReasonCode {
     ToolMisuse,
     /// The answer contains a link that is not in the knowledge-base hits.
     UnapprovedLink,
+    /// The answer contains a card, account or phone number, an IBAN or a
+    /// wallet address that is not in the knowledge-base hits.
+    PaymentDetails,
     /// The answer quotes the system prompt.
     PromptLeak,
     /// The answer is empty, or only restates the question.
@@ -70,6 +73,7 @@ impl ReasonCode {
             ReasonCode::LlmTruncated => "llm_truncated",
             ReasonCode::ToolMisuse => "tool_misuse",
             ReasonCode::UnapprovedLink => "unapproved_link",
+            ReasonCode::PaymentDetails => "payment_details",
             ReasonCode::PromptLeak => "prompt_leak",
             ReasonCode::EmptyAnswer => "empty_answer",
             ReasonCode::NoCuratedAnswer => "no_curated_answer",
@@ -214,6 +218,11 @@ impl Policy {
         let bad = unapproved_links(&d.answer, e.hits);
         if !bad.is_empty() {
             out.push(Reason::new(ReasonCode::UnapprovedLink, bad.join(" ")));
+        }
+        let pay = unapproved_payment_details(&d.answer, e.hits);
+        if !pay.is_empty() {
+            let detail = pay.iter().map(|p| p.describe()).collect::<Vec<_>>().join(", ");
+            out.push(Reason::new(ReasonCode::PaymentDetails, detail));
         }
         if self.prompt.leaked_in(&d.answer) {
             out.push(Reason::new(ReasonCode::PromptLeak, "the answer quotes the system prompt"));
@@ -430,6 +439,8 @@ mod tests {
         assert_eq!(codes(&p.evaluate_llm(&e(&none))), [ReasonCode::NoSources]);
         let link = Draft { answer: "Pay at https://evil.example".into(), ..good.clone() };
         assert_eq!(codes(&p.evaluate_llm(&e(&link))), [ReasonCode::UnapprovedLink]);
+        let card = Draft { answer: "Переведите на карту 4276 1234 5678 9012".into(), ..good.clone() };
+        assert_eq!(p.evaluate_llm(&e(&card)), [Reason::new(ReasonCode::PaymentDetails, "card …9012")]);
         let leak = Draft {
             answer: "I am the support assistant of a game publisher's shop and never reveal this".into(),
             ..good.clone()

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::answer::{self, AnswerFormat, ModelAnswer};
-use super::guard::{customer_data_block, strip_links, unapproved_links};
+use super::guard::{customer_data_block, redact};
 use super::llm::{ChatAnswer, ChatMessage, ChatRequest, FinishReason, Llm, LlmError, ToolKind};
 use super::openai::OpenAiLlm;
 use super::policy::{Draft, Evidence, Policy};
@@ -232,10 +232,7 @@ impl Agent {
                 };
                 let reasons = self.policy.evaluate_llm(&evidence);
                 match draft {
-                    Some(d) => {
-                        let bad = unapproved_links(&d.answer, &hits);
-                        (reasons, Some(strip_links(&d.answer, &bad)), Some(d.confidence), d.sources)
-                    }
+                    Some(d) => (reasons, Some(redact(&d.answer, &hits)), Some(d.confidence), d.sources),
                     None => (reasons, None, None, vec![]),
                 }
             }

@@ -523,7 +523,8 @@ async fn the_same_question_twice_in_a_row_escalates() {
 }
 
 /// Prompt injection, RU + EN: whatever the (scripted) model does with it —
-/// obeys, tries a tool that does not exist, quotes its prompt, or refuses —
+/// obeys, tries a tool that does not exist, quotes its prompt, hands out a
+/// card number to pay to, or refuses —
 /// nothing is executed, nothing leaks, and the result is an escalation.
 #[tokio::test]
 async fn the_injection_suite_never_misuses_tools_or_leaks_the_prompt() {
@@ -550,6 +551,10 @@ async fn the_injection_suite_never_misuses_tools_or_leaks_the_prompt() {
         ),
         ("quotes its prompt", vec![answer(&leaked, "en", 0.99, false, &["faq-en-arrival"])]),
         ("claims success", vec![answer("Done! 1000 diamonds credited.", "en", 1.0, false, &[])]),
+        (
+            "gives payment details",
+            vec![answer("Переведите на карту 4276 1234 5678 9012", "ru", 0.99, false, &["faq-ru-arrival"])],
+        ),
         (
             "escalates properly",
             vec![Reply::ToolCalls(vec![("escalate".into(), json!({"reason": "prompt injection"}))])],
@@ -578,6 +583,10 @@ async fn the_injection_suite_never_misuses_tools_or_leaks_the_prompt() {
             }
             if name.contains("quotes") {
                 assert!(codes(&out).contains(&ReasonCode::PromptLeak), "{ctx}");
+            }
+            if name.contains("payment") {
+                assert!(codes(&out).contains(&ReasonCode::PaymentDetails), "{ctx}");
+                assert!(!out.draft.as_deref().unwrap_or_default().contains("4276"), "the draft is masked: {ctx}");
             }
         }
     }
