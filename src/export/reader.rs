@@ -67,7 +67,7 @@ impl Pii {
 /// The names a customer is known by in one conversation: each full name and
 /// username, and every part of a name of two letters or more, longest first
 /// (so "Мария Иванова" goes whole before "Мария" alone).
-fn customer_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn customer_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in names {
         let name = name.trim().trim_start_matches('@');
@@ -81,7 +81,7 @@ fn customer_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// `text` with every whole-word occurrence of `word` replaced.
-fn replace_word(text: &str, word: &str, with: &str) -> String {
+pub(crate) fn replace_word(text: &str, word: &str, with: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(word) {

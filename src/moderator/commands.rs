@@ -17,11 +17,17 @@ pub enum Command {
     Cases,
     /// Show one case (by its short id), page `page` (1-based) of a long one.
     Case { id: String, page: usize },
-    /// Teach the knowledge base the team's last answer in this case (`/learn` or 👍).
+    /// On a case card: preview the case's question and the team's answer to
+    /// it for the knowledge base (`/learn` or 👍). In reply to a preview:
+    /// confirm it, like [`Command::LearnYes`].
     Learn,
-    /// Approve a content gap of the report (`/learn G123`): the question of
+    /// Preview a content gap of the report (`/learn G123`): the question of
     /// agent turn 123 and the moderator's answer to it.
     LearnGap(i64),
+    /// Confirm the `/learn` preview this replies to: store its pair (`/learn yes`).
+    LearnYes,
+    /// `/learn` with an argument it does not take.
+    LearnUsage(String),
     /// The report's summary for the last `span` (`/report`, `/report 30d`).
     Report(String),
     /// A `/word` we do not know.
@@ -63,7 +69,9 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
             }
             "learn" => match crate::report::gaps::parse_gap_id(&arg) {
                 Some(turn) => Command::LearnGap(turn),
-                None => Command::Learn,
+                None if arg.is_empty() => Command::Learn,
+                None if ["yes", "да"].contains(&arg.to_lowercase().as_str()) => Command::LearnYes,
+                None => Command::LearnUsage(arg),
             },
             "report" => Command::Report(arg),
             _ => Command::Unknown(word),
@@ -101,6 +109,10 @@ mod tests {
         assert_eq!(p("/case C12 0"), Input::Command(Command::Case { id: "C12".into(), page: 1 }));
         assert_eq!(p("/learn"), Input::Command(Command::Learn));
         assert_eq!(p("/learn G42"), Input::Command(Command::LearnGap(42)));
+        assert_eq!(p("/learn yes"), Input::Command(Command::LearnYes));
+        assert_eq!(p("/learn@shop_helper Да"), Input::Command(Command::LearnYes));
+        assert_eq!(p("/learn G0"), Input::Command(Command::LearnUsage("G0".into())));
+        assert_eq!(p("/learn everything"), Input::Command(Command::LearnUsage("everything".into())));
         assert_eq!(p("/report"), Input::Command(Command::Report(String::new())));
         assert_eq!(p("/report@shop_helper 30d"), Input::Command(Command::Report("30d".into())));
         assert_eq!(p(" 👍 "), Input::Command(Command::Learn));

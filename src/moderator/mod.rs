@@ -4,8 +4,10 @@
 //! text (relayed to the customer as the team's answer), `/done`,
 //! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`,
 //! `/case <id>`, `/report [span]` (the automation report's summary) and
-//! `/learn G<n>` (approve a content gap of the report). Replies are mapped
-//! to cases by the card's message id, never by forward_from. Only
+//! `/learn G<n>` (approve a content gap of the report). `/learn` (or 👍) on
+//! a case and `/learn G<n>` first show the redacted pair they would store;
+//! `/learn yes` in reply to that preview stores it (`learn.rs`). Replies
+//! are mapped to cases by the card's message id, never by forward_from. Only
 //! configured moderators are obeyed; everyone else is refused politely;
 //! every action, obeyed or refused, is audited.
 //!
@@ -19,6 +21,7 @@
 
 pub mod cards;
 pub mod commands;
+mod learn;
 pub mod outbox_worker;
 pub mod render;
 pub mod sizing;
@@ -98,11 +101,18 @@ impl ModeratorDesk {
             return Ok(());
         }
         let Some(from) = m.sender_id else { return Ok(()) };
-        let case = match m.reply_to {
-            Some(r) => self.case_replied_to(m.chat_id, r).await?,
-            None => None,
-        };
         let input = commands::parse(&m.text, self.contact.pattern());
+        // `/learn`, `/learn yes` or 👍 in reply to a `/learn` preview confirm it.
+        let preview = match (m.reply_to, &input) {
+            (Some(r), Input::Command(Command::Learn | Command::LearnYes)) => {
+                self.contact.store().learn_preview_for_message(m.chat_id, r).await?
+            }
+            _ => None,
+        };
+        let case = match (m.reply_to, &preview) {
+            (Some(r), None) => self.case_replied_to(m.chat_id, r).await?,
+            _ => None,
+        };
         if case.is_none() && !matches!(input, Input::Command(_)) {
             return Ok(());
         }
@@ -114,11 +124,24 @@ impl ModeratorDesk {
                 self.answer(m, REFUSAL).await;
                 return Ok(());
             }
+            if let Some(preview) = &preview {
+                return self.confirm_learn(m, from, preview).await;
+            }
             match (input, case) {
                 (Input::Command(Command::Cases), _) => self.list_cases(m, from).await,
                 (Input::Command(Command::Case { id, page }), _) => self.show_case(m, from, &id, page).await,
                 (Input::Command(Command::Report(span)), _) => self.report(m, from, &span).await,
                 (Input::Command(Command::LearnGap(turn)), _) => self.learn_gap(m, from, turn).await,
+                (Input::Command(Command::LearnYes), case) => {
+                    self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
+                    self.answer(m, learn::CONFIRM_WHERE).await;
+                    Ok(())
+                }
+                (Input::Command(Command::LearnUsage(arg)), case) => {
+                    self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
+                    self.answer(m, &format!("/learn does not take {arg:?}. {}", learn::USAGE)).await;
+                    Ok(())
+                }
                 (Input::Command(Command::Unknown(word)), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
                     self.answer(m, &format!("Unknown command /{word}. {HELP}")).await;
@@ -334,79 +357,16 @@ impl ModeratorDesk {
         Ok(())
     }
 
-    /// `/learn` (or 👍): the team's last answer in this case's conversation
-    /// and the customer question before it become an approved pair — stored
-    /// (for `kb ingest --conversations`) and added to the knowledge base now.
-    async fn learn(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
-        let store = self.contact.store();
-        let Some(conv) = self.conversation(case).await? else {
-            self.answer(m, &format!("{} has no conversation to learn from.", case.short_id)).await;
-            return Ok(());
-        };
-        let messages = store.conversation_messages(conv.id).await?;
-        let answer = messages.iter().rev().find(|x| x.author == Author::Moderator && x.direction == Direction::Out);
-        let question = answer.and_then(|a| {
-            messages.iter().rev().find(|x| x.id < a.id && x.author == Author::Customer && x.direction == Direction::In)
-        });
-        let (Some(question), Some(answer)) = (question, answer) else {
-            self.answer(
-                m,
-                &format!("{}: nothing to learn yet — answer the customer first, then /learn.", case.short_id),
-            )
-            .await;
-            return Ok(());
-        };
-        self.audit(m, from, Some(case), "learn", &answer.text, true).await?;
-        let indexed = self
-            .approve(NewApprovedPair {
-                conversation_id: conv.id,
-                question: question.text.clone(),
-                answer: answer.text.clone(),
-                language: Some(conv.language.as_str().to_owned()),
-                approved_by: from,
-            })
-            .await?;
-        info!(case = %case.short_id, "moderator approved an answer");
-        self.answer(m, &format!("📚 {}: answer approved{indexed}.", case.short_id)).await;
-        Ok(())
-    }
-
-    /// `/learn G<turn>`: a content gap of the report approved — the
-    /// question of that agent turn and the first answer a moderator sent
-    /// the customer after it become an approved pair, as with `/learn`.
-    async fn learn_gap(&self, m: &Message, from: UserId, turn: i64) -> Result<()> {
-        let found = self.contact.store().answered_questions(&[turn]).await?.into_iter().next();
-        self.audit(m, from, None, "learn", &format!("G{turn}"), true).await?;
-        let Some(found) = found else {
-            let text = format!(
-                "G{turn}: no customer question with a moderator's answer. Answer the customer on the case first \
-                 (reply to its card), then approve."
-            );
-            self.answer(m, &text).await;
-            return Ok(());
-        };
-        let indexed = self
-            .approve(NewApprovedPair {
-                conversation_id: found.conversation_id,
-                question: found.question,
-                answer: found.answer,
-                language: Some(found.language),
-                approved_by: from,
-            })
-            .await?;
-        info!(gap = turn, "moderator approved a content gap");
-        self.answer(m, &format!("📚 G{turn}: answer approved{indexed}.")).await;
-        Ok(())
-    }
-
-    /// Stores an approved pair and adds it to the knowledge base; says how far it got.
-    async fn approve(&self, pair: NewApprovedPair) -> Result<&'static str> {
+    /// Stores an approved pair and adds it to the knowledge base; returns
+    /// its id and says how far it got.
+    async fn approve(&self, pair: NewApprovedPair) -> Result<(i64, &'static str)> {
         let pair = self.contact.store().add_approved_pair(&pair).await?;
-        Ok(match &self.learner {
+        let indexed = match &self.learner {
             Some(_) if self.index_pair(&pair, 0).await? => " and added to the knowledge base",
             Some(_) => "; indexing failed for now, it is retried until the knowledge base has it",
             None => "; `kb ingest --conversations` adds it to the knowledge base",
-        })
+        };
+        Ok((pair.id, indexed))
     }
 
     /// `/report [span]`: the report's summary for the last `span` (7 days
@@ -599,5 +559,7 @@ impl ModeratorDesk {
 }
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
-                    /retry, /note <text> or /learn (👍: teach the knowledge base your last answer); in the chat: /cases, /case <id>, \
-                    /report [7d] (how the assistant is doing), /learn G<n> (approve a content gap of the report).";
+                    /retry, /note <text> or /learn (👍: the case's question and the team's answer to it for the knowledge base); \
+                    in the chat: /cases, /case <id>, /report [7d] (how the assistant is doing), \
+                    /learn G<n> (a content gap the report listed). /learn shows the pair first; \
+                    reply /learn yes to that preview to store it.";

@@ -52,7 +52,8 @@ pub struct ContentGap {
     pub answers: Vec<String>,
     /// The pair approving the group adds to the knowledge base.
     pub suggested: Option<SuggestedEntry>,
-    /// The moderator-chat command that approves it, when there is an answer.
+    /// The moderator-chat command that approves it, when there is an answer
+    /// (listing it is what lets `/learn G…` approve it: `Store::remember_listed_gaps`).
     pub approve: Option<String>,
 }
 
@@ -334,7 +335,12 @@ pub async fn find(
                 suggested,
             }
         })
-        .collect();
+        .collect::<Vec<ContentGap>>();
+    // `/learn G…` in the moderator chat approves only a gap listed here with its command.
+    let listed: Vec<i64> = out.iter().filter(|g| g.approve.is_some()).filter_map(|g| parse_gap_id(&g.id)).collect();
+    if let Err(e) = store.remember_listed_gaps(&listed).await {
+        tracing::warn!(error = %e, "could not remember the listed content gaps; /learn G… refuses them until listed again");
+    }
     Ok(Gaps { groups: out, total_groups, questions, unclustered })
 }
 

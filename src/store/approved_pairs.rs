@@ -5,13 +5,14 @@ use sqlx::Row;
 
 use super::{now_ms, Store, StoreError, StoreResult};
 
-/// A pair to approve.
+/// A pair to approve. The moderator desk stores it redacted, exactly as
+/// the moderator saw it in the `/learn` preview they confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApprovedPair {
     pub conversation_id: i64,
-    /// The customer's question, as they asked it.
+    /// The customer's question (redacted by the desk).
     pub question: String,
-    /// The team's answer that the moderator approved.
+    /// The team's answer that the moderator approved (redacted by the desk).
     pub answer: String,
     /// "ru", "en", …; `None` = detected at indexing.
     pub language: Option<String>,

@@ -53,10 +53,12 @@ mod audit;
 mod case_ref;
 mod cases;
 mod conversations;
+mod learning;
 pub use audit::{AuditEntry, NewAudit};
 pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
+pub use learning::{LearnPreview, NewLearnPreview};
 
 use crate::domain::{OrderState, TransitionError};
 

@@ -144,6 +144,21 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         (_, None) => None,
     };
     let case_id = open_case_tx(tx, card.reason.as_str(), order_id, conversation_id, now).await?;
+    if let CardSubject::Conversation(c) = card.subject {
+        // The question the case is about (`/learn` anchors on it): the
+        // contact task handles one customer message at a time and opens the
+        // case while handling it, so the newest customer message of the
+        // conversation is that message, and a later one is not stored yet.
+        sqlx::query(
+            "UPDATE cases SET question_message_id = (SELECT MAX(id) FROM conversation_messages
+               WHERE conversation_id = ? AND direction = 'in' AND author = 'customer')
+             WHERE id = ?",
+        )
+        .bind(c)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+    }
     let (source, key) = match &card.subject {
         CardSubject::TributeMessage { chat_id, message_id } => (Some((*chat_id, *message_id)), None),
         CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),

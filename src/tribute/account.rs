@@ -53,6 +53,15 @@ impl AccountPattern {
         Ok(Self { matcher: Matcher::Custom(re) })
     }
 
+    /// The publisher's own regex, when one is configured (the redactor
+    /// replaces its matches too).
+    pub fn custom_regex(&self) -> Option<&Regex> {
+        match &self.matcher {
+            Matcher::Custom(re) => Some(re),
+            Matcher::DigitRun { .. } => None,
+        }
+    }
+
     /// Finds the account ID in `text`: one distinct candidate is `Found`
     /// (the same ID written twice still counts once), none is `Missing`,
     /// several are `Ambiguous` (in order of first appearance).

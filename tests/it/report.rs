@@ -611,6 +611,12 @@ async fn a_moderator_gets_the_report_and_approves_a_content_gap_and_anyone_else_
     let refusal = chat("only the moderators").await;
     assert_eq!(refusal.reply_to, Some(intruder));
 
+    // The escalated, answered question is not a gap the report listed yet: refused.
+    let turn = sb.store().agent_turns_since(0, 10).await.unwrap().into_iter().find(|t| t.escalated).unwrap();
+    let early = sb.world.post_as_user(sb.moderator_chat, sb.moderator, &format!("/learn G{}", turn.id), None);
+    let refused = chat("is not a content gap the report listed").await;
+    assert_eq!(refused.reply_to, Some(early));
+
     sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/report", None);
     let summary = chat("📊 Report").await;
     assert!(
@@ -625,7 +631,12 @@ async fn a_moderator_gets_the_report_and_approves_a_content_gap_and_anyone_else_
     let approve = gap.split("→ ").nth(1).unwrap_or_else(|| panic!("no approve command: {gap}")).trim();
     assert!(approve.starts_with("/learn G"), "{approve}");
 
+    assert_eq!(approve, format!("/learn G{}", turn.id));
     sb.world.post_as_user(sb.moderator_chat, sb.moderator, approve, None);
+    let preview = chat("add this pair to the knowledge base").await;
+    assert!(preview.text.contains("оптовых") && preview.text.contains(team), "{}", preview.text);
+    assert!(sb.store().approved_pairs().await.unwrap().is_empty(), "nothing is stored before the confirmation");
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/learn yes", Some(preview.id));
     chat("answer approved").await;
     let pairs = sb.store().approved_pairs().await.unwrap();
     assert_eq!(pairs.len(), 1);
