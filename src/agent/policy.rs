@@ -337,10 +337,7 @@ fn is_failure(code: ReasonCode) -> bool {
     )
 }
 
-/// The bar of retrieval-only answers on a corpus too small to calibrate.
-pub const UNCALIBRATED_CURATED: f64 = 0.4;
-/// The floor of a model's support on a corpus too small to calibrate.
-pub const UNCALIBRATED_FLOOR: f64 = 0.3;
+use crate::knowledge::confidence::{UNCALIBRATED_BAR as UNCALIBRATED_CURATED, UNCALIBRATED_FLOOR};
 
 /// Every quote must be in a hit the answer cites (spacing and case aside),
 /// and a non-empty answer must quote something: a model's claim that the

@@ -267,26 +267,28 @@ async fn learn_weights(
     file: &Path,
 ) -> anyhow::Result<()> {
     use crate::domain::Language;
-    let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
+    anyhow::ensure!(
+        kb.calibration().is_some(),
+        "--learn fits the weights of hybrid search: configure [knowledge.embedding] and run `kb ingest` with it first \
+         (lexical search is not calibrated)"
+    );
+    let mut samples = Vec::new();
     let answerable: Vec<_> = set.iter().filter(|q| q.expect.to_string() != "escalate").collect();
     for q in &answerable {
         let lang = Language::detect(&q.q).unwrap_or(Language::En);
         let right = |source: &str, title: &str| q.expect.matches_chunk(source, title);
-        let (l, h) = kb.labelled(&q.q, lang.as_str(), &right).await.context("Search failed")?;
-        lexical.extend(l);
-        hybrid.extend(h);
+        samples.extend(kb.labelled(&q.q, lang.as_str(), &right).await.context("Search failed")?);
     }
     let from = format!("{} questions of {}", answerable.len(), file.display());
-    let c =
-        kb.learn(&lexical, &hybrid, from).context("the knowledge base is not calibrated yet: run `kb ingest` first")?;
+    let c = kb.learn(&samples, from).context(
+        "nothing to learn from: no answerable question found its expected section among the candidates, \
+         or the embedding server did not answer",
+    )?;
     eprintln!(
-        "kb eval: weights learnt from {} answerable questions ({} lexical, {} hybrid candidates); \
-         bar now {:.3} lexical{}",
+        "kb eval: weights learnt from {} answerable questions ({} candidates); the bar is now {:.3}",
         answerable.len(),
-        lexical.len(),
-        hybrid.len(),
-        c.suggested(false).curated,
-        if c.dense_model.is_some() { format!(", {:.3} hybrid", c.suggested(true).curated) } else { String::new() }
+        samples.len(),
+        c.suggested().curated
     );
     Ok(())
 }

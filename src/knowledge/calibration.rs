@@ -12,7 +12,7 @@
 //! into one confidence: the probability that the hit answers the question.
 //!
 //! - **The weights** ([`Model`]) are fitted on labelled customer questions:
-//!   by default the ones shipped in `knowledge/calibration-prior.json`
+//!   by default the ones shipped in `src/knowledge/calibration-prior.json`
 //!   (fitted by `kb eval --learn` on the starter FAQ's question sets); a
 //!   publisher's own `kb eval --learn` refits them on their questions.
 //! - **The corpus's scale** is measured at ingest from its own
@@ -66,11 +66,7 @@ pub struct Features {
 }
 
 impl Features {
-    fn lexical_vector(&self) -> Vec<f64> {
-        vec![self.coverage, self.title_coverage, self.lexical_margin]
-    }
-
-    fn hybrid_vector(&self) -> Vec<f64> {
+    fn vector(&self) -> Vec<f64> {
         vec![
             self.coverage,
             self.title_coverage,
@@ -197,20 +193,18 @@ impl Logistic {
     }
 }
 
-/// The weights of both kinds of search, and where they were learnt.
+/// The weights, and where they were learnt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
-    /// On `[coverage, title_coverage, lexical_margin]`.
-    pub lexical: Logistic,
     /// On `[coverage, title_coverage, lexical_margin, dense_position, dense_gap, agreement]`.
-    pub hybrid: Logistic,
+    pub weights: Logistic,
     /// What the weights were fitted on, for people.
     pub learnt_from: String,
 }
 
 /// The default weights, fitted by `kb eval --learn` on the starter FAQ's
 /// three question sets (see docs/agent.md) and shipped with the binary.
-const PRIOR: &str = include_str!("../../knowledge/calibration-prior.json");
+const PRIOR: &str = include_str!("calibration-prior.json");
 
 impl Model {
     pub fn prior() -> Self {
@@ -218,24 +212,14 @@ impl Model {
     }
 
     /// Fits the weights on labelled candidates: each question's candidates,
-    /// the expected one right. A kind with nothing to learn from keeps `self`'s.
-    pub fn learn(&self, lexical: &[(Features, bool)], hybrid: &[(Features, bool)], from: String) -> Self {
-        let fit = |samples: &[(Features, bool)], vector: fn(&Features) -> Vec<f64>| {
-            Logistic::fit(&samples.iter().map(|(f, y)| (vector(f), *y)).collect::<Vec<_>>())
-        };
-        Self {
-            lexical: fit(lexical, Features::lexical_vector).unwrap_or_else(|| self.lexical.clone()),
-            hybrid: fit(hybrid, Features::hybrid_vector).unwrap_or_else(|| self.hybrid.clone()),
-            learnt_from: from,
-        }
+    /// the expected one right. `None` without both kinds.
+    pub fn learn(samples: &[(Features, bool)], from: String) -> Option<Self> {
+        let data: Vec<(Vec<f64>, bool)> = samples.iter().map(|(f, y)| (f.vector(), *y)).collect();
+        Some(Self { weights: Logistic::fit(&data)?, learnt_from: from })
     }
 
-    pub fn probability(&self, f: &Features, hybrid: bool) -> f64 {
-        if hybrid {
-            self.hybrid.probability(&f.hybrid_vector())
-        } else {
-            self.lexical.probability(&f.lexical_vector())
-        }
+    pub fn probability(&self, f: &Features) -> f64 {
+        self.weights.probability(&f.vector())
     }
 }
 
@@ -252,63 +236,40 @@ pub struct Suggested {
     pub floor: f64,
 }
 
-/// The calibration of one corpus, stored beside the index.
+/// The calibration of one embedded corpus, stored beside the index. A
+/// lexical search is not calibrated: without a dense side the only evidence
+/// is lexical, and the fixed combination of [`super::confidence`] did better
+/// on every question set measured (docs/agent.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub version: u32,
     pub model: Model,
-    /// The dense model the hybrid part was measured with (`None`: lexical only).
-    pub dense_model: Option<String>,
+    /// The dense model the corpus was measured with.
+    pub dense_model: String,
     /// Sections sampled and pseudo-questions asked.
     pub sections: usize,
     pub questions: usize,
-    pub dense_scale: Option<DenseScale>,
+    pub dense_scale: DenseScale,
     /// The best few candidates of each pseudo-question asked with its own
-    /// section left out, lexically and (when embedded) in hybrid search: what
-    /// the bars are measured on, kept so a refitted model gets new bars at once.
-    pub absent_lexical: Vec<Vec<Features>>,
-    pub absent_hybrid: Vec<Vec<Features>>,
+    /// section left out: what the bar is measured on, kept so a refitted
+    /// model gets its bar at once.
+    pub absent: Vec<Vec<Features>>,
 }
 
 impl Calibration {
-    /// The calibration of a corpus whose absent-answer samples were measured.
-    pub fn new(
-        model: Model,
-        sections: usize,
-        questions: usize,
-        absent_lexical: Vec<Vec<Features>>,
-        dense: Option<(Vec<Vec<Features>>, DenseScale, String)>,
-    ) -> Self {
-        let (absent_hybrid, dense_scale, dense_model) = match dense {
-            Some((samples, scale, name)) => (samples, Some(scale), Some(name)),
-            None => (vec![], None, None),
-        };
-        Self {
-            version: CALIBRATION_VERSION,
-            model,
-            dense_model,
-            sections,
-            questions,
-            dense_scale,
-            absent_lexical,
-            absent_hybrid,
-        }
-    }
-
-    /// The scale of cosines for [`features`], when the hybrid part applies to `model`.
+    /// The scale of cosines for [`features`], when this calibration applies to `model`.
     pub fn dense_scale_for(&self, model: Option<&str>) -> Option<DenseScale> {
-        (model.is_some() && self.dense_model.as_deref() == model).then_some(self.dense_scale).flatten()
+        (model == Some(self.dense_model.as_str())).then_some(self.dense_scale)
     }
 
-    /// The confidence of a candidate of a hybrid (`hybrid`) or lexical search.
-    pub fn confidence(&self, f: &Features, hybrid: bool) -> f64 {
-        self.model.probability(f, hybrid)
+    /// The confidence of a candidate of a hybrid search.
+    pub fn confidence(&self, f: &Features) -> f64 {
+        self.model.probability(f)
     }
 
-    /// The bar for the mode a search ran in.
-    pub fn suggested(&self, hybrid: bool) -> Suggested {
-        let absent = if hybrid { &self.absent_hybrid } else { &self.absent_lexical };
-        let bar = absent.iter().flat_map(|list| list.first()).map(|f| self.confidence(f, hybrid)).fold(0.0, f64::max);
+    /// The bar: above the surest candidate of every pseudo-question whose section was left out.
+    pub fn suggested(&self) -> Suggested {
+        let bar = self.absent.iter().flat_map(|list| list.first()).map(|f| self.confidence(f)).fold(0.0, f64::max);
         Suggested { curated: bar, floor: bar }
     }
 
@@ -370,55 +331,52 @@ pub fn auc(right: &[f64], wrong: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_learnt_model_orders_separable_samples_and_the_bar_sits_above_every_absent_answer() {
-        let f = |fit: f64, margin: f64| Features {
-            lexical_fit: fit,
-            coverage: fit,
-            title_coverage: fit,
-            lexical_margin: margin,
+    fn f(position: f64, gap: f64) -> Features {
+        Features {
+            lexical_fit: 0.5,
+            coverage: 0.5,
+            title_coverage: 0.5,
+            dense_position: position,
+            dense_gap: gap,
             ..Features::default()
-        };
-        let mut labelled = Vec::new();
-        for i in 0..20 {
-            let x = f64::from(i) / 20.0;
-            labelled.push((f(0.6 + 0.4 * x, 0.5 + 0.5 * x), true));
-            labelled.push((f(0.1 + 0.3 * x, 0.3 * x), false));
         }
-        let prior = Model::prior();
-        let model = prior.learn(&labelled, &[], "test".into());
-        assert_eq!(model.hybrid, prior.hybrid, "nothing to learn the hybrid weights from: the prior's stay");
-        let (hi, lo) = (model.probability(&f(0.9, 0.9), false), model.probability(&f(0.2, 0.1), false));
-        assert!(hi > 0.5 && lo < 0.5, "{hi} {lo}");
-        let absent = vec![vec![f(0.3, 0.2), f(0.1, 0.0)], vec![f(0.45, 0.4)]];
-        let c = Calibration::new(model.clone(), 10, 20, absent.clone(), None);
-        let bar = c.suggested(false).curated;
-        assert_eq!(bar, model.probability(&f(0.45, 0.4), false));
-        assert!(hi > bar && lo < bar);
-        assert!(Logistic::fit(&[(vec![1.0], true)]).is_none(), "one class only: nothing to learn");
     }
 
     #[test]
-    fn the_prior_prefers_a_sure_lexical_match_and_agreeing_retrievers() {
+    fn a_learnt_model_orders_separable_samples_and_the_bar_sits_above_every_absent_answer() {
+        let mut labelled = Vec::new();
+        for i in 0..20 {
+            let x = f64::from(i) / 20.0;
+            labelled.push((f(2.0 + 2.0 * x, 0.5 + x), true));
+            labelled.push((f(-1.0 + x, -0.5 - x), false));
+        }
+        let model = Model::learn(&labelled, "test".into()).unwrap();
+        let (hi, lo) = (model.probability(&f(3.0, 1.0)), model.probability(&f(-0.5, -1.0)));
+        assert!(hi > 0.5 && lo < 0.5, "{hi} {lo}");
+        let c = Calibration {
+            version: CALIBRATION_VERSION,
+            model: model.clone(),
+            dense_model: "m".into(),
+            sections: 10,
+            questions: 20,
+            dense_scale: DenseScale { mean: 0.8, spread: 0.02 },
+            absent: vec![vec![f(0.0, 0.0), f(-1.0, -1.0)], vec![f(1.0, 0.2)]],
+        };
+        let bar = c.suggested().curated;
+        assert_eq!(bar, model.probability(&f(1.0, 0.2)), "the surest absent candidate sets it");
+        assert!(hi > bar && lo < bar);
+        assert_eq!(c.dense_scale_for(Some("m")), Some(c.dense_scale));
+        assert_eq!(c.dense_scale_for(Some("other")), None, "measured with another model: not this scale");
+        assert!(Model::learn(&labelled[..1], "one".into()).is_none(), "one class only: nothing to learn");
+    }
+
+    #[test]
+    fn the_prior_prefers_a_close_cosine_ahead_of_the_rest_and_agreeing_retrievers() {
         let prior = Model::prior();
-        let sure = Features {
-            lexical_fit: 0.8,
-            coverage: 0.8,
-            title_coverage: 0.8,
-            lexical_margin: 0.6,
-            ..Features::default()
-        };
-        let unsure = Features {
-            lexical_fit: 0.2,
-            coverage: 0.2,
-            title_coverage: 0.2,
-            lexical_margin: 0.0,
-            ..Features::default()
-        };
-        assert!(prior.probability(&sure, false) > prior.probability(&unsure, false));
-        let agreeing = Features { dense_position: 3.0, dense_gap: 1.0, agreement: 1.0, ..sure };
-        let disagreeing = Features { dense_position: 0.0, dense_gap: -1.0, agreement: 0.0, ..sure };
-        assert!(prior.probability(&agreeing, true) > prior.probability(&disagreeing, true));
+        assert!(prior.probability(&f(4.0, 1.5)) > prior.probability(&f(1.0, 0.1)));
+        assert!(prior.probability(&f(3.0, 1.0)) > prior.probability(&f(3.0, -1.0)), "another candidate is closer");
+        let sure = Features { lexical_margin: 0.8, coverage: 0.9, title_coverage: 0.9, ..f(3.0, 1.0) };
+        assert!(prior.probability(&sure) > prior.probability(&f(3.0, 1.0)), "the words agree too");
     }
 
     #[test]

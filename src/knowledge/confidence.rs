@@ -122,7 +122,13 @@ pub fn lexical(lexical: &Lexical, query: &str, candidates: &[Candidate<'_>]) -> 
         .collect()
 }
 
-/// A fixed combination for a corpus too small to calibrate: `fit · (0.6 + 0.4·margin)`.
+/// What [`uncalibrated`] must reach for a stored answer to be sent as it is.
+pub const UNCALIBRATED_BAR: f64 = 0.4;
+/// What the support of a model's answer must reach on the uncalibrated scale.
+pub const UNCALIBRATED_FLOOR: f64 = 0.3;
+
+/// The confidence of a lexical search, and of a corpus too small to
+/// calibrate: `fit · (0.6 + 0.4·margin)`.
 pub fn uncalibrated(f: &LexicalFit) -> f64 {
     f.fit * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * f.margin)
 }

@@ -240,8 +240,8 @@ impl KnowledgeBase {
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
         };
-        if kb.calibration().is_none_or(|c| c.dense_model.as_deref() != kb.dense_model()) {
-            // Ingested by an older version, or the dense part failed last time.
+        if kb.embedder.is_some() && kb.calibration().is_none_or(|c| Some(c.dense_model.as_str()) != kb.dense_model()) {
+            // Ingested by an older version, with another model, or calibrating failed last time.
             kb.recalibrate().await;
         }
         Ok(kb)
@@ -274,14 +274,12 @@ impl KnowledgeBase {
                 tracing::info!(
                     sections = c.sections,
                     questions = c.questions,
-                    hybrid = c.dense_model.is_some(),
-                    bar_lexical = c.suggested(false).curated,
-                    bar_hybrid = c.dense_model.as_ref().map(|_| c.suggested(true).curated),
+                    bar = c.suggested().curated,
                     "knowledge base calibrated on its own pseudo-questions"
                 );
                 self.keep(c);
             }
-            Ok(None) => tracing::debug!("the knowledge base is too small to calibrate; confidences are uncalibrated"),
+            Ok(None) => tracing::debug!("nothing to calibrate: a lexical or a too small knowledge base"),
             Err(e) => {
                 tracing::warn!(error = %e, "calibrating the knowledge base failed; confidences stay as they were")
             }
@@ -295,53 +293,44 @@ impl KnowledgeBase {
         *self.calibration.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(c));
     }
 
-    /// Every candidate of a customer's search for `query` (as the agent
-    /// searches: `language` first, the others too), with its features and
-    /// whether `is_right(source, title)`: lexically, and in hybrid search
-    /// when the corpus is embedded. What `kb eval --learn` fits the weights on.
+    /// Every candidate of a customer's hybrid search for `query` (as the
+    /// agent searches: `language` first, the others too), with its features
+    /// and whether `is_right(source, title)`: what `kb eval --learn` fits the
+    /// weights on. Empty when the knowledge base is not calibrated, or the
+    /// query could not be embedded.
     pub async fn labelled(
         &self,
         query: &str,
         language: &str,
         is_right: &dyn Fn(&str, &str) -> bool,
-    ) -> Result<(Vec<(calibration::Features, bool)>, Vec<(calibration::Features, bool)>), KnowledgeError> {
+    ) -> Result<Vec<(calibration::Features, bool)>, KnowledgeError> {
         let query = self.redactor.redact(query);
-        let vector = self.query_vector(&query).await?;
         let scale = self.calibration().and_then(|c| c.dense_scale_for(self.dense_model()));
-        let filters = [
+        let (Some(scale), Some(vector)) = (scale, self.query_vector(&query).await?) else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for filter in [
             SearchFilter { language: Some(language.to_owned()), ..Default::default() },
             SearchFilter { except_language: Some(language.to_owned()), ..Default::default() },
-        ];
-        let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
-        let n = candidate_count(5);
-        for filter in &filters {
-            let label = |list: &search::CandidateList, scale, out: &mut Vec<(calibration::Features, bool)>| {
-                let members = list.members();
-                let (_, features) = self.features(&query, &members, scale);
-                out.extend(
-                    members.iter().zip(features).map(|(m, f)| (f, is_right(&m.payload.source, &m.payload.title))),
-                );
-            };
-            label(&self.candidates(&query, None, filter, n, None).await?, None, &mut lexical);
-            if let (Some(v), Some(scale)) = (vector.as_deref(), scale) {
-                label(&self.candidates(&query, Some(v), filter, n, None).await?, Some(scale), &mut hybrid);
-            }
+        ] {
+            let list = self.candidates(&query, Some(&vector), &filter, candidate_count(5), None).await?;
+            let members = list.members();
+            let (_, features) = self.features(&query, &members, Some(scale));
+            out.extend(members.iter().zip(features).map(|(m, f)| (f, is_right(&m.payload.source, &m.payload.title))));
         }
-        Ok((lexical, hybrid))
+        Ok(out)
     }
 
-    /// Refits the confidence's weights on labelled candidates (see
-    /// [`Self::labelled`]) and keeps them: the corpus's bars follow at once.
-    /// `None`: the knowledge base is not calibrated (run `kb ingest`).
+    /// Refits the weights on labelled candidates (see [`Self::labelled`]) and
+    /// keeps them: the bar follows at once. `None`: the knowledge base is not
+    /// calibrated (lexical, or not ingested with this model), or the samples
+    /// hold only one kind.
     pub fn learn(
         &self,
-        lexical: &[(calibration::Features, bool)],
-        hybrid: &[(calibration::Features, bool)],
+        samples: &[(calibration::Features, bool)],
         from: String,
     ) -> Option<Arc<calibration::Calibration>> {
-        let current = self.calibration()?;
-        let mut c = (*current).clone();
-        c.model = c.model.learn(lexical, hybrid, from);
+        let mut c = (*self.calibration()?).clone();
+        c.model = calibration::Model::learn(samples, from)?;
         self.keep(c);
         self.calibration()
     }
@@ -401,9 +390,13 @@ impl KnowledgeBase {
     /// A customer's search: in their language first, and always also in the
     /// others, each language's candidates judged among themselves (a FAQ in
     /// two languages holds translations, which must not count as each other's
-    /// competition), merged by confidence — the customer's language first on
-    /// equal confidence. An English question whose only answer is a Russian
-    /// section finds it, and a translation does not hide the original.
+    /// competition). When the customer's language has a hit sure enough to be
+    /// sent, that language's hits are the answer; otherwise both are merged by
+    /// confidence, the customer's language first on ties (lexical search: the
+    /// other languages only when the customer's finds nothing). An English question
+    /// whose only answer is a Russian section finds it, and a Russian section
+    /// that names "Google Pay" does not answer an English customer whose own
+    /// section says the same.
     pub async fn search_preferring(
         &self,
         query: &str,
@@ -419,6 +412,13 @@ impl KnowledgeBase {
         let own = SearchFilter { kind, language: Some(language.to_owned()), except_language: None };
         let others = SearchFilter { kind, language: None, except_language: Some(language.to_owned()) };
         let mut hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
+        let sure = |h: &SearchHit| h.confidence >= h.thresholds.map_or(confidence::UNCALIBRATED_BAR, |t| t.curated);
+        // Lexically, another script shares only brand names and codes with the
+        // question ("Google Pay" in a Russian section): there the other languages
+        // are searched only when the customer's finds nothing.
+        if hits.iter().any(sure) || (vector.is_none() && !hits.is_empty()) {
+            return Ok(hits);
+        }
         hits.extend(self.search_with(&query, vector.as_deref(), &others, limit).await?);
         // Stable: the customer's language keeps its place on ties.
         hits.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
@@ -435,7 +435,9 @@ impl KnowledgeBase {
     ) -> Result<Vec<SearchHit>, KnowledgeError> {
         let list = self.candidates(query, vector, filter, candidate_count(limit), None).await?;
         let scored = self.score(query, &list.members(), vector.is_some());
-        let thresholds = self.calibration().map(|c| c.suggested(self.hybrid_scored(vector.is_some())));
+        let calibration =
+            self.calibration().filter(|c| vector.is_some() && c.dense_scale_for(self.dense_model()).is_some());
+        let thresholds = calibration.map(|c| c.suggested());
         Ok(list
             .hits
             .into_iter()
@@ -512,21 +514,15 @@ impl KnowledgeBase {
         Ok(search::CandidateList::fuse(lexical, dense))
     }
 
-    /// Whether a search with (`dense`) or without a query vector is judged by
-    /// the hybrid calibration.
-    fn hybrid_scored(&self, dense: bool) -> bool {
-        dense && self.calibration().and_then(|c| c.dense_scale_for(self.dense_model())).is_some()
-    }
-
     /// The evidence and confidence of every candidate of one query, in order.
     /// `dense`: the query was searched densely (its cosines are meaningful).
     fn score(&self, query: &str, members: &[search::Member<'_>], dense: bool) -> Vec<confidence::Evidence> {
-        let calibration = self.calibration();
-        let scale = if dense { calibration.as_ref().and_then(|c| c.dense_scale_for(self.dense_model())) } else { None };
+        let calibration = self.calibration().filter(|_| dense);
+        let scale = calibration.as_ref().and_then(|c| c.dense_scale_for(self.dense_model()));
         let (fits, features) = self.features(query, members, scale);
-        let confidences: Vec<f64> = match &calibration {
-            Some(c) => features.iter().map(|f| c.confidence(f, scale.is_some())).collect(),
-            None => fits.iter().map(confidence::uncalibrated).collect(),
+        let confidences: Vec<f64> = match (&calibration, scale) {
+            (Some(c), Some(_)) => features.iter().map(|f| c.confidence(f)).collect(),
+            _ => fits.iter().map(confidence::uncalibrated).collect(),
         };
         members
             .iter()
@@ -543,7 +539,7 @@ impl KnowledgeBase {
                 dense_position: f.dense_position,
                 dense_gap: f.dense_gap,
                 agreement: f.agreement > 0.0,
-                calibrated: calibration.is_some(),
+                calibrated: scale.is_some(),
             })
             .collect()
     }

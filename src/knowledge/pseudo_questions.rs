@@ -1,11 +1,11 @@
 //! The corpus calibration's measurements: each sampled section's heading,
-//! sentences and phrasings are asked like a customer's question with the
-//! section itself left out. What they find is what a question this
+//! sentences and phrasings are asked like a customer's question, in hybrid
+//! search, with the section itself left out. What they find is what a question this
 //! knowledge base cannot answer looks like here ([`Calibration`]'s bar), and
 //! their cosines with the sections that do not contain them are the corpus's
 //! dense scale.
 
-use super::calibration::{Calibration, DenseScale, Features, Model};
+use super::calibration::{Calibration, DenseScale, Features, Model, CALIBRATION_VERSION};
 use super::index::ChunkPayload;
 use super::search::CandidateList;
 use super::{candidate_count, KnowledgeBase, KnowledgeError, SearchFilter};
@@ -56,11 +56,11 @@ fn sentences(body: &str) -> Vec<&str> {
 }
 
 impl KnowledgeBase {
-    /// Measures the corpus on its own pseudo-questions; `None` when it is too
-    /// small to say anything (fewer than two sections, or no pseudo-question
-    /// finds another section). `model`: the weights in force. A failing
-    /// embedding provider leaves the hybrid part out, with a warning.
+    /// Measures the embedded corpus on its own pseudo-questions; `None` for a
+    /// lexical knowledge base, or one too small to say anything (fewer than
+    /// two sections). `model`: the weights in force.
     pub(crate) async fn calibrate(&self, model: Model) -> Result<Option<Calibration>, KnowledgeError> {
+        let (Some(embedder), Some(name)) = (&self.embedder, self.dense_model()) else { return Ok(None) };
         let sections = self.index.sample(SECTIONS).await?;
         if sections.len() < 2 {
             return Ok(None);
@@ -70,60 +70,34 @@ impl KnowledgeBase {
             .enumerate()
             .flat_map(|(i, s)| pseudo_questions(&s.payload).into_iter().map(move |q| (i, q)))
             .collect();
-        let vectors = match &self.embedder {
-            None => None,
-            Some(e) => {
-                let questions: Vec<String> = probes.iter().map(|(_, q)| q.clone()).collect();
-                match e.embed_queries(&questions).await {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "the calibration could not embed its pseudo-questions; calibrating the lexical side only");
-                        None
-                    }
-                }
-            }
-        };
+        let questions: Vec<String> = probes.iter().map(|(_, q)| q.clone()).collect();
+        let vectors = embedder.embed_queries(&questions).await?;
         let n = candidate_count(HITS);
-        let mut lexical = Vec::new();
-        let mut dense = Vec::new();
-        for (k, (i, question)) in probes.iter().enumerate() {
+        let mut lists = Vec::with_capacity(probes.len());
+        for ((i, question), vector) in probes.iter().zip(&vectors) {
             let section = &sections[*i];
             let filter = SearchFilter { language: section.payload.language.clone(), ..Default::default() };
-            let list = self.candidates(question, None, &filter, n, Some(&section.id)).await?;
-            lexical.extend(self.best(question, &list, None, &model, false));
-            if let Some(vectors) = &vectors {
-                dense.push((k, self.candidates(question, Some(&vectors[k]), &filter, n, Some(&section.id)).await?));
-            }
-        }
-        if lexical.is_empty() && dense.is_empty() {
-            return Ok(None);
+            lists.push((question, self.candidates(question, Some(vector), &filter, n, Some(&section.id)).await?));
         }
         // The corpus's unit: cosines between questions and sections that do not contain them.
-        let others: Vec<f64> = dense.iter().flat_map(|(_, l)| l.cosines.iter().flatten().copied()).collect();
-        let hybrid = match (DenseScale::of(&others), self.dense_model()) {
-            (Some(scale), Some(name)) => {
-                let absent: Vec<Vec<Features>> = dense
-                    .iter()
-                    .filter_map(|(k, list)| self.best(&probes[*k].1, list, Some(scale), &model, true))
-                    .collect();
-                Some((absent, scale, name.to_owned()))
-            }
-            _ => None,
-        };
-        Ok(Some(Calibration::new(model, sections.len(), probes.len(), lexical, hybrid)))
+        let others: Vec<f64> = lists.iter().flat_map(|(_, l)| l.cosines.iter().flatten().copied()).collect();
+        let Some(dense_scale) = DenseScale::of(&others) else { return Ok(None) };
+        let absent = lists.iter().filter_map(|(q, list)| self.surest(q, list, dense_scale, &model)).collect();
+        Ok(Some(Calibration {
+            version: CALIBRATION_VERSION,
+            model,
+            dense_model: name.to_owned(),
+            sections: sections.len(),
+            questions: probes.len(),
+            dense_scale,
+            absent,
+        }))
     }
 
-    /// The features of the few candidates `model` is surest of (none: no candidate).
-    fn best(
-        &self,
-        question: &str,
-        list: &CandidateList,
-        scale: Option<DenseScale>,
-        model: &Model,
-        hybrid: bool,
-    ) -> Option<Vec<Features>> {
-        let (_, mut features) = self.features(question, &list.members(), scale);
-        features.sort_by(|a, b| model.probability(b, hybrid).total_cmp(&model.probability(a, hybrid)));
+    /// The features of the few candidates `model` is surest of, surest first (none: no candidate).
+    fn surest(&self, question: &str, list: &CandidateList, scale: DenseScale, model: &Model) -> Option<Vec<Features>> {
+        let (_, mut features) = self.features(question, &list.members(), Some(scale));
+        features.sort_by(|a, b| model.probability(b).total_cmp(&model.probability(a)));
         features.truncate(RIVALS);
         (!features.is_empty()).then_some(features)
     }

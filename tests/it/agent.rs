@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use support::openai_chat::{answer, Reply, ScriptedChat};
+use support::openai_chat::{answer_quoting, Reply, ScriptedChat};
 use tribute_assistant::agent::{
     Agent, AgentSettings, Hit, InMemoryRetriever, Lang, LlmEndpoint, OrderStatusSource, Prompts, ReasonCode,
     TurnOutcome, TurnRequest,
@@ -35,31 +35,35 @@ fn faq(id: &str, lang: &str, question: &str, answer: &str) -> Hit {
     }
 }
 
-/// FAQ-like entries in both languages.
+/// FAQ-like entries in both languages: id, language, question, answer.
+const ENTRIES: &[(&str, &str, &str, &str)] = &[
+    ("faq-ru-arrival", "ru", "Когда придут алмазы?", "Алмазы зачисляются на аккаунт в течение 5 минут после оплаты."),
+    (
+        "faq-en-arrival",
+        "en",
+        "When will my diamonds arrive?",
+        "Diamonds are credited to your account within 5 minutes of payment.",
+    ),
+    ("faq-ru-kz", "ru", "Можно ли оплатить из Казахстана?", "Да, Tribute принимает карты банков Казахстана."),
+    ("faq-en-kz", "en", "Can I pay from Kazakhstan?", "Yes, Tribute accepts cards from banks in Kazakhstan."),
+    (
+        "faq-en-id",
+        "en",
+        "Where do I find my account ID?",
+        "Open the game, tap your avatar: the ID is under your name. Help: https://shop.example.com/help/id",
+    ),
+    ("faq-en-refund", "en", "Can I get a refund?", "Refunds are handled by our support team."),
+];
+
 fn knowledge() -> InMemoryRetriever {
-    InMemoryRetriever::new(vec![
-        faq(
-            "faq-ru-arrival",
-            "ru",
-            "Когда придут алмазы?",
-            "Алмазы зачисляются на аккаунт в течение 5 минут после оплаты.",
-        ),
-        faq(
-            "faq-en-arrival",
-            "en",
-            "When will my diamonds arrive?",
-            "Diamonds are credited to your account within 5 minutes of payment.",
-        ),
-        faq("faq-ru-kz", "ru", "Можно ли оплатить из Казахстана?", "Да, Tribute принимает карты банков Казахстана."),
-        faq("faq-en-kz", "en", "Can I pay from Kazakhstan?", "Yes, Tribute accepts cards from banks in Kazakhstan."),
-        faq(
-            "faq-en-id",
-            "en",
-            "Where do I find my account ID?",
-            "Open the game, tap your avatar: the ID is under your name. Help: https://shop.example.com/help/id",
-        ),
-        faq("faq-en-refund", "en", "Can I get a refund?", "Refunds are handled by our support team."),
-    ])
+    InMemoryRetriever::new(ENTRIES.iter().map(|(id, lang, q, a)| faq(id, lang, q, a)).collect())
+}
+
+/// A model's answer that quotes the first cited entry's answer as its
+/// evidence, as a grounded answer does (none when it cites no known entry).
+fn answer(text: &str, lang: &str, confidence: f64, escalate: bool, sources: &[&str]) -> Reply {
+    let quote = sources.iter().find_map(|s| ENTRIES.iter().find(|e| e.0 == *s)).map(|e| e.3);
+    answer_quoting(text, lang, confidence, escalate, sources, &quote.into_iter().collect::<Vec<_>>())
 }
 
 struct Env {

@@ -374,7 +374,13 @@ async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing()
     let kb = KnowledgeBase::open(dir.path(), &embedding_config(&server, 64)).await.unwrap();
     let report = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
     let chunks = report.added;
-    assert_eq!(server.texts(), chunks, "every chunk embedded once (after one scripted 500, retried)");
+    let calibration = kb.calibration().expect("an embedded corpus is calibrated at ingest");
+    assert_eq!(
+        server.texts(),
+        chunks + calibration.questions,
+        "every chunk embedded once (after one scripted 500, retried), then the calibration's pseudo-questions"
+    );
+    assert_eq!(calibration.dense_model, "scripted-hash");
     assert!(server.requests() > chunks.div_ceil(8));
     assert_eq!(server.counters.last_auth.lock().unwrap().as_deref(), Some("Bearer sk-test-key"));
 

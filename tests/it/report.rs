@@ -398,8 +398,10 @@ async fn every_figure_of_the_json_matches_the_hand_count() {
     assert_eq!(column("resolved_by_agent"), [0, 1, 0, 1, 0, 1, 0, 0]);
     assert_eq!(column("escalated"), [0, 0, 0, 0, 2, 1, 0, 0]);
     let cases = column("cases_opened");
-    assert_eq!(&cases[..7], [0, 3, 2, 0, 1, 0, 0]);
-    assert_eq!(cases.iter().sum::<i64>(), 8, "cases 8 and 9 opened in the last hours");
+    assert_eq!(&cases[..6], [0, 3, 2, 0, 1, 0]);
+    // Cases 8 and 9 opened in the last hours: today, or yesterday when the test runs before 05:00 UTC.
+    assert_eq!(cases[6] + cases[7], 2, "{cases:?}");
+    assert_eq!(cases.iter().sum::<i64>(), 8);
     assert_eq!(trend[1]["payment_to_send_p50_ms"], json!(600_000), "90 s, 600 s, 3700 s, 7200 s: rank 2 of 4");
     assert_eq!(trend[0]["start"], format!("{}T00:00:00.000Z", date(s.d0)));
 

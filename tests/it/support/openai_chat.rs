@@ -38,12 +38,6 @@ pub enum Reply {
     Status(u16, Value),
 }
 
-/// A structured answer object that quotes nothing (the policy escalates a
-/// non-empty one as `unsupported_evidence`; see [`answer_quoting`]).
-pub fn answer(text: &str, lang: &str, confidence: f64, escalate: bool, sources: &[&str]) -> Reply {
-    answer_quoting(text, lang, confidence, escalate, sources, &[])
-}
-
 /// A structured answer object with the sentences it says it relied on.
 pub fn answer_quoting(
     text: &str,
