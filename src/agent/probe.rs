@@ -25,7 +25,7 @@ use super::guard::customer_data_block;
 use super::llm::{ChatAnswer, ChatMessage, ChatRequest, FinishReason, Llm, LlmError, ResponseFormat};
 use super::sources::Hit;
 use super::tools;
-use super::turn::{ask_stepping_down, hits_json};
+use super::turn::{ask_stepping_down, hits_json, TEMPERATURE};
 use super::AgentSettings;
 
 /// The least a probe waits for an answer.
@@ -177,7 +177,7 @@ impl Fault {
                 after.as_secs()
             ),
             Fault::Slow { took, setting, limit } => format!(
-                "it took {:.1} s, longer than [agent] {setting} = {} s allows, so turns would time out: \
+                "it took {:.2} s, longer than [agent] {setting} = {} s allows, so turns would time out: \
                  raise [agent] {setting} to at least {} or use a faster model or server",
                 took.as_secs_f64(),
                 limit.as_secs(),
@@ -374,7 +374,7 @@ fn plain_request(tools: Vec<super::llm::ToolDefinition>, max_tokens: u32) -> Cha
         tools,
         response_format: ResponseFormat::None,
         max_tokens,
-        temperature: Some(0.0),
+        temperature: Some(TEMPERATURE),
     }
 }
 

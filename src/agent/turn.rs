@@ -458,6 +458,10 @@ impl Agent {
     }
 }
 
+/// The sampling temperature of every model call (the probes' too, so they
+/// send what turns send: some models refuse any but their default).
+pub(super) const TEMPERATURE: f32 = 0.2;
+
 /// One model call with the agent's tools, starting at answer format `format`
 /// and stepping down while the server rejects the format itself. Returns the
 /// result and the format it ended on; a cut answer is [`LlmError::Truncated`].
@@ -492,7 +496,7 @@ pub(super) async fn ask_stepping_down(
             tools: tools.to_vec(),
             response_format: format.response_format(),
             max_tokens,
-            temperature: Some(0.2),
+            temperature: Some(TEMPERATURE),
         };
         match llm.complete(request).await {
             Err(LlmError::Rejected(why)) if answer::rejects_format(&why) && format.weaker().is_some() => {

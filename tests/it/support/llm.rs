@@ -15,7 +15,7 @@ pub fn llm_url(var: &str, test: &str) -> Option<String> {
         "CI is set but {var} is not: CI must start the LLM servers (see .ci/run and contrib/peers/llm.sh)"
     );
     eprintln!(
-        "SKIPPED {test}: {var} is not set (start a server with `eval \"$(contrib/peers/llm.sh start{})\"` and export {var}=$LLM_URL)",
+        "SKIPPED {test}: {var} is not set (start a server with `contrib/peers/llm.sh start{}` and set {var} to the LLM_URL it prints)",
         if var.contains("NO_JINJA") { " --no-jinja" } else { "" }
     );
     None
