@@ -14,6 +14,7 @@
 //! - [`keywords`]: RU+EN word matching that tolerates inflection (hard topics, repeats).
 //! - [`guard`]: links, prompt leaks, customer text as data.
 //! - [`history`]: how much of the conversation reaches the LLM (message and character caps).
+//! - [`probe`]: what `check` asks an endpoint (chat, tools, answer format), and the fix for each failure.
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
 //! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
 //! - [`in_memory_retriever`]: a small in-memory [`Retriever`] for tests and benchmarks.
@@ -32,6 +33,7 @@ pub mod llm;
 pub mod openai;
 pub mod outcome;
 pub mod policy;
+pub mod probe;
 pub mod prompts;
 pub mod questions;
 pub mod settings;
@@ -48,4 +50,4 @@ pub use policy::{Reason, ReasonCode};
 pub use prompts::Prompts;
 pub use settings::{AgentSection, AgentSettings, LlmEndpoint};
 pub use sources::{CustomerOrder, Hit, OrderStatusSource, Retriever, RetrieverError};
-pub use turn::{probe, Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};
+pub use turn::{Agent, Evaluation, HistoryMessage, Speaker, TurnRequest};

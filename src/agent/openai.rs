@@ -74,7 +74,7 @@ impl OpenAiLlm {
     fn classify(&self, err: OpenAIError) -> LlmError {
         match err {
             OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout(self.timeout),
-            OpenAIError::Reqwest(e) => LlmError::Unavailable(redact_credentials(&e.to_string()).into_owned()),
+            OpenAIError::Reqwest(e) => LlmError::Unavailable(redact_credentials(&error_chain(&e)).into_owned()),
             OpenAIError::ApiError(e) => {
                 let status = e.status_code.as_u16();
                 // async-openai keeps a 5xx body whole as the message; take its error.message.
@@ -269,6 +269,22 @@ impl RetryingHttp {
             }
         }
     }
+}
+
+/// An error and its causes ("error sending request …: tcp connect error:
+/// Connection refused"): reqwest's own text leaves out why.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Reads a 500's body and gives back an equivalent response (for

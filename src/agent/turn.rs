@@ -455,47 +455,56 @@ impl Agent {
     }
 }
 
+/// The sampling temperature of every model call (the probes' too, so they
+/// send what turns send: some models refuse any but their default).
+pub(super) const TEMPERATURE: f32 = 0.2;
+
 /// One model call with the agent's tools, starting at answer format `format`
 /// and stepping down while the server rejects the format itself. Returns the
-/// result and the format it ended on.
+/// result and the format it ended on; a cut answer is [`LlmError::Truncated`].
 async fn complete(
     llm: &dyn Llm,
     messages: Vec<ChatMessage>,
+    max_tokens: u32,
+    format: AnswerFormat,
+) -> (Result<ChatAnswer, LlmError>, AnswerFormat) {
+    let (result, format) = ask_stepping_down(llm, &messages, &tools::definitions(), max_tokens, format).await;
+    let result = match result {
+        Ok(answer) if answer.finish_reason == Some(FinishReason::Length) => Err(LlmError::Truncated(max_tokens)),
+        other => other,
+    };
+    (result, format)
+}
+
+/// One model call with `tools`, starting at answer format `format` and
+/// stepping down while the server rejects the format itself (the ladder of
+/// [`AnswerFormat`]). The answer comes back as the server gave it, a
+/// `length` finish included; the format is the one it ended on.
+pub(super) async fn ask_stepping_down(
+    llm: &dyn Llm,
+    messages: &[ChatMessage],
+    tools: &[super::llm::ToolDefinition],
     max_tokens: u32,
     mut format: AnswerFormat,
 ) -> (Result<ChatAnswer, LlmError>, AnswerFormat) {
     loop {
         let request = ChatRequest {
-            messages: with_format_instructions(messages.clone(), format),
-            tools: tools::definitions(),
+            messages: with_format_instructions(messages.to_vec(), format),
+            tools: tools.to_vec(),
             response_format: format.response_format(),
             max_tokens,
-            temperature: Some(0.2),
+            temperature: Some(TEMPERATURE),
         };
-        let result = match llm.complete(request).await {
+        match llm.complete(request).await {
             Err(LlmError::Rejected(why)) if answer::rejects_format(&why) && format.weaker().is_some() => {
                 let weaker = format.weaker().expect("checked");
                 tracing::warn!(rejected = format.as_str(), now = weaker.as_str(), error = %why,
                     "the LLM server rejected the answer format; asking with a weaker one from now on");
                 format = weaker;
-                continue;
             }
-            Ok(answer) if answer.finish_reason == Some(FinishReason::Length) => Err(LlmError::Truncated(max_tokens)),
-            other => other,
-        };
-        return (result, format);
+            other => return (other, format),
+        }
     }
-}
-
-/// What `check` asks: one tiny request with the same tools and answer
-/// format a turn uses. `Ok` names the format the server accepted.
-pub async fn probe(llm: &dyn Llm, max_tokens: u32) -> Result<AnswerFormat, LlmError> {
-    let messages = vec![
-        ChatMessage::System("You are a health check. Answer with the answer object only.".into()),
-        ChatMessage::User("Say ok.".into()),
-    ];
-    let (result, format) = complete(llm, messages, max_tokens, AnswerFormat::StrictSchema).await;
-    result.map(|_| format)
 }
 
 /// On the weaker formats the schema travels in the first system message
@@ -514,7 +523,7 @@ fn with_format_instructions(mut messages: Vec<ChatMessage>, format: AnswerFormat
 }
 
 /// Hits as the model sees them (no scores: it should not second-guess them).
-fn hits_json(hits: &[Hit]) -> serde_json::Value {
+pub(super) fn hits_json(hits: &[Hit]) -> serde_json::Value {
     hits.iter()
         .map(|h| {
             serde_json::json!({

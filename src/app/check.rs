@@ -5,7 +5,8 @@
 //! `ExecStartPre=`.
 //!
 //! Nothing here changes state: the backend gets a signed `GET /health`,
-//! the LLM endpoint a `GET /models`, the embedding endpoint one tiny
+//! the LLM endpoint a `GET /models` and three small chat completions
+//! ([`crate::agent::probe`]), the embedding endpoint one tiny
 //! embedding (its vector size is what search will rely on), Qdrant a TCP connect; the Telegram
 //! session is read from its file without going to the network (`login
 //! --check` asks Telegram).
@@ -28,7 +29,8 @@ pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
 /// Environment variable naming a Qdrant server.
 pub use crate::knowledge::config::QDRANT_URL_ENV;
 
-/// How long any one network check may take.
+/// How long any one network check may take (not the LLM's chat probes:
+/// [`crate::agent::probe::probe_timeout`]).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,11 +168,11 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
     let agent = crate::agent::AgentSettings::resolve(&file.agent, env).ok();
     let model = agent.as_ref().and_then(|s| s.llm.as_ref()).map(|e| e.model.clone());
     let line = llm_line(urls.llm_base_url.as_deref(), model.as_deref(), env).await;
-    let line = match (&line.status, agent) {
-        (Status::Pass, Some(agent)) => llm_turn_line(line, agent).await,
-        _ => line,
-    };
+    let listed = line.status == Status::Pass;
     lines.push(line);
+    if let (true, Some(agent)) = (listed, agent) {
+        lines.extend(llm_probe_lines(agent).await);
+    }
     lines.push(embedding_line(&file, env).await);
     lines.push(qdrant_line(urls.qdrant_url.as_deref()).await);
     lines.push(match TelegramApi::resolve(&file.telegram, env) {
@@ -311,44 +313,125 @@ async fn llm_line(base: Option<&str>, model: Option<&str>, env: &impl Fn(&str) -
     }
 }
 
-/// The endpoint lists the model; now one tiny request with the agent's own
-/// tools and answer format, so a server that rejects them (llama.cpp without
-/// `--jinja`, a model without structured outputs) shows here, with the fix,
-/// instead of as escalated questions later.
-async fn llm_turn_line(listed: CheckLine, mut settings: crate::agent::AgentSettings) -> CheckLine {
+/// The endpoint lists the model; now the probes of
+/// [`crate::agent::probe`], one line each: a plain chat completion, one
+/// with the agent's tools, and a turn-shaped one with the answer format, so
+/// a server that rejects tools (llama.cpp without `--jinja`), a model
+/// without structured outputs or a model too slow for `[agent]
+/// timeout_secs` shows here, with the fix that matches, instead of as
+/// escalated questions later. Each probe waits
+/// [`crate::agent::probe::probe_timeout`], not [`CHECK_TIMEOUT`]: a model
+/// on CPU takes seconds.
+async fn llm_probe_lines(settings: crate::agent::AgentSettings) -> Vec<CheckLine> {
     use crate::agent::answer::AnswerFormat;
     use crate::agent::openai::OpenAiLlm;
-    let Some(endpoint) = settings.llm.clone() else { return listed };
-    settings.timeout = settings.timeout.min(CHECK_TIMEOUT);
-    settings.retries = 0;
-    let llm = match OpenAiLlm::new(&endpoint, &settings) {
+    use crate::agent::probe::{self, classify, slowness, AnswerSeen, Stage, ToolsSeen};
+    const CHAT: &str = "LLM chat";
+    const TOOLS: &str = "LLM tools";
+    const FORMAT: &str = "LLM answer format";
+    let Some(endpoint) = settings.llm.clone() else { return vec![] };
+    let mut probing = settings.clone();
+    probing.timeout = probe::probe_timeout(settings.timeout);
+    probing.retries = 0;
+    let llm = match OpenAiLlm::new(&endpoint, &probing) {
         Ok(l) => l,
-        Err(e) => return CheckLine::fail(listed.name, e.to_string(), "fix [agent]"),
+        Err(e) => return vec![CheckLine::fail(CHAT, e.to_string(), "fix [agent]")],
     };
-    match crate::agent::probe(&llm, settings.max_tokens).await {
-        Ok(AnswerFormat::StrictSchema) => {
-            CheckLine::pass(listed.name, format!("{}; a turn with tools and a strict JSON schema works", listed.detail))
-        }
-        Ok(format) => CheckLine::pass(
-            listed.name,
+    // A prompts dir that cannot be read is the daemon's error at start; probe with the built-in prompt.
+    let system = crate::agent::Prompts::load(&settings.prompts_dir).unwrap_or_default().system;
+    let report = probe::run(&llm, &settings, &system).await;
+    let secs = |d: std::time::Duration| format!("{:.1} s", d.as_secs_f64());
+    // A probe that answered: ✔, or ✘ when slower than a turn may be.
+    let judged = |name, stage, latency, detail: String| match slowness(stage, latency, &settings) {
+        None => CheckLine::pass(name, detail),
+        Some(fault) => CheckLine::fail(name, detail, fault.fix()),
+    };
+
+    let mut lines = Vec::new();
+    lines.push(match &report.chat.result {
+        Ok(()) => judged(
+            CHAT,
+            Stage::Chat,
+            report.chat.latency,
             format!(
-                "{}; a turn with tools works, the answer format steps down to {} (the server rejected stronger ones)",
-                listed.detail,
-                format.as_str()
+                "a plain completion in {} (probes wait up to {} s; [agent] timeout_secs = {})",
+                secs(report.chat.latency),
+                report.timeout.as_secs(),
+                settings.timeout.as_secs()
             ),
         ),
-        Err(e) => {
-            let text = e.to_string();
-            let fix = if text.contains("--jinja") {
-                "start llama-server with --jinja (tools need its chat templates)".to_owned()
-            } else if matches!(e, crate::agent::llm::LlmError::Truncated(_)) {
-                "raise [agent] max_tokens".to_owned()
-            } else {
-                "the message is the server's own; check [agent] model and the server's tool-calling support".to_owned()
-            };
-            CheckLine::fail(listed.name, format!("{}, but a turn with tools failed: {text}", listed.detail), fix)
+        Err(f) => CheckLine::fail(
+            CHAT,
+            format!("a plain completion failed after {}: {f}", secs(report.chat.latency)),
+            classify(Stage::Chat, f).fix(),
+        ),
+    });
+    let n_tools = crate::agent::tools::definitions().len();
+    lines.push(match &report.tools {
+        None if report.chat.result.is_ok() => {
+            CheckLine::skip(TOOLS, "not tried: the plain completion was already slower than a turn may be")
         }
-    }
+        None => CheckLine::skip(TOOLS, "not tried: the plain completion failed"),
+        Some(p) => match &p.result {
+            Ok(seen) => judged(
+                TOOLS,
+                Stage::Tools,
+                p.latency,
+                format!(
+                    "the server takes the agent's {n_tools} tools ({}; the model {})",
+                    secs(p.latency),
+                    match seen {
+                        ToolsSeen::Called(name) => format!("called {name}"),
+                        ToolsSeen::Answered => "answered without calling one".to_owned(),
+                    }
+                ),
+            ),
+            Err(f) => CheckLine::fail(
+                TOOLS,
+                format!("a request with the agent's {n_tools} tools failed after {}: {f}", secs(p.latency)),
+                classify(Stage::Tools, f).fix(),
+            ),
+        },
+    });
+    lines.push(match &report.answer {
+        None => CheckLine::skip(FORMAT, "not tried: the probes above failed or were too slow"),
+        Some(a) => {
+            let tools = if a.with_tools { "with the tools" } else { "without tools (they failed above)" };
+            let format = if a.accepted {
+                let stepped = match a.format {
+                    AnswerFormat::StrictSchema => String::new(),
+                    weaker => format!(
+                        " (it refused stronger ones, so the answer format steps down to {}, as turns do)",
+                        weaker.as_str()
+                    ),
+                };
+                format!("the server accepted the {} format {tools}{stepped}", a.format.as_str())
+            } else {
+                format!("no format accepted: the request with the {} format {tools} failed", a.format.as_str())
+            };
+            let took = secs(a.probe.latency);
+            match &a.probe.result {
+                Ok(AnswerSeen::Object) => judged(
+                    FORMAT,
+                    Stage::AnswerFormat,
+                    a.probe.latency,
+                    format!("{format}; the model wrote a valid answer object in {took}"),
+                ),
+                Ok(AnswerSeen::Called(name)) => judged(
+                    FORMAT,
+                    Stage::AnswerFormat,
+                    a.probe.latency,
+                    format!("{format}; the model called {name} first, as a turn may, in {took}"),
+                ),
+                Err(f) => CheckLine::fail(
+                    FORMAT,
+                    format!("{format}; after {took}: {f}"),
+                    classify(Stage::AnswerFormat, f).fix(),
+                ),
+            }
+        }
+    });
+    lines
 }
 
 /// Embeds one short query the way search will, so a wrong dimension, model

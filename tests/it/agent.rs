@@ -752,20 +752,27 @@ fn ask_answers_a_shipped_faq_question_retrieval_only_and_escalates_an_unknown_on
 }
 
 /// `check` asks the endpoint's `/models` whether the configured model is
-/// served (Ollama lists `name:latest`), so a typo fails before customers do.
+/// served (Ollama lists `name:latest`), so a typo fails before customers do;
+/// then it probes a plain completion, the tools and the answer format, one
+/// line each, with the fix that matches what failed.
 #[tokio::test]
 async fn check_says_whether_the_endpoint_serves_the_configured_model() {
-    use tribute_assistant::app::check::{checks, Status};
+    use tribute_assistant::app::check::Status;
     // Each model plays one server: qwen2.5 (Ollama) answers; llama (llama.cpp
     // started without --jinja) refuses tools with its exact 500 body; old-gpt
-    // (an OpenAI model without structured outputs) refuses the strict schema.
+    // (an OpenAI model without structured outputs) refuses the strict schema;
+    // loopy writes the answer object until max_tokens.
     async fn chat(axum::Json(req): axum::Json<serde_json::Value>) -> axum::response::Response {
         use axum::response::IntoResponse;
         let answer = r#"{"answer":"ok","language":"en","confidence":1,"escalate":false,"sources":[]}"#;
-        let ok = axum::Json(json!({"id": "x", "object": "chat.completion", "created": 0, "model": req["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}]}));
+        let reply = |content: &str, finish: &str| {
+            axum::Json(json!({"id": "x", "object": "chat.completion", "created": 0, "model": req["model"],
+                "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}))
+            .into_response()
+        };
+        let with_tools = req["tools"].as_array().is_some_and(|t| !t.is_empty());
         match (req["model"].as_str(), req["response_format"]["type"].as_str()) {
-            (Some("llama"), _) => (
+            (Some("llama"), _) if with_tools => (
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 axum::Json(json!({"error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}})),
             )
@@ -775,14 +782,15 @@ async fn check_says_whether_the_endpoint_serves_the_configured_model() {
                 axum::Json(json!({"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "type": "invalid_request_error", "param": "response_format", "code": null}})),
             )
                 .into_response(),
-            _ => ok.into_response(),
+            (Some("loopy"), Some(_)) => reply(r#"{"answer": "ok ok ok ok ok ok ok ok ok ok ok ok"#, "length"),
+            _ => reply(answer, "stop"),
         }
     }
     let app = axum::Router::new()
         .route(
             "/v1/models",
             axum::routing::get(|| async {
-                axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}, {"id": "llama"}, {"id": "old-gpt"}]}))
+                axum::Json(json!({"object": "list", "data": [{"id": "qwen2.5:latest"}, {"id": "nomic-embed-text"}, {"id": "llama"}, {"id": "old-gpt"}, {"id": "loopy"}]}))
             }),
         )
         .route("/v1/chat/completions", axum::routing::post(chat));
@@ -792,28 +800,145 @@ async fn check_says_whether_the_endpoint_serves_the_configured_model() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(&config, format!("data_dir = {:?}\n", dir.path())).unwrap();
-    let llm_line = |model: &'static str| {
-        let (config, base) = (config.clone(), base.clone());
-        async move {
-            let env = move |k: &str| match k {
-                "OPENAI_BASE_URL" => Some(base.clone()),
-                "OPENAI_MODEL" => Some(model.to_owned()),
-                _ => None,
-            };
-            checks(Some(&config), &env).await.into_iter().find(|l| l.name == "LLM endpoint").unwrap()
-        }
-    };
-    let ok = llm_line("qwen2.5").await;
-    assert_eq!(ok.status, Status::Pass, "{ok:?}");
-    assert!(ok.detail.contains("strict JSON schema works"), "{}", ok.detail);
-    let typo = llm_line("qwen-2.5").await;
-    assert_eq!(typo.status, Status::Fail, "{typo:?}");
-    assert!(typo.detail.contains("qwen2.5:latest") && typo.fix.unwrap().contains("OPENAI_MODEL"), "{}", typo.detail);
-    let no_jinja = llm_line("llama").await;
-    assert_eq!(no_jinja.status, Status::Fail, "{no_jinja:?}");
-    assert!(no_jinja.fix.as_deref().unwrap_or_default().contains("--jinja"), "{no_jinja:?}");
-    let no_schema = llm_line("old-gpt").await;
-    assert_eq!(no_schema.status, Status::Pass, "{no_schema:?}");
-    assert!(no_schema.detail.contains("steps down to JSON object"), "{}", no_schema.detail);
+
+    let ok = llm_check(&config, &base, "qwen2.5").await;
+    for name in ["LLM endpoint", "LLM chat", "LLM tools", "LLM answer format"] {
+        assert_eq!(ok.line(name).status, Status::Pass, "{}", ok.text);
+    }
+    let format = ok.line("LLM answer format");
+    assert!(format.detail.contains("accepted the strict JSON schema format with the tools"), "{}", ok.text);
+    assert!(format.detail.contains("valid answer object"), "{}", ok.text);
+
+    let typo = llm_check(&config, &base, "qwen-2.5").await;
+    let endpoint = typo.line("LLM endpoint");
+    assert_eq!(endpoint.status, Status::Fail, "{}", typo.text);
+    assert!(endpoint.detail.contains("qwen2.5:latest") && endpoint.fix.as_deref().unwrap().contains("OPENAI_MODEL"));
+    assert!(typo.lines.iter().all(|l| l.name != "LLM chat"), "no probes for a model the server does not list");
+
+    let no_jinja = llm_check(&config, &base, "llama").await;
+    assert_eq!(no_jinja.line("LLM chat").status, Status::Pass, "{}", no_jinja.text);
+    let tools = no_jinja.line("LLM tools");
+    assert_eq!(tools.status, Status::Fail, "{}", no_jinja.text);
+    assert!(tools.detail.contains("tools param requires --jinja flag"), "{}", no_jinja.text);
+    assert!(tools.fix.as_deref().unwrap().contains("start llama-server with --jinja"), "{}", no_jinja.text);
+    let format = no_jinja.line("LLM answer format");
+    assert_eq!(format.status, Status::Pass, "the format is still probed and reported: {}", no_jinja.text);
+    assert!(format.detail.contains("strict JSON schema format without tools"), "{}", no_jinja.text);
+
+    let no_schema = llm_check(&config, &base, "old-gpt").await;
+    let format = no_schema.line("LLM answer format");
+    assert_eq!(format.status, Status::Pass, "{}", no_schema.text);
+    assert!(format.detail.contains("steps down to JSON object"), "{}", no_schema.text);
+
+    let loopy = llm_check(&config, &base, "loopy").await;
+    let format = loopy.line("LLM answer format");
+    assert_eq!(format.status, Status::Fail, "{}", loopy.text);
+    assert!(format.detail.contains("accepted the strict JSON schema format"), "{}", loopy.text);
+    let fix = format.fix.as_deref().unwrap();
+    assert!(fix.contains("does not follow the answer format") && fix.contains("larger"), "{}", loopy.text);
+    assert!(!fix.contains("raise [agent] max_tokens"), "more tokens do not stop a loop: {}", loopy.text);
     server.abort();
+}
+
+/// `check`'s lines for an endpoint and model, and the table as printed.
+struct LlmCheck {
+    lines: Vec<tribute_assistant::app::check::CheckLine>,
+    text: String,
+}
+
+impl LlmCheck {
+    fn line(&self, name: &str) -> &tribute_assistant::app::check::CheckLine {
+        self.lines.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no {name} line in\n{}", self.text))
+    }
+}
+
+async fn llm_check(config: &std::path::Path, base: &str, model: &str) -> LlmCheck {
+    use tribute_assistant::app::check::{checks, render};
+    let (base, model) = (base.to_owned(), model.to_owned());
+    let env = move |k: &str| match k {
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        "OPENAI_MODEL" => Some(model.clone()),
+        _ => None,
+    };
+    let lines: Vec<_> = checks(Some(config), &env).await.into_iter().filter(|l| l.name.starts_with("LLM")).collect();
+    let text = render(None, &lines);
+    LlmCheck { lines, text }
+}
+
+/// A config for `check` against a real llama-server: the protocol is under
+/// test, not the speed of a tiny model on a loaded CI machine, so the agent
+/// may wait as long as such a model needs.
+fn real_llm_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n[agent]\ntimeout_secs = 150\nturn_budget_secs = 300\n", dir))
+        .unwrap();
+    config
+}
+
+/// llama.cpp's `llama-server` with jinja templates (as `.ci/run` starts it):
+/// every probe passes, and the line says which answer format it took.
+#[tokio::test]
+async fn check_against_a_real_llama_server_passes_and_names_the_answer_format() {
+    use tribute_assistant::app::check::Status;
+    let test = "check_against_a_real_llama_server_passes_and_names_the_answer_format";
+    let Some(base) = support::llm::llm_url("LLM_URL", test) else { return };
+    let model = support::llm::served_model(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = real_llm_config(dir.path());
+    let check = llm_check(&config, &base, &model).await;
+    eprintln!("{}", check.text);
+    for name in ["LLM endpoint", "LLM chat", "LLM tools", "LLM answer format"] {
+        assert_eq!(check.line(name).status, Status::Pass, "{}", check.text);
+    }
+    let format = check.line("LLM answer format");
+    assert!(format.detail.contains("accepted the strict JSON schema format with the tools"), "{}", check.text);
+    assert!(check.line("LLM chat").detail.contains("probes wait up to 150 s"), "{}", check.text);
+}
+
+/// The same server without jinja templates refuses tools with HTTP 500:
+/// the tools line fails naming --jinja, and the answer format is still
+/// probed (without tools) and reported.
+#[tokio::test]
+async fn check_against_a_real_llama_server_without_jinja_names_the_flag() {
+    use tribute_assistant::app::check::Status;
+    let test = "check_against_a_real_llama_server_without_jinja_names_the_flag";
+    let Some(base) = support::llm::llm_url("LLM_NO_JINJA_URL", test) else { return };
+    let model = support::llm::served_model(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = real_llm_config(dir.path());
+    let check = llm_check(&config, &base, &model).await;
+    eprintln!("{}", check.text);
+    assert_eq!(check.line("LLM chat").status, Status::Pass, "{}", check.text);
+    let tools = check.line("LLM tools");
+    assert_eq!(tools.status, Status::Fail, "{}", check.text);
+    assert!(tools.detail.contains("tools param requires --jinja flag"), "{}", check.text);
+    assert_eq!(tools.fix.as_deref(), Some("start llama-server with --jinja (tools need its chat templates)"));
+    let format = check.line("LLM answer format");
+    assert!(
+        format.detail.contains("the server accepted the strict JSON schema format without tools"),
+        "{}",
+        check.text
+    );
+}
+
+/// A real model slower than `[agent] timeout_secs` fails with what it took
+/// and the setting to raise, not as the server's message: one second is
+/// less than SmolLM2 needs for a turn-shaped answer on these cores.
+#[tokio::test]
+async fn check_against_a_real_llama_server_slower_than_the_timeout_names_the_setting() {
+    use tribute_assistant::app::check::Status;
+    let test = "check_against_a_real_llama_server_slower_than_the_timeout_names_the_setting";
+    let Some(base) = support::llm::llm_url("LLM_URL", test) else { return };
+    let model = support::llm::served_model(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n[agent]\ntimeout_secs = 1\n", dir.path())).unwrap();
+    let check = llm_check(&config, &base, &model).await;
+    eprintln!("{}", check.text);
+    let failed = check.lines.iter().find(|l| l.status == Status::Fail).unwrap_or_else(|| panic!("{}", check.text));
+    let fix = failed.fix.as_deref().unwrap();
+    // Slower than the setting, or even than the probe's own 30 s wait: either way our clock, and the setting.
+    let timing = fix.contains("longer than [agent] timeout_secs = 1 s") || fix.contains("no answer within 30 s");
+    assert!(timing && fix.contains("timeout_secs") && fix.contains("faster"), "{}", check.text);
+    assert!(!fix.contains("server's own"), "{}", check.text);
 }

@@ -1,8 +1,10 @@
 //! Shared test helpers: every wait's bound and how to wait (`wait`), the
 //! simulator's orders and client (`sim`), the daemon in a sandbox
-//! (`sandbox`), and scripted OpenAI-compatible servers on loopback.
+//! (`sandbox`), scripted OpenAI-compatible servers on loopback, and the real
+//! ones CI starts (`llm`).
 
 pub mod chromium;
+pub mod llm;
 pub mod openai_chat;
 pub mod openai_embeddings;
 pub mod sandbox;
@@ -10,6 +12,12 @@ pub mod sim;
 pub mod wait;
 
 pub use chromium::chromium;
+
+/// Whether the tests run on CI, where every machine-dependent test must run
+/// (`.ci/run` installs and starts what they need) rather than skip.
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
 
 /// An HTTP client for the tests: reqwest needs the crypto provider first.
 pub fn http() -> reqwest::Client {
