@@ -391,6 +391,7 @@ fn turn_messages(system: &str) -> Vec<ChatMessage> {
         language: Some("en".into()),
         score: 1.0,
         similarity: None,
+        thresholds: None,
     };
     let context = serde_json::json!({
         "customer_language": "en",
