@@ -157,6 +157,16 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                 String::new()
             };
             println!("kb ingest: {report}{optimized} ({})", kb.backend());
+            if let Some(c) = kb.calibration() {
+                println!(
+                    "kb ingest: hybrid confidence calibrated with {} on {} pseudo-questions of {} sections; \
+                     a stored answer is sent from {:.3} (docs/agent.md)",
+                    c.dense_model,
+                    c.questions,
+                    c.sections,
+                    c.suggested().curated
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         KbCommand::Search { query, json, limit, kind, language, location } => {
@@ -172,7 +182,7 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                     .map(|h| {
                         serde_json::json!({
                             "source": h.source, "title": h.title, "text": h.text, "score": h.score,
-                            "confidence": h.confidence, "evidence": h.evidence,
+                            "confidence": h.confidence, "evidence": h.evidence, "thresholds": h.thresholds,
                         })
                     })
                     .collect();
