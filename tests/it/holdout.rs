@@ -235,3 +235,31 @@ async fn hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode() {
         }
     }
 }
+
+/// `check` asks the real embedder whether it marks queries and passages
+/// itself, and says which `roles` to set when the configuration marks them
+/// twice or not at all.
+#[test]
+fn check_tells_how_the_real_embedder_wants_queries_and_passages_marked() {
+    let Some(url) = e5_url("check_tells_how_the_real_embedder_wants_queries_and_passages_marked") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let line = |roles: &str| {
+        let config = dir.path().join("check.toml");
+        let section = format!(
+            "data_dir = \"{}\"\n[knowledge.embedding]\nbase_url = \"{url}\"\nmodel = \"multilingual-e5-small\"\n\
+             dimension = 384\n{roles}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&config, section).unwrap();
+        let out = bin(dir.path(), &config).arg("check").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let at = text.find("embedding endpoint").unwrap_or_else(|| panic!("{text}"));
+        text[at..].lines().take(2).collect::<Vec<_>>().join("\n")
+    };
+    let none = line("");
+    assert!(none.contains("told neither") && none.contains("roles = \"input_type\""), "{none}");
+    let doubled = line("query_prefix = \"query: \"\npassage_prefix = \"passage: \"\n");
+    assert!(doubled.contains("doubled"), "{doubled}");
+    let right = line("roles = \"input_type\"\n");
+    assert!(right.contains("marks queries and passages itself"), "{right}");
+}
