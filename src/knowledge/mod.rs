@@ -157,6 +157,14 @@ pub struct SearchHit {
     pub thresholds: Option<calibration::Suggested>,
 }
 
+/// The customer's language, and every other.
+fn language_filters(kind: Option<ChunkKind>, language: &str) -> [SearchFilter; 2] {
+    [
+        SearchFilter { kind, language: Some(language.to_owned()), except_language: None },
+        SearchFilter { kind, language: None, except_language: Some(language.to_owned()) },
+    ]
+}
+
 /// Candidates a search considers for `limit` hits: enough for the margins
 /// and the corpus-relative signals to see the competition.
 fn candidate_count(limit: usize) -> usize {
@@ -304,14 +312,11 @@ impl KnowledgeBase {
         language: &str,
         is_right: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Vec<(calibration::Features, bool)>, KnowledgeError> {
-        let query = self.redactor.redact(query);
         let scale = self.calibration().and_then(|c| c.dense_scale_for(self.dense_model()));
-        let (Some(scale), Some(vector)) = (scale, self.query_vector(&query).await?) else { return Ok(vec![]) };
+        let Some((query, Some(vector))) = self.prepare_query(query, 1).await? else { return Ok(vec![]) };
+        let Some(scale) = scale else { return Ok(vec![]) };
         let mut out = Vec::new();
-        for filter in [
-            SearchFilter { language: Some(language.to_owned()), ..Default::default() },
-            SearchFilter { except_language: Some(language.to_owned()), ..Default::default() },
-        ] {
+        for filter in language_filters(None, language) {
             let list = self.candidates(&query, Some(&vector), &filter, candidate_count(5), None).await?;
             let members = list.members();
             let (_, features) = self.features(&query, &members, Some(scale));
@@ -379,12 +384,19 @@ impl KnowledgeBase {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<SearchHit>, KnowledgeError> {
+        let Some((query, vector)) = self.prepare_query(query, limit).await? else { return Ok(vec![]) };
+        self.search_with(&query, vector.as_deref(), filter, limit).await
+    }
+
+    /// The query as it is searched (redacted) and its vector, or `None` when
+    /// there is nothing to search.
+    async fn prepare_query(&self, query: &str, limit: usize) -> Result<Option<(String, Option<Vec<f32>>)>, KnowledgeError> {
         if limit == 0 || query.trim().is_empty() {
-            return Ok(vec![]);
+            return Ok(None);
         }
         let query = self.redactor.redact(query);
         let vector = self.query_vector(&query).await?;
-        self.search_with(&query, vector.as_deref(), filter, limit).await
+        Ok(Some((query, vector)))
     }
 
     /// A customer's search: in their language first, and always also in the
@@ -404,13 +416,8 @@ impl KnowledgeBase {
         kind: Option<ChunkKind>,
         limit: usize,
     ) -> Result<Vec<SearchHit>, KnowledgeError> {
-        if limit == 0 || query.trim().is_empty() {
-            return Ok(vec![]);
-        }
-        let query = self.redactor.redact(query);
-        let vector = self.query_vector(&query).await?;
-        let own = SearchFilter { kind, language: Some(language.to_owned()), except_language: None };
-        let others = SearchFilter { kind, language: None, except_language: Some(language.to_owned()) };
+        let Some((query, vector)) = self.prepare_query(query, limit).await? else { return Ok(vec![]) };
+        let [own, others] = language_filters(kind, language);
         let mut hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
         let sure = |h: &SearchHit| h.confidence >= h.thresholds.map_or(confidence::UNCALIBRATED_BAR, |t| t.curated);
         // Lexically, another script shares only brand names and codes with the
