@@ -12,7 +12,7 @@ mod openai_chat;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openai_chat::{answer, ScriptedChat};
+use openai_chat::{answer_quoting, ScriptedChat};
 use secrecy::SecretString;
 use tribute_assistant::agent::policy::{Draft, Evidence, Policy};
 use tribute_assistant::agent::sources::NoOrders;
@@ -75,6 +75,7 @@ fn bench_policy(n: usize) {
         answer: "Алмазы зачисляются в течение 5 минут. Подробнее: https://shop.example.com/help".into(),
         confidence: 0.9,
         sources: vec!["faq-0".into()],
+        evidence: vec!["Алмазы зачисляются в течение 5 минут.".into()],
     };
     let mut times = Vec::with_capacity(n);
     let mut escalated = 0usize;
@@ -101,7 +102,18 @@ async fn bench_turns(n: usize) {
     let retriever = Arc::new(InMemoryRetriever::new(hits()));
 
     let chat = ScriptedChat::start(
-        (0..n + 1).map(|_| answer("Within 5 minutes of payment.", "en", 0.9, false, &["faq-1"])).collect(),
+        (0..n + 1)
+            .map(|_| {
+                answer_quoting(
+                    "Within 5 minutes of payment.",
+                    "en",
+                    0.9,
+                    false,
+                    &["faq-1"],
+                    &["Within 5 minutes of payment."],
+                )
+            })
+            .collect(),
     )
     .await;
     let settings = AgentSettings::retrieval_only().with_llm(LlmEndpoint {

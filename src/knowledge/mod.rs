@@ -390,7 +390,11 @@ impl KnowledgeBase {
 
     /// The query as it is searched (redacted) and its vector, or `None` when
     /// there is nothing to search.
-    async fn prepare_query(&self, query: &str, limit: usize) -> Result<Option<(String, Option<Vec<f32>>)>, KnowledgeError> {
+    async fn prepare_query(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Option<(String, Option<Vec<f32>>)>, KnowledgeError> {
         if limit == 0 || query.trim().is_empty() {
             return Ok(None);
         }
