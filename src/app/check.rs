@@ -448,6 +448,8 @@ async fn embedding_line(file: &FileConfig, env: &impl Fn(&str) -> Option<String>
         return CheckLine::skip(NAME, "not configured: search is lexical");
     };
     config.timeout = config.timeout.min(CHECK_TIMEOUT);
+    // Nobody is waiting on this query: a busy server is not a broken one.
+    config.query_timeout = config.timeout;
     let shown = redact_credentials(&config.base_url).into_owned();
     let (model, dimension) = (config.model.clone(), config.dimension);
     let roles = config.roles.clone();

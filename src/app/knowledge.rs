@@ -282,22 +282,24 @@ async fn learn_weights(
         "--learn fits the weights of hybrid search: configure [knowledge.embedding] and run `kb ingest` with it first \
          (lexical search is not calibrated)"
     );
-    let mut samples = Vec::new();
+    let mut taught = Vec::new();
     let answerable: Vec<_> = set.iter().filter(|q| q.expect.to_string() != "escalate").collect();
     for q in &answerable {
         let lang = Language::detect(&q.q).unwrap_or(Language::En);
         let right = |source: &str, title: &str| q.expect.matches_chunk(source, title);
-        samples.extend(kb.labelled(&q.q, lang.as_str(), &right).await.context("Search failed")?);
+        taught.push((q.q.clone(), kb.labelled(&q.q, lang.as_str(), &right).await.context("Search failed")?));
     }
+    let candidates: usize = taught.iter().map(|(_, c)| c.len()).sum();
     let from = format!("{} questions of {}", answerable.len(), file.display());
-    let c = kb.learn(&samples, from).context(
+    let c = kb.learn(taught, from).context(
         "nothing to learn from: no answerable question found its expected section among the candidates, \
          or the embedding server did not answer",
     )?;
     eprintln!(
-        "kb eval: weights learnt from {} answerable questions ({} candidates); the bar is now {:.3}",
+        "kb eval: weights learnt from {} answerable questions ({candidates} candidates; {} questions taught in all); \
+         the bar is now {:.3}",
         answerable.len(),
-        samples.len(),
+        c.learnt.len(),
         c.suggested().curated
     );
     Ok(())

@@ -254,6 +254,12 @@ pub struct Calibration {
     /// section left out: what the bar is measured on, kept so a refitted
     /// model gets its bar at once.
     pub absent: Vec<Vec<Features>>,
+    /// The labelled candidates of every question `kb eval --learn` was given
+    /// for this knowledge base, by question: each set adds its own (a question
+    /// taught again replaces its earlier candidates), and the weights are
+    /// fitted on all of them.
+    #[serde(default)]
+    pub learnt: std::collections::BTreeMap<String, Vec<(Features, bool)>>,
 }
 
 impl Calibration {
@@ -361,6 +367,7 @@ mod tests {
             questions: 20,
             dense_scale: DenseScale { mean: 0.8, spread: 0.02 },
             absent: vec![vec![f(0.0, 0.0), f(-1.0, -1.0)], vec![f(1.0, 0.2)]],
+            learnt: [("q".to_owned(), labelled.clone())].into(),
         };
         let bar = c.suggested().curated;
         assert_eq!(bar, model.probability(&f(1.0, 0.2)), "the surest absent candidate sets it");

@@ -276,9 +276,12 @@ impl KnowledgeBase {
     /// on disk). A failure is logged and leaves the previous calibration:
     /// search still works, on the evidence it had.
     pub async fn recalibrate(&self) {
-        let model = self.calibration().map_or_else(calibration::Model::prior, |c| c.model.clone());
+        let previous = self.calibration();
+        let model = previous.as_ref().map_or_else(calibration::Model::prior, |c| c.model.clone());
         match self.calibrate(model).await {
-            Ok(Some(c)) => {
+            Ok(Some(mut c)) => {
+                // What the publisher taught stays (re-teach after a large change of the corpus).
+                c.learnt = previous.map(|p| p.learnt.clone()).unwrap_or_default();
                 tracing::info!(
                     sections = c.sections,
                     questions = c.questions,
@@ -325,17 +328,19 @@ impl KnowledgeBase {
         Ok(out)
     }
 
-    /// Refits the weights on labelled candidates (see [`Self::labelled`]) and
+    /// Adds labelled candidates (see [`Self::labelled`]) to those taught before, refits the weights on all and
     /// keeps them: the bar follows at once. `None`: the knowledge base is not
     /// calibrated (lexical, or not ingested with this model), or the samples
     /// hold only one kind.
     pub fn learn(
         &self,
-        samples: &[(calibration::Features, bool)],
+        questions: Vec<(String, Vec<(calibration::Features, bool)>)>,
         from: String,
     ) -> Option<Arc<calibration::Calibration>> {
         let mut c = (*self.calibration()?).clone();
-        c.model = calibration::Model::learn(samples, from)?;
+        c.learnt.extend(questions);
+        let all: Vec<(calibration::Features, bool)> = c.learnt.values().flatten().copied().collect();
+        c.model = calibration::Model::learn(&all, from)?;
         self.keep(c);
         self.calibration()
     }

@@ -91,6 +91,7 @@ impl KnowledgeBase {
             questions: probes.len(),
             dense_scale,
             absent,
+            learnt: Default::default(),
         }))
     }
 

@@ -196,6 +196,12 @@ async fn kb_eval_shows_the_separation_and_learns_the_weights_from_the_publishers
     let after = stored();
     assert!(after["model"]["learnt_from"].as_str().unwrap().contains("24 questions"), "{}", after["model"]);
     assert_ne!(after["model"]["weights"], before["model"]["weights"]);
+    let taught = after["learnt"].as_object().unwrap();
+    assert_eq!(taught.len(), 24, "every answerable question, with its labelled candidates");
+    assert!(taught.values().all(|c| c.as_array().unwrap().iter().any(|s| s[1] == true)), "{taught:?}");
+    // The same set again replaces its questions: still 24, not 48.
+    ok(eval(true).await.unwrap());
+    assert_eq!(stored()["learnt"].as_object().unwrap().len(), 24);
 
     std::fs::write(&config, format!("{embedding}min_similarity = 0.8\nsure_similarity = 0.9\n")).unwrap();
     let bad = run(vec!["kb".into(), "search".into(), "x".into()]).await.unwrap();
