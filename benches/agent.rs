@@ -30,7 +30,7 @@ fn hit(i: usize, lang: &str, title: &str, answer: &str) -> Hit {
         language: Some(lang.into()),
         score: 0.9 - i as f64 * 0.1,
         similarity: None,
-        thresholds: None,
+        bar: None,
     }
 }
 

@@ -374,7 +374,7 @@ mod tests {
             language: None,
             score: 1.0,
             similarity: None,
-            thresholds: None,
+            bar: None,
         }
     }
 

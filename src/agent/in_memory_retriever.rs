@@ -97,7 +97,7 @@ mod tests {
             language: Some(lang.into()),
             score: 0.0,
             similarity: None,
-            thresholds: None,
+            bar: None,
         }
     }
 

@@ -33,7 +33,7 @@ impl KnowledgeRetriever {
             language: h.language,
             score: h.confidence,
             similarity: h.evidence.dense_similarity,
-            thresholds: h.thresholds,
+            bar: h.bar,
         }
     }
 }

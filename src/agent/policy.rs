@@ -269,12 +269,12 @@ impl Policy {
     /// What a curated answer must score: the configured bar, else the one
     /// calibrated on the hit's corpus.
     pub fn curated_bar(&self, h: &Hit) -> f64 {
-        self.min_curated_score.or(h.thresholds.map(|t| t.curated)).unwrap_or(UNCALIBRATED_CURATED)
+        self.min_curated_score.or(h.bar).unwrap_or(UNCALIBRATED_CURATED)
     }
 
     /// What the support of a model's answer must score.
     pub fn floor(&self, h: &Hit) -> f64 {
-        self.min_retrieval_score.or(h.thresholds.map(|t| t.floor)).unwrap_or(UNCALIBRATED_FLOOR)
+        self.min_retrieval_score.or(h.bar).unwrap_or(UNCALIBRATED_FLOOR)
     }
 
     /// "0.31, needs 0.57": a score against its bar, for moderators and `kb eval`.
@@ -407,7 +407,7 @@ mod tests {
             language: Some("en".into()),
             score,
             similarity: None,
-            thresholds: None,
+            bar: None,
         }
     }
 
@@ -480,7 +480,6 @@ mod tests {
 
     #[test]
     fn the_floor_applies_to_the_cited_support_on_the_scale_of_its_corpus() {
-        use crate::knowledge::calibration::Suggested;
         let p = policy();
         let good = Draft {
             answer: "Within 5 minutes.".into(),
@@ -497,7 +496,7 @@ mod tests {
         let plain = [cited.clone()];
         let ev = Evidence { question: "q", hits: &plain, draft: Some(&good), ..Default::default() };
         assert!(p.evaluate_llm(&ev).is_empty());
-        cited.thresholds = Some(Suggested { curated: 0.8, floor: 0.6 });
+        cited.bar = Some(0.6);
         let calibrated = [cited];
         let ev = Evidence { question: "q", hits: &calibrated, draft: Some(&good), ..Default::default() };
         let reasons = p.evaluate_llm(&ev);

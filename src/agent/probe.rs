@@ -391,7 +391,7 @@ fn turn_messages(system: &str) -> Vec<ChatMessage> {
         language: Some("en".into()),
         score: 1.0,
         similarity: None,
-        thresholds: None,
+        bar: None,
     };
     let context = serde_json::json!({
         "customer_language": "en",

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 
 use super::Lang;
 use crate::domain::{OrderRef, OrderState};
-use crate::knowledge::calibration::Suggested;
 
 /// One knowledge-base hit: the same fields as the knowledge base's
 /// `SearchHit`, so wrapping it is a field-by-field copy.
@@ -30,11 +29,11 @@ pub struct Hit {
     /// (`kb eval` measures where this model's cosines can be trusted).
     #[serde(default)]
     pub similarity: Option<f64>,
-    /// What `score` must reach on the corpus it came from, learnt there
-    /// ([`crate::knowledge::calibration`]); `None`: an uncalibrated score,
-    /// judged by the `[agent]` defaults.
+    /// What `score` must reach on the corpus it came from, measured there
+    /// ([`crate::knowledge::calibration::Calibration::bar`]); `None`: an
+    /// uncalibrated score, judged by the fixed bars.
     #[serde(default)]
-    pub thresholds: Option<Suggested>,
+    pub bar: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -570,7 +570,7 @@ mod tests {
             language: Some("en".into()),
             score: 0.0,
             similarity: None,
-            thresholds: None,
+            bar: None,
         }
     }
 

@@ -164,7 +164,7 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                     c.dense_model,
                     c.questions,
                     c.sections,
-                    c.suggested().curated
+                    c.bar()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -182,7 +182,7 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
                     .map(|h| {
                         serde_json::json!({
                             "source": h.source, "title": h.title, "text": h.text, "score": h.score,
-                            "confidence": h.confidence, "evidence": h.evidence, "thresholds": h.thresholds,
+                            "confidence": h.confidence, "evidence": h.evidence, "bar": h.bar,
                         })
                     })
                     .collect();
@@ -300,7 +300,7 @@ async fn learn_weights(
          the bar is now {:.3}",
         answerable.len(),
         c.learnt.len(),
-        c.suggested().curated
+        c.bar()
     );
     Ok(())
 }

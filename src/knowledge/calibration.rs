@@ -19,7 +19,7 @@
 //!   pseudo-questions (each section's heading, sentences and phrasings,
 //!   [`super::pseudo_questions`]): the cosines between them and the sections
 //!   that do not contain them give the dense unit.
-//! - **The bar** ([`Suggested`]) comes from the same pseudo-questions asked
+//! - **The bar** ([`Calibration::bar`]) comes from the same pseudo-questions asked
 //!   with their own section left out — what a question this knowledge base
 //!   cannot answer looks like here: a curated answer is sent only when it is
 //!   more confident than every one of them.
@@ -223,19 +223,6 @@ impl Model {
     }
 }
 
-/// What the corpus says the thresholds should be, on the confidence's own
-/// scale: above every pseudo-question whose section was left out, so nothing
-/// this corpus cannot answer would have been answered. The same bar serves a
-/// curated answer (`[agent] min_curated_score`) and, as the floor of the
-/// support a model's answer cites, the LLM (`[agent] min_retrieval_score`):
-/// a model that answers everything from the top hit must not get through
-/// where the bare hit would not.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Suggested {
-    pub curated: f64,
-    pub floor: f64,
-}
-
 /// The calibration of one embedded corpus, stored beside the index. A
 /// lexical search is not calibrated: without a dense side the only evidence
 /// is lexical, and the fixed combination of [`super::confidence`] did better
@@ -273,10 +260,15 @@ impl Calibration {
         self.model.probability(f)
     }
 
-    /// The bar: above the surest candidate of every pseudo-question whose section was left out.
-    pub fn suggested(&self) -> Suggested {
-        let bar = self.absent.iter().flat_map(|list| list.first()).map(|f| self.confidence(f)).fold(0.0, f64::max);
-        Suggested { curated: bar, floor: bar }
+    /// What the corpus says a hit's confidence must reach: above the surest
+    /// candidate of every pseudo-question whose section was left out, so
+    /// nothing this corpus cannot answer would have been answered. The same
+    /// bar serves a stored answer (`[agent] min_curated_score` overrides it)
+    /// and, as the floor of the support a model's answer cites, the LLM
+    /// (`min_retrieval_score`): a model that answers everything from the top
+    /// hit must not get through where the bare hit would not.
+    pub fn bar(&self) -> f64 {
+        self.absent.iter().flat_map(|list| list.first()).map(|f| self.confidence(f)).fold(0.0, f64::max)
     }
 
     pub fn path(knowledge_dir: &Path) -> PathBuf {
@@ -369,7 +361,7 @@ mod tests {
             absent: vec![vec![f(0.0, 0.0), f(-1.0, -1.0)], vec![f(1.0, 0.2)]],
             learnt: [("q".to_owned(), labelled.clone())].into(),
         };
-        let bar = c.suggested().curated;
+        let bar = c.bar();
         assert_eq!(bar, model.probability(&f(1.0, 0.2)), "the surest absent candidate sets it");
         assert!(hi > bar && lo < bar);
         assert_eq!(c.dense_scale_for(Some("m")), Some(c.dense_scale));

@@ -152,9 +152,9 @@ pub struct SearchHit {
     /// any corpus: what the agent's thresholds apply to ([`confidence`]).
     pub confidence: f64,
     pub evidence: confidence::Evidence,
-    /// What `confidence` must reach on this corpus, in the mode the search ran
-    /// in (`None`: not calibrated).
-    pub thresholds: Option<calibration::Suggested>,
+    /// What `confidence` must reach on this corpus ([`calibration::Calibration::bar`]);
+    /// `None`: a lexical search, judged by the fixed bar.
+    pub bar: Option<f64>,
 }
 
 /// The customer's language, and every other.
@@ -285,7 +285,7 @@ impl KnowledgeBase {
                 tracing::info!(
                     sections = c.sections,
                     questions = c.questions,
-                    bar = c.suggested().curated,
+                    bar = c.bar(),
                     "knowledge base calibrated on its own pseudo-questions"
                 );
                 self.keep(c);
@@ -428,7 +428,7 @@ impl KnowledgeBase {
         let Some((query, vector)) = self.prepare_query(query, limit).await? else { return Ok(vec![]) };
         let [own, others] = language_filters(kind, language);
         let mut hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
-        let sure = |h: &SearchHit| h.confidence >= h.thresholds.map_or(confidence::UNCALIBRATED_BAR, |t| t.curated);
+        let sure = |h: &SearchHit| h.confidence >= h.bar.unwrap_or(confidence::UNCALIBRATED_BAR);
         // Lexically, another script shares only brand names and codes with the
         // question ("Google Pay" in a Russian section): there the other languages
         // are searched only when the customer's finds nothing.
@@ -453,7 +453,7 @@ impl KnowledgeBase {
         let scored = self.score(query, &list.members(), vector.is_some());
         let calibration =
             self.calibration().filter(|c| vector.is_some() && c.dense_scale_for(self.dense_model()).is_some());
-        let thresholds = calibration.map(|c| c.suggested());
+        let bar = calibration.map(|c| c.bar());
         Ok(list
             .hits
             .into_iter()
@@ -471,7 +471,7 @@ impl KnowledgeBase {
                 score,
                 confidence: evidence.confidence,
                 evidence,
-                thresholds,
+                bar,
             })
             .collect())
     }

@@ -31,7 +31,7 @@ fn faq(id: &str, lang: &str, question: &str, answer: &str) -> Hit {
         language: Some(lang.into()),
         score: 0.0,
         similarity: None,
-        thresholds: None,
+        bar: None,
     }
 }
 

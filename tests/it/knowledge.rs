@@ -497,7 +497,7 @@ fn kb_commands_through_the_binary() {
     assert!(confidence > arr[1]["confidence"].as_f64().unwrap() && confidence <= 1.0, "{v}");
     assert_eq!(arr[0]["evidence"]["found_by"], "lexical", "no embedding server: lexical only");
     assert_eq!(arr[0].as_object().unwrap().len(), 7);
-    assert!(arr[0]["thresholds"].is_null(), "lexical search: the fixed bar, not a calibrated one: {v}");
+    assert!(arr[0]["bar"].is_null(), "lexical search: the fixed bar, not a calibrated one: {v}");
 
     let out = bin(dir.path()).args(["kb", "ingest"]).output().unwrap();
     let line = String::from_utf8_lossy(&out.stdout);
