@@ -25,7 +25,7 @@ pub async fn retriever_for(data_dir: &Path, config: &FileConfig) -> anyhow::Resu
 pub async fn open_knowledge(data_dir: &Path, config: &FileConfig) -> anyhow::Result<KnowledgeBase> {
     let env = |k: &str| std::env::var(k).ok();
     let kc = config.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
-    open_resolved(data_dir, &kc).await
+    open_resolved(data_dir, &kc, false).await
 }
 
 /// [`open_knowledge`] for a measurement: nobody is waiting on a query, so
@@ -38,13 +38,18 @@ pub async fn open_knowledge_patiently(data_dir: &Path, config: &FileConfig) -> a
     if let Some(e) = kc.embedding.as_mut() {
         e.query_timeout = e.query_timeout.max(e.timeout);
     }
-    open_resolved(data_dir, &kc).await
+    open_resolved(data_dir, &kc, false).await
 }
 
-async fn open_resolved(data_dir: &Path, kc: &crate::knowledge::KnowledgeConfig) -> anyhow::Result<KnowledgeBase> {
-    let kb = KnowledgeBase::open(data_dir, kc)
-        .await
-        .with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
+/// `serving`: for the daemon ([`KnowledgeBase::open_serving`]).
+async fn open_resolved(
+    data_dir: &Path,
+    kc: &crate::knowledge::KnowledgeConfig,
+    serving: bool,
+) -> anyhow::Result<KnowledgeBase> {
+    let opened =
+        if serving { KnowledgeBase::open_serving(data_dir, kc).await } else { KnowledgeBase::open(data_dir, kc).await };
+    let kb = opened.with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))?;
     let stats = kb.stats().await.context("Failed to read the knowledge base")?;
     if stats.doc_chunks + stats.conversation_chunks == 0 {
         anyhow::bail!(
@@ -66,7 +71,8 @@ pub async fn wire_agent(setup: &mut ContactSetup, data_dir: &Path, file: &FileCo
     let wired = async {
         let env = |k: &str| std::env::var(k).ok();
         let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-        let kb = open_knowledge(data_dir, file).await?;
+        let kc = file.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
+        let kb = open_resolved(data_dir, &kc, true).await?;
         questions::attach(setup, settings, kb, store)
     };
     if let Err(e) = wired.await {

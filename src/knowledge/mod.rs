@@ -216,16 +216,31 @@ impl KnowledgeBase {
     /// empty collection when there is none. A collection built with another
     /// embedding model or dimension is a [`KnowledgeError::ModelMismatch`].
     pub async fn open(data_dir: &Path, config: &KnowledgeConfig) -> Result<Self, KnowledgeError> {
-        Self::open_inner(data_dir, config, false).await
+        Self::open_inner(data_dir, config, false, true).await
+    }
+
+    /// Like [`Self::open`] for a process that serves customers: a calibration
+    /// still to be measured (a knowledge base ingested by an older version, or
+    /// with another model) runs in the background instead of delaying the
+    /// start by the embedding of its pseudo-questions — or by the retries of a
+    /// hung embedding server. Until it is done, hits are judged by the fixed
+    /// bar of the uncalibrated confidence.
+    pub async fn open_serving(data_dir: &Path, config: &KnowledgeConfig) -> Result<Self, KnowledgeError> {
+        Self::open_inner(data_dir, config, false, false).await
     }
 
     /// Like [`Self::open`], but deletes the existing collection first (after a
     /// model change).
     pub async fn rebuild(data_dir: &Path, config: &KnowledgeConfig) -> Result<Self, KnowledgeError> {
-        Self::open_inner(data_dir, config, true).await
+        Self::open_inner(data_dir, config, true, true).await
     }
 
-    async fn open_inner(data_dir: &Path, config: &KnowledgeConfig, rebuild: bool) -> Result<Self, KnowledgeError> {
+    async fn open_inner(
+        data_dir: &Path,
+        config: &KnowledgeConfig,
+        rebuild: bool,
+        wait: bool,
+    ) -> Result<Self, KnowledgeError> {
         let lexical = Arc::new(Lexical::new()?);
         let embedder: Option<Arc<dyn Embedder>> = match &config.embedding {
             Some(e) => Some(Arc::new(OpenAiEmbedder::new(e.clone())?)),
@@ -250,7 +265,12 @@ impl KnowledgeBase {
         };
         if kb.embedder.is_some() && kb.calibration().is_none_or(|c| Some(c.dense_model.as_str()) != kb.dense_model()) {
             // Ingested by an older version, with another model, or calibrating failed last time.
-            kb.recalibrate().await;
+            if wait {
+                kb.recalibrate().await;
+            } else {
+                let kb = kb.clone();
+                tokio::spawn(async move { kb.recalibrate().await });
+            }
         }
         Ok(kb)
     }

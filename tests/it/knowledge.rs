@@ -369,7 +369,7 @@ fn embedding_config(server: &EmbeddingServer, dimension: usize) -> KnowledgeConf
 
 #[tokio::test]
 async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing() {
-    let server = EmbeddingServer::start(Script { dimension: 64, fail_first: 1 }).await;
+    let server = EmbeddingServer::start(Script { dimension: 64, fail_first: 1, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open(dir.path(), &embedding_config(&server, 64)).await.unwrap();
     let report = kb.ingest(docs(starter::sources()), false, None).await.unwrap();
@@ -403,7 +403,7 @@ async fn embedder_on_loopback_gives_hybrid_results_and_reingest_embeds_nothing()
 
 #[tokio::test]
 async fn dimension_and_model_mismatches_are_clear_errors() {
-    let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
+    let server = EmbeddingServer::start(Script { dimension: 8, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     // The provider answers 8 dims but the config says 16.
     let kb = KnowledgeBase::open(dir.path(), &embedding_config(&server, 16)).await.unwrap();
@@ -540,7 +540,7 @@ fn ingest_does_not_follow_links_out_of_the_folder() {
 /// one request without retries, then none while the cooldown lasts.
 #[tokio::test]
 async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
-    let healthy = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let healthy = EmbeddingServer::start(Script { dimension: 16, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open(dir.path(), &embedding_config(&healthy, 16)).await.unwrap();
     kb.ingest(docs(starter::sources()), false, None).await.unwrap();
@@ -550,7 +550,7 @@ async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
     let lexical = starter_kb(lexical_dir.path()).await;
 
     // Same model and dimension, but every request is a 500 now.
-    let dead = EmbeddingServer::start(Script { dimension: 16, fail_first: usize::MAX }).await;
+    let dead = EmbeddingServer::start(Script { dimension: 16, fail_first: usize::MAX, ..Default::default() }).await;
     let kb = KnowledgeBase::open(dir.path(), &embedding_config(&dead, 16)).await.unwrap();
     let started = std::time::Instant::now();
     for q in ["how can I get a refund", "is it safe to swim in the sea", "как оплатить алмазы"] {
@@ -572,7 +572,7 @@ async fn a_dead_embedding_server_degrades_to_lexical_confidence_at_once() {
 /// them is a model mismatch.
 #[tokio::test]
 async fn the_embedder_marks_queries_and_passages_one_way_only() {
-    let server = EmbeddingServer::start(Script { dimension: 16, fail_first: 0 }).await;
+    let server = EmbeddingServer::start(Script { dimension: 16, ..Default::default() }).await;
     let with_roles = |roles: Roles| {
         let mut c = embedding_config(&server, 16);
         c.embedding.as_mut().unwrap().roles = roles;
@@ -623,7 +623,7 @@ async fn the_embedder_marks_queries_and_passages_one_way_only() {
 #[tokio::test]
 async fn check_verifies_the_embedding_dimension() {
     use tribute_assistant::app::check::{checks, Status};
-    let server = EmbeddingServer::start(Script { dimension: 8, fail_first: 0 }).await;
+    let server = EmbeddingServer::start(Script { dimension: 8, ..Default::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let line = |dimension: usize| {
         let config = dir.path().join(format!("config-{dimension}.toml"));
@@ -648,4 +648,40 @@ async fn check_verifies_the_embedding_dimension() {
     assert_eq!(wrong.status, Status::Fail, "{wrong:?}");
     assert!(wrong.detail.contains("returned 8-dimensional"), "{wrong:?}");
     assert!(wrong.fix.as_deref().unwrap().contains("--rebuild"), "{wrong:?}");
+}
+
+/// A daemon starting on a knowledge base that still has to be calibrated
+/// (ingested by an older version) does not wait for it: the calibration runs
+/// in the background and applies when it is done. Commands wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_knowledge_base_calibrates_in_the_background() {
+    let fast = EmbeddingServer::start(Script { dimension: 16, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&fast, 16)).await.unwrap();
+    kb.ingest(docs(starter::sources()), false, None).await.unwrap();
+    assert!(kb.calibration().is_some());
+    kb.flush().await.unwrap();
+    drop(kb);
+    let stored = dir.path().join("knowledge/calibration.json");
+    std::fs::remove_file(&stored).unwrap();
+
+    // Each embedding request takes a second: the calibration needs several.
+    let slow =
+        EmbeddingServer::start(Script { dimension: 16, delay: Duration::from_secs(1), ..Default::default() }).await;
+    let kb = KnowledgeBase::open_serving(dir.path(), &embedding_config(&slow, 16)).await.unwrap();
+    assert!(kb.calibration().is_none(), "open_serving returned before the calibration");
+    let hits = kb.search("how do I pay", &SearchFilter::default(), 3).await.unwrap();
+    assert!(hits.iter().all(|h| h.bar.is_none() && !h.evidence.calibrated), "uncalibrated meanwhile: {hits:?}");
+    let started = std::time::Instant::now();
+    while kb.calibration().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the background calibration never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored.exists(), "kept on disk for the next start");
+    kb.flush().await.unwrap();
+    drop(kb);
+
+    std::fs::remove_file(&stored).unwrap();
+    let kb = KnowledgeBase::open(dir.path(), &embedding_config(&slow, 16)).await.unwrap();
+    assert!(kb.calibration().is_some(), "open waits for it");
 }

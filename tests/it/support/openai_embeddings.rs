@@ -20,6 +20,8 @@ pub struct Script {
     pub dimension: usize,
     /// Answer this many first requests with 500.
     pub fail_first: usize,
+    /// Wait this long before each answer (a busy or slow server).
+    pub delay: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -102,6 +104,7 @@ async fn embeddings(
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     let n = s.counters.requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(s.script.delay).await;
     *s.counters.last_auth.lock().unwrap() =
         headers.get("authorization").map(|v| v.to_str().unwrap_or_default().to_owned());
     if n < s.script.fail_first {
