@@ -19,6 +19,15 @@ pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
+/// Held by the tests that keep both cores busy for a minute or more (the
+/// hold-out evaluations with the real embedder, the SIGKILL chaos run of the
+/// real binary), so they do not run at the same time: the chaos run's
+/// wall-clock deadline is no place for another test's embeddings.
+pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An HTTP client for the tests: reqwest needs the crypto provider first.
 pub fn http() -> reqwest::Client {
     tribute_assistant::http::tls::client_builder().build().unwrap()
