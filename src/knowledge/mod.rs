@@ -263,7 +263,7 @@ impl KnowledgeBase {
             redactor: Redactor::new(config.extra_account_pattern.clone()),
             limits: config.chunk_limits,
         };
-        if kb.embedder.is_some() && kb.calibration().is_none_or(|c| Some(c.dense_model.as_str()) != kb.dense_model()) {
+        if kb.embedder.is_some() && kb.applicable_calibration().is_none() {
             // Ingested by an older version, with another model, or calibrating failed last time.
             if wait {
                 kb.recalibrate().await;
@@ -278,6 +278,14 @@ impl KnowledgeBase {
     /// The calibration in force.
     pub fn calibration(&self) -> Option<Arc<calibration::Calibration>> {
         self.calibration.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The calibration that applies to this knowledge base's dense model, with
+    /// its scale of cosines (`None`: lexical, or not measured for this model).
+    fn applicable_calibration(&self) -> Option<(Arc<calibration::Calibration>, calibration::DenseScale)> {
+        let c = self.calibration()?;
+        let scale = c.dense_scale_for(self.dense_model())?;
+        Some((c, scale))
     }
 
     /// The dense model's identity, when hybrid search is configured.
@@ -335,9 +343,8 @@ impl KnowledgeBase {
         language: &str,
         is_right: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Vec<(calibration::Features, bool)>, KnowledgeError> {
-        let scale = self.calibration().and_then(|c| c.dense_scale_for(self.dense_model()));
+        let Some((_, scale)) = self.applicable_calibration() else { return Ok(vec![]) };
         let Some((query, Some(vector))) = self.prepare_query(query, 1).await? else { return Ok(vec![]) };
-        let Some(scale) = scale else { return Ok(vec![]) };
         let mut out = Vec::new();
         for filter in language_filters(None, language) {
             let list = self.candidates(&query, Some(&vector), &filter, candidate_count(5), None).await?;
@@ -470,10 +477,10 @@ impl KnowledgeBase {
         limit: usize,
     ) -> Result<Vec<SearchHit>, KnowledgeError> {
         let list = self.candidates(query, vector, filter, candidate_count(limit), None).await?;
-        let scored = self.score(query, &list.members(), vector.is_some());
-        let calibration =
-            self.calibration().filter(|c| vector.is_some() && c.dense_scale_for(self.dense_model()).is_some());
-        let bar = calibration.map(|c| c.bar());
+        // A search that went on lexically is judged by the fixed lexical bar.
+        let calibrated = vector.and_then(|_| self.applicable_calibration());
+        let scored = self.score(query, &list.members(), calibrated.as_ref());
+        let bar = calibrated.map(|(c, _)| c.bar());
         Ok(list
             .hits
             .into_iter()
@@ -551,14 +558,18 @@ impl KnowledgeBase {
     }
 
     /// The evidence and confidence of every candidate of one query, in order.
-    /// `dense`: the query was searched densely (its cosines are meaningful).
-    fn score(&self, query: &str, members: &[search::Member<'_>], dense: bool) -> Vec<confidence::Evidence> {
-        let calibration = self.calibration().filter(|_| dense);
-        let scale = calibration.as_ref().and_then(|c| c.dense_scale_for(self.dense_model()));
+    /// `calibrated`: the query was searched densely and the corpus is calibrated for the model.
+    fn score(
+        &self,
+        query: &str,
+        members: &[search::Member<'_>],
+        calibrated: Option<&(Arc<calibration::Calibration>, calibration::DenseScale)>,
+    ) -> Vec<confidence::Evidence> {
+        let scale = calibrated.map(|(_, scale)| *scale);
         let (fits, features) = self.features(query, members, scale);
-        let confidences: Vec<f64> = match (&calibration, scale) {
-            (Some(c), Some(_)) => features.iter().map(|f| c.confidence(f)).collect(),
-            _ => fits.iter().map(confidence::uncalibrated).collect(),
+        let confidences: Vec<f64> = match calibrated {
+            Some((c, _)) => features.iter().map(|f| c.confidence(f)).collect(),
+            None => fits.iter().map(confidence::uncalibrated).collect(),
         };
         members
             .iter()

@@ -208,7 +208,7 @@ fn blind_reader() -> Reader {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode() {
     let Some(url) = e5_url("hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode") else { return };
-    let _alone = super::support::cpu_heavy();
+    let _alone = super::support::cpu_heavy().await;
     let dir = tempfile::tempdir().unwrap();
     for set in SETS {
         let root = dir.path().to_owned();

@@ -70,7 +70,7 @@ async fn the_control_api_posts_orders_and_messages_and_reports_what_the_world_sa
 /// at every kind of moment, nothing lost, nothing doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_daemon_killed_with_sigkill_at_chosen_moments_loses_and_doubles_nothing() {
-    let _alone = super::support::cpu_heavy();
+    let _alone = super::support::cpu_heavy().await;
     let dir = tempfile::tempdir().unwrap();
     let args = ChaosArgs {
         seed: 11,

@@ -23,9 +23,9 @@ pub fn on_ci() -> bool {
 /// hold-out evaluations with the real embedder, the SIGKILL chaos run of the
 /// real binary), so they do not run at the same time: the chaos run's
 /// wall-clock deadline is no place for another test's embeddings.
-pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub async fn cpu_heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
 }
 
 /// An HTTP client for the tests: reqwest needs the crypto provider first.
