@@ -29,6 +29,8 @@ use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, Quest
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::report::ReportSettings;
+use crate::runtime::supervisor::supervise;
+use crate::runtime::TaskBoard;
 use crate::shutdown::stopped;
 use crate::store::Store;
 use crate::telegram::{Event, Messenger, MessengerError};
@@ -39,15 +41,25 @@ mod tasks;
 
 use resync::Resync;
 pub use resync::TELEGRAM_SERVICE_USER;
-use tasks::{contact_loop, worker, CardPoster};
+use tasks::{contact_loop, worker, CardPoster, ContactWakes};
+pub use tasks::{ItemHook, ITEM_ATTEMPTS};
+
+/// The longest one loop of a task may take before `/healthz` calls it
+/// stuck: an LLM turn, a slow backend with its retries, a long history page.
+const LOOP_BOUND: Duration = Duration::from_secs(300);
 
 pub struct Daemon {
     store: Store,
     messenger: Arc<dyn Messenger>,
     workflow: WorkflowConfig,
     ingest: IngestConfig,
-    processor: Arc<OrderProcessor>,
+    backend: BackendClient,
+    checkpoint: Option<CheckpointHook>,
     shutdown: watch::Receiver<bool>,
+    /// Each task's pulse, for `/healthz` and `/metrics`.
+    board: Arc<TaskBoard>,
+    /// Runs before each inbox message is handled (tests inject panics).
+    item_hook: Option<ItemHook>,
     /// Customer contact and the moderator chat, when enabled.
     contact: Option<ContactSetup>,
     /// The automation report's definitions (`/report`) and weekly summary.
@@ -90,25 +102,32 @@ impl Daemon {
         shutdown: watch::Receiver<bool>,
         checkpoint: Option<CheckpointHook>,
     ) -> Self {
-        let processor = Arc::new(OrderProcessor::new(
-            store.clone(),
-            messenger.clone(),
-            backend,
-            workflow.clone(),
-            ingest.clone(),
-            shutdown.clone(),
-            checkpoint,
-        ));
         Self {
             store,
             messenger,
             workflow,
             ingest,
-            processor,
+            backend,
+            checkpoint,
             shutdown,
+            board: TaskBoard::new(),
+            item_hook: None,
             contact: None,
             report: ReportSettings::default(),
         }
+    }
+
+    /// Reports the tasks' pulse on `board` (the one `/healthz` reads).
+    pub fn with_task_board(mut self, board: Arc<TaskBoard>) -> Self {
+        self.board = board;
+        self
+    }
+
+    /// Runs `hook` before each inbox message is handled, inside the
+    /// message's isolation: how tests make one message's handling panic.
+    pub fn with_item_hook(mut self, hook: ItemHook) -> Self {
+        self.item_hook = Some(hook);
+        self
     }
 
     /// The report's settings: the resolution window `/report` counts with,
@@ -122,7 +141,6 @@ impl Daemon {
     /// moderator chat (instead of sending every account problem straight to
     /// the moderator).
     pub fn with_contact(mut self, setup: ContactSetup) -> Self {
-        Arc::get_mut(&mut self.processor).expect("the processor is not shared before run").set_customer_contact(true);
         self.contact = Some(setup);
         self
     }
@@ -159,6 +177,19 @@ impl Daemon {
             resync.now.notify_one();
         }
         resync.catch_up_inbox().await;
+        let mut processor = OrderProcessor::new(
+            self.store.clone(),
+            self.messenger.clone(),
+            self.backend.clone(),
+            self.workflow.clone(),
+            self.ingest.clone(),
+            self.shutdown.clone(),
+            self.checkpoint.clone(),
+        );
+        processor.set_customer_contact(self.contact.is_some());
+        let processor = Arc::new(processor);
+        let board = &self.board;
+        let shutdown = &self.shutdown;
         let contact_task = self.contact.as_ref().map(|setup| {
             let contact = Arc::new(Contact::new(
                 self.store.clone(),
@@ -170,14 +201,20 @@ impl Daemon {
                 cards_wake.clone(),
                 self.workflow.moderator_chat,
             ));
-            let desk = ModeratorDesk::new(
-                contact.clone(),
-                self.messenger.clone(),
-                setup.moderator.clone(),
-                setup.learner.clone(),
-            )
-            .with_report(self.report.clone());
-            tokio::spawn(contact_loop(contact, desk, inbox_wake.clone(), self.shutdown.clone()))
+            let desk = Arc::new(
+                ModeratorDesk::new(
+                    contact.clone(),
+                    self.messenger.clone(),
+                    setup.moderator.clone(),
+                    setup.learner.clone(),
+                )
+                .with_report(self.report.clone()),
+            );
+            let wakes = ContactWakes { inbox: inbox_wake.clone(), cards: cards_wake.clone() };
+            let (task, stop, hook) = (board.register("contact", LOOP_BOUND), shutdown.clone(), self.item_hook.clone());
+            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
+                contact_loop(contact.clone(), desk.clone(), wakes.clone(), stop.clone(), task.clone(), hook.clone())
+            }))
         });
         let desk_task = self.workflow.moderator_chat.map(|chat| {
             let poster = CardPoster {
@@ -186,16 +223,32 @@ impl Daemon {
                 chat,
                 report: self.report.clone(),
             };
-            tokio::spawn(poster.run(cards_wake.clone(), self.shutdown.clone()))
+            let (task, stop, wake) = (board.register("cards", LOOP_BOUND), shutdown.clone(), cards_wake.clone());
+            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
+                poster.clone().run(wake.clone(), stop.clone(), task.clone())
+            }))
         });
-        let mut worker = tokio::spawn(worker(
-            self.processor.clone(),
-            self.store.clone(),
-            orders_wake,
-            cards_wake.clone(),
-            self.shutdown.clone(),
-        ));
-        let resync_task = tokio::spawn(resync.clone().periodically(self.shutdown.clone()));
+        let mut worker = {
+            let (task, stop, store) = (board.register("orders", LOOP_BOUND), shutdown.clone(), self.store.clone());
+            let (orders_wake, cards_wake) = (orders_wake.clone(), cards_wake.clone());
+            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
+                worker(
+                    processor.clone(),
+                    store.clone(),
+                    orders_wake.clone(),
+                    cards_wake.clone(),
+                    stop.clone(),
+                    task.clone(),
+                )
+            }))
+        };
+        let resync_task = {
+            let bound = self.workflow.resync_interval * 3 + LOOP_BOUND;
+            let (task, stop, resync) = (board.register("reread", bound), shutdown.clone(), resync.clone());
+            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
+                resync.clone().periodically(stop.clone(), task.clone())
+            }))
+        };
         let mut backoff = Duration::from_millis(100);
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a

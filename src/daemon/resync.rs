@@ -83,12 +83,17 @@ impl Resync {
         Ok(())
     }
 
-    pub(super) async fn periodically(self, shutdown: watch::Receiver<bool>) {
+    pub(super) async fn periodically(
+        self,
+        shutdown: watch::Receiver<bool>,
+        task: crate::runtime::TaskHandle,
+    ) -> Result<(), std::convert::Infallible> {
         loop {
+            task.beat();
             tokio::select! {
                 _ = tokio::time::sleep(self.workflow.resync_interval) => {}
                 _ = self.now.notified() => {}
-                _ = stopped(&shutdown) => return,
+                _ = stopped(&shutdown) => return Ok(()),
             }
             if let Err(err) = self.catch_up().await {
                 warn!(error = %format!("{err:#}"), "history re-read failed; the next one retries");

@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::contact::Contact;
+use crate::domain::EscalationReason;
 use crate::moderator::ModeratorDesk;
 use crate::orders::{OrderProcessor, WorkflowError};
 use crate::report::{weekly, ReportSettings};
+use crate::runtime::isolate::{panic_message, run_isolated, ItemFailure};
+use crate::runtime::TaskHandle;
 use crate::shutdown::stopped;
-use crate::store::{now_ms, InboxKind, Store, StoreError};
-use crate::telegram::{ChatId, Messenger};
+use crate::store::{now_ms, Escalation, InboundFailure, InboxKind, Store, StoreError};
+use crate::telegram::{ChatId, Message, Messenger};
 use crate::wake::Wake;
 
 /// Takes due orders from the store, furthest along first, one at a time
@@ -31,10 +34,12 @@ pub(super) async fn worker(
     wake: Wake,
     cards: Wake,
     shutdown: watch::Receiver<bool>,
+    task: TaskHandle,
 ) -> Result<(), WorkflowError> {
     let mut failures = 0u32;
     loop {
-        let next = match pass(&processor, &store, &cards, &shutdown).await {
+        task.beat();
+        let next = match pass(&processor, &store, &cards, &shutdown, &task).await {
             Ok(Pass::Again) => {
                 failures = 0;
                 continue;
@@ -69,13 +74,36 @@ enum Pass {
 }
 
 async fn pass(
-    processor: &OrderProcessor,
+    processor: &Arc<OrderProcessor>,
     store: &Store,
     cards: &Wake,
     shutdown: &watch::Receiver<bool>,
+    task: &TaskHandle,
 ) -> Result<Pass, WorkflowError> {
     for id in store.due_orders(now_ms(), DUE_BATCH).await? {
-        match processor.process(id).await {
+        let step = {
+            let processor = processor.clone();
+            tokio::spawn(async move { processor.process(id).await }).await
+        };
+        let step = match step {
+            Ok(step) => step,
+            Err(e) => {
+                // A bug met by this order's data: set it aside for a person
+                // (one card) and go on with the others. Every step is a
+                // commit, so trying it again later is safe.
+                let why = match e.try_into_panic() {
+                    Ok(payload) => format!("a step panicked: {}", panic_message(payload)),
+                    Err(e) => format!("a step was cancelled: {e}"),
+                };
+                task.item_panicked();
+                error!(order = id, reason = %why, "an order step failed unexpectedly; a moderator is told, retried later");
+                set_order_aside(store, id, &why).await;
+                cards.wake();
+                continue;
+            }
+        };
+        task.beat();
+        match step {
             Ok(()) => {}
             Err(WorkflowError::Telegram(e)) => {
                 warn!(order = id, error = %e, "Telegram refused a step; the order stays where it is")
@@ -103,6 +131,22 @@ async fn pass(
     Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP))))
 }
 
+/// Parks an order whose step panicked until [`PANICKED_ORDER_RETRY`] from
+/// now, with one card (not one per retry) saying why.
+async fn set_order_aside(store: &Store, id: i64, why: &str) {
+    let parked = async {
+        let order = store.order(id).await?;
+        let until = now_ms() + PANICKED_ORDER_RETRY.as_millis() as i64;
+        let card = Escalation::order(id, EscalationReason::Unhandled, why);
+        store.park_with_alert(id, order.state, until, why, &card).await
+    };
+    if let Err(e) = parked.await {
+        warn!(order = id, error = %e, "could not set a failing order aside; it is retried");
+    }
+}
+
+/// How long an order whose step panicked waits before it is tried again.
+const PANICKED_ORDER_RETRY: Duration = Duration::from_secs(600);
 /// Orders taken per pass before the worker looks at the store again.
 const DUE_BATCH: i64 = 50;
 /// The longest a task sleeps without looking at the store.
@@ -113,6 +157,7 @@ const SWEEP: Duration = Duration::from_secs(1);
 /// ([`crate::moderator::outbox_worker`]), so an escalation reaches the
 /// moderator chat however slowly the backend or the order steps go; and
 /// the weekly report summary when it is due ([`crate::report::weekly`]).
+#[derive(Clone)]
 pub(super) struct CardPoster {
     pub(super) store: Store,
     pub(super) messenger: Arc<dyn Messenger>,
@@ -121,9 +166,15 @@ pub(super) struct CardPoster {
 }
 
 impl CardPoster {
-    pub(super) async fn run(self, wake: Wake, shutdown: watch::Receiver<bool>) {
+    pub(super) async fn run(
+        self,
+        wake: Wake,
+        shutdown: watch::Receiver<bool>,
+        task: TaskHandle,
+    ) -> Result<(), std::convert::Infallible> {
         let mut failures = 0u32;
         loop {
+            task.beat();
             let next = match self.pass().await {
                 Ok(next) => {
                     failures = 0;
@@ -139,7 +190,7 @@ impl CardPoster {
             tokio::select! {
                 _ = wake.woken() => {}
                 _ = tokio::time::sleep(next) => {}
-                _ = stopped(&shutdown) => return,
+                _ = stopped(&shutdown) => return Ok(()),
             }
         }
     }
@@ -154,33 +205,59 @@ impl CardPoster {
     }
 }
 
+/// Runs just before one inbox message is handled, inside its isolation:
+/// tests and `simulate` inject a panic into one message's handling with it.
+#[derive(Clone)]
+pub struct ItemHook(pub Arc<dyn Fn(&Message) + Send + Sync>);
+
+impl std::fmt::Debug for ItemHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ItemHook")
+    }
+}
+
 /// The contact task: waiting customer and moderator messages from the
 /// store (the moderator chat first, customers round-robin) and the
-/// dialogue timers, one at a time. Each message is marked handled after
-/// its step, with the error if it failed, so one bad message never blocks
-/// the rest; a restart resumes what was not handled.
+/// dialogue timers, one at a time. Each message is handled in isolation
+/// ([`run_isolated`]): on success it is marked handled; an error or a
+/// panic is recorded on its row and it is taken again after a backoff, at
+/// most [`ITEM_ATTEMPTS`] times, then quarantined with one card for the
+/// moderators. So no message can stop the task or block the ones behind
+/// it, and a restart resumes what was not handled.
 pub(super) async fn contact_loop(
     contact: Arc<Contact>,
-    desk: ModeratorDesk,
-    wake: Wake,
+    desk: Arc<ModeratorDesk>,
+    wakes: ContactWakes,
     shutdown: watch::Receiver<bool>,
-) {
-    if let Err(e) = contact.resume().await {
-        warn!(error = %e, "resuming the customer dialogues failed; the next tick retries");
-    }
-    let store = contact.store().clone();
-    let tick_every = contact.config().tick;
-    let mut next_tick = tokio::time::Instant::now();
-    loop {
-        if tokio::time::Instant::now() >= next_tick {
+    task: TaskHandle,
+    hook: Option<ItemHook>,
+) -> Result<(), std::convert::Infallible> {
+    let timers = |contact: &Arc<Contact>, desk: &Arc<ModeratorDesk>| {
+        let (contact, desk) = (contact.clone(), desk.clone());
+        async move {
             if let Err(e) = contact.tick().await {
                 warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
             }
             if let Err(e) = desk.index_due_pairs().await {
                 warn!(error = %e, "retrying approved pairs failed; the next tick retries");
             }
+            Ok(())
+        }
+    };
+    let store = contact.store().clone();
+    let tick_every = contact.config().tick;
+    let mut next_tick = tokio::time::Instant::now();
+    loop {
+        if tokio::time::Instant::now() >= next_tick {
+            // The timers walk many rows: a panic in one is caught here and
+            // the next tick tries again; messages are still handled meanwhile.
+            if let Err(e) = run_isolated(timers(&contact, &desk)).await {
+                error!(error = %e, "the dialogue timers failed; the next tick retries");
+                task.item_panicked();
+            }
             next_tick = tokio::time::Instant::now() + tick_every;
         }
+        task.beat();
         let batch = match store.waiting_inbound(INBOX_BATCH).await {
             Ok(batch) => batch,
             Err(e) => {
@@ -189,31 +266,98 @@ pub(super) async fn contact_loop(
             }
         };
         for (kind, m) in &batch {
-            let res = match kind {
-                InboxKind::Customer => contact.on_customer_message(m).await,
-                InboxKind::Moderator => desk.on_message(m).await,
+            let kind = *kind;
+            let (contact, desk, message, hook) = (contact.clone(), desk.clone(), m.clone(), hook.clone());
+            let work = async move {
+                if let Some(hook) = hook {
+                    (hook.0)(&message);
+                }
+                match kind {
+                    InboxKind::Customer => contact.on_customer_message(&message).await?,
+                    InboxKind::Moderator => desk.on_message(&message).await?,
+                }
+                Ok(())
             };
-            let error = res.err().map(|e| {
-                warn!(error = %e, chat = m.chat_id, message = m.id, "handling a message failed; it is not retried");
-                e.to_string()
-            });
-            if let Err(e) = store.mark_inbound_handled(m.chat_id, m.id, error.as_deref()).await {
-                warn!(error = %e, "could not mark a message handled; it may be handled again");
+            match run_isolated(work).await {
+                Ok(()) => {
+                    if let Err(e) = store.mark_inbound_handled(m.chat_id, m.id).await {
+                        warn!(error = %e, "could not mark a message handled; it may be handled again");
+                    }
+                }
+                Err(failure) => on_item_failure(&store, &task, &wakes, kind, m, &failure).await,
             }
+            task.beat();
             if *shutdown.borrow() {
-                return;
+                return Ok(());
             }
         }
         if !batch.is_empty() {
             continue;
         }
+        let retry_at = match store.next_inbound_due().await {
+            Ok(Some(due)) => tokio::time::Instant::now() + crate::clock::until(due).max(Duration::from_millis(10)),
+            _ => next_tick,
+        };
         tokio::select! {
-            _ = wake.woken() => {}
-            _ = tokio::time::sleep_until(next_tick) => {}
-            _ = stopped(&shutdown) => return,
+            _ = wakes.inbox.woken() => {}
+            _ = tokio::time::sleep_until(next_tick.min(retry_at)) => {}
+            _ = stopped(&shutdown) => return Ok(()),
+        }
+    }
+}
+
+/// The hints the contact task gives and takes.
+#[derive(Clone)]
+pub(super) struct ContactWakes {
+    pub(super) inbox: Wake,
+    /// A quarantined message opened a card.
+    pub(super) cards: Wake,
+}
+
+/// Records a failed message on its row: retried later, or quarantined
+/// with one card once its attempts are used up.
+async fn on_item_failure(
+    store: &Store,
+    task: &TaskHandle,
+    wakes: &ContactWakes,
+    kind: InboxKind,
+    m: &Message,
+    failure: &ItemFailure,
+) {
+    if matches!(failure, ItemFailure::Panicked(_)) {
+        task.item_panicked();
+    }
+    let why = failure.to_string();
+    let backoff = |attempts: u32| crate::orders::backoff(i64::from(attempts) - 1, ITEM_RETRY_FIRST, ITEM_RETRY_LAST);
+    match store.inbound_failed(m.chat_id, m.id, &why, ITEM_ATTEMPTS, backoff).await {
+        Ok(InboundFailure::Retry { attempts, at }) => warn!(
+            kind = kind.as_str(), chat = m.chat_id, message = m.id, attempts, error = %why,
+            retry_in = ?crate::clock::until(at), "handling a message failed; it is retried later"
+        ),
+        Ok(InboundFailure::Quarantined { attempts, case }) => {
+            error!(
+                kind = kind.as_str(), chat = m.chat_id, message = m.id, attempts, case, error = %why,
+                "a message failed every time it was handled; set aside for the moderators"
+            );
+            task.item_quarantined();
+            wakes.cards.wake();
+        }
+        Ok(InboundFailure::AlreadyHandled) => {}
+        Err(e) => {
+            // Recording the failure failed too: set the message aside rather
+            // than take it again at once, forever. Its row keeps it.
+            error!(error = %e, chat = m.chat_id, message = m.id, reason = %why,
+                "could not record a failed message; it is set aside without a card (it stays in the inbox table)");
+            if let Err(e) = store.mark_inbound_handled(m.chat_id, m.id).await {
+                warn!(error = %e, "could not set the message aside either; it is taken again");
+            }
         }
     }
 }
 
 /// Waiting messages taken per pass before the timers are looked at again.
 const INBOX_BATCH: i64 = 32;
+/// How often one message is tried before it is set aside for a person.
+pub const ITEM_ATTEMPTS: u32 = 3;
+const ITEM_RETRY_FIRST: Duration = Duration::from_secs(5);
+const ITEM_RETRY_LAST: Duration = Duration::from_secs(300);

@@ -157,11 +157,13 @@ pub enum EscalationReason {
     WebhookUnmatchedPurchase,
     /// A payment was refunded (the card says what was taken back).
     WebhookRefund,
+    /// A message failed every time it was handled and was set aside.
+    Unhandled,
 }
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 19] = [
+    pub const ALL: [EscalationReason; 20] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -181,6 +183,7 @@ impl EscalationReason {
         EscalationReason::WebhookAmountMismatch,
         EscalationReason::WebhookUnmatchedPurchase,
         EscalationReason::WebhookRefund,
+        EscalationReason::Unhandled,
     ];
 
     /// The reason stored as `name` ([`Self::as_str`]).
@@ -209,6 +212,7 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "webhook_amount_mismatch",
             EscalationReason::WebhookUnmatchedPurchase => "webhook_unmatched_purchase",
             EscalationReason::WebhookRefund => "webhook_refund",
+            EscalationReason::Unhandled => "unhandled",
         }
     }
 
@@ -236,6 +240,9 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "the paid amount differs from the Telegram order",
             EscalationReason::WebhookUnmatchedPurchase => "Tribute took a payment we never saw an order for",
             EscalationReason::WebhookRefund => "Tribute refunded a payment",
+            EscalationReason::Unhandled => {
+                "this message could not be handled, also after retries; nothing was done with it"
+            }
         }
     }
 }

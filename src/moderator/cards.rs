@@ -14,7 +14,10 @@ pub mod purchase;
 
 use super::sizing;
 use crate::domain::{Direction, EscalationReason};
-use crate::store::{AccountStatus, CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, OrderRecord};
+use crate::store::{
+    AccountStatus, CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, InboundRecord, InboxKind,
+    OrderRecord,
+};
 use crate::tribute::RawNotification;
 
 /// How many of the newest conversation messages a card shows.
@@ -181,6 +184,33 @@ pub fn webhook_body_card(case: &str, detail: &str, raw_body: &str) -> String {
     format!(
         "⚠️ Case {case} · a signed Tribute webhook could not be read\nWhy: {detail}\n\
          Nothing was done with it. Check the purchase in Tribute and finish it by hand.\n\nRaw body:\n{raw_body}"
+    )
+}
+
+/// A message the contact task gave up on after its retries: who sent it,
+/// why it failed, its text (cut), so a person can act on it instead.
+pub fn unhandled_message_card(case: &str, record: Option<&InboundRecord>, detail: &str) -> String {
+    let Some(r) = record else {
+        return format!(
+            "⚠️ Case {case} · a message could not be handled\nWhy: {detail}\n(The message is no longer stored.)"
+        );
+    };
+    let m = &r.message;
+    let from = match (r.kind, m.sender_id) {
+        (InboxKind::Moderator, Some(s)) => format!("moderator {s} in the moderator chat"),
+        (InboxKind::Moderator, None) => "the moderator chat".to_owned(),
+        (InboxKind::Customer, _) => format!("customer {} (private chat)", m.chat_id),
+    };
+    let text = if m.text.trim().is_empty() { "(no text)".to_owned() } else { truncate(&m.text, CARD_TEXT * 4) };
+    format!(
+        "⚠️ Case {case} · a message from {from} could not be handled\n\
+         Why: {detail}\n\
+         Tried {attempts} time(s); nothing more will be done with it automatically. \
+         Answer the sender by hand if it needs an answer, then reply /done.\n\
+         \n\
+         Message {id}:\n{text}",
+        attempts = r.attempts,
+        id = m.id,
     )
 }
 

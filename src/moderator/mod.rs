@@ -376,6 +376,12 @@ impl ModeratorDesk {
         let back =
             if span.is_empty() { Some(std::time::Duration::from_secs(7 * 86_400)) } else { parse_relative(span) };
         let now = self.contact.now_ms();
+        if back.is_some_and(|d| d > CHAT_REPORT_LONGEST) {
+            let text = "In the chat /report covers at most a year (e.g. /report 52w): it is built while other \
+                        messages wait. For longer ranges run `tribute-assistant report --since DATE` on the server.";
+            self.answer(m, text).await;
+            return Ok(());
+        }
         let Some(range) = back.and_then(|d| Range::last(d, now).ok()) else {
             self.answer(m, &format!("Usage: /report [span], e.g. /report, /report 30d, /report 12w (not {span:?})."))
                 .await;
@@ -557,6 +563,9 @@ impl ModeratorDesk {
         }
     }
 }
+
+/// The longest span `/report` builds in the chat (the desk waits for it).
+const CHAT_REPORT_LONGEST: std::time::Duration = std::time::Duration::from_secs(371 * 86_400);
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
                     /retry, /note <text> or /learn (👍: the case's question and the team's answer to it for the knowledge base); \

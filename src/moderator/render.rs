@@ -47,6 +47,10 @@ pub async fn card(store: &Store, case: &CaseRecord, escalation: &Escalation, vie
                 _ => Ok(text),
             }
         }
+        CardSubject::InboxMessage { chat_id, message_id } => {
+            let record = store.inbound(*chat_id, *message_id).await?;
+            Ok(cards::unhandled_message_card(id, record.as_ref(), detail))
+        }
         CardSubject::WebhookBody(key) => {
             let raw = store.invalid_webhook_body(key).await?.unwrap_or_else(|| format!("(body {key} is not stored)"));
             Ok(cards::webhook_body_card(id, detail, &raw))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::OpsState;
+use crate::runtime::TaskReport;
 use crate::store::now_ms;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -17,6 +18,8 @@ pub struct HealthReport {
     pub telegram: TelegramCheck,
     pub database: DatabaseCheck,
     pub updates: UpdatesCheck,
+    /// Every task of the daemon: unhealthy when one is down or stuck.
+    pub tasks: Vec<TaskReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -79,6 +82,7 @@ pub async fn health_report(state: &OpsState) -> HealthReport {
         age_secs: age,
         max_age_secs: max,
     };
-    let ok = telegram.ok && database.ok && updates.ok;
-    HealthReport { status: if ok { "ok" } else { "unhealthy" }, telegram, database, updates }
+    let tasks = state.tasks.reports(now_ms());
+    let ok = telegram.ok && database.ok && updates.ok && tasks.iter().all(|t| t.ok);
+    HealthReport { status: if ok { "ok" } else { "unhealthy" }, telegram, database, updates, tasks }
 }

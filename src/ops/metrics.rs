@@ -18,6 +18,7 @@ use crate::domain::OrderState;
 use crate::store::StoreSnapshot;
 
 use super::observed_messenger::TelegramSnapshot;
+use crate::runtime::TaskReport;
 
 /// Upper bounds (seconds) of the backend latency histogram.
 pub const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -126,6 +127,8 @@ pub struct Scrape<'a> {
     /// External families with the samples their sources returned.
     pub external: Vec<(ExternalFamily, Vec<Sample>)>,
     pub uptime: Duration,
+    /// The daemon's tasks, as the supervisor sees them.
+    pub tasks: Vec<TaskReport>,
 }
 
 /// Writes the exposition text.
@@ -165,6 +168,43 @@ pub fn render(s: &Scrape<'_>) -> String {
         ("learn_unindexed", s.store.pairs_unindexed),
     ] {
         w.sample("tribute_assistant_queue_depth", &[("queue", queue)], n as f64);
+    }
+
+    w.family(
+        "tribute_assistant_queue_lag_seconds",
+        "How long the longest-waiting due item of each queue has waited (0 = nothing due).",
+        Kind::Gauge,
+    );
+    for (queue, ms) in s.store.lag_ms {
+        w.sample("tribute_assistant_queue_lag_seconds", &[("queue", queue)], ms as f64 / 1000.0);
+    }
+    for (name, help, kind, value) in [
+        (
+            "tribute_assistant_task_up",
+            "1 while the task runs and completed a loop within its bound.",
+            Kind::Gauge,
+            (|t: &TaskReport| f64::from(u8::from(t.ok))) as fn(&TaskReport) -> f64,
+        ),
+        ("tribute_assistant_task_restarts_total", "Times the supervisor restarted the task.", Kind::Counter, |t| {
+            t.restarts as f64
+        }),
+        (
+            "tribute_assistant_task_panics_total",
+            "Panics caught in the task (the task itself or one item it handled).",
+            Kind::Counter,
+            |t| t.panics as f64,
+        ),
+        (
+            "tribute_assistant_items_quarantined_total",
+            "Items the task gave up on after their retries and showed to the moderators.",
+            Kind::Counter,
+            |t| t.quarantined as f64,
+        ),
+    ] {
+        w.family(name, help, kind);
+        for t in &s.tasks {
+            w.sample(name, &[("task", t.name)], value(t));
+        }
     }
 
     let hist = s.metrics.backend.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -312,7 +352,14 @@ mod tests {
             webhook: None,
             external: vec![],
             uptime: Duration::from_secs(5),
+            tasks: {
+                let board = crate::runtime::TaskBoard::new();
+                board.register("contact", Duration::from_secs(60));
+                board.reports(0)
+            },
         });
+        assert!(text.contains("tribute_assistant_task_up{task=\"contact\"} 0\n"), "{text}");
+        assert!(text.contains("tribute_assistant_items_quarantined_total{task=\"contact\"} 0\n"), "{text}");
         let b = "tribute_assistant_backend_request_duration_seconds_bucket{endpoint=\"activate\",";
         assert!(text.contains(&format!("{b}le=\"0.005\"}} 1\n")), "{text}");
         assert!(text.contains(&format!("{b}le=\"0.05\"}} 2\n")), "{text}");

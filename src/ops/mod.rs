@@ -24,6 +24,7 @@ pub use observed_messenger::{ObservedMessenger, TelegramStats};
 pub use server::{start as start_ops_server, start_webhook as start_webhook_server, OpsRuntime, OpsServer};
 pub use settings::OpsSection;
 
+use crate::runtime::TaskBoard;
 use crate::store::Store;
 use crate::webhook::{WebhookSettings, WebhookStats};
 
@@ -45,6 +46,8 @@ pub struct OpsState {
     pub telegram: Arc<TelegramStats>,
     pub webhook: Option<Arc<WebhookStats>>,
     pub max_update_age: Option<Duration>,
+    /// The daemon's tasks: the daemon reports on it, `/healthz` judges it.
+    pub tasks: Arc<TaskBoard>,
     started: Instant,
     external: RwLock<Vec<metrics::ExternalFamily>>,
 }
@@ -62,6 +65,7 @@ impl OpsState {
             telegram,
             webhook: None,
             max_update_age,
+            tasks: TaskBoard::new(),
             started: Instant::now(),
             external: RwLock::new(metrics::external_families()),
         }

@@ -109,12 +109,13 @@ impl Range {
 /// `7d`, `2w`, `12h`: a duration back from now.
 pub fn parse_relative(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
+    // The unit is the last character, whatever its width (`7д`, `1🙂`).
+    let (at, unit) = s.char_indices().last()?;
+    let n: u64 = s[..at].parse().ok()?;
     let secs = match unit {
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
         _ => return None,
     };
     Some(Duration::from_secs(n.checked_mul(secs)?))
@@ -147,7 +148,20 @@ mod tests {
         assert_eq!(parse_relative("7d"), Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_relative("2w"), Some(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_relative("12h"), Some(Duration::from_secs(12 * 3600)));
-        for bad in ["", "d", "7", "7y", "-1d", "2026-01-01"] {
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7y",
+            "-1d",
+            "2026-01-01",
+            "7д",
+            "🙂",
+            "1🙂",
+            "д",
+            "99999999999999999999d",
+            "\u{200f}7d\u{200b}",
+        ] {
             assert_eq!(parse_relative(bad), None, "{bad}");
         }
         let r = Range::last(Duration::from_secs(u64::MAX), WED_3PM).unwrap();

@@ -4,8 +4,29 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{now_ms, CardSubject, Escalation, Store, StoreError, StoreResult};
+use crate::domain::EscalationReason;
 use crate::telegram::{ChatId, Message, MessageId};
+
+/// What became of a message whose handling failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundFailure {
+    /// Taken again at `at` (unix ms).
+    Retry { attempts: u32, at: i64 },
+    /// Given up on: a card opened the moderators' case `case`.
+    Quarantined { attempts: u32, case: i64 },
+    /// Someone marked it handled meanwhile: nothing to do.
+    AlreadyHandled,
+}
+
+/// A stored inbox message with its failures.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    pub kind: InboxKind,
+    pub message: Message,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
 
 /// Who a waiting message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,15 +81,17 @@ impl Store {
     /// chat first, then customers round-robin (each sender's first waiting
     /// message, then each one's second, …), so one customer writing a
     /// hundred messages delays nobody else by more than one turn each.
+    /// A message backing off after a failure waits until its time.
     pub async fn waiting_inbound(&self, limit: i64) -> StoreResult<Vec<(InboxKind, Message)>> {
         let rows = sqlx::query(
             "SELECT kind, message_json FROM (
                  SELECT kind, message_json, received_at, message_id,
                         ROW_NUMBER() OVER (PARTITION BY chat_id, sender_id ORDER BY message_id) AS turn
-                 FROM inbox WHERE handled_at IS NULL)
+                 FROM inbox WHERE handled_at IS NULL AND not_before <= ?)
              ORDER BY kind = 'customer', turn, received_at, message_id
              LIMIT ?",
         )
+        .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -83,17 +106,107 @@ impl Store {
             .collect()
     }
 
-    /// Marks a message handled (with the error when handling failed: it is
-    /// not retried, so one bad message cannot block the ones behind it).
-    pub async fn mark_inbound_handled(&self, chat: ChatId, id: MessageId, error: Option<&str>) -> StoreResult<()> {
-        sqlx::query("UPDATE inbox SET handled_at = ?, error = ? WHERE chat_id = ? AND message_id = ?")
+    /// Marks a message handled.
+    pub async fn mark_inbound_handled(&self, chat: ChatId, id: MessageId) -> StoreResult<()> {
+        sqlx::query("UPDATE inbox SET handled_at = ? WHERE chat_id = ? AND message_id = ?")
             .bind(now_ms())
-            .bind(error)
             .bind(chat)
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Records that handling a message failed (`why`: the error or the
+    /// panic). Before `max_attempts` it waits `backoff` and is taken again;
+    /// then it is quarantined: marked handled with the reason, and one card
+    /// about it opened for the moderators in the same transaction, so the
+    /// notice is neither lost nor doubled by a crash.
+    pub async fn inbound_failed(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+        why: &str,
+        max_attempts: u32,
+        backoff: impl FnOnce(u32) -> std::time::Duration,
+    ) -> StoreResult<InboundFailure> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE inbox SET attempts = attempts + 1, error = ?
+             WHERE chat_id = ? AND message_id = ? AND handled_at IS NULL RETURNING attempts",
+        )
+        .bind(why)
+        .bind(chat)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempts) = attempts else {
+            return Ok(InboundFailure::AlreadyHandled);
+        };
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let outcome = if attempts < max_attempts {
+            let at = now.saturating_add(i64::try_from(backoff(attempts).as_millis()).unwrap_or(i64::MAX));
+            sqlx::query("UPDATE inbox SET not_before = ? WHERE chat_id = ? AND message_id = ?")
+                .bind(at)
+                .bind(chat)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            InboundFailure::Retry { attempts, at }
+        } else {
+            sqlx::query("UPDATE inbox SET handled_at = ?, quarantined_at = ? WHERE chat_id = ? AND message_id = ?")
+                .bind(now)
+                .bind(now)
+                .bind(chat)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let card = Escalation {
+                reason: EscalationReason::Unhandled,
+                subject: CardSubject::InboxMessage { chat_id: chat, message_id: id },
+                detail: why.to_owned(),
+            };
+            let case = super::outbox::insert_card(&mut tx, &card, now).await?;
+            InboundFailure::Quarantined { attempts, case }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// When the next message backing off is due, if any waits.
+    pub async fn next_inbound_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM inbox WHERE handled_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The stored message and its quarantine reason, for its card.
+    pub async fn inbound(&self, chat: ChatId, id: MessageId) -> StoreResult<Option<InboundRecord>> {
+        let row =
+            sqlx::query("SELECT kind, message_json, attempts, error FROM inbox WHERE chat_id = ? AND message_id = ?")
+                .bind(chat)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let kind = InboxKind::parse(r.get("kind"))
+                .ok_or_else(|| StoreError::Corrupt(format!("inbox kind {:?}", r.get::<&str, _>("kind"))))?;
+            let message: Message = serde_json::from_str(r.get("message_json"))
+                .map_err(|e| StoreError::Corrupt(format!("inbox message: {e}")))?;
+            Ok(InboundRecord { kind, message, attempts: r.get::<i64, _>("attempts") as u32, error: r.get("error") })
+        })
+        .transpose()
+    }
+
+    /// How old the oldest message waiting to be handled is (ms), and how
+    /// many wait: the contact task's queue lag for `/metrics`.
+    pub async fn inbox_lag(&self, now: i64) -> StoreResult<(i64, i64)> {
+        let (oldest, waiting): (Option<i64>, i64) =
+            sqlx::query_as("SELECT MIN(received_at), COUNT(*) FROM inbox WHERE handled_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((oldest.map_or(0, |t| (now - t).max(0)), waiting))
     }
 
     /// The newest message of `chat` already seen (in the inbox, or stored

@@ -35,6 +35,9 @@ pub struct StoreSnapshot {
     pub inbox_waiting: i64,
     /// `/learn`ed answers the knowledge base does not have yet.
     pub pairs_unindexed: i64,
+    /// How long the longest-waiting due item of each queue has waited (ms;
+    /// 0 when nothing is due): inbox, orders, moderator outbox.
+    pub lag_ms: [(&'static str, i64); 3],
 }
 
 impl Store {
@@ -69,6 +72,20 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?,
         );
+        let now = super::now_ms();
+        let lag: (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT
+               (SELECT MIN(MAX(received_at, not_before)) FROM inbox WHERE handled_at IS NULL AND not_before <= ?1),
+               (SELECT MIN(COALESCE(next_attempt_at, updated_at)) FROM orders
+                 WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)),
+               (SELECT MIN(MAX(created_at, next_attempt_at)) FROM moderator_outbox
+                 WHERE posted_at IS NULL AND parked_at IS NULL AND next_attempt_at <= ?1)",
+        )
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let waited = |since: Option<i64>| since.map_or(0, |t| (now - t).max(0));
         let row = sqlx::query(
             "SELECT
                (SELECT COUNT(activation_id) FROM orders),
@@ -98,6 +115,7 @@ impl Store {
             deactivations,
             inbox_waiting: row.get(7),
             pairs_unindexed: row.get(8),
+            lag_ms: [("inbox", waited(lag.0)), ("orders", waited(lag.1)), ("moderator_outbox", waited(lag.2))],
         })
     }
 }

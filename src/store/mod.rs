@@ -36,7 +36,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use approved_pairs::{ApprovedPair, NewApprovedPair};
-pub use inbox::InboxKind;
+pub use inbox::{InboundFailure, InboundRecord, InboxKind};
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};

@@ -37,6 +37,9 @@ pub enum CardSubject {
     Purchase { purchase_id: String, order_id: Option<i64> },
     /// A signed webhook body we could not read (its key in `tribute_webhook_events`).
     WebhookBody(String),
+    /// A customer's or moderator's message the contact task could not
+    /// handle (its row in `inbox`, quarantined).
+    InboxMessage { chat_id: ChatId, message_id: MessageId },
 }
 
 impl CardSubject {
@@ -56,6 +59,7 @@ impl CardSubject {
             CardSubject::TributeMessage { .. } => "tribute_message",
             CardSubject::Purchase { .. } => "purchase",
             CardSubject::WebhookBody(_) => "webhook_body",
+            CardSubject::InboxMessage { .. } => "inbox_message",
         }
     }
 }
@@ -160,7 +164,9 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         .await?;
     }
     let (source, key) = match &card.subject {
-        CardSubject::TributeMessage { chat_id, message_id } => (Some((*chat_id, *message_id)), None),
+        CardSubject::TributeMessage { chat_id, message_id } | CardSubject::InboxMessage { chat_id, message_id } => {
+            (Some((*chat_id, *message_id)), None)
+        }
         CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),
         CardSubject::Order(_) | CardSubject::Conversation(_) => (None, None),
     };
@@ -231,6 +237,12 @@ fn body_from_row(r: &SqliteRow) -> StoreResult<CardBody> {
             match (r.get::<Option<i64>, _>("source_chat_id"), r.get::<Option<i64>, _>("source_message_id")) {
                 (Some(chat_id), Some(m)) => CardSubject::TributeMessage { chat_id, message_id: m as MessageId },
                 _ => return Err(corrupt("no Tribute message")),
+            }
+        }
+        "inbox_message" => {
+            match (r.get::<Option<i64>, _>("source_chat_id"), r.get::<Option<i64>, _>("source_message_id")) {
+                (Some(chat_id), Some(m)) => CardSubject::InboxMessage { chat_id, message_id: m as MessageId },
+                _ => return Err(corrupt("no inbox message")),
             }
         }
         "purchase" => CardSubject::Purchase { purchase_id: key()?, order_id: r.get("order_id") },

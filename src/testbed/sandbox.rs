@@ -88,6 +88,8 @@ pub struct SandboxOptions {
     pub resync_interval: Duration,
     /// The automation report: `/report`'s window and the weekly summary.
     pub report: crate::report::ReportSettings,
+    /// Runs before each inbox message is handled (a test makes one panic).
+    pub item_hook: Option<crate::daemon::ItemHook>,
 }
 
 impl Default for SandboxOptions {
@@ -105,6 +107,7 @@ impl Default for SandboxOptions {
             agent: false,
             resync_interval: Duration::from_secs(1),
             report: crate::report::ReportSettings::default(),
+            item_hook: None,
         }
     }
 }
@@ -316,8 +319,12 @@ impl Sandbox {
         crate::ops::conversation_metrics::wire(&ops.state, &self.store);
         let window = self.opts.report.resolution_window;
         crate::ops::conversation_metrics::wire_report(&ops.state, &self.store, window);
-        let daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint)
-            .with_report(self.opts.report.clone());
+        let mut daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint)
+            .with_report(self.opts.report.clone())
+            .with_task_board(ops.state.tasks.clone());
+        if let Some(hook) = &self.opts.item_hook {
+            daemon = daemon.with_item_hook(hook.clone());
+        }
         let daemon = match &self.opts.contact {
             Some(contact) => {
                 let mut setup =

@@ -24,6 +24,7 @@ mod runtime;
 mod sim_faults;
 mod simulate;
 mod store;
+mod supervision;
 mod telegram_grammers;
 mod telegram_sim;
 mod testbed;

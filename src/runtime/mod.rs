@@ -1,0 +1,12 @@
+//! Keeping the daemon's tasks alive for months: no single input can stop
+//! a task. One item (an inbox message) that fails or panics is isolated
+//! ([`isolate`]) and retried from the store a bounded number of times,
+//! then quarantined with one card for the moderators; a task that still
+//! ends is restarted with backoff ([`supervisor`]); the [`TaskBoard`] is
+//! what `/healthz` and `/metrics` read to say which task is down or stuck.
+
+mod board;
+pub mod isolate;
+pub mod supervisor;
+
+pub use board::{TaskBoard, TaskHandle, TaskReport};

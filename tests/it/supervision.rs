@@ -1,0 +1,159 @@
+//! No single input stops a task: hostile moderator commands get a polite
+//! answer, a message whose handling panics is retried, quarantined with one
+//! card and the contact task goes on, and `/healthz` names a dead task.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tribute_assistant::daemon::{ItemHook, ITEM_ATTEMPTS};
+use tribute_assistant::runtime::supervisor::supervise;
+use tribute_assistant::telegram::{Message, MessageId};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+
+use crate::support::sandbox::{sandbox_with, wait_chat};
+use crate::support::wait::eventually;
+
+/// Our account's answer in the moderator chat to message `id`, once there is one.
+async fn answer_to(sb: &Sandbox, id: MessageId) -> Message {
+    eventually(&format!("an answer to moderator message {id}"), || async {
+        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(id))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn malformed_moderator_commands_get_a_polite_answer_and_the_desk_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    // 4096 UTF-16 units, the most Telegram accepts in one message.
+    let long = format!("/note {}", "я".repeat(4090));
+    let commands = [
+        "/report 7д",
+        "/report 🙂",
+        "/report 1🙂",
+        "/report 99999999999999999999d",
+        "/report 1000w",
+        "/learn G99999999999999999999",
+        "/case C99999999999999999999 99999999999999999999",
+        "/case \u{202e}C1\u{200b}",
+        "/",
+        "/\u{200f}",
+        "/🙂",
+        long.as_str(),
+    ];
+    for text in commands {
+        let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, text, None);
+        let answer = answer_to(&sb, id).await;
+        assert!(!answer.text.is_empty(), "{text:?} got an empty answer");
+        if text.starts_with("/report") {
+            assert!(
+                answer.text.contains("Usage: /report") || answer.text.contains("at most a year"),
+                "{text:?}: {}",
+                answer.text
+            );
+        }
+    }
+    // After all of it the desk still serves: /cases is answered.
+    let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/cases", None);
+    answer_to(&sb, id).await;
+    let quarantined = sb.store().all_cases().await.unwrap().into_iter().filter(|c| c.reason == "unhandled").count();
+    assert_eq!(quarantined, 0, "no command needed the quarantine");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_whose_handling_panics_is_quarantined_once_and_the_contact_task_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let tries = Arc::new(AtomicU32::new(0));
+    let seen = tries.clone();
+    let hook = ItemHook(Arc::new(move |m: &Message| {
+        if m.text.contains("POISON") {
+            seen.fetch_add(1, Ordering::SeqCst);
+            panic!("injected: this message cannot be handled");
+        }
+    }));
+    let opts = SandboxOptions { ops_listener: true, item_hook: Some(hook), ..SandboxOptions::default() };
+    let sb = sandbox_with(&dir, opts).await;
+    let customer = 55_501;
+    sb.world.add_user(customer, "Vera", None);
+    let poison = sb.world.post_as_user(customer, customer, "POISON: what is 2+2?", None);
+    let card = wait_chat(&sb, "could not be handled").await;
+    assert!(card.text.contains("POISON"), "the card shows the message: {}", card.text);
+    assert!(card.text.contains("injected: this message cannot be handled"), "and why: {}", card.text);
+    assert_eq!(tries.load(Ordering::SeqCst), ITEM_ATTEMPTS, "tried the bounded number of times");
+
+    // The task goes on: the next customer's question and a moderator command are handled.
+    let other = 55_502;
+    sb.world.add_user(other, "Petr", None);
+    sb.world.post_as_user(other, other, "Where is my order?", None);
+    wait_chat(&sb, "Where is my order?").await;
+    let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/cases", None);
+    answer_to(&sb, id).await;
+
+    let row = sb.store().inbound(customer, poison).await.unwrap().expect("stored");
+    assert_eq!(row.attempts, ITEM_ATTEMPTS);
+    assert!(row.error.unwrap().contains("panicked"));
+    let notices =
+        sb.world.messages(sb.moderator_chat).iter().filter(|m| m.text.contains("could not be handled")).count();
+    assert_eq!(notices, 1, "one notice, not one per attempt");
+    assert_eq!(tries.load(Ordering::SeqCst), ITEM_ATTEMPTS, "never tried again once quarantined");
+
+    let metrics = crate::support::http().get(format!("{}/metrics", sb.ops_url().unwrap())).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("tribute_assistant_items_quarantined_total{task=\"contact\"} 1\n"), "{text}");
+    assert!(text.contains(&format!("tribute_assistant_task_panics_total{{task=\"contact\"}} {ITEM_ATTEMPTS}\n")));
+    assert!(text.contains("tribute_assistant_task_up{task=\"contact\"} 1\n"), "{text}");
+    let health = crate::support::http().get(format!("{}/healthz", sb.ops_url().unwrap())).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "a quarantined item is not a dead task");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
+    let url = format!("{}/healthz", sb.ops_url().unwrap());
+    let get = || async {
+        let r = crate::support::http().get(&url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, body) = eventually("the daemon's tasks on /healthz", || async {
+        let (status, body) = get().await;
+        (body["tasks"].as_array().unwrap().len() == 4).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["tasks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cards", "contact", "orders", "reread"], "{body}");
+
+    // A task of the same supervisor that dies once and is restarted after its backoff.
+    let board = sb.ops_state().unwrap().tasks.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = runs.clone();
+    let task = board.register("doomed", Duration::from_secs(60));
+    let supervised = tokio::spawn(supervise(task, stopped, move || {
+        let r = r.clone();
+        async move {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("doomed on its first run");
+            }
+            std::future::pending::<Result<(), ()>>().await
+        }
+    }));
+    let body = eventually("/healthz to turn 503", || async {
+        let (status, body) = get().await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    let doomed = body["tasks"].as_array().unwrap().iter().find(|t| t["name"] == "doomed").unwrap().clone();
+    assert_eq!(doomed["ok"], false);
+    assert!(doomed["problem"].as_str().unwrap().contains("doomed on its first run"), "{doomed}");
+    eventually("/healthz to recover once the task runs again", || async { (get().await.0 == 200).then_some(()) }).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    stop.send(true).unwrap();
+    supervised.abort();
+    sb.shutdown().await.unwrap();
+}
