@@ -114,7 +114,11 @@ pub async fn post_due(
             let from = store.report_post_last().await?.filter(|&t| weekly.is_time(t)).unwrap_or(now);
             let due = weekly.after(from).max(weekly.at_or_before(now));
             store.schedule_report_post(due, RandomId::fresh().0).await?;
-            store.report_post_waiting().await?.expect("the row was just written")
+            let Some(post) = store.report_post_waiting().await? else {
+                // Someone else took it meanwhile (never in one daemon): look again next pass.
+                return Ok(Outcome::NotDue(None));
+            };
+            post
         }
     };
     if post.next_attempt_at > now {

@@ -228,10 +228,10 @@ impl GrammersMessenger {
         }
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.pool.quit();
-        if let Some(pump) = self.inner.pump.lock().expect("pump lock").take() {
+        if let Some(pump) = self.inner.pump.lock().unwrap_or_else(|e| e.into_inner()).take() {
             pump.abort();
         }
-        let runner = self.inner.runner.lock().expect("runner lock").take();
+        let runner = self.inner.runner.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(runner) = runner {
             let _ = tokio::time::timeout(Duration::from_secs(5), runner).await;
         }
@@ -241,7 +241,7 @@ impl GrammersMessenger {
     /// they can be written to through it (e.g. customers of unfinished orders
     /// after a restart, seeded from the store).
     pub fn remember_mention(&self, user: UserId, chat: ChatId, message: MessageId) {
-        self.inner.mentions.lock().expect("mentions lock").insert(user, chat, message);
+        self.inner.mentions.lock().unwrap_or_else(|e| e.into_inner()).insert(user, chat, message);
     }
 
     /// The raw grammers client, for tests and tools (not for the core).
@@ -334,7 +334,7 @@ impl GrammersMessenger {
         if id.kind() == PeerKind::Channel {
             return Err(MessengerError::ChatNotFound(chat));
         }
-        let mention = self.inner.mentions.lock().expect("mentions lock").get(chat);
+        let mention = self.inner.mentions.lock().unwrap_or_else(|e| e.into_inner()).get(chat);
         if let Some((source_chat, msg_id)) = mention {
             if let Some(source) = self.cached_ref(source_chat).await {
                 let user = peers::input_user_from_message(source.clone(), msg_id, chat);
@@ -371,7 +371,7 @@ impl GrammersMessenger {
     }
 
     fn note_mentions(&self, messages: &[Message]) {
-        let mut map = self.inner.mentions.lock().expect("mentions lock");
+        let mut map = self.inner.mentions.lock().unwrap_or_else(|e| e.into_inner());
         for m in messages {
             map.note_message(self.inner.cfg.tribute_chat, m);
         }
@@ -609,7 +609,7 @@ async fn pump_updates(
                                 .is_some_and(|p| matches!(p, grammers_client::peer::Peer::User(u) if u.is_bot()));
                         }
                         if let Event::NewMessage(m) | Event::MessageEdited(m) = &ev {
-                            mentions.lock().expect("mentions lock").note_message(filter.tribute_chat, m);
+                            mentions.lock().unwrap_or_else(|e| e.into_inner()).note_message(filter.tribute_chat, m);
                         }
                         Item::Event(ev, state)
                     }
