@@ -170,6 +170,7 @@ impl Daemon {
             contact: self.contact.is_some(),
             started_secs: crate::clock::now_secs(),
             now: Arc::new(Notify::new()),
+            paged: Arc::default(),
         };
         if let Err(e) = resync.catch_up().await {
             // Telegram may be unreachable right now; the re-read task retries on its timer.

@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use crate::orders::{ingest, IngestConfig, WorkflowConfig};
 use crate::shutdown::stopped;
 use crate::store::{InboxKind, MessageKind, Recorded, Store};
-use crate::telegram::{ChatId, Message, Messenger};
+use crate::telegram::{ChatId, Message, MessageId, Messenger};
 use crate::wake::Wake;
 
 /// How many history messages to ask for per call when catching up.
@@ -37,6 +37,10 @@ pub(super) struct Resync {
     pub(super) started_secs: i64,
     /// Asks for a re-read at once (after a disconnect).
     pub(super) now: Arc<Notify>,
+    /// The newest message each re-read chat was paged through to in this
+    /// run: our own cards are never in the inbox, so without it every pass
+    /// would page through all the cards posted since a moderator last wrote.
+    pub(super) paged: Arc<std::sync::Mutex<std::collections::HashMap<ChatId, MessageId>>>,
 }
 
 impl Resync {
@@ -173,7 +177,8 @@ impl Resync {
     pub(super) async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
         let cursor = self.store.inbox_cursor(chat).await?;
         let first_read = cursor.is_none() && kind == InboxKind::Moderator;
-        let mut after = cursor.unwrap_or(0);
+        let paged = self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied();
+        let mut after = cursor.unwrap_or(0).max(paged.unwrap_or(0));
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
             let Some(last) = page.last() else { return Ok(()) };
@@ -181,6 +186,8 @@ impl Resync {
             for m in page.iter().filter(|m| self.route(m) == Some(kind)) {
                 self.enqueue(kind, m, first_read && m.date < self.started_secs).await?;
             }
+            // Everything up to here is stored (or not ours to store).
+            self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, after);
         }
     }
 }

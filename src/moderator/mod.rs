@@ -109,8 +109,11 @@ impl ModeratorDesk {
             }
             _ => None,
         };
+        let moderator = self.cfg.moderators.contains(&from);
         let case = match (m.reply_to, &preview) {
-            (Some(r), None) => self.case_replied_to(m.chat_id, r).await?,
+            (Some(r), None) if moderator => self.case_replied_to(m.chat_id, r).await?,
+            // Anyone else's reply costs one read: no Telegram look-up, no wait.
+            (Some(r), None) => self.contact.store().case_for_message(m.chat_id, r).await?,
             _ => None,
         };
         if case.is_none() && !matches!(input, Input::Command(_)) {
@@ -118,7 +121,7 @@ impl ModeratorDesk {
         }
         let span = info_span!("moderator", from, case = case.as_ref().map(|c| c.short_id.clone()));
         async move {
-            if !self.cfg.moderators.contains(&from) {
+            if !moderator {
                 warn!(text = %m.text, "refused: not a configured moderator");
                 self.audit(m, from, case.as_ref(), "refused", &m.text, false).await?;
                 self.answer(m, REFUSAL).await;
