@@ -157,11 +157,17 @@ pub enum EscalationReason {
     WebhookUnmatchedPurchase,
     /// A payment was refunded (the card says what was taken back).
     WebhookRefund,
+    /// The Send button went away (or its message did) and the Tribute chat
+    /// does not show our reply delivered: nobody knows it reached the customer.
+    SendUnconfirmed,
+    /// Orders have waited too long for a failing backend or Telegram (one
+    /// case per outage, listing them; `orders::outage`).
+    Outage,
 }
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 19] = [
+    pub const ALL: [EscalationReason; 21] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -181,6 +187,8 @@ impl EscalationReason {
         EscalationReason::WebhookAmountMismatch,
         EscalationReason::WebhookUnmatchedPurchase,
         EscalationReason::WebhookRefund,
+        EscalationReason::SendUnconfirmed,
+        EscalationReason::Outage,
     ];
 
     /// The reason stored as `name` ([`Self::as_str`]).
@@ -209,6 +217,8 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "webhook_amount_mismatch",
             EscalationReason::WebhookUnmatchedPurchase => "webhook_unmatched_purchase",
             EscalationReason::WebhookRefund => "webhook_refund",
+            EscalationReason::SendUnconfirmed => "send_unconfirmed",
+            EscalationReason::Outage => "outage",
         }
     }
 
@@ -236,6 +246,11 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "the paid amount differs from the Telegram order",
             EscalationReason::WebhookUnmatchedPurchase => "Tribute took a payment we never saw an order for",
             EscalationReason::WebhookRefund => "Tribute refunded a payment",
+            EscalationReason::SendUnconfirmed => {
+                "the Send button is gone but the Tribute chat does not show our reply delivered; \
+                 check the chat, deliver by hand if needed, then /done"
+            }
+            EscalationReason::Outage => "orders wait for a service that keeps failing; each is retried by itself",
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum CardSubject {
     Purchase { purchase_id: String, order_id: Option<i64> },
     /// A signed webhook body we could not read (its key in `tribute_webhook_events`).
     WebhookBody(String),
+    /// Orders held up by a failing backend or Telegram (a row of `outages`).
+    Outage(i64),
 }
 
 impl CardSubject {
@@ -56,6 +58,7 @@ impl CardSubject {
             CardSubject::TributeMessage { .. } => "tribute_message",
             CardSubject::Purchase { .. } => "purchase",
             CardSubject::WebhookBody(_) => "webhook_body",
+            CardSubject::Outage(_) => "outage",
         }
     }
 }
@@ -161,7 +164,8 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
     }
     let (source, key) = match &card.subject {
         CardSubject::TributeMessage { chat_id, message_id } => (Some((*chat_id, *message_id)), None),
-        CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),
+        CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.clone())),
+        CardSubject::Outage(id) => (None, Some(id.to_string())),
         CardSubject::Order(_) | CardSubject::Conversation(_) => (None, None),
     };
     let card_conversation = match card.subject {
@@ -235,6 +239,7 @@ fn body_from_row(r: &SqliteRow) -> StoreResult<CardBody> {
         }
         "purchase" => CardSubject::Purchase { purchase_id: key()?, order_id: r.get("order_id") },
         "webhook_body" => CardSubject::WebhookBody(key()?),
+        "outage" => CardSubject::Outage(key()?.parse().map_err(|_| corrupt("outage id"))?),
         other => return Err(corrupt(&format!("subject {other:?}"))),
     };
     let detail = r.get::<Option<String>, _>("detail").unwrap_or_default();
