@@ -3,12 +3,14 @@
 //! one). Nothing to do for a moderator unless it lasts: the orders are
 //! retried by themselves, and the case closes by itself when it is over.
 
+use super::super::sizing;
 use super::View;
 use crate::orders::outage::span;
 use crate::store::{OutageMember, OutageRecord};
 
-/// Orders the card lists one by one; `/case` lists them all.
-const CARD_ORDERS: usize = 25;
+/// UTF-16 units the list of orders may take on a card, so the card fits
+/// one Telegram message; `/case` lists them all.
+const CARD_LIST_UNITS: usize = 3200;
 /// Longest "why" shown per order (its newest history line).
 const NOTE_CHARS: usize = 90;
 
@@ -21,8 +23,16 @@ pub fn outage_card(case: &str, outage: &OutageRecord, members: &[OutageMember], 
         View::Card => members.iter().filter(|m| m.in_card).collect(),
         View::Full => members.iter().collect(),
     };
-    let mut lines: Vec<String> =
-        listed.iter().take(if view == View::Card { CARD_ORDERS } else { usize::MAX }).map(|m| line(m, now)).collect();
+    let mut lines = Vec::new();
+    let mut units = 0;
+    for m in &listed {
+        let line = line(m, now);
+        units += sizing::utf16_len(&line) + 1;
+        if view == View::Card && units > CARD_LIST_UNITS {
+            break;
+        }
+        lines.push(line);
+    }
     if listed.len() > lines.len() {
         lines.push(format!("  … and {} more — /case {case} lists them all", listed.len() - lines.len()));
     }
@@ -111,7 +121,9 @@ mod tests {
             "• {} · 100 Diamonds · Иван Петров · waiting 17 min · backend unavailable",
             members[0].order_ref
         )));
-        assert!(card.contains("… and 15 more — /case C12 lists them all"), "{card}");
+        let shown = (1..=40).filter(|i| card.contains(&format!("{} ·", OrderRef::for_message(93372553, *i)))).count();
+        assert!(shown >= 15 && shown < 40, "{shown}");
+        assert!(card.contains(&format!("… and {} more — /case C12 lists them all", 40 - shown)), "{card}");
         assert!(!card.contains(&format!("{} ·", members[40].order_ref)), "a later order is a follow-up's");
         assert!(sizing::utf16_len(&card) <= sizing::TELEGRAM_LIMIT, "{}", sizing::utf16_len(&card));
 
