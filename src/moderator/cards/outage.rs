@@ -122,7 +122,7 @@ mod tests {
             members[0].order_ref
         )));
         let shown = (1..=40).filter(|i| card.contains(&format!("{} ·", OrderRef::for_message(93372553, *i)))).count();
-        assert!(shown >= 15 && shown < 40, "{shown}");
+        assert!((15..40).contains(&shown), "{shown}");
         assert!(card.contains(&format!("… and {} more — /case C12 lists them all", 40 - shown)), "{card}");
         assert!(!card.contains(&format!("{} ·", members[40].order_ref)), "a later order is a follow-up's");
         assert!(sizing::utf16_len(&card) <= sizing::TELEGRAM_LIMIT, "{}", sizing::utf16_len(&card));
