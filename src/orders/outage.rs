@@ -92,8 +92,12 @@ async fn watch_cause(
             return Ok(());
         }
     };
-    store.join_outage(outage.id, &ids, now).await?;
-    let members = store.outage_members(outage.id).await?;
+    let mut members = store.outage_members(outage.id).await?;
+    let joining: Vec<i64> = ids.into_iter().filter(|id| members.iter().all(|m| m.order_id != *id)).collect();
+    if !joining.is_empty() {
+        store.join_outage(outage.id, &joining, now).await?;
+        members = store.outage_members(outage.id).await?;
+    }
 
     let left: Vec<i64> = members.iter().filter(|m| !m.waiting() && m.left_at.is_none()).map(|m| m.order_id).collect();
     if !left.is_empty() {

@@ -378,7 +378,7 @@ impl OrderProcessor {
             let now = self.telegram(|| self.messenger.get_messages(chat, &ids)).await?;
             return match now.first() {
                 Some(m) => match self.send_button(m) {
-                    Some(data) => self.press(order, noted, &data).await,
+                    Some(data) => self.press(order, reply_id, noted, &data).await,
                     None => self.button_gone(order, reply_id, noted, "gone when we looked again").await,
                 },
                 None => self.button_gone(order, reply_id, noted, "its message is gone").await,
@@ -415,10 +415,16 @@ impl OrderProcessor {
                 Some(button_msg),
             )
             .await?;
-        self.press(order, button_msg, &data).await
+        self.press(order, reply_id, button_msg, &data).await
     }
 
-    async fn press(&self, order: &OrderRecord, button_msg: i32, data: &[u8]) -> Result<Step, WorkflowError> {
+    async fn press(
+        &self,
+        order: &OrderRecord,
+        reply_id: MessageId,
+        button_msg: MessageId,
+        data: &[u8],
+    ) -> Result<Step, WorkflowError> {
         self.check(Checkpoint::BeforePress, order)?;
         let chat = order.chat_id;
         let answer = match self.telegram(|| self.messenger.press_button(chat, button_msg, data)).await {
@@ -427,14 +433,7 @@ impl OrderProcessor {
             // answer was lost, or the bot took it away. Only the chat can tell.
             Err(WorkflowError::Telegram(
                 e @ (MessengerError::ButtonNotFound(_) | MessengerError::MessageNotFound(..)),
-            )) => {
-                let Some(reply_id) = order.reply_message_id else {
-                    return Err(
-                        StoreError::Corrupt(format!("{} is replied without a reply id", order.order_ref)).into()
-                    );
-                };
-                return self.button_gone(order, reply_id, button_msg, &e.to_string()).await;
-            }
+            )) => return self.button_gone(order, reply_id, button_msg, &e.to_string()).await,
             Err(e) => return Err(e),
         };
         self.check(Checkpoint::AfterPress, order)?;

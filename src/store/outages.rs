@@ -88,7 +88,6 @@ pub struct OutageMember {
     pub product: String,
     pub customer_name: String,
     pub state: OrderState,
-    pub joined_at: i64,
     /// Listed on the outage's card.
     pub in_card: bool,
     /// Named in the chat (on the card, or by a follow-up since).
@@ -133,7 +132,6 @@ fn member_from_row(r: &SqliteRow) -> StoreResult<OutageMember> {
         product: r.get("product"),
         customer_name: r.get("customer_name"),
         state: OrderState::parse(r.get("state")).ok_or_else(|| corrupt("state"))?,
-        joined_at: r.get("joined_at"),
         in_card: r.get("in_card"),
         announced: r.get("announced"),
         left_at: r.get("left_at"),
@@ -239,7 +237,7 @@ impl Store {
     /// Every order the outage held up, oldest first, with where it is now.
     pub async fn outage_members(&self, outage_id: i64) -> StoreResult<Vec<OutageMember>> {
         let rows = sqlx::query(
-            "SELECT m.order_id, m.joined_at, m.in_card, m.announced, m.left_at,
+            "SELECT m.order_id, m.in_card, m.announced, m.left_at,
                     o.order_ref, o.product, o.customer_name, o.state, o.activation_id,
                     CASE WHEN o.waiting_on = u.cause THEN o.waiting_since END AS waiting_since,
                     (SELECT e.note FROM order_events e WHERE e.order_id = o.id ORDER BY e.id DESC LIMIT 1)

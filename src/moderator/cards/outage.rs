@@ -90,7 +90,6 @@ mod tests {
             product: "100 Diamonds".into(),
             customer_name: "Иван Петров".into(),
             state: OrderState::ActivationRequested,
-            joined_at: 0,
             in_card,
             announced: in_card,
             left_at: None,
