@@ -140,6 +140,7 @@ impl Config {
             tribute_chat: t.tribute_chat,
             moderator_chat: t.moderator_chat,
             send_button_texts: t.send_button_texts.clone(),
+            delivered_texts: t.delivered_texts.clone(),
             button_timeout: Duration::from_secs(t.button_timeout_secs),
             max_flood_sleep: Duration::from_secs(t.max_flood_sleep_secs),
             park_delay: Duration::from_secs(self.backend.park_secs),
@@ -148,6 +149,7 @@ impl Config {
             resync_interval: Duration::from_secs(t.resync_secs.max(1)),
             resync_window: Duration::from_secs(t.resync_window_secs),
             max_step_backoff: Duration::from_secs(600),
+            outage_after: Duration::from_secs(t.outage_alert_secs),
         }
     }
 

@@ -124,6 +124,10 @@ async fn pass(
             return Err(WorkflowError::ShuttingDown);
         }
     }
+    // Orders held up by a failing backend or Telegram: one card per outage.
+    if processor.watch_outages().await?.wrote_cards() {
+        cards.wake();
+    }
     if !store.due_orders(now_ms(), 1).await?.is_empty() {
         return Ok(Pass::Again);
     }

@@ -159,11 +159,17 @@ pub enum EscalationReason {
     WebhookRefund,
     /// A message failed every time it was handled and was set aside.
     Unhandled,
+    /// The Send button went away (or its message did) and the Tribute chat
+    /// does not show our reply delivered: nobody knows it reached the customer.
+    SendUnconfirmed,
+    /// Orders have waited too long for a failing backend or Telegram (one
+    /// case per outage, listing them; `orders::outage`).
+    Outage,
 }
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 20] = [
+    pub const ALL: [EscalationReason; 22] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -184,6 +190,8 @@ impl EscalationReason {
         EscalationReason::WebhookUnmatchedPurchase,
         EscalationReason::WebhookRefund,
         EscalationReason::Unhandled,
+        EscalationReason::SendUnconfirmed,
+        EscalationReason::Outage,
     ];
 
     /// The reason stored as `name` ([`Self::as_str`]).
@@ -213,6 +221,8 @@ impl EscalationReason {
             EscalationReason::WebhookUnmatchedPurchase => "webhook_unmatched_purchase",
             EscalationReason::WebhookRefund => "webhook_refund",
             EscalationReason::Unhandled => "unhandled",
+            EscalationReason::SendUnconfirmed => "send_unconfirmed",
+            EscalationReason::Outage => "outage",
         }
     }
 
@@ -243,6 +253,11 @@ impl EscalationReason {
             EscalationReason::Unhandled => {
                 "this message could not be handled, also after retries; nothing was done with it"
             }
+            EscalationReason::SendUnconfirmed => {
+                "the Send button is gone but the Tribute chat does not show our reply delivered; \
+                 check the chat, deliver by hand if needed, then /done"
+            }
+            EscalationReason::Outage => "orders wait for a service that keeps failing; each is retried by itself",
         }
     }
 }

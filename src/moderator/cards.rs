@@ -10,6 +10,7 @@
 //! newest part of the conversation within a budget and says what it left
 //! out; `/case` shows everything, in pages.
 
+pub mod outage;
 pub mod purchase;
 
 use super::sizing;

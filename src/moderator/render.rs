@@ -5,9 +5,11 @@
 //! are read as they are then: the order record, the raw Tribute text, the
 //! conversation so far, the case's short id.
 
-use super::cards::{self, purchase::purchase_card, View};
+use super::cards::{self, outage::outage_card, purchase::purchase_card, View};
 use crate::domain::{EscalationReason, LinkStatus};
-use crate::store::{CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult};
+use crate::store::{
+    now_ms, CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult,
+};
 use crate::tribute::RawNotification;
 
 /// The text of `case`'s card for `escalation`.
@@ -54,6 +56,14 @@ pub async fn card(store: &Store, case: &CaseRecord, escalation: &Escalation, vie
         CardSubject::WebhookBody(key) => {
             let raw = store.invalid_webhook_body(key).await?.unwrap_or_else(|| format!("(body {key} is not stored)"));
             Ok(cards::webhook_body_card(id, detail, &raw))
+        }
+        CardSubject::Outage(outage_id) => {
+            let outage = store
+                .outage(*outage_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("case {id}: outage {outage_id} is not stored")))?;
+            let members = store.outage_members(*outage_id).await?;
+            Ok(outage_card(id, &outage, &members, now_ms(), view))
         }
     }
 }

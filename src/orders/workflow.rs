@@ -5,7 +5,8 @@
 //! reply → `replied` → button noted → press → `confirmed`. A restart in any
 //! state repeats at most an idempotent step: the backend call carries the
 //! same idempotency key; the reply is looked up in the chat before sending
-//! again; a noted button that is gone was already pressed.
+//! again; a noted button that is gone counts as pressed only if the chat
+//! shows our reply delivered (else a person looks).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::checkpoint::{Checkpoint, CheckpointHook};
 use super::ingest::{ingest, IngestConfig};
+use super::outage::OutageReport;
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
 use crate::domain::{EscalationReason, OrderState};
 use crate::shutdown::stopped;
@@ -28,6 +30,10 @@ pub struct WorkflowConfig {
     pub moderator_chat: Option<ChatId>,
     /// Texts of the bot's confirmation button (case-insensitive).
     pub send_button_texts: Vec<String>,
+    /// How the bot's follow-up begins once Send delivered our reply
+    /// (case-insensitive): the only proof of delivery when the button is
+    /// gone and the answer to our press was lost.
+    pub delivered_texts: Vec<String>,
     /// How long after our reply the Send button may take to appear.
     pub button_timeout: Duration,
     /// Flood waits up to this long are slept through; longer ones park the order.
@@ -45,6 +51,9 @@ pub struct WorkflowConfig {
     pub resync_window: Duration,
     /// The longest wait between retries of a step Telegram could not take.
     pub max_step_backoff: Duration,
+    /// An order waiting this long for a failing backend or Telegram is
+    /// reported on the outage's card ([`super::outage`]).
+    pub outage_after: Duration,
 }
 
 pub const DEFAULT_REPLY_TEMPLATE: &str =
@@ -363,17 +372,16 @@ impl OrderProcessor {
             return Err(StoreError::Corrupt(format!("{} is replied without a reply id", order.order_ref)).into());
         };
         if let Some(noted) = order.button_message_id {
-            // We had found the button before a restart and may have pressed it.
+            // We had found the button before a restart (or a press that
+            // failed) and may have pressed it.
             let ids = [noted];
             let now = self.telegram(|| self.messenger.get_messages(chat, &ids)).await?;
-            return match now.first().and_then(|m| self.send_button(m)) {
-                Some(data) => self.press(order, noted, &data).await,
-                None => {
-                    let note = "the Send button is gone: it was pressed before the restart";
-                    self.store.transition(order.id, order.state, Transition::to(OrderState::Confirmed, note)).await?;
-                    info!("order confirmed (button pressed before restart)");
-                    Ok(Step::Stop)
-                }
+            return match now.first() {
+                Some(m) => match self.send_button(m) {
+                    Some(data) => self.press(order, reply_id, noted, &data).await,
+                    None => self.button_gone(order, reply_id, noted, "gone when we looked again").await,
+                },
+                None => self.button_gone(order, reply_id, noted, "its message is gone").await,
             };
         }
         let texts = &self.cfg.send_button_texts;
@@ -407,16 +415,25 @@ impl OrderProcessor {
                 Some(button_msg),
             )
             .await?;
-        self.press(order, button_msg, &data).await
+        self.press(order, reply_id, button_msg, &data).await
     }
 
-    async fn press(&self, order: &OrderRecord, button_msg: i32, data: &[u8]) -> Result<Step, WorkflowError> {
+    async fn press(
+        &self,
+        order: &OrderRecord,
+        reply_id: MessageId,
+        button_msg: MessageId,
+        data: &[u8],
+    ) -> Result<Step, WorkflowError> {
         self.check(Checkpoint::BeforePress, order)?;
         let chat = order.chat_id;
         let answer = match self.telegram(|| self.messenger.press_button(chat, button_msg, data)).await {
             Ok(answer) => answer.text.unwrap_or_default(),
-            // Gone between our look and the press: only our own earlier press removes it.
-            Err(WorkflowError::Telegram(MessengerError::ButtonNotFound(_))) => "button already gone".to_owned(),
+            // Gone between our look and the press: our own press whose
+            // answer was lost, or the bot took it away. Only the chat can tell.
+            Err(WorkflowError::Telegram(
+                e @ (MessengerError::ButtonNotFound(_) | MessengerError::MessageNotFound(..)),
+            )) => return self.button_gone(order, reply_id, button_msg, &e.to_string()).await,
             Err(e) => return Err(e),
         };
         self.check(Checkpoint::AfterPress, order)?;
@@ -424,6 +441,60 @@ impl OrderProcessor {
         self.store.transition(order.id, order.state, Transition::to(OrderState::Confirmed, note)).await?;
         info!("order confirmed");
         Ok(Step::Stop)
+    }
+
+    /// The Send button on `button_msg` is gone (`what`: how we found out).
+    /// The order counts as confirmed only if the Tribute chat shows our
+    /// reply delivered; otherwise nobody knows the customer got it, and a
+    /// person must look.
+    async fn button_gone(
+        &self,
+        order: &OrderRecord,
+        reply_id: MessageId,
+        button_msg: MessageId,
+        what: &str,
+    ) -> Result<Step, WorkflowError> {
+        match self.delivery_shown(order.chat_id, reply_id).await? {
+            Some(shown) => {
+                let note = format!(
+                    "the Send button on message {button_msg} is gone ({what}); the bot's message {shown} shows \
+                     our reply delivered"
+                );
+                self.store.transition(order.id, order.state, Transition::to(OrderState::Confirmed, note)).await?;
+                info!(button_msg, shown, "order confirmed: the chat shows the delivery");
+                Ok(Step::Stop)
+            }
+            None => {
+                warn!(button_msg, what, "the Send button is gone and the chat shows no delivery");
+                let detail = format!("Send button on message {button_msg}: {what}");
+                self.escalate(order, EscalationReason::SendUnconfirmed, &detail).await
+            }
+        }
+    }
+
+    /// The bot's message, after our reply `reply_id`, that says our reply
+    /// was delivered: a follow-up to our reply without the Send button that
+    /// begins with one of the delivered texts. Reads every page of the
+    /// chat's history after our reply.
+    async fn delivery_shown(&self, chat: ChatId, reply_id: MessageId) -> Result<Option<MessageId>, WorkflowError> {
+        let mut found = None;
+        self.each_history_page(chat, reply_id, |page| {
+            found = page.iter().find(|m| self.shows_delivery(m, reply_id)).map(|m| m.id);
+            found.is_none()
+        })
+        .await?;
+        Ok(found)
+    }
+
+    fn shows_delivery(&self, m: &Message, reply_id: MessageId) -> bool {
+        let text = m.text.trim_start().to_lowercase();
+        !m.outgoing
+            && m.reply_to == Some(reply_id)
+            && self.send_button(m).is_none()
+            && self.cfg.delivered_texts.iter().any(|t| {
+                let t = t.trim().to_lowercase();
+                !t.is_empty() && text.starts_with(&t)
+            })
     }
 
     fn send_button(&self, m: &Message) -> Option<Vec<u8>> {
@@ -448,6 +519,13 @@ impl OrderProcessor {
             ingest(&self.store, &self.ingest_cfg, m).await?;
         }
         Ok(())
+    }
+
+    /// Reports orders that wait too long for a failing backend or
+    /// Telegram, once per outage ([`super::outage::watch`]); the order
+    /// worker calls it on every pass.
+    pub async fn watch_outages(&self) -> Result<OutageReport, WorkflowError> {
+        Ok(super::outage::watch(&self.store, self.cfg.outage_after, now_ms()).await?)
     }
 
     async fn escalate(

@@ -10,6 +10,7 @@ mod approved_pairs;
 mod inbox;
 mod messages;
 mod orders;
+mod outages;
 mod outbox;
 // ops/webhooks
 mod metrics_snapshot;
@@ -39,6 +40,7 @@ pub use approved_pairs::{ApprovedPair, NewApprovedPair};
 pub use inbox::{InboundFailure, InboundRecord, InboxKind};
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
+pub use outages::{OutageCause, OutageMember, OutageRecord};
 pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};
 // ops/webhooks
 pub use metrics_snapshot::StoreSnapshot;

@@ -3,6 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::outages::OutageCause;
 use super::outbox::{insert_card, Escalation};
 use super::{now_ms, Store, StoreError, StoreResult};
 use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
@@ -191,8 +192,9 @@ pub(super) async fn insert_event(
 }
 
 /// What an order transition writes besides the state. Every transition
-/// sets `updated_at` and clears `next_attempt_at` (the order is due now in
-/// its new state); the rest is written only when set here.
+/// sets `updated_at`, clears `next_attempt_at` (the order is due now in
+/// its new state) and ends a wait for a failing dependency (`waiting_on`,
+/// see [`Store::park`]); the rest is written only when set here.
 #[derive(Debug, Default)]
 pub(super) struct OrderChanges<'a> {
     pub activation_id: Option<&'a str>,
@@ -232,7 +234,8 @@ pub(super) async fn cas_order_state(
             account_candidates = COALESCE(?7, account_candidates),
             activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
             step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
-            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END
+            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END,
+            waiting_since = NULL, waiting_on = NULL
          WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)",
     )
     .bind(to.as_str())
@@ -256,6 +259,11 @@ pub(super) async fn cas_order_state(
     }
     Ok(applied)
 }
+
+/// Marks an order waiting on a dependency, binding the cause, now, now
+/// and the cause: since now, unless it already waited on the same one.
+const WAITING_ON: &str =
+    "waiting_since = CASE WHEN waiting_on = ? THEN COALESCE(waiting_since, ?) ELSE ? END, waiting_on = ?";
 
 pub(super) fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("order {}: {what}", row.get::<i64, _>("id")));
@@ -401,7 +409,10 @@ impl Store {
     }
 
     /// Parks an order until `until` (unix ms) without changing its state,
-    /// e.g. while the backend is unavailable or Telegram asks us to wait.
+    /// while the backend is unavailable (`failure` counts one more failed
+    /// activation). The order is marked waiting on the backend since the
+    /// first park of the streak: the outage watch (`orders::outage`)
+    /// reports orders that wait too long.
     pub async fn park(
         &self,
         order_id: i64,
@@ -412,13 +423,18 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE orders SET activation_failures = activation_failures + ?, next_attempt_at = ?, updated_at = ?
-             WHERE id = ?",
-        )
+        sqlx::query(&format!(
+            "UPDATE orders SET activation_failures = activation_failures + ?, next_attempt_at = ?, updated_at = ?,
+               {WAITING_ON}
+             WHERE id = ?"
+        ))
         .bind(i64::from(failure))
         .bind(until)
         .bind(now)
+        .bind(OutageCause::Backend.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(OutageCause::Backend.as_str())
         .bind(order_id)
         .execute(&mut *tx)
         .await?;
@@ -526,15 +542,22 @@ impl Store {
     }
 
     /// A Telegram step failed for a transient reason: due again at `until`,
-    /// one more failure in a row counted, the reason in the history.
+    /// one more failure in a row counted, the reason in the history, and
+    /// the order marked waiting on Telegram (see [`Self::park`]).
     pub async fn park_step(&self, order_id: i64, state: OrderState, until: i64, note: &str) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE orders SET step_failures = step_failures + 1, next_attempt_at = ? WHERE id = ?")
-            .bind(until)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE orders SET step_failures = step_failures + 1, next_attempt_at = ?, {WAITING_ON} WHERE id = ?"
+        ))
+        .bind(until)
+        .bind(OutageCause::Telegram.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(OutageCause::Telegram.as_str())
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
         insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
         tx.commit().await?;
         Ok(())

@@ -40,6 +40,8 @@ pub enum CardSubject {
     /// A customer's or moderator's message the contact task could not
     /// handle (its row in `inbox`, quarantined).
     InboxMessage { chat_id: ChatId, message_id: MessageId },
+    /// Orders held up by a failing backend or Telegram (a row of `outages`).
+    Outage(i64),
 }
 
 impl CardSubject {
@@ -60,6 +62,7 @@ impl CardSubject {
             CardSubject::Purchase { .. } => "purchase",
             CardSubject::WebhookBody(_) => "webhook_body",
             CardSubject::InboxMessage { .. } => "inbox_message",
+            CardSubject::Outage(_) => "outage",
         }
     }
 }
@@ -167,7 +170,8 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         CardSubject::TributeMessage { chat_id, message_id } | CardSubject::InboxMessage { chat_id, message_id } => {
             (Some((*chat_id, *message_id)), None)
         }
-        CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.as_str())),
+        CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.clone())),
+        CardSubject::Outage(id) => (None, Some(id.to_string())),
         CardSubject::Order(_) | CardSubject::Conversation(_) => (None, None),
     };
     let card_conversation = match card.subject {
@@ -247,6 +251,7 @@ fn body_from_row(r: &SqliteRow) -> StoreResult<CardBody> {
         }
         "purchase" => CardSubject::Purchase { purchase_id: key()?, order_id: r.get("order_id") },
         "webhook_body" => CardSubject::WebhookBody(key()?),
+        "outage" => CardSubject::Outage(key()?.parse().map_err(|_| corrupt("outage id"))?),
         other => return Err(corrupt(&format!("subject {other:?}"))),
     };
     let detail = r.get::<Option<String>, _>("detail").unwrap_or_default();

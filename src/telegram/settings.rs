@@ -31,6 +31,12 @@ pub struct TelegramSection {
     /// Texts of the bot's confirmation button, compared case-insensitively.
     #[serde(default = "default_send_texts")]
     pub send_button_texts: Vec<String>,
+    /// How the bot's follow-up begins once Send delivered our reply,
+    /// compared case-insensitively. When the Send button is gone and the
+    /// answer to our press was lost, only this in the chat proves the
+    /// delivery; without it the order goes to a moderator.
+    #[serde(default = "default_delivered_texts")]
+    pub delivered_texts: Vec<String>,
     /// How long to wait for the bot's Send button after our reply.
     #[serde(default = "default_button_timeout")]
     pub button_timeout_secs: u64,
@@ -67,6 +73,10 @@ pub struct TelegramSection {
     /// A Telegram request without an answer after this long fails and is retried.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// An order that has waited this long for a failing backend or Telegram
+    /// is reported to the moderator chat, on one card per outage.
+    #[serde(default = "default_outage_alert")]
+    pub outage_alert_secs: u64,
 }
 
 impl Default for TelegramSection {
@@ -75,6 +85,7 @@ impl Default for TelegramSection {
             tribute_chat: default_tribute_chat(),
             moderator_chat: None,
             send_button_texts: default_send_texts(),
+            delivered_texts: default_delivered_texts(),
             button_timeout_secs: default_button_timeout(),
             max_flood_sleep_secs: default_flood_sleep(),
             first_start_lookback_hours: default_lookback(),
@@ -88,6 +99,7 @@ impl Default for TelegramSection {
             rate_limit_burst: default_rate_burst(),
             flood_auto_sleep_secs: default_flood_auto_sleep(),
             request_timeout_secs: default_request_timeout(),
+            outage_alert_secs: default_outage_alert(),
         }
     }
 }
@@ -105,6 +117,7 @@ impl TelegramSection {
             ("[telegram] resync_window_secs", Some(self.resync_window_secs)),
             ("[telegram] flood_auto_sleep_secs", Some(self.flood_auto_sleep_secs)),
             ("[telegram] request_timeout_secs", Some(self.request_timeout_secs)),
+            ("[telegram] outage_alert_secs", Some(self.outage_alert_secs)),
         ])
     }
 
@@ -139,6 +152,9 @@ fn default_tribute_chat() -> i64 {
 fn default_send_texts() -> Vec<String> {
     vec!["Send".into(), "Отправить".into()]
 }
+fn default_delivered_texts() -> Vec<String> {
+    vec!["✅ Delivered".into(), "✅ Доставлено".into()]
+}
 fn default_button_timeout() -> u64 {
     120
 }
@@ -165,6 +181,9 @@ fn default_flood_auto_sleep() -> u64 {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+fn default_outage_alert() -> u64 {
+    15 * 60
 }
 
 /// The application credentials for Telegram's API (my.telegram.org).

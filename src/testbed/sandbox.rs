@@ -90,6 +90,9 @@ pub struct SandboxOptions {
     pub report: crate::report::ReportSettings,
     /// Runs before each inbox message is handled (a test makes one panic).
     pub item_hook: Option<crate::daemon::ItemHook>,
+    /// How long an order may wait for a failing backend or Telegram before
+    /// the outage card reports it (production default: 15 min).
+    pub outage_after: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -108,6 +111,7 @@ impl Default for SandboxOptions {
             resync_interval: Duration::from_secs(1),
             report: crate::report::ReportSettings::default(),
             item_hook: None,
+            outage_after: Duration::from_secs(crate::telegram::TelegramSection::default().outage_alert_secs),
         }
     }
 }
@@ -291,6 +295,8 @@ impl Sandbox {
             tribute_chat: self.world.tribute_chat(),
             moderator_chat: Some(self.moderator_chat),
             send_button_texts: vec![self.opts.send_button_text.clone()],
+            // The production default: the simulated bot words its delivery as the real one.
+            delivered_texts: crate::telegram::TelegramSection::default().delivered_texts,
             button_timeout: self.opts.button_timeout,
             max_flood_sleep: Duration::from_secs(5),
             park_delay: self.opts.park_delay,
@@ -299,6 +305,7 @@ impl Sandbox {
             resync_interval: self.opts.resync_interval,
             resync_window: Duration::from_secs(900),
             max_step_backoff: Duration::from_secs(60),
+            outage_after: self.opts.outage_after,
         };
         let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
         let (tx, rx) = watch::channel(false);

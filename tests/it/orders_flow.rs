@@ -9,13 +9,14 @@ use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, Checkpoint, CheckpointHook, IngestConfig};
 use tribute_assistant::store::Recorded;
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sim::{Fault, FaultLevel, FaultPlan, FaultRates};
 use tribute_assistant::tribute::ParserConfig;
 
 use crate::support::sandbox::{
-    order_of, sandbox, sandbox_with, stopped_sandbox, wait_cards_posted, wait_chat, wait_state,
+    moderator_texts, order_of, sandbox, sandbox_with, stopped_sandbox, wait_cards_posted, wait_chat, wait_state,
 };
-use crate::support::sim::{order, OrderBuilder};
-use crate::support::wait::{eventually, OUTAGE, SETTLE};
+use crate::support::sim::{order, OrderBuilder, ACCOUNT, PRODUCT};
+use crate::support::wait::{advance, eventually, pause_time, OUTAGE, SETTLE};
 
 async fn state_of(sb: &Sandbox, msg: i32) -> OrderState {
     order_of(sb, msg).await.state
@@ -291,5 +292,144 @@ async fn an_unrecognised_bot_message_reaches_the_moderator_with_replayable_json(
         serde_json::from_str(json).expect("last line is the raw JSON");
     assert!(raw.text.starts_with("💰 New donation"));
     assert_eq!(state_of(&sb, valid).await, OrderState::Confirmed);
+    sb.shutdown().await.unwrap();
+}
+
+/// Orders parked on a failing backend (a moderator cannot tell from
+/// silence): one card for the outage listing them, kept across a restart,
+/// and one message when it is over — none per order. On a paused clock, so
+/// the 15 minutes of the production bound pass in an instant.
+#[tokio::test]
+async fn a_backend_outage_makes_one_card_for_its_twenty_orders_and_one_message_when_it_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SandboxOptions { backend_attempts: 1, park_delay: Duration::from_secs(60), ..Default::default() };
+    let mut sb = stopped_sandbox(&dir, opts).await;
+    for _ in 1..20 {
+        sb.backend.add_pending(ACCOUNT, PRODUCT);
+    }
+    sb.backend.fail_next(u32::MAX);
+    sb.start_daemon(None).await.unwrap();
+    let msgs: Vec<i32> = (0..20).map(|i| sb.world.post_order(&order(600 + i))).collect();
+    let parked = || async {
+        let orders = sb.store().list_orders(Some(OrderState::ActivationRequested), 100).await.unwrap();
+        (orders.len() == 20 && orders.iter().all(|o| o.activation_failures > 0)).then_some(())
+    };
+    eventually("every order tried once and parked", parked).await;
+    let clock = pause_time().await;
+    let minutes = |n: u64| async move {
+        for _ in 0..n {
+            advance(Duration::from_secs(60)).await;
+        }
+    };
+
+    minutes(14).await;
+    assert!(sb.store().all_cards().await.unwrap().is_empty(), "not 15 minutes yet");
+    minutes(2).await;
+    let card = wait_chat(&sb, "the backend is unreachable: 20 order(s) wait").await;
+    for msg in &msgs {
+        let order_ref = OrderRef::for_message(sb.tribute_chat(), *msg);
+        assert!(card.text.contains(order_ref.as_str()), "{order_ref} listed: {}", card.text);
+    }
+
+    // A restart in the middle of the outage finds it in the store.
+    sb.stop_daemon().await.unwrap();
+    sb.start_daemon(None).await.unwrap();
+    minutes(5).await;
+    wait_cards_posted(&sb).await;
+    assert_eq!(moderator_texts(&sb).len(), 1, "still the one card: {:#?}", moderator_texts(&sb));
+
+    sb.backend.fail_next(0);
+    let confirmed = || async {
+        let n = sb.store().list_orders(Some(OrderState::Confirmed), 100).await.unwrap().len();
+        (n == 20).then_some(())
+    };
+    for _ in 0..40 {
+        if confirmed().await.is_some() {
+            break;
+        }
+        minutes(1).await;
+    }
+    eventually("every order confirmed once the backend is back", confirmed).await;
+    minutes(1).await;
+    let over = wait_chat(&sb, "the backend answers again after").await;
+    clock.resume();
+    wait_cards_posted(&sb).await;
+    assert_eq!(over.reply_to, Some(card.id), "the message answers the outage's card");
+    assert!(over.text.contains("the 20 order(s) it held up: 20 confirmed."), "{}", over.text);
+    assert_eq!(moderator_texts(&sb).len(), 2, "one card, one message when it is over: {:#?}", moderator_texts(&sb));
+    assert_eq!(sb.backend.stats().activations, 20);
+    assert_eq!(sb.world.deliveries().len(), 20);
+    sb.shutdown().await.unwrap();
+}
+
+/// A plan that injects exactly these faults.
+fn only(rates: FaultRates) -> FaultPlan {
+    FaultPlan::new(7, FaultLevel::None).with_rates(rates)
+}
+
+#[tokio::test]
+async fn a_press_whose_answer_was_lost_is_confirmed_by_the_delivery_the_chat_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = stopped_sandbox(&dir, SandboxOptions::default()).await;
+    // Every press takes effect and its answer is lost: the retry finds the button gone.
+    sb.world.set_fault_plan(only(FaultRates { press_timeout: 1000, ..FaultRates::default() }));
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    let o = order_of(&sb, msg).await;
+    assert_eq!(o.state, OrderState::Confirmed);
+    let events = sb.store().order_events(o.id).await.unwrap();
+    let last = &events.last().unwrap().note;
+    assert!(last.contains("is gone") && last.contains("shows our reply delivered"), "{last}");
+    assert_eq!((sb.world.send_presses(msg), sb.world.deliveries().len()), (1, 1));
+    assert!(sb.world.faults_injected().get(Fault::PressTimeoutDelivered.as_str()).is_some_and(|n| *n >= 1));
+    assert!(sb.world.messages(sb.moderator_chat).is_empty(), "nothing for a person");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_send_button_gone_without_a_delivery_goes_to_a_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = stopped_sandbox(&dir, SandboxOptions::default()).await;
+    // The bot takes the keyboard away as we press, delivering nothing.
+    sb.world.set_fault_plan(only(FaultRates { button_gone: 1000, ..FaultRates::default() }));
+    sb.start_daemon(None).await.unwrap();
+    let msg = sb.world.post_order(&order(501));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+
+    let o = order_of(&sb, msg).await;
+    assert_eq!(o.state, OrderState::Escalated, "never confirmed without a delivery");
+    assert_eq!(o.escalation_reason.as_deref(), Some("send_unconfirmed"));
+    assert!(sb.world.deliveries().is_empty());
+    assert_eq!(sb.world.faults_injected().get(Fault::ButtonGone.as_str()), Some(&1));
+    let card = wait_chat(&sb, o.order_ref.as_str()).await;
+    assert!(card.text.contains("does not show our reply delivered"), "{}", card.text);
+    assert_eq!(sb.backend.stats().activations, 1, "activated; a person finishes the Tribute side");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_noted_send_button_whose_message_vanished_goes_to_a_moderator_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = stopped_sandbox(&dir, SandboxOptions::default()).await;
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let hook: CheckpointHook = Arc::new(move |p, _| p == Checkpoint::BeforePress && !f.swap(true, Ordering::SeqCst));
+    sb.start_daemon(Some(hook)).await.unwrap();
+    let msg = sb.world.post_order(&order(501));
+    assert!(sb.join_daemon(SETTLE).await.unwrap().is_err(), "stopped like a crash before the press");
+    let noted = order_of(&sb, msg).await.button_message_id.expect("the button was noted");
+    // The bot deletes its follow-up meanwhile.
+    assert_eq!(sb.world.delete_messages(sb.tribute_chat(), &[noted]), vec![noted]);
+
+    sb.start_daemon(None).await.unwrap();
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let o = order_of(&sb, msg).await;
+    assert_eq!(o.state, OrderState::Escalated);
+    assert_eq!(o.escalation_reason.as_deref(), Some("send_unconfirmed"));
+    let card = wait_chat(&sb, o.order_ref.as_str()).await;
+    assert!(card.text.contains(&format!("Send button on message {noted}: its message is gone")), "{}", card.text);
+    assert!(sb.world.deliveries().is_empty());
     sb.shutdown().await.unwrap();
 }

@@ -497,3 +497,45 @@ async fn the_same_seed_replays_the_same_faults_and_another_seed_differs() {
     assert_ne!(log_a, log_c, "another seed, other faults");
     assert_ne!(seen_a, seen_c);
 }
+
+/// A Send button gone at the press means one of two things, and the seed
+/// can produce both: the bot took our earlier press (its answer was lost;
+/// the follow-up says it delivered) or it took the keyboard away without
+/// delivering (the follow-up says nothing of the kind).
+#[tokio::test]
+async fn a_send_button_is_gone_after_a_delivery_or_without_one() {
+    let delivered = tribute_assistant::telegram::TelegramSection::default().delivered_texts;
+    for (rates, fault, delivers) in [
+        (FaultRates { press_timeout: 1000, ..FaultRates::default() }, Fault::PressTimeoutDelivered, true),
+        (FaultRates { button_gone: 1000, ..FaultRates::default() }, Fault::ButtonGone, false),
+    ] {
+        let world = SimWorld::new(SimConfig::default());
+        let client = world.connect();
+        let chat = world.tribute_chat();
+        let order_id = world.post_order(&order(42).by("Anna"));
+        next_new(&client).await;
+        let reply = client.send_message(chat, "Premium", Some(order_id), RandomId::fresh()).await.unwrap();
+        let follow_up = next_new(&client).await;
+        let data = follow_up.buttons[0][0].data.clone();
+
+        world.set_fault_plan(only(rates));
+        let first = client.press_button(chat, follow_up.id, &data).await;
+        let again = client.press_button(chat, follow_up.id, &data).await;
+        assert_eq!(again, Err(MessengerError::ButtonNotFound(follow_up.id)), "{fault}");
+        assert_eq!(count(&world.faults_injected(), fault.as_str()), 1, "{fault}");
+        let now = world.message(chat, follow_up.id).expect("the follow-up is still there");
+        assert!(now.buttons.is_empty() && now.reply_to == Some(reply), "{fault}: {now:?}");
+        let says_delivered = delivered.iter().any(|t| now.text.starts_with(t.as_str()));
+        if delivers {
+            assert_eq!(first, Err(MessengerError::Timeout));
+            assert_eq!(world.deliveries().len(), 1);
+            assert!(says_delivered, "the delivery is worded as the daemon expects: {:?}", now.text);
+        } else {
+            assert_eq!(first, Err(MessengerError::ButtonNotFound(follow_up.id)));
+            assert!(world.deliveries().is_empty());
+            assert_eq!(world.send_presses(order_id), 0);
+            assert_eq!(now.text, follow_up.text, "the text stays: nothing was delivered");
+            assert!(!says_delivered);
+        }
+    }
+}

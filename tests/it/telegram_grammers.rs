@@ -138,7 +138,9 @@ mod e2e {
     use tribute_assistant::telegram::grammers::session::open_session;
     use tribute_assistant::telegram::grammers::utf16;
     use tribute_assistant::telegram::grammers::{FileSession, GrammersConfig, GrammersMessenger, RateLimit};
-    use tribute_assistant::telegram::{ChatId, EntityKind, Event, Messenger, MessengerError, RandomId};
+    use tribute_assistant::telegram::{
+        ChatId, EntityKind, Event, Messenger, MessengerError, RandomId, TelegramSection,
+    };
     use tribute_assistant::testbed::backend::ReferenceBackend;
     use tribute_assistant::testbed::mtproto::MtprotoServer;
     use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
@@ -250,6 +252,7 @@ mod e2e {
                 tribute_chat: self.tribute_chat(),
                 moderator_chat: Some(self.moderator_chat),
                 send_button_texts: vec!["Send".into()],
+                delivered_texts: TelegramSection::default().delivered_texts,
                 button_timeout: Duration::from_secs(10),
                 max_flood_sleep: Duration::from_secs(5),
                 park_delay: Duration::from_millis(300),
@@ -258,6 +261,7 @@ mod e2e {
                 resync_interval: Duration::from_secs(2),
                 resync_window: Duration::from_secs(900),
                 max_step_backoff: Duration::from_secs(60),
+                outage_after: Duration::from_secs(900),
             };
             let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.tribute_chat() };
             let (stop, rx) = watch::channel(false);

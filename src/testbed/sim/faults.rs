@@ -71,8 +71,14 @@ pub struct FaultRates {
     pub flood_wait_long: u32,
     /// A send that was stored and delivered answers `Timeout`.
     pub send_timeout: u32,
-    /// A press that took effect answers `Timeout` (`BOT_RESPONSE_TIMEOUT`).
+    /// A press that took effect answers `Timeout` (`BOT_RESPONSE_TIMEOUT`):
+    /// the button is gone because the bot took the press.
     pub press_timeout: u32,
+    /// A press of Send finds the keyboard gone although nothing was
+    /// delivered (the bot took it away: the follow-up expired, or it was
+    /// answered elsewhere): `ButtonNotFound`. Not part of the levels, whose
+    /// seeds replay as before; set it with [`FaultPlan::with_rates`].
+    pub button_gone: u32,
     /// A call drops the connection for 2–8 s of tokio time.
     pub disconnect: u32,
     /// An update is stored in history but never reaches the live stream.
@@ -105,6 +111,7 @@ impl FaultRates {
                 flood_wait_long: 50,
                 send_timeout: 10,
                 press_timeout: 10,
+                button_gone: 0,
                 disconnect: 5,
                 update_lost: 10,
                 update_duplicated: 10,
@@ -121,6 +128,7 @@ impl FaultRates {
                 flood_wait_long: 100,
                 send_timeout: 50,
                 press_timeout: 50,
+                button_gone: 0,
                 disconnect: 30,
                 update_lost: 50,
                 update_duplicated: 50,
@@ -230,6 +238,8 @@ pub enum Fault {
     FloodWaitLong,
     SendTimeoutDelivered,
     PressTimeoutDelivered,
+    /// A Send keyboard taken away without a delivery.
+    ButtonGone,
     Disconnect,
     UpdateLost,
     UpdateDuplicated,
@@ -253,6 +263,7 @@ impl Fault {
             Fault::FloodWaitLong => "flood_wait.long",
             Fault::SendTimeoutDelivered => "send_timeout_delivered",
             Fault::PressTimeoutDelivered => "press_timeout_delivered",
+            Fault::ButtonGone => "button_gone",
             Fault::Disconnect => "disconnect",
             Fault::UpdateLost => "update_lost",
             Fault::UpdateDuplicated => "update_duplicated",

@@ -8,7 +8,9 @@
 //! - a second reply to an order still awaiting Send gets a fresh
 //!   follow-up, and the old follow-up loses its keyboard;
 //! - pressing Send delivers our text to the customer once, and the
-//!   follow-up is edited to "✅ Delivered to …" without a keyboard;
+//!   follow-up is edited to "✅ Delivered to …" without a keyboard (the
+//!   daemon's proof of delivery when the answer to its press is lost:
+//!   `[telegram] delivered_texts`);
 //! - a reply to a delivered order gets [`ALREADY_COMPLETED_TEXT`];
 //! - anything else we write to the bot gets [`NOT_UNDERSTOOD_TEXT`].
 //!
@@ -19,6 +21,7 @@
 //! [`ButtonNotFound`](crate::telegram::MessengerError::ButtonNotFound).
 
 use super::bot_state::{FollowUp, OrderRecord};
+use super::faults::Fault;
 use super::order::{Delivery, SimOrder};
 use super::state::{NewMessage, State};
 use super::SimConfig;
@@ -108,8 +111,15 @@ pub(super) fn press(
         return Err(MessengerError::ButtonNotFound(message));
     }
     let (order_id, is_send, answer) = (f.order_message_id, f.send_data == data, f.answer.clone());
+    let button_gone = is_send && st.dice.roll(st.dice.rates().button_gone);
     let record = st.bot.orders.get_mut(&order_id).expect("a follow-up belongs to a known order");
     record.live_followup = None;
+    if button_gone {
+        // The keyboard goes, the text stays: nothing says it was delivered, because it was not.
+        st.dice.inject(Fault::ButtonGone, format!("{chat}/{message}"));
+        st.edit(chat, message, None, vec![]);
+        return Err(MessengerError::ButtonNotFound(message));
+    }
     if !is_send {
         st.edit(chat, message, Some(EDIT_PROMPT_TEXT.into()), vec![]);
         return Ok(CallbackAnswer { text: None, alert: false });
