@@ -66,6 +66,11 @@ pub enum Command {
     /// moderators' cases; the trend; content gaps. Text, HTML or JSON.
     /// Definitions and schema: docs/report.md.
     Report(super::report::ReportArgs),
+    /// Erase one customer's personal data (a request under 152-FZ or the
+    /// GDPR) from the store and the knowledge base; their orders keep the
+    /// money facts under a pseudonym. Refused while they have work in
+    /// progress. Docs: docs/privacy.md.
+    Forget(super::forget::ForgetArgs),
     /// Run the real daemon for simulated days against the Telegram simulator
     /// (with seeded faults), the reference backend and a fresh store, on a
     /// paused clock; check the invariants; exit 1 if any is violated.
@@ -107,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(cmd) => super::knowledge::run(cmd, cli.config.as_deref()).await,
         Command::Export(args) => super::export::run(args, cli.config.as_deref()).await,
         Command::Report(args) => super::report::run(args, cli.config.as_deref()).await,
+        Command::Forget(args) => super::forget::run(args, cli.config.as_deref()).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Testbed(args) => crate::testbed::serve::run(args).await,
         Command::Chaos(args) => crate::testbed::chaos::run(args).await,

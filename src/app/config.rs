@@ -54,6 +54,9 @@ pub struct FileConfig {
     /// The automation report: its definitions and the weekly summary.
     #[serde(default)]
     pub report: crate::report::ReportSection,
+    /// How long each kind of data is kept (docs/privacy.md).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionSection,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -99,6 +102,7 @@ pub struct Config {
     pub contact: ContactSection,
     pub moderator: ModeratorConfig,
     pub report: crate::report::ReportSettings,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl Config {
@@ -111,8 +115,17 @@ impl Config {
         let ops = file.ops.resolve(&file.webhook, &env)?;
         let data_dir = file.resolved_data_dir(&env);
         let report = file.report.settings()?;
+        let retention = file.retention.settings()?;
+        let matching = Duration::from_secs(file.webhook.match_window_secs.saturating_add(file.webhook.unmatched_grace_secs));
+        if retention.unmatched_purchase_deadline < matching {
+            anyhow::bail!(
+                "[retention] unmatched_purchase_hours is shorter than [webhook] match_window_secs + \
+                 unmatched_grace_secs: a payment would stop being matched before its order could arrive"
+            );
+        }
         Ok(Self {
             report,
+            retention,
             ops,
             telegram_api,
             data_dir,

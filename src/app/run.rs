@@ -87,7 +87,8 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         stop_rx,
         None,
     )
-    .with_report(cfg.report.clone());
+    .with_report(cfg.report.clone())
+    .with_retention(cfg.retention.clone());
     let daemon = match cfg.contact_setup()? {
         Some(mut setup) => {
             super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;

@@ -157,11 +157,15 @@ pub enum EscalationReason {
     WebhookUnmatchedPurchase,
     /// A payment was refunded (the card says what was taken back).
     WebhookRefund,
+    /// No Telegram order matched a payment before the deadline
+    /// (`[retention] unmatched_purchase_hours`): it is not matched
+    /// automatically any more.
+    WebhookMatchingStopped,
 }
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 19] = [
+    pub const ALL: [EscalationReason; 20] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -181,6 +185,7 @@ impl EscalationReason {
         EscalationReason::WebhookAmountMismatch,
         EscalationReason::WebhookUnmatchedPurchase,
         EscalationReason::WebhookRefund,
+        EscalationReason::WebhookMatchingStopped,
     ];
 
     /// The reason stored as `name` ([`Self::as_str`]).
@@ -209,6 +214,7 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "webhook_amount_mismatch",
             EscalationReason::WebhookUnmatchedPurchase => "webhook_unmatched_purchase",
             EscalationReason::WebhookRefund => "webhook_refund",
+            EscalationReason::WebhookMatchingStopped => "webhook_matching_stopped",
         }
     }
 
@@ -236,6 +242,9 @@ impl EscalationReason {
             EscalationReason::WebhookAmountMismatch => "the paid amount differs from the Telegram order",
             EscalationReason::WebhookUnmatchedPurchase => "Tribute took a payment we never saw an order for",
             EscalationReason::WebhookRefund => "Tribute refunded a payment",
+            EscalationReason::WebhookMatchingStopped => {
+                "no Telegram order matched a payment in time; it is no longer matched automatically"
+            }
         }
     }
 }

@@ -54,10 +54,14 @@ mod case_ref;
 mod cases;
 mod conversations;
 mod learning;
+// Retention and erasure (src/retention).
+mod erasure;
+mod retention;
 pub use audit::{AuditEntry, NewAudit};
 pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
+pub use erasure::{ErasureCounts, Forgotten, PendingWork};
 pub use learning::{LearnPreview, NewLearnPreview};
 
 use crate::domain::{OrderState, TransitionError};
