@@ -85,7 +85,9 @@ impl Store {
             .rows_affected();
         let cursors = sqlx::query(
             "UPDATE inbox SET message_json = '{}' WHERE rowid IN (
-               SELECT rowid FROM inbox WHERE handled_at < ?1 AND message_json <> '{}' LIMIT ?2)",
+               SELECT rowid FROM inbox i WHERE i.handled_at < ?1 AND i.message_json <> '{}'
+                 AND i.message_id = (SELECT MAX(message_id) FROM inbox j WHERE j.chat_id = i.chat_id)
+               LIMIT ?2)",
         )
         .bind(cutoff)
         .bind(batch)
