@@ -67,9 +67,21 @@ pub enum Command {
     /// Definitions and schema: docs/report.md.
     Report(super::report::ReportArgs),
     /// Erase one customer's personal data (a request under 152-FZ or the
-    /// GDPR) from the store and the knowledge base; their orders keep the
-    /// money facts under a pseudonym. Refused while they have work in
-    /// progress. Docs: docs/privacy.md.
+    /// GDPR); their orders keep the money facts under a pseudonym.
+    ///
+    /// Erases their conversation's messages, what they sent and were sent,
+    /// the agent's turns, their cases' texts, and the answers `/learn`ed
+    /// from their conversation, in the store and in the knowledge base's
+    /// index. Their orders keep the money facts (state history, amount,
+    /// payment number, activation id) under a pseudonym. Refused, touching
+    /// nothing, while the customer has work in progress (an order in
+    /// flight, an open case, a message not yet delivered or handled);
+    /// running it again is harmless. Prints what kinds of data went and how
+    /// many rows; the erasure log keeps the same, never whose. While the
+    /// daemon runs its index is locked: the removal from the index then
+    /// waits for the daemon (with the agent on) or the next `forget`.
+    /// `/forget ID` in the moderator chat does the same. Docs:
+    /// docs/privacy.md.
     Forget(super::forget::ForgetArgs),
     /// Run the real daemon for simulated days against the Telegram simulator
     /// (with seeded faults), the reference backend and a fresh store, on a

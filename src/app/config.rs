@@ -382,6 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn retention_resolves_with_defaults_and_its_deadline_leaves_the_webhook_time_to_match() {
+        let env = |k: &str| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned());
+        let cfg = |extra: &str| {
+            Config::resolve(toml::from_str(&format!("[backend]\nurl = \"http://x\"\n{extra}")).unwrap(), env)
+        };
+        assert_eq!(cfg("").unwrap().retention, crate::retention::RetentionSettings::default());
+        let err = cfg("[retention]\ninbox_days = 0").unwrap_err().to_string();
+        assert!(err.contains("[retention] inbox_days"), "{err}");
+        let err = cfg("[retention]\nunmatched_purchase_hours = 2\n[webhook]\nmatch_window_secs = 7200")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unmatched_purchase_hours") && err.contains("match_window_secs"), "{err}");
+        assert!(cfg("[retention]\nunmatched_purchase_hours = 2").is_ok(), "1 h window + 30 min grace fit in 2 h");
+    }
+
+    #[test]
     fn contact_and_moderator_sections_parse_with_defaults_and_clear_errors() {
         let empty: FileConfig = toml::from_str("").unwrap();
         let c = empty.contact.contact_config().unwrap().expect("contact is on by default");
