@@ -116,7 +116,8 @@ impl Config {
         let data_dir = file.resolved_data_dir(&env);
         let report = file.report.settings()?;
         let retention = file.retention.settings()?;
-        let matching = Duration::from_secs(file.webhook.match_window_secs.saturating_add(file.webhook.unmatched_grace_secs));
+        let matching =
+            Duration::from_secs(file.webhook.match_window_secs.saturating_add(file.webhook.unmatched_grace_secs));
         if retention.unmatched_purchase_deadline < matching {
             anyhow::bail!(
                 "[retention] unmatched_purchase_hours is shorter than [webhook] match_window_secs + \

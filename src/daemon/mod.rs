@@ -207,7 +207,8 @@ impl Daemon {
             self.shutdown.clone(),
         ));
         let resync_task = tokio::spawn(resync.clone().periodically(self.shutdown.clone()));
-        let retention_task = self.retention.clone().map(|s| tokio::spawn(Pruner::new(self.store.clone(), s).run(self.shutdown.clone())));
+        let retention_task =
+            self.retention.clone().map(|s| tokio::spawn(Pruner::new(self.store.clone(), s).run(self.shutdown.clone())));
         let mut backoff = Duration::from_millis(100);
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a

@@ -243,8 +243,18 @@ pub fn render(s: &Scrape<'_>) -> String {
 
     // Retention (src/retention): what the pruner and `forget` removed.
     for (kind, name, help, label) in [
-        ("pruned", "tribute_assistant_retention_pruned_rows_total", "Rows deleted by retention or forget, by table.", "table"),
-        ("scrubbed", "tribute_assistant_retention_scrubbed_total", "Texts blanked and customers pseudonymised, by what.", "what"),
+        (
+            "pruned",
+            "tribute_assistant_retention_pruned_rows_total",
+            "Rows deleted by retention or forget, by table.",
+            "table",
+        ),
+        (
+            "scrubbed",
+            "tribute_assistant_retention_scrubbed_total",
+            "Texts blanked and customers pseudonymised, by what.",
+            "what",
+        ),
     ] {
         w.family(name, help, Kind::Counter);
         for (_, what, n) in s.store.retention.iter().filter(|(k, _, _)| k == kind) {

@@ -83,7 +83,7 @@ impl fmt::Display for PendingWork {
 /// How many rows of each kind an erasure removed or scrubbed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
-pub struct ErasureCounts(pub BTreeMap<&'static str, u64>);
+pub struct ErasureCounts(BTreeMap<&'static str, u64>);
 
 impl ErasureCounts {
     fn add(&mut self, kind: &'static str, n: u64) {
@@ -139,11 +139,7 @@ impl Store {
     /// rows, `requested_by`; never whose). Idempotent.
     pub async fn forget_customer(&self, customer_id: i64, requested_by: &str, now: i64) -> StoreResult<Forgotten> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let pending: bool = sqlx::query_scalar(&format!("SELECT {}", has_pending_work("?1")))
-            .bind(customer_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if pending {
+        if is_pending(&mut tx, customer_id).await? {
             let work = pending_work(&mut tx, customer_id).await?;
             return Ok(Forgotten::Pending(work));
         }
@@ -161,9 +157,8 @@ impl Store {
 
     /// The erasure log, oldest first: (at, requested_by, counts as JSON).
     pub async fn erasures(&self) -> StoreResult<Vec<(i64, String, String)>> {
-        let rows = sqlx::query("SELECT at, requested_by, counts_json FROM erasures ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT at, requested_by, counts_json FROM erasures ORDER BY id").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
@@ -201,6 +196,12 @@ impl Store {
     }
 }
 
+/// Whether `customer` has pending work ([`has_pending_work`]), read in the
+/// caller's (IMMEDIATE) transaction, so it still holds when it erases.
+pub(super) async fn is_pending(tx: &mut Transaction<'_, Sqlite>, customer: i64) -> StoreResult<bool> {
+    Ok(sqlx::query_scalar(&format!("SELECT {}", has_pending_work("?1"))).bind(customer).fetch_one(&mut **tx).await?)
+}
+
 /// The pending work of a customer, listed (see [`has_pending_work`], the gate).
 async fn pending_work(tx: &mut Transaction<'_, Sqlite>, customer: i64) -> StoreResult<PendingWork> {
     let orders = sqlx::query(&format!(
@@ -223,12 +224,18 @@ async fn pending_work(tx: &mut Transaction<'_, Sqlite>, customer: i64) -> StoreR
     .await?;
     let row = sqlx::query(
         "SELECT
-           (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = ?1 AND v.state <> 'idle'),
+           (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = ?1 AND (v.state <> 'idle'
+              OR EXISTS (SELECT 1 FROM conversation_orders l WHERE l.conversation_id = v.id
+                           AND l.status IN ('awaiting', 'validating', 'moderator')))),
            (SELECT COUNT(*) FROM customer_outbox WHERE customer_id = ?1 AND status = 'pending'),
            (SELECT COUNT(*) FROM inbox WHERE chat_id = ?1 AND handled_at IS NULL),
            (SELECT COUNT(*) FROM tribute_purchases p WHERE p.telegram_user_id = ?1
               AND ((p.order_id IS NULL AND p.paid_at IS NOT NULL AND p.matching_stopped_at IS NULL)
-                   OR (p.refunded_at IS NOT NULL AND p.refund_handled_at IS NULL)))",
+                   OR (p.refunded_at IS NOT NULL AND p.refund_handled_at IS NULL))),
+           (SELECT COUNT(*) FROM moderator_outbox m JOIN cases k ON k.id = m.case_id
+              WHERE m.posted_at IS NULL AND m.parked_at IS NULL
+                AND (k.conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?1)
+                     OR k.order_id IN (SELECT id FROM orders WHERE customer_id = ?1)))",
     )
     .bind(customer)
     .fetch_one(&mut **tx)
@@ -246,6 +253,9 @@ async fn pending_work(tx: &mut Transaction<'_, Sqlite>, customer: i64) -> StoreR
     }
     if n(3) > 0 {
         other.push(format!("{} Tribute purchase(s) being matched or refunded", n(3)));
+    }
+    if n(4) > 0 {
+        other.push(format!("{} message(s) about their cases not posted to the moderator chat yet", n(4)));
     }
     Ok(PendingWork { orders, cases, other })
 }
@@ -269,25 +279,19 @@ pub(super) async fn erase_customer_tx(
         .bind(customer)
         .fetch_optional(&mut **tx)
         .await?;
-    let orders: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = ?")
-        .bind(customer)
-        .fetch_all(&mut **tx)
-        .await?;
+    let orders: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = ?").bind(customer).fetch_all(&mut **tx).await?;
     let orders = json_ids(&orders);
 
-    // The inbox: the chat's newest row stays as the re-read's cursor (a
-    // message stored only in the conversation, from before the inbox
-    // existed, becomes that row), without its content.
-    sqlx::query(
-        "INSERT OR IGNORE INTO inbox (chat_id, message_id, kind, message_json, received_at, handled_at)
-         SELECT telegram_chat_id, MAX(telegram_message_id), 'customer', '{}', ?2, ?2 FROM conversation_messages
-         WHERE conversation_id = ?1 AND direction = 'in' AND telegram_chat_id IS NOT NULL
-         GROUP BY telegram_chat_id",
-    )
-    .bind(conversation)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    if let Some(conversation) = conversation {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM conversation_messages WHERE conversation_id = ?")
+            .bind(conversation)
+            .fetch_all(&mut **tx)
+            .await?;
+        counts.add("conversation_messages", delete_message_ids(tx, &json_ids(&ids)).await?);
+    }
+
+    // The inbox: the chat's newest row stays as the re-read's cursor, without its content.
     let inbox = sqlx::query(
         "DELETE FROM inbox WHERE chat_id = ?1 AND kind = 'customer'
            AND message_id < (SELECT MAX(message_id) FROM inbox WHERE chat_id = ?1)",
@@ -302,14 +306,6 @@ pub(super) async fn erase_customer_tx(
         .await?;
     counts.add("inbox_messages", inbox);
     bump(tx, "pruned", "inbox", "", inbox).await?;
-
-    if let Some(conversation) = conversation {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM conversation_messages WHERE conversation_id = ?")
-            .bind(conversation)
-            .fetch_all(&mut **tx)
-            .await?;
-        counts.add("conversation_messages", delete_message_ids(tx, &json_ids(&ids)).await?);
-    }
 
     // Agent turns, and what points at them.
     let turns: Vec<i64> = sqlx::query_scalar("SELECT id FROM agent_turns WHERE customer_id = ? OR conversation_id = ?")
@@ -470,9 +466,22 @@ pub(super) async fn pseudonymise_orders(
 /// given, a command) are the record of what was done.
 pub(super) const AUDIT_FREE_TEXT: &str = "'relay', 'note', 'reject', 'refused', 'unknown'";
 
-/// Deletes the conversation messages in `ids` (a JSON array).
+/// Deletes the conversation messages in `ids` (a JSON array). The newest
+/// incoming one of each chat stays known to the inbox (a row without
+/// content): it is where the chat's history re-read starts, and without it
+/// the customer's old messages would be read and answered again.
 pub(super) async fn delete_message_ids(tx: &mut Transaction<'_, Sqlite>, ids: &str) -> StoreResult<u64> {
     const IDS: &str = "SELECT value FROM json_each(?)";
+    sqlx::query(&format!(
+        "INSERT OR IGNORE INTO inbox (chat_id, message_id, kind, message_json, received_at, handled_at)
+         SELECT telegram_chat_id, MAX(telegram_message_id), 'customer', '{{}}', MAX(at), MAX(at)
+         FROM conversation_messages
+         WHERE id IN ({IDS}) AND direction = 'in' AND telegram_chat_id IS NOT NULL
+         GROUP BY telegram_chat_id"
+    ))
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(&format!("UPDATE cases SET question_message_id = NULL WHERE question_message_id IN ({IDS})"))
         .bind(ids)
         .execute(&mut **tx)

@@ -94,12 +94,13 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let retention = sqlx::query("SELECT kind, what, SUM(n) FROM retention_counts GROUP BY kind, what ORDER BY 1, 2")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
+        let retention =
+            sqlx::query("SELECT kind, what, SUM(n) FROM retention_counts GROUP BY kind, what ORDER BY 1, 2")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
         let retention_last_pass_at =
             sqlx::query_scalar("SELECT at FROM retention_passes WHERE id = 1").fetch_optional(&mut *tx).await?;
         tx.commit().await?;

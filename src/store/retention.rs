@@ -14,8 +14,8 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::erasure::{
-    delete_message_ids, delete_turns, erase_customer_tx, has_pending_work, json_ids, pseudonym, pseudonymise_orders,
-    scrub_case_texts, Why, AUDIT_FREE_TEXT, ORDER_OPEN,
+    delete_message_ids, delete_turns, erase_customer_tx, has_pending_work, is_pending, json_ids, pseudonym,
+    pseudonymise_orders, scrub_case_texts, Why, AUDIT_FREE_TEXT, ORDER_OPEN,
 };
 use super::outbox::{insert_card, CardSubject, Escalation};
 use super::{Store, StoreResult};
@@ -128,7 +128,8 @@ impl Store {
     /// of them as content gaps and the `/learn G<n>` previews of them).
     pub async fn prune_agent_turns(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let ids = chosen(&mut tx, "SELECT id FROM agent_turns WHERE at < ?1 ORDER BY at LIMIT ?2", cutoff, batch).await?;
+        let ids =
+            chosen(&mut tx, "SELECT id FROM agent_turns WHERE at < ?1 ORDER BY at LIMIT ?2", cutoff, batch).await?;
         let n = delete_turns(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(n)
@@ -204,8 +205,8 @@ impl Store {
     }
 
     /// Deletes conversation messages from before `cutoff` in conversations
-    /// with nothing in progress. The newest message read from each chat
-    /// stays in the inbox as the re-read's cursor (without content).
+    /// with nothing in progress (each chat's position stays in the inbox,
+    /// see `erasure::delete_message_ids`).
     pub async fn prune_closed_conversation_messages(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let ids = chosen(
@@ -217,16 +218,6 @@ impl Store {
             cutoff,
             batch,
         )
-        .await?;
-        sqlx::query(&format!(
-            "INSERT OR IGNORE INTO inbox (chat_id, message_id, kind, message_json, received_at, handled_at)
-             SELECT telegram_chat_id, MAX(telegram_message_id), 'customer', '{{}}', ?2, ?2 FROM conversation_messages
-             WHERE id IN (SELECT value FROM json_each(?1)) AND direction = 'in' AND telegram_chat_id IS NOT NULL
-             GROUP BY telegram_chat_id"
-        ))
-        .bind(&ids)
-        .bind(cutoff)
-        .execute(&mut *tx)
         .await?;
         let n = delete_message_ids(&mut tx, &ids).await?;
         tx.commit().await?;
@@ -265,11 +256,7 @@ impl Store {
         for customer in candidates {
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             // Checked again inside the transaction: something may have arrived since.
-            let pending: bool = sqlx::query_scalar(&format!("SELECT {}", has_pending_work("?1")))
-                .bind(customer)
-                .fetch_one(&mut *tx)
-                .await?;
-            if pending {
+            if is_pending(&mut tx, customer).await? {
                 continue;
             }
             erase_customer_tx(&mut tx, customer, now, &pseudonym(), Why::Retention).await?;
