@@ -14,6 +14,12 @@ ALTER TABLE orders ADD COLUMN erased_at INTEGER;
 -- A paid purchase no Telegram order matched before the deadline goes to a
 -- moderator (a card) and is not matched automatically any more.
 ALTER TABLE tribute_purchases ADD COLUMN matching_stopped_at INTEGER;
+-- Purchases a moderator was already told about ("paid, but no Telegram
+-- order") and older than the default deadline (72 h) stop being matched
+-- now, without a second card each: no flood of cards after the upgrade.
+UPDATE tribute_purchases SET matching_stopped_at = unmatched_flagged_at
+ WHERE order_id IS NULL AND paid_at IS NOT NULL AND unmatched_flagged_at IS NOT NULL
+   AND paid_at < CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 72 * 3600 * 1000;
 
 -- Rows the pruner (or `forget`) deleted and texts it scrubbed, by table
 -- and label. Counters that /metrics computes from row counts (customer

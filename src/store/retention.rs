@@ -44,8 +44,8 @@ pub(super) async fn bump(
     Ok(())
 }
 
-/// Rows of `table` (by rowid) chosen by `select` (which binds ?1 = cutoff,
-/// ?2 = batch), as a JSON array.
+/// The row ids `select` chooses (it binds ?1 = cutoff, ?2 = batch), as a
+/// JSON array for `IN (SELECT value FROM json_each(?))`.
 async fn chosen(tx: &mut Transaction<'_, Sqlite>, select: &str, cutoff: i64, batch: i64) -> StoreResult<String> {
     let ids: Vec<i64> = sqlx::query_scalar(select).bind(cutoff).bind(batch).fetch_all(&mut **tx).await?;
     Ok(json_ids(&ids))
@@ -280,11 +280,11 @@ impl Store {
             batch,
         )
         .await?;
-        let texts = scrub_case_texts(&mut tx, None, &ids).await?;
-        let (notifications, orders) = pseudonymise_orders(&mut tx, &ids, None, now).await?;
+        scrub_case_texts(&mut tx, None, &ids).await?;
+        let (_, orders) = pseudonymise_orders(&mut tx, &ids, None, now).await?;
         bump(&mut tx, "scrubbed", "anonymous_orders", "", orders).await?;
         tx.commit().await?;
-        Ok(orders.max(notifications).max(texts))
+        Ok(orders)
     }
 
     /// Blanks the texts of Tribute chat messages that are not orders
