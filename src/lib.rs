@@ -36,6 +36,7 @@ pub mod moderator;
 pub mod ops;
 pub mod orders;
 pub mod report;
+pub mod retention;
 pub mod runtime;
 pub mod store;
 pub mod telegram;

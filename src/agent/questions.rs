@@ -88,6 +88,10 @@ impl Learner for KnowledgeLearner {
         info!(pair = pair.id, %report, "approved pair added to the knowledge base");
         Ok(())
     }
+
+    async fn unlearn(&self, conversation_id: i64) -> anyhow::Result<()> {
+        crate::retention::IndexEraser::remove_conversation(&self.0, conversation_id).await
+    }
 }
 
 /// Makes the agent over `kb` answer the contact flow's questions and

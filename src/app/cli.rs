@@ -66,6 +66,23 @@ pub enum Command {
     /// moderators' cases; the trend; content gaps. Text, HTML or JSON.
     /// Definitions and schema: docs/report.md.
     Report(super::report::ReportArgs),
+    /// Erase one customer's personal data (a request under 152-FZ or the
+    /// GDPR); their orders keep the money facts under a pseudonym.
+    ///
+    /// Erases their conversation's messages, what they sent and were sent,
+    /// the agent's turns, their cases' texts, and the answers `/learn`ed
+    /// from their conversation, in the store and in the knowledge base's
+    /// index. Their orders keep the money facts (state history, amount,
+    /// payment number, activation id) under a pseudonym. Refused, touching
+    /// nothing, while the customer has work in progress (an order in
+    /// flight, an open case, a message not yet delivered or handled);
+    /// running it again is harmless. Prints what kinds of data went and how
+    /// many rows; the erasure log keeps the same, never whose. While the
+    /// daemon runs its index is locked: the removal from the index then
+    /// waits for the daemon (with the agent on) or the next `forget`.
+    /// `/forget ID` in the moderator chat does the same. Docs:
+    /// docs/privacy.md.
+    Forget(super::forget::ForgetArgs),
     /// Run the real daemon for simulated days against the Telegram simulator
     /// (with seeded faults), the reference backend and a fresh store, on a
     /// paused clock; check the invariants; exit 1 if any is violated.
@@ -107,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(cmd) => super::knowledge::run(cmd, cli.config.as_deref()).await,
         Command::Export(args) => super::export::run(args, cli.config.as_deref()).await,
         Command::Report(args) => super::report::run(args, cli.config.as_deref()).await,
+        Command::Forget(args) => super::forget::run(args, cli.config.as_deref()).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Testbed(args) => crate::testbed::serve::run(args).await,
         Command::Chaos(args) => crate::testbed::chaos::run(args).await,

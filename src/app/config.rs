@@ -54,6 +54,9 @@ pub struct FileConfig {
     /// The automation report: its definitions and the weekly summary.
     #[serde(default)]
     pub report: crate::report::ReportSection,
+    /// How long each kind of data is kept (docs/privacy.md).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionSection,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -99,6 +102,7 @@ pub struct Config {
     pub contact: ContactSection,
     pub moderator: ModeratorConfig,
     pub report: crate::report::ReportSettings,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl Config {
@@ -111,8 +115,18 @@ impl Config {
         let ops = file.ops.resolve(&file.webhook, &env)?;
         let data_dir = file.resolved_data_dir(&env);
         let report = file.report.settings()?;
+        let retention = file.retention.settings()?;
+        let matching =
+            Duration::from_secs(file.webhook.match_window_secs.saturating_add(file.webhook.unmatched_grace_secs));
+        if retention.unmatched_purchase_deadline < matching {
+            anyhow::bail!(
+                "[retention] unmatched_purchase_hours is shorter than [webhook] match_window_secs + \
+                 unmatched_grace_secs: a payment would stop being matched before its order could arrive"
+            );
+        }
         Ok(Self {
             report,
+            retention,
             ops,
             telegram_api,
             data_dir,
@@ -368,6 +382,22 @@ mod tests {
             let text = format!("[ops]\nlisten = {ops:?}\n[webhook]\nenabled = true\nlisten = {webhook:?}\n");
             assert!(toml::from_str::<FileConfig>(&text).unwrap().ops_settings(&env).is_ok(), "{ops} / {webhook}");
         }
+    }
+
+    #[test]
+    fn retention_resolves_with_defaults_and_its_deadline_leaves_the_webhook_time_to_match() {
+        let env = |k: &str| (k == BACKEND_SECRET_ENV).then(|| "s".to_owned());
+        let cfg = |extra: &str| {
+            Config::resolve(toml::from_str(&format!("[backend]\nurl = \"http://x\"\n{extra}")).unwrap(), env)
+        };
+        assert_eq!(cfg("").unwrap().retention, crate::retention::RetentionSettings::default());
+        let err = cfg("[retention]\ninbox_days = 0").unwrap_err().to_string();
+        assert!(err.contains("[retention] inbox_days"), "{err}");
+        let err = cfg("[retention]\nunmatched_purchase_hours = 2\n[webhook]\nmatch_window_secs = 7200")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unmatched_purchase_hours") && err.contains("match_window_secs"), "{err}");
+        assert!(cfg("[retention]\nunmatched_purchase_hours = 2").is_ok(), "1 h window + 30 min grace fit in 2 h");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod forget;
 pub mod knowledge;
 pub mod login;
 pub mod orders;

@@ -88,7 +88,8 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         None,
     )
     .with_report(cfg.report.clone())
-    .with_task_board(ops.state.tasks.clone());
+    .with_task_board(ops.state.tasks.clone())
+    .with_retention(cfg.retention.clone());
     let daemon = match cfg.contact_setup()? {
         Some(mut setup) => {
             super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;

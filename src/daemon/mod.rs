@@ -8,7 +8,8 @@
 //! - the contact task takes waiting inbox messages and runs dialogue timers;
 //! - the re-read task reads the Tribute chat (a window below the newest
 //!   message), the moderator chat and waiting customers' chats again on a
-//!   timer, at start and after a disconnect.
+//!   timer, at start and after a disconnect;
+//! - the pruner deletes and scrubs what is past its retention window.
 //!
 //! A lost wake-up, a dropped update or a crash costs a delay, never an
 //! item: everything pending is a row with a due time (docs/runtime.md).
@@ -29,6 +30,7 @@ use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, Quest
 use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::report::ReportSettings;
+use crate::retention::{Pruner, RetentionSettings};
 use crate::runtime::supervisor::supervise;
 use crate::runtime::TaskBoard;
 use crate::shutdown::stopped;
@@ -64,6 +66,8 @@ pub struct Daemon {
     contact: Option<ContactSetup>,
     /// The automation report's definitions (`/report`) and weekly summary.
     report: ReportSettings,
+    /// How long data is kept; `None`: nothing is pruned (tests, `simulate`).
+    retention: Option<RetentionSettings>,
 }
 
 /// What the daemon needs to talk to customers and moderators.
@@ -114,6 +118,7 @@ impl Daemon {
             item_hook: None,
             contact: None,
             report: ReportSettings::default(),
+            retention: None,
         }
     }
 
@@ -127,6 +132,12 @@ impl Daemon {
     /// message's isolation: how tests make one message's handling panic.
     pub fn with_item_hook(mut self, hook: ItemHook) -> Self {
         self.item_hook = Some(hook);
+        self
+    }
+
+    /// Prunes and scrubs the store by `settings` while it runs (`retention`).
+    pub fn with_retention(mut self, settings: RetentionSettings) -> Self {
+        self.retention = Some(settings);
         self
     }
 
@@ -250,6 +261,13 @@ impl Daemon {
                 resync.clone().periodically(stop.clone(), task.clone())
             }))
         };
+        let retention_task = self.retention.clone().map(|settings| {
+            let bound = settings.interval * 2 + LOOP_BOUND;
+            let (task, stop, store) = (board.register("retention", bound), shutdown.clone(), self.store.clone());
+            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
+                Pruner::new(store.clone(), settings.clone()).run(stop.clone(), task.clone())
+            }))
+        });
         let mut backoff = Duration::from_millis(100);
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a
@@ -288,7 +306,7 @@ impl Daemon {
         };
         resync_task.abort();
         info!("waiting for the step in flight to finish");
-        for task in [contact_task, desk_task].into_iter().flatten() {
+        for task in [contact_task, desk_task, retention_task].into_iter().flatten() {
             let _ = task.await;
         }
         match worker.await.context("the order worker panicked")? {

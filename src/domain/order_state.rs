@@ -165,11 +165,15 @@ pub enum EscalationReason {
     /// Orders have waited too long for a failing backend or Telegram (one
     /// case per outage, listing them; `orders::outage`).
     Outage,
+    /// No Telegram order matched a payment before the deadline
+    /// (`[retention] unmatched_purchase_hours`): it is not matched
+    /// automatically any more.
+    WebhookMatchingStopped,
 }
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 22] = [
+    pub const ALL: [EscalationReason; 23] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -192,6 +196,7 @@ impl EscalationReason {
         EscalationReason::Unhandled,
         EscalationReason::SendUnconfirmed,
         EscalationReason::Outage,
+        EscalationReason::WebhookMatchingStopped,
     ];
 
     /// The reason stored as `name` ([`Self::as_str`]).
@@ -223,6 +228,7 @@ impl EscalationReason {
             EscalationReason::Unhandled => "unhandled",
             EscalationReason::SendUnconfirmed => "send_unconfirmed",
             EscalationReason::Outage => "outage",
+            EscalationReason::WebhookMatchingStopped => "webhook_matching_stopped",
         }
     }
 
@@ -258,6 +264,9 @@ impl EscalationReason {
                  check the chat, deliver by hand if needed, then /done"
             }
             EscalationReason::Outage => "orders wait for a service that keeps failing; each is retried by itself",
+            EscalationReason::WebhookMatchingStopped => {
+                "no Telegram order matched a payment in time; it is no longer matched automatically"
+            }
         }
     }
 }

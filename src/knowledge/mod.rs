@@ -645,6 +645,33 @@ impl KnowledgeBase {
         Ok(IngestReport { added: embedded, embedded, elapsed: started.elapsed(), ..Default::default() })
     }
 
+    /// Whether there is an index to open: a Qdrant server is configured, or
+    /// the embedded one exists under `data_dir` (opening creates one, which
+    /// a command that only removes must not do).
+    pub fn exists(data_dir: &Path, config: &KnowledgeConfig) -> bool {
+        #[cfg(feature = "qdrant")]
+        if config.qdrant.is_some() {
+            return true;
+        }
+        let _ = config;
+        data_dir.join(KNOWLEDGE_DIR).exists()
+    }
+
+    /// Removes the approved pairs of conversation `conversation_id` (its
+    /// customer was erased); returns how many points went. Idempotent.
+    pub async fn forget_conversation(&self, conversation_id: i64) -> Result<usize, KnowledgeError> {
+        let source = ingest::conversation_source(conversation_id);
+        let ids: Vec<String> =
+            self.index.keys().await?.into_iter().filter(|k| k.source == source).map(|k| k.id).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = ids.len();
+        self.index.delete(ids).await?;
+        self.index.flush().await?;
+        Ok(n)
+    }
+
     /// Identity of every stored chunk (for incremental ingestion checks).
     pub async fn chunk_keys(&self) -> Result<Vec<StoredKey>, KnowledgeError> {
         let mut keys = self.index.keys().await?;

@@ -1,6 +1,7 @@
 //! What a moderator's message in the case chat means. Pure: text in, intent out.
 
 use crate::domain::AccountId;
+use crate::retention::CustomerId;
 use crate::tribute::{AccountExtraction, AccountPattern};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,10 @@ pub enum Command {
     LearnUsage(String),
     /// The report's summary for the last `span` (`/report`, `/report 30d`).
     Report(String),
+    /// Erase a customer's personal data (`/forget 123456789`).
+    Forget(CustomerId),
+    /// `/forget` without a Telegram user id.
+    ForgetUsage(String),
     /// A `/word` we do not know.
     Unknown(String),
 }
@@ -74,6 +79,7 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
                 None => Command::LearnUsage(arg),
             },
             "report" => Command::Report(arg),
+            "forget" => arg.parse().map_or(Command::ForgetUsage(arg), Command::Forget),
             _ => Command::Unknown(word),
         });
     }
@@ -116,6 +122,9 @@ mod tests {
         assert_eq!(p("/report"), Input::Command(Command::Report(String::new())));
         assert_eq!(p("/report@shop_helper 30d"), Input::Command(Command::Report("30d".into())));
         assert_eq!(p(" 👍 "), Input::Command(Command::Learn));
+        assert_eq!(p("/forget 123456789"), Input::Command(Command::Forget("123456789".parse().unwrap())));
+        assert_eq!(p("/forget@shop_helper @ivan"), Input::Command(Command::ForgetUsage("@ivan".into())));
+        assert_eq!(p("/forget"), Input::Command(Command::ForgetUsage(String::new())));
         assert_eq!(p("/frobnicate"), Input::Command(Command::Unknown("frobnicate".into())));
         assert_eq!(p("123456"), Input::Account(AccountId::parse("123456").unwrap()));
         assert_eq!(p("ID: #123456"), Input::Account(AccountId::parse("123456").unwrap()));

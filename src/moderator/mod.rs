@@ -3,8 +3,9 @@
 //! replying to a card: an account ID (validate, activate, finish), free
 //! text (relayed to the customer as the team's answer), `/done`,
 //! `/reject <reason>`, `/retry`, `/note <text>`; and in the chat `/cases`,
-//! `/case <id>`, `/report [span]` (the automation report's summary) and
-//! `/learn G<n>` (approve a content gap of the report). `/learn` (or 👍) on
+//! `/case <id>`, `/report [span]` (the automation report's summary),
+//! `/learn G<n>` (approve a content gap of the report) and `/forget <user id>`
+//! (erase a customer's personal data, `retention`). `/learn` (or 👍) on
 //! a case and `/learn G<n>` first show the redacted pair they would store;
 //! `/learn yes` in reply to that preview stores it (`learn.rs`). Replies
 //! are mapped to cases by the card's message id, never by forward_from. Only
@@ -21,6 +22,7 @@
 
 pub mod cards;
 pub mod commands;
+mod forget;
 mod learn;
 pub mod outbox_worker;
 pub mod render;
@@ -65,6 +67,8 @@ const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3600
 #[async_trait::async_trait]
 pub trait Learner: Send + Sync {
     async fn learn(&self, pair: &ApprovedPair) -> anyhow::Result<()>;
+    /// Removes every pair learned from conversation `conversation_id` (its customer was erased).
+    async fn unlearn(&self, conversation_id: i64) -> anyhow::Result<()>;
 }
 
 pub struct ModeratorDesk {
@@ -135,6 +139,8 @@ impl ModeratorDesk {
                 (Input::Command(Command::Case { id, page }), _) => self.show_case(m, from, &id, page).await,
                 (Input::Command(Command::Report(span)), _) => self.report(m, from, &span).await,
                 (Input::Command(Command::LearnGap(turn)), _) => self.learn_gap(m, from, turn).await,
+                (Input::Command(Command::Forget(customer)), _) => self.forget(m, from, customer).await,
+                (Input::Command(Command::ForgetUsage(arg)), _) => self.forget_usage(m, from, &arg).await,
                 (Input::Command(Command::LearnYes), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
                     self.answer(m, learn::CONFIRM_WHERE).await;
@@ -420,6 +426,7 @@ impl ModeratorDesk {
         if self.learner.is_none() {
             return Ok(());
         }
+        self.remove_erased_from_index().await?;
         for (pair, attempts) in self.contact.store().pairs_to_index(self.contact.now_ms(), 10).await? {
             if self.index_pair(&pair, attempts).await? {
                 info!(pair = pair.id, "an approved pair reached the knowledge base on a retry");
@@ -573,5 +580,5 @@ const CHAT_REPORT_LONGEST: std::time::Duration = std::time::Duration::from_secs(
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
                     /retry, /note <text> or /learn (👍: the case's question and the team's answer to it for the knowledge base); \
                     in the chat: /cases, /case <id>, /report [7d] (how the assistant is doing), \
-                    /learn G<n> (a content gap the report listed). /learn shows the pair first; \
-                    reply /learn yes to that preview to store it.";
+                    /learn G<n> (a content gap the report listed), /forget <user id> (erase a customer's \
+                    personal data). /learn shows the pair first; reply /learn yes to that preview to store it.";

@@ -281,6 +281,30 @@ pub fn render(s: &Scrape<'_>) -> String {
         w.sample("tribute_assistant_deactivations_total", &[("outcome", outcome)], *n as f64);
     }
 
+    // Retention (src/retention): what the pruner and `forget` removed.
+    for (kind, name, help, label) in [
+        (
+            "pruned",
+            "tribute_assistant_retention_pruned_rows_total",
+            "Rows deleted by retention or forget, by table.",
+            "table",
+        ),
+        (
+            "scrubbed",
+            "tribute_assistant_retention_scrubbed_total",
+            "Texts blanked and customers pseudonymised, by what.",
+            "what",
+        ),
+    ] {
+        w.family(name, help, Kind::Counter);
+        for (_, what, n) in s.store.retention.iter().filter(|(k, _, _)| k == kind) {
+            w.sample(name, &[(label, what)], *n as f64);
+        }
+    }
+    let name = "tribute_assistant_retention_last_pass_timestamp_seconds";
+    w.family(name, "Unix time the pruner last finished a pass (0 = never).", Kind::Gauge);
+    w.sample(name, &[], s.store.retention_last_pass_at.unwrap_or(0) as f64 / 1000.0);
+
     for (family, samples) in &s.external {
         w.family(family.name, family.help, family.kind);
         for sample in samples {

@@ -148,8 +148,12 @@ impl Store {
 impl Store {
     /// Agent turns by outcome, for `/metrics`: (answered, escalated).
     pub async fn agent_turn_counts(&self) -> StoreResult<(i64, i64)> {
+        // With the turns the pruner deleted since.
         let (answered, escalated): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT SUM(escalated = 0), SUM(escalated = 1) FROM agent_turns WHERE conversation_id IS NOT NULL",
+            "SELECT SUM(n * (outcome = 'answered')), SUM(n * (outcome = 'escalated')) FROM (
+               SELECT CASE WHEN escalated = 1 THEN 'escalated' ELSE 'answered' END AS outcome, COUNT(*) AS n
+               FROM agent_turns WHERE conversation_id IS NOT NULL GROUP BY 1
+               UNION ALL SELECT label, n FROM retention_counts WHERE kind = 'pruned' AND what = 'agent_turns')",
         )
         .fetch_one(&self.pool)
         .await?;

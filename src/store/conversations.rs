@@ -448,12 +448,16 @@ impl Store {
 }
 
 impl Store {
-    /// Messages exchanged with customers, for `/metrics`: (in, out).
+    /// Messages exchanged with customers, for `/metrics`: (in, out),
+    /// counting those the pruner deleted since.
     pub async fn customer_message_counts(&self) -> StoreResult<(i64, i64)> {
-        let (incoming, outgoing): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT SUM(direction = 'in'), SUM(direction = 'out') FROM conversation_messages")
-                .fetch_one(&self.pool)
-                .await?;
+        let (incoming, outgoing): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT SUM(n * (direction = 'in')), SUM(n * (direction = 'out')) FROM (
+               SELECT direction, COUNT(*) AS n FROM conversation_messages GROUP BY direction
+               UNION ALL SELECT label, n FROM retention_counts WHERE kind = 'pruned' AND what = 'conversation_messages')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok((incoming.unwrap_or(0), outgoing.unwrap_or(0)))
     }
 }

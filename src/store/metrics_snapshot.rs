@@ -38,6 +38,10 @@ pub struct StoreSnapshot {
     /// How long the longest-waiting due item of each queue has waited (ms;
     /// 0 when nothing is due): inbox, orders, moderator outbox.
     pub lag_ms: [(&'static str, i64); 3],
+    /// What retention and `forget` did so far: (pruned | scrubbed, table or what, rows).
+    pub retention: Vec<(String, String, i64)>,
+    /// When the pruner last finished a pass (unix ms).
+    pub retention_last_pass_at: Option<i64>,
 }
 
 impl Store {
@@ -55,9 +59,15 @@ impl Store {
             rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()
         };
         let cards_by_reason = pairs(
-            sqlx::query("SELECT reason, COUNT(*) FROM moderator_outbox GROUP BY reason ORDER BY reason")
-                .fetch_all(&mut *tx)
-                .await?,
+            // With the rows the pruner deleted since: a counter never goes down.
+            sqlx::query(
+                "SELECT reason, SUM(n) FROM (
+                   SELECT reason, COUNT(*) AS n FROM moderator_outbox GROUP BY reason
+                   UNION ALL SELECT label, n FROM retention_counts WHERE kind = 'pruned' AND what = 'moderator_outbox')
+                 GROUP BY reason ORDER BY reason",
+            )
+            .fetch_all(&mut *tx)
+            .await?,
         );
         let webhook_events = pairs(
             sqlx::query("SELECT name, COUNT(*) FROM tribute_webhook_events GROUP BY name ORDER BY name")
@@ -92,7 +102,8 @@ impl Store {
                (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NULL),
                (SELECT COUNT(*) FROM orders WHERE state IN ('received', 'activation_requested', 'activated', 'replied')),
                (SELECT COUNT(*) FROM orders WHERE next_attempt_at IS NOT NULL),
-               (SELECT COUNT(*) FROM tribute_purchases WHERE order_id IS NULL AND paid_at IS NOT NULL),
+               (SELECT COUNT(*) FROM tribute_purchases
+                  WHERE order_id IS NULL AND paid_at IS NOT NULL AND matching_stopped_at IS NULL),
                (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL),
                (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NOT NULL),
                (SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL),
@@ -100,6 +111,15 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
+        let retention =
+            sqlx::query("SELECT kind, what, SUM(n) FROM retention_counts GROUP BY kind, what ORDER BY 1, 2")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+        let retention_last_pass_at =
+            sqlx::query_scalar("SELECT at FROM retention_passes WHERE id = 1").fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         Ok(StoreSnapshot {
             orders_by_state,
@@ -116,6 +136,8 @@ impl Store {
             inbox_waiting: row.get(7),
             pairs_unindexed: row.get(8),
             lag_ms: [("inbox", waited(lag.0)), ("orders", waited(lag.1)), ("moderator_outbox", waited(lag.2))],
+            retention,
+            retention_last_pass_at,
         })
     }
 }

@@ -56,10 +56,14 @@ mod case_ref;
 mod cases;
 mod conversations;
 mod learning;
+// Retention and erasure (src/retention).
+mod erasure;
+mod retention;
 pub use audit::{AuditEntry, NewAudit};
 pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
+pub use erasure::{ErasureCounts, Forgotten, PendingWork};
 pub use learning::{LearnPreview, NewLearnPreview};
 
 use crate::domain::{OrderState, TransitionError};
@@ -100,6 +104,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // A deleted or overwritten row is zeroed in the file, not only
+            // unlinked: erased personal data must not linger in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;

@@ -213,10 +213,12 @@ impl Store {
         row.as_ref().map(purchase_from_row).transpose()
     }
 
-    /// Paid purchases not yet matched to a Telegram order, oldest first.
+    /// Paid purchases not yet matched to a Telegram order, oldest first;
+    /// not those past the matching deadline (a moderator has them).
     pub async fn unmatched_purchases(&self) -> StoreResult<Vec<PurchaseRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM tribute_purchases WHERE order_id IS NULL AND paid_at IS NOT NULL ORDER BY paid_at",
+            "SELECT * FROM tribute_purchases
+             WHERE order_id IS NULL AND paid_at IS NOT NULL AND matching_stopped_at IS NULL ORDER BY paid_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -279,7 +281,8 @@ impl Store {
                 .await?
                 .rows_affected();
         let purchase = sqlx::query(
-            "UPDATE tribute_purchases SET order_id = ?, matched_at = ?, updated_at = ? WHERE purchase_id = ? AND order_id IS NULL",
+            "UPDATE tribute_purchases SET order_id = ?, matched_at = ?, updated_at = ?
+             WHERE purchase_id = ? AND order_id IS NULL AND matching_stopped_at IS NULL",
         )
         .bind(order_id)
         .bind(now)

@@ -5,7 +5,9 @@
 //!   the payment; an order with the same amount is preferred, and a match
 //!   whose amount differs is flagged to the moderator.
 //! - A paid purchase still without an order after the grace period is
-//!   flagged once: Tribute took money and we never saw the order.
+//!   flagged once: Tribute took money and we never saw the order. After
+//!   `[retention] unmatched_purchase_hours` the pruner hands it to a
+//!   moderator for good and it is no longer matched (`retention`).
 //! - A refund waits while the order's activation or Tribute exchange is in
 //!   flight; then an activated order's product is taken back with the
 //!   backend's `/deactivate` (idempotent, so a restart between the call and

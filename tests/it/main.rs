@@ -20,6 +20,7 @@ mod mtproto_server;
 mod ops;
 mod orders_flow;
 mod report;
+mod retention;
 mod runtime;
 mod sim_faults;
 mod simulate;
