@@ -11,6 +11,7 @@
 //! out; `/case` shows everything, in pages.
 
 pub mod purchase;
+pub mod question_queue;
 
 use super::sizing;
 use crate::domain::{Direction, EscalationReason};

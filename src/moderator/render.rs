@@ -5,7 +5,7 @@
 //! are read as they are then: the order record, the raw Tribute text, the
 //! conversation so far, the case's short id.
 
-use super::cards::{self, purchase::purchase_card, View};
+use super::cards::{self, purchase::purchase_card, question_queue::question_queue_card, View};
 use crate::domain::{EscalationReason, LinkStatus};
 use crate::store::{CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult};
 use crate::tribute::RawNotification;
@@ -50,6 +50,10 @@ pub async fn card(store: &Store, case: &CaseRecord, escalation: &Escalation, vie
         CardSubject::WebhookBody(key) => {
             let raw = store.invalid_webhook_body(key).await?.unwrap_or_else(|| format!("(body {key} is not stored)"));
             Ok(cards::webhook_body_card(id, detail, &raw))
+        }
+        CardSubject::QuestionQueue => {
+            let figures = store.queue_figures(case.opened_at).await?;
+            Ok(question_queue_card(id, detail, &figures))
         }
     }
 }

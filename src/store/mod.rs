@@ -52,13 +52,17 @@ pub use customer_outbox::{NewCustomerMessage, PendingCustomerMessage, Undelivere
 mod audit;
 mod case_ref;
 mod cases;
+mod coalesced_updates;
 mod conversations;
 mod learning;
+mod queued_questions;
 pub use audit::{AuditEntry, NewAudit};
 pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
+pub use coalesced_updates::CoalescedUpdate;
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
 pub use learning::{LearnPreview, NewLearnPreview};
+pub use queued_questions::{BudgetItem, QueueFigures, QueuedQuestion};
 
 use crate::domain::{OrderState, TransitionError};
 
