@@ -11,8 +11,9 @@
 //!
 //! The burst card (`CardSubject::QuestionQueue`) opens with the first
 //! queued question, shows the queue as it is when posted, gets at most one
-//! summary follow-up per [`QUEUE_CARD_EVERY`] while senders keep joining,
-//! and closes itself with the final figures once the queue is empty.
+//! summary follow-up per [`QUEUE_CARD_EVERY`] (the figures as of the last
+//! question queued or released), and closes itself with the final figures
+//! once the queue is empty.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tracing::{info, warn};
 
 use super::{Contact, ContactError};
 use crate::domain::EscalationReason;
-use crate::store::{CardSubject, CoalescedUpdate, ConversationRecord, Escalation, QueueFigures};
+use crate::store::{CardSubject, CaseRecord, CoalescedUpdate, ConversationRecord, Escalation, QueueFigures};
 
 /// At most one summary of the queue per this long on the burst's card.
 pub const QUEUE_CARD_EVERY: Duration = Duration::from_secs(300);
@@ -74,6 +75,9 @@ impl Contact {
                 Ok(()) => {
                     info!(queued = q.id, waited_ms = now - q.queued_at, "a queued question was released");
                     self.store.release_queued_question(q.id, self.now_ms(), None).await?;
+                    if let Some(case) = self.store.open_queue_case().await? {
+                        self.queue_summary(&case).await?;
+                    }
                 }
                 Err(e) if q.attempts + 1 < RELEASE_ATTEMPTS => {
                     warn!(queued = q.id, error = %e, "a queued question could not be handed over; retrying it later");
@@ -94,7 +98,7 @@ impl Contact {
     }
 
     /// The burst's card: opened with the first queued question, else a
-    /// summary follow-up with the newest figures (merged while it waits).
+    /// summary follow-up with the newest figures.
     async fn queue_card(&self) -> Result<()> {
         match self.store.open_queue_case().await? {
             None => {
@@ -105,15 +109,21 @@ impl Contact {
                 };
                 let case = self.store.open_case(&card).await?;
                 warn!(case, "questions are queued: more than the account's budget at once; one card for the burst");
+                self.flush_cards();
+                Ok(())
             }
-            Some(case) => {
-                let figures = self.store.queue_figures(case.opened_at).await?;
-                let text = format!("⏳ {}: {}", case.short_id, queue_summary(&figures));
-                let every = QUEUE_CARD_EVERY.as_millis() as i64;
-                let update = CoalescedUpdate::Replace(&text);
-                self.store.coalesced_case_update(case.id, update, every, case.opened_at + every).await?;
-            }
+            Some(case) => self.queue_summary(&case).await,
         }
+    }
+
+    /// The queue's figures as they are now, on the burst's card: merged
+    /// into the summary that waits, posted at most every [`QUEUE_CARD_EVERY`].
+    async fn queue_summary(&self, case: &CaseRecord) -> Result<()> {
+        let figures = self.store.queue_figures(case.opened_at).await?;
+        let text = format!("⏳ {}: {}", case.short_id, queue_summary(&figures));
+        let every = QUEUE_CARD_EVERY.as_millis() as i64;
+        let update = CoalescedUpdate::Replace(&text);
+        self.store.coalesced_case_update(case.id, update, every, case.opened_at + every).await?;
         self.flush_cards();
         Ok(())
     }

@@ -49,30 +49,26 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         let mode = update.mode();
-        let mut tx = self.pool.begin().await?;
-        let merge = match update {
-            CoalescedUpdate::Append { more, .. } => {
-                sqlx::query("UPDATE moderator_outbox SET text = text || char(10) || char(10) || ? WHERE id = ?")
-                    .bind(more)
-            }
-            CoalescedUpdate::Replace(text) => {
-                sqlx::query("UPDATE moderator_outbox SET text = ? WHERE id = ?").bind(text)
-            }
-        };
-        let waiting: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM moderator_outbox
+        // The merge is the transaction's first statement, so it takes the
+        // write lock before anything is read (a read first could not turn
+        // into a write once another connection wrote: SQLITE_BUSY_SNAPSHOT).
+        let waiting = "(SELECT id FROM moderator_outbox
              WHERE case_id = ? AND coalescing = ? AND posted_at IS NULL AND parked_at IS NULL
                AND attempts = 0 AND next_attempt_at > ?
-             ORDER BY id DESC LIMIT 1",
-        )
-        .bind(case_id)
-        .bind(mode)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = waiting {
-            merge.bind(id).execute(&mut *tx).await?;
-        } else {
+             ORDER BY id DESC LIMIT 1)";
+        let (merge, text) = match update {
+            CoalescedUpdate::Append { more, .. } => (
+                format!("UPDATE moderator_outbox SET text = text || char(10) || char(10) || ? WHERE id = {waiting}"),
+                more,
+            ),
+            CoalescedUpdate::Replace(text) => {
+                (format!("UPDATE moderator_outbox SET text = ? WHERE id = {waiting}"), text)
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        let merged =
+            sqlx::query(&merge).bind(text).bind(case_id).bind(mode).bind(now).execute(&mut *tx).await?.rows_affected();
+        if merged == 0 {
             let last: Option<i64> = sqlx::query_scalar(
                 "SELECT MAX(next_attempt_at) FROM moderator_outbox WHERE case_id = ? AND coalescing = ?",
             )
