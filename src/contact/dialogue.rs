@@ -155,7 +155,7 @@ impl Contact {
         let why = order.escalation_reason.as_deref().unwrap_or("refused");
         let note =
             format!("the backend refused account ID {account} the customer sent ({why}); back to {}", case.short_id);
-        match self.store.back_to_case(order.id, true, &note).await {
+        match self.store.back_to_case(order.id, &note).await {
             Ok(()) => {}
             Err(StoreError::StateChanged { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),

@@ -39,7 +39,7 @@ pub use clock::Clock;
 pub use delivery::MESSAGE_DEADLINE;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
-pub use question_queue::{queue_summary, QUEUE_CARD_EVERY};
+pub use question_queue::queue_summary;
 pub use settings::ContactSection;
 pub use templates::{names as template_names, Templates};
 

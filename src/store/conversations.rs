@@ -420,12 +420,12 @@ impl Store {
         Ok(())
     }
 
-    /// An order whose account ID the backend refused goes back to its open
-    /// case (`needs_customer` → `escalated`) and its conversation link to
-    /// `moderator`, counting the refused ID against the order's three
-    /// strikes when `refused`; one transaction, only if the order is still
-    /// in `needs_customer`.
-    pub async fn back_to_case(&self, order_id: i64, refused: bool, note: &str) -> StoreResult<()> {
+    /// An order whose account ID (from the customer) the backend refused
+    /// goes back to its open case (`needs_customer` → `escalated`) and its
+    /// conversation link to `moderator`, counting the refused ID against
+    /// the order's three strikes; one transaction, so the count and the
+    /// move cannot part, only if the order is still in `needs_customer`.
+    pub async fn back_to_case(&self, order_id: i64, note: &str) -> StoreResult<()> {
         let now = super::now_ms();
         let mut tx = self.pool.begin().await?;
         let (from, to) = (OrderState::NeedsCustomer, OrderState::Escalated);
@@ -433,10 +433,9 @@ impl Store {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
         sqlx::query(
-            "UPDATE conversation_orders SET status = 'moderator', rejections = rejections + ?, updated_at = ?
+            "UPDATE conversation_orders SET status = 'moderator', rejections = rejections + 1, updated_at = ?
              WHERE order_id = ?",
         )
-        .bind(i64::from(refused))
         .bind(now)
         .bind(order_id)
         .execute(&mut *tx)

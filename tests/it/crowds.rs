@@ -422,3 +422,67 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
     clock.resume();
     sb.shutdown().await.unwrap();
 }
+
+/// A database from before migration 0016 may hold several open cases for
+/// one order (each refused late ID opened one): the newest stays open, the
+/// others are closed with a follow-up saying where the order is, and the
+/// outbox keeps every row through its rebuild.
+#[tokio::test]
+async fn duplicate_open_cases_of_older_databases_are_closed_into_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let before = dir.path().join("migrations");
+    std::fs::create_dir(&before).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().as_ref() < "0016" {
+            std::fs::copy(entry.path(), before.join(entry.file_name())).unwrap();
+        }
+    }
+    // The order's Tribute message is left out (foreign keys off while setting up).
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(false);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&pool).await.unwrap();
+    for sql in [
+        "INSERT INTO orders (id, order_ref, chat_id, message_id, customer_name, product, amount_minor, currency,
+            details, account_candidates, state, created_at, updated_at)
+         VALUES (7, 'TA-1-7', 1, 7, 'Мария', '100 Diamonds', 500, 'EUR', '—', '[]', 'escalated', 0, 0)",
+        "INSERT INTO cases (id, short_id, reason, order_id, status, opened_at) VALUES
+            (1, 'C1', 'customer_silent', 7, 'open', 0), (2, 'C2', 'account_rejected_thrice', 7, 'open', 1),
+            (3, 'C3', 'account_rejected_thrice', 7, 'open', 2), (4, 'C4', 'customer_question', NULL, 'open', 3)",
+        "INSERT INTO moderator_outbox (order_id, reason, subject, detail, created_at, case_id, kind, random_id,
+            posted_at) VALUES (7, 'customer_silent', 'order', '', 0, 1, 'card', 42, 5)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    let cases = store.all_cases().await.unwrap();
+    let open: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.status == tribute_assistant::store::CaseStatus::Open)
+        .map(|c| c.short_id.as_str())
+        .collect();
+    assert_eq!(open, vec!["C3", "C4"], "the newest case of the order, and the question case");
+    assert_eq!(cases[0].outcome.as_deref(), Some("closed as a duplicate of C3"));
+    let card = store.card_of_case(1).await.unwrap().unwrap();
+    assert_eq!(
+        (card.random_id, card.body.clone()),
+        (42, CardBody::Escalation(Escalation::order(7, EscalationReason::CustomerSilent, "")))
+    );
+    let follow_ups: Vec<String> = store
+        .pending_cards()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.body {
+            CardBody::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        follow_ups,
+        vec!["☑️ C1: closed as a duplicate; C3 has this order.", "☑️ C2: closed as a duplicate; C3 has this order."]
+    );
+}
