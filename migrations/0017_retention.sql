@@ -74,6 +74,6 @@ CREATE INDEX tribute_webhook_events_by_purchase ON tribute_webhook_events (purch
 CREATE INDEX tribute_purchases_by_user ON tribute_purchases (telegram_user_id);
 CREATE INDEX tribute_purchases_unmatched ON tribute_purchases (paid_at)
     WHERE order_id IS NULL AND matching_stopped_at IS NULL;
-CREATE INDEX orders_by_customer ON orders (customer_id);
+-- orders by customer: 0016 has orders_by_customer (customer_id, state).
 CREATE INDEX learn_previews_by_conversation ON learn_previews (conversation_id);
 CREATE INDEX moderator_outbox_by_case ON moderator_outbox (case_id);

@@ -53,6 +53,40 @@ pub fn day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
+/// Unit tests' paused clock over SQLite.
+#[cfg(test)]
+pub(crate) mod paused {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Pauses tokio's clock so only `tokio::time::advance` moves it. A
+    /// blocking task holds off auto-advance: tokio would otherwise jump the
+    /// clock while the runtime waits on SQLite's thread and time the pool
+    /// out. Released when dropped.
+    pub(crate) struct PausedClock(Arc<AtomicBool>);
+
+    impl PausedClock {
+        pub(crate) fn start() -> Self {
+            tokio::time::pause();
+            let hold = Arc::new(AtomicBool::new(true));
+            let h = hold.clone();
+            tokio::task::spawn_blocking(move || {
+                while h.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            Self(hold)
+        }
+    }
+
+    impl Drop for PausedClock {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::dialogue::OnCase;
 use super::{Clock, Contact, ContactError, Sent};
 use crate::domain::{Author, EscalationReason, OrderState};
 use crate::store::{ConversationRecord, NewCustomerMessage, PendingCustomerMessage, Undelivered};
@@ -182,7 +183,8 @@ impl Contact {
             let name = &conv.customer_name;
             let update =
                 |case: &str| format!("⚠️ {case}: our message to {name} could not be delivered ({why}):\n{text}");
-            self.escalate_question(&conv, &update, &format!("our answer could not be delivered: {why}"), false).await?;
+            let why = format!("our answer could not be delivered: {why}");
+            self.escalate_question(&conv, OnCase::Notice(&update), &why, false).await?;
         }
         Ok(())
     }

@@ -32,7 +32,8 @@ impl Contact {
             let (id, due) = (conv.id, self.advance(conv).instrument(span).await?);
             self.store.looked_at(id, version, due).await?;
         }
-        self.close_completed_cases().await
+        self.close_completed_cases().await?;
+        self.release_queued().await
     }
 
     /// After a restart: the first tick (what customers wrote while we were
@@ -46,13 +47,17 @@ impl Contact {
         for id in self.store.orders_needing_customer().await? {
             let order = self.store.order(id).await?;
             let Some(customer) = order.customer_id else { continue };
+            let link = self.store.order_link(id).await?;
             if let Some(case) = self.store.open_case_for_order(id).await? {
                 if let Some(account) = case.pending_account.clone() {
                     self.moderator_account_refused(&order, &case, &account).await?;
                     continue;
                 }
+                if let Some(l) = link.as_ref().filter(|l| l.status == LinkStatus::Validating) {
+                    self.late_account_refused(&order, &case, l).await?;
+                    continue;
+                }
             }
-            let link = self.store.order_link(id).await?;
             match link {
                 Some(l) if l.status == LinkStatus::Awaiting => {}
                 Some(l) if l.status == LinkStatus::Validating => self.customer_account_refused(&order, &l).await?,
@@ -130,6 +135,63 @@ impl Contact {
         );
         self.store.case_update(case.id, &text).await?;
         self.flush_cards();
+        Ok(())
+    }
+
+    /// The backend refused an account ID the customer sent while a
+    /// moderator had the order's case: the order goes back to that case
+    /// (an order never has two open cases), and the refusal counts against
+    /// the same three strikes as the IDs refused before the case. Below
+    /// them the customer is asked for another ID (it reaches the case like
+    /// the last one); at them, the customer's IDs are no longer taken.
+    async fn late_account_refused(
+        &self,
+        order: &OrderRecord,
+        case: &CaseRecord,
+        link: &ConversationOrder,
+    ) -> Result<()> {
+        let now = self.now_ms();
+        let account = link.account.clone().unwrap_or_default();
+        let why = order.escalation_reason.as_deref().unwrap_or("refused");
+        let note =
+            format!("the backend refused account ID {account} the customer sent ({why}); back to {}", case.short_id);
+        match self.store.back_to_case(order.id, &note).await {
+            Ok(()) => {}
+            Err(StoreError::StateChanged { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let conv = self.store.conversation(link.conversation_id).await?;
+        self.store
+            .set_dialogue_state(conv.id, &DialogueState::WithModerator { case_id: case.id, since: now }, now)
+            .await?;
+        let strikes = link.rejections + 1;
+        warn!(order_ref = %order.order_ref, %account, strikes, case = %case.short_id, "the backend refused a late account ID");
+        let next = if strikes < MAX_REJECTIONS {
+            "the customer is asked for another"
+        } else {
+            "so the customer's IDs are no longer taken"
+        };
+        let text = format!(
+            "❌ {}: the backend refused account ID {account} the customer sent ({why}); {strikes} of {MAX_REJECTIONS} \
+             refused, {next}. Reply with an ID, /reject <reason> or /done.",
+            case.short_id
+        );
+        self.store.case_update(case.id, &text).await?;
+        self.flush_cards();
+        if strikes < MAX_REJECTIONS {
+            let lang = conv.language;
+            let problem = self.problem(order, Some(&account), lang);
+            let vars = [
+                ("account", account.as_str()),
+                ("problem", problem.as_str()),
+                ("orders", &order_line(order, lang)),
+                ("name", conv.customer_name.as_str()),
+            ];
+            let text = self.templates.render("id_rejected", lang, &vars);
+            // The moderator has the case whatever becomes of this message.
+            let sent = self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await?;
+            info!(outcome = ?sent, "told the customer their late account ID was refused");
+        }
         Ok(())
     }
 
@@ -385,8 +447,9 @@ impl Contact {
     }
 
     /// A message while a moderator has the customer's case: a late account
-    /// ID for an order that was waiting for one is taken; anything else is
-    /// shown to the moderator on the case.
+    /// ID for an order that was waiting for one is taken, unless the
+    /// backend refused three of this customer's IDs for it already;
+    /// anything else is relayed to the moderator on the case (coalesced).
     async fn to_open_case(
         &self,
         conv: &ConversationRecord,
@@ -394,42 +457,57 @@ impl Contact {
         text: &str,
         extraction: AccountExtraction,
     ) -> Result<()> {
+        let mut note = None;
         if let (AccountExtraction::Found(id), Some(order_id)) = (&extraction, case.order_id) {
             let order = self.store.order(order_id).await?;
-            let link = self.store.order_link(order_id).await?;
-            let own = link.as_ref().is_some_and(|l| l.conversation_id == conv.id);
-            if own && order.state == OrderState::Escalated && case.pending_account.is_none() {
-                let note = format!("the customer sent account ID {id} after the case was opened; asking the backend");
-                match self
-                    .store
-                    .give_account(order_id, OrderState::Escalated, id, Some(LinkStatus::Validating), &note)
-                    .await
-                {
-                    Ok(()) => {
-                        self.wake_orders();
-                        let now = self.now_ms();
-                        let state = DialogueState::Validating { account: id.clone(), since: now };
-                        self.store.set_dialogue_state(conv.id, &state, now).await?;
-                        let update = format!("💬 {}: the customer sent account ID {id}; activating it.", case.short_id);
-                        self.store.case_update(case.id, &update).await?;
-                        self.flush_cards();
-                        return Ok(());
+            let link = self.store.order_link(order_id).await?.filter(|l| l.conversation_id == conv.id);
+            if let (Some(link), OrderState::Escalated, None) = (&link, order.state, &case.pending_account) {
+                if link.rejections >= MAX_REJECTIONS {
+                    note = Some(format!(
+                        "not activated: the backend refused {} IDs from this customer already; reply with the ID \
+                         to activate it",
+                        link.rejections
+                    ));
+                } else {
+                    let note =
+                        format!("the customer sent account ID {id} after the case was opened; asking the backend");
+                    match self
+                        .store
+                        .give_account(order_id, OrderState::Escalated, id, Some(LinkStatus::Validating), &note)
+                        .await
+                    {
+                        Ok(()) => {
+                            self.wake_orders();
+                            let now = self.now_ms();
+                            let state = DialogueState::Validating { account: id.clone(), since: now };
+                            self.store.set_dialogue_state(conv.id, &state, now).await?;
+                            let update =
+                                format!("💬 {}: the customer sent account ID {id}; activating it.", case.short_id);
+                            self.store.case_update(case.id, &update).await?;
+                            self.flush_cards();
+                            return Ok(());
+                        }
+                        // Moved meanwhile, or activated already (the account cannot change): the moderator reads it.
+                        Err(StoreError::StateChanged { .. } | StoreError::AlreadyActivated { .. }) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(StoreError::StateChanged { .. }) => {}
-                    Err(e) => return Err(e.into()),
                 }
             }
         }
-        let update = format!("💬 {} · {} wrote:\n{text}", case.short_id, conv.customer_name);
-        self.store.case_update(case.id, &update).await?;
-        self.flush_cards();
-        Ok(())
+        self.relay_to_case(conv, case, text, note.as_deref()).await
     }
 
     /// Hands a message to the question handler (the agent's seam) and acts
     /// on its decision. `acknowledge`: tell the customer their question was
-    /// passed on when a new case is opened for it.
-    async fn question(&self, conv: &ConversationRecord, text: &str, row: i64, acknowledge: bool) -> Result<()> {
+    /// passed on when a new case is opened for it. Only through
+    /// [`Contact::question`]'s account-wide budget.
+    pub(super) async fn ask_handler(
+        &self,
+        conv: &ConversationRecord,
+        text: &str,
+        row: i64,
+        acknowledge: bool,
+    ) -> Result<()> {
         let q = Question {
             conversation_id: conv.id,
             customer_id: conv.customer_id,
@@ -456,24 +534,24 @@ impl Contact {
                 return Ok(());
             }
         };
-        let name = &conv.customer_name;
-        let update = |case: &str| format!("💬 {case} · {name} wrote:\n{text}");
-        self.escalate_question(conv, &update, &why, acknowledge).await
+        self.escalate_question(conv, OnCase::Wrote(text), &why, acknowledge).await
     }
 
-    /// A question for a person: a follow-up (`update`, given the case's
-    /// short id) on the conversation's open question case, or a new case.
-    /// `acknowledge`: tell the customer their question was passed on when
-    /// a new case is opened for it.
+    /// A question for a person: `on_case` goes to the conversation's open
+    /// question case, or a new case is opened. `acknowledge`: tell the
+    /// customer their question was passed on when a new case is opened.
     pub(super) async fn escalate_question(
         &self,
         conv: &ConversationRecord,
-        update: &(dyn Fn(&str) -> String + Sync),
+        on_case: OnCase<'_>,
         why: &str,
         acknowledge: bool,
     ) -> Result<()> {
         if let Some(case) = self.store.open_question_case(conv.id).await? {
-            self.store.case_update(case.id, &update(&case.short_id)).await?;
+            match on_case {
+                OnCase::Wrote(text) => self.relay_to_case(conv, &case, text, None).await?,
+                OnCase::Notice(notice) => self.store.case_update(case.id, &notice(&case.short_id)).await?,
+            }
         } else {
             let case = self.store.open_case(&Escalation::question(conv.id, why)).await?;
             info!(case, "question case opened for the moderator");
@@ -594,6 +672,14 @@ impl Contact {
         let account = account.map(str::to_owned).unwrap_or_else(|| candidates.clone());
         self.templates.render(&format!("problem_{name}"), lang, &[("candidates", &candidates), ("account", &account)])
     }
+}
+
+/// What an open question case gets when a question goes to a person.
+pub(super) enum OnCase<'a> {
+    /// The customer's own words: relayed, coalesced at a bounded rate.
+    Wrote(&'a str),
+    /// A notice of ours, given the case's short id.
+    Notice(&'a (dyn Fn(&str) -> String + Sync)),
 }
 
 /// The account problems the contact flow asks customers about.

@@ -16,11 +16,14 @@
 //! never races itself; the order workflow runs in its own task and the two
 //! meet only through compare-and-set state transitions in the store.
 
+mod account_budget;
 mod budget;
+mod case_relay;
 mod clock;
 mod delivery;
 mod dialogue;
 mod question;
+mod question_queue;
 mod settings;
 pub mod step;
 mod templates;
@@ -29,11 +32,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use account_budget::AccountBudget;
 pub use budget::{Budgeted, QuestionLimits};
+pub use case_relay::CASE_RELAY_EVERY;
 pub use clock::Clock;
 pub use delivery::MESSAGE_DEADLINE;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
+pub use question_queue::queue_summary;
 pub use settings::ContactSection;
 pub use templates::{names as template_names, Templates};
 
@@ -60,6 +66,9 @@ pub struct ContactConfig {
     pub tick: Duration,
     /// How many questions per customer reach the agent or the moderator.
     pub question_limits: QuestionLimits,
+    /// How many agent turns and new question cases the whole account
+    /// makes; questions beyond it wait in the store's queue.
+    pub account_budget: AccountBudget,
 }
 
 impl Default for ContactConfig {
@@ -72,6 +81,7 @@ impl Default for ContactConfig {
             default_language: Language::Ru,
             tick: Duration::from_secs(1),
             question_limits: QuestionLimits::default(),
+            account_budget: AccountBudget::default(),
         }
     }
 }

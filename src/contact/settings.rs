@@ -1,12 +1,13 @@
 //! `[contact]` in the config file, and how it becomes a [`ContactConfig`].
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use super::{ContactConfig, QuestionLimits};
+use super::{AccountBudget, ContactConfig, QuestionLimits};
 use crate::domain::Language;
 use crate::settings::bounded_secs;
 
@@ -34,6 +35,18 @@ pub struct ContactSection {
     /// Agent answers per customer per UTC day; past that a person answers.
     #[serde(default = "default_agent_turns_per_day")]
     pub agent_turns_per_day: u32,
+    /// Agent turns of the whole account per minute and per hour, and new
+    /// question cases for the moderators per minute and per hour: past
+    /// any of them questions wait in a queue (oldest first; the moderators
+    /// get one card per burst).
+    #[serde(default = "default_agent_turns_per_minute")]
+    pub agent_turns_per_minute: u32,
+    #[serde(default = "default_agent_turns_per_hour")]
+    pub agent_turns_per_hour: u32,
+    #[serde(default = "default_question_cases_per_minute")]
+    pub question_cases_per_minute: u32,
+    #[serde(default = "default_question_cases_per_hour")]
+    pub question_cases_per_hour: u32,
     /// Directory with `contact/*.ru.md` / `*.en.md` templates (built-in texts otherwise).
     pub prompts_dir: Option<PathBuf>,
     /// `ru` or `en`: for customers whose name and messages show no language (digits, emoji, "ok").
@@ -68,6 +81,18 @@ fn default_questions_per_minute() -> u32 {
 fn default_agent_turns_per_day() -> u32 {
     QuestionLimits::default().per_day
 }
+fn default_agent_turns_per_minute() -> u32 {
+    AccountBudget::default().agent_turns_per_minute.get()
+}
+fn default_agent_turns_per_hour() -> u32 {
+    AccountBudget::default().agent_turns_per_hour.get()
+}
+fn default_question_cases_per_minute() -> u32 {
+    AccountBudget::default().question_cases_per_minute.get()
+}
+fn default_question_cases_per_hour() -> u32 {
+    AccountBudget::default().question_cases_per_hour.get()
+}
 
 impl ContactSection {
     /// The contact settings, or `None` when contact is disabled.
@@ -84,6 +109,17 @@ impl ContactSection {
             ("[contact] reminder_after_secs", Some(self.reminder_after_secs)),
             ("[contact] escalate_after_secs", Some(self.escalate_after_secs)),
         ])?;
+        let at_least_one = |name: &str, v: u32| {
+            NonZeroU32::new(v).with_context(|| {
+                format!("[contact] {name} must be at least 1 (0 would hold every question forever), not {v}")
+            })
+        };
+        let account_budget = AccountBudget {
+            agent_turns_per_minute: at_least_one("agent_turns_per_minute", self.agent_turns_per_minute)?,
+            agent_turns_per_hour: at_least_one("agent_turns_per_hour", self.agent_turns_per_hour)?,
+            question_cases_per_minute: at_least_one("question_cases_per_minute", self.question_cases_per_minute)?,
+            question_cases_per_hour: at_least_one("question_cases_per_hour", self.question_cases_per_hour)?,
+        };
         Ok(Some(ContactConfig {
             reminder_after: Duration::from_secs(self.reminder_after_secs),
             escalate_after: Duration::from_secs(self.escalate_after_secs),
@@ -92,9 +128,28 @@ impl ContactSection {
                 per_minute: self.questions_per_minute.max(1),
                 per_day: self.agent_turns_per_day,
             },
+            account_budget,
             prompts_dir: self.prompts_dir.clone(),
             default_language,
             ..ContactConfig::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_budget_has_defaults_and_refuses_zero_by_name() {
+        let cfg = ContactSection::default().contact_config().unwrap().unwrap();
+        assert_eq!(cfg.account_budget, AccountBudget::default());
+        let section: ContactSection =
+            toml::from_str("agent_turns_per_minute = 5\nquestion_cases_per_hour = 7").unwrap();
+        let budget = section.contact_config().unwrap().unwrap().account_budget;
+        assert_eq!((budget.agent_turns_per_minute.get(), budget.question_cases_per_hour.get()), (5, 7));
+        let section: ContactSection = toml::from_str("question_cases_per_minute = 0").unwrap();
+        let err = format!("{:#}", section.contact_config().unwrap_err());
+        assert!(err.contains("[contact] question_cases_per_minute must be at least 1"), "{err}");
     }
 }

@@ -145,6 +145,9 @@ pub enum EscalationReason {
     CustomerQuestion,
     /// Telegram refused a step of the order for good (e.g. the reply is too long).
     TelegramRefused,
+    /// More questions at once than the account-wide budget of agent turns
+    /// and new question cases: they wait in a queue (one card per burst).
+    QuestionsQueued,
     /// The backend refused our signature although the request was fresh:
     /// a rotated secret or clocks apart. Retried; a person must fix it.
     BackendUnauthorized,
@@ -173,7 +176,7 @@ pub enum EscalationReason {
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 23] = [
+    pub const ALL: [EscalationReason; 24] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
@@ -188,6 +191,7 @@ impl EscalationReason {
         EscalationReason::MessageCapReached,
         EscalationReason::CustomerQuestion,
         EscalationReason::TelegramRefused,
+        EscalationReason::QuestionsQueued,
         EscalationReason::BackendUnauthorized,
         EscalationReason::WebhookInvalid,
         EscalationReason::WebhookAmountMismatch,
@@ -220,6 +224,7 @@ impl EscalationReason {
             EscalationReason::MessageCapReached => "message_cap_reached",
             EscalationReason::CustomerQuestion => "customer_question",
             EscalationReason::TelegramRefused => "telegram_refused",
+            EscalationReason::QuestionsQueued => "questions_queued",
             EscalationReason::BackendUnauthorized => "backend_unauthorized",
             EscalationReason::WebhookInvalid => "webhook_invalid",
             EscalationReason::WebhookAmountMismatch => "webhook_amount_mismatch",
@@ -249,6 +254,9 @@ impl EscalationReason {
             EscalationReason::MessageCapReached => "we reached today's message limit for this customer",
             EscalationReason::CustomerQuestion => "the customer asked a question",
             EscalationReason::TelegramRefused => "Telegram refused a step of the order for good",
+            EscalationReason::QuestionsQueued => {
+                "more questions at once than the agent's and the moderators' budget: they wait in a queue"
+            }
             EscalationReason::BackendUnauthorized => {
                 "the backend refuses our signature (rotated secret or clocks apart?); orders wait and are retried"
             }

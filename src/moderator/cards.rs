@@ -12,6 +12,7 @@
 
 pub mod outage;
 pub mod purchase;
+pub mod question_queue;
 
 use super::sizing;
 use crate::domain::{Direction, EscalationReason};

@@ -184,7 +184,7 @@ async fn post_row(
         Ok(None) => {
             info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
             let after = store.outbox_search_anchor(row.id, chat).await?;
-            match find_posted(messenger, chat, &text, !row.is_update(), after).await {
+            match find_posted(messenger, chat, &text, matches!(row.body, CardBody::Escalation(_)), after).await {
                 Ok(Some(id)) => {
                     store.mark_card_posted(row.id, chat, id).await?;
                     info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
@@ -312,9 +312,11 @@ async fn send(
 
 /// Our message with `text` in the chat after message `after` (the newest
 /// one posted before the row was stored), looking at up to
-/// `SEARCH_PAGES` pages of history. A `card` is matched by its first
-/// line (its title, naming its case): rendered again, the rest of it may
-/// have changed since the attempt that went through.
+/// `SEARCH_PAGES` pages of history. A `card` (a row rendered from a typed
+/// escalation: a case's card, or one merged into an order's open case as a
+/// follow-up) is matched by its first line (its title, naming its case):
+/// rendered again, the rest of it may have changed since the attempt that
+/// went through.
 async fn find_posted(
     messenger: &dyn Messenger,
     chat: ChatId,

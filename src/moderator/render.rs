@@ -5,7 +5,7 @@
 //! are read as they are then: the order record, the raw Tribute text, the
 //! conversation so far, the case's short id.
 
-use super::cards::{self, outage::outage_card, purchase::purchase_card, View};
+use super::cards::{self, outage::outage_card, purchase::purchase_card, question_queue::question_queue_card, View};
 use crate::domain::{EscalationReason, LinkStatus};
 use crate::store::{
     now_ms, CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult,
@@ -64,6 +64,10 @@ pub async fn card(store: &Store, case: &CaseRecord, escalation: &Escalation, vie
                 .ok_or_else(|| StoreError::Corrupt(format!("case {id}: outage {outage_id} is not stored")))?;
             let members = store.outage_members(*outage_id).await?;
             Ok(outage_card(id, &outage, &members, now_ms(), view))
+        }
+        CardSubject::QuestionQueue => {
+            let figures = store.queue_figures(case.opened_at).await?;
+            Ok(question_queue_card(id, detail, &figures))
         }
     }
 }

@@ -420,6 +420,30 @@ impl Store {
         Ok(())
     }
 
+    /// An order whose account ID (from the customer) the backend refused
+    /// goes back to its open case (`needs_customer` → `escalated`) and its
+    /// conversation link to `moderator`, counting the refused ID against
+    /// the order's three strikes; one transaction, so the count and the
+    /// move cannot part, only if the order is still in `needs_customer`.
+    pub async fn back_to_case(&self, order_id: i64, note: &str) -> StoreResult<()> {
+        let now = super::now_ms();
+        let mut tx = self.pool.begin().await?;
+        let (from, to) = (OrderState::NeedsCustomer, OrderState::Escalated);
+        if !cas_order_state(&mut tx, order_id, from, to, &OrderChanges::default(), note, now).await? {
+            return Err(StoreError::StateChanged { order_id, expected: from });
+        }
+        sqlx::query(
+            "UPDATE conversation_orders SET status = 'moderator', rejections = rejections + 1, updated_at = ?
+             WHERE order_id = ?",
+        )
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Counts one more message to `customer_id` on `day` (`YYYY-MM-DD`)
     /// if fewer than `max` were sent; false when the cap is reached.
     pub async fn take_daily_message(&self, customer_id: i64, day: &str, max: u32) -> StoreResult<bool> {

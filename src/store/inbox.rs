@@ -77,22 +77,41 @@ impl Store {
         Ok(res.rows_affected() > 0)
     }
 
-    /// Waiting messages in the order they should be handled: the moderator
-    /// chat first, then customers round-robin (each sender's first waiting
-    /// message, then each one's second, …), so one customer writing a
-    /// hundred messages delays nobody else by more than one turn each.
-    /// A message backing off after a failure waits until its time.
+    /// Waiting messages in the order they should be handled, by lane: the
+    /// moderator chat first; then customers an order waits for (their
+    /// account ID finishes a paid order: an order of theirs needs them or
+    /// is with a moderator, or their dialogue asked them for an account
+    /// ID); then everyone else's questions. Only the highest lane present
+    /// is returned, so a batch never holds order-moving work behind
+    /// stranger questions; and of the questions lane only one message,
+    /// because a question can be an LLM turn of up to a minute: the caller
+    /// comes back here (and to its timers) after each one. Within a lane,
+    /// senders round-robin (each sender's first waiting message, then each
+    /// one's second, …), so one customer writing a hundred messages delays
+    /// nobody else in the lane by more than one turn each. A sender's lane
+    /// is decided per sender, so their messages stay in order. A message
+    /// backing off after a failure waits until its time.
     pub async fn waiting_inbound(&self, limit: i64) -> StoreResult<Vec<(InboxKind, Message)>> {
         let rows = sqlx::query(
-            "SELECT kind, message_json FROM (
-                 SELECT kind, message_json, received_at, message_id,
-                        ROW_NUMBER() OVER (PARTITION BY chat_id, sender_id ORDER BY message_id) AS turn
-                 FROM inbox WHERE handled_at IS NULL AND not_before <= ?)
-             ORDER BY kind = 'customer', turn, received_at, message_id
-             LIMIT ?",
+            "WITH waiting AS (
+                 SELECT i.kind, i.message_json, i.received_at, i.message_id,
+                        ROW_NUMBER() OVER (PARTITION BY i.chat_id, i.sender_id ORDER BY i.message_id) AS turn,
+                        CASE
+                            WHEN i.kind = 'moderator' THEN 0
+                            WHEN EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = i.sender_id
+                                            AND o.state IN ('needs_customer', 'escalated'))
+                              OR EXISTS (SELECT 1 FROM conversations c WHERE c.customer_id = i.sender_id
+                                            AND c.state = 'awaiting_account') THEN 1
+                            ELSE 2
+                        END AS lane
+                 FROM inbox i WHERE i.handled_at IS NULL AND i.not_before <= ?2)
+             SELECT kind, message_json FROM waiting
+             WHERE lane = (SELECT MIN(lane) FROM waiting)
+             ORDER BY turn, received_at, message_id
+             LIMIT (CASE WHEN (SELECT MIN(lane) FROM waiting) = 2 THEN MIN(?1, 1) ELSE ?1 END)",
         )
-        .bind(now_ms())
         .bind(limit)
+        .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -54,17 +54,21 @@ pub use customer_outbox::{NewCustomerMessage, PendingCustomerMessage, Undelivere
 mod audit;
 mod case_ref;
 mod cases;
+mod coalesced_updates;
 mod conversations;
 mod learning;
 // Retention and erasure (src/retention).
 mod erasure;
+mod queued_questions;
 mod retention;
 pub use audit::{AuditEntry, NewAudit};
 pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
+pub use coalesced_updates::CoalescedUpdate;
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
 pub use erasure::{ErasureCounts, Forgotten, PendingWork};
 pub use learning::{LearnPreview, NewLearnPreview};
+pub use queued_questions::{BudgetItem, QueueFigures, QueuedQuestion};
 
 use crate::domain::{OrderState, TransitionError};
 

@@ -42,6 +42,9 @@ pub enum CardSubject {
     InboxMessage { chat_id: ChatId, message_id: MessageId },
     /// Orders held up by a failing backend or Telegram (a row of `outages`).
     Outage(i64),
+    /// Questions waiting in the queue of the account-wide budget: one card
+    /// per burst, showing the queue as it is (`queued_questions`).
+    QuestionQueue,
 }
 
 impl CardSubject {
@@ -63,6 +66,7 @@ impl CardSubject {
             CardSubject::WebhookBody(_) => "webhook_body",
             CardSubject::InboxMessage { .. } => "inbox_message",
             CardSubject::Outage(_) => "outage",
+            CardSubject::QuestionQueue => "question_queue",
         }
     }
 }
@@ -137,9 +141,16 @@ impl OutboxCard {
     }
 }
 
-/// Stores a card and opens its case; returns the case id.
+/// Stores a card and opens its case; returns the case id. An order has at
+/// most one open case (the unique index `cases_one_open_per_order`): a card
+/// about an order whose case is open becomes a follow-up on that case
+/// instead, rendered like a card, and that case's id is returned.
 pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalation, now: i64) -> StoreResult<i64> {
     let order_id = card.subject.order_id();
+    if let Some(open) = open_case_of_order(tx, order_id).await? {
+        insert_row(tx, card, open, "update", now).await?;
+        return Ok(open);
+    }
     let conversation_id: Option<i64> = match (&card.subject, order_id) {
         (CardSubject::Conversation(c), _) => Some(*c),
         (_, Some(o)) => {
@@ -166,13 +177,36 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         .execute(&mut **tx)
         .await?;
     }
+    insert_row(tx, card, case_id, "card", now).await?;
+    Ok(case_id)
+}
+
+/// The open case of `order_id`, if it has one.
+async fn open_case_of_order(tx: &mut Transaction<'_, Sqlite>, order_id: Option<i64>) -> StoreResult<Option<i64>> {
+    let Some(order_id) = order_id else { return Ok(None) };
+    Ok(sqlx::query_scalar("SELECT id FROM cases WHERE order_id = ? AND status = 'open'")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Stores a typed escalation of case `case_id` as its card (`kind` =
+/// `card`) or as a follow-up rendered like one (`update`).
+async fn insert_row(
+    tx: &mut Transaction<'_, Sqlite>,
+    card: &Escalation,
+    case_id: i64,
+    kind: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let order_id = card.subject.order_id();
     let (source, key) = match &card.subject {
         CardSubject::TributeMessage { chat_id, message_id } | CardSubject::InboxMessage { chat_id, message_id } => {
             (Some((*chat_id, *message_id)), None)
         }
         CardSubject::Purchase { purchase_id: k, .. } | CardSubject::WebhookBody(k) => (None, Some(k.clone())),
         CardSubject::Outage(id) => (None, Some(id.to_string())),
-        CardSubject::Order(_) | CardSubject::Conversation(_) => (None, None),
+        CardSubject::Order(_) | CardSubject::Conversation(_) | CardSubject::QuestionQueue => (None, None),
     };
     let card_conversation = match card.subject {
         CardSubject::Conversation(c) => Some(c),
@@ -182,7 +216,7 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
         "INSERT INTO moderator_outbox
            (order_id, source_chat_id, source_message_id, reason, subject, conversation_id, subject_key, detail,
             created_at, case_id, kind, random_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'card', random())",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, random())",
     )
     .bind(order_id)
     .bind(source.map(|(c, _)| c))
@@ -194,9 +228,10 @@ pub(super) async fn insert_card(tx: &mut Transaction<'_, Sqlite>, card: &Escalat
     .bind(&card.detail)
     .bind(now)
     .bind(case_id)
+    .bind(kind)
     .execute(&mut **tx)
     .await?;
-    Ok(case_id)
+    Ok(())
 }
 
 /// Opens the case a card belongs to; its short id is its row id.
@@ -252,20 +287,22 @@ fn body_from_row(r: &SqliteRow) -> StoreResult<CardBody> {
         "purchase" => CardSubject::Purchase { purchase_id: key()?, order_id: r.get("order_id") },
         "webhook_body" => CardSubject::WebhookBody(key()?),
         "outage" => CardSubject::Outage(key()?.parse().map_err(|_| corrupt("outage id"))?),
+        "question_queue" => CardSubject::QuestionQueue,
         other => return Err(corrupt(&format!("subject {other:?}"))),
     };
     let detail = r.get::<Option<String>, _>("detail").unwrap_or_default();
     Ok(CardBody::Escalation(Escalation { reason, subject, detail }))
 }
 
-/// Queues a follow-up message for a case (posted as a reply to its card).
+/// Queues a follow-up message for a case (posted as a reply to its card);
+/// returns its row id.
 pub(super) async fn insert_update(
     tx: &mut Transaction<'_, Sqlite>,
     case_id: i64,
     text: &str,
     now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
+) -> StoreResult<i64> {
+    let res = sqlx::query(
         "INSERT INTO moderator_outbox
            (order_id, source_chat_id, source_message_id, reason, text, created_at, case_id, kind, random_id)
          SELECT order_id, 0, 0, reason, ?, ?, id, 'update', random() FROM cases WHERE id = ?",
@@ -275,7 +312,7 @@ pub(super) async fn insert_update(
     .bind(case_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(res.last_insert_rowid())
 }
 
 impl Store {

@@ -8,6 +8,7 @@ mod agent;
 mod backend_contract;
 mod cli;
 mod contact;
+mod crowds;
 mod desk;
 mod eval;
 mod export;
