@@ -70,6 +70,7 @@ impl Pruner {
         counts.insert("customer_outbox", store.prune_customer_outbox(before(s.outboxes), batch).await?);
         counts.insert("case_follow_ups", store.prune_case_follow_ups(before(s.outboxes), batch).await?);
         counts.insert("learn_previews", store.prune_learn_previews(before(s.outboxes), batch).await?);
+        counts.insert("queued_questions", store.prune_released_questions(before(s.outboxes), batch).await?);
         counts.insert("daily_counters", store.prune_daily_counters(&crate::clock::day(before(s.inbox)), batch).await?);
         let scrub = before(s.scrub_after);
         counts.insert("conversation_messages", store.prune_closed_conversation_messages(scrub, batch).await?);

@@ -135,6 +135,25 @@ impl Store {
         Ok(n)
     }
 
+    /// Deletes queued questions released before `cutoff` (the question
+    /// itself is in its conversation; the row only said when it was let
+    /// through). Waiting ones are never touched.
+    pub async fn prune_released_questions(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "DELETE FROM queued_questions WHERE id IN (
+               SELECT id FROM queued_questions WHERE released_at < ?1 ORDER BY id LIMIT ?2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        bump(&mut tx, "pruned", "queued_questions", "", n).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Deletes `/learn` previews made before `cutoff` (a preview is a
     /// question to a moderator; what was approved is in `approved_pairs`).
     pub async fn prune_learn_previews(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {

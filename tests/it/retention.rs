@@ -200,6 +200,11 @@ async fn pruning_removes_only_what_is_past_its_window_and_never_pending_work() {
     let vera_order = order(&store, 2, 503, "Вера", &[OrderState::NeedsCustomer]).await;
     store.link_order(vera, vera_order, "missing_account", now_ms()).await.unwrap();
     post_all(&store).await;
+    // Two questions queued behind the account-wide budget: one let through, one still waiting.
+    assert!(store.queue_question(anna, 1_001, false, now_ms()).await.unwrap());
+    assert!(store.queue_question(boris, 1_002, false, now_ms()).await.unwrap());
+    let released: i64 = count(&mut db, "SELECT id FROM queued_questions WHERE message_id = 1001").await;
+    store.release_queued_question(released, now_ms(), None).await.unwrap();
 
     let messages_before = store.customer_message_counts().await.unwrap();
     let answers_before = store.agent_turn_counts().await.unwrap();
@@ -215,6 +220,8 @@ async fn pruning_removes_only_what_is_past_its_window_and_never_pending_work() {
     // Past the inbox and outbox windows: handled copies and done messages go.
     let report = pruner.pass(now + 31 * DAY).await.unwrap();
     assert_eq!(report.get("customer_outbox"), 1, "{report:?}");
+    assert_eq!(report.get("queued_questions"), 1, "the released question's row: {report:?}");
+    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM queued_questions WHERE released_at IS NULL").await, 1);
     assert_eq!(report.get("case_follow_ups"), 2, "Anna's closed case's follow-ups: {report:?}");
     assert_eq!(count(&mut db, "SELECT COUNT(*) FROM inbox WHERE chat_id = 501").await, 1, "the cursor stays");
     assert_eq!(store.inbox_cursor(501).await.unwrap(), Some(12), "the re-read starts after the newest message");
