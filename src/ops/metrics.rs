@@ -166,6 +166,7 @@ pub fn render(s: &Scrape<'_>) -> String {
         ("refunds_open", s.store.refunds_open),
         ("inbox", s.store.inbox_waiting),
         ("learn_unindexed", s.store.pairs_unindexed),
+        ("questions_queued", s.store.questions_queued),
     ] {
         w.sample("tribute_assistant_queue_depth", &[("queue", queue)], n as f64);
     }

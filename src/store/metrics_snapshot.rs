@@ -35,6 +35,8 @@ pub struct StoreSnapshot {
     pub inbox_waiting: i64,
     /// `/learn`ed answers the knowledge base does not have yet.
     pub pairs_unindexed: i64,
+    /// Questions waiting behind the account-wide budget.
+    pub questions_queued: i64,
     /// How long the longest-waiting due item of each queue has waited (ms;
     /// 0 when nothing is due): inbox, orders, moderator outbox.
     pub lag_ms: [(&'static str, i64); 3],
@@ -107,7 +109,8 @@ impl Store {
                (SELECT COUNT(*) FROM tribute_purchases WHERE refunded_at IS NOT NULL AND refund_handled_at IS NULL),
                (SELECT COUNT(*) FROM moderator_outbox WHERE posted_at IS NULL AND parked_at IS NOT NULL),
                (SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL),
-               (SELECT COUNT(*) FROM approved_pairs WHERE indexed_at IS NULL)",
+               (SELECT COUNT(*) FROM approved_pairs WHERE indexed_at IS NULL),
+               (SELECT COUNT(*) FROM queued_questions WHERE released_at IS NULL)",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -135,6 +138,7 @@ impl Store {
             deactivations,
             inbox_waiting: row.get(7),
             pairs_unindexed: row.get(8),
+            questions_queued: row.get(9),
             lag_ms: [("inbox", waited(lag.0)), ("orders", waited(lag.1)), ("moderator_outbox", waited(lag.2))],
             retention,
             retention_last_pass_at,
