@@ -43,7 +43,8 @@ impl Kit {
         };
         let mut c = Command::new(program);
         c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).arg("--db").arg(dir.join("store"));
-        c.stdin(Stdio::null()).kill_on_drop(true);
+        // No __pycache__ in the source tree.
+        c.env("PYTHONDONTWRITEBYTECODE", "1").stdin(Stdio::null()).kill_on_drop(true);
         c
     }
 
@@ -118,6 +119,60 @@ fn run_daemon(config: &str, dir: &Path, n: usize) -> Child {
         .unwrap()
 }
 
+/// The testbed's control API: the world's side of every order.
+struct World {
+    http: reqwest::Client,
+    control: String,
+}
+
+impl World {
+    /// The Tribute bot posts a paid order → (message id, order reference).
+    async fn post(&self, customer: i64, details: &str) -> (i64, String) {
+        let order = json!({"customer_id": customer, "customer_name": "Иван", "product": PRODUCT,
+            "price": "€5.00", "details": details});
+        let r = self.http.post(format!("{}/orders", self.control)).json(&order).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let posted: Value = r.json().await.unwrap();
+        (posted["message_id"].as_i64().unwrap(), posted["order_ref"].as_str().unwrap().to_owned())
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http.get(format!("{}{path}", self.control)).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn order(&self, id: i64) -> Value {
+        self.get(&format!("/orders/{id}")).await
+    }
+
+    async fn delivered(&self, id: i64, order_ref: &str) {
+        eventually(&format!("{order_ref} delivered"), || async {
+            (self.order(id).await["send_presses"] == 1).then_some(())
+        })
+        .await;
+    }
+
+    /// What the daemon wrote to a customer.
+    async fn sent_to(&self, customer: i64) -> Vec<String> {
+        let chat = self.get(&format!("/chats/{customer}/messages")).await;
+        let chat = chat.as_array().unwrap().iter().filter(|m| m["outgoing"] == true);
+        chat.filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// The first message to `customer` that names `account`.
+    async fn asked(&self, customer: i64, account: &str) -> String {
+        eventually(&format!("customer {customer} asked about {account}"), || async {
+            self.sent_to(customer).await.into_iter().find(|t| t.contains(account))
+        })
+        .await
+    }
+}
+
+/// The kit's activations by order reference.
+fn activations(store: &Value) -> HashMap<String, Value> {
+    let all = store["activations"].as_array().unwrap().iter();
+    all.map(|a| (a["order_ref"].as_str().unwrap().to_owned(), a.clone())).collect()
+}
+
 /// The test, the same for each kit.
 async fn the_kit_serves_the_real_daemon(kit: Kit) {
     let _alone = crate::support::cpu_heavy().await;
@@ -147,64 +202,27 @@ async fn the_kit_serves_the_real_daemon(kit: Kit) {
         .unwrap();
     let ready = ready_line(&mut testbed, "the testbed").await;
     assert_eq!(ready["backend"], url.as_str());
-    let control = ready["control"].as_str().unwrap().to_owned();
     let config = ready["config"].as_str().unwrap().to_owned();
-    let http = crate::support::http();
+    let world = World { http: crate::support::http(), control: ready["control"].as_str().unwrap().to_owned() };
     let pending = json!({"account_id": "111111", "product": PRODUCT});
-    let r = http.post(format!("{control}/backend/pending")).json(&pending).send().await.unwrap();
+    let r = world.http.post(format!("{}/backend/pending", world.control)).json(&pending).send().await.unwrap();
     assert_eq!(r.status(), 409, "the testbed adds pending orders only to its reference backend");
-
-    let post = |customer: i64, details: &str| {
-        let order = json!({"customer_id": customer, "customer_name": "Иван", "product": PRODUCT,
-            "price": "€5.00", "details": details});
-        let (http, control) = (http.clone(), control.clone());
-        async move {
-            let r = http.post(format!("{control}/orders")).json(&order).send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            let posted: Value = r.json().await.unwrap();
-            (posted["message_id"].as_i64().unwrap(), posted["order_ref"].as_str().unwrap().to_owned())
-        }
-    };
-    let order = |id: i64| {
-        let (http, control) = (http.clone(), control.clone());
-        async move { http.get(format!("{control}/orders/{id}")).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let delivered = |id: i64, what: String| {
-        let order = order.clone();
-        async move {
-            eventually(&what, || async { (order(id).await["send_presses"] == 1).then_some(()) }).await;
-        }
-    };
-    let customer_chat = |customer: i64| {
-        let (http, control) = (http.clone(), control.clone());
-        async move {
-            let chat: Vec<Value> =
-                http.get(format!("{control}/chats/{customer}/messages")).send().await.unwrap().json().await.unwrap();
-            chat.into_iter()
-                .filter(|m| m["outgoing"] == true)
-                .filter_map(|m| m["text"].as_str().map(str::to_owned))
-                .collect::<Vec<String>>()
-        }
-    };
-
     for account in ["111111", "222222", "300001", "300002", "300003"] {
         kit.add(dir, &url, &["add-pending", account, PRODUCT, "5.00 EUR"]).await;
     }
     kit.add(dir, &url, &["add-account", "444444"]).await;
 
     let mut daemon = run_daemon(&config, dir, 0);
-    let (a, a_ref) = post(501, "ID 111111").await;
-    let (b, b_ref) = post(502, "мой ID 222222").await;
-    let (unknown, unknown_ref) = post(503, "ID 999999").await;
-    let (nothing, nothing_ref) = post(504, "ID 444444").await;
-    delivered(a, format!("{a_ref} delivered")).await;
+    let mut valid = vec![world.post(501, "ID 111111").await, world.post(502, "мой ID 222222").await];
+    let (unknown, unknown_ref) = world.post(503, "ID 999999").await;
+    let (nothing, nothing_ref) = world.post(504, "ID 444444").await;
+    world.delivered(valid[0].0, &valid[0].1).await;
     // The same customer pays again for the order the first payment fulfilled.
-    let (again, again_ref) = post(501, "ID 111111").await;
+    let (again, again_ref) = world.post(501, "ID 111111").await;
 
-    // SIGKILL the daemon as soon as the kit has seen its first call for a new order.
-    let mut valid = vec![(a, a_ref.clone()), (b, b_ref.clone())];
+    // SIGKILL the daemon as soon as the kit has seen its first call for the next orders.
     for (customer, account) in [(601, "300001"), (602, "300002"), (603, "300003")] {
-        valid.push(post(customer, &format!("ID {account}")).await);
+        valid.push(world.post(customer, &format!("ID {account}")).await);
     }
     let first_call = format!("activate {} ", valid[2].1);
     eventually("the kit's first call for the orders posted before the kill", || async {
@@ -215,69 +233,55 @@ async fn the_kit_serves_the_real_daemon(kit: Kit) {
     daemon.wait().await.unwrap();
     let mut daemon = run_daemon(&config, dir, 1);
     for (id, order_ref) in &valid {
-        delivered(*id, format!("{order_ref} delivered after the SIGKILL")).await;
+        world.delivered(*id, order_ref).await;
     }
 
     // "Maybe a typo" only for the account that does not exist.
-    let asked = |customer: i64, account: &'static str| {
-        let customer_chat = customer_chat.clone();
-        async move {
-            eventually(&format!("customer {customer} asked about {account}"), || async {
-                customer_chat(customer).await.into_iter().find(|t| t.contains(account))
-            })
-            .await
-        }
-    };
-    let to_unknown = asked(503, "999999").await;
+    let to_unknown = world.asked(503, "999999").await;
     assert!(to_unknown.contains("ошибкой"), "{to_unknown}");
-    let to_nothing = asked(504, "444444").await;
+    let to_nothing = world.asked(504, "444444").await;
     assert!(!to_nothing.contains("ошибкой") && to_nothing.contains("есть на сайте"), "{to_nothing}");
     // The second payment: told the truth, a moderator has it, nobody asks for the ID again.
     eventually("the second payment on a case card", || async {
-        (order(again).await["case_card"] == true).then_some(())
+        (world.order(again).await["case_card"] == true).then_some(())
     })
     .await;
     let told = eventually("the customer told about the second payment", || async {
-        let texts = customer_chat(501).await;
+        let texts = world.sent_to(501).await;
         texts.iter().any(|t| t.contains("повторная оплата")).then_some(texts)
     })
     .await;
     assert!(told.iter().all(|t| !t.contains("ошибкой")), "{told:?}");
 
     // From the world's side: one reply and one Send press per valid order, nothing for the others.
-    let stats: Value = http.get(format!("{control}/stats")).send().await.unwrap().json().await.unwrap();
+    let stats = world.get("/stats").await;
     let t = &stats["totals"];
     assert_eq!((t["duplicate_tribute_replies"].as_u64(), t["duplicate_send_presses"].as_u64()), (Some(0), Some(0)));
     assert_eq!(t["delivered"].as_u64(), Some(valid.len() as u64), "{stats}");
     for id in [unknown, nothing, again] {
-        assert_eq!(order(id).await["send_presses"], 0, "order {id}");
+        assert_eq!(world.order(id).await["send_presses"], 0, "order {id}");
     }
 
     // The kit's store agrees: one activation per valid order, each its own pending order.
     let store = kit.dump(dir).await;
-    let activations: HashMap<String, Value> = store["activations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| (a["order_ref"].as_str().unwrap().to_owned(), a.clone()))
-        .collect();
+    let activated = activations(&store);
     let mut expected: Vec<&str> = valid.iter().map(|(_, r)| r.as_str()).collect();
-    let mut got: Vec<&str> = activations.keys().map(String::as_str).collect();
+    let mut got: Vec<&str> = activated.keys().map(String::as_str).collect();
     expected.sort_unstable();
     got.sort_unstable();
     assert_eq!(got, expected, "{store}");
     for unfinished in [&unknown_ref, &nothing_ref, &again_ref] {
-        assert!(!activations.contains_key(unfinished.as_str()), "{unfinished}: {store}");
+        assert!(!activated.contains_key(unfinished.as_str()), "{unfinished}: {store}");
     }
-    let fulfilled: Vec<&str> =
-        store["pending"].as_array().unwrap().iter().filter_map(|p| p["fulfilled_by"].as_str()).collect();
+    let pending = store["pending"].as_array().unwrap().iter();
+    let fulfilled: Vec<&str> = pending.filter_map(|p| p["fulfilled_by"].as_str()).collect();
     assert_eq!(fulfilled.len(), valid.len(), "one pending order consumed per activation: {store}");
     assert!(fulfilled.iter().all(|r| expected.contains(r)), "{store}");
     // ...and it activated each once: a repeat after the kill is `already_activated`.
     let log = std::fs::read_to_string(dir.join("kit.log")).unwrap();
     for order_ref in &expected {
-        let times =
-            log.lines().filter(|l| l.contains(&format!("activate {order_ref} ")) && l.contains("-> activated")).count();
+        let call = format!("activate {order_ref} ");
+        let times = log.lines().filter(|l| l.contains(&call) && l.contains("-> activated")).count();
         assert_eq!(times, 1, "{order_ref} activated {times} times:\n{log}");
     }
     let second = format!("activate {again_ref} ");
@@ -286,9 +290,10 @@ async fn the_kit_serves_the_real_daemon(kit: Kit) {
     assert!(!log.contains("internal error") && !log.contains("Traceback"), "{log}");
 
     // A refund takes the product back once.
+    let (a_ref, b_ref) = (valid[0].1.clone(), valid[1].1.clone());
     let refund = DeactivationRequest {
         order_ref: OrderRef::try_from(a_ref.clone()).unwrap(),
-        activation_id: activations[&a_ref]["activation_id"].as_str().unwrap().to_owned(),
+        activation_id: activated[&a_ref]["activation_id"].as_str().unwrap().to_owned(),
         reason: "refund".into(),
         detail: None,
         purchase_id: None,
@@ -296,21 +301,13 @@ async fn the_kit_serves_the_real_daemon(kit: Kit) {
     };
     assert_eq!(client.deactivate(&refund).await.unwrap(), DeactivationOutcome::Deactivated);
     assert_eq!(client.deactivate(&refund).await.unwrap(), DeactivationOutcome::AlreadyDeactivated);
-    let other = DeactivationRequest {
-        order_ref: OrderRef::try_from(b_ref.clone()).unwrap(),
-        activation_id: "act-x".into(),
-        ..refund
-    };
+    let other =
+        DeactivationRequest { order_ref: OrderRef::try_from(b_ref).unwrap(), activation_id: "act-x".into(), ..refund };
     assert_eq!(client.deactivate(&other).await.unwrap(), DeactivationOutcome::NotActivated);
     let store = kit.dump(dir).await;
-    let deactivated: Vec<&str> = store["activations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["deactivated"] == true)
-        .filter_map(|a| a["order_ref"].as_str())
-        .collect();
-    assert_eq!(deactivated, vec![a_ref.as_str()], "{store}");
+    let deactivated: Vec<String> =
+        activations(&store).into_iter().filter(|(_, a)| a["deactivated"] == true).map(|(r, _)| r).collect();
+    assert_eq!(deactivated, vec![a_ref], "{store}");
 
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();

@@ -89,7 +89,8 @@ async function readBody(req) {
 /** The signature, then the replay check (docs: steps 2-5). */
 function verified({ config, req, path, body }) {
   const nowSecs = Date.now() / 1000;
-  const v = verify(config.secrets, req.headers[HEADER.toLowerCase()], req.method, path, body, nowSecs, config.requireV2);
+  const header = req.headers[HEADER.toLowerCase()];
+  const v = verify(config.secrets, header, req.method, path, body, nowSecs, config.requireV2);
   if (!config.store.acceptSignature(v.t, v.macs, nowSecs)) {
     throw new SignatureError("replayed_signature", "this signature was accepted before");
   }
@@ -191,7 +192,8 @@ function adminPending(ctx) {
   } catch (e) {
     throw badRequest("invalid_value", e.message);
   }
-  log(`pending order ${pendingId}: account=${accountId} product=${JSON.stringify(product)} price=${formatPrice(price)}`);
+  const what = `account=${accountId} product=${JSON.stringify(product)} price=${formatPrice(price)}`;
+  log(`pending order ${pendingId}: ${what}`);
   ctx.answer(201, { pending_id: pendingId, account_id: accountId, product: product.trim() });
 }
 

@@ -30,7 +30,8 @@ export function parsePrice(text) {
 
 export function formatPrice(price) {
   if (!price) return "any";
-  return `${Math.floor(price.amount_minor / 100)}.${String(price.amount_minor % 100).padStart(2, "0")} ${price.currency}`;
+  const cents = String(price.amount_minor % 100).padStart(2, "0");
+  return `${Math.floor(price.amount_minor / 100)}.${cents} ${price.currency}`;
 }
 
 export function checkAccountId(accountId) {
@@ -149,6 +150,8 @@ export class Store {
       return { status: mine.length > 0 ? "already_fulfilled" : "no_pending_order" };
     }
     const activationId = `act-${String(match.id).padStart(6, "0")}`;
+    // YOUR SHOP: credit the product inside this commit (e.g. d.balances[accountId] += 100),
+    // so it is written with the activation or not at all.
     this.#commit((d) => {
       const p = d.pending.find((x) => x.id === match.id);
       p.fulfilled_by = orderRef;
@@ -172,6 +175,7 @@ export class Store {
     const a = this.data.activations[orderRef];
     if (!a || a.activation_id !== activationId) return "not_activated";
     if (a.deactivated_at !== null) return "already_deactivated";
+    // YOUR SHOP: take the product back inside this commit.
     this.#commit((d) => {
       d.activations[orderRef].deactivated_at = now();
       d.activations[orderRef].deactivation_reason = reason;

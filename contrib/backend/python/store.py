@@ -207,14 +207,19 @@ class Store:
                 if open_orders:
                     return Decision("price_mismatch")
                 fulfilled = conn.execute(
-                    "SELECT 1 FROM pending_orders WHERE account_id = ? AND product_key = ? AND fulfilled_by IS NOT NULL",
+                    "SELECT 1 FROM pending_orders"
+                    " WHERE account_id = ? AND product_key = ? AND fulfilled_by IS NOT NULL",
                     (account_id, key),
                 ).fetchone()
                 return Decision("already_fulfilled" if fulfilled else "no_pending_order")
             now = _now_ms()
             activation_id = f"act-{match['id']:06d}"
+            # YOUR SHOP: credit the product here, with `conn`, in this same
+            # transaction (e.g. UPDATE balances ...), so it commits with the
+            # activation or not at all.
             conn.execute(
-                "UPDATE pending_orders SET fulfilled_by = ?, fulfilled_at = ? WHERE id = ?", (order_ref, now, match["id"])
+                "UPDATE pending_orders SET fulfilled_by = ?, fulfilled_at = ? WHERE id = ?",
+                (order_ref, now, match["id"]),
             )
             conn.execute(
                 "INSERT INTO activations (order_ref, activation_id, pending_id, account_id, product, amount_minor,"
@@ -235,6 +240,7 @@ class Store:
                 return "not_activated"
             if row["deactivated_at"] is not None:
                 return "already_deactivated"
+            # YOUR SHOP: take the product back here, in this same transaction.
             conn.execute(
                 "UPDATE activations SET deactivated_at = ?, deactivation_reason = ? WHERE order_ref = ?",
                 (_now_ms(), reason, order_ref),
