@@ -241,8 +241,7 @@ impl EscalationReason {
             EscalationReason::UnknownAccount => "the backend does not know this account ID",
             EscalationReason::AlreadyFulfilled => {
                 "the backend says this account already received this product for an earlier payment and \
-                 nothing is pending: most likely a second payment (refund it in Tribute and /reject, or deliver by \
-                 hand and /done)"
+                 nothing is pending: most likely a second payment (refund it in Tribute, or deliver by hand)"
             }
             EscalationReason::BackendRejected => "the backend rejected the activation request as invalid",
             EscalationReason::ButtonNeverCame => "Tribute never showed the Send button after our reply",
