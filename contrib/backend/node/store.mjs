@@ -46,9 +46,14 @@ const now = () => Date.now();
 export class Store {
   constructor(path) {
     this.path = path;
-    this.data = existsSync(path)
-      ? JSON.parse(readFileSync(path, "utf8"))
-      : { version: 1, next_pending_id: 1, accounts: {}, pending: [], activations: {}, seen_signatures: [] };
+    this.data = { version: 1, next_pending_id: 1, accounts: {}, pending: [], activations: {}, seen_signatures: [] };
+    if (existsSync(path)) {
+      try {
+        this.data = JSON.parse(readFileSync(path, "utf8"));
+      } catch (e) {
+        throw new Error(`the store ${path} cannot be read: ${e.message}`);
+      }
+    }
   }
 
   /**

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -54,6 +55,9 @@ def main() -> int:
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as e:
+        print(f"error: the store {args.db}: {e}", file=sys.stderr)
         return 2
 
 
