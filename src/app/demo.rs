@@ -126,7 +126,7 @@ fn scenes() -> Vec<Scene> {
             finish: Finish::Nobody,
         },
         Scene {
-            what: "a known account with no pending order",
+            what: "the same customer pays again for the same account (a second payment)",
             order: order(5001, "Иван Петров", "100 Diamonds", "€5.00", "123456 ещё раз"),
             pending: None,
             backend_failures: 0,
@@ -224,10 +224,12 @@ async fn finish(sb: &Sandbox, s: &Scene, msg: i32) -> anyhow::Result<()> {
         Ok(o.is_some_and(|o| o.state == OrderState::Confirmed))
     })
     .await?;
-    // The thanks / the case's closing follow-up come right after.
+    // The thanks / the case's closing follow-up come right after. (Another
+    // scene's case, e.g. the second payment's, stays open for a person.)
+    let id = sb.store().order_by_ref(&order_ref).await?.context("the order is stored")?.id;
     wait_until("the dialogue and the case to settle", || async {
-        let cases_open = sb.store().open_cases().await?.into_iter().any(|c| c.order_id.is_some());
-        Ok(!cases_open && sb.store().pending_cards().await?.is_empty())
+        let case_open = sb.store().open_cases().await?.into_iter().any(|c| c.order_id == Some(id));
+        Ok(!case_open && sb.store().pending_cards().await?.is_empty())
     })
     .await
 }

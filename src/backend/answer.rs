@@ -2,9 +2,12 @@
 //! outcome, a retry or a permanent error. Kept pure (status + headers + body in, verdict out) so
 //! the retry policy is tested without a network.
 //!
-//! 404 and 422 count as business answers only when their JSON body says so:
-//! a proxy's or web server's own 404 page (wrong URL, missing route) must
-//! not make us tell a customer that they have no pending order.
+//! 404, 409 and 422 count as business answers only when their JSON body
+//! says so: a proxy's or web server's own 404 page (wrong URL, missing
+//! route) must not make us tell a customer that they have no pending order.
+//! `409 already_fulfilled` came later than the others; a backend that never
+//! sends it keeps working, and a daemon too old to know it fails the order
+//! to a person (a bare 409 is a rejection) instead of asking the customer.
 
 use std::time::Duration;
 
@@ -40,6 +43,7 @@ pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> V
     match status {
         200..=299 => success(status, answer, body),
         404 if said("no_pending_order") => Verdict::Done(ActivationOutcome::NoPendingOrder),
+        409 if said("already_fulfilled") => Verdict::Done(ActivationOutcome::AlreadyFulfilled),
         422 if said("unknown_account") => Verdict::Done(ActivationOutcome::UnknownAccount),
         _ => transient_or_rejected(status, retry_after, answer.as_ref(), body),
     }
@@ -135,6 +139,33 @@ mod tests {
         );
         assert_eq!(done(classify(404, None, br#"{"status":"no_pending_order"}"#)), ActivationOutcome::NoPendingOrder);
         assert_eq!(done(classify(422, None, br#"{"status":"unknown_account"}"#)), ActivationOutcome::UnknownAccount);
+        assert_eq!(
+            done(classify(409, None, br#"{"status":"already_fulfilled","note":"unknown fields are ignored"}"#)),
+            ActivationOutcome::AlreadyFulfilled
+        );
+    }
+
+    #[test]
+    fn already_fulfilled_counts_only_as_a_409_that_says_so() {
+        // Any other status with that body, or a 409 without it, is not a second payment.
+        for (status, body) in [
+            (409, &br#"{"status":"conflict"}"#[..]),
+            (409, b"Conflict"),
+            (404, br#"{"status":"already_fulfilled"}"#),
+            (422, br#"{"status":"already_fulfilled"}"#),
+        ] {
+            assert!(
+                matches!(classify(status, None, body), Verdict::Fail(BackendError::Rejected { status: s, .. }) if s == status),
+                "{status} {body:?}"
+            );
+        }
+        assert!(
+            matches!(
+                classify(200, None, br#"{"status":"already_fulfilled"}"#),
+                Verdict::Fail(BackendError::Protocol(_))
+            ),
+            "a 2xx must be an activation"
+        );
     }
 
     #[test]

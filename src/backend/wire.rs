@@ -36,6 +36,10 @@ pub enum ActivationOutcome {
     NoPendingOrder,
     /// The backend does not know the account ID.
     UnknownAccount,
+    /// The account exists and already received this product for an earlier
+    /// payment; nothing is pending for it now. Most likely the customer paid
+    /// twice: another account ID would not help, a person decides.
+    AlreadyFulfilled,
 }
 
 impl ActivationOutcome {
@@ -45,7 +49,9 @@ impl ActivationOutcome {
             ActivationOutcome::Activated { activation_id } | ActivationOutcome::AlreadyActivated { activation_id } => {
                 Some(activation_id)
             }
-            ActivationOutcome::NoPendingOrder | ActivationOutcome::UnknownAccount => None,
+            ActivationOutcome::NoPendingOrder
+            | ActivationOutcome::UnknownAccount
+            | ActivationOutcome::AlreadyFulfilled => None,
         }
     }
 }

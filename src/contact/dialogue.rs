@@ -43,7 +43,6 @@ impl Contact {
     }
 
     async fn adopt_orders(&self) -> Result<()> {
-        let now = self.now_ms();
         for id in self.store.orders_needing_customer().await? {
             let order = self.store.order(id).await?;
             let Some(customer) = order.customer_id else { continue };
@@ -58,17 +57,60 @@ impl Contact {
                     continue;
                 }
             }
+            if order.escalation_reason.as_deref() == Some(EscalationReason::AlreadyFulfilled.as_str()) {
+                self.already_fulfilled(&order, customer, link).await?;
+                continue;
+            }
             match link {
                 Some(l) if l.status == LinkStatus::Awaiting => {}
                 Some(l) if l.status == LinkStatus::Validating => self.customer_account_refused(&order, &l).await?,
                 _ => {
-                    let lang = Language::detect(&format!("{} {}", order.customer_name, order.details))
-                        .unwrap_or(self.cfg.default_language);
-                    let conv = self.store.open_conversation(customer, &order.customer_name, lang, now).await?;
-                    let reason = order.escalation_reason.clone().unwrap_or_else(|| "missing_account".to_owned());
-                    self.store.link_order(conv.id, id, &reason, now).await?;
-                    info!(order_ref = %order.order_ref, conversation = conv.id, "order handed to the customer dialogue");
+                    self.link_to_dialogue(&order, customer).await?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (or finds) the customer's dialogue and links the order to it,
+    /// with why we need them.
+    async fn link_to_dialogue(&self, order: &OrderRecord, customer: i64) -> Result<ConversationRecord> {
+        let now = self.now_ms();
+        let lang = Language::detect(&format!("{} {}", order.customer_name, order.details))
+            .unwrap_or(self.cfg.default_language);
+        let conv = self.store.open_conversation(customer, &order.customer_name, lang, now).await?;
+        let reason = order.escalation_reason.clone().unwrap_or_else(|| "missing_account".to_owned());
+        self.store.link_order(conv.id, order.id, &reason, now).await?;
+        info!(order_ref = %order.order_ref, conversation = conv.id, "order handed to the customer dialogue");
+        Ok(conv)
+    }
+
+    /// The backend says the account already received this product for an
+    /// earlier payment: most likely the customer paid twice. Asking for the
+    /// ID again cannot help (it is right), so a person takes the order, and
+    /// the customer is told what happened instead of "maybe a typo".
+    /// Escalated first: a crash in between costs the customer's notice,
+    /// never a second one, and the moderator has the case either way.
+    async fn already_fulfilled(
+        &self,
+        order: &OrderRecord,
+        customer: i64,
+        link: Option<ConversationOrder>,
+    ) -> Result<()> {
+        let conv = match link {
+            Some(l) => self.store.conversation(l.conversation_id).await?,
+            None => self.link_to_dialogue(order, customer).await?,
+        };
+        let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
+        let detail = format!("account {account}; the customer is told it looks like a second payment");
+        self.escalate_orders(&conv, &[order.id], EscalationReason::AlreadyFulfilled, &detail).await?;
+        let line = order_line(order, conv.language);
+        let vars = [("name", conv.customer_name.as_str()), ("account", account.as_str()), ("orders", line.as_str())];
+        let text = self.templates.render("already_fulfilled", conv.language, &vars);
+        match self.send(&conv, &text, Author::Assistant, None, Some("already_fulfilled"), &[order.id]).await? {
+            Sent::Delivered(_) | Sent::Queued(_) => info!(order_ref = %order.order_ref, "told the customer"),
+            other => {
+                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
             }
         }
         Ok(())

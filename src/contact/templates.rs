@@ -26,6 +26,7 @@ const EMBEDDED: &[(&str, Language, &str)] = embedded!(
     "problem_ambiguous_account",
     "problem_no_pending_order",
     "problem_unknown_account",
+    "already_fulfilled",
     "ask_again_none",
     "ask_again_several",
     "id_rejected",

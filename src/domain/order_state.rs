@@ -128,6 +128,10 @@ pub enum EscalationReason {
     AmbiguousAccount,
     NoPendingOrder,
     UnknownAccount,
+    /// The backend says the account already received this product for an
+    /// earlier payment and nothing is pending: most likely a second payment.
+    /// Another account ID would not help, so a person decides.
+    AlreadyFulfilled,
     BackendRejected,
     ButtonNeverCame,
     MalformedOrder,
@@ -176,11 +180,12 @@ pub enum EscalationReason {
 
 impl EscalationReason {
     /// Every reason, so a stored name can be read back ([`Self::parse`]).
-    pub const ALL: [EscalationReason; 24] = [
+    pub const ALL: [EscalationReason; 25] = [
         EscalationReason::MissingAccount,
         EscalationReason::AmbiguousAccount,
         EscalationReason::NoPendingOrder,
         EscalationReason::UnknownAccount,
+        EscalationReason::AlreadyFulfilled,
         EscalationReason::BackendRejected,
         EscalationReason::ButtonNeverCame,
         EscalationReason::MalformedOrder,
@@ -214,6 +219,7 @@ impl EscalationReason {
             EscalationReason::AmbiguousAccount => "ambiguous_account",
             EscalationReason::NoPendingOrder => "no_pending_order",
             EscalationReason::UnknownAccount => "unknown_account",
+            EscalationReason::AlreadyFulfilled => "already_fulfilled",
             EscalationReason::BackendRejected => "backend_rejected",
             EscalationReason::ButtonNeverCame => "button_never_came",
             EscalationReason::MalformedOrder => "malformed_order",
@@ -244,6 +250,10 @@ impl EscalationReason {
             EscalationReason::AmbiguousAccount => "Order Details contain several different account IDs",
             EscalationReason::NoPendingOrder => "the backend has no pending order for this account and product",
             EscalationReason::UnknownAccount => "the backend does not know this account ID",
+            EscalationReason::AlreadyFulfilled => {
+                "the backend says this account already received this product for an earlier payment and \
+                 nothing is pending: most likely a second payment (refund it in Tribute, or deliver by hand)"
+            }
             EscalationReason::BackendRejected => "the backend rejected the activation request as invalid",
             EscalationReason::ButtonNeverCame => "Tribute never showed the Send button after our reply",
             EscalationReason::MalformedOrder => "a Custom Product Order message could not be parsed",

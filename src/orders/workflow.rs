@@ -117,7 +117,8 @@ impl OrderProcessor {
 
     /// The account ID must come from someone: the customer when we can
     /// write to them (the contact flow picks `needs_customer` orders up),
-    /// else the moderator.
+    /// else the moderator. For `already_fulfilled` the contact flow only
+    /// tells the customer what happened and hands the order to a person.
     async fn ask_for_account(
         &self,
         order: &OrderRecord,
@@ -128,9 +129,10 @@ impl OrderProcessor {
             return self.escalate(order, reason, detail).await;
         }
         let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-        let note = format!("{}{detail}; asking the customer", reason.explain());
+        let next = if reason == EscalationReason::AlreadyFulfilled { "telling" } else { "asking" };
+        let note = format!("{}{detail}; {next} the customer", reason.explain());
         self.store.hand_to_customer(order.id, order.state, reason, &note).await?;
-        info!(%reason, "the account ID must come from the customer");
+        info!(%reason, "the order goes to the customer dialogue");
         Ok(Step::Stop)
     }
 
@@ -246,6 +248,11 @@ impl OrderProcessor {
             }
             Ok(ActivationOutcome::UnknownAccount) => {
                 return self.ask_for_account(order, EscalationReason::UnknownAccount, account.as_str()).await
+            }
+            Ok(ActivationOutcome::AlreadyFulfilled) => {
+                // The contact flow tells the customer and hands it over; it never asks for an ID again.
+                warn!(%account, "the backend says this account already received this product: a second payment?");
+                return self.ask_for_account(order, EscalationReason::AlreadyFulfilled, account.as_str()).await;
             }
             Err(BackendError::Rejected { status: 401, body }) => {
                 // Not a replay (the client re-signs those): a rotated secret or

@@ -6,6 +6,7 @@ mod support;
 
 mod agent;
 mod backend_contract;
+mod backend_kits;
 mod cli;
 mod contact;
 mod crowds;

@@ -183,21 +183,28 @@ async fn malformed_and_missing_id_orders_reach_the_moderator_with_their_raw_text
 async fn unknown_account_and_no_pending_order_go_to_the_customer_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(&dir).await;
+    sb.backend.add_account("555555");
     let unknown = sb.world.post_order(&order(501).details("ID 999999"));
     let first = sb.world.post_order(&order(502));
-    let no_pending = sb.world.post_order(&order(503).details("ID 123456 again"));
+    let no_pending = sb.world.post_order(&order(503).details("ID 555555"));
     sb.wait_settled(3, SETTLE).await.unwrap();
     // The customer is asked for another ID (the contact flow, tests/contact.rs).
     assert_eq!(state_of(&sb, unknown).await, OrderState::NeedsCustomer);
     assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
     assert_eq!(state_of(&sb, no_pending).await, OrderState::NeedsCustomer);
-    for customer in [501, 503] {
-        eventually(&format!("customer {customer} asked"), || async {
-            let asked = sb.world.messages(customer).into_iter();
-            asked.filter(|m| m.outgoing).find(|m| m.text.contains("123456") || m.text.contains("999999"))
-        })
-        .await;
+    let mut asked = Vec::new();
+    for (customer, account) in [(501, "999999"), (503, "555555")] {
+        asked.push(
+            eventually(&format!("customer {customer} asked"), || async {
+                let mut ours = sb.world.messages(customer).into_iter().filter(|m| m.outgoing);
+                ours.find(|m| m.text.contains(account)).map(|m| m.text)
+            })
+            .await,
+        );
     }
+    // "Maybe a typo" only where the account does not exist.
+    assert!(asked[0].contains("ошибкой"), "{}", asked[0]);
+    assert!(!asked[1].contains("ошибкой") && asked[1].contains("есть на сайте"), "{}", asked[1]);
     assert!(sb.world.messages(sb.moderator_chat).is_empty(), "no person needed yet");
     let reasons: Vec<String> = sb
         .store()
@@ -210,6 +217,36 @@ async fn unknown_account_and_no_pending_order_go_to_the_customer_not_retried() {
     assert!(reasons.contains(&"unknown_account".to_owned()), "{reasons:?}");
     assert!(reasons.contains(&"no_pending_order".to_owned()), "{reasons:?}");
     assert_eq!(sb.backend.stats().requests, 3);
+    sb.shutdown().await.unwrap();
+}
+
+/// A customer who pays twice with the right ID: the backend answers `409
+/// already_fulfilled` to the second payment, the customer is told what
+/// happened (never "maybe a typo", never asked for the ID again) and a
+/// moderator gets the case.
+#[tokio::test]
+async fn a_second_payment_for_a_fulfilled_order_is_told_truthfully_and_goes_to_a_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    let first = sb.world.post_order(&order(501));
+    sb.wait_settled(1, SETTLE).await.unwrap();
+    let second = sb.world.post_order(&order(501));
+    let escalated = wait_state(&sb, second, OrderState::Escalated).await;
+    assert_eq!(escalated.escalation_reason.as_deref(), Some("already_fulfilled"));
+    assert_eq!(state_of(&sb, first).await, OrderState::Confirmed);
+    let told = eventually("the customer told", || async {
+        let ours: Vec<String> = sb.world.messages(501).into_iter().filter(|m| m.outgoing).map(|m| m.text).collect();
+        ours.iter().any(|t| t.contains("повторная оплата")).then_some(ours)
+    })
+    .await;
+    let second_ref = OrderRef::for_message(sb.tribute_chat(), second);
+    assert!(told.iter().all(|t| !t.contains("ошибкой") && !t.contains("пришлите")), "{told:?}");
+    assert!(told.iter().any(|t| t.contains(second_ref.as_str())), "the message names the payment: {told:?}");
+    let card = wait_chat(&sb, "second payment").await;
+    assert!(card.text.contains(second_ref.as_str()) && card.text.contains(ACCOUNT), "{}", card.text);
+    assert_eq!(sb.backend.requests_for(second_ref.as_str()), 1, "answered once, not retried");
+    assert_eq!(sb.backend.stats().activations, 1);
+    assert_eq!(sb.world.send_presses(second), 0, "nothing delivered for the second payment");
     sb.shutdown().await.unwrap();
 }
 

@@ -153,6 +153,10 @@ fn process(shared: &Shared, key: Option<&str>, headers: &HeaderMap, request: &Re
         }
         Decision::NoPendingOrder => reply(StatusCode::NOT_FOUND, json!({"status": "no_pending_order"})),
         Decision::UnknownAccount => reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"status": "unknown_account"})),
+        Decision::AlreadyFulfilled => {
+            info!(order_ref = key, account = %order.account_id, product = %order.product, "already fulfilled: a second payment");
+            reply(StatusCode::CONFLICT, json!({"status": "already_fulfilled"}))
+        }
     }
 }
 

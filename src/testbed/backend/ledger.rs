@@ -41,12 +41,18 @@ pub(super) enum Decision {
     AlreadyActivated(String),
     UnknownAccount,
     NoPendingOrder,
+    /// Nothing is pending for this account and product, and an earlier
+    /// activation fulfilled one: the customer most likely paid twice.
+    AlreadyFulfilled,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
     /// account id → (lower-cased product name → pending orders).
     accounts: HashMap<String, HashMap<String, u32>>,
+    /// (account id, lower-cased product name) of every pending order an
+    /// activation consumed, to tell a second payment from nothing pending.
+    fulfilled: HashSet<(String, String)>,
     /// Idempotency key → activation id. Only successful activations bind a
     /// key: a 404/422 must not, because the same order is retried with a
     /// corrected account ID.
@@ -120,10 +126,13 @@ impl Ledger {
         let Some(pending) = self.accounts.get_mut(account) else {
             return Decision::UnknownAccount;
         };
-        match pending.get_mut(&product_key(product)) {
+        let fulfilled = (account.to_owned(), product_key(product));
+        match pending.get_mut(&fulfilled.1) {
             Some(n) if *n > 0 => *n -= 1,
+            _ if self.fulfilled.contains(&fulfilled) => return Decision::AlreadyFulfilled,
             _ => return Decision::NoPendingOrder,
         }
+        self.fulfilled.insert(fulfilled);
         self.next_activation += 1;
         let id = format!("act-{:06}", self.next_activation);
         self.activated_keys.insert(key.to_owned(), id.clone());
@@ -179,9 +188,12 @@ mod tests {
         assert_eq!(l.decide("k1", "42", "100 DIAMONDS"), Decision::Activated("act-000001".into()));
         assert_eq!(l.decide("k1", "42", "100 Diamonds"), Decision::AlreadyActivated("act-000001".into()));
         assert_eq!(l.decide("k2", "42", "100 Diamonds"), Decision::Activated("act-000002".into()));
-        assert_eq!(l.decide("k3", "42", "100 Diamonds"), Decision::NoPendingOrder);
-        assert_eq!((l.stats.activations, l.stats.already_activated), (2, 1));
-        assert_eq!((l.activations_for("k1"), l.activations_for("k3")), (1, 0));
+        assert_eq!(l.decide("k3", "42", "100 Diamonds"), Decision::AlreadyFulfilled, "a third payment for two");
+        assert_eq!(l.decide("k3", "42", "VIP month"), Decision::NoPendingOrder, "never pending for this product");
+        l.add_pending("42", "100 Diamonds");
+        assert_eq!(l.decide("k3", "42", "100 Diamonds"), Decision::Activated("act-000003".into()), "a new checkout");
+        assert_eq!((l.stats.activations, l.stats.already_activated), (3, 1));
+        assert_eq!((l.activations_for("k1"), l.activations_for("k4")), (1, 0));
     }
 
     #[test]
