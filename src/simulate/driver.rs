@@ -30,7 +30,9 @@ use anyhow::Context;
 use tracing::debug;
 
 use super::probe::Probe;
-use super::scenario::{self, Event, ModeratorAction, Reply, RestartKind, Script, HOUR, MIN, SEC};
+use super::scenario::{
+    self, Event, Forward, ModeratorAction, Reply, ReplyTarget, RestartKind, Script, DAY, HOUR, MIN, SEC,
+};
 use super::{Params, Tamper};
 use crate::domain::OrderRef;
 use crate::orders::{Checkpoint, CheckpointHook};
@@ -62,6 +64,11 @@ const REST_BEFORE_END: u64 = 2 * HOUR;
 /// How long a graceful stop may take (simulated), and the clock's step meanwhile.
 const STOP_LIMIT: Duration = Duration::from_secs(600);
 const STOP_STEP: u64 = 100;
+/// How long the driver steps by the second after Telegram lost an update
+/// (the daemon's next re-read, a second later here, finds it).
+const WATCH_AFTER_LOSS: u64 = 2 * SEC;
+/// Due work undone this long (simulated) makes the driver's steps grow.
+const STUCK_AFTER: u64 = MIN;
 /// How often stalled orders are looked for.
 const STALL_CHECK_EVERY: u64 = 5 * MIN;
 
@@ -104,8 +111,21 @@ pub struct RunStats {
     pub customer_replies: u64,
     pub moderator_actions: u64,
     pub service_messages: u64,
+    /// Hostile content: messages moderators wrote on their own (not the reactions to cards).
+    pub moderator_messages: u64,
+    /// Hostile content: photos, edits and forwards customers sent.
+    pub customer_media: u64,
+    pub customer_edits: u64,
+    pub customer_forwards: u64,
     pub drained_ms: u64,
     pub hit_drain_limit: bool,
+    /// (from, to) simulated ms while no daemon read Telegram's updates
+    /// (restarts, crashes): what was posted then reaches it only by a re-read.
+    pub down_spans: Vec<(u64, u64)>,
+    /// The store's size (file + WAL, MiB) at the end of each simulated day.
+    pub store_mib_by_day: Vec<f64>,
+    /// The daemon's `/metrics` just before its last stop (`None` if it was down).
+    pub metrics_at_end: Option<String>,
 }
 
 pub struct Driver {
@@ -152,6 +172,19 @@ pub struct Driver {
     pub down: bool,
     /// When the last scripted event or reaction fired.
     last_stimulus: u64,
+    /// The newest case card posted (what a hostile moderator replies to).
+    latest_card: Option<MessageId>,
+    /// The end of the simulated day whose store size is measured next.
+    next_day_end: u64,
+    /// Since when no daemon runs (see [`RunStats::down_spans`]).
+    down_since: Option<u64>,
+    /// Updates Telegram lost so far (in transit, or with the link down),
+    /// and until when the driver looks every second after the last one.
+    updates_lost: u64,
+    watch_until: u64,
+    /// What the daemon had got done at the last look, and when that last changed.
+    progress: ([i64; 4], usize, usize, u64),
+    progress_at: u64,
 }
 
 impl Driver {
@@ -193,6 +226,13 @@ impl Driver {
             busy_step: BUSY_STEP_MIN,
             down: false,
             last_stimulus: 0,
+            latest_card: None,
+            next_day_end: DAY,
+            down_since: None,
+            updates_lost: 0,
+            watch_until: 0,
+            progress: Default::default(),
+            progress_at: 0,
         }
     }
 
@@ -225,6 +265,9 @@ impl Driver {
     }
 
     async fn start_daemon(&mut self) -> anyhow::Result<()> {
+        if let Some(since) = self.down_since.take() {
+            self.stats.down_spans.push((since, self.now()));
+        }
         let hook = self.hook();
         self.sb.start_daemon(Some(hook)).await
     }
@@ -239,6 +282,10 @@ impl Driver {
             self.fire_due(now).await?;
             self.settle().await?;
             self.observe(now).await?;
+            while now >= self.next_day_end {
+                self.stats.store_mib_by_day.push(super::store_size::store_mib(&self.sb.db_path));
+                self.next_day_end += DAY;
+            }
             if now >= self.script.end_ms && self.next_event >= self.script.events.len() {
                 // At rest for a while after the last thing anybody did: the
                 // daemon may still be about to act on it.
@@ -262,6 +309,9 @@ impl Driver {
             self.stats.steps += 1;
         }
         self.stats.drained_ms = self.now().saturating_sub(self.script.end_ms);
+        if !self.down {
+            self.stats.metrics_at_end = self.scrape_metrics().await;
+        }
         if self.trace {
             eprintln!("[sim {}] done: {:?}", fmt_sim(self.now()), self.stats);
         }
@@ -346,8 +396,55 @@ impl Driver {
             Event::CustomerWrites { customer, text } => {
                 self.ensure_customer(customer);
                 let id = self.customer_id(customer);
-                world.post_as_user(id, id, &text, None);
+                world
+                    .send_as_user(id, id, &text, None)
+                    .with_context(|| format!("customer {id} cannot send {text:?}"))?;
                 self.stats.customer_messages += 1;
+            }
+            Event::CustomerMedia { customer, caption } => {
+                self.ensure_customer(customer);
+                let id = self.customer_id(customer);
+                world
+                    .send_media_as_user(id, id, &caption)
+                    .with_context(|| format!("customer {id}: caption {caption:?}"))?;
+                self.stats.customer_media += 1;
+            }
+            Event::CustomerEdits { customer, text } => {
+                let id = self.customer_id(customer);
+                // Nothing to edit when their message has not been sent (e.g. deleted).
+                if let Some(last) = world.last_message_from(id, id) {
+                    world.edit_as_user(id, last.id, &text).with_context(|| format!("customer {id}: edit {text:?}"))?;
+                    self.stats.customer_edits += 1;
+                }
+            }
+            Event::CustomerForwards { customer, forward } => {
+                self.ensure_customer(customer);
+                let c = &self.script.customers[customer];
+                let (text, entities) = match forward {
+                    Forward::Receipt { product, price, details } => {
+                        SimOrder { customer_id: c.id, customer_name: c.name.clone(), product, price, details }
+                            .render_notification()
+                    }
+                    Forward::Text { text } => (text, vec![]),
+                };
+                world.forward_as_user(c.id, c.id, &text, entities).with_context(|| format!("forward {text:?}"))?;
+                self.stats.customer_forwards += 1;
+            }
+            Event::ModeratorWrites { text, reply } => {
+                let chat = self.sb.moderator_chat;
+                let reply_to = match reply {
+                    ReplyTarget::None => None,
+                    ReplyTarget::LatestCard => self.latest_card,
+                    ReplyTarget::Anywhere(per_mille) => {
+                        let len = world.chat_info(chat).map_or(0, |c| c.len);
+                        let id = 1 + (usize::from(per_mille) * len / 1000) as MessageId;
+                        (len > 0 && world.message(chat, id).is_some()).then_some(id)
+                    }
+                };
+                world
+                    .send_as_user(chat, self.sb.moderator, &text, reply_to)
+                    .with_context(|| format!("the moderator cannot send {text:?}"))?;
+                self.stats.moderator_messages += 1;
             }
             Event::ServiceMessage { text } => {
                 let needle = text.split('.').next().unwrap_or(&text).to_owned();
@@ -418,6 +515,7 @@ impl Driver {
                 self.start_daemon().await?;
             }
             RestartKind::Abort => {
+                self.down_since = Some(self.now());
                 drive(self.sb.abort_daemon(), STOP_LIMIT).await.context("the aborted daemon did not wind down")??;
                 // Let the aborted daemon's helper tasks finish their step before the next one starts.
                 self.settle().await?;
@@ -437,6 +535,7 @@ impl Driver {
     /// on a timer: a backoff, a slow backend). One that has not stopped
     /// after [`STOP_LIMIT`] is aborted, and that is a violation.
     pub async fn stop_daemon(&mut self) -> anyhow::Result<()> {
+        self.down_since = Some(self.now());
         self.sb.request_stop();
         let started = self.now();
         while !self.sb.daemon_finished() {
@@ -552,6 +651,7 @@ impl Driver {
             }
             // Like a supervisor (systemd `Restart=always`, `RestartSec=5`).
             self.down = true;
+            self.down_since = Some(now);
             self.schedule(now + RESTART_DELAY, Reaction::StartDaemon);
         }
         self.moderator_reads(now).await?;
@@ -569,6 +669,7 @@ impl Driver {
         let cards = self.probe.posted_cards_since(self.card_cursor).await?;
         for card in cards {
             self.card_cursor = self.card_cursor.max(card.posted_at);
+            self.latest_card = Some(card.message_id);
             if !self.handled_cards.insert(card.id) {
                 continue;
             }
@@ -632,32 +733,83 @@ impl Driver {
     }
 
     async fn next_wake(&mut self, now: u64) -> anyhow::Result<u64> {
-        let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
-        let mut next = now + MAX_IDLE_STEP;
+        // When the next person acts (at the latest, a look every ten minutes).
+        let mut script = now + MAX_IDLE_STEP;
         if let Some(t) = self.script.events.get(self.next_event) {
-            next = next.min(t.at_ms);
+            script = script.min(t.at_ms);
         }
         if let Some(Reverse((at, _))) = self.reactions.peek() {
-            next = next.min(*at);
+            script = script.min(*at);
         }
+        // When the daemon has something due.
+        let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
+        let mut daemon = u64::MAX;
         if let Some(t) = store_next {
-            next = next.min(self.sim_ms(t) + 1);
+            daemon = daemon.min(self.sim_ms(t) + 1);
         }
         if let Some(t) = self.probe.next_dialogue_due().await? {
             // The contact tick looks once a second: land just after the timer.
-            next = next.min(self.sim_ms(t) + 1100);
+            daemon = daemon.min(self.sim_ms(t) + 1100);
+        }
+        // Telegram's waits and lost updates are not in the store, but the
+        // daemon acts on them from memory: a call retried once the flood
+        // wait or the link's outage is over (a disconnect also starts a
+        // re-read then), a re-read every second (here; a minute in
+        // production) that finds what was lost. Land just after.
+        if let Some(t) = self.sb.world.next_wait_end(self.unix_ms(now)) {
+            daemon = daemon.min(self.sim_ms(t) + 1100);
+        }
+        let lost: u64 = self
+            .sb
+            .world
+            .faults_injected()
+            .iter()
+            .filter(|(k, _)| ["update_lost", "update_overflow"].contains(&k.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        if lost != self.updates_lost {
+            self.updates_lost = lost;
+            self.watch_until = now + WATCH_AFTER_LOSS;
+        }
+        if now < self.watch_until {
+            daemon = daemon.min(now + BUSY_STEP_MAX);
         }
         // Right after something happened to the daemon, a short step (what it
         // waits for is more likely an HTTP answer than a timer); then the
         // worker's one-second sweep.
         self.busy_step = if self.last_stimulus == now { BUSY_STEP_MIN } else { BUSY_STEP_MAX };
         if busy > 0 {
-            next = next.min(now + self.busy_step);
+            daemon = daemon.min(now + self.busy_step);
         }
-        if next <= now {
-            next = now + self.busy_step;
+        if daemon <= now {
+            daemon = now + self.busy_step;
         }
-        Ok(next)
+        // Work due that does not get done (a dead task, say) must not hold
+        // the clock to one-second steps for days: the longer nothing gets
+        // done, the longer the step. The invariants report what stalled.
+        let world = &self.sb.world;
+        let progress = (
+            self.probe.progress().await?,
+            world.chat_info(world.tribute_chat()).map_or(0, |c| c.len),
+            world.chat_info(self.sb.moderator_chat).map_or(0, |c| c.len),
+            self.sb.backend.stats().requests,
+        );
+        if progress != self.progress {
+            self.progress = progress;
+            self.progress_at = now;
+        }
+        let idle = now - self.progress_at;
+        if idle > STUCK_AFTER {
+            daemon = daemon.max(now + (idle / 8).min(MAX_IDLE_STEP));
+        }
+        Ok(script.min(daemon))
+    }
+
+    /// The running daemon's `/metrics` text (the ops listener's), if it answers.
+    async fn scrape_metrics(&self) -> Option<String> {
+        let url = format!("{}/metrics", self.sb.ops_url()?);
+        let res = async { reqwest::get(&url).await?.error_for_status()?.text().await }.await;
+        res.map_err(|e| debug!(error = %e, "no /metrics at the end of the run")).ok()
     }
 
     /// Deliberately breaks an invariant after the run, so tests can see the
