@@ -67,6 +67,8 @@ const STOP_STEP: u64 = 100;
 /// How long the driver steps by the second after Telegram lost an update
 /// (the daemon's next re-read, a second later here, finds it).
 const WATCH_AFTER_LOSS: u64 = 2 * SEC;
+/// How long the driver steps by the second after a moderator wrote.
+const WATCH_AFTER_MODERATOR: u64 = 3 * SEC;
 /// Due work undone this long (simulated) makes the driver's steps grow.
 const STUCK_AFTER: u64 = MIN;
 /// How often stalled orders are looked for.
@@ -182,6 +184,8 @@ pub struct Driver {
     /// and until when the driver looks every second after the last one.
     updates_lost: u64,
     watch_until: u64,
+    /// When a moderator last wrote (the desk's short in-memory waits follow).
+    moderator_wrote: u64,
     /// What the daemon had got done at the last look, and when that last changed.
     progress: ([i64; 4], usize, usize, u64),
     progress_at: u64,
@@ -231,6 +235,7 @@ impl Driver {
             down_since: None,
             updates_lost: 0,
             watch_until: 0,
+            moderator_wrote: 0,
             progress: Default::default(),
             progress_at: 0,
         }
@@ -334,7 +339,8 @@ impl Driver {
             self.next_event += 1;
             self.last_stimulus = now;
             if self.trace && !matches!(event, Event::CustomerWrites { .. }) {
-                eprintln!("[sim {}] {event:?}", fmt_sim(now));
+                let event: String = format!("{event:?}").chars().take(200).collect();
+                eprintln!("[sim {}] {event}", fmt_sim(now));
             }
             self.fire(now, event).await?;
         }
@@ -445,6 +451,7 @@ impl Driver {
                     .send_as_user(chat, self.sb.moderator, &text, reply_to)
                     .with_context(|| format!("the moderator cannot send {text:?}"))?;
                 self.stats.moderator_messages += 1;
+                self.moderator_wrote = now;
             }
             Event::ServiceMessage { text } => {
                 let needle = text.split('.').next().unwrap_or(&text).to_owned();
@@ -489,6 +496,7 @@ impl Driver {
             Reaction::ModeratorSays { reply_to, text } => {
                 self.sb.world.post_as_user(self.sb.moderator_chat, self.sb.moderator, &text, Some(reply_to));
                 self.stats.moderator_actions += 1;
+                self.moderator_wrote = now;
             }
             Reaction::BackendUp => {
                 if now >= self.backend_down_until {
@@ -771,7 +779,9 @@ impl Driver {
             self.updates_lost = lost;
             self.watch_until = now + WATCH_AFTER_LOSS;
         }
-        if now < self.watch_until {
+        // The desk waits in memory too (a second at most for a card's
+        // mapping a reply races): short steps after a moderator wrote.
+        if now < self.watch_until || now < self.moderator_wrote + WATCH_AFTER_MODERATOR {
             daemon = daemon.min(now + BUSY_STEP_MAX);
         }
         // Right after something happened to the daemon, a short step (what it
@@ -850,6 +860,14 @@ impl Driver {
                 let needle = self.service_needles.first().cloned().context("no service message was posted")?;
                 let text = format!("Case C0\n{needle}");
                 client.send_message(self.sb.moderator_chat, &text, None, RandomId::fresh()).await?;
+            }
+            Tamper::UnansweredCommand => {
+                self.sb.world.send_as_user(self.sb.moderator_chat, self.sb.moderator, "/cases", None)?;
+            }
+            Tamper::UnstoredMessage => {
+                let c = self.script.customers[0].id;
+                self.sb.world.add_user(c, "Tampered", None);
+                self.sb.world.send_as_user(c, c, "is anybody there?", None)?;
             }
             Tamper::OverCap => {
                 let c = self.script.customers[0].id;

@@ -43,6 +43,9 @@ pub(super) fn add(p: &Params, customers: &mut Vec<Customer>, orders: &[PlannedOr
         let start = day * DAY;
         let when = |rng: &mut fastrand::Rng| start + rng.u64(..DAY * 9 / 10);
 
+        for text in EVERY_DAY {
+            push(when(&mut rng), Event::ModeratorWrites { text: text.to_owned(), reply: ReplyTarget::None });
+        }
         for _ in 0..12 + per_day / 20 {
             let (text, reply) = moderator_text(&mut rng);
             push(when(&mut rng), Event::ModeratorWrites { text, reply });
@@ -175,6 +178,10 @@ fn moderator_text(rng: &mut fastrand::Rng) -> (String, ReplyTarget) {
         _ => (["/done", "/reject", "/retry", "/cases", "/learn yes"][rng.usize(..5)].to_owned(), ReplyTarget::None),
     }
 }
+
+/// Malformed commands every hostile day has, whatever else is drawn.
+const EVERY_DAY: [&str; 6] =
+    ["/report 7д", "/report 🙂", "/report 1000w", "/learn G99999999999999999999", "/case C999999", "/"];
 
 /// Commands that do not parse, or parse into something odd.
 const MALFORMED: &[&str] = &[
@@ -387,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn it_has_what_the_brief_of_hostile_content_lists() {
+    fn a_hostile_day_has_every_kind_of_content() {
         let s = generate(&hostile(5));
         let mods: Vec<&str> = s
             .events
@@ -398,7 +405,7 @@ mod tests {
             })
             .collect();
         assert!(mods.len() >= 12);
-        assert!(mods.iter().any(|t| MALFORMED.contains(t)), "{mods:?}");
+        assert!(EVERY_DAY.iter().all(|t| mods.contains(t)), "{mods:?}");
         let at_limit = (1..10).any(|seed| {
             generate(&hostile(seed)).events.iter().any(|t| {
                 matches!(&t.event, Event::ModeratorWrites { text, .. } if utf16_len(text) == crate::telegram::MESSAGE_LENGTH_MAX)

@@ -120,14 +120,19 @@ impl IdToActivation {
     }
 }
 
-/// For one order's events (in order): the activation, the last time a
-/// customer's account ID was taken before it, and the customer's last
-/// message with their account at or before that (`id_messages_ms`: the
-/// times of their messages that carry it, any order). `None` when the
-/// order was not activated with an ID the customer sent in the chat.
+/// For one order's events (in order): the activation, the step that asked
+/// the backend for it (the last move into `activation_requested` before
+/// it), and — when that step took an account ID the customer sent in the
+/// chat — the customer's last message with their account at or before it
+/// (`id_messages_ms`: the times of their messages that carry it). `None`
+/// when the order was not activated with an ID the customer sent.
 pub fn id_to_activation(events: &[OrderEvent], id_messages_ms: &[i64]) -> Option<IdToActivation> {
     let activated = events.iter().position(|e| e.to_state == "activated")?;
-    let taken = events[..activated].iter().rev().find(|e| e.note.starts_with(CUSTOMER_GAVE_ID))?;
+    let taken = events[..activated]
+        .iter()
+        .rev()
+        .find(|e| e.to_state == "activation_requested" && e.from_state.as_deref() != Some("activation_requested"))
+        .filter(|e| e.note.starts_with(CUSTOMER_GAVE_ID))?;
     let message = id_messages_ms.iter().copied().filter(|t| *t <= taken.at).max()?;
     let activated_at = events[activated].at;
     let backend_ms = events[..activated]
@@ -198,30 +203,35 @@ mod tests {
         assert_eq!(Spread::of(vec![7]).p99_secs, 7);
     }
 
-    fn ev(at: i64, to: &str, note: &str) -> OrderEvent {
-        OrderEvent { order_id: 9, at, to_state: to.into(), note: note.into() }
+    /// An event of order 9; a note alone (the same state) when `to` is "=".
+    fn ev(at: i64, from: &str, to: &str, note: &str) -> OrderEvent {
+        let to = if to == "=" { from } else { to };
+        OrderEvent { order_id: 9, at, from_state: Some(from.into()), to_state: to.into(), note: note.into() }
     }
 
     #[test]
     fn the_delay_runs_from_the_message_that_gave_the_id_and_leaves_the_backend_out() {
         let events = vec![
-            ev(0, "received", "stored"),
-            ev(1_000, "needs_customer", "no account ID"),
-            ev(50_000, "activation_requested", "the customer sent account ID 999999 in the chat; asking the backend"),
-            ev(51_000, "needs_customer", "unknown account"),
-            ev(90_000, "activation_requested", "the customer sent account ID 123456 in the chat; asking the backend"),
-            ev(91_000, "activation_requested", "backend unavailable (503); retrying in 60s"),
-            ev(151_000, "activation_requested", "backend unavailable (503); retrying in 120s"),
-            ev(271_000, "activated", "activated A-1"),
-            ev(272_000, "replied", "replied"),
+            ev(0, "", "received", "stored"),
+            ev(1_000, "received", "needs_customer", "no account ID"),
+            ev(50_000, "needs_customer", "activation_requested", "the customer sent account ID 999999 in the chat"),
+            ev(51_000, "activation_requested", "needs_customer", "unknown account"),
+            ev(90_000, "needs_customer", "activation_requested", "the customer sent account ID 123456 in the chat"),
+            ev(91_000, "activation_requested", "=", "backend unavailable (503); retrying in 60s"),
+            ev(151_000, "activation_requested", "=", "backend unavailable (503); retrying in 120s"),
+            ev(271_000, "activation_requested", "activated", "activated A-1"),
+            ev(272_000, "activated", "replied", "replied"),
         ];
         let got = id_to_activation(&events, &[20_000, 88_000, 300_000]).unwrap();
         assert_eq!(got, IdToActivation { order_id: 9, message_ms: 88_000, activated_ms: 271_000, backend_ms: 180_000 });
         assert_eq!(got.total_ms(), 183_000);
         assert_eq!(id_to_activation(&events, &[95_000]), None, "no message with the ID before it was taken");
-        let by_moderator =
-            [ev(0, "escalated", "x"), ev(5, "activation_requested", "moderator 7001 gave"), ev(6, "activated", "a")];
-        assert_eq!(id_to_activation(&by_moderator, &[0]), None);
+        // The customer's IDs were refused; a moderator's ID was activated.
+        let mut by_moderator = events[..4].to_vec();
+        by_moderator.push(ev(80_000, "needs_customer", "escalated", "the customer did not answer"));
+        by_moderator.push(ev(90_000, "escalated", "activation_requested", "moderator 7001 gave account ID 123456"));
+        by_moderator.push(ev(91_000, "activation_requested", "activated", "activated A-1"));
+        assert_eq!(id_to_activation(&by_moderator, &[20_000]), None);
         assert_eq!(id_to_activation(&events[..5], &[88_000]), None, "not activated");
     }
 }

@@ -105,6 +105,10 @@ pub enum Tamper {
     ServiceLeak,
     /// One customer gets one message more than the daily cap.
     OverCap,
+    /// A moderator's command nobody answers (posted once the daemon stopped).
+    UnansweredCommand,
+    /// A customer's message the store never gets (posted once the daemon stopped).
+    UnstoredMessage,
 }
 
 /// What to simulate. Everything else follows from the seed.

@@ -64,6 +64,7 @@ pub struct CaseSpan {
 pub struct OrderEvent {
     pub order_id: i64,
     pub at: i64,
+    pub from_state: Option<String>,
     pub to_state: String,
     pub note: String,
 }
@@ -355,7 +356,7 @@ impl Probe {
     /// the chat (the contact flow's note on that step says so), in order.
     pub async fn customer_id_histories(&self) -> anyhow::Result<Vec<OrderEvent>> {
         let rows = sqlx::query(&format!(
-            "SELECT order_id, at, to_state, note FROM order_events WHERE order_id IN
+            "SELECT order_id, at, from_state, to_state, note FROM order_events WHERE order_id IN
                (SELECT order_id FROM order_events WHERE note LIKE '{CUSTOMER_GAVE_ID}%')
              ORDER BY order_id, id"
         ))
@@ -363,7 +364,13 @@ impl Probe {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| OrderEvent { order_id: r.get(0), at: r.get(1), to_state: r.get(2), note: r.get(3) })
+            .map(|r| OrderEvent {
+                order_id: r.get(0),
+                at: r.get(1),
+                from_state: r.get(2),
+                to_state: r.get(3),
+                note: r.get(4),
+            })
             .collect())
     }
 }
