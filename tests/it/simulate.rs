@@ -24,7 +24,7 @@ fn params(seed: u64, orders: usize, faults: Faults) -> Params {
 
 /// Invariants the daemon breaks under Telegram's faults today, reported by
 /// every run but not yet held against the runs with faults (docs/simulate.md,
-/// "Findings", 4–6): a moderator's command whose answer Telegram refused is
+/// "Findings", 6 and 7): a moderator's command whose answer Telegram refused is
 /// never answered again, the desk's backoff outgrows Telegram's waits, and
 /// a customer's message whose update Telegram lost is read again only when a
 /// dialogue waits for the customer.
