@@ -113,12 +113,6 @@ pub struct RunStats {
     pub customer_replies: u64,
     pub moderator_actions: u64,
     pub service_messages: u64,
-    /// Hostile content: messages moderators wrote on their own (not the reactions to cards).
-    pub moderator_messages: u64,
-    /// Hostile content: photos, edits and forwards customers sent.
-    pub customer_media: u64,
-    pub customer_edits: u64,
-    pub customer_forwards: u64,
     pub drained_ms: u64,
     pub hit_drain_limit: bool,
     /// (from, to) simulated ms while no daemon read Telegram's updates
@@ -187,8 +181,16 @@ pub struct Driver {
     /// When a moderator last wrote (the desk's short in-memory waits follow).
     moderator_wrote: u64,
     /// What the daemon had got done at the last look, and when that last changed.
-    progress: ([i64; 4], usize, usize, u64),
+    progress: Progress,
     progress_at: u64,
+}
+
+/// What changes when the daemon gets work done.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    store: [i64; 4],
+    messages: u64,
+    backend_requests: u64,
 }
 
 impl Driver {
@@ -413,14 +415,12 @@ impl Driver {
                 world
                     .send_media_as_user(id, id, &caption)
                     .with_context(|| format!("customer {id}: caption {caption:?}"))?;
-                self.stats.customer_media += 1;
             }
             Event::CustomerEdits { customer, text } => {
                 let id = self.customer_id(customer);
                 // Nothing to edit when their message has not been sent (e.g. deleted).
                 if let Some(last) = world.last_message_from(id, id) {
                     world.edit_as_user(id, last.id, &text).with_context(|| format!("customer {id}: edit {text:?}"))?;
-                    self.stats.customer_edits += 1;
                 }
             }
             Event::CustomerForwards { customer, forward } => {
@@ -434,7 +434,6 @@ impl Driver {
                     Forward::Text { text } => (text, vec![]),
                 };
                 world.forward_as_user(c.id, c.id, &text, entities).with_context(|| format!("forward {text:?}"))?;
-                self.stats.customer_forwards += 1;
             }
             Event::ModeratorWrites { text, reply } => {
                 let chat = self.sb.moderator_chat;
@@ -450,7 +449,6 @@ impl Driver {
                 world
                     .send_as_user(chat, self.sb.moderator, &text, reply_to)
                     .with_context(|| format!("the moderator cannot send {text:?}"))?;
-                self.stats.moderator_messages += 1;
                 self.moderator_wrote = now;
             }
             Event::ServiceMessage { text } => {
@@ -749,15 +747,23 @@ impl Driver {
         if let Some(Reverse((at, _))) = self.reactions.peek() {
             script = script.min(*at);
         }
-        // When the daemon has something due.
+        self.note_progress(now).await?;
+        // When the daemon has something due later, and whether it has
+        // something due already.
         let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
+        let mut overdue = busy > 0;
         let mut daemon = u64::MAX;
         if let Some(t) = store_next {
             daemon = daemon.min(self.sim_ms(t) + 1);
         }
         if let Some(t) = self.probe.next_dialogue_due().await? {
             // The contact tick looks once a second: land just after the timer.
-            daemon = daemon.min(self.sim_ms(t) + 1100);
+            let at = self.sim_ms(t) + 1100;
+            if at <= now {
+                overdue = true;
+            } else {
+                daemon = daemon.min(at);
+            }
         }
         // Telegram's waits and lost updates are not in the store, but the
         // daemon acts on them from memory: a call retried once the flood
@@ -788,31 +794,39 @@ impl Driver {
         // waits for is more likely an HTTP answer than a timer); then the
         // worker's one-second sweep.
         self.busy_step = if self.last_stimulus == now { BUSY_STEP_MIN } else { BUSY_STEP_MAX };
-        if busy > 0 {
-            daemon = daemon.min(now + self.busy_step);
+        if overdue {
+            daemon = daemon.min(now + self.overdue_step(now));
         }
-        if daemon <= now {
-            daemon = now + self.busy_step;
+        Ok(script.min(daemon.max(now + 1)))
+    }
+
+    /// The step while work is due: the busy step, unless nothing got done
+    /// for a while (a dead task, say) — then the longer nothing got done,
+    /// the longer the step, so undone work does not hold the clock to
+    /// one-second steps for days. The invariants report what stalled.
+    fn overdue_step(&self, now: u64) -> u64 {
+        let idle = now - self.progress_at;
+        if idle > STUCK_AFTER {
+            (idle / 8).clamp(self.busy_step, MAX_IDLE_STEP)
+        } else {
+            self.busy_step
         }
-        // Work due that does not get done (a dead task, say) must not hold
-        // the clock to one-second steps for days: the longer nothing gets
-        // done, the longer the step. The invariants report what stalled.
-        let world = &self.sb.world;
-        let progress = (
-            self.probe.progress().await?,
-            world.chat_info(world.tribute_chat()).map_or(0, |c| c.len),
-            world.chat_info(self.sb.moderator_chat).map_or(0, |c| c.len),
-            self.sb.backend.stats().requests,
-        );
+    }
+
+    /// Notes when the daemon (or anybody) last got something done: an
+    /// order event, a card posted, a message handled or queued, any
+    /// message in any chat, a backend request.
+    async fn note_progress(&mut self, now: u64) -> anyhow::Result<()> {
+        let progress = Progress {
+            store: self.probe.progress().await?,
+            messages: self.sb.world.messages_stored(),
+            backend_requests: self.sb.backend.stats().requests,
+        };
         if progress != self.progress {
             self.progress = progress;
             self.progress_at = now;
         }
-        let idle = now - self.progress_at;
-        if idle > STUCK_AFTER {
-            daemon = daemon.max(now + (idle / 8).min(MAX_IDLE_STEP));
-        }
-        Ok(script.min(daemon))
+        Ok(())
     }
 
     /// The running daemon's `/metrics` text (the ops listener's), if it answers.

@@ -99,6 +99,12 @@ impl SimWorld {
         self.lock().dice.log().to_vec()
     }
 
+    /// Messages stored in any chat so far, ours and everybody else's: a
+    /// cheap sign that something happened.
+    pub fn messages_stored(&self) -> u64 {
+        self.lock().tally.messages
+    }
+
     /// Every time the plan made our account wait (flood waits, the link
     /// down after a disconnect), in the order they were injected.
     pub fn telegram_waits(&self) -> Vec<super::faults::TelegramWait> {
