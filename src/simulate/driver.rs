@@ -30,7 +30,9 @@ use anyhow::Context;
 use tracing::debug;
 
 use super::probe::Probe;
-use super::scenario::{self, Event, ModeratorAction, Reply, RestartKind, Script, HOUR, MIN, SEC};
+use super::scenario::{
+    self, Event, Forward, ModeratorAction, Reply, ReplyTarget, RestartKind, Script, DAY, HOUR, MIN, SEC,
+};
 use super::{Params, Tamper};
 use crate::domain::OrderRef;
 use crate::orders::{Checkpoint, CheckpointHook};
@@ -62,6 +64,13 @@ const REST_BEFORE_END: u64 = 2 * HOUR;
 /// How long a graceful stop may take (simulated), and the clock's step meanwhile.
 const STOP_LIMIT: Duration = Duration::from_secs(600);
 const STOP_STEP: u64 = 100;
+/// How long the driver steps by the second after Telegram lost an update
+/// (the daemon's next re-read, a second later here, finds it).
+const WATCH_AFTER_LOSS: u64 = 2 * SEC;
+/// How long the driver steps by the second after a moderator wrote.
+const WATCH_AFTER_MODERATOR: u64 = 3 * SEC;
+/// Due work undone this long (simulated) makes the driver's steps grow.
+const STUCK_AFTER: u64 = MIN;
 /// How often stalled orders are looked for.
 const STALL_CHECK_EVERY: u64 = 5 * MIN;
 
@@ -106,6 +115,13 @@ pub struct RunStats {
     pub service_messages: u64,
     pub drained_ms: u64,
     pub hit_drain_limit: bool,
+    /// (from, to) simulated ms while no daemon read Telegram's updates
+    /// (restarts, crashes): what was posted then reaches it only by a re-read.
+    pub down_spans: Vec<(u64, u64)>,
+    /// The store's size (file + WAL, MiB) at the end of each simulated day.
+    pub store_mib_by_day: Vec<f64>,
+    /// The daemon's `/metrics` just before its last stop (`None` if it was down).
+    pub metrics_at_end: Option<String>,
 }
 
 pub struct Driver {
@@ -152,6 +168,29 @@ pub struct Driver {
     pub down: bool,
     /// When the last scripted event or reaction fired.
     last_stimulus: u64,
+    /// The newest case card posted (what a hostile moderator replies to).
+    latest_card: Option<MessageId>,
+    /// The end of the simulated day whose store size is measured next.
+    next_day_end: u64,
+    /// Since when no daemon runs (see [`RunStats::down_spans`]).
+    down_since: Option<u64>,
+    /// Updates Telegram lost so far (in transit, or with the link down),
+    /// and until when the driver looks every second after the last one.
+    updates_lost: u64,
+    watch_until: u64,
+    /// When a moderator last wrote (the desk's short in-memory waits follow).
+    moderator_wrote: u64,
+    /// What the daemon had got done at the last look, and when that last changed.
+    progress: Progress,
+    progress_at: u64,
+}
+
+/// What changes when the daemon gets work done.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    store: [i64; 4],
+    messages: u64,
+    backend_requests: u64,
 }
 
 impl Driver {
@@ -193,6 +232,14 @@ impl Driver {
             busy_step: BUSY_STEP_MIN,
             down: false,
             last_stimulus: 0,
+            latest_card: None,
+            next_day_end: DAY,
+            down_since: None,
+            updates_lost: 0,
+            watch_until: 0,
+            moderator_wrote: 0,
+            progress: Default::default(),
+            progress_at: 0,
         }
     }
 
@@ -225,6 +272,9 @@ impl Driver {
     }
 
     async fn start_daemon(&mut self) -> anyhow::Result<()> {
+        if let Some(since) = self.down_since.take() {
+            self.stats.down_spans.push((since, self.now()));
+        }
         let hook = self.hook();
         self.sb.start_daemon(Some(hook)).await
     }
@@ -239,6 +289,10 @@ impl Driver {
             self.fire_due(now).await?;
             self.settle().await?;
             self.observe(now).await?;
+            while now >= self.next_day_end {
+                self.stats.store_mib_by_day.push(super::store_size::store_mib(&self.sb.db_path));
+                self.next_day_end += DAY;
+            }
             if now >= self.script.end_ms && self.next_event >= self.script.events.len() {
                 // At rest for a while after the last thing anybody did: the
                 // daemon may still be about to act on it.
@@ -262,6 +316,9 @@ impl Driver {
             self.stats.steps += 1;
         }
         self.stats.drained_ms = self.now().saturating_sub(self.script.end_ms);
+        if !self.down {
+            self.stats.metrics_at_end = self.scrape_metrics().await;
+        }
         if self.trace {
             eprintln!("[sim {}] done: {:?}", fmt_sim(self.now()), self.stats);
         }
@@ -284,7 +341,8 @@ impl Driver {
             self.next_event += 1;
             self.last_stimulus = now;
             if self.trace && !matches!(event, Event::CustomerWrites { .. }) {
-                eprintln!("[sim {}] {event:?}", fmt_sim(now));
+                let event: String = format!("{event:?}").chars().take(200).collect();
+                eprintln!("[sim {}] {event}", fmt_sim(now));
             }
             self.fire(now, event).await?;
         }
@@ -346,8 +404,52 @@ impl Driver {
             Event::CustomerWrites { customer, text } => {
                 self.ensure_customer(customer);
                 let id = self.customer_id(customer);
-                world.post_as_user(id, id, &text, None);
+                world
+                    .send_as_user(id, id, &text, None)
+                    .with_context(|| format!("customer {id} cannot send {text:?}"))?;
                 self.stats.customer_messages += 1;
+            }
+            Event::CustomerMedia { customer, caption } => {
+                self.ensure_customer(customer);
+                let id = self.customer_id(customer);
+                world
+                    .send_media_as_user(id, id, &caption)
+                    .with_context(|| format!("customer {id}: caption {caption:?}"))?;
+            }
+            Event::CustomerEdits { customer, text } => {
+                let id = self.customer_id(customer);
+                // Nothing to edit when their message has not been sent (e.g. deleted).
+                if let Some(last) = world.last_message_from(id, id) {
+                    world.edit_as_user(id, last.id, &text).with_context(|| format!("customer {id}: edit {text:?}"))?;
+                }
+            }
+            Event::CustomerForwards { customer, forward } => {
+                self.ensure_customer(customer);
+                let c = &self.script.customers[customer];
+                let (text, entities) = match forward {
+                    Forward::Receipt { product, price, details } => {
+                        SimOrder { customer_id: c.id, customer_name: c.name.clone(), product, price, details }
+                            .render_notification()
+                    }
+                    Forward::Text { text } => (text, vec![]),
+                };
+                world.forward_as_user(c.id, c.id, &text, entities).with_context(|| format!("forward {text:?}"))?;
+            }
+            Event::ModeratorWrites { text, reply } => {
+                let chat = self.sb.moderator_chat;
+                let reply_to = match reply {
+                    ReplyTarget::None => None,
+                    ReplyTarget::LatestCard => self.latest_card,
+                    ReplyTarget::Anywhere(per_mille) => {
+                        let len = world.chat_info(chat).map_or(0, |c| c.len);
+                        let id = 1 + (usize::from(per_mille) * len / 1000) as MessageId;
+                        (len > 0 && world.message(chat, id).is_some()).then_some(id)
+                    }
+                };
+                world
+                    .send_as_user(chat, self.sb.moderator, &text, reply_to)
+                    .with_context(|| format!("the moderator cannot send {text:?}"))?;
+                self.moderator_wrote = now;
             }
             Event::ServiceMessage { text } => {
                 let needle = text.split('.').next().unwrap_or(&text).to_owned();
@@ -392,6 +494,7 @@ impl Driver {
             Reaction::ModeratorSays { reply_to, text } => {
                 self.sb.world.post_as_user(self.sb.moderator_chat, self.sb.moderator, &text, Some(reply_to));
                 self.stats.moderator_actions += 1;
+                self.moderator_wrote = now;
             }
             Reaction::BackendUp => {
                 if now >= self.backend_down_until {
@@ -418,6 +521,7 @@ impl Driver {
                 self.start_daemon().await?;
             }
             RestartKind::Abort => {
+                self.down_since = Some(self.now());
                 drive(self.sb.abort_daemon(), STOP_LIMIT).await.context("the aborted daemon did not wind down")??;
                 // Let the aborted daemon's helper tasks finish their step before the next one starts.
                 self.settle().await?;
@@ -437,6 +541,7 @@ impl Driver {
     /// on a timer: a backoff, a slow backend). One that has not stopped
     /// after [`STOP_LIMIT`] is aborted, and that is a violation.
     pub async fn stop_daemon(&mut self) -> anyhow::Result<()> {
+        self.down_since = Some(self.now());
         self.sb.request_stop();
         let started = self.now();
         while !self.sb.daemon_finished() {
@@ -552,6 +657,7 @@ impl Driver {
             }
             // Like a supervisor (systemd `Restart=always`, `RestartSec=5`).
             self.down = true;
+            self.down_since = Some(now);
             self.schedule(now + RESTART_DELAY, Reaction::StartDaemon);
         }
         self.moderator_reads(now).await?;
@@ -569,6 +675,7 @@ impl Driver {
         let cards = self.probe.posted_cards_since(self.card_cursor).await?;
         for card in cards {
             self.card_cursor = self.card_cursor.max(card.posted_at);
+            self.latest_card = Some(card.message_id);
             if !self.handled_cards.insert(card.id) {
                 continue;
             }
@@ -632,32 +739,101 @@ impl Driver {
     }
 
     async fn next_wake(&mut self, now: u64) -> anyhow::Result<u64> {
-        let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
-        let mut next = now + MAX_IDLE_STEP;
+        // When the next person acts (at the latest, a look every ten minutes).
+        let mut script = now + MAX_IDLE_STEP;
         if let Some(t) = self.script.events.get(self.next_event) {
-            next = next.min(t.at_ms);
+            script = script.min(t.at_ms);
         }
         if let Some(Reverse((at, _))) = self.reactions.peek() {
-            next = next.min(*at);
+            script = script.min(*at);
         }
+        self.note_progress(now).await?;
+        // When the daemon has something due later, and whether it has
+        // something due already.
+        let (busy, store_next) = self.probe.due(self.unix_ms(now)).await?;
+        let mut overdue = busy > 0;
+        let mut daemon = u64::MAX;
         if let Some(t) = store_next {
-            next = next.min(self.sim_ms(t) + 1);
+            daemon = daemon.min(self.sim_ms(t) + 1);
         }
         if let Some(t) = self.probe.next_dialogue_due().await? {
             // The contact tick looks once a second: land just after the timer.
-            next = next.min(self.sim_ms(t) + 1100);
+            let at = self.sim_ms(t) + 1100;
+            if at <= now {
+                overdue = true;
+            } else {
+                daemon = daemon.min(at);
+            }
+        }
+        // Telegram's waits and lost updates are not in the store, but the
+        // daemon acts on them from memory: a call retried once the flood
+        // wait or the link's outage is over (a disconnect also starts a
+        // re-read then), a re-read every second (here; a minute in
+        // production) that finds what was lost. Land just after.
+        if let Some(t) = self.sb.world.next_wait_end(self.unix_ms(now)) {
+            daemon = daemon.min(self.sim_ms(t) + 1100);
+        }
+        let lost: u64 = self
+            .sb
+            .world
+            .faults_injected()
+            .iter()
+            .filter(|(k, _)| ["update_lost", "update_overflow"].contains(&k.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        if lost != self.updates_lost {
+            self.updates_lost = lost;
+            self.watch_until = now + WATCH_AFTER_LOSS;
+        }
+        // The desk waits in memory too (a second at most for a card's
+        // mapping a reply races): short steps after a moderator wrote.
+        if now < self.watch_until || now < self.moderator_wrote + WATCH_AFTER_MODERATOR {
+            daemon = daemon.min(now + BUSY_STEP_MAX);
         }
         // Right after something happened to the daemon, a short step (what it
         // waits for is more likely an HTTP answer than a timer); then the
         // worker's one-second sweep.
         self.busy_step = if self.last_stimulus == now { BUSY_STEP_MIN } else { BUSY_STEP_MAX };
-        if busy > 0 {
-            next = next.min(now + self.busy_step);
+        if overdue {
+            daemon = daemon.min(now + self.overdue_step(now));
         }
-        if next <= now {
-            next = now + self.busy_step;
+        Ok(script.min(daemon.max(now + 1)))
+    }
+
+    /// The step while work is due: the busy step, unless nothing got done
+    /// for a while (a dead task, say) — then the longer nothing got done,
+    /// the longer the step, so undone work does not hold the clock to
+    /// one-second steps for days. The invariants report what stalled.
+    fn overdue_step(&self, now: u64) -> u64 {
+        let idle = now - self.progress_at;
+        if idle > STUCK_AFTER {
+            (idle / 8).clamp(self.busy_step, MAX_IDLE_STEP)
+        } else {
+            self.busy_step
         }
-        Ok(next)
+    }
+
+    /// Notes when the daemon (or anybody) last got something done: an
+    /// order event, a card posted, a message handled or queued, any
+    /// message in any chat, a backend request.
+    async fn note_progress(&mut self, now: u64) -> anyhow::Result<()> {
+        let progress = Progress {
+            store: self.probe.progress().await?,
+            messages: self.sb.world.messages_stored(),
+            backend_requests: self.sb.backend.stats().requests,
+        };
+        if progress != self.progress {
+            self.progress = progress;
+            self.progress_at = now;
+        }
+        Ok(())
+    }
+
+    /// The running daemon's `/metrics` text (the ops listener's), if it answers.
+    async fn scrape_metrics(&self) -> Option<String> {
+        let url = format!("{}/metrics", self.sb.ops_url()?);
+        let res = async { reqwest::get(&url).await?.error_for_status()?.text().await }.await;
+        res.map_err(|e| debug!(error = %e, "no /metrics at the end of the run")).ok()
     }
 
     /// Deliberately breaks an invariant after the run, so tests can see the
@@ -698,6 +874,14 @@ impl Driver {
                 let needle = self.service_needles.first().cloned().context("no service message was posted")?;
                 let text = format!("Case C0\n{needle}");
                 client.send_message(self.sb.moderator_chat, &text, None, RandomId::fresh()).await?;
+            }
+            Tamper::UnansweredCommand => {
+                self.sb.world.send_as_user(self.sb.moderator_chat, self.sb.moderator, "/cases", None)?;
+            }
+            Tamper::UnstoredMessage => {
+                let c = self.script.customers[0].id;
+                self.sb.world.add_user(c, "Tampered", None);
+                self.sb.world.send_as_user(c, c, "is anybody there?", None)?;
             }
             Tamper::OverCap => {
                 let c = self.script.customers[0].id;

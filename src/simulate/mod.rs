@@ -5,16 +5,24 @@
 //! are checked from the store, the simulator and the backend's ledger.
 //!
 //! - [`scenario`]: the seeded script (customers, orders, reactions, faults);
+//! - [`hostile`]: the hostile content a script may add (`--content hostile`);
 //! - [`driver`]: plays it on the paused clock, plays customers and moderators;
 //! - [`probe`]: a read-only look into the store;
-//! - [`check`]: the invariants and the [`Report`].
+//! - [`check`]: the invariants and the [`Report`]; [`latency`] (moderator
+//!   commands answered, account IDs to activations), [`store_size`] (the
+//!   store per simulated day) and [`supervision`] (restarted tasks,
+//!   quarantined items) measure for it.
 //!
 //! Docs: `docs/simulate.md`.
 
 pub mod check;
 pub mod driver;
+pub mod hostile;
+pub mod latency;
 pub mod probe;
 pub mod scenario;
+pub mod store_size;
+pub mod supervision;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,6 +70,28 @@ impl Faults {
     }
 }
 
+/// What the people of the scenario write (Telegram's and the backend's
+/// misbehaviour is [`Faults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// Customers order, answer, ask and one floods; moderators act on cards.
+    Normal,
+    /// Also [`hostile`] content: malformed and random moderator commands,
+    /// garbage, media, edits, forwards and texts at the length limit,
+    /// bursts of new senders, a customer spamming an open case.
+    Hostile,
+}
+
+impl Content {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Content::Normal => "normal",
+            Content::Hostile => "hostile",
+        }
+    }
+}
+
 /// A deliberate breakage after the run, to show the checker catches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Tamper {
@@ -75,6 +105,10 @@ pub enum Tamper {
     ServiceLeak,
     /// One customer gets one message more than the daily cap.
     OverCap,
+    /// A moderator's command nobody answers (posted once the daemon stopped).
+    UnansweredCommand,
+    /// A customer's message the store never gets (posted once the daemon stopped).
+    UnstoredMessage,
 }
 
 /// What to simulate. Everything else follows from the seed.
@@ -85,12 +119,15 @@ pub struct Params {
     pub customers: usize,
     pub days: u32,
     pub faults: Faults,
+    pub content: Content,
     /// Restarts of the daemon; seeded (2–4) when `None`.
     pub restarts: Option<u32>,
     /// Customers' questions answered by the agent (retrieval-only over the starter FAQ).
     pub agent: bool,
     pub card_bound_secs: Option<u64>,
     pub stall_bound_secs: Option<u64>,
+    pub command_bound_secs: Option<u64>,
+    pub id_bound_secs: Option<u64>,
     pub tamper: Option<Tamper>,
 }
 
@@ -103,10 +140,13 @@ impl Params {
             customers: 150,
             days: 1,
             faults: Faults::Normal,
+            content: Content::Normal,
             restarts: None,
             agent: false,
             card_bound_secs: None,
             stall_bound_secs: None,
+            command_bound_secs: None,
+            id_bound_secs: None,
             tamper: None,
         }
     }
@@ -124,6 +164,19 @@ impl Params {
         Duration::from_secs(self.stall_bound_secs.unwrap_or(2 * 3600))
     }
 
+    /// Longest a moderator's command may wait for our answer in the
+    /// moderator chat (the contact task takes the moderator chat first).
+    pub fn command_bound(&self) -> Duration {
+        Duration::from_secs(self.command_bound_secs.unwrap_or(5 * 60))
+    }
+
+    /// Longest from a paying customer's message with their account ID to
+    /// the order's activation, the time the order was parked because the
+    /// backend was unavailable left out (see [`latency`]).
+    pub fn id_bound(&self) -> Duration {
+        Duration::from_secs(self.id_bound_secs.unwrap_or(10 * 60))
+    }
+
     /// The command line that replays this run.
     pub fn replay_command(&self) -> String {
         let mut s = format!(
@@ -134,6 +187,9 @@ impl Params {
             self.days,
             self.faults.as_str()
         );
+        if self.content != Content::Normal {
+            s.push_str(&format!(" --content {}", self.content.as_str()));
+        }
         if let Some(r) = self.restarts {
             s.push_str(&format!(" --restarts {r}"));
         }
@@ -145,6 +201,12 @@ impl Params {
         }
         if let Some(b) = self.stall_bound_secs {
             s.push_str(&format!(" --stall-bound-secs {b}"));
+        }
+        if let Some(b) = self.command_bound_secs {
+            s.push_str(&format!(" --command-bound-secs {b}"));
+        }
+        if let Some(b) = self.id_bound_secs {
+            s.push_str(&format!(" --id-bound-secs {b}"));
         }
         s
     }
@@ -166,6 +228,10 @@ pub struct SimulateArgs {
     pub days: u32,
     #[arg(long, value_enum, default_value_t = Faults::Normal)]
     pub faults: Faults,
+    /// What customers and moderators write: `hostile` adds malformed commands, garbage, media, edits,
+    /// forwards, texts at the length limit, bursts of new senders and a customer spamming a case.
+    #[arg(long, value_enum, default_value_t = Content::Normal)]
+    pub content: Content,
     /// Daemon restarts (graceful, aborted, or a crash at a workflow checkpoint); default: 2–4, seeded.
     #[arg(long)]
     pub restarts: Option<u32>,
@@ -178,6 +244,12 @@ pub struct SimulateArgs {
     /// Longest an order may sit in an automatic state without progress (default 7200 s).
     #[arg(long)]
     pub stall_bound_secs: Option<u64>,
+    /// Longest a moderator's command may wait for our answer in the moderator chat (default 300 s).
+    #[arg(long)]
+    pub command_bound_secs: Option<u64>,
+    /// Longest from a customer's message with their account ID to the order's activation, backend outages left out (default 600 s).
+    #[arg(long)]
+    pub id_bound_secs: Option<u64>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -197,10 +269,13 @@ impl SimulateArgs {
             customers: self.customers.unwrap_or((self.orders / 2).max(3)),
             days: self.days.max(1),
             faults: self.faults,
+            content: self.content,
             restarts: self.restarts,
             agent: self.agent,
             card_bound_secs: self.card_bound_secs,
             stall_bound_secs: self.stall_bound_secs,
+            command_bound_secs: self.command_bound_secs,
+            id_bound_secs: self.id_bound_secs,
             tamper: self.tamper,
         }
     }
@@ -221,8 +296,17 @@ fn sandbox_options(p: &Params) -> SandboxOptions {
         park_delay: Duration::from_secs(60),
         contact: Some(contact_config()),
         agent: p.agent,
+        // `/metrics` is scraped at the end for the supervision counters.
+        ops_listener: true,
         ..SandboxOptions::default()
     }
+}
+
+/// The simulated daemon's retention window (rows older than this are
+/// pruned), when it has one: the store-size check is active only then.
+/// None today; wire it to the `[retention]` settings the sandbox passes on.
+pub fn retention_window(_p: &Params) -> Option<Duration> {
+    None
 }
 
 /// `tribute-assistant simulate`.
@@ -342,8 +426,8 @@ pub fn peak_rss_kib() -> u64 {
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "simulate seed {} · {} orders from {} customers · {} day(s) + drain · faults {}\n",
-        r.seed, r.orders, r.customers, r.sim_days, r.faults
+        "simulate seed {} · {} orders from {} customers · {} day(s) + drain · faults {} · content {}\n",
+        r.seed, r.orders, r.customers, r.sim_days, r.faults, r.content
     ));
     s.push_str(&format!(
         "  orders: {} confirmed, {} escalated (case open), {} done by hand, {} failed, {} unresolved\n",
@@ -370,6 +454,49 @@ pub fn summary(r: &Report) -> String {
         r.daily_cap,
         r.service_messages_leaked,
         r.service_messages
+    ));
+    let sv = &r.service;
+    s.push_str(&format!(
+        "  moderator: {} commands answered (beyond Telegram's waits p99 {} s, max {} s, bound {} s; \
+         longest {} s), {} unanswered\n",
+        sv.command_answers.count,
+        sv.command_answers.p99_secs,
+        sv.command_answers.max_secs,
+        sv.command_bound_secs,
+        sv.command_answer_raw_max_secs,
+        sv.commands_unanswered
+    ));
+    s.push_str(&format!(
+        "  customers: {} messages, {} not stored; account ID to activation: {} orders, beyond the backend's \
+         outages and Telegram's waits p99 {} s, max {} s (bound {} s; longest {} s)\n",
+        sv.customer_messages,
+        sv.customer_messages_unstored,
+        sv.id_to_activation.count,
+        sv.id_to_activation.p99_secs,
+        sv.id_to_activation.max_secs,
+        sv.id_bound_secs,
+        sv.id_to_activation_raw_max_secs
+    ));
+    s.push_str(&format!(
+        "  cases: at most {} open per order ({} orders with two at once); wrong-account activations {}, \
+         phantom orders {}; supervision: {} tasks restarted, {} items quarantined, {} notices\n",
+        sv.max_open_cases_per_order,
+        sv.orders_with_overlapping_cases,
+        sv.wrong_account_activations,
+        sv.phantom_orders,
+        sv.supervision.tasks_restarted,
+        sv.supervision.items_quarantined,
+        sv.supervision.quarantine_notices
+    ));
+    let days: Vec<String> = sv.store_mib_by_day.iter().map(|m| format!("{m:.1}")).collect();
+    s.push_str(&format!(
+        "  store (file + WAL) at the end of each day, MiB: {}{}\n",
+        if days.is_empty() { "—".to_owned() } else { days.join(" ") },
+        match (sv.retention_window_days, sv.store_growth_after_window_mib) {
+            (Some(w), Some(g)) => format!("; grew {g:.1} MiB after the {w}-day retention window"),
+            (Some(w), None) => format!("; too short to see the {w}-day retention window"),
+            _ => String::new(),
+        }
     ));
     let faults: Vec<String> = r.faults_injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
     s.push_str(&format!("  faults injected: {}\n", if faults.is_empty() { "none".into() } else { faults.join(", ") }));

@@ -4,6 +4,7 @@
 //! SQL over the base schema's columns, so it needs nothing from the store
 //! module and never takes a connection from the daemon's pool.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -42,6 +43,30 @@ pub struct OrderFact {
     /// The last card of the order: (posted?, case open?).
     pub last_card: Option<(bool, bool)>,
     pub last_event_at: i64,
+    /// The Telegram user who paid.
+    pub customer_id: Option<i64>,
+    /// The account IDs the order holds (JSON array): the one it was
+    /// activated for, once activated.
+    pub account_candidates: String,
+}
+
+/// A case about an order, open from `opened_at` until `closed_at`.
+#[derive(Debug, Clone)]
+pub struct CaseSpan {
+    pub short_id: String,
+    pub order_id: i64,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+/// One row of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub order_id: i64,
+    pub at: i64,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub note: String,
 }
 
 /// A card's life: when it was stored and when (if) it reached the chat.
@@ -138,6 +163,21 @@ impl Probe {
         Ok((busy + cards_now + messages_now, next))
     }
 
+    /// What changes when the daemon gets work done (an order step, a card
+    /// posted, a message handled or sent), cheap to read (indexes only);
+    /// unlike the file's version, the re-read's bookkeeping does not move it.
+    pub async fn progress(&self) -> anyhow::Result<[i64; 4]> {
+        let r = sqlx::query(
+            "SELECT (SELECT MAX(id) FROM order_events), (SELECT MAX(posted_at) FROM moderator_outbox),
+                    (SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL),
+                    (SELECT COUNT(*) FROM customer_outbox WHERE status = 'pending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let get = |i| r.get::<Option<i64>, _>(i).unwrap_or(0);
+        Ok([get(0), get(1), get(2), get(3)])
+    }
+
     /// When the next dialogue timer (reminder, hand-over) falls due: the
     /// contact tick's own due times.
     pub async fn next_dialogue_due(&self) -> anyhow::Result<Option<i64>> {
@@ -201,7 +241,8 @@ impl Probe {
                       WHERE m.order_id = o.id AND m.kind = 'card' ORDER BY m.id DESC LIMIT 1) AS card_posted,
                     (SELECT c.status = 'open' FROM moderator_outbox m JOIN cases c ON c.id = m.case_id
                       WHERE m.order_id = o.id AND m.kind = 'card' ORDER BY m.id DESC LIMIT 1) AS case_open,
-                    (SELECT MAX(at) FROM order_events e WHERE e.order_id = o.id) AS last_event
+                    (SELECT MAX(at) FROM order_events e WHERE e.order_id = o.id) AS last_event,
+                    o.customer_id, o.account_candidates
              FROM orders o ORDER BY o.id",
         )
         .fetch_all(&self.pool)
@@ -221,6 +262,8 @@ impl Probe {
                     updated_at: r.get("updated_at"),
                     last_card: posted.map(|p| (p, open.unwrap_or(false))),
                     last_event_at: r.get::<Option<i64>, _>("last_event").unwrap_or(0),
+                    customer_id: r.get("customer_id"),
+                    account_candidates: r.get("account_candidates"),
                 }
             })
             .collect())
@@ -277,4 +320,64 @@ impl Probe {
         }
         Ok(found)
     }
+
+    /// The customer messages in the inbox, as (chat, message id).
+    pub async fn customer_inbox(&self) -> anyhow::Result<HashSet<(i64, i64)>> {
+        let rows =
+            sqlx::query("SELECT chat_id, message_id FROM inbox WHERE kind = 'customer'").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every case about an order, in the order they were opened.
+    pub async fn order_cases(&self) -> anyhow::Result<Vec<CaseSpan>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(short_id, 'C' || id), order_id, opened_at, closed_at FROM cases
+             WHERE order_id IS NOT NULL ORDER BY opened_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CaseSpan { short_id: r.get(0), order_id: r.get(1), opened_at: r.get(2), closed_at: r.get(3) })
+            .collect())
+    }
+
+    /// Messages of `chat` that belong to a case (cards, follow-ups, `/case`
+    /// pages): a reply to one acts on the case.
+    pub async fn case_messages(&self, chat: i64) -> anyhow::Result<HashSet<i32>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT message_id FROM case_messages WHERE chat_id = ?")
+            .bind(chat)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(|m| m as i32).collect())
+    }
+
+    /// The whole history of every order a customer gave an account ID to in
+    /// the chat (the contact flow's note on that step says so), in order.
+    pub async fn customer_id_histories(&self) -> anyhow::Result<Vec<OrderEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT order_id, at, from_state, to_state, note FROM order_events WHERE order_id IN
+               (SELECT order_id FROM order_events WHERE note LIKE '{CUSTOMER_GAVE_ID}%')
+             ORDER BY order_id, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OrderEvent {
+                order_id: r.get(0),
+                at: r.get(1),
+                from_state: r.get(2),
+                to_state: r.get(3),
+                note: r.get(4),
+            })
+            .collect())
+    }
 }
+
+/// How `contact` notes an account ID a customer sent in the chat, on the
+/// order's event (`the customer sent account ID 123456 …`).
+pub const CUSTOMER_GAVE_ID: &str = "the customer sent account ID";
+
+/// How the order worker notes a park because the backend was unavailable.
+pub const BACKEND_UNAVAILABLE: &str = "backend unavailable";

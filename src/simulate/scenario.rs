@@ -19,6 +19,8 @@ pub const CUSTOMER_BASE: i64 = 500_000;
 /// Everything that will happen, decided up front.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Script {
+    /// The customers who order, then (hostile content only) the strangers
+    /// of the bursts, who never order.
     pub customers: Vec<Customer>,
     pub orders: Vec<PlannedOrder>,
     /// Sorted by `at_ms` (ties keep their generation order).
@@ -125,6 +127,38 @@ pub enum Event {
     BackendDown { for_ms: u64 },
     /// The daemon is stopped and started again on the same store.
     Restart { kind: RestartKind },
+    /// Hostile content: a moderator writes in the moderator chat (a
+    /// command, well-formed or not, or text), maybe as a reply.
+    ModeratorWrites { text: String, reply: ReplyTarget },
+    /// Hostile content: a customer sends a photo with this caption ("": none).
+    CustomerMedia { customer: usize, caption: String },
+    /// Hostile content: a customer changes the text of their last message to us.
+    CustomerEdits { customer: usize, text: String },
+    /// Hostile content: a customer forwards a message from elsewhere.
+    CustomerForwards { customer: usize, forward: Forward },
+}
+
+/// What a moderator's message replies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "to", content = "at")]
+pub enum ReplyTarget {
+    None,
+    /// The newest case card posted so far.
+    LatestCard,
+    /// Whatever message is at this position (per mille of the chat's
+    /// history) when it is sent: a card, an answer of ours, a moderator's.
+    Anywhere(u16),
+}
+
+/// A forwarded message, as the original had it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Forward {
+    /// A Tribute order notification for an order like the customer's
+    /// (its text and entities: bold title, a mention with their user id).
+    Receipt { product: String, price: String, details: String },
+    /// A text somebody else wrote: a promo post, a friend's message.
+    Text { text: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,7 +175,7 @@ pub enum RestartKind {
     Crash(usize),
 }
 
-const PRODUCTS: [(&str, &str); 6] = [
+pub(super) const PRODUCTS: [(&str, &str); 6] = [
     ("100 Diamonds", "€5.00"),
     ("500 Diamonds", "$20.00"),
     ("1000 Diamonds", "€40.00"),
@@ -150,11 +184,12 @@ const PRODUCTS: [(&str, &str); 6] = [
     ("Starter Pack", "$2.99"),
 ];
 
-const RU_NAMES: [&str; 10] =
+pub(super) const RU_NAMES: [&str; 10] =
     ["Иван Петров", "Мария", "Олег С.", "Анна К", "Дмитрий", "Пётр", "Светлана", "Алексей", "Наталья", "Кирилл"];
-const EN_NAMES: [&str; 8] = ["Anna Smith", "John", "Kate B", "Mike Ross", "Lena K", "Tom", "Sarah", "Dmitry K"];
+pub(super) const EN_NAMES: [&str; 8] =
+    ["Anna Smith", "John", "Kate B", "Mike Ross", "Lena K", "Tom", "Sarah", "Dmitry K"];
 
-const RU_QUESTIONS: [&str; 6] = [
+pub(super) const RU_QUESTIONS: [&str; 6] = [
     "Подскажите, через сколько придут алмазы?",
     "А где посмотреть мой ID в игре?",
     "Можно ли вернуть деньги, если передумал?",
@@ -162,7 +197,7 @@ const RU_QUESTIONS: [&str; 6] = [
     "Почему так долго?",
     "Спасибо, а бонус будет?",
 ];
-const EN_QUESTIONS: [&str; 5] = [
+pub(super) const EN_QUESTIONS: [&str; 5] = [
     "How long does the activation take?",
     "Where do I find my account ID?",
     "Can I get a refund?",
@@ -310,6 +345,13 @@ pub fn generate(p: &Params) -> Script {
             _ => RestartKind::Crash(rng.usize(..crate::orders::Checkpoint::ALL.len())),
         };
         events.push(Timed { at_ms: rng.u64(..end_ms), event: Event::Restart { kind } });
+    }
+
+    // Drawn from a generator of its own, after everything else: the script
+    // of normal content stays exactly what it was.
+    let mut customers = customers;
+    if p.content == super::Content::Hostile {
+        super::hostile::add(p, &mut customers, &orders, &mut events);
     }
 
     events.sort_by_key(|t| t.at_ms);

@@ -1,6 +1,7 @@
 //! `simulate`: the whole system for a simulated day or more on a paused
-//! clock, over fixed seeds with no, normal and hostile faults; the checker
-//! can fail; the same seed gives the same script.
+//! clock, over fixed seeds with no, normal and hostile faults and with
+//! hostile content; the checker can fail; the same seed gives the same
+//! script.
 //!
 //! The runs share one lock: the driver decides that the daemon is idle
 //! from the process's context switches, which another simulation running
@@ -8,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use tribute_assistant::simulate::{generate, run_blocking, Faults, Params, Report, Tamper};
+use tribute_assistant::simulate::{generate, run_blocking, Content, Faults, Params, Report, Tamper};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -21,9 +22,22 @@ fn params(seed: u64, orders: usize, faults: Faults) -> Params {
     Params { orders, customers: orders / 2, days: 1, faults, ..Params::new(seed) }
 }
 
-/// Every invariant holds and the figures add up.
-fn assert_holds(r: &Report) {
-    let violations: Vec<String> = r.violations.iter().map(|v| format!("VIOLATION {}: {}", v.name, v.detail)).collect();
+/// Invariants the daemon breaks under Telegram's faults today, reported by
+/// every run but not yet held against the runs with faults (docs/simulate.md,
+/// "Findings", 6 and 7): a moderator's command whose answer Telegram refused is
+/// never answered again, the desk's backoff outgrows Telegram's waits, and
+/// a customer's message whose update Telegram lost is read again only when a
+/// dialogue waits for the customer.
+const FINDINGS_UNDER_FAULTS: [&str; 3] = ["command_unanswered", "command_answer_delay", "customer_messages_unstored"];
+
+/// Every invariant holds (but those named in `excused`) and the figures add up.
+fn assert_holds_but(r: &Report, excused: &[&str]) {
+    let violations: Vec<String> = r
+        .violations
+        .iter()
+        .filter(|v| !excused.contains(&v.name))
+        .map(|v| format!("VIOLATION {}: {}", v.name, v.detail))
+        .collect();
     assert!(violations.is_empty(), "{}\nreplay: {}", violations.join("\n"), r.replay);
     assert_eq!(r.unresolved, 0, "{r:#?}");
     assert_eq!(r.confirmed + r.failed + r.escalated_open + r.done_by_hand, r.orders, "{r:#?}");
@@ -38,6 +52,23 @@ fn assert_holds(r: &Report) {
     assert!(r.max_messages_to_one_customer_a_day <= u64::from(r.daily_cap));
     assert!(r.confirmed > r.orders / 2, "most orders complete: {r:#?}");
     assert!(r.cards > 0 && r.service_messages > 0, "the scenario exercised cases and the service account");
+    let s = &r.service;
+    assert!(s.command_answers.count > 0 && s.customer_messages > 0 && s.id_to_activation.count > 0, "{s:#?}");
+    assert!(s.id_to_activation.max_secs <= s.id_bound_secs, "{s:#?}");
+    assert_eq!((s.orders_with_overlapping_cases, s.wrong_account_activations, s.phantom_orders), (0, 0, 0));
+    assert_eq!(s.supervision.quarantine_notices, s.supervision.items_quarantined);
+    assert!(!s.store_mib_by_day.is_empty() && s.store_mib_by_day.iter().all(|m| *m > 0.0), "measured every day");
+    if !excused.contains(&"command_unanswered") {
+        assert_eq!(s.commands_unanswered, 0);
+        assert!(s.command_answers.max_secs <= s.command_bound_secs, "{s:#?}");
+    }
+    if !excused.contains(&"customer_messages_unstored") {
+        assert_eq!(s.customer_messages_unstored, 0);
+    }
+}
+
+fn assert_holds(r: &Report) {
+    assert_holds_but(r, &[]);
 }
 
 #[test]
@@ -53,7 +84,7 @@ fn simulate_with_normal_faults_every_invariant_holds() {
     let r = simulate(&params(202, 200, Faults::Normal));
     assert!(r.faults_injected.keys().any(|k| k.starts_with("telegram.")), "{:?}", r.faults_injected);
     assert!(r.faults_injected.contains_key("backend.outages"));
-    assert_holds(&r);
+    assert_holds_but(&r, &FINDINGS_UNDER_FAULTS);
 }
 
 /// Guards the fixes of docs/simulate.md, "Findings" (lost orders, exits at start, over-cap messages).
@@ -61,6 +92,20 @@ fn simulate_with_normal_faults_every_invariant_holds() {
 fn simulate_with_hostile_faults_every_invariant_holds() {
     let r = simulate(&params(303, 200, Faults::Hostile));
     assert!(r.faults_injected.values().sum::<u64>() > 100, "{:?}", r.faults_injected);
+    assert_holds_but(&r, &FINDINGS_UNDER_FAULTS);
+}
+
+/// Hostile content on a polite Telegram without restarts (what is lost or
+/// late is then the daemon's doing): malformed moderator commands (among
+/// them `/report 7д`), garbage, media, edits, forwards, texts at the length
+/// limit, a burst of a hundred or more new senders, a customer spamming
+/// an open case. Every invariant, the new ones included.
+#[test]
+fn simulate_with_hostile_content_every_invariant_holds() {
+    let p = Params { content: Content::Hostile, restarts: Some(0), ..params(404, 60, Faults::None) };
+    let r = simulate(&p);
+    assert!(r.customers >= 130, "a burst of new senders wrote: {} senders", r.customers);
+    assert!(r.service.command_answers.count + r.service.commands_unanswered >= 18, "{:#?}", r.service);
     assert_holds(&r);
 }
 
@@ -72,6 +117,8 @@ fn the_checker_reports_each_broken_invariant() {
         (Tamper::OversizedMessage, "oversized_messages_sent"),
         (Tamper::ServiceLeak, "service_messages_leaked"),
         (Tamper::OverCap, "messages_to_customers_over_cap"),
+        (Tamper::UnansweredCommand, "command_unanswered"),
+        (Tamper::UnstoredMessage, "customer_messages_unstored"),
     ] {
         let p = Params { tamper: Some(tamper), restarts: Some(0), ..params(7, 30, Faults::None) };
         let r = simulate(&p);
@@ -86,6 +133,8 @@ fn the_checker_reports_each_broken_invariant() {
             Tamper::OversizedMessage => r.oversized_messages_sent,
             Tamper::ServiceLeak => r.service_messages_leaked,
             Tamper::OverCap => r.messages_to_customers_over_cap,
+            Tamper::UnansweredCommand => r.service.commands_unanswered as u64,
+            Tamper::UnstoredMessage => r.service.customer_messages_unstored as u64,
         };
         assert!(counted > 0, "{tamper:?}: {r:#?}");
     }

@@ -39,7 +39,7 @@ impl State {
         let now = crate::clock::now_ms();
         if self.dice.roll(rates.disconnect) {
             let down = self.dice.secs(2, 8);
-            self.dice.inject(Fault::Disconnect, format!("{}s", down.as_secs()));
+            self.dice.inject_wait(Fault::Disconnect, down);
             self.link.down_until = Some(now + down.as_millis() as i64);
             self.stream.wake.notify_waiters();
             return Err(MessengerError::Disconnected);
@@ -54,7 +54,7 @@ impl State {
         if self.dice.roll(rates.flood_wait) {
             let wait =
                 if self.dice.roll(rates.flood_wait_long) { self.dice.secs(60, 3600) } else { self.dice.secs(1, 5) };
-            self.dice.inject(Fault::flood_wait(method), format!("{}s", wait.as_secs()));
+            self.dice.inject_wait(Fault::flood_wait(method), wait);
             if wait >= Duration::from_secs(60) {
                 self.dice.inject(Fault::FloodWaitLong, format!("{}s", wait.as_secs()));
             }

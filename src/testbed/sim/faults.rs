@@ -293,6 +293,17 @@ impl fmt::Display for Fault {
     }
 }
 
+/// A time Telegram made our account wait: a flood wait of one method, or
+/// the link down after a disconnect. Checkers leave these out of the delays
+/// they hold the daemon to (Telegram's own waits are not the daemon's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelegramWait {
+    pub fault: Fault,
+    /// Clock times (unix ms).
+    pub from_ms: i64,
+    pub until_ms: i64,
+}
+
 /// The most entries [`Dice::log`] keeps; later faults are only counted.
 const LOG_MAX: usize = 10_000;
 
@@ -303,12 +314,13 @@ pub(super) struct Dice {
     injected: BTreeMap<String, u64>,
     /// "name detail" per injected fault, in order (the first [`LOG_MAX`]).
     log: Vec<String>,
+    waits: Vec<TelegramWait>,
 }
 
 impl Dice {
     pub fn new(plan: FaultPlan) -> Self {
         let rng = fastrand::Rng::with_seed(plan.seed);
-        Dice { plan, rng, injected: BTreeMap::new(), log: Vec::new() }
+        Dice { plan, rng, injected: BTreeMap::new(), log: Vec::new(), waits: Vec::new() }
     }
 
     pub fn rates(&self) -> FaultRates {
@@ -341,6 +353,17 @@ impl Dice {
         if self.log.len() < LOG_MAX {
             self.log.push(format!("{fault} {detail}"));
         }
+    }
+
+    /// Records an injected fault that makes the account wait from now on.
+    pub fn inject_wait(&mut self, fault: Fault, wait: Duration) {
+        let from_ms = crate::clock::now_ms();
+        self.inject(fault, format!("{}s", wait.as_secs()));
+        self.waits.push(TelegramWait { fault, from_ms, until_ms: from_ms + wait.as_millis() as i64 });
+    }
+
+    pub fn waits(&self) -> &[TelegramWait] {
+        &self.waits
     }
 
     pub fn injected(&self) -> &BTreeMap<String, u64> {

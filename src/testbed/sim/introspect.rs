@@ -99,6 +99,33 @@ impl SimWorld {
         self.lock().dice.log().to_vec()
     }
 
+    /// Messages stored in any chat so far, ours and everybody else's: a
+    /// cheap sign that something happened.
+    pub fn messages_stored(&self) -> u64 {
+        self.lock().tally.messages
+    }
+
+    /// Every time the plan made our account wait (flood waits, the link
+    /// down after a disconnect), in the order they were injected.
+    pub fn telegram_waits(&self) -> Vec<super::faults::TelegramWait> {
+        self.lock().dice.waits().to_vec()
+    }
+
+    /// When the first of the waits still running at `now_ms` ends: the
+    /// moment the account may call again (waits last an hour at most, so
+    /// only the recent end of the record is read).
+    pub fn next_wait_end(&self, now_ms: i64) -> Option<i64> {
+        let st = self.lock();
+        st.dice
+            .waits()
+            .iter()
+            .rev()
+            .take_while(|w| w.from_ms > now_ms - 3_600_000 - 1_000)
+            .filter(|w| w.until_ms > now_ms)
+            .map(|w| w.until_ms)
+            .min()
+    }
+
     /// One message as it is now (`None` if unknown or deleted), read past
     /// the fault plan: for servers that serve the world over another
     /// protocol and must not meet a second fault on their own lookups.

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 pub use calls::SERVICE_USER_ID;
 pub use client::SimClient;
-pub use faults::{Fault, FaultLevel, FaultPlan, FaultRates, UnknownFaultLevel};
+pub use faults::{Fault, FaultLevel, FaultPlan, FaultRates, TelegramWait, UnknownFaultLevel};
 pub use introspect::{SimChatInfo, SimUserInfo};
 pub use order::{Delivery, SimOrder};
 pub use text::{utf16_len, TextBuilder};

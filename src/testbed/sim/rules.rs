@@ -26,6 +26,30 @@ pub(super) fn check_text(text: &str) -> Result<usize, MessengerError> {
     Ok(units)
 }
 
+/// The longest caption of a photo or file a (non-premium) user can send,
+/// in UTF-16 code units.
+pub const CAPTION_LENGTH_MAX: usize = 1024;
+
+/// Checks what another user's client sends us the way Telegram checks
+/// it: a text message is not empty (whitespace only counts as empty) and
+/// at most 4096 UTF-16 units; a caption may be empty (a photo without
+/// one) and is at most [`CAPTION_LENGTH_MAX`] units. Scenarios send
+/// customers' and moderators' messages through this, so a simulation
+/// never feeds the daemon what real Telegram would not have delivered.
+pub fn check_incoming(text: &str, media: bool) -> Result<(), MessengerError> {
+    let units = utf16_len(text);
+    if media {
+        return if units > CAPTION_LENGTH_MAX { Err(MessengerError::MessageTooLong) } else { Ok(()) };
+    }
+    if text.trim().is_empty() {
+        return Err(MessengerError::MessageEmpty);
+    }
+    if units > MESSAGE_LENGTH_MAX {
+        return Err(MessengerError::MessageTooLong);
+    }
+    Ok(())
+}
+
 /// How many entities Telegram would find in a plain text by itself: links,
 /// `@mentions`, `#hashtags`, `$cashtags` and `/commands`, one per
 /// whitespace-separated word. An approximation of the server's parser
@@ -131,6 +155,17 @@ mod tests {
         assert_eq!(check_text(&format!("{}a", "😀".repeat(2048))), Err(MessengerError::MessageTooLong));
         assert_eq!(check_text(""), Err(MessengerError::MessageEmpty));
         assert_eq!(check_text(" \n\t "), Err(MessengerError::MessageEmpty));
+    }
+
+    #[test]
+    fn incoming_texts_and_captions_have_their_own_limits() {
+        assert_eq!(check_incoming(&"😀".repeat(2048), false), Ok(()));
+        assert_eq!(check_incoming(&"😀".repeat(2049), false), Err(MessengerError::MessageTooLong));
+        assert_eq!(check_incoming("\u{200f}", false), Ok(()), "a lone RTL mark is not whitespace to Telegram");
+        assert_eq!(check_incoming(" ", false), Err(MessengerError::MessageEmpty));
+        assert_eq!(check_incoming("", true), Ok(()), "a photo without a caption");
+        assert_eq!(check_incoming(&"a".repeat(1024), true), Ok(()));
+        assert_eq!(check_incoming(&"a".repeat(1025), true), Err(MessengerError::MessageTooLong));
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub(super) struct Tally {
     pub refused_presses: BTreeMap<String, u64>,
     /// The longest text ever accepted, in UTF-16 code units.
     pub max_text_utf16: usize,
+    /// Messages stored in any chat so far (ours and everybody else's).
+    pub messages: u64,
 }
 
 /// A message about to be stored; the chat assigns id and date.
@@ -250,6 +252,7 @@ impl State {
         };
         c.talked = true;
         c.they_wrote |= !message.outgoing && message.sender_id == Some(chat);
+        self.tally.messages += 1;
         c.messages.push(Some(message.clone()));
         if emit {
             self.emit(Event::NewMessage(message));

@@ -1,7 +1,14 @@
 //! The invariants, checked after the run from three independent records:
 //! the daemon's store, the simulated Telegram (histories, the bot's
 //! deliveries and presses, refused sends) and the reference backend's
-//! ledger. Each violated invariant is one [`Violation`].
+//! ledger. Each violated invariant is one [`Violation`]. The invariants
+//! about what people get (answers, kept messages, timely activations, one
+//! open case per order, supervision's notices, the store's footprint) are
+//! in [`service`].
+
+mod service;
+
+pub use service::ServiceFigures;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +31,7 @@ pub struct Report {
     pub orders: usize,
     pub customers: usize,
     pub faults: String,
+    pub content: String,
     pub script_digest: String,
     pub confirmed: usize,
     /// Escalated, the case open and its card posted in the moderator chat.
@@ -71,6 +79,8 @@ pub struct Report {
     /// Of the peak RSS, about this much is the simulated Telegram's message
     /// history (grows with the run; not the daemon's memory).
     pub telegram_history_mib: f64,
+    #[serde(flatten)]
+    pub service: ServiceFigures,
     pub violations: Vec<Violation>,
     pub replay: String,
 }
@@ -338,11 +348,14 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
         ("crash", d.stats.crashes),
     ]);
 
+    let service = service::check(d, &facts, &mut v).await?;
+
     Ok(Report {
         seed: d.p.seed,
         orders: posted.len(),
         customers: d.script.customers.len(),
         faults: d.p.faults.as_str().to_owned(),
+        content: d.p.content.as_str().to_owned(),
         script_digest: d.script.digest(),
         confirmed,
         escalated_open,
@@ -380,6 +393,7 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
         orders_per_real_sec: 0.0,
         peak_rss_mib: 0,
         telegram_history_mib: 0.0,
+        service,
         violations: v,
         replay: d.p.replay_command(),
     })

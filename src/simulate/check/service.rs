@@ -1,0 +1,296 @@
+//! The invariants about the service people get, whatever they throw at the
+//! daemon: every moderator command is answered in time, every customer
+//! message is kept, a customer's account ID reaches the backend in time
+//! during floods, an order never has two open cases, an order is activated
+//! only for its customer's account and only when the Tribute bot posted
+//! it, every quarantined item gets exactly one moderator notice, and the
+//! store stops growing once a retention window is reached.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::Violation;
+use crate::simulate::driver::{fmt_sim, Driver};
+use crate::simulate::latency::{self, Spread};
+use crate::simulate::probe::{CaseSpan, OrderEvent, OrderFact};
+use crate::simulate::store_size;
+use crate::simulate::supervision::Supervision;
+
+/// How many violations of one kind are listed before "… and N more".
+const LISTED: usize = 10;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceFigures {
+    /// Moderator messages that asked for an answer (commands, replies to a
+    /// case) answered, and how long our answers took beyond Telegram's waits.
+    pub command_answers: Spread,
+    /// The longest wait for an answer, Telegram's waits included.
+    pub command_answer_raw_max_secs: u64,
+    pub commands_unanswered: usize,
+    pub command_bound_secs: u64,
+    /// Messages customers (and the bursts' strangers) sent us, and how many the store does not have.
+    pub customer_messages: usize,
+    pub customer_messages_unstored: usize,
+    /// From a customer's message with their account ID to the order's
+    /// activation, beyond the time parked for an unavailable backend and
+    /// Telegram's waits.
+    pub id_to_activation: Spread,
+    /// The longest of those delays, everything included.
+    pub id_to_activation_raw_max_secs: u64,
+    pub id_bound_secs: u64,
+    pub max_open_cases_per_order: usize,
+    pub orders_with_overlapping_cases: usize,
+    pub wrong_account_activations: usize,
+    /// Orders stored that the Tribute bot never posted (e.g. a forwarded receipt taken for one).
+    pub phantom_orders: usize,
+    #[serde(flatten)]
+    pub supervision: Supervision,
+    /// The store (SQLite file + WAL) at the end of each simulated day, MiB.
+    pub store_mib_by_day: Vec<f64>,
+    pub retention_window_days: Option<u64>,
+    /// Growth after the retention window was reached (when the run was long enough to tell).
+    pub store_growth_after_window_mib: Option<f64>,
+}
+
+pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation>) -> anyhow::Result<ServiceFigures> {
+    let mut f = ServiceFigures {
+        command_bound_secs: d.p.command_bound().as_secs(),
+        id_bound_secs: d.p.id_bound().as_secs(),
+        store_mib_by_day: d.stats.store_mib_by_day.iter().map(|m| (m * 100.0).round() / 100.0).collect(),
+        ..ServiceFigures::default()
+    };
+    let mut add = |name: &'static str, details: Vec<String>| {
+        let more = details.len().saturating_sub(LISTED);
+        for detail in details.into_iter().take(LISTED) {
+            v.push(Violation { name, detail });
+        }
+        if more > 0 {
+            v.push(Violation { name, detail: format!("… and {more} more") });
+        }
+    };
+    let world = &d.sb.world;
+    let moderator_chat = world.messages(d.sb.moderator_chat);
+
+    // ---- every moderator command answered, in time ----
+    let case_messages = d.probe.case_messages(d.sb.moderator_chat).await?;
+    let commands = latency::commands(&moderator_chat, d.sb.moderator, &case_messages);
+    // Telegram's own waits (flood waits, the link down) are not the daemon's, as for cards.
+    let waits = world.telegram_waits();
+    let beyond_waits = |from_ms: i64, to_ms: i64| to_ms - from_ms - latency::telegram_waited_ms(&waits, from_ms, to_ms);
+    let bound = d.p.command_bound().as_millis() as i64;
+    let (mut unanswered, mut slow, mut delays) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &commands {
+        let what = format!("{:?} (message {}, at {})", short(&c.text), c.message_id, fmt_sim(d.sim_ms(c.at * 1000)));
+        let Some(after) = c.answered_after else {
+            unanswered.push(format!("{what} was never answered"));
+            continue;
+        };
+        f.command_answer_raw_max_secs = f.command_answer_raw_max_secs.max(after.max(0) as u64);
+        let ours = beyond_waits(c.at * 1000, (c.at + after) * 1000);
+        delays.push(ours.max(0) as u64 / 1000);
+        if ours > bound {
+            slow.push(format!("{what} was answered after {after} s, {} s of it beyond Telegram's waits", ours / 1000));
+        }
+    }
+    f.command_answers = Spread::of(delays);
+    f.commands_unanswered = unanswered.len();
+    add("command_unanswered", unanswered);
+    add("command_answer_delay", slow);
+
+    // ---- every customer message stored ----
+    let inbox = d.probe.customer_inbox().await?;
+    let lost_in_transit: HashSet<String> =
+        world.fault_log().into_iter().filter_map(|l| l.strip_prefix("update_lost new ").map(str::to_owned)).collect();
+    let mut unstored = Vec::new();
+    let mut id_messages: HashMap<i64, Vec<i64>> = HashMap::new();
+    for c in &d.script.customers {
+        for m in world.messages(c.id).iter().filter(|m| !m.outgoing && m.sender_id == Some(c.id)) {
+            f.customer_messages += 1;
+            if m.text.contains(c.account.as_str()) {
+                id_messages.entry(c.id).or_default().push(m.date * 1000);
+            }
+            if inbox.contains(&(c.id, i64::from(m.id))) {
+                continue;
+            }
+            let at = d.sim_ms(m.date * 1000);
+            let why = if lost_in_transit.contains(&format!("{}/{}", c.id, m.id)) {
+                "its update was lost in transit"
+            } else if waits.iter().any(|w| {
+                // Telegram's dates are whole seconds.
+                w.fault == crate::testbed::sim::Fault::Disconnect
+                    && w.from_ms < (m.date + 1) * 1000
+                    && m.date * 1000 <= w.until_ms
+            }) {
+                "it came while Telegram's link was down"
+            } else if d.stats.down_spans.iter().any(|(from, to)| at + 1000 >= *from && at <= *to) {
+                "it came while the daemon was down"
+            } else {
+                "no fault on it"
+            };
+            unstored.push(format!(
+                "customer {} message {} ({:?}, at {}): {why}",
+                c.id,
+                m.id,
+                short(&m.text),
+                fmt_sim(at)
+            ));
+        }
+    }
+    f.customer_messages_unstored = unstored.len();
+    add("customer_messages_unstored", unstored);
+
+    // ---- a customer's account ID to the activation, in time ----
+    let by_id: HashMap<i64, &OrderFact> = facts.iter().map(|o| (o.id, o)).collect();
+    let mut histories: BTreeMap<i64, Vec<OrderEvent>> = BTreeMap::new();
+    for e in d.probe.customer_id_histories().await? {
+        histories.entry(e.order_id).or_default().push(e);
+    }
+    let id_bound_ms = d.p.id_bound().as_millis() as i64;
+    let (mut delays, mut late) = (Vec::new(), Vec::new());
+    for (order_id, events) in &histories {
+        let Some(customer) = by_id.get(order_id).and_then(|o| o.customer_id) else { continue };
+        let times = id_messages.get(&customer).map_or(&[][..], Vec::as_slice);
+        let Some(delay) = latency::id_to_activation(events, times) else { continue };
+        let total = delay.total_ms();
+        f.id_to_activation_raw_max_secs = f.id_to_activation_raw_max_secs.max(total.max(0) as u64 / 1000);
+        let ours = beyond_waits(delay.message_ms, delay.activated_ms) - delay.backend_ms;
+        delays.push(ours.max(0) as u64 / 1000);
+        if ours > id_bound_ms {
+            late.push(format!(
+                "{}: activated {} s after customer {customer} sent the account ID, {} s of it beyond the \
+                 backend's outages and Telegram's waits",
+                by_id[order_id].order_ref,
+                total / 1000,
+                ours / 1000
+            ));
+        }
+    }
+    f.id_to_activation = Spread::of(delays);
+    add("id_to_activation_delay", late);
+
+    // ---- at most one open case per order ----
+    let cases = d.probe.order_cases().await?;
+    let (max_open, overlapping) = overlapping_cases(&cases);
+    f.max_open_cases_per_order = max_open;
+    f.orders_with_overlapping_cases = overlapping.len();
+    let overlaps = overlapping
+        .iter()
+        .map(|(order, a, b)| {
+            let order_ref = by_id.get(order).map_or("?", |o| o.order_ref.as_str());
+            format!(
+                "{order_ref}: case {} opened at {} while case {} (opened at {}) was still open",
+                b.short_id,
+                fmt_sim(d.sim_ms(b.opened_at)),
+                a.short_id,
+                fmt_sim(d.sim_ms(a.opened_at))
+            )
+        })
+        .collect();
+    add("overlapping_case_cards", overlaps);
+
+    // ---- activated only for the customer's account, only what the bot posted ----
+    let accounts: HashMap<i64, &str> = d.script.customers.iter().map(|c| (c.id, c.account.as_str())).collect();
+    let mut wrong = Vec::new();
+    for o in facts.iter().filter(|o| o.activation_id.is_some()) {
+        let expected = o.customer_id.and_then(|c| accounts.get(&c)).copied();
+        let held: Vec<String> = serde_json::from_str(&o.account_candidates).unwrap_or_default();
+        if expected.is_none() || held != [expected.unwrap_or_default()] {
+            wrong.push(format!(
+                "{} was activated for {} but customer {:?} has account {}",
+                o.order_ref,
+                o.account_candidates,
+                o.customer_id,
+                expected.unwrap_or("— (not a customer of the scenario)")
+            ));
+        }
+    }
+    f.wrong_account_activations = wrong.len();
+    add("wrong_account", wrong);
+    let phantom: Vec<String> = facts
+        .iter()
+        .filter(|o| !d.msg_order.contains_key(&o.message_id))
+        .map(|o| format!("{} (Tribute message {}) is not an order the bot posted", o.order_ref, o.message_id))
+        .collect();
+    f.phantom_orders = phantom.len();
+    add("phantom_orders", phantom);
+
+    // ---- supervision: one notice per quarantined item ----
+    f.supervision = Supervision::from_metrics(d.stats.metrics_at_end.as_deref(), &moderator_chat);
+    if f.supervision.quarantine_notices != f.supervision.items_quarantined {
+        add(
+            "quarantine_notices",
+            vec![format!(
+                "{} item(s) quarantined, {} moderator notice(s) saying a message could not be handled",
+                f.supervision.items_quarantined, f.supervision.quarantine_notices
+            )],
+        );
+    }
+
+    // ---- the store stops growing once the retention window is reached ----
+    if let Some(window) = crate::simulate::retention_window(&d.p) {
+        let days = window.as_secs().div_ceil(86_400).max(1);
+        f.retention_window_days = Some(days);
+        match store_size::plateau_after_window(&d.stats.store_mib_by_day, days as u32) {
+            Ok(growth) => f.store_growth_after_window_mib = growth,
+            Err(e) => add("store_growth", vec![e]),
+        }
+    }
+    Ok(f)
+}
+
+/// The most cases of one order open at once, and every (order, still
+/// open case, case opened meanwhile).
+fn overlapping_cases(cases: &[CaseSpan]) -> (usize, Vec<(i64, &CaseSpan, &CaseSpan)>) {
+    let mut by_order: BTreeMap<i64, Vec<&CaseSpan>> = BTreeMap::new();
+    for c in cases {
+        by_order.entry(c.order_id).or_default().push(c);
+    }
+    let (mut max_open, mut overlaps) = (0, Vec::new());
+    for (order, mut cases) in by_order {
+        cases.sort_by_key(|c| c.opened_at);
+        let mut open: Vec<&CaseSpan> = Vec::new();
+        for c in cases {
+            open.retain(|o| o.closed_at.is_none_or(|closed| closed > c.opened_at));
+            if let Some(first) = open.first() {
+                overlaps.push((order, *first, c));
+            }
+            open.push(c);
+            max_open = max_open.max(open.len());
+        }
+    }
+    (max_open, overlaps)
+}
+
+fn short(s: &str) -> String {
+    let mut t: String = s.chars().take(40).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str, order_id: i64, opened_at: i64, closed_at: Option<i64>) -> CaseSpan {
+        CaseSpan { short_id: id.into(), order_id, opened_at, closed_at }
+    }
+
+    #[test]
+    fn two_open_cases_of_one_order_are_found() {
+        let cases = vec![
+            case("C1", 1, 0, Some(100)),
+            case("C2", 1, 100, None),
+            case("C3", 2, 0, None),
+            case("C4", 2, 50, Some(60)),
+            case("C5", 3, 10, None),
+        ];
+        let (max_open, overlaps) = overlapping_cases(&cases);
+        assert_eq!(max_open, 2);
+        let got: Vec<(i64, &str, &str)> =
+            overlaps.iter().map(|(o, a, b)| (*o, a.short_id.as_str(), b.short_id.as_str())).collect();
+        assert_eq!(got, vec![(2, "C3", "C4")], "a case closed when the next opens does not overlap");
+    }
+}
