@@ -275,7 +275,7 @@ impl EscalationReason {
             EscalationReason::WebhookUnmatchedPurchase => "Tribute took a payment we never saw an order for",
             EscalationReason::WebhookRefund => "Tribute refunded a payment",
             EscalationReason::Unhandled => {
-                "this message could not be handled, also after retries; nothing was done with it"
+                "handling it failed every time it was tried; nothing more is done with it automatically"
             }
             EscalationReason::SendUnconfirmed => {
                 "the Send button is gone but the Tribute chat does not show our reply delivered; \

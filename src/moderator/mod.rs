@@ -442,8 +442,22 @@ impl ModeratorDesk {
             self.answer(m, &format!("{} has no customer to write to.", case.short_id)).await;
             return Ok(());
         };
+        let body = self.contact.team_answer(&conv, text);
+        let units = sizing::utf16_len(&body);
+        if units > sizing::TELEGRAM_LIMIT {
+            // Telegram would refuse it; the moderator still has the text to split.
+            let over = units - sizing::TELEGRAM_LIMIT;
+            let reply = format!(
+                "❌ {}: not sent: with the greeting it is {units} characters, {over} more than one Telegram \
+                 message holds ({}). Send it in two replies.",
+                case.short_id,
+                sizing::TELEGRAM_LIMIT
+            );
+            self.answer(m, &reply).await;
+            return Ok(());
+        }
         let order_ids: Vec<i64> = case.order_id.into_iter().collect();
-        let reply = match self.contact.relay_from_moderator(&conv, from, text, &order_ids).await? {
+        let reply = match self.contact.relay_from_moderator(&conv, from, &body, &order_ids).await? {
             Sent::Delivered(_) => format!("✉️ {}: sent to {}.", case.short_id, conv.customer_name),
             Sent::Unreachable(e) => format!("❌ {}: not delivered: {}", case.short_id, unreachable_reason(&e)),
             Sent::CapReached => {

@@ -159,8 +159,24 @@ impl Probe {
         .fetch_one(&self.pool)
         .await?;
         let (messages_now, messages_next): (i64, Option<i64>) = (r.get(0), r.get(1));
-        let next = [next, cards_next, messages_next].into_iter().flatten().min();
-        Ok((busy + cards_now + messages_now, next))
+        // Messages the contact task has yet to handle (a moderator's command,
+        // a customer's account ID) and questions queued behind the budget:
+        // real time would keep running while the task works through them
+        // (it may wait in memory, e.g. on the send rate limiter), so the
+        // driver steps instead of jumping past them.
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL AND not_before <= ?1),
+                    (SELECT MIN(not_before) FROM inbox WHERE handled_at IS NULL AND not_before > ?1),
+                    (SELECT MIN(due_at) FROM queued_questions WHERE released_at IS NULL)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let (inbox_now, inbox_next, queue_next): (i64, Option<i64>, Option<i64>) = (r.get(0), r.get(1), r.get(2));
+        let queue_now = i64::from(queue_next.is_some_and(|due| due <= now));
+        let queue_next = queue_next.filter(|due| *due > now);
+        let next = [next, cards_next, messages_next, inbox_next, queue_next].into_iter().flatten().min();
+        Ok((busy + cards_now + messages_now + inbox_now + queue_now, next))
     }
 
     /// What changes when the daemon gets work done (an order step, a card

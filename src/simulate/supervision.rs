@@ -2,12 +2,11 @@
 //! inbox items it quarantined (an item whose handling kept failing is set
 //! aside with ONE moderator notice, "this message could not be handled: …").
 //!
-//! The one place that knows where those counts live. Today they are read
-//! from the daemon's `/metrics` (scraped by the driver just before the
-//! daemon's last stop): the sum of the samples of every family whose name
-//! contains `tasks_restarted` or `items_quarantined`; a daemon that does
-//! not export them reports 0. Point [`from_metrics`] elsewhere (the store,
-//! another family name) if the counts live somewhere else.
+//! Where the counts live: quarantined items in the store (inbox rows with
+//! `quarantined_at`: they survive the daemon's restarts during a run), the
+//! restarts in the daemon's `/metrics` (`tribute_assistant_task_restarts_total`,
+//! scraped by the driver just before the daemon's last stop: that run's
+//! restarts; a process restart starts them afresh).
 
 use serde::Serialize;
 
@@ -25,13 +24,12 @@ pub struct Supervision {
 }
 
 impl Supervision {
-    /// The counters from a `/metrics` scrape (`None`: none was taken) and
-    /// the notices from the moderator chat.
-    pub fn from_metrics(metrics: Option<&str>, moderator_chat: &[Message]) -> Self {
-        let sum = |needle: &str| metrics.map_or(0, |text| sum_family(text, needle));
+    /// The restarts from a `/metrics` scrape (`None`: none was taken), the
+    /// quarantined items from the store and the notices from the moderator chat.
+    pub fn read(metrics: Option<&str>, quarantined: u64, moderator_chat: &[Message]) -> Self {
         Supervision {
-            tasks_restarted: sum("tasks_restarted"),
-            items_quarantined: sum("items_quarantined"),
+            tasks_restarted: metrics.map_or(0, |text| sum_family(text, "task_restarts_total")),
+            items_quarantined: quarantined,
             quarantine_notices: moderator_chat
                 .iter()
                 .filter(|m| m.outgoing && m.text.to_lowercase().contains(QUARANTINE_NOTICE))
@@ -59,14 +57,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_come_from_the_families_that_exist() {
-        let text = "# HELP tribute_assistant_tasks_restarted_total Restarts.\n\
-                    # TYPE tribute_assistant_tasks_restarted_total counter\n\
-                    tribute_assistant_tasks_restarted_total{task=\"contact\"} 2\n\
-                    tribute_assistant_tasks_restarted_total{task=\"desk\"} 1\n\
+    fn restarts_come_from_the_daemon_s_metrics_and_quarantines_from_the_store() {
+        let text = "# HELP tribute_assistant_task_restarts_total Restarts.\n\
+                    # TYPE tribute_assistant_task_restarts_total counter\n\
+                    tribute_assistant_task_restarts_total{task=\"contact\"} 2\n\
+                    tribute_assistant_task_restarts_total{task=\"cards\"} 1\n\
+                    tribute_assistant_items_quarantined_total{task=\"contact\"} 9\n\
                     tribute_assistant_up 1\n";
-        let s = Supervision::from_metrics(Some(text), &[]);
-        assert_eq!((s.tasks_restarted, s.items_quarantined), (3, 0));
-        assert_eq!(Supervision::from_metrics(None, &[]), Supervision::default());
+        let s = Supervision::read(Some(text), 1, &[]);
+        assert_eq!((s.tasks_restarted, s.items_quarantined, s.quarantine_notices), (3, 1, 0));
+        assert_eq!(Supervision::read(None, 0, &[]), Supervision::default());
     }
 }

@@ -193,6 +193,13 @@ impl Store {
         Ok(outcome)
     }
 
+    /// How many messages were set aside after their retries ran out.
+    pub async fn quarantined_inbound(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE quarantined_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// When the next message backing off is due, if any waits.
     pub async fn next_inbound_due(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM inbox WHERE handled_at IS NULL")

@@ -216,7 +216,8 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
     add("phantom_orders", phantom);
 
     // ---- supervision: one notice per quarantined item ----
-    f.supervision = Supervision::from_metrics(d.stats.metrics_at_end.as_deref(), &moderator_chat);
+    let quarantined = d.sb.store().quarantined_inbound().await? as u64;
+    f.supervision = Supervision::read(d.stats.metrics_at_end.as_deref(), quarantined, &moderator_chat);
     if f.supervision.quarantine_notices != f.supervision.items_quarantined {
         add(
             "quarantine_notices",
