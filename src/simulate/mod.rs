@@ -128,6 +128,9 @@ pub struct Params {
     pub stall_bound_secs: Option<u64>,
     pub command_bound_secs: Option<u64>,
     pub id_bound_secs: Option<u64>,
+    /// Retention on, every window this many days (`[retention]`): the store
+    /// must stop growing once it is reached.
+    pub retention_days: Option<u32>,
     pub tamper: Option<Tamper>,
 }
 
@@ -147,6 +150,7 @@ impl Params {
             stall_bound_secs: None,
             command_bound_secs: None,
             id_bound_secs: None,
+            retention_days: None,
             tamper: None,
         }
     }
@@ -208,6 +212,9 @@ impl Params {
         if let Some(b) = self.id_bound_secs {
             s.push_str(&format!(" --id-bound-secs {b}"));
         }
+        if let Some(d) = self.retention_days {
+            s.push_str(&format!(" --retention-days {d}"));
+        }
         s
     }
 }
@@ -250,6 +257,9 @@ pub struct SimulateArgs {
     /// Longest from a customer's message with their account ID to the order's activation, backend outages left out (default 600 s).
     #[arg(long)]
     pub id_bound_secs: Option<u64>,
+    /// Run the daemon with retention on, every window (inbox, webhook bodies, agent turns, outboxes, scrubbing closed conversations) this many days; the store must stop growing once it is reached.
+    #[arg(long)]
+    pub retention_days: Option<u32>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -276,6 +286,7 @@ impl SimulateArgs {
             stall_bound_secs: self.stall_bound_secs,
             command_bound_secs: self.command_bound_secs,
             id_bound_secs: self.id_bound_secs,
+            retention_days: self.retention_days,
             tamper: self.tamper,
         }
     }
@@ -296,6 +307,14 @@ fn sandbox_options(p: &Params) -> SandboxOptions {
         park_delay: Duration::from_secs(60),
         contact: Some(contact_config()),
         agent: p.agent,
+        retention: retention_window(p).map(|window| crate::retention::RetentionSettings {
+            inbox: window,
+            webhook_bodies: window,
+            agent_turns: window,
+            outboxes: window,
+            scrub_after: window,
+            ..Default::default()
+        }),
         // `/metrics` is scraped at the end for the supervision counters.
         ops_listener: true,
         ..SandboxOptions::default()
@@ -304,9 +323,8 @@ fn sandbox_options(p: &Params) -> SandboxOptions {
 
 /// The simulated daemon's retention window (rows older than this are
 /// pruned), when it has one: the store-size check is active only then.
-/// None today; wire it to the `[retention]` settings the sandbox passes on.
-pub fn retention_window(_p: &Params) -> Option<Duration> {
-    None
+pub fn retention_window(p: &Params) -> Option<Duration> {
+    p.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400))
 }
 
 /// `tribute-assistant simulate`.

@@ -90,6 +90,8 @@ pub struct SandboxOptions {
     pub report: crate::report::ReportSettings,
     /// Runs before each inbox message is handled (a test makes one panic).
     pub item_hook: Option<crate::daemon::ItemHook>,
+    /// Prune and scrub the store while the daemon runs (`[retention]`); off by default.
+    pub retention: Option<crate::retention::RetentionSettings>,
     /// How long an order may wait for a failing backend or Telegram before
     /// the outage card reports it (production default: 15 min).
     pub outage_after: Duration,
@@ -111,6 +113,7 @@ impl Default for SandboxOptions {
             resync_interval: Duration::from_secs(1),
             report: crate::report::ReportSettings::default(),
             item_hook: None,
+            retention: None,
             outage_after: Duration::from_secs(crate::telegram::TelegramSection::default().outage_alert_secs),
         }
     }
@@ -331,6 +334,9 @@ impl Sandbox {
             .with_task_board(ops.state.tasks.clone());
         if let Some(hook) = &self.opts.item_hook {
             daemon = daemon.with_item_hook(hook.clone());
+        }
+        if let Some(retention) = &self.opts.retention {
+            daemon = daemon.with_retention(retention.clone());
         }
         let daemon = match &self.opts.contact {
             Some(contact) => {

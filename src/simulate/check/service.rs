@@ -32,6 +32,8 @@ pub struct ServiceFigures {
     /// Messages customers (and the bursts' strangers) sent us, and how many the store does not have.
     pub customer_messages: usize,
     pub customer_messages_unstored: usize,
+    /// Of those, older than the retention window when the run ended (pruned as configured, not lost).
+    pub customer_messages_pruned: usize,
     /// From a customer's message with their account ID to the order's
     /// activation, beyond the time parked for an unavailable backend and
     /// Telegram's waits.
@@ -100,6 +102,7 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
 
     // ---- every customer message stored ----
     let inbox = d.probe.customer_inbox().await?;
+    let pruned_before = crate::simulate::retention_window(&d.p).map(|w| crate::clock::now_ms() - w.as_millis() as i64);
     let lost_in_transit: HashSet<String> =
         world.fault_log().into_iter().filter_map(|l| l.strip_prefix("update_lost new ").map(str::to_owned)).collect();
     let mut unstored = Vec::new();
@@ -111,6 +114,11 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
                 id_messages.entry(c.id).or_default().push(m.date * 1000);
             }
             if inbox.contains(&(c.id, i64::from(m.id))) {
+                continue;
+            }
+            if pruned_before.is_some_and(|t| m.date * 1000 < t) {
+                // Older than the retention window: handled and pruned, as configured.
+                f.customer_messages_pruned += 1;
                 continue;
             }
             let at = d.sim_ms(m.date * 1000);
@@ -193,7 +201,10 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
     let accounts: HashMap<i64, &str> = d.script.customers.iter().map(|c| (c.id, c.account.as_str())).collect();
     let mut wrong = Vec::new();
     for o in facts.iter().filter(|o| o.activation_id.is_some()) {
-        let expected = o.customer_id.and_then(|c| accounts.get(&c)).copied();
+        // The customer the bot's message named, from the script: retention
+        // pseudonymises the store's copy once the conversation is scrubbed.
+        let scripted = d.msg_order.get(&o.message_id).map(|i| d.script.customers[d.script.orders[*i].customer].id);
+        let expected = scripted.or(o.customer_id).and_then(|c| accounts.get(&c)).copied();
         let held: Vec<String> = serde_json::from_str(&o.account_candidates).unwrap_or_default();
         if expected.is_none() || held != [expected.unwrap_or_default()] {
             wrong.push(format!(
