@@ -16,6 +16,7 @@ use crate::simulate::latency::{self, Spread};
 use crate::simulate::probe::{CaseSpan, OrderEvent, OrderFact};
 use crate::simulate::store_size;
 use crate::simulate::supervision::Supervision;
+use crate::testbed::sim::{Fault, TelegramWait};
 
 /// How many violations of one kind are listed before "… and N more".
 const LISTED: usize = 10;
@@ -56,199 +57,255 @@ pub struct ServiceFigures {
 }
 
 pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation>) -> anyhow::Result<ServiceFigures> {
-    let mut f = ServiceFigures {
-        command_bound_secs: d.p.command_bound().as_secs(),
-        id_bound_secs: d.p.id_bound().as_secs(),
-        store_mib_by_day: d.stats.store_mib_by_day.iter().map(|m| (m * 100.0).round() / 100.0).collect(),
-        ..ServiceFigures::default()
+    let mut c = Checker {
+        d,
+        facts,
+        v,
+        f: ServiceFigures {
+            command_bound_secs: d.p.command_bound().as_secs(),
+            id_bound_secs: d.p.id_bound().as_secs(),
+            store_mib_by_day: d.stats.store_mib_by_day.iter().map(|m| (m * 100.0).round() / 100.0).collect(),
+            ..ServiceFigures::default()
+        },
+        // Telegram's own waits (flood waits, the link down) are not the daemon's, as for cards.
+        waits: d.sb.world.telegram_waits(),
     };
-    let mut add = |name: &'static str, details: Vec<String>| {
+    c.commands_answered().await?;
+    let id_messages = c.customer_messages_stored().await?;
+    c.ids_activated_in_time(&id_messages).await?;
+    c.one_open_case_per_order().await?;
+    c.right_orders_and_accounts();
+    c.one_notice_per_quarantined_item().await?;
+    c.store_stops_growing();
+    Ok(c.f)
+}
+
+struct Checker<'a> {
+    d: &'a Driver,
+    facts: &'a [OrderFact],
+    v: &'a mut Vec<Violation>,
+    f: ServiceFigures,
+    waits: Vec<TelegramWait>,
+}
+
+impl<'a> Checker<'a> {
+    /// Adds the first [`LISTED`] violations of a kind, and how many more there were.
+    fn add(&mut self, name: &'static str, details: Vec<String>) {
         let more = details.len().saturating_sub(LISTED);
         for detail in details.into_iter().take(LISTED) {
-            v.push(Violation { name, detail });
+            self.v.push(Violation { name, detail });
         }
         if more > 0 {
-            v.push(Violation { name, detail: format!("… and {more} more") });
-        }
-    };
-    let world = &d.sb.world;
-    let moderator_chat = world.messages(d.sb.moderator_chat);
-
-    // ---- every moderator command answered, in time ----
-    let case_messages = d.probe.case_messages(d.sb.moderator_chat).await?;
-    let commands = latency::commands(&moderator_chat, d.sb.moderator, &case_messages);
-    // Telegram's own waits (flood waits, the link down) are not the daemon's, as for cards.
-    let waits = world.telegram_waits();
-    let beyond_waits = |from_ms: i64, to_ms: i64| to_ms - from_ms - latency::telegram_waited_ms(&waits, from_ms, to_ms);
-    let bound = d.p.command_bound().as_millis() as i64;
-    let (mut unanswered, mut slow, mut delays) = (Vec::new(), Vec::new(), Vec::new());
-    for c in &commands {
-        let what = format!("{:?} (message {}, at {})", short(&c.text), c.message_id, fmt_sim(d.sim_ms(c.at * 1000)));
-        let Some(after) = c.answered_after else {
-            unanswered.push(format!("{what} was never answered"));
-            continue;
-        };
-        f.command_answer_raw_max_secs = f.command_answer_raw_max_secs.max(after.max(0) as u64);
-        let ours = beyond_waits(c.at * 1000, (c.at + after) * 1000);
-        delays.push(ours.max(0) as u64 / 1000);
-        if ours > bound {
-            slow.push(format!("{what} was answered after {after} s, {} s of it beyond Telegram's waits", ours / 1000));
+            self.v.push(Violation { name, detail: format!("… and {more} more") });
         }
     }
-    f.command_answers = Spread::of(delays);
-    f.commands_unanswered = unanswered.len();
-    add("command_unanswered", unanswered);
-    add("command_answer_delay", slow);
 
-    // ---- every customer message stored ----
-    let inbox = d.probe.customer_inbox().await?;
-    let pruned_before = crate::simulate::retention_window(&d.p).map(|w| crate::clock::now_ms() - w.as_millis() as i64);
-    let lost_in_transit: HashSet<String> =
-        world.fault_log().into_iter().filter_map(|l| l.strip_prefix("update_lost new ").map(str::to_owned)).collect();
-    let mut unstored = Vec::new();
-    let mut id_messages: HashMap<i64, Vec<i64>> = HashMap::new();
-    for c in &d.script.customers {
-        for m in world.messages(c.id).iter().filter(|m| !m.outgoing && m.sender_id == Some(c.id)) {
-            f.customer_messages += 1;
-            if m.text.contains(c.account.as_str()) {
-                id_messages.entry(c.id).or_default().push(m.date * 1000);
-            }
-            if inbox.contains(&(c.id, i64::from(m.id))) {
+    /// Milliseconds of `from..to` (unix ms) that were not Telegram's waits.
+    fn beyond_waits(&self, from_ms: i64, to_ms: i64) -> i64 {
+        to_ms - from_ms - latency::telegram_waited_ms(&self.waits, from_ms, to_ms)
+    }
+
+    /// An order by its store id (borrowed from the facts, not from `self`).
+    fn order(&self, id: i64) -> Option<&'a OrderFact> {
+        let facts: &'a [OrderFact] = self.facts;
+        facts.iter().find(|o| o.id == id)
+    }
+
+    async fn commands_answered(&mut self) -> anyhow::Result<()> {
+        let d = self.d;
+        let chat = d.sb.world.messages(d.sb.moderator_chat);
+        let case_messages = d.probe.case_messages(d.sb.moderator_chat).await?;
+        let bound = d.p.command_bound().as_millis() as i64;
+        let (mut unanswered, mut slow, mut delays) = (Vec::new(), Vec::new(), Vec::new());
+        for c in latency::commands(&chat, d.sb.moderator, &case_messages) {
+            let what =
+                format!("{:?} (message {}, at {})", short(&c.text), c.message_id, fmt_sim(d.sim_ms(c.at * 1000)));
+            let Some(after) = c.answered_after else {
+                unanswered.push(format!("{what} was never answered"));
                 continue;
-            }
-            if pruned_before.is_some_and(|t| m.date * 1000 < t) {
-                // Older than the retention window: handled and pruned, as configured.
-                f.customer_messages_pruned += 1;
-                continue;
-            }
-            let at = d.sim_ms(m.date * 1000);
-            let why = if lost_in_transit.contains(&format!("{}/{}", c.id, m.id)) {
-                "its update was lost in transit"
-            } else if waits.iter().any(|w| {
-                // Telegram's dates are whole seconds.
-                w.fault == crate::testbed::sim::Fault::Disconnect
-                    && w.from_ms < (m.date + 1) * 1000
-                    && m.date * 1000 <= w.until_ms
-            }) {
-                "it came while Telegram's link was down"
-            } else if d.stats.down_spans.iter().any(|(from, to)| at + 1000 >= *from && at <= *to) {
-                "it came while the daemon was down"
-            } else {
-                "no fault on it"
             };
-            unstored.push(format!(
-                "customer {} message {} ({:?}, at {}): {why}",
-                c.id,
-                m.id,
-                short(&m.text),
-                fmt_sim(at)
-            ));
+            self.f.command_answer_raw_max_secs = self.f.command_answer_raw_max_secs.max(after.max(0) as u64);
+            let ours = self.beyond_waits(c.at * 1000, (c.at + after) * 1000);
+            delays.push(ours.max(0) as u64 / 1000);
+            if ours > bound {
+                slow.push(format!(
+                    "{what} was answered after {after} s, {} s of it beyond Telegram's waits",
+                    ours / 1000
+                ));
+            }
         }
+        self.f.command_answers = Spread::of(delays);
+        self.f.commands_unanswered = unanswered.len();
+        self.add("command_unanswered", unanswered);
+        self.add("command_answer_delay", slow);
+        Ok(())
     }
-    f.customer_messages_unstored = unstored.len();
-    add("customer_messages_unstored", unstored);
 
-    // ---- a customer's account ID to the activation, in time ----
-    let by_id: HashMap<i64, &OrderFact> = facts.iter().map(|o| (o.id, o)).collect();
-    let mut histories: BTreeMap<i64, Vec<OrderEvent>> = BTreeMap::new();
-    for e in d.probe.customer_id_histories().await? {
-        histories.entry(e.order_id).or_default().push(e);
-    }
-    let id_bound_ms = d.p.id_bound().as_millis() as i64;
-    let (mut delays, mut late) = (Vec::new(), Vec::new());
-    for (order_id, events) in &histories {
-        let Some(customer) = by_id.get(order_id).and_then(|o| o.customer_id) else { continue };
-        let times = id_messages.get(&customer).map_or(&[][..], Vec::as_slice);
-        let Some(delay) = latency::id_to_activation(events, times) else { continue };
-        let total = delay.total_ms();
-        f.id_to_activation_raw_max_secs = f.id_to_activation_raw_max_secs.max(total.max(0) as u64 / 1000);
-        let ours = beyond_waits(delay.message_ms, delay.activated_ms) - delay.backend_ms;
-        delays.push(ours.max(0) as u64 / 1000);
-        if ours > id_bound_ms {
-            late.push(format!(
-                "{}: activated {} s after customer {customer} sent the account ID, {} s of it beyond the \
-                 backend's outages and Telegram's waits",
-                by_id[order_id].order_ref,
-                total / 1000,
-                ours / 1000
-            ));
+    /// Every customer message is in the inbox. Returns, per customer, when
+    /// they sent a message carrying their account ID (unix ms).
+    async fn customer_messages_stored(&mut self) -> anyhow::Result<HashMap<i64, Vec<i64>>> {
+        let d = self.d;
+        let world = &d.sb.world;
+        let inbox = d.probe.customer_inbox().await?;
+        let pruned_before =
+            crate::simulate::retention_window(&d.p).map(|w| crate::clock::now_ms() - w.as_millis() as i64);
+        let lost_in_transit: HashSet<String> = world
+            .fault_log()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("update_lost new ").map(str::to_owned))
+            .collect();
+        let mut unstored = Vec::new();
+        let mut id_messages: HashMap<i64, Vec<i64>> = HashMap::new();
+        for c in &d.script.customers {
+            for m in world.messages(c.id).iter().filter(|m| !m.outgoing && m.sender_id == Some(c.id)) {
+                self.f.customer_messages += 1;
+                if m.text.contains(c.account.as_str()) {
+                    id_messages.entry(c.id).or_default().push(m.date * 1000);
+                }
+                if inbox.contains(&(c.id, i64::from(m.id))) {
+                    continue;
+                }
+                if pruned_before.is_some_and(|t| m.date * 1000 < t) {
+                    // Older than the retention window: handled and pruned, as configured.
+                    self.f.customer_messages_pruned += 1;
+                    continue;
+                }
+                let at = d.sim_ms(m.date * 1000);
+                // Telegram's dates are whole seconds.
+                let link_down = |w: &TelegramWait| {
+                    w.fault == Fault::Disconnect && w.from_ms < (m.date + 1) * 1000 && m.date * 1000 <= w.until_ms
+                };
+                let why = if lost_in_transit.contains(&format!("{}/{}", c.id, m.id)) {
+                    "its update was lost in transit"
+                } else if self.waits.iter().any(link_down) {
+                    "it came while Telegram's link was down"
+                } else if d.stats.down_spans.iter().any(|(from, to)| at + 1000 >= *from && at <= *to) {
+                    "it came while the daemon was down"
+                } else {
+                    "no fault on it"
+                };
+                let text = short(&m.text);
+                unstored.push(format!("customer {} message {} ({text:?}, at {}): {why}", c.id, m.id, fmt_sim(at)));
+            }
         }
+        self.f.customer_messages_unstored = unstored.len();
+        self.add("customer_messages_unstored", unstored);
+        Ok(id_messages)
     }
-    f.id_to_activation = Spread::of(delays);
-    add("id_to_activation_delay", late);
 
-    // ---- at most one open case per order ----
-    let cases = d.probe.order_cases().await?;
-    let (max_open, overlapping) = overlapping_cases(&cases);
-    f.max_open_cases_per_order = max_open;
-    f.orders_with_overlapping_cases = overlapping.len();
-    let overlaps = overlapping
-        .iter()
-        .map(|(order, a, b)| {
-            let order_ref = by_id.get(order).map_or("?", |o| o.order_ref.as_str());
-            format!(
-                "{order_ref}: case {} opened at {} while case {} (opened at {}) was still open",
-                b.short_id,
-                fmt_sim(d.sim_ms(b.opened_at)),
-                a.short_id,
-                fmt_sim(d.sim_ms(a.opened_at))
-            )
-        })
-        .collect();
-    add("overlapping_case_cards", overlaps);
-
-    // ---- activated only for the customer's account, only what the bot posted ----
-    let accounts: HashMap<i64, &str> = d.script.customers.iter().map(|c| (c.id, c.account.as_str())).collect();
-    let mut wrong = Vec::new();
-    for o in facts.iter().filter(|o| o.activation_id.is_some()) {
-        // The customer the bot's message named, from the script: retention
-        // pseudonymises the store's copy once the conversation is scrubbed.
-        let scripted = d.msg_order.get(&o.message_id).map(|i| d.script.customers[d.script.orders[*i].customer].id);
-        let expected = scripted.or(o.customer_id).and_then(|c| accounts.get(&c)).copied();
-        let held: Vec<String> = serde_json::from_str(&o.account_candidates).unwrap_or_default();
-        if expected.is_none() || held != [expected.unwrap_or_default()] {
-            wrong.push(format!(
-                "{} was activated for {} but customer {:?} has account {}",
-                o.order_ref,
-                o.account_candidates,
-                o.customer_id,
-                expected.unwrap_or("— (not a customer of the scenario)")
-            ));
+    async fn ids_activated_in_time(&mut self, id_messages: &HashMap<i64, Vec<i64>>) -> anyhow::Result<()> {
+        let mut histories: BTreeMap<i64, Vec<OrderEvent>> = BTreeMap::new();
+        for e in self.d.probe.customer_id_histories().await? {
+            histories.entry(e.order_id).or_default().push(e);
         }
+        let bound = self.d.p.id_bound().as_millis() as i64;
+        let (mut delays, mut late) = (Vec::new(), Vec::new());
+        for (order_id, events) in &histories {
+            let Some(order) = self.order(*order_id) else { continue };
+            let Some(customer) = order.customer_id else { continue };
+            let times = id_messages.get(&customer).map_or(&[][..], Vec::as_slice);
+            let Some(delay) = latency::id_to_activation(events, times) else { continue };
+            let total = delay.total_ms();
+            self.f.id_to_activation_raw_max_secs = self.f.id_to_activation_raw_max_secs.max(total.max(0) as u64 / 1000);
+            let ours = self.beyond_waits(delay.message_ms, delay.activated_ms) - delay.backend_ms;
+            delays.push(ours.max(0) as u64 / 1000);
+            if ours > bound {
+                late.push(format!(
+                    "{}: activated {} s after customer {customer} sent the account ID, {} s of it beyond the \
+                     backend's outages and Telegram's waits",
+                    order.order_ref,
+                    total / 1000,
+                    ours / 1000
+                ));
+            }
+        }
+        self.f.id_to_activation = Spread::of(delays);
+        self.add("id_to_activation_delay", late);
+        Ok(())
     }
-    f.wrong_account_activations = wrong.len();
-    add("wrong_account", wrong);
-    let phantom: Vec<String> = facts
-        .iter()
-        .filter(|o| !d.msg_order.contains_key(&o.message_id))
-        .map(|o| format!("{} (Tribute message {}) is not an order the bot posted", o.order_ref, o.message_id))
-        .collect();
-    f.phantom_orders = phantom.len();
-    add("phantom_orders", phantom);
 
-    // ---- supervision: one notice per quarantined item ----
-    let quarantined = d.sb.store().quarantined_inbound().await? as u64;
-    f.supervision = Supervision::read(d.stats.metrics_at_end.as_deref(), quarantined, &moderator_chat);
-    if f.supervision.quarantine_notices != f.supervision.items_quarantined {
-        add(
-            "quarantine_notices",
-            vec![format!(
+    async fn one_open_case_per_order(&mut self) -> anyhow::Result<()> {
+        let cases = self.d.probe.order_cases().await?;
+        let (max_open, overlapping) = overlapping_cases(&cases);
+        self.f.max_open_cases_per_order = max_open;
+        self.f.orders_with_overlapping_cases = overlapping.len();
+        let details = overlapping
+            .iter()
+            .map(|(order, a, b)| {
+                let d = self.d;
+                format!(
+                    "{}: case {} opened at {} while case {} (opened at {}) was still open",
+                    self.order(*order).map_or("?", |o| o.order_ref.as_str()),
+                    b.short_id,
+                    fmt_sim(d.sim_ms(b.opened_at)),
+                    a.short_id,
+                    fmt_sim(d.sim_ms(a.opened_at))
+                )
+            })
+            .collect();
+        self.add("overlapping_case_cards", details);
+        Ok(())
+    }
+
+    /// Activated only for the customer's account; only what the bot posted is an order.
+    fn right_orders_and_accounts(&mut self) {
+        let accounts: HashMap<i64, &str> = self.d.script.customers.iter().map(|c| (c.id, c.account.as_str())).collect();
+        let mut wrong = Vec::new();
+        for o in self.facts.iter().filter(|o| o.activation_id.is_some()) {
+            // The customer the bot's message named, from the script: retention
+            // pseudonymises the store's copy once the conversation is scrubbed.
+            let d = self.d;
+            let scripted = d.msg_order.get(&o.message_id).map(|i| d.script.customers[d.script.orders[*i].customer].id);
+            let expected = scripted.or(o.customer_id).and_then(|c| accounts.get(&c)).copied();
+            let held: Vec<String> = serde_json::from_str(&o.account_candidates).unwrap_or_default();
+            if expected.is_none() || held != [expected.unwrap_or_default()] {
+                wrong.push(format!(
+                    "{} was activated for {} but customer {:?} has account {}",
+                    o.order_ref,
+                    o.account_candidates,
+                    o.customer_id,
+                    expected.unwrap_or("— (not a customer of the scenario)")
+                ));
+            }
+        }
+        self.f.wrong_account_activations = wrong.len();
+        self.add("wrong_account", wrong);
+        let phantom: Vec<String> = self
+            .facts
+            .iter()
+            .filter(|o| !self.d.msg_order.contains_key(&o.message_id))
+            .map(|o| format!("{} (Tribute message {}) is not an order the bot posted", o.order_ref, o.message_id))
+            .collect();
+        self.f.phantom_orders = phantom.len();
+        self.add("phantom_orders", phantom);
+    }
+
+    async fn one_notice_per_quarantined_item(&mut self) -> anyhow::Result<()> {
+        let d = self.d;
+        let chat = d.sb.world.messages(d.sb.moderator_chat);
+        let quarantined = d.sb.store().quarantined_inbound().await? as u64;
+        let s = Supervision::read(d.stats.metrics_at_end.as_deref(), quarantined, &chat);
+        self.f.supervision = s;
+        if s.quarantine_notices != s.items_quarantined {
+            let detail = format!(
                 "{} item(s) quarantined, {} moderator notice(s) saying a message could not be handled",
-                f.supervision.items_quarantined, f.supervision.quarantine_notices
-            )],
-        );
+                s.items_quarantined, s.quarantine_notices
+            );
+            self.add("quarantine_notices", vec![detail]);
+        }
+        Ok(())
     }
 
-    // ---- the store stops growing once the retention window is reached ----
-    if let Some(window) = crate::simulate::retention_window(&d.p) {
+    /// Active only with a retention window.
+    fn store_stops_growing(&mut self) {
+        let Some(window) = crate::simulate::retention_window(&self.d.p) else { return };
         let days = window.as_secs().div_ceil(86_400).max(1);
-        f.retention_window_days = Some(days);
-        match store_size::plateau_after_window(&d.stats.store_mib_by_day, days as u32) {
-            Ok(growth) => f.store_growth_after_window_mib = growth,
-            Err(e) => add("store_growth", vec![e]),
+        self.f.retention_window_days = Some(days);
+        match store_size::plateau_after_window(&self.d.stats.store_mib_by_day, days as u32) {
+            Ok(growth) => self.f.store_growth_after_window_mib = growth,
+            Err(e) => self.add("store_growth", vec![e]),
         }
     }
-    Ok(f)
 }
 
 /// The most cases of one order open at once, and every (order, still
