@@ -43,6 +43,13 @@ pub(super) struct Resync {
     pub(super) paged: Arc<std::sync::Mutex<std::collections::HashMap<ChatId, MessageId>>>,
 }
 
+/// The most recently active private chats each re-read pass looks at (one
+/// `messages.getDialogs` page).
+const RECENT_CHATS: usize = 100;
+/// In a private chat the inbox has never seen, messages older than this
+/// before the daemon's start are recorded as seen, not answered (seconds).
+const UNSEEN_CHAT_LOOKBACK: i64 = 24 * 3600;
+
 impl Resync {
     pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
         match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
@@ -167,6 +174,31 @@ impl Resync {
             Ok(customers) => chats.extend(customers.into_iter().map(|c| (c, InboxKind::Customer))),
             Err(e) => warn!(error = %e, "could not list the customers' chats to re-read"),
         }
+        // Anyone else who wrote since we last looked: a question whose live
+        // update Telegram lost is found here, not only in awaited chats.
+        match self.messenger.recent_private_chats(RECENT_CHATS).await {
+            Ok(recent) => {
+                for (chat, top) in recent {
+                    if chat == TELEGRAM_SERVICE_USER
+                        || chat == self.workflow.tribute_chat
+                        || chats.iter().any(|(c, _)| *c == chat)
+                    {
+                        continue;
+                    }
+                    let paged = self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied();
+                    if paged.is_some_and(|p| p >= top) {
+                        continue;
+                    }
+                    match self.store.inbox_cursor(chat).await {
+                        Ok(seen) if seen.is_some_and(|s| s >= top) => {
+                            self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, top);
+                        }
+                        _ => chats.push((chat, InboxKind::Customer)),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not list the recent private chats; the next pass retries"),
+        }
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {
                 warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
@@ -177,6 +209,10 @@ impl Resync {
     pub(super) async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
         let cursor = self.store.inbox_cursor(chat).await?;
         let first_read = cursor.is_none() && kind == InboxKind::Moderator;
+        // A private chat never stored from before the assistant's time (or
+        // long before this start) is history, not a question to answer now.
+        let stale_before =
+            if cursor.is_none() && kind == InboxKind::Customer { self.started_secs - UNSEEN_CHAT_LOOKBACK } else { 0 };
         let paged = self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied();
         let mut after = cursor.unwrap_or(0).max(paged.unwrap_or(0));
         loop {
@@ -184,7 +220,7 @@ impl Resync {
             let Some(last) = page.last() else { return Ok(()) };
             after = last.id;
             for m in page.iter().filter(|m| self.route(m) == Some(kind)) {
-                self.enqueue(kind, m, first_read && m.date < self.started_secs).await?;
+                self.enqueue(kind, m, (first_read && m.date < self.started_secs) || m.date < stale_before).await?;
             }
             // Everything up to here is stored (or not ours to store).
             self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, after);

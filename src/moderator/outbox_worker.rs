@@ -443,6 +443,9 @@ mod tests {
             let st = self.state.lock().unwrap();
             Ok(st.messages.iter().filter(|m| ids.contains(&m.id)).cloned().collect())
         }
+        async fn recent_private_chats(&self, _: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+            Ok(Vec::new())
+        }
     }
 
     /// Pauses tokio's clock so only `advance` moves it. A blocking task

@@ -170,6 +170,10 @@ impl Messenger for ObservedMessenger {
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
         self.stats.record(self.inner.get_messages(chat, ids).await)
     }
+
+    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+        self.stats.record(self.inner.recent_private_chats(limit).await)
+    }
 }
 
 #[cfg(test)]

@@ -224,4 +224,10 @@ pub trait Messenger: Send + Sync + 'static {
 
     /// The current state of the given messages (missing ones are left out).
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>>;
+
+    /// The account's private chats with their newest message id, the most
+    /// recently active first, at most `limit` (`messages.getDialogs`): how a
+    /// re-read finds a message from someone no dialogue waits for whose live
+    /// update Telegram lost.
+    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>>;
 }

@@ -316,13 +316,13 @@ async fn a_message_to_a_customer_telegram_refuses_for_a_while_waits_in_the_store
     sb.world.fail_sends_to(903, MessengerError::FloodWait(Duration::from_secs(2)));
     let msg = sb.world.post_order(&order(903).details("забыл айди"));
     wait_state(&sb, msg, OrderState::NeedsCustomer).await;
-    let conv = eventually("the question to wait in the store", || async {
+    // The question is stored first, the dialogue's state right after it (the step's effects, then its state).
+    let conv = eventually("the question to wait in the store and the dialogue to have asked", || async {
         let conv = sb.store().conversation_for_customer(903).await.unwrap()?;
-        (sb.store().pending_customer_messages(903).await.unwrap() == 1).then_some(conv)
+        let waiting = sb.store().pending_customer_messages(903).await.unwrap() == 1;
+        (waiting && matches!(conv.state, DialogueState::AwaitingAccount { .. })).then_some(conv)
     })
     .await;
-    let conv = sb.store().conversation(conv.id).await.unwrap();
-    assert!(matches!(conv.state, DialogueState::AwaitingAccount { .. }), "the dialogue asked: {:?}", conv.state);
     assert!(sb.world.messages(903).iter().all(|m| !m.outgoing), "nothing reached the customer yet");
     sb.stop_daemon().await.unwrap();
     sb.world.clear_send_failure(903);

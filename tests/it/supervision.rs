@@ -157,3 +157,25 @@ async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
     supervised.abort();
     sb.shutdown().await.unwrap();
 }
+
+/// A stranger's question whose live update Telegram dropped (the update
+/// buffer overflowed) is found by the re-read of the recently active
+/// private chats, though no dialogue waits for them.
+#[tokio::test]
+async fn a_stranger_s_message_whose_update_was_lost_is_found_by_the_re_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    let stranger = 55_601;
+    sb.world.add_user(stranger, "Gleb", None);
+    sb.world.set_update_buffer(Some(0));
+    let id = sb.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
+    wait_chat(&sb, "Where is my order, please?").await;
+    sb.world.set_update_buffer(None);
+    assert!(sb.store().inbound(stranger, id).await.unwrap().is_some(), "stored from the re-read");
+    assert!(
+        sb.world.faults_injected().get("update_overflow").copied().unwrap_or(0) >= 1,
+        "the live update was really lost: {:?}",
+        sb.world.faults_injected()
+    );
+    sb.shutdown().await.unwrap();
+}

@@ -541,6 +541,35 @@ impl Messenger for GrammersMessenger {
         Ok(out)
     }
 
+    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+        let request = tl::functions::messages::GetDialogs {
+            exclude_pinned: false,
+            folder_id: None,
+            offset_date: 0,
+            offset_id: 0,
+            offset_peer: tl::enums::InputPeer::Empty,
+            limit: limit.clamp(1, HISTORY_MAX) as i32,
+            hash: 0,
+        };
+        let (dialogs, users) = match self.call(&request, Op::Other).await? {
+            tl::enums::messages::Dialogs::Dialogs(d) => (d.dialogs, d.users),
+            tl::enums::messages::Dialogs::Slice(d) => (d.dialogs, d.users),
+            tl::enums::messages::Dialogs::NotModified(_) => return Ok(Vec::new()),
+        };
+        // The users' access hashes: a re-read of their chat needs them.
+        self.cache(&users, &[]).await;
+        Ok(dialogs
+            .into_iter()
+            .filter_map(|d| match d {
+                tl::enums::Dialog::Dialog(d) => match d.peer {
+                    tl::enums::Peer::User(u) if u.user_id != self.inner.self_id => Some((u.user_id, d.top_message)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect())
+    }
+
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
         if ids.is_empty() {
             return Ok(Vec::new());

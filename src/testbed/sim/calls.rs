@@ -238,6 +238,23 @@ impl State {
         Ok(self.chat(chat)?.since(after, limit))
     }
 
+    /// `messages.getDialogs`, private chats only: (chat, newest message id),
+    /// the most recently active first. Limited and faulted like history.
+    pub fn recent_private_chats(&mut self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+        self.gate(Method::History)?;
+        let mut chats: Vec<(i64, ChatId, MessageId)> = self
+            .chats
+            .iter()
+            .filter(|(id, c)| **id > 0 && c.title.is_none() && !c.messages.is_empty())
+            .map(|(id, c)| {
+                let top = c.messages.iter().rev().flatten().next();
+                (top.map_or(0, |m| m.date), *id, MessageId::try_from(c.messages.len()).unwrap_or(MessageId::MAX))
+            })
+            .collect();
+        chats.sort_by_key(|(date, id, _)| (std::cmp::Reverse(*date), *id));
+        Ok(chats.into_iter().take(limit).map(|(_, id, top)| (id, top)).collect())
+    }
+
     /// `messages.getMessages`: deleted and unknown ids are left out.
     pub fn get_messages(&mut self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {
         self.gate(Method::GetMessages)?;

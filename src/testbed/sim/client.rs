@@ -151,4 +151,9 @@ impl Messenger for SimClient {
         let messages = self.world().lock().get_messages(chat, ids);
         messages
     }
+
+    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+        let chats = self.world().lock().recent_private_chats(limit);
+        chats
+    }
 }
