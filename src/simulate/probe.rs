@@ -120,8 +120,9 @@ impl Probe {
         self.pool.close().await;
     }
 
-    /// (orders in an automatic state due by `now`, the earliest later due
-    /// time of any unsettled order or unposted card).
+    /// (work due by `now` — orders in an automatic state, cards, messages to
+    /// customers, messages waiting in the inbox —, the earliest later due
+    /// time of any of them).
     pub async fn due(&self, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
         let r = sqlx::query(&format!(
             "SELECT (SELECT COUNT(*) FROM orders WHERE state IN {AUTOMATIC}
@@ -159,8 +160,12 @@ impl Probe {
         .fetch_one(&self.pool)
         .await?;
         let (messages_now, messages_next): (i64, Option<i64>) = (r.get(0), r.get(1));
+        // Messages waiting in the inbox are due at once: the contact task may
+        // have missed its wake-up and wait for its tick.
+        let inbox: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL").fetch_one(&self.pool).await?;
         let next = [next, cards_next, messages_next].into_iter().flatten().min();
-        Ok((busy + cards_now + messages_now, next))
+        Ok((busy + cards_now + messages_now + inbox, next))
     }
 
     /// What changes when the daemon gets work done (an order step, a card
