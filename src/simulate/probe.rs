@@ -120,8 +120,9 @@ impl Probe {
         self.pool.close().await;
     }
 
-    /// (orders in an automatic state due by `now`, the earliest later due
-    /// time of any unsettled order or unposted card).
+    /// (work due by `now` — orders in an automatic state, cards, messages to
+    /// customers, messages waiting in the inbox —, the earliest later due
+    /// time of any of them).
     pub async fn due(&self, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
         let r = sqlx::query(&format!(
             "SELECT (SELECT COUNT(*) FROM orders WHERE state IN {AUTOMATIC}
