@@ -71,7 +71,7 @@ fn assert_holds_but(r: &Report, excused: &[&str]) {
 
 /// A moderator's message now and then waits minutes for the desk even on a
 /// polite Telegram, more often around restarts (docs/simulate.md,
-/// "Findings", 9); the hostile-content run, without restarts, holds it.
+/// "Findings", 9).
 #[test]
 fn simulate_without_faults_every_invariant_holds() {
     let r = simulate(&params(101, 200, Faults::None));
@@ -100,18 +100,15 @@ fn simulate_with_hostile_faults_every_invariant_holds() {
 /// late is then the daemon's doing): malformed moderator commands (among
 /// them `/report 7д`), garbage, media, edits, forwards, texts at the length
 /// limit, a burst of a hundred or more new senders, a customer spamming
-/// an open case. Every invariant, the new ones included, but findings 6
-/// and 7 (`FINDINGS_UNDER_FAULTS`): a burst of senders can overflow the
-/// update buffer (Telegram drops updates then), and a stranger's lost
-/// message is never read again; one run in three also has a command
-/// answered a little after the 5-minute bound.
+/// an open case. Every invariant, the new ones included, but finding 9
+/// (now and then a command answered a little after the 5-minute bound).
 #[test]
 fn simulate_with_hostile_content_every_invariant_holds() {
     let p = Params { content: Content::Hostile, restarts: Some(0), ..params(404, 60, Faults::None) };
     let r = simulate(&p);
     assert!(r.customers >= 130, "a burst of new senders wrote: {} senders", r.customers);
     assert!(r.service.command_answers.count + r.service.commands_unanswered >= 18, "{:#?}", r.service);
-    assert_holds_but(&r, &FINDINGS_UNDER_FAULTS);
+    assert_holds_but(&r, &["command_answer_delay"]);
 }
 
 #[test]
