@@ -225,15 +225,6 @@ impl Store {
         .transpose()
     }
 
-    /// How old the oldest message waiting to be handled is (ms), and how
-    /// many wait: the contact task's queue lag for `/metrics`.
-    pub async fn inbox_lag(&self, now: i64) -> StoreResult<(i64, i64)> {
-        let (oldest, waiting): (Option<i64>, i64) =
-            sqlx::query_as("SELECT MIN(received_at), COUNT(*) FROM inbox WHERE handled_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok((oldest.map_or(0, |t| (now - t).max(0)), waiting))
-    }
 
     /// The newest message of `chat` already seen (in the inbox, or stored
     /// in a conversation before the inbox existed), if any: a re-read
