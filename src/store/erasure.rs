@@ -152,6 +152,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        // The write-ahead log still holds the pages as they were before
+        // (with the erased texts) until they are checkpointed over: copy them
+        // back and empty the log now, so the erased data leaves the disk.
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        if busy != 0 {
+            tracing::warn!("a reader kept the write-ahead log from being emptied; the erased texts leave it at the next checkpoint");
+        }
         Ok(Forgotten::Erased { counts, pseudonym })
     }
 

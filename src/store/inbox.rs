@@ -225,7 +225,6 @@ impl Store {
         .transpose()
     }
 
-
     /// The newest message of `chat` already seen (in the inbox, or stored
     /// in a conversation before the inbox existed), if any: a re-read
     /// starts after it.
