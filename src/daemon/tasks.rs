@@ -210,7 +210,7 @@ impl CardPoster {
 }
 
 /// Runs just before one inbox message is handled, inside its isolation:
-/// tests and `simulate` inject a panic into one message's handling with it.
+/// a test injects a panic into one message's handling with it.
 #[derive(Clone)]
 pub struct ItemHook(pub Arc<dyn Fn(&Message) + Send + Sync>);
 
@@ -221,7 +221,8 @@ impl std::fmt::Debug for ItemHook {
 }
 
 /// The contact task: waiting customer and moderator messages from the
-/// store (the moderator chat first, customers round-robin) and the
+/// store, by lane (`Store::waiting_inbound`: the moderator chat, then
+/// customers an order waits for, then questions, one per batch) and the
 /// dialogue timers, one at a time. Each message is handled in isolation
 /// ([`run_isolated`]): on success it is marked handled; an error or a
 /// panic is recorded on its row and it is taken again after a backoff, at
