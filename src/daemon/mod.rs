@@ -31,7 +31,7 @@ use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::report::ReportSettings;
 use crate::retention::{Pruner, RetentionSettings};
-use crate::runtime::supervisor::supervise;
+use crate::runtime::supervisor::spawn_supervised;
 use crate::runtime::TaskBoard;
 use crate::shutdown::stopped;
 use crate::store::Store;
@@ -223,10 +223,10 @@ impl Daemon {
                 .with_report(self.report.clone()),
             );
             let wakes = ContactWakes { inbox: inbox_wake.clone(), cards: cards_wake.clone() };
-            let (task, stop, hook) = (board.register("contact", LOOP_BOUND), shutdown.clone(), self.item_hook.clone());
-            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
-                contact_loop(contact.clone(), desk.clone(), wakes.clone(), stop.clone(), task.clone(), hook.clone())
-            }))
+            let hook = self.item_hook.clone();
+            spawn_supervised(board, "contact", LOOP_BOUND, shutdown, move |task, stop| {
+                contact_loop(contact.clone(), desk.clone(), wakes.clone(), stop, task, hook.clone())
+            })
         });
         let desk_task = self.workflow.moderator_chat.map(|chat| {
             let poster = CardPoster {
@@ -235,38 +235,30 @@ impl Daemon {
                 chat,
                 report: self.report.clone(),
             };
-            let (task, stop, wake) = (board.register("cards", LOOP_BOUND), shutdown.clone(), cards_wake.clone());
-            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
-                poster.clone().run(wake.clone(), stop.clone(), task.clone())
-            }))
+            let wake = cards_wake.clone();
+            spawn_supervised(board, "cards", LOOP_BOUND, shutdown, move |task, stop| {
+                poster.clone().run(wake.clone(), stop, task)
+            })
         });
         let mut worker = {
-            let (task, stop, store) = (board.register("orders", LOOP_BOUND), shutdown.clone(), self.store.clone());
-            let (orders_wake, cards_wake) = (orders_wake.clone(), cards_wake.clone());
-            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
-                worker(
-                    processor.clone(),
-                    store.clone(),
-                    orders_wake.clone(),
-                    cards_wake.clone(),
-                    stop.clone(),
-                    task.clone(),
-                )
-            }))
+            let (store, orders_wake, cards_wake) = (self.store.clone(), orders_wake.clone(), cards_wake.clone());
+            spawn_supervised(board, "orders", LOOP_BOUND, shutdown, move |task, stop| {
+                worker(processor.clone(), store.clone(), orders_wake.clone(), cards_wake.clone(), stop, task)
+            })
         };
         let resync_task = {
             let bound = self.workflow.resync_interval * 3 + LOOP_BOUND;
-            let (task, stop, resync) = (board.register("reread", bound), shutdown.clone(), resync.clone());
-            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
-                resync.clone().periodically(stop.clone(), task.clone())
-            }))
+            let resync = resync.clone();
+            spawn_supervised(board, "reread", bound, shutdown, move |task, stop| {
+                resync.clone().periodically(stop, task)
+            })
         };
         let retention_task = self.retention.clone().map(|settings| {
             let bound = settings.interval * 2 + LOOP_BOUND;
-            let (task, stop, store) = (board.register("retention", bound), shutdown.clone(), self.store.clone());
-            tokio::spawn(supervise(task.clone(), stop.clone(), move || {
-                Pruner::new(store.clone(), settings.clone()).run(stop.clone(), task.clone())
-            }))
+            let store = self.store.clone();
+            spawn_supervised(board, "retention", bound, shutdown, move |task, stop| {
+                Pruner::new(store.clone(), settings.clone()).run(stop, task)
+            })
         });
         let mut backoff = Duration::from_millis(100);
         let exit = loop {

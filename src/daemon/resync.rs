@@ -185,13 +185,13 @@ impl Resync {
                     {
                         continue;
                     }
-                    let paged = self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied();
+                    let paged = self.paged_through(chat);
                     if paged.is_some_and(|p| p >= top) {
                         continue;
                     }
                     match self.store.inbox_cursor(chat).await {
                         Ok(seen) if seen.is_some_and(|s| s >= top) => {
-                            self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, top);
+                            self.mark_paged(chat, top);
                         }
                         _ => chats.push((chat, InboxKind::Customer)),
                     }
@@ -206,6 +206,15 @@ impl Resync {
         }
     }
 
+    /// The newest message of `chat` a re-read of this run paged through.
+    fn paged_through(&self, chat: ChatId) -> Option<MessageId> {
+        self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied()
+    }
+
+    fn mark_paged(&self, chat: ChatId, through: MessageId) {
+        self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, through);
+    }
+
     pub(super) async fn reread_chat(&self, chat: ChatId, kind: InboxKind) -> anyhow::Result<()> {
         let cursor = self.store.inbox_cursor(chat).await?;
         let first_read = cursor.is_none() && kind == InboxKind::Moderator;
@@ -213,7 +222,7 @@ impl Resync {
         // long before this start) is history, not a question to answer now.
         let stale_before =
             if cursor.is_none() && kind == InboxKind::Customer { self.started_secs - UNSEEN_CHAT_LOOKBACK } else { 0 };
-        let paged = self.paged.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).copied();
+        let paged = self.paged_through(chat);
         let mut after = cursor.unwrap_or(0).max(paged.unwrap_or(0));
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
@@ -223,7 +232,7 @@ impl Resync {
                 self.enqueue(kind, m, (first_read && m.date < self.started_secs) || m.date < stale_before).await?;
             }
             // Everything up to here is stored (or not ours to store).
-            self.paged.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, after);
+            self.mark_paged(chat, after);
         }
     }
 }

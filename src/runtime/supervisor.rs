@@ -5,19 +5,40 @@
 //! passed on, not restarted.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::isolate::panic_message;
-use super::TaskHandle;
+use super::{TaskBoard, TaskHandle};
 use crate::shutdown::stopped;
 
 /// A task that ran this long before ending starts its backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+/// Registers task `name` on `board` and runs it under [`supervise`] in
+/// its own tokio task; `start` gets the task's handle and the shutdown flag.
+pub fn spawn_supervised<F, Fut, E>(
+    board: &Arc<TaskBoard>,
+    name: &'static str,
+    bound: Duration,
+    shutdown: &watch::Receiver<bool>,
+    mut start: F,
+) -> JoinHandle<Result<(), E>>
+where
+    F: FnMut(TaskHandle, watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (task, stop) = (board.register(name, bound), shutdown.clone());
+    let (handle, flag) = (task.clone(), stop.clone());
+    tokio::spawn(supervise(task, stop, move || start(handle.clone(), flag.clone())))
+}
 
 /// Runs `start()` in its own tokio task until shutdown, starting it again
 /// whenever it ends early. Returns `Ok` at shutdown, or the task's own error.
@@ -71,10 +92,8 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
 
     use super::*;
-    use crate::runtime::TaskBoard;
 
     #[tokio::test(start_paused = true)]
     async fn a_task_that_panics_is_restarted_and_counted_and_an_error_is_passed_on() {

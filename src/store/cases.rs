@@ -199,21 +199,12 @@ impl Store {
     pub async fn close_case(&self, case_id: i64, outcome: &str, follow_up: &str) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let closed = sqlx::query(
-            "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ?, pending_account = NULL
-             WHERE id = ? AND status = 'open'",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if closed > 0 {
+        let closed = close_case_tx(&mut tx, case_id, outcome, now).await?;
+        if closed {
             insert_update(&mut tx, case_id, follow_up, now).await?;
         }
         tx.commit().await?;
-        Ok(closed > 0)
+        Ok(closed)
     }
 
     /// Maps a moderator-chat message (e.g. our `/case` answer) to a case,
@@ -248,4 +239,24 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Closes `case_id` with `outcome` if it is open; false when it was closed already.
+pub(super) async fn close_case_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    case_id: i64,
+    outcome: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let closed = sqlx::query(
+        "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ?, pending_account = NULL
+         WHERE id = ? AND status = 'open'",
+    )
+    .bind(outcome)
+    .bind(now)
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(closed > 0)
 }

@@ -104,17 +104,8 @@ impl Store {
     ) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let closed = sqlx::query(
-            "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ?, pending_account = NULL
-             WHERE id = ? AND status = 'open'",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if closed > 0 {
+        let closed = super::cases::close_case_tx(&mut tx, case_id, outcome, now).await?;
+        if closed {
             sqlx::query(
                 "DELETE FROM moderator_outbox
                  WHERE case_id = ? AND coalescing = 'replace' AND posted_at IS NULL AND attempts = 0
@@ -127,7 +118,7 @@ impl Store {
             insert_update(&mut tx, case_id, follow_up, now).await?;
         }
         tx.commit().await?;
-        Ok(closed > 0)
+        Ok(closed)
     }
 }
 

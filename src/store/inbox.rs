@@ -114,15 +114,7 @@ impl Store {
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let kind = InboxKind::parse(r.get("kind"))
-                    .ok_or_else(|| StoreError::Corrupt(format!("inbox kind {:?}", r.get::<&str, _>("kind"))))?;
-                let m: Message = serde_json::from_str(r.get("message_json"))
-                    .map_err(|e| StoreError::Corrupt(format!("inbox message: {e}")))?;
-                Ok((kind, m))
-            })
-            .collect()
+        rows.iter().map(kind_and_message).collect()
     }
 
     /// Marks a message handled.
@@ -216,10 +208,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(|r| {
-            let kind = InboxKind::parse(r.get("kind"))
-                .ok_or_else(|| StoreError::Corrupt(format!("inbox kind {:?}", r.get::<&str, _>("kind"))))?;
-            let message: Message = serde_json::from_str(r.get("message_json"))
-                .map_err(|e| StoreError::Corrupt(format!("inbox message: {e}")))?;
+            let (kind, message) = kind_and_message(&r)?;
             Ok(InboundRecord { kind, message, attempts: r.get::<i64, _>("attempts") as u32, error: r.get("error") })
         })
         .transpose()
@@ -250,4 +239,13 @@ impl Store {
             .fetch_all(&self.pool)
             .await?)
     }
+}
+
+/// A row's `kind` and `message_json`, read back.
+fn kind_and_message(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(InboxKind, Message)> {
+    let kind = InboxKind::parse(r.get("kind"))
+        .ok_or_else(|| StoreError::Corrupt(format!("inbox kind {:?}", r.get::<&str, _>("kind"))))?;
+    let message =
+        serde_json::from_str(r.get("message_json")).map_err(|e| StoreError::Corrupt(format!("inbox message: {e}")))?;
+    Ok((kind, message))
 }

@@ -139,54 +139,42 @@ impl Store {
     /// itself is in its conversation; the row only said when it was let
     /// through). Waiting ones are never touched.
     pub async fn prune_released_questions(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "DELETE FROM queued_questions WHERE id IN (
-               SELECT id FROM queued_questions WHERE released_at < ?1 ORDER BY id LIMIT ?2)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "pruned", "queued_questions", "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+        self.prune_oldest("queued_questions", "released_at < ?1", "id", cutoff, batch).await
     }
 
     /// Deletes `/learn` previews made before `cutoff` (a preview is a
     /// question to a moderator; what was approved is in `approved_pairs`).
     pub async fn prune_learn_previews(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "DELETE FROM learn_previews WHERE id IN (
-               SELECT id FROM learn_previews WHERE created_at < ?1 ORDER BY id LIMIT ?2)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "pruned", "learn_previews", "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+        self.prune_oldest("learn_previews", "created_at < ?1", "id", cutoff, batch).await
     }
 
     /// Deletes messages to customers that went out, or never will, before
     /// `cutoff` (a delivered one is in the conversation). Pending ones are
     /// never touched.
     pub async fn prune_customer_outbox(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
+        self.prune_oldest("customer_outbox", "status <> 'pending' AND done_at < ?1", "done_at", cutoff, batch).await
+    }
+
+    /// Deletes at most `batch` rows of `table` matching `older` (a condition
+    /// on `?1` = `cutoff`), `order` first, and counts them as pruned.
+    async fn prune_oldest(
+        &self,
+        table: &'static str,
+        older: &'static str,
+        order: &'static str,
+        cutoff: i64,
+        batch: i64,
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "DELETE FROM customer_outbox WHERE id IN (
-               SELECT id FROM customer_outbox WHERE status <> 'pending' AND done_at < ?1 ORDER BY done_at LIMIT ?2)",
-        )
+        let n = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {older} ORDER BY {order} LIMIT ?2)"
+        ))
         .bind(cutoff)
         .bind(batch)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        bump(&mut tx, "pruned", "customer_outbox", "", n).await?;
+        bump(&mut tx, "pruned", table, "", n).await?;
         tx.commit().await?;
         Ok(n)
     }
