@@ -50,14 +50,14 @@ impl ModeratorDesk {
                 format!("🗑 Customer {customer}: erased {counts}.{orders}{index}")
             }
         };
-        self.answer(m, &text).await;
+        self.answer(m, &text).await?;
         Ok(())
     }
 
     pub(super) async fn forget_usage(&self, m: &Message, from: UserId, arg: &str) -> Result<()> {
         self.audit(m, from, None, "unknown", &m.text, true).await?;
         let text = if arg.is_empty() { USAGE.to_owned() } else { format!("/forget does not take {arg:?}. {USAGE}") };
-        self.answer(m, &text).await;
+        self.answer(m, &text).await?;
         Ok(())
     }
 

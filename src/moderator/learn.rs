@@ -41,7 +41,7 @@
 //! Moderators are known to the desk only by their Telegram user id, so a
 //! moderator's name typed into an answer is not recognised as one.
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::sizing::{self, utf16_len, TELEGRAM_LIMIT};
 use super::{ModeratorDesk, Result};
@@ -49,8 +49,8 @@ use crate::domain::{Author, Direction};
 use crate::export::model::REDACTED_NAME;
 use crate::export::reader::{customer_names, replace_word};
 use crate::knowledge::Redactor;
-use crate::store::{CaseRecord, LearnPreview, NewApprovedPair, NewLearnPreview};
-use crate::telegram::{Message, RandomId, UserId};
+use crate::store::{AnswerLink, CaseRecord, LearnPreview, NewApprovedPair, NewLearnPreview};
+use crate::telegram::{Message, UserId};
 
 /// Where `/learn yes` goes.
 pub(super) const CONFIRM_WHERE: &str = "/learn yes confirms a /learn preview: reply with it to the preview \
@@ -76,7 +76,7 @@ impl ModeratorDesk {
                 "{id} was not opened for a customer's question, so there is nothing to learn from it. \
                  /learn works on question cases (❓) and on content gaps the report lists (/learn G<n>)."
             );
-            self.answer(m, &text).await;
+            self.answer(m, &text).await?;
             return Ok(());
         };
         let conv = store.conversation(conversation_id).await?;
@@ -90,7 +90,7 @@ impl ModeratorDesk {
                 m,
                 &format!("{id}: nothing to learn yet — answer the customer first (reply to the card), then /learn."),
             )
-            .await;
+            .await?;
             return Ok(());
         };
         let target = Target { case_id: Some(case.id), gap_turn_id: None, label: id.clone() };
@@ -107,7 +107,7 @@ impl ModeratorDesk {
                 "G{turn} is not a content gap the report listed, so it cannot be approved. \
                  /report lists the current gaps, each with its /learn G… command."
             );
-            self.answer(m, &text).await;
+            self.answer(m, &text).await?;
             return Ok(());
         }
         let Some(found) = store.answered_questions(&[turn]).await?.into_iter().next() else {
@@ -115,7 +115,7 @@ impl ModeratorDesk {
                 "G{turn}: no customer question with a moderator's answer. Answer the customer on the case first \
                  (reply to its card), then approve."
             );
-            self.answer(m, &text).await;
+            self.answer(m, &text).await?;
             return Ok(());
         };
         let target = Target { case_id: None, gap_turn_id: Some(turn), label: format!("G{turn}") };
@@ -151,18 +151,12 @@ impl ModeratorDesk {
                 asked_by: from,
             })
             .await?;
-        let mut last = None;
-        for part in preview_texts(&target.label, &question, &answer) {
-            match self.messenger.send_message(m.chat_id, &part, Some(m.id), RandomId::fresh()).await {
-                Ok(id) => last = Some(id),
-                Err(e) => {
-                    warn!(error = %e, "could not post the /learn preview; nothing can be confirmed");
-                    return Ok(());
-                }
-            }
-        }
-        if let Some(id) = last {
-            store.set_learn_preview_message(preview_id, m.chat_id, id).await?;
+        // The last part is the preview a `/learn yes` replies to.
+        let parts = preview_texts(&target.label, &question, &answer);
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let link = if i == last { AnswerLink::LearnPreview(preview_id) } else { AnswerLink::None };
+            self.answer_linked(m, part, link).await?;
         }
         Ok(())
     }
@@ -181,7 +175,7 @@ impl ModeratorDesk {
         };
         self.audit(m, from, case.as_ref(), "approve", &label, true).await?;
         if preview.approved_pair_id.is_some() {
-            self.answer(m, &format!("📚 {label}: this pair is approved already.")).await;
+            self.answer(m, &format!("📚 {label}: this pair is approved already.")).await?;
             return Ok(());
         }
         let (pair_id, indexed) = self
@@ -195,7 +189,7 @@ impl ModeratorDesk {
             .await?;
         store.mark_learn_preview_approved(preview.id, pair_id).await?;
         info!(what = %label, pair = pair_id, "moderator approved a pair for the knowledge base");
-        self.answer(m, &format!("📚 {label}: answer approved{indexed}.")).await;
+        self.answer(m, &format!("📚 {label}: answer approved{indexed}.")).await?;
         Ok(())
     }
 }

@@ -37,8 +37,8 @@ use crate::domain::{Author, Direction, LinkStatus, OrderState};
 use crate::report::range::parse_relative;
 use crate::report::{summary, Range, ReportSettings};
 use crate::store::{
-    parse_short_id, AccountStatus, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord, NewApprovedPair, NewAudit,
-    NewConversationMessage, OrderRecord, StoreError, Transition,
+    parse_short_id, AccountStatus, AnswerLink, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord,
+    NewApprovedPair, NewAudit, NewConversationMessage, OrderRecord, StoreError, Transition,
 };
 use crate::telegram::{Message, Messenger, UserId};
 use commands::{Command, Input};
@@ -128,7 +128,7 @@ impl ModeratorDesk {
             if !moderator {
                 warn!(text = %m.text, "refused: not a configured moderator");
                 self.audit(m, from, case.as_ref(), "refused", &m.text, false).await?;
-                self.answer(m, REFUSAL).await;
+                self.answer(m, REFUSAL).await?;
                 return Ok(());
             }
             if let Some(preview) = &preview {
@@ -143,22 +143,22 @@ impl ModeratorDesk {
                 (Input::Command(Command::ForgetUsage(arg)), _) => self.forget_usage(m, from, &arg).await,
                 (Input::Command(Command::LearnYes), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
-                    self.answer(m, learn::CONFIRM_WHERE).await;
+                    self.answer(m, learn::CONFIRM_WHERE).await?;
                     Ok(())
                 }
                 (Input::Command(Command::LearnUsage(arg)), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
-                    self.answer(m, &format!("/learn does not take {arg:?}. {}", learn::USAGE)).await;
+                    self.answer(m, &format!("/learn does not take {arg:?}. {}", learn::USAGE)).await?;
                     Ok(())
                 }
                 (Input::Command(Command::Unknown(word)), case) => {
                     self.audit(m, from, case.as_ref(), "unknown", &m.text, true).await?;
-                    self.answer(m, &format!("Unknown command /{word}. {HELP}")).await;
+                    self.answer(m, &format!("Unknown command /{word}. {HELP}")).await?;
                     Ok(())
                 }
                 (_, None) => {
                     self.audit(m, from, None, "unknown", &m.text, true).await?;
-                    self.answer(m, &format!("Reply to a case card to act on it. {HELP}")).await;
+                    self.answer(m, &format!("Reply to a case card to act on it. {HELP}")).await?;
                     Ok(())
                 }
                 (Input::Command(Command::Done), Some(case)) => self.done(m, from, &case).await,
@@ -205,7 +205,7 @@ impl ModeratorDesk {
             }
         }
         if !closed {
-            self.answer(m, &format!("{} was already closed.", case.short_id)).await;
+            self.answer(m, &format!("{} was already closed.", case.short_id)).await?;
         }
         self.contact.flush_cards();
         info!(case = %case.short_id, "closed by hand");
@@ -215,7 +215,7 @@ impl ModeratorDesk {
     async fn reject(&self, m: &Message, from: UserId, case: &CaseRecord, reason: &str) -> Result<()> {
         let store = self.contact.store();
         if reason.is_empty() {
-            self.answer(m, "Say why: /reject <reason>").await;
+            self.answer(m, "Say why: /reject <reason>").await?;
             return Ok(());
         }
         self.audit(m, from, Some(case), "reject", reason, true).await?;
@@ -242,7 +242,7 @@ impl ModeratorDesk {
         let store = self.contact.store();
         self.audit(m, from, Some(case), "retry", "", true).await?;
         let Some(order_id) = case.order_id else {
-            self.answer(m, &format!("{} is not about an order.", case.short_id)).await;
+            self.answer(m, &format!("{} is not about an order.", case.short_id)).await?;
             return Ok(());
         };
         let order = store.order(order_id).await?;
@@ -253,11 +253,11 @@ impl ModeratorDesk {
             (AccountStatus::Found(a), OrderState::Escalated | OrderState::Failed) => a.clone(),
             (_, OrderState::Escalated | OrderState::Failed) => {
                 self.answer(m, &format!("{}: the order has no single account ID; reply with one.", case.short_id))
-                    .await;
+                    .await?;
                 return Ok(());
             }
             (_, state) => {
-                self.answer(m, &format!("{}: the order is {state}; nothing to retry.", case.short_id)).await;
+                self.answer(m, &format!("{}: the order is {state}; nothing to retry.", case.short_id)).await?;
                 return Ok(());
             }
         };
@@ -265,7 +265,7 @@ impl ModeratorDesk {
         store.give_account(order_id, order.state, &account, None, &note).await?;
         store.set_case_pending_account(case.id, Some(account.as_str())).await?;
         self.contact.wake_orders();
-        self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await;
+        self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await?;
         Ok(())
     }
 
@@ -277,14 +277,14 @@ impl ModeratorDesk {
             Ok(to) => to,
             Err(StoreError::StateChanged { .. }) => {
                 self.answer(m, &format!("{}: the order changed meanwhile; look again with /case.", case.short_id))
-                    .await;
+                    .await?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
         self.contact.wake_orders();
         let step = if to == OrderState::Replied { "pressing Send" } else { "replying to Tribute" };
-        self.answer(m, &format!("🔁 {}: already activated; {step} again…", case.short_id)).await;
+        self.answer(m, &format!("🔁 {}: already activated; {step} again…", case.short_id)).await?;
         Ok(())
     }
 
@@ -306,7 +306,7 @@ impl ModeratorDesk {
                 })
                 .await?;
         }
-        self.answer(m, &format!("📝 {}: noted.", case.short_id)).await;
+        self.answer(m, &format!("📝 {}: noted.", case.short_id)).await?;
         Ok(())
     }
 
@@ -330,7 +330,7 @@ impl ModeratorDesk {
                  the account cannot change. /retry finishes the Tribute side, /done if it was handled by hand.",
                 case.short_id
             );
-            self.answer(m, &text).await;
+            self.answer(m, &text).await?;
             return Ok(());
         }
         if !matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) || case.status != CaseStatus::Open
@@ -339,7 +339,7 @@ impl ModeratorDesk {
                 m,
                 &format!("{}: the order is {}; an account ID cannot be applied now.", case.short_id, order.state),
             )
-            .await;
+            .await?;
             return Ok(());
         }
         let link = store.order_link(order_id).await?.map(|_| LinkStatus::Moderator);
@@ -354,7 +354,7 @@ impl ModeratorDesk {
                         case.short_id, case.short_id
                     ),
                 )
-                .await;
+                .await?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -362,7 +362,7 @@ impl ModeratorDesk {
         store.set_case_pending_account(case.id, Some(id.as_str())).await?;
         self.contact.wake_orders();
         info!(case = %case.short_id, account = %id, "moderator gave an account ID");
-        self.answer(m, &format!("⏳ {}: activating {} for account {id}…", case.short_id, order.product)).await;
+        self.answer(m, &format!("⏳ {}: activating {} for account {id}…", case.short_id, order.product)).await?;
         Ok(())
     }
 
@@ -388,16 +388,16 @@ impl ModeratorDesk {
         if back.is_some_and(|d| d > CHAT_REPORT_LONGEST) {
             let text = "In the chat /report covers at most a year (e.g. /report 52w): it is built while other \
                         messages wait. For longer ranges run `tribute-assistant report --since DATE` on the server.";
-            self.answer(m, text).await;
+            self.answer(m, text).await?;
             return Ok(());
         }
         let Some(range) = back.and_then(|d| Range::last(d, now).ok()) else {
             self.answer(m, &format!("Usage: /report [span], e.g. /report, /report 30d, /report 12w (not {span:?})."))
-                .await;
+                .await?;
             return Ok(());
         };
         let text = summary::build_text(self.contact.store(), &range, &self.report, now).await?;
-        self.answer(m, &text).await;
+        self.answer(m, &text).await?;
         Ok(())
     }
 
@@ -439,7 +439,7 @@ impl ModeratorDesk {
     async fn relay(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
         self.audit(m, from, Some(case), "relay", text, true).await?;
         let Some(conv) = self.conversation(case).await? else {
-            self.answer(m, &format!("{} has no customer to write to.", case.short_id)).await;
+            self.answer(m, &format!("{} has no customer to write to.", case.short_id)).await?;
             return Ok(());
         };
         let body = self.contact.team_answer(&conv, text);
@@ -453,7 +453,7 @@ impl ModeratorDesk {
                 case.short_id,
                 sizing::TELEGRAM_LIMIT
             );
-            self.answer(m, &reply).await;
+            self.answer(m, &reply).await?;
             return Ok(());
         }
         let order_ids: Vec<i64> = case.order_id.into_iter().collect();
@@ -469,7 +469,7 @@ impl ModeratorDesk {
             ),
             Sent::Expired => format!("❌ {}: not delivered in time.", case.short_id),
         };
-        self.answer(m, &reply).await;
+        self.answer(m, &reply).await?;
         Ok(())
     }
 
@@ -492,7 +492,7 @@ impl ModeratorDesk {
         if open.len() > 30 {
             lines.push(format!("… and {} more", open.len() - 30));
         }
-        self.answer(m, &lines.join("\n")).await;
+        self.answer(m, &lines.join("\n")).await?;
         Ok(())
     }
 
@@ -506,7 +506,7 @@ impl ModeratorDesk {
         };
         self.audit(m, from, case.as_ref(), "case", id, true).await?;
         let Some(case) = case else {
-            self.answer(m, &format!("No case {id:?}. /cases lists the open ones.")).await;
+            self.answer(m, &format!("No case {id:?}. /cases lists the open ones.")).await?;
             return Ok(());
         };
         let body = render::case_text(store, &case).await?;
@@ -519,15 +519,11 @@ impl ModeratorDesk {
             Ok(text) => text,
             Err(n) => {
                 let s = &case.short_id;
-                self.answer(m, &format!("{s} has {n} page(s); /case {s} {n} shows the last.")).await;
+                self.answer(m, &format!("{s} has {n} page(s); /case {s} {n} shows the last.")).await?;
                 return Ok(());
             }
         };
-        match self.messenger.send_message(m.chat_id, &text, Some(m.id), crate::telegram::RandomId::fresh()).await {
-            Ok(id) => store.map_case_message(m.chat_id, id, case.id).await?,
-            Err(e) => warn!(error = %e, "could not answer in the moderator chat"),
-        }
-        Ok(())
+        self.answer_linked(m, &text, AnswerLink::Case(case.id)).await
     }
 
     /// The customer conversation of a case: its own, its order's, or (for an
@@ -576,15 +572,17 @@ impl ModeratorDesk {
         Ok(())
     }
 
-    /// Answers in the chat as a reply; a failure is only logged (the audit
-    /// log and the case keep what happened).
-    async fn answer(&self, m: &Message, text: &str) {
-        let text = &sizing::fit(text, None);
-        if let Err(e) =
-            self.messenger.send_message(m.chat_id, text, Some(m.id), crate::telegram::RandomId::fresh()).await
-        {
-            warn!(error = %e, "could not answer in the moderator chat");
-        }
+    /// Answers in the chat as a reply, through the outbox: an answer
+    /// Telegram refuses for now (a flood wait, a dropped link) is retried
+    /// with the same `random_id` instead of being lost.
+    async fn answer(&self, m: &Message, text: &str) -> Result<()> {
+        self.answer_linked(m, text, AnswerLink::None).await
+    }
+
+    pub(super) async fn answer_linked(&self, m: &Message, text: &str, link: AnswerLink) -> Result<()> {
+        self.contact.store().enqueue_desk_answer(m.chat_id, m.id, text, link).await?;
+        self.contact.flush_cards();
+        Ok(())
     }
 }
 

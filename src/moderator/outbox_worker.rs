@@ -4,8 +4,9 @@
 //! is gone) must never hold back the cards behind it, escalated orders
 //! above all, and a card that fails for a while must not be hammered every
 //! second. So a row that fails is retried with exponential backoff and
-//! jitter (1 s doubling to 2 min, at least a flood wait: a case must reach
-//! a person soon after Telegram lets us write again), a row Telegram
+//! jitter (1 s doubling to 30 s; after a flood wait, as soon as it is
+//! over: a case, or the answer a moderator waits for, must reach a person
+//! soon after Telegram lets us write again), a row Telegram
 //! refuses for good is parked with the error for a person, and the pass
 //! moves on.
 //!
@@ -39,7 +40,7 @@ use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError, Ran
 /// First retry delay after a failed attempt.
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest delay between two attempts at one row.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Attempts at finding a card Telegram says is posted before it is marked
 /// posted without its message id.
 const LOOKUP_ATTEMPTS: u32 = 3;
@@ -86,7 +87,10 @@ pub fn backoff(attempt: u32) -> Duration {
 pub fn classify(e: &MessengerError, attempt: u32) -> Failure {
     use MessengerError as E;
     match e {
-        E::FloodWait(wait) => Failure::Retry { after: backoff(attempt).max(*wait), global: true },
+        // Telegram said when: waiting longer only makes the moderators wait.
+        E::FloodWait(wait) => {
+            Failure::Retry { after: *wait + Duration::from_millis(fastrand::u64(0..=1000)), global: true }
+        }
         E::Disconnected | E::Closed => Failure::Retry { after: backoff(attempt), global: true },
         E::Timeout => Failure::Retry { after: backoff(attempt), global: false },
         E::Other(_) if attempt < MAX_UNKNOWN_ATTEMPTS => Failure::Retry { after: backoff(attempt), global: false },
@@ -114,7 +118,7 @@ pub async fn post_due(store: &Store, messenger: &dyn Messenger, chat: ChatId) ->
         }
         match post_row(store, messenger, chat, row, card_now).await? {
             Outcome::Posted(id) => {
-                if let (Some(c), Some(id), false) = (row.case_id, id, row.is_update()) {
+                if let (Some(c), Some(id), true) = (row.case_id, id, row.is_card()) {
                     posted_now.insert(c, id);
                 }
                 report.posted += 1;
@@ -229,7 +233,7 @@ async fn post_row(
                 card = row.id, case = %label, attempt, error = %e,
                 "Telegram refused it for good; parked (not retried), moving on to the next"
             );
-            if !row.is_update() {
+            if row.is_card() {
                 post_notice(store, messenger, chat, row, &text, &e).await?;
             }
             Ok(Outcome::Parked)

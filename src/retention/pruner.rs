@@ -69,6 +69,7 @@ impl Pruner {
         counts.insert("agent_turns", store.prune_agent_turns(before(s.agent_turns), batch).await?);
         counts.insert("customer_outbox", store.prune_customer_outbox(before(s.outboxes), batch).await?);
         counts.insert("case_follow_ups", store.prune_case_follow_ups(before(s.outboxes), batch).await?);
+        counts.insert("tribute_copies", store.prune_tribute_copies(before(s.outboxes), batch).await?);
         counts.insert("learn_previews", store.prune_learn_previews(before(s.outboxes), batch).await?);
         counts.insert("queued_questions", store.prune_released_questions(before(s.outboxes), batch).await?);
         counts.insert("daily_counters", store.prune_daily_counters(&crate::clock::day(before(s.inbox)), batch).await?);

@@ -24,7 +24,8 @@ pub struct RetentionSection {
     #[serde(default = "default_agent_turns")]
     pub agent_turn_days: u64,
     /// Delivered (or given up) messages to customers, follow-ups of closed
-    /// cases, `/learn` previews.
+    /// cases and the desk's answers, `/learn` previews, our replies in the
+    /// Tribute chat and the bot's follow-ups once their order is settled.
     #[serde(default = "default_short")]
     pub outbox_days: u64,
     /// Messages of conversations with nothing in progress, Tribute messages

@@ -120,6 +120,8 @@ pub struct RunStats {
     pub down_spans: Vec<(u64, u64)>,
     /// The store's size (file + WAL, MiB) at the end of each simulated day.
     pub store_mib_by_day: Vec<f64>,
+    /// Of it, the orders and their history (kept for good), MiB.
+    pub ledger_mib_by_day: Vec<f64>,
     /// The daemon's `/metrics` just before its last stop (`None` if it was down).
     pub metrics_at_end: Option<String>,
 }
@@ -291,6 +293,7 @@ impl Driver {
             self.observe(now).await?;
             while now >= self.next_day_end {
                 self.stats.store_mib_by_day.push(super::store_size::store_mib(&self.sb.db_path));
+                self.stats.ledger_mib_by_day.push(self.probe.ledger_mib().await?);
                 self.next_day_end += DAY;
             }
             if now >= self.script.end_ms && self.next_event >= self.script.events.len() {

@@ -508,10 +508,11 @@ pub fn summary(r: &Report) -> String {
     ));
     let days: Vec<String> = sv.store_mib_by_day.iter().map(|m| format!("{m:.1}")).collect();
     s.push_str(&format!(
-        "  store (file + WAL) at the end of each day, MiB: {}{}\n",
+        "  store (file + WAL) at the end of each day, MiB: {}; the orders' ledger {:.2} KiB an order{}\n",
         if days.is_empty() { "—".to_owned() } else { days.join(" ") },
+        sv.ledger_kib_per_order,
         match (sv.retention_window_days, sv.store_growth_after_window_mib) {
-            (Some(w), Some(g)) => format!("; grew {g:.1} MiB after the {w}-day retention window"),
+            (Some(w), Some(g)) => format!("; all but the ledger grew {g:.1} MiB after the {w}-day retention window"),
             (Some(w), None) => format!("; too short to see the {w}-day retention window"),
             _ => String::new(),
         }

@@ -116,6 +116,19 @@ impl Probe {
         Ok(Self { pool, outbox_due })
     }
 
+    /// The accounting ledger's share of the store, MiB: the orders and
+    /// their state history with their indexes, which retention keeps for
+    /// good (the money facts) and which so grow with every order.
+    pub async fn ledger_mib(&self) -> anyhow::Result<f64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN
+               (SELECT name FROM sqlite_schema WHERE tbl_name IN ('orders', 'order_events'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(bytes as f64 / 1_048_576.0)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

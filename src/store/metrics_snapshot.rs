@@ -64,8 +64,9 @@ impl Store {
             // With the rows the pruner deleted since: a counter never goes down.
             sqlx::query(
                 "SELECT reason, SUM(n) FROM (
-                   SELECT reason, COUNT(*) AS n FROM moderator_outbox GROUP BY reason
-                   UNION ALL SELECT label, n FROM retention_counts WHERE kind = 'pruned' AND what = 'moderator_outbox')
+                   SELECT reason, COUNT(*) AS n FROM moderator_outbox WHERE kind <> 'answer' GROUP BY reason
+                   UNION ALL SELECT label, n FROM retention_counts
+                    WHERE kind = 'pruned' AND what = 'moderator_outbox' AND label <> 'answer')
                  GROUP BY reason ORDER BY reason",
             )
             .fetch_all(&mut *tx)

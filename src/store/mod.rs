@@ -41,7 +41,7 @@ pub use inbox::{InboundFailure, InboundRecord, InboxKind};
 pub use messages::{MessageKind, Recorded};
 pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outages::{OutageCause, OutageMember, OutageRecord};
-pub use outbox::{CardBody, CardSubject, Escalation, OutboxCard};
+pub use outbox::{AnswerLink, CardBody, CardSubject, Escalation, OutboxCard};
 // ops/webhooks
 pub use metrics_snapshot::StoreSnapshot;
 pub use webhooks::{MatchCandidate, NewWebhookEvent, PurchaseFacts, PurchaseRecord, StoredEvent};
@@ -111,6 +111,10 @@ impl Store {
             // A deleted or overwritten row is zeroed in the file, not only
             // unlinked: erased personal data must not linger in free pages.
             .pragma("secure_delete", "ON")
+            // After a checkpoint the write-ahead log is cut back to 1 MiB: one
+            // burst of writes (a pruning pass, an import) must not leave it
+            // at its high-water mark for good.
+            .pragma("journal_size_limit", "1048576")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;

@@ -2,7 +2,10 @@
 //!
 //! Every card opens a case (see `cases.rs`) in the same transaction; a
 //! case's follow-ups (`kind = 'update'`) go through the same outbox and are
-//! posted as replies to the case's card.
+//! posted as replies to the case's card. The desk's answers to moderators'
+//! messages (`kind = 'answer'`) go through it too, as replies to the message
+//! they answer: an answer Telegram refused once (a flood wait, a dropped
+//! link) is retried like a card instead of being lost.
 //!
 //! A card is stored as a typed [`Escalation`] (reason, what it is about, a
 //! short detail), never as text: the desk renders it when it posts it
@@ -116,9 +119,11 @@ pub struct OutboxCard {
     pub posted_message_id: Option<MessageId>,
     /// The case this message belongs to.
     pub case_id: Option<i64>,
-    /// For a follow-up: the case's card in `reply_chat`, so it is posted as a reply.
+    /// What it is posted in reply to: for a follow-up the case's card, for
+    /// a desk answer the moderator's message it answers.
     pub reply_to: Option<(ChatId, MessageId)>,
-    /// `card` (the first message of a case) or `update` (a follow-up).
+    /// `card` (the first message of a case), `update` (a follow-up) or
+    /// `answer` (the desk answering a moderator's message).
     pub kind: String,
     pub created_at: i64,
     /// Failed posting attempts so far.
@@ -138,6 +143,11 @@ pub struct OutboxCard {
 impl OutboxCard {
     pub fn is_update(&self) -> bool {
         self.kind == "update"
+    }
+
+    /// The first message of a case (not a follow-up, not a desk answer).
+    pub fn is_card(&self) -> bool {
+        self.kind == "card"
     }
 }
 
@@ -315,7 +325,49 @@ pub(super) async fn insert_update(
     Ok(res.last_insert_rowid())
 }
 
+/// What a posted desk answer stands for, beyond being an answer: replies
+/// to it then act on what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerLink {
+    /// A plain answer.
+    None,
+    /// A case shown by `/case`: replies to it act on the case.
+    Case(i64),
+    /// The last part of a `/learn` preview: `/learn yes` in reply to it stores the pair.
+    LearnPreview(i64),
+}
+
 impl Store {
+    /// Queues the desk's answer to moderator message `reply_to` in `chat`
+    /// (posted as a reply to it, retried like a card); returns its row id.
+    pub async fn enqueue_desk_answer(
+        &self,
+        chat: ChatId,
+        reply_to: MessageId,
+        text: &str,
+        link: AnswerLink,
+    ) -> StoreResult<i64> {
+        let (case_id, preview) = match link {
+            AnswerLink::None => (None, None),
+            AnswerLink::Case(c) => (Some(c), None),
+            AnswerLink::LearnPreview(p) => (None, Some(p.to_string())),
+        };
+        let res = sqlx::query(
+            "INSERT INTO moderator_outbox
+               (source_chat_id, source_message_id, reason, text, created_at, case_id, subject_key, kind, random_id)
+             VALUES (?, ?, 'answer', ?, ?, ?, ?, 'answer', random())",
+        )
+        .bind(chat)
+        .bind(reply_to)
+        .bind(text)
+        .bind(now_ms())
+        .bind(case_id)
+        .bind(preview)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.last_insert_rowid())
+    }
+
     /// Cards and follow-ups still to be posted (not posted, not parked), oldest first.
     pub async fn pending_cards(&self) -> StoreResult<Vec<OutboxCard>> {
         self.cards("WHERE o.posted_at IS NULL AND o.parked_at IS NULL").await
@@ -438,11 +490,14 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let kind: String = r.get("kind");
-                let reply_to =
-                    match (kind.as_str(), r.get::<Option<i64>, _>("card_chat"), r.get::<Option<i64>, _>("card_msg")) {
-                        ("update", Some(chat), Some(msg)) => Some((chat, msg as MessageId)),
-                        _ => None,
-                    };
+                let reply_to = match kind.as_str() {
+                    "update" => r.get::<Option<i64>, _>("card_chat").zip(r.get::<Option<i64>, _>("card_msg")),
+                    "answer" => {
+                        r.get::<Option<i64>, _>("source_chat_id").zip(r.get::<Option<i64>, _>("source_message_id"))
+                    }
+                    _ => None,
+                }
+                .map(|(chat, msg)| (chat, msg as MessageId));
                 Ok(OutboxCard {
                     id: r.get("id"),
                     order_id: r.get("order_id"),
@@ -480,6 +535,16 @@ impl Store {
         sqlx::query(
             "INSERT OR IGNORE INTO case_messages (chat_id, message_id, case_id)
              SELECT ?, ?, case_id FROM moderator_outbox WHERE id = ? AND case_id IS NOT NULL",
+        )
+        .bind(chat)
+        .bind(message)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE learn_previews SET chat_id = ?, message_id = ?
+             WHERE id = (SELECT CAST(subject_key AS INTEGER) FROM moderator_outbox
+                         WHERE id = ? AND kind = 'answer' AND subject_key IS NOT NULL)",
         )
         .bind(chat)
         .bind(message)

@@ -155,6 +155,36 @@ impl Store {
         self.prune_oldest("customer_outbox", "status <> 'pending' AND done_at < ?1", "done_at", cutoff, batch).await
     }
 
+    /// Deletes our replies in the Tribute chat and the bot's follow-ups to
+    /// them, received before `cutoff`, once their order is settled
+    /// (confirmed, refunded or failed) or when they belong to no order: the
+    /// order keeps what they carried (reply and button message ids, the
+    /// payment number, its history). The order notifications themselves
+    /// stay (a card replays them), and so does the newest message of each
+    /// chat (re-reads start from the stored messages).
+    pub async fn prune_tribute_copies(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "DELETE FROM tribute_messages WHERE rowid IN (
+               SELECT t.rowid FROM tribute_messages t
+               WHERE t.kind IN ('outgoing', 'follow_up') AND t.received_at < ?1
+                 AND t.message_id < (SELECT MAX(n.message_id) FROM tribute_messages n WHERE n.chat_id = t.chat_id)
+                 AND NOT EXISTS (SELECT 1 FROM orders o
+                   WHERE o.chat_id = t.chat_id AND o.state NOT IN ('confirmed', 'refunded', 'failed')
+                     AND (o.message_id = t.reply_to OR o.reply_message_id IN (t.message_id, t.reply_to)
+                          OR o.button_message_id = t.message_id))
+               ORDER BY t.received_at LIMIT ?2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        bump(&mut tx, "pruned", "tribute_messages", "", n).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Deletes at most `batch` rows of `table` matching `older` (a condition
     /// on `?1` = `cutoff`), `order` first, and counts them as pruned.
     async fn prune_oldest(
@@ -179,16 +209,17 @@ impl Store {
         Ok(n)
     }
 
-    /// Deletes the follow-ups of closed cases posted (or refused for good)
-    /// before `cutoff`. A case's card stays as long as the case: it is what
-    /// `/case` shows and what replies to it are mapped by.
+    /// Deletes the follow-ups of closed cases and the desk's answers posted
+    /// (or refused for good) before `cutoff`. A case's card stays as long
+    /// as the case: it is what `/case` shows and what replies to it are
+    /// mapped by (a posted answer's mapping stays in `case_messages`).
     pub async fn prune_case_follow_ups(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let ids = chosen(
             &mut tx,
-            "SELECT o.id FROM moderator_outbox o WHERE o.kind = 'update'
-               AND COALESCE(o.posted_at, o.parked_at) < ?1
-               AND NOT EXISTS (SELECT 1 FROM cases k WHERE k.id = o.case_id AND k.status = 'open')
+            "SELECT o.id FROM moderator_outbox o WHERE COALESCE(o.posted_at, o.parked_at) < ?1
+               AND (o.kind = 'answer' OR (o.kind = 'update'
+                    AND NOT EXISTS (SELECT 1 FROM cases k WHERE k.id = o.case_id AND k.status = 'open')))
              ORDER BY o.id LIMIT ?2",
             cutoff,
             batch,
