@@ -95,17 +95,6 @@ impl Store {
         .last_insert_rowid())
     }
 
-    /// The preview is this message of the moderator chat (replies to it confirm it).
-    pub async fn set_learn_preview_message(&self, id: i64, chat: ChatId, message: MessageId) -> StoreResult<()> {
-        sqlx::query("UPDATE learn_previews SET chat_id = ?, message_id = ? WHERE id = ?")
-            .bind(chat)
-            .bind(message)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The preview posted as this message, if it is one.
     pub async fn learn_preview_for_message(
         &self,

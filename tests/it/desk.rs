@@ -199,3 +199,55 @@ async fn a_flood_wait_sets_the_due_time_and_holds_the_rest() {
     assert_eq!(post_due(&store, &client, chat).await.unwrap().posted, 0, "nothing is sent before it is due");
     assert!(world.messages(chat).iter().all(|m| !m.outgoing));
 }
+
+/// The desk's own answers (a `/learn` preview here) go through the outbox:
+/// a flood wait delays them instead of losing them, they answer the
+/// moderator's message, and the posted preview is the message a
+/// `/learn yes` reply is matched to.
+#[tokio::test]
+async fn a_desk_answer_refused_for_now_is_posted_later_and_linked() {
+    use tribute_assistant::store::{AnswerLink, NewLearnPreview};
+    let (_dir, store, world, chat) = desk().await;
+    let client = world.connect();
+    let case = question_case(&store, 941, "can I pay by card").await;
+    let conversation_id = store.case(case).await.unwrap().unwrap().conversation_id.unwrap();
+    store.mark_card_posted(store.card_of_case(case).await.unwrap().unwrap().id, chat, 1).await.unwrap();
+    let preview = store
+        .add_learn_preview(&NewLearnPreview {
+            conversation_id,
+            case_id: Some(case),
+            gap_turn_id: None,
+            question: "Можно оплатить картой?".into(),
+            answer: "Да, любой картой.".into(),
+            language: Some("ru".into()),
+            asked_by: 1,
+        })
+        .await
+        .unwrap();
+    world.add_user(1, "Модератор", None);
+    let command = world.post_as_user(chat, 1, "/learn", None);
+    let plain = store.enqueue_desk_answer(chat, command, "Usage: /learn …", AnswerLink::None).await.unwrap();
+    let linked = store
+        .enqueue_desk_answer(chat, command, "Preview: Можно оплатить картой?", AnswerLink::LearnPreview(preview))
+        .await
+        .unwrap();
+
+    world.flood_wait_next_sends(1, Duration::from_secs(1));
+    let r = post_due(&store, &client, chat).await.unwrap();
+    assert_eq!((r.posted, r.retrying, r.deferred), (0, 1, 1), "the flood wait holds both answers");
+    assert!(world.messages(chat).iter().all(|m| !m.outgoing), "nothing posted yet");
+    // The refused row waits out the flood wait plus up to 1 s of jitter.
+    let due = store.outbox_row(plain).await.unwrap().unwrap().next_attempt_at;
+    tokio::time::sleep(Duration::from_millis((due - tribute_assistant::clock::now_ms() + 1).max(0) as u64)).await;
+    let r = post_due(&store, &client, chat).await.unwrap();
+    assert_eq!(r.posted, 2);
+
+    let ours: Vec<Message> = world.messages(chat).into_iter().filter(|m| m.outgoing).collect();
+    assert_eq!(ours.len(), 2, "each answer once: {ours:?}");
+    assert!(ours.iter().all(|m| m.reply_to == Some(command)), "both answer the command: {ours:?}");
+    let posted = store.outbox_row(linked).await.unwrap().unwrap().posted_message_id.unwrap();
+    let found = store.learn_preview_for_message(chat, posted).await.unwrap().expect("the preview is mapped");
+    assert_eq!(found.id, preview);
+    assert!(store.outbox_row(plain).await.unwrap().unwrap().posted_message_id.is_some());
+    assert!(store.case_for_message(chat, posted).await.unwrap().is_none(), "an answer is not a case card");
+}

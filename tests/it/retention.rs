@@ -639,3 +639,65 @@ async fn forget_in_the_moderator_chat_erases_the_customer_and_what_was_learned_f
     sb.shutdown().await.unwrap();
     assert!(learned_hits(dir.path(), "скидки оптовым покупателям WHOLESALE").await.is_empty());
 }
+
+/// Our reply to an order (`msg + 1`) and the bot's Send follow-up
+/// (`msg + 2`) as the Tribute chat copies them; the order notes both.
+async fn order_with_copies(store: &Store, msg: i32, customer: i64, path: &[OrderState]) -> i64 {
+    let id = order(store, msg, customer, "Пётр", &path[..path.len().min(2)]).await;
+    let mut reply = message(TRIBUTE, msg + 1, "✅ 100 Diamonds, payment #1");
+    (reply.outgoing, reply.sender_id, reply.reply_to) = (true, Some(1), Some(msg));
+    let mut follow_up = message(TRIBUTE, msg + 2, "Send the reply to the customer?");
+    follow_up.reply_to = Some(msg + 1);
+    store.record_tribute_message(&reply, MessageKind::Outgoing, None, None, None).await.unwrap();
+    store.record_tribute_message(&follow_up, MessageKind::FollowUp, None, None, None).await.unwrap();
+    let mut from = path[..path.len().min(2)].last().copied().unwrap_or(OrderState::Received);
+    for to in &path[path.len().min(2)..] {
+        let mut t = Transition::to(*to, format!("to {to}"));
+        if *to == OrderState::Replied {
+            (t.reply_message_id, t.button_message_id) = (Some(msg + 1), Some(msg + 2));
+        }
+        store.transition(id, from, t).await.unwrap();
+        from = *to;
+    }
+    id
+}
+
+/// The Tribute chat's copies of our replies and the bot's follow-ups go
+/// once their order is finished and past the outbox window; an open
+/// order's copies, the order notifications and each chat's newest message
+/// (where a re-read starts) stay.
+#[tokio::test]
+async fn old_tribute_chat_copies_go_once_their_order_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let mut db = raw(dir.path()).await;
+    order_with_copies(&store, 100, 701, &PAID).await;
+    let open_order = order_with_copies(&store, 200, 702, &PAID[..3]).await;
+    for (id, kind) in [(300, MessageKind::Outgoing), (301, MessageKind::Other), (302, MessageKind::Outgoing)] {
+        let mut m = message(TRIBUTE, id, "a message of no order");
+        m.outgoing = kind == MessageKind::Outgoing;
+        store.record_tribute_message(&m, kind, None, None, None).await.unwrap();
+    }
+    let copies = "SELECT COUNT(*) FROM tribute_messages WHERE kind IN ('outgoing', 'follow_up')";
+    assert_eq!(count(&mut db, copies).await, 6);
+
+    let pruner = Pruner::new(store.clone(), settings());
+    let now = now_ms();
+    assert_eq!(pruner.pass(now + 10 * DAY).await.unwrap().get("tribute_copies"), 0, "inside the window");
+    let report = pruner.pass(now + 31 * DAY).await.unwrap();
+    assert_eq!(report.get("tribute_copies"), 3, "the paid order's two and the order-less reply: {report:?}");
+    let left: Vec<i64> = sqlx::query_scalar("SELECT message_id FROM tribute_messages ORDER BY message_id")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(left, [100, 200, 201, 202, 301, 302], "notifications, the open order's copies, the newest");
+    assert_eq!(store.order(open_order).await.unwrap().reply_message_id, Some(201));
+
+    // Once that order is confirmed its copies go too; the newest message stays.
+    store.transition(open_order, OrderState::Replied, Transition::to(OrderState::Confirmed, "pressed")).await.unwrap();
+    assert_eq!(pruner.pass(now + 32 * DAY).await.unwrap().get("tribute_copies"), 2);
+    assert_eq!(count(&mut db, copies).await, 1, "only the chat's newest message");
+    let snapshot = store.snapshot().await.unwrap();
+    let pruned = snapshot.retention.iter().find(|(k, w, _)| k == "pruned" && w == "tribute_messages");
+    assert_eq!(pruned.map(|(_, _, n)| *n), Some(5), "visible in /metrics");
+}
