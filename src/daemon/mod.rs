@@ -170,6 +170,7 @@ impl Daemon {
         let orders_wake = Wake::new();
         let inbox_wake = Wake::new();
         let cards_wake = Wake::new();
+        let started_secs = crate::clock::now_secs();
         let resync = Resync {
             store: self.store.clone(),
             messenger: self.messenger.clone(),
@@ -179,9 +180,10 @@ impl Daemon {
             inbox_wake: inbox_wake.clone(),
             cards_wake: cards_wake.clone(),
             contact: self.contact.is_some(),
-            started_secs: crate::clock::now_secs(),
+            started_secs,
             now: Arc::new(Notify::new()),
             paged: Arc::default(),
+            dialogs_since: Arc::new(std::sync::atomic::AtomicI64::new(started_secs - resync::UNSEEN_CHAT_LOOKBACK)),
         };
         if let Err(e) = resync.catch_up().await {
             // Telegram may be unreachable right now; the re-read task retries on its timer.

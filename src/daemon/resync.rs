@@ -1,6 +1,7 @@
 //! Reading the chats' history into the store: once at start, then on a
 //! timer and after a disconnect, so a lost update costs a delay, never an item.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -41,14 +42,22 @@ pub(super) struct Resync {
     /// run: our own cards are never in the inbox, so without it every pass
     /// would page through all the cards posted since a moderator last wrote.
     pub(super) paged: Arc<std::sync::Mutex<std::collections::HashMap<ChatId, MessageId>>>,
+    /// Unix seconds the dialogs list is paged back to: the start of the last
+    /// complete pass (less [`DIALOGS_SLACK`]); at start, the unseen-chat lookback.
+    pub(super) dialogs_since: Arc<AtomicI64>,
 }
 
-/// The most recently active private chats each re-read pass looks at (one
-/// `messages.getDialogs` page).
+/// Dialogs per `messages.getDialogs` page.
 const RECENT_CHATS: usize = 100;
+/// Pages one re-read pass reads at most (a crowd beyond this many chats a
+/// minute is read from the newest again next pass).
+const MAX_DIALOG_PAGES: usize = 20;
+/// Seconds a dialog may be dated before the pass that saw it (our clock and
+/// Telegram's disagree a little; an update may land while a pass runs).
+const DIALOGS_SLACK: i64 = 300;
 /// In a private chat the inbox has never seen, messages older than this
 /// before the daemon's start are recorded as seen, not answered (seconds).
-const UNSEEN_CHAT_LOOKBACK: i64 = 24 * 3600;
+pub(super) const UNSEEN_CHAT_LOOKBACK: i64 = 24 * 3600;
 
 impl Resync {
     pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
@@ -175,29 +184,49 @@ impl Resync {
             Err(e) => warn!(error = %e, "could not list the customers' chats to re-read"),
         }
         // Anyone else who wrote since we last looked: a question whose live
-        // update Telegram lost is found here, not only in awaited chats.
-        match self.messenger.recent_private_chats(RECENT_CHATS).await {
-            Ok(recent) => {
-                for (chat, top) in recent {
-                    if chat == TELEGRAM_SERVICE_USER
-                        || chat == self.workflow.tribute_chat
-                        || chats.iter().any(|(c, _)| *c == chat)
-                    {
-                        continue;
-                    }
-                    let paged = self.paged_through(chat);
-                    if paged.is_some_and(|p| p >= top) {
-                        continue;
-                    }
-                    match self.store.inbox_cursor(chat).await {
-                        Ok(seen) if seen.is_some_and(|s| s >= top) => {
-                            self.mark_paged(chat, top);
-                        }
-                        _ => chats.push((chat, InboxKind::Customer)),
-                    }
+        // update Telegram lost is found here, not only in awaited chats. The
+        // dialogs are paged back to the start of the last complete pass, so a
+        // crowd of new senders does not hide one lost message.
+        let since = self.dialogs_since.load(Ordering::Relaxed);
+        let pass_started = crate::clock::now_secs();
+        let mut offset = None;
+        for page_no in 1..=MAX_DIALOG_PAGES {
+            let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(error = %e, "could not list the recent private chats; the next pass retries");
+                    break;
+                }
+            };
+            for (chat, top) in page.chats {
+                if chat == TELEGRAM_SERVICE_USER
+                    || chat == self.workflow.tribute_chat
+                    || chats.iter().any(|(c, _)| *c == chat)
+                {
+                    continue;
+                }
+                if self.paged_through(chat).is_some_and(|p| p >= top) {
+                    continue;
+                }
+                match self.store.inbox_cursor(chat).await {
+                    Ok(seen) if seen.is_some_and(|s| s >= top) => self.mark_paged(chat, top),
+                    _ => chats.push((chat, InboxKind::Customer)),
                 }
             }
-            Err(e) => warn!(error = %e, "could not list the recent private chats; the next pass retries"),
+            match page.next {
+                Some(next) if next.date >= since && page_no < MAX_DIALOG_PAGES => offset = Some(next),
+                Some(next) if next.date >= since => {
+                    warn!(
+                        pages = page_no,
+                        "more chats were active since the last pass than one pass reads; \
+                        the next pass reads the newest again"
+                    );
+                }
+                _ => {
+                    self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
+                    break;
+                }
+            }
         }
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {

@@ -344,7 +344,7 @@ mod tests {
         AccountId, Author, Currency, Direction, EscalationReason, Language, Money, OrderRef, OrderState,
     };
     use crate::store::{CardBody, Escalation, MessageKind, NewConversationMessage, NewOrder, Recorded, Transition};
-    use crate::telegram::{CallbackAnswer, Event, Message, MessengerResult, UserId};
+    use crate::telegram::{CallbackAnswer, DialogsOffset, DialogsPage, Event, Message, MessengerResult, UserId};
 
     const CHAT: ChatId = -100;
 
@@ -447,8 +447,8 @@ mod tests {
             let st = self.state.lock().unwrap();
             Ok(st.messages.iter().filter(|m| ids.contains(&m.id)).cloned().collect())
         }
-        async fn recent_private_chats(&self, _: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
-            Ok(Vec::new())
+        async fn recent_private_chats(&self, _: Option<DialogsOffset>, _: usize) -> MessengerResult<DialogsPage> {
+            Ok(DialogsPage::default())
         }
     }
 

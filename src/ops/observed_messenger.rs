@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::store::now_ms;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
+    CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Event, Message, MessageId, Messenger, MessengerError,
+    MessengerResult, RandomId, UserId,
 };
 
 /// What the wrapper observed; shared with the ops listener.
@@ -171,8 +172,8 @@ impl Messenger for ObservedMessenger {
         self.stats.record(self.inner.get_messages(chat, ids).await)
     }
 
-    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
-        self.stats.record(self.inner.recent_private_chats(limit).await)
+    async fn recent_private_chats(&self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
+        self.stats.record(self.inner.recent_private_chats(after, limit).await)
     }
 }
 

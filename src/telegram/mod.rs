@@ -194,6 +194,26 @@ impl MessengerError {
 
 pub type MessengerResult<T> = Result<T, MessengerError>;
 
+/// One page of `messages.getDialogs`, reduced to what a re-read needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialogsPage {
+    /// The page's private chats with their newest message id, most recently
+    /// active first (groups, channels and our own saved messages are left out).
+    pub chats: Vec<(ChatId, MessageId)>,
+    /// Where the next page starts; `None` when this page was the last.
+    pub next: Option<DialogsOffset>,
+}
+
+/// The last dialog of a page (of any kind): Telegram pages dialogs by the
+/// date and id of their newest message and the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialogsOffset {
+    /// Unix seconds of the dialog's newest message: older pages only follow.
+    pub date: i64,
+    pub message: MessageId,
+    pub chat: ChatId,
+}
+
 /// The core's view of a Telegram user account.
 #[async_trait::async_trait]
 pub trait Messenger: Send + Sync + 'static {
@@ -225,9 +245,9 @@ pub trait Messenger: Send + Sync + 'static {
     /// The current state of the given messages (missing ones are left out).
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>>;
 
-    /// The account's private chats with their newest message id, the most
-    /// recently active first, at most `limit` (`messages.getDialogs`): how a
-    /// re-read finds a message from someone no dialogue waits for whose live
-    /// update Telegram lost.
-    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>>;
+    /// One page of the account's chats, the most recently active first, at
+    /// most `limit` dialogs, starting after `after` (`messages.getDialogs`):
+    /// how a re-read finds a message from someone no dialogue waits for whose
+    /// live update Telegram lost, also when a crowd wrote since the last look.
+    async fn recent_private_chats(&self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage>;
 }

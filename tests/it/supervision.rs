@@ -10,7 +10,7 @@ use serde_json::Value;
 use tribute_assistant::daemon::{ItemHook, ITEM_ATTEMPTS};
 use tribute_assistant::runtime::supervisor::supervise;
 use tribute_assistant::telegram::{Message, MessageId};
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
 
 use crate::support::sandbox::{sandbox_with, wait_chat};
 use crate::support::wait::eventually;
@@ -178,4 +178,38 @@ async fn a_stranger_s_message_whose_update_was_lost_is_found_by_the_re_read() {
         sb.world.faults_injected()
     );
     sb.shutdown().await.unwrap();
+}
+
+/// The same lost update, behind a crowd: 250 strangers wrote after it, so
+/// its chat is on the third page of the dialogs list. The re-read pages
+/// back to its last pass and finds it.
+async fn a_lost_message_behind_a_crowd_is_found(transport: Transport) {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { transport, ..Default::default() }).await;
+    let stranger = 55_700;
+    sb.world.add_user(stranger, "Gleb", None);
+    sb.world.set_update_buffer(Some(0));
+    let id = sb.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
+    sb.world.set_update_buffer(None);
+    for n in 1..=250 {
+        sb.world.add_user(stranger + n, "Crowd", None);
+        sb.world.post_as_user(stranger + n, stranger + n, "hi", None);
+    }
+    eventually("the lost message stored by the re-read", || async {
+        sb.store().inbound(stranger, id).await.unwrap().map(|_| ())
+    })
+    .await;
+    assert_eq!(sb.world.faults_injected().get("update_overflow").copied(), Some(1), "only its update was lost");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_message_behind_a_crowd_of_newer_chats_is_found() {
+    a_lost_message_behind_a_crowd_is_found(Transport::Sim).await;
+}
+
+/// Over MTProto: the grammers adapter follows `messages.dialogsSlice` pages.
+#[tokio::test]
+async fn a_lost_message_behind_a_crowd_is_found_over_mtproto() {
+    a_lost_message_behind_a_crowd_is_found(Transport::Mtproto).await;
 }

@@ -37,8 +37,8 @@ use super::peers::{self, MentionMap};
 use super::rate_limit::{Priority, RateLimit, RateLimiter};
 use super::session::stored_self_id;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
-    CALLBACK_DATA_MAX,
+    CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Event, Message, MessageId, Messenger, MessengerError,
+    MessengerResult, RandomId, UserId, CALLBACK_DATA_MAX,
 };
 
 /// Telegram returns at most this many messages per history request.
@@ -541,33 +541,54 @@ impl Messenger for GrammersMessenger {
         Ok(out)
     }
 
-    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+    async fn recent_private_chats(&self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
+        let offset_peer = match after {
+            Some(a) => self.input_peer(a.chat).await?,
+            None => tl::enums::InputPeer::Empty,
+        };
         let request = tl::functions::messages::GetDialogs {
             exclude_pinned: false,
             folder_id: None,
-            offset_date: 0,
-            offset_id: 0,
-            offset_peer: tl::enums::InputPeer::Empty,
+            offset_date: after.map_or(0, |a| a.date as i32),
+            offset_id: after.map_or(0, |a| a.message),
+            offset_peer,
             limit: limit.clamp(1, HISTORY_MAX) as i32,
             hash: 0,
         };
-        let (dialogs, users) = match self.call(&request, Op::Other).await? {
-            tl::enums::messages::Dialogs::Dialogs(d) => (d.dialogs, d.users),
-            tl::enums::messages::Dialogs::Slice(d) => (d.dialogs, d.users),
-            tl::enums::messages::Dialogs::NotModified(_) => return Ok(Vec::new()),
+        // A slice says more dialogs follow; the full list is the last page.
+        let (dialogs, messages, users, chats, more) = match self.call(&request, Op::Other).await? {
+            tl::enums::messages::Dialogs::Dialogs(d) => (d.dialogs, d.messages, d.users, d.chats, false),
+            tl::enums::messages::Dialogs::Slice(d) => (d.dialogs, d.messages, d.users, d.chats, true),
+            tl::enums::messages::Dialogs::NotModified(_) => return Ok(DialogsPage::default()),
         };
-        // The users' access hashes: a re-read of their chat needs them.
-        self.cache(&users, &[]).await;
-        Ok(dialogs
-            .into_iter()
-            .filter_map(|d| match d {
-                tl::enums::Dialog::Dialog(d) => match d.peer {
-                    tl::enums::Peer::User(u) if u.user_id != self.inner.self_id => Some((u.user_id, d.top_message)),
-                    _ => None,
-                },
+        // The peers' access hashes: a re-read of their chat (and the next page) needs them.
+        self.cache(&users, &chats).await;
+        let top_date = |peer: &tl::enums::Peer, id: MessageId| {
+            messages.iter().find_map(|m| match m {
+                tl::enums::Message::Message(m) if m.id == id && &m.peer_id == peer => Some(i64::from(m.date)),
+                tl::enums::Message::Service(m) if m.id == id && &m.peer_id == peer => Some(i64::from(m.date)),
                 _ => None,
             })
-            .collect())
+        };
+        let dialogs: Vec<tl::types::Dialog> = dialogs
+            .into_iter()
+            .filter_map(|d| match d {
+                tl::enums::Dialog::Dialog(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let next = dialogs.last().filter(|_| more).and_then(|d| {
+            let date = top_date(&d.peer, d.top_message)?;
+            Some(DialogsOffset { date, message: d.top_message, chat: convert::chat_id_of(&d.peer) })
+        });
+        let chats = dialogs
+            .iter()
+            .filter_map(|d| match &d.peer {
+                tl::enums::Peer::User(u) if u.user_id != self.inner.self_id => Some((u.user_id, d.top_message)),
+                _ => None,
+            })
+            .collect();
+        Ok(DialogsPage { chats, next })
     }
 
     async fn get_messages(&self, chat: ChatId, ids: &[MessageId]) -> MessengerResult<Vec<Message>> {

@@ -10,7 +10,7 @@ use super::convert::{channel_id, chat_of_channel};
 use super::updates::{to_update, UpdateLog};
 use super::Shared;
 use crate::telegram::{
-    ChatId, EntityKind, Message, MessageId, Messenger, MessengerError, RandomId, UserId, ENTITIES_MAX,
+    ChatId, DialogsOffset, EntityKind, Message, MessageId, Messenger, MessengerError, RandomId, UserId, ENTITIES_MAX,
 };
 
 /// What the connection sends back for a request.
@@ -172,7 +172,7 @@ async fn dispatch(
         f::channels::GetMessages::CONSTRUCTOR_ID => get_channel_messages(shared, body).await,
         f::messages::GetBotCallbackAnswer::CONSTRUCTOR_ID => get_bot_callback_answer(shared, body, hold).await,
         f::contacts::ResolveUsername::CONSTRUCTOR_ID => resolve_username(shared, body),
-        f::messages::GetDialogs::CONSTRUCTOR_ID => get_dialogs(shared).await,
+        f::messages::GetDialogs::CONSTRUCTOR_ID => get_dialogs(shared, body).await,
         f::messages::ReadHistory::CONSTRUCTOR_ID => {
             let log = shared.log.lock().await;
             Ok(tl::enums::messages::AffectedMessages::Messages(tl::types::messages::AffectedMessages {
@@ -352,25 +352,24 @@ fn resolve_username(shared: &Shared, body: &[u8]) -> Res {
     .to_bytes())
 }
 
-/// All chats of the account in one `messages.dialogs` (newest activity
-/// first), with their last messages, users and groups (with channel pts).
-/// Offsets are ignored: the answer is never a slice.
-async fn get_dialogs(shared: &Shared) -> Res {
+/// A page of the account's chats (newest activity first) with their last
+/// messages, users and groups (with channel pts): `messages.dialogsSlice`
+/// while more follow, `messages.dialogs` for the last page.
+async fn get_dialogs(shared: &Shared, body: &[u8]) -> Res {
+    let req: tl::functions::messages::GetDialogs = decode(body)?;
     let view = &shared.view;
-    let mut last: Vec<(ChatId, Option<Message>)> = Vec::new();
-    for chat in view.world.chats() {
-        if chat.id == view.self_id {
-            continue;
-        }
-        let top = if chat.len == 0 {
-            None
-        } else {
-            let id = MessageId::try_from(chat.len).unwrap_or(MessageId::MAX);
-            view.world.message(chat.id, id)
-        };
-        last.push((chat.id, top));
-    }
-    last.sort_by_key(|(chat, m)| (std::cmp::Reverse(m.as_ref().map_or(0, |m| m.date)), *chat));
+    let after = match req.offset_peer {
+        tl::enums::InputPeer::Empty => None,
+        ref peer => Some(DialogsOffset {
+            date: i64::from(req.offset_date),
+            message: req.offset_id,
+            chat: resolve_peer(shared, peer).await?,
+        }),
+    };
+    let limit = usize::try_from(req.limit).unwrap_or(0).clamp(1, 100);
+    let (page, next) = view.world.dialogs(after, limit);
+    let last: Vec<(ChatId, Option<Message>)> =
+        page.iter().filter(|d| d.chat != view.self_id).map(|d| (d.chat, view.world.message(d.chat, d.top))).collect();
     let log = shared.log.lock().await;
     let dialogs = last
         .iter()
@@ -429,12 +428,17 @@ async fn get_dialogs(shared: &Shared) -> Res {
             }
         }
     }
-    Ok(tl::enums::messages::Dialogs::Dialogs(tl::types::messages::Dialogs {
-        dialogs,
-        messages: messages.iter().map(|m| view.message(m)).collect(),
-        chats,
-        users,
-    })
+    let messages = messages.iter().map(|m| view.message(m)).collect();
+    Ok(match next {
+        Some(_) => tl::enums::messages::Dialogs::Slice(tl::types::messages::DialogsSlice {
+            count: view.world.dialogs(None, usize::MAX).0.len() as i32,
+            dialogs,
+            messages,
+            chats,
+            users,
+        }),
+        None => tl::enums::messages::Dialogs::Dialogs(tl::types::messages::Dialogs { dialogs, messages, chats, users }),
+    }
     .to_bytes())
 }
 

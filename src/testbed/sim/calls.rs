@@ -9,12 +9,14 @@
 use std::time::Duration;
 
 use super::faults::{Fault, Method};
+use super::introspect::SimDialog;
 use super::rules::{check_text, StrangerLimit};
 use super::state::{NewMessage, State};
 use super::tribute_bot;
 use super::SimConfig;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Message, MessageId, MessengerError, MessengerResult, RandomId, UserId, CALLBACK_DATA_MAX,
+    CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Message, MessageId, MessengerError, MessengerResult, RandomId,
+    UserId, CALLBACK_DATA_MAX,
 };
 
 /// The id of Telegram's service account, which sends login codes.
@@ -238,21 +240,45 @@ impl State {
         Ok(self.chat(chat)?.since(after, limit))
     }
 
-    /// `messages.getDialogs`, private chats only: (chat, newest message id),
-    /// the most recently active first. Limited and faulted like history.
-    pub fn recent_private_chats(&mut self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
+    /// `messages.getDialogs`: one page of the chats (private ones and
+    /// groups), newest activity first, after `after`; only private chats are
+    /// returned. Limited and faulted like history.
+    pub fn recent_private_chats(&mut self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
         self.gate(Method::History)?;
-        let mut chats: Vec<(i64, ChatId, MessageId)> = self
+        let (dialogs, next) = self.dialogs(after, limit);
+        Ok(DialogsPage { chats: dialogs.into_iter().filter(|d| d.private).map(|d| (d.chat, d.top)).collect(), next })
+    }
+
+    /// One page of the dialogs list (all chats with a message), the newest
+    /// top message first, after `after`; and where the next page starts.
+    pub fn dialogs(&self, after: Option<DialogsOffset>, limit: usize) -> (Vec<SimDialog>, Option<DialogsOffset>) {
+        let mut dialogs: Vec<(SimDialog, u64)> = self
             .chats
             .iter()
-            .filter(|(id, c)| **id > 0 && c.title.is_none() && !c.messages.is_empty())
-            .map(|(id, c)| {
-                let top = c.messages.iter().rev().flatten().next();
-                (top.map_or(0, |m| m.date), *id, MessageId::try_from(c.messages.len()).unwrap_or(MessageId::MAX))
+            .filter(|(_, c)| !c.messages.is_empty())
+            .map(|(&chat, c)| {
+                let date = c.messages.iter().rev().flatten().next().map_or(0, |m| m.date);
+                let top = MessageId::try_from(c.messages.len()).unwrap_or(MessageId::MAX);
+                (SimDialog { chat, top, date, private: chat > 0 && c.title.is_none() }, c.last_activity)
             })
             .collect();
-        chats.sort_by_key(|(date, id, _)| (std::cmp::Reverse(*date), *id));
-        Ok(chats.into_iter().take(limit).map(|(_, id, top)| (id, top)).collect())
+        // Telegram's order: the newest top message first.
+        dialogs.sort_by_key(|(d, activity)| (std::cmp::Reverse(d.date), std::cmp::Reverse(*activity)));
+        // The next page starts after the offset's dialog, or (if it has
+        // moved up since) at the first dialog older than the offset's date.
+        let start = after.map_or(0, |a| {
+            dialogs
+                .iter()
+                .position(|(d, _)| d.chat == a.chat && d.date == a.date)
+                .map(|i| i + 1)
+                .unwrap_or_else(|| dialogs.iter().position(|(d, _)| d.date < a.date).unwrap_or(dialogs.len()))
+        });
+        let end = (start + limit.max(1)).min(dialogs.len());
+        let page: Vec<SimDialog> = dialogs[start..end].iter().map(|(d, _)| *d).collect();
+        let next = (end < dialogs.len())
+            .then(|| page.last().map(|d| DialogsOffset { date: d.date, message: d.top, chat: d.chat }))
+            .flatten();
+        (page, next)
     }
 
     /// `messages.getMessages`: deleted and unknown ids are left out.

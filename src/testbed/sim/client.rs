@@ -12,7 +12,8 @@ use super::state::LinkState;
 use super::tribute_bot;
 use super::world::SimWorld;
 use crate::telegram::{
-    CallbackAnswer, ChatId, Event, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId, UserId,
+    CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Event, Message, MessageId, Messenger, MessengerError,
+    MessengerResult, RandomId, UserId,
 };
 
 /// How long an update held back by the reorder fault waits for a later
@@ -152,8 +153,8 @@ impl Messenger for SimClient {
         messages
     }
 
-    async fn recent_private_chats(&self, limit: usize) -> MessengerResult<Vec<(ChatId, MessageId)>> {
-        let chats = self.world().lock().recent_private_chats(limit);
-        chats
+    async fn recent_private_chats(&self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
+        let page = self.world().lock().recent_private_chats(after, limit);
+        page
     }
 }

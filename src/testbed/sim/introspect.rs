@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::world::SimWorld;
-use crate::telegram::{ChatId, Message, MessageId, RandomId, UserId};
+use crate::telegram::{ChatId, DialogsOffset, Message, MessageId, RandomId, UserId};
 
 /// What the world knows about a Telegram user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,17 @@ pub struct SimChatInfo {
     pub title: Option<String>,
     /// Number of messages (the highest message id).
     pub len: usize,
+}
+
+/// One entry of the dialogs list (`messages.getDialogs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimDialog {
+    pub chat: ChatId,
+    /// The newest message's id and date (unix s).
+    pub top: MessageId,
+    pub date: i64,
+    /// A private chat (not a group, channel or the bot's chat with itself).
+    pub private: bool,
 }
 
 impl SimWorld {
@@ -62,6 +73,12 @@ impl SimWorld {
     }
 
     /// All chats of our account, in no particular order.
+    /// One page of the dialogs list, the newest activity first, after
+    /// `after`, and where the next page starts (`None` at the end).
+    pub fn dialogs(&self, after: Option<DialogsOffset>, limit: usize) -> (Vec<SimDialog>, Option<DialogsOffset>) {
+        self.lock().dialogs(after, limit)
+    }
+
     pub fn chats(&self) -> Vec<SimChatInfo> {
         let st = self.lock();
         st.chats.iter().map(|(&id, c)| SimChatInfo { id, title: c.title.clone(), len: c.messages.len() }).collect()

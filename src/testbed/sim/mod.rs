@@ -56,7 +56,7 @@ use std::time::Duration;
 pub use calls::SERVICE_USER_ID;
 pub use client::SimClient;
 pub use faults::{Fault, FaultLevel, FaultPlan, FaultRates, TelegramWait, UnknownFaultLevel};
-pub use introspect::{SimChatInfo, SimUserInfo};
+pub use introspect::{SimChatInfo, SimDialog, SimUserInfo};
 pub use order::{Delivery, SimOrder};
 pub use text::{utf16_len, TextBuilder};
 pub use tribute_bot::{ALREADY_COMPLETED_TEXT, EDIT_BUTTON_TEXT, EDIT_PROMPT_TEXT, NOT_UNDERSTOOD_TEXT};

@@ -27,11 +27,14 @@ pub(super) struct Chat {
     pub talked: bool,
     /// The other person of a private chat wrote here at least once.
     pub they_wrote: bool,
+    /// The world's message count when the newest message here was posted:
+    /// orders the dialogs list within one second, as Telegram does.
+    pub last_activity: u64,
 }
 
 impl Chat {
     fn new(title: Option<String>) -> Self {
-        Chat { title, messages: Vec::new(), talked: false, they_wrote: false }
+        Chat { title, messages: Vec::new(), talked: false, they_wrote: false, last_activity: 0 }
     }
 
     fn slot(id: MessageId) -> Option<usize> {
@@ -253,6 +256,7 @@ impl State {
         c.talked = true;
         c.they_wrote |= !message.outgoing && message.sender_id == Some(chat);
         self.tally.messages += 1;
+        c.last_activity = self.tally.messages;
         c.messages.push(Some(message.clone()));
         if emit {
             self.emit(Event::NewMessage(message));
