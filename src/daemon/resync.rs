@@ -52,6 +52,9 @@ const RECENT_CHATS: usize = 100;
 /// Pages one re-read pass reads at most (a crowd beyond this many chats a
 /// minute is read from the newest again next pass).
 const MAX_DIALOG_PAGES: usize = 20;
+/// Chats found in the dialogs list one pass re-reads at most (one history
+/// call each, at least); the rest wait for the next pass.
+const MAX_CHAT_REREADS: usize = 50;
 /// Seconds a dialog may be dated before the pass that saw it (our clock and
 /// Telegram's disagree a little; an update may land while a pass runs).
 const DIALOGS_SLACK: i64 = 300;
@@ -189,7 +192,7 @@ impl Resync {
         // crowd of new senders does not hide one lost message.
         let since = self.dialogs_since.load(Ordering::Relaxed);
         let pass_started = crate::clock::now_secs();
-        let mut offset = None;
+        let (mut offset, mut rereads, mut capped) = (None, 0, false);
         for page_no in 1..=MAX_DIALOG_PAGES {
             let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
                 Ok(page) => page,
@@ -205,13 +208,27 @@ impl Resync {
                 {
                     continue;
                 }
-                if self.paged_through(chat).is_some_and(|p| p >= top) {
+                match self.paged_through(chat) {
+                    Some(p) if p >= top => continue,
+                    // Paged before, newer messages since: even when their
+                    // updates came, one before them may have been lost.
+                    Some(_) => {}
+                    // Not looked at in this run: if everything up to the top
+                    // was stored before the last pass, nothing is new.
+                    None => match self.store.inbox_cursor_before(chat, since * 1000).await {
+                        Ok(seen) if seen.is_some_and(|s| s >= top) => {
+                            self.mark_paged(chat, top);
+                            continue;
+                        }
+                        _ => {}
+                    },
+                }
+                if rereads == MAX_CHAT_REREADS {
+                    capped = true;
                     continue;
                 }
-                match self.store.inbox_cursor(chat).await {
-                    Ok(seen) if seen.is_some_and(|s| s >= top) => self.mark_paged(chat, top),
-                    _ => chats.push((chat, InboxKind::Customer)),
-                }
+                rereads += 1;
+                chats.push((chat, InboxKind::Customer));
             }
             match page.next {
                 Some(next) if next.date >= since && page_no < MAX_DIALOG_PAGES => offset = Some(next),
@@ -221,6 +238,10 @@ impl Resync {
                         "more chats were active since the last pass than one pass reads; \
                         the next pass reads the newest again"
                     );
+                }
+                _ if capped => {
+                    debug!(chats = rereads, "more chats to re-read than one pass takes; the next pass goes on");
+                    break;
                 }
                 _ => {
                     self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
@@ -251,13 +272,27 @@ impl Resync {
         // long before this start) is history, not a question to answer now.
         let stale_before =
             if cursor.is_none() && kind == InboxKind::Customer { self.started_secs - UNSEEN_CHAT_LOOKBACK } else { 0 };
-        let paged = self.paged_through(chat);
-        let mut after = cursor.unwrap_or(0).max(paged.unwrap_or(0));
+        // From where the last re-read stopped, not from the newest stored
+        // message: a live update may have come after one that was lost. A
+        // chat not re-read in this run starts at what was stored before the
+        // last complete pass; if a customer's every stored message is newer,
+        // at the start, leaving out what is older than that pass (looked at
+        // then, or handled and pruned since: never taken again). The
+        // moderator chat then starts at its newest message.
+        let since = self.dialogs_since.load(Ordering::Relaxed);
+        let (mut after, older_seen) = match self.paged_through(chat) {
+            Some(p) => (p, 0),
+            None => match (self.store.inbox_cursor_before(chat, since * 1000).await?, kind) {
+                (Some(before), _) => (before, 0),
+                (None, InboxKind::Moderator) => (cursor.unwrap_or(0), 0),
+                (None, InboxKind::Customer) => (0, if cursor.is_some() { since } else { 0 }),
+            },
+        };
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
             let Some(last) = page.last() else { return Ok(()) };
             after = last.id;
-            for m in page.iter().filter(|m| self.route(m) == Some(kind)) {
+            for m in page.iter().filter(|m| self.route(m) == Some(kind) && m.date >= older_seen) {
                 self.enqueue(kind, m, (first_read && m.date < self.started_secs) || m.date < stale_before).await?;
             }
             // Everything up to here is stored (or not ours to store).

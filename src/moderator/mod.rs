@@ -219,6 +219,12 @@ impl ModeratorDesk {
             return Ok(());
         }
         self.audit(m, from, Some(case), "reject", reason, true).await?;
+        if case.status == CaseStatus::Closed {
+            // Its order moved on meanwhile (completed, or a newer case has it).
+            let outcome = case.outcome.as_deref().unwrap_or("closed");
+            self.answer(m, &format!("{} was already closed ({outcome}); nothing rejected.", case.short_id)).await?;
+            return Ok(());
+        }
         if let Some(order_id) = case.order_id {
             let order = store.order(order_id).await?;
             if matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) {
@@ -233,7 +239,9 @@ impl ModeratorDesk {
             }
         }
         let text = format!("⛔ {}: rejected by the moderator: {reason}", case.short_id);
-        store.close_case(case.id, &format!("rejected: {reason}"), &text).await?;
+        if !store.close_case(case.id, &format!("rejected: {reason}"), &text).await? {
+            self.answer(m, &format!("{} was already closed.", case.short_id)).await?;
+        }
         self.contact.flush_cards();
         Ok(())
     }

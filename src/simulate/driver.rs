@@ -118,10 +118,12 @@ pub struct RunStats {
     /// (from, to) simulated ms while no daemon read Telegram's updates
     /// (restarts, crashes): what was posted then reaches it only by a re-read.
     pub down_spans: Vec<(u64, u64)>,
-    /// The store's size (file + WAL, MiB) at the end of each simulated day.
+    /// The store's file (MiB) at the end of each simulated day.
     pub store_mib_by_day: Vec<f64>,
-    /// Of it, the orders and their history (kept for good), MiB.
+    /// Of it, the ledger (kept for good, see `Probe::ledger_mib`), MiB.
     pub ledger_mib_by_day: Vec<f64>,
+    /// The largest write-ahead log seen at a day's end, MiB.
+    pub wal_mib_max: f64,
     /// The daemon's `/metrics` just before its last stop (`None` if it was down).
     pub metrics_at_end: Option<String>,
 }
@@ -293,6 +295,7 @@ impl Driver {
             self.observe(now).await?;
             while now >= self.next_day_end {
                 self.stats.store_mib_by_day.push(super::store_size::store_mib(&self.sb.db_path));
+                self.stats.wal_mib_max = self.stats.wal_mib_max.max(super::store_size::wal_mib(&self.sb.db_path));
                 self.stats.ledger_mib_by_day.push(self.probe.ledger_mib().await?);
                 self.next_day_end += DAY;
             }

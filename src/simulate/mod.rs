@@ -508,9 +508,11 @@ pub fn summary(r: &Report) -> String {
     ));
     let days: Vec<String> = sv.store_mib_by_day.iter().map(|m| format!("{m:.1}")).collect();
     s.push_str(&format!(
-        "  store (file + WAL) at the end of each day, MiB: {}; the orders' ledger {:.2} KiB an order{}\n",
+        "  store file at the end of each day, MiB: {}; WAL at most {:.1} MiB; the ledger (kept for good) {:.2} KiB \
+         per order or conversation{}\n",
         if days.is_empty() { "—".to_owned() } else { days.join(" ") },
-        sv.ledger_kib_per_order,
+        sv.wal_mib_max,
+        sv.ledger_kib_per_record,
         match (sv.retention_window_days, sv.store_growth_after_window_mib) {
             (Some(w), Some(g)) => format!("; all but the ledger grew {g:.1} MiB after the {w}-day retention window"),
             (Some(w), None) => format!("; too short to see the {w}-day retention window"),

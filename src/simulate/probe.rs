@@ -87,6 +87,10 @@ pub struct CardTiming {
 /// Automatic states: the daemon, not a person, has to move these on.
 pub const AUTOMATIC: &str = "('received','activation_requested','activated','replied')";
 
+/// The tables retention keeps whole (see [`Probe::ledger_mib`]).
+const LEDGER_TABLES: &str = "'orders', 'order_events', 'tribute_purchases', 'cases', 'case_messages', \
+    'conversations', 'conversation_orders', 'moderator_audit'";
+
 impl Probe {
     pub async fn open(db: &Path) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
@@ -116,17 +120,27 @@ impl Probe {
         Ok(Self { pool, outbox_due })
     }
 
-    /// The accounting ledger's share of the store, MiB: the orders and
-    /// their state history with their indexes, which retention keeps for
-    /// good (the money facts) and which so grow with every order.
+    /// The ledger's share of the store, MiB: what retention keeps for good
+    /// (pseudonymised) and which so grows with every order — the orders and
+    /// their state history, their Tribute notifications, purchases, cases
+    /// with the conversations they belong to, the moderators' audit — with
+    /// their indexes. Notifications share their table with messages that
+    /// are pruned: their part is counted by the share of rows.
     pub async fn ledger_mib(&self) -> anyhow::Result<f64> {
-        let bytes: i64 = sqlx::query_scalar(
+        let whole: i64 = sqlx::query_scalar(&format!(
             "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN
-               (SELECT name FROM sqlite_schema WHERE tbl_name IN ('orders', 'order_events'))",
+               (SELECT name FROM sqlite_schema WHERE tbl_name IN ({LEDGER_TABLES}))"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        let notifications: f64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(pgsize), 0) * COALESCE((SELECT 1.0 * SUM(kind IN ('order', 'malformed')) / COUNT(*)
+                 FROM tribute_messages), 0)
+             FROM dbstat WHERE name IN (SELECT name FROM sqlite_schema WHERE tbl_name = 'tribute_messages')",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(bytes as f64 / 1_048_576.0)
+        Ok((whole as f64 + notifications) / 1_048_576.0)
     }
 
     pub async fn close(&self) {
@@ -349,6 +363,12 @@ impl Probe {
             }
         }
         Ok(found)
+    }
+
+    /// Conversations stored (each one person who wrote, pseudonymised or not).
+    pub async fn conversations(&self) -> anyhow::Result<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversations").fetch_one(&self.pool).await?;
+        Ok(n as usize)
     }
 
     /// The customer messages in the inbox, as (chat, message id).

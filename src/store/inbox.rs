@@ -232,6 +232,23 @@ impl Store {
         Ok(m.map(|v| v as MessageId))
     }
 
+    /// The newest message of `chat` stored before `before_ms` (unix ms):
+    /// where a re-read that must not trust later live updates starts.
+    pub async fn inbox_cursor_before(&self, chat: ChatId, before_ms: i64) -> StoreResult<Option<MessageId>> {
+        let m: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(m) FROM (
+                 SELECT MAX(message_id) AS m FROM inbox WHERE chat_id = ?1 AND received_at < ?2
+                 UNION ALL
+                 SELECT MAX(telegram_message_id) FROM conversation_messages
+                  WHERE telegram_chat_id = ?1 AND direction = 'in' AND at < ?2)",
+        )
+        .bind(chat)
+        .bind(before_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(m.map(|v| v as MessageId))
+    }
+
     /// Customers whose chat must not miss a message: a dialogue waits for
     /// them or a moderator has their case.
     pub async fn customers_to_reread(&self) -> StoreResult<Vec<ChatId>> {

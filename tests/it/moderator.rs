@@ -139,3 +139,22 @@ async fn reject_fails_the_order_and_a_refused_moderator_id_comes_back_to_the_cas
     assert_eq!(actions, ["account", "reject"]);
     sb.shutdown().await.unwrap();
 }
+
+/// `/reject` on a case that closed meanwhile (its order completed, or
+/// `/done` came first) is answered, and rejects nothing.
+#[tokio::test]
+async fn reject_on_a_closed_case_is_answered_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.backend.add_pending("424242", "100 Diamonds");
+    let (msg, card) = escalated_order(&sb, 704).await;
+    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "424242", Some(card.id));
+    wait_state(&sb, msg, OrderState::Confirmed).await;
+    wait_chat(&sb, "completed").await;
+    let late = sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/reject refunded by hand", Some(card.id));
+    let answer = wait_chat(&sb, "already closed").await;
+    assert_eq!(answer.reply_to, Some(late), "{}", answer.text);
+    assert!(answer.text.contains("nothing rejected"), "{}", answer.text);
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::Confirmed);
+    sb.shutdown().await.unwrap();
+}

@@ -213,3 +213,36 @@ async fn a_lost_message_behind_a_crowd_of_newer_chats_is_found() {
 async fn a_lost_message_behind_a_crowd_is_found_over_mtproto() {
     a_lost_message_behind_a_crowd_is_found(Transport::Mtproto).await;
 }
+
+/// A live update that comes after a lost one does not hide it: the re-read
+/// starts where the last one stopped (or before the last pass, for a chat
+/// new since), not at the newest message stored.
+#[tokio::test]
+async fn a_lost_message_followed_by_a_live_one_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    for (stranger, settled) in [(55_801, false), (55_802, true)] {
+        sb.world.add_user(stranger, "Dana", None);
+        if settled {
+            // Known to the re-read before the loss: its chat was paged through.
+            let first = sb.world.post_as_user(stranger, stranger, "hello", None);
+            eventually("the first message stored", || async {
+                sb.store().inbound(stranger, first).await.unwrap().map(|_| ())
+            })
+            .await;
+        }
+        sb.world.set_update_buffer(Some(0));
+        let lost = sb.world.post_as_user(stranger, stranger, "my ID is 998877", None);
+        sb.world.set_update_buffer(None);
+        let live = sb.world.post_as_user(stranger, stranger, "did you get it?", None);
+        eventually("the live message stored", || async {
+            sb.store().inbound(stranger, live).await.unwrap().map(|_| ())
+        })
+        .await;
+        eventually("the lost one found by the re-read", || async {
+            sb.store().inbound(stranger, lost).await.unwrap().map(|_| ())
+        })
+        .await;
+    }
+    sb.shutdown().await.unwrap();
+}

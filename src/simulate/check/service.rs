@@ -49,12 +49,15 @@ pub struct ServiceFigures {
     pub phantom_orders: usize,
     #[serde(flatten)]
     pub supervision: Supervision,
-    /// The store (SQLite file + WAL) at the end of each simulated day, MiB.
+    /// The store's SQLite file at the end of each simulated day, MiB.
     pub store_mib_by_day: Vec<f64>,
-    /// Of it, the accounting ledger (orders and their history, kept for good), MiB.
+    /// Of it, the ledger (orders, their history and notifications, cases,
+    /// conversations, audit: kept for good, pseudonymised), MiB.
     pub ledger_mib_by_day: Vec<f64>,
-    /// The ledger at the end over the orders, KiB.
-    pub ledger_kib_per_order: f64,
+    /// The largest write-ahead log seen at a day's end, MiB.
+    pub wal_mib_max: f64,
+    /// The ledger at the end over the orders and conversations, KiB.
+    pub ledger_kib_per_record: f64,
     pub retention_window_days: Option<u64>,
     /// Growth of all but the ledger after the retention window was reached
     /// (when the run was long enough to tell).
@@ -71,6 +74,7 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
             id_bound_secs: d.p.id_bound().as_secs(),
             store_mib_by_day: d.stats.store_mib_by_day.iter().map(|m| (m * 100.0).round() / 100.0).collect(),
             ledger_mib_by_day: d.stats.ledger_mib_by_day.iter().map(|m| (m * 100.0).round() / 100.0).collect(),
+            wal_mib_max: (d.stats.wal_mib_max * 100.0).round() / 100.0,
             ..ServiceFigures::default()
         },
         // Telegram's own waits (flood waits, the link down) are not the daemon's, as for cards.
@@ -82,7 +86,7 @@ pub(super) async fn check(d: &Driver, facts: &[OrderFact], v: &mut Vec<Violation
     c.one_open_case_per_order().await?;
     c.right_orders_and_accounts();
     c.one_notice_per_quarantined_item().await?;
-    c.store_stops_growing();
+    c.store_stops_growing().await?;
     Ok(c.f)
 }
 
@@ -302,31 +306,46 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    /// The ledger stays within its budget per order; with a retention
-    /// window, all the rest stops growing once the window is reached.
-    fn store_stops_growing(&mut self) {
+    /// The ledger stays within its budget per order and per person who
+    /// wrote (their pseudonymised conversation, cases and the moderators'
+    /// audit are kept too); with a retention window, all the rest stops
+    /// growing once the window is reached.
+    async fn store_stops_growing(&mut self) -> anyhow::Result<()> {
         let stats = &self.d.stats;
-        if let (Some(&ledger), false) = (stats.ledger_mib_by_day.last(), self.facts.is_empty()) {
-            let per_order = ledger * 1024.0 / self.facts.len() as f64;
-            self.f.ledger_kib_per_order = (per_order * 100.0).round() / 100.0;
-            if per_order > store_size::LEDGER_KIB_PER_ORDER {
+        let conversations = self.d.probe.conversations().await?;
+        let records = self.facts.len() + conversations;
+        if let (Some(&ledger), false) = (stats.ledger_mib_by_day.last(), records == 0) {
+            let per_record = ledger * 1024.0 / records as f64;
+            self.f.ledger_kib_per_record = (per_record * 100.0).round() / 100.0;
+            let budget_kib = store_size::LEDGER_KIB_PER_RECORD * records as f64 + store_size::LEDGER_FIXED_KIB;
+            if ledger * 1024.0 > budget_kib {
                 let detail = format!(
-                    "the orders and their history take {per_order:.2} KiB an order ({ledger:.2} MiB for {} orders; \
-                     budget {} KiB)",
+                    "the ledger takes {per_record:.2} KiB per order or conversation ({ledger:.2} MiB for {} orders \
+                     and {conversations} conversations; budget {} KiB each + {} KiB)",
                     self.facts.len(),
-                    store_size::LEDGER_KIB_PER_ORDER
+                    store_size::LEDGER_KIB_PER_RECORD,
+                    store_size::LEDGER_FIXED_KIB
                 );
-                self.add("ledger_per_order", vec![detail]);
+                self.add("ledger_size", vec![detail]);
             }
         }
-        let Some(window) = crate::simulate::retention_window(&self.d.p) else { return };
+        if stats.wal_mib_max > store_size::WAL_BOUND_MIB {
+            let detail = format!(
+                "the write-ahead log reached {:.1} MiB (bound {} MiB): checkpoints do not keep up",
+                stats.wal_mib_max,
+                store_size::WAL_BOUND_MIB
+            );
+            self.add("wal_size", vec![detail]);
+        }
+        let Some(window) = crate::simulate::retention_window(&self.d.p) else { return Ok(()) };
         let days = window.as_secs().div_ceil(86_400).max(1);
         self.f.retention_window_days = Some(days);
         let rest = store_size::without_ledger(&stats.store_mib_by_day, &stats.ledger_mib_by_day);
         match store_size::plateau_after_window(&rest, days as u32) {
             Ok(growth) => self.f.store_growth_after_window_mib = growth,
-            Err(e) => self.add("store_growth", vec![format!("all but the orders' ledger: {e}")]),
+            Err(e) => self.add("store_growth", vec![format!("all but the ledger: {e}")]),
         }
+        Ok(())
     }
 }
 

@@ -246,16 +246,19 @@ impl State {
     pub fn recent_private_chats(&mut self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
         self.gate(Method::History)?;
         let (dialogs, next) = self.dialogs(after, limit);
-        Ok(DialogsPage { chats: dialogs.into_iter().filter(|d| d.private).map(|d| (d.chat, d.top)).collect(), next })
+        Ok(DialogsPage {
+            chats: dialogs.into_iter().filter(|d| d.private && d.top > 0).map(|d| (d.chat, d.top)).collect(),
+            next,
+        })
     }
 
-    /// One page of the dialogs list (all chats with a message), the newest
-    /// top message first, after `after`; and where the next page starts.
+    /// One page of the dialogs list, the newest top message first (chats
+    /// without a message last, top 0), after `after`; and where the next
+    /// page starts.
     pub fn dialogs(&self, after: Option<DialogsOffset>, limit: usize) -> (Vec<SimDialog>, Option<DialogsOffset>) {
         let mut dialogs: Vec<(SimDialog, u64)> = self
             .chats
             .iter()
-            .filter(|(_, c)| !c.messages.is_empty())
             .map(|(&chat, c)| {
                 let date = c.messages.iter().rev().flatten().next().map_or(0, |m| m.date);
                 let top = MessageId::try_from(c.messages.len()).unwrap_or(MessageId::MAX);
