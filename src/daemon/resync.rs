@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use crate::orders::{ingest, IngestConfig, WorkflowConfig};
 use crate::shutdown::stopped;
 use crate::store::{InboxKind, MessageKind, Recorded, Store};
-use crate::telegram::{ChatId, Message, MessageId, Messenger};
+use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError};
 use crate::wake::Wake;
 
 /// How many history messages to ask for per call when catching up.
@@ -192,7 +192,7 @@ impl Resync {
         // crowd of new senders does not hide one lost message.
         let since = self.dialogs_since.load(Ordering::Relaxed);
         let pass_started = crate::clock::now_secs();
-        let (mut offset, mut rereads, mut capped) = (None, 0, false);
+        let (mut offset, mut rereads, mut capped, mut listed) = (None, 0, false, false);
         for page_no in 1..=MAX_DIALOG_PAGES {
             let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
                 Ok(page) => page,
@@ -238,21 +238,33 @@ impl Resync {
                         "more chats were active since the last pass than one pass reads; \
                         the next pass reads the newest again"
                     );
+                    break;
                 }
                 _ if capped => {
                     debug!(chats = rereads, "more chats to re-read than one pass takes; the next pass goes on");
                     break;
                 }
                 _ => {
-                    self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
+                    listed = true;
                     break;
                 }
             }
         }
+        let mut complete = listed;
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {
                 warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
+                complete = false;
+                // Telegram holds every history call for a while: the others wait for the next pass.
+                if matches!(e.downcast_ref::<MessengerError>(), Some(MessengerError::FloodWait(_))) {
+                    break;
+                }
             }
+        }
+        // Only a pass that read every chat it had to moves the mark: a chat
+        // whose re-read failed is read from before this pass again.
+        if complete {
+            self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
         }
     }
 
@@ -275,19 +287,20 @@ impl Resync {
         // From where the last re-read stopped, not from the newest stored
         // message: a live update may have come after one that was lost. A
         // chat not re-read in this run starts at what was stored before the
-        // last complete pass; if a customer's every stored message is newer,
-        // at the start, leaving out what is older than that pass (looked at
-        // then, or handled and pruned since: never taken again). The
-        // moderator chat then starts at its newest message.
+        // last complete pass (a day before the start, after a restart); if
+        // every stored message is newer, at the start of the chat, leaving
+        // out what is older than that pass (looked at then, or handled and
+        // pruned since: never taken again).
         let since = self.dialogs_since.load(Ordering::Relaxed);
         let (mut after, older_seen) = match self.paged_through(chat) {
             Some(p) => (p, 0),
-            None => match (self.store.inbox_cursor_before(chat, since * 1000).await?, kind) {
-                (Some(before), _) => (before, 0),
-                (None, InboxKind::Moderator) => (cursor.unwrap_or(0), 0),
-                (None, InboxKind::Customer) => (0, if cursor.is_some() { since } else { 0 }),
+            None => match self.store.inbox_cursor_before(chat, since * 1000).await? {
+                Some(before) => (before, 0),
+                None => (0, if cursor.is_some() { since } else { 0 }),
             },
         };
+        debug!(chat, after, older_seen, "re-reading a chat");
+        debug!(chat, after, older_seen, "re-reading a chat");
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
             let Some(last) = page.last() else { return Ok(()) };

@@ -42,6 +42,11 @@ use crate::testbed::sim::SimOrder;
 
 /// The longest jump while nothing is due.
 const MAX_IDLE_STEP: u64 = 10 * MIN;
+/// The production daemon's re-read interval (`resync_interval_secs`): the
+/// longest jump while a message sent to us is not in the inbox.
+const REREAD_CADENCE: u64 = MIN;
+/// How far back a message not in the inbox keeps jumps that short.
+const MISSING_LOOKBACK: u64 = 2 * HOUR;
 /// The step while an order is in an automatic state: short right after an
 /// event or reaction, then the worker's one-second sweep.
 const BUSY_STEP_MIN: u64 = 100;
@@ -803,7 +808,30 @@ impl Driver {
         if overdue {
             daemon = daemon.min(now + self.overdue_step(now));
         }
-        Ok(script.min(daemon.max(now + 1)))
+        let mut wake = script.min(daemon.max(now + 1));
+        // A message whose update was lost waits for the daemon's periodic
+        // re-read (every minute in production): no jump skips that cadence
+        // while one is missing from the inbox.
+        if wake > now + REREAD_CADENCE && self.inbound_missing(now).await? {
+            wake = now + REREAD_CADENCE;
+        }
+        Ok(wake)
+    }
+
+    /// Whether a message someone sent us in the last [`MISSING_LOOKBACK`] is
+    /// not in the inbox yet.
+    async fn inbound_missing(&self, now: u64) -> anyhow::Result<bool> {
+        let since_ms = self.unix_ms(now.saturating_sub(MISSING_LOOKBACK));
+        let mut sent = self.sb.world.inbound_since(since_ms / 1000, self.sb.moderator_chat);
+        // Telegram's service account is never stored (login codes).
+        sent.retain(|(chat, _)| *chat != crate::daemon::TELEGRAM_SERVICE_USER);
+        if sent.is_empty() {
+            return Ok(false);
+        }
+        // Stored after it was sent: the inbox rows of the window (and a
+        // second before it, Telegram's dates being whole seconds).
+        let stored = self.probe.inbox_since(since_ms - 1000).await?;
+        Ok(sent.iter().any(|m| !stored.contains(m)))
     }
 
     /// The step while work is due: the busy step, unless nothing got done

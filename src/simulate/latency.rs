@@ -4,7 +4,7 @@
 //! computed from the simulator's chat histories and the store's order
 //! events, so both are tested here on hand-made histories.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -62,32 +62,40 @@ pub struct Command {
     pub at: i64,
     /// Seconds until our answer; `None`: never answered.
     pub answered_after: Option<i64>,
+    /// The message it replied to, and that message's case if it has one.
+    pub reply_to: Option<MessageId>,
+    pub case: Option<i64>,
 }
 
 /// What the desk must answer: a `/command` (or 👍) from `moderator`, or any
 /// reply of theirs to a message of a case (an account ID, text for the
 /// customer). Our answer is the first message of ours after it that
-/// replies to it — or, for a reply to a case message, a follow-up on that
-/// case message (`/done` and `/reject` answer with the case's closing
-/// note on the card).
-pub fn commands(chat: &[Message], moderator: UserId, case_messages: &HashSet<MessageId>) -> Vec<Command> {
+/// replies to it — or, for a reply to a case message, a follow-up on any
+/// message of that case (`/done` and `/reject` answer with the case's
+/// closing note on its card, whichever of the case's messages they
+/// replied to). `case_messages` maps each case message to its case.
+pub fn commands(chat: &[Message], moderator: UserId, case_messages: &HashMap<MessageId, i64>) -> Vec<Command> {
     let mut out = Vec::new();
     for (i, m) in chat.iter().enumerate() {
         if m.outgoing || m.sender_id != Some(moderator) {
             continue;
         }
-        let on_case = m.reply_to.filter(|r| case_messages.contains(r));
-        if !is_command(&m.text) && on_case.is_none() {
+        let case = m.reply_to.and_then(|r| case_messages.get(&r));
+        if !is_command(&m.text) && case.is_none() {
             continue;
         }
-        let answer = chat[i + 1..]
-            .iter()
-            .find(|a| a.outgoing && (a.reply_to == Some(m.id) || (on_case.is_some() && a.reply_to == on_case)));
+        let answer = chat[i + 1..].iter().find(|a| {
+            a.outgoing
+                && (a.reply_to == Some(m.id)
+                    || case.is_some() && a.reply_to.and_then(|r| case_messages.get(&r)) == case)
+        });
         out.push(Command {
             message_id: m.id,
             text: m.text.clone(),
             at: m.date,
             answered_after: answer.map(|a| a.date - m.date),
+            reply_to: m.reply_to,
+            case: case.copied(),
         });
     }
     out
@@ -178,11 +186,16 @@ mod tests {
             msg(8, 45, true, "Usage: /report", Some(2)),
             msg(9, 50, true, "Reply to a case card", Some(7)),
             msg(10, 60, false, "123456", Some(1)),
+            msg(11, 70, true, "C2 card", None),
+            msg(12, 71, true, "C2 follow-up", Some(11)),
+            msg(13, 72, false, "/done", Some(12)),
+            msg(14, 73, true, "☑️ C1: closed", Some(1)),
+            msg(15, 75, true, "☑️ C2: closed", Some(11)),
         ];
-        let cases = HashSet::from([1]);
+        let cases = HashMap::from([(1, 1), (11, 2), (12, 2)]);
         let got: Vec<(MessageId, Option<i64>)> =
             commands(&chat, MOD, &cases).iter().map(|c| (c.message_id, c.answered_after)).collect();
-        assert_eq!(got, vec![(2, Some(35)), (4, Some(8)), (7, Some(10)), (10, None)]);
+        assert_eq!(got, vec![(2, Some(35)), (4, Some(8)), (7, Some(10)), (10, Some(13)), (13, Some(3))]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! SQL over the base schema's columns, so it needs nothing from the store
 //! module and never takes a connection from the daemon's pool.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -371,6 +371,15 @@ impl Probe {
         Ok(n as usize)
     }
 
+    /// Messages stored in the inbox since `since_ms`, as (chat, message id).
+    pub async fn inbox_since(&self, since_ms: i64) -> anyhow::Result<HashSet<(i64, i32)>> {
+        let rows = sqlx::query("SELECT chat_id, message_id FROM inbox WHERE received_at >= ?")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as i32)).collect())
+    }
+
     /// The customer messages in the inbox, as (chat, message id).
     pub async fn customer_inbox(&self) -> anyhow::Result<HashSet<(i64, i64)>> {
         let rows =
@@ -394,12 +403,12 @@ impl Probe {
 
     /// Messages of `chat` that belong to a case (cards, follow-ups, `/case`
     /// pages): a reply to one acts on the case.
-    pub async fn case_messages(&self, chat: i64) -> anyhow::Result<HashSet<i32>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT message_id FROM case_messages WHERE chat_id = ?")
+    pub async fn case_messages(&self, chat: i64) -> anyhow::Result<HashMap<i32, i64>> {
+        let rows = sqlx::query("SELECT message_id, case_id FROM case_messages WHERE chat_id = ?")
             .bind(chat)
             .fetch_all(&self.pool)
             .await?;
-        Ok(ids.into_iter().map(|m| m as i32).collect())
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1))).collect())
     }
 
     /// The whole history of every order a customer gave an account ID to in

@@ -128,8 +128,13 @@ impl<'a> Checker<'a> {
         let bound = d.p.command_bound().as_millis() as i64;
         let (mut unanswered, mut slow, mut delays) = (Vec::new(), Vec::new(), Vec::new());
         for c in latency::commands(&chat, d.sb.moderator, &case_messages) {
+            let on = match (c.reply_to, c.case) {
+                (Some(r), Some(case)) => format!(", in reply to {r} of case #{case}"),
+                (Some(r), None) => format!(", in reply to {r}"),
+                _ => String::new(),
+            };
             let what =
-                format!("{:?} (message {}, at {})", short(&c.text), c.message_id, fmt_sim(d.sim_ms(c.at * 1000)));
+                format!("{:?} (message {}{on}, at {})", short(&c.text), c.message_id, fmt_sim(d.sim_ms(c.at * 1000)));
             let Some(after) = c.answered_after else {
                 unanswered.push(format!("{what} was never answered"));
                 continue;

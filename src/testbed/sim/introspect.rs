@@ -122,6 +122,26 @@ impl SimWorld {
         self.lock().tally.messages
     }
 
+    /// Messages people sent our account since `since` (unix s): in private
+    /// chats (but the bots'), from the chat's person; in `group`, from
+    /// anyone but us. What a daemon that lost no update has in its inbox.
+    pub fn inbound_since(&self, since: i64, group: ChatId) -> Vec<(ChatId, MessageId)> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for (&chat, c) in &st.chats {
+            let private = chat > 0 && c.title.is_none() && !st.users.get(&chat).is_some_and(|u| u.bot);
+            if !private && chat != group {
+                continue;
+            }
+            for m in c.messages.iter().rev().flatten().take_while(|m| m.date >= since) {
+                if !m.outgoing && (chat == group || m.sender_id == Some(chat)) {
+                    out.push((chat, m.id));
+                }
+            }
+        }
+        out
+    }
+
     /// Every time the plan made our account wait (flood waits, the link
     /// down after a disconnect), in the order they were injected.
     pub fn telegram_waits(&self) -> Vec<super::faults::TelegramWait> {
