@@ -106,15 +106,24 @@ impl Contact {
         }
         if p.maybe_sent {
             if let Some(id) = self.find_delivered(p).await {
-                return self.delivered(p, id).await;
+                return self.delivered(p, Some(id)).await;
             }
         }
         match self.messenger.send_message(chat, &p.message.text, None, p.random_id).await {
-            Ok(id) => self.delivered(p, id).await,
-            Err(e @ (MessengerError::Timeout | MessengerError::RandomIdDuplicate | MessengerError::Disconnected)) => {
-                // Maybe delivered: the answer was lost, or an earlier attempt got through.
+            Ok(id) => self.delivered(p, Some(id)).await,
+            Err(MessengerError::RandomIdDuplicate) => {
+                // An earlier attempt got through: Telegram says so. Its id
+                // comes from the history when that can be read now.
+                let id = self.find_delivered(p).await;
+                if id.is_none() {
+                    info!(customer = chat, "Telegram already has the message; its id is not known");
+                }
+                self.delivered(p, id).await
+            }
+            Err(e @ (MessengerError::Timeout | MessengerError::Disconnected)) => {
+                // Maybe delivered: the answer was lost.
                 if let Some(id) = self.find_delivered(p).await {
-                    return self.delivered(p, id).await;
+                    return self.delivered(p, Some(id)).await;
                 }
                 self.retry(p, e, true).await
             }
@@ -144,7 +153,7 @@ impl Contact {
         Ok(true)
     }
 
-    async fn delivered(&self, p: &PendingCustomerMessage, id: MessageId) -> Result<Sent> {
+    async fn delivered(&self, p: &PendingCustomerMessage, id: Option<MessageId>) -> Result<Sent> {
         self.store.customer_message_sent(p, id).await?;
         Ok(Sent::Delivered(id))
     }

@@ -95,7 +95,9 @@ pub enum ContactError {
 /// What happened to a message for a customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    Delivered(crate::telegram::MessageId),
+    /// In the customer's chat; its id when we know it (Telegram said the
+    /// message was already sent, but the history could not be read).
+    Delivered(Option<crate::telegram::MessageId>),
     /// Telegram refused for good (privacy, blocked, PEER_FLOOD, deleted account…).
     Unreachable(MessengerError),
     /// Today's cap for this customer is reached; nothing was sent.

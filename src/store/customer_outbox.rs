@@ -128,7 +128,11 @@ impl Store {
 
     /// Delivered as Telegram message `telegram_id`: marked sent and stored
     /// in the conversation, together. False when it was no longer pending.
-    pub async fn customer_message_sent(&self, p: &PendingCustomerMessage, telegram_id: MessageId) -> StoreResult<bool> {
+    pub async fn customer_message_sent(
+        &self,
+        p: &PendingCustomerMessage,
+        telegram_id: Option<MessageId>,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -153,7 +157,7 @@ impl Store {
                 author_id: m.author_id,
                 text: m.text.clone(),
                 template: m.template.clone(),
-                telegram: Some((m.customer_id, telegram_id)),
+                telegram: telegram_id.map(|id| (m.customer_id, id)),
                 order_ids: m.order_ids.clone(),
             };
             insert_conversation_message(&mut *tx, &stored).await?;

@@ -158,7 +158,7 @@ async fn to_customer(store: &Store, conversation: i64, customer: i64, text: &str
     };
     let pending = store.enqueue_customer_message(&m, &tribute_assistant::clock::day(now_ms())).await.unwrap();
     if sent {
-        store.customer_message_sent(&pending, 9000 + pending.id as i32).await.unwrap();
+        store.customer_message_sent(&pending, Some(9000 + pending.id as i32)).await.unwrap();
     }
 }
 

@@ -369,3 +369,29 @@ async fn a_message_that_never_goes_out_hands_its_order_to_a_moderator_after_the_
     assert!(sb.world.messages(904).iter().all(|m| !m.outgoing));
     sb.shutdown().await.unwrap();
 }
+
+/// RANDOM_ID_DUPLICATE is Telegram saying an earlier attempt got through:
+/// the message counts as delivered even while the history that would give
+/// its id cannot be read (a long flood wait), instead of being retried.
+#[tokio::test]
+async fn a_message_telegram_already_has_is_delivered_though_the_history_is_flood_waited() {
+    use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates};
+    let dir = tempfile::tempdir().unwrap();
+    let sb = running(&dir, SandboxOptions::default()).await;
+    let rates = FaultRates { send_timeout: 1000, ..FaultRates::for_level(FaultLevel::None) };
+    sb.world.set_fault_plan(FaultPlan::new(7, FaultLevel::Normal).with_rates(rates));
+    sb.world.flood_wait_history(Duration::from_secs(3600));
+    let msg = sb.world.post_order(&order(902).details("забыл айди"));
+    wait_state(&sb, msg, OrderState::NeedsCustomer).await;
+    eventually("the question marked delivered", || async {
+        let conv = sb.store().conversation_for_customer(902).await.unwrap()?;
+        let stored = sb.store().conversation_messages(conv.id).await.unwrap();
+        stored.iter().any(|m| m.template.as_deref() == Some("ask_account")).then_some(())
+    })
+    .await;
+    assert_eq!(sb.store().pending_customer_messages(902).await.unwrap(), 0, "nothing waits to be sent again");
+    let ours: Vec<_> = sb.world.messages(902).into_iter().filter(|m| m.outgoing).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(sb.world.refused_sends().get("RANDOM_ID_DUPLICATE").copied().unwrap_or(0) >= 1);
+    sb.shutdown().await.unwrap();
+}

@@ -175,6 +175,13 @@ impl SimWorld {
         st.faults.flood_wait = wait;
     }
 
+    /// Every history read (`messages.getHistory`, `getDialogs`) answers
+    /// FLOOD_WAIT for `wait` from now.
+    pub fn flood_wait_history(&self, wait: Duration) {
+        let until = crate::clock::now_ms() + wait.as_millis() as i64;
+        self.lock().flood_until.insert(super::faults::Method::History, until);
+    }
+
     /// The bot ignores our replies to this order: no follow-up, no button.
     pub fn button_never_comes(&self, order_message_id: MessageId) {
         self.lock().faults.button_never.insert(order_message_id);
