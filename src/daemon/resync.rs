@@ -178,21 +178,19 @@ impl Resync {
         if !self.contact {
             return;
         }
-        let mut chats: Vec<(ChatId, InboxKind)> = Vec::new();
-        if let Some(chat) = self.workflow.moderator_chat {
-            chats.push((chat, InboxKind::Moderator));
-        }
-        match self.store.customers_to_reread().await {
-            Ok(customers) => chats.extend(customers.into_iter().map(|c| (c, InboxKind::Customer))),
-            Err(e) => warn!(error = %e, "could not list the customers' chats to re-read"),
-        }
+        let awaited = self.store.customers_to_reread().await.unwrap_or_else(|e| {
+            warn!(error = %e, "could not list the customers' chats to re-read");
+            Vec::new()
+        });
+        // The newest message of each private chat the dialogs list showed.
+        let mut tops = std::collections::HashMap::new();
         // Anyone else who wrote since we last looked: a question whose live
         // update Telegram lost is found here, not only in awaited chats. The
         // dialogs are paged back to the start of the last complete pass, so a
         // crowd of new senders does not hide one lost message.
         let since = self.dialogs_since.load(Ordering::Relaxed);
         let pass_started = crate::clock::now_secs();
-        let (mut offset, mut rereads, mut capped, mut listed) = (None, 0, false, false);
+        let (mut offset, mut found, mut capped, mut listed) = (None, Vec::new(), false, false);
         for page_no in 1..=MAX_DIALOG_PAGES {
             let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
                 Ok(page) => page,
@@ -202,10 +200,8 @@ impl Resync {
                 }
             };
             for (chat, top) in page.chats {
-                if chat == TELEGRAM_SERVICE_USER
-                    || chat == self.workflow.tribute_chat
-                    || chats.iter().any(|(c, _)| *c == chat)
-                {
+                tops.insert(chat, top);
+                if chat == TELEGRAM_SERVICE_USER || chat == self.workflow.tribute_chat || awaited.contains(&chat) {
                     continue;
                 }
                 match self.paged_through(chat) {
@@ -223,12 +219,11 @@ impl Resync {
                         _ => {}
                     },
                 }
-                if rereads == MAX_CHAT_REREADS {
+                if found.len() == MAX_CHAT_REREADS {
                     capped = true;
                     continue;
                 }
-                rereads += 1;
-                chats.push((chat, InboxKind::Customer));
+                found.push(chat);
             }
             match page.next {
                 Some(next) if next.date >= since && page_no < MAX_DIALOG_PAGES => offset = Some(next),
@@ -241,7 +236,7 @@ impl Resync {
                     break;
                 }
                 _ if capped => {
-                    debug!(chats = rereads, "more chats to re-read than one pass takes; the next pass goes on");
+                    debug!(chats = found.len(), "more chats to re-read than one pass takes; the next pass goes on");
                     break;
                 }
                 _ => {
@@ -250,6 +245,22 @@ impl Resync {
                 }
             }
         }
+        // Awaited customers first, but only those with something the re-read
+        // has not paged through (each re-read is a history call, and every
+        // call spent on a chat with nothing new is one a flood wait or a
+        // dropped link may take from a chat with a lost message).
+        let fresh = awaited.into_iter().filter(|chat| match (self.paged_through(*chat), tops.get(chat)) {
+            (Some(p), Some(top)) => p < *top,
+            // Not in a complete list: nothing since the last complete pass.
+            (Some(_), None) => !listed,
+            (None, _) => true,
+        });
+        let chats = self
+            .workflow
+            .moderator_chat
+            .map(|c| (c, InboxKind::Moderator))
+            .into_iter()
+            .chain(fresh.chain(found).map(|c| (c, InboxKind::Customer)).collect::<Vec<_>>());
         let mut complete = listed;
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {
