@@ -47,6 +47,17 @@ pub(super) struct Resync {
     pub(super) dialogs_since: Arc<AtomicI64>,
 }
 
+/// What one pass learned from the dialogs list.
+#[derive(Default)]
+struct Dialogs {
+    /// Each listed private chat's newest message.
+    tops: std::collections::HashMap<ChatId, MessageId>,
+    /// Chats (not awaited ones) to re-read, newest activity first.
+    to_read: Vec<ChatId>,
+    /// The list was read back to the last complete pass and nothing was left out.
+    complete: bool,
+}
+
 /// Dialogs per `messages.getDialogs` page.
 const RECENT_CHATS: usize = 100;
 /// Pages one re-read pass reads at most (a crowd beyond this many chats a
@@ -169,11 +180,11 @@ impl Resync {
         Ok(())
     }
 
-    /// Reads the moderator chat and the chats of customers a dialogue waits
-    /// for since the last message seen in each, so what arrived while the
-    /// daemon was down (or was lost in transit) is handled. On the very
-    /// first read of the moderator chat, its older history is recorded as
-    /// seen, never replayed.
+    /// Reads the moderator chat, the chats of customers a dialogue waits
+    /// for and any other private chat with something new since the last
+    /// re-read, so what arrived while the daemon was down (or was lost in
+    /// transit) is handled. On the very first read of the moderator chat,
+    /// its older history is recorded as seen, never replayed.
     pub(super) async fn catch_up_inbox(&self) {
         if !self.contact {
             return;
@@ -182,25 +193,58 @@ impl Resync {
             warn!(error = %e, "could not list the customers' chats to re-read");
             Vec::new()
         });
-        // The newest message of each private chat the dialogs list showed.
-        let mut tops = std::collections::HashMap::new();
-        // Anyone else who wrote since we last looked: a question whose live
-        // update Telegram lost is found here, not only in awaited chats. The
-        // dialogs are paged back to the start of the last complete pass, so a
-        // crowd of new senders does not hide one lost message.
-        let since = self.dialogs_since.load(Ordering::Relaxed);
         let pass_started = crate::clock::now_secs();
-        let (mut offset, mut found, mut capped, mut listed) = (None, Vec::new(), false, false);
+        let dialogs = self.list_dialogs(&awaited).await;
+        // Awaited customers first, but only those with something the re-read
+        // has not paged through (each re-read is a history call, and every
+        // call spent on a chat with nothing new is one a flood wait or a
+        // dropped link may take from a chat with a lost message).
+        let fresh = awaited.into_iter().filter(|chat| match (self.paged_through(*chat), dialogs.tops.get(chat)) {
+            (Some(p), Some(top)) => p < *top,
+            // Not in a complete list: nothing since the last complete pass.
+            (Some(_), None) => !dialogs.complete,
+            (None, _) => true,
+        });
+        let mut chats: Vec<(ChatId, InboxKind)> =
+            self.workflow.moderator_chat.map(|c| (c, InboxKind::Moderator)).into_iter().collect();
+        chats.extend(fresh.chain(dialogs.to_read).map(|c| (c, InboxKind::Customer)));
+        let mut complete = dialogs.complete;
+        for (chat, kind) in chats {
+            if let Err(e) = self.reread_chat(chat, kind).await {
+                warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
+                complete = false;
+                // Telegram holds every history call for a while: the others wait for the next pass.
+                if matches!(e.downcast_ref::<MessengerError>(), Some(MessengerError::FloodWait(_))) {
+                    break;
+                }
+            }
+        }
+        // Only a pass that read every chat it had to moves the mark: a chat
+        // whose re-read failed is read from before this pass again.
+        if complete {
+            self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
+        }
+    }
+
+    /// Pages the dialogs list back to the start of the last complete pass
+    /// (so a crowd of new senders does not hide one lost message): what each
+    /// private chat's newest message is, and which chats other than the
+    /// awaited ones have something the re-read has not seen (a stranger's
+    /// question whose live update Telegram lost is found here).
+    async fn list_dialogs(&self, awaited: &[ChatId]) -> Dialogs {
+        let since = self.dialogs_since.load(Ordering::Relaxed);
+        let mut dialogs = Dialogs::default();
+        let (mut offset, mut capped) = (None, false);
         for page_no in 1..=MAX_DIALOG_PAGES {
             let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
                 Ok(page) => page,
                 Err(e) => {
                     warn!(error = %e, "could not list the recent private chats; the next pass retries");
-                    break;
+                    return dialogs;
                 }
             };
             for (chat, top) in page.chats {
-                tops.insert(chat, top);
+                dialogs.tops.insert(chat, top);
                 if chat == TELEGRAM_SERVICE_USER || chat == self.workflow.tribute_chat || awaited.contains(&chat) {
                     continue;
                 }
@@ -219,11 +263,11 @@ impl Resync {
                         _ => {}
                     },
                 }
-                if found.len() == MAX_CHAT_REREADS {
+                if dialogs.to_read.len() == MAX_CHAT_REREADS {
                     capped = true;
                     continue;
                 }
-                found.push(chat);
+                dialogs.to_read.push(chat);
             }
             match page.next {
                 Some(next) if next.date >= since && page_no < MAX_DIALOG_PAGES => offset = Some(next),
@@ -233,50 +277,18 @@ impl Resync {
                         "more chats were active since the last pass than one pass reads; \
                         the next pass reads the newest again"
                     );
-                    break;
-                }
-                _ if capped => {
-                    debug!(chats = found.len(), "more chats to re-read than one pass takes; the next pass goes on");
-                    break;
+                    return dialogs;
                 }
                 _ => {
-                    listed = true;
-                    break;
+                    if capped {
+                        debug!(chats = dialogs.to_read.len(), "more chats to re-read than one pass takes");
+                    }
+                    dialogs.complete = !capped;
+                    return dialogs;
                 }
             }
         }
-        // Awaited customers first, but only those with something the re-read
-        // has not paged through (each re-read is a history call, and every
-        // call spent on a chat with nothing new is one a flood wait or a
-        // dropped link may take from a chat with a lost message).
-        let fresh = awaited.into_iter().filter(|chat| match (self.paged_through(*chat), tops.get(chat)) {
-            (Some(p), Some(top)) => p < *top,
-            // Not in a complete list: nothing since the last complete pass.
-            (Some(_), None) => !listed,
-            (None, _) => true,
-        });
-        let chats = self
-            .workflow
-            .moderator_chat
-            .map(|c| (c, InboxKind::Moderator))
-            .into_iter()
-            .chain(fresh.chain(found).map(|c| (c, InboxKind::Customer)).collect::<Vec<_>>());
-        let mut complete = listed;
-        for (chat, kind) in chats {
-            if let Err(e) = self.reread_chat(chat, kind).await {
-                warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
-                complete = false;
-                // Telegram holds every history call for a while: the others wait for the next pass.
-                if matches!(e.downcast_ref::<MessengerError>(), Some(MessengerError::FloodWait(_))) {
-                    break;
-                }
-            }
-        }
-        // Only a pass that read every chat it had to moves the mark: a chat
-        // whose re-read failed is read from before this pass again.
-        if complete {
-            self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
-        }
+        dialogs
     }
 
     /// The newest message of `chat` a re-read of this run paged through.
@@ -310,7 +322,6 @@ impl Resync {
                 None => (0, if cursor.is_some() { since } else { 0 }),
             },
         };
-        debug!(chat, after, older_seen, "re-reading a chat");
         debug!(chat, after, older_seen, "re-reading a chat");
         loop {
             let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
