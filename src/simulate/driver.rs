@@ -686,10 +686,11 @@ impl Driver {
         let cards = self.probe.posted_cards_since(self.card_cursor).await?;
         for card in cards {
             self.card_cursor = self.card_cursor.max(card.posted_at);
-            self.latest_card = Some(card.message_id);
             if !self.handled_cards.insert(card.id) {
                 continue;
             }
+            let Some(message_id) = card.message_id else { continue };
+            self.latest_card = Some(message_id);
             let order = card.order_message_id.and_then(|m| self.msg_order.get(&m).copied());
             let account_useful = !matches!(card.reason.as_str(), "button_never_came" | "backend_rejected");
             let (after, action) = match (order, card.order_id) {
@@ -711,7 +712,7 @@ impl Driver {
                 (ModeratorAction::Reject, _) => "/reject refunded by hand".to_owned(),
                 _ => "/done".to_owned(),
             };
-            self.schedule(now + after, Reaction::ModeratorSays { reply_to: card.message_id, text });
+            self.schedule(now + after, Reaction::ModeratorSays { reply_to: message_id, text });
         }
         Ok(())
     }

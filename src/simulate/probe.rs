@@ -24,7 +24,9 @@ pub struct PostedCard {
     pub id: i64,
     pub order_id: Option<i64>,
     pub reason: String,
-    pub message_id: i32,
+    /// `None` when Telegram said it was sent but it was not found in the
+    /// history (nobody can reply to it; `/case` still shows the case).
+    pub message_id: Option<i32>,
     pub posted_at: i64,
     /// The Tribute message of the card's order.
     pub order_message_id: Option<i32>,
@@ -246,7 +248,7 @@ impl Probe {
                 id: r.get("id"),
                 order_id: r.get("order_id"),
                 reason: r.get("reason"),
-                message_id: r.get::<i64, _>("posted_message_id") as i32,
+                message_id: r.get::<Option<i64>, _>("posted_message_id").map(|m| m as i32),
                 posted_at: r.get("posted_at"),
                 order_message_id: r.get::<Option<i64>, _>("order_message_id").map(|m| m as i32),
             })
