@@ -52,8 +52,9 @@ pub(super) struct Resync {
 struct Dialogs {
     /// Each listed private chat's newest message.
     tops: std::collections::HashMap<ChatId, MessageId>,
-    /// Chats (not awaited ones) to re-read, newest activity first.
-    to_read: Vec<ChatId>,
+    /// Chats (not awaited ones) to re-read, each with its rank (see
+    /// [`Resync::list_dialogs`]), lowest rank first, then newest activity first.
+    to_read: Vec<(u8, ChatId)>,
     /// The list was read back to the last complete pass and nothing was left out.
     complete: bool,
 }
@@ -207,7 +208,7 @@ impl Resync {
         });
         let mut chats: Vec<(ChatId, InboxKind)> =
             self.workflow.moderator_chat.map(|c| (c, InboxKind::Moderator)).into_iter().collect();
-        chats.extend(fresh.chain(dialogs.to_read).map(|c| (c, InboxKind::Customer)));
+        chats.extend(fresh.chain(dialogs.to_read.into_iter().map(|(_, c)| c)).map(|c| (c, InboxKind::Customer)));
         let mut complete = dialogs.complete;
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {
@@ -234,13 +235,13 @@ impl Resync {
     async fn list_dialogs(&self, awaited: &[ChatId]) -> Dialogs {
         let since = self.dialogs_since.load(Ordering::Relaxed);
         let mut dialogs = Dialogs::default();
-        let (mut offset, mut capped) = (None, false);
+        let mut offset = None;
         for page_no in 1..=MAX_DIALOG_PAGES {
             let page = match self.messenger.recent_private_chats(offset, RECENT_CHATS).await {
                 Ok(page) => page,
                 Err(e) => {
                     warn!(error = %e, "could not list the recent private chats; the next pass retries");
-                    return dialogs;
+                    break;
                 }
             };
             for (chat, top) in page.chats {
@@ -248,7 +249,8 @@ impl Resync {
                 if chat == TELEGRAM_SERVICE_USER || chat == self.workflow.tribute_chat || awaited.contains(&chat) {
                     continue;
                 }
-                match self.paged_through(chat) {
+                let paged = self.paged_through(chat);
+                match paged {
                     Some(p) if p >= top => continue,
                     // Paged before, newer messages since: even when their
                     // updates came, one before them may have been lost.
@@ -263,11 +265,15 @@ impl Resync {
                         _ => {}
                     },
                 }
-                if dialogs.to_read.len() == MAX_CHAT_REREADS {
-                    capped = true;
-                    continue;
-                }
-                dialogs.to_read.push(chat);
+                // First a chat with nothing of it stored (its first message
+                // was lost: nobody knows they wrote), then one not re-read
+                // yet in this run, then the rest.
+                let rank = match (paged, self.store.inbox_cursor(chat).await) {
+                    (_, Ok(None)) => 0,
+                    (None, _) => 1,
+                    (Some(_), _) => 2,
+                };
+                dialogs.to_read.push((rank, chat));
             }
             match page.next {
                 Some(next) if next.date >= since && page_no < MAX_DIALOG_PAGES => offset = Some(next),
@@ -277,16 +283,21 @@ impl Resync {
                         "more chats were active since the last pass than one pass reads; \
                         the next pass reads the newest again"
                     );
-                    return dialogs;
+                    break;
                 }
                 _ => {
-                    if capped {
-                        debug!(chats = dialogs.to_read.len(), "more chats to re-read than one pass takes");
-                    }
-                    dialogs.complete = !capped;
-                    return dialogs;
+                    dialogs.complete = true;
+                    break;
                 }
             }
+        }
+        // By rank, then newest activity first; at most
+        // MAX_CHAT_REREADS a pass (the rest next pass).
+        dialogs.to_read.sort_by_key(|(rank, _)| *rank);
+        if dialogs.to_read.len() > MAX_CHAT_REREADS {
+            debug!(chats = dialogs.to_read.len(), "more chats to re-read than one pass takes");
+            dialogs.to_read.truncate(MAX_CHAT_REREADS);
+            dialogs.complete = false;
         }
         dialogs
     }
