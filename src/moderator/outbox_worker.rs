@@ -179,7 +179,8 @@ async fn post_row(
         info!(card = row.id, case = %label, units, "over Telegram's 4096 UTF-16 units; posting it cut");
     }
     let reply_to = row.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
-    let e = match send(messenger, chat, &text, reply_to, row).await {
+    // A failed history look-up holds only this row: sends may go on.
+    let (e, lookup) = match send(messenger, chat, &text, reply_to, row).await {
         Ok(Some(id)) => {
             store.mark_card_posted(row.id, chat, id).await?;
             info!(card = row.id, case = %label, reason = %row.reason, message = id, "posted to the moderator chat");
@@ -195,7 +196,7 @@ async fn post_row(
                     return Ok(Outcome::Posted(Some(id)));
                 }
                 // The history cannot be read now: look again on the next attempt.
-                Err(e) if e.is_transient() && row.attempts + 1 < LOOKUP_ATTEMPTS => e,
+                Err(e) if e.is_transient() && row.attempts + 1 < LOOKUP_ATTEMPTS => (e, true),
                 found => {
                     if let Err(e) = found {
                         warn!(card = row.id, case = %label, error = %e, "could not read the moderator chat history");
@@ -210,7 +211,7 @@ async fn post_row(
                 }
             }
         }
-        Err(e) => e,
+        Err(e) => (e, false),
     };
     let attempt = row.attempts + 1;
     match classify(&e, attempt) {
@@ -221,7 +222,7 @@ async fn post_row(
                 card = row.id, case = %label, attempt, error = %e, retry_in = ?after,
                 "could not post to the moderator chat; will retry"
             );
-            let stop_pass = global.then(|| match e {
+            let stop_pass = (global && !lookup).then(|| match e {
                 MessengerError::FloodWait(wait) => now_ms() + wait.as_millis() as i64,
                 _ => now_ms(),
             });
@@ -721,6 +722,29 @@ mod tests {
         assert_eq!(chat.texts().len(), 2);
         assert_eq!(store.card_of_case(d).await.unwrap().unwrap().posted_message_id, Some(2));
         assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
+    }
+
+    /// A flood wait on reading the history (looking up a card Telegram
+    /// already has) holds that card only: the cards behind it are posted.
+    #[tokio::test]
+    async fn a_flood_waited_history_look_up_does_not_hold_the_other_cards() {
+        let (_d, store) = store().await;
+        let _clock = PausedClock::start();
+        let chat = Chat::default();
+        let a = case(&store, 21, "delivered, answer lost").await;
+        chat.fault(MessengerError::Timeout, true);
+        assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
+        let b = case(&store, 22, "behind it").await;
+        chat.state.lock().unwrap().history_faults.push_back(MessengerError::FloodWait(Duration::from_secs(1800)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let r = post_due(&store, &chat, CHAT).await.unwrap();
+        assert_eq!((r.posted, r.retrying, r.deferred), (1, 1, 0), "{r:?}");
+        assert!(store.card_of_case(b).await.unwrap().unwrap().posted_message_id.is_some(), "posted at once");
+        let held = store.card_of_case(a).await.unwrap().unwrap();
+        assert!(
+            held.posted_message_id.is_none() && held.next_attempt_at > crate::clock::now_ms() + 1_700_000,
+            "{held:?}"
+        );
     }
 
     #[tokio::test]
