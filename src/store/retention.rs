@@ -105,23 +105,19 @@ impl Store {
     /// the events). The body of an unreadable webhook stays while its case
     /// is open: its card shows it.
     pub async fn scrub_webhook_bodies(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
+        self.batch_statement(
+            "scrubbed",
+            "webhook_bodies",
             "UPDATE tribute_webhook_events SET raw_body = '' WHERE id IN (
                SELECT e.id FROM tribute_webhook_events e WHERE e.received_at < ?1 AND e.raw_body <> ''
                  AND NOT (e.name = 'invalid' AND EXISTS (
                    SELECT 1 FROM moderator_outbox o JOIN cases k ON k.id = o.case_id
                    WHERE o.subject = 'webhook_body' AND o.subject_key = e.purchase_key AND k.status = 'open'))
                ORDER BY e.id LIMIT ?2)",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "scrubbed", "webhook_bodies", "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+        .await
     }
 
     /// Deletes agent turns from before `cutoff` (with the report's listing
@@ -163,8 +159,9 @@ impl Store {
     /// stay (a card replays them), and so does the newest message of each
     /// chat (re-reads start from the stored messages).
     pub async fn prune_tribute_copies(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
+        self.batch_statement(
+            "pruned",
+            "tribute_messages",
             "DELETE FROM tribute_messages WHERE rowid IN (
                SELECT t.rowid FROM tribute_messages t
                WHERE t.kind IN ('outgoing', 'follow_up') AND t.received_at < ?1
@@ -174,13 +171,26 @@ impl Store {
                      AND (o.message_id = t.reply_to OR o.reply_message_id IN (t.message_id, t.reply_to)
                           OR o.button_message_id = t.message_id))
                ORDER BY t.received_at LIMIT ?2)",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "pruned", "tribute_messages", "", n).await?;
+        .await
+    }
+
+    /// Runs one retention statement over at most `batch` rows (`?1` =
+    /// `cutoff`, `?2` = `batch`) in a short write transaction, and counts
+    /// what it changed under (`kind`, `what`) for `/metrics`.
+    async fn batch_statement(
+        &self,
+        kind: &'static str,
+        what: &'static str,
+        sql: &str,
+        cutoff: i64,
+        batch: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(sql).bind(cutoff).bind(batch).execute(&mut *tx).await?.rows_affected();
+        bump(&mut tx, kind, what, "", n).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -195,18 +205,16 @@ impl Store {
         cutoff: i64,
         batch: i64,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {older} ORDER BY {order} LIMIT ?2)"
-        ))
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "pruned", table, "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+        self.batch_statement(
+            "pruned",
+            table,
+            &format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {older} ORDER BY {order} LIMIT ?2)"
+            ),
+            cutoff,
+            batch,
+        )
+        .await
     }
 
     /// Deletes the follow-ups of closed cases and the desk's answers posted
@@ -329,8 +337,9 @@ impl Store {
     /// (donations, unrecognised or malformed messages: they carry names),
     /// received before `cutoff` and with no open case about them.
     pub async fn scrub_tribute_messages(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
+        self.batch_statement(
+            "scrubbed",
+            "tribute_messages",
             "UPDATE tribute_messages SET text = '', entities_json = '[]' WHERE rowid IN (
                SELECT t.rowid FROM tribute_messages t
                WHERE t.kind IN ('malformed', 'other') AND t.received_at < ?1 AND t.text <> ''
@@ -338,35 +347,28 @@ impl Store {
                    WHERE o.subject = 'tribute_message' AND o.source_chat_id = t.chat_id
                      AND o.source_message_id = t.message_id AND k.status = 'open')
                LIMIT ?2)",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "scrubbed", "tribute_messages", "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+        .await
     }
 
     /// Blanks the free texts of audit lines (relayed answers, notes,
     /// reasons, refused messages) written before `cutoff`; who did what
     /// when stays.
     pub async fn scrub_audit_texts(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(&format!(
-            "UPDATE moderator_audit SET detail = '' WHERE id IN (
+        self.batch_statement(
+            "scrubbed",
+            "audit_texts",
+            &format!(
+                "UPDATE moderator_audit SET detail = '' WHERE id IN (
                SELECT id FROM moderator_audit WHERE at < ?1 AND action IN ({AUDIT_FREE_TEXT}) AND detail <> ''
                ORDER BY id LIMIT ?2)"
-        ))
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        bump(&mut tx, "scrubbed", "audit_texts", "", n).await?;
-        tx.commit().await?;
-        Ok(n)
+            ),
+            cutoff,
+            batch,
+        )
+        .await
     }
 
     /// Deletes the per-customer daily message counters of days before
