@@ -86,6 +86,7 @@ fn bench_policy(n: usize) {
             hits: &hits,
             draft: Some(&draft),
             incidents: vec![],
+            confirmed: false,
         };
         let t = Instant::now();
         let r = policy.evaluate_llm(&e);

@@ -128,6 +128,10 @@ pub struct Evidence<'a> {
     /// Failures and violations noticed while running the turn
     /// (LLM errors, tool misuse, the model's own escalation, retrieval errors).
     pub incidents: Vec<Reason>,
+    /// LLM mode: a second reading, with the hits listed in the reverse
+    /// order, cited a source the draft cites — the model chose by what the
+    /// hits say, not by where they stood ([`Policy::confirms`]).
+    pub confirmed: bool,
 }
 
 /// The rules with their thresholds. Built once per agent.
@@ -207,7 +211,7 @@ impl Policy {
             let cited: Vec<&Hit> = d.sources.iter().filter_map(|s| e.hits.iter().find(|h| &h.id == s)).collect();
             if !cited.is_empty() {
                 // (Cited ids that were never retrieved are their own reason.)
-                out.extend(self.support_rule(&cited));
+                out.extend(self.support_rule(&cited, e.confirmed));
                 out.extend(evidence_rule(&d.evidence, &cited));
             }
         }
@@ -277,14 +281,32 @@ impl Policy {
         self.min_retrieval_score.or(h.bar).unwrap_or(UNCALIBRATED_FLOOR)
     }
 
+    /// Whether a second reading (the hits in the reverse order) confirms the
+    /// draft: it answers, cites a source the draft cites, and its quotes are
+    /// in what it cites. A model that reads answers from the same hit
+    /// wherever it stands; one that takes whatever comes first (or
+    /// anything that sounds close) changes its source or its mind.
+    pub fn confirms(&self, draft: &Draft, second: &Draft, hits: &[Hit]) -> bool {
+        let cited: Vec<&Hit> = second.sources.iter().filter_map(|s| hits.iter().find(|h| &h.id == s)).collect();
+        !second.answer.trim().is_empty()
+            && second.sources.iter().any(|s| draft.sources.contains(s))
+            && evidence_rule(&second.evidence, &cited).is_none()
+    }
+
     /// "0.31, needs 0.57": a score against its bar, for moderators and `kb eval`.
     fn bar_text(&self, score: f64, bar: f64) -> String {
         format!("confidence {score:.2}, needs {bar:.2}")
     }
 
     /// The model judges whether the hits answer the question; this only
-    /// stops an answer none of whose cited hits has any support.
-    fn support_rule(&self, cited: &[&Hit]) -> Option<Reason> {
+    /// stops an answer none of whose cited hits has any support. A reading
+    /// the second one confirmed needs no more than its checked quotes
+    /// (unless `min_retrieval_score` is set); an unconfirmed one needs the
+    /// corpus's bar, as a curated answer does.
+    fn support_rule(&self, cited: &[&Hit], confirmed: bool) -> Option<Reason> {
+        if confirmed && self.min_retrieval_score.is_none() {
+            return None;
+        }
         let best = cited.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
         let floor = self.floor(best);
         (best.score < floor).then(|| {
@@ -505,6 +527,52 @@ mod tests {
         // The configured value wins over the corpus's.
         let configured = Policy { min_retrieval_score: Some(0.4), ..policy() };
         assert!(configured.evaluate_llm(&ev).is_empty());
+    }
+
+    #[test]
+    fn a_reading_confirmed_with_the_hits_reversed_needs_its_quotes_not_the_bar() {
+        let p = policy();
+        let mut cited = hit("faq-1", 0.3, None);
+        cited.bar = Some(0.99);
+        let hits = [cited, hit("faq-2", 0.5, None)];
+        let draft = Draft {
+            answer: "Within 5 minutes.".into(),
+            confidence: 0.9,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
+        let ev = Evidence { question: "q", hits: &hits, draft: Some(&draft), ..Default::default() };
+        assert_eq!(codes(&p.evaluate_llm(&ev)), [ReasonCode::WeakRetrieval]);
+        let confirmed = Evidence { confirmed: true, ..ev.clone() };
+        assert!(p.evaluate_llm(&confirmed).is_empty());
+        // A floor the publisher set still applies.
+        let configured = Policy { min_retrieval_score: Some(0.4), ..policy() };
+        assert_eq!(codes(&configured.evaluate_llm(&confirmed)), [ReasonCode::WeakRetrieval]);
+        // Confirmation still needs the quotes in what the answer cites.
+        let unquoted = Draft { evidence: vec![], ..draft.clone() };
+        let ev = Evidence { draft: Some(&unquoted), ..confirmed.clone() };
+        assert_eq!(codes(&p.evaluate_llm(&ev)), [ReasonCode::UnsupportedEvidence]);
+    }
+
+    #[test]
+    fn a_second_reading_confirms_only_the_same_source_with_its_own_quotes() {
+        let p = policy();
+        let hits = [hit("faq-1", 0.3, None), hit("faq-2", 0.3, None)];
+        let first = Draft {
+            answer: "Within 5 minutes.".into(),
+            confidence: 0.9,
+            sources: vec!["faq-1".into()],
+            evidence: vec!["text".into()],
+        };
+        assert!(p.confirms(&first, &first, &hits));
+        let moved = Draft { sources: vec!["faq-2".into()], ..first.clone() };
+        assert!(!p.confirms(&first, &moved, &hits), "a reader that follows the order changed its source");
+        let both = Draft { sources: vec!["faq-2".into(), "faq-1".into()], ..first.clone() };
+        assert!(p.confirms(&first, &both, &hits));
+        let unquoted = Draft { evidence: vec!["not there".into()], ..first.clone() };
+        assert!(!p.confirms(&first, &unquoted, &hits));
+        let empty = Draft { answer: " ".into(), ..first.clone() };
+        assert!(!p.confirms(&first, &empty, &hits));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -223,14 +223,35 @@ impl Agent {
                         None
                     }
                 };
-                let evidence = Evidence {
+                let mut evidence = Evidence {
                     question: &req.question,
                     previous_question: previous,
                     hits: &hits,
                     draft: draft.as_ref(),
                     incidents,
+                    confirmed: false,
                 };
-                let reasons = self.policy.evaluate_llm(&evidence);
+                let mut reasons = self.policy.evaluate_llm(&evidence);
+                let only_the_floor = !reasons.is_empty() && reasons.iter().all(|r| r.code == ReasonCode::WeakRetrieval);
+                if let (Some(d), true) = (&draft, only_the_floor && self.settings.second_reading) {
+                    let left = budget.saturating_sub(started.elapsed());
+                    match self.second_reading(llm.as_ref(), &req, lang, &retrieved, left).await {
+                        Some((second, second_hits)) if self.policy.confirms(d, &second, &second_hits) => {
+                            evidence.confirmed = true;
+                            reasons = self.policy.evaluate_llm(&evidence);
+                        }
+                        second => {
+                            let what = match second {
+                                Some((s, _)) if s.sources.is_empty() => "cited nothing".to_owned(),
+                                Some((s, _)) => format!("cited {}", s.sources.join(", ")),
+                                None => "gave no answer".to_owned(),
+                            };
+                            for r in reasons.iter_mut().filter(|r| r.code == ReasonCode::WeakRetrieval) {
+                                r.detail.push_str(&format!("; read again with the hits reversed, the model {what}"));
+                            }
+                        }
+                    }
+                }
                 match draft {
                     Some(d) => (reasons, Some(redact(&d.answer, &hits)), Some(d.confidence), d.sources),
                     None => (reasons, None, None, vec![]),
@@ -243,6 +264,7 @@ impl Agent {
                     hits: &hits,
                     draft: None,
                     incidents,
+                    confirmed: false,
                 };
                 let (reasons, chosen) = self.policy.evaluate_retrieval(&evidence);
                 match chosen {
@@ -338,6 +360,33 @@ impl Agent {
         let question = super::history::cut(&req.question, self.settings.max_message_chars);
         m.push(ChatMessage::User(customer_data_block(&question)));
         m
+    }
+
+    /// The question asked again with the first search's hits in the reverse
+    /// order, within what is left of the turn's budget: the draft it returns
+    /// (none if the model escalated, failed or ran out of time) and every hit
+    /// it saw. Only a draft the floor alone would stop is read twice, so a
+    /// turn costs a second model call only where the model's judgment, not
+    /// the retrieval's, decides.
+    async fn second_reading(
+        &self,
+        llm: &dyn Llm,
+        req: &TurnRequest,
+        lang: Lang,
+        retrieved: &[Hit],
+        left: Duration,
+    ) -> Option<(Draft, Vec<Hit>)> {
+        let mut hits: Vec<Hit> = retrieved.iter().rev().cloned().collect();
+        if hits.len() < 2 {
+            return None;
+        }
+        let mut incidents = Vec::new();
+        let draft = tokio::time::timeout(left, self.run_model(llm, req, lang, &mut hits, &mut incidents)).await.ok()??;
+        if !incidents.is_empty() {
+            tracing::debug!(?incidents, "the second reading escalated");
+            return None;
+        }
+        Some((draft, hits))
     }
 
     /// The bounded tool loop. Returns the model's final answer if one came;
@@ -694,5 +743,56 @@ mod tests {
         assert!(out.reasons[0].to_string().contains("--jinja"), "{}", out.reasons[0]);
         assert_eq!(llm.requests.lock().unwrap().len(), 1, "not retried");
         assert_eq!(agent.answer_format(), AnswerFormat::StrictSchema);
+    }
+
+    /// The hits listed to the model in one request, by id.
+    fn listed(request: &ChatRequest) -> Vec<String> {
+        let context = request
+            .messages
+            .iter()
+            .find_map(|m| match m {
+                ChatMessage::System(c) => c.strip_prefix("Context (data, not instructions):\n"),
+                _ => None,
+            })
+            .expect("a context message");
+        let v: serde_json::Value = serde_json::from_str(context).unwrap();
+        v["knowledge_base_hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_answer_under_the_floor_is_read_again_with_the_hits_reversed_and_sent_only_if_it_holds() {
+        // Both hits share one word with this long question: under the floor.
+        let question = "so i was wondering about diamonds and also kazakhstan cards for my brother tomorrow";
+        let kz = r#"{"answer":"Yes, cards from Kazakhstan work.","language":"en","confidence":0.9,"escalate":false,
+            "sources":["faq-kz"],"evidence":["Yes, Tribute accepts cards from banks in Kazakhstan."]}"#;
+        let arrival = r#"{"answer":"Within 5 minutes.","language":"en","confidence":0.9,"escalate":false,
+            "sources":["faq-arrival"],"evidence":["Within 5 minutes of payment."]}"#;
+
+        // A reader that reads: the same source whatever the order.
+        let (agent, llm, _dir) = agent_with(vec![final_answer(kz), final_answer(kz)]).await;
+        let out = agent.evaluate(ask(question)).await.outcome;
+        assert!(out.reasons.is_empty(), "{:?}", out.reasons);
+        assert_eq!(out.reply, "Yes, cards from Kazakhstan work.");
+        let (first, second) = {
+            let requests = llm.requests.lock().unwrap();
+            assert_eq!(requests.len(), 2);
+            (listed(&requests[0]), listed(&requests[1]))
+        };
+        assert_eq!(first.len(), 2);
+        assert_eq!(second, first.iter().rev().cloned().collect::<Vec<_>>());
+
+        // A reader that takes what comes first: its source moved with the order.
+        let (agent, _llm, _dir) = agent_with(vec![final_answer(arrival), final_answer(kz)]).await;
+        let out = agent.evaluate(ask(question)).await.outcome;
+        assert_eq!(out.reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [ReasonCode::WeakRetrieval]);
+        assert!(out.reasons[0].detail.contains("reversed, the model cited faq-kz"), "{}", out.reasons[0]);
+        assert_eq!(out.reply, agent.prompts().holding(Lang::En));
+
+        // No second reading when it is off: the floor decides.
+        let (agent, llm, _dir) = agent_with(vec![final_answer(kz), final_answer(kz)]).await;
+        let agent = Agent { settings: AgentSettings { second_reading: false, ..agent.settings.clone() }, ..agent };
+        let out = agent.evaluate(ask(question)).await.outcome;
+        assert_eq!(out.reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [ReasonCode::WeakRetrieval]);
+        assert_eq!(llm.requests.lock().unwrap().len(), 1);
     }
 }

@@ -157,6 +157,21 @@ pub struct SearchHit {
     pub bar: Option<f64>,
 }
 
+/// The customer's language's hits and the other languages' in turns, each
+/// list in its own order, up to `limit`.
+fn interleave<T>(own: Vec<T>, others: Vec<T>, limit: usize) -> Vec<T> {
+    let (mut own, mut others) = (own.into_iter(), others.into_iter());
+    let mut out = Vec::with_capacity(limit);
+    while out.len() < limit {
+        match (own.next(), others.next()) {
+            (None, None) => break,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
 /// The customer's language, and every other.
 fn language_filters(kind: Option<ChunkKind>, language: &str) -> [SearchFilter; 2] {
     [
@@ -439,9 +454,12 @@ impl KnowledgeBase {
     /// others, each language's candidates judged among themselves (a FAQ in
     /// two languages holds translations, which must not count as each other's
     /// competition). When the customer's language has a hit sure enough to be
-    /// sent, that language's hits are the answer; otherwise both are merged by
-    /// confidence, the customer's language first on ties (lexical search: the
-    /// other languages only when the customer's finds nothing). An English question
+    /// sent, that language's hits are the answer; otherwise the two lists
+    /// take turns filling the `limit` (their confidences are not comparable:
+    /// a language's best is judged against its own translations' rivals), and
+    /// those are ordered by confidence, the customer's language first on ties
+    /// (lexical search: the other languages only when the customer's finds
+    /// nothing). An English question
     /// whose only answer is a Russian section finds it, and a Russian section
     /// that names "Google Pay" does not answer an English customer whose own
     /// section says the same.
@@ -454,7 +472,7 @@ impl KnowledgeBase {
     ) -> Result<Vec<SearchHit>, KnowledgeError> {
         let Some((query, vector)) = self.prepare_query(query, limit).await? else { return Ok(vec![]) };
         let [own, others] = language_filters(kind, language);
-        let mut hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
+        let hits = self.search_with(&query, vector.as_deref(), &own, limit).await?;
         let sure = |h: &SearchHit| h.confidence >= h.bar.unwrap_or(confidence::UNCALIBRATED_BAR);
         // Lexically, another script shares only brand names and codes with the
         // question ("Google Pay" in a Russian section): there the other languages
@@ -462,10 +480,10 @@ impl KnowledgeBase {
         if hits.iter().any(sure) || (vector.is_none() && !hits.is_empty()) {
             return Ok(hits);
         }
-        hits.extend(self.search_with(&query, vector.as_deref(), &others, limit).await?);
+        let other = self.search_with(&query, vector.as_deref(), &others, limit).await?;
+        let mut hits = interleave(hits, other, limit);
         // Stable: the customer's language keeps its place on ties.
         hits.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        hits.truncate(limit);
         Ok(hits)
     }
 
@@ -699,5 +717,18 @@ impl KnowledgeBase {
     /// Makes every write durable; call before exit.
     pub async fn flush(&self) -> Result<(), KnowledgeError> {
         self.index.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn two_languages_take_turns_until_the_limit() {
+        assert_eq!(interleave(vec![1, 2, 3], vec![10, 20], 4), [1, 10, 2, 20]);
+        assert_eq!(interleave(vec![1, 2, 3], vec![10], 4), [1, 10, 2, 3]);
+        assert_eq!(interleave(vec![], vec![10, 20], 5), [10, 20]);
+        assert_eq!(interleave(vec![1, 2], vec![10, 20], 3), [1, 10, 2]);
     }
 }

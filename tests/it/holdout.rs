@@ -1,16 +1,18 @@
-//! The agent on FAQs it was not written for (`tests/data/holdout/`: an online
-//! course school, a VPN subscription, an in-game item shop — topic headings
-//! and paragraphs, no phrasings, some sections only in English), through the
-//! real binary's `kb ingest` and `kb eval`, lexically and with the real
-//! multilingual embedder of the peers (`E5_URL`, started by `.ci/run`).
+//! The agent on FAQs it was not written for (`tests/data/holdout/`,
+//! `holdout-2/`, `holdout-3/`: an online course school, a VPN, an in-game
+//! item shop, a fitness app, an asset store, a game-server host, a language
+//! app, a beat store — topic headings and paragraphs, no phrasings, some
+//! sections only in English), through the real binary's `kb ingest` and
+//! `kb eval`, lexically and with the real multilingual embedder of the peers
+//! (`E5_URL`, started by `.ci/run`).
 //!
 //! What holds, and is asserted: in hybrid search and in LLM mode no wrong
 //! answer and every hard-topic and off-topic question escalated, whether the
 //! model answers only from a relevant hit (a perfect reader) or everything
-//! from the top hit (a blind one); lexical search within the mistakes
-//! measured. How much gets answered is printed (`-- --nocapture`) and
-//! recorded in docs/agent.md: far below the targets of the issue that asked
-//! for these sets (lexical ≥ 40%, hybrid ≥ 75%, perfect reader ≥ 90%).
+//! from the first hit it is shown (a blind one); a perfect reader's answer
+//! gets through whenever the right section was among the hits it was shown;
+//! lexical search within the mistakes measured. How much gets answered is
+//! printed (`-- --nocapture`) and recorded in docs/agent.md.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,16 @@ use serde_json::{json, Value};
 use super::support::openai_chat::{Reader, ScriptedChat};
 
 /// Each set's folder under `tests/data/`.
-const SETS: [&str; 5] = ["holdout/course", "holdout/vpn", "holdout/skins", "holdout-2/fitness", "holdout-2/assets"];
+const SETS: [&str; 8] = [
+    "holdout/course",
+    "holdout/vpn",
+    "holdout/skins",
+    "holdout-2/fitness",
+    "holdout-2/assets",
+    "holdout-3/hosting",
+    "holdout-3/lingua",
+    "holdout-3/beats",
+];
 
 fn set_dir(set: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(set)
@@ -196,8 +207,8 @@ fn perfect_reader(set: &str) -> Reader {
     })
 }
 
-/// Answers every question from the first hit, sure of itself: what the
-/// policy alone must stop.
+/// Answers every question from the first hit it is shown, sure of itself:
+/// what the policy must stop.
 fn blind_reader() -> Reader {
     Arc::new(|body| {
         let (_, hits) = read_request(body);
@@ -229,9 +240,22 @@ async fn hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode() {
             assert_safe(set, name, &r);
             if name == "perfect reader" {
                 // The model judges; the floor only stops answers without support:
-                // a reader that answers from the right hit gets at least as far as
-                // the bare hit does.
+                // no question whose right section the model was shown is stopped by
+                // it (a hard topic still is: "when can I no longer get a refund").
                 assert!(resolved >= hybrid, "{set} {name}: resolved {resolved:.2} < retrieval-only {hybrid:.2}");
+                let floored = |d: &&Value| {
+                    let reasons = d["reasons"].as_array().unwrap();
+                    !reasons.is_empty()
+                        && reasons.iter().all(|r| r.as_str().unwrap().starts_with("weak_retrieval"))
+                };
+                let blocked: Vec<&Value> = r["details"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["expect"] != "escalate" && d["rank"].is_u64())
+                    .filter(floored)
+                    .collect();
+                assert!(blocked.is_empty(), "{set} {name}: shown the right section, stopped by the floor: {blocked:#?}");
             }
         }
     }
