@@ -381,7 +381,8 @@ impl Agent {
             return None;
         }
         let mut incidents = Vec::new();
-        let draft = tokio::time::timeout(left, self.run_model(llm, req, lang, &mut hits, &mut incidents)).await.ok()??;
+        let draft =
+            tokio::time::timeout(left, self.run_model(llm, req, lang, &mut hits, &mut incidents)).await.ok()??;
         if !incidents.is_empty() {
             tracing::debug!(?incidents, "the second reading escalated");
             return None;

@@ -245,8 +245,7 @@ async fn hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode() {
                 assert!(resolved >= hybrid, "{set} {name}: resolved {resolved:.2} < retrieval-only {hybrid:.2}");
                 let floored = |d: &&Value| {
                     let reasons = d["reasons"].as_array().unwrap();
-                    !reasons.is_empty()
-                        && reasons.iter().all(|r| r.as_str().unwrap().starts_with("weak_retrieval"))
+                    !reasons.is_empty() && reasons.iter().all(|r| r.as_str().unwrap().starts_with("weak_retrieval"))
                 };
                 let blocked: Vec<&Value> = r["details"]
                     .as_array()
@@ -255,7 +254,10 @@ async fn hybrid_with_a_real_embedder_answers_nothing_wrong_in_either_mode() {
                     .filter(|d| d["expect"] != "escalate" && d["rank"].is_u64())
                     .filter(floored)
                     .collect();
-                assert!(blocked.is_empty(), "{set} {name}: shown the right section, stopped by the floor: {blocked:#?}");
+                assert!(
+                    blocked.is_empty(),
+                    "{set} {name}: shown the right section, stopped by the floor: {blocked:#?}"
+                );
             }
         }
     }
