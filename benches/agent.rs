@@ -102,28 +102,32 @@ async fn bench_turns(n: usize) {
     let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
     let retriever = Arc::new(InMemoryRetriever::new(hits()));
 
-    let chat = ScriptedChat::start(
-        (0..n + 1)
-            .map(|_| {
-                answer_quoting(
-                    "Within 5 minutes of payment.",
-                    "en",
-                    0.9,
-                    false,
-                    &["faq-1"],
-                    &["Within 5 minutes of payment."],
-                )
-            })
-            .collect(),
-    )
-    .await;
-    let settings = AgentSettings::retrieval_only().with_llm(LlmEndpoint {
-        base_url: chat.base_url.clone(),
-        model: "scripted".into(),
-        api_key: SecretString::from("sk-bench"),
-    });
-    let llm = Agent::with_prompts(settings, Prompts::default(), retriever.clone(), Arc::new(NoOrders), store.clone())
-        .unwrap();
+    let answering = |answers: usize| {
+        ScriptedChat::start(
+            (0..answers)
+                .map(|_| {
+                    answer_quoting(
+                        "Within 5 minutes of payment.",
+                        "en",
+                        0.9,
+                        false,
+                        &["faq-1"],
+                        &["Within 5 minutes of payment."],
+                    )
+                })
+                .collect(),
+        )
+    };
+    let (chat, chat_twice) = (answering(n + 1).await, answering(2 * (n + 1)).await);
+    let with_llm = |chat: &ScriptedChat| {
+        let settings = AgentSettings::retrieval_only().with_llm(LlmEndpoint {
+            base_url: chat.base_url.clone(),
+            model: "scripted".into(),
+            api_key: SecretString::from("sk-bench"),
+        });
+        Agent::with_prompts(settings, Prompts::default(), retriever.clone(), Arc::new(NoOrders), store.clone()).unwrap()
+    };
+    let (llm, twice) = (with_llm(&chat), with_llm(&chat_twice));
     let offline = Agent::with_prompts(
         AgentSettings::retrieval_only(),
         Prompts::default(),
@@ -133,9 +137,13 @@ async fn bench_turns(n: usize) {
     )
     .unwrap();
 
-    for (name, agent, conv_base) in [
-        ("full turn, LLM via loopback (SQLite included)", &llm, 0i64),
-        ("full turn, retrieval-only", &offline, 1_000_000),
+    // Words shared with two hits, too few for the floor: the draft is read
+    // a second time with the hits reversed before it is sent.
+    let under_the_floor = "so my diamonds, and how do i pay for the next ones, asking for a friend of mine really";
+    for (name, agent, conv_base, question) in [
+        ("full turn, LLM via loopback (SQLite included)", &llm, 0i64, "When will my diamonds arrive?"),
+        ("full turn, LLM read twice (under the floor)", &twice, 2_000_000, under_the_floor),
+        ("full turn, retrieval-only", &offline, 1_000_000, "When will my diamonds arrive?"),
     ] {
         // Warm-up: connection, statement cache.
         let _ = agent
@@ -152,7 +160,7 @@ async fn bench_turns(n: usize) {
             let req = TurnRequest {
                 conversation_id: Some(conv_base + i as i64),
                 customer_id: Some(1),
-                question: "When will my diamonds arrive?".into(),
+                question: question.into(),
                 ..Default::default()
             };
             let t = Instant::now();
