@@ -40,6 +40,9 @@ pub struct TurnOutcome {
     pub confidence: Option<f64>,
     /// Knowledge-base ids the draft is based on.
     pub sources: Vec<String>,
+    /// Their titles (the heading path), as people know them; the id where
+    /// the hit was not at hand.
+    pub source_titles: Vec<String>,
     /// The answer the agent would have given (links not from the knowledge base removed), if any.
     pub draft: Option<String>,
     pub language: Lang,
@@ -54,7 +57,9 @@ impl TurnOutcome {
         !self.reasons.is_empty()
     }
 
-    /// The moderator's case card: the question, the draft if any, and why.
+    /// The moderator's case card: the question, the draft if any, and why
+    /// (`ask` prints it; the daemon's card shows [`Self::case_summary`]
+    /// beside the conversation it already has).
     pub fn case_text(&self) -> String {
         let mut s = String::from("❓ Customer question — the agent needs a person\n");
         let mut who = Vec::new();
@@ -73,8 +78,8 @@ impl TurnOutcome {
                 if let Some(c) = self.confidence {
                     facts.push(format!("confidence {c:.2}"));
                 }
-                if !self.sources.is_empty() {
-                    facts.push(format!("sources {}", self.sources.join(", ")));
+                if !self.source_titles.is_empty() {
+                    facts.push(format!("from {}", quoted(&self.source_titles)));
                 }
                 facts.push(format!("mode {}", self.mode.as_str()));
                 s.push_str(&format!("({})\n\n", facts.join(" · ")));
@@ -83,9 +88,23 @@ impl TurnOutcome {
         }
         s.push_str("Why:\n");
         for r in &self.reasons {
-            s.push_str(&format!("• {r}\n"));
+            s.push_str(&format!("• {} [{}]\n", r.in_words(), r.code.as_str()));
         }
         s.push_str("\nThe customer was told a person will answer. Reply to this message to answer them.");
+        s
+    }
+
+    /// One line for the case card's "Why": the reasons in words, then the
+    /// draft that was not sent and the FAQ sections it came from, by title.
+    pub fn case_summary(&self) -> String {
+        let why = self.reasons.iter().map(|r| r.in_words()).collect::<Vec<_>>().join("; ");
+        let mut s = format!("the agent did not answer: {why}");
+        if let Some(d) = self.draft.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            s.push_str(&format!(". Draft, not sent: «{}»", d.split_whitespace().collect::<Vec<_>>().join(" ")));
+            if !self.source_titles.is_empty() {
+                s.push_str(&format!(" — from {}", quoted(&self.source_titles)));
+            }
+        }
         s
     }
 
@@ -104,4 +123,9 @@ impl TurnOutcome {
             "latency_ms": self.latency.as_millis() as u64,
         })
     }
+}
+
+/// `“A”, “B”`: titles as a sentence names them.
+fn quoted(titles: &[String]) -> String {
+    titles.iter().map(|t| format!("“{t}”")).collect::<Vec<_>>().join(", ")
 }

@@ -95,6 +95,38 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// What a moderator reads on a phone: the rule in words, with what made
+    /// it fire when that says more than the words do.
+    pub fn in_words(&self) -> String {
+        let words = match self.code {
+            ReasonCode::ModelEscalated => "the model handed it over",
+            ReasonCode::LowConfidence => "the model was not sure",
+            ReasonCode::WeakRetrieval => "the FAQ does not clearly answer it",
+            ReasonCode::UnsupportedEvidence => "the draft's quotes are not in the FAQ sections it names",
+            ReasonCode::UnretrievedSource => "the draft names a FAQ section not found for this question",
+            ReasonCode::NoSources => "the draft names no FAQ section",
+            ReasonCode::HardTopic => "a topic for a person",
+            ReasonCode::RepeatedQuestion => "the customer asked the same again",
+            ReasonCode::LlmFailed => "the language model failed",
+            ReasonCode::LlmTimeout => "the language model did not answer in time",
+            ReasonCode::LlmMalformed => "the language model's answer was unreadable",
+            ReasonCode::LlmTruncated => "the language model's answer was cut off",
+            ReasonCode::ToolMisuse => "the model tried a tool it does not have",
+            ReasonCode::UnapprovedLink => "the draft has a link the FAQ does not give",
+            ReasonCode::PaymentDetails => "the draft has payment details the FAQ does not give",
+            ReasonCode::PromptLeak => "the draft quotes the agent's instructions",
+            ReasonCode::EmptyAnswer => "the draft says nothing",
+            ReasonCode::NoCuratedAnswer => "no FAQ answer is close enough",
+            ReasonCode::RetrievalFailed => "the knowledge base could not be searched",
+        };
+        match self.detail.trim() {
+            "" => words.to_owned(),
+            d => format!("{words} ({d})"),
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.detail.is_empty() {

@@ -67,7 +67,7 @@ impl QuestionHandler for AgentQuestions {
                 .await;
             if outcome.escalated() {
                 info!(reasons = ?outcome.reasons, "the agent hands the question to a person");
-                Ok(QuestionOutcome::Escalate { why: outcome.case_text() })
+                Ok(QuestionOutcome::Escalate { why: outcome.case_summary() })
             } else {
                 info!(confidence = ?outcome.confidence, sources = ?outcome.sources, "the agent answered");
                 Ok(QuestionOutcome::Answer(outcome.reply))

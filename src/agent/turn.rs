@@ -280,6 +280,10 @@ impl Agent {
             (Some(d), true) => d.clone(),
             _ => self.prompts.holding(lang).to_owned(),
         };
+        let source_titles = sources
+            .iter()
+            .map(|id| hits.iter().find(|h| &h.id == id).map_or_else(|| id.clone(), |h| h.title.clone()))
+            .collect();
         let outcome = TurnOutcome {
             conversation_id: req.conversation_id,
             customer_id: req.customer_id,
@@ -288,6 +292,7 @@ impl Agent {
             reasons,
             confidence,
             sources,
+            source_titles,
             draft,
             language: lang,
             mode: self.mode(),

@@ -225,7 +225,14 @@ async fn low_confidence_escalates_with_the_holding_message_and_a_case_card() {
     let card = out.case_text();
     assert!(card.contains("When will my diamonds arrive?"), "{card}");
     assert!(card.contains(draft), "{card}");
-    assert!(card.contains("low_confidence: 0.35 < 0.70"), "{card}");
+    assert!(card.contains("the model was not sure (0.35 < 0.70) [low_confidence]"), "{card}");
+    // The daemon's card: one line in words, the draft, its section by title.
+    let why = out.case_summary();
+    assert!(!why.contains('\n'), "{why}");
+    assert!(why.contains("the model was not sure (0.35 < 0.70)") && why.contains(draft), "{why}");
+    assert!(!why.contains("faq-en-arrival") && !why.contains("low_confidence"), "{why}");
+    assert_eq!(out.source_titles.len(), 1, "{:?}", out.source_titles);
+    assert!(why.contains(&format!("“{}”", out.source_titles[0])), "{why}");
     let turn = stored_turn(&env).await;
     assert!(turn.escalated);
     assert_eq!(turn.answer.as_deref(), Some(draft));
