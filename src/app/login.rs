@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::app::config::FileConfig;
 use crate::telegram::grammers::client::{start_pool, Connection};
-use crate::telegram::grammers::session::{open_existing_session, open_session, stored_self_id};
+use crate::telegram::grammers::session::{open_existing_session, open_session_at, point_at_server, stored_self_id};
 use crate::telegram::grammers::FileSession;
 use crate::telegram::TelegramApi;
 
@@ -43,7 +43,7 @@ pub async fn run(args: LoginArgs, config: Option<&Path>) -> anyhow::Result<ExitC
         return check(&file, &session_path, &env).await;
     }
     let api = TelegramApi::require(&file.telegram, &env)?;
-    let session = open_session(&session_path).await?;
+    let session = open_session_at(&session_path, file.telegram.server_addr()?).await?;
     let conn = start_pool(session.clone(), api.api_id, Duration::from_secs(5));
     let result = login(&conn.client, &session, &api, args.phone, &session_path, file.telegram.tribute_chat).await;
     finish(conn, &session).await;
@@ -65,6 +65,9 @@ async fn check(file: &FileConfig, path: &Path, env: &impl Fn(&str) -> Option<Str
     let Some(session) = open_existing_session(path).await? else {
         return Ok(not_logged_in(path, "there is no Telegram session file"));
     };
+    if let Some(server) = file.telegram.server_addr()? {
+        point_at_server(&*session, server).await?;
+    }
     let Some(stored_id) = stored_self_id(&*session).await else {
         session.close().await;
         return Ok(not_logged_in(path, "the session file was never logged in"));

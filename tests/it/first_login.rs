@@ -1,0 +1,177 @@
+//! The first login, rehearsed with processes only: `testbed
+//! --rehearse-login` (an MTProto server nobody is logged in to, a session
+//! file holding only its key), the real binary's `login` typed into
+//! through stdin (phone, a wrong code, the right one from the testbed's
+//! line, a wrong 2FA password, the right one), then the daemon `run` with
+//! that session finishing an order.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::support::wait::{try_eventually, SETTLE};
+
+const EXE: &str = env!("CARGO_BIN_EXE_tribute-assistant");
+
+/// A running `testbed --rehearse-login` and its stdout lines.
+struct RehearsalTestbed {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    ready: serde_json::Value,
+    _dir: tempfile::TempDir,
+}
+
+impl RehearsalTestbed {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(EXE)
+            .args(["--log", "warn", "testbed", "--rehearse-login", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = next_line(&mut lines).await;
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
+        Self { child, lines, ready, _dir: dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        PathBuf::from(self.ready["config"].as_str().unwrap())
+    }
+
+    fn control(&self) -> String {
+        self.ready["control"].as_str().unwrap().to_owned()
+    }
+
+    fn login(&self, key: &str) -> String {
+        self.ready["login"][key].as_str().unwrap_or_else(|| panic!("login.{key} in {}", self.ready)).to_owned()
+    }
+
+    /// The next login code the testbed "sends".
+    async fn login_code(&mut self) -> String {
+        let line = next_line(&mut self.lines).await;
+        let sent: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        sent["login_code"].as_str().unwrap_or_else(|| panic!("a login code in {line}")).to_owned()
+    }
+
+    async fn stop(mut self) {
+        unsafe { libc::kill(self.child.id().unwrap() as i32, libc::SIGTERM) };
+        let status = tokio::time::timeout(SETTLE, self.child.wait()).await.expect("the testbed exits in time").unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    tokio::time::timeout(SETTLE, lines.next_line()).await.expect("a line in time").unwrap().expect("a line")
+}
+
+/// A command of the binary with the testbed's config.
+fn command(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(EXE);
+    cmd.arg("--config").arg(config).args(["--log", "warn"]).args(args).kill_on_drop(true);
+    cmd
+}
+
+async fn output(config: &Path, args: &[&str]) -> std::process::Output {
+    let child =
+        command(config, args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    tokio::time::timeout(SETTLE, child.wait_with_output()).await.expect("the command ends in time").unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Logs in through `login`'s prompts: the phone, then (once the testbed
+/// sent the code) a wrong code, the right one, a wrong password and the
+/// right one. Returns what `login` printed.
+async fn rehearse_login(tb: &mut RehearsalTestbed) -> String {
+    let config = tb.config();
+    let mut login = command(&config, &["login"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = login.stdin.take().unwrap();
+    stdin.write_all(format!("{}\n", tb.login("phone")).as_bytes()).await.unwrap();
+    let code = tb.login_code().await;
+    let wrong_code = if code == "00000" { "11111" } else { "00000" };
+    let password = tb.login("password");
+    let typed = format!("{wrong_code}\n{code}\nnot-{password}\n{password}\n");
+    stdin.write_all(typed.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(SETTLE, login.wait_with_output()).await.expect("login ends in time").unwrap();
+    let printed = text(&out);
+    assert!(out.status.success(), "login failed: {printed}");
+    printed
+}
+
+fn session_path(config: &Path) -> PathBuf {
+    let cfg: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    PathBuf::from(cfg["telegram"]["session_file"].as_str().unwrap())
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_with_its_session() {
+    let mut tb = RehearsalTestbed::start().await;
+    let config = tb.config();
+    let cfg = std::fs::read_to_string(&config).unwrap();
+    assert!(cfg.contains(&format!("server = \"{}\"", tb.ready["mtproto"].as_str().unwrap())), "{cfg}");
+
+    // Nobody is logged in yet: the session holds the key only.
+    let check = output(&config, &["login", "--check"]).await;
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("never logged in"), "{}", text(&check));
+    let run = output(&config, &["run"]).await;
+    assert!(!run.status.success());
+    assert!(text(&run).contains("run `tribute-assistant login` first"), "{}", text(&run));
+
+    let printed = rehearse_login(&mut tb).await;
+    assert!(printed.contains("That code is wrong"), "{printed}");
+    assert!(printed.contains("(hint: the testbed's ready line says it)"), "the 2FA hint is shown: {printed}");
+    assert!(printed.contains("Wrong password; try again."), "{printed}");
+    assert!(printed.contains("Logged in as Tribute Assistant, user id 1000."), "{printed}");
+    #[cfg(unix)]
+    assert_eq!(mode(&session_path(&config)), 0o600);
+
+    let check = output(&config, &["login", "--check"]).await;
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("user id 1000"), "{}", text(&check));
+    // A second `login` has nothing to do.
+    let again = output(&config, &["login"]).await;
+    assert!(text(&again).contains("Already logged in as Tribute Assistant"), "{}", text(&again));
+
+    // The daemon runs with that session and finishes an order.
+    let mut daemon = command(&config, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let control = tb.control();
+    let http = crate::support::http();
+    http.post(format!("{control}/backend/pending"))
+        .json(&serde_json::json!({"account_id": "111111", "product": "100 Diamonds"}))
+        .send()
+        .await
+        .unwrap();
+    let order = serde_json::json!({"customer_id": 501, "customer_name": "Иван", "product": "100 Diamonds",
+        "price": "€5.00", "details": "ID 111111"});
+    assert!(http.post(format!("{control}/orders")).json(&order).send().await.unwrap().status().is_success());
+    let delivered = try_eventually(|| async {
+        let s: serde_json::Value = http.get(format!("{control}/stats")).send().await.ok()?.json().await.ok()?;
+        (s["totals"]["delivered"].as_u64() == Some(1)).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the order was not delivered in {SETTLE:?}");
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    tb.stop().await;
+}
