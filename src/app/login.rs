@@ -50,7 +50,8 @@ pub async fn run(args: LoginArgs, config: Option<&Path>) -> anyhow::Result<ExitC
     result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn finish(conn: Connection, session: &FileSession) {
+/// Stops the connection and closes the session file.
+pub(super) async fn finish(conn: Connection, session: &FileSession) {
     conn.pool.quit();
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.runner).await;
     session.close().await;

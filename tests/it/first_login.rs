@@ -149,6 +149,14 @@ async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_wi
     let check = output(&config, &["login", "--check"]).await;
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("user id 1000"), "{}", text(&check));
+    // `chats` lists what the config needs, with the session `login` wrote.
+    let chats = output(&config, &["chats"]).await;
+    assert!(chats.status.success(), "{}", text(&chats));
+    let listing = text(&chats);
+    assert!(listing.contains("93372553  bot      Tribute (@tribute)   ← the Tribute bot"), "{listing}");
+    assert!(listing.contains("-1000000000001  group    Moderators"), "{listing}");
+    assert!(listing.contains("7001  Masha (moderator) (@masha_mod)"), "{listing}");
+    assert!(listing.contains("must be a group this account is a member of"), "{listing}");
     // A second `login` has nothing to do.
     let again = output(&config, &["login"]).await;
     assert!(text(&again).contains("Already logged in as Tribute Assistant"), "{}", text(&again));
@@ -174,4 +182,50 @@ async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_wi
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();
     tb.stop().await;
+}
+
+/// The adapter's view of the account over MTProto: every kind of chat with
+/// the id the config takes, and a group's members (as set, or else who
+/// wrote in it).
+#[tokio::test]
+async fn the_directory_lists_users_bots_groups_and_channels_and_a_groups_members() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tribute_assistant::telegram::grammers::client::start_pool;
+    use tribute_assistant::telegram::grammers::directory::{ChatKind, Directory};
+    use tribute_assistant::testbed::mtproto::MtprotoServer;
+    use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
+
+    let world = SimWorld::new(SimConfig::default());
+    let group = world.create_group("Mods");
+    world.add_user(7001, "Masha", Some("masha"));
+    world.add_user(7002, "Petya", None);
+    world.post_as_user(group, 7001, "hello", None);
+    let channel = world.create_channel("News");
+    world.post_in_channel(channel, "news");
+    world.post_from_bot(4242, "spam_bot", "win");
+    let server = MtprotoServer::start(world.clone()).await.unwrap();
+    let conn = start_pool(Arc::new(server.memory_session()), 1, Duration::from_secs(1));
+    let dir = tokio::time::timeout(SETTLE, Directory::read(&conn.client, 100)).await.unwrap().unwrap();
+    let kind = |id| dir.get(id).map(|c| c.kind);
+    assert_eq!(kind(group), Some(ChatKind::Group));
+    assert_eq!(kind(channel), Some(ChatKind::Channel));
+    assert_eq!(kind(4242), Some(ChatKind::Bot));
+    assert_eq!(kind(93372553), Some(ChatKind::Bot));
+    assert_eq!(kind(7001), Some(ChatKind::User));
+    assert_eq!(dir.get(7001).unwrap().username.as_deref(), Some("masha"));
+    assert_eq!(dir.tribute_bot(93372553).map(|c| c.id), Some(93372553));
+    assert_eq!(dir.tribute_bot(1).map(|c| c.id), Some(93372553), "found by @tribute when the id is wrong");
+    assert_eq!(dir.groups().map(|g| g.id).collect::<Vec<_>>(), vec![group]);
+
+    let ids = |m: Vec<tribute_assistant::telegram::grammers::directory::Member>| {
+        m.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    let (members, total) = dir.members(&conn.client, group, 50).await.unwrap();
+    assert_eq!((ids(members), total), (vec![1000, 7001], 2), "our account and who wrote there");
+    server.set_members(group, vec![1000, 7001, 7002]);
+    let (members, total) = dir.members(&conn.client, group, 2).await.unwrap();
+    assert_eq!((ids(members), total), (vec![1000, 7001], 3), "cut at the limit, the total told");
+    conn.pool.quit();
+    server.shutdown().await;
 }
