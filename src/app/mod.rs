@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod forget;
+pub mod init;
 pub mod knowledge;
 pub mod login;
 pub mod orders;

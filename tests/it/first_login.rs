@@ -87,29 +87,57 @@ fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// Logs in through `login`'s prompts: the phone, then (once the testbed
-/// sent the code) a wrong code, the right one, a wrong password and the
-/// right one. Returns what `login` printed.
-async fn rehearse_login(tb: &mut RehearsalTestbed) -> String {
+/// Runs `args` typing into its prompts: the phone, then (once the testbed
+/// sent the login code) what `after_code` makes of the code. Returns the
+/// output once the command ended.
+async fn type_into(
+    tb: &mut RehearsalTestbed,
+    args: &[&str],
+    after_code: impl FnOnce(&str) -> String,
+) -> std::process::Output {
     let config = tb.config();
-    let mut login = command(&config, &["login"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = login.stdin.take().unwrap();
+    let mut child =
+        command(&config, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{}\n", tb.login("phone")).as_bytes()).await.unwrap();
     let code = tb.login_code().await;
-    let wrong_code = if code == "00000" { "11111" } else { "00000" };
-    let password = tb.login("password");
-    let typed = format!("{wrong_code}\n{code}\nnot-{password}\n{password}\n");
-    stdin.write_all(typed.as_bytes()).await.unwrap();
+    stdin.write_all(after_code(&code).as_bytes()).await.unwrap();
     drop(stdin);
-    let out = tokio::time::timeout(SETTLE, login.wait_with_output()).await.expect("login ends in time").unwrap();
+    tokio::time::timeout(SETTLE, child.wait_with_output()).await.expect("the command ends in time").unwrap()
+}
+
+/// Logs in through `login`'s prompts: a wrong code, the right one, a wrong
+/// password and the right one. Returns what `login` printed.
+async fn rehearse_login(tb: &mut RehearsalTestbed) -> String {
+    let password = tb.login("password");
+    let out = type_into(tb, &["login"], |code| {
+        let wrong_code = if code == "00000" { "11111" } else { "00000" };
+        format!("{wrong_code}\n{code}\nnot-{password}\n{password}\n")
+    })
+    .await;
     let printed = text(&out);
     assert!(out.status.success(), "login failed: {printed}");
     printed
+}
+
+/// Posts an order through the control API and waits until it is delivered.
+async fn order_is_delivered(tb: &RehearsalTestbed, n: u64, account: &str) {
+    let control = tb.control();
+    let http = crate::support::http();
+    http.post(format!("{control}/backend/pending"))
+        .json(&serde_json::json!({"account_id": account, "product": "100 Diamonds"}))
+        .send()
+        .await
+        .unwrap();
+    let order = serde_json::json!({"customer_id": 500 + n, "customer_name": "Иван", "product": "100 Diamonds",
+        "price": "€5.00", "details": format!("ID {account}")});
+    assert!(http.post(format!("{control}/orders")).json(&order).send().await.unwrap().status().is_success());
+    let delivered = try_eventually(|| async {
+        let s: serde_json::Value = http.get(format!("{control}/stats")).send().await.ok()?.json().await.ok()?;
+        (s["totals"]["delivered"].as_u64() == Some(n)).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "order {n} was not delivered in {SETTLE:?}");
 }
 
 fn session_path(config: &Path) -> PathBuf {
@@ -163,22 +191,7 @@ async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_wi
 
     // The daemon runs with that session and finishes an order.
     let mut daemon = command(&config, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let control = tb.control();
-    let http = crate::support::http();
-    http.post(format!("{control}/backend/pending"))
-        .json(&serde_json::json!({"account_id": "111111", "product": "100 Diamonds"}))
-        .send()
-        .await
-        .unwrap();
-    let order = serde_json::json!({"customer_id": 501, "customer_name": "Иван", "product": "100 Diamonds",
-        "price": "€5.00", "details": "ID 111111"});
-    assert!(http.post(format!("{control}/orders")).json(&order).send().await.unwrap().status().is_success());
-    let delivered = try_eventually(|| async {
-        let s: serde_json::Value = http.get(format!("{control}/stats")).send().await.ok()?.json().await.ok()?;
-        (s["totals"]["delivered"].as_u64() == Some(1)).then_some(())
-    })
-    .await;
-    assert!(delivered.is_some(), "the order was not delivered in {SETTLE:?}");
+    order_is_delivered(&tb, 1, "111111").await;
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();
     tb.stop().await;
@@ -228,4 +241,63 @@ async fn the_directory_lists_users_bots_groups_and_channels_and_a_groups_members
     assert_eq!((ids(members), total), (vec![1000, 7001], 3), "cut at the limit, the total told");
     conn.pool.quit();
     server.shutdown().await;
+}
+
+/// `init` from the testbed's config as the starting point: it logs the
+/// account in, offers the account's chats, re-asks what does not fit,
+/// checks the backend handshake, writes a config (secret 0600) with which
+/// the daemon finishes an order, and says what "Order Details" must ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_asks_offers_the_accounts_chats_checks_the_backend_and_writes_a_config_the_daemon_runs_with() {
+    let mut tb = RehearsalTestbed::start().await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = out_dir.path().join("config.toml");
+    let password = tb.login("password");
+    let out_arg = output.display().to_string();
+    let answers = |code: &str| {
+        [
+            code, &password, "",      // the Tribute bot: the one found
+            "5",     // not a listed group: asked again
+            "1",     // the moderator group
+            "42",    // not a member: asked again
+            "7001",  // the moderator
+            "",      // the backend URL: the testbed's config's
+            "",      // the secret: the config's
+            "[",     // not a regex: asked again
+            "",      // the default pattern
+            "12-34", // an example it cannot read: asked again
+            "", "123456", // an example it reads
+        ]
+        .map(|l| format!("{l}\n"))
+        .concat()
+    };
+    let out = type_into(&mut tb, &["init", "--output", &out_arg], answers).await;
+    let printed = text(&out);
+    assert!(out.status.success(), "init failed: {printed}");
+    assert!(printed.contains("Logged in as Tribute Assistant"), "{printed}");
+    assert!(printed.contains("1) Moderators (id -1000000000001)"), "the group is offered: {printed}");
+    assert!(printed.contains("This account must be a member of it"), "{printed}");
+    assert!(printed.contains("1) Masha (moderator) (@masha_mod) (user id 7001)"), "its members are offered: {printed}");
+    assert!(printed.contains("Choose one of the numbers or ids above."), "{printed}");
+    assert!(printed.contains("\"42\" is not one of the numbers or user ids above."), "{printed}");
+    assert!(printed.contains("That pattern does not work"), "{printed}");
+    assert!(printed.contains("The pattern finds no ID in \"My ID: 12-34\""), "{printed}");
+    assert!(printed.contains("✔ backend handshake"), "{printed}");
+    assert!(printed.contains("in \"Order Details\""), "{printed}");
+
+    let written: toml::Value = toml::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    assert_eq!(written["telegram"]["tribute_chat"].as_integer(), Some(93372553));
+    assert_eq!(written["telegram"]["moderator_chat"].as_integer(), Some(-1000000000001));
+    assert_eq!(written["moderator"]["moderators"].as_array().unwrap(), &vec![toml::Value::Integer(7001)]);
+    let secret = PathBuf::from(written["backend"]["secret_file"].as_str().unwrap());
+    assert_eq!(secret.parent(), Some(out_dir.path()));
+    #[cfg(unix)]
+    assert_eq!(mode(&secret), 0o600);
+
+    // The daemon runs with the config `init` wrote.
+    let mut daemon = command(&output, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    order_is_delivered(&tb, 1, "222222").await;
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    tb.stop().await;
 }
