@@ -211,7 +211,7 @@ fn data_dir_line(dir: &Path) -> CheckLine {
     }
 }
 
-async fn backend_line(cfg: &Config) -> CheckLine {
+pub(crate) async fn backend_line(cfg: &Config) -> CheckLine {
     const NAME: &str = "backend handshake";
     let mut backend = cfg.backend_config();
     backend.timeout = backend.timeout.min(CHECK_TIMEOUT);

@@ -41,6 +41,16 @@ pub enum Command {
     /// Log in to the dedicated Telegram account (interactive: phone, code,
     /// 2FA password). Writes the session file (0600) under the data dir.
     Login(super::login::LoginArgs),
+    /// Guided setup: asks the few questions a config needs (logging the
+    /// account in if needed, offering its chats as the choices), checks the
+    /// backend handshake and writes a commented config.toml with the
+    /// secrets in 0600 files beside it. Docs: docs/first-login.md.
+    Init(super::init::InitArgs),
+    /// List the logged-in account's chats with the numeric ids and kinds
+    /// the config takes (user, bot, group, channel), find the Tribute bot,
+    /// and list the members of its groups (for the moderator chat and the
+    /// moderators). Docs: docs/first-login.md.
+    Chats(super::chats::ChatsArgs),
     /// Run the daemon on the real Telegram account (after `login`).
     Run,
     /// Ask the agent one question without Telegram and print its answer, or
@@ -118,6 +128,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Orders(cmd) => super::orders::orders(cmd, cli.config.as_deref()).await,
         Command::Login(args) => super::login::run(args, cli.config.as_deref()).await,
+        Command::Init(args) => super::init::run(args, cli.config.as_deref()).await,
+        Command::Chats(args) => super::chats::run(args, cli.config.as_deref()).await,
         Command::Run => super::run::run(cli.config.as_deref()).await,
         Command::Ask(args) => super::ask::run(args, cli.config.as_deref()).await,
         Command::Check => super::check::run(cli.config.as_deref()).await,

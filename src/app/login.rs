@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::app::config::FileConfig;
 use crate::telegram::grammers::client::{start_pool, Connection};
-use crate::telegram::grammers::session::{open_existing_session, open_session, stored_self_id};
+use crate::telegram::grammers::session::{open_existing_session, open_session_at, point_at_server, stored_self_id};
 use crate::telegram::grammers::FileSession;
 use crate::telegram::TelegramApi;
 
@@ -43,14 +43,27 @@ pub async fn run(args: LoginArgs, config: Option<&Path>) -> anyhow::Result<ExitC
         return check(&file, &session_path, &env).await;
     }
     let api = TelegramApi::require(&file.telegram, &env)?;
-    let session = open_session(&session_path).await?;
-    let conn = start_pool(session.clone(), api.api_id, Duration::from_secs(5));
-    let result = login(&conn.client, &session, &api, args.phone, &session_path, file.telegram.tribute_chat).await;
-    finish(conn, &session).await;
-    result.map(|()| ExitCode::SUCCESS)
+    sign_in(&file, &api, args.phone, &mut Prompt::new()).await.map(|()| ExitCode::SUCCESS)
 }
 
-async fn finish(conn: Connection, session: &FileSession) {
+/// Logs the account in through `prompt` (phone, code, 2FA password) unless
+/// the session already is, writing the session file (0600).
+pub(super) async fn sign_in(
+    file: &FileConfig,
+    api: &TelegramApi,
+    phone: Option<String>,
+    prompt: &mut Prompt,
+) -> anyhow::Result<()> {
+    let session_path = file.session_path(&|k: &str| std::env::var(k).ok());
+    let session = open_session_at(&session_path, file.telegram.server_addr()?).await?;
+    let conn = start_pool(session.clone(), api.api_id, Duration::from_secs(5));
+    let result = login(&conn.client, &session, api, phone, &session_path, file.telegram.tribute_chat, prompt).await;
+    finish(conn, &session).await;
+    result
+}
+
+/// Stops the connection and closes the session file.
+pub(super) async fn finish(conn: Connection, session: &FileSession) {
     conn.pool.quit();
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.runner).await;
     session.close().await;
@@ -65,6 +78,9 @@ async fn check(file: &FileConfig, path: &Path, env: &impl Fn(&str) -> Option<Str
     let Some(session) = open_existing_session(path).await? else {
         return Ok(not_logged_in(path, "there is no Telegram session file"));
     };
+    if let Some(server) = file.telegram.server_addr()? {
+        point_at_server(&*session, server).await?;
+    }
     let Some(stored_id) = stored_self_id(&*session).await else {
         session.close().await;
         return Ok(not_logged_in(path, "the session file was never logged in"));
@@ -110,16 +126,16 @@ async fn check(file: &FileConfig, path: &Path, env: &impl Fn(&str) -> Option<Str
 }
 
 /// Reads answers from stdin; hides the typed password on a terminal.
-struct Prompt {
+pub(super) struct Prompt {
     lines: std::io::Lines<std::io::StdinLock<'static>>,
 }
 
 impl Prompt {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { lines: std::io::stdin().lock().lines() }
     }
 
-    fn ask(&mut self, question: &str) -> anyhow::Result<String> {
+    pub(super) fn ask(&mut self, question: &str) -> anyhow::Result<String> {
         print!("{question}");
         std::io::stdout().flush()?;
         match self.lines.next() {
@@ -128,7 +144,7 @@ impl Prompt {
         }
     }
 
-    fn ask_secret(&mut self, question: &str) -> anyhow::Result<String> {
+    pub(super) fn ask_secret(&mut self, question: &str) -> anyhow::Result<String> {
         let hide = std::io::stdin().is_terminal() && cfg!(unix);
         if hide {
             let _ = std::process::Command::new("stty").arg("-echo").stdin(std::process::Stdio::inherit()).status();
@@ -181,6 +197,7 @@ async fn login(
     phone: Option<String>,
     path: &Path,
     tribute_chat: i64,
+    prompt: &mut Prompt,
 ) -> anyhow::Result<()> {
     if stored_self_id(&**session).await.is_some() {
         match step(client.is_authorized()).await? {
@@ -198,7 +215,6 @@ async fn login(
             Err(e) => bail!(explain_login_error(&e)),
         }
     }
-    let mut prompt = Prompt::new();
     let (phone, token) = {
         let mut given = phone;
         loop {
@@ -275,7 +291,7 @@ async fn login(
         Err(e) => eprintln!("Note: {e:#} while reading the chat list; it is read again when the daemon starts."),
     }
     println!(
-        "Session saved to {} (readable by this user only). Start the daemon with `tribute-assistant run`.",
+        "Session saved to {} (readable by this user only). Next: `tribute-assistant chats` lists the ids the config needs; `tribute-assistant run` starts the daemon.",
         path.display()
     );
     Ok(())

@@ -3,12 +3,14 @@
 //! library of parts uses this module; it uses them.
 
 pub mod ask;
+pub mod chats;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod export;
 pub mod forget;
+pub mod init;
 pub mod knowledge;
 pub mod login;
 pub mod orders;

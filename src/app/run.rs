@@ -19,7 +19,7 @@ use crate::backend::BackendClient;
 use crate::daemon::{Daemon, Exit};
 use crate::shutdown::shutdown_signal;
 use crate::store::Store;
-use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
+use crate::telegram::grammers::session::{open_existing_session, point_at_server, stored_self_id};
 use crate::telegram::grammers::GrammersMessenger;
 
 /// What `run` prints when there is no usable session.
@@ -36,6 +36,9 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let Some(session) = open_existing_session(&session_path).await? else {
         bail!("{NOT_LOGGED_IN} (no session at {})", session_path.display());
     };
+    if let Some(server) = file.telegram.server_addr()? {
+        point_at_server(&*session, server).await?;
+    }
     if stored_self_id(&*session).await.is_none() {
         session.close().await;
         bail!("{NOT_LOGGED_IN} (the session at {} was never logged in)", session_path.display());

@@ -2,6 +2,7 @@
 //! credentials (the api_hash is a secret, read only from the environment or
 //! a 0600 file). Turns into the real adapter's [`GrammersConfig`].
 
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,6 +62,12 @@ pub struct TelegramSection {
     pub api_hash_file: Option<PathBuf>,
     /// The session file (default: `<data_dir>/telegram.session`).
     pub session_file: Option<PathBuf>,
+    /// The MTProto server to use instead of Telegram's own, as IPv4
+    /// `address:port`: the testbed's (`tribute-assistant testbed` writes it),
+    /// or one of Telegram's test servers. `login`, `chats`, `init` and `run`
+    /// point the session at it; a key the session made with another server
+    /// is dropped, never sent to this one.
+    pub server: Option<String>,
     /// Outgoing actions (messages and button presses) allowed per minute.
     #[serde(default = "default_rate_per_minute")]
     pub rate_limit_per_minute: f64,
@@ -95,6 +102,7 @@ impl Default for TelegramSection {
             api_id: None,
             api_hash_file: None,
             session_file: None,
+            server: None,
             rate_limit_per_minute: default_rate_per_minute(),
             rate_limit_burst: default_rate_burst(),
             flood_auto_sleep_secs: default_flood_auto_sleep(),
@@ -107,6 +115,7 @@ impl Default for TelegramSection {
 impl TelegramSection {
     /// Refuses values that cannot be durations or due times, naming them.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.server_addr()?;
         if self.first_start_lookback_hours > MAX_LOOKBACK_HOURS {
             bail!("[telegram] first_start_lookback_hours must be at most {MAX_LOOKBACK_HOURS} (100 years)");
         }
@@ -119,6 +128,16 @@ impl TelegramSection {
             ("[telegram] request_timeout_secs", Some(self.request_timeout_secs)),
             ("[telegram] outage_alert_secs", Some(self.outage_alert_secs)),
         ])
+    }
+
+    /// `[telegram] server`, parsed (`None`: Telegram's own servers).
+    pub fn server_addr(&self) -> anyhow::Result<Option<SocketAddrV4>> {
+        let Some(server) = self.server.as_deref() else { return Ok(None) };
+        server.trim().parse::<SocketAddrV4>().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "[telegram] server must be an IPv4 address and port, like \"127.0.0.1:4430\" (the testbed's) or \"149.154.167.40:443\", not {server:?}"
+            )
+        })
     }
 
     /// Where the Telegram session lives (default: under the data dir).
@@ -233,5 +252,19 @@ impl TelegramApi {
                  then set [telegram] api_id in the config (or {API_ID_ENV}) and {API_HASH_ENV} (or [telegram] api_hash_file)"
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_is_an_ipv4_address_and_port_or_a_clear_error() {
+        let t = |s: &str| TelegramSection { server: Some(s.into()), ..TelegramSection::default() };
+        assert_eq!(t("127.0.0.1:4430").server_addr().unwrap(), Some("127.0.0.1:4430".parse().unwrap()));
+        assert_eq!(TelegramSection::default().server_addr().unwrap(), None);
+        let e = t("localhost").validate().unwrap_err().to_string();
+        assert!(e.contains("[telegram] server") && e.contains("\"localhost\""), "{e}");
     }
 }

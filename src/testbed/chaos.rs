@@ -114,6 +114,7 @@ pub async fn chaos(args: &ChaosArgs, exe: &Path) -> anyhow::Result<ChaosReport> 
         faults: args.faults,
         seed: args.seed,
         require_v2: true,
+        rehearse_login: false,
     };
     let testbed = Testbed::start(&tb_args).await?;
     let world = testbed.state.world.clone();

@@ -466,14 +466,7 @@ pub async fn seed_session_file(
     use grammers_session::types::{ChannelKind, PeerInfo};
     use grammers_session::Session;
 
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = session_path.to_path_buf().into_os_string();
-        p.push(suffix);
-        let p = PathBuf::from(p);
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("Failed to remove {}", p.display()))?;
-        }
-    }
+    remove_session_files(session_path)?;
     let session = open_session(session_path).await?;
     let seeded = async {
         server.seed_session(&*session).await.context("Failed to seed the session")?;
@@ -503,4 +496,29 @@ pub async fn seed_session_file(
     .await;
     session.close().await;
     seeded
+}
+
+/// Writes a session that holds the server's address and the shared
+/// transport key and nobody logged in: what a key exchange with Telegram
+/// leaves before the first login (the server must run
+/// [`MtprotoServer::start_awaiting_login`]). `login` takes it from there.
+pub async fn seed_key_only_session_file(server: &MtprotoServer, session_path: &Path) -> anyhow::Result<()> {
+    remove_session_files(session_path)?;
+    let session = open_session(session_path).await?;
+    let seeded = server.key_only_session_data().import_to(&*session).await.context("Failed to seed the session");
+    session.close().await;
+    seeded
+}
+
+/// Removes a session file and its SQLite journal files.
+fn remove_session_files(session_path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = session_path.to_path_buf().into_os_string();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("Failed to remove {}", p.display()))?;
+        }
+    }
+    Ok(())
 }

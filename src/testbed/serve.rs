@@ -20,8 +20,8 @@ use tracing::info;
 
 use super::backend::ReferenceBackend;
 use super::control::{self, ControlState};
-use super::mtproto::MtprotoServer;
-use super::sandbox::{seed_session_file, SANDBOX_MODERATOR};
+use super::mtproto::{LoginAccount, MtprotoServer, SentCode};
+use super::sandbox::{seed_key_only_session_file, seed_session_file, SANDBOX_MODERATOR};
 use super::sim::{FaultLevel, FaultPlan, SimConfig, SimWorld};
 use crate::backend::BACKEND_SECRET_ENV;
 use crate::http::ServerHandle;
@@ -56,6 +56,28 @@ pub struct TestbedArgs {
     /// signed too), as after the migration in docs/backend-api.md.
     #[arg(long)]
     pub require_v2: bool,
+    /// Do not log the daemon in: the session holds only the server's key,
+    /// and `tribute-assistant --config DIR/config.toml login` goes through
+    /// the whole first login (phone, code, 2FA password). The phone and
+    /// password are in the ready line (`login`); each login code is printed
+    /// as a JSON line `{"login_code": …}`, as Telegram shows it in the
+    /// account's other apps. Docs: docs/first-login.md.
+    #[arg(long)]
+    pub rehearse_login: bool,
+}
+
+/// The testbed account's login (`--rehearse-login`). A stand-in account:
+/// its password is no secret.
+pub const REHEARSAL_PHONE: &str = "+999 66 2 1000";
+pub const REHEARSAL_PASSWORD: &str = "tribute-testbed";
+pub const REHEARSAL_HINT: &str = "the testbed's ready line says it";
+
+/// What a rehearsed login needs, in the ready line.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RehearsedLogin {
+    pub phone: String,
+    pub password: String,
+    pub hint: String,
 }
 
 /// What the testbed prints on stdout when it is ready (one JSON line).
@@ -65,6 +87,9 @@ pub struct Ready {
     pub control: String,
     pub backend: String,
     pub config: String,
+    /// With `--rehearse-login`: the account's phone and 2FA password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<RehearsedLogin>,
 }
 
 /// The running stand-in world.
@@ -130,14 +155,27 @@ impl Testbed {
             (None, url.as_str().trim_end_matches('/').to_owned(), secret)
         };
 
-        let mtproto = MtprotoServer::start_on(world.clone(), args.mtproto)
-            .await
-            .with_context(|| format!("Failed to listen for MTProto on {}", args.mtproto))?;
-        seed_session_file(&mtproto, &world, moderator_chat, &files.session).await?;
+        let mtproto = if args.rehearse_login {
+            let account = LoginAccount {
+                phone: REHEARSAL_PHONE.into(),
+                password: Some(REHEARSAL_PASSWORD.into()),
+                hint: Some(REHEARSAL_HINT.into()),
+            };
+            MtprotoServer::start_awaiting_login(world.clone(), args.mtproto, account).await
+        } else {
+            MtprotoServer::start_on(world.clone(), args.mtproto).await
+        }
+        .with_context(|| format!("Failed to listen for MTProto on {}", args.mtproto))?;
+        mtproto.set_members(moderator_chat, vec![world.config().self_id, SANDBOX_MODERATOR]);
+        if args.rehearse_login {
+            seed_key_only_session_file(&mtproto, &files.session).await?;
+        } else {
+            seed_session_file(&mtproto, &world, moderator_chat, &files.session).await?;
+        }
         write_private(&files.backend_secret, secret.expose_secret())?;
         // Any value: the test server does not check the application's credentials.
         write_private(&files.api_hash, "0123456789abcdef0123456789abcdef")?;
-        let config = daemon_config(&files, &world, moderator_chat, &backend_url);
+        let config = daemon_config(&files, &world, moderator_chat, &backend_url, mtproto.addr_v4());
         std::fs::write(&files.config, config).with_context(|| format!("Failed to write {}", files.config.display()))?;
 
         let state = Arc::new(ControlState::new(world, backend, moderator_chat));
@@ -150,6 +188,11 @@ impl Testbed {
             control: control.url(),
             backend: backend_url,
             config: files.config.display().to_string(),
+            login: args.rehearse_login.then(|| RehearsedLogin {
+                phone: REHEARSAL_PHONE.into(),
+                password: REHEARSAL_PASSWORD.into(),
+                hint: REHEARSAL_HINT.into(),
+            }),
         };
         info!(mtproto = %ready.mtproto, control = %ready.control, backend = %ready.backend, faults = %args.faults, seed = args.seed, "the testbed is ready");
         Ok(Self { state, mtproto, ready, control })
@@ -171,6 +214,13 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "{}", serde_json::to_string(&testbed.ready)?)?;
     out.flush()?;
     drop(out);
+    if args.rehearse_login {
+        tokio::spawn(show_login_codes(testbed.mtproto.login_codes()));
+        eprintln!(
+            "Rehearse the first login:  tribute-assistant --config {} login\nPhone {REHEARSAL_PHONE}, two-step verification password {REHEARSAL_PASSWORD:?}; the login code is printed here when sent.",
+            testbed.ready.config
+        );
+    }
     eprintln!(
         "Run the daemon against it:  tribute-assistant --config {} run\nPost an order:  curl -s {}/orders -d '{{\"customer_id\":501,\"customer_name\":\"Иван\",\"product\":\"100 Diamonds\",\"price\":\"€5.00\",\"details\":\"ID 123456\"}}' -H 'content-type: application/json'",
         testbed.ready.config, testbed.ready.control
@@ -181,9 +231,27 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints each login code the server sends, as one JSON line on stdout
+/// (for scripts) and a sentence on stderr.
+async fn show_login_codes(mut codes: tokio::sync::watch::Receiver<Option<SentCode>>) {
+    while codes.changed().await.is_ok() {
+        let Some(sent) = codes.borrow_and_update().clone() else { continue };
+        let line = serde_json::json!({"login_code": sent.code, "phone": sent.phone});
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        eprintln!("Telegram (the testbed) sent the login code {} to {}", sent.code, sent.phone);
+    }
+}
+
 /// The daemon's config for the testbed: production settings except the
 /// speed limits (the simulated Telegram has no reason for real ones).
-fn daemon_config(files: &DaemonFiles, world: &SimWorld, moderator_chat: ChatId, backend_url: &str) -> String {
+fn daemon_config(
+    files: &DaemonFiles,
+    world: &SimWorld,
+    moderator_chat: ChatId,
+    backend_url: &str,
+    server: std::net::SocketAddrV4,
+) -> String {
     let q = |p: &Path| toml_string(&p.display().to_string());
     format!(
         "# Written by `tribute-assistant testbed`: the daemon against the simulated Telegram.\n\
@@ -195,6 +263,7 @@ fn daemon_config(files: &DaemonFiles, world: &SimWorld, moderator_chat: ChatId, 
          api_id = 12345\n\
          api_hash_file = {api_hash}\n\
          session_file = {session}\n\
+         server = \"{server}\"\n\
          rate_limit_per_minute = 600.0\n\
          rate_limit_burst = 50\n\
          flood_auto_sleep_secs = 5\n\

@@ -13,6 +13,7 @@ mod crowds;
 mod desk;
 mod eval;
 mod export;
+mod first_login;
 mod fuzz_smoke;
 mod holdout;
 mod knowledge;

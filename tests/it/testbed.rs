@@ -19,6 +19,7 @@ fn args(dir: &Path) -> TestbedArgs {
         faults: "none".parse().unwrap(),
         seed: 1,
         require_v2: false,
+        rehearse_login: false,
     }
 }
 

@@ -6,12 +6,14 @@
 //! - [`client`]: [`GrammersMessenger`], the `Messenger` implementation.
 //! - [`convert`], [`errors`], [`utf16`]: pure conversions (TL → core types,
 //!   Telegram errors → [`crate::telegram::MessengerError`]), unit-tested.
+//! - [`directory`]: the account's chats and groups' members, for `chats` and `init`.
 //! - [`peers`]: chat ids → input peers, customers reachable via a mention.
 //! - [`rate_limit`]: the global outgoing token bucket.
 //! - [`session`], [`session_store`]: the session file (0600, SQLite via sqlx) and its login state.
 
 pub mod client;
 pub mod convert;
+pub mod directory;
 pub mod errors;
 pub mod peers;
 pub mod rate_limit;

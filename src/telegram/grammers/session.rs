@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ::grammers_session::types::{PeerId, PeerInfo};
+use std::net::{SocketAddrV4, SocketAddrV6};
+
+use ::grammers_session::types::{DcOption, PeerId, PeerInfo};
 use anyhow::Context;
 
 use super::session_store::FileSession;
@@ -75,6 +77,47 @@ pub async fn open_existing_session(path: &Path) -> anyhow::Result<Option<Arc<Fil
     open_session(path).await.map(Some)
 }
 
+/// Points the session's home data centre at `server` (`[telegram]
+/// server`): the testbed's MTProto server or one of Telegram's test
+/// servers. A transport key the session holds for another address is
+/// dropped, so it is never sent to this one (a new key is then made with
+/// the server, or, for the testbed, its session file already holds one for
+/// this address).
+pub async fn point_at_server<S: ::grammers_session::Session + ?Sized>(
+    session: &S,
+    server: SocketAddrV4,
+) -> anyhow::Result<()>
+where
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let home = session.home_dc_id()?;
+    let current = session.dc_option(home)?;
+    if current.as_ref().is_some_and(|o| o.ipv4 == server) {
+        return Ok(());
+    }
+    if current.as_ref().is_some_and(|o| o.auth_key.is_some()) {
+        tracing::info!(%server, "the session's key was made with another server; a new one is made");
+    }
+    let option = DcOption {
+        id: home,
+        ipv4: server,
+        ipv6: SocketAddrV6::new(server.ip().to_ipv6_mapped(), server.port(), 0, 0),
+        auth_key: None,
+    };
+    session.set_dc_option(&option).await.context("Failed to point the session at [telegram] server")?;
+    Ok(())
+}
+
+/// Opens (creating if needed, 0600) the session at `path`, pointed at
+/// `server` when one is configured.
+pub async fn open_session_at(path: &Path, server: Option<SocketAddrV4>) -> anyhow::Result<Arc<FileSession>> {
+    let session = open_session(path).await?;
+    if let Some(server) = server {
+        point_at_server(&*session, server).await?;
+    }
+    Ok(session)
+}
+
 /// The logged-in user's id as recorded in the session at sign-in, without
 /// touching the network. `None` means the session was never authorised.
 pub async fn stored_self_id<S: ::grammers_session::Session + ?Sized>(session: &S) -> Option<i64>
@@ -112,6 +155,32 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let _again = open_existing_session(&path).await.unwrap().expect("exists");
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_configured_server_replaces_the_address_and_drops_a_key_made_elsewhere() {
+        use ::grammers_session::Session;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.session");
+        let here: SocketAddrV4 = "127.0.0.1:4430".parse().unwrap();
+        let session = open_session_at(&path, Some(here)).await.unwrap();
+        let home = session.home_dc_id().unwrap();
+        let option = session.dc_option(home).unwrap().unwrap();
+        assert_eq!((option.ipv4, option.auth_key), (here, None));
+        // A key made with this server stays.
+        session.set_dc_option(&DcOption { auth_key: Some([7; 256]), ..option }).await.unwrap();
+        point_at_server(&*session, here).await.unwrap();
+        assert_eq!(session.dc_option(home).unwrap().unwrap().auth_key, Some([7; 256]));
+        session.close().await;
+        drop(session);
+        // Another server: the key is never offered to it, and that is on disk.
+        let there: SocketAddrV4 = "127.0.0.1:4431".parse().unwrap();
+        let session = open_session_at(&path, Some(there)).await.unwrap();
+        session.close().await;
+        drop(session);
+        let session = open_session(&path).await.unwrap();
+        let option = session.dc_option(home).unwrap().unwrap();
+        assert_eq!((option.ipv4, option.auth_key), (there, None));
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! - Private chats (chat id = user id > 0) are `peerUser` chats.
 //! - Sim groups (ids `-1_000_000_000_000 - n`, the Bot API shape of a
 //!   supergroup) are megagroup channels with `channel_id = n`, so a
-//!   grammers `PeerId`'s Bot API dialog id equals the sim's chat id.
+//!   grammers `PeerId`'s Bot API dialog id equals the sim's chat id. Sim
+//!   channels (`-1_000_500_000_000 - n`) are broadcast channels.
 //! - Message ids are the sim's ids, unique per chat. (Real Telegram numbers
 //!   private-chat messages account-wide; grammers filters
 //!   `messages.getMessages` results by peer, so per-chat ids work.)
@@ -20,6 +21,15 @@ const CHANNEL_OFFSET: i64 = 1_000_000_000_000;
 /// Channel id of a sim group, `None` for private chats.
 pub(crate) fn channel_id(chat: ChatId) -> Option<i64> {
     (chat < -CHANNEL_OFFSET).then(|| -chat - CHANNEL_OFFSET)
+}
+
+/// First channel id of the sim's broadcast channels (`create_channel`
+/// numbers them from `-1_000_500_000_000`); groups are below it.
+const BROADCAST_FROM: i64 = 500_000_000;
+
+/// Whether a channel id is a broadcast channel rather than a group.
+pub(crate) fn is_broadcast(channel_id: i64) -> bool {
+    channel_id > BROADCAST_FROM
 }
 
 /// Sim chat id of a channel.
@@ -143,9 +153,9 @@ impl View {
             tl::types::Channel {
                 creator: false,
                 left: false,
-                broadcast: false,
+                broadcast: is_broadcast(channel_id),
                 verified: false,
-                megagroup: true,
+                megagroup: !is_broadcast(channel_id),
                 restricted: false,
                 signatures: false,
                 min: false,

@@ -9,6 +9,11 @@
 //!   ([`MtprotoServer::session_data`] seeds a grammers session with it, the
 //!   DC address and a logged-in self user, so there is no DH exchange and
 //!   no login). Unknown keys get the transport error -404.
+//! - Login ([`login`]): a server started with
+//!   [`MtprotoServer::start_awaiting_login`] shares only the key
+//!   ([`MtprotoServer::key_only_session_data`]) and serves the first login
+//!   (auth.sendCode, auth.signIn, account.getPassword, auth.checkPassword
+//!   with SRP) before anything else.
 //! - Service messages: new_session_created, future salts, msgs_ack,
 //!   ping / ping_delay_disconnect, msg_container, gzip_packed requests,
 //!   rpc_result / rpc_error, destroy_session.
@@ -18,7 +23,9 @@
 //!   getChannelDifference, messages.sendMessage (reply_to),
 //!   messages.getHistory, messages.getMessages, channels.getMessages,
 //!   messages.getBotCallbackAnswer, messages.getDialogs,
-//!   contacts.resolveUsername, messages.readHistory. Anything else: `400 INPUT_METHOD_INVALID_<id>`.
+//!   contacts.resolveUsername, messages.readHistory, channels.getParticipants
+//!   (the members set with [`MtprotoServer::set_members`], else our account
+//!   and whoever wrote in the group). Anything else: `400 INPUT_METHOD_INVALID_<id>`.
 //! - Requests drive one [`SimClient`] (from `world.connect()` at start, so do
 //!   not call `world.connect()` while the server runs); its events become
 //!   pushed `updates` with pts, logged for `getDifference`.
@@ -36,6 +43,7 @@ mod conn;
 mod convert;
 mod crypto;
 mod inflate;
+pub mod login;
 mod rpc;
 mod updates;
 
@@ -57,6 +65,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 use self::conn::Out;
 use self::convert::{channel_id, View};
 use self::crypto::ServerKey;
+use self::login::LoginState;
+pub use self::login::{LoginAccount, SentCode};
 use self::rpc::Reply;
 use self::updates::UpdateLog;
 use crate::telegram::{ChatId, Event, Message, Messenger, MessengerError, UserId};
@@ -93,6 +103,9 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     accepted: AtomicU64,
     calls: Mutex<Vec<CallRecord>>,
+    login: LoginState,
+    /// Group members set by the world's owner (`channels.getParticipants`).
+    members: Mutex<HashMap<ChatId, Vec<UserId>>>,
 }
 
 impl Shared {
@@ -106,6 +119,10 @@ impl Shared {
     }
 
     fn push(&self, updates: Vec<u8>) {
+        // A key nobody logged in with receives no updates.
+        if !self.login.is_authorised() {
+            return;
+        }
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         for c in conns.values() {
             let _ = c.out.send(Out::Push(updates.clone()));
@@ -151,6 +168,18 @@ impl MtprotoServer {
 
     /// Listens on `addr` (port 0: a free one) and serves `world`.
     pub async fn start_on(world: SimWorld, addr: SocketAddr) -> io::Result<Self> {
+        Self::start_with(world, addr, LoginState::authorised()).await
+    }
+
+    /// Listens on `addr` with nobody logged in: the account's first login
+    /// (phone, code, 2FA password) comes before anything else. Sessions get
+    /// the key only ([`key_only_session_data`](Self::key_only_session_data));
+    /// each code sent is on [`login_codes`](Self::login_codes).
+    pub async fn start_awaiting_login(world: SimWorld, addr: SocketAddr, account: LoginAccount) -> io::Result<Self> {
+        Self::start_with(world, addr, LoginState::awaiting(account)).await
+    }
+
+    async fn start_with(world: SimWorld, addr: SocketAddr, login: LoginState) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut auth_key = [0u8; 256];
@@ -175,6 +204,8 @@ impl MtprotoServer {
             next_conn: AtomicU64::new(1),
             accepted: AtomicU64::new(0),
             calls: Mutex::new(Vec::new()),
+            login,
+            members: Mutex::new(HashMap::new()),
         });
         let tasks = vec![
             tokio::spawn(accept_loop(shared.clone(), listener)),
@@ -257,6 +288,32 @@ impl MtprotoServer {
             peer_infos: HashMap::from([(PeerId::self_user(), me.clone()), (me.id(), me)]),
             ..SessionData::default()
         }
+    }
+
+    /// Session contents before the first login: the server's address and
+    /// the shared transport key (what a key exchange with Telegram would
+    /// leave), and no user.
+    pub fn key_only_session_data(&self) -> SessionData {
+        let mut data = self.session_data();
+        data.peer_infos.clear();
+        data
+    }
+
+    /// Whether someone has logged in (always, unless started with
+    /// [`start_awaiting_login`](Self::start_awaiting_login)).
+    pub fn is_authorised(&self) -> bool {
+        self.shared.login.is_authorised()
+    }
+
+    /// The login codes the server sends, as Telegram shows them in the
+    /// account's other apps (the newest; `None` before the first).
+    pub fn login_codes(&self) -> tokio::sync::watch::Receiver<Option<SentCode>> {
+        self.shared.login.codes()
+    }
+
+    /// Who is in a group, as `channels.getParticipants` lists them.
+    pub fn set_members(&self, chat: ChatId, members: Vec<UserId>) {
+        self.shared.members.lock().unwrap_or_else(|e| e.into_inner()).insert(chat, members);
     }
 
     /// An in-memory grammers session seeded by [`session_data`](Self::session_data).

@@ -7,6 +7,7 @@ use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serial
 use tokio::sync::OwnedMutexGuard;
 
 use super::convert::{channel_id, chat_of_channel};
+use super::login::{LoginReply, LoginState};
 use super::updates::{to_update, UpdateLog};
 use super::Shared;
 use crate::telegram::{
@@ -160,7 +161,15 @@ async fn dispatch(
     if !shared.view.world.is_connected() {
         return (method, Err(Fail::Drop));
     }
+    if !shared.login.is_authorised() && !LoginState::is_login_method(id) {
+        return (method, Err(Fail::Rpc(401, "AUTH_KEY_UNREGISTERED".into())));
+    }
     let result = match id {
+        f::auth::SendCode::CONSTRUCTOR_ID
+        | f::auth::SignIn::CONSTRUCTOR_ID
+        | f::account::GetPassword::CONSTRUCTOR_ID
+        | f::auth::CheckPassword::CONSTRUCTOR_ID => login_call(shared, id, body),
+        f::channels::GetParticipants::CONSTRUCTOR_ID => get_participants(shared, body),
         f::help::GetConfig::CONSTRUCTOR_ID => Ok(get_config(shared)),
         f::updates::GetState::CONSTRUCTOR_ID => Ok(get_state(shared).await),
         f::users::GetUsers::CONSTRUCTOR_ID => get_users(shared, body).await,
@@ -185,6 +194,74 @@ async fn dispatch(
         _ => Err(Fail::bad(&format!("INPUT_METHOD_INVALID_{id:08X}"))),
     };
     (method, result)
+}
+
+// ---- login -----------------------------------------------------------------
+
+fn login_call(shared: &Shared, id: u32, body: &[u8]) -> Res {
+    use tl::functions as f;
+    let login = &shared.login;
+    let reply = match id {
+        f::auth::SendCode::CONSTRUCTOR_ID => login.send_code(decode(body)?),
+        f::auth::SignIn::CONSTRUCTOR_ID => login.sign_in(decode(body)?),
+        f::account::GetPassword::CONSTRUCTOR_ID => login.get_password(),
+        _ => login.check_password(decode(body)?),
+    };
+    match reply {
+        LoginReply::Ok(bytes) => Ok(bytes),
+        LoginReply::Err(code, name) => Err(Fail::Rpc(code, name.to_owned())),
+        LoginReply::Authorised => {
+            login.set_authorised();
+            tracing::info!("testbed: the account logged in");
+            Ok(tl::enums::auth::Authorization::Authorization(tl::types::auth::Authorization {
+                setup_password_required: false,
+                otherwise_relogin_days: None,
+                tmp_sessions: None,
+                future_auth_token: None,
+                user: shared.view.user(shared.view.self_id),
+            })
+            .to_bytes())
+        }
+    }
+}
+
+/// The members of a group: those set by the world's owner, else our
+/// account and everyone who wrote in it.
+fn get_participants(shared: &Shared, body: &[u8]) -> Res {
+    let req: tl::functions::channels::GetParticipants = decode(body)?;
+    let chat = resolve_channel(shared, &req.channel)?;
+    let set = shared.members.lock().unwrap_or_else(|e| e.into_inner()).get(&chat).cloned();
+    let members = set.unwrap_or_else(|| {
+        let mut ids = vec![shared.view.self_id];
+        for m in shared.view.world.messages(chat) {
+            if let Some(s) = m.sender_id.filter(|s| !ids.contains(s)) {
+                ids.push(s);
+            }
+        }
+        ids
+    });
+    let members: Vec<UserId> = members.into_iter().filter(|&u| shared.view.user_exists(u)).collect();
+    let offset = usize::try_from(req.offset).unwrap_or(0);
+    let limit = usize::try_from(req.limit).unwrap_or(0).clamp(1, 200);
+    let page: Vec<UserId> = members.iter().copied().skip(offset).take(limit).collect();
+    Ok(tl::enums::channels::ChannelParticipants::Participants(tl::types::channels::ChannelParticipants {
+        count: members.len() as i32,
+        participants: page
+            .iter()
+            .map(|&user_id| {
+                tl::types::ChannelParticipant {
+                    user_id,
+                    date: 1_700_000_000,
+                    subscription_until_date: None,
+                    rank: None,
+                }
+                .into()
+            })
+            .collect(),
+        chats: vec![],
+        users: page.iter().map(|&u| shared.view.user(u)).collect(),
+    })
+    .to_bytes())
 }
 
 fn get_config(shared: &Shared) -> Vec<u8> {
