@@ -234,6 +234,16 @@ async fn while_the_daemon_runs_kb_commands_go_through_it_and_its_answers_follow_
     assert_eq!(answer["escalate"], false, "{answer}");
     assert!(answer["answer"].as_str().unwrap().contains(ZORBLAX_ANSWER), "{answer}");
 
+    let set = dir.path().join("gift.eval.jsonl");
+    std::fs::write(&set, format!("{}\n", serde_json::json!({"q": ZORBLAX_QUESTION, "expect": "gift.md"}))).unwrap();
+    let out = kb(&["kb", "eval", &set.display().to_string(), "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["resolved"], 1, "{report}");
+    let out = kb(&["kb", "eval", &set.display().to_string(), "--learn"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop the daemon, run `kb eval --learn`"), "{}", text(&out));
+
     // A customer asks the daemon itself.
     let http = crate::support::http();
     let control = tb.ready.control.clone();

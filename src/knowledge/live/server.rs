@@ -106,23 +106,21 @@ fn failure(status: StatusCode, error: impl std::fmt::Display) -> Response {
     (status, Json(ErrorBody { error: error.to_string() })).into_response()
 }
 
-/// The bearer token, compared in constant time.
-fn authorized(live: &Live, headers: &HeaderMap) -> Result<(), Response> {
+/// Refuses a request without the bearer token (compared in constant time).
+fn refused(live: &Live, headers: &HeaderMap) -> Option<Response> {
     use subtle::ConstantTimeEq;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(live.token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(failure(StatusCode::UNAUTHORIZED, "missing or wrong token: read it from the daemon's endpoint file"))
-    }
+    let known = bool::from(given.as_bytes().ct_eq(live.token.as_bytes()));
+    (!known)
+        .then(|| failure(StatusCode::UNAUTHORIZED, "missing or wrong token: read it from the daemon's endpoint file"))
 }
 
 async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Json<IngestRequest>) -> Response {
-    if let Err(r) = authorized(&live, &headers) {
+    if let Some(r) = refused(&live, &headers) {
         return r;
     }
     let _one = live.ingesting.lock().await;
@@ -154,7 +152,7 @@ async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Js
 }
 
 async fn search(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Json<SearchRequest>) -> Response {
-    if let Err(r) = authorized(&live, &headers) {
+    if let Some(r) = refused(&live, &headers) {
         return r;
     }
     let hits = match (req.prefer, req.language) {
@@ -172,7 +170,7 @@ async fn search(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Js
 }
 
 async fn stats(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&live, &headers) {
+    if let Some(r) = refused(&live, &headers) {
         return r;
     }
     match live.kb.stats().await {
