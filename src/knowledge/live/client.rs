@@ -39,9 +39,9 @@ impl Client {
         &self.endpoint.url
     }
 
-    /// Whether the daemon answers (its stats, read at once).
-    pub async fn ping(&self) -> Result<StatsResponse, KnowledgeError> {
-        self.call(self.http.get(self.at("/kb/stats")).timeout(PING_TIMEOUT)).await
+    /// Whether the daemon answers, and takes the token.
+    pub async fn ping(&self) -> Result<(), KnowledgeError> {
+        self.send(self.http.get(self.at("/kb/ping")).timeout(PING_TIMEOUT)).await.map(drop)
     }
 
     pub async fn stats(&self) -> Result<StatsResponse, KnowledgeError> {
@@ -61,20 +61,29 @@ impl Client {
         format!("{}{path}", self.endpoint.url)
     }
 
+    fn fail(&self, message: String) -> KnowledgeError {
+        KnowledgeError::Daemon { url: self.endpoint.url.clone(), message }
+    }
+
     async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, KnowledgeError> {
-        let fail = |message: String| KnowledgeError::Daemon { url: self.endpoint.url.clone(), message };
+        let resp = self.send(req).await?;
+        resp.json().await.map_err(|e| self.fail(format!("unreadable answer: {e}")))
+    }
+
+    /// Sends with the token; a refusal is an error with the daemon's words.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, KnowledgeError> {
         let resp = req
             .bearer_auth(&self.endpoint.token)
             .send()
             .await
-            .map_err(|e| fail(format!("no answer: {}", chain(&e))))?;
+            .map_err(|e| self.fail(format!("no answer: {}", chain(&e))))?;
         let status = resp.status();
         if status.is_success() {
-            return resp.json().await.map_err(|e| fail(format!("unreadable answer: {e}")));
+            return Ok(resp);
         }
         let body = resp.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&body).map(|b| b.error).unwrap_or(body);
-        Err(fail(format!("{status}: {message}")))
+        Err(self.fail(format!("{status}: {message}")))
     }
 }
 

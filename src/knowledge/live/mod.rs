@@ -198,3 +198,22 @@ pub struct StatsResponse {
 struct ErrorBody {
     error: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Endpoint;
+
+    #[test]
+    fn an_absent_or_half_written_endpoint_file_is_no_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Endpoint::read(dir.path()).unwrap().is_none());
+        std::fs::create_dir_all(dir.path().join(super::KNOWLEDGE_DIR)).unwrap();
+        std::fs::write(Endpoint::path(dir.path()), "{\"url\": \"http://127.0.0.1:1").unwrap();
+        assert!(Endpoint::read(dir.path()).unwrap().is_none());
+        let e = Endpoint { url: "http://127.0.0.1:9".into(), token: "secret-token".into(), pid: 7 };
+        e.write(dir.path()).unwrap();
+        let back = Endpoint::read(dir.path()).unwrap().unwrap();
+        assert_eq!((back.url.as_str(), back.token.as_str(), back.pid), ("http://127.0.0.1:9", "secret-token", 7));
+        assert!(!format!("{back:?}").contains("secret-token"));
+    }
+}

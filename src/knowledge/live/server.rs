@@ -50,6 +50,7 @@ pub async fn serve(kb: KnowledgeBase, data_dir: &Path) -> Result<LiveServer, Kno
         .route("/kb/ingest", post(ingest))
         .route("/kb/search", post(search))
         .route("/kb/stats", get(stats))
+        .route("/kb/ping", get(ping))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     let server = ServerHandle::serve(listener, app, "the knowledge listener").map_err(io("127.0.0.1:0".into()))?;
@@ -167,6 +168,11 @@ async fn search(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Js
         Ok(h) => Json(h).into_response(),
         Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {e}")),
     }
+}
+
+/// Whether the daemon answers: cheap (stats scroll the whole index), and every command asks it first.
+async fn ping(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
+    refused(&live, &headers).unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
 async fn stats(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
