@@ -104,7 +104,19 @@ async fn the_knowledge_listener_runs_requests_on_the_daemons_index_for_its_token
     let hits = client.search(&search).await.unwrap();
     assert_eq!(hits.first().map(|h| h.title.as_str()), Some("Can I pay with a Zorblax gift card?"), "{hits:?}");
     assert_eq!(hits[0].confidence, own[0].confidence, "the same search, the same evidence");
-    assert_eq!(client.stats().await.unwrap().stats.doc_chunks, 1);
+    let pair = live::PairDto {
+        id: 1,
+        conversation_id: 42,
+        question: "Do you sell Zorblax gift cards?".into(),
+        answer: "No, only the shops of Zorblax sell them.".into(),
+        language: Some("en".into()),
+        approved_by: 7001,
+        approved_at: 0,
+    };
+    let pairs = IngestRequest { documents: None, conversations: Some(vec![pair]), prune: false };
+    assert_eq!(client.ingest(&pairs).await.unwrap().report.added, 1);
+    let stats = client.stats().await.unwrap().stats;
+    assert_eq!((stats.doc_chunks, stats.conversation_chunks), (1, 1), "{stats:?}");
     let again = client.ingest(&request).await.unwrap();
     assert_eq!((again.report.added, again.report.unchanged, again.optimized_secs), (0, 1, None));
 

@@ -124,32 +124,35 @@ async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Js
     if let Some(r) = refused(&live, &headers) {
         return r;
     }
-    let _one = live.ingesting.lock().await;
-    let input = IngestInput {
-        documents: req.documents,
-        conversations: req.conversations.map(|v| v.into_iter().map(Into::into).collect()),
-    };
-    let report = match live.kb.ingest(input, req.prune, None).await {
-        Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, format!("ingestion failed: {e}")),
-    };
-    let optimized_secs = if report.embedded > 0 || report.removed > 0 || report.updated > 0 {
-        let t = std::time::Instant::now();
-        if let Err(e) = live.kb.optimize().await {
-            return failure(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to optimise the index: {e}"));
-        }
-        Some(t.elapsed().as_secs_f64())
-    } else {
-        None
-    };
-    tracing::info!(%report, "kb ingest through the daemon");
-    Json(IngestResponse {
-        report,
-        optimized_secs,
-        backend: live.kb.backend(),
-        calibration: live.kb.calibration().map(|c| CalibrationSummary::of(&c)),
-    })
-    .into_response()
+    // Its own task: a command interrupted half-way (Ctrl-C) does not cut the
+    // ingest short; it finishes, optimised and calibrated, for the customers.
+    let task = tokio::spawn(async move {
+        let _one = live.ingesting.lock().await;
+        let input = IngestInput {
+            documents: req.documents,
+            conversations: req.conversations.map(|v| v.into_iter().map(Into::into).collect()),
+        };
+        let report = live.kb.ingest(input, req.prune, None).await.map_err(|e| format!("ingestion failed: {e}"))?;
+        let optimized_secs = if report.embedded > 0 || report.removed > 0 || report.updated > 0 {
+            let t = std::time::Instant::now();
+            live.kb.optimize().await.map_err(|e| format!("failed to optimise the index: {e}"))?;
+            Some(t.elapsed().as_secs_f64())
+        } else {
+            None
+        };
+        tracing::info!(%report, "kb ingest through the daemon");
+        Ok::<_, String>(IngestResponse {
+            report,
+            optimized_secs,
+            backend: live.kb.backend(),
+            calibration: live.kb.calibration().map(|c| CalibrationSummary::of(&c)),
+        })
+    });
+    match task.await {
+        Ok(Ok(done)) => Json(done).into_response(),
+        Ok(Err(message)) => failure(StatusCode::INTERNAL_SERVER_ERROR, message),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, format!("the ingest task failed: {e}")),
+    }
 }
 
 async fn search(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Json<SearchRequest>) -> Response {
