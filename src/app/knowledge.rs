@@ -19,6 +19,8 @@ pub enum KbCommand {
     /// folders, and from moderator-approved conversation pairs. Incremental:
     /// unchanged chunks are skipped, changed ones replaced. Without PATHS and
     /// without --conversations it ingests the starter FAQ built into the binary.
+    /// While the daemon runs, every `kb` command goes through it, and its
+    /// answers follow the ingest at once.
     Ingest {
         /// Files or folders (*.md, *.markdown, *.txt, *.jsonl). Sources are named by
         /// their path relative to the folder given.
@@ -31,6 +33,7 @@ pub enum KbCommand {
         #[arg(long)]
         prune: bool,
         /// Delete the collection first: needed after changing the embedding model or dimension.
+        /// Not while the daemon runs (stop it first).
         #[arg(long)]
         rebuild: bool,
         #[command(flatten)]
