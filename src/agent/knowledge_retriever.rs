@@ -21,7 +21,8 @@ impl KnowledgeRetriever {
         Self { kb }
     }
 
-    fn to_hit(h: SearchHit) -> Hit {
+    /// A knowledge base's hit as the agent sees it (also a hit that came from the daemon).
+    pub fn to_hit(h: SearchHit) -> Hit {
         tracing::debug!(title = %h.title, evidence = ?h.evidence, "hit confidence");
         Hit {
             id: h.id,

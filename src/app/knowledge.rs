@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::wiring::{access, access_filled, KbAccess, Open};
 use crate::app::config::{FileConfig, DATA_DIR_ENV};
-use crate::knowledge::{ChunkKind, IngestInput, KnowledgeBase, KnowledgeConfig, SearchFilter};
+use crate::knowledge::{live, ChunkKind, IngestInput, KnowledgeBase, KnowledgeConfig, SearchFilter};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -18,6 +19,8 @@ pub enum KbCommand {
     /// folders, and from moderator-approved conversation pairs. Incremental:
     /// unchanged chunks are skipped, changed ones replaced. Without PATHS and
     /// without --conversations it ingests the starter FAQ built into the binary.
+    /// While the daemon runs, every `kb` command goes through it, and its
+    /// answers follow the ingest at once.
     Ingest {
         /// Files or folders (*.md, *.markdown, *.txt, *.jsonl). Sources are named by
         /// their path relative to the folder given.
@@ -30,6 +33,7 @@ pub enum KbCommand {
         #[arg(long)]
         prune: bool,
         /// Delete the collection first: needed after changing the embedding model or dimension.
+        /// Not while the daemon runs (stop it first).
         #[arg(long)]
         rebuild: bool,
         #[command(flatten)]
@@ -137,12 +141,30 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             } else {
                 None
             };
-            let kb = if rebuild {
-                KnowledgeBase::rebuild(&data_dir, &kc).await
-            } else {
-                KnowledgeBase::open(&data_dir, &kc).await
-            }
-            .context("Failed to open the knowledge base")?;
+            let how = if rebuild { Open::Rebuild } else { Open::Plain };
+            let kb = match access(&data_dir, &kc, how).await? {
+                KbAccess::Local(kb) => kb,
+                KbAccess::Daemon(daemon) => {
+                    let request = live::IngestRequest {
+                        documents,
+                        conversations: pairs.map(|v| v.into_iter().map(Into::into).collect()),
+                        prune,
+                    };
+                    let done = daemon.ingest(&request).await.context("Ingestion through the running daemon failed")?;
+                    let optimized =
+                        done.optimized_secs.map(|s| format!(", index optimised in {s:.2}s")).unwrap_or_default();
+                    println!(
+                        "kb ingest: {}{optimized} ({}; through the running daemon, pid {}, which answers from it now)",
+                        done.report,
+                        done.backend,
+                        daemon.pid()
+                    );
+                    if let Some(c) = done.calibration {
+                        print_calibration(&c);
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
             let mut bar = ProgressBar::new();
             let report = kb
                 .ingest(IngestInput { documents, conversations: pairs }, prune, Some(&mut |d, t| bar.draw(d, t)))
@@ -158,24 +180,21 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             };
             println!("kb ingest: {report}{optimized} ({})", kb.backend());
             if let Some(c) = kb.calibration() {
-                println!(
-                    "kb ingest: hybrid confidence calibrated with {} on {} pseudo-questions of {} sections; \
-                     a stored answer is sent from {:.3} (docs/agent.md)",
-                    c.dense_model,
-                    c.questions,
-                    c.sections,
-                    c.bar()
-                );
+                print_calibration(&live::CalibrationSummary::of(&c));
             }
             Ok(ExitCode::SUCCESS)
         }
         KbCommand::Search { query, json, limit, kind, language, location } => {
             let (data_dir, kc) = resolve(&location, config)?;
-            let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
-            let hits = kb
-                .search(&query, &SearchFilter { kind, language, ..Default::default() }, limit)
-                .await
-                .context("Search failed")?;
+            let hits = match access(&data_dir, &kc, Open::Plain).await? {
+                KbAccess::Local(kb) => {
+                    kb.search(&query, &SearchFilter { kind, language, ..Default::default() }, limit).await
+                }
+                KbAccess::Daemon(daemon) => {
+                    daemon.search(&live::SearchRequest { query, kind, language, limit, prefer: false }).await
+                }
+            }
+            .context("Search failed")?;
             if json {
                 let arr: Vec<serde_json::Value> = hits
                     .iter()
@@ -221,8 +240,7 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
         }
         KbCommand::Stats { json, location } => {
             let (data_dir, kc) = resolve(&location, config)?;
-            let kb = KnowledgeBase::open(&data_dir, &kc).await.context("Failed to open the knowledge base")?;
-            let s = kb.stats().await.context("Failed to read the index")?;
+            let s = access(&data_dir, &kc, Open::Plain).await?.stats().await?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
@@ -253,21 +271,42 @@ async fn eval(
     let file = load(config)?;
     let data_dir = location.data_dir.clone().unwrap_or_else(|| file.resolved_data_dir(&env));
     let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
-    let kb = super::wiring::open_knowledge_patiently(&data_dir, &file).await?;
+    let (_, kc) = resolve(location, config)?;
+    let kb = access_filled(&data_dir, &kc, Open::Patient).await?;
     if learn {
-        learn_weights(&kb, &set, questions).await?;
+        let KbAccess::Local(kb) = &kb else {
+            anyhow::bail!(
+                "--learn refits the weights kept beside the index, but the running daemon holds it and uses \
+                 them: stop the daemon, run `kb eval --learn`, start it again (without --learn the evaluation \
+                 runs through the daemon)"
+            );
+        };
+        learn_weights(kb, &set, questions).await?;
     }
-    let retriever = crate::agent::knowledge_retriever::KnowledgeRetriever::new(kb.clone());
+    let fallbacks = kb.dense_fallbacks().await;
+    let fallbacks_after = |kb: KbAccess| async move { kb.dense_fallbacks().await - fallbacks };
+    let searched = match &kb {
+        KbAccess::Local(kb) => KbAccess::Local(kb.clone()),
+        KbAccess::Daemon(c) => KbAccess::Daemon(c.clone()),
+    };
+    let retriever = searched.retriever();
     let scratch = tempfile::tempdir().context("Failed to create a scratch directory")?;
     let store =
         Store::open(&scratch.path().join(crate::DATABASE_FILE)).await.context("Failed to open a scratch database")?;
-    let agent = Agent::new(settings, std::sync::Arc::new(retriever), std::sync::Arc::new(NoOrders), store.clone())
+    let agent = Agent::new(settings, std::sync::Arc::from(retriever), std::sync::Arc::new(NoOrders), store.clone())
         .context("Failed to set up the agent")?;
-    let fallbacks = kb.dense_fallbacks();
     let mut report = eval::run(&agent, &set).await;
-    report.dense_fallbacks = kb.dense_fallbacks() - fallbacks;
+    report.dense_fallbacks = fallbacks_after(kb).await;
     store.close().await;
     Ok(report)
+}
+
+fn print_calibration(c: &live::CalibrationSummary) {
+    println!(
+        "kb ingest: hybrid confidence calibrated with {} on {} pseudo-questions of {} sections; \
+         a stored answer is sent from {:.3} (docs/agent.md)",
+        c.dense_model, c.questions, c.sections, c.bar
+    );
 }
 
 /// `kb eval --learn`: the weights refitted on the set's answerable questions.

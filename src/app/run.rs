@@ -93,12 +93,23 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     .with_report(cfg.report.clone())
     .with_task_board(ops.state.tasks.clone())
     .with_retention(cfg.retention.clone());
+    let mut knowledge = None;
     let daemon = match cfg.contact_setup()? {
         Some(mut setup) => {
-            super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
+            knowledge = super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
             daemon.with_contact(setup)
         }
         None => daemon,
+    };
+    // The daemon holds the index now: the `kb` commands and `ask` reach it through this listener.
+    let live = match knowledge {
+        Some(kb) => crate::knowledge::live::serve(kb, &cfg.data_dir)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "the knowledge listener did not start: `kb` commands fail while the daemon runs")
+            })
+            .ok(),
+        None => None,
     };
     let mut handle = tokio::spawn(daemon.run());
     let result = tokio::select! {
@@ -109,6 +120,9 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         res = &mut handle => res,
     };
     let _ = stop_tx.send(true);
+    if let Some(live) = live {
+        live.shutdown().await;
+    }
     ops.shutdown().await;
     messenger.close().await;
     store.close().await;

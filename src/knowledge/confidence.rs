@@ -33,7 +33,7 @@ const NARROWER_DISCOUNT: f64 = 0.15;
 const MARGIN_FLOOR: f64 = 0.6;
 
 /// Why a hit got its confidence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     pub coverage: f64,
     pub title_coverage: f64,
@@ -57,7 +57,7 @@ pub struct Evidence {
 }
 
 /// Which retrievers agreed on a hit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FoundBy {
     #[default]

@@ -23,7 +23,7 @@ use crate::store::ApprovedPair;
 const UPSERT_BATCH: usize = 256;
 
 /// A file's text and its source name (path relative to the ingested root).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceText {
     pub source: String,
     pub text: String,
@@ -40,7 +40,7 @@ pub struct IngestInput {
 
 /// Counts for the summary line. Chunk-level: a changed chunk counts as
 /// updated when its source had a chunk removed in the same run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IngestReport {
     pub added: usize,
     pub updated: usize,

@@ -19,6 +19,7 @@ pub mod embed;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
+pub mod live;
 pub mod pseudo_questions;
 pub mod redact;
 pub mod search;
@@ -61,6 +62,14 @@ pub enum KnowledgeError {
          re-ingest with `tribute-assistant kb ingest --rebuild`"
     )]
     ModelMismatch { location: String, stored: String, configured: String },
+    #[error(
+        "the knowledge base under {} is open in another process (a running daemon `tribute-assistant run`, \
+         or another `kb` command); it holds the index until it stops",
+        dir.display()
+    )]
+    Busy { dir: PathBuf },
+    #[error("the daemon at {url}: {message}")]
+    Daemon { url: String, message: String },
     #[error("index ({backend}): {message}")]
     Index { backend: &'static str, message: String },
     #[error("{source_name}: {reason}")]
@@ -131,7 +140,7 @@ pub struct SearchFilter {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
     /// Point id (stable for unchanged content).
     pub id: String,
@@ -187,7 +196,7 @@ fn candidate_count(limit: usize) -> usize {
 }
 
 /// Counts for `kb stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KbStats {
     pub backend: String,
     pub collection: String,

@@ -133,6 +133,10 @@ pub struct Sandbox {
     /// `world.connect()`) and the seeded session file.
     mtproto: Option<Mtproto>,
     running: Option<Running>,
+    /// The agent's knowledge base, opened once and shared by every daemon
+    /// started here: a restarted daemon's tasks may still hold the previous
+    /// handle for a moment, and the embedded index opens in one place at a time.
+    knowledge: Option<crate::knowledge::KnowledgeBase>,
     /// ops: measurements that outlive daemon restarts, as in one process.
     metrics: Arc<crate::ops::Metrics>,
     telegram_stats: Arc<crate::ops::TelegramStats>,
@@ -187,6 +191,7 @@ impl Sandbox {
             store,
             mtproto,
             running: None,
+            knowledge: None,
             metrics: Arc::default(),
             telegram_stats: Arc::default(),
         })
@@ -355,16 +360,23 @@ impl Sandbox {
     }
 
     /// The agent in its offline default (retrieval-only, no LLM) over the
-    /// starter FAQ, ingested into the sandbox's data dir (idempotent), and
-    /// `/learn` adding to that knowledge base.
-    async fn wire_agent(&self, setup: &mut ContactSetup) -> anyhow::Result<()> {
+    /// starter FAQ, ingested into the sandbox's data dir once, and `/learn`
+    /// adding to that knowledge base.
+    async fn wire_agent(&mut self, setup: &mut ContactSetup) -> anyhow::Result<()> {
         use crate::agent::{questions, AgentSettings};
         use crate::knowledge::{ingest::IngestInput, KnowledgeBase, KnowledgeSection};
-        let data_dir = self.db_path.parent().context("the database has no parent dir")?;
-        let kc = KnowledgeSection::default().resolve(&|_| None).context("knowledge defaults")?;
-        let kb = KnowledgeBase::open(data_dir, &kc).await.context("Failed to open the sandbox's knowledge base")?;
-        let input = IngestInput { documents: Some(crate::knowledge::starter::sources()), conversations: None };
-        kb.ingest(input, false, None).await.context("Failed to ingest the starter FAQ")?;
+        let kb = match &self.knowledge {
+            Some(kb) => kb.clone(),
+            None => {
+                let data_dir = self.db_path.parent().context("the database has no parent dir")?;
+                let kc = KnowledgeSection::default().resolve(&|_| None).context("knowledge defaults")?;
+                let kb =
+                    KnowledgeBase::open(data_dir, &kc).await.context("Failed to open the sandbox's knowledge base")?;
+                let input = IngestInput { documents: Some(crate::knowledge::starter::sources()), conversations: None };
+                kb.ingest(input, false, None).await.context("Failed to ingest the starter FAQ")?;
+                self.knowledge.insert(kb).clone()
+            }
+        };
         let settings = AgentSettings::resolve(&Default::default(), &|_| None).context("agent defaults")?;
         questions::attach(setup, settings, kb, self.store.clone())
     }

@@ -18,6 +18,7 @@ mod fuzz_smoke;
 mod holdout;
 mod knowledge;
 mod learning;
+mod live_kb;
 mod moderator;
 mod mtproto_server;
 mod ops;

@@ -149,3 +149,19 @@ fn the_same_seed_gives_the_same_script_and_without_faults_the_same_outcome() {
     };
     assert_eq!(figures(&x), figures(&y), "{x:#?}\n{y:#?}");
 }
+
+/// `simulate --agent`: the in-process daemon restarts (crashes at
+/// checkpoints, aborts, graceful stops) while the previous one's tasks may
+/// still hold its knowledge base; the embedded index opens in one place at
+/// a time, so a restart must not open it again (these seeds died there:
+/// `run_blocking` failed). The invariants are the other tests' business.
+#[test]
+fn simulate_with_the_agent_survives_its_restarts() {
+    for seed in [2, 3] {
+        let p = Params { restarts: Some(4), agent: true, ..params(seed, 60, Faults::Normal) };
+        let r = simulate(&p);
+        let restarts: u64 =
+            ["abort", "crash", "graceful"].iter().map(|k| r.restarts.get(k).copied().unwrap_or(0)).sum();
+        assert_eq!(restarts, 4, "{:?}\nreplay: {}", r.restarts, r.replay);
+    }
+}

@@ -3,6 +3,12 @@
 //! Edge calls are blocking, so each runs on `spawn_blocking`. Its `flush`
 //! panics if another thread holds the WAL, so writes, flushes and
 //! optimisation take an exclusive lock and searches a shared one.
+//!
+//! One process at a time: the shard's WAL is locked by whoever opened it,
+//! and Edge reports a second opener only as `Can't init WAL: WouldBlock`.
+//! A lock file of our own, taken before the shard is opened and released
+//! after it is closed, turns that into [`KnowledgeError::Busy`], which says
+//! who holds the index and what to do.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +27,8 @@ use crate::knowledge::{ChunkKind, KnowledgeError, SearchFilter, SparseVec};
 
 const META_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "edge";
+/// The advisory lock held for as long as the shard is open.
+pub const LOCK_FILE: &str = "index.lock";
 
 /// Points written into the appendable segment before it is rolled.
 ///
@@ -38,7 +46,7 @@ const ROLL_EVERY: usize = 5_000;
 pub struct EdgeIndex {
     dir: PathBuf,
     meta: CollectionMeta,
-    shard: Arc<EdgeShard>,
+    shard: Arc<Held>,
     lock: Arc<RwLock<()>>,
     /// Points written since the last optimisation.
     unoptimized: Arc<AtomicUsize>,
@@ -58,12 +66,41 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KnowledgeError + '_ {
     move |source| KnowledgeError::Io { path: path.to_owned(), source }
 }
 
+/// The open shard and the lock file that guards it. Fields drop in order:
+/// the shard is closed before the lock is released, also when the last
+/// reference is a search still running on a blocking thread.
+struct Held {
+    shard: EdgeShard,
+    _lock: std::fs::File,
+}
+
+/// Takes the index's lock file in `dir`, or says that another process (or
+/// another open handle in this one) holds it.
+fn lock(dir: &Path) -> Result<std::fs::File, KnowledgeError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(KnowledgeError::Busy { dir: dir.to_owned() });
+            }
+            return Err(KnowledgeError::Io { path, source: e });
+        }
+    }
+    Ok(file)
+}
+
 impl EdgeIndex {
     /// Opens the collection in `dir` (e.g. `<data_dir>/knowledge`), creating
     /// it when absent. With `rebuild` an existing collection is deleted first.
     pub fn open(dir: &Path, wanted: &CollectionMeta, rebuild: bool) -> Result<Self, KnowledgeError> {
         let meta_path = dir.join(META_FILE);
         let shard_path = dir.join(SHARD_DIR);
+        let held_lock = lock(dir)?;
         if rebuild {
             for p in [&shard_path] {
                 if p.exists() {
@@ -103,7 +140,7 @@ impl EdgeIndex {
         Ok(Self {
             dir: dir.to_owned(),
             meta: wanted.clone(),
-            shard: Arc::new(shard),
+            shard: Arc::new(Held { shard, _lock: held_lock }),
             lock: Arc::new(RwLock::new(())),
             unoptimized: Arc::new(AtomicUsize::new(0)),
         })
@@ -119,10 +156,10 @@ impl EdgeIndex {
         tokio::task::spawn_blocking(move || {
             if exclusive {
                 let _g = lock.write().unwrap_or_else(|p| p.into_inner());
-                f(&shard)
+                f(&shard.shard)
             } else {
                 let _g = lock.read().unwrap_or_else(|p| p.into_inner());
-                f(&shard)
+                f(&shard.shard)
             }
         })
         .await
