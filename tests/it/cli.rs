@@ -104,11 +104,17 @@ fn demo_runs_the_whole_flow_and_its_numbers_add_up() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
     assert_eq!(n("orders"), 9, "{v}");
-    assert_eq!(n("completed") + n("escalated") + n("failed"), n("orders"));
+    assert_eq!(n("completed") + n("waiting_for_customer") + n("with_moderator") + n("failed"), n("orders"));
     assert_eq!(n("backend_activations"), n("completed"), "exactly once: {v}");
     assert_eq!(n("completed"), 6, "{v}");
-    assert_eq!(n("escalated"), 3, "{v}");
+    // Two IDs and an unknown ID wait for the customer; the second payment is with a moderator.
+    assert_eq!((n("waiting_for_customer"), n("with_moderator")), (2, 1), "{v}");
     assert_eq!(n("malformed"), 1, "{v}");
+    // A malformed message gets a card, but it is not an order's case.
+    assert_eq!((n("order_cards"), n("malformed_cards")), (2, 1), "{v}");
+    assert_eq!(n("moderator_cards"), n("order_cards") + n("malformed_cards") + n("unrecognised_cards") + n("question_cards"));
+    assert!(stdout.contains("waiting for the customer's answer 2, with a moderator 1"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "malformed Tribute messages (not orders): 1"), "its own line: {stdout}");
     // Issue 4: one order finished by talking to the customer, one by a moderator's reply.
     assert!(n("completed_after_contact") >= 1, "{v}");
     assert!(n("completed_by_moderator") >= 1, "{v}");
@@ -164,7 +170,7 @@ fn demo_over_mtproto_runs_the_same_flow_through_the_grammers_adapter() {
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
     assert_eq!(n("orders"), 9, "{v}");
     assert_eq!(n("completed"), 6, "{v}");
-    assert_eq!(n("escalated"), 3, "{v}");
+    assert_eq!((n("waiting_for_customer"), n("with_moderator")), (2, 1), "{v}");
     assert!(n("completed_after_contact") >= 1 && n("completed_by_moderator") >= 1, "{v}");
     assert_eq!(n("failed"), 0, "{v}");
     assert_eq!(n("malformed"), 1, "{v}");
