@@ -198,3 +198,20 @@ fn demo_rejects_an_unknown_transport() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sim") && err.contains("mtproto"), "{err}");
 }
+
+/// Opening the embedded index used to warn "MULTI_MMAP_SUPPORT_CHECK_RESULT
+/// should be initialized…" on every start (Qdrant Edge's mmap check, which
+/// only the Qdrant server's own start fills in): not with the default filter.
+#[test]
+fn opening_the_knowledge_base_does_not_warn_about_qdrants_mmap_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bin().args(["kb", "ingest", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin().args(["ask", "how do I pay for diamonds?", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).is_empty(), "an answer or a reason: {stderr}");
+    assert!(!stderr.contains("MULTI_MMAP"), "{stderr}");
+    assert!(stderr.contains("INFO"), "the default filter still logs: {stderr}");
+}
