@@ -226,3 +226,38 @@ async fn the_backend_probe_passes_with_the_same_secret_only() {
     assert!(warning.contains("refused our signature") && warning.contains("/tmp/x/backend.secret"), "{warning}");
     backend.shutdown().await;
 }
+
+/// `case_card` means a card names this order: a card about order …-10 is
+/// not one about order …-1.
+#[tokio::test]
+async fn a_card_about_order_ten_is_not_a_card_about_order_one() {
+    use tribute_assistant::telegram::{Messenger, RandomId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::start(&args(dir.path())).await.unwrap();
+    let http = crate::support::http();
+    let url = |p: &str| format!("{}{p}", tb.ready.control);
+    let mut refs = Vec::new();
+    for i in 0..10 {
+        let order = serde_json::json!({"customer_id": 600 + i, "customer_name": "Иван", "product": "100 Diamonds",
+            "price": "€5.00", "details": "оплатил"});
+        let posted: serde_json::Value = http.post(url("/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+        refs.push((posted["message_id"].as_i64().unwrap(), posted["order_ref"].as_str().unwrap().to_owned()));
+    }
+    let (first, tenth) = (&refs[0], &refs[9]);
+    assert!(tenth.1.starts_with(&first.1), "the case this test is about: {} and {}", first.1, tenth.1);
+    // Our account posts a card about the tenth order only.
+    let card = format!("🚨 Case C1 · order {} needs a person\nWhy: the customer wrote no account ID", tenth.1);
+    tb.state.world.connect().send_message(tb.state.moderator_chat, &card, None, RandomId::fresh()).await.unwrap();
+
+    let entry = |id: i64| {
+        let http = http.clone();
+        let u = url(&format!("/orders/{id}"));
+        async move { http.get(u).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(entry(tenth.0).await["case_card"], true);
+    assert_eq!(entry(first.0).await["case_card"], false, "{}", first.1);
+    let stats: serde_json::Value = http.get(url("/stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["totals"]["with_card"], 1, "{stats}");
+    tb.shutdown().await;
+}
