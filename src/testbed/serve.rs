@@ -31,8 +31,7 @@ use crate::telegram::ChatId;
 /// `tribute-assistant testbed`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestbedArgs {
-    /// Where the daemon's config, session, secret and data dir are written
-    /// (default: ./testbed).
+    /// Where the daemon's config, session, secret and data dir are written.
     #[arg(long, default_value = "testbed")]
     pub dir: PathBuf,
     /// The MTProto server's address (port 0: a free one).

@@ -215,3 +215,93 @@ fn opening_the_knowledge_base_does_not_warn_about_qdrants_mmap_check() {
     assert!(!stderr.contains("MULTI_MMAP"), "{stderr}");
     assert!(stderr.contains("INFO"), "the default filter still logs: {stderr}");
 }
+
+/// The subcommands a `--help` lists (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    let section = help.split("\nCommands:\n").nth(1).unwrap_or_default();
+    let section = section.split("\n\n").next().unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The argument lines of a help section (`Options:` or `Arguments:`) with
+/// the line after each, where its description is.
+fn entries<'a>(help: &'a str, section: &str) -> Vec<(&'a str, Option<&'a str>)> {
+    let Some(body) = help.split(&format!("\n{section}:\n")).nth(1) else { return vec![] };
+    let lines: Vec<&str> = body.lines().take_while(|l| !(!l.is_empty() && !l.starts_with(' '))).collect();
+    let is_entry = |l: &str| {
+        let t = l.trim_start();
+        let indent = l.len() - t.len();
+        (2..=6).contains(&indent) && (t.starts_with('-') || t.starts_with('<') || t.starts_with('['))
+    };
+    (0..lines.len())
+        .filter(|&i| is_entry(lines[i]))
+        .map(|i| (lines[i], lines.get(i + 1).copied().filter(|next| !is_entry(next))))
+        .collect()
+}
+
+/// Arguments of `kb` (src/app/knowledge.rs, which another change in flight
+/// owns) still without a description: (subcommand, argument). The test
+/// fails once one of them has one, so that it is taken off this list.
+const PENDING: &[(&str, &str)] =
+    &[("kb search", "<QUERY>"), ("kb search", "--limit"), ("kb eval", "<QUESTIONS>"), ("kb stats", "--json")];
+
+/// Every option and argument of every subcommand says what it is for, on
+/// the line under it — one layout for all commands, `-h` and `--help`.
+#[test]
+fn every_option_of_every_subcommand_has_a_description() {
+    let help = |path: &[String], flag: &str| {
+        let out = bin().args(path).arg(flag).output().unwrap();
+        assert!(out.status.success(), "{path:?} {flag}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    let mut missing = Vec::new();
+    let mut pending_seen = 0;
+    while let Some(path) = todo.pop() {
+        let long = help(&path, "--help");
+        for sub in subcommands(&long) {
+            let mut p = path.clone();
+            p.push(sub);
+            todo.push(p);
+        }
+        for flag in ["--help", "-h"] {
+            let text = if flag == "--help" { long.clone() } else { help(&path, flag) };
+            // One layout: a command's own options first, then the global ones, help and version.
+            let names: Vec<&str> = entries(&text, "Options")
+                .iter()
+                .filter_map(|(e, _)| e.split_whitespace().find(|w| w.starts_with("--")))
+                .collect();
+            let tail = ["--config", "--log-format", "--log", "--help", "--version"];
+            assert!(names.ends_with(&tail), "{} {flag}: {names:?}", path.join(" "));
+            for section in ["Arguments", "Options"] {
+                for (entry, next) in entries(&text, section) {
+                    seen += 1;
+                    let name = entry.split_whitespace().take_while(|w| w.starts_with('-') || w.ends_with(',') || w.starts_with('<') || w.starts_with('[')).count();
+                    let rest = entry.split_whitespace().skip(name).collect::<Vec<_>>();
+                    let described = next.map(str::trim).is_some_and(|d| {
+                        !d.is_empty() && !d.starts_with('[') && !d.starts_with("Possible values")
+                    });
+                    let pending = PENDING.iter().any(|(cmd, arg)| {
+                        *cmd == path.join(" ") && entry.split_whitespace().any(|w| w.trim_end_matches(',') == *arg)
+                    });
+                    if pending {
+                        assert!(!described, "{} {entry:?} has a description now: take it off PENDING", path.join(" "));
+                        pending_seen += 1;
+                    } else if !described || !rest.is_empty() {
+                        missing.push(format!("{} {flag}: {entry:?} then {next:?}", path.join(" ")));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 100, "the walk found the options: {seen}");
+    assert_eq!(pending_seen, 2 * PENDING.len(), "each pending entry, in -h and --help");
+    assert!(missing.is_empty(), "options without a description on the line under them:\n{}", missing.join("\n"));
+}
