@@ -160,7 +160,12 @@ impl Contact {
     /// The third refused ID: the customer is told that a person takes the
     /// order over, so they do not wait for an answer that never comes
     /// (`id_rejected_thrice`; we no longer ask for an ID).
-    async fn tell_a_person_takes_over(&self, conv: &ConversationRecord, order: &OrderRecord, account: &str) -> Result<()> {
+    async fn tell_a_person_takes_over(
+        &self,
+        conv: &ConversationRecord,
+        order: &OrderRecord,
+        account: &str,
+    ) -> Result<()> {
         let lang = conv.language;
         let problem = self.problem(order, Some(account), lang);
         let line = order_line(order, lang);
@@ -172,7 +177,9 @@ impl Contact {
         ];
         let text = self.templates.render("id_rejected_thrice", lang, &vars);
         match self.send(conv, &text, Author::Assistant, None, Some("id_rejected_thrice"), &[order.id]).await? {
-            Sent::Delivered(_) | Sent::Queued(_) => info!(order_ref = %order.order_ref, "told the customer a person takes over"),
+            Sent::Delivered(_) | Sent::Queued(_) => {
+                info!(order_ref = %order.order_ref, "told the customer a person takes over")
+            }
             other => {
                 warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
             }
@@ -471,8 +478,7 @@ impl Contact {
                         // kept or queued question was not passed to anyone.
                         let template = if to_team.0 { "ask_again_none_forwarded" } else { "ask_again_none" };
                         let text = self.templates.render(template, conv.language, &[]);
-                        let sent =
-                            self.send(&conv, &text, Author::Assistant, None, Some(template), &order_ids).await?;
+                        let sent = self.send(&conv, &text, Author::Assistant, None, Some(template), &order_ids).await?;
                         self.after_reply(&conv, &order_ids, sent).await?;
                     }
                     Effect::Question { acknowledge } => {

@@ -112,7 +112,10 @@ fn demo_runs_the_whole_flow_and_its_numbers_add_up() {
     assert_eq!(n("malformed"), 1, "{v}");
     // A malformed message gets a card, but it is not an order's case.
     assert_eq!((n("order_cards"), n("malformed_cards")), (2, 1), "{v}");
-    assert_eq!(n("moderator_cards"), n("order_cards") + n("malformed_cards") + n("unrecognised_cards") + n("question_cards"));
+    assert_eq!(
+        n("moderator_cards"),
+        n("order_cards") + n("malformed_cards") + n("unrecognised_cards") + n("question_cards")
+    );
     assert!(stdout.contains("waiting for the customer's answer 2, with a moderator 1"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "malformed Tribute messages (not orders): 1"), "its own line: {stdout}");
     // Issue 4: one order finished by talking to the customer, one by a moderator's reply.
@@ -283,11 +286,16 @@ fn every_option_of_every_subcommand_has_a_description() {
             for section in ["Arguments", "Options"] {
                 for (entry, next) in entries(&text, section) {
                     seen += 1;
-                    let name = entry.split_whitespace().take_while(|w| w.starts_with('-') || w.ends_with(',') || w.starts_with('<') || w.starts_with('[')).count();
+                    let name = entry
+                        .split_whitespace()
+                        .take_while(|w| {
+                            w.starts_with('-') || w.ends_with(',') || w.starts_with('<') || w.starts_with('[')
+                        })
+                        .count();
                     let rest = entry.split_whitespace().skip(name).collect::<Vec<_>>();
-                    let described = next.map(str::trim).is_some_and(|d| {
-                        !d.is_empty() && !d.starts_with('[') && !d.starts_with("Possible values")
-                    });
+                    let described = next
+                        .map(str::trim)
+                        .is_some_and(|d| !d.is_empty() && !d.starts_with('[') && !d.starts_with("Possible values"));
                     let pending = PENDING.iter().any(|(cmd, arg)| {
                         *cmd == path.join(" ") && entry.split_whitespace().any(|w| w.trim_end_matches(',') == *arg)
                     });

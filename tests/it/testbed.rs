@@ -241,7 +241,8 @@ async fn a_card_about_order_ten_is_not_a_card_about_order_one() {
     for i in 0..10 {
         let order = serde_json::json!({"customer_id": 600 + i, "customer_name": "Иван", "product": "100 Diamonds",
             "price": "€5.00", "details": "оплатил"});
-        let posted: serde_json::Value = http.post(url("/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+        let posted: serde_json::Value =
+            http.post(url("/orders")).json(&order).send().await.unwrap().json().await.unwrap();
         refs.push((posted["message_id"].as_i64().unwrap(), posted["order_ref"].as_str().unwrap().to_owned()));
     }
     let (first, tenth) = (&refs[0], &refs[9]);
