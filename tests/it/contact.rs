@@ -148,6 +148,47 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
     sb.shutdown().await.unwrap();
 }
 
+/// A question that waits in the queue (the account's budget of new cases
+/// is used up) was passed to nobody yet: no promise now, and the customer
+/// is told once it reaches a person.
+#[tokio::test]
+async fn a_queued_answer_without_an_id_is_acknowledged_when_it_reaches_a_case() {
+    use std::num::NonZeroU32;
+    use tribute_assistant::contact::AccountBudget;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::default();
+    let one = NonZeroU32::new(1).unwrap();
+    opts.contact.as_mut().unwrap().account_budget = AccountBudget {
+        question_cases_per_minute: one,
+        question_cases_per_hour: NonZeroU32::new(60).unwrap(),
+        ..Default::default()
+    };
+    let sb = sandbox_with(&dir, opts).await;
+    // A stranger's question takes this minute's one new case.
+    sb.world.add_user(620, "Гость", None);
+    sb.world.post_as_user(620, 620, "а как это работает?", None);
+    wait_sent(&sb, 620, 1).await;
+    assert_eq!(sb.store().all_cases().await.unwrap().len(), 1);
+
+    sb.world.post_order(&order(621).by("Игорь").details("оплатил"));
+    wait_sent(&sb, 621, 1).await;
+    sb.world.post_as_user(621, 621, "а когда придут алмазы?", None);
+    let sent = wait_sent(&sb, 621, 2).await;
+    assert!(!sent[1].text.contains("передал"), "the question only waits: {}", sent[1].text);
+    assert_eq!(sb.store().questions_waiting().await.unwrap(), 1);
+
+    let clock = pause_time().await;
+    advance(Duration::from_secs(61)).await;
+    let sent = wait_sent(&sb, 621, 3).await;
+    clock.resume();
+    assert!(sent[2].text.contains("передал его команде"), "told once a person has it: {}", sent[2].text);
+    let talk = stored_talk(&sb, 621, 4).await;
+    assert_eq!(talk[3].template.as_deref(), Some("question_forwarded"));
+    assert!(sb.store().open_question_case(talk[0].conversation_id).await.unwrap().is_some());
+    sb.shutdown().await.unwrap();
+}
+
 /// "I passed it to the team" only when a person has the message: an
 /// answer without an ID that the agent answered was passed to nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
