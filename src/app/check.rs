@@ -11,7 +11,7 @@
 //! session is read from its file without going to the network (`login
 //! --check` asks Telegram).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Status {
     Pass,
     Fail,
+    /// Works, but should be fixed (a secret file others can read): does
+    /// not fail the check.
+    Warn,
     /// Not configured, so not checked.
     Skip,
 }
@@ -46,6 +49,7 @@ impl Status {
         match self {
             Status::Pass => "✔",
             Status::Fail => "✘",
+            Status::Warn => "!",
             Status::Skip => "–",
         }
     }
@@ -67,6 +71,9 @@ impl CheckLine {
     }
     fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self { status: Status::Fail, name, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { status: Status::Warn, name, detail: detail.into(), fix: Some(fix.into()) }
     }
     fn skip(name: &'static str, detail: impl Into<String>) -> Self {
         Self { status: Status::Skip, name, detail: detail.into(), fix: None }
@@ -109,6 +116,15 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
             lines.push(CheckLine::pass("config file", "none given: defaults and the environment"));
             FileConfig::default()
         }
+        Some(path) if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {
+            lines.push(CheckLine::fail(
+                "config file",
+                format!("{} does not exist", path.display()),
+                "create it (the example in README.md, Configuration, is a start; docs/deployment.md says where it \
+                 goes), or point --config / TRIBUTE_ASSISTANT_CONFIG at the one you have",
+            ));
+            return lines;
+        }
         Some(path) => match FileConfig::load(path) {
             Ok(file) => {
                 lines.push(CheckLine::pass("config file", path.display().to_string()));
@@ -146,6 +162,7 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
             None
         }
     };
+    lines.extend(secret_file_lines(&secret_files(&file, env)));
     match &cfg {
         Some(cfg) => lines.push(backend_line(cfg).await),
         None => lines.push(CheckLine::fail(
@@ -194,6 +211,56 @@ pub async fn checks(config: Option<&Path>, env: &impl Fn(&str) -> Option<String>
         ),
     });
     lines
+}
+
+/// The files the config names that hold a secret, with what names them.
+fn secret_files(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> Vec<(&'static str, PathBuf)> {
+    let named = [
+        ("[backend] secret_file", file.backend.as_ref().and_then(|b| b.secret_file.clone())),
+        ("[telegram] api_hash_file", file.telegram.api_hash_file.clone()),
+        ("[webhook] api_key_file", file.webhook.api_key_file.clone()),
+        ("[agent] api_key_file", file.agent.api_key_file.clone()),
+        ("[knowledge] qdrant_api_key_file", file.knowledge.qdrant_api_key_file.clone()),
+        ("[knowledge.embedding] api_key_file", file.knowledge.embedding.as_ref().and_then(|e| e.api_key_file.clone())),
+        ("the Telegram session", Some(file.session_path(env))),
+    ];
+    named.into_iter().filter_map(|(key, path)| Some((key, path?))).collect()
+}
+
+/// A secret file that others may read works, so it is a warning, with the
+/// command that fixes it; a missing file is the settings' or the
+/// session's line to report.
+fn secret_file_lines(files: &[(&'static str, PathBuf)]) -> Vec<CheckLine> {
+    use std::os::unix::fs::PermissionsExt;
+    const NAME: &str = "secret files";
+    let mut lines = Vec::new();
+    let mut private = 0;
+    for (key, path) in files {
+        let Ok(meta) = std::fs::metadata(path) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            private += 1;
+            continue;
+        }
+        lines.push(CheckLine::warn(
+            NAME,
+            format!("{} ({key}) has mode {mode:04o}: other users of this machine can read the secret", path.display()),
+            format!("chmod 600 {}", shell_quote(&path.display().to_string())),
+        ));
+    }
+    if lines.is_empty() && private > 0 {
+        lines.push(CheckLine::pass(NAME, format!("{private} file(s), each readable by its owner only (0600)")));
+    }
+    lines
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:@,".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 fn data_dir_line(dir: &Path) -> CheckLine {
@@ -570,7 +637,7 @@ fn error_text(e: &reqwest::Error) -> String {
     redact_credentials(&text).into_owned()
 }
 
-/// The table: mark, name, detail; the fix indented under each ✘.
+/// The table: mark, name, detail; the fix indented under each ✘ and !.
 pub fn render(config: Option<&Path>, lines: &[CheckLine]) -> String {
     let width = lines.iter().map(|l| l.name.chars().count()).max().unwrap_or(0);
     let mut out =
@@ -582,12 +649,22 @@ pub fn render(config: Option<&Path>, lines: &[CheckLine]) -> String {
         }
     }
     let failed = lines.iter().filter(|l| l.status == Status::Fail).count();
+    let warned = lines.iter().filter(|l| l.status == Status::Warn).count();
     out.push('\n');
-    out.push_str(&match failed {
-        0 => "All checks passed.\n".to_owned(),
-        1 => "1 check failed.\n".to_owned(),
-        n => format!("{n} checks failed.\n"),
+    out.push_str(match failed {
+        0 => "All checks passed",
+        1 => "1 check failed",
+        _ => "",
     });
+    if failed > 1 {
+        out.push_str(&format!("{failed} checks failed"));
+    }
+    match warned {
+        0 => {}
+        1 => out.push_str("; 1 warning"),
+        n => out.push_str(&format!("; {n} warnings")),
+    }
+    out.push_str(".\n");
     out
 }
 
@@ -626,5 +703,62 @@ mod tests {
         assert!(text.contains("  ✘  longer name  broken\n"), "{text}");
         assert!(text.contains("fix: do this\n"), "{text}");
         assert!(text.ends_with("1 check failed.\n"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn config(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_config_file_that_does_not_exist_is_named_so_with_how_to_create_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let lines = checks(Some(&missing), &|_| None).await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].status, Status::Fail);
+        assert!(lines[0].detail.ends_with("does not exist"), "{:?}", lines[0]);
+        let fix = lines[0].fix.as_deref().unwrap();
+        assert!(fix.starts_with("create it") && !fix.contains("correct"), "{fix}");
+        // A file that exists but is wrong is still "correct the file".
+        let broken = config(dir.path(), "data_dir = [");
+        let lines = checks(Some(&broken), &|_| None).await;
+        assert!(lines[0].fix.as_deref().unwrap().starts_with("correct the file"), "{:?}", lines[0]);
+    }
+
+    #[tokio::test]
+    async fn a_secret_file_others_can_read_is_a_warning_with_the_chmod_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("backend secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let body = format!(
+            "data_dir = {:?}\n[backend]\nurl = \"http://127.0.0.1:9/api\"\nsecret_file = {:?}\n",
+            dir.path().join("data"),
+            secret
+        );
+        let path = config(dir.path(), &body);
+        let lines = checks(Some(&path), &|_| None).await;
+        let line = lines.iter().find(|l| l.name == "secret files").expect("a secret files line");
+        assert_eq!(line.status, Status::Warn, "{line:?}");
+        assert!(line.detail.contains("0644") && line.detail.contains("[backend] secret_file"), "{line:?}");
+        assert_eq!(line.fix.as_deref(), Some(format!("chmod 600 '{}'", secret.display()).as_str()));
+        let text = render(Some(&path), &lines);
+        assert!(text.lines().any(|l| l.starts_with("  !  secret files")), "{text}");
+        assert!(text.contains("; 1 warning."), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let lines = checks(Some(&path), &|_| None).await;
+        let line = lines.iter().find(|l| l.name == "secret files").unwrap();
+        assert_eq!(line.status, Status::Pass, "{line:?}");
     }
 }

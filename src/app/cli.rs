@@ -12,16 +12,16 @@ use super::telemetry::{self, LogFormat};
 /// reply in the Tribute chat with the payment number and press "Send".
 /// Orders it cannot finish go to a moderator chat with their raw text.
 #[derive(Debug, Parser)]
-#[command(name = "tribute-assistant", version, about, long_about = None, propagate_version = true)]
+#[command(name = "tribute-assistant", version, about, long_about = None, propagate_version = true, next_line_help = true)]
 pub struct Cli {
     /// Config file (TOML). Secrets come from the environment, never from this file.
-    #[arg(long, short, global = true, env = "TRIBUTE_ASSISTANT_CONFIG")]
+    #[arg(long, short, global = true, env = "TRIBUTE_ASSISTANT_CONFIG", display_order = 900)]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, display_order = 901)]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `tribute_assistant=debug` (default: info; demo: error).
-    #[arg(long, global = true, env = "RUST_LOG")]
+    #[arg(long, global = true, env = "RUST_LOG", display_order = 902)]
     pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,

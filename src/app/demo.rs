@@ -317,9 +317,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // Narrate from the store.
     let store = sb.store().clone();
-    let mut completed = 0;
-    let mut escalated = 0;
-    let mut failed = 0;
+    let mut tally = Tally::default();
     let mut rows = Vec::new();
     for (msg, what) in &posted {
         let r = crate::domain::OrderRef::for_message(sb.tribute_chat(), *msg);
@@ -356,12 +354,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 sb.backend.activations_for(order.order_ref.as_str())
             );
         }
-        match order.state {
-            OrderState::Confirmed => completed += 1,
-            OrderState::Escalated | OrderState::NeedsCustomer => escalated += 1,
-            OrderState::Failed | OrderState::Refunded => failed += 1,
-            _ => {}
-        }
+        tally.order(order.state);
         rows.push([
             order.order_ref.to_string(),
             order.customer_name.clone(),
@@ -371,8 +364,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ]);
         println!();
     }
-    let malformed = store.count_malformed().await?;
+    tally.malformed = store.count_malformed().await? as usize;
     let cards = store.all_cards().await?;
+    for c in &cards {
+        tally.card(c.order_id.is_some(), &c.reason);
+    }
     let moderator_msgs = sb.world.messages(sb.moderator_chat);
     println!("── moderator chat: {} case message(s)", moderator_msgs.len());
     for m in &moderator_msgs {
@@ -409,15 +405,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!();
     print!("{}", table(&["ORDER", "CUSTOMER", "SCENARIO", "STATE", "REASON"], &rows));
     let stats = sb.backend.stats();
-    let orders = posted.len();
     println!();
-    println!(
-        "orders {orders}: completed {completed}, escalated {escalated}, failed {failed}; malformed messages {malformed}; \
-         backend activations {} (requests {}); moderator cards {}",
-        stats.activations,
-        stats.requests,
-        cards.len()
-    );
+    for line in tally.lines() {
+        println!("{line}");
+    }
+    println!("backend activations {} (requests {})", stats.activations, stats.requests);
     println!(
         "completed after talking to the customer: {completed_after_contact}; completed by a moderator: {completed_by_moderator}"
     );
@@ -438,21 +430,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         by_method
     });
-    let mut summary = serde_json::json!({
-        "orders": orders,
-        "completed": completed,
-        "escalated": escalated,
-        "failed": failed,
-        "malformed": malformed,
+    let mut summary = tally.json();
+    let extra = serde_json::json!({
         "backend_activations": stats.activations,
         "backend_requests": stats.requests,
-        "moderator_cards": cards.len(),
         "deliveries": deliveries.len(),
         "completed_after_contact": completed_after_contact,
         "completed_by_moderator": completed_by_moderator,
         "agent_turns": turns.len(),
         "agent_answers": agent_answers,
     });
+    summary.as_object_mut().expect("an object").extend(extra.as_object().expect("an object").clone());
     if let Some(calls) = mtproto_calls {
         summary["transport"] = "mtproto".into();
         summary["mtproto_calls"] = serde_json::json!(calls);
@@ -464,6 +452,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if interrupted {
         return Ok(ExitCode::from(130));
     }
+    let completed = tally.completed;
     let consistent = stats.activations as usize == completed && deliveries.len() == completed;
     if !consistent {
         eprintln!(
@@ -474,4 +463,119 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's figures, named for what happened: an order that waits for
+/// the customer's answer is not with a moderator yet, and a message that
+/// is not an order is not an order's case, though both get a card.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Tally {
+    orders: usize,
+    completed: usize,
+    waiting_for_customer: usize,
+    with_moderator: usize,
+    failed: usize,
+    /// Neither done nor waiting for a person (still on its way; 0 once settled).
+    in_progress: usize,
+    /// Tribute messages that looked like an order but could not be parsed.
+    malformed: usize,
+    order_cards: usize,
+    malformed_cards: usize,
+    unrecognised_cards: usize,
+    question_cards: usize,
+}
+
+impl Tally {
+    fn order(&mut self, state: OrderState) {
+        self.orders += 1;
+        match state {
+            OrderState::Confirmed => self.completed += 1,
+            OrderState::NeedsCustomer => self.waiting_for_customer += 1,
+            OrderState::Escalated => self.with_moderator += 1,
+            OrderState::Failed | OrderState::Refunded => self.failed += 1,
+            _ => self.in_progress += 1,
+        }
+    }
+
+    /// One case card in the moderator chat: `for_order` when it is an order's case.
+    fn card(&mut self, for_order: bool, reason: &str) {
+        use crate::domain::EscalationReason as R;
+        match reason {
+            _ if for_order => self.order_cards += 1,
+            r if r == R::MalformedOrder.as_str() => self.malformed_cards += 1,
+            r if r == R::UnrecognisedMessage.as_str() => self.unrecognised_cards += 1,
+            _ => self.question_cards += 1,
+        }
+    }
+
+    fn cards(&self) -> usize {
+        self.order_cards + self.malformed_cards + self.unrecognised_cards + self.question_cards
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut orders = format!(
+            "orders {}: completed {}, waiting for the customer's answer {}, with a moderator {}, failed {}",
+            self.orders, self.completed, self.waiting_for_customer, self.with_moderator, self.failed
+        );
+        if self.in_progress > 0 {
+            orders.push_str(&format!(", still in progress {}", self.in_progress));
+        }
+        vec![
+            orders,
+            format!("malformed Tribute messages (not orders): {}", self.malformed),
+            format!(
+                "moderator cards {}: {} for orders, {} for malformed messages, {} for unrecognised messages, {} for questions",
+                self.cards(),
+                self.order_cards,
+                self.malformed_cards,
+                self.unrecognised_cards,
+                self.question_cards
+            ),
+        ]
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "orders": self.orders,
+            "completed": self.completed,
+            "waiting_for_customer": self.waiting_for_customer,
+            "with_moderator": self.with_moderator,
+            "failed": self.failed,
+            "in_progress": self.in_progress,
+            "malformed": self.malformed,
+            "moderator_cards": self.cards(),
+            "order_cards": self.order_cards,
+            "malformed_cards": self.malformed_cards,
+            "unrecognised_cards": self.unrecognised_cards,
+            "question_cards": self.question_cards,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_who_an_order_waits_for_and_counts_a_malformed_message_apart() {
+        let mut t = Tally::default();
+        for s in [OrderState::Confirmed, OrderState::NeedsCustomer, OrderState::Escalated] {
+            t.order(s);
+        }
+        t.malformed = 1;
+        t.card(true, "already_fulfilled");
+        t.card(false, "malformed_order");
+        let lines = t.lines();
+        assert_eq!(
+            lines[0],
+            "orders 3: completed 1, waiting for the customer's answer 1, with a moderator 1, failed 0"
+        );
+        assert!(lines.iter().all(|l| !l.contains("escalated")), "{lines:?}");
+        assert_eq!(lines[1], "malformed Tribute messages (not orders): 1");
+        assert!(lines[2].starts_with("moderator cards 2: 1 for orders, 1 for malformed messages"), "{}", lines[2]);
+        let v = t.json();
+        assert_eq!((v["waiting_for_customer"].as_u64(), v["with_moderator"].as_u64()), (Some(1), Some(1)));
+        assert_eq!((v["order_cards"].as_u64(), v["malformed_cards"].as_u64()), (Some(1), Some(1)));
+        assert!(v.get("escalated").is_none());
+    }
 }

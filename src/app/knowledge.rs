@@ -41,10 +41,12 @@ pub enum KbCommand {
     },
     /// Search the knowledge base and print the best chunks.
     Search {
+        /// What a customer would ask.
         query: String,
         /// Print one JSON array of {"source","title","text","score"}.
         #[arg(long)]
         json: bool,
+        /// Print at most this many chunks.
         #[arg(long, default_value_t = 5)]
         limit: usize,
         /// Only `doc` or `conversation` chunks.
@@ -63,6 +65,7 @@ pub enum KbCommand {
     /// MRR, resolved / escalated / wrong, per-question details and the
     /// thresholds in force.
     Eval {
+        /// The question set (JSONL) to measure with.
         questions: PathBuf,
         /// Print one JSON object with the figures and a "details" array.
         #[arg(long)]
@@ -78,6 +81,7 @@ pub enum KbCommand {
     },
     /// Chunk counts per kind and the index backend in use.
     Stats {
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]

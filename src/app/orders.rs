@@ -33,6 +33,7 @@ pub enum OrdersCommand {
         /// replied, confirmed, needs_customer, escalated, failed).
         #[arg(long)]
         state: Option<String>,
+        /// Show at most this many orders.
         #[arg(long, default_value_t = 50)]
         limit: i64,
         /// Print JSON lines instead of a table.
@@ -46,8 +47,10 @@ pub enum OrdersCommand {
     Show {
         /// Order reference (payment number), e.g. TA-93372553-42.
         order_ref: String,
+        /// Print one JSON object (the order with its events) instead of text.
         #[arg(long)]
         json: bool,
+        /// Data dir holding the database (default: from the config, else ./data).
         #[arg(long, env = DATA_DIR_ENV)]
         data_dir: Option<PathBuf>,
     },

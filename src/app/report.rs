@@ -27,6 +27,7 @@ pub struct ReportArgs {
     /// End of the range (exclusive): a date includes that whole day (UTC); default now.
     #[arg(long)]
     pub until: Option<String>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Trend per day or per week (default: per day up to 62 days, else per week).

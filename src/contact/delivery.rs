@@ -140,8 +140,14 @@ impl Contact {
     /// moderator took them, the customer answered meanwhile): sending it
     /// late would only confuse.
     async fn obsolete(&self, p: &PendingCustomerMessage) -> Result<bool> {
-        const ASKS_FOR_ACCOUNT: [&str; 5] =
-            ["ask_account", "reminder", "id_rejected", "ask_again_several", "ask_again_none"];
+        const ASKS_FOR_ACCOUNT: [&str; 6] = [
+            "ask_account",
+            "reminder",
+            "id_rejected",
+            "ask_again_several",
+            "ask_again_none",
+            "ask_again_none_forwarded",
+        ];
         if p.attempts == 0 || !p.message.template.as_deref().is_some_and(|t| ASKS_FOR_ACCOUNT.contains(&t)) {
             return Ok(false);
         }

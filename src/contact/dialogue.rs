@@ -128,7 +128,9 @@ impl Contact {
         if rejections >= MAX_REJECTIONS {
             let detail = format!("{rejections} IDs refused, the last {account}");
             self.escalate_orders(&conv, &[order.id], EscalationReason::AccountRejectedThrice, &detail).await?;
-            return Ok(());
+            // Escalated first: a crash in between costs the customer's
+            // notice, never a second case.
+            return self.tell_a_person_takes_over(&conv, order, &account).await;
         }
         let lang = conv.language;
         let problem = self.problem(order, Some(&account), lang);
@@ -152,6 +154,36 @@ impl Contact {
             }
         };
         self.store.set_dialogue_state(conv.id, &state, now).await?;
+        Ok(())
+    }
+
+    /// The third refused ID: the customer is told that a person takes the
+    /// order over, so they do not wait for an answer that never comes
+    /// (`id_rejected_thrice`; we no longer ask for an ID).
+    async fn tell_a_person_takes_over(
+        &self,
+        conv: &ConversationRecord,
+        order: &OrderRecord,
+        account: &str,
+    ) -> Result<()> {
+        let lang = conv.language;
+        let problem = self.problem(order, Some(account), lang);
+        let line = order_line(order, lang);
+        let vars = [
+            ("account", account),
+            ("problem", problem.as_str()),
+            ("orders", line.as_str()),
+            ("name", conv.customer_name.as_str()),
+        ];
+        let text = self.templates.render("id_rejected_thrice", lang, &vars);
+        match self.send(conv, &text, Author::Assistant, None, Some("id_rejected_thrice"), &[order.id]).await? {
+            Sent::Delivered(_) | Sent::Queued(_) => {
+                info!(order_ref = %order.order_ref, "told the customer a person takes over")
+            }
+            other => {
+                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
+            }
+        }
         Ok(())
     }
 
@@ -233,6 +265,8 @@ impl Contact {
             // The moderator has the case whatever becomes of this message.
             let sent = self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await?;
             info!(outcome = ?sent, "told the customer their late account ID was refused");
+        } else {
+            self.tell_a_person_takes_over(&conv, order, &account).await?;
         }
         Ok(())
     }
@@ -426,6 +460,7 @@ impl Contact {
             let order_ids: Vec<i64> = awaiting.iter().map(|o| o.id).collect();
             // Only `TakeAccount` changes the state, and it persists it itself
             // once an order took the ID.
+            let mut to_team = ToTeam(false);
             for effect in step(&conv.state, &event, now, self.timers()).effects {
                 match effect {
                     Effect::TakeAccount(id) => self.take_account(&conv, &awaiting, id).await?,
@@ -438,13 +473,17 @@ impl Contact {
                         self.after_reply(&conv, &order_ids, sent).await?;
                     }
                     Effect::AskAgain => {
-                        let text = self.templates.render("ask_again_none", conv.language, &[]);
-                        let sent = self
-                            .send(&conv, &text, Author::Assistant, None, Some("ask_again_none"), &order_ids)
-                            .await?;
+                        // "I passed it to the team" only when a person has it
+                        // (the question effect comes first); an answered,
+                        // kept or queued question was not passed to anyone.
+                        let template = if to_team.0 { "ask_again_none_forwarded" } else { "ask_again_none" };
+                        let text = self.templates.render(template, conv.language, &[]);
+                        let sent = self.send(&conv, &text, Author::Assistant, None, Some(template), &order_ids).await?;
                         self.after_reply(&conv, &order_ids, sent).await?;
                     }
-                    Effect::Question { acknowledge } => self.question(&conv, &m.text, row, acknowledge).await?,
+                    Effect::Question { acknowledge } => {
+                        to_team = self.question(&conv, &m.text, row, acknowledge).await?;
+                    }
                     Effect::ToCase { case_id } => {
                         if let Some(case) = self.store.case(case_id).await? {
                             self.to_open_case(&conv, &case, &m.text, extraction.clone()).await?;
@@ -549,7 +588,7 @@ impl Contact {
         text: &str,
         row: i64,
         acknowledge: bool,
-    ) -> Result<()> {
+    ) -> Result<ToTeam> {
         let q = Question {
             conversation_id: conv.id,
             customer_id: conv.customer_id,
@@ -567,16 +606,17 @@ impl Contact {
         let why = match outcome {
             QuestionOutcome::Answer(answer) => match self.send(conv, &answer, Author::Agent, None, None, &[]).await? {
                 // Queued: the sweep delivers it, or hands the question over if it cannot.
-                Sent::Delivered(_) | Sent::Queued(_) => return Ok(()),
+                Sent::Delivered(_) | Sent::Queued(_) => return Ok(ToTeam(false)),
                 other => format!("the agent's answer could not be sent: {other:?}"),
             },
             QuestionOutcome::Escalate { why } => why,
             QuestionOutcome::Defer { why } => {
                 info!(%why, "question kept in the conversation without an answer");
-                return Ok(());
+                return Ok(ToTeam(false));
             }
         };
-        self.escalate_question(conv, OnCase::Wrote(text), &why, acknowledge).await
+        self.escalate_question(conv, OnCase::Wrote(text), &why, acknowledge).await?;
+        Ok(ToTeam(true))
     }
 
     /// A question for a person: `on_case` goes to the conversation's open
@@ -720,6 +760,11 @@ impl Contact {
         self.templates.render(&format!("problem_{name}"), lang, &[("candidates", &candidates), ("account", &account)])
     }
 }
+
+/// Whether a customer's question reached a person (a question case, new
+/// or open): only then may we tell them we passed it to the team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ToTeam(pub bool);
 
 /// What an open question case gets when a question goes to a person.
 pub(super) enum OnCase<'a> {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::dialogue::ToTeam;
 use super::{Contact, ContactError};
 use crate::domain::EscalationReason;
 use crate::store::{CardSubject, CaseRecord, CoalescedUpdate, ConversationRecord, Escalation, QueueFigures};
@@ -37,21 +38,27 @@ impl Contact {
     /// A customer's question: to the question handler now if the
     /// account-wide budget has room and nobody is queued before it (oldest
     /// first), else into the queue. `row`: its stored conversation message.
+    /// Returns whether it reached a person now (a question case), so what
+    /// we say next can be true.
+    ///
+    /// A queued question is always acknowledged when it reaches a case
+    /// later: whatever we say now cannot promise it was passed on.
     pub(super) async fn question(
         &self,
         conv: &ConversationRecord,
         text: &str,
         row: i64,
         acknowledge: bool,
-    ) -> Result<()> {
+    ) -> Result<ToTeam> {
         let now = self.now_ms();
         let budget = &self.cfg.account_budget;
         if self.store.questions_waiting().await? == 0 && budget.next_room(&self.store, now).await?.is_none() {
             return self.ask_handler(conv, text, row, acknowledge).await;
         }
-        self.store.queue_question(conv.id, row, acknowledge, now).await?;
+        self.store.queue_question(conv.id, row, true, now).await?;
         info!(conversation = conv.id, "question queued: the account's budget of agent turns or new cases is used up");
-        self.queue_card().await
+        self.queue_card().await?;
+        Ok(ToTeam(false))
     }
 
     /// From the tick: hands the oldest due queued question to the question
@@ -69,7 +76,7 @@ impl Contact {
             };
             let handed = async {
                 let conv = self.store.conversation(q.conversation_id).await?;
-                self.ask_handler(&conv, text, q.message_id, q.acknowledge).await
+                self.ask_handler(&conv, text, q.message_id, q.acknowledge).await.map(|_| ())
             };
             match handed.await {
                 Ok(()) => {

@@ -233,6 +233,7 @@ pub struct SimulateArgs {
     /// Simulated days the orders arrive over (the run then drains until every order is at rest).
     #[arg(long, default_value_t = 1)]
     pub days: u32,
+    /// How much Telegram and the backend misbehave.
     #[arg(long, value_enum, default_value_t = Faults::Normal)]
     pub faults: Faults,
     /// What customers and moderators write: `hostile` adds malformed commands, garbage, media, edits,

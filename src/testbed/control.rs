@@ -84,7 +84,7 @@ impl ControlState {
     fn entry(&self, o: &PostedOrder, tribute_replies: u32) -> OrderEntry {
         let order_ref = OrderRef::for_message(self.world.tribute_chat(), o.message_id);
         let case_card =
-            self.world.messages(self.moderator_chat).iter().any(|m| m.outgoing && m.text.contains(order_ref.as_str()));
+            self.world.messages(self.moderator_chat).iter().any(|m| m.outgoing && names(&m.text, order_ref.as_str()));
         OrderEntry {
             message_id: o.message_id,
             order_ref: order_ref.to_string(),
@@ -95,6 +95,17 @@ impl ControlState {
             case_card,
         }
     }
+}
+
+/// Whether `text` names `order_ref` itself, not a longer reference that
+/// starts with it (`TA-1-1` is not named by a card about `TA-1-10`).
+fn names(text: &str, order_ref: &str) -> bool {
+    let part_of_a_ref = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(order_ref).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + order_ref.len()..].chars().next();
+        !before.is_some_and(part_of_a_ref) && !after.is_some_and(part_of_a_ref)
+    })
 }
 
 /// One order as the world saw it.
@@ -281,4 +292,20 @@ async fn chat_messages(State(s): State<Shared>, Path(id): Path<ChatId>) -> Json<
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn an_order_ref_is_named_only_as_a_whole() {
+        assert!(names("🚨 Case C1 · order TA-9-1 needs a person", "TA-9-1"));
+        assert!(names("• TA-9-1 — 100 Diamonds\n", "TA-9-1"));
+        assert!(names("order TA-9-1.", "TA-9-1"));
+        assert!(names("TA-9-10 and TA-9-1", "TA-9-1"), "a later whole occurrence counts");
+        assert!(!names("🚨 Case C1 · order TA-9-10 needs a person", "TA-9-1"));
+        assert!(!names("XTA-9-1", "TA-9-1"));
+        assert!(!names("TA-9-1-2", "TA-9-1"));
+    }
 }

@@ -10,11 +10,14 @@
 //!   the worked example publishers copy.
 //! - [`sandbox`]: the wiring of the three with a daemon on a fresh store.
 //! - [`serve`]: the `testbed` command, the three as one process with a
-//!   control API ([`control`]) for the real daemon to be pointed at.
+//!   control API ([`control`]) for the real daemon to be pointed at; with
+//!   the publisher's backend it checks at start that it answers
+//!   ([`backend_probe`]).
 //! - [`chaos`]: that real daemon, as a child process, killed with SIGKILL
 //!   at chosen moments while orders flow; nothing may be lost or doubled.
 
 pub mod backend;
+pub mod backend_probe;
 pub mod chaos;
 pub mod control;
 pub mod mtproto;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::backend::ReferenceBackend;
+use super::backend_probe::{self, SecretSource};
 use super::control::{self, ControlState};
 use super::mtproto::{LoginAccount, MtprotoServer, SentCode};
 use super::sandbox::{seed_key_only_session_file, seed_session_file, SANDBOX_MODERATOR};
@@ -30,8 +31,7 @@ use crate::telegram::ChatId;
 /// `tribute-assistant testbed`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestbedArgs {
-    /// Where the daemon's config, session, secret and data dir are written
-    /// (default: ./testbed).
+    /// Where the daemon's config, session, secret and data dir are written.
     #[arg(long, default_value = "testbed")]
     pub dir: PathBuf,
     /// The MTProto server's address (port 0: a free one).
@@ -90,6 +90,11 @@ pub struct Ready {
     /// With `--rehearse-login`: the account's phone and 2FA password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<RehearsedLogin>,
+    /// With the publisher's backend: why its `GET /health` handshake failed
+    /// at start (it does not answer, another secret, …); absent when it
+    /// passed or the backend is the reference one. A warning: the testbed runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_warning: Option<String>,
 }
 
 /// The running stand-in world.
@@ -132,27 +137,27 @@ impl Testbed {
         let moderator_chat = world.create_group("Moderators");
         world.add_user(SANDBOX_MODERATOR, "Masha (moderator)", Some("masha_mod"));
 
-        let (backend, backend_url, secret) = if args.backend == "reference" {
+        let (backend, backend_url, secret, source) = if args.backend == "reference" {
             let secret = SecretString::from(format!("testbed-{:032x}", fastrand::u128(..)));
             let backend =
                 ReferenceBackend::start(secret.clone()).await.context("Failed to start the reference backend")?;
             let url = backend.url();
-            (Some(backend), url, secret)
+            (Some(backend), url, secret, None)
         } else {
             let url = reqwest::Url::parse(&args.backend)
                 .with_context(|| format!("--backend must be `reference` or a URL, not {:?}", args.backend))?;
-            let secret = match std::env::var(BACKEND_SECRET_ENV) {
-                Ok(s) if !s.trim().is_empty() => SecretString::from(s.trim().to_owned()),
+            let (secret, source) = match std::env::var(BACKEND_SECRET_ENV) {
+                Ok(s) if !s.trim().is_empty() => (SecretString::from(s.trim().to_owned()), SecretSource::Env),
                 _ => {
                     let s = SecretString::from(format!("testbed-{:032x}", fastrand::u128(..)));
                     eprintln!(
                         "No {BACKEND_SECRET_ENV}: a new HMAC secret is in {}; give your backend the same one.",
                         files.backend_secret.display()
                     );
-                    s
+                    (s, SecretSource::Generated(files.backend_secret.clone()))
                 }
             };
-            (None, url.as_str().trim_end_matches('/').to_owned(), secret)
+            (None, url.as_str().trim_end_matches('/').to_owned(), secret, Some(source))
         };
 
         let mtproto = if args.rehearse_login {
@@ -178,6 +183,14 @@ impl Testbed {
         let config = daemon_config(&files, &world, moderator_chat, &backend_url, mtproto.addr_v4());
         std::fs::write(&files.config, config).with_context(|| format!("Failed to write {}", files.config.display()))?;
 
+        let backend_warning = match &source {
+            Some(source) => backend_probe::probe(&backend_url, secret.clone(), source).await,
+            None => None,
+        };
+        if let Some(w) = &backend_warning {
+            eprintln!("warning: {w}");
+        }
+
         let state = Arc::new(ControlState::new(world, backend, moderator_chat));
         let listener = tokio::net::TcpListener::bind(args.control)
             .await
@@ -193,6 +206,7 @@ impl Testbed {
                 password: REHEARSAL_PASSWORD.into(),
                 hint: REHEARSAL_HINT.into(),
             }),
+            backend_warning,
         };
         info!(mtproto = %ready.mtproto, control = %ready.control, backend = %ready.backend, faults = %args.faults, seed = args.seed, "the testbed is ready");
         Ok(Self { state, mtproto, ready, control })

@@ -138,7 +138,88 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
     assert!(cards[0].text.contains("333333"), "the card shows the conversation: {}", cards[0].text);
     assert_eq!(sb.backend.stats().requests, 3, "one backend call per ID, no loop");
     assert_eq!(sb.backend.stats().activations, 0);
-    assert_eq!(all_sent_to(&sb, 603).await.len(), 3, "no third 'try again' after the last refusal");
+    let sent = all_sent_to(&sb, 603).await;
+    assert_eq!(sent.len(), 4, "no third 'try again' after the last refusal, one notice: {sent:#?}");
+    let last = &sent[3].text;
+    assert!(last.contains("333333") && last.contains("сотрудник"), "a person takes over: {last}");
+    assert!(!last.contains("ещё раз"), "not asked for the ID again: {last}");
+    let talk = stored_talk(&sb, 603, 7).await;
+    assert_eq!(talk.last().unwrap().template.as_deref(), Some("id_rejected_thrice"));
+    sb.shutdown().await.unwrap();
+}
+
+/// A question that waits in the queue (the account's budget of new cases
+/// is used up) was passed to nobody yet: no promise now, and the customer
+/// is told once it reaches a person.
+#[tokio::test]
+async fn a_queued_answer_without_an_id_is_acknowledged_when_it_reaches_a_case() {
+    use std::num::NonZeroU32;
+    use tribute_assistant::contact::AccountBudget;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::default();
+    let one = NonZeroU32::new(1).unwrap();
+    opts.contact.as_mut().unwrap().account_budget = AccountBudget {
+        question_cases_per_minute: one,
+        question_cases_per_hour: NonZeroU32::new(60).unwrap(),
+        ..Default::default()
+    };
+    let sb = sandbox_with(&dir, opts).await;
+    // A stranger's question takes this minute's one new case.
+    sb.world.add_user(620, "Гость", None);
+    sb.world.post_as_user(620, 620, "а как это работает?", None);
+    wait_sent(&sb, 620, 1).await;
+    assert_eq!(sb.store().all_cases().await.unwrap().len(), 1);
+
+    sb.world.post_order(&order(621).by("Игорь").details("оплатил"));
+    wait_sent(&sb, 621, 1).await;
+    sb.world.post_as_user(621, 621, "а когда придут алмазы?", None);
+    let sent = wait_sent(&sb, 621, 2).await;
+    assert!(!sent[1].text.contains("передал"), "the question only waits: {}", sent[1].text);
+    assert_eq!(sb.store().questions_waiting().await.unwrap(), 1);
+
+    let clock = pause_time().await;
+    advance(Duration::from_secs(61)).await;
+    let sent = wait_sent(&sb, 621, 3).await;
+    clock.resume();
+    assert!(sent[2].text.contains("передал его команде"), "told once a person has it: {}", sent[2].text);
+    let talk = stored_talk(&sb, 621, 4).await;
+    assert_eq!(talk[3].template.as_deref(), Some("question_forwarded"));
+    assert!(sb.store().open_question_case(talk[0].conversation_id).await.unwrap().is_some());
+    sb.shutdown().await.unwrap();
+}
+
+/// "I passed it to the team" only when a person has the message: an
+/// answer without an ID that the agent answered was passed to nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_an_id_says_the_team_has_it_only_when_a_case_does() {
+    // The agent answers the question from the FAQ: no case, no promise.
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(&dir, SandboxOptions { agent: true, ..Default::default() }).await;
+    let msg = sb.world.post_order(&order(611).by("Света").details("оплатила"));
+    wait_sent(&sb, 611, 1).await;
+    sb.world.post_as_user(611, 611, "Где мне найти ID аккаунта для оплаты?", None);
+    let sent = wait_sent(&sb, 611, 3).await;
+    let talk = stored_talk(&sb, 611, 4).await;
+    let templates: Vec<Option<&str>> = talk.iter().map(|m| m.template.as_deref()).collect();
+    assert_eq!(templates, vec![Some("ask_account"), None, None, Some("ask_again_none")], "{talk:#?}");
+    assert_eq!(talk[2].author, Author::Agent, "the agent answered: {talk:#?}");
+    assert!(!sent[2].text.contains("передал"), "nobody has the question: {}", sent[2].text);
+    assert!(sb.store().open_question_case(talk[0].conversation_id).await.unwrap().is_none());
+    assert_eq!(order_of(&sb, msg).await.state, OrderState::NeedsCustomer);
+    sb.shutdown().await.unwrap();
+
+    // Without an agent the question goes to a case, and the customer is told so.
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(&dir).await;
+    sb.world.post_order(&order(612).by("Игорь").details("оплатил"));
+    wait_sent(&sb, 612, 1).await;
+    sb.world.post_as_user(612, 612, "а когда придут алмазы?", None);
+    let sent = wait_sent(&sb, 612, 2).await;
+    assert!(sent[1].text.contains("передал его команде"), "{}", sent[1].text);
+    let talk = stored_talk(&sb, 612, 3).await;
+    assert_eq!(talk[2].template.as_deref(), Some("ask_again_none_forwarded"));
+    assert!(sb.store().open_question_case(talk[0].conversation_id).await.unwrap().is_some());
     sb.shutdown().await.unwrap();
 }
 

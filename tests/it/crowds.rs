@@ -319,10 +319,11 @@ async fn three_late_wrong_ids_go_to_the_one_case_of_their_order_and_count_as_str
         .map(|m| m.template)
         .collect();
     let id_rejected = Some("id_rejected".to_owned());
+    let thrice = Some("id_rejected_thrice".to_owned());
     assert_eq!(
         templates,
-        vec![Some("ask_account".to_owned()), Some("reminder".to_owned()), id_rejected.clone(), id_rejected],
-        "asked for another ID after the first two refusals only"
+        vec![Some("ask_account".to_owned()), Some("reminder".to_owned()), id_rejected.clone(), id_rejected, thrice],
+        "asked for another ID after the first two refusals only; after the third, told a person takes over"
     );
     sb.shutdown().await.unwrap();
 }

@@ -192,6 +192,7 @@ async fn while_the_daemon_runs_kb_commands_go_through_it_and_its_answers_follow_
         faults: "none".parse().unwrap(),
         seed: 1,
         require_v2: false,
+        rehearse_login: false,
     })
     .await
     .unwrap();

@@ -173,3 +173,93 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
     let status = tokio::time::timeout(SETTLE, testbed.wait()).await.expect("the testbed exits in time").unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// `--backend URL` where nothing answers: the testbed starts anyway, and
+/// says so on stderr and in its ready line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testbed_warns_when_the_backend_does_not_answer_and_starts_anyway() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    use tokio::process::Command;
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut testbed = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
+        .args(["--log", "warn", "testbed", "--backend", &format!("http://{closed}/api/tribute"), "--dir"])
+        .arg(dir.path())
+        .env("TRIBUTE_ASSISTANT_BACKEND_SECRET", "staging-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(SETTLE, lines.next_line()).await.expect("the ready line in time").unwrap().unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
+    let warning = ready["backend_warning"].as_str().unwrap_or_else(|| panic!("a warning in {line}"));
+    assert!(warning.contains("does not answer") && warning.contains(&closed.to_string()), "{warning}");
+    // It serves all the same.
+    let stats = crate::support::http().get(format!("{}/stats", ready["control"].as_str().unwrap())).send();
+    assert!(stats.await.unwrap().status().is_success());
+
+    unsafe { libc::kill(testbed.id().unwrap() as i32, libc::SIGTERM) };
+    let mut stderr = String::new();
+    testbed.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    let status = tokio::time::timeout(SETTLE, testbed.wait()).await.expect("the testbed exits in time").unwrap();
+    assert!(status.success(), "{status}");
+    assert!(stderr.contains(&format!("warning: {warning}")), "{stderr}");
+    assert!(!stderr.contains("staging-secret"), "{stderr}");
+}
+
+/// The probe passes against a backend with the same secret and names the
+/// problem against one with another.
+#[tokio::test]
+async fn the_backend_probe_passes_with_the_same_secret_only() {
+    use secrecy::SecretString;
+    use tribute_assistant::testbed::backend::ReferenceBackend;
+    use tribute_assistant::testbed::backend_probe::{probe, SecretSource};
+
+    let backend = ReferenceBackend::start(SecretString::from("the-shared-secret")).await.unwrap();
+    let env = SecretSource::Env;
+    assert_eq!(probe(&backend.url(), SecretString::from("the-shared-secret"), &env).await, None);
+    let file = SecretSource::Generated(std::path::PathBuf::from("/tmp/x/backend.secret"));
+    let warning = probe(&backend.url(), SecretString::from("another-secret"), &file).await.expect("a warning");
+    assert!(warning.contains("refused our signature") && warning.contains("/tmp/x/backend.secret"), "{warning}");
+    backend.shutdown().await;
+}
+
+/// `case_card` means a card names this order: a card about order …-10 is
+/// not one about order …-1.
+#[tokio::test]
+async fn a_card_about_order_ten_is_not_a_card_about_order_one() {
+    use tribute_assistant::telegram::{Messenger, RandomId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Testbed::start(&args(dir.path())).await.unwrap();
+    let http = crate::support::http();
+    let url = |p: &str| format!("{}{p}", tb.ready.control);
+    let mut refs = Vec::new();
+    for i in 0..10 {
+        let order = serde_json::json!({"customer_id": 600 + i, "customer_name": "Иван", "product": "100 Diamonds",
+            "price": "€5.00", "details": "оплатил"});
+        let posted: serde_json::Value =
+            http.post(url("/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+        refs.push((posted["message_id"].as_i64().unwrap(), posted["order_ref"].as_str().unwrap().to_owned()));
+    }
+    let (first, tenth) = (&refs[0], &refs[9]);
+    assert!(tenth.1.starts_with(&first.1), "the case this test is about: {} and {}", first.1, tenth.1);
+    // Our account posts a card about the tenth order only.
+    let card = format!("🚨 Case C1 · order {} needs a person\nWhy: the customer wrote no account ID", tenth.1);
+    tb.state.world.connect().send_message(tb.state.moderator_chat, &card, None, RandomId::fresh()).await.unwrap();
+
+    let entry = |id: i64| {
+        let http = http.clone();
+        let u = url(&format!("/orders/{id}"));
+        async move { http.get(u).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(entry(tenth.0).await["case_card"], true);
+    assert_eq!(entry(first.0).await["case_card"], false, "{}", first.1);
+    let stats: serde_json::Value = http.get(url("/stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["totals"]["with_card"], 1, "{stats}");
+    tb.shutdown().await;
+}
