@@ -760,12 +760,13 @@ async fn the_filters_keep_each_checkbox_beside_its_label_on_a_phone() {
                var l=i.closest('label'); if(!l) return {label:null};\
                var r=document.createRange(); r.selectNodeContents(l); r.setStartAfter(i);\
                var t=r.getClientRects()[0], b=i.getBoundingClientRect();\
-               return {label:l.textContent.trim(),gap:t.left-b.right,dy:Math.abs((t.top+t.bottom)/2-(b.top+b.bottom)/2)};});",
+               return {viewport:window.innerWidth,label:l.textContent.trim(),gap:t.left-b.right,dy:Math.abs((t.top+t.bottom)/2-(b.top+b.bottom)/2)};});",
         );
         let boxes = boxes.as_array().unwrap();
         assert_eq!(boxes.len(), 4, "{boxes:?}");
         for b in boxes {
             assert!(!b["label"].is_null(), "a checkbox outside a label: {b}");
+            assert_eq!(b["viewport"], width, "the page is laid out {width} pixels wide");
             let (gap, dy) = (b["gap"].as_f64().unwrap(), b["dy"].as_f64().unwrap());
             assert!((0.0..=16.0).contains(&gap) && dy < 6.0, "at {width}px the checkbox is apart from its words: {b}");
         }

@@ -823,24 +823,35 @@ pub(crate) fn visible_text(html: &str) -> String {
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
-/// Loads `page` in headless `chromium` with a window `width` CSS pixels
-/// wide, runs `script` (the body of a function) once the page is laid out,
-/// and gives back what it returned (as JSON).
+/// Loads `page` in headless `chromium` in a frame `width` CSS pixels wide
+/// (a window cannot be made narrower than 500 pixels, a frame can: its
+/// media queries see the frame's width, as a phone's see the phone's), runs
+/// `script` (the body of a function, with the page's `document`, `window`
+/// and `getComputedStyle`) once the page is loaded, and gives back what it
+/// returned.
 pub(crate) fn measure(chromium: &Path, page: &Path, width: u32, script: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("page.html");
-    let html = std::fs::read_to_string(page).unwrap();
-    let probe = format!(
-        "<script>(function(){{var r=(function(){{{script}}})();var p=document.createElement('pre');\
-         p.id='measured';p.textContent=JSON.stringify(r);document.body.appendChild(p);}})();</script></body>"
-    );
-    std::fs::write(&copy, html.replacen("</body>", &probe, 1)).unwrap();
+    std::fs::copy(page, dir.path().join("page.html")).unwrap();
+    let wrapper = dir.path().join("frame.html");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" src=\"page.html\" \
+             style=\"width:{width}px;height:2000px;border:0\"></iframe><script>\
+             var f=document.getElementById('f');f.onload=function(){{var w=f.contentWindow;\
+             var r=(function(document,window,getComputedStyle){{{script}}})(w.document,w,w.getComputedStyle.bind(w));\
+             var p=document.createElement('pre');p.id='measured';p.textContent=JSON.stringify(r);\
+             document.body.appendChild(p);}};</script></body></html>"
+        ),
+    )
+    .unwrap();
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
-        .arg(format!("--window-size={width},2000"))
+        .arg("--allow-file-access-from-files")
+        .arg(format!("--window-size={},2100", width + 40))
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", copy.display()))
+        .arg(format!("file://{}", wrapper.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
@@ -887,7 +898,7 @@ async fn the_charts_read_on_a_phone_with_a_scale_and_every_date_inside() {
                    var box=svg.getBoundingClientRect();\
                    var texts=Array.from(svg.querySelectorAll('text')).filter(function(t){\
                      return getComputedStyle(t).display!='none';});\
-                   return {id:svg.id,width:box.width,height:box.height,labels:texts.map(function(t){\
+                   return {id:svg.id,viewport:window.innerWidth,width:box.width,height:box.height,labels:texts.map(function(t){\
                      var r=t.getBoundingClientRect();\
                      return {text:t.textContent,px:parseFloat(getComputedStyle(t).fontSize)*t.getScreenCTM().a,\
                        left:r.left-box.left,right:r.right-box.left,top:r.top-box.top,bottom:r.bottom-box.top};})};});",
@@ -895,6 +906,7 @@ async fn the_charts_read_on_a_phone_with_a_scale_and_every_date_inside() {
             let charts = charts.as_array().unwrap();
             assert_eq!(charts.len(), 2, "{charts:?}");
             for c in charts {
+                assert_eq!(c["viewport"], width, "the page is laid out {width} pixels wide");
                 let (w, h) = (c["width"].as_f64().unwrap(), c["height"].as_f64().unwrap());
                 let labels = c["labels"].as_array().unwrap();
                 let f = |l: &Value, k: &str| l[k].as_f64().unwrap();
