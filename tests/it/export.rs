@@ -772,3 +772,40 @@ async fn the_filters_keep_each_checkbox_beside_its_label_on_a_phone() {
         }
     }
 }
+
+/// A store the real daemon filled (four simulated days, sixty orders: IDs
+/// asked for and given in the chat, cases closed when the customer came
+/// back, activations): no account ID of it in any format, every activation
+/// number kept.
+#[tokio::test]
+async fn a_simulated_store_exports_without_an_account_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("sim");
+    let out = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
+        .env_remove("RUST_LOG")
+        .env_remove("TRIBUTE_ASSISTANT_CONFIG")
+        .env_remove("TRIBUTE_ASSISTANT_DATA_DIR")
+        .args(["simulate", "--seed", "5", "--days", "4", "--orders", "60", "--restarts", "0", "--log", "error"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "simulate: {}", String::from_utf8_lossy(&out.stdout));
+    let (accounts, _) = store_facts(&data_dir).await;
+    assert!(accounts.len() >= 10, "the simulation gave account IDs: {accounts:?}");
+    for format in ["jsonl", "csv", "html"] {
+        let text = String::from_utf8(export(&data_dir, &["--format", format]).stdout).unwrap();
+        let leaked: Vec<&String> = accounts.iter().filter(|a| occurs(&text, a)).collect();
+        assert!(leaked.is_empty(), "{format}: account IDs leaked: {leaked:?}");
+        assert!(!text.contains("act-[ACCOUNT_ID]"), "{format}: activation numbers taken for account IDs");
+    }
+    let convs = jsonl(&data_dir, &[]);
+    let activations: Vec<&str> =
+        convs.iter().flat_map(|c| c["orders"].as_array().unwrap()).filter_map(|o| o["activation_id"].as_str()).collect();
+    assert!(!activations.is_empty());
+    let text = String::from_utf8(export(&data_dir, &["--format", "html"]).stdout).unwrap();
+    for a in activations {
+        assert!(text.contains(&format!("(activation {a})")), "{a} missing from the order's history");
+    }
+    assert!(text.contains("activated for account [ACCOUNT_ID]"), "a case outcome, redacted");
+}
