@@ -424,7 +424,8 @@ mod tests {
 
     #[test]
     fn account_ids_go_and_payment_facts_stay() {
-        let k = known(Vec::new(), &["4821", "271828"], &["TA-93372553-10", "act-000042", "10000 Diamonds", "₽12500.00"]);
+        let k =
+            known(Vec::new(), &["4821", "271828"], &["TA-93372553-10", "act-000042", "10000 Diamonds", "₽12500.00"]);
         let pii = Pii::redact_with(Redactor::default());
         let mut t = "completed: 10000 Diamonds activated for account 271828 (activation act-000042), \
                      ₽12500.00, payment TA-93372553-10; my id is 4821, the old one 99887766; 48213 €5.00; \

@@ -104,10 +104,7 @@ fn why_no_resolution(r: &Report) -> String {
     if q.asked == 0 {
         "no customer questions in this period".to_owned()
     } else {
-        format!(
-            "every question was answered less than {} ago: too early to say whether it was resolved",
-            window(r)
-        )
+        format!("every question was answered less than {} ago: too early to say whether it was resolved", window(r))
     }
 }
 
@@ -256,7 +253,8 @@ fn orders(s: &mut String, r: &Report) {
 fn questions(s: &mut String, r: &Report) {
     let q = &r.questions;
     s.push_str("<section id=\"questions\"><h2>Customer questions</h2>\n");
-    let series = [(AUTO, "resolved by the agent"), (ESCALATED, "handed to a person"), (OTHER, "asked again / too early")];
+    let series =
+        [(AUTO, "resolved by the agent"), (ESCALATED, "handed to a person"), (OTHER, "asked again / too early")];
     legend(s, &series);
     column_chart(s, "trend-questions", "Customer questions", r, &series, |p| {
         vec![p.resolved_by_agent, p.escalated, p.questions - p.resolved_by_agent - p.escalated]
@@ -320,7 +318,8 @@ fn moderators(s: &mut String, r: &Report) {
     for x in &m.actions {
         let mut by: Vec<(&String, &i64)> = x.by_action.iter().collect();
         by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let by: Vec<String> = by.iter().map(|(k, v)| format!("{} {}", words::moderator_action(k), times(**v))).collect();
+        let by: Vec<String> =
+            by.iter().map(|(k, v)| format!("{} {}", words::moderator_action(k), times(**v))).collect();
         row(
             s,
             &format!("moderator-{}", x.moderator_id),
@@ -455,11 +454,7 @@ fn column_chart(
     for (i, p) in r.trend.iter().enumerate() {
         let vs = values(p);
         let title: Vec<String> = series.iter().zip(&vs).map(|((_, l), v)| format!("{l} {v}")).collect();
-        let when = if per == "week" {
-            format!("week of {}", words::day(p.start_ms))
-        } else {
-            words::day(p.start_ms)
-        };
+        let when = if per == "week" { format!("week of {}", words::day(p.start_ms)) } else { words::day(p.start_ms) };
         let _ = write!(s, "<g class=\"col\"><title>{}: {}</title>", esc(&when), esc(&title.join(", ")));
         let mut y = base;
         for ((color, _), v) in series.iter().zip(&vs) {
@@ -480,7 +475,8 @@ fn column_chart(
     // The scale on top of the columns, each figure just above its gridline.
     let mut tick = step;
     while tick <= top {
-        let _ = writeln!(s, "<text class=\"tick\" x=\"0\" y=\"{:.1}\" font-size=\"12\">{tick}</text>", y_of(tick) - 3.0);
+        let _ =
+            writeln!(s, "<text class=\"tick\" x=\"0\" y=\"{:.1}\" font-size=\"12\">{tick}</text>", y_of(tick) - 3.0);
         tick += step;
     }
     for (i, minor) in axis_labels(n) {

@@ -645,7 +645,8 @@ async fn store_facts(data_dir: &Path) -> (Vec<String>, Vec<String>) {
     ] {
         accounts.extend(strings(sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()));
     }
-    let candidates: Vec<(String,)> = sqlx::query_as("SELECT account_candidates FROM orders").fetch_all(&mut c).await.unwrap();
+    let candidates: Vec<(String,)> =
+        sqlx::query_as("SELECT account_candidates FROM orders").fetch_all(&mut c).await.unwrap();
     for (json,) in candidates {
         accounts.extend(serde_json::from_str::<Vec<String>>(&json).unwrap());
     }
@@ -800,8 +801,11 @@ async fn a_simulated_store_exports_without_an_account_id() {
         assert!(!text.contains("act-[ACCOUNT_ID]"), "{format}: activation numbers taken for account IDs");
     }
     let convs = jsonl(&data_dir, &[]);
-    let activations: Vec<&str> =
-        convs.iter().flat_map(|c| c["orders"].as_array().unwrap()).filter_map(|o| o["activation_id"].as_str()).collect();
+    let activations: Vec<&str> = convs
+        .iter()
+        .flat_map(|c| c["orders"].as_array().unwrap())
+        .filter_map(|o| o["activation_id"].as_str())
+        .collect();
     assert!(!activations.is_empty());
     let text = String::from_utf8(export(&data_dir, &["--format", "html"]).stdout).unwrap();
     for a in activations {

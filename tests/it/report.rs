@@ -813,11 +813,8 @@ async fn the_weekly_summary_reaches_the_moderator_chat_when_its_time_comes() {
 pub(crate) fn visible_text(html: &str) -> String {
     let drop = regex::Regex::new(r"(?s)<style.*?</style>|<script.*?</script>").unwrap();
     let html = drop.replace_all(html, " ");
-    let titles: Vec<String> = regex::Regex::new(r#"title="([^"]*)""#)
-        .unwrap()
-        .captures_iter(&html)
-        .map(|c| c[1].to_owned())
-        .collect();
+    let titles: Vec<String> =
+        regex::Regex::new(r#"title="([^"]*)""#).unwrap().captures_iter(&html).map(|c| c[1].to_owned()).collect();
     let text = regex::Regex::new(r"(?s)<[^>]*>").unwrap().replace_all(&html, " ");
     let text = format!("{text} {}", titles.join(" "));
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
@@ -912,8 +909,14 @@ async fn the_charts_read_on_a_phone_with_a_scale_and_every_date_inside() {
                 let f = |l: &Value, k: &str| l[k].as_f64().unwrap();
                 for l in labels {
                     assert!(f(l, "px") >= 11.0, "{days} days at {width}px: {l} is drawn under 11px");
-                    assert!(f(l, "left") >= -0.5 && f(l, "right") <= w + 0.5, "{days} days at {width}px: {l} sticks out of {w}");
-                    assert!(f(l, "top") >= -0.5 && f(l, "bottom") <= h + 0.5, "{days} days at {width}px: {l} sticks out of {h}");
+                    assert!(
+                        f(l, "left") >= -0.5 && f(l, "right") <= w + 0.5,
+                        "{days} days at {width}px: {l} sticks out of {w}"
+                    );
+                    assert!(
+                        f(l, "top") >= -0.5 && f(l, "bottom") <= h + 0.5,
+                        "{days} days at {width}px: {l} sticks out of {h}"
+                    );
                 }
                 let mut dates: Vec<&Value> = labels.iter().filter(|l| f(l, "top") > h * 0.7).collect();
                 dates.sort_by(|a, b| f(a, "left").total_cmp(&f(b, "left")));
@@ -964,10 +967,9 @@ async fn the_html_page_says_everything_in_words() {
 
     // A week with nothing in it: every "—" says why.
     let (_, empty) = html_report(&s, "2020-01-06", "2020-01-12");
-    for (tile, why) in [
-        ("automation", "no orders in this period"),
-        ("resolution", "no customer questions in this period"),
-    ] {
+    for (tile, why) in
+        [("automation", "no orders in this period"), ("resolution", "no customer questions in this period")]
+    {
         let needle = format!("id=\"tile-{tile}\"><div class=\"v\">—</div>");
         let at = empty.find(&needle).unwrap_or_else(|| panic!("{needle} missing"));
         let tile_html = &empty[at..at + empty[at..].find("</div></div>").unwrap()];
