@@ -3,6 +3,7 @@
 //! JSONL, CSV or a self-contained HTML page, with PII redacted by default.
 
 pub mod formats;
+pub mod html;
 pub mod model;
 pub mod output;
 pub mod reader;

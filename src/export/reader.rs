@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::domain::{Author, OrderState};
 use crate::knowledge::redact::Redactor;
 use crate::store::export::{ExportPage, ExportQuery};
-use crate::store::{CaseStatus, ConversationOrder, OrderRecord, Store, StoreResult};
+use crate::store::{AccountStatus, CaseStatus, ConversationOrder, OrderRecord, Store, StoreResult};
 
 use super::model::*;
 
@@ -33,21 +33,22 @@ impl Pii {
         self.redactor.is_some()
     }
 
-    fn text(&self, s: &mut String) {
-        if let Some(r) = &self.redactor {
-            *s = r.redact(s);
+    /// Redacts `s`: the conversation's own names and account IDs as whole
+    /// words, then the redactor's patterns — with what must stay (payment
+    /// numbers, activation numbers, products, amounts) set aside first, so a
+    /// pattern for account IDs cannot eat the digits of `act-000042` or
+    /// `₽12500.00`.
+    fn text(&self, s: &mut String, known: &Known) {
+        let Some(r) = &self.redactor else { return };
+        let mut kept = Vec::new();
+        let mut t = set_aside(s, known, &mut kept);
+        for name in &known.names {
+            t = replace_word(&t, name, REDACTED_NAME);
         }
-    }
-
-    /// Like [`Self::text`], and the customer's own names too: our templates
-    /// greet them by name ("Здравствуйте, Мария!"), which no pattern finds.
-    fn text_of(&self, s: &mut String, names: &[String]) {
-        if self.is_on() {
-            for name in names {
-                *s = replace_word(s, name, REDACTED_NAME);
-            }
+        for account in &known.accounts {
+            t = replace_word(&t, account, crate::knowledge::redact::ACCOUNT_ID);
         }
-        self.text(s);
+        *s = put_back(&r.redact(&t), &kept);
     }
 
     fn name(&self, s: &mut String) {
@@ -62,6 +63,97 @@ impl Pii {
             *s = crate::knowledge::redact::ACCOUNT_ID.to_owned();
         }
     }
+}
+
+/// What one conversation's texts are redacted with: who the customer is
+/// (names, account IDs: always hidden) and what is not personal data though
+/// a pattern might take it for an account ID (kept).
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pub names: Vec<String>,
+    /// Every account ID the store links to the conversation: its orders'
+    /// candidates, the IDs given in the chat, on cases and by moderators.
+    pub accounts: Vec<String>,
+    /// Payment numbers, activation numbers, products and amounts of its orders.
+    pub keep: Vec<String>,
+}
+
+impl Known {
+    pub(crate) fn new(
+        names: Vec<String>,
+        accounts: impl IntoIterator<Item = String>,
+        keep: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let longest_first = |mut v: Vec<String>| {
+            v.retain(|x| !x.trim().is_empty());
+            v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+            v.dedup();
+            v
+        };
+        Self {
+            names,
+            accounts: longest_first(accounts.into_iter().map(|a| a.trim().to_owned()).collect()),
+            keep: longest_first(keep.into_iter().collect()),
+        }
+    }
+}
+
+/// Money as our templates and people write it (`₽500.00`, `€ 9`,
+/// `1,500 руб`, `9.00 EUR`), and the number after "activation": facts
+/// about an order, never an account ID.
+static KEPT_PATTERNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)[€$₽£₴₸]\s?\d+(?:[,.\x{a0}]\d+)*|\b\d+(?:[,.\x{a0}]\d+)*\s?(?:[€$₽£₴₸]|(?:eur|usd|rub|gbp|uah|kzt|руб|грн)\b)|\bactivation\s+[A-Za-z0-9][A-Za-z0-9_\-]*",
+    )
+    .expect("valid regex")
+});
+
+/// Marks a set-aside text: private-use characters, which no redaction
+/// pattern matches (no digit, no `@`, not a word character).
+const MARK_OPEN: char = '\u{E000}';
+const MARK_CLOSE: char = '\u{E001}';
+
+/// A placeholder for the `i`-th kept text, its digits in private-use characters.
+fn mark(i: usize) -> String {
+    let digits: String = i.to_string().chars().filter_map(|d| char::from_u32(0xE010 + d.to_digit(10)?)).collect();
+    format!("{MARK_OPEN}{digits}{MARK_CLOSE}")
+}
+
+/// `s` with each kept text replaced by its placeholder (recorded in `kept`).
+fn set_aside(s: &str, known: &Known, kept: &mut Vec<String>) -> String {
+    let mut t = s.to_owned();
+    for k in &known.keep {
+        if t.contains(k.as_str()) {
+            let m = mark(kept.len());
+            kept.push(k.clone());
+            t = t.replace(k.as_str(), &m);
+        }
+    }
+    let text = t.clone();
+    KEPT_PATTERNS
+        .replace_all(&t, |c: &regex::Captures| {
+            let whole = c.get(0).expect("the whole match");
+            // "48213 €5.00": the number before a sign that starts an amount is not money.
+            let then_digit = text[whole.end()..].trim_start().starts_with(|ch: char| ch.is_ascii_digit());
+            let ends_in_sign = whole.as_str().ends_with(|ch: char| "€$₽£₴₸".contains(ch));
+            let has_account = known.accounts.iter().any(|a| replace_word(whole.as_str(), a, "") != whole.as_str());
+            if (ends_in_sign && then_digit) || has_account {
+                return whole.as_str().to_owned();
+            }
+            let m = mark(kept.len());
+            kept.push(whole.as_str().to_owned());
+            m
+        })
+        .into_owned()
+}
+
+/// Undoes [`set_aside`], last kept first (a later one may hold an earlier mark).
+fn put_back(s: &str, kept: &[String]) -> String {
+    let mut t = s.to_owned();
+    for (i, k) in kept.iter().enumerate().rev() {
+        t = t.replace(&mark(i), k);
+    }
+    t
 }
 
 /// The names a customer is known by in one conversation: each full name and
@@ -195,6 +287,25 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                     .chain(ords.iter().map(|(o, _)| o.customer_name.as_str()))
                     .chain(ords.iter().filter_map(|(o, _)| o.customer_username.as_deref())),
             );
+            let known = Known::new(
+                names,
+                ords.iter()
+                    .flat_map(|(o, link)| {
+                        let candidates = match &o.account {
+                            AccountStatus::Found(a) => vec![a.as_str().to_owned()],
+                            AccountStatus::Ambiguous(v) => v.iter().map(|a| a.as_str().to_owned()).collect(),
+                            AccountStatus::Missing => Vec::new(),
+                        };
+                        candidates.into_iter().chain(link.account.clone())
+                    })
+                    .chain(css.iter().filter_map(|k| k.pending_account.clone()))
+                    .chain(aud.iter().filter(|a| a.action == "account").map(|a| a.detail.clone())),
+                ords.iter().flat_map(|(o, _)| {
+                    [o.order_ref.as_str().to_owned(), o.product.clone(), o.price.to_string()]
+                        .into_iter()
+                        .chain(o.activation_id.clone())
+                }),
+            );
             let ref_by_id: HashMap<i64, &str> = ords.iter().map(|(o, _)| (o.id, o.order_ref.as_str())).collect();
             // An agent message is the reply of the turn with the same text, else the closest turn before it.
             let mut used = vec![false; trs.len()];
@@ -213,7 +324,7 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                         .flatten();
                     let order_refs =
                         m.order_ids.iter().filter_map(|id| ref_by_id.get(id).map(|r| (*r).to_owned())).collect();
-                    pii.text_of(&mut m.text, &names);
+                    pii.text(&mut m.text, &known);
                     MessageExport { message: m, order_refs, agent_turn_id }
                 })
                 .collect();
@@ -223,13 +334,13 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 .map(|(mut order, mut link)| {
                     let mut history = events.remove(&order.id).unwrap_or_default();
                     for e in &mut history {
-                        pii.text_of(&mut e.note, &names);
+                        pii.text(&mut e.note, &known);
                     }
                     pii.name(&mut order.customer_name);
                     if let Some(u) = &mut order.customer_username {
                         pii.name(u);
                     }
-                    pii.text(&mut order.details);
+                    pii.text(&mut order.details, &known);
                     if let Some(a) = &mut link.account {
                         pii.account(a);
                     }
@@ -237,19 +348,28 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
                 })
                 .collect();
             for t in &mut trs {
-                pii.text_of(&mut t.question, &names);
+                pii.text(&mut t.question, &known);
                 if let Some(a) = &mut t.answer {
-                    pii.text_of(a, &names);
+                    pii.text(a, &known);
                 }
-                pii.text_of(&mut t.reply, &names);
+                pii.text(&mut t.reply, &known);
             }
             for k in &mut css {
                 if let Some(a) = &mut k.pending_account {
                     pii.account(a);
                 }
+                // "completed: 100 Diamonds activated for account 271828".
+                if let Some(o) = &mut k.outcome {
+                    pii.text(o, &known);
+                }
             }
             for a in &mut aud {
-                pii.text_of(&mut a.detail, &names);
+                if a.action == "account" {
+                    // The detail of `account` is the account ID the moderator gave.
+                    pii.account(&mut a.detail);
+                } else {
+                    pii.text(&mut a.detail, &known);
+                }
             }
             let mut name = c.customer_name;
             pii.name(&mut name);
@@ -277,14 +397,20 @@ pub fn assemble(page: ExportPage, pii: &Pii) -> Vec<ConversationExport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knowledge::redact::ACCOUNT_ID;
+
+    fn known(names: Vec<String>, accounts: &[&str], keep: &[&str]) -> Known {
+        Known::new(names, accounts.iter().map(|a| a.to_string()), keep.iter().map(|k| k.to_string()))
+    }
 
     #[test]
     fn a_customer_is_unnamed_in_our_own_words_too() {
         let names = customer_names(["Мария Иванова", "maria_iv"].into_iter());
+        let k = known(names, &[], &[]);
         let pii = Pii::redact_with(Redactor::default());
         let mut greeting =
             "Здравствуйте, Мария! Заказ TA-93372553-10 для Мария Иванова (@maria_iv). Марияна".to_owned();
-        pii.text_of(&mut greeting, &names);
+        pii.text(&mut greeting, &k);
         assert_eq!(
             greeting,
             format!(
@@ -292,7 +418,27 @@ mod tests {
             )
         );
         let mut kept = "Здравствуйте, Мария!".to_owned();
-        Pii::keep().text_of(&mut kept, &names);
+        Pii::keep().text(&mut kept, &k);
         assert_eq!(kept, "Здравствуйте, Мария!");
+    }
+
+    #[test]
+    fn account_ids_go_and_payment_facts_stay() {
+        let k =
+            known(Vec::new(), &["4821", "271828"], &["TA-93372553-10", "act-000042", "10000 Diamonds", "₽12500.00"]);
+        let pii = Pii::redact_with(Redactor::default());
+        let mut t = "completed: 10000 Diamonds activated for account 271828 (activation act-000042), \
+                     ₽12500.00, payment TA-93372553-10; my id is 4821, the old one 99887766; 48213 €5.00; \
+                     also act-000077 and 9.00 EUR"
+            .to_owned();
+        pii.text(&mut t, &k);
+        for gone in ["271828", "4821 ", "99887766", "48213"] {
+            assert!(!t.contains(gone), "{gone} leaked: {t}");
+        }
+        for kept in ["10000 Diamonds", "act-000042", "₽12500.00", "TA-93372553-10", "€5.00", "9.00 EUR"] {
+            assert!(t.contains(kept), "{kept} lost: {t}");
+        }
+        assert!(t.contains(&format!("account {ACCOUNT_ID}")) && t.contains(&format!("is {ACCOUNT_ID},")), "{t}");
+        assert!(!t.contains('\u{E000}'), "no placeholder left: {t}");
     }
 }

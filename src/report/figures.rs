@@ -31,6 +31,13 @@ pub struct RangeInfo {
     pub generated_at: String,
     pub bucket: &'static str,
     pub resolution_window_secs: u64,
+    /// The same three times in unix ms, for the pages that say them in words.
+    #[serde(skip)]
+    pub since_ms: i64,
+    #[serde(skip)]
+    pub until_ms: i64,
+    #[serde(skip)]
+    pub generated_at_ms: i64,
 }
 
 /// Orders received in the range, by where they are now.
@@ -274,6 +281,9 @@ pub async fn build(
             generated_at: rfc3339(now),
             bucket: range.bucket.as_str(),
             resolution_window_secs: settings.resolution_window.as_secs(),
+            since_ms: range.since_ms,
+            until_ms: range.until_ms,
+            generated_at_ms: now,
         },
         orders,
         questions,

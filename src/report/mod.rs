@@ -70,6 +70,7 @@ pub mod summary;
 pub mod text;
 mod units;
 pub mod weekly;
+pub mod words;
 
 pub use figures::{build, Options, Report};
 pub use range::{Bucket, Range};

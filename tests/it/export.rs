@@ -186,6 +186,28 @@ async fn seed() -> Seeded {
     message(&mut c, 4, t4 + 1000, "out", "assistant", "Please send your account ID.", "[4]").await;
     message(&mut c, 4, t4 + 2000, "in", "customer", "it is 99887766", "[4]").await;
 
+    // What a month of orders leaves behind: a €9.00 order, an activation
+    // number in the history, a case closed with the account it was
+    // activated for, a four-digit account ID (too short for any pattern)
+    // given in the chat.
+    exec(&mut c, "UPDATE orders SET amount_minor = 900 WHERE id = 2", &[]).await;
+    exec(&mut c, "UPDATE orders SET activation_id = 'act-000042' WHERE id = 1", &[]).await;
+    exec(
+        &mut c,
+        "UPDATE order_events SET note = 'backend activated it (activation act-000042); Send pressed' \
+         WHERE order_id = 1 AND to_state = 'confirmed'",
+        &[],
+    )
+    .await;
+    exec(
+        &mut c,
+        "UPDATE cases SET outcome = 'completed: 100 Diamonds activated for account 77665544' WHERE id = 1",
+        &[],
+    )
+    .await;
+    exec(&mut c, "UPDATE conversation_orders SET account = '4821' WHERE order_id = 4", &[]).await;
+    message(&mut c, 4, t4 + 3000, "in", "customer", "or maybe 4821", "[4]").await;
+
     let t5 = JAN_10 + 50 * DAY; // Mar 1
     conversation(&mut c, 5, 1005, "Petr", t5).await;
     message(&mut c, 5, t5 + 1000, "in", "customer", XSS, "[]").await;
@@ -238,7 +260,7 @@ async fn jsonl_carries_every_documented_field() {
     let s = seed().await;
     let out = export(&s.data_dir, &["--format", "jsonl"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("exported 5 conversations, 10 messages"), "summary line: {stderr}");
+    assert!(stderr.contains("exported 5 conversations, 11 messages"), "summary line: {stderr}");
     let convs = jsonl(&s.data_dir, &[]);
     assert_eq!(ids(&convs), [1, 2, 3, 4, 5]);
 
@@ -411,8 +433,17 @@ async fn filters_select_exactly_the_right_conversations() {
 #[tokio::test]
 async fn pii_is_redacted_unless_no_redact() {
     let s = seed().await;
-    let secrets =
-        ["Иван Петров", "ivan.petrov@mail.ru", "48213", "912", "oleg_shop", "77665544", "99887766", "secret_handle"];
+    let secrets = [
+        "Иван Петров",
+        "ivan.petrov@mail.ru",
+        "48213",
+        "912",
+        "oleg_shop",
+        "77665544",
+        "99887766",
+        "secret_handle",
+        "maybe 4821",
+    ];
     for format in ["jsonl", "csv", "html"] {
         let out = export(&s.data_dir, &["--format", format]);
         let text = String::from_utf8(out.stdout).unwrap();
@@ -487,7 +518,7 @@ async fn csv_has_one_row_per_message_with_proper_quoting() {
         ]
     );
     let rows = &rows[1..];
-    assert_eq!(rows.len(), 10, "one row per message");
+    assert_eq!(rows.len(), 11, "one row per message");
     assert!(rows.iter().all(|r| r.len() == 11), "every row has 11 fields");
     let agent = rows.iter().find(|r| r[7] == AGENT_REPLY).expect("the multi-line agent reply parses back intact");
     assert_eq!(agent[0], "1");
@@ -514,7 +545,7 @@ fn check_html_structure(html: &str) {
     for external in ["src=\"http", "href=\"http", "src='http", "@import", "url(http"] {
         assert!(!html.contains(external), "external asset: {external}");
     }
-    assert!(html.contains("class=\"conf high\">confidence 0.91"));
+    assert!(html.contains("class=\"conf high\">confidence 91%"));
     assert!(html.contains("agent-escalated"));
     assert!(html.contains("data-flags=\"escalated moderator\""));
 }
@@ -598,4 +629,193 @@ async fn a_symlink_as_output_is_refused_and_its_target_untouched() {
     std::os::unix::fs::symlink(s.data_dir.join("nowhere.jsonl"), &dangling).unwrap();
     export_failing(&s.data_dir, &dangling);
     assert!(!s.data_dir.join("nowhere.jsonl").exists());
+}
+
+/// Every account ID the store holds (given in the chat, on cases, by
+/// moderators, found in Order Details) and every payment number.
+async fn store_facts(data_dir: &Path) -> (Vec<String>, Vec<String>) {
+    let db = data_dir.join(tribute_assistant::DATABASE_FILE);
+    let mut c = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&db)).await.unwrap();
+    let strings = |rows: Vec<(Option<String>,)>| rows.into_iter().filter_map(|(v,)| v).collect::<Vec<_>>();
+    let mut accounts = Vec::new();
+    for sql in [
+        "SELECT account FROM conversation_orders",
+        "SELECT pending_account FROM cases",
+        "SELECT detail FROM moderator_audit WHERE action = 'account'",
+    ] {
+        accounts.extend(strings(sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()));
+    }
+    let candidates: Vec<(String,)> =
+        sqlx::query_as("SELECT account_candidates FROM orders").fetch_all(&mut c).await.unwrap();
+    for (json,) in candidates {
+        accounts.extend(serde_json::from_str::<Vec<String>>(&json).unwrap());
+    }
+    accounts.sort();
+    accounts.dedup();
+    let refs: Vec<(String,)> = sqlx::query_as("SELECT order_ref FROM orders").fetch_all(&mut c).await.unwrap();
+    (accounts, refs.into_iter().map(|(r,)| r).collect())
+}
+
+/// Whether `id` occurs in `text` as a whole token (not inside a longer number or word).
+fn occurs(text: &str, id: &str) -> bool {
+    text.match_indices(id).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + id.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+#[tokio::test]
+async fn no_account_id_leaves_the_store_and_payment_facts_stay() {
+    let s = seed().await;
+    let (accounts, refs) = store_facts(&s.data_dir).await;
+    assert!(accounts.len() >= 3, "{accounts:?}");
+    for format in ["jsonl", "csv", "html"] {
+        let text = String::from_utf8(export(&s.data_dir, &["--format", format]).stdout).unwrap();
+        for a in &accounts {
+            assert!(!occurs(&text, a), "{format}: account ID {a} leaked");
+        }
+        for r in &refs {
+            assert!(text.contains(r.as_str()), "{format}: payment number {r} missing");
+        }
+        if format != "csv" {
+            assert!(text.contains("act-000042"), "{format}: the activation number was taken for an account ID");
+            assert!(!text.contains("act-[ACCOUNT_ID]"), "{format}: over-redacted");
+        }
+    }
+    let convs = jsonl(&s.data_dir, &[]);
+    assert_eq!(convs[2]["cases"][0]["outcome"], "completed: 100 Diamonds activated for account [ACCOUNT_ID]");
+    let four = convs[3]["messages"].as_array().unwrap().last().unwrap()["text"].clone();
+    assert_eq!(four, "or maybe [ACCOUNT_ID]", "a short account ID the store knows is hidden too");
+}
+
+/// The page in words: amounts with their sign, how each conversation
+/// stands without codes or contradicting chips, times short under one
+/// named time zone.
+#[tokio::test]
+async fn the_html_page_says_codes_amounts_and_times_in_words() {
+    let s = seed().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
+        .env_remove("RUST_LOG")
+        .env_remove("TRIBUTE_ASSISTANT_CONFIG")
+        .env_remove("TRIBUTE_ASSISTANT_DATA_DIR")
+        .env("TZ", "Asia/Yerevan") // UTC+04:00 all year
+        .args(["export", "--format", "html", "--data-dir"])
+        .arg(&s.data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = String::from_utf8(out.stdout).unwrap();
+    let text = crate::report::visible_text(&html);
+
+    assert!(text.contains("€9.00") && text.contains("€5.00"), "amounts with their sign: {text}");
+    assert!(!text.contains("900 EUR") && !text.contains("500 EUR"), "minor units shown as the amount");
+
+    let code = regex::Regex::new(r"\b[a-z]+_[a-z_]+\b").unwrap();
+    let codes: Vec<&str> = code.find_iter(&text).map(|m| m.as_str()).collect();
+    assert!(codes.is_empty(), "codes on the page: {codes:?}");
+    for words in ["several account IDs in the order", "completed (Send pressed)", "a moderator took part"] {
+        assert!(text.contains(words), "{words:?} missing");
+    }
+
+    // One chip says how it stands; the others only add to it.
+    let chips = |id: i64| -> Vec<String> {
+        let at = html.find(&format!("id=\"conv-{id}\"")).unwrap();
+        let section = &html[at..at + html[at..].find("</section>").unwrap()];
+        let chips = &section[section.find("<div class=\"chips\">").unwrap()..];
+        let chips = &chips[..chips.find("</div>").unwrap()];
+        regex::Regex::new(r"<span class=.tag[^>]*>([^<]*)</span>")
+            .unwrap()
+            .captures_iter(chips)
+            .map(|c| c[1].to_owned())
+            .collect()
+    };
+    assert_eq!(chips(1), ["Orders completed", "the agent answered"]);
+    assert_eq!(chips(2), ["Handed to a person, no case yet"]);
+    assert_eq!(chips(3), ["Its case is closed"]);
+    assert_eq!(chips(4), ["An order failed"]);
+    assert_eq!(chips(5), ["Still open"]);
+
+    // The time zone once, in the header; each bubble its time alone, under a line for its day.
+    assert_eq!(text.matches("UTC+04:00").count(), 1, "{text}");
+    assert!(text.contains("Times are UTC+04:00"), "{text}");
+    assert!(text.contains("Saturday, 10 January 2026"), "the day above its first bubble: {text}");
+    let first = html.find("class=\"msg ").unwrap();
+    let meta = &html[first..];
+    let meta = &meta[meta.find("<span class=\"meta\">").unwrap() + 19..];
+    assert!(meta.starts_with("04:00 · Customer</span>"), "{}", &meta[..60]);
+}
+
+/// On a 390-pixel phone each filter's checkbox stays beside its words.
+#[tokio::test]
+async fn the_filters_keep_each_checkbox_beside_its_label_on_a_phone() {
+    let Some(chromium) = crate::support::chromium("export::filters") else { return };
+    let s = seed().await;
+    let page = export_html(&s);
+    for width in [390, 1280] {
+        let boxes = crate::report::measure(
+            chromium,
+            &page,
+            width,
+            "return Array.from(document.querySelectorAll('input[type=checkbox]')).map(function(i){\
+               var l=i.closest('label'); if(!l) return {label:null};\
+               var r=document.createRange(); r.selectNodeContents(l); r.setStartAfter(i);\
+               var t=r.getClientRects()[0], b=i.getBoundingClientRect();\
+               return {viewport:window.innerWidth,label:l.textContent.trim(),gap:t.left-b.right,dy:Math.abs((t.top+t.bottom)/2-(b.top+b.bottom)/2)};});",
+        );
+        let boxes = boxes.as_array().unwrap();
+        assert_eq!(boxes.len(), 4, "{boxes:?}");
+        for b in boxes {
+            assert!(!b["label"].is_null(), "a checkbox outside a label: {b}");
+            assert_eq!(b["viewport"], width, "the page is laid out {width} pixels wide");
+            let (gap, dy) = (b["gap"].as_f64().unwrap(), b["dy"].as_f64().unwrap());
+            assert!((0.0..=16.0).contains(&gap) && dy < 6.0, "at {width}px the checkbox is apart from its words: {b}");
+        }
+    }
+}
+
+/// A store the real daemon filled (four simulated days, sixty orders: IDs
+/// asked for and given in the chat, cases closed when the customer came
+/// back, activations; no faults, they add nothing here): no account ID of it in any format, every activation
+/// number kept.
+#[tokio::test]
+async fn a_simulated_store_exports_without_an_account_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("sim");
+    let out = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
+        .env_remove("RUST_LOG")
+        .env_remove("TRIBUTE_ASSISTANT_CONFIG")
+        .env_remove("TRIBUTE_ASSISTANT_DATA_DIR")
+        .args(["simulate", "--seed", "5", "--days", "4", "--orders", "60", "--restarts", "0", "--faults", "none"])
+        .args(["--log", "error", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    // The store is what this test reads: a run whose invariants did not all
+    // hold (exit 1, the simulate tests' business) still left one behind.
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() || (out.status.code() == Some(1) && said.contains("INVARIANTS VIOLATED")),
+        "simulate failed: {said}"
+    );
+    let (accounts, _) = store_facts(&data_dir).await;
+    assert!(accounts.len() >= 10, "the simulation gave account IDs: {accounts:?}");
+    for format in ["jsonl", "csv", "html"] {
+        let text = String::from_utf8(export(&data_dir, &["--format", format]).stdout).unwrap();
+        let leaked: Vec<&String> = accounts.iter().filter(|a| occurs(&text, a)).collect();
+        assert!(leaked.is_empty(), "{format}: account IDs leaked: {leaked:?}");
+        assert!(!text.contains("act-[ACCOUNT_ID]"), "{format}: activation numbers taken for account IDs");
+    }
+    let convs = jsonl(&data_dir, &[]);
+    let activations: Vec<&str> = convs
+        .iter()
+        .flat_map(|c| c["orders"].as_array().unwrap())
+        .filter_map(|o| o["activation_id"].as_str())
+        .collect();
+    assert!(!activations.is_empty());
+    let text = String::from_utf8(export(&data_dir, &["--format", "html"]).stdout).unwrap();
+    for a in activations {
+        assert!(text.contains(&format!("(activation {a})")), "{a} missing from the order's history");
+    }
+    assert!(text.contains("activated for account [ACCOUNT_ID]"), "a case outcome, redacted");
 }

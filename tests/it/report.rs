@@ -807,3 +807,181 @@ async fn the_weekly_summary_reaches_the_moderator_chat_when_its_time_comes() {
     clock.resume();
     sb.shutdown().await.unwrap();
 }
+
+/// The page as a reader sees it: the text of its elements and its tooltips
+/// (`<title>`, `title="…"`), without markup, styles or scripts.
+pub(crate) fn visible_text(html: &str) -> String {
+    let drop = regex::Regex::new(r"(?s)<style.*?</style>|<script.*?</script>").unwrap();
+    let html = drop.replace_all(html, " ");
+    let titles: Vec<String> =
+        regex::Regex::new(r#"title="([^"]*)""#).unwrap().captures_iter(&html).map(|c| c[1].to_owned()).collect();
+    let text = regex::Regex::new(r"(?s)<[^>]*>").unwrap().replace_all(&html, " ");
+    let text = format!("{text} {}", titles.join(" "));
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// Loads `page` in headless `chromium` in a frame `width` CSS pixels wide
+/// (a window cannot be made narrower than 500 pixels, a frame can: its
+/// media queries see the frame's width, as a phone's see the phone's), runs
+/// `script` (the body of a function, with the page's `document`, `window`
+/// and `getComputedStyle`) once the page is loaded, and gives back what it
+/// returned.
+pub(crate) fn measure(chromium: &Path, page: &Path, width: u32, script: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(page, dir.path().join("page.html")).unwrap();
+    let wrapper = dir.path().join("frame.html");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" src=\"page.html\" \
+             style=\"width:{width}px;height:2000px;border:0\"></iframe><script>\
+             var f=document.getElementById('f');f.onload=function(){{var w=f.contentWindow;\
+             var r=(function(document,window,getComputedStyle){{{script}}})(w.document,w,w.getComputedStyle.bind(w));\
+             var p=document.createElement('pre');p.id='measured';p.textContent=JSON.stringify(r);\
+             document.body.appendChild(p);}};</script></body></html>"
+        ),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--dump-dom"])
+        .arg("--allow-file-access-from-files")
+        .arg(format!("--window-size={},2100", width + 40))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", wrapper.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8(out.stdout).unwrap();
+    let start = dom.find("<pre id=\"measured\">").unwrap_or_else(|| panic!("the probe did not run: {dom}"));
+    let json = &dom[start + "<pre id=\"measured\">".len()..];
+    let json = &json[..json.find("</pre>").unwrap()];
+    serde_json::from_str(&json.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")).unwrap()
+}
+
+fn html_report(s: &Seeded, since: &str, until: &str) -> (PathBuf, String) {
+    let page = s.data_dir.join(format!("report-{since}-{until}.html"));
+    report(&s.data_dir, &["--since", since, "--until", until, "--format", "html", "--output", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    (page, html)
+}
+
+/// Every chart's text (scale and dates) at least 11 CSS pixels where it is
+/// drawn, inside its chart, the dates apart from each other and the last
+/// column's date the last one — on a 390-pixel phone and a 1280-pixel
+/// screen, for a week and for a month.
+#[tokio::test]
+async fn the_charts_read_on_a_phone_with_a_scale_and_every_date_inside() {
+    let s = seed().await;
+    let today = now_ms() - now_ms().rem_euclid(DAY);
+    let last = chrono::DateTime::from_timestamp_millis(today).unwrap().format("%-d %b").to_string();
+    for days in [8, 31] {
+        let (page, html) = html_report(&s, &date(today - (days - 1) * DAY), &date(today));
+        assert!(!html.contains("viewBox"), "a viewBox scales the text down with the chart");
+        for chart in ["trend-orders", "trend-questions"] {
+            let svg = &html[html.find(&format!("id=\"{chart}\"")).unwrap()..];
+            let svg = &svg[..svg.find("</svg>").unwrap()];
+            assert!(svg.contains(&format!("data-points=\"{days}\"")), "{svg}");
+            assert!(svg.contains("class=\"tick\""), "a y-scale: {svg}");
+            assert!(svg.contains(&format!("text-anchor=\"end\" font-size=\"12\">{last}</text>")), "{svg}");
+        }
+        let Some(chromium) = crate::support::chromium("report::charts") else { continue };
+        for width in [390, 1280] {
+            let charts = measure(
+                chromium,
+                &page,
+                width,
+                "return Array.from(document.querySelectorAll('svg.chart')).map(function(svg){\
+                   var box=svg.getBoundingClientRect();\
+                   var texts=Array.from(svg.querySelectorAll('text')).filter(function(t){\
+                     return getComputedStyle(t).display!='none';});\
+                   return {id:svg.id,viewport:window.innerWidth,width:box.width,height:box.height,labels:texts.map(function(t){\
+                     var r=t.getBoundingClientRect();\
+                     return {text:t.textContent,px:parseFloat(getComputedStyle(t).fontSize)*t.getScreenCTM().a,\
+                       left:r.left-box.left,right:r.right-box.left,top:r.top-box.top,bottom:r.bottom-box.top};})};});",
+            );
+            let charts = charts.as_array().unwrap();
+            assert_eq!(charts.len(), 2, "{charts:?}");
+            for c in charts {
+                assert_eq!(c["viewport"], width, "the page is laid out {width} pixels wide");
+                let (w, h) = (c["width"].as_f64().unwrap(), c["height"].as_f64().unwrap());
+                let labels = c["labels"].as_array().unwrap();
+                let f = |l: &Value, k: &str| l[k].as_f64().unwrap();
+                for l in labels {
+                    assert!(f(l, "px") >= 11.0, "{days} days at {width}px: {l} is drawn under 11px");
+                    assert!(
+                        f(l, "left") >= -0.5 && f(l, "right") <= w + 0.5,
+                        "{days} days at {width}px: {l} sticks out of {w}"
+                    );
+                    assert!(
+                        f(l, "top") >= -0.5 && f(l, "bottom") <= h + 0.5,
+                        "{days} days at {width}px: {l} sticks out of {h}"
+                    );
+                }
+                let mut dates: Vec<&Value> = labels.iter().filter(|l| f(l, "top") > h * 0.7).collect();
+                dates.sort_by(|a, b| f(a, "left").total_cmp(&f(b, "left")));
+                assert!(dates.len() >= 2, "{days} days at {width}px: dates {dates:?}");
+                for pair in dates.windows(2) {
+                    assert!(f(pair[0], "right") <= f(pair[1], "left"), "{days} days at {width}px: {pair:?} overlap");
+                }
+                assert_eq!(dates.last().unwrap()["text"], last.as_str(), "{days} days at {width}px: {dates:?}");
+            }
+        }
+    }
+}
+
+/// Everything on the page in words: the time it was made, the reasons and
+/// moderator commands, the medians; a figure that cannot be given says why.
+#[tokio::test]
+async fn the_html_page_says_everything_in_words() {
+    let s = seed().await;
+    let (_, html) = html_report(&s, &date(s.d0), &date(now_ms()));
+    let text = visible_text(&html);
+    let made = regex::Regex::new(r"Made on \d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} UTC").unwrap();
+    assert!(made.is_match(&text), "the time it was made, in words: {text}");
+    let rfc3339 = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}").unwrap();
+    assert!(!rfc3339.is_match(&text), "a machine time on the page: {text}");
+    let code = regex::Regex::new(r"\b[a-z]+_[a-z_]+\b").unwrap();
+    let codes: Vec<&str> = code.find_iter(&text).map(|m| m.as_str()).collect();
+    assert!(codes.is_empty(), "codes on the page: {codes:?}");
+    for words in [
+        "no account ID in the order",
+        "the customer did not answer",
+        "Tribute never showed the Send button",
+        "a Tribute message we do not recognise",
+        "the model was not sure",
+        "moderator 555 (Telegram user)",
+        "answered a customer 3 times",
+        "gave an account ID once",
+        "half of the orders within 10m 00s, 9 in 10 within 2h 00m, the slowest took 2h 00m (5 orders)",
+        "How these times are measured",
+    ] {
+        assert!(text.contains(words), "{words:?} missing: {text}");
+    }
+    let def = html.find("<details class=\"def\">").expect("the definition, one tap away");
+    assert!(html[def..].contains("median") && html[def..].contains("90th percentile"));
+    // p50 and p90 only where they are explained: the definition and the rows' tooltips.
+    let explained = regex::Regex::new(r#"(?s)<details class="def">.*?</details>|title="[^"]*""#).unwrap();
+    let plain = visible_text(&explained.replace_all(&html, ""));
+    assert!(!plain.contains("p50") && !plain.contains("p90"), "percentile jargon: {plain}");
+
+    // A week with nothing in it: every "—" says why.
+    let (_, empty) = html_report(&s, "2020-01-06", "2020-01-12");
+    for (tile, why) in
+        [("automation", "no orders in this period"), ("resolution", "no customer questions in this period")]
+    {
+        let needle = format!("id=\"tile-{tile}\"><div class=\"v\">—</div>");
+        let at = empty.find(&needle).unwrap_or_else(|| panic!("{needle} missing"));
+        let tile_html = &empty[at..at + empty[at..].find("</div></div>").unwrap()];
+        assert!(tile_html.contains(&format!("<div class=\"why\">{why}")), "{tile_html}");
+    }
+    let text = visible_text(&empty);
+    for why in [
+        "no order was completed in this period",
+        "no question was answered in this period",
+        "no conversation was resolved by the agent in this period",
+    ] {
+        assert!(text.contains(why), "{why:?} missing: {text}");
+    }
+    assert!(text.contains("6 January 2020 – 12 January 2020"), "the period, its last day included: {text}");
+}
