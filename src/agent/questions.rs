@@ -69,7 +69,7 @@ impl QuestionHandler for AgentQuestions {
                 info!(reasons = ?outcome.reasons, "the agent hands the question to a person");
                 Ok(QuestionOutcome::Escalate { why: outcome.case_summary() })
             } else {
-                info!(confidence = ?outcome.confidence, sources = ?outcome.sources, "the agent answered");
+                info!(confidence = ?outcome.confidence, sections = ?outcome.source_titles, "the agent answered");
                 Ok(QuestionOutcome::Answer(outcome.reply))
             }
         }

@@ -43,7 +43,13 @@ pub async fn run(args: LoginArgs, config: Option<&Path>) -> anyhow::Result<ExitC
         return check(&file, &session_path, &env).await;
     }
     let api = TelegramApi::require(&file.telegram, &env)?;
-    sign_in(&file, &api, args.phone, &mut Prompt::new()).await.map(|()| ExitCode::SUCCESS)
+    sign_in(&file, &api, args.phone, &mut Prompt::new()).await?;
+    // The same config the login used, or the next command reads another one.
+    let with = config.map(|p| format!(" --config {}", p.display())).unwrap_or_default();
+    println!(
+        "Next: `tribute-assistant{with} chats` lists the ids the config needs; `tribute-assistant{with} run` starts the daemon."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Logs the account in through `prompt` (phone, code, 2FA password) unless
@@ -290,9 +296,6 @@ async fn login(
         Ok(Err(e)) => eprintln!("Note: could not read the chat list ({e}); it is read again when the daemon starts."),
         Err(e) => eprintln!("Note: {e:#} while reading the chat list; it is read again when the daemon starts."),
     }
-    println!(
-        "Session saved to {} (readable by this user only). Next: `tribute-assistant chats` lists the ids the config needs; `tribute-assistant run` starts the daemon.",
-        path.display()
-    );
+    println!("Session saved to {} (readable by this user only).", path.display());
     Ok(())
 }

@@ -171,6 +171,8 @@ async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_wi
     assert!(printed.contains("(hint: the testbed's ready line says it)"), "the 2FA hint is shown: {printed}");
     assert!(printed.contains("Wrong password; try again."), "{printed}");
     assert!(printed.contains("Logged in as Tribute Assistant, user id 1000."), "{printed}");
+    let next = format!("`tribute-assistant --config {} chats`", config.display());
+    assert!(printed.contains(&next), "the next step names the config the login used: {printed}");
     #[cfg(unix)]
     assert_eq!(mode(&session_path(&config)), 0o600);
 
