@@ -9,7 +9,7 @@
 //   node backend.mjs dump
 //   node backend.mjs selftest [VECTORS.json]
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -142,6 +142,12 @@ async function dump(opts) {
  * required, and refusing every negative vector as malformed_header.
  */
 async function selftest(opts, [vectors = DEFAULT_VECTORS]) {
+  if (!existsSync(vectors)) {
+    throw new Error(
+      `no signature vectors at ${vectors}: pass the file, e.g. ` +
+        "`selftest /path/to/tribute-assistant/docs/signature-test-vectors.json`",
+    );
+  }
   const data = JSON.parse(readFileSync(vectors, "utf8"));
   const failures = [];
   let checks = 0;

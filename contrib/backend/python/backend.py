@@ -129,7 +129,13 @@ def selftest(args) -> int:
     """Every published vector through this kit's own code: the headers we
     compute, verify() accepting them at their t, refusing v1-only when v2 is
     required, and refusing every negative vector as malformed_header."""
-    data = json.loads(Path(args.vectors).read_text(encoding="utf-8"))
+    path = Path(args.vectors)
+    if not path.is_file():
+        raise ValueError(
+            f"no signature vectors at {path}: pass the file, e.g. "
+            "`selftest /path/to/tribute-assistant/docs/signature-test-vectors.json`"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
     failures, checks = [], 0
 
     def check(ok: bool, what: str):
