@@ -56,9 +56,8 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Payment → Send: p50 {} · p90 {} · max {}",
-        maybe_duration(o.payment_to_send_ms.p50),
-        maybe_duration(o.payment_to_send_ms.p90),
+        "Payment → Send: {}, the slowest {}",
+        spread(o.payment_to_send_ms.p50, o.payment_to_send_ms.p90),
         maybe_duration(o.payment_to_send_ms.max)
     );
     let _ = writeln!(
@@ -71,22 +70,16 @@ pub fn render(r: &Report) -> String {
         q.escalated,
         q.answered_by_moderator
     );
-    let _ = writeln!(
-        s,
-        "First answer: p50 {} · p90 {}",
-        maybe_duration(q.first_answer_ms.p50),
-        maybe_duration(q.first_answer_ms.p90)
-    );
+    let _ = writeln!(s, "First answer: {}", spread(q.first_answer_ms.p50, q.first_answer_ms.p90));
     let a = &m.open_cases_by_age;
     let _ = writeln!(
         s,
-        "\n🧑‍💼 Cases: {} opened · {} closed · {} open now (>1 day: {}) · first action p50 {} · p90 {}",
+        "\n🧑‍💼 Cases: {} opened · {} closed · {} open now (>1 day: {}) · first action: {}",
         m.cases_opened,
         m.cases_closed,
         a.total(),
         a.d1_to_7d + a.over_7d,
-        maybe_duration(m.first_action_ms.p50),
-        maybe_duration(m.first_action_ms.p90)
+        spread(m.first_action_ms.p50, m.first_action_ms.p90)
     );
     let _ = writeln!(s, "\n📈 Per {}: paid / completed / questions / escalated", r.range.bucket);
     let skip = r.trend.len().saturating_sub(TREND_LINES);
@@ -119,6 +112,15 @@ pub fn render(r: &Report) -> String {
         }
     }
     fit(s.trim_end())
+}
+
+/// The median and the 90th percentile as a moderator reads them on a phone:
+/// "half within 4s, 9 in 10 within 2h 08m"; "none yet" without a figure.
+fn spread(p50: Option<i64>, p90: Option<i64>) -> String {
+    match (p50, p90) {
+        (Some(a), Some(b)) => format!("half within {}, 9 in 10 within {}", duration(a), duration(b)),
+        _ => "none yet".to_owned(),
+    }
 }
 
 /// `text` if it fits one message, else its first lines and [`CUT`].

@@ -694,6 +694,9 @@ async fn the_weekly_summary_is_posted_once_per_week_even_across_restarts_and_los
     assert_eq!(posts(), 1);
     let text = world.messages(chat).into_iter().find(|m| m.outgoing).unwrap().text;
     assert!(text.starts_with("📊 Report "), "{text}");
+    // Read on a phone: times in words, no percentile jargon.
+    assert!(!text.contains("p50") && !text.contains("p90"), "{text}");
+    assert!(text.contains("Payment → Send: "), "{text}");
 
     // The process was down over the next Monday: the "restarted" poster
     // (a fresh call, only the store remembers) posts it late, once.
