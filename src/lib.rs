@@ -46,6 +46,7 @@ pub mod webhook;
 // Small shared primitives every part may use.
 pub mod clock;
 pub mod http;
+pub mod private_file;
 pub mod sensitive_url;
 pub mod settings;
 pub mod shutdown;

@@ -10,7 +10,6 @@
 //! credentials, session, server and backend are offered as the defaults
 //! (the testbed's config rehearses the whole setup).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -415,17 +414,8 @@ fn render_config(a: &Answers) -> String {
 
 /// Writes a file readable by its owner only.
 fn write_private(path: &Path, content: &str, replace: bool) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if replace {
-        let _ = std::fs::remove_file(path);
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("Failed to create {} (it may exist: --force replaces it)", path.display()))?;
-    f.write_all(content.as_bytes()).with_context(|| format!("Failed to write {}", path.display()))
+    crate::private_file::write(path, content, replace)
+        .with_context(|| format!("Failed to create {} (it may exist: --force replaces it)", path.display()))
 }
 
 fn write_config(path: &Path, text: &str, replace: bool) -> anyhow::Result<()> {

@@ -149,11 +149,7 @@ pub async fn run(cmd: KbCommand, config: Option<&Path>) -> anyhow::Result<ExitCo
             let kb = match access(&data_dir, &kc, how).await? {
                 KbAccess::Local(kb) => kb,
                 KbAccess::Daemon(daemon) => {
-                    let request = live::IngestRequest {
-                        documents,
-                        conversations: pairs.map(|v| v.into_iter().map(Into::into).collect()),
-                        prune,
-                    };
+                    let request = live::IngestRequest { documents, conversations: pairs, prune };
                     let done = daemon.ingest(&request).await.context("Ingestion through the running daemon failed")?;
                     let optimized =
                         done.optimized_secs.map(|s| format!(", index optimised in {s:.2}s")).unwrap_or_default();

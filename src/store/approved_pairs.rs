@@ -20,7 +20,9 @@ pub struct NewApprovedPair {
     pub approved_by: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialisable: the `kb` commands send a database's pairs to the running
+/// daemon's index (`knowledge::live`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApprovedPair {
     pub id: i64,
     pub conversation_id: i64,

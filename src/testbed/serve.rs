@@ -309,14 +309,5 @@ fn toml_string(s: &str) -> String {
 
 /// Writes a secret file readable by its owner only.
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("Failed to create {}", path.display()))?;
-    f.write_all(content.as_bytes()).with_context(|| format!("Failed to write {}", path.display()))?;
-    Ok(())
+    crate::private_file::write(path, content, true).with_context(|| format!("Failed to write {}", path.display()))
 }

@@ -104,7 +104,7 @@ async fn the_knowledge_listener_runs_requests_on_the_daemons_index_for_its_token
     let hits = client.search(&search).await.unwrap();
     assert_eq!(hits.first().map(|h| h.title.as_str()), Some("Can I pay with a Zorblax gift card?"), "{hits:?}");
     assert_eq!(hits[0].confidence, own[0].confidence, "the same search, the same evidence");
-    let pair = live::PairDto {
+    let pair = tribute_assistant::store::ApprovedPair {
         id: 1,
         conversation_id: 42,
         question: "Do you sell Zorblax gift cards?".into(),

@@ -99,53 +99,13 @@ impl Endpoint {
     }
 }
 
-/// An approved pair as it travels (the store's row type stays free of serde).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PairDto {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub question: String,
-    pub answer: String,
-    pub language: Option<String>,
-    pub approved_by: i64,
-    pub approved_at: i64,
-}
-
-impl From<ApprovedPair> for PairDto {
-    fn from(p: ApprovedPair) -> Self {
-        Self {
-            id: p.id,
-            conversation_id: p.conversation_id,
-            question: p.question,
-            answer: p.answer,
-            language: p.language,
-            approved_by: p.approved_by,
-            approved_at: p.approved_at,
-        }
-    }
-}
-
-impl From<PairDto> for ApprovedPair {
-    fn from(p: PairDto) -> Self {
-        Self {
-            id: p.id,
-            conversation_id: p.conversation_id,
-            question: p.question,
-            answer: p.answer,
-            language: p.language,
-            approved_by: p.approved_by,
-            approved_at: p.approved_at,
-        }
-    }
-}
-
 /// `POST /kb/ingest`: what `kb ingest` read (the command reads the files
 /// and the approved pairs itself, so the daemon needs neither its working
 /// directory nor its permissions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngestRequest {
     pub documents: Option<Vec<SourceText>>,
-    pub conversations: Option<Vec<PairDto>>,
+    pub conversations: Option<Vec<ApprovedPair>>,
     pub prune: bool,
 }
 

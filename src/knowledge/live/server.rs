@@ -128,10 +128,7 @@ async fn ingest(State(live): State<Arc<Live>>, headers: HeaderMap, Json(req): Js
     // ingest short; it finishes, optimised and calibrated, for the customers.
     let task = tokio::spawn(async move {
         let _one = live.ingesting.lock().await;
-        let input = IngestInput {
-            documents: req.documents,
-            conversations: req.conversations.map(|v| v.into_iter().map(Into::into).collect()),
-        };
+        let input = IngestInput { documents: req.documents, conversations: req.conversations };
         let report = live.kb.ingest(input, req.prune, None).await.map_err(|e| format!("ingestion failed: {e}"))?;
         let optimized_secs = if report.embedded > 0 || report.removed > 0 || report.updated > 0 {
             let t = std::time::Instant::now();
