@@ -8,66 +8,53 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
+use crate::support::testbed::{next_line, TestbedProcess};
 use crate::support::wait::{try_eventually, SETTLE};
 
 const EXE: &str = env!("CARGO_BIN_EXE_tribute-assistant");
 
 /// A running `testbed --rehearse-login` and its stdout lines.
 struct RehearsalTestbed {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    ready: serde_json::Value,
+    process: TestbedProcess,
     _dir: tempfile::TempDir,
 }
 
 impl RehearsalTestbed {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(EXE)
-            .args(["--log", "warn", "testbed", "--rehearse-login", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = next_line(&mut lines).await;
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
-        Self { child, lines, ready, _dir: dir }
+        let process = TestbedProcess::start(&["--rehearse-login"], dir.path(), &[], Stdio::null()).await;
+        Self { process, _dir: dir }
     }
 
     fn config(&self) -> PathBuf {
-        PathBuf::from(self.ready["config"].as_str().unwrap())
+        PathBuf::from(self.process.field("config"))
     }
 
     fn control(&self) -> String {
-        self.ready["control"].as_str().unwrap().to_owned()
+        self.process.field("control")
     }
 
     fn login(&self, key: &str) -> String {
-        self.ready["login"][key].as_str().unwrap_or_else(|| panic!("login.{key} in {}", self.ready)).to_owned()
+        let ready = &self.process.ready;
+        ready["login"][key].as_str().unwrap_or_else(|| panic!("login.{key} in {ready}")).to_owned()
     }
 
     /// The next login code the testbed "sends".
     async fn login_code(&mut self) -> String {
-        let line = next_line(&mut self.lines).await;
+        let line = next_line(&mut self.process.lines).await;
         let sent: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
         sent["login_code"].as_str().unwrap_or_else(|| panic!("a login code in {line}")).to_owned()
     }
 
     async fn stop(mut self) {
-        unsafe { libc::kill(self.child.id().unwrap() as i32, libc::SIGTERM) };
-        let status = tokio::time::timeout(SETTLE, self.child.wait()).await.expect("the testbed exits in time").unwrap();
+        unsafe { libc::kill(self.process.child.id().unwrap() as i32, libc::SIGTERM) };
+        let status =
+            tokio::time::timeout(SETTLE, self.process.child.wait()).await.expect("the testbed exits in time").unwrap();
         assert!(status.success(), "{status}");
     }
-}
-
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    tokio::time::timeout(SETTLE, lines.next_line()).await.expect("a line in time").unwrap().expect("a line")
 }
 
 /// A command of the binary with the testbed's config.
@@ -156,7 +143,7 @@ async fn the_first_login_is_rehearsed_against_the_testbed_and_the_daemon_runs_wi
     let mut tb = RehearsalTestbed::start().await;
     let config = tb.config();
     let cfg = std::fs::read_to_string(&config).unwrap();
-    assert!(cfg.contains(&format!("server = \"{}\"", tb.ready["mtproto"].as_str().unwrap())), "{cfg}");
+    assert!(cfg.contains(&format!("server = \"{}\"", tb.process.field("mtproto"))), "{cfg}");
 
     // Nobody is logged in yet: the session holds the key only.
     let check = output(&config, &["login", "--check"]).await;

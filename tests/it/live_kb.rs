@@ -9,7 +9,7 @@ use std::process::Output;
 use tribute_assistant::knowledge::ingest::IngestInput;
 use tribute_assistant::knowledge::live::{self, Endpoint, IngestRequest, SearchRequest};
 use tribute_assistant::knowledge::{KnowledgeBase, KnowledgeError, KnowledgeSection, SourceText};
-use tribute_assistant::testbed::serve::{Testbed, TestbedArgs};
+use tribute_assistant::testbed::serve::Testbed;
 
 use crate::support::wait::{try_eventually, SETTLE};
 
@@ -184,18 +184,7 @@ async fn while_the_daemon_runs_kb_commands_go_through_it_and_its_answers_follow_
     use tokio::process::Command;
     let _alone = crate::support::cpu_heavy().await;
     let dir = tempfile::tempdir().unwrap();
-    let tb = Testbed::start(&TestbedArgs {
-        dir: dir.path().to_path_buf(),
-        mtproto: "127.0.0.1:0".parse().unwrap(),
-        control: "127.0.0.1:0".parse().unwrap(),
-        backend: "reference".into(),
-        faults: "none".parse().unwrap(),
-        seed: 1,
-        require_v2: false,
-        rehearse_login: false,
-    })
-    .await
-    .unwrap();
+    let tb = Testbed::start(&crate::support::testbed::args(dir.path())).await.unwrap();
     let config = tb.ready.config.clone();
     let data = dir.path().join("data");
     let kb = |parts: &[&str]| {

@@ -6,22 +6,10 @@
 use std::path::Path;
 
 use tribute_assistant::testbed::chaos::{chaos, summary, ChaosArgs, KillMoment};
-use tribute_assistant::testbed::serve::{Testbed, TestbedArgs};
+use tribute_assistant::testbed::serve::Testbed;
 
+use crate::support::testbed::{args, TestbedProcess};
 use crate::support::wait::{try_eventually, SETTLE};
-
-fn args(dir: &Path) -> TestbedArgs {
-    TestbedArgs {
-        dir: dir.to_path_buf(),
-        mtproto: "127.0.0.1:0".parse().unwrap(),
-        control: "127.0.0.1:0".parse().unwrap(),
-        backend: "reference".into(),
-        faults: "none".parse().unwrap(),
-        seed: 1,
-        require_v2: false,
-        rehearse_login: false,
-    }
-}
 
 #[tokio::test]
 async fn the_control_api_posts_orders_and_messages_and_reports_what_the_world_saw() {
@@ -100,27 +88,12 @@ async fn the_real_daemon_killed_with_sigkill_at_chosen_moments_loses_and_doubles
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
     use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::process::Command;
 
     let exe = env!("CARGO_BIN_EXE_tribute-assistant");
     let dir = tempfile::tempdir().unwrap();
-    let mut testbed = Command::new(exe)
-        .args(["--log", "warn", "testbed", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(SETTLE, lines.next_line()).await.expect("the ready line in time").unwrap().unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
-    for key in ["mtproto", "control", "backend", "config"] {
-        assert!(ready[key].is_string(), "{key} in {line}");
-    }
-    let control = ready["control"].as_str().unwrap().to_owned();
-    let config = ready["config"].as_str().unwrap().to_owned();
+    let mut tb = TestbedProcess::start(&[], dir.path(), &[], Stdio::null()).await;
+    let [_, control, _, config] = ["mtproto", "control", "backend", "config"].map(|key| tb.field(key));
     let run = || {
         Command::new(exe)
             .args(["--config", &config, "--log", "warn", "run"])
@@ -169,8 +142,8 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
     daemon.wait().await.unwrap();
 
     // SIGTERM stops the testbed cleanly.
-    unsafe { libc::kill(testbed.id().unwrap() as i32, libc::SIGTERM) };
-    let status = tokio::time::timeout(SETTLE, testbed.wait()).await.expect("the testbed exits in time").unwrap();
+    unsafe { libc::kill(tb.child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(SETTLE, tb.child.wait()).await.expect("the testbed exits in time").unwrap();
     assert!(status.success(), "{status}");
 }
 
@@ -179,24 +152,15 @@ async fn the_testbed_process_serves_the_real_daemon_which_survives_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_testbed_warns_when_the_backend_does_not_answer_and_starts_anyway() {
     use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-    use tokio::process::Command;
+    use tokio::io::AsyncReadExt;
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut testbed = Command::new(env!("CARGO_BIN_EXE_tribute-assistant"))
-        .args(["--log", "warn", "testbed", "--backend", &format!("http://{closed}/api/tribute"), "--dir"])
-        .arg(dir.path())
-        .env("TRIBUTE_ASSISTANT_BACKEND_SECRET", "staging-secret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(SETTLE, lines.next_line()).await.expect("the ready line in time").unwrap().unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line when ready");
-    let warning = ready["backend_warning"].as_str().unwrap_or_else(|| panic!("a warning in {line}"));
+    let backend = format!("http://{closed}/api/tribute");
+    let env = [("TRIBUTE_ASSISTANT_BACKEND_SECRET", "staging-secret")];
+    let TestbedProcess { child: mut testbed, ready, .. } =
+        TestbedProcess::start(&["--backend", &backend], dir.path(), &env, Stdio::piped()).await;
+    let warning = ready["backend_warning"].as_str().unwrap_or_else(|| panic!("a warning in {ready}"));
     assert!(warning.contains("does not answer") && warning.contains(&closed.to_string()), "{warning}");
     // It serves all the same.
     let stats = crate::support::http().get(format!("{}/stats", ready["control"].as_str().unwrap())).send();

@@ -1,7 +1,7 @@
 //! Shared test helpers: every wait's bound and how to wait (`wait`), the
 //! simulator's orders and client (`sim`), the daemon in a sandbox
-//! (`sandbox`), scripted OpenAI-compatible servers on loopback, and the real
-//! ones CI starts (`llm`).
+//! (`sandbox`), the testbed in process or as a process (`testbed`), scripted
+//! OpenAI-compatible servers on loopback, and the real ones CI starts (`llm`).
 
 pub mod chromium;
 pub mod llm;
@@ -9,6 +9,7 @@ pub mod openai_chat;
 pub mod openai_embeddings;
 pub mod sandbox;
 pub mod sim;
+pub mod testbed;
 pub mod wait;
 
 pub use chromium::chromium;
