@@ -23,6 +23,8 @@ const PREVIOUS_SECRET_ENV = "TRIBUTE_ASSISTANT_BACKEND_SECRET_PREVIOUS";
 const ADMIN_TOKEN_ENV = "TRIBUTE_BACKEND_ADMIN_TOKEN";
 const DB_ENV = "TRIBUTE_BACKEND_DB";
 const URL_ENV = "TRIBUTE_BACKEND_URL";
+/** How long requests in progress may take to finish after SIGTERM. */
+const STOP_GRACE_MS = 2000;
 const DEFAULT_VECTORS = resolve(dirname(fileURLToPath(import.meta.url)), "../../../docs/signature-test-vectors.json");
 
 const OPTIONS = {
@@ -100,10 +102,22 @@ async function serve(opts) {
       `${opts["require-v2"] ? "v2 only" : "v1 or v2"}; admin endpoints ${adminToken ? "on" : "off"}`,
   );
   await new Promise((ok) => {
-    for (const signal of ["SIGTERM", "SIGINT"]) process.once(signal, () => server.close(ok));
+    for (const signal of ["SIGTERM", "SIGINT"]) process.once(signal, () => stop(server, ok));
   });
   log("stopped");
   return 0;
+}
+
+/**
+ * Stops taking connections and lets requests in progress finish. A keep-alive
+ * connection that never becomes idle in Node's eyes (a client killed in the
+ * middle of a request, one that connected and sent nothing yet) would hold
+ * `server.close` open for ever, so after a short grace every connection goes.
+ */
+function stop(server, done) {
+  server.close(done);
+  server.closeIdleConnections();
+  setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS).unref();
 }
 
 /** Calls an admin endpoint of the running server (it owns the store file). */
