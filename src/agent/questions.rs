@@ -11,11 +11,9 @@ use tracing::{info, info_span, Instrument};
 use super::knowledge_retriever::KnowledgeRetriever;
 use super::{Agent, HistoryMessage, Speaker, TurnRequest};
 use crate::contact::{Question, QuestionHandler, QuestionOutcome};
-use crate::daemon::ContactSetup;
 use crate::domain::{Author, Direction};
 use crate::knowledge::KnowledgeBase;
-use crate::moderator::Learner;
-use crate::store::{ApprovedPair, Store};
+use crate::store::Store;
 
 pub struct AgentQuestions {
     agent: Arc<Agent>,
@@ -78,35 +76,11 @@ impl QuestionHandler for AgentQuestions {
     }
 }
 
-/// Adds `/learn`ed pairs to the knowledge base at once.
-pub struct KnowledgeLearner(pub KnowledgeBase);
-
-#[async_trait::async_trait]
-impl Learner for KnowledgeLearner {
-    async fn learn(&self, pair: &ApprovedPair) -> anyhow::Result<()> {
-        let report = self.0.add_approved_pair(pair).await.context("Failed to index the approved pair")?;
-        info!(pair = pair.id, %report, "approved pair added to the knowledge base");
-        Ok(())
-    }
-
-    async fn unlearn(&self, conversation_id: i64) -> anyhow::Result<()> {
-        crate::retention::IndexEraser::remove_conversation(&self.0, conversation_id).await
-    }
-}
-
-/// Makes the agent over `kb` answer the contact flow's questions and
-/// `/learn` add to `kb`.
-pub fn attach(
-    setup: &mut ContactSetup,
-    settings: super::AgentSettings,
-    kb: KnowledgeBase,
-    store: Store,
-) -> anyhow::Result<()> {
-    let retriever = Arc::new(KnowledgeRetriever::new(kb.clone()));
+/// The agent over `kb` as the contact flow's question handler.
+pub fn handler(settings: super::AgentSettings, kb: KnowledgeBase, store: Store) -> anyhow::Result<AgentQuestions> {
+    let retriever = Arc::new(KnowledgeRetriever::new(kb));
     let agent = Agent::new(settings, retriever, Arc::new(store.clone()), store.clone())
         .context("Failed to set up the agent")?;
     info!(mode = agent.mode().as_str(), "the agent answers customers' questions");
-    setup.questions = Arc::new(AgentQuestions::new(Arc::new(agent), store));
-    setup.learner = Some(Arc::new(KnowledgeLearner(kb)));
-    Ok(())
+    Ok(AgentQuestions::new(Arc::new(agent), store))
 }

@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use crate::backend::{BackendAccess, BackendConfig, BackendSection};
 use crate::contact::ContactSection;
-use crate::daemon::ContactSetup;
 use crate::moderator::ModeratorConfig;
 use crate::ops::{OpsSection, OpsSettings};
 use crate::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
@@ -137,11 +136,6 @@ impl Config {
             contact: file.contact,
             moderator: file.moderator,
         })
-    }
-
-    /// Customer contact and the moderator chat for the daemon (`None` when `[contact] enabled = false`).
-    pub fn contact_setup(&self) -> anyhow::Result<Option<ContactSetup>> {
-        Ok(self.contact.contact_config()?.map(|c| ContactSetup::new(c, self.moderator.clone())))
     }
 
     pub fn backend_config(&self) -> BackendConfig {

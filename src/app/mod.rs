@@ -3,6 +3,7 @@
 //! library of parts uses this module; it uses them.
 
 pub mod ask;
+pub mod assemble;
 pub mod chats;
 pub mod check;
 pub mod cli;

@@ -1,8 +1,9 @@
 //! `tribute-assistant run`: the daemon on the real Telegram account.
 //!
 //! Refuses to start without an authorised session (and says that
-//! `tribute-assistant login` fixes it), then wires the store, the backend
-//! client, the grammers adapter and the [`Daemon`], and stops gracefully on
+//! `tribute-assistant login` fixes it), then connects the grammers adapter,
+//! opens the store and the agent's knowledge base, has
+//! [`assemble`](super::assemble::assemble) build the daemon, and stops gracefully on
 //! SIGINT/SIGTERM: the step in flight finishes, the update state and the
 //! database are flushed.
 
@@ -11,12 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tokio::sync::watch;
 use tracing::info;
 
+use super::assemble::{assemble, Assembled, Blueprint, Observations};
 use crate::app::config::{Config, FileConfig};
-use crate::backend::BackendClient;
-use crate::daemon::{Daemon, Exit};
+use crate::daemon::Exit;
 use crate::shutdown::shutdown_signal;
 use crate::store::Store;
 use crate::telegram::grammers::session::{open_existing_session, point_at_server, stored_self_id};
@@ -49,10 +49,6 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("Failed to create {}", cfg.data_dir.display()))?;
     let db = cfg.database_path();
     let store = Store::open(&db).await.with_context(|| format!("Failed to open {}", db.display()))?;
-    // ops: backend latency and Telegram observations for /metrics.
-    let metrics = Arc::new(crate::ops::Metrics::default());
-    let telegram_stats = Arc::new(crate::ops::TelegramStats::default());
-    let backend = BackendClient::new(cfg.backend_config())?.with_observer(metrics.clone());
     let messenger =
         GrammersMessenger::connect(session.clone(), telegram).await.context("Failed to connect to Telegram")?;
     // Customers are reachable through the order message that mentions them;
@@ -67,40 +63,29 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         tribute_chat = cfg.telegram.tribute_chat,
         "connected to Telegram; the daemon is running"
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let observed = crate::ops::ObservedMessenger::new(Arc::new(messenger.clone()), telegram_stats.clone());
-    let ops = crate::ops::OpsRuntime::start(
-        &cfg.ops,
-        store.clone(),
-        backend.clone(),
-        metrics,
-        telegram_stats,
-        stop_rx.clone(),
-    )
-    .await
-    .context("Failed to start the ops listener")?;
-    crate::ops::conversation_metrics::wire(&ops.state, &store);
-    crate::ops::conversation_metrics::wire_report(&ops.state, &store, cfg.report.resolution_window);
-    let daemon = Daemon::new(
-        store.clone(),
-        Arc::new(observed),
-        backend,
-        cfg.workflow_config(),
-        cfg.ingest_config()?,
-        stop_rx,
-        None,
-    )
-    .with_report(cfg.report.clone())
-    .with_task_board(ops.state.tasks.clone())
-    .with_retention(cfg.retention.clone());
-    let mut knowledge = None;
-    let daemon = match cfg.contact_setup()? {
-        Some(mut setup) => {
-            knowledge = super::wiring::wire_agent(&mut setup, &cfg.data_dir, &agent_file, store.clone()).await;
-            daemon.with_contact(setup)
-        }
-        None => daemon,
+    let contact = cfg.contact.contact_config()?;
+    let agent = match contact {
+        Some(_) => super::wiring::open_agent(&cfg.data_dir, &agent_file).await,
+        None => None,
     };
+    let knowledge = agent.as_ref().map(|(_, kb)| kb.clone());
+    let Assembled { daemon, ops, shutdown } = assemble(Blueprint {
+        store: store.clone(),
+        messenger: Arc::new(messenger.clone()),
+        backend: cfg.backend_config(),
+        workflow: cfg.workflow_config(),
+        ingest: cfg.ingest_config()?,
+        ops: cfg.ops.clone(),
+        observations: Observations::default(),
+        contact,
+        moderator: cfg.moderator.clone(),
+        agent,
+        report: cfg.report.clone(),
+        retention: Some(cfg.retention.clone()),
+        checkpoint: None,
+        item_hook: None,
+    })
+    .await?;
     // The daemon holds the index now: the `kb` commands and `ask` reach it through this listener.
     let live = match knowledge {
         Some(kb) => crate::knowledge::live::serve(kb, &cfg.data_dir)
@@ -114,12 +99,12 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut handle = tokio::spawn(daemon.run());
     let result = tokio::select! {
         _ = shutdown_signal() => {
-            let _ = stop_tx.send(true);
+            let _ = shutdown.send(true);
             (&mut handle).await
         }
         res = &mut handle => res,
     };
-    let _ = stop_tx.send(true);
+    let _ = shutdown.send(true);
     if let Some(live) = live {
         live.shutdown().await;
     }

@@ -1,5 +1,5 @@
-//! Builds the parts the commands share from the config file: the knowledge
-//! base, and the agent plugged into the daemon's contact setup.
+//! Opens what the commands share from the config file: the knowledge base
+//! (through the running daemon when one holds it) and the daemon's agent.
 
 use std::path::{Path, PathBuf};
 
@@ -7,8 +7,7 @@ use anyhow::{bail, Context};
 
 use super::config::FileConfig;
 use crate::agent::knowledge_retriever::KnowledgeRetriever;
-use crate::agent::{questions, AgentSettings, Hit, Lang, Retriever, RetrieverError};
-use crate::daemon::ContactSetup;
+use crate::agent::{AgentSettings, Hit, Lang, Retriever, RetrieverError};
 use crate::knowledge::redact::Redactor;
 use crate::knowledge::{live, KnowledgeBase, KnowledgeError};
 use crate::store::Store;
@@ -184,21 +183,15 @@ async fn open_resolved(
     opened.with_context(|| format!("Failed to open the knowledge base under {}", data_dir.display()))
 }
 
-/// The agent of the real daemon: answers questions over the knowledge base
-/// under `data_dir` with the `[agent]` settings, and learns approved answers.
-/// Returns the knowledge base, which the daemon then serves to the `kb`
-/// commands ([`live::serve`]). An empty knowledge base is attached all the
+/// The agent of the real daemon: its `[agent]` settings and the knowledge
+/// base under `data_dir`, which the daemon also serves to the `kb`
+/// commands ([`live::serve`]). An empty knowledge base is taken all the
 /// same — its questions go to the moderator until a `kb ingest` fills it,
 /// without a restart. When it cannot be opened, the daemon still runs
 /// orders and contact, and every question goes to the moderator — said
 /// once, loudly, at start.
-pub async fn wire_agent(
-    setup: &mut ContactSetup,
-    data_dir: &Path,
-    file: &FileConfig,
-    store: Store,
-) -> Option<KnowledgeBase> {
-    let wired = async {
+pub async fn open_agent(data_dir: &Path, file: &FileConfig) -> Option<(AgentSettings, KnowledgeBase)> {
+    let opened = async {
         let env = |k: &str| std::env::var(k).ok();
         let settings = AgentSettings::resolve(&file.agent, &env).context("Invalid [agent] settings")?;
         let kc = file.knowledge.resolve(&env).context("Invalid [knowledge] section")?;
@@ -210,11 +203,10 @@ pub async fn wire_agent(
                  (`kb ingest` works while the daemon runs)"
             );
         }
-        questions::attach(setup, settings, kb.clone(), store)?;
-        anyhow::Ok(kb)
+        anyhow::Ok((settings, kb))
     };
-    match wired.await {
-        Ok(kb) => Some(kb),
+    match opened.await {
+        Ok(agent) => Some(agent),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "the agent is off: every customer question goes to the moderator");
             None

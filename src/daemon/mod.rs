@@ -1,4 +1,5 @@
-//! Wires the parts and owns the tasks. The store is the only queue:
+//! Runs the built parts as tasks ([`crate::app::assemble`] builds them).
+//! The store is the only queue:
 //!
 //! - the event loop reads Telegram and only stores what arrives (Tribute
 //!   messages and their orders; customer and moderator messages into the
@@ -25,11 +26,9 @@ use anyhow::Context;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
-use crate::backend::BackendClient;
-use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
-use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
-use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
-use crate::report::ReportSettings;
+use crate::contact::Contact;
+use crate::moderator::ModeratorDesk;
+use crate::orders::{IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::retention::{Pruner, RetentionSettings};
 use crate::runtime::supervisor::spawn_supervised;
 use crate::runtime::TaskBoard;
@@ -43,48 +42,65 @@ mod tasks;
 
 use resync::Resync;
 pub use resync::TELEGRAM_SERVICE_USER;
-use tasks::{contact_loop, worker, CardPoster, ContactWakes};
-pub use tasks::{ItemHook, ITEM_ATTEMPTS};
+use tasks::{contact_loop, worker, ContactWakes};
+pub use tasks::{CardPoster, ItemHook, ITEM_ATTEMPTS};
 
 /// The longest one loop of a task may take before `/healthz` calls it
 /// stuck: an LLM turn, a slow backend with its retries, a long history page.
 const LOOP_BOUND: Duration = Duration::from_secs(300);
 
-pub struct Daemon {
-    store: Store,
-    messenger: Arc<dyn Messenger>,
-    workflow: WorkflowConfig,
-    ingest: IngestConfig,
-    backend: BackendClient,
-    checkpoint: Option<CheckpointHook>,
-    shutdown: watch::Receiver<bool>,
-    /// Each task's pulse, for `/healthz` and `/metrics`.
-    board: Arc<TaskBoard>,
-    /// Runs before each inbox message is handled (tests inject panics).
-    item_hook: Option<ItemHook>,
-    /// Customer contact and the moderator chat, when enabled.
-    contact: Option<ContactSetup>,
-    /// The automation report's definitions (`/report`) and weekly summary.
-    report: ReportSettings,
+/// The built parts the daemon runs as tasks. [`crate::app::assemble`]
+/// builds them, once, for every caller (`run`, the sandbox, `simulate`,
+/// the tests): the daemon only starts and stops tasks.
+pub struct Parts {
+    pub store: Store,
+    /// The messenger every task uses (observed for `/metrics`).
+    pub messenger: Arc<dyn Messenger>,
+    pub orders: Arc<OrderProcessor>,
+    /// Customer contact and the moderator desk, when contact is on.
+    pub desk: Option<DeskParts>,
+    /// The moderator chat's poster, when there is a moderator chat.
+    pub cards: Option<CardPoster>,
+    pub wakes: Wakes,
+    pub workflow: WorkflowConfig,
+    pub ingest: IngestConfig,
     /// How long data is kept; `None`: nothing is pruned (tests, `simulate`).
-    retention: Option<RetentionSettings>,
+    pub retention: Option<RetentionSettings>,
+    /// Each task's pulse, for `/healthz` and `/metrics`.
+    pub board: Arc<TaskBoard>,
+    /// Runs before each inbox message is handled (tests inject panics).
+    pub item_hook: Option<ItemHook>,
+    pub shutdown: watch::Receiver<bool>,
 }
 
-/// What the daemon needs to talk to customers and moderators.
-pub struct ContactSetup {
-    pub contact: ContactConfig,
-    pub moderator: ModeratorConfig,
-    /// What to do with customers' questions: [`ModeratorQuestions`] (the
-    /// default, a case for the moderator) until the LLM agent takes over.
-    pub questions: Arc<dyn QuestionHandler>,
-    /// Where `/learn`ed answers go at once (the knowledge base), if anywhere.
-    pub learner: Option<Arc<dyn Learner>>,
+/// The customer side and the moderator side of the contact task.
+pub struct DeskParts {
+    pub contact: Arc<Contact>,
+    pub desk: Arc<ModeratorDesk>,
 }
 
-impl ContactSetup {
-    pub fn new(contact: ContactConfig, moderator: ModeratorConfig) -> Self {
-        Self { contact, moderator, questions: Arc::new(ModeratorQuestions), learner: None }
+/// The hints that wake a task when its work is in the store.
+#[derive(Clone)]
+pub struct Wakes {
+    pub orders: Wake,
+    pub inbox: Wake,
+    pub cards: Wake,
+}
+
+impl Wakes {
+    pub fn new() -> Self {
+        Self { orders: Wake::new(), inbox: Wake::new(), cards: Wake::new() }
     }
+}
+
+impl Default for Wakes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct Daemon {
+    parts: Parts,
 }
 
 /// Why `run` returned.
@@ -97,63 +113,8 @@ pub enum Exit {
 }
 
 impl Daemon {
-    pub fn new(
-        store: Store,
-        messenger: Arc<dyn Messenger>,
-        backend: BackendClient,
-        workflow: WorkflowConfig,
-        ingest: IngestConfig,
-        shutdown: watch::Receiver<bool>,
-        checkpoint: Option<CheckpointHook>,
-    ) -> Self {
-        Self {
-            store,
-            messenger,
-            workflow,
-            ingest,
-            backend,
-            checkpoint,
-            shutdown,
-            board: TaskBoard::new(),
-            item_hook: None,
-            contact: None,
-            report: ReportSettings::default(),
-            retention: None,
-        }
-    }
-
-    /// Reports the tasks' pulse on `board` (the one `/healthz` reads).
-    pub fn with_task_board(mut self, board: Arc<TaskBoard>) -> Self {
-        self.board = board;
-        self
-    }
-
-    /// Runs `hook` before each inbox message is handled, inside the
-    /// message's isolation: how tests make one message's handling panic.
-    pub fn with_item_hook(mut self, hook: ItemHook) -> Self {
-        self.item_hook = Some(hook);
-        self
-    }
-
-    /// Prunes and scrubs the store by `settings` while it runs (`retention`).
-    pub fn with_retention(mut self, settings: RetentionSettings) -> Self {
-        self.retention = Some(settings);
-        self
-    }
-
-    /// The report's settings: the resolution window `/report` counts with,
-    /// and the weekly summary in the moderator chat when one is scheduled.
-    pub fn with_report(mut self, settings: ReportSettings) -> Self {
-        self.report = settings;
-        self
-    }
-
-    /// Talks to customers whose order needs their account ID and serves the
-    /// moderator chat (instead of sending every account problem straight to
-    /// the moderator).
-    pub fn with_contact(mut self, setup: ContactSetup) -> Self {
-        self.contact = Some(setup);
-        self
+    pub fn new(parts: Parts) -> Self {
+        Self { parts }
     }
 
     /// Runs until shutdown, the messenger closes, or a checkpoint hook stops it
@@ -167,19 +128,17 @@ impl Daemon {
     /// history call never stops the event loop from draining Telegram's
     /// update buffer.
     pub async fn run(self) -> anyhow::Result<Exit> {
-        let orders_wake = Wake::new();
-        let inbox_wake = Wake::new();
-        let cards_wake = Wake::new();
+        let p = &self.parts;
         let started_secs = crate::clock::now_secs();
         let resync = Resync {
-            store: self.store.clone(),
-            messenger: self.messenger.clone(),
-            workflow: self.workflow.clone(),
-            ingest: self.ingest.clone(),
-            orders_wake: orders_wake.clone(),
-            inbox_wake: inbox_wake.clone(),
-            cards_wake: cards_wake.clone(),
-            contact: self.contact.is_some(),
+            store: p.store.clone(),
+            messenger: p.messenger.clone(),
+            workflow: p.workflow.clone(),
+            ingest: p.ingest.clone(),
+            orders_wake: p.wakes.orders.clone(),
+            inbox_wake: p.wakes.inbox.clone(),
+            cards_wake: p.wakes.cards.clone(),
+            contact: p.desk.is_some(),
             started_secs,
             now: Arc::new(Notify::new()),
             paged: Arc::default(),
@@ -191,73 +150,37 @@ impl Daemon {
             resync.now.notify_one();
         }
         resync.catch_up_inbox().await;
-        let mut processor = OrderProcessor::new(
-            self.store.clone(),
-            self.messenger.clone(),
-            self.backend.clone(),
-            self.workflow.clone(),
-            self.ingest.clone(),
-            self.shutdown.clone(),
-            self.checkpoint.clone(),
-        );
-        processor.set_customer_contact(self.contact.is_some());
-        let processor = Arc::new(processor);
-        let board = &self.board;
-        let shutdown = &self.shutdown;
-        let contact_task = self.contact.as_ref().map(|setup| {
-            let contact = Arc::new(Contact::new(
-                self.store.clone(),
-                self.messenger.clone(),
-                setup.contact.clone(),
-                self.ingest.parser.account_pattern.clone(),
-                Arc::new(Budgeted::new(setup.questions.clone(), self.store.clone(), setup.contact.question_limits)),
-                orders_wake.clone(),
-                cards_wake.clone(),
-                self.workflow.moderator_chat,
-            ));
-            let desk = Arc::new(
-                ModeratorDesk::new(
-                    contact.clone(),
-                    self.messenger.clone(),
-                    setup.moderator.clone(),
-                    setup.learner.clone(),
-                )
-                .with_report(self.report.clone()),
-            );
-            let wakes = ContactWakes { inbox: inbox_wake.clone(), cards: cards_wake.clone() };
-            let hook = self.item_hook.clone();
+        let (board, shutdown) = (&p.board, &p.shutdown);
+        let contact_task = p.desk.as_ref().map(|d| {
+            let (contact, desk) = (d.contact.clone(), d.desk.clone());
+            let wakes = ContactWakes { inbox: p.wakes.inbox.clone(), cards: p.wakes.cards.clone() };
+            let hook = p.item_hook.clone();
             spawn_supervised(board, "contact", LOOP_BOUND, shutdown, move |task, stop| {
                 contact_loop(contact.clone(), desk.clone(), wakes.clone(), stop, task, hook.clone())
             })
         });
-        let desk_task = self.workflow.moderator_chat.map(|chat| {
-            let poster = CardPoster {
-                store: self.store.clone(),
-                messenger: self.messenger.clone(),
-                chat,
-                report: self.report.clone(),
-            };
-            let wake = cards_wake.clone();
+        let desk_task = p.cards.clone().map(|poster| {
+            let wake = p.wakes.cards.clone();
             spawn_supervised(board, "cards", LOOP_BOUND, shutdown, move |task, stop| {
                 poster.clone().run(wake.clone(), stop, task)
             })
         });
         let mut worker = {
-            let (store, orders_wake, cards_wake) = (self.store.clone(), orders_wake.clone(), cards_wake.clone());
+            let (processor, store, wakes) = (p.orders.clone(), p.store.clone(), p.wakes.clone());
             spawn_supervised(board, "orders", LOOP_BOUND, shutdown, move |task, stop| {
-                worker(processor.clone(), store.clone(), orders_wake.clone(), cards_wake.clone(), stop, task)
+                worker(processor.clone(), store.clone(), wakes.orders.clone(), wakes.cards.clone(), stop, task)
             })
         };
         let resync_task = {
-            let bound = self.workflow.resync_interval * 3 + LOOP_BOUND;
+            let bound = p.workflow.resync_interval * 3 + LOOP_BOUND;
             let resync = resync.clone();
             spawn_supervised(board, "reread", bound, shutdown, move |task, stop| {
                 resync.clone().periodically(stop, task)
             })
         };
-        let retention_task = self.retention.clone().map(|settings| {
+        let retention_task = p.retention.clone().map(|settings| {
             let bound = settings.interval * 2 + LOOP_BOUND;
-            let store = self.store.clone();
+            let store = p.store.clone();
             spawn_supervised(board, "retention", bound, shutdown, move |task, stop| {
                 Pruner::new(store.clone(), settings.clone()).run(stop, task)
             })
@@ -267,7 +190,7 @@ impl Daemon {
             // Decide inside `select!`, act after it: the shutdown branch holds a
             // non-Send watch guard that must not live across our awaits.
             let next = tokio::select! {
-                ev = self.messenger.next_event() => Some(ev),
+                ev = p.messenger.next_event() => Some(ev),
                 res = &mut worker => {
                     resync_task.abort();
                     return match res.context("the order worker panicked")? {
@@ -275,7 +198,7 @@ impl Daemon {
                         Err(e) => Err(e.into()),
                     };
                 }
-                _ = stopped(&self.shutdown) => None,
+                _ = stopped(&p.shutdown) => None,
             };
             match next {
                 None => break Exit::Shutdown,
@@ -314,13 +237,13 @@ impl Daemon {
     /// anything slower than a SQLite write.
     async fn handle(&self, ev: Event, resync: &Resync) -> anyhow::Result<()> {
         match ev {
-            Event::NewMessage(m) if m.chat_id == self.workflow.tribute_chat => resync.ingest_one(&m).await,
+            Event::NewMessage(m) if m.chat_id == self.parts.workflow.tribute_chat => resync.ingest_one(&m).await,
             Event::NewMessage(m) => match resync.route(&m) {
                 Some(kind) => resync.enqueue(kind, &m, false).await,
                 None => Ok(()),
             },
-            Event::MessageEdited(m) if m.chat_id == self.workflow.tribute_chat => {
-                self.store.update_tribute_message(&m).await?;
+            Event::MessageEdited(m) if m.chat_id == self.parts.workflow.tribute_chat => {
+                self.parts.store.update_tribute_message(&m).await?;
                 Ok(())
             }
             _ => Ok(()),

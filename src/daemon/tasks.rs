@@ -162,14 +162,18 @@ const SWEEP: Duration = Duration::from_secs(1);
 /// moderator chat however slowly the backend or the order steps go; and
 /// the weekly report summary when it is due ([`crate::report::weekly`]).
 #[derive(Clone)]
-pub(super) struct CardPoster {
-    pub(super) store: Store,
-    pub(super) messenger: Arc<dyn Messenger>,
-    pub(super) chat: ChatId,
-    pub(super) report: ReportSettings,
+pub struct CardPoster {
+    store: Store,
+    messenger: Arc<dyn Messenger>,
+    chat: ChatId,
+    report: ReportSettings,
 }
 
 impl CardPoster {
+    pub fn new(store: Store, messenger: Arc<dyn Messenger>, chat: ChatId, report: ReportSettings) -> Self {
+        Self { store, messenger, chat, report }
+    }
+
     pub(super) async fn run(
         self,
         wake: Wake,

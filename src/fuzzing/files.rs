@@ -56,7 +56,7 @@ pub(super) fn config(data: &[u8]) {
     let Ok(config) = Config::resolve(file, env) else {
         return;
     };
-    let _ = config.contact_setup();
+    let _ = config.contact.contact_config();
     let _ = config.backend_config();
     let _ = config.workflow_config();
     let _ = config.ingest_config();

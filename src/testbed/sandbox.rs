@@ -17,10 +17,10 @@ use secrecy::SecretString;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backend::{BackendClient, BackendConfig};
+use crate::app::assemble::{assemble, Assembled, Blueprint, Observations};
+use crate::backend::BackendConfig;
 use crate::contact::ContactConfig;
-use crate::daemon::ContactSetup;
-use crate::daemon::{Daemon, Exit};
+use crate::daemon::Exit;
 use crate::domain::OrderState;
 use crate::moderator::ModeratorConfig;
 use crate::orders::{CheckpointHook, IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
@@ -138,8 +138,7 @@ pub struct Sandbox {
     /// handle for a moment, and the embedded index opens in one place at a time.
     knowledge: Option<crate::knowledge::KnowledgeBase>,
     /// ops: measurements that outlive daemon restarts, as in one process.
-    metrics: Arc<crate::ops::Metrics>,
-    telegram_stats: Arc<crate::ops::TelegramStats>,
+    observations: Observations,
 }
 
 struct Mtproto {
@@ -192,8 +191,7 @@ impl Sandbox {
             mtproto,
             running: None,
             knowledge: None,
-            metrics: Arc::default(),
-            telegram_stats: Arc::default(),
+            observations: Observations::default(),
         })
     }
 
@@ -288,17 +286,14 @@ impl Sandbox {
                 (Arc::new(messenger.clone()), Some((messenger, session)))
             }
         };
-        let backend = BackendClient::new(BackendConfig {
+        let backend = BackendConfig {
             url: self.backend.url(),
             secret: self.secret.clone(),
             timeout: Duration::from_secs(5),
             max_attempts: self.opts.backend_attempts,
             initial_backoff: self.opts.backend_backoff,
             max_backoff: self.opts.backend_backoff * 8,
-        })?
-        .with_observer(self.metrics.clone());
-        let client: Arc<dyn Messenger> =
-            Arc::new(crate::ops::ObservedMessenger::new(client, self.telegram_stats.clone()));
+        };
         let workflow = WorkflowConfig {
             tribute_chat: self.world.tribute_chat(),
             moderator_chat: Some(self.moderator_chat),
@@ -315,55 +310,41 @@ impl Sandbox {
             max_step_backoff: Duration::from_secs(60),
             outage_after: self.opts.outage_after,
         };
-        let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() };
-        let (tx, rx) = watch::channel(false);
-        let ops_settings = crate::ops::OpsSettings {
+        let ops = crate::ops::OpsSettings {
             listen: self.opts.ops_listener.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             max_update_age: None,
             webhook: self.opts.webhook.clone(),
         };
-        let ops = crate::ops::OpsRuntime::start(
-            &ops_settings,
-            self.store.clone(),
-            backend.clone(),
-            self.metrics.clone(),
-            self.telegram_stats.clone(),
-            rx.clone(),
-        )
-        .await?;
-        crate::ops::conversation_metrics::wire(&ops.state, &self.store);
-        let window = self.opts.report.resolution_window;
-        crate::ops::conversation_metrics::wire_report(&ops.state, &self.store, window);
-        let mut daemon = Daemon::new(self.store.clone(), client, backend, workflow, ingest, rx, checkpoint)
-            .with_report(self.opts.report.clone())
-            .with_task_board(ops.state.tasks.clone());
-        if let Some(hook) = &self.opts.item_hook {
-            daemon = daemon.with_item_hook(hook.clone());
-        }
-        if let Some(retention) = &self.opts.retention {
-            daemon = daemon.with_retention(retention.clone());
-        }
-        let daemon = match &self.opts.contact {
-            Some(contact) => {
-                let mut setup =
-                    ContactSetup::new(contact.clone(), ModeratorConfig { moderators: vec![self.moderator] });
-                if self.opts.agent {
-                    self.wire_agent(&mut setup).await?;
-                }
-                daemon.with_contact(setup)
-            }
-            None => daemon,
+        let agent = match self.opts.agent && self.opts.contact.is_some() {
+            true => Some(self.agent().await?),
+            false => None,
         };
+        let Assembled { daemon, ops, shutdown } = assemble(Blueprint {
+            store: self.store.clone(),
+            messenger: client,
+            backend,
+            workflow,
+            ingest: IngestConfig { parser: ParserConfig::default(), tribute_bot: self.world.tribute_chat() },
+            ops,
+            observations: self.observations.clone(),
+            contact: self.opts.contact.clone(),
+            moderator: ModeratorConfig { moderators: vec![self.moderator] },
+            agent,
+            report: self.opts.report.clone(),
+            retention: self.opts.retention.clone(),
+            checkpoint,
+            item_hook: self.opts.item_hook.clone(),
+        })
+        .await?;
         let handle = tokio::spawn(daemon.run());
-        self.running = Some(Running { shutdown: tx, handle, grammers, ops });
+        self.running = Some(Running { shutdown, handle, grammers, ops });
         Ok(())
     }
 
     /// The agent in its offline default (retrieval-only, no LLM) over the
-    /// starter FAQ, ingested into the sandbox's data dir once, and `/learn`
-    /// adding to that knowledge base.
-    async fn wire_agent(&mut self, setup: &mut ContactSetup) -> anyhow::Result<()> {
-        use crate::agent::{questions, AgentSettings};
+    /// starter FAQ, ingested into the sandbox's data dir once.
+    async fn agent(&mut self) -> anyhow::Result<(crate::agent::AgentSettings, crate::knowledge::KnowledgeBase)> {
+        use crate::agent::AgentSettings;
         use crate::knowledge::{ingest::IngestInput, KnowledgeBase, KnowledgeSection};
         let kb = match &self.knowledge {
             Some(kb) => kb.clone(),
@@ -378,7 +359,7 @@ impl Sandbox {
             }
         };
         let settings = AgentSettings::resolve(&Default::default(), &|_| None).context("agent defaults")?;
-        questions::attach(setup, settings, kb, self.store.clone())
+        Ok((settings, kb))
     }
 
     /// Asks the daemon to stop gracefully and waits for it.

@@ -130,8 +130,10 @@ mod e2e {
     use secrecy::SecretString;
     use tokio::sync::watch;
     use tokio::task::JoinHandle;
-    use tribute_assistant::backend::{BackendClient, BackendConfig};
-    use tribute_assistant::daemon::{Daemon, Exit};
+    use tribute_assistant::app::assemble::{assemble, Assembled, Blueprint};
+    use tribute_assistant::backend::BackendConfig;
+    use tribute_assistant::daemon::Exit;
+    use tribute_assistant::ops::OpsRuntime;
     use tribute_assistant::domain::{OrderRef, OrderState};
     use tribute_assistant::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
     use tribute_assistant::store::Store;
@@ -167,6 +169,7 @@ mod e2e {
         handle: JoinHandle<anyhow::Result<Exit>>,
         messenger: GrammersMessenger,
         session: Arc<FileSession>,
+        ops: OpsRuntime,
     }
 
     impl Harness {
@@ -239,15 +242,14 @@ mod e2e {
 
         async fn start_daemon(&mut self) {
             let (messenger, session) = self.connect().await;
-            let backend = BackendClient::new(BackendConfig {
+            let backend = BackendConfig {
                 url: self.backend.url(),
                 secret: self.secret.clone(),
                 timeout: Duration::from_secs(5),
                 max_attempts: 4,
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_millis(400),
-            })
-            .unwrap();
+            };
             let workflow = WorkflowConfig {
                 tribute_chat: self.tribute_chat(),
                 moderator_chat: Some(self.moderator_chat),
@@ -264,11 +266,11 @@ mod e2e {
                 outage_after: Duration::from_secs(900),
             };
             let ingest = IngestConfig { parser: ParserConfig::default(), tribute_bot: self.tribute_chat() };
-            let (stop, rx) = watch::channel(false);
-            let daemon =
-                Daemon::new(self.store.clone(), Arc::new(messenger.clone()), backend, workflow, ingest, rx, None);
+            let blueprint =
+                Blueprint::orders_only(self.store.clone(), Arc::new(messenger.clone()), backend, workflow, ingest);
+            let Assembled { daemon, shutdown: stop, ops } = assemble(blueprint).await.unwrap();
             let handle = tokio::spawn(daemon.run());
-            self.running = Some(Running { stop, handle, messenger, session });
+            self.running = Some(Running { stop, handle, messenger, session, ops });
         }
 
         async fn stop_daemon(&mut self) {
@@ -276,6 +278,7 @@ mod e2e {
             let _ = r.stop.send(true);
             let exit = tokio::time::timeout(SETTLE, r.handle).await.expect("stops in time").unwrap().unwrap();
             assert_eq!(exit, Exit::Shutdown);
+            r.ops.shutdown().await;
             r.messenger.close().await;
             r.session.close().await;
         }
