@@ -9,10 +9,10 @@ use tribute_assistant::moderator::outbox_worker::post_due;
 use tribute_assistant::moderator::sizing::{utf16_len, TELEGRAM_LIMIT};
 use tribute_assistant::store::{CardBody, CardSubject, Escalation, Store};
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sandbox::Sandbox;
 use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
-use crate::support::sandbox::{sandbox, wait_cards_posted, wait_chat, wait_state};
+use crate::support::app::TestApp;
+use crate::support::sandbox::{wait_cards_posted};
 use crate::support::sim::{order, OrderBuilder};
 use crate::support::wait::eventually;
 
@@ -23,29 +23,28 @@ fn long_text(words: usize) -> String {
 
 /// An order of a customer who cannot be written to (privacy settings):
 /// its account problem goes to the moderator at once.
-fn unreachable_order(sb: &Sandbox, customer: i64, name: &str, details: &str) -> i32 {
-    sb.world.add_user(customer, name, None);
-    sb.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
-    sb.world.post_order(&order(customer).by(name).details(details))
+fn unreachable_order(app: &TestApp, customer: i64, name: &str, details: &str) -> i32 {
+    app.world.add_user(customer, name, None);
+    app.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
+    app.post_order(&order(customer).by(name).details(details))
 }
 
-fn assert_all_fit(sb: &Sandbox) {
-    for m in sb.world.messages(sb.moderator_chat) {
+fn assert_all_fit(app: &TestApp) {
+    for m in app.world.messages(app.moderator_chat) {
         assert!(utf16_len(&m.text) <= TELEGRAM_LIMIT, "message {} is {} units", m.id, utf16_len(&m.text));
     }
-    assert_eq!(sb.world.refused_sends().get("MESSAGE_TOO_LONG"), None, "{:?}", sb.world.refused_sends());
+    assert_eq!(app.world.refused_sends().get("MESSAGE_TOO_LONG"), None, "{:?}", app.world.refused_sends());
 }
 
 #[tokio::test]
 async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox(&dir).await;
+    let app = TestApp::spawn().await;
     // ~5000 characters of order details without an account ID: escalated.
     let details = long_text(550);
     assert!(details.chars().count() > 5000);
-    let first = unreachable_order(&sb, 901, "Иван Петров", &details);
-    wait_state(&sb, first, OrderState::Escalated).await;
-    let card = wait_chat(&sb, "order TA-").await;
+    let first = unreachable_order(&app, 901, "Иван Петров", &details);
+    app.wait_state(first, OrderState::Escalated).await;
+    let card = app.wait_card("order TA-").await;
     assert!(card.text.contains("/case C1 shows all]"), "the cut says where the rest is: {}", card.text);
     assert!(card.text.contains("слово0000"), "the beginning of the text is shown");
     assert!(card.text.contains("Reply to this message with:"), "what to do is kept: {}", card.text);
@@ -57,15 +56,15 @@ async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
     }
 
     // A later order with a problem: its card is posted too.
-    let second = unreachable_order(&sb, 902, "Олег", "забыл ID");
-    wait_state(&sb, second, OrderState::Escalated).await;
-    wait_chat(&sb, "Case C2").await;
+    let second = unreachable_order(&app, 902, "Олег", "забыл ID");
+    app.wait_state(second, OrderState::Escalated).await;
+    app.wait_card("Case C2").await;
     // Telegram has the card a moment before the store marks it posted.
-    wait_cards_posted(&sb).await;
-    assert_all_fit(&sb);
-    assert!(sb.store().parked_cards().await.unwrap().is_empty());
+    wait_cards_posted(&app).await;
+    assert_all_fit(&app);
+    assert!(app.store().parked_cards().await.unwrap().is_empty());
     // The card is stored typed, without text: the store keeps the raw order, `/case` shows all of it.
-    let stored = sb.store().all_cards().await.unwrap();
+    let stored = app.store().all_cards().await.unwrap();
     match &stored[0].body {
         CardBody::Escalation(e) => assert!(matches!(e.subject, CardSubject::Order(_)) && !e.detail.is_empty(), "{e:?}"),
         other => panic!("stored as text: {other:?}"),
@@ -77,9 +76,9 @@ async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
     let mut page = 1;
     loop {
         let cmd = if page == 1 { "/case C1".to_owned() } else { format!("/case C1 {page}") };
-        let asked = sb.world.post_as_user(sb.moderator_chat, sb.moderator, &cmd, None);
+        let asked = app.moderator_says(&cmd);
         let shown = eventually(&format!("the answer to {cmd}"), || async {
-            sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(asked))
+            app.world.messages(app.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(asked))
         })
         .await;
         let header = format!("📄 C1 · page {page}/");
@@ -95,46 +94,45 @@ async fn a_long_customer_text_is_posted_cut_and_a_later_escalated_order_too() {
         page += 1;
     }
     assert!(pages.unwrap() >= 2);
-    assert_all_fit(&sb);
+    assert_all_fit(&app);
     let flat = |s: &str| s.replace(['\n', ' '], "");
     assert!(flat(&bodies).contains(&flat(&details)), "every word of the case is on a page");
     assert!(bodies.contains("Status: open"));
     // A page past the end says how many there are.
-    sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/case C1 99", None);
-    wait_chat(&sb, &format!("C1 has {} page(s)", pages.unwrap())).await;
-    sb.shutdown().await.unwrap();
+    app.moderator_says("/case C1 99");
+    app.wait_card(&format!("C1 has {} page(s)", pages.unwrap())).await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_card_telegram_refuses_for_good_is_parked_and_the_next_one_is_posted() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox(&dir).await;
+    let app = TestApp::spawn().await;
     // 150 hashtags: Telegram refuses the text (ENTITIES_TOO_LONG) however often it is sent.
     let tags = (0..150).map(|i| format!("#тег{i}")).collect::<Vec<_>>().join(" ");
-    let first = unreachable_order(&sb, 911, "Иван Петров", &tags);
-    wait_state(&sb, first, OrderState::Escalated).await;
+    let first = unreachable_order(&app, 911, "Иван Петров", &tags);
+    app.wait_state(first, OrderState::Escalated).await;
     let parked = eventually("the card parked", || async {
-        let p = sb.store().parked_cards().await.unwrap();
+        let p = app.store().parked_cards().await.unwrap();
         (!p.is_empty()).then_some(p)
     })
     .await;
     assert!(parked[0].last_error.as_deref().unwrap().contains("ENTITIES_TOO_LONG"), "{parked:?}");
     // A notice stands in for it, and replies to the notice reach the case.
-    let notice = wait_chat(&sb, "Telegram refused this case's card").await;
+    let notice = app.wait_card("Telegram refused this case's card").await;
     assert!(notice.text.contains("/case C1"));
     // Telegram shows the notice a moment before the store records it as the case's message.
     let case = eventually("the notice recorded for its case", || async {
-        sb.store().case_for_message(sb.moderator_chat, notice.id).await.unwrap()
+        app.store().case_for_message(app.moderator_chat, notice.id).await.unwrap()
     })
     .await;
     assert_eq!(case.short_id, "C1");
 
-    let second = unreachable_order(&sb, 912, "Олег", "забыл ID");
-    wait_state(&sb, second, OrderState::Escalated).await;
-    wait_chat(&sb, "🚨 Case C2").await;
-    assert_eq!(sb.store().parked_cards().await.unwrap().len(), 1);
-    assert_eq!(sb.world.refused_sends().get("ENTITIES_TOO_LONG"), Some(&1), "not retried");
-    sb.shutdown().await.unwrap();
+    let second = unreachable_order(&app, 912, "Олег", "забыл ID");
+    app.wait_state(second, OrderState::Escalated).await;
+    app.wait_card("🚨 Case C2").await;
+    assert_eq!(app.store().parked_cards().await.unwrap().len(), 1);
+    assert_eq!(app.world.refused_sends().get("ENTITIES_TOO_LONG"), Some(&1), "not retried");
+    app.shutdown().await;
 }
 
 /// The desk on the simulator without the daemon: one world, one store.

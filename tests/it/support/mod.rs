@@ -3,6 +3,7 @@
 //! (`sandbox`), the testbed in process or as a process (`testbed`), scripted
 //! OpenAI-compatible servers on loopback, and the real ones CI starts (`llm`).
 
+pub mod app;
 pub mod chromium;
 pub mod llm;
 pub mod openai_chat;
