@@ -126,7 +126,9 @@ pub async fn assemble(b: Blueprint) -> anyhow::Result<Assembled> {
     );
     orders.set_customer_contact(b.contact.is_some());
     let desk = match b.contact {
-        Some(contact) => Some(desk(&b.store, &messenger, &wakes, &b.workflow, &b.ingest, contact, b.moderator, b.agent, &b.report)?),
+        Some(contact) => {
+            Some(desk(&b.store, &messenger, &wakes, &b.workflow, &b.ingest, contact, b.moderator, b.agent, &b.report)?)
+        }
         None => None,
     };
     let cards = b

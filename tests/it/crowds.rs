@@ -17,11 +17,12 @@ use tribute_assistant::store::{
     now_ms, CardBody, CardSubject, Escalation, InboxKind, MessageKind, NewOrder, Recorded, Store, Transition,
 };
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_assistant::testbed::sandbox::SandboxOptions;
 
-use crate::support::sandbox::{order_of, sandbox, sandbox_with, wait_cards_posted, wait_chat, wait_inbox_handled};
+use crate::support::app::TestApp;
+use crate::support::sandbox::{order_of, wait_cards_posted, wait_inbox_handled};
 use crate::support::sim::{order, OrderBuilder};
-use crate::support::wait::{advance, eventually, pause_time};
+use crate::support::wait::{eventually, pause_time};
 
 const TRIBUTE: i64 = 93372553;
 const MODERATORS: i64 = -100777;
@@ -167,44 +168,44 @@ async fn the_store_refuses_a_second_open_case_for_one_order() {
 
 /// Waits until `n` customer messages are stored and handled, and every
 /// card and follow-up due now is posted (coalesced ones wait for later).
-async fn received(sb: &Sandbox, n: i64) {
+async fn received(app: &TestApp, n: i64) {
     eventually(&format!("{n} customer messages stored"), || async {
-        (sb.store().customer_message_counts().await.unwrap().0 >= n).then_some(())
+        (app.store().customer_message_counts().await.unwrap().0 >= n).then_some(())
     })
     .await;
     eventually("every received message handled", || async {
-        sb.store().waiting_inbound(1).await.unwrap().is_empty().then_some(())
+        app.store().waiting_inbound(1).await.unwrap().is_empty().then_some(())
     })
     .await;
-    posted_what_is_due(sb).await;
+    posted_what_is_due(app).await;
 }
 
-async fn posted_what_is_due(sb: &Sandbox) {
+async fn posted_what_is_due(app: &TestApp) {
     eventually("every card due now posted", || async {
-        sb.store().due_cards(now_ms()).await.unwrap().is_empty().then_some(())
+        app.store().due_cards(now_ms()).await.unwrap().is_empty().then_some(())
     })
     .await;
 }
 
 /// An open case whose customer we cannot write to (privacy settings): the
 /// card is posted at once, and their dialogue is with the moderator.
-async fn customer_with_open_case(sb: &Sandbox, customer: i64) {
-    sb.world.add_user(customer, "Олег", None);
-    sb.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
-    sb.world.post_order(&order(customer).by("Олег").details("ID потом пришлю"));
-    wait_chat(sb, "Case C1").await;
-    wait_cards_posted(sb).await;
+async fn customer_with_open_case(app: &TestApp, customer: i64) {
+    app.world.add_user(customer, "Олег", None);
+    app.world.fail_sends_to(customer, MessengerError::PrivacyRestricted);
+    app.post_order(&order(customer).by("Олег").details("ID потом пришлю"));
+    app.wait_card("Case C1").await;
+    wait_cards_posted(app).await;
     eventually("the dialogue with the moderator", || async {
-        let conv = sb.store().conversation_for_customer(customer).await.unwrap()?;
+        let conv = app.store().conversation_for_customer(customer).await.unwrap()?;
         matches!(conv.state, DialogueState::WithModerator { .. }).then_some(())
     })
     .await;
 }
 
 /// Our posts relaying what the customer wrote to a case.
-fn relays(sb: &Sandbox) -> Vec<String> {
-    sb.world
-        .messages(sb.moderator_chat)
+fn relays(app: &TestApp) -> Vec<String> {
+    app.world
+        .messages(app.moderator_chat)
         .into_iter()
         .filter(|m| m.text.contains("Олег wrote:"))
         .map(|m| m.text)
@@ -213,37 +214,36 @@ fn relays(sb: &Sandbox) -> Vec<String> {
 
 #[tokio::test]
 async fn a_customers_messages_to_an_open_case_reach_the_moderators_coalesced_at_a_bounded_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox(&dir).await;
-    customer_with_open_case(&sb, 701).await;
+    let app = TestApp::spawn().await;
+    customer_with_open_case(&app, 701).await;
 
     let clock = pause_time().await;
     for i in 1..=10 {
-        sb.world.post_as_user(701, 701, &format!("сообщение номер {i}"), None);
+        app.customer_says(701, &format!("сообщение номер {i}"));
     }
-    received(&sb, 10).await;
-    let first = relays(&sb);
+    received(&app, 10).await;
+    let first = relays(&app);
     assert_eq!(first.len(), 1, "the first at once, the rest wait: {first:#?}");
-    assert_no_failed_messages(&sb).await;
-    let talk = sb.store().conversation_for_customer(701).await.unwrap().unwrap();
-    let stored = sb.store().conversation_messages(talk.id).await.unwrap();
+    assert_no_failed_messages(&app).await;
+    let talk = app.store().conversation_for_customer(701).await.unwrap().unwrap();
+    let stored = app.store().conversation_messages(talk.id).await.unwrap();
     assert_eq!(stored.iter().filter(|m| m.text.starts_with("сообщение номер")).count(), 10, "all stored at once");
 
-    advance(CASE_RELAY_EVERY + Duration::from_secs(1)).await;
-    posted_what_is_due(&sb).await;
-    let all = relays(&sb);
+    app.advance(CASE_RELAY_EVERY + Duration::from_secs(1)).await;
+    posted_what_is_due(&app).await;
+    let all = relays(&app);
     assert_eq!(all.len(), 2, "one more post for the other nine: {all:#?}");
     let messages = |post: &str| post.split_once('\n').unwrap().1.split("\n\n").map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(messages(&all[0]), vec!["сообщение номер 1".to_owned()]);
     let rest: Vec<String> = (2..=10).map(|i| format!("сообщение номер {i}")).collect();
     assert_eq!(messages(&all[1]), rest, "in order, each once");
     clock.resume();
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 /// No inbox message failed (e.g. a write refused while another connection wrote).
-async fn assert_no_failed_messages(sb: &Sandbox) {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", sb.db_path.display())).await.unwrap();
+async fn assert_no_failed_messages(app: &TestApp) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path.display())).await.unwrap();
     let failed: Vec<(i64, String)> =
         sqlx::query_as("SELECT message_id, error FROM inbox WHERE error IS NOT NULL").fetch_all(&pool).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
@@ -251,65 +251,64 @@ async fn assert_no_failed_messages(sb: &Sandbox) {
 }
 
 /// What our account wrote to the customer, once nothing for them waits to be sent.
-async fn all_sent_to(sb: &Sandbox, customer: i64) -> Vec<Message> {
+async fn all_sent_to(app: &TestApp, customer: i64) -> Vec<Message> {
     eventually(&format!("nothing waiting to be sent to customer {customer}"), || async {
-        (sb.store().pending_customer_messages(customer).await.unwrap() == 0).then_some(())
+        (app.store().pending_customer_messages(customer).await.unwrap() == 0).then_some(())
     })
     .await;
-    sb.world.messages(customer).into_iter().filter(|m| m.outgoing).collect()
+    app.world.messages(customer).into_iter().filter(|m| m.outgoing).collect()
 }
 
 #[tokio::test]
 async fn three_late_wrong_ids_go_to_the_one_case_of_their_order_and_count_as_strikes() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox(&dir).await;
-    let msg = sb.world.post_order(&order(604).by("Мария").details("жду"));
-    eventually("asked for the ID", || async { (all_sent_to(&sb, 604).await.len() == 1).then_some(()) }).await;
+    let app = TestApp::spawn().await;
+    let msg = app.post_order(&order(604).by("Мария").details("жду"));
+    eventually("asked for the ID", || async { (all_sent_to(&app, 604).await.len() == 1).then_some(()) }).await;
     // Silent past the reminder and the day: the order goes to a moderator.
     let clock = pause_time().await;
-    advance(Duration::from_secs(61 * 60)).await;
-    eventually("reminded", || async { (all_sent_to(&sb, 604).await.len() == 2).then_some(()) }).await;
-    advance(Duration::from_secs(23 * 3600)).await;
-    let o = crate::support::sandbox::wait_state(&sb, msg, OrderState::Escalated).await;
+    app.advance(Duration::from_secs(61 * 60)).await;
+    eventually("reminded", || async { (all_sent_to(&app, 604).await.len() == 2).then_some(()) }).await;
+    app.advance(Duration::from_secs(23 * 3600)).await;
+    let o = app.wait_state(msg, OrderState::Escalated).await;
     assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
-    wait_chat(&sb, "Case C1").await;
+    app.wait_card("Case C1").await;
     clock.resume();
 
     // Three late IDs, each refused: each one goes back to C1 and counts.
     for (n, id) in ["111111", "222222", "333333"].into_iter().enumerate() {
-        sb.world.post_as_user(604, 604, id, None);
-        let refused = wait_chat(&sb, &format!("refused account ID {id}")).await;
+        app.customer_says(604, id);
+        let refused = app.wait_card(&format!("refused account ID {id}")).await;
         assert!(refused.text.starts_with("❌ C1:") && refused.text.contains(&format!("{} of 3 refused", n + 1)));
         eventually("the order back with its case", || async {
-            (order_of(&sb, msg).await.state == OrderState::Escalated).then_some(())
+            (order_of(&app, msg).await.state == OrderState::Escalated).then_some(())
         })
         .await;
     }
-    wait_chat(&sb, "the customer's IDs are no longer taken").await;
-    assert_eq!(sb.backend.stats().requests, 3, "one backend call per ID");
+    app.wait_card("the customer's IDs are no longer taken").await;
+    assert_eq!(app.backend.stats().requests, 3, "one backend call per ID");
 
     // A fourth is not taken: the moderator reads it on the case.
-    sb.world.post_as_user(604, 604, "444444", None);
-    let relayed = wait_chat(&sb, "444444").await;
+    app.customer_says(604, "444444");
+    let relayed = app.wait_card("444444").await;
     assert!(relayed.text.starts_with("💬 C1 · Мария wrote:"), "{}", relayed.text);
     assert!(relayed.text.contains("not activated: the backend refused 3 IDs"), "{}", relayed.text);
-    wait_inbox_handled(&sb).await;
-    assert_eq!(sb.backend.stats().requests, 3, "no fourth activation call");
-    assert_eq!(sb.backend.stats().activations, 0);
+    wait_inbox_handled(&app).await;
+    assert_eq!(app.backend.stats().requests, 3, "no fourth activation call");
+    assert_eq!(app.backend.stats().activations, 0);
 
-    let cases = sb.store().all_cases().await.unwrap();
+    let cases = app.store().all_cases().await.unwrap();
     assert_eq!(cases.len(), 1, "one case for the order, never C2, C3, C4: {cases:#?}");
-    let o = order_of(&sb, msg).await;
+    let o = order_of(&app, msg).await;
     assert_eq!(o.state, OrderState::Escalated);
-    let link = sb.store().order_link(o.id).await.unwrap().unwrap();
+    let link = app.store().order_link(o.id).await.unwrap().unwrap();
     assert_eq!((link.rejections, link.status), (3, LinkStatus::Moderator));
-    let conv = sb.store().conversation_for_customer(604).await.unwrap().unwrap();
+    let conv = app.store().conversation_for_customer(604).await.unwrap().unwrap();
     assert!(
         matches!(conv.state, DialogueState::WithModerator { case_id, .. } if case_id == cases[0].id),
         "{:?}",
         conv.state
     );
-    let templates: Vec<Option<String>> = sb
+    let templates: Vec<Option<String>> = app
         .store()
         .conversation_messages(conv.id)
         .await
@@ -325,12 +324,11 @@ async fn three_late_wrong_ids_go_to_the_one_case_of_their_order_and_count_as_str
         vec![Some("ask_account".to_owned()), Some("reminder".to_owned()), id_rejected.clone(), id_rejected, thrice],
         "asked for another ID after the first two refusals only; after the third, told a person takes over"
     );
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_card_with_nothing_lost() {
-    let dir = tempfile::tempdir().unwrap();
     let mut opts = SandboxOptions::default();
     let n = |v| NonZeroU32::new(v).unwrap();
     opts.contact.as_mut().unwrap().account_budget = AccountBudget {
@@ -339,26 +337,26 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
         question_cases_per_minute: n(10),
         question_cases_per_hour: n(1000),
     };
-    let mut sb = sandbox_with(&dir, opts).await;
+    let mut app = TestApp::spawn_with(opts).await;
     let crowd = 2000..2100;
     for c in crowd.clone() {
-        sb.world.add_user(c, &format!("Гость {c}"), None);
+        app.world.add_user(c, &format!("Гость {c}"), None);
     }
     let clock = pause_time().await;
     for c in crowd.clone() {
-        sb.world.post_as_user(c, c, "Здравствуйте! Как получить алмазы?", None);
+        app.world.post_as_user(c, c, "Здравствуйте! Как получить алмазы?", None);
     }
-    received(&sb, 100).await;
-    assert_eq!(sb.store().questions_waiting().await.unwrap(), 90, "ten a minute go on at once, the rest wait");
-    let bursts = |sb: &Sandbox| -> Vec<String> {
-        sb.world
-            .messages(sb.moderator_chat)
+    received(&app, 100).await;
+    assert_eq!(app.store().questions_waiting().await.unwrap(), 90, "ten a minute go on at once, the rest wait");
+    let bursts = |app: &TestApp| -> Vec<String> {
+        app.world
+            .messages(app.moderator_chat)
             .into_iter()
             .filter(|m| m.text.starts_with("⏳ Case"))
             .map(|m| m.text)
             .collect()
     };
-    let card = bursts(&sb);
+    let card = bursts(&app);
     assert_eq!(card.len(), 1, "{card:#?}");
     assert!(
         card[0].contains("questions are queued") && card[0].contains("10 new question cases a minute"),
@@ -369,23 +367,23 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
     // Time passes; halfway, a restart: the queue is in the store.
     let mut restarted = false;
     for _ in 0..600 {
-        let waiting = sb.store().questions_waiting().await.unwrap();
-        if waiting == 0 && sb.store().open_queue_case().await.unwrap().is_none() {
+        let waiting = app.store().questions_waiting().await.unwrap();
+        if waiting == 0 && app.store().open_queue_case().await.unwrap().is_none() {
             break;
         }
         if waiting < 45 && !restarted {
-            sb.stop_daemon().await.unwrap();
-            sb.start_daemon(None).await.unwrap();
+            app.stop().await;
+            app.start().await;
             restarted = true;
         }
-        advance(Duration::from_secs(7)).await;
+        app.advance(Duration::from_secs(7)).await;
     }
     assert!(restarted);
-    posted_what_is_due(&sb).await;
-    assert_eq!(sb.store().questions_waiting().await.unwrap(), 0);
-    assert_eq!(bursts(&sb).len(), 1, "one card for the whole burst");
-    assert_no_failed_messages(&sb).await;
-    let chat: Vec<String> = sb.world.messages(sb.moderator_chat).into_iter().map(|m| m.text).collect();
+    posted_what_is_due(&app).await;
+    assert_eq!(app.store().questions_waiting().await.unwrap(), 0);
+    assert_eq!(bursts(&app).len(), 1, "one card for the whole burst");
+    assert_no_failed_messages(&app).await;
+    let chat: Vec<String> = app.world.messages(app.moderator_chat).into_iter().map(|m| m.text).collect();
     let closed: Vec<&String> =
         chat.iter().filter(|t| t.starts_with("☑️ C") && t.contains("the queue is empty")).collect();
     assert_eq!(closed.len(), 1, "{closed:#?}");
@@ -397,13 +395,13 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
 
     // Nothing lost: every sender has exactly one question case, and the
     // queue was released in the order it was filled.
-    let cases = sb.store().all_cases().await.unwrap();
+    let cases = app.store().all_cases().await.unwrap();
     let questions: Vec<_> = cases.iter().filter(|c| c.reason == "customer_question").collect();
     assert_eq!(questions.len(), 100);
     let mut conversations: Vec<i64> = questions.iter().map(|c| c.conversation_id.unwrap()).collect();
     conversations.dedup();
     assert_eq!(conversations.len(), 100);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", sb.db_path.display())).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path.display())).await.unwrap();
     let rows = sqlx::query(
         "SELECT q.released_at, q.error, c.id AS case_id FROM queued_questions q
            JOIN cases c ON c.conversation_id = q.conversation_id AND c.reason = 'customer_question'
@@ -420,7 +418,7 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
         .all(|r| r.get::<Option<i64>, _>("released_at").is_some() && r.get::<Option<String>, _>("error").is_none()));
     pool.close().await;
     clock.resume();
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 /// A database from before migration 0016 may hold several open cases for

@@ -12,7 +12,7 @@ use tribute_assistant::telegram::{Message, MessengerError};
 use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
 use crate::support::app::TestApp;
-use crate::support::sandbox::{wait_cards_posted};
+use crate::support::sandbox::wait_cards_posted;
 use crate::support::sim::{order, OrderBuilder};
 use crate::support::wait::eventually;
 

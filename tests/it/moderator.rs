@@ -7,7 +7,7 @@ use tribute_assistant::telegram::{Message, MessengerError};
 use tribute_assistant::testbed::sandbox::{SandboxOptions, Transport};
 
 use crate::support::app::TestApp;
-use crate::support::sandbox::{order_of};
+use crate::support::sandbox::order_of;
 use crate::support::sim::{order, OrderBuilder};
 use crate::support::wait::eventually;
 

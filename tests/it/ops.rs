@@ -14,7 +14,7 @@ use tribute_assistant::ops::{Kind, MetricSource, Sample, CUSTOMER_MESSAGES};
 use tribute_assistant::testbed::backend::ReferenceBackend;
 use tribute_assistant::testbed::sandbox::SandboxOptions;
 
-use crate::support::sandbox::sandbox_with;
+use crate::support::app::TestApp;
 use crate::support::sim::{order, OrderBuilder};
 use crate::support::wait::{eventually, SETTLE};
 
@@ -268,10 +268,9 @@ impl MetricSource for Fixed {
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
-    sb.backend.add_pending("654321", "100 Diamonds");
-    let base = sb.ops_url().expect("the listener runs");
+    let app = TestApp::spawn_with(SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
+    app.backend.add_pending("654321", "100 Diamonds");
+    let base = app.ops_url().expect("the listener runs");
 
     let before = scrape(&base).await;
     assert_eq!(before.get("tribute_assistant_up", &[]), 1.0);
@@ -283,11 +282,11 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
         "the seam's family is declared"
     );
 
-    sb.world.flood_wait_next_sends(1, Duration::from_millis(50));
-    sb.world.post_order(&order(601).by("Anna"));
-    sb.world.post_order(&order(602).by("Anna").details("ID 654321"));
-    sb.world.post_order(&order(603).by("Anna").details("no id here"));
-    sb.wait_settled(3, SETTLE).await.unwrap();
+    app.world.flood_wait_next_sends(1, Duration::from_millis(50));
+    app.post_order(&order(601).by("Anna"));
+    app.post_order(&order(602).by("Anna").details("ID 654321"));
+    app.post_order(&order(603).by("Anna").details("no id here"));
+    app.wait_settled(3, SETTLE).await.unwrap();
 
     let after = scrape(&base).await;
     assert_eq!(after.get("tribute_assistant_orders", &[("state", "confirmed")]), 2.0);
@@ -314,22 +313,21 @@ async fn metrics_parse_as_prometheus_text_and_move_when_orders_flow() {
 
     // The seam: a source wired later shows up in the next scrape.
     let sample = Sample { labels: vec![("direction".into(), "in".into())], value: 4.0 };
-    sb.ops_state().unwrap().set_source(CUSTOMER_MESSAGES, "", Kind::Counter, Arc::new(Fixed(vec![sample])));
+    app.ops_state().unwrap().set_source(CUSTOMER_MESSAGES, "", Kind::Counter, Arc::new(Fixed(vec![sample])));
     assert_eq!(scrape(&base).await.get(CUSTOMER_MESSAGES, &[("direction", "in")]), 4.0);
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
-    let url = format!("{}/healthz", sb.ops_url().unwrap());
+    let app = TestApp::spawn_with(SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
+    let url = format!("{}/healthz", app.ops_url().unwrap());
     let get = || async {
         let r = crate::support::http().get(&url).send().await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
-    sb.world.post_order(&order(701).by("Anna").details("no id"));
-    sb.wait_settled(1, SETTLE).await.unwrap();
+    app.post_order(&order(701).by("Anna").details("no id"));
+    app.wait_settled(1, SETTLE).await.unwrap();
     let (status, body) = get().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
@@ -337,7 +335,7 @@ async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
     assert_eq!(body["telegram"]["connected"], true);
     assert!(body["updates"]["last_update_at"].is_string(), "{body}");
 
-    sb.world.disconnect();
+    app.world.disconnect();
     let body = eventually("/healthz to turn 503", || async {
         let (status, body) = get().await;
         (status == 503).then_some(body)
@@ -347,9 +345,9 @@ async fn healthz_is_ok_and_turns_503_while_telegram_is_disconnected() {
     assert_eq!(body["telegram"]["connected"], false);
     assert_eq!(body["database"]["ok"], true, "only the failing check fails: {body}");
 
-    sb.world.reconnect();
+    app.world.reconnect();
     eventually("/healthz to recover", || async { (get().await.0 == 200).then_some(()) }).await;
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 // ---- check, as the real binary ------------------------------------------------------

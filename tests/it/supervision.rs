@@ -10,23 +10,22 @@ use serde_json::Value;
 use tribute_assistant::daemon::{ItemHook, ITEM_ATTEMPTS};
 use tribute_assistant::runtime::supervisor::supervise;
 use tribute_assistant::telegram::{Message, MessageId};
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions, Transport};
+use tribute_assistant::testbed::sandbox::{SandboxOptions, Transport};
 
-use crate::support::sandbox::{sandbox_with, wait_chat};
+use crate::support::app::TestApp;
 use crate::support::wait::eventually;
 
 /// Our account's answer in the moderator chat to message `id`, once there is one.
-async fn answer_to(sb: &Sandbox, id: MessageId) -> Message {
+async fn answer_to(app: &TestApp, id: MessageId) -> Message {
     eventually(&format!("an answer to moderator message {id}"), || async {
-        sb.world.messages(sb.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(id))
+        app.world.messages(app.moderator_chat).into_iter().find(|m| m.outgoing && m.reply_to == Some(id))
     })
     .await
 }
 
 #[tokio::test]
 async fn malformed_moderator_commands_get_a_polite_answer_and_the_desk_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    let app = TestApp::spawn_with(SandboxOptions::default()).await;
     // 4096 UTF-16 units, the most Telegram accepts in one message.
     let long = format!("/note {}", "я".repeat(4090));
     let commands = [
@@ -44,8 +43,8 @@ async fn malformed_moderator_commands_get_a_polite_answer_and_the_desk_goes_on()
         long.as_str(),
     ];
     for text in commands {
-        let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, text, None);
-        let answer = answer_to(&sb, id).await;
+        let id = app.moderator_says(text);
+        let answer = answer_to(&app, id).await;
         assert!(!answer.text.is_empty(), "{text:?} got an empty answer");
         if text.starts_with("/report") {
             assert!(
@@ -56,16 +55,15 @@ async fn malformed_moderator_commands_get_a_polite_answer_and_the_desk_goes_on()
         }
     }
     // After all of it the desk still serves: /cases is answered.
-    let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/cases", None);
-    answer_to(&sb, id).await;
-    let quarantined = sb.store().all_cases().await.unwrap().into_iter().filter(|c| c.reason == "unhandled").count();
+    let id = app.moderator_says("/cases");
+    answer_to(&app, id).await;
+    let quarantined = app.store().all_cases().await.unwrap().into_iter().filter(|c| c.reason == "unhandled").count();
     assert_eq!(quarantined, 0, "no command needed the quarantine");
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_message_whose_handling_panics_is_quarantined_once_and_the_contact_task_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
     let tries = Arc::new(AtomicU32::new(0));
     let seen = tries.clone();
     let hook = ItemHook(Arc::new(move |m: &Message| {
@@ -75,46 +73,45 @@ async fn a_message_whose_handling_panics_is_quarantined_once_and_the_contact_tas
         }
     }));
     let opts = SandboxOptions { ops_listener: true, item_hook: Some(hook), ..SandboxOptions::default() };
-    let sb = sandbox_with(&dir, opts).await;
+    let app = TestApp::spawn_with(opts).await;
     let customer = 55_501;
-    sb.world.add_user(customer, "Vera", None);
-    let poison = sb.world.post_as_user(customer, customer, "POISON: what is 2+2?", None);
-    let card = wait_chat(&sb, "could not be handled").await;
+    app.world.add_user(customer, "Vera", None);
+    let poison = app.world.post_as_user(customer, customer, "POISON: what is 2+2?", None);
+    let card = app.wait_card("could not be handled").await;
     assert!(card.text.contains("POISON"), "the card shows the message: {}", card.text);
     assert!(card.text.contains("injected: this message cannot be handled"), "and why: {}", card.text);
     assert_eq!(tries.load(Ordering::SeqCst), ITEM_ATTEMPTS, "tried the bounded number of times");
 
     // The task goes on: the next customer's question and a moderator command are handled.
     let other = 55_502;
-    sb.world.add_user(other, "Petr", None);
-    sb.world.post_as_user(other, other, "Where is my order?", None);
-    wait_chat(&sb, "Where is my order?").await;
-    let id = sb.world.post_as_user(sb.moderator_chat, sb.moderator, "/cases", None);
-    answer_to(&sb, id).await;
+    app.world.add_user(other, "Petr", None);
+    app.world.post_as_user(other, other, "Where is my order?", None);
+    app.wait_card("Where is my order?").await;
+    let id = app.moderator_says("/cases");
+    answer_to(&app, id).await;
 
-    let row = sb.store().inbound(customer, poison).await.unwrap().expect("stored");
+    let row = app.store().inbound(customer, poison).await.unwrap().expect("stored");
     assert_eq!(row.attempts, ITEM_ATTEMPTS);
     assert!(row.error.unwrap().contains("panicked"));
     let notices =
-        sb.world.messages(sb.moderator_chat).iter().filter(|m| m.text.contains("could not be handled")).count();
+        app.world.messages(app.moderator_chat).iter().filter(|m| m.text.contains("could not be handled")).count();
     assert_eq!(notices, 1, "one notice, not one per attempt");
     assert_eq!(tries.load(Ordering::SeqCst), ITEM_ATTEMPTS, "never tried again once quarantined");
 
-    let metrics = crate::support::http().get(format!("{}/metrics", sb.ops_url().unwrap())).send().await.unwrap();
+    let metrics = crate::support::http().get(format!("{}/metrics", app.ops_url().unwrap())).send().await.unwrap();
     let text = metrics.text().await.unwrap();
     assert!(text.contains("tribute_assistant_items_quarantined_total{task=\"contact\"} 1\n"), "{text}");
     assert!(text.contains(&format!("tribute_assistant_task_panics_total{{task=\"contact\"}} {ITEM_ATTEMPTS}\n")));
     assert!(text.contains("tribute_assistant_task_up{task=\"contact\"} 1\n"), "{text}");
-    let health = crate::support::http().get(format!("{}/healthz", sb.ops_url().unwrap())).send().await.unwrap();
+    let health = crate::support::http().get(format!("{}/healthz", app.ops_url().unwrap())).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200, "a quarantined item is not a dead task");
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
-    let url = format!("{}/healthz", sb.ops_url().unwrap());
+    let app = TestApp::spawn_with(SandboxOptions { ops_listener: true, ..SandboxOptions::default() }).await;
+    let url = format!("{}/healthz", app.ops_url().unwrap());
     let get = || async {
         let r = crate::support::http().get(&url).send().await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
@@ -129,7 +126,7 @@ async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
     assert_eq!(names, ["cards", "contact", "orders", "reread"], "{body}");
 
     // A task of the same supervisor that dies once and is restarted after its backoff.
-    let board = sb.ops_state().unwrap().tasks.clone();
+    let board = app.ops_state().unwrap().tasks.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runs = Arc::new(AtomicU32::new(0));
     let r = runs.clone();
@@ -155,7 +152,7 @@ async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     stop.send(true).unwrap();
     supervised.abort();
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 /// A stranger's question whose live update Telegram dropped (the update
@@ -163,44 +160,42 @@ async fn healthz_turns_503_naming_a_task_that_died_until_it_runs_again() {
 /// private chats, though no dialogue waits for them.
 #[tokio::test]
 async fn a_stranger_s_message_whose_update_was_lost_is_found_by_the_re_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    let app = TestApp::spawn_with(SandboxOptions::default()).await;
     let stranger = 55_601;
-    sb.world.add_user(stranger, "Gleb", None);
-    sb.world.set_update_buffer(Some(0));
-    let id = sb.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
-    wait_chat(&sb, "Where is my order, please?").await;
-    sb.world.set_update_buffer(None);
-    assert!(sb.store().inbound(stranger, id).await.unwrap().is_some(), "stored from the re-read");
+    app.world.add_user(stranger, "Gleb", None);
+    app.world.set_update_buffer(Some(0));
+    let id = app.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
+    app.wait_card("Where is my order, please?").await;
+    app.world.set_update_buffer(None);
+    assert!(app.store().inbound(stranger, id).await.unwrap().is_some(), "stored from the re-read");
     assert!(
-        sb.world.faults_injected().get("update_overflow").copied().unwrap_or(0) >= 1,
+        app.world.faults_injected().get("update_overflow").copied().unwrap_or(0) >= 1,
         "the live update was really lost: {:?}",
-        sb.world.faults_injected()
+        app.world.faults_injected()
     );
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }
 
 /// The same lost update, behind a crowd: 250 strangers wrote after it, so
 /// its chat is on the third page of the dialogs list. The re-read pages
 /// back to its last pass and finds it.
 async fn a_lost_message_behind_a_crowd_is_found(transport: Transport) {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions { transport, ..Default::default() }).await;
+    let app = TestApp::spawn_with(SandboxOptions { transport, ..Default::default() }).await;
     let stranger = 55_700;
-    sb.world.add_user(stranger, "Gleb", None);
-    sb.world.set_update_buffer(Some(0));
-    let id = sb.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
-    sb.world.set_update_buffer(None);
+    app.world.add_user(stranger, "Gleb", None);
+    app.world.set_update_buffer(Some(0));
+    let id = app.world.post_as_user(stranger, stranger, "Where is my order, please?", None);
+    app.world.set_update_buffer(None);
     for n in 1..=250 {
-        sb.world.add_user(stranger + n, "Crowd", None);
-        sb.world.post_as_user(stranger + n, stranger + n, "hi", None);
+        app.world.add_user(stranger + n, "Crowd", None);
+        app.world.post_as_user(stranger + n, stranger + n, "hi", None);
     }
     eventually("the lost message stored by the re-read", || async {
-        sb.store().inbound(stranger, id).await.unwrap().map(|_| ())
+        app.store().inbound(stranger, id).await.unwrap().map(|_| ())
     })
     .await;
-    assert_eq!(sb.world.faults_injected().get("update_overflow").copied(), Some(1), "only its update was lost");
-    sb.shutdown().await.unwrap();
+    assert_eq!(app.world.faults_injected().get("update_overflow").copied(), Some(1), "only its update was lost");
+    app.shutdown().await;
 }
 
 #[tokio::test]
@@ -219,30 +214,29 @@ async fn a_lost_message_behind_a_crowd_is_found_over_mtproto() {
 /// new since), not at the newest message stored.
 #[tokio::test]
 async fn a_lost_message_followed_by_a_live_one_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(&dir, SandboxOptions::default()).await;
+    let app = TestApp::spawn_with(SandboxOptions::default()).await;
     for (stranger, settled) in [(55_801, false), (55_802, true)] {
-        sb.world.add_user(stranger, "Dana", None);
+        app.world.add_user(stranger, "Dana", None);
         if settled {
             // Known to the re-read before the loss: its chat was paged through.
-            let first = sb.world.post_as_user(stranger, stranger, "hello", None);
+            let first = app.world.post_as_user(stranger, stranger, "hello", None);
             eventually("the first message stored", || async {
-                sb.store().inbound(stranger, first).await.unwrap().map(|_| ())
+                app.store().inbound(stranger, first).await.unwrap().map(|_| ())
             })
             .await;
         }
-        sb.world.set_update_buffer(Some(0));
-        let lost = sb.world.post_as_user(stranger, stranger, "my ID is 998877", None);
-        sb.world.set_update_buffer(None);
-        let live = sb.world.post_as_user(stranger, stranger, "did you get it?", None);
+        app.world.set_update_buffer(Some(0));
+        let lost = app.world.post_as_user(stranger, stranger, "my ID is 998877", None);
+        app.world.set_update_buffer(None);
+        let live = app.world.post_as_user(stranger, stranger, "did you get it?", None);
         eventually("the live message stored", || async {
-            sb.store().inbound(stranger, live).await.unwrap().map(|_| ())
+            app.store().inbound(stranger, live).await.unwrap().map(|_| ())
         })
         .await;
         eventually("the lost one found by the re-read", || async {
-            sb.store().inbound(stranger, lost).await.unwrap().map(|_| ())
+            app.store().inbound(stranger, lost).await.unwrap().map(|_| ())
         })
         .await;
     }
-    sb.shutdown().await.unwrap();
+    app.shutdown().await;
 }

@@ -133,8 +133,8 @@ mod e2e {
     use tribute_assistant::app::assemble::{assemble, Assembled, Blueprint};
     use tribute_assistant::backend::BackendConfig;
     use tribute_assistant::daemon::Exit;
-    use tribute_assistant::ops::OpsRuntime;
     use tribute_assistant::domain::{OrderRef, OrderState};
+    use tribute_assistant::ops::OpsRuntime;
     use tribute_assistant::orders::{IngestConfig, WorkflowConfig, DEFAULT_REPLY_TEMPLATE};
     use tribute_assistant::store::Store;
     use tribute_assistant::telegram::grammers::session::open_session;

@@ -5,10 +5,11 @@
 //! does (`wait_state`, `wait_sent`, `wait_card`). Everything else on the
 //! [`Sandbox`] is reachable through `Deref`.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use tribute_assistant::domain::OrderState;
+use tribute_assistant::orders::CheckpointHook;
 use tribute_assistant::store::OrderRecord;
 use tribute_assistant::telegram::{Message, MessageId, UserId};
 use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
@@ -28,6 +29,12 @@ impl Deref for TestApp {
 
     fn deref(&self) -> &Sandbox {
         &self.sb
+    }
+}
+
+impl DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Sandbox {
+        &mut self.sb
     }
 }
 
@@ -54,6 +61,11 @@ impl TestApp {
 
     pub async fn start(&mut self) {
         self.sb.start_daemon(None).await.expect("the daemon starts");
+    }
+
+    /// Starts the daemon with a checkpoint hook that can stop it mid-step, like a crash.
+    pub async fn start_with(&mut self, checkpoint: CheckpointHook) {
+        self.sb.start_daemon(Some(checkpoint)).await.expect("the daemon starts");
     }
 
     /// Stops the daemon gracefully, as SIGTERM would.

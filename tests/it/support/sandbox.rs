@@ -1,6 +1,7 @@
 //! The daemon in a sandbox (SQLite file, reference backend on loopback,
-//! Telegram simulator): starting one, and reading where its orders and the
-//! moderator chat stand.
+//! Telegram simulator) in a directory the test chose: starting one, and
+//! reading where its orders and the moderator chat stand. Most tests use
+//! [`TestApp`](super::app::TestApp), which owns its directory.
 
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::store::OrderRecord;
@@ -9,11 +10,6 @@ use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
 
 use super::sim::{ACCOUNT, PRODUCT};
 use super::wait::{eventually, try_eventually, SETTLE};
-
-/// A sandbox in `dir` with the default options, its daemon running.
-pub async fn sandbox(dir: &tempfile::TempDir) -> Sandbox {
-    sandbox_with(dir, SandboxOptions::default()).await
-}
 
 /// A sandbox in `dir` with `opts`, its daemon running.
 pub async fn sandbox_with(dir: &tempfile::TempDir, opts: SandboxOptions) -> Sandbox {
