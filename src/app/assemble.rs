@@ -17,7 +17,7 @@ use crate::backend::{BackendClient, BackendConfig};
 use crate::contact::{Budgeted, Contact, ContactConfig, ModeratorQuestions, QuestionHandler};
 use crate::daemon::{CardPoster, Daemon, DeskParts, ItemHook, Parts, Wakes};
 use crate::knowledge::KnowledgeBase;
-use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
+use crate::moderator::{DeskSetup, Learner, ModeratorConfig, ModeratorDesk};
 use crate::ops::{Metrics, ObservedMessenger, OpsRuntime, OpsSettings, TelegramStats};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig};
 use crate::report::ReportSettings;
@@ -184,7 +184,18 @@ fn desk(
         wakes.cards.clone(),
         workflow.moderator_chat,
     ));
-    let desk = ModeratorDesk::new(contact.clone(), messenger.clone(), moderator, learner).with_report(report.clone());
+    let desk = ModeratorDesk::new(DeskSetup {
+        store: store.clone(),
+        messenger: messenger.clone(),
+        customers: contact.clone(),
+        orders: wakes.orders.clone(),
+        cards: wakes.cards.clone(),
+        pattern: ingest.parser.account_pattern.clone(),
+        default_language: contact.config().default_language,
+        cfg: moderator,
+        learner,
+        report: report.clone(),
+    });
     Ok(DeskParts { contact, desk: Arc::new(desk) })
 }
 

@@ -109,6 +109,39 @@ pub enum Sent {
     Expired,
 }
 
+/// What the moderator desk may do to a customer: the contact side's narrow
+/// port, so the desk never reaches into the dialogue.
+#[async_trait::async_trait]
+pub trait Customers: Send + Sync {
+    /// A moderator's words as the customer reads them (the `team_answer` template).
+    fn team_answer(&self, conv: &crate::store::ConversationRecord, text: &str) -> String;
+    /// Sends `body` ([`Customers::team_answer`]) to the customer as the team's answer.
+    async fn relay_from_moderator(
+        &self,
+        conv: &crate::store::ConversationRecord,
+        moderator: i64,
+        body: &str,
+        order_ids: &[i64],
+    ) -> Result<Sent, ContactError>;
+}
+
+#[async_trait::async_trait]
+impl Customers for Contact {
+    fn team_answer(&self, conv: &crate::store::ConversationRecord, text: &str) -> String {
+        Contact::team_answer(self, conv, text)
+    }
+
+    async fn relay_from_moderator(
+        &self,
+        conv: &crate::store::ConversationRecord,
+        moderator: i64,
+        body: &str,
+        order_ids: &[i64],
+    ) -> Result<Sent, ContactError> {
+        Contact::relay_from_moderator(self, conv, moderator, body, order_ids).await
+    }
+}
+
 /// The customer side of the assistant. Cheap to share (`Arc`).
 pub struct Contact {
     store: Store,

@@ -9,7 +9,7 @@ use crate::agent::AgentSettings;
 use crate::domain::{AccountId, Language};
 use crate::knowledge::lexical::split_by_script;
 use crate::knowledge::Redactor;
-use crate::moderator::commands::{parse, Command, Input};
+use crate::moderator::cmd::{parse, Command, Input};
 use crate::tribute::{AccountExtraction, AccountPattern};
 
 /// The default digit-run pattern and a publisher's regex with a group.

@@ -21,27 +21,24 @@
 //! marker; `/case` pages the whole case, rendered by the same code).
 
 pub mod cards;
-pub mod commands;
-mod forget;
-mod learn;
+pub mod cmd;
 pub mod outbox_worker;
 pub mod render;
 pub mod sizing;
 
 use std::sync::Arc;
 
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info_span, warn, Instrument};
 
-use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
-use crate::domain::{Author, Direction, LinkStatus, OrderState};
-use crate::report::range::parse_relative;
-use crate::report::{summary, Range, ReportSettings};
-use crate::store::{
-    parse_short_id, AccountStatus, AnswerLink, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord,
-    NewApprovedPair, NewAudit, NewConversationMessage, OrderRecord, StoreError, Transition,
-};
+use crate::clock::now_ms;
+use crate::contact::{ContactError, Customers};
+use crate::domain::Language;
+use crate::report::ReportSettings;
+use crate::store::{AnswerLink, ApprovedPair, CaseRecord, ConversationRecord, NewAudit, OrderRecord, Store};
 use crate::telegram::{Message, Messenger, UserId};
-use commands::{Command, Input};
+use crate::tribute::AccountPattern;
+use crate::wake::Wake;
+use cmd::{learn, Command, Input};
 
 /// `[moderator]` in the config.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -59,8 +56,8 @@ pub const REFUSAL: &str = "Sorry, only the moderators listed in the assistant's 
 type Result<T> = std::result::Result<T, ContactError>;
 
 /// First wait before indexing a `/learn`ed pair again; doubles per failure.
-const LEARN_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
-const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+pub(crate) const LEARN_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where an approved answer goes besides the store: the knowledge base, so
 /// the agent can give it the next time without waiting for `kb ingest`.
@@ -71,9 +68,22 @@ pub trait Learner: Send + Sync {
     async fn unlearn(&self, conversation_id: i64) -> anyhow::Result<()>;
 }
 
+/// The moderator desk: it holds the store and reaches customers only
+/// through the contact side's narrow port ([`Customers`]); each command is
+/// one file in [`cmd`].
 pub struct ModeratorDesk {
-    contact: Arc<Contact>,
+    store: Store,
     messenger: Arc<dyn Messenger>,
+    /// Relays a moderator's words to a customer.
+    customers: Arc<dyn Customers>,
+    /// Wakes the order worker (an order got an account ID or resumes).
+    orders: Wake,
+    /// Wakes the card poster (an answer or a follow-up waits in the outbox).
+    cards: Wake,
+    /// What an account ID looks like (a reply that is only one is given to the order).
+    pattern: AccountPattern,
+    /// The language of a conversation the desk opens for an order's customer who never wrote.
+    default_language: Language,
     cfg: ModeratorConfig,
     /// Adds `/learn`ed pairs to the knowledge base at once; without it they
     /// wait in the store for `kb ingest --conversations`.
@@ -82,20 +92,44 @@ pub struct ModeratorDesk {
     report: ReportSettings,
 }
 
+/// What the desk is built from ([`ModeratorDesk::new`]).
+pub struct DeskSetup {
+    pub store: Store,
+    pub messenger: Arc<dyn Messenger>,
+    pub customers: Arc<dyn Customers>,
+    pub orders: Wake,
+    pub cards: Wake,
+    pub pattern: AccountPattern,
+    pub default_language: Language,
+    pub cfg: ModeratorConfig,
+    pub learner: Option<Arc<dyn Learner>>,
+    pub report: ReportSettings,
+}
+
 impl ModeratorDesk {
-    pub fn new(
-        contact: Arc<Contact>,
-        messenger: Arc<dyn Messenger>,
-        cfg: ModeratorConfig,
-        learner: Option<Arc<dyn Learner>>,
-    ) -> Self {
-        Self { contact, messenger, cfg, learner, report: ReportSettings::default() }
+    pub fn new(s: DeskSetup) -> Self {
+        Self {
+            store: s.store,
+            messenger: s.messenger,
+            customers: s.customers,
+            orders: s.orders,
+            cards: s.cards,
+            pattern: s.pattern,
+            default_language: s.default_language,
+            cfg: s.cfg,
+            learner: s.learner,
+            report: s.report,
+        }
     }
 
-    /// The report settings `/report` uses (the resolution window).
-    pub fn with_report(mut self, settings: ReportSettings) -> Self {
-        self.report = settings;
-        self
+    /// Asks the order worker to look at the store now.
+    fn wake_orders(&self) {
+        self.orders.wake();
+    }
+
+    /// Asks the poster to post what waits in the moderator outbox now.
+    fn flush_cards(&self) {
+        self.cards.wake();
     }
 
     /// A message in the moderator chat. Only replies to case messages and
@@ -105,11 +139,11 @@ impl ModeratorDesk {
             return Ok(());
         }
         let Some(from) = m.sender_id else { return Ok(()) };
-        let input = commands::parse(&m.text, self.contact.pattern());
+        let input = cmd::parse(&m.text, &self.pattern);
         // `/learn`, `/learn yes` or 👍 in reply to a `/learn` preview confirm it.
         let preview = match (m.reply_to, &input) {
             (Some(r), Input::Command(Command::Learn | Command::LearnYes)) => {
-                self.contact.store().learn_preview_for_message(m.chat_id, r).await?
+                self.store.learn_preview_for_message(m.chat_id, r).await?
             }
             _ => None,
         };
@@ -117,7 +151,7 @@ impl ModeratorDesk {
         let case = match (m.reply_to, &preview) {
             (Some(r), None) if moderator => self.case_replied_to(m.chat_id, r).await?,
             // Anyone else's reply costs one read: no Telegram look-up, no wait.
-            (Some(r), None) => self.contact.store().case_for_message(m.chat_id, r).await?,
+            (Some(r), None) => self.store.case_for_message(m.chat_id, r).await?,
             _ => None,
         };
         if case.is_none() && !matches!(input, Input::Command(_)) {
@@ -178,7 +212,7 @@ impl ModeratorDesk {
     /// after Telegram accepted it, so a reply that races that write gets a
     /// moment before it counts as "not a case".
     async fn case_replied_to(&self, chat: crate::telegram::ChatId, reply_to: i32) -> Result<Option<CaseRecord>> {
-        let store = self.contact.store();
+        let store = &self.store;
         for _ in 0..20 {
             if let Some(case) = store.case_for_message(chat, reply_to).await? {
                 return Ok(Some(case));
@@ -193,351 +227,10 @@ impl ModeratorDesk {
         Ok(None)
     }
 
-    async fn done(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
-        let store = self.contact.store();
-        self.audit(m, from, Some(case), "done", "handled by hand", true).await?;
-        let outcome = format!("handled by hand by moderator {from}");
-        let closed =
-            store.close_case(case.id, &outcome, &format!("☑️ {}: closed, handled by hand.", case.short_id)).await?;
-        if let Some(order_id) = case.order_id {
-            if store.order_link(order_id).await?.is_some() {
-                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
-            }
-        }
-        if !closed {
-            self.answer(m, &format!("{} was already closed.", case.short_id)).await?;
-        }
-        self.contact.flush_cards();
-        info!(case = %case.short_id, "closed by hand");
-        Ok(())
-    }
-
-    async fn reject(&self, m: &Message, from: UserId, case: &CaseRecord, reason: &str) -> Result<()> {
-        let store = self.contact.store();
-        if reason.is_empty() {
-            self.answer(m, "Say why: /reject <reason>").await?;
-            return Ok(());
-        }
-        self.audit(m, from, Some(case), "reject", reason, true).await?;
-        if case.status == CaseStatus::Closed {
-            // Its order moved on meanwhile (completed, or a newer case has it).
-            let outcome = case.outcome.as_deref().unwrap_or("closed");
-            self.answer(m, &format!("{} was already closed ({outcome}); nothing rejected.", case.short_id)).await?;
-            return Ok(());
-        }
-        if let Some(order_id) = case.order_id {
-            let order = store.order(order_id).await?;
-            if matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) {
-                let note = format!("rejected by moderator {from}: {reason}");
-                match store.transition(order_id, order.state, Transition::to(OrderState::Failed, note)).await {
-                    Ok(()) | Err(StoreError::StateChanged { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if store.order_link(order_id).await?.is_some() {
-                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
-            }
-        }
-        let text = format!("⛔ {}: rejected by the moderator: {reason}", case.short_id);
-        if !store.close_case(case.id, &format!("rejected: {reason}"), &text).await? {
-            self.answer(m, &format!("{} was already closed.", case.short_id)).await?;
-        }
-        self.contact.flush_cards();
-        Ok(())
-    }
-
-    async fn retry(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
-        let store = self.contact.store();
-        self.audit(m, from, Some(case), "retry", "", true).await?;
-        let Some(order_id) = case.order_id else {
-            self.answer(m, &format!("{} is not about an order.", case.short_id)).await?;
-            return Ok(());
-        };
-        let order = store.order(order_id).await?;
-        if order.state == OrderState::Escalated && order.activation_id.is_some() {
-            return self.resume_activated(m, from, case, order_id).await;
-        }
-        let account = match (&order.account, order.state) {
-            (AccountStatus::Found(a), OrderState::Escalated | OrderState::Failed) => a.clone(),
-            (_, OrderState::Escalated | OrderState::Failed) => {
-                self.answer(m, &format!("{}: the order has no single account ID; reply with one.", case.short_id))
-                    .await?;
-                return Ok(());
-            }
-            (_, state) => {
-                self.answer(m, &format!("{}: the order is {state}; nothing to retry.", case.short_id)).await?;
-                return Ok(());
-            }
-        };
-        let note = format!("moderator {from} asked to activate again with {account}");
-        store.give_account(order_id, order.state, &account, None, &note).await?;
-        store.set_case_pending_account(case.id, Some(account.as_str())).await?;
-        self.contact.wake_orders();
-        self.answer(m, &format!("🔁 {}: activating {account} again…", case.short_id)).await?;
-        Ok(())
-    }
-
-    /// An escalated order whose product is already activated: back to the
-    /// Tribute reply or the Send press, with the activated account.
-    async fn resume_activated(&self, m: &Message, from: UserId, case: &CaseRecord, order_id: i64) -> Result<()> {
-        let note = format!("moderator {from} resumed the order at the Tribute side");
-        let to = match self.contact.store().resume_activated(order_id, &note).await {
-            Ok(to) => to,
-            Err(StoreError::StateChanged { .. }) => {
-                self.answer(m, &format!("{}: the order changed meanwhile; look again with /case.", case.short_id))
-                    .await?;
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.contact.wake_orders();
-        let step = if to == OrderState::Replied { "pressing Send" } else { "replying to Tribute" };
-        self.answer(m, &format!("🔁 {}: already activated; {step} again…", case.short_id)).await?;
-        Ok(())
-    }
-
-    async fn note(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
-        self.audit(m, from, Some(case), "note", text, true).await?;
-        if let Some(conv) = self.conversation(case).await? {
-            self.contact
-                .store()
-                .record_conversation_message(&NewConversationMessage {
-                    conversation_id: conv.id,
-                    at: self.contact.now_ms(),
-                    direction: Direction::Internal,
-                    author: Author::Moderator,
-                    author_id: Some(from),
-                    text: text.to_owned(),
-                    template: None,
-                    telegram: Some((m.chat_id, m.id)),
-                    order_ids: case.order_id.into_iter().collect(),
-                })
-                .await?;
-        }
-        self.answer(m, &format!("📝 {}: noted.", case.short_id)).await?;
-        Ok(())
-    }
-
-    /// An account ID from the moderator: the same activation call (the
-    /// backend is the validation); the workflow finishes the order and the
-    /// case closes when it completes.
-    async fn account(&self, m: &Message, from: UserId, case: &CaseRecord, id: crate::domain::AccountId) -> Result<()> {
-        let store = self.contact.store();
-        self.audit(m, from, Some(case), "account", id.as_str(), true).await?;
-        let Some(order_id) = case.order_id else {
-            return self.relay(m, from, case, &m.text).await;
-        };
-        let order = store.order(order_id).await?;
-        if let Some(activation) = &order.activation_id {
-            let activated_for = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
-            if activated_for == id.as_str() && order.state == OrderState::Escalated {
-                return self.resume_activated(m, from, case, order_id).await;
-            }
-            let text = format!(
-                "{}: the product is already activated for account {activated_for} (activation {activation}); \
-                 the account cannot change. /retry finishes the Tribute side, /done if it was handled by hand.",
-                case.short_id
-            );
-            self.answer(m, &text).await?;
-            return Ok(());
-        }
-        if !matches!(order.state, OrderState::Escalated | OrderState::NeedsCustomer) || case.status != CaseStatus::Open
-        {
-            self.answer(
-                m,
-                &format!("{}: the order is {}; an account ID cannot be applied now.", case.short_id, order.state),
-            )
-            .await?;
-            return Ok(());
-        }
-        let link = store.order_link(order_id).await?.map(|_| LinkStatus::Moderator);
-        let note = format!("moderator {from} gave account ID {id}; asking the backend");
-        match store.give_account(order_id, order.state, &id, link, &note).await {
-            Ok(()) => {}
-            Err(StoreError::StateChanged { .. }) => {
-                self.answer(
-                    m,
-                    &format!(
-                        "{}: the order changed meanwhile; look again with /case {}.",
-                        case.short_id, case.short_id
-                    ),
-                )
-                .await?;
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        store.set_case_pending_account(case.id, Some(id.as_str())).await?;
-        self.contact.wake_orders();
-        info!(case = %case.short_id, account = %id, "moderator gave an account ID");
-        self.answer(m, &format!("⏳ {}: activating {} for account {id}…", case.short_id, order.product)).await?;
-        Ok(())
-    }
-
-    /// Stores an approved pair and adds it to the knowledge base; returns
-    /// its id and says how far it got.
-    async fn approve(&self, pair: NewApprovedPair) -> Result<(i64, &'static str)> {
-        let pair = self.contact.store().add_approved_pair(&pair).await?;
-        let indexed = match &self.learner {
-            Some(_) if self.index_pair(&pair, 0).await? => " and added to the knowledge base",
-            Some(_) => "; indexing failed for now, it is retried until the knowledge base has it",
-            None => "; `kb ingest --conversations` adds it to the knowledge base",
-        };
-        Ok((pair.id, indexed))
-    }
-
-    /// `/report [span]`: the report's summary for the last `span` (7 days
-    /// unless given: `30d`, `2w`, `12h`), sized to one message.
-    async fn report(&self, m: &Message, from: UserId, span: &str) -> Result<()> {
-        self.audit(m, from, None, "report", span, true).await?;
-        let back =
-            if span.is_empty() { Some(std::time::Duration::from_secs(7 * 86_400)) } else { parse_relative(span) };
-        let now = self.contact.now_ms();
-        if back.is_some_and(|d| d > CHAT_REPORT_LONGEST) {
-            let text = "In the chat /report covers at most a year (e.g. /report 52w): it is built while other \
-                        messages wait. For longer ranges run `tribute-assistant report --since DATE` on the server.";
-            self.answer(m, text).await?;
-            return Ok(());
-        }
-        let Some(range) = back.and_then(|d| Range::last(d, now).ok()) else {
-            self.answer(m, &format!("Usage: /report [span], e.g. /report, /report 30d, /report 12w (not {span:?})."))
-                .await?;
-            return Ok(());
-        };
-        let text = summary::build_text(self.contact.store(), &range, &self.report, now).await?;
-        self.answer(m, &text).await?;
-        Ok(())
-    }
-
-    /// Adds an approved pair to the knowledge base; on failure it stays a
-    /// work item in the store, retried with backoff by [`Self::index_due_pairs`].
-    async fn index_pair(&self, pair: &ApprovedPair, attempts: i64) -> Result<bool> {
-        let Some(learner) = &self.learner else { return Ok(false) };
-        let store = self.contact.store();
-        match learner.learn(pair).await {
-            Ok(()) => {
-                store.mark_pair_indexed(pair.id).await?;
-                Ok(true)
-            }
-            Err(e) => {
-                let wait = crate::orders::backoff(attempts, LEARN_RETRY, LEARN_RETRY_MAX);
-                warn!(error = format!("{e:#}"), pair = pair.id, retry_in = ?wait, "an approved pair is not indexed yet");
-                store.retry_pair_later(pair.id, self.contact.now_ms() + wait.as_millis() as i64).await?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// Retries the approved pairs the knowledge base does not have yet (the
-    /// contact task calls it on every tick; cheap when nothing is due).
-    pub async fn index_due_pairs(&self) -> Result<()> {
-        if self.learner.is_none() {
-            return Ok(());
-        }
-        self.remove_erased_from_index().await?;
-        for (pair, attempts) in self.contact.store().pairs_to_index(self.contact.now_ms(), 10).await? {
-            if self.index_pair(&pair, attempts).await? {
-                info!(pair = pair.id, "an approved pair reached the knowledge base on a retry");
-            }
-        }
-        Ok(())
-    }
-
-    /// Free text: the team's answer to the customer.
-    async fn relay(&self, m: &Message, from: UserId, case: &CaseRecord, text: &str) -> Result<()> {
-        self.audit(m, from, Some(case), "relay", text, true).await?;
-        let Some(conv) = self.conversation(case).await? else {
-            self.answer(m, &format!("{} has no customer to write to.", case.short_id)).await?;
-            return Ok(());
-        };
-        let body = self.contact.team_answer(&conv, text);
-        let units = sizing::utf16_len(&body);
-        if units > sizing::TELEGRAM_LIMIT {
-            // Telegram would refuse it; the moderator still has the text to split.
-            let over = units - sizing::TELEGRAM_LIMIT;
-            let reply = format!(
-                "❌ {}: not sent: with the greeting it is {units} characters, {over} more than one Telegram \
-                 message holds ({}). Send it in two replies.",
-                case.short_id,
-                sizing::TELEGRAM_LIMIT
-            );
-            self.answer(m, &reply).await?;
-            return Ok(());
-        }
-        let order_ids: Vec<i64> = case.order_id.into_iter().collect();
-        let reply = match self.contact.relay_from_moderator(&conv, from, &body, &order_ids).await? {
-            Sent::Delivered(_) => format!("✉️ {}: sent to {}.", case.short_id, conv.customer_name),
-            Sent::Unreachable(e) => format!("❌ {}: not delivered: {}", case.short_id, unreachable_reason(&e)),
-            Sent::CapReached => {
-                format!("❌ {}: not sent: today's message limit for this customer is reached.", case.short_id)
-            }
-            Sent::Queued(e) => format!(
-                "⏳ {}: Telegram did not take it yet ({e}); it goes out to {} automatically.",
-                case.short_id, conv.customer_name
-            ),
-            Sent::Expired => format!("❌ {}: not delivered in time.", case.short_id),
-        };
-        self.answer(m, &reply).await?;
-        Ok(())
-    }
-
-    async fn list_cases(&self, m: &Message, from: UserId) -> Result<()> {
-        self.audit(m, from, None, "cases", "", true).await?;
-        let store = self.contact.store();
-        let open = store.open_cases().await?;
-        let mut lines = vec![format!("Open cases: {}", open.len())];
-        for case in open.iter().take(30) {
-            let order = match case.order_id {
-                Some(id) => Some(store.order(id).await?),
-                None => None,
-            };
-            let customer = match case.conversation_id {
-                Some(c) => Some(store.conversation(c).await?.customer_name),
-                None => None,
-            };
-            lines.push(cards::case_line(case, order.as_ref(), customer.as_deref()));
-        }
-        if open.len() > 30 {
-            lines.push(format!("… and {} more", open.len() - 30));
-        }
-        self.answer(m, &lines.join("\n")).await?;
-        Ok(())
-    }
-
-    /// `/case <id> [page]`: the whole case (raw text, every message), in
-    /// pages when it is longer than one Telegram message.
-    async fn show_case(&self, m: &Message, from: UserId, id: &str, page: usize) -> Result<()> {
-        let store = self.contact.store();
-        let case = match parse_short_id(id) {
-            Some(n) => store.case(n).await?,
-            None => None,
-        };
-        self.audit(m, from, case.as_ref(), "case", id, true).await?;
-        let Some(case) = case else {
-            self.answer(m, &format!("No case {id:?}. /cases lists the open ones.")).await?;
-            return Ok(());
-        };
-        let body = render::case_text(store, &case).await?;
-        let status = match case.status {
-            CaseStatus::Open => "open".to_owned(),
-            CaseStatus::Closed => format!("closed ({})", case.outcome.as_deref().unwrap_or("")),
-        };
-        let text = format!("{body}\n\nStatus: {status}");
-        let text = match cards::case_page(&text, &case.short_id, page) {
-            Ok(text) => text,
-            Err(n) => {
-                let s = &case.short_id;
-                self.answer(m, &format!("{s} has {n} page(s); /case {s} {n} shows the last.")).await?;
-                return Ok(());
-            }
-        };
-        self.answer_linked(m, &text, AnswerLink::Case(case.id)).await
-    }
-
     /// The customer conversation of a case: its own, its order's, or (for an
     /// order whose customer never wrote) a new one for the order's customer.
     async fn conversation(&self, case: &CaseRecord) -> Result<Option<ConversationRecord>> {
-        let store = self.contact.store();
+        let store = &self.store;
         if let Some(c) = case.conversation_id {
             return Ok(Some(store.conversation(c).await?));
         }
@@ -549,8 +242,8 @@ impl ModeratorDesk {
         let order: OrderRecord = store.order(order_id).await?;
         let Some(customer) = order.customer_id else { return Ok(None) };
         let lang = crate::domain::Language::detect(&format!("{} {}", order.customer_name, order.details))
-            .unwrap_or(self.contact.config().default_language);
-        let conv = store.open_conversation(customer, &order.customer_name, lang, self.contact.now_ms()).await?;
+            .unwrap_or(self.default_language);
+        let conv = store.open_conversation(customer, &order.customer_name, lang, now_ms()).await?;
         store.set_case_conversation(case.id, conv.id).await?;
         Ok(Some(conv))
     }
@@ -564,10 +257,9 @@ impl ModeratorDesk {
         detail: &str,
         allowed: bool,
     ) -> Result<()> {
-        self.contact
-            .store()
+        self.store
             .record_audit(&NewAudit {
-                at: self.contact.now_ms(),
+                at: now_ms(),
                 moderator_id: from,
                 case_id: case.map(|c| c.id),
                 action: action.to_owned(),
@@ -588,14 +280,11 @@ impl ModeratorDesk {
     }
 
     pub(super) async fn answer_linked(&self, m: &Message, text: &str, link: AnswerLink) -> Result<()> {
-        self.contact.store().enqueue_desk_answer(m.chat_id, m.id, text, link).await?;
-        self.contact.flush_cards();
+        self.store.enqueue_desk_answer(m.chat_id, m.id, text, link).await?;
+        self.flush_cards();
         Ok(())
     }
 }
-
-/// The longest span `/report` builds in the chat (the desk waits for it).
-const CHAT_REPORT_LONGEST: std::time::Duration = std::time::Duration::from_secs(371 * 86_400);
 
 const HELP: &str = "Reply to a case card with an account ID, a message for the customer, /done, /reject <reason>, \
                     /retry, /note <text> or /learn (👍: the case's question and the team's answer to it for the knowledge base); \

@@ -41,32 +41,47 @@
 //! Moderators are known to the desk only by their Telegram user id, so a
 //! moderator's name typed into an answer is not recognised as one.
 
-use tracing::info;
+use tracing::{info, warn};
 
-use super::sizing::{self, utf16_len, TELEGRAM_LIMIT};
-use super::{ModeratorDesk, Result};
+use super::Command;
+use crate::clock::now_ms;
 use crate::domain::{Author, Direction};
 use crate::export::model::REDACTED_NAME;
 use crate::export::reader::{customer_names, replace_word};
 use crate::knowledge::Redactor;
-use crate::store::{AnswerLink, CaseRecord, LearnPreview, NewApprovedPair, NewLearnPreview};
+use crate::moderator::sizing::{self, utf16_len, TELEGRAM_LIMIT};
+use crate::moderator::{ModeratorDesk, Result};
+use crate::moderator::{LEARN_RETRY, LEARN_RETRY_MAX};
+use crate::store::{AnswerLink, ApprovedPair, CaseRecord, LearnPreview, NewApprovedPair, NewLearnPreview};
 use crate::telegram::{Message, UserId};
 
 /// Where `/learn yes` goes.
-pub(super) const CONFIRM_WHERE: &str = "/learn yes confirms a /learn preview: reply with it to the preview \
+pub(in crate::moderator) const CONFIRM_WHERE: &str =
+    "/learn yes confirms a /learn preview: reply with it to the preview \
                                         (the answer to /learn on a case card or to /learn G<n>).";
-pub(super) const USAGE: &str = "Use /learn (or 👍) in reply to a case card, /learn G<n> for a content gap of \
+pub(in crate::moderator) const USAGE: &str =
+    "Use /learn (or 👍) in reply to a case card, /learn G<n> for a content gap of \
                                 /report, and /learn yes in reply to the preview either shows.";
 const CONFIRM: &str = "Nothing is stored yet. Reply to this message with /learn yes (or 👍) to add exactly this \
                        pair to the knowledge base; names and personal details are already replaced.";
 /// Room a preview part keeps for its header and the confirmation line.
 const PART_FRAME: usize = 400;
 
+/// `/learn`, `/learn G<n>`, `/learn yes` (or `да`); anything else is a usage error.
+pub(super) fn parse(arg: String) -> Command {
+    match crate::report::gaps::parse_gap_id(&arg) {
+        Some(turn) => Command::LearnGap(turn),
+        None if arg.is_empty() => Command::Learn,
+        None if ["yes", "да"].contains(&arg.to_lowercase().as_str()) => Command::LearnYes,
+        None => Command::LearnUsage(arg),
+    }
+}
+
 impl ModeratorDesk {
     /// `/learn` (or 👍) on a case: previews the question the case was opened
     /// for and the first team answer after it (see the module comment).
-    pub(super) async fn learn(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
-        let store = self.contact.store();
+    pub(in crate::moderator) async fn learn(&self, m: &Message, from: UserId, case: &CaseRecord) -> Result<()> {
+        let store = &self.store;
         let id = &case.short_id;
         self.audit(m, from, Some(case), "learn", &format!("preview {id}"), true).await?;
         let (Some(question_id), Some(conversation_id)) =
@@ -99,8 +114,8 @@ impl ModeratorDesk {
     }
 
     /// `/learn G<turn>`: previews a content gap's pair, if the report listed it.
-    pub(super) async fn learn_gap(&self, m: &Message, from: UserId, turn: i64) -> Result<()> {
-        let store = self.contact.store();
+    pub(in crate::moderator) async fn learn_gap(&self, m: &Message, from: UserId, turn: i64) -> Result<()> {
+        let store = &self.store;
         self.audit(m, from, None, "learn", &format!("preview G{turn}"), true).await?;
         if !store.is_listed_gap(turn).await? {
             let text = format!(
@@ -134,10 +149,10 @@ impl ModeratorDesk {
         answer: &str,
         language: Option<String>,
     ) -> Result<()> {
-        let store = self.contact.store();
+        let store = &self.store;
         let known = store.customer_names(conversation_id).await?;
         let names = customer_names(known.iter().map(String::as_str));
-        let redactor = Redactor::new(self.contact.pattern().custom_regex().cloned());
+        let redactor = Redactor::new(self.pattern.custom_regex().cloned());
         let question = redact(question, &names, &redactor);
         let answer = redact(answer, &names, &redactor);
         let preview_id = store
@@ -162,8 +177,13 @@ impl ModeratorDesk {
     }
 
     /// `/learn yes` (or `/learn`, 👍) in reply to a preview: stores its pair.
-    pub(super) async fn confirm_learn(&self, m: &Message, from: UserId, preview: &LearnPreview) -> Result<()> {
-        let store = self.contact.store();
+    pub(in crate::moderator) async fn confirm_learn(
+        &self,
+        m: &Message,
+        from: UserId,
+        preview: &LearnPreview,
+    ) -> Result<()> {
+        let store = &self.store;
         let case = match preview.case_id {
             Some(c) => store.case(c).await?,
             None => None,
@@ -231,6 +251,55 @@ fn preview_texts(label: &str, question: &str, answer: &str) -> Vec<String> {
             format!("📄 {label} · part {}/{n}\n{part}{tail}", i + 1)
         })
         .collect()
+}
+
+/// Approved pairs into the knowledge base, with retries.
+impl ModeratorDesk {
+    /// Stores an approved pair and adds it to the knowledge base; returns
+    /// its id and says how far it got.
+    pub(in crate::moderator) async fn approve(&self, pair: NewApprovedPair) -> Result<(i64, &'static str)> {
+        let pair = self.store.add_approved_pair(&pair).await?;
+        let indexed = match &self.learner {
+            Some(_) if self.index_pair(&pair, 0).await? => " and added to the knowledge base",
+            Some(_) => "; indexing failed for now, it is retried until the knowledge base has it",
+            None => "; `kb ingest --conversations` adds it to the knowledge base",
+        };
+        Ok((pair.id, indexed))
+    }
+
+    /// Adds an approved pair to the knowledge base; on failure it stays a
+    /// work item in the store, retried with backoff by [`Self::index_due_pairs`].
+    pub(in crate::moderator) async fn index_pair(&self, pair: &ApprovedPair, attempts: i64) -> Result<bool> {
+        let Some(learner) = &self.learner else { return Ok(false) };
+        let store = &self.store;
+        match learner.learn(pair).await {
+            Ok(()) => {
+                store.mark_pair_indexed(pair.id).await?;
+                Ok(true)
+            }
+            Err(e) => {
+                let wait = crate::orders::backoff(attempts, LEARN_RETRY, LEARN_RETRY_MAX);
+                warn!(error = format!("{e:#}"), pair = pair.id, retry_in = ?wait, "an approved pair is not indexed yet");
+                store.retry_pair_later(pair.id, now_ms() + wait.as_millis() as i64).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Retries the approved pairs the knowledge base does not have yet (the
+    /// contact task calls it on every tick; cheap when nothing is due).
+    pub async fn index_due_pairs(&self) -> Result<()> {
+        if self.learner.is_none() {
+            return Ok(());
+        }
+        self.remove_erased_from_index().await?;
+        for (pair, attempts) in self.store.pairs_to_index(now_ms(), 10).await? {
+            if self.index_pair(&pair, attempts).await? {
+                info!(pair = pair.id, "an approved pair reached the knowledge base on a retry");
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

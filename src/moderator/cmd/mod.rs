@@ -1,4 +1,18 @@
-//! What a moderator's message in the case chat means. Pure: text in, intent out.
+//! The desk's commands, one file each (what the command's words mean and
+//! what it does), and what a moderator's message in the case chat means:
+//! [`parse`] is pure, text in, intent out; the desk dispatches on it.
+
+mod account;
+mod case;
+mod cases;
+mod done;
+mod forget;
+pub(super) mod learn;
+mod note;
+mod reject;
+mod relay;
+mod report;
+mod retry;
 
 use crate::domain::AccountId;
 use crate::retention::CustomerId;
@@ -65,21 +79,10 @@ pub fn parse(text: &str, pattern: &AccountPattern) -> Input {
             "retry" => Command::Retry,
             "note" => Command::Note(arg),
             "cases" => Command::Cases,
-            "case" => {
-                // `/case C12`, `/case C12 2`, `/case C12 p2`.
-                let mut words = arg.split_whitespace();
-                let id = words.next().unwrap_or_default().to_owned();
-                let page = words.next().and_then(|p| p.trim_start_matches(['p', 'P']).parse().ok()).unwrap_or(1);
-                Command::Case { id, page: page.max(1) }
-            }
-            "learn" => match crate::report::gaps::parse_gap_id(&arg) {
-                Some(turn) => Command::LearnGap(turn),
-                None if arg.is_empty() => Command::Learn,
-                None if ["yes", "да"].contains(&arg.to_lowercase().as_str()) => Command::LearnYes,
-                None => Command::LearnUsage(arg),
-            },
+            "case" => case::parse(&arg),
+            "learn" => learn::parse(arg),
             "report" => Command::Report(arg),
-            "forget" => arg.parse().map_or(Command::ForgetUsage(arg), Command::Forget),
+            "forget" => forget::parse(arg),
             _ => Command::Unknown(word),
         });
     }

@@ -4,13 +4,20 @@
 //! audit line says what kinds of data went and how many rows, never whose
 //! or what they said.
 
-use super::{Learner, ModeratorDesk, Result};
+use super::Command;
+use crate::clock::now_ms;
+use crate::moderator::{Learner, ModeratorDesk, Result};
 use crate::retention::{forget_customer, remove_from_index, CustomerId, IndexEraser, Requester};
 use crate::store::Forgotten;
 use crate::telegram::{Message, UserId};
 
 const USAGE: &str = "Use /forget <Telegram user id> (the customer's id, e.g. /forget 123456789): it erases their \
                      messages, the agent's answers and their cases' texts; their orders keep the money facts.";
+
+/// `/forget <Telegram user id>`; anything else is a usage error.
+pub(super) fn parse(arg: String) -> Command {
+    arg.parse().map_or(Command::ForgetUsage(arg), Command::Forget)
+}
 
 /// The learner, as the index an erasure removes from.
 struct Unlearn<'a>(&'a dyn Learner);
@@ -23,8 +30,8 @@ impl IndexEraser for Unlearn<'_> {
 }
 
 impl ModeratorDesk {
-    pub(super) async fn forget(&self, m: &Message, from: UserId, customer: CustomerId) -> Result<()> {
-        let store = self.contact.store();
+    pub(in crate::moderator) async fn forget(&self, m: &Message, from: UserId, customer: CustomerId) -> Result<()> {
+        let store = &self.store;
         let text = match forget_customer(store, customer, Requester::Moderator(from)).await? {
             Forgotten::Pending(work) => {
                 self.audit(m, from, None, "forget", "refused: work in progress", true).await?;
@@ -54,7 +61,7 @@ impl ModeratorDesk {
         Ok(())
     }
 
-    pub(super) async fn forget_usage(&self, m: &Message, from: UserId, arg: &str) -> Result<()> {
+    pub(in crate::moderator) async fn forget_usage(&self, m: &Message, from: UserId, arg: &str) -> Result<()> {
         self.audit(m, from, None, "unknown", &m.text, true).await?;
         let text = if arg.is_empty() { USAGE.to_owned() } else { format!("/forget does not take {arg:?}. {USAGE}") };
         self.answer(m, &text).await?;
@@ -63,9 +70,9 @@ impl ModeratorDesk {
 
     /// Removes erased conversations' answers from the knowledge base
     /// (the contact task retries on every tick); returns how many failed.
-    pub(super) async fn remove_erased_from_index(&self) -> Result<usize> {
+    pub(in crate::moderator) async fn remove_erased_from_index(&self) -> Result<usize> {
         let Some(learner) = &self.learner else { return Ok(0) };
-        let now = self.contact.now_ms();
-        Ok(remove_from_index(self.contact.store(), &Unlearn(learner.as_ref()), now, now).await?)
+        let now = now_ms();
+        Ok(remove_from_index(&self.store, &Unlearn(learner.as_ref()), now, now).await?)
     }
 }
