@@ -186,7 +186,6 @@ fn desk(
     ));
     let desk = ModeratorDesk::new(DeskSetup {
         store: store.clone(),
-        messenger: messenger.clone(),
         customers: contact.clone(),
         orders: wakes.orders.clone(),
         cards: wakes.cards.clone(),

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use crate::contact::Contact;
 use crate::domain::EscalationReason;
-use crate::moderator::ModeratorDesk;
+use crate::moderator::{Handled, ModeratorDesk};
 use crate::orders::{OrderProcessor, WorkflowError};
 use crate::report::{weekly, ReportSettings};
 use crate::runtime::isolate::{panic_message, run_isolated, ItemFailure};
@@ -281,14 +281,18 @@ pub(super) async fn contact_loop(
                 if let Some(hook) = hook {
                     (hook.0)(&message);
                 }
-                match kind {
-                    InboxKind::Customer => contact.on_customer_message(&message).await?,
+                Ok(match kind {
+                    InboxKind::Customer => {
+                        contact.on_customer_message(&message).await?;
+                        Handled::Done
+                    }
                     InboxKind::Moderator => desk.on_message(&message).await?,
-                }
-                Ok(())
+                })
             };
             match run_isolated(work).await {
-                Ok(()) => {
+                // Deferred in the store: the row is due again shortly.
+                Ok(Handled::Later) => {}
+                Ok(Handled::Done) => {
                     if let Err(e) = store.mark_inbound_handled(m.chat_id, m.id).await {
                         warn!(error = %e, "could not mark a message handled; it may be handled again");
                     }

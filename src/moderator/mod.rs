@@ -35,7 +35,7 @@ use crate::contact::{ContactError, Customers};
 use crate::domain::Language;
 use crate::report::ReportSettings;
 use crate::store::{AnswerLink, ApprovedPair, CaseRecord, ConversationRecord, NewAudit, OrderRecord, Store};
-use crate::telegram::{Message, Messenger, UserId};
+use crate::telegram::{Message, UserId};
 use crate::tribute::AccountPattern;
 use crate::wake::Wake;
 use cmd::{learn, Command, Input};
@@ -59,6 +59,30 @@ type Result<T> = std::result::Result<T, ContactError>;
 pub(crate) const LEARN_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How long a moderator's reply waits for the card it answers to be mapped
+/// to its case (the card is on its way) before it counts as a reply to no
+/// case; and how often it looks again meanwhile.
+const MAPPING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const MAPPING_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What became of a message in the moderator chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    /// It waits in the inbox (its row is due again a moment later): it
+    /// replies to a card whose case mapping is not written yet.
+    Later,
+}
+
+/// What a reply replies to.
+enum Mapping {
+    Case(CaseRecord),
+    /// No case yet, but a card is on its way: the reply waits.
+    NotYet,
+    /// Not a case's message.
+    None,
+}
+
 /// Where an approved answer goes besides the store: the knowledge base, so
 /// the agent can give it the next time without waiting for `kb ingest`.
 #[async_trait::async_trait]
@@ -73,7 +97,6 @@ pub trait Learner: Send + Sync {
 /// one file in [`cmd`].
 pub struct ModeratorDesk {
     store: Store,
-    messenger: Arc<dyn Messenger>,
     /// Relays a moderator's words to a customer.
     customers: Arc<dyn Customers>,
     /// Wakes the order worker (an order got an account ID or resumes).
@@ -95,7 +118,6 @@ pub struct ModeratorDesk {
 /// What the desk is built from ([`ModeratorDesk::new`]).
 pub struct DeskSetup {
     pub store: Store,
-    pub messenger: Arc<dyn Messenger>,
     pub customers: Arc<dyn Customers>,
     pub orders: Wake,
     pub cards: Wake,
@@ -110,7 +132,6 @@ impl ModeratorDesk {
     pub fn new(s: DeskSetup) -> Self {
         Self {
             store: s.store,
-            messenger: s.messenger,
             customers: s.customers,
             orders: s.orders,
             cards: s.cards,
@@ -134,11 +155,11 @@ impl ModeratorDesk {
 
     /// A message in the moderator chat. Only replies to case messages and
     /// `/commands` are for us; other chatter is left alone.
-    pub async fn on_message(&self, m: &Message) -> Result<()> {
+    pub async fn on_message(&self, m: &Message) -> Result<Handled> {
         if m.outgoing {
-            return Ok(());
+            return Ok(Handled::Done);
         }
-        let Some(from) = m.sender_id else { return Ok(()) };
+        let Some(from) = m.sender_id else { return Ok(Handled::Done) };
         let input = cmd::parse(&m.text, &self.pattern);
         // `/learn`, `/learn yes` or 👍 in reply to a `/learn` preview confirm it.
         let preview = match (m.reply_to, &input) {
@@ -149,13 +170,17 @@ impl ModeratorDesk {
         };
         let moderator = self.cfg.moderators.contains(&from);
         let case = match (m.reply_to, &preview) {
-            (Some(r), None) if moderator => self.case_replied_to(m.chat_id, r).await?,
+            (Some(r), None) if moderator => match self.case_replied_to(m, r).await? {
+                Mapping::Case(case) => Some(case),
+                Mapping::None => None,
+                Mapping::NotYet => return Ok(Handled::Later),
+            },
             // Anyone else's reply costs one read: no Telegram look-up, no wait.
             (Some(r), None) => self.store.case_for_message(m.chat_id, r).await?,
             _ => None,
         };
         if case.is_none() && !matches!(input, Input::Command(_)) {
-            return Ok(());
+            return Ok(Handled::Done);
         }
         let span = info_span!("moderator", from, case = case.as_ref().map(|c| c.short_id.clone()));
         async move {
@@ -206,25 +231,25 @@ impl ModeratorDesk {
         }
         .instrument(span)
         .await
+        .map(|()| Handled::Done)
     }
 
-    /// The case of the message replied to. A card is mapped to its case just
-    /// after Telegram accepted it, so a reply that races that write gets a
-    /// moment before it counts as "not a case".
-    async fn case_replied_to(&self, chat: crate::telegram::ChatId, reply_to: i32) -> Result<Option<CaseRecord>> {
-        let store = &self.store;
-        for _ in 0..20 {
-            if let Some(case) = store.case_for_message(chat, reply_to).await? {
-                return Ok(Some(case));
-            }
-            // Only our own message can be a card whose mapping is not written yet.
-            let ours = self.messenger.get_messages(chat, &[reply_to]).await.ok().and_then(|v| v.into_iter().next());
-            if !ours.is_some_and(|m| m.outgoing) {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    /// The case of the message replied to. A card is mapped to its case
+    /// only once Telegram's answer to its send is in, so while a card is on
+    /// its way a reply that finds no case waits in the inbox (its row due
+    /// again [`MAPPING_RECHECK`] later, [`Handled::Later`]) for up to
+    /// [`MAPPING_GRACE`] before it counts as a reply to no case. Nothing
+    /// waits when no card is on its way.
+    async fn case_replied_to(&self, m: &Message, reply_to: i32) -> Result<Mapping> {
+        if let Some(case) = self.store.case_for_message(m.chat_id, reply_to).await? {
+            return Ok(Mapping::Case(case));
         }
-        Ok(None)
+        if self.store.card_on_its_way().await?
+            && self.store.defer_inbound(m.chat_id, m.id, MAPPING_GRACE, MAPPING_RECHECK).await?
+        {
+            return Ok(Mapping::NotYet);
+        }
+        Ok(Mapping::None)
     }
 
     /// The customer conversation of a case: its own, its order's, or (for an

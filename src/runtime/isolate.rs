@@ -15,12 +15,13 @@ pub enum ItemFailure {
 
 /// Runs `work` in its own tokio task and waits for it. A panic inside is
 /// caught and returned with its message; the caller records it on the item.
-pub async fn run_isolated<F>(work: F) -> Result<(), ItemFailure>
+pub async fn run_isolated<F, T>(work: F) -> Result<T, ItemFailure>
 where
-    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
 {
     match tokio::spawn(work).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err(ItemFailure::Failed(format!("{e:#}"))),
         Err(e) if e.is_panic() => Err(ItemFailure::Panicked(panic_message(e.into_panic()))),
         Err(e) => Err(ItemFailure::Failed(format!("its task was cancelled: {e}"))),

@@ -128,6 +128,31 @@ impl Store {
         Ok(())
     }
 
+    /// Puts a waiting message back until `recheck` from now, unless it was
+    /// received more than `grace` ago: how a moderator's reply waits for the
+    /// card it answers to be mapped to its case, without a poll and without
+    /// counting as a failure. Returns whether it waits.
+    pub async fn defer_inbound(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+        grace: std::time::Duration,
+        recheck: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        let waits = sqlx::query(
+            "UPDATE inbox SET not_before = ?
+             WHERE chat_id = ? AND message_id = ? AND handled_at IS NULL AND received_at > ?",
+        )
+        .bind(now + recheck.as_millis() as i64)
+        .bind(chat)
+        .bind(id)
+        .bind(now - grace.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(waits.rows_affected() == 1)
+    }
+
     /// Records that handling a message failed (`why`: the error or the
     /// panic). Before `max_attempts` it waits `backoff` and is taken again;
     /// then it is quarantined: marked handled with the reason, and one card

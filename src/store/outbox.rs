@@ -519,6 +519,18 @@ impl Store {
             .collect()
     }
 
+    /// Whether a card of a case waits to be posted to the moderator chat or
+    /// is on its way (sent, Telegram's answer not in yet): until it is
+    /// marked posted, a reply to it cannot be mapped to its case.
+    pub async fn card_on_its_way(&self) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM moderator_outbox
+                            WHERE kind = 'card' AND posted_at IS NULL AND parked_at IS NULL AND case_id IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Marks a card posted and maps its message to its case, so a
     /// moderator's reply to it finds the case.
     pub async fn mark_card_posted(&self, id: i64, chat: ChatId, message: MessageId) -> StoreResult<()> {

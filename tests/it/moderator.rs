@@ -154,3 +154,44 @@ async fn reject_on_a_closed_case_is_answered_and_changes_nothing() {
     assert_eq!(order_of(&app, msg).await.state, OrderState::Confirmed);
     app.shutdown().await;
 }
+
+/// A reply that finds no case while a card is on its way waits in the inbox
+/// for the card's mapping instead of holding the desk: a later command is
+/// handled meanwhile, and the reply reaches the case once the card is mapped.
+#[tokio::test]
+async fn a_reply_waits_in_the_inbox_for_a_card_on_its_way_without_holding_the_desk() {
+    let app = TestApp::spawn().await;
+    // Telegram takes nothing in the moderator chat for now: the card stays on its way.
+    app.world.fail_sends_to(app.moderator_chat, MessengerError::Disconnected);
+    app.world.add_user(704, "Олег", None);
+    app.world.fail_sends_to(704, MessengerError::PrivacyRestricted);
+    let msg = app.post_order(&order(704).by("Олег").details("забыл ID"));
+    app.wait_state(msg, OrderState::Escalated).await;
+    let row = eventually("the card tried and not posted", || async {
+        let cards = app.store().all_cards().await.unwrap();
+        cards.into_iter().find(|c| c.attempts > 0 && c.posted_message_id.is_none())
+    })
+    .await;
+    // The message the card will turn out to be, and a moderator's note in reply to it.
+    let stand_in = app.moderator_says("(the card, as Telegram has it)");
+    let reply = app.world.post_as_user(app.moderator_chat, app.moderator, "/note позвонить", Some(stand_in));
+    app.moderator_says("/cases");
+    let audit = eventually("/cases handled while the reply waits", || async {
+        let audit = app.store().audit_log(None).await.unwrap();
+        audit.iter().any(|a| a.action == "cases").then_some(audit)
+    })
+    .await;
+    assert!(audit.iter().all(|a| a.message_id != i64::from(reply)), "the reply is not handled yet: {audit:#?}");
+
+    // Telegram's answer comes in: the card is that message.
+    app.store().mark_card_posted(row.id, app.moderator_chat, stand_in).await.unwrap();
+    let noted = eventually("the note on the case", || async {
+        let audit = app.store().audit_log(None).await.unwrap();
+        audit.into_iter().find(|a| a.message_id == i64::from(reply))
+    })
+    .await;
+    assert_eq!((noted.action.as_str(), noted.case_id), ("note", row.case_id), "{noted:?}");
+    app.world.clear_send_failure(app.moderator_chat);
+    app.wait_card("C1: noted").await;
+    app.shutdown().await;
+}

@@ -215,3 +215,22 @@ async fn a_dialogue_comes_back_to_the_tick_when_its_order_changes_or_its_timer_i
     store.set_dialogue_state(conv.id, &DialogueState::Idle, 9).await.unwrap();
     assert_eq!(ids(store.conversations_to_look_at(0).await.unwrap()), vec![conv.id], "a state change");
 }
+
+#[tokio::test]
+async fn a_deferred_message_waits_until_its_recheck_and_only_within_its_grace() {
+    use std::time::Duration;
+    use tribute_assistant::store::InboxKind;
+    let (_dir, store) = store().await;
+    let m = Message { chat_id: -100, sender_id: Some(7001), ..message(5) };
+    assert!(store.enqueue_inbound(InboxKind::Moderator, &m, false).await.unwrap());
+    assert_eq!(store.waiting_inbound(10).await.unwrap().len(), 1);
+
+    let (grace, recheck) = (Duration::from_secs(60), Duration::from_secs(30));
+    assert!(store.defer_inbound(m.chat_id, m.id, grace, recheck).await.unwrap(), "received just now: it waits");
+    assert!(store.waiting_inbound(10).await.unwrap().is_empty(), "not before its recheck");
+    assert!(store.next_inbound_due().await.unwrap().unwrap() > tribute_assistant::store::now_ms());
+    // Past its grace it is not put back: the caller handles it as it is.
+    assert!(!store.defer_inbound(m.chat_id, m.id, Duration::ZERO, recheck).await.unwrap());
+    store.mark_inbound_handled(m.chat_id, m.id).await.unwrap();
+    assert!(!store.defer_inbound(m.chat_id, m.id, grace, recheck).await.unwrap(), "a handled message never waits");
+}
