@@ -46,7 +46,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_becomes_the_item_s_error() {
         assert_eq!(run_isolated(async { Ok(()) }).await, Ok(()));
-        let e = run_isolated(async { anyhow::bail!("no such case") }).await.unwrap_err();
+        let e = run_isolated::<_, ()>(async { anyhow::bail!("no such case") }).await.unwrap_err();
         assert_eq!(e, ItemFailure::Failed("no such case".into()));
         let e = run_isolated(async {
             let bytes = "7д";
