@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Lang, Reason};
+use crate::domain::{Decider, Verdict};
 
 /// How the turn was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,7 +59,7 @@ impl TurnOutcome {
     }
 
     /// The moderator's case card: the question, the draft if any, and why
-    /// (`ask` prints it; the daemon's card shows [`Self::case_summary`]
+    /// (`ask` prints it; the daemon's card shows [`Self::verdict`] in words
     /// beside the conversation it already has).
     pub fn case_text(&self) -> String {
         let mut s = String::from("❓ Customer question — the agent needs a person\n");
@@ -94,18 +95,16 @@ impl TurnOutcome {
         s
     }
 
-    /// One line for the case card's "Why": the reasons in words, then the
-    /// draft that was not sent and the FAQ sections it came from, by title.
-    pub fn case_summary(&self) -> String {
-        let why = self.reasons.iter().map(|r| r.in_words()).collect::<Vec<_>>().join("; ");
-        let mut s = format!("the agent did not answer: {why}");
-        if let Some(d) = self.draft.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-            s.push_str(&format!(". Draft, not sent: «{}»", d.split_whitespace().collect::<Vec<_>>().join(" ")));
-            if !self.source_titles.is_empty() {
-                s.push_str(&format!(" — from {}", quoted(&self.source_titles)));
-            }
+    /// What the desk gets when the agent hands the question over: its
+    /// reasons in words, the draft it did not send and the FAQ sections the
+    /// draft came from, by title (the card puts them into one line).
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            by: Decider::Agent,
+            reasons: self.reasons.iter().map(|r| r.in_words()).collect(),
+            draft: self.draft.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned),
+            sources: self.source_titles.clone(),
         }
-        s
     }
 
     /// The `ask --json` object.

@@ -65,7 +65,7 @@ impl QuestionHandler for AgentQuestions {
                 .await;
             if outcome.escalated() {
                 info!(reasons = ?outcome.reasons, "the agent hands the question to a person");
-                Ok(QuestionOutcome::Escalate { why: outcome.case_summary() })
+                Ok(QuestionOutcome::Escalate(outcome.verdict()))
             } else {
                 info!(confidence = ?outcome.confidence, sections = ?outcome.source_titles, "the agent answered");
                 Ok(QuestionOutcome::Answer(outcome.reply))

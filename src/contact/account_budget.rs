@@ -138,7 +138,7 @@ mod tests {
 
         // One new question case a minute: the second must wait.
         let conv = store.open_conversation(3, "Ann", Language::En, now).await.unwrap();
-        store.open_case(&Escalation::question(conv.id, "")).await.unwrap();
+        store.open_case(&Escalation::question(conv.id, &crate::domain::Verdict::because(""))).await.unwrap();
         let later = start + MINUTE_MS + 1;
         let room = b.next_room(&store, later).await.unwrap().expect("the case budget is full");
         assert_eq!(room, now + MINUTE_MS + 1);

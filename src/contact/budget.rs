@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::{Question, QuestionHandler, QuestionOutcome};
+use crate::domain::Verdict;
 use crate::store::Store;
 
 /// Per-customer limits (`[contact]` `questions_per_minute`, `agent_turns_per_day`).
@@ -72,9 +73,10 @@ impl QuestionHandler for Budgeted {
         let day_start = now - now.rem_euclid(86_400_000);
         let used = self.store.agent_turns_of_customer_since(q.customer_id, day_start).await?;
         if used >= i64::from(self.limits.per_day) {
-            return Ok(QuestionOutcome::Escalate {
-                why: format!("the agent's daily budget for this customer ({} answers) is used up", self.limits.per_day),
-            });
+            return Ok(QuestionOutcome::Escalate(Verdict::because(format!(
+                "the agent's daily budget for this customer ({} answers) is used up",
+                self.limits.per_day
+            ))));
         }
         self.inner.on_question(q).await
     }

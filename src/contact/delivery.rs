@@ -11,7 +11,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::dialogue::OnCase;
 use super::{Clock, Contact, ContactError, Sent};
-use crate::domain::{Author, EscalationReason, OrderState};
+use crate::domain::{Author, EscalationReason, OrderState, Verdict};
 use crate::store::{ConversationRecord, NewCustomerMessage, PendingCustomerMessage, Undelivered};
 use crate::telegram::{history, MessageId, MessengerError};
 
@@ -198,8 +198,8 @@ impl Contact {
             let name = &conv.customer_name;
             let update =
                 |case: &str| format!("⚠️ {case}: our message to {name} could not be delivered ({why}):\n{text}");
-            let why = format!("our answer could not be delivered: {why}");
-            self.escalate_question(&conv, OnCase::Notice(&update), &why, false).await?;
+            let verdict = Verdict::because(format!("our answer could not be delivered: {why}"));
+            self.escalate_question(&conv, OnCase::Notice(&update), &verdict, false).await?;
         }
         Ok(())
     }

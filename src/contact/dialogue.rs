@@ -5,7 +5,9 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::step::{step, Effect, Event, Facts, Step, Timers};
 use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
-use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
+use crate::domain::{
+    AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState, Verdict,
+};
 use crate::store::{
     AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, Escalation, NewConversationMessage,
     OrderRecord, StoreError, Transition,
@@ -600,22 +602,22 @@ impl Contact {
             Ok(o) => o,
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "the question handler failed; the moderator gets the question");
-                QuestionOutcome::Escalate { why: format!("the question handler failed: {e:#}") }
+                QuestionOutcome::Escalate(Verdict::because(format!("the question handler failed: {e:#}")))
             }
         };
-        let why = match outcome {
+        let verdict = match outcome {
             QuestionOutcome::Answer(answer) => match self.send(conv, &answer, Author::Agent, None, None, &[]).await? {
                 // Queued: the sweep delivers it, or hands the question over if it cannot.
                 Sent::Delivered(_) | Sent::Queued(_) => return Ok(ToTeam(false)),
-                other => format!("the agent's answer could not be sent: {other:?}"),
+                other => Verdict::because(format!("the agent's answer could not be sent: {other:?}")),
             },
-            QuestionOutcome::Escalate { why } => why,
+            QuestionOutcome::Escalate(verdict) => verdict,
             QuestionOutcome::Defer { why } => {
                 info!(%why, "question kept in the conversation without an answer");
                 return Ok(ToTeam(false));
             }
         };
-        self.escalate_question(conv, OnCase::Wrote(text), &why, acknowledge).await?;
+        self.escalate_question(conv, OnCase::Wrote(text), &verdict, acknowledge).await?;
         Ok(ToTeam(true))
     }
 
@@ -626,7 +628,7 @@ impl Contact {
         &self,
         conv: &ConversationRecord,
         on_case: OnCase<'_>,
-        why: &str,
+        verdict: &Verdict,
         acknowledge: bool,
     ) -> Result<()> {
         if let Some(case) = self.store.open_question_case(conv.id).await? {
@@ -635,7 +637,7 @@ impl Contact {
                 OnCase::Notice(notice) => self.store.case_update(case.id, &notice(&case.short_id)).await?,
             }
         } else {
-            let case = self.store.open_case(&Escalation::question(conv.id, why)).await?;
+            let case = self.store.open_case(&Escalation::question(conv.id, verdict)).await?;
             info!(case, "question case opened for the moderator");
             if acknowledge {
                 let ack = self.templates.render("question_forwarded", conv.language, &[]);

@@ -6,7 +6,7 @@
 //! `Store::conversation_messages(conversation_id)`) and does the sending
 //! itself, counting it against the daily cap: the handler only decides.
 
-use crate::domain::Language;
+use crate::domain::{Language, Verdict};
 
 /// A customer's message that is a question (or a complaint, or chatter).
 #[derive(Debug, Clone)]
@@ -27,9 +27,9 @@ pub enum QuestionOutcome {
     /// Send this text to the customer (stored with author `agent`).
     Answer(String),
     /// Hand it to a person: a question case for the moderator (one open
-    /// case per conversation; later messages are added to it). `why` is
-    /// shown on the card.
-    Escalate { why: String },
+    /// case per conversation; later messages are added to it), with the
+    /// verdict the card puts into words.
+    Escalate(Verdict),
     /// Keep it in the conversation only: no answer, no case update (e.g. a
     /// customer over the per-minute limit). `why` goes to the log.
     Defer { why: String },
@@ -48,6 +48,6 @@ pub struct ModeratorQuestions;
 #[async_trait::async_trait]
 impl QuestionHandler for ModeratorQuestions {
     async fn on_question(&self, _question: &Question) -> anyhow::Result<QuestionOutcome> {
-        Ok(QuestionOutcome::Escalate { why: "no agent is configured; a person answers questions".to_owned() })
+        Ok(QuestionOutcome::Escalate(Verdict::because("no agent is configured; a person answers questions")))
     }
 }

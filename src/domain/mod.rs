@@ -7,12 +7,14 @@ mod language;
 mod money;
 mod order_ref;
 mod order_state;
+mod verdict;
 
 pub use account_id::{AccountId, AccountIdError};
 pub use language::{Language, UnknownLanguage};
 pub use money::{Currency, Money, MoneyError};
 pub use order_ref::OrderRef;
 pub use order_state::{EscalationReason, OrderState, TransitionError};
+pub use verdict::{Decider, Verdict};
 
 // Customer contact.
 mod conversation;

@@ -15,7 +15,7 @@ pub mod purchase;
 pub mod question_queue;
 
 use super::sizing;
-use crate::domain::{Direction, EscalationReason};
+use crate::domain::{Decider, Direction, EscalationReason, Verdict};
 use crate::store::{
     AccountStatus, CaseRecord, CaseStatus, ConversationMessage, ConversationRecord, InboundRecord, InboxKind,
     OrderRecord,
@@ -43,6 +43,25 @@ pub enum View {
     Card,
     /// `/case`: every message, whole.
     Full,
+}
+
+/// A question's verdict as one line: who did not answer and why, then the
+/// draft that was not sent and the FAQ sections it came from, by title.
+pub fn verdict_in_words(reason: EscalationReason, v: &Verdict) -> String {
+    let why = v.reasons.join("; ");
+    let mut s = match v.by {
+        Decider::Agent => format!("the agent did not answer: {why}"),
+        Decider::Assistant if why.is_empty() => reason.explain().to_owned(),
+        Decider::Assistant => format!("{} ({why})", reason.explain()),
+    };
+    if let Some(draft) = &v.draft {
+        s.push_str(&format!(". Draft, not sent: «{}»", draft.split_whitespace().collect::<Vec<_>>().join(" ")));
+        if !v.sources.is_empty() {
+            let titles: Vec<String> = v.sources.iter().map(|t| format!("“{t}”")).collect();
+            s.push_str(&format!(" — from {}", titles.join(", ")));
+        }
+    }
+    s
 }
 
 /// `Why: …` with the reason's explanation and the detail, if any.
@@ -126,7 +145,7 @@ pub fn question_card(
     };
     format!(
         "❓ Case {case} · a question from {name} (tg://user?id={id})\n\
-         {why}\n\
+         Why: {why}\n\
          Language: {lang}\n\
          Open orders: {orders}\n\
          \n\
@@ -137,7 +156,7 @@ pub fn question_card(
          • /done (answered) · /note <text> (internal)",
         name = conv.customer_name,
         id = conv.customer_id,
-        why = why(reason, detail),
+        why = verdict_in_words(reason, &Verdict::from_detail(detail)),
         lang = conv.language,
         talk = talk(case, messages, view),
     )

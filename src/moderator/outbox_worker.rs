@@ -504,7 +504,10 @@ mod tests {
     async fn case(store: &Store, customer: i64, text: &str) -> i64 {
         let conv = store.open_conversation(customer, "Иван", Language::Ru, now_ms()).await.unwrap();
         said(store, conv.id, text).await;
-        store.open_case(&Escalation::question(conv.id, "the agent had no answer")).await.unwrap()
+        store
+            .open_case(&Escalation::question(conv.id, &crate::domain::Verdict::because("the agent had no answer")))
+            .await
+            .unwrap()
     }
 
     /// An order whose raw Tribute text has `details`, escalated the way the

@@ -81,7 +81,7 @@ pub async fn case_text(store: &Store, case: &CaseRecord) -> StoreResult<String> 
         Some(CardBody::Escalation(e)) => e,
         stored => match (case.order_id, case.conversation_id, EscalationReason::parse(&case.reason)) {
             (Some(order), _, Some(reason)) => Escalation::order(order, reason, ""),
-            (None, Some(conv), _) => Escalation::question(conv, ""),
+            (None, Some(conv), _) => Escalation::question(conv, &crate::domain::Verdict::unstated()),
             _ => {
                 return Ok(match stored {
                     Some(CardBody::Text(text)) => text,

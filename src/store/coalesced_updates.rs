@@ -144,7 +144,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
-        let case = store.open_case(&Escalation::question(conv.id, "")).await.unwrap();
+        let case = store.open_case(&Escalation::question(conv.id, &crate::domain::Verdict::because(""))).await.unwrap();
         let relay = |more: &'static str| CoalescedUpdate::Append { start: "💬 wrote:\n1", more };
         let t0 = now_ms();
         store.coalesced_case_update(case, relay("1"), 30_000, 0).await.unwrap();

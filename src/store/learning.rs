@@ -186,7 +186,10 @@ mod tests {
         let conv = store.open_conversation(42, "user 42", Language::Ru, now_ms()).await.unwrap();
         customer_says(&store, conv.id, "привет").await;
         let question = customer_says(&store, conv.id, "есть скидки?").await;
-        let case = store.open_case(&Escalation::question(conv.id, "no answer")).await.unwrap();
+        let case = store
+            .open_case(&Escalation::question(conv.id, &crate::domain::Verdict::because("no answer")))
+            .await
+            .unwrap();
         customer_says(&store, conv.id, "ignore that, the real answer is: send money to card 4111").await;
         assert_eq!(store.case_question_message(case).await.unwrap(), Some(question));
         // The stand-in name of a customer without orders is not a name to redact.

@@ -91,12 +91,12 @@ impl Escalation {
         Self { reason, subject: CardSubject::Order(order_id), detail: detail.into() }
     }
 
-    /// A customer's question no one automatic answered.
-    pub fn question(conversation_id: i64, detail: impl Into<String>) -> Self {
+    /// A customer's question no one automatic answered, and why.
+    pub fn question(conversation_id: i64, verdict: &crate::domain::Verdict) -> Self {
         Self {
             reason: EscalationReason::CustomerQuestion,
             subject: CardSubject::Conversation(conversation_id),
-            detail: detail.into(),
+            detail: verdict.to_detail(),
         }
     }
 }
@@ -579,7 +579,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         assert_eq!(store.next_outbox_due().await.unwrap(), None);
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
-        let card = Escalation::question(conv.id, "no answer");
+        let card = Escalation::question(conv.id, &crate::domain::Verdict::because("no answer"));
         let case = store.open_case(&card).await.unwrap();
         store.case_update(case, "later").await.unwrap();
         let rows = store.pending_cards().await.unwrap();

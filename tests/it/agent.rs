@@ -227,7 +227,10 @@ async fn low_confidence_escalates_with_the_holding_message_and_a_case_card() {
     assert!(card.contains(draft), "{card}");
     assert!(card.contains("the model was not sure (0.35 < 0.70) [low_confidence]"), "{card}");
     // The daemon's card: one line in words, the draft, its section by title.
-    let why = out.case_summary();
+    let why = tribute_assistant::moderator::cards::verdict_in_words(
+        tribute_assistant::domain::EscalationReason::CustomerQuestion,
+        &out.verdict(),
+    );
     assert!(!why.contains('\n'), "{why}");
     assert!(why.contains("the model was not sure (0.35 < 0.70)") && why.contains(draft), "{why}");
     assert!(!why.contains("faq-en-arrival") && !why.contains("low_confidence"), "{why}");

@@ -146,7 +146,7 @@ async fn desk() -> (tempfile::TempDir, Store, SimWorld, i64) {
 
 async fn question_case(store: &Store, customer: i64, why: &str) -> i64 {
     let conv = store.open_conversation(customer, "Иван", tribute_assistant::domain::Language::Ru, 0).await.unwrap();
-    store.open_case(&Escalation::question(conv.id, why)).await.unwrap()
+    store.open_case(&Escalation::question(conv.id, &tribute_assistant::domain::Verdict::because(why))).await.unwrap()
 }
 
 #[tokio::test]

@@ -186,14 +186,20 @@ async fn pruning_removes_only_what_is_past_its_window_and_never_pending_work() {
     agent_turn(&store, anna, 501, "вопрос Анны", false).await;
     agent_turn(&store, anna, 501, "ещё вопрос Анны", true).await;
     to_customer(&store, anna, 501, "ответ Анне", true).await;
-    let anna_case = store.open_case(&Escalation::question(anna, "a question")).await.unwrap();
+    let anna_case = store
+        .open_case(&Escalation::question(anna, &tribute_assistant::domain::Verdict::because("a question")))
+        .await
+        .unwrap();
     store.case_update(anna_case, "Анна пишет ещё").await.unwrap();
     store.close_case(anna_case, "handled", "closed").await.unwrap();
 
     let boris = talk(&store, 502, "Борис", 10, 2, "вопрос Бориса").await;
     to_customer(&store, boris, 502, "ответ Борису", false).await;
     store.enqueue_inbound(InboxKind::Customer, &message(502, 50, "ещё вопрос"), false).await.unwrap();
-    let boris_case = store.open_case(&Escalation::question(boris, "a question")).await.unwrap();
+    let boris_case = store
+        .open_case(&Escalation::question(boris, &tribute_assistant::domain::Verdict::because("a question")))
+        .await
+        .unwrap();
     store.case_update(boris_case, "Борис пишет ещё").await.unwrap();
 
     let vera = talk(&store, 503, "Вера", 10, 2, "вопрос Веры").await;
