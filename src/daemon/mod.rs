@@ -31,12 +31,13 @@ use crate::moderator::{Learner, ModeratorConfig, ModeratorDesk};
 use crate::orders::{CheckpointHook, IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::report::ReportSettings;
 use crate::retention::{Pruner, RetentionSettings};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::shutdown::stopped;
 use crate::runtime::supervisor::spawn_supervised;
+use crate::runtime::wake::Wake;
 use crate::runtime::TaskBoard;
-use crate::shutdown::stopped;
 use crate::store::Store;
 use crate::telegram::{Event, Messenger, MessengerError};
-use crate::wake::Wake;
 
 mod resync;
 mod tasks;
@@ -170,7 +171,7 @@ impl Daemon {
         let orders_wake = Wake::new();
         let inbox_wake = Wake::new();
         let cards_wake = Wake::new();
-        let started_secs = crate::clock::now_secs();
+        let started_secs = crate::runtime::clock::now_secs();
         let resync = Resync {
             store: self.store.clone(),
             messenger: self.messenger.clone(),
@@ -262,7 +263,7 @@ impl Daemon {
                 Pruner::new(store.clone(), settings.clone()).run(stop, task)
             })
         });
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u32;
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a
             // non-Send watch guard that must not live across our awaits.
@@ -280,7 +281,7 @@ impl Daemon {
             match next {
                 None => break Exit::Shutdown,
                 Some(Ok(ev)) => {
-                    backoff = Duration::from_millis(100);
+                    failures = 0;
                     if let Err(e) = self.handle(ev, &resync).await {
                         // The update is still in Telegram's history: the next re-read stores it.
                         warn!(error = %format!("{e:#}"), "could not store an update; the history re-read recovers it");
@@ -288,9 +289,11 @@ impl Daemon {
                 }
                 Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
                 Some(Err(e)) => {
-                    warn!(error = %e, retry_in = ?backoff, "Telegram updates interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    let wait =
+                        backoff::delay(failures, Duration::from_millis(100), Duration::from_secs(30), Jitter::None);
+                    failures = failures.saturating_add(1);
+                    warn!(error = %e, retry_in = ?wait, "Telegram updates interrupted");
+                    tokio::time::sleep(wait).await;
                     if e == MessengerError::Disconnected {
                         // Updates may have been missed while disconnected: the re-read task looks now.
                         resync.now.notify_one();

@@ -9,10 +9,10 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::orders::{ingest, IngestConfig, WorkflowConfig};
-use crate::shutdown::stopped;
+use crate::runtime::shutdown::stopped;
+use crate::runtime::wake::Wake;
 use crate::store::{InboxKind, MessageKind, Recorded, Store};
 use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError};
-use crate::wake::Wake;
 
 /// How many history messages to ask for per call when catching up.
 const HISTORY_PAGE: usize = 100;
@@ -148,7 +148,7 @@ impl Resync {
     /// activated again.
     pub(super) async fn catch_up(&self) -> anyhow::Result<()> {
         let chat = self.workflow.tribute_chat;
-        let now_secs = crate::clock::now_secs();
+        let now_secs = crate::runtime::clock::now_secs();
         let first_start = self.store.last_seen_message(chat).await? == 0;
         let window = self.workflow.resync_window.as_secs() as i64;
         let since = match self.store.history_read_through(chat).await? {
@@ -194,7 +194,7 @@ impl Resync {
             warn!(error = %e, "could not list the customers' chats to re-read");
             Vec::new()
         });
-        let pass_started = crate::clock::now_secs();
+        let pass_started = crate::runtime::clock::now_secs();
         let dialogs = self.list_dialogs(&awaited).await;
         // Awaited customers first, but only those with something the re-read
         // has not paged through (each re-read is a history call, and every

@@ -6,6 +6,7 @@
 
 use super::{Learner, ModeratorDesk, Result};
 use crate::retention::{forget_customer, remove_from_index, CustomerId, IndexEraser, Requester};
+use crate::runtime::clock::now_ms;
 use crate::store::Forgotten;
 use crate::telegram::{Message, UserId};
 
@@ -65,7 +66,7 @@ impl ModeratorDesk {
     /// (the contact task retries on every tick); returns how many failed.
     pub(super) async fn remove_erased_from_index(&self) -> Result<usize> {
         let Some(learner) = &self.learner else { return Ok(0) };
-        let now = self.contact.now_ms();
+        let now = now_ms();
         Ok(remove_from_index(self.contact.store(), &Unlearn(learner.as_ref()), now, now).await?)
     }
 }

@@ -36,6 +36,8 @@ use crate::contact::{unreachable_reason, Contact, ContactError, Sent};
 use crate::domain::{Author, Direction, LinkStatus, OrderState};
 use crate::report::range::parse_relative;
 use crate::report::{summary, Range, ReportSettings};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
 use crate::store::{
     parse_short_id, AccountStatus, AnswerLink, ApprovedPair, CaseRecord, CaseStatus, ConversationRecord,
     NewApprovedPair, NewAudit, NewConversationMessage, OrderRecord, StoreError, Transition,
@@ -201,7 +203,7 @@ impl ModeratorDesk {
             store.close_case(case.id, &outcome, &format!("☑️ {}: closed, handled by hand.", case.short_id)).await?;
         if let Some(order_id) = case.order_id {
             if store.order_link(order_id).await?.is_some() {
-                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
+                store.set_link_status(order_id, LinkStatus::Closed, false, now_ms()).await?;
             }
         }
         if !closed {
@@ -235,7 +237,7 @@ impl ModeratorDesk {
                 }
             }
             if store.order_link(order_id).await?.is_some() {
-                store.set_link_status(order_id, LinkStatus::Closed, false, self.contact.now_ms()).await?;
+                store.set_link_status(order_id, LinkStatus::Closed, false, now_ms()).await?;
             }
         }
         let text = format!("⛔ {}: rejected by the moderator: {reason}", case.short_id);
@@ -303,7 +305,7 @@ impl ModeratorDesk {
                 .store()
                 .record_conversation_message(&NewConversationMessage {
                     conversation_id: conv.id,
-                    at: self.contact.now_ms(),
+                    at: now_ms(),
                     direction: Direction::Internal,
                     author: Author::Moderator,
                     author_id: Some(from),
@@ -392,7 +394,7 @@ impl ModeratorDesk {
         self.audit(m, from, None, "report", span, true).await?;
         let back =
             if span.is_empty() { Some(std::time::Duration::from_secs(7 * 86_400)) } else { parse_relative(span) };
-        let now = self.contact.now_ms();
+        let now = now_ms();
         if back.is_some_and(|d| d > CHAT_REPORT_LONGEST) {
             let text = "In the chat /report covers at most a year (e.g. /report 52w): it is built while other \
                         messages wait. For longer ranges run `tribute-assistant report --since DATE` on the server.";
@@ -420,9 +422,9 @@ impl ModeratorDesk {
                 Ok(true)
             }
             Err(e) => {
-                let wait = crate::orders::backoff(attempts, LEARN_RETRY, LEARN_RETRY_MAX);
+                let wait = backoff::delay(attempts, LEARN_RETRY, LEARN_RETRY_MAX, Jitter::Spread);
                 warn!(error = format!("{e:#}"), pair = pair.id, retry_in = ?wait, "an approved pair is not indexed yet");
-                store.retry_pair_later(pair.id, self.contact.now_ms() + wait.as_millis() as i64).await?;
+                store.retry_pair_later(pair.id, now_ms() + wait.as_millis() as i64).await?;
                 Ok(false)
             }
         }
@@ -435,7 +437,7 @@ impl ModeratorDesk {
             return Ok(());
         }
         self.remove_erased_from_index().await?;
-        for (pair, attempts) in self.contact.store().pairs_to_index(self.contact.now_ms(), 10).await? {
+        for (pair, attempts) in self.contact.store().pairs_to_index(now_ms(), 10).await? {
             if self.index_pair(&pair, attempts).await? {
                 info!(pair = pair.id, "an approved pair reached the knowledge base on a retry");
             }
@@ -550,7 +552,7 @@ impl ModeratorDesk {
         let Some(customer) = order.customer_id else { return Ok(None) };
         let lang = crate::domain::Language::detect(&format!("{} {}", order.customer_name, order.details))
             .unwrap_or(self.contact.config().default_language);
-        let conv = store.open_conversation(customer, &order.customer_name, lang, self.contact.now_ms()).await?;
+        let conv = store.open_conversation(customer, &order.customer_name, lang, now_ms()).await?;
         store.set_case_conversation(case.id, conv.id).await?;
         Ok(Some(conv))
     }
@@ -567,7 +569,7 @@ impl ModeratorDesk {
         self.contact
             .store()
             .record_audit(&NewAudit {
-                at: self.contact.now_ms(),
+                at: now_ms(),
                 moderator_id: from,
                 case_id: case.map(|c| c.id),
                 action: action.to_owned(),

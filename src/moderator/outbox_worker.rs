@@ -34,7 +34,9 @@ use tracing::{debug, info, warn};
 
 use super::cards::View;
 use super::{render, sizing};
-use crate::store::{now_ms, short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
+use crate::store::{short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
 use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
@@ -77,10 +79,7 @@ pub enum Failure {
 /// half of `min(BACKOFF_MAX, BACKOFF_INITIAL · 2^(attempt−1))` plus a random
 /// part of up to the other half, so rows failing together spread out.
 pub fn backoff(attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-    let base = BACKOFF_INITIAL.saturating_mul(factor).min(BACKOFF_MAX);
-    let half = base / 2;
-    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+    backoff::delay(attempt.saturating_sub(1), BACKOFF_INITIAL, BACKOFF_MAX, Jitter::Equal)
 }
 
 /// Classifies a send error for a row that has failed `attempt` times now.
@@ -742,7 +741,7 @@ mod tests {
         assert!(store.card_of_case(b).await.unwrap().unwrap().posted_message_id.is_some(), "posted at once");
         let held = store.card_of_case(a).await.unwrap().unwrap();
         assert!(
-            held.posted_message_id.is_none() && held.next_attempt_at > crate::clock::now_ms() + 1_700_000,
+            held.posted_message_id.is_none() && held.next_attempt_at > crate::runtime::clock::now_ms() + 1_700_000,
             "{held:?}"
         );
     }

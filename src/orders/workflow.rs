@@ -20,8 +20,10 @@ use super::ingest::{ingest, IngestConfig};
 use super::outage::OutageReport;
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
 use crate::domain::{EscalationReason, OrderState};
-use crate::shutdown::stopped;
-use crate::store::{now_ms, AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
+use crate::runtime::shutdown::stopped;
+use crate::store::{AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
 use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 
 #[derive(Debug, Clone)]
@@ -173,7 +175,8 @@ impl OrderProcessor {
     /// A step's Telegram call failed (after the in-place retries).
     async fn telegram_failed(&self, order: &OrderRecord, e: MessengerError) -> Result<Step, WorkflowError> {
         if e.is_transient() {
-            let backoff = backoff(order.step_failures, self.cfg.park_delay, self.cfg.max_step_backoff);
+            let backoff =
+                backoff::delay(order.step_failures, self.cfg.park_delay, self.cfg.max_step_backoff, Jitter::Spread);
             let wait = match &e {
                 MessengerError::FloodWait(d) => (*d).max(backoff),
                 _ => backoff,
@@ -257,7 +260,7 @@ impl OrderProcessor {
             Err(BackendError::Rejected { status: 401, body }) => {
                 // Not a replay (the client re-signs those): a rotated secret or
                 // clocks apart. A person must fix it; the order must not be lost.
-                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
+                let delay = backoff::delay(order.activation_failures, self.cfg.park_delay, PARKED_MAX, Jitter::Spread);
                 let detail = format!("HTTP 401: {}", truncate(&body, 300));
                 warn!(%detail, retry_in = ?delay, "backend refused our signature; order parked, moderator alerted");
                 let card = Escalation::order(order.id, EscalationReason::BackendUnauthorized, &detail);
@@ -276,7 +279,7 @@ impl OrderProcessor {
                 return Ok(Step::Stop);
             }
             Err(err) => {
-                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
+                let delay = backoff::delay(order.activation_failures, self.cfg.park_delay, PARKED_MAX, Jitter::Spread);
                 warn!(error = %err, retry_in = ?delay, "backend unavailable; order parked, will retry with the same key");
                 let note = format!("backend unavailable ({err}); retrying in {}s", delay.as_secs());
                 self.store.park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true).await?;
@@ -557,8 +560,9 @@ impl OrderProcessor {
         F: FnMut() -> Fut,
         Fut: Future<Output = MessengerResult<T>>,
     {
-        let mut backoff = Duration::from_millis(50);
         for attempt in 1.. {
+            // Quadrupled per attempt: two doublings.
+            let backoff = backoff::delay(2 * (attempt - 1), IN_PLACE_FIRST, Duration::MAX, Jitter::None);
             let wait = match call().await {
                 Ok(v) => return Ok(v),
                 Err(MessengerError::FloodWait(d)) if d <= self.cfg.max_flood_sleep && attempt < IN_PLACE_ATTEMPTS => {
@@ -567,9 +571,7 @@ impl OrderProcessor {
                 }
                 Err(e @ (MessengerError::Disconnected | MessengerError::Timeout)) if attempt < IN_PLACE_ATTEMPTS => {
                     warn!(error = %e, retry_in = ?backoff, "Telegram unavailable; retrying");
-                    let b = backoff;
-                    backoff *= 4;
-                    b
+                    backoff
                 }
                 Err(e) => return Err(WorkflowError::Telegram(e)),
             };
@@ -584,18 +586,15 @@ impl OrderProcessor {
 
 /// Telegram calls of one step tried in place before the order waits in the store.
 const IN_PLACE_ATTEMPTS: u32 = 3;
+/// The wait before the second of them (the third waits four times as long).
+const IN_PLACE_FIRST: Duration = Duration::from_millis(50);
+/// The longest an order waits for a failing backend between attempts.
+const PARKED_MAX: Duration = Duration::from_secs(3600);
 /// History page size when looking for our reply or a lost follow-up.
 const HISTORY_PAGE: usize = 100;
 /// How often an order waiting for its Send button checks its deadline
 /// when no follow-up wakes it.
 const BUTTON_RECHECK: Duration = Duration::from_secs(30);
-
-/// `base` doubled per failure in a row, capped, with ±20 % jitter so
-/// orders parked together do not retry together.
-pub fn backoff(failures: i64, base: Duration, cap: Duration) -> Duration {
-    let doubled = base.saturating_mul(1u32 << failures.clamp(0, 20) as u32).min(cap);
-    doubled.mul_f64(0.8 + 0.4 * fastrand::f64()).min(cap)
-}
 
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {

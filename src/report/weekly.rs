@@ -16,6 +16,7 @@ use chrono::Weekday;
 use tracing::{info, warn};
 
 use super::{summary, Range, ReportSettings};
+use crate::runtime::backoff::{self, Jitter};
 use crate::store::{Store, StoreResult};
 use crate::telegram::{ChatId, Messenger, MessengerError, RandomId};
 
@@ -152,8 +153,7 @@ pub async fn post_due(
 }
 
 fn retry_after(attempts: i64) -> Duration {
-    let factor = 1u32.checked_shl(attempts.clamp(0, 31) as u32).unwrap_or(u32::MAX);
-    RETRY.saturating_mul(factor).min(RETRY_MAX)
+    backoff::delay(attempts, RETRY, RETRY_MAX, Jitter::None)
 }
 
 #[cfg(test)]
