@@ -39,11 +39,12 @@ use crate::runtime::TaskBoard;
 use crate::store::Store;
 use crate::telegram::{Event, Messenger, MessengerError};
 
-mod resync;
+mod intake;
+mod reread;
 mod tasks;
 
-use resync::Resync;
-pub use resync::TELEGRAM_SERVICE_USER;
+pub use intake::TELEGRAM_SERVICE_USER;
+use reread::Resync;
 use tasks::{contact_loop, worker, CardPoster, ContactWakes};
 pub use tasks::{ItemHook, ITEM_ATTEMPTS};
 
@@ -184,7 +185,7 @@ impl Daemon {
             started_secs,
             now: Arc::new(Notify::new()),
             paged: Arc::default(),
-            dialogs_since: Arc::new(std::sync::atomic::AtomicI64::new(started_secs - resync::UNSEEN_CHAT_LOOKBACK)),
+            dialogs_since: Arc::new(std::sync::atomic::AtomicI64::new(started_secs - reread::UNSEEN_CHAT_LOOKBACK)),
         };
         if let Err(e) = resync.catch_up().await {
             // Telegram may be unreachable right now; the re-read task retries on its timer.

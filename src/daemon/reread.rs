@@ -1,27 +1,27 @@
-//! Reading the chats' history into the store: once at start, then on a
-//! timer and after a disconnect, so a lost update costs a delay, never an item.
+//! The re-read: the chats' history read into the store once at start,
+//! then on a timer and after a disconnect, so a lost update costs a delay,
+//! never an item. What it finds goes through the live intake
+//! ([`super::intake`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
-use crate::orders::{ingest, IngestConfig, WorkflowConfig};
+use super::intake::TELEGRAM_SERVICE_USER;
+use crate::orders::{IngestConfig, WorkflowConfig};
 use crate::runtime::shutdown::stopped;
 use crate::runtime::wake::Wake;
-use crate::store::{InboxKind, MessageKind, Recorded, Store};
-use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError};
+use crate::store::{InboxKind, MessageKind, Store};
+use crate::telegram::{ChatId, MessageId, Messenger, MessengerError};
 
 /// How many history messages to ask for per call when catching up.
 const HISTORY_PAGE: usize = 100;
 
-/// Telegram's own account (login codes, security notices).
-pub const TELEGRAM_SERVICE_USER: i64 = 777000;
-
-/// Reads the chats' history into the store: once at start, then on a
-/// timer and after a disconnect, in its own task.
+/// The daemon's way into the store for messages: the live intake's steps
+/// ([`super::intake`]) and the re-read (here) that hands them what the
+/// history shows; the re-read runs in its own task.
 #[derive(Clone)]
 pub(super) struct Resync {
     pub(super) store: Store,
@@ -75,49 +75,6 @@ const DIALOGS_SLACK: i64 = 300;
 pub(super) const UNSEEN_CHAT_LOOKBACK: i64 = 24 * 3600;
 
 impl Resync {
-    pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
-        match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
-            // A new order, a follow-up that made its order due, or a malformed order's card.
-            Recorded::NewOrder(_) | Recorded::Stored => {
-                self.orders_wake.wake();
-                self.cards_wake.wake();
-            }
-            Recorded::Duplicate => {}
-        }
-        Ok(())
-    }
-
-    /// Who handles a message outside the Tribute chat: the moderator desk,
-    /// customer contact, or nobody (Telegram's service account, groups and
-    /// channels we do not serve, our own messages).
-    pub(super) fn route(&self, m: &Message) -> Option<InboxKind> {
-        if !self.contact || m.outgoing {
-            return None;
-        }
-        if m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER {
-            // Login codes and security notices: never a customer, never stored or answered.
-            debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
-            return None;
-        }
-        if Some(m.chat_id) == self.workflow.moderator_chat {
-            return Some(InboxKind::Moderator);
-        }
-        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) && !m.sender_is_bot {
-            return Some(InboxKind::Customer);
-        }
-        debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
-        None
-    }
-
-    pub(super) async fn enqueue(&self, kind: InboxKind, m: &Message, handled: bool) -> anyhow::Result<()> {
-        if self.store.enqueue_inbound(kind, m, handled).await.context("Failed to store an incoming message")?
-            && !handled
-        {
-            self.inbox_wake.wake();
-        }
-        Ok(())
-    }
-
     pub(super) async fn periodically(
         self,
         shutdown: watch::Receiver<bool>,
