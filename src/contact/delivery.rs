@@ -15,6 +15,7 @@ use crate::domain::{Author, EscalationReason, OrderState};
 use crate::runtime::backoff::{self, Jitter};
 use crate::runtime::clock::{self, now_ms};
 use crate::store::{ConversationRecord, NewCustomerMessage, PendingCustomerMessage, Undelivered};
+use crate::telegram::send_once::{send_once, Once, OnceError};
 use crate::telegram::{history, MessageId, MessengerError};
 
 type Result<T> = std::result::Result<T, ContactError>;
@@ -106,17 +107,14 @@ impl Contact {
             }
             self.store.recount_customer_message(p.id, &day).await?;
         }
-        if p.maybe_sent {
-            if let Some(id) = self.find_delivered(p).await {
-                return self.delivered(p, Some(id)).await;
-            }
-        }
-        match self.messenger.send_message(chat, &p.message.text, None, p.random_id).await {
-            Ok(id) => self.delivered(p, Some(id)).await,
-            Err(MessengerError::RandomIdDuplicate) => {
+        // A history that cannot be read now only leaves the id unknown.
+        let look = || async { Ok(self.find_delivered(p).await) };
+        let send = || self.messenger.send_message(chat, &p.message.text, None, p.random_id);
+        match send_once(p.maybe_sent, send, look).await.map_err(OnceError::into_inner) {
+            Ok(Once::Sent(id) | Once::Earlier(id)) => self.delivered(p, Some(id)).await,
+            Ok(Once::Duplicate(id)) => {
                 // An earlier attempt got through: Telegram says so. Its id
                 // comes from the history when that can be read now.
-                let id = self.find_delivered(p).await;
                 if id.is_none() {
                     info!(customer = chat, "Telegram already has the message; its id is not known");
                 }

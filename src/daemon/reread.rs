@@ -14,10 +14,7 @@ use crate::orders::{IngestConfig, WorkflowConfig};
 use crate::runtime::shutdown::stopped;
 use crate::runtime::wake::Wake;
 use crate::store::{InboxKind, MessageKind, Store};
-use crate::telegram::{ChatId, MessageId, Messenger, MessengerError};
-
-/// How many history messages to ask for per call when catching up.
-const HISTORY_PAGE: usize = 100;
+use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError};
 
 /// The daemon's way into the store for messages: the live intake's steps
 /// ([`super::intake`]) and the re-read (here) that hands them what the
@@ -112,13 +109,11 @@ impl Resync {
             Some(read_through) => read_through.min(now_secs) - window,
             None => now_secs - window,
         };
-        let mut after = self.store.last_message_before(chat, since).await?;
+        let mut pages = history::Pages::new(chat, self.store.last_message_before(chat, since).await?);
         let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
-        loop {
-            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+        while let Some(page) = pages.next(self.messenger.as_ref()).await? {
             let (Some(first), Some(last)) = (page.first(), page.last()) else { break };
-            after = last.id;
             let known = self.store.stored_message_ids(chat, first.id, last.id).await?;
             for m in page.iter().filter(|m| !known.contains(&m.id)) {
                 seen += 1;
@@ -283,7 +278,7 @@ impl Resync {
         // out what is older than that pass (looked at then, or handled and
         // pruned since: never taken again).
         let since = self.dialogs_since.load(Ordering::Relaxed);
-        let (mut after, older_seen) = match self.paged_through(chat) {
+        let (after, older_seen) = match self.paged_through(chat) {
             Some(p) => (p, 0),
             None => match self.store.inbox_cursor_before(chat, since * 1000).await? {
                 Some(before) => (before, 0),
@@ -291,15 +286,14 @@ impl Resync {
             },
         };
         debug!(chat, after, older_seen, "re-reading a chat");
-        loop {
-            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = last.id;
+        let mut pages = history::Pages::new(chat, after);
+        while let Some(page) = pages.next(self.messenger.as_ref()).await? {
             for m in page.iter().filter(|m| self.route(m) == Some(kind) && m.date >= older_seen) {
                 self.enqueue(kind, m, (first_read && m.date < self.started_secs) || m.date < stale_before).await?;
             }
             // Everything up to here is stored (or not ours to store).
-            self.mark_paged(chat, after);
+            self.mark_paged(chat, pages.after());
         }
+        Ok(())
     }
 }

@@ -24,7 +24,8 @@ use crate::runtime::backoff::{self, Jitter};
 use crate::runtime::clock::now_ms;
 use crate::runtime::shutdown::stopped;
 use crate::store::{AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
-use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
+use crate::telegram::send_once::{send_once, Once, OnceError, SendFailure};
+use crate::telegram::{history, ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {
@@ -72,6 +73,12 @@ pub enum WorkflowError {
     Interrupted(Checkpoint),
     #[error("shutting down")]
     ShuttingDown,
+}
+
+impl SendFailure for WorkflowError {
+    fn is_duplicate(&self) -> bool {
+        matches!(self, WorkflowError::Telegram(e) if e.is_duplicate())
+    }
 }
 
 /// Runs orders through the workflow. One processor drives one order at a
@@ -295,21 +302,15 @@ impl OrderProcessor {
 
     async fn reply(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
-        let random_id = match order.reply_random_id {
-            Some(id) => {
-                // An earlier attempt may have been delivered (a crash, a lost answer): look before sending again.
-                if let Some(earlier) = self.find_our_reply(order).await? {
-                    return self.replied(order, earlier, "found our earlier reply").await;
-                }
-                RandomId(id)
-            }
+        // An earlier attempt (a crash, a lost answer) may have been delivered: it is looked up before sending again.
+        let (random_id, maybe_sent) = match order.reply_random_id {
+            Some(id) => (RandomId(id), true),
             None => {
                 let id = RandomId::fresh();
                 self.store.set_reply_random_id(order.id, id.0).await?;
-                id
+                (id, false)
             }
         };
-        self.check(Checkpoint::BeforeReply, order)?;
         let account = order.account_candidates().first().map(|a| a.as_str()).unwrap_or_default();
         let price = order.price.to_string();
         let text = crate::template::fill(
@@ -321,20 +322,20 @@ impl OrderProcessor {
                 ("price", &price),
             ],
         );
-        let sent = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await;
-        let reply_id = match sent {
-            Ok(id) => id,
-            Err(WorkflowError::Telegram(MessengerError::RandomIdDuplicate)) => {
-                // Telegram says this very send was delivered before.
-                match self.find_our_reply(order).await? {
-                    Some(earlier) => return self.replied(order, earlier, "Telegram had our reply already").await,
-                    None => return Err(WorkflowError::Telegram(MessengerError::Timeout)),
-                }
-            }
-            Err(e) => return Err(e),
+        let send = || async {
+            self.check(Checkpoint::BeforeReply, order)?;
+            self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await
         };
-        self.check(Checkpoint::AfterReply, order)?;
-        self.replied(order, reply_id, "replied to the Tribute message").await
+        match send_once(maybe_sent, send, || self.find_our_reply(order)).await.map_err(OnceError::into_inner)? {
+            Once::Sent(reply_id) => {
+                self.check(Checkpoint::AfterReply, order)?;
+                self.replied(order, reply_id, "replied to the Tribute message").await
+            }
+            Once::Earlier(earlier) => self.replied(order, earlier, "found our earlier reply").await,
+            // Telegram says this very send was delivered before.
+            Once::Duplicate(Some(earlier)) => self.replied(order, earlier, "Telegram had our reply already").await,
+            Once::Duplicate(None) => Err(WorkflowError::Telegram(MessengerError::Timeout)),
+        }
     }
 
     async fn replied(&self, order: &OrderRecord, reply_id: MessageId, what: &str) -> Result<Step, WorkflowError> {
@@ -358,22 +359,23 @@ impl OrderProcessor {
         Ok(found)
     }
 
-    /// Calls `visit` with every history page of `chat` after `after`,
-    /// oldest first, until it returns false or the history ends.
+    /// Calls `visit` with every history page of `chat` after `after`
+    /// ([`history::Pages`], each request tried in place like every
+    /// Telegram call of a step), until it returns false or the history ends.
     async fn each_history_page(
         &self,
         chat: ChatId,
-        mut after: MessageId,
+        after: MessageId,
         mut visit: impl FnMut(&[Message]) -> bool,
     ) -> Result<(), WorkflowError> {
-        loop {
-            let page = self.telegram(|| self.messenger.history_since(chat, after, HISTORY_PAGE)).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = last.id;
+        let mut pages = history::Pages::new(chat, after);
+        let read = |chat, after, limit| self.telegram(move || self.messenger.history_since(chat, after, limit));
+        while let Some(page) = pages.next_with(read).await? {
             if !visit(&page) {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
     async fn confirm(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
@@ -590,8 +592,6 @@ const IN_PLACE_ATTEMPTS: u32 = 3;
 const IN_PLACE_FIRST: Duration = Duration::from_millis(50);
 /// The longest an order waits for a failing backend between attempts.
 const PARKED_MAX: Duration = Duration::from_secs(3600);
-/// History page size when looking for our reply or a lost follow-up.
-const HISTORY_PAGE: usize = 100;
 /// How often an order waiting for its Send button checks its deadline
 /// when no follow-up wakes it.
 const BUTTON_RECHECK: Duration = Duration::from_secs(30);

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::{summary, Range, ReportSettings};
 use crate::runtime::backoff::{self, Jitter};
 use crate::store::{Store, StoreResult};
+use crate::telegram::send_once::{send_once, Once, OnceError};
 use crate::telegram::{ChatId, Messenger, MessengerError, RandomId};
 
 const MINUTE: i64 = 60_000;
@@ -134,9 +135,11 @@ pub async fn post_due(
             return Ok(Outcome::Retrying(next));
         }
     };
-    match messenger.send_message(chat, &text, None, RandomId(post.random_id)).await {
-        Ok(id) => store.report_post_sent(post.due_at, Some(i64::from(id)), now).await?,
-        Err(MessengerError::RandomIdDuplicate) => store.report_post_sent(post.due_at, None, now).await?,
+    // Nothing refers to the post later: one Telegram already has is not looked up.
+    let send = || messenger.send_message(chat, &text, None, RandomId(post.random_id));
+    match send_once(false, send, || async { Ok(None) }).await.map_err(OnceError::into_inner) {
+        Ok(Once::Sent(id) | Once::Earlier(id)) => store.report_post_sent(post.due_at, Some(i64::from(id)), now).await?,
+        Ok(Once::Duplicate(_)) => store.report_post_sent(post.due_at, None, now).await?,
         Err(e) => {
             let wait = match &e {
                 MessengerError::FloodWait(w) => retry_after(post.attempts).max(*w),
