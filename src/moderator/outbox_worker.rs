@@ -356,6 +356,7 @@ mod tests {
     use crate::domain::{
         AccountId, Author, Currency, Direction, EscalationReason, Language, Money, OrderRef, OrderState,
     };
+    use crate::runtime::clock::paused::PausedClock;
     use crate::store::{CardBody, Escalation, MessageKind, NewConversationMessage, NewOrder, Recorded, Transition};
     use crate::telegram::{CallbackAnswer, DialogsOffset, DialogsPage, Event, Message, MessengerResult, UserId};
 
@@ -462,31 +463,6 @@ mod tests {
         }
         async fn recent_private_chats(&self, _: Option<DialogsOffset>, _: usize) -> MessengerResult<DialogsPage> {
             Ok(DialogsPage::default())
-        }
-    }
-
-    /// Pauses tokio's clock so only `advance` moves it. A blocking task
-    /// holds off auto-advance (tokio would otherwise jump the clock while
-    /// the runtime waits on SQLite's thread and time the pool out).
-    struct PausedClock(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-    impl PausedClock {
-        fn start() -> Self {
-            tokio::time::pause();
-            let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let h = hold.clone();
-            tokio::task::spawn_blocking(move || {
-                while h.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            });
-            Self(hold)
-        }
-    }
-
-    impl Drop for PausedClock {
-        fn drop(&mut self) {
-            self.0.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
