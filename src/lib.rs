@@ -27,6 +27,7 @@ pub mod app;
 // The parts.
 pub mod agent;
 pub mod backend;
+pub mod config;
 pub mod contact;
 pub mod daemon;
 pub mod domain;
@@ -44,14 +45,9 @@ pub mod tribute;
 pub mod webhook;
 
 // Small shared primitives every part may use.
-pub mod clock;
 pub mod http;
 pub mod private_file;
-pub mod sensitive_url;
-pub mod settings;
-pub mod shutdown;
 pub mod template;
-pub mod wake;
 
 // The stand-in world and the proofs that run the daemon in it.
 pub mod fuzzing;

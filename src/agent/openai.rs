@@ -31,7 +31,8 @@ use super::llm::{
     ToolKind,
 };
 use super::settings::{AgentSettings, LlmEndpoint};
-use crate::sensitive_url::redact_credentials;
+use crate::config::sensitive_url::redact_credentials;
+use crate::runtime::backoff::{self, Jitter};
 
 /// One chat endpoint with its model and limits. Cheap to clone.
 #[derive(Clone)]
@@ -238,7 +239,7 @@ impl RetryingHttp {
                 }
                 other => other,
             };
-            let backoff = self.first_backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(8));
+            let backoff = backoff::delay(attempt, self.first_backoff, Duration::from_secs(8), Jitter::None);
             let delay = match &result {
                 Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
                     Some(d) if d > self.max_retry_after => {

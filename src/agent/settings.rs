@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::keywords::Phrase;
-use crate::sensitive_url::{redact_credentials, SensitiveUrl};
+use crate::config::sensitive_url::{redact_credentials, SensitiveUrl};
 
 pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";

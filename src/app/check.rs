@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::app::config::{Config, FileConfig};
 use crate::backend::{BackendClient, HealthError};
 use crate::backend::{BACKEND_SECRET_ENV, BACKEND_URL_ENV};
-use crate::sensitive_url::redact_credentials;
+use crate::config::sensitive_url::redact_credentials;
 use crate::telegram::grammers::session::{open_existing_session, stored_self_id};
 use crate::telegram::TelegramApi;
 use crate::webhook::TRIBUTE_API_KEY_ENV;

@@ -179,8 +179,8 @@ impl Config {
 mod tests {
     use super::*;
     use crate::backend::BACKEND_SECRET_ENV;
+    use crate::config::rules::{parse_listen, MAX_SECS};
     use crate::domain::Language;
-    use crate::settings::{parse_listen, MAX_SECS};
     use crate::telegram::API_HASH_ENV;
     use crate::webhook::TRIBUTE_API_KEY_ENV;
 

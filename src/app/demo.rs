@@ -308,7 +308,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let scenario = play(&sb, &scenes, &mut posted);
     let interrupted = tokio::select! {
         res = scenario => { res?; false }
-        _ = crate::shutdown::shutdown_signal() => true,
+        _ = crate::runtime::shutdown::shutdown_signal() => true,
     };
     sb.stop_daemon().await?;
     if interrupted {

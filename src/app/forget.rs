@@ -68,7 +68,7 @@ pub async fn run(args: ForgetArgs, config: Option<&Path>) -> anyhow::Result<Exit
 /// Removes erased answers from the knowledge base, if any wait and there
 /// is an index to remove them from.
 async fn drain_index(store: &Store, data_dir: &Path, file: &FileConfig) -> anyhow::Result<()> {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     // Every waiting removal, also one the daemon is backing off from.
     let waiting = store.kb_removals_due(i64::MAX, i64::MAX).await?;
     if waiting.is_empty() {

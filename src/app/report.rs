@@ -71,7 +71,7 @@ pub fn parse_range(since: &str, until: Option<&str>, by: Option<Bucket>, now: i6
 }
 
 pub async fn run(args: ReportArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let range = parse_range(&args.since, args.until.as_deref(), args.by, now)?;
     let file_config = config.map(FileConfig::load).transpose()?;
     let settings = match &file_config {

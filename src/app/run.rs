@@ -17,7 +17,7 @@ use tracing::info;
 use super::assemble::{assemble, Assembled, Blueprint, Observations};
 use crate::app::config::{Config, FileConfig};
 use crate::daemon::Exit;
-use crate::shutdown::shutdown_signal;
+use crate::runtime::shutdown::shutdown_signal;
 use crate::store::Store;
 use crate::telegram::grammers::session::{open_existing_session, point_at_server, stored_self_id};
 use crate::telegram::grammers::GrammersMessenger;

@@ -18,11 +18,11 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, warn};
 
 use super::answer::{classify, classify_deactivation, snippet, Verdict};
-use super::backoff;
 use super::error::BackendError;
 use super::signing::{self, SIGNATURE_HEADER};
 pub use super::wire::{ActivationOutcome, ActivationRequest, DeactivationOutcome, DeactivationRequest};
-use crate::sensitive_url::redact_credentials;
+use crate::config::sensitive_url::redact_credentials;
+use crate::runtime::backoff::{self, Jitter};
 
 /// Header carrying the order reference so the backend can deduplicate.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -213,7 +213,7 @@ impl BackendClient {
     pub async fn health(&self) -> Result<HealthReport, HealthError> {
         let secret = self.config.secret.expose_secret().as_bytes();
         let request = signing::Request { method: "GET", path: self.health_url.path(), body: b"" };
-        let sent = signing::sign(secret, crate::clock::now_secs(), &request);
+        let sent = signing::sign(secret, crate::runtime::clock::now_secs(), &request);
         let started = std::time::Instant::now();
         let response = self.http.get(self.health_url.clone()).header(SIGNATURE_HEADER, &sent).send().await;
         let response = match response {
@@ -280,9 +280,9 @@ impl BackendClient {
                         warn!(order_ref = key, endpoint = name, attempt, error = %last_error, "backend attempt failed; no attempts left");
                         break;
                     }
-                    let wait = retry_after
-                        .map(|d| d.min(cfg.max_backoff))
-                        .unwrap_or_else(|| backoff::delay(attempt, cfg.initial_backoff, cfg.max_backoff));
+                    let wait = retry_after.map(|d| d.min(cfg.max_backoff)).unwrap_or_else(|| {
+                        backoff::delay(attempt.saturating_sub(1), cfg.initial_backoff, cfg.max_backoff, Jitter::Equal)
+                    });
                     warn!(order_ref = key, endpoint = name, attempt, error = %last_error, retry_in = ?wait, "backend attempt failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -356,14 +356,13 @@ fn check_health_answer(
             "its answer carries no {SIGNATURE_HEADER} header (a backend that does not implement the handshake)"
         )));
     };
-    signing::verify_v1(secret, header, body, crate::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS).map_err(
-        |e| {
+    signing::verify_v1(secret, header, body, crate::runtime::clock::now_secs(), signing::DEFAULT_TOLERANCE_SECS)
+        .map_err(|e| {
             HealthError::Unproven(match e {
                 signing::SignatureError::BadSignature => "its answer is signed with a different secret".to_owned(),
                 other => format!("its answer's signature is unusable: {other}"),
             })
-        },
-    )?;
+        })?;
     let Some(answer) = answer else {
         return Err(HealthError::Unproven(format!("its answer is not JSON: {}", snippet(body))));
     };
@@ -397,7 +396,7 @@ impl Timestamps {
     /// The `t` for the next request with `key`: now, or just past the last one used.
     async fn next(&self, key: &str) -> i64 {
         loop {
-            let now = crate::clock::now_secs();
+            let now = crate::runtime::clock::now_secs();
             {
                 let mut last = self.last_by_key.lock().unwrap_or_else(|e| e.into_inner());
                 let t = last.get(key).map_or(now, |&prev| now.max(prev + 1));

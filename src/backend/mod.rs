@@ -5,7 +5,6 @@
 //! `docs/openapi.yaml`.
 
 pub(crate) mod answer;
-mod backoff;
 mod client;
 mod error;
 pub mod settings;

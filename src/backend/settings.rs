@@ -10,8 +10,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::BackendConfig;
-use crate::sensitive_url::SensitiveUrl;
-use crate::settings::bounded_secs;
+use crate::config::rules::bounded_secs;
+use crate::config::sensitive_url::SensitiveUrl;
 
 /// Environment variable holding the backend HMAC secret.
 pub const BACKEND_SECRET_ENV: &str = "TRIBUTE_ASSISTANT_BACKEND_SECRET";

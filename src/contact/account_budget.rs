@@ -118,17 +118,17 @@ mod tests {
     /// oldest counted item left it.
     #[tokio::test]
     async fn turns_and_cases_of_every_customer_count_and_survive_a_restart() {
-        let _clock = crate::clock::paused::PausedClock::start();
+        let _clock = crate::runtime::clock::paused::PausedClock::start();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = Store::open(&path).await.unwrap();
         let b = budget(2, 1);
-        let start = crate::clock::now_ms();
+        let start = crate::runtime::clock::now_ms();
         assert_eq!(b.next_room(&store, start).await.unwrap(), None);
         turn(&store, 1).await;
         tokio::time::advance(std::time::Duration::from_secs(10)).await;
         turn(&store, 2).await;
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         assert_eq!(b.next_room(&store, now).await.unwrap(), Some(start + MINUTE_MS + 1), "two customers, two turns");
 
         store.close().await;

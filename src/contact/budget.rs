@@ -64,7 +64,7 @@ impl Budgeted {
 #[async_trait::async_trait]
 impl QuestionHandler for Budgeted {
     async fn on_question(&self, q: &Question) -> anyhow::Result<QuestionOutcome> {
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         if !self.take_rate(q.customer_id, now) {
             return Ok(QuestionOutcome::Defer {
                 why: format!("more than {} questions in a minute", self.limits.per_minute),

@@ -10,9 +10,12 @@ use std::time::Duration;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::dialogue::OnCase;
-use super::{Clock, Contact, ContactError, Sent};
+use super::{Contact, ContactError, Sent};
 use crate::domain::{Author, EscalationReason, OrderState, Verdict};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::{self, now_ms};
 use crate::store::{ConversationRecord, NewCustomerMessage, PendingCustomerMessage, Undelivered};
+use crate::telegram::send_once::{send_once, Once, OnceError};
 use crate::telegram::{history, MessageId, MessengerError};
 
 type Result<T> = std::result::Result<T, ContactError>;
@@ -45,7 +48,7 @@ impl Contact {
         template: Option<&str>,
         order_ids: &[i64],
     ) -> Result<Sent> {
-        let day = Clock::day(self.now_ms());
+        let day = clock::day(now_ms());
         if !self.store.take_daily_message(conv.customer_id, &day, self.cfg.max_messages_per_day).await? {
             warn!(customer = conv.customer_id, cap = self.cfg.max_messages_per_day, "daily message cap reached");
             return Ok(Sent::CapReached);
@@ -66,7 +69,7 @@ impl Contact {
     /// The sweep: attempts every waiting message that is due; one that
     /// ends undelivered hands its orders (or its question) to a moderator.
     pub async fn deliver_due(&self) -> Result<()> {
-        for p in self.store.due_customer_messages(self.now_ms(), SWEEP_BATCH).await? {
+        for p in self.store.due_customer_messages(now_ms(), SWEEP_BATCH).await? {
             let span = info_span!("customer_message", customer = p.message.customer_id, outbox = p.id);
             let sent = self.attempt(&p).instrument(span).await?;
             match sent {
@@ -82,7 +85,7 @@ impl Contact {
 
     /// One attempt at a waiting message.
     async fn attempt(&self, p: &PendingCustomerMessage) -> Result<Sent> {
-        let now = self.now_ms();
+        let now = now_ms();
         let chat = p.message.customer_id;
         if now - p.created_at > MESSAGE_DEADLINE.as_millis() as i64 {
             let why = format!("not delivered within {} h", MESSAGE_DEADLINE.as_secs() / 3600);
@@ -95,7 +98,7 @@ impl Contact {
             self.store.customer_message_undelivered(p.id, Undelivered::Obsolete, "no order waits for it").await?;
             return Ok(Sent::Expired);
         }
-        let day = Clock::day(now);
+        let day = clock::day(now);
         if day != p.cap_day {
             // Counted again on the day it goes out, so no day ever sees more than the cap.
             if !self.store.take_daily_message(chat, &day, self.cfg.max_messages_per_day).await? {
@@ -104,17 +107,14 @@ impl Contact {
             }
             self.store.recount_customer_message(p.id, &day).await?;
         }
-        if p.maybe_sent {
-            if let Some(id) = self.find_delivered(p).await {
-                return self.delivered(p, Some(id)).await;
-            }
-        }
-        match self.messenger.send_message(chat, &p.message.text, None, p.random_id).await {
-            Ok(id) => self.delivered(p, Some(id)).await,
-            Err(MessengerError::RandomIdDuplicate) => {
+        // A history that cannot be read now only leaves the id unknown.
+        let look = || async { Ok(self.find_delivered(p).await) };
+        let send = || self.messenger.send_message(chat, &p.message.text, None, p.random_id);
+        match send_once(p.maybe_sent, send, look).await.map_err(OnceError::into_inner) {
+            Ok(Once::Sent(id) | Once::Earlier(id)) => self.delivered(p, Some(id)).await,
+            Ok(Once::Duplicate(id)) => {
                 // An earlier attempt got through: Telegram says so. Its id
                 // comes from the history when that can be read now.
-                let id = self.find_delivered(p).await;
                 if id.is_none() {
                     info!(customer = chat, "Telegram already has the message; its id is not known");
                 }
@@ -165,14 +165,13 @@ impl Contact {
     }
 
     async fn retry(&self, p: &PendingCustomerMessage, e: MessengerError, maybe_sent: bool) -> Result<Sent> {
-        let backoff = RETRY_FIRST.saturating_mul(1 << p.attempts.min(16)).min(RETRY_CAP);
+        let backoff = backoff::delay(p.attempts, RETRY_FIRST, RETRY_CAP, Jitter::None);
         let wait = match e {
             MessengerError::FloodWait(flood) => backoff.max(flood),
             _ => backoff,
         };
-        let jitter = fastrand::u64(0..=wait.as_millis() as u64 / 4);
-        let due = self.now_ms() + wait.as_millis() as i64 + jitter as i64;
-        warn!(customer = p.message.customer_id, error = %e, retry_in_ms = due - self.now_ms(), "message to the customer not delivered yet");
+        let due = now_ms() + Jitter::Later.apply(wait).as_millis() as i64;
+        warn!(customer = p.message.customer_id, error = %e, retry_in_ms = due - now_ms(), "message to the customer not delivered yet");
         self.store.retry_customer_message(p.id, due, &e.to_string(), maybe_sent).await?;
         Ok(Sent::Queued(e))
     }

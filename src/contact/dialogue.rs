@@ -8,6 +8,7 @@ use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
 use crate::domain::{
     AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState, Verdict,
 };
+use crate::runtime::clock::now_ms;
 use crate::store::{
     AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, Escalation, NewConversationMessage,
     OrderRecord, StoreError, Transition,
@@ -29,7 +30,7 @@ impl Contact {
     pub async fn tick(&self) -> Result<()> {
         self.deliver_due().await?;
         self.adopt_orders().await?;
-        for (conv, version) in self.store.conversations_to_look_at(self.now_ms()).await? {
+        for (conv, version) in self.store.conversations_to_look_at(now_ms()).await? {
             let span = info_span!("conversation", id = conv.id, customer = conv.customer_id);
             let (id, due) = (conv.id, self.advance(conv).instrument(span).await?);
             self.store.looked_at(id, version, due).await?;
@@ -77,7 +78,7 @@ impl Contact {
     /// Opens (or finds) the customer's dialogue and links the order to it,
     /// with why we need them.
     async fn link_to_dialogue(&self, order: &OrderRecord, customer: i64) -> Result<ConversationRecord> {
-        let now = self.now_ms();
+        let now = now_ms();
         let lang = Language::detect(&format!("{} {}", order.customer_name, order.details))
             .unwrap_or(self.cfg.default_language);
         let conv = self.store.open_conversation(customer, &order.customer_name, lang, now).await?;
@@ -121,7 +122,7 @@ impl Contact {
     /// The backend refused the ID the customer gave: ask again, or after
     /// [`MAX_REJECTIONS`] hand it to a person.
     async fn customer_account_refused(&self, order: &OrderRecord, link: &ConversationOrder) -> Result<()> {
-        let now = self.now_ms();
+        let now = now_ms();
         let rejections = link.rejections + 1;
         self.store.set_link_status(order.id, LinkStatus::Awaiting, true, now).await?;
         let conv = self.store.conversation(link.conversation_id).await?;
@@ -203,7 +204,7 @@ impl Contact {
         }
         self.store.set_case_pending_account(case.id, None).await?;
         if self.store.order_link(order.id).await?.is_some() {
-            self.store.set_link_status(order.id, LinkStatus::Moderator, false, self.now_ms()).await?;
+            self.store.set_link_status(order.id, LinkStatus::Moderator, false, now_ms()).await?;
         }
         let text = format!(
             "❌ {}: the backend refused account ID {account} ({why}). Reply with another ID, /reject <reason> or /done.",
@@ -226,7 +227,7 @@ impl Contact {
         case: &CaseRecord,
         link: &ConversationOrder,
     ) -> Result<()> {
-        let now = self.now_ms();
+        let now = now_ms();
         let account = link.account.clone().unwrap_or_default();
         let why = order.escalation_reason.as_deref().unwrap_or("refused");
         let note =
@@ -276,7 +277,7 @@ impl Contact {
     /// One dialogue's step: settle finished orders, then ask / remind / time
     /// out. Returns when its timer is next due (None: no timer runs).
     async fn advance(&self, conv: ConversationRecord) -> Result<Option<i64>> {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut awaiting = Vec::new();
         let mut validating = None;
         let mut with_moderator = false;
@@ -413,7 +414,7 @@ impl Contact {
         let Some(customer) = m.sender_id else { return Ok(()) };
         let span = info_span!("customer_message", customer, message = m.id);
         async move {
-            let now = self.now_ms();
+            let now = now_ms();
             let conv = match self.store.conversation_for_customer(customer).await? {
                 Some(c) => c,
                 None => {
@@ -505,7 +506,7 @@ impl Contact {
     /// The customer's account ID for their awaiting orders (only theirs:
     /// the dialogue holds only orders whose customer is this user).
     async fn take_account(&self, conv: &ConversationRecord, awaiting: &[OrderRecord], id: AccountId) -> Result<()> {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut given = 0;
         for order in awaiting {
             let note = format!("the customer sent account ID {id} in the chat; asking the backend");
@@ -561,7 +562,7 @@ impl Contact {
                     {
                         Ok(()) => {
                             self.wake_orders();
-                            let now = self.now_ms();
+                            let now = now_ms();
                             let state = DialogueState::Validating { account: id.clone(), since: now };
                             self.store.set_dialogue_state(conv.id, &state, now).await?;
                             let update =
@@ -680,7 +681,7 @@ impl Contact {
         reason: EscalationReason,
         detail: &str,
     ) -> Result<()> {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut last_case = None;
         for &id in order_ids {
             let order = self.store.order(id).await?;

@@ -19,7 +19,6 @@
 mod account_budget;
 mod budget;
 mod case_relay;
-mod clock;
 mod delivery;
 mod dialogue;
 mod question;
@@ -35,7 +34,6 @@ use std::time::Duration;
 pub use account_budget::AccountBudget;
 pub use budget::{Budgeted, QuestionLimits};
 pub use case_relay::CASE_RELAY_EVERY;
-pub use clock::Clock;
 pub use delivery::MESSAGE_DEADLINE;
 pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
@@ -44,10 +42,10 @@ pub use settings::ContactSection;
 pub use templates::{names as template_names, Templates};
 
 use crate::domain::Language;
+use crate::runtime::wake::Wake;
 use crate::store::{Store, StoreError};
 use crate::telegram::{ChatId, Messenger, MessengerError};
 use crate::tribute::AccountPattern;
-use crate::wake::Wake;
 
 /// Settings of the contact flow (`[contact]` in the config).
 #[derive(Debug, Clone)]
@@ -156,7 +154,6 @@ pub struct Contact {
     cards: Wake,
     /// The moderator chat, only to know where case follow-ups go.
     moderator_chat: Option<ChatId>,
-    clock: Clock,
 }
 
 impl Contact {
@@ -172,18 +169,7 @@ impl Contact {
         moderator_chat: Option<ChatId>,
     ) -> Self {
         let templates = Templates::new(cfg.prompts_dir.clone());
-        Self {
-            store,
-            messenger,
-            cfg,
-            templates,
-            pattern,
-            questions,
-            orders,
-            cards,
-            moderator_chat,
-            clock: Clock::new(),
-        }
+        Self { store, messenger, cfg, templates, pattern, questions, orders, cards, moderator_chat }
     }
 
     pub fn config(&self) -> &ContactConfig {
@@ -196,10 +182,6 @@ impl Contact {
 
     pub fn pattern(&self) -> &AccountPattern {
         &self.pattern
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
     }
 
     /// Asks the order worker to look at the store now (an order got an

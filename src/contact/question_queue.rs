@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::dialogue::ToTeam;
 use super::{Contact, ContactError};
 use crate::domain::EscalationReason;
+use crate::runtime::clock::now_ms;
 use crate::store::{CardSubject, CaseRecord, CoalescedUpdate, ConversationRecord, Escalation, QueueFigures};
 
 /// At most one summary of the queue per this long on the burst's card.
@@ -50,7 +51,7 @@ impl Contact {
         row: i64,
         acknowledge: bool,
     ) -> Result<ToTeam> {
-        let now = self.now_ms();
+        let now = now_ms();
         let budget = &self.cfg.account_budget;
         if self.store.questions_waiting().await? == 0 && budget.next_room(&self.store, now).await?.is_none() {
             return self.ask_handler(conv, text, row, acknowledge).await;
@@ -65,7 +66,7 @@ impl Contact {
     /// handler if the budget has room (else makes the queue due when it
     /// has), one per tick; closes the burst's card once the queue is empty.
     pub(super) async fn release_queued(&self) -> Result<()> {
-        let now = self.now_ms();
+        let now = now_ms();
         if let Some(q) = self.store.next_queued_question(now).await? {
             if let Some(room) = self.cfg.account_budget.next_room(&self.store, now).await? {
                 return Ok(self.store.defer_queued_questions(room).await?);
@@ -81,19 +82,19 @@ impl Contact {
             match handed.await {
                 Ok(()) => {
                     info!(queued = q.id, waited_ms = now - q.queued_at, "a queued question was released");
-                    self.store.release_queued_question(q.id, self.now_ms(), None).await?;
+                    self.store.release_queued_question(q.id, now_ms(), None).await?;
                     if let Some(case) = self.store.open_queue_case().await? {
                         self.queue_summary(&case).await?;
                     }
                 }
                 Err(e) if q.attempts + 1 < RELEASE_ATTEMPTS => {
                     warn!(queued = q.id, error = %e, "a queued question could not be handed over; retrying it later");
-                    let at = self.now_ms() + RELEASE_RETRY.as_millis() as i64;
+                    let at = now_ms() + RELEASE_RETRY.as_millis() as i64;
                     self.store.retry_queued_question(q.id, &e.to_string(), at).await?;
                 }
                 Err(e) => {
                     warn!(queued = q.id, error = %e, "a queued question could not be handed over; given up");
-                    self.store.release_queued_question(q.id, self.now_ms(), Some(&e.to_string())).await?;
+                    self.store.release_queued_question(q.id, now_ms(), Some(&e.to_string())).await?;
                 }
             }
             return Ok(());

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use super::{AccountBudget, ContactConfig, QuestionLimits};
+use crate::config::rules::bounded_secs;
 use crate::domain::Language;
-use crate::settings::bounded_secs;
 
 /// `[contact]`: the assistant writes to customers whose account ID is
 /// missing, ambiguous or refused, and finishes their orders.

@@ -30,18 +30,20 @@ use crate::contact::Contact;
 use crate::moderator::ModeratorDesk;
 use crate::orders::{IngestConfig, OrderProcessor, WorkflowConfig, WorkflowError};
 use crate::retention::{Pruner, RetentionSettings};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::shutdown::stopped;
 use crate::runtime::supervisor::spawn_supervised;
+use crate::runtime::wake::Wake;
 use crate::runtime::TaskBoard;
-use crate::shutdown::stopped;
 use crate::store::Store;
 use crate::telegram::{Event, Messenger, MessengerError};
-use crate::wake::Wake;
 
-mod resync;
+mod intake;
+mod reread;
 mod tasks;
 
-use resync::Resync;
-pub use resync::TELEGRAM_SERVICE_USER;
+pub use intake::TELEGRAM_SERVICE_USER;
+use reread::Resync;
 use tasks::{contact_loop, worker, ContactWakes};
 pub use tasks::{CardPoster, ItemHook, ITEM_ATTEMPTS};
 
@@ -129,7 +131,7 @@ impl Daemon {
     /// update buffer.
     pub async fn run(self) -> anyhow::Result<Exit> {
         let p = &self.parts;
-        let started_secs = crate::clock::now_secs();
+        let started_secs = crate::runtime::clock::now_secs();
         let resync = Resync {
             store: p.store.clone(),
             messenger: p.messenger.clone(),
@@ -142,7 +144,7 @@ impl Daemon {
             started_secs,
             now: Arc::new(Notify::new()),
             paged: Arc::default(),
-            dialogs_since: Arc::new(std::sync::atomic::AtomicI64::new(started_secs - resync::UNSEEN_CHAT_LOOKBACK)),
+            dialogs_since: Arc::new(std::sync::atomic::AtomicI64::new(started_secs - reread::UNSEEN_CHAT_LOOKBACK)),
         };
         if let Err(e) = resync.catch_up().await {
             // Telegram may be unreachable right now; the re-read task retries on its timer.
@@ -185,7 +187,7 @@ impl Daemon {
                 Pruner::new(store.clone(), settings.clone()).run(stop, task)
             })
         });
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u32;
         let exit = loop {
             // Decide inside `select!`, act after it: the shutdown branch holds a
             // non-Send watch guard that must not live across our awaits.
@@ -203,7 +205,7 @@ impl Daemon {
             match next {
                 None => break Exit::Shutdown,
                 Some(Ok(ev)) => {
-                    backoff = Duration::from_millis(100);
+                    failures = 0;
                     if let Err(e) = self.handle(ev, &resync).await {
                         // The update is still in Telegram's history: the next re-read stores it.
                         warn!(error = %format!("{e:#}"), "could not store an update; the history re-read recovers it");
@@ -211,9 +213,11 @@ impl Daemon {
                 }
                 Some(Err(MessengerError::Closed)) => break Exit::MessengerClosed,
                 Some(Err(e)) => {
-                    warn!(error = %e, retry_in = ?backoff, "Telegram updates interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    let wait =
+                        backoff::delay(failures, Duration::from_millis(100), Duration::from_secs(30), Jitter::None);
+                    failures = failures.saturating_add(1);
+                    warn!(error = %e, retry_in = ?wait, "Telegram updates interrupted");
+                    tokio::time::sleep(wait).await;
                     if e == MessengerError::Disconnected {
                         // Updates may have been missed while disconnected: the re-read task looks now.
                         resync.now.notify_one();

@@ -13,12 +13,14 @@ use crate::domain::EscalationReason;
 use crate::moderator::{Handled, ModeratorDesk};
 use crate::orders::{OrderProcessor, WorkflowError};
 use crate::report::{weekly, ReportSettings};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
 use crate::runtime::isolate::{panic_message, run_isolated, ItemFailure};
+use crate::runtime::shutdown::stopped;
+use crate::runtime::wake::Wake;
 use crate::runtime::TaskHandle;
-use crate::shutdown::stopped;
-use crate::store::{now_ms, Escalation, InboundFailure, InboxKind, Store, StoreError};
+use crate::store::{Escalation, InboundFailure, InboxKind, Store, StoreError};
 use crate::telegram::{ChatId, Message, Messenger};
-use crate::wake::Wake;
 
 /// Takes due orders from the store, furthest along first, one at a time
 /// (serialising the bot exchanges). Wakes on a hint, when the next order
@@ -52,7 +54,7 @@ pub(super) async fn worker(
             Err(e @ WorkflowError::Interrupted(_)) => return Err(e),
             Err(e) => {
                 failures += 1;
-                let wait = crate::orders::backoff(i64::from(failures), Duration::from_millis(100), SWEEP * 30);
+                let wait = backoff::delay(failures, Duration::from_millis(100), SWEEP * 30, Jitter::Spread);
                 warn!(error = %e, retry_in = ?wait, "an order pass failed; the work stays in the store");
                 wait
             }
@@ -132,7 +134,7 @@ async fn pass(
         return Ok(Pass::Again);
     }
     let next = store.next_order_due().await?;
-    Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP))))
+    Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::runtime::clock::until(due).min(SWEEP))))
 }
 
 /// Parks an order whose step panicked until [`PANICKED_ORDER_RETRY`] from
@@ -190,7 +192,7 @@ impl CardPoster {
                 }
                 Err(e) => {
                     failures += 1;
-                    let wait = crate::orders::backoff(i64::from(failures), Duration::from_millis(100), SWEEP * 30);
+                    let wait = backoff::delay(failures, Duration::from_millis(100), SWEEP * 30, Jitter::Spread);
                     warn!(error = %e, retry_in = ?wait, "posting cards failed; they stay in the outbox");
                     wait
                 }
@@ -209,7 +211,7 @@ impl CardPoster {
         // After the cards: a case matters more than the summary.
         weekly::post_due(&self.store, self.messenger.as_ref(), self.chat, &self.report, now_ms()).await?;
         let next = self.store.next_outbox_due().await?;
-        Ok(next.map_or(SWEEP, |due| crate::clock::until(due).min(SWEEP)))
+        Ok(next.map_or(SWEEP, |due| crate::runtime::clock::until(due).min(SWEEP)))
     }
 }
 
@@ -308,7 +310,9 @@ pub(super) async fn contact_loop(
             continue;
         }
         let retry_at = match store.next_inbound_due().await {
-            Ok(Some(due)) => tokio::time::Instant::now() + crate::clock::until(due).max(Duration::from_millis(10)),
+            Ok(Some(due)) => {
+                tokio::time::Instant::now() + crate::runtime::clock::until(due).max(Duration::from_millis(10))
+            }
             _ => next_tick,
         };
         tokio::select! {
@@ -341,11 +345,12 @@ async fn on_item_failure(
         task.item_panicked();
     }
     let why = failure.to_string();
-    let backoff = |attempts: u32| crate::orders::backoff(i64::from(attempts) - 1, ITEM_RETRY_FIRST, ITEM_RETRY_LAST);
+    let backoff =
+        |attempts: u32| backoff::delay(i64::from(attempts) - 1, ITEM_RETRY_FIRST, ITEM_RETRY_LAST, Jitter::Spread);
     match store.inbound_failed(m.chat_id, m.id, &why, ITEM_ATTEMPTS, backoff).await {
         Ok(InboundFailure::Retry { attempts, at }) => warn!(
             kind = kind.as_str(), chat = m.chat_id, message = m.id, attempts, error = %why,
-            retry_in = ?crate::clock::until(at), "handling a message failed; it is retried later"
+            retry_in = ?crate::runtime::clock::until(at), "handling a message failed; it is retried later"
         ),
         Ok(InboundFailure::Quarantined { attempts, case }) => {
             error!(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::chunk::ChunkLimits;
 use super::embed::{EmbeddingConfig, Roles};
 use super::KnowledgeError;
-use crate::sensitive_url::SensitiveUrl;
+use crate::config::sensitive_url::SensitiveUrl;
 
 /// Environment variable overriding `[knowledge] qdrant_url`.
 pub const QDRANT_URL_ENV: &str = "TRIBUTE_ASSISTANT_QDRANT_URL";

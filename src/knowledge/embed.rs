@@ -11,7 +11,8 @@ use async_openai::Client;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::KnowledgeError;
-use crate::sensitive_url::redact_credentials;
+use crate::config::sensitive_url::redact_credentials;
+use crate::runtime::backoff::{self, Jitter};
 
 /// Turns texts into dense vectors of a fixed dimension.
 #[async_trait::async_trait]
@@ -38,6 +39,10 @@ pub trait Embedder: Send + Sync + fmt::Debug {
 /// in that time is lexical at once instead of waiting on a dead server
 /// (measured before: 5–11 s per search with retries).
 pub const EMBEDDING_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// The wait before the first retry of an embedding request; it doubles
+/// per retry up to 64 times this.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
 
 /// Remembers a failed query embedding so the next searches skip the provider
 /// until [`EMBEDDING_COOLDOWN`] has passed; then one search tries again.
@@ -220,7 +225,7 @@ impl OpenAiEmbedder {
                 Ok(r) => break r,
                 Err(e) if attempt < retries => {
                     attempt += 1;
-                    let delay = Duration::from_millis(200 * (1 << attempt.min(6)));
+                    let delay = backoff::delay(attempt, RETRY_FIRST, RETRY_FIRST * 64, Jitter::None);
                     let error = redact_credentials(&e.to_string()).into_owned();
                     tracing::warn!(%error, attempt, "embedding request failed, retrying in {delay:?}");
                     tokio::time::sleep(delay).await;

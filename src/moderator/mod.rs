@@ -30,14 +30,14 @@ use std::sync::Arc;
 
 use tracing::{info_span, warn, Instrument};
 
-use crate::clock::now_ms;
 use crate::contact::{ContactError, Customers};
 use crate::domain::Language;
 use crate::report::ReportSettings;
+use crate::runtime::clock::now_ms;
+use crate::runtime::wake::Wake;
 use crate::store::{AnswerLink, ApprovedPair, CaseRecord, ConversationRecord, NewAudit, OrderRecord, Store};
 use crate::telegram::{Message, UserId};
 use crate::tribute::AccountPattern;
-use crate::wake::Wake;
 use cmd::{learn, Command, Input};
 
 /// `[moderator]` in the config.

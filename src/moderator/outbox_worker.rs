@@ -34,7 +34,10 @@ use tracing::{debug, info, warn};
 
 use super::cards::View;
 use super::{render, sizing};
-use crate::store::{now_ms, short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
+use crate::store::{short_id, CardBody, OutboxCard, Store, StoreError, StoreResult};
+use crate::telegram::send_once::{send_once, Once, OnceError, SendFailure};
 use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError, RandomId};
 
 /// First retry delay after a failed attempt.
@@ -77,10 +80,7 @@ pub enum Failure {
 /// half of `min(BACKOFF_MAX, BACKOFF_INITIAL · 2^(attempt−1))` plus a random
 /// part of up to the other half, so rows failing together spread out.
 pub fn backoff(attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-    let base = BACKOFF_INITIAL.saturating_mul(factor).min(BACKOFF_MAX);
-    let half = base / 2;
-    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+    backoff::delay(attempt.saturating_sub(1), BACKOFF_INITIAL, BACKOFF_MAX, Jitter::Equal)
 }
 
 /// Classifies a send error for a row that has failed `attempt` times now.
@@ -179,39 +179,43 @@ async fn post_row(
         info!(card = row.id, case = %label, units, "over Telegram's 4096 UTF-16 units; posting it cut");
     }
     let reply_to = row.reply_to.filter(|(c, _)| *c == chat).map(|(_, m)| m).or(card_now);
+    let look = || async {
+        info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
+        let after = store.outbox_search_anchor(row.id, chat).await.map_err(PostError::Store)?;
+        let card = matches!(row.body, CardBody::Escalation(_));
+        find_posted(messenger, chat, &text, card, after).await.map_err(PostError::Telegram)
+    };
+    let sent = send_once(false, || send(messenger, chat, &text, reply_to, row), look).await;
     // A failed history look-up holds only this row: sends may go on.
-    let (e, lookup) = match send(messenger, chat, &text, reply_to, row).await {
-        Ok(Some(id)) => {
+    let (e, lookup) = match sent {
+        Ok(Once::Sent(id) | Once::Earlier(id)) => {
             store.mark_card_posted(row.id, chat, id).await?;
             info!(card = row.id, case = %label, reason = %row.reason, message = id, "posted to the moderator chat");
             return Ok(Outcome::Posted(Some(id)));
         }
-        Ok(None) => {
-            info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
-            let after = store.outbox_search_anchor(row.id, chat).await?;
-            match find_posted(messenger, chat, &text, matches!(row.body, CardBody::Escalation(_)), after).await {
-                Ok(Some(id)) => {
-                    store.mark_card_posted(row.id, chat, id).await?;
-                    info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
-                    return Ok(Outcome::Posted(Some(id)));
-                }
-                // The history cannot be read now: look again on the next attempt.
-                Err(e) if e.is_transient() && row.attempts + 1 < LOOKUP_ATTEMPTS => (e, true),
-                found => {
-                    if let Err(e) = found {
-                        warn!(card = row.id, case = %label, error = %e, "could not read the moderator chat history");
-                    }
-                    store.mark_card_posted_unmapped(row.id, chat).await?;
-                    warn!(
-                        card = row.id, case = %label,
-                        "Telegram says it was already posted but it is not in the recent history; marked posted \
-                         without a message id: replies to it will not reach the case (/case {label} works)"
-                    );
-                    return Ok(Outcome::Posted(None));
-                }
-            }
+        Ok(Once::Duplicate(Some(id))) => {
+            store.mark_card_posted(row.id, chat, id).await?;
+            info!(card = row.id, case = %label, message = id, "found in the chat; marked posted");
+            return Ok(Outcome::Posted(Some(id)));
         }
-        Err(e) => (e, false),
+        Err(OnceError::Send(PostError::Store(e)) | OnceError::Look(PostError::Store(e))) => return Err(e),
+        Err(OnceError::Send(PostError::Telegram(e))) => (e, false),
+        // The history cannot be read now: look again on the next attempt.
+        Err(OnceError::Look(PostError::Telegram(e))) if e.is_transient() && row.attempts + 1 < LOOKUP_ATTEMPTS => {
+            (e, true)
+        }
+        found @ (Ok(Once::Duplicate(None)) | Err(OnceError::Look(PostError::Telegram(_)))) => {
+            if let Err(OnceError::Look(PostError::Telegram(e))) = found {
+                warn!(card = row.id, case = %label, error = %e, "could not read the moderator chat history");
+            }
+            store.mark_card_posted_unmapped(row.id, chat).await?;
+            warn!(
+                card = row.id, case = %label,
+                "Telegram says it was already posted but it is not in the recent history; marked posted \
+                 without a message id: replies to it will not reach the case (/case {label} works)"
+            );
+            return Ok(Outcome::Posted(None));
+        }
     };
     let attempt = row.attempts + 1;
     match classify(&e, attempt) {
@@ -286,15 +290,27 @@ async fn row_text(store: &Store, row: &OutboxCard) -> StoreResult<String> {
     render::card(store, &case, escalation, View::Card).await
 }
 
-/// One row's send. `Ok(None)`: Telegram says this random_id was already
-/// used, so an earlier attempt was delivered.
+/// Why posting a row stopped: the store (the pass ends) or Telegram (the
+/// row's own failure).
+enum PostError {
+    Store(StoreError),
+    Telegram(MessengerError),
+}
+
+impl SendFailure for PostError {
+    fn is_duplicate(&self) -> bool {
+        matches!(self, PostError::Telegram(e) if e.is_duplicate())
+    }
+}
+
+/// One row's send with its stored `random_id`.
 async fn send(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
     reply_to: Option<MessageId>,
     card: &OutboxCard,
-) -> Result<Option<MessageId>, MessengerError> {
+) -> Result<MessageId, PostError> {
     let random_id = RandomId(card.random_id);
     let sent = match messenger.send_message(chat, text, reply_to, random_id).await {
         // The card this follow-up answers is gone: post it on its own.
@@ -308,11 +324,7 @@ async fn send(
         }
         other => other,
     };
-    match sent {
-        Ok(id) => Ok(Some(id)),
-        Err(MessengerError::RandomIdDuplicate) => Ok(None),
-        Err(e) => Err(e),
-    }
+    sent.map_err(PostError::Telegram)
 }
 
 /// Our message with `text` in the chat after message `after` (the newest
@@ -332,7 +344,7 @@ async fn find_posted(
     let first = |s: &str| s.trim().lines().next().unwrap_or_default().trim().to_owned();
     // Telegram trims a message's surrounding whitespace.
     let same = |posted: &str| if card { first(posted) == first(text) } else { posted.trim() == text.trim() };
-    history::find_own(messenger, chat, after, SEARCH_PAGES, same).await
+    history::find(messenger, chat, after, SEARCH_PAGES, |m| m.outgoing && same(&m.text)).await
 }
 
 #[cfg(test)]
@@ -344,6 +356,7 @@ mod tests {
     use crate::domain::{
         AccountId, Author, Currency, Direction, EscalationReason, Language, Money, OrderRef, OrderState,
     };
+    use crate::runtime::clock::paused::PausedClock;
     use crate::store::{CardBody, Escalation, MessageKind, NewConversationMessage, NewOrder, Recorded, Transition};
     use crate::telegram::{CallbackAnswer, DialogsOffset, DialogsPage, Event, Message, MessengerResult, UserId};
 
@@ -450,31 +463,6 @@ mod tests {
         }
         async fn recent_private_chats(&self, _: Option<DialogsOffset>, _: usize) -> MessengerResult<DialogsPage> {
             Ok(DialogsPage::default())
-        }
-    }
-
-    /// Pauses tokio's clock so only `advance` moves it. A blocking task
-    /// holds off auto-advance (tokio would otherwise jump the clock while
-    /// the runtime waits on SQLite's thread and time the pool out).
-    struct PausedClock(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-    impl PausedClock {
-        fn start() -> Self {
-            tokio::time::pause();
-            let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let h = hold.clone();
-            tokio::task::spawn_blocking(move || {
-                while h.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            });
-            Self(hold)
-        }
-    }
-
-    impl Drop for PausedClock {
-        fn drop(&mut self) {
-            self.0.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -745,7 +733,7 @@ mod tests {
         assert!(store.card_of_case(b).await.unwrap().unwrap().posted_message_id.is_some(), "posted at once");
         let held = store.card_of_case(a).await.unwrap().unwrap();
         assert!(
-            held.posted_message_id.is_none() && held.next_attempt_at > crate::clock::now_ms() + 1_700_000,
+            held.posted_message_id.is_none() && held.next_attempt_at > crate::runtime::clock::now_ms() + 1_700_000,
             "{held:?}"
         );
     }

@@ -7,9 +7,8 @@
 
 use super::cards::{self, outage::outage_card, purchase::purchase_card, question_queue::question_queue_card, View};
 use crate::domain::{EscalationReason, LinkStatus};
-use crate::store::{
-    now_ms, CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult,
-};
+use crate::runtime::clock::now_ms;
+use crate::store::{CardBody, CardSubject, CaseRecord, Escalation, OrderRecord, Store, StoreError, StoreResult};
 use crate::tribute::RawNotification;
 
 /// The text of `case`'s card for `escalation`.

@@ -47,7 +47,7 @@ pub fn wire(state: &OpsState, store: &Store) {
 
 /// The report's queries over all time, as of the scrape.
 fn all_time(window_ms: i64) -> ReportQuery {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     ReportQuery {
         since_ms: i64::MIN / 4,
         until_ms: i64::MAX / 4,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::OpsState;
+use crate::runtime::clock::now_ms;
 use crate::runtime::TaskReport;
-use crate::store::now_ms;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HealthReport {

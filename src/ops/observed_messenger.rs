@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::store::now_ms;
+use crate::runtime::clock::now_ms;
 use crate::telegram::{
     CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Event, Message, MessageId, Messenger, MessengerError,
     MessengerResult, RandomId, UserId,

@@ -99,7 +99,7 @@ async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
         webhook,
         external,
         uptime: state.uptime(),
-        tasks: state.tasks.reports(crate::clock::now_ms()),
+        tasks: state.tasks.reports(crate::runtime::clock::now_ms()),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

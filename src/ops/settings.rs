@@ -7,7 +7,7 @@ use anyhow::bail;
 use serde::Deserialize;
 
 use super::OpsSettings;
-use crate::settings::{bounded_secs, parse_listen};
+use crate::config::rules::{bounded_secs, parse_listen};
 use crate::webhook::WebhookSection;
 
 /// `[ops]`: the private HTTP listener for `/healthz` and `/metrics`.

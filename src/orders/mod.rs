@@ -15,4 +15,4 @@ mod workflow;
 
 pub use checkpoint::{Checkpoint, CheckpointHook};
 pub use ingest::{ingest, IngestConfig};
-pub use workflow::{backoff, OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};
+pub use workflow::{OrderProcessor, WorkflowConfig, WorkflowError, DEFAULT_REPLY_TEMPLATE};

@@ -195,7 +195,8 @@ pub fn span(ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
-    use crate::store::{now_ms, CardBody, CardSubject, CaseStatus, MessageKind, NewOrder, Recorded, Transition};
+    use crate::runtime::clock::now_ms;
+    use crate::store::{CardBody, CardSubject, CaseStatus, MessageKind, NewOrder, Recorded, Transition};
     use crate::telegram::Message;
 
     const AFTER: Duration = Duration::from_secs(15 * 60);

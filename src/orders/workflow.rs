@@ -20,9 +20,12 @@ use super::ingest::{ingest, IngestConfig};
 use super::outage::OutageReport;
 use crate::backend::{ActivationOutcome, ActivationRequest, BackendClient, BackendError};
 use crate::domain::{EscalationReason, OrderState};
-use crate::shutdown::stopped;
-use crate::store::{now_ms, AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
-use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
+use crate::runtime::shutdown::stopped;
+use crate::store::{AccountStatus, Escalation, OrderRecord, Store, StoreError, Transition};
+use crate::telegram::send_once::{send_once, Once, OnceError, SendFailure};
+use crate::telegram::{history, ChatId, Message, MessageId, Messenger, MessengerError, MessengerResult, RandomId};
 
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {
@@ -70,6 +73,12 @@ pub enum WorkflowError {
     Interrupted(Checkpoint),
     #[error("shutting down")]
     ShuttingDown,
+}
+
+impl SendFailure for WorkflowError {
+    fn is_duplicate(&self) -> bool {
+        matches!(self, WorkflowError::Telegram(e) if e.is_duplicate())
+    }
 }
 
 /// Runs orders through the workflow. One processor drives one order at a
@@ -173,7 +182,8 @@ impl OrderProcessor {
     /// A step's Telegram call failed (after the in-place retries).
     async fn telegram_failed(&self, order: &OrderRecord, e: MessengerError) -> Result<Step, WorkflowError> {
         if e.is_transient() {
-            let backoff = backoff(order.step_failures, self.cfg.park_delay, self.cfg.max_step_backoff);
+            let backoff =
+                backoff::delay(order.step_failures, self.cfg.park_delay, self.cfg.max_step_backoff, Jitter::Spread);
             let wait = match &e {
                 MessengerError::FloodWait(d) => (*d).max(backoff),
                 _ => backoff,
@@ -257,7 +267,7 @@ impl OrderProcessor {
             Err(BackendError::Rejected { status: 401, body }) => {
                 // Not a replay (the client re-signs those): a rotated secret or
                 // clocks apart. A person must fix it; the order must not be lost.
-                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
+                let delay = backoff::delay(order.activation_failures, self.cfg.park_delay, PARKED_MAX, Jitter::Spread);
                 let detail = format!("HTTP 401: {}", truncate(&body, 300));
                 warn!(%detail, retry_in = ?delay, "backend refused our signature; order parked, moderator alerted");
                 let card = Escalation::order(order.id, EscalationReason::BackendUnauthorized, &detail);
@@ -276,7 +286,7 @@ impl OrderProcessor {
                 return Ok(Step::Stop);
             }
             Err(err) => {
-                let delay = backoff(order.activation_failures, self.cfg.park_delay, Duration::from_secs(3600));
+                let delay = backoff::delay(order.activation_failures, self.cfg.park_delay, PARKED_MAX, Jitter::Spread);
                 warn!(error = %err, retry_in = ?delay, "backend unavailable; order parked, will retry with the same key");
                 let note = format!("backend unavailable ({err}); retrying in {}s", delay.as_secs());
                 self.store.park(order.id, order.state, now_ms() + delay.as_millis() as i64, &note, true).await?;
@@ -292,21 +302,15 @@ impl OrderProcessor {
 
     async fn reply(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
-        let random_id = match order.reply_random_id {
-            Some(id) => {
-                // An earlier attempt may have been delivered (a crash, a lost answer): look before sending again.
-                if let Some(earlier) = self.find_our_reply(order).await? {
-                    return self.replied(order, earlier, "found our earlier reply").await;
-                }
-                RandomId(id)
-            }
+        // An earlier attempt (a crash, a lost answer) may have been delivered: it is looked up before sending again.
+        let (random_id, maybe_sent) = match order.reply_random_id {
+            Some(id) => (RandomId(id), true),
             None => {
                 let id = RandomId::fresh();
                 self.store.set_reply_random_id(order.id, id.0).await?;
-                id
+                (id, false)
             }
         };
-        self.check(Checkpoint::BeforeReply, order)?;
         let account = order.account_candidates().first().map(|a| a.as_str()).unwrap_or_default();
         let price = order.price.to_string();
         let text = crate::template::fill(
@@ -318,20 +322,20 @@ impl OrderProcessor {
                 ("price", &price),
             ],
         );
-        let sent = self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await;
-        let reply_id = match sent {
-            Ok(id) => id,
-            Err(WorkflowError::Telegram(MessengerError::RandomIdDuplicate)) => {
-                // Telegram says this very send was delivered before.
-                match self.find_our_reply(order).await? {
-                    Some(earlier) => return self.replied(order, earlier, "Telegram had our reply already").await,
-                    None => return Err(WorkflowError::Telegram(MessengerError::Timeout)),
-                }
-            }
-            Err(e) => return Err(e),
+        let send = || async {
+            self.check(Checkpoint::BeforeReply, order)?;
+            self.telegram(|| self.messenger.send_message(chat, &text, Some(order.message_id), random_id)).await
         };
-        self.check(Checkpoint::AfterReply, order)?;
-        self.replied(order, reply_id, "replied to the Tribute message").await
+        match send_once(maybe_sent, send, || self.find_our_reply(order)).await.map_err(OnceError::into_inner)? {
+            Once::Sent(reply_id) => {
+                self.check(Checkpoint::AfterReply, order)?;
+                self.replied(order, reply_id, "replied to the Tribute message").await
+            }
+            Once::Earlier(earlier) => self.replied(order, earlier, "found our earlier reply").await,
+            // Telegram says this very send was delivered before.
+            Once::Duplicate(Some(earlier)) => self.replied(order, earlier, "Telegram had our reply already").await,
+            Once::Duplicate(None) => Err(WorkflowError::Telegram(MessengerError::Timeout)),
+        }
     }
 
     async fn replied(&self, order: &OrderRecord, reply_id: MessageId, what: &str) -> Result<Step, WorkflowError> {
@@ -355,22 +359,23 @@ impl OrderProcessor {
         Ok(found)
     }
 
-    /// Calls `visit` with every history page of `chat` after `after`,
-    /// oldest first, until it returns false or the history ends.
+    /// Calls `visit` with every history page of `chat` after `after`
+    /// ([`history::Pages`], each request tried in place like every
+    /// Telegram call of a step), until it returns false or the history ends.
     async fn each_history_page(
         &self,
         chat: ChatId,
-        mut after: MessageId,
+        after: MessageId,
         mut visit: impl FnMut(&[Message]) -> bool,
     ) -> Result<(), WorkflowError> {
-        loop {
-            let page = self.telegram(|| self.messenger.history_since(chat, after, HISTORY_PAGE)).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = last.id;
+        let mut pages = history::Pages::new(chat, after);
+        let read = |chat, after, limit| self.telegram(move || self.messenger.history_since(chat, after, limit));
+        while let Some(page) = pages.next_with(read).await? {
             if !visit(&page) {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
     async fn confirm(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
@@ -557,8 +562,9 @@ impl OrderProcessor {
         F: FnMut() -> Fut,
         Fut: Future<Output = MessengerResult<T>>,
     {
-        let mut backoff = Duration::from_millis(50);
         for attempt in 1.. {
+            // Quadrupled per attempt: two doublings.
+            let backoff = backoff::delay(2 * (attempt - 1), IN_PLACE_FIRST, Duration::MAX, Jitter::None);
             let wait = match call().await {
                 Ok(v) => return Ok(v),
                 Err(MessengerError::FloodWait(d)) if d <= self.cfg.max_flood_sleep && attempt < IN_PLACE_ATTEMPTS => {
@@ -567,9 +573,7 @@ impl OrderProcessor {
                 }
                 Err(e @ (MessengerError::Disconnected | MessengerError::Timeout)) if attempt < IN_PLACE_ATTEMPTS => {
                     warn!(error = %e, retry_in = ?backoff, "Telegram unavailable; retrying");
-                    let b = backoff;
-                    backoff *= 4;
-                    b
+                    backoff
                 }
                 Err(e) => return Err(WorkflowError::Telegram(e)),
             };
@@ -584,18 +588,13 @@ impl OrderProcessor {
 
 /// Telegram calls of one step tried in place before the order waits in the store.
 const IN_PLACE_ATTEMPTS: u32 = 3;
-/// History page size when looking for our reply or a lost follow-up.
-const HISTORY_PAGE: usize = 100;
+/// The wait before the second of them (the third waits four times as long).
+const IN_PLACE_FIRST: Duration = Duration::from_millis(50);
+/// The longest an order waits for a failing backend between attempts.
+const PARKED_MAX: Duration = Duration::from_secs(3600);
 /// How often an order waiting for its Send button checks its deadline
 /// when no follow-up wakes it.
 const BUTTON_RECHECK: Duration = Duration::from_secs(30);
-
-/// `base` doubled per failure in a row, capped, with ±20 % jitter so
-/// orders parked together do not retry together.
-pub fn backoff(failures: i64, base: Duration, cap: Duration) -> Duration {
-    let doubled = base.saturating_mul(1u32 << failures.clamp(0, 20) as u32).min(cap);
-    doubled.mul_f64(0.8 + 0.4 * fastrand::f64()).min(cap)
-}
 
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {

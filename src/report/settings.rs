@@ -6,7 +6,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use super::weekly::Weekly;
-use crate::settings::bounded_secs;
+use crate::config::rules::bounded_secs;
 
 /// `[report]`: the automation report's definitions and the weekly summary.
 #[derive(Debug, Clone, Deserialize)]

@@ -16,7 +16,9 @@ use chrono::Weekday;
 use tracing::{info, warn};
 
 use super::{summary, Range, ReportSettings};
+use crate::runtime::backoff::{self, Jitter};
 use crate::store::{Store, StoreResult};
+use crate::telegram::send_once::{send_once, Once, OnceError};
 use crate::telegram::{ChatId, Messenger, MessengerError, RandomId};
 
 const MINUTE: i64 = 60_000;
@@ -133,9 +135,11 @@ pub async fn post_due(
             return Ok(Outcome::Retrying(next));
         }
     };
-    match messenger.send_message(chat, &text, None, RandomId(post.random_id)).await {
-        Ok(id) => store.report_post_sent(post.due_at, Some(i64::from(id)), now).await?,
-        Err(MessengerError::RandomIdDuplicate) => store.report_post_sent(post.due_at, None, now).await?,
+    // Nothing refers to the post later: one Telegram already has is not looked up.
+    let send = || messenger.send_message(chat, &text, None, RandomId(post.random_id));
+    match send_once(false, send, || async { Ok(None) }).await.map_err(OnceError::into_inner) {
+        Ok(Once::Sent(id) | Once::Earlier(id)) => store.report_post_sent(post.due_at, Some(i64::from(id)), now).await?,
+        Ok(Once::Duplicate(_)) => store.report_post_sent(post.due_at, None, now).await?,
         Err(e) => {
             let wait = match &e {
                 MessengerError::FloodWait(w) => retry_after(post.attempts).max(*w),
@@ -152,8 +156,7 @@ pub async fn post_due(
 }
 
 fn retry_after(attempts: i64) -> Duration {
-    let factor = 1u32.checked_shl(attempts.clamp(0, 31) as u32).unwrap_or(u32::MAX);
-    RETRY.saturating_mul(factor).min(RETRY_MAX)
+    backoff::delay(attempts, RETRY, RETRY_MAX, Jitter::None)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::knowledge::KnowledgeBase;
+use crate::runtime::backoff::{self, Jitter};
 use crate::store::{Forgotten, Store, StoreError};
 
 /// A customer as Telegram knows them: a user id (their private chat's id),
@@ -67,7 +68,7 @@ impl fmt::Display for Requester {
 /// returns the pending work that prevents it. Idempotent: a second call
 /// erases nothing more.
 pub async fn forget_customer(store: &Store, customer: CustomerId, by: Requester) -> Result<Forgotten, StoreError> {
-    let forgotten = store.forget_customer(customer.get(), &by.to_string(), crate::clock::now_ms()).await?;
+    let forgotten = store.forget_customer(customer.get(), &by.to_string(), crate::runtime::clock::now_ms()).await?;
     match &forgotten {
         // The log names neither the customer nor what was erased beyond kinds and counts.
         Forgotten::Erased { counts, .. } => info!(requested_by = %by, %counts, "customer erased"),
@@ -112,7 +113,7 @@ pub async fn remove_from_index(
         match index.remove_conversation(conversation_id).await {
             Ok(()) => store.kb_removal_done(conversation_id).await?,
             Err(e) => {
-                let wait = crate::orders::backoff(attempts, RETRY, RETRY_MAX);
+                let wait = backoff::delay(attempts, RETRY, RETRY_MAX, Jitter::Spread);
                 warn!(error = format!("{e:#}"), conversation_id, retry_in = ?wait,
                       "erased answers are still in the knowledge base; retrying");
                 store.retry_kb_removal_later(conversation_id, now + wait.as_millis() as i64).await?;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::RetentionSettings;
-use crate::shutdown::stopped;
+use crate::runtime::shutdown::stopped;
 use crate::store::{Store, StoreError};
 
 /// The pause after a pass that left more to do: short, so a backlog
@@ -72,7 +72,10 @@ impl Pruner {
         counts.insert("tribute_copies", store.prune_tribute_copies(before(s.outboxes), batch).await?);
         counts.insert("learn_previews", store.prune_learn_previews(before(s.outboxes), batch).await?);
         counts.insert("queued_questions", store.prune_released_questions(before(s.outboxes), batch).await?);
-        counts.insert("daily_counters", store.prune_daily_counters(&crate::clock::day(before(s.inbox)), batch).await?);
+        counts.insert(
+            "daily_counters",
+            store.prune_daily_counters(&crate::runtime::clock::day(before(s.inbox)), batch).await?,
+        );
         let scrub = before(s.scrub_after);
         counts.insert("conversation_messages", store.prune_closed_conversation_messages(scrub, batch).await?);
         counts.insert("customers", store.scrub_inactive_customers(scrub, batch, now_ms).await?);
@@ -94,7 +97,7 @@ impl Pruner {
     ) -> Result<(), std::convert::Infallible> {
         loop {
             task.beat();
-            let pause = match self.pass(crate::clock::now_ms()).instrument(info_span!("retention")).await {
+            let pause = match self.pass(crate::runtime::clock::now_ms()).instrument(info_span!("retention")).await {
                 Ok(report) => {
                     if !report.is_empty() {
                         let touched: Vec<String> =

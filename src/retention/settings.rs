@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::Deserialize;
 
-use crate::settings::bounded_secs;
+use crate::config::rules::bounded_secs;
 
 const DAY: u64 = 86_400;
 

@@ -52,7 +52,7 @@ impl TaskBoard {
 
     /// Adds a task (or finds it again) and returns its handle.
     pub fn register(self: &Arc<Self>, name: &'static str, bound: Duration) -> TaskHandle {
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         self.lock().entry(name).or_insert(TaskState {
             bound,
             running: false,
@@ -116,7 +116,7 @@ impl TaskHandle {
 
     /// A loop (or one item) completed.
     pub fn beat(&self) {
-        self.update(|t| t.last_beat_ms = crate::clock::now_ms());
+        self.update(|t| t.last_beat_ms = crate::runtime::clock::now_ms());
     }
 
     /// Handling one item panicked (the task itself goes on).
@@ -133,7 +133,7 @@ impl TaskHandle {
         self.update(|t| {
             t.running = true;
             t.down = None;
-            t.last_beat_ms = crate::clock::now_ms();
+            t.last_beat_ms = crate::runtime::clock::now_ms();
         });
     }
 
@@ -161,7 +161,7 @@ mod tests {
     async fn a_task_is_ok_only_while_it_runs_and_beats_within_its_bound() {
         let board = TaskBoard::new();
         let t = board.register("contact", Duration::from_secs(60));
-        let report = |board: &TaskBoard| board.reports(crate::clock::now_ms()).remove(0);
+        let report = |board: &TaskBoard| board.reports(crate::runtime::clock::now_ms()).remove(0);
         assert!(!report(&board).ok, "registered but not started");
         t.started();
         assert!(report(&board).ok);

@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use super::backoff::{self, Jitter};
 use super::isolate::panic_message;
 use super::{TaskBoard, TaskHandle};
-use crate::shutdown::stopped;
+use crate::runtime::shutdown::stopped;
 
 /// A task that ran this long before ending starts its backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
@@ -72,7 +73,7 @@ where
             return Ok(());
         }
         failures = if began.elapsed() >= HEALTHY_RUN { 1 } else { failures + 1 };
-        let wait = crate::orders::backoff(failures - 1, FIRST_WAIT, LONGEST_WAIT);
+        let wait = backoff::delay(failures - 1, FIRST_WAIT, LONGEST_WAIT, Jitter::Spread);
         if panicked {
             error!(task = task.name(), reason = %why, restart_in = ?wait, "a task ended; restarting it");
         } else {
@@ -115,7 +116,7 @@ mod tests {
         .await;
         assert_eq!(out, Err("checkpoint"));
         assert_eq!(runs.load(Ordering::SeqCst), 3);
-        let report = board.reports(crate::clock::now_ms()).remove(0);
+        let report = board.reports(crate::runtime::clock::now_ms()).remove(0);
         assert_eq!((report.panics, report.restarts, report.running), (1, 2, false));
     }
 

@@ -214,7 +214,7 @@ impl Driver {
             sb,
             probe,
             t0: tokio::time::Instant::now(),
-            wall0: crate::clock::now_ms(),
+            wall0: crate::runtime::clock::now_ms(),
             next_event: 0,
             reactions: BinaryHeap::new(),
             pending: HashMap::new(),
@@ -894,7 +894,7 @@ impl Driver {
                     price: crate::domain::Money::new(500, "EUR".parse().map_err(|_| anyhow::anyhow!("currency"))?)?,
                     customer_telegram_id: Some(c.id),
                     customer_name: c.name.clone(),
-                    received_at: crate::clock::now_utc(),
+                    received_at: crate::runtime::clock::now_utc(),
                 };
                 client.activate(&req).await?;
             }

@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
+use crate::runtime::clock::now_ms;
 
 /// A turn as stored. Serialises as the review export's `agent_turns[]`
 /// entry (docs/export.md).

@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
+use crate::runtime::clock::now_ms;
 
 /// A pair to approve. The moderator desk stores it redacted, exactly as
 /// the moderator saw it in the `/learn` preview they confirmed.

@@ -10,8 +10,9 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::case_ref::short_id;
 use super::outbox::{insert_card, insert_update, Escalation};
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::OrderRef;
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

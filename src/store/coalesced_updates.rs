@@ -15,7 +15,8 @@
 //! one an earlier attempt may have delivered (`migrations/0016_crowds.sql`).
 
 use super::outbox::insert_update;
-use super::{now_ms, Store, StoreResult};
+use super::{Store, StoreResult};
+use crate::runtime::clock::now_ms;
 
 /// What a follow-up adds to a waiting one of the same case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_follow_ups_are_merged_and_spaced() {
-        let _clock = crate::clock::paused::PausedClock::start();
+        let _clock = crate::runtime::clock::paused::PausedClock::start();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();

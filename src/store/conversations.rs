@@ -362,7 +362,7 @@ impl Store {
         reason: EscalationReason,
         note: &str,
     ) -> StoreResult<()> {
-        let now = super::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let changes = OrderChanges { escalation_reason: Some(reason.as_str()), ..OrderChanges::default() };
         if !cas_order_state(&mut tx, order_id, from, OrderState::NeedsCustomer, &changes, note, now).await? {
@@ -387,7 +387,7 @@ impl Store {
         link: Option<LinkStatus>,
         note: &str,
     ) -> StoreResult<()> {
-        let now = super::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let candidates = serde_json::to_string(&[account.as_str()]).expect("strings serialise");
         let changes = OrderChanges {
@@ -426,7 +426,7 @@ impl Store {
     /// the order's three strikes; one transaction, so the count and the
     /// move cannot part, only if the order is still in `needs_customer`.
     pub async fn back_to_case(&self, order_id: i64, note: &str) -> StoreResult<()> {
-        let now = super::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let (from, to) = (OrderState::NeedsCustomer, OrderState::Escalated);
         if !cas_order_state(&mut tx, order_id, from, to, &OrderChanges::default(), note, now).await? {

@@ -2,8 +2,9 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{OrderRef, OrderState};
+use crate::runtime::clock::now_ms;
 
 /// How long a finished (confirmed or failed) order still counts as the
 /// customer's current business: "did my diamonds arrive?" comes after.

@@ -6,8 +6,9 @@
 use sqlx::Row;
 
 use super::conversations::insert_conversation_message;
-use super::{now_ms, NewConversationMessage, Store, StoreError, StoreResult};
+use super::{NewConversationMessage, Store, StoreError, StoreResult};
 use crate::domain::{Author, Direction};
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, MessageId, RandomId};
 
 /// A message for a customer, as the dialogue decided it.

@@ -4,8 +4,9 @@
 
 use sqlx::Row;
 
-use super::{now_ms, CardSubject, Escalation, Store, StoreError, StoreResult};
+use super::{CardSubject, Escalation, Store, StoreError, StoreResult};
 use crate::domain::EscalationReason;
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, Message, MessageId};
 
 /// What became of a message whose handling failed.

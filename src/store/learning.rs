@@ -4,7 +4,8 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreResult};
+use super::{Store, StoreResult};
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, MessageId};
 
 /// A preview about to be posted: the redacted pair confirming it stores.

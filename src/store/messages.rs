@@ -4,8 +4,9 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::orders::{insert_order, NewOrder};
 use super::outbox::{insert_card, CardSubject, Escalation};
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::EscalationReason;
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, Message, MessageId};
 use crate::tribute::RawNotification;
 

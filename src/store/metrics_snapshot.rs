@@ -85,7 +85,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?,
         );
-        let now = super::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let lag: (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT
                (SELECT MIN(MAX(received_at, not_before)) FROM inbox WHERE handled_at IS NULL AND not_before <= ?1),

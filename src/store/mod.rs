@@ -135,8 +135,3 @@ impl Store {
         Ok(())
     }
 }
-
-/// Our clock, unix milliseconds (the program's one clock, [`crate::clock`]).
-pub fn now_ms() -> i64 {
-    crate::clock::now_ms()
-}

@@ -5,8 +5,9 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::outages::OutageCause;
 use super::outbox::{insert_card, Escalation};
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, Message, MessageId};
 
 /// A parsed order about to be stored.

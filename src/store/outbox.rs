@@ -22,8 +22,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::case_ref::short_id;
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::EscalationReason;
+use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, MessageId};
 
 /// What a card is about: the desk reads it from the store to render the

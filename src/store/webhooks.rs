@@ -10,8 +10,9 @@ use sqlx::Row;
 use super::cases::close_order_cases_tx;
 use super::orders::{cas_order_state, OrderChanges};
 use super::outbox::{insert_card, CardSubject, Escalation};
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{Currency, EscalationReason, Money, OrderState};
+use crate::runtime::clock::now_ms;
 
 /// A verified event as the store keeps it.
 #[derive(Debug, Clone)]

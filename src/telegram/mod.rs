@@ -6,6 +6,7 @@
 
 pub mod grammers;
 pub mod history;
+pub mod send_once;
 pub mod settings;
 pub use settings::{TelegramApi, TelegramSection, API_HASH_ENV, API_ID_ENV};
 

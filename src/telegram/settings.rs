@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::grammers::{session_path, GrammersConfig, RateLimit};
-use crate::settings::bounded_secs;
+use crate::config::rules::bounded_secs;
 
 /// Environment variable holding the Telegram api_id (my.telegram.org).
 pub const API_ID_ENV: &str = "TRIBUTE_ASSISTANT_API_ID";

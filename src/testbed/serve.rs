@@ -239,7 +239,7 @@ pub async fn run(args: TestbedArgs) -> anyhow::Result<ExitCode> {
         "Run the daemon against it:  tribute-assistant --config {} run\nPost an order:  curl -s {}/orders -d '{{\"customer_id\":501,\"customer_name\":\"Иван\",\"product\":\"100 Diamonds\",\"price\":\"€5.00\",\"details\":\"ID 123456\"}}' -H 'content-type: application/json'",
         testbed.ready.config, testbed.ready.control
     );
-    crate::shutdown::shutdown_signal().await;
+    crate::runtime::shutdown::shutdown_signal().await;
     info!("stopping the testbed");
     testbed.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -26,8 +26,9 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::backend::{BackendClient, BackendError, DeactivationOutcome, DeactivationRequest};
 use crate::domain::OrderState;
-use crate::shutdown::stopped;
-use crate::store::{now_ms, OrderRecord, PurchaseRecord, Store, StoreResult};
+use crate::runtime::clock::now_ms;
+use crate::runtime::shutdown::stopped;
+use crate::store::{OrderRecord, PurchaseRecord, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{ReconcileConfig, WebhookSettings};
-use crate::settings::{bounded_secs, parse_listen};
+use crate::config::rules::{bounded_secs, parse_listen};
 
 /// The conventional port of the webhook listener (examples and error messages).
 pub const DEFAULT_WEBHOOK_PORT: u16 = 9185;

@@ -13,8 +13,9 @@ use tribute_assistant::contact::{AccountBudget, CASE_RELAY_EVERY};
 use tribute_assistant::domain::{
     Currency, DialogueState, EscalationReason, Language, LinkStatus, Money, OrderRef, OrderState,
 };
+use tribute_assistant::runtime::clock::now_ms;
 use tribute_assistant::store::{
-    now_ms, CardBody, CardSubject, Escalation, InboxKind, MessageKind, NewOrder, Recorded, Store, Transition,
+    CardBody, CardSubject, Escalation, InboxKind, MessageKind, NewOrder, Recorded, Store, Transition,
 };
 use tribute_assistant::telegram::{Message, MessengerError};
 use tribute_assistant::testbed::sandbox::SandboxOptions;

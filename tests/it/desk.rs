@@ -163,10 +163,10 @@ async fn a_card_whose_send_timed_out_after_delivery_is_not_posted_twice() {
     let row = store.card_of_case(case).await.unwrap().unwrap();
     assert_eq!(row.attempts, 1);
     assert!(row.last_error.as_deref().unwrap().contains("timed out"));
-    assert!(row.next_attempt_at > tribute_assistant::clock::now_ms(), "retried later, not at once");
+    assert!(row.next_attempt_at > tribute_assistant::runtime::clock::now_ms(), "retried later, not at once");
     world.set_fault_plan(FaultPlan::none());
     // Due again: wait until the time the store gave it.
-    let wait_ms = row.next_attempt_at - tribute_assistant::clock::now_ms() + 1;
+    let wait_ms = row.next_attempt_at - tribute_assistant::runtime::clock::now_ms() + 1;
     tokio::time::sleep(Duration::from_millis(wait_ms.max(0) as u64)).await;
     let r = post_due(&store, &client, chat).await.unwrap();
     assert_eq!(r.posted, 1);
@@ -185,7 +185,7 @@ async fn a_flood_wait_sets_the_due_time_and_holds_the_rest() {
     let a = question_case(&store, 931, "a").await;
     let b = question_case(&store, 932, "b").await;
     world.flood_wait_next_sends(1, Duration::from_secs(120));
-    let before = tribute_assistant::clock::now_ms();
+    let before = tribute_assistant::runtime::clock::now_ms();
     let r = post_due(&store, &client, chat).await.unwrap();
     assert_eq!((r.posted, r.retrying, r.deferred), (0, 1, 1));
     for case in [a, b] {
@@ -236,7 +236,8 @@ async fn a_desk_answer_refused_for_now_is_posted_later_and_linked() {
     assert!(world.messages(chat).iter().all(|m| !m.outgoing), "nothing posted yet");
     // The refused row waits out the flood wait plus up to 1 s of jitter.
     let due = store.outbox_row(plain).await.unwrap().unwrap().next_attempt_at;
-    tokio::time::sleep(Duration::from_millis((due - tribute_assistant::clock::now_ms() + 1).max(0) as u64)).await;
+    tokio::time::sleep(Duration::from_millis((due - tribute_assistant::runtime::clock::now_ms() + 1).max(0) as u64))
+        .await;
     let r = post_due(&store, &client, chat).await.unwrap();
     assert_eq!(r.posted, 2);
 

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
-use tribute_assistant::clock::now_ms;
 use tribute_assistant::domain::{
     AccountId, Author, Currency, DialogueState, Direction, EscalationReason, Language, LinkStatus, Money, OrderRef,
     OrderState,
 };
 use tribute_assistant::knowledge::{KnowledgeBase, KnowledgeSection, SearchFilter};
 use tribute_assistant::retention::{Pruner, RetentionSettings};
+use tribute_assistant::runtime::clock::now_ms;
 use tribute_assistant::store::{
     CardBody, CardSubject, Escalation, InboxKind, MessageKind, NewAgentTurn, NewApprovedPair, NewConversationMessage,
     NewCustomerMessage, NewOrder, NewWebhookEvent, PurchaseFacts, Recorded, Store, Transition,
@@ -156,7 +156,7 @@ async fn to_customer(store: &Store, conversation: i64, customer: i64, text: &str
         template: None,
         order_ids: vec![],
     };
-    let pending = store.enqueue_customer_message(&m, &tribute_assistant::clock::day(now_ms())).await.unwrap();
+    let pending = store.enqueue_customer_message(&m, &tribute_assistant::runtime::clock::day(now_ms())).await.unwrap();
     if sent {
         store.customer_message_sent(&pending, Some(9000 + pending.id as i32)).await.unwrap();
     }

@@ -127,7 +127,7 @@ async fn a_flood_wait_longer_than_the_auto_sleep_parks_the_order_until_it_is_ove
         try_order(&sb, msg).await.filter(|o| o.state == OrderState::Activated && o.next_attempt_at.is_some())
     })
     .await;
-    let wait_ms = parked.next_attempt_at.unwrap() - tribute_assistant::clock::now_ms();
+    let wait_ms = parked.next_attempt_at.unwrap() - tribute_assistant::runtime::clock::now_ms();
     assert!(wait_ms > 590_000, "parked for the flood wait, not less: {wait_ms} ms");
     let second = sb.world.post_order(&order(502).details("ID 654321"));
     wait_state(&sb, second, OrderState::Confirmed).await;
@@ -298,7 +298,7 @@ async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_coun
     assert_eq!(sb.store().pending_customer_messages(901).await.unwrap(), 0);
     let ours: Vec<_> = sb.world.messages(901).into_iter().filter(|m| m.outgoing).collect();
     assert_eq!(ours.len(), 1, "asked once, however often the answer was lost: {ours:?}");
-    let day = tribute_assistant::clock::day(tribute_assistant::clock::now_ms());
+    let day = tribute_assistant::runtime::clock::day(tribute_assistant::runtime::clock::now_ms());
     assert_eq!(sb.store().daily_messages(901, &day).await.unwrap(), 1, "counted once against the daily cap");
     assert!(sb.world.faults_injected().get("send_timeout_delivered").copied().unwrap_or(0) >= 1);
     sb.shutdown().await.unwrap();

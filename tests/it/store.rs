@@ -54,7 +54,7 @@ async fn a_message_is_stored_once_and_creates_one_order() {
     let order = store.order(id).await.unwrap();
     assert_eq!(order.state, OrderState::Received);
     assert_eq!(order.price.amount_minor(), 500);
-    assert_eq!(store.due_orders(tribute_assistant::store::now_ms(), 100).await.unwrap(), vec![id]);
+    assert_eq!(store.due_orders(tribute_assistant::runtime::clock::now_ms(), 100).await.unwrap(), vec![id]);
 }
 
 #[tokio::test]
@@ -89,7 +89,7 @@ async fn every_state_change_is_a_compare_and_set_that_writes_nothing_when_it_los
     let events = || async { store.order_events(id).await.unwrap().len() };
     store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
     store
-        .park(id, OrderState::ActivationRequested, tribute_assistant::store::now_ms() + 60_000, "down", true)
+        .park(id, OrderState::ActivationRequested, tribute_assistant::runtime::clock::now_ms() + 60_000, "down", true)
         .await
         .unwrap();
 
@@ -136,7 +136,7 @@ async fn parked_orders_become_due_and_a_transition_unparks_them() {
         panic!()
     };
     store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
-    let now = tribute_assistant::store::now_ms();
+    let now = tribute_assistant::runtime::clock::now_ms();
     store.park(id, OrderState::ActivationRequested, now + 60_000, "backend down", true).await.unwrap();
     assert!(store.due_orders(now, 100).await.unwrap().is_empty());
     assert_eq!(store.next_order_due().await.unwrap(), Some(now + 60_000));
@@ -164,7 +164,7 @@ async fn an_approved_pair_stays_due_for_indexing_until_the_knowledge_base_has_it
         })
         .await
         .unwrap();
-    let now = tribute_assistant::store::now_ms();
+    let now = tribute_assistant::runtime::clock::now_ms();
     assert_eq!(
         store.pairs_to_index(now, 10).await.unwrap().iter().map(|(p, _)| p.id).collect::<Vec<_>>(),
         vec![pair.id]
@@ -228,7 +228,7 @@ async fn a_deferred_message_waits_until_its_recheck_and_only_within_its_grace() 
     let (grace, recheck) = (Duration::from_secs(60), Duration::from_secs(30));
     assert!(store.defer_inbound(m.chat_id, m.id, grace, recheck).await.unwrap(), "received just now: it waits");
     assert!(store.waiting_inbound(10).await.unwrap().is_empty(), "not before its recheck");
-    assert!(store.next_inbound_due().await.unwrap().unwrap() > tribute_assistant::store::now_ms());
+    assert!(store.next_inbound_due().await.unwrap().unwrap() > tribute_assistant::runtime::clock::now_ms());
     // Past its grace it is not put back: the caller handles it as it is.
     assert!(!store.defer_inbound(m.chat_id, m.id, Duration::ZERO, recheck).await.unwrap());
     store.mark_inbound_handled(m.chat_id, m.id).await.unwrap();

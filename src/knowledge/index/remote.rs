@@ -19,8 +19,8 @@ use qdrant_client::{Payload, Qdrant};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{ChunkPayload, CollectionMeta, IndexHit, IndexPoint, StoredKey, VectorIndex, DENSE, LEXICAL};
+use crate::config::sensitive_url::redact_credentials;
 use crate::knowledge::{ChunkKind, KnowledgeError, SearchFilter, SparseVec};
-use crate::sensitive_url::redact_credentials;
 
 /// Key of the collection metadata entry holding our [`CollectionMeta`] (JSON).
 pub const META_KEY: &str = "tribute_assistant_meta";

@@ -3,9 +3,9 @@
 
 use tracing::info;
 
-use crate::clock::now_ms;
 use crate::domain::LinkStatus;
 use crate::moderator::{ModeratorDesk, Result};
+use crate::runtime::clock::now_ms;
 use crate::store::CaseRecord;
 use crate::telegram::{Message, UserId};
 

@@ -5,9 +5,9 @@
 //! or what they said.
 
 use super::Command;
-use crate::clock::now_ms;
 use crate::moderator::{Learner, ModeratorDesk, Result};
 use crate::retention::{forget_customer, remove_from_index, CustomerId, IndexEraser, Requester};
+use crate::runtime::clock::now_ms;
 use crate::store::Forgotten;
 use crate::telegram::{Message, UserId};
 

@@ -44,7 +44,6 @@
 use tracing::{info, warn};
 
 use super::Command;
-use crate::clock::now_ms;
 use crate::domain::{Author, Direction};
 use crate::export::model::REDACTED_NAME;
 use crate::export::reader::{customer_names, replace_word};
@@ -52,6 +51,8 @@ use crate::knowledge::Redactor;
 use crate::moderator::sizing::{self, utf16_len, TELEGRAM_LIMIT};
 use crate::moderator::{ModeratorDesk, Result};
 use crate::moderator::{LEARN_RETRY, LEARN_RETRY_MAX};
+use crate::runtime::backoff::{self, Jitter};
+use crate::runtime::clock::now_ms;
 use crate::store::{AnswerLink, ApprovedPair, CaseRecord, LearnPreview, NewApprovedPair, NewLearnPreview};
 use crate::telegram::{Message, UserId};
 
@@ -278,7 +279,7 @@ impl ModeratorDesk {
                 Ok(true)
             }
             Err(e) => {
-                let wait = crate::orders::backoff(attempts, LEARN_RETRY, LEARN_RETRY_MAX);
+                let wait = backoff::delay(attempts, LEARN_RETRY, LEARN_RETRY_MAX, Jitter::Spread);
                 warn!(error = format!("{e:#}"), pair = pair.id, retry_in = ?wait, "an approved pair is not indexed yet");
                 store.retry_pair_later(pair.id, now_ms() + wait.as_millis() as i64).await?;
                 Ok(false)

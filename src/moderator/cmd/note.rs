@@ -1,9 +1,9 @@
 //! `/note <text>` on a card: an internal note in the case's conversation,
 //! never sent to the customer.
 
-use crate::clock::now_ms;
 use crate::domain::{Author, Direction};
 use crate::moderator::{ModeratorDesk, Result};
+use crate::runtime::clock::now_ms;
 use crate::store::{CaseRecord, NewConversationMessage};
 use crate::telegram::{Message, UserId};
 

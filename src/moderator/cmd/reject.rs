@@ -1,9 +1,9 @@
 //! `/reject <reason>` on a card: the order is given up (it fails), the case
 //! closes with the reason.
 
-use crate::clock::now_ms;
 use crate::domain::{LinkStatus, OrderState};
 use crate::moderator::{ModeratorDesk, Result};
+use crate::runtime::clock::now_ms;
 use crate::store::{CaseRecord, CaseStatus, StoreError, Transition};
 use crate::telegram::{Message, UserId};
 

@@ -1,9 +1,9 @@
 //! `/report [span]`: the automation report's summary in the chat.
 
-use crate::clock::now_ms;
 use crate::moderator::{ModeratorDesk, Result};
 use crate::report::range::parse_relative;
 use crate::report::{summary, Range};
+use crate::runtime::clock::now_ms;
 use crate::telegram::{Message, UserId};
 
 impl ModeratorDesk {

@@ -280,7 +280,7 @@ pub async fn check(d: &Driver) -> anyhow::Result<Report> {
             }
             if chat.id > 0 && chat.id != world.tribute_chat() && chat.id != SERVICE_USER_ID {
                 let at = fmt_sim(d.sim_ms(m.date * 1000));
-                per_day.entry(crate::clock::day(m.date * 1000)).or_default().push(format!("#{} {at}", m.id));
+                per_day.entry(crate::runtime::clock::day(m.date * 1000)).or_default().push(format!("#{} {at}", m.id));
             }
             if chat.id == SERVICE_USER_ID {
                 leaked += 1;

@@ -163,7 +163,7 @@ impl<'a> Checker<'a> {
         let world = &d.sb.world;
         let inbox = d.probe.customer_inbox().await?;
         let pruned_before =
-            crate::simulate::retention_window(&d.p).map(|w| crate::clock::now_ms() - w.as_millis() as i64);
+            crate::simulate::retention_window(&d.p).map(|w| crate::runtime::clock::now_ms() - w.as_millis() as i64);
         let lost_in_transit: HashSet<String> = world
             .fault_log()
             .into_iter()

@@ -36,6 +36,7 @@ use super::errors::{map_error, Op};
 use super::peers::{self, MentionMap};
 use super::rate_limit::{Priority, RateLimit, RateLimiter};
 use super::session::stored_self_id;
+use crate::runtime::backoff::{self, Jitter};
 use crate::telegram::{
     CallbackAnswer, ChatId, DialogsOffset, DialogsPage, Event, Message, MessageId, Messenger, MessengerError,
     MessengerResult, RandomId, UserId, CALLBACK_DATA_MAX,
@@ -639,7 +640,7 @@ async fn pump_updates(
     mentions: Arc<StdMutex<MentionMap>>,
     closed: Arc<AtomicBool>,
 ) {
-    let mut backoff = Duration::from_millis(500);
+    let mut failures = 0u32;
     let mut outage = false;
     loop {
         match stream.next_raw().await {
@@ -647,7 +648,7 @@ async fn pump_updates(
                 if outage {
                     info!("Telegram updates are flowing again");
                 }
-                backoff = Duration::from_millis(500);
+                failures = 0;
                 outage = false;
                 let item = match convert_update(&update, filter.self_id) {
                     Some(mut ev) if filter.wants(&ev) => {
@@ -680,15 +681,16 @@ async fn pump_updates(
                     return;
                 }
                 let mapped = map_error(&e, Op::Other);
-                warn!(error = %e, retry_in = ?backoff, "receiving Telegram updates failed");
+                let wait = backoff::delay(failures, Duration::from_millis(500), Duration::from_secs(60), Jitter::None);
+                failures = failures.saturating_add(1);
+                warn!(error = %e, retry_in = ?wait, "receiving Telegram updates failed");
                 if !outage {
                     outage = true;
                     if tx.send(Item::Error(mapped)).await.is_err() {
                         return;
                     }
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -209,7 +209,7 @@ fn admit<'k, B: OrderBody>(
 fn check_replay_and_faults(shared: &Shared, key: Option<&str>, verified: &Verified) -> Option<Response> {
     {
         let mut ledger = shared.ledger();
-        let now = crate::clock::now_secs();
+        let now = crate::runtime::clock::now_secs();
         if !ledger.accept_signature(verified.t, &verified.macs, now - 2 * DEFAULT_TOLERANCE_SECS) {
             ledger.stats.rejected_signatures += 1;
             warn!(order_ref = key.unwrap_or("-"), "refused a replayed signature");
@@ -278,7 +278,7 @@ async fn health(
             Ok((_, secret)) => {
                 let answer =
                     serde_json::to_vec(&json!({"status": "ok", "request_signature": sent})).expect("JSON serialises");
-                let signature = sign_v1(secret.expose_secret().as_bytes(), crate::clock::now_secs(), &answer);
+                let signature = sign_v1(secret.expose_secret().as_bytes(), crate::runtime::clock::now_secs(), &answer);
                 (
                     StatusCode::OK,
                     [
@@ -317,7 +317,7 @@ fn check_signature(
     headers: &HeaderMap,
     request: &Request<'_>,
 ) -> Result<(Verified, SecretString), Refusal> {
-    let now = crate::clock::now_secs();
+    let now = crate::runtime::clock::now_secs();
     let result = match header(headers, SIGNATURE_HEADER) {
         None => {
             Err(Refusal { code: "missing_signature", message: format!("the {SIGNATURE_HEADER} header is required") })

@@ -38,7 +38,7 @@ impl State {
             return Err(MessengerError::Disconnected);
         }
         let rates = self.dice.rates();
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         if self.dice.roll(rates.disconnect) {
             let down = self.dice.secs(2, 8);
             self.dice.inject_wait(Fault::Disconnect, down);
@@ -118,7 +118,7 @@ impl State {
                 window: cfg.stranger_window,
                 penalty: cfg.peer_flood_penalty,
             };
-            self.strangers.admit(limit, crate::clock::now_ms())?;
+            self.strangers.admit(limit, crate::runtime::clock::now_ms())?;
         }
         Ok(units)
     }

@@ -357,7 +357,7 @@ impl Dice {
 
     /// Records an injected fault that makes the account wait from now on.
     pub fn inject_wait(&mut self, fault: Fault, wait: Duration) {
-        let from_ms = crate::clock::now_ms();
+        let from_ms = crate::runtime::clock::now_ms();
         self.inject(fault, format!("{}s", wait.as_secs()));
         self.waits.push(TelegramWait { fault, from_ms, until_ms: from_ms + wait.as_millis() as i64 });
     }

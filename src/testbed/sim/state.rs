@@ -179,7 +179,7 @@ impl State {
         if !self.link.connected {
             return LinkState::Down;
         }
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         match self.link.down_until {
             Some(until) if now < until => LinkState::DownFor(Duration::from_millis((until - now) as u64)),
             _ => LinkState::Up,
@@ -247,7 +247,7 @@ impl State {
             sender_id: msg.sender_id,
             outgoing: msg.outgoing,
             sender_is_bot,
-            date: crate::clock::now_secs(),
+            date: crate::runtime::clock::now_secs(),
             text: msg.text,
             entities: msg.entities,
             reply_to: msg.reply_to,

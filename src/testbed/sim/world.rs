@@ -178,7 +178,7 @@ impl SimWorld {
     /// Every history read (`messages.getHistory`, `getDialogs`) answers
     /// FLOOD_WAIT for `wait` from now.
     pub fn flood_wait_history(&self, wait: Duration) {
-        let until = crate::clock::now_ms() + wait.as_millis() as i64;
+        let until = crate::runtime::clock::now_ms() + wait.as_millis() as i64;
         self.lock().flood_until.insert(super::faults::Method::History, until);
     }
 

@@ -1,27 +1,24 @@
-//! Reading the chats' history into the store: once at start, then on a
-//! timer and after a disconnect, so a lost update costs a delay, never an item.
+//! The re-read: the chats' history read into the store once at start,
+//! then on a timer and after a disconnect, so a lost update costs a delay,
+//! never an item. What it finds goes through the live intake
+//! ([`super::intake`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
-use crate::orders::{ingest, IngestConfig, WorkflowConfig};
-use crate::shutdown::stopped;
-use crate::store::{InboxKind, MessageKind, Recorded, Store};
-use crate::telegram::{ChatId, Message, MessageId, Messenger, MessengerError};
-use crate::wake::Wake;
+use super::intake::TELEGRAM_SERVICE_USER;
+use crate::orders::{IngestConfig, WorkflowConfig};
+use crate::runtime::shutdown::stopped;
+use crate::runtime::wake::Wake;
+use crate::store::{InboxKind, MessageKind, Store};
+use crate::telegram::{history, ChatId, MessageId, Messenger, MessengerError};
 
-/// How many history messages to ask for per call when catching up.
-const HISTORY_PAGE: usize = 100;
-
-/// Telegram's own account (login codes, security notices).
-pub const TELEGRAM_SERVICE_USER: i64 = 777000;
-
-/// Reads the chats' history into the store: once at start, then on a
-/// timer and after a disconnect, in its own task.
+/// The daemon's way into the store for messages: the live intake's steps
+/// ([`super::intake`]) and the re-read (here) that hands them what the
+/// history shows; the re-read runs in its own task.
 #[derive(Clone)]
 pub(super) struct Resync {
     pub(super) store: Store,
@@ -75,49 +72,6 @@ const DIALOGS_SLACK: i64 = 300;
 pub(super) const UNSEEN_CHAT_LOOKBACK: i64 = 24 * 3600;
 
 impl Resync {
-    pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
-        match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
-            // A new order, a follow-up that made its order due, or a malformed order's card.
-            Recorded::NewOrder(_) | Recorded::Stored => {
-                self.orders_wake.wake();
-                self.cards_wake.wake();
-            }
-            Recorded::Duplicate => {}
-        }
-        Ok(())
-    }
-
-    /// Who handles a message outside the Tribute chat: the moderator desk,
-    /// customer contact, or nobody (Telegram's service account, groups and
-    /// channels we do not serve, our own messages).
-    pub(super) fn route(&self, m: &Message) -> Option<InboxKind> {
-        if !self.contact || m.outgoing {
-            return None;
-        }
-        if m.sender_id == Some(TELEGRAM_SERVICE_USER) || m.chat_id == TELEGRAM_SERVICE_USER {
-            // Login codes and security notices: never a customer, never stored or answered.
-            debug!(chat = m.chat_id, "ignored a message from Telegram's service account");
-            return None;
-        }
-        if Some(m.chat_id) == self.workflow.moderator_chat {
-            return Some(InboxKind::Moderator);
-        }
-        if m.chat_id > 0 && m.sender_id == Some(m.chat_id) && !m.sender_is_bot {
-            return Some(InboxKind::Customer);
-        }
-        debug!(chat = m.chat_id, "ignored a message outside the Tribute, moderator and customer chats");
-        None
-    }
-
-    pub(super) async fn enqueue(&self, kind: InboxKind, m: &Message, handled: bool) -> anyhow::Result<()> {
-        if self.store.enqueue_inbound(kind, m, handled).await.context("Failed to store an incoming message")?
-            && !handled
-        {
-            self.inbox_wake.wake();
-        }
-        Ok(())
-    }
-
     pub(super) async fn periodically(
         self,
         shutdown: watch::Receiver<bool>,
@@ -148,20 +102,18 @@ impl Resync {
     /// activated again.
     pub(super) async fn catch_up(&self) -> anyhow::Result<()> {
         let chat = self.workflow.tribute_chat;
-        let now_secs = crate::clock::now_secs();
+        let now_secs = crate::runtime::clock::now_secs();
         let first_start = self.store.last_seen_message(chat).await? == 0;
         let window = self.workflow.resync_window.as_secs() as i64;
         let since = match self.store.history_read_through(chat).await? {
             Some(read_through) => read_through.min(now_secs) - window,
             None => now_secs - window,
         };
-        let mut after = self.store.last_message_before(chat, since).await?;
+        let mut pages = history::Pages::new(chat, self.store.last_message_before(chat, since).await?);
         let cutoff = now_secs - self.workflow.first_start_lookback.as_secs() as i64;
         let (mut seen, mut skipped) = (0, 0);
-        loop {
-            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
+        while let Some(page) = pages.next(self.messenger.as_ref()).await? {
             let (Some(first), Some(last)) = (page.first(), page.last()) else { break };
-            after = last.id;
             let known = self.store.stored_message_ids(chat, first.id, last.id).await?;
             for m in page.iter().filter(|m| !known.contains(&m.id)) {
                 seen += 1;
@@ -194,7 +146,7 @@ impl Resync {
             warn!(error = %e, "could not list the customers' chats to re-read");
             Vec::new()
         });
-        let pass_started = crate::clock::now_secs();
+        let pass_started = crate::runtime::clock::now_secs();
         let dialogs = self.list_dialogs(&awaited).await;
         // Awaited customers first, but only those with something the re-read
         // has not paged through (each re-read is a history call, and every
@@ -326,7 +278,7 @@ impl Resync {
         // out what is older than that pass (looked at then, or handled and
         // pruned since: never taken again).
         let since = self.dialogs_since.load(Ordering::Relaxed);
-        let (mut after, older_seen) = match self.paged_through(chat) {
+        let (after, older_seen) = match self.paged_through(chat) {
             Some(p) => (p, 0),
             None => match self.store.inbox_cursor_before(chat, since * 1000).await? {
                 Some(before) => (before, 0),
@@ -334,15 +286,14 @@ impl Resync {
             },
         };
         debug!(chat, after, older_seen, "re-reading a chat");
-        loop {
-            let page = self.messenger.history_since(chat, after, HISTORY_PAGE).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = last.id;
+        let mut pages = history::Pages::new(chat, after);
+        while let Some(page) = pages.next(self.messenger.as_ref()).await? {
             for m in page.iter().filter(|m| self.route(m) == Some(kind) && m.date >= older_seen) {
                 self.enqueue(kind, m, (first_read && m.date < self.started_secs) || m.date < stale_before).await?;
             }
             // Everything up to here is stored (or not ours to store).
-            self.mark_paged(chat, after);
+            self.mark_paged(chat, pages.after());
         }
+        Ok(())
     }
 }
