@@ -61,9 +61,12 @@ pub(crate) const LEARN_RETRY_MAX: std::time::Duration = std::time::Duration::fro
 
 /// How long a moderator's reply waits for the card it answers to be mapped
 /// to its case (the card is on its way) before it counts as a reply to no
-/// case; and how often it looks again meanwhile.
-const MAPPING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-const MAPPING_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+/// case; and how often it looks again meanwhile. Five seconds was too short:
+/// in `simulate --content hostile` a busy poster maps a card the moderator
+/// already answered later than that, and the reply lost its case (1 run in 5;
+/// 0 in 8 at a minute). Waiting costs nothing but that reply's own delay.
+const MAPPING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+const MAPPING_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What became of a message in the moderator chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
