@@ -130,11 +130,12 @@ async fn pass(
     if processor.watch_outages().await?.wrote_cards() {
         cards.wake();
     }
-    if !store.due_orders(now_ms(), 1).await?.is_empty() {
-        return Ok(Pass::Again);
+    // One look: more due now (a step made it due again, or it came in
+    // meanwhile), or how long until the next one is.
+    match store.next_order_due().await? {
+        Some(due) if due <= now_ms() => Ok(Pass::Again),
+        next => Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::runtime::clock::until(due).min(SWEEP)))),
     }
-    let next = store.next_order_due().await?;
-    Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::runtime::clock::until(due).min(SWEEP))))
 }
 
 /// Parks an order whose step panicked until [`PANICKED_ORDER_RETRY`] from

@@ -98,8 +98,8 @@ pub struct OrderProcessor {
 
 /// What one pass of a step decided.
 enum Step {
-    /// State changed; load the order again and continue.
-    Continue,
+    /// State changed: go on from the order as the step committed it.
+    Continue(Box<OrderRecord>),
     /// Nothing more to do now (settled, or parked until later).
     Stop,
 }
@@ -169,10 +169,10 @@ impl OrderProcessor {
                     Err(WorkflowError::Telegram(e)) => self.telegram_failed(&order, e).await?,
                     other => other?,
                 };
-                if let Step::Stop = step {
-                    return Ok(());
+                match step {
+                    Step::Continue(next) => order = *next,
+                    Step::Stop => return Ok(()),
                 }
-                order = self.store.order(order_id).await?;
             }
         }
         .instrument(span)
@@ -212,10 +212,11 @@ impl OrderProcessor {
             AccountStatus::Found(account) => {
                 let note = format!("account ID {account} found; asking the backend to activate");
                 info!(%account, "account ID found");
-                self.store
-                    .transition(order.id, order.state, Transition::to(OrderState::ActivationRequested, note))
+                let next = self
+                    .store
+                    .advance(order.id, order.state, Transition::to(OrderState::ActivationRequested, note))
                     .await?;
-                return Ok(Step::Continue);
+                return Ok(Step::Continue(Box::new(next)));
             }
             AccountStatus::Missing => (EscalationReason::MissingAccount, String::new()),
             AccountStatus::Ambiguous(v) => {
@@ -296,8 +297,7 @@ impl OrderProcessor {
         self.check(Checkpoint::AfterActivate, order)?;
         let mut t = Transition::to(OrderState::Activated, note);
         t.activation_id = Some(activation_id);
-        self.store.transition(order.id, order.state, t).await?;
-        Ok(Step::Continue)
+        Ok(Step::Continue(Box::new(self.store.advance(order.id, order.state, t).await?)))
     }
 
     async fn reply(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
@@ -341,9 +341,9 @@ impl OrderProcessor {
     async fn replied(&self, order: &OrderRecord, reply_id: MessageId, what: &str) -> Result<Step, WorkflowError> {
         let mut t = Transition::to(OrderState::Replied, format!("{what} (message {reply_id})"));
         t.reply_message_id = Some(reply_id);
-        self.store.transition(order.id, order.state, t).await?;
+        let next = self.store.advance(order.id, order.state, t).await?;
         info!(reply_id, "{what}");
-        Ok(Step::Continue)
+        Ok(Step::Continue(Box::new(next)))
     }
 
     /// Our reply to the order's notification in the chat history, if any.

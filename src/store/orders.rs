@@ -137,6 +137,18 @@ impl Transition {
             escalation: None,
         }
     }
+
+    /// What the compare-and-set writes besides the state.
+    fn changes(&self) -> OrderChanges<'_> {
+        OrderChanges {
+            activation_id: self.activation_id.as_deref(),
+            reply_message_id: self.reply_message_id,
+            button_message_id: self.button_message_id,
+            escalation_reason: self.escalation.as_ref().map(|c| c.reason.as_str()),
+            reset_step_failures: true,
+            ..OrderChanges::default()
+        }
+    }
 }
 
 pub(super) async fn insert_order(
@@ -210,6 +222,23 @@ pub(super) struct OrderChanges<'a> {
     pub unless_activated: bool,
 }
 
+/// The compare-and-set's statement; `?1`..`?12` as [`bind_cas`] binds them.
+macro_rules! cas_sql {
+    () => {
+        "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
+            activation_id = COALESCE(?3, activation_id),
+            reply_message_id = COALESCE(?4, reply_message_id),
+            button_message_id = COALESCE(?5, button_message_id),
+            escalation_reason = COALESCE(?6, escalation_reason),
+            account_candidates = COALESCE(?7, account_candidates),
+            activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
+            step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
+            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END,
+            waiting_since = NULL, waiting_on = NULL
+         WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)"
+    };
+}
+
 /// The compare-and-set every order state change goes through: in the
 /// caller's transaction, moves the order from `from` to `to` (a step the
 /// state machine allows, [`OrderState::transition`]) with `changes`, and
@@ -226,39 +255,57 @@ pub(super) async fn cas_order_state(
     now: i64,
 ) -> StoreResult<bool> {
     from.transition(to)?;
-    let applied = sqlx::query(
-        "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
-            activation_id = COALESCE(?3, activation_id),
-            reply_message_id = COALESCE(?4, reply_message_id),
-            button_message_id = COALESCE(?5, button_message_id),
-            escalation_reason = COALESCE(?6, escalation_reason),
-            account_candidates = COALESCE(?7, account_candidates),
-            activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
-            step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
-            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END,
-            waiting_since = NULL, waiting_on = NULL
-         WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(changes.activation_id)
-    .bind(changes.reply_message_id)
-    .bind(changes.button_message_id)
-    .bind(changes.escalation_reason)
-    .bind(changes.account_candidates)
-    .bind(changes.reset_activation_failures)
-    .bind(changes.reset_step_failures)
-    .bind(order_id)
-    .bind(from.as_str())
-    .bind(changes.unless_activated)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        > 0;
+    let applied =
+        bind_cas(sqlx::query(cas_sql!()), order_id, from, to, changes, now).execute(&mut **tx).await?.rows_affected()
+            > 0;
     if applied {
         insert_event(tx, order_id, Some(from), to, note, now).await?;
     }
     Ok(applied)
+}
+
+/// [`cas_order_state`] that also returns the order as it now is (`RETURNING`):
+/// the order worker goes on with the next step without reading the row back.
+/// `None`: it did not apply, and nothing was written.
+async fn cas_order_state_returning(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: i64,
+    from: OrderState,
+    to: OrderState,
+    changes: &OrderChanges<'_>,
+    note: &str,
+    now: i64,
+) -> StoreResult<Option<OrderRecord>> {
+    from.transition(to)?;
+    let row = bind_cas(sqlx::query(concat!(cas_sql!(), " RETURNING *")), order_id, from, to, changes, now)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    insert_event(tx, order_id, Some(from), to, note, now).await?;
+    order_from_row(&row).map(Some)
+}
+
+fn bind_cas<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    order_id: i64,
+    from: OrderState,
+    to: OrderState,
+    changes: &OrderChanges<'q>,
+    now: i64,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(to.as_str())
+        .bind(now)
+        .bind(changes.activation_id)
+        .bind(changes.reply_message_id)
+        .bind(changes.button_message_id)
+        .bind(changes.escalation_reason)
+        .bind(changes.account_candidates)
+        .bind(changes.reset_activation_failures)
+        .bind(changes.reset_step_failures)
+        .bind(order_id)
+        .bind(from.as_str())
+        .bind(changes.unless_activated)
 }
 
 /// Marks an order waiting on a dependency, binding the cause, now, now
@@ -367,15 +414,7 @@ impl Store {
     pub async fn transition(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let changes = OrderChanges {
-            activation_id: t.activation_id.as_deref(),
-            reply_message_id: t.reply_message_id,
-            button_message_id: t.button_message_id,
-            escalation_reason: t.escalation.as_ref().map(|c| c.reason.as_str()),
-            reset_step_failures: true,
-            ..OrderChanges::default()
-        };
-        if !cas_order_state(&mut tx, order_id, from, t.to, &changes, &t.note, now).await? {
+        if !cas_order_state(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await? {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
         if let Some(card) = &t.escalation {
@@ -383,6 +422,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// [`Self::transition`], returning the order as the commit left it:
+    /// the order worker's next step starts from it instead of reading the
+    /// row again.
+    pub async fn advance(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<OrderRecord> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let Some(order) = cas_order_state_returning(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await?
+        else {
+            return Err(StoreError::StateChanged { order_id, expected: from });
+        };
+        if let Some(card) = &t.escalation {
+            insert_card(&mut tx, card, now).await?;
+        }
+        tx.commit().await?;
+        Ok(order)
     }
 
     /// Records a fact that is not a state change (e.g. the Send button was
@@ -511,10 +567,13 @@ impl Store {
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
-    /// The earliest due time of an unsettled order that waits (unix ms).
+    /// The earliest due time of an unsettled order (unix ms); an order
+    /// due at once (no wait set) counts as due at 0. `None`: no unsettled
+    /// order. The order worker's one look after a pass: more to do now, or
+    /// how long to sleep.
     pub async fn next_order_due(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM orders
+            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM orders
              WHERE state IN ('received', 'activation_requested', 'activated', 'replied')",
         )
         .fetch_one(&self.pool)

@@ -371,27 +371,27 @@ impl Store {
 
     /// Cards and follow-ups still to be posted (not posted, not parked), oldest first.
     pub async fn pending_cards(&self) -> StoreResult<Vec<OutboxCard>> {
-        self.cards("WHERE o.posted_at IS NULL AND o.parked_at IS NULL").await
+        self.cards("WHERE o.posted_at IS NULL AND o.parked_at IS NULL", None).await
     }
 
     /// Rows to be posted that are due at `now`, oldest first.
     pub async fn due_cards(&self, now: i64) -> StoreResult<Vec<OutboxCard>> {
-        self.cards(&format!("WHERE o.posted_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= {now}")).await
+        self.cards("WHERE o.posted_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= ?1", Some(now)).await
     }
 
     /// Rows Telegram refused for good (a person has to look), oldest first.
     pub async fn parked_cards(&self) -> StoreResult<Vec<OutboxCard>> {
-        self.cards("WHERE o.parked_at IS NOT NULL AND o.posted_at IS NULL").await
+        self.cards("WHERE o.parked_at IS NOT NULL AND o.posted_at IS NULL", None).await
     }
 
     /// One outbox row.
     pub async fn outbox_row(&self, id: i64) -> StoreResult<Option<OutboxCard>> {
-        Ok(self.cards(&format!("WHERE o.id = {id}")).await?.pop())
+        Ok(self.cards("WHERE o.id = ?1", Some(id)).await?.pop())
     }
 
     /// The card of a case (its first message, not its follow-ups), posted or not.
     pub async fn card_of_case(&self, case_id: i64) -> StoreResult<Option<OutboxCard>> {
-        Ok(self.cards(&format!("WHERE o.case_id = {case_id} AND o.kind = 'card'")).await?.into_iter().next())
+        Ok(self.cards("WHERE o.case_id = ?1 AND o.kind = 'card'", Some(case_id)).await?.into_iter().next())
     }
 
     /// When the next row to post is due (unix ms; possibly in the past), or
@@ -469,11 +469,16 @@ impl Store {
 
     /// Every card (the first message of each case, not its follow-ups), oldest first.
     pub async fn all_cards(&self) -> StoreResult<Vec<OutboxCard>> {
-        self.cards("WHERE o.kind = 'card'").await
+        self.cards("WHERE o.kind = 'card'", None).await
     }
 
-    async fn cards(&self, filter: &str) -> StoreResult<Vec<OutboxCard>> {
-        let rows = sqlx::query(&format!(
+    /// The rows `filter` selects; its `?1` is `param`. The value is bound,
+    /// never written into the text: each distinct text is one more prepared
+    /// statement in every connection's cache (the poster's `due_cards` with
+    /// the time in it prepared a new one on every pass and pushed the
+    /// order path's statements out).
+    async fn cards(&self, filter: &str, param: Option<i64>) -> StoreResult<Vec<OutboxCard>> {
+        let sql = format!(
             "SELECT o.id, o.order_id, o.reason, o.text, o.subject, o.conversation_id, o.subject_key, o.detail,
                     o.source_chat_id, o.source_message_id, o.posted_message_id, o.case_id, o.kind,
                     o.created_at, o.attempts, o.next_attempt_at, o.last_error, o.parked_at, o.random_id,
@@ -485,9 +490,12 @@ impl Store {
                       WHERE c.case_id = o.case_id AND c.kind = 'card' AND c.id < o.id
                         AND c.posted_at IS NULL AND c.parked_at IS NULL) AS card_pending_until
              FROM moderator_outbox o {filter} ORDER BY o.id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(param) = param {
+            query = query.bind(param);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.get("kind");

@@ -144,6 +144,7 @@ async fn parked_orders_become_due_and_a_transition_unparks_them() {
     assert_eq!(store.order(id).await.unwrap().activation_failures, 1);
     store.transition(id, OrderState::ActivationRequested, Transition::to(OrderState::Activated, "ok")).await.unwrap();
     assert_eq!(store.due_orders(now, 100).await.unwrap(), vec![id], "a transition makes the next step due at once");
+    assert_eq!(store.next_order_due().await.unwrap(), Some(0), "an order due at once counts as due at 0");
     store.transition(id, OrderState::Activated, Transition::to(OrderState::Replied, "replied")).await.unwrap();
     store.transition(id, OrderState::Replied, Transition::to(OrderState::Confirmed, "pressed")).await.unwrap();
     assert!(store.due_orders(now + 60_000, 100).await.unwrap().is_empty(), "settled orders are never due");
@@ -233,4 +234,35 @@ async fn a_deferred_message_waits_until_its_recheck_and_only_within_its_grace() 
     assert!(!store.defer_inbound(m.chat_id, m.id, Duration::ZERO, recheck).await.unwrap());
     store.mark_inbound_handled(m.chat_id, m.id).await.unwrap();
     assert!(!store.defer_inbound(m.chat_id, m.id, grace, recheck).await.unwrap(), "a handled message never waits");
+}
+
+/// `advance` is `transition` that hands back the order as committed (the
+/// worker's next step starts from it): the same row a fresh read gives,
+/// and the same compare-and-set (a second advance from the old state fails
+/// and writes nothing).
+#[tokio::test]
+async fn advance_returns_the_order_as_committed() {
+    let (_dir, store) = store().await;
+    let Recorded::NewOrder(id) =
+        store.record_tribute_message(&message(1), MessageKind::Order, None, Some(&new_order(1)), None).await.unwrap()
+    else {
+        panic!()
+    };
+    let now = tribute_assistant::runtime::clock::now_ms();
+    store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
+    store.park(id, OrderState::ActivationRequested, now + 60_000, "backend down", true).await.unwrap();
+    let mut t = Transition::to(OrderState::Activated, "ok");
+    t.activation_id = Some("act-1".into());
+    let got = store.advance(id, OrderState::ActivationRequested, t).await.unwrap();
+    let read = store.order(id).await.unwrap();
+    assert_eq!(format!("{got:?}"), format!("{read:?}"));
+    assert_eq!(
+        (got.state, got.activation_id.as_deref(), got.next_attempt_at),
+        (OrderState::Activated, Some("act-1"), None)
+    );
+    let events = store.order_events(id).await.unwrap().len();
+    let again =
+        store.advance(id, OrderState::ActivationRequested, Transition::to(OrderState::Activated, "twice")).await;
+    assert!(matches!(again, Err(StoreError::StateChanged { .. })), "{again:?}");
+    assert_eq!(store.order_events(id).await.unwrap().len(), events, "nothing written");
 }
