@@ -20,12 +20,14 @@
 //! posted without a message id and a warning says that replies to that card
 //! will not reach its case (`/case` still works).
 //!
-//! Cards are rendered here, at the last moment, from the store
-//! ([`render::card`]: the row holds only a typed escalation), and every
-//! text is sized here ([`sizing::fit`]): whatever produced a row, what is
-//! sent is at most 4096 UTF-16 units. A card is rendered anew on every
-//! attempt (its conversation may have grown), so a card Telegram says it
-//! already has is looked up by its first line, which names its case.
+//! Cards are rendered here from the store ([`render::card`]: the row holds a
+//! typed escalation) once, for their first attempt, and the text is kept on
+//! the row ([`Store::keep_card_text`]): every attempt sends exactly that
+//! text, so a card Telegram says it already has is found in the chat by it,
+//! not by a part of it. What happened to the case after that first attempt
+//! reaches the chat as follow-ups. Every text is sized here
+//! ([`sizing::fit`]): whatever produced a row, what is sent is at most 4096
+//! UTF-16 units.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -182,8 +184,7 @@ async fn post_row(
     let look = || async {
         info!(card = row.id, case = %label, "Telegram already has it (an earlier attempt went through); looking it up");
         let after = store.outbox_search_anchor(row.id, chat).await.map_err(PostError::Store)?;
-        let card = matches!(row.body, CardBody::Escalation(_));
-        find_posted(messenger, chat, &text, card, after).await.map_err(PostError::Telegram)
+        find_posted(messenger, chat, &text, after).await.map_err(PostError::Telegram)
     };
     let sent = send_once(false, || send(messenger, chat, &text, reply_to, row), look).await;
     // A failed history look-up holds only this row: sends may go on.
@@ -280,14 +281,16 @@ async fn post_notice(
 /// The text of a row: a follow-up (or a card stored as text before
 /// migration 0011) as stored, a card rendered now from the store.
 async fn row_text(store: &Store, row: &OutboxCard) -> StoreResult<String> {
-    let escalation = match &row.body {
-        CardBody::Text(text) => return Ok(text.clone()),
-        CardBody::Escalation(e) => e,
+    let escalation = match (&row.body, &row.rendered) {
+        (CardBody::Text(text), _) | (CardBody::Escalation(_), Some(text)) => return Ok(text.clone()),
+        (CardBody::Escalation(e), None) => e,
     };
     let corrupt = |what: &str| StoreError::Corrupt(format!("outbox row {}: {what}", row.id));
     let case_id = row.case_id.ok_or_else(|| corrupt("a card without a case"))?;
     let case = store.case(case_id).await?.ok_or_else(|| corrupt("its case is not stored"))?;
-    render::card(store, &case, escalation, View::Card).await
+    let text = render::card(store, &case, escalation, View::Card).await?;
+    store.keep_card_text(row.id, &text).await?;
+    Ok(text)
 }
 
 /// Why posting a row stopped: the store (the pass ends) or Telegram (the
@@ -327,24 +330,17 @@ async fn send(
     sent.map_err(PostError::Telegram)
 }
 
-/// Our message with `text` in the chat after message `after` (the newest
-/// one posted before the row was stored), looking at up to
-/// `SEARCH_PAGES` pages of history. A `card` (a row rendered from a typed
-/// escalation: a case's card, or one merged into an order's open case as a
-/// follow-up) is matched by its first line (its title, naming its case):
-/// rendered again, the rest of it may have changed since the attempt that
-/// went through.
+/// Our message with exactly `text` in the chat after message `after` (the
+/// newest one posted before the row was stored), looking at up to
+/// `SEARCH_PAGES` pages of history.
 async fn find_posted(
     messenger: &dyn Messenger,
     chat: ChatId,
     text: &str,
-    card: bool,
     after: MessageId,
 ) -> Result<Option<MessageId>, MessengerError> {
-    let first = |s: &str| s.trim().lines().next().unwrap_or_default().trim().to_owned();
     // Telegram trims a message's surrounding whitespace.
-    let same = |posted: &str| if card { first(posted) == first(text) } else { posted.trim() == text.trim() };
-    history::find(messenger, chat, after, SEARCH_PAGES, |m| m.outgoing && same(&m.text)).await
+    history::find(messenger, chat, after, SEARCH_PAGES, |m| m.outgoing && m.text.trim() == text.trim()).await
 }
 
 #[cfg(test)]
@@ -686,8 +682,8 @@ mod tests {
         chat.fault(MessengerError::Timeout, true);
         assert_eq!(post_due(&store, &chat, CHAT).await.unwrap().retrying, 1);
         let random_id = store.pending_cards().await.unwrap()[0].random_id;
-        // The customer writes again: the card rendered for the retry differs
-        // from the one posted, and is still found by its first line.
+        // The customer writes again: the retry still sends the text of the
+        // first attempt (kept on the row), and finds it in the chat by it.
         let conv = store.case(c).await.unwrap().unwrap().conversation_id.unwrap();
         said(&store, conv, "and again").await;
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -699,6 +695,7 @@ mod tests {
         assert_eq!(chat.state.lock().unwrap().attempts, 2, "the retry used the same random_id and was refused");
         let card = store.card_of_case(c).await.unwrap().unwrap();
         assert_eq!((card.random_id, card.posted_message_id), (random_id, Some(1)), "found in the history");
+        assert_eq!(card.rendered.as_deref(), Some(texts[0].as_str()), "the text of the first attempt is kept");
         assert_eq!(store.case_for_message(CHAT, 1).await.unwrap().unwrap().id, c);
 
         // The history cannot be read at first: looked up again on the next attempt.

@@ -415,8 +415,8 @@ pub(super) async fn scrub_case_texts(
 ) -> StoreResult<u64> {
     let cases = "SELECT id FROM cases WHERE conversation_id = ?1 OR order_id IN (SELECT value FROM json_each(?2))";
     let cards = sqlx::query(&format!(
-        "UPDATE moderator_outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE '' END, detail = ''
-         WHERE case_id IN ({cases}) AND (text <> '' OR detail <> '')"
+        "UPDATE moderator_outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE '' END, detail = '', rendered = NULL
+         WHERE case_id IN ({cases}) AND (text <> '' OR detail <> '' OR rendered IS NOT NULL)"
     ))
     .bind(conversation)
     .bind(orders)

@@ -139,6 +139,10 @@ pub struct OutboxCard {
     /// For a follow-up whose card is not posted yet: when the card is due
     /// (`None` once the card is posted or parked).
     pub card_pending_until: Option<i64>,
+    /// A card's text as rendered for its first attempt ([`Store::keep_card_text`]):
+    /// every attempt sends exactly it. `None` before the first attempt (and
+    /// for rows stored as text, whose body is their text).
+    pub rendered: Option<String>,
 }
 
 impl OutboxCard {
@@ -479,7 +483,7 @@ impl Store {
     /// order path's statements out).
     async fn cards(&self, filter: &str, param: Option<i64>) -> StoreResult<Vec<OutboxCard>> {
         let sql = format!(
-            "SELECT o.id, o.order_id, o.reason, o.text, o.subject, o.conversation_id, o.subject_key, o.detail,
+            "SELECT o.id, o.order_id, o.reason, o.text, o.rendered, o.subject, o.conversation_id, o.subject_key, o.detail,
                     o.source_chat_id, o.source_message_id, o.posted_message_id, o.case_id, o.kind,
                     o.created_at, o.attempts, o.next_attempt_at, o.last_error, o.parked_at, o.random_id,
                     (SELECT c.posted_chat_id FROM moderator_outbox c
@@ -523,9 +527,23 @@ impl Store {
                     parked_at: r.get("parked_at"),
                     random_id: r.get::<Option<i64>, _>("random_id").unwrap_or_default(),
                     card_pending_until: r.get("card_pending_until"),
+                    rendered: r.get::<Option<String>, _>("rendered").filter(|t| !t.is_empty()),
                 })
             })
             .collect()
+    }
+
+    /// Keeps the text a card was rendered to for its first attempt, so that
+    /// a retry sends the same text with the same `random_id` and a lost
+    /// answer is found in the chat by that exact text. Erasing a customer
+    /// clears it; the card is then rendered again from what is left.
+    pub async fn keep_card_text(&self, id: i64, text: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE moderator_outbox SET rendered = ? WHERE id = ? AND rendered IS NULL")
+            .bind(text)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Whether a card of a case waits to be posted to the moderator chat or
