@@ -101,24 +101,11 @@ pub async fn assemble(b: Blueprint) -> anyhow::Result<Assembled> {
     let (shutdown, stop) = watch::channel(false);
     let backend = BackendClient::new(b.backend)?.with_observer(b.observations.metrics.clone());
     let messenger: Arc<dyn Messenger> = Arc::new(ObservedMessenger::new(b.messenger, b.observations.telegram.clone()));
-    let ops = OpsRuntime::start(
-        &b.ops,
-        b.store.clone(),
-        backend.clone(),
-        b.observations.metrics,
-        b.observations.telegram,
-        stop.clone(),
-    )
-    .await
-    .context("Failed to start the ops listener")?;
-    crate::ops::conversation_metrics::wire(&ops.state, &b.store);
-    crate::ops::conversation_metrics::wire_report(&ops.state, &b.store, b.report.resolution_window);
-
     let wakes = Wakes::new();
     let mut orders = OrderProcessor::new(
         b.store.clone(),
         messenger.clone(),
-        backend,
+        backend.clone(),
         b.workflow.clone(),
         b.ingest.clone(),
         stop.clone(),
@@ -131,6 +118,20 @@ pub async fn assemble(b: Blueprint) -> anyhow::Result<Assembled> {
         }
         None => None,
     };
+    // Started after every part that can fail to build, so no listener is left behind.
+    let ops = OpsRuntime::start(
+        &b.ops,
+        b.store.clone(),
+        backend,
+        b.observations.metrics,
+        b.observations.telegram,
+        stop.clone(),
+    )
+    .await
+    .context("Failed to start the ops listener")?;
+    crate::ops::conversation_metrics::wire(&ops.state, &b.store);
+    crate::ops::conversation_metrics::wire_report(&ops.state, &b.store, b.report.resolution_window);
+
     let cards = b
         .workflow
         .moderator_chat
