@@ -180,18 +180,14 @@ impl Contact {
         &self.store
     }
 
-    pub fn pattern(&self) -> &AccountPattern {
-        &self.pattern
-    }
-
     /// Asks the order worker to look at the store now (an order got an
     /// account ID; the order itself is due in the store already).
-    pub fn wake_orders(&self) {
+    fn wake_orders(&self) {
         self.orders.wake();
     }
 
     /// Asks the desk to post what is waiting in the moderator outbox now.
-    pub fn flush_cards(&self) {
+    fn flush_cards(&self) {
         if self.moderator_chat.is_some() {
             self.cards.wake();
         }
