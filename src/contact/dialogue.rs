@@ -716,23 +716,6 @@ impl Contact {
         Ok(())
     }
 
-    /// A moderator's answer, relayed to the customer of a case.
-    /// A moderator's words as the customer reads them (the `team_answer` template).
-    pub fn team_answer(&self, conv: &ConversationRecord, text: &str) -> String {
-        self.templates.render("team_answer", conv.language, &[("text", text)])
-    }
-
-    /// Sends `body` ([`Self::team_answer`]) to the customer as the team's answer.
-    pub async fn relay_from_moderator(
-        &self,
-        conv: &ConversationRecord,
-        moderator: i64,
-        body: &str,
-        order_ids: &[i64],
-    ) -> Result<Sent> {
-        self.send(conv, body, Author::Moderator, Some(moderator), Some("team_answer"), order_ids).await
-    }
-
     // ---- texts -----------------------------------------------------------------
 
     fn ask_text(&self, conv: &ConversationRecord, orders: &[OrderRecord]) -> String {

@@ -126,7 +126,7 @@ pub trait Customers: Send + Sync {
 #[async_trait::async_trait]
 impl Customers for Contact {
     fn team_answer(&self, conv: &crate::store::ConversationRecord, text: &str) -> String {
-        Contact::team_answer(self, conv, text)
+        self.templates.render("team_answer", conv.language, &[("text", text)])
     }
 
     async fn relay_from_moderator(
@@ -136,7 +136,8 @@ impl Customers for Contact {
         body: &str,
         order_ids: &[i64],
     ) -> Result<Sent, ContactError> {
-        Contact::relay_from_moderator(self, conv, moderator, body, order_ids).await
+        let author = crate::domain::Author::Moderator;
+        self.send(conv, body, author, Some(moderator), Some("team_answer"), order_ids).await
     }
 }
 

@@ -254,14 +254,7 @@ pub(super) async fn cas_order_state(
     note: &str,
     now: i64,
 ) -> StoreResult<bool> {
-    from.transition(to)?;
-    let applied =
-        bind_cas(sqlx::query(cas_sql!()), order_id, from, to, changes, now).execute(&mut **tx).await?.rows_affected()
-            > 0;
-    if applied {
-        insert_event(tx, order_id, Some(from), to, note, now).await?;
-    }
-    Ok(applied)
+    Ok(cas_order_state_returning(tx, order_id, from, to, changes, note, now).await?.is_some())
 }
 
 /// [`cas_order_state`] that also returns the order as it now is (`RETURNING`):
@@ -412,16 +405,7 @@ impl Store {
     /// transaction, only if the order is still in `from` (so two workers
     /// can never both take the same step).
     pub async fn transition(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        if !cas_order_state(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await? {
-            return Err(StoreError::StateChanged { order_id, expected: from });
-        }
-        if let Some(card) = &t.escalation {
-            insert_card(&mut tx, card, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.advance(order_id, from, t).await.map(|_| ())
     }
 
     /// [`Self::transition`], returning the order as the commit left it:
