@@ -360,7 +360,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             order.customer_name.clone(),
             what.to_string(),
             order.state.to_string(),
-            order.escalation_reason.clone().unwrap_or_default(),
+            order.escalation_reason.map(|r| r.to_string()).unwrap_or_default(),
         ]);
         println!();
     }

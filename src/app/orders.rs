@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::config::{FileConfig, DATA_DIR_ENV};
 use super::table::{fmt_ms, table};
-use crate::domain::{OrderRef, OrderState};
+use crate::domain::{EscalationReason, OrderRef, OrderState};
 use crate::store::{OrderRecord, Store};
 use crate::tribute::{parse_order, ParserConfig, RawNotification};
 
@@ -171,7 +171,7 @@ fn order_details(o: &OrderRecord) -> String {
         o.price,
         if accounts.is_empty() { "—".to_owned() } else { accounts.join(", ") },
         o.activation_id.as_deref().unwrap_or("—"),
-        o.escalation_reason.as_deref().unwrap_or("—"),
+        o.escalation_reason.map_or("—", EscalationReason::as_str),
     )
 }
 

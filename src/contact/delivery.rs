@@ -1,6 +1,6 @@
 //! Messages to customers go out through the store (`customer_outbox`):
 //! stored before the first attempt, attempted at once, and retried by the
-//! contact tick's sweep with backoff when Telegram could not take them.
+//! contact task's due work with backoff when Telegram could not take them.
 //! Every attempt, in this process or after a restart, uses the message's
 //! one `random_id`, and an attempt after a lost answer first looks in the
 //! chat, so a customer gets a message at most once.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::{info, info_span, warn, Instrument};
 
-use super::dialogue::OnCase;
+use super::escalate::OnCase;
 use super::{Contact, ContactError, Sent};
 use crate::domain::{Author, EscalationReason, OrderState, Verdict};
 use crate::runtime::backoff::{self, Jitter};

@@ -1,277 +1,47 @@
 //! The dialogue itself: what a customer's message does in each state, and
-//! what the periodic tick does (adopt orders, ask, remind, time out, thank).
+//! what a look at a due dialogue does (ask, remind, time out, thank).
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::escalate::{order_lines, ToTeam};
 use super::step::{step, Effect, Event, Facts, Step, Timers};
-use super::{Contact, ContactError, Question, QuestionOutcome, Sent};
-use crate::domain::{
-    AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState, Verdict,
-};
+use super::{Contact, ContactError, Sent};
+use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::runtime::clock::now_ms;
 use crate::store::{
-    AccountStatus, CaseRecord, CaseStatus, ConversationOrder, ConversationRecord, Escalation, NewConversationMessage,
-    OrderRecord, StoreError, Transition,
+    AccountStatus, CaseRecord, CaseStatus, ConversationRecord, NewConversationMessage, OrderRecord, StoreError,
 };
-use crate::telegram::{Message, MessengerError};
+use crate::telegram::Message;
 use crate::tribute::AccountExtraction;
 
-/// After this many refused account IDs from the customer, a person takes over.
-pub const MAX_REJECTIONS: i64 = 3;
+use super::MAX_REJECTIONS;
 
 type Result<T> = std::result::Result<T, ContactError>;
 
 impl Contact {
-    // ---- the periodic tick ---------------------------------------------------
+    // ---- what is due --------------------------------------------------------
 
-    /// Delivers waiting messages, adopts new `needs_customer` orders, moves
-    /// the dialogues that are due or changed on (ask, remind, time out,
-    /// thank) and closes cases whose order completed.
-    pub async fn tick(&self) -> Result<()> {
+    /// Everything of the contact flow the store has due: waiting messages
+    /// to customers, the orders' events (adopt, refused IDs, completed
+    /// cases), the dialogues whose timer is due or that changed (ask,
+    /// remind, time out, thank), a queued question. The contact task calls
+    /// it when [`crate::store::Store::next_contact_due`] says so, or when
+    /// woken; there is no periodic scan.
+    pub async fn run_due(&self) -> Result<()> {
         self.deliver_due().await?;
-        self.adopt_orders().await?;
+        self.take_order_events().await?;
         for (conv, version) in self.store.conversations_to_look_at(now_ms()).await? {
             let span = info_span!("conversation", id = conv.id, customer = conv.customer_id);
             let (id, due) = (conv.id, self.advance(conv).instrument(span).await?);
             self.store.looked_at(id, version, due).await?;
         }
-        self.close_completed_cases().await?;
         self.release_queued().await
     }
 
-    /// After a restart: the first tick (what customers wrote while we were
-    /// down reaches the inbox through the daemon's history re-read).
-    pub async fn resume(&self) -> Result<()> {
-        self.tick().await
-    }
-
-    async fn adopt_orders(&self) -> Result<()> {
-        for id in self.store.orders_needing_customer().await? {
-            let order = self.store.order(id).await?;
-            let Some(customer) = order.customer_id else { continue };
-            let link = self.store.order_link(id).await?;
-            if let Some(case) = self.store.open_case_for_order(id).await? {
-                if let Some(account) = case.pending_account.clone() {
-                    self.moderator_account_refused(&order, &case, &account).await?;
-                    continue;
-                }
-                if let Some(l) = link.as_ref().filter(|l| l.status == LinkStatus::Validating) {
-                    self.late_account_refused(&order, &case, l).await?;
-                    continue;
-                }
-            }
-            if order.escalation_reason.as_deref() == Some(EscalationReason::AlreadyFulfilled.as_str()) {
-                self.already_fulfilled(&order, customer, link).await?;
-                continue;
-            }
-            match link {
-                Some(l) if l.status == LinkStatus::Awaiting => {}
-                Some(l) if l.status == LinkStatus::Validating => self.customer_account_refused(&order, &l).await?,
-                _ => {
-                    self.link_to_dialogue(&order, customer).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens (or finds) the customer's dialogue and links the order to it,
-    /// with why we need them.
-    async fn link_to_dialogue(&self, order: &OrderRecord, customer: i64) -> Result<ConversationRecord> {
-        let now = now_ms();
-        let lang = Language::detect(&format!("{} {}", order.customer_name, order.details))
-            .unwrap_or(self.cfg.default_language);
-        let conv = self.store.open_conversation(customer, &order.customer_name, lang, now).await?;
-        let reason = order.escalation_reason.clone().unwrap_or_else(|| "missing_account".to_owned());
-        self.store.link_order(conv.id, order.id, &reason, now).await?;
-        info!(order_ref = %order.order_ref, conversation = conv.id, "order handed to the customer dialogue");
-        Ok(conv)
-    }
-
-    /// The backend says the account already received this product for an
-    /// earlier payment: most likely the customer paid twice. Asking for the
-    /// ID again cannot help (it is right), so a person takes the order, and
-    /// the customer is told what happened instead of "maybe a typo".
-    /// Escalated first: a crash in between costs the customer's notice,
-    /// never a second one, and the moderator has the case either way.
-    async fn already_fulfilled(
-        &self,
-        order: &OrderRecord,
-        customer: i64,
-        link: Option<ConversationOrder>,
-    ) -> Result<()> {
-        let conv = match link {
-            Some(l) => self.store.conversation(l.conversation_id).await?,
-            None => self.link_to_dialogue(order, customer).await?,
-        };
-        let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
-        let detail = format!("account {account}; the customer is told it looks like a second payment");
-        self.escalate_orders(&conv, &[order.id], EscalationReason::AlreadyFulfilled, &detail).await?;
-        let line = order_line(order, conv.language);
-        let vars = [("name", conv.customer_name.as_str()), ("account", account.as_str()), ("orders", line.as_str())];
-        let text = self.templates.render("already_fulfilled", conv.language, &vars);
-        match self.send(&conv, &text, Author::Assistant, None, Some("already_fulfilled"), &[order.id]).await? {
-            Sent::Delivered(_) | Sent::Queued(_) => info!(order_ref = %order.order_ref, "told the customer"),
-            other => {
-                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
-            }
-        }
-        Ok(())
-    }
-
-    /// The backend refused the ID the customer gave: ask again, or after
-    /// [`MAX_REJECTIONS`] hand it to a person.
-    async fn customer_account_refused(&self, order: &OrderRecord, link: &ConversationOrder) -> Result<()> {
-        let now = now_ms();
-        let rejections = link.rejections + 1;
-        self.store.set_link_status(order.id, LinkStatus::Awaiting, true, now).await?;
-        let conv = self.store.conversation(link.conversation_id).await?;
-        let account = link.account.clone().unwrap_or_default();
-        warn!(order_ref = %order.order_ref, %account, rejections, "the backend refused the customer's account ID");
-        if rejections >= MAX_REJECTIONS {
-            let detail = format!("{rejections} IDs refused, the last {account}");
-            self.escalate_orders(&conv, &[order.id], EscalationReason::AccountRejectedThrice, &detail).await?;
-            // Escalated first: a crash in between costs the customer's
-            // notice, never a second case.
-            return self.tell_a_person_takes_over(&conv, order, &account).await;
-        }
-        let lang = conv.language;
-        let problem = self.problem(order, Some(&account), lang);
-        let text = self.templates.render(
-            "id_rejected",
-            lang,
-            &[
-                ("account", &account),
-                ("problem", &problem),
-                ("orders", &order_line(order, lang)),
-                ("name", &conv.customer_name),
-            ],
-        );
-        let state = match self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await? {
-            Sent::Delivered(_) => DialogueState::AwaitingAccount { asked_at: now, reminded: false },
-            // It waits in the store; the sweep delivers it.
-            Sent::Queued(_) => DialogueState::AwaitingAccount { asked_at: now, reminded: false },
-            other => {
-                self.escalate_after_send(&conv, &[order.id], other).await?;
-                return Ok(());
-            }
-        };
-        self.store.set_dialogue_state(conv.id, &state, now).await?;
-        Ok(())
-    }
-
-    /// The third refused ID: the customer is told that a person takes the
-    /// order over, so they do not wait for an answer that never comes
-    /// (`id_rejected_thrice`; we no longer ask for an ID).
-    async fn tell_a_person_takes_over(
-        &self,
-        conv: &ConversationRecord,
-        order: &OrderRecord,
-        account: &str,
-    ) -> Result<()> {
-        let lang = conv.language;
-        let problem = self.problem(order, Some(account), lang);
-        let line = order_line(order, lang);
-        let vars = [
-            ("account", account),
-            ("problem", problem.as_str()),
-            ("orders", line.as_str()),
-            ("name", conv.customer_name.as_str()),
-        ];
-        let text = self.templates.render("id_rejected_thrice", lang, &vars);
-        match self.send(conv, &text, Author::Assistant, None, Some("id_rejected_thrice"), &[order.id]).await? {
-            Sent::Delivered(_) | Sent::Queued(_) => {
-                info!(order_ref = %order.order_ref, "told the customer a person takes over")
-            }
-            other => {
-                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
-            }
-        }
-        Ok(())
-    }
-
-    /// The backend refused an ID a moderator gave: back to the moderator.
-    async fn moderator_account_refused(&self, order: &OrderRecord, case: &CaseRecord, account: &str) -> Result<()> {
-        let why = order.escalation_reason.as_deref().unwrap_or("refused");
-        let note = format!("the backend refused account ID {account} from the moderator ({why})");
-        match self
-            .store
-            .transition(order.id, OrderState::NeedsCustomer, Transition::to(OrderState::Escalated, note))
-            .await
-        {
-            Ok(()) | Err(StoreError::StateChanged { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.store.set_case_pending_account(case.id, None).await?;
-        if self.store.order_link(order.id).await?.is_some() {
-            self.store.set_link_status(order.id, LinkStatus::Moderator, false, now_ms()).await?;
-        }
-        let text = format!(
-            "❌ {}: the backend refused account ID {account} ({why}). Reply with another ID, /reject <reason> or /done.",
-            case.short_id
-        );
-        self.store.case_update(case.id, &text).await?;
-        self.flush_cards();
-        Ok(())
-    }
-
-    /// The backend refused an account ID the customer sent while a
-    /// moderator had the order's case: the order goes back to that case
-    /// (an order never has two open cases), and the refusal counts against
-    /// the same three strikes as the IDs refused before the case. Below
-    /// them the customer is asked for another ID (it reaches the case like
-    /// the last one); at them, the customer's IDs are no longer taken.
-    async fn late_account_refused(
-        &self,
-        order: &OrderRecord,
-        case: &CaseRecord,
-        link: &ConversationOrder,
-    ) -> Result<()> {
-        let now = now_ms();
-        let account = link.account.clone().unwrap_or_default();
-        let why = order.escalation_reason.as_deref().unwrap_or("refused");
-        let note =
-            format!("the backend refused account ID {account} the customer sent ({why}); back to {}", case.short_id);
-        match self.store.back_to_case(order.id, &note).await {
-            Ok(()) => {}
-            Err(StoreError::StateChanged { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        let conv = self.store.conversation(link.conversation_id).await?;
-        self.store
-            .set_dialogue_state(conv.id, &DialogueState::WithModerator { case_id: case.id, since: now }, now)
-            .await?;
-        let strikes = link.rejections + 1;
-        warn!(order_ref = %order.order_ref, %account, strikes, case = %case.short_id, "the backend refused a late account ID");
-        let next = if strikes < MAX_REJECTIONS {
-            "the customer is asked for another"
-        } else {
-            "so the customer's IDs are no longer taken"
-        };
-        let text = format!(
-            "❌ {}: the backend refused account ID {account} the customer sent ({why}); {strikes} of {MAX_REJECTIONS} \
-             refused, {next}. Reply with an ID, /reject <reason> or /done.",
-            case.short_id
-        );
-        self.store.case_update(case.id, &text).await?;
-        self.flush_cards();
-        if strikes < MAX_REJECTIONS {
-            let lang = conv.language;
-            let problem = self.problem(order, Some(&account), lang);
-            let vars = [
-                ("account", account.as_str()),
-                ("problem", problem.as_str()),
-                ("orders", &order_line(order, lang)),
-                ("name", conv.customer_name.as_str()),
-            ];
-            let text = self.templates.render("id_rejected", lang, &vars);
-            // The moderator has the case whatever becomes of this message.
-            let sent = self.send(&conv, &text, Author::Assistant, None, Some("id_rejected"), &[order.id]).await?;
-            info!(outcome = ?sent, "told the customer their late account ID was refused");
-        } else {
-            self.tell_a_person_takes_over(&conv, order, &account).await?;
-        }
-        Ok(())
+    /// When [`Contact::run_due`] has work next (unix ms; None: only
+    /// something new brings work).
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        Ok(self.store.next_contact_due().await?)
     }
 
     /// One dialogue's step: settle finished orders, then ask / remind / time
@@ -381,26 +151,6 @@ impl Contact {
         match self.send(conv, &text, Author::Assistant, None, Some("thanks"), &[order.id]).await? {
             Sent::Delivered(_) => info!(order_ref = %order.order_ref, %account, "thanked the customer"),
             other => warn!(order_ref = %order.order_ref, outcome = ?other, "could not thank the customer"),
-        }
-        Ok(())
-    }
-
-    async fn close_completed_cases(&self) -> Result<()> {
-        let mut closed = false;
-        for case in self.store.open_cases_of_confirmed_orders().await? {
-            let Some(order_id) = case.order_id else { continue };
-            let order = self.store.order(order_id).await?;
-            let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
-            let outcome = format!("completed: {} activated for account {account}", order.product);
-            let text = format!(
-                "✅ {}: completed. {} ({}) activated for account {account}; the Tribute reply was sent and Send pressed.",
-                case.short_id, order.product, order.price
-            );
-            closed |= self.store.close_case(case.id, &outcome, &text).await?;
-            info!(case = %case.short_id, "case closed: its order completed");
-        }
-        if closed {
-            self.flush_cards();
         }
         Ok(())
     }
@@ -579,219 +329,5 @@ impl Contact {
             }
         }
         self.relay_to_case(conv, case, text, note.as_deref()).await
-    }
-
-    /// Hands a message to the question handler (the agent's seam) and acts
-    /// on its decision. `acknowledge`: tell the customer their question was
-    /// passed on when a new case is opened for it. Only through
-    /// [`Contact::question`]'s account-wide budget.
-    pub(super) async fn ask_handler(
-        &self,
-        conv: &ConversationRecord,
-        text: &str,
-        row: i64,
-        acknowledge: bool,
-    ) -> Result<ToTeam> {
-        let q = Question {
-            conversation_id: conv.id,
-            customer_id: conv.customer_id,
-            text: text.to_owned(),
-            language: conv.language,
-            message_id: row,
-        };
-        let outcome = match self.questions.on_question(&q).await {
-            Ok(o) => o,
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "the question handler failed; the moderator gets the question");
-                QuestionOutcome::Escalate(Verdict::because(format!("the question handler failed: {e:#}")))
-            }
-        };
-        let verdict = match outcome {
-            QuestionOutcome::Answer(answer) => match self.send(conv, &answer, Author::Agent, None, None, &[]).await? {
-                // Queued: the sweep delivers it, or hands the question over if it cannot.
-                Sent::Delivered(_) | Sent::Queued(_) => return Ok(ToTeam(false)),
-                other => Verdict::because(format!("the agent's answer could not be sent: {other:?}")),
-            },
-            QuestionOutcome::Escalate(verdict) => verdict,
-            QuestionOutcome::Defer { why } => {
-                info!(%why, "question kept in the conversation without an answer");
-                return Ok(ToTeam(false));
-            }
-        };
-        self.escalate_question(conv, OnCase::Wrote(text), &verdict, acknowledge).await?;
-        Ok(ToTeam(true))
-    }
-
-    /// A question for a person: `on_case` goes to the conversation's open
-    /// question case, or a new case is opened. `acknowledge`: tell the
-    /// customer their question was passed on when a new case is opened.
-    pub(super) async fn escalate_question(
-        &self,
-        conv: &ConversationRecord,
-        on_case: OnCase<'_>,
-        verdict: &Verdict,
-        acknowledge: bool,
-    ) -> Result<()> {
-        if let Some(case) = self.store.open_question_case(conv.id).await? {
-            match on_case {
-                OnCase::Wrote(text) => self.relay_to_case(conv, &case, text, None).await?,
-                OnCase::Notice(notice) => self.store.case_update(case.id, &notice(&case.short_id)).await?,
-            }
-        } else {
-            let case = self.store.open_case(&Escalation::question(conv.id, verdict)).await?;
-            info!(case, "question case opened for the moderator");
-            if acknowledge {
-                let ack = self.templates.render("question_forwarded", conv.language, &[]);
-                let _ = self.send(conv, &ack, Author::Assistant, None, Some("question_forwarded"), &[]).await?;
-            }
-        }
-        self.flush_cards();
-        Ok(())
-    }
-
-    /// After a reply in the dialogue: a refused send hands the orders over.
-    async fn after_reply(&self, conv: &ConversationRecord, order_ids: &[i64], sent: Sent) -> Result<()> {
-        match sent {
-            Sent::Delivered(_) | Sent::Queued(_) => Ok(()),
-            other => self.escalate_after_send(conv, order_ids, other).await,
-        }
-    }
-
-    // ---- sending and escalating --------------------------------------------
-
-    pub(super) async fn escalate_after_send(
-        &self,
-        conv: &ConversationRecord,
-        order_ids: &[i64],
-        sent: Sent,
-    ) -> Result<()> {
-        match self.undelivered_reason(&sent) {
-            Some((reason, detail)) => self.escalate_orders(conv, order_ids, reason, &detail).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Hands orders waiting for this customer to the moderator: one case
-    /// each (card with the conversation so far), committed with the order's
-    /// transition to `escalated`.
-    pub async fn escalate_orders(
-        &self,
-        conv: &ConversationRecord,
-        order_ids: &[i64],
-        reason: EscalationReason,
-        detail: &str,
-    ) -> Result<()> {
-        let now = now_ms();
-        let mut last_case = None;
-        for &id in order_ids {
-            let order = self.store.order(id).await?;
-            if order.state != OrderState::NeedsCustomer {
-                continue;
-            }
-            // Why we had to ask in the first place, so the card tells the whole story.
-            let first = order.escalation_reason.as_deref().and_then(account_problem).map(|r| r.explain());
-            let detail = match first {
-                Some(first) => format!("{detail}; we had asked because {first}"),
-                None => detail.to_owned(),
-            };
-            let card = Escalation::order(id, reason, &detail);
-            let mut t = Transition::to(
-                OrderState::Escalated,
-                format!("escalated to the moderator: {} ({detail})", reason.explain()),
-            );
-            t.escalation = Some(card);
-            match self.store.transition(id, OrderState::NeedsCustomer, t).await {
-                Ok(()) => {}
-                Err(StoreError::StateChanged { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            self.store.set_link_status(id, LinkStatus::Moderator, false, now).await?;
-            warn!(order_ref = %order.order_ref, %reason, detail, "order handed to the moderator");
-            last_case = self.store.open_case_for_order(id).await?.map(|c| c.id);
-        }
-        if let Some(case_id) = last_case {
-            self.store.set_dialogue_state(conv.id, &DialogueState::WithModerator { case_id, since: now }, now).await?;
-        }
-        self.flush_cards();
-        Ok(())
-    }
-
-    // ---- texts -----------------------------------------------------------------
-
-    fn ask_text(&self, conv: &ConversationRecord, orders: &[OrderRecord]) -> String {
-        let lang = conv.language;
-        let mut problems: Vec<String> = Vec::new();
-        for o in orders {
-            let p = self.problem(o, None, lang);
-            if !problems.contains(&p) {
-                problems.push(p);
-            }
-        }
-        self.templates.render(
-            "ask_account",
-            lang,
-            &[("name", &conv.customer_name), ("orders", &order_lines(orders, lang)), ("problem", &problems.join("\n"))],
-        )
-    }
-
-    /// Why we need the account, in the customer's language.
-    fn problem(&self, order: &OrderRecord, account: Option<&str>, lang: Language) -> String {
-        let reason = order.escalation_reason.as_deref().unwrap_or("missing_account");
-        let name = match reason {
-            "ambiguous_account" | "no_pending_order" | "unknown_account" => reason,
-            _ => "missing_account",
-        };
-        let candidates = order.account_candidates().iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
-        let account = account.map(str::to_owned).unwrap_or_else(|| candidates.clone());
-        self.templates.render(&format!("problem_{name}"), lang, &[("candidates", &candidates), ("account", &account)])
-    }
-}
-
-/// Whether a customer's question reached a person (a question case, new
-/// or open): only then may we tell them we passed it to the team.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ToTeam(pub bool);
-
-/// What an open question case gets when a question goes to a person.
-pub(super) enum OnCase<'a> {
-    /// The customer's own words: relayed, coalesced at a bounded rate.
-    Wrote(&'a str),
-    /// A notice of ours, given the case's short id.
-    Notice(&'a (dyn Fn(&str) -> String + Sync)),
-}
-
-/// The account problems the contact flow asks customers about.
-fn account_problem(reason: &str) -> Option<EscalationReason> {
-    [
-        EscalationReason::MissingAccount,
-        EscalationReason::AmbiguousAccount,
-        EscalationReason::NoPendingOrder,
-        EscalationReason::UnknownAccount,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == reason)
-}
-
-fn order_line(o: &OrderRecord, lang: Language) -> String {
-    match lang {
-        Language::Ru => format!("• {} — {} (платёж {})", o.product, o.price, o.order_ref),
-        Language::En => format!("• {} — {} (payment {})", o.product, o.price, o.order_ref),
-    }
-}
-
-fn order_lines(orders: &[OrderRecord], lang: Language) -> String {
-    orders.iter().map(|o| order_line(o, lang)).collect::<Vec<_>>().join("\n")
-}
-
-/// The reason a moderator reads when we could not write to a customer.
-pub fn unreachable_reason(e: &MessengerError) -> String {
-    match e {
-        MessengerError::PrivacyRestricted => {
-            "the customer's privacy settings forbid our messages (PRIVACY_RESTRICTED)".into()
-        }
-        MessengerError::UserBlocked => "the customer blocked our account (USER_IS_BLOCKED)".into(),
-        MessengerError::PeerFlood => "Telegram does not let us write to new people for now (PEER_FLOOD)".into(),
-        MessengerError::UserDeactivated => "the customer's Telegram account is deleted (USER_DEACTIVATED)".into(),
-        other => format!("Telegram refused the message: {other}"),
     }
 }

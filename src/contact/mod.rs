@@ -4,12 +4,13 @@
 //!
 //! One dialogue per customer ([`DialogueState`], persisted in
 //! `conversations`), covering all their open orders. The order itself stays
-//! a workflow state machine: the workflow parks it in `needs_customer`;
-//! [`Contact::tick`] adopts it into the customer's dialogue and asks; an
-//! account ID from the customer moves it to `activation_requested` and the
-//! workflow validates it with the (idempotent) backend call and finishes
-//! the Tribute side; the next tick thanks the customer, or asks again when
-//! the backend refused the ID. Everything the customer cannot finish goes
+//! a workflow state machine: the workflow parks it in `needs_customer`,
+//! which writes a dialogue event in the same commit; [`Contact::run_due`]
+//! takes the event, adopts the order into the customer's dialogue and
+//! asks; an account ID from the customer moves it to `activation_requested`
+//! and the workflow validates it with the (idempotent) backend call and
+//! finishes the Tribute side; the dialogue, told by the change, thanks the
+//! customer, or (a new event) asks again when the backend refused the ID. Everything the customer cannot finish goes
 //! to the moderator as a case (`moderator`).
 //!
 //! All of it runs in one task (the daemon's contact loop), so the dialogue
@@ -21,6 +22,8 @@ mod budget;
 mod case_relay;
 mod delivery;
 mod dialogue;
+mod escalate;
+mod order_events;
 mod question;
 mod question_queue;
 mod settings;
@@ -35,7 +38,7 @@ pub use account_budget::AccountBudget;
 pub use budget::{Budgeted, QuestionLimits};
 pub use case_relay::CASE_RELAY_EVERY;
 pub use delivery::MESSAGE_DEADLINE;
-pub use dialogue::{unreachable_reason, MAX_REJECTIONS};
+pub use escalate::unreachable_reason;
 pub use question::{ModeratorQuestions, Question, QuestionHandler, QuestionOutcome};
 pub use question_queue::queue_summary;
 pub use settings::ContactSection;
@@ -46,6 +49,9 @@ use crate::runtime::wake::Wake;
 use crate::store::{Store, StoreError};
 use crate::telegram::{ChatId, Messenger, MessengerError};
 use crate::tribute::AccountPattern;
+
+/// After this many refused account IDs from the customer, a person takes over.
+pub const MAX_REJECTIONS: i64 = 3;
 
 /// Settings of the contact flow (`[contact]` in the config).
 #[derive(Debug, Clone)]
@@ -60,8 +66,11 @@ pub struct ContactConfig {
     pub prompts_dir: Option<PathBuf>,
     /// The language for customers whose name, details and messages show none (`Language::detect`).
     pub default_language: Language,
-    /// How often timers (reminders, timeouts) and order outcomes are checked.
-    pub tick: Duration,
+    /// How often the store is looked at when nothing says work is due: the
+    /// contact task otherwise sleeps until its next due time or a hint, so
+    /// this only finds what another process wrote (a command on the same
+    /// database).
+    pub recheck: Duration,
     /// How many questions per customer reach the agent or the moderator.
     pub question_limits: QuestionLimits,
     /// How many agent turns and new question cases the whole account
@@ -77,7 +86,7 @@ impl Default for ContactConfig {
             max_messages_per_day: 10,
             prompts_dir: None,
             default_language: Language::Ru,
-            tick: Duration::from_secs(1),
+            recheck: Duration::from_secs(60),
             question_limits: QuestionLimits::default(),
             account_budget: AccountBudget::default(),
         }

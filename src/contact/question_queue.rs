@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::dialogue::ToTeam;
+use super::escalate::ToTeam;
 use super::{Contact, ContactError};
 use crate::domain::EscalationReason;
 use crate::runtime::clock::now_ms;
@@ -62,9 +62,9 @@ impl Contact {
         Ok(ToTeam(false))
     }
 
-    /// From the tick: hands the oldest due queued question to the question
+    /// From [`Contact::run_due`]: hands the oldest due queued question to the question
     /// handler if the budget has room (else makes the queue due when it
-    /// has), one per tick; closes the burst's card once the queue is empty.
+    /// has), one per pass; closes the burst's card once the queue is empty.
     pub(super) async fn release_queued(&self) -> Result<()> {
         let now = now_ms();
         if let Some(q) = self.store.next_queued_question(now).await? {

@@ -7,7 +7,7 @@
 //! for orders that wait for one, a message to the moderator who has the
 //! case) is tested here without a store, a clock or Telegram.
 
-use crate::domain::{AccountId, DialogueState};
+use crate::domain::{AccountId, DialogueState, EscalationReason, LinkStatus};
 use crate::tribute::AccountExtraction;
 
 /// What the store says about one customer's open orders at a tick.
@@ -134,6 +134,62 @@ fn wrote(state: &DialogueState, extraction: &AccountExtraction, facts: &Facts, n
     }
 }
 
+/// What the store says about an order that came back to its customer
+/// (its `needs_customer` event): why, its link to the customer's dialogue,
+/// and its open case, if a moderator has one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Returned {
+    pub reason: Option<EscalationReason>,
+    pub link: Option<LinkStatus>,
+    pub case: Option<OpenCase>,
+}
+
+/// The order's open case, as far as the return concerns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenCase {
+    /// The backend was checking an account ID a moderator gave.
+    pub pending_account: bool,
+}
+
+/// What the dialogue does with an order that came back to its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    /// New to the dialogue: link it and ask (the next look at the dialogue asks).
+    Adopt,
+    /// Already asked and waiting: nothing to do.
+    AlreadyAsked,
+    /// The backend refused the ID the customer gave: ask again, or a person takes over.
+    CustomerIdRefused,
+    /// The backend refused an ID the customer sent while a moderator had the case: back to the case.
+    LateIdRefused,
+    /// The backend refused an ID a moderator gave: back to the moderator.
+    ModeratorIdRefused,
+    /// The account already has the product (a second payment): a person takes it; the customer is told.
+    AlreadyFulfilled,
+}
+
+/// Who refused what decides where a returned order goes: an ID from the
+/// moderator back to the moderator, a late ID from the customer back to
+/// the case, an ID from the customer back to the customer.
+pub fn returned(r: &Returned) -> Return {
+    if let Some(case) = r.case {
+        if case.pending_account {
+            return Return::ModeratorIdRefused;
+        }
+        if r.link == Some(LinkStatus::Validating) {
+            return Return::LateIdRefused;
+        }
+    }
+    if r.reason == Some(EscalationReason::AlreadyFulfilled) {
+        return Return::AlreadyFulfilled;
+    }
+    match r.link {
+        Some(LinkStatus::Awaiting) => Return::AlreadyAsked,
+        Some(LinkStatus::Validating) => Return::CustomerIdRefused,
+        _ => Return::Adopt,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -191,6 +247,24 @@ mod tests {
         let open = Event::Tick(Facts { case_open: true, ..Facts::default() });
         assert_eq!(step(&with, &open, 9, T).next, with);
         assert_eq!(step(&with, &Event::Tick(Facts::default()), 9, T).next, DialogueState::Idle);
+    }
+
+    #[test]
+    fn a_returned_order_goes_back_to_whoever_gave_the_refused_id() {
+        let r = |reason, link, case| returned(&Returned { reason, link, case });
+        let case = Some(OpenCase { pending_account: false });
+        let moderators = Some(OpenCase { pending_account: true });
+        let (validating, awaiting) = (Some(LinkStatus::Validating), Some(LinkStatus::Awaiting));
+        let unknown = Some(EscalationReason::UnknownAccount);
+        assert_eq!(r(unknown, validating, moderators), Return::ModeratorIdRefused);
+        assert_eq!(r(unknown, validating, case), Return::LateIdRefused);
+        assert_eq!(r(unknown, validating, None), Return::CustomerIdRefused);
+        assert_eq!(r(unknown, awaiting, None), Return::AlreadyAsked);
+        assert_eq!(r(unknown, None, None), Return::Adopt);
+        assert_eq!(r(unknown, Some(LinkStatus::Moderator), case), Return::Adopt, "a moderator's case ended: ask anew");
+        let twice = Some(EscalationReason::AlreadyFulfilled);
+        assert_eq!(r(twice, validating, None), Return::AlreadyFulfilled, "right ID, second payment: not a typo");
+        assert_eq!(r(twice, validating, moderators), Return::ModeratorIdRefused);
     }
 
     fn any_state() -> impl Strategy<Value = DialogueState> {

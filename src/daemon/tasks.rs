@@ -230,7 +230,12 @@ impl std::fmt::Debug for ItemHook {
 /// The contact task: waiting customer and moderator messages from the
 /// store, by lane (`Store::waiting_inbound`: the moderator chat, then
 /// customers an order waits for, then questions, one per batch) and the
-/// dialogue timers, one at a time. Each message is handled in isolation
+/// contact flow's due work ([`Contact::run_due`]: order events, dialogue
+/// timers, messages to customers, queued questions), one at a time. It
+/// sleeps until the store says something is due
+/// ([`Contact::next_due`]), a hint (a message in the inbox, a committed
+/// order move for the dialogue), or the slow re-check ([`ContactConfig::recheck`],
+/// for writes from another process). Each message is handled in isolation
 /// ([`run_isolated`]): on success it is marked handled; an error or a
 /// panic is recorded on its row and it is taken again after a backoff, at
 /// most [`ITEM_ATTEMPTS`] times, then quarantined with one card for the
@@ -244,30 +249,37 @@ pub(super) async fn contact_loop(
     task: TaskHandle,
     hook: Option<ItemHook>,
 ) -> Result<(), std::convert::Infallible> {
-    let timers = |contact: &Arc<Contact>, desk: &Arc<ModeratorDesk>| {
-        let (contact, desk) = (contact.clone(), desk.clone());
-        async move {
-            if let Err(e) = contact.tick().await {
-                warn!(error = %e, "a contact step failed; it is retried from the store on the next tick");
-            }
-            if let Err(e) = desk.index_due_pairs().await {
-                warn!(error = %e, "retrying approved pairs failed; the next tick retries");
-            }
-            Ok(())
-        }
-    };
     let store = contact.store().clone();
-    let tick_every = contact.config().tick;
-    let mut next_tick = tokio::time::Instant::now();
+    let dialogue = store.dialogue_hint();
+    let recheck = contact.config().recheck;
+    let mut due = Due::now();
+    let mut housekeeping_at = tokio::time::Instant::now();
     loop {
-        if tokio::time::Instant::now() >= next_tick {
-            // The timers walk many rows: a panic in one is caught here and
-            // the next tick tries again; messages are still handled meanwhile.
-            if let Err(e) = run_isolated(timers(&contact, &desk)).await {
-                error!(error = %e, "the dialogue timers failed; the next tick retries");
-                task.item_panicked();
+        let now = tokio::time::Instant::now();
+        if now >= due.at {
+            // One item's panic is caught here and the pass is tried again
+            // later; messages are still handled meanwhile.
+            let pass = run_isolated({
+                let contact = contact.clone();
+                async move { Ok(contact.run_due().await?) }
+            })
+            .await;
+            due = match pass {
+                Ok(()) => due.after_pass(contact.next_due().await, recheck),
+                Err(e) => {
+                    error!(error = %e, "the contact flow's due work failed; it is retried from the store");
+                    if matches!(e, ItemFailure::Panicked(_)) {
+                        task.item_panicked();
+                    }
+                    Due::after_failure()
+                }
+            };
+        }
+        if now >= housekeeping_at {
+            if let Err(e) = desk.index_due_pairs().await {
+                warn!(error = %e, "retrying approved pairs failed; retried at the next re-check");
             }
-            next_tick = tokio::time::Instant::now() + tick_every;
+            housekeeping_at = now + recheck;
         }
         task.beat();
         let batch = match store.waiting_inbound(INBOX_BATCH).await {
@@ -308,18 +320,75 @@ pub(super) async fn contact_loop(
             }
         }
         if !batch.is_empty() {
+            // What the messages did (an ID given, a case closed) may be due now.
+            due = due.sooner(contact.next_due().await);
             continue;
         }
         let retry_at = match store.next_inbound_due().await {
-            Ok(Some(due)) => {
-                tokio::time::Instant::now() + crate::runtime::clock::until(due).max(Duration::from_millis(10))
+            Ok(Some(at)) => {
+                tokio::time::Instant::now() + crate::runtime::clock::until(at).max(Duration::from_millis(10))
             }
-            _ => next_tick,
+            _ => housekeeping_at,
         };
         tokio::select! {
             _ = wakes.inbox.woken() => {}
-            _ = tokio::time::sleep_until(next_tick.min(retry_at)) => {}
+            _ = dialogue.woken() => due = Due::now(),
+            _ = tokio::time::sleep_until(due.at.min(retry_at).min(housekeeping_at)) => {}
             _ = stopped(&shutdown) => return Ok(()),
+        }
+    }
+}
+
+/// When the contact task next runs [`Contact::run_due`].
+struct Due {
+    at: tokio::time::Instant,
+    /// Passes in a row that left work due at once: a spin, after a few,
+    /// slows to one pass a second (a row that cannot move must not burn
+    /// a phone's battery), while a burst of events still runs back to back.
+    busy: u32,
+}
+
+impl Due {
+    /// Passes in a row that may follow each other at once.
+    const BURST: u32 = 8;
+    /// The pace of a spin past [`Self::BURST`] and after a failed pass.
+    const SLOW: Duration = Duration::from_secs(1);
+
+    fn now() -> Self {
+        Self { at: tokio::time::Instant::now(), busy: 0 }
+    }
+
+    fn after_failure() -> Self {
+        Self { at: tokio::time::Instant::now() + Self::SLOW, busy: 0 }
+    }
+
+    /// After a pass: at the store's next due time, or the re-check when
+    /// nothing is due (or the store could not say).
+    fn after_pass<E: std::fmt::Display>(&self, next: Result<Option<i64>, E>, recheck: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        match next {
+            Ok(Some(at)) => {
+                let wait = crate::runtime::clock::until(at);
+                let busy = if wait.is_zero() { self.busy + 1 } else { 0 };
+                let floor = if busy > Self::BURST { Self::SLOW } else { Duration::ZERO };
+                Self { at: now + wait.max(floor).min(recheck), busy }
+            }
+            Ok(None) => Self { at: now + recheck, busy: 0 },
+            Err(e) => {
+                warn!(error = %e, "could not read when the contact flow is next due; looking again shortly");
+                Self::after_failure()
+            }
+        }
+    }
+
+    /// Brought forward to the store's next due time, if sooner.
+    fn sooner<E>(self, next: Result<Option<i64>, E>) -> Self {
+        match next {
+            Ok(Some(at)) => {
+                let at = tokio::time::Instant::now() + crate::runtime::clock::until(at);
+                Self { at: self.at.min(at), busy: self.busy }
+            }
+            _ => self,
         }
     }
 }

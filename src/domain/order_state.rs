@@ -243,6 +243,18 @@ impl EscalationReason {
         }
     }
 
+    /// A problem with the order's account ID that its customer can solve
+    /// by sending one (the contact flow asks them).
+    pub fn is_account_problem(self) -> bool {
+        matches!(
+            self,
+            EscalationReason::MissingAccount
+                | EscalationReason::AmbiguousAccount
+                | EscalationReason::NoPendingOrder
+                | EscalationReason::UnknownAccount
+        )
+    }
+
     /// One line a moderator reads first on the case card.
     pub fn explain(self) -> &'static str {
         match self {

@@ -353,7 +353,7 @@ impl ExportWriter for Html {
                 s.push_str(&format!(
                     "<li class=\"case\">Case {} · {}{} — {status}</li>\n",
                     e(&k.short_id),
-                    e(&words::reason(&k.reason)),
+                    e(&words::reason(k.reason.as_str())),
                     k.order_ref.as_ref().map(|r| format!(" · order {}", e(r.as_str()))).unwrap_or_default(),
                 ));
             }

@@ -78,9 +78,9 @@ pub async fn case_text(store: &Store, case: &CaseRecord) -> StoreResult<String> 
     let stored = store.card_of_case(case.id).await?.map(|c| c.body);
     let escalation = match stored {
         Some(CardBody::Escalation(e)) => e,
-        stored => match (case.order_id, case.conversation_id, EscalationReason::parse(&case.reason)) {
-            (Some(order), _, Some(reason)) => Escalation::order(order, reason, ""),
-            (None, Some(conv), _) => Escalation::question(conv, &crate::domain::Verdict::unstated()),
+        stored => match (case.order_id, case.conversation_id) {
+            (Some(order), _) => Escalation::order(order, case.reason, ""),
+            (None, Some(conv)) => Escalation::question(conv, &crate::domain::Verdict::unstated()),
             _ => {
                 return Ok(match stored {
                     Some(CardBody::Text(text)) => text,

@@ -198,7 +198,7 @@ pub fn span(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
+    use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
     use crate::runtime::clock::now_ms;
     use crate::store::{CardBody, CardSubject, CaseStatus, MessageKind, NewOrder, Recorded, Transition};
     use crate::telegram::Message;
@@ -367,7 +367,7 @@ mod tests {
         assert_eq!(store.open_outage(OutageCause::Backend).await.unwrap(), None);
         let case_record = store.case(outage.case_id).await.unwrap().unwrap();
         assert_eq!(case_record.status, CaseStatus::Closed);
-        assert_eq!(case_record.reason, "outage");
+        assert_eq!(case_record.reason, EscalationReason::Outage);
         let follow_ups = texts(&store).await;
         assert_eq!(follow_ups.len(), 3);
         assert_eq!(

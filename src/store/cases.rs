@@ -11,7 +11,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::case_ref::short_id;
 use super::outbox::{insert_card, insert_update, Escalation};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::OrderRef;
+use crate::domain::{EscalationReason, OrderRef};
 use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, MessageId};
 
@@ -37,8 +37,7 @@ impl CaseStatus {
 pub struct CaseRecord {
     pub id: i64,
     pub short_id: String,
-    /// An `EscalationReason` name.
-    pub reason: String,
+    pub reason: EscalationReason,
     #[serde(skip)]
     pub order_id: Option<i64>,
     /// The ref of `order_id` (not a column: [`SELECT_CASE`] joins it).
@@ -70,7 +69,7 @@ pub(super) fn case_from_row(r: &SqliteRow) -> StoreResult<CaseRecord> {
     Ok(CaseRecord {
         id,
         short_id: r.get::<Option<String>, _>("short_id").unwrap_or_else(|| short_id(id)),
-        reason: r.get("reason"),
+        reason: super::required_reason(r, "reason").map_err(corrupt)?,
         order_id: r.get("order_id"),
         order_ref: r.get::<Option<String>, _>("order_ref").map(OrderRef::try_from).transpose().map_err(corrupt)?,
         conversation_id: r.get("conversation_id"),
@@ -143,18 +142,6 @@ impl Store {
     pub async fn open_cases(&self) -> StoreResult<Vec<CaseRecord>> {
         let rows =
             sqlx::query(&format!("{SELECT_CASE} WHERE c.status = 'open' ORDER BY c.id")).fetch_all(&self.pool).await?;
-        rows.iter().map(case_from_row).collect()
-    }
-
-    /// Open cases whose order has completed meanwhile (a late account ID
-    /// from the customer, a `/retry`): they are closed on the next tick.
-    pub async fn open_cases_of_confirmed_orders(&self) -> StoreResult<Vec<CaseRecord>> {
-        let rows = sqlx::query(
-            "SELECT c.*, o.order_ref FROM cases c JOIN orders o ON o.id = c.order_id
-             WHERE c.status = 'open' AND o.state = 'confirmed' ORDER BY c.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
         rows.iter().map(case_from_row).collect()
     }
 

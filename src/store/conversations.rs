@@ -7,9 +7,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::orders::{cas_order_state, OrderChanges};
+use super::required_reason;
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
+use crate::domain::{Author, DialogueState, Direction, EscalationReason, Language, LinkStatus};
 use crate::telegram::{ChatId, MessageId};
 
 /// A conversation as stored.
@@ -75,9 +75,9 @@ pub struct ConversationOrder {
     pub account: Option<String>,
     #[serde(rename = "link_status")]
     pub status: LinkStatus,
-    /// Why the customer was asked (an `EscalationReason` name).
+    /// Why the customer was asked.
     #[serde(rename = "link_reason")]
-    pub reason: String,
+    pub reason: EscalationReason,
     /// Account IDs from the customer the backend refused for this order.
     #[serde(rename = "account_rejections")]
     pub rejections: i64,
@@ -126,7 +126,8 @@ pub(super) fn link_from_row(r: &SqliteRow) -> StoreResult<ConversationOrder> {
         order_id,
         status: LinkStatus::parse(r.get("status"))
             .ok_or_else(|| StoreError::Corrupt(format!("order {order_id}: conversation link status")))?,
-        reason: r.get("reason"),
+        reason: required_reason(r, "reason")
+            .map_err(|what| StoreError::Corrupt(format!("order {order_id}: conversation link {what}")))?,
         account: r.get("account"),
         rejections: r.get("rejections"),
         linked_at: r.get("linked_at"),
@@ -174,8 +175,8 @@ impl Store {
         conversation_from_row(&row)
     }
 
-    /// Dialogues the contact tick must look at: their timer is due, or one
-    /// of their orders, links or cases changed since the tick last looked
+    /// Dialogues the contact task must look at: their timer is due, or one
+    /// of their orders, links or cases changed since the task last looked
     /// (the triggers of `0012_customer_outbox.sql`), with the change
     /// counter seen now, to hand back to [`Store::looked_at`].
     pub async fn conversations_to_look_at(&self, now: i64) -> StoreResult<Vec<(ConversationRecord, i64)>> {
@@ -284,7 +285,13 @@ impl Store {
     }
 
     /// Links an order to a conversation (or re-opens its link) as `awaiting`.
-    pub async fn link_order(&self, conversation_id: i64, order_id: i64, reason: &str, now: i64) -> StoreResult<()> {
+    pub async fn link_order(
+        &self,
+        conversation_id: i64,
+        order_id: i64,
+        reason: EscalationReason,
+        now: i64,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO conversation_orders (conversation_id, order_id, status, reason, linked_at, updated_at)
              VALUES (?, ?, 'awaiting', ?, ?, ?)
@@ -293,7 +300,7 @@ impl Store {
         )
         .bind(conversation_id)
         .bind(order_id)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(now)
         .bind(now)
         .execute(&self.pool)
@@ -336,111 +343,6 @@ impl Store {
         .bind(order_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    /// Orders waiting for their customer (`needs_customer`) that know who
-    /// the customer is and that no dialogue is asking about yet, oldest first.
-    pub async fn orders_needing_customer(&self) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT o.id FROM orders o LEFT JOIN conversation_orders l ON l.order_id = o.id
-                 WHERE o.state = 'needs_customer' AND o.customer_id IS NOT NULL
-                   AND (l.status IS NULL OR l.status != 'awaiting')
-                 ORDER BY o.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
-    }
-
-    /// Moves an order to `needs_customer` (the contact flow takes it from
-    /// there), recording why, only if it is still in `from`.
-    pub async fn hand_to_customer(
-        &self,
-        order_id: i64,
-        from: OrderState,
-        reason: EscalationReason,
-        note: &str,
-    ) -> StoreResult<()> {
-        let now = crate::runtime::clock::now_ms();
-        let mut tx = self.pool.begin().await?;
-        let changes = OrderChanges { escalation_reason: Some(reason.as_str()), ..OrderChanges::default() };
-        if !cas_order_state(&mut tx, order_id, from, OrderState::NeedsCustomer, &changes, note, now).await? {
-            return Err(StoreError::StateChanged { order_id, expected: from });
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// An account ID for an order from the customer or a moderator: the
-    /// order's account becomes `account` and it goes to
-    /// `activation_requested` (the backend call is the validation), and
-    /// the order's conversation link (if any) becomes `link`; one
-    /// transaction, only if the order is still in `from` and was never
-    /// activated (`AlreadyActivated` otherwise: an activated product is not
-    /// activated again for another account).
-    pub async fn give_account(
-        &self,
-        order_id: i64,
-        from: OrderState,
-        account: &AccountId,
-        link: Option<LinkStatus>,
-        note: &str,
-    ) -> StoreResult<()> {
-        let now = crate::runtime::clock::now_ms();
-        let mut tx = self.pool.begin().await?;
-        let candidates = serde_json::to_string(&[account.as_str()]).expect("strings serialise");
-        let changes = OrderChanges {
-            account_candidates: Some(&candidates),
-            reset_activation_failures: true,
-            unless_activated: true,
-            ..OrderChanges::default()
-        };
-        if !cas_order_state(&mut tx, order_id, from, OrderState::ActivationRequested, &changes, note, now).await? {
-            let activation: Option<Option<String>> =
-                sqlx::query_scalar("SELECT activation_id FROM orders WHERE id = ?")
-                    .bind(order_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(match activation.flatten() {
-                Some(activation_id) => StoreError::AlreadyActivated { order_id, activation_id },
-                None => StoreError::StateChanged { order_id, expected: from },
-            });
-        }
-        if let Some(link) = link {
-            sqlx::query("UPDATE conversation_orders SET status = ?, account = ?, updated_at = ? WHERE order_id = ?")
-                .bind(link.as_str())
-                .bind(account.as_str())
-                .bind(now)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// An order whose account ID (from the customer) the backend refused
-    /// goes back to its open case (`needs_customer` → `escalated`) and its
-    /// conversation link to `moderator`, counting the refused ID against
-    /// the order's three strikes; one transaction, so the count and the
-    /// move cannot part, only if the order is still in `needs_customer`.
-    pub async fn back_to_case(&self, order_id: i64, note: &str) -> StoreResult<()> {
-        let now = crate::runtime::clock::now_ms();
-        let mut tx = self.pool.begin().await?;
-        let (from, to) = (OrderState::NeedsCustomer, OrderState::Escalated);
-        if !cas_order_state(&mut tx, order_id, from, to, &OrderChanges::default(), note, now).await? {
-            return Err(StoreError::StateChanged { order_id, expected: from });
-        }
-        sqlx::query(
-            "UPDATE conversation_orders SET status = 'moderator', rejections = rejections + 1, updated_at = ?
-             WHERE order_id = ?",
-        )
-        .bind(now)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 

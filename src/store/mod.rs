@@ -56,6 +56,8 @@ mod case_ref;
 mod cases;
 mod coalesced_updates;
 mod conversations;
+mod dialogue_events;
+mod handover;
 mod learning;
 // Retention and erasure (src/retention).
 mod erasure;
@@ -66,6 +68,7 @@ pub use case_ref::{parse_short_id, short_id};
 pub use cases::{CaseRecord, CaseStatus};
 pub use coalesced_updates::CoalescedUpdate;
 pub use conversations::{ConversationMessage, ConversationOrder, ConversationRecord, NewConversationMessage};
+pub use dialogue_events::{DialogueEvent, DialogueEventKind};
 pub use erasure::{ErasureCounts, Forgotten, PendingWork};
 pub use learning::{LearnPreview, NewLearnPreview};
 pub use queued_questions::{BudgetItem, QueueFigures, QueuedQuestion};
@@ -97,6 +100,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Hints the contact task: a committed order move wrote a dialogue event.
+    dialogue: crate::runtime::wake::Wake,
 }
 
 impl Store {
@@ -118,7 +123,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, dialogue: crate::runtime::wake::Wake::new() })
     }
 
     /// Closes the pool, waiting for in-flight statements.
@@ -134,4 +139,17 @@ impl Store {
         sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&self.pool).await?;
         Ok(())
     }
+}
+
+/// An `EscalationReason` column read back as the type it was written
+/// from (None: NULL); an unknown name is a corrupt row (`Err` names it).
+fn reason_column(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<crate::domain::EscalationReason>, String> {
+    use sqlx::Row;
+    let Some(name) = r.get::<Option<&str>, _>(column) else { return Ok(None) };
+    crate::domain::EscalationReason::parse(name).map(Some).ok_or_else(|| format!("{column} {name:?}"))
+}
+
+/// [`reason_column`] of a column that is never NULL.
+fn required_reason(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<crate::domain::EscalationReason, String> {
+    reason_column(r, column)?.ok_or_else(|| format!("{column} missing"))
 }

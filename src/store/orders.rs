@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::outages::OutageCause;
 use super::outbox::{insert_card, Escalation};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{AccountId, Currency, Money, OrderRef, OrderState};
+use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
 use crate::runtime::clock::now_ms;
 use crate::telegram::{ChatId, Message, MessageId};
 
@@ -66,7 +66,7 @@ pub struct OrderRecord {
     pub customer_name: String,
     pub customer_username: Option<String>,
     pub details: String,
-    pub escalation_reason: Option<String>,
+    pub escalation_reason: Option<EscalationReason>,
     pub activation_id: Option<String>,
     #[serde(serialize_with = "super::serde_time::ms")]
     pub created_at: i64,
@@ -144,7 +144,7 @@ impl Transition {
             activation_id: self.activation_id.as_deref(),
             reply_message_id: self.reply_message_id,
             button_message_id: self.button_message_id,
-            escalation_reason: self.escalation.as_ref().map(|c| c.reason.as_str()),
+            escalation_reason: self.escalation.as_ref().map(|c| c.reason),
             reset_step_failures: true,
             ..OrderChanges::default()
         }
@@ -213,7 +213,7 @@ pub(super) struct OrderChanges<'a> {
     pub activation_id: Option<&'a str>,
     pub reply_message_id: Option<MessageId>,
     pub button_message_id: Option<MessageId>,
-    pub escalation_reason: Option<&'a str>,
+    pub escalation_reason: Option<EscalationReason>,
     /// The order's account IDs, replaced (a JSON array).
     pub account_candidates: Option<&'a str>,
     pub reset_activation_failures: bool,
@@ -243,8 +243,11 @@ macro_rules! cas_sql {
 /// caller's transaction, moves the order from `from` to `to` (a step the
 /// state machine allows, [`OrderState::transition`]) with `changes`, and
 /// logs the step with `note` in `order_events`, only if the order is still
-/// in `from` (and never activated, with `unless_activated`). Returns
-/// whether it applied; when it did not, nothing was written.
+/// in `from` (and never activated, with `unless_activated`); a move that
+/// concerns the customer dialogue writes its event too
+/// (`dialogue_events::note_for_dialogue`). Returns the order as it now is
+/// (`RETURNING`: the order worker goes on with the next step without
+/// reading the row back); `None`: it did not apply, and nothing was written.
 pub(super) async fn cas_order_state(
     tx: &mut Transaction<'_, Sqlite>,
     order_id: i64,
@@ -253,29 +256,23 @@ pub(super) async fn cas_order_state(
     changes: &OrderChanges<'_>,
     note: &str,
     now: i64,
-) -> StoreResult<bool> {
-    Ok(cas_order_state_returning(tx, order_id, from, to, changes, note, now).await?.is_some())
-}
-
-/// [`cas_order_state`] that also returns the order as it now is (`RETURNING`):
-/// the order worker goes on with the next step without reading the row back.
-/// `None`: it did not apply, and nothing was written.
-async fn cas_order_state_returning(
-    tx: &mut Transaction<'_, Sqlite>,
-    order_id: i64,
-    from: OrderState,
-    to: OrderState,
-    changes: &OrderChanges<'_>,
-    note: &str,
-    now: i64,
-) -> StoreResult<Option<OrderRecord>> {
+) -> StoreResult<Option<Moved>> {
     from.transition(to)?;
     let row = bind_cas(sqlx::query(concat!(cas_sql!(), " RETURNING *")), order_id, from, to, changes, now)
         .fetch_optional(&mut **tx)
         .await?;
     let Some(row) = row else { return Ok(None) };
     insert_event(tx, order_id, Some(from), to, note, now).await?;
-    order_from_row(&row).map(Some)
+    let for_dialogue = super::dialogue_events::note_for_dialogue(tx, order_id, to, now).await?;
+    Ok(Some(Moved { order: order_from_row(&row)?, for_dialogue }))
+}
+
+/// What an applied compare-and-set did.
+pub(super) struct Moved {
+    pub(super) order: OrderRecord,
+    /// It wrote an event for the customer dialogue: once committed, hint
+    /// the contact task ([`Store::hint_dialogue`]).
+    pub(super) for_dialogue: bool,
 }
 
 fn bind_cas<'q>(
@@ -292,7 +289,7 @@ fn bind_cas<'q>(
         .bind(changes.activation_id)
         .bind(changes.reply_message_id)
         .bind(changes.button_message_id)
-        .bind(changes.escalation_reason)
+        .bind(changes.escalation_reason.map(EscalationReason::as_str))
         .bind(changes.account_candidates)
         .bind(changes.reset_activation_failures)
         .bind(changes.reset_step_failures)
@@ -328,7 +325,7 @@ pub(super) fn order_from_row(row: &SqliteRow) -> StoreResult<OrderRecord> {
         activation_id: row.get("activation_id"),
         reply_message_id: row.get::<Option<i64>, _>("reply_message_id").map(|v| v as MessageId),
         button_message_id: row.get::<Option<i64>, _>("button_message_id").map(|v| v as MessageId),
-        escalation_reason: row.get("escalation_reason"),
+        escalation_reason: super::reason_column(row, "escalation_reason").map_err(|e| corrupt(&e))?,
         activation_failures: row.get("activation_failures"),
         next_attempt_at: row.get("next_attempt_at"),
         reply_random_id: row.get("reply_random_id"),
@@ -414,15 +411,15 @@ impl Store {
     pub async fn advance(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<OrderRecord> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let Some(order) = cas_order_state_returning(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await?
-        else {
+        let Some(moved) = cas_order_state(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await? else {
             return Err(StoreError::StateChanged { order_id, expected: from });
         };
         if let Some(card) = &t.escalation {
             insert_card(&mut tx, card, now).await?;
         }
         tx.commit().await?;
-        Ok(order)
+        self.hint_dialogue(moved.for_dialogue);
+        Ok(moved.order)
     }
 
     /// Records a fact that is not a state change (e.g. the Send button was

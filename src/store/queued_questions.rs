@@ -4,7 +4,7 @@
 //!
 //! A question beyond the budget is not dropped and not answered later from
 //! memory: it is a row with a due time, released oldest first by the
-//! contact tick, so a restart resumes the queue where it was. The budget
+//! contact task, so a restart resumes the queue where it was. The budget
 //! itself is counted from what the store already records (agent turns,
 //! question cases), so a restart does not reset it either.
 

@@ -413,7 +413,9 @@ async fn refund_order(
     note: &str,
     now: i64,
 ) -> StoreResult<()> {
-    if !cas_order_state(tx, order_id, state, OrderState::Refunded, &OrderChanges::default(), note, now).await? {
+    // A refund writes no dialogue event: closing the link below tells the dialogue.
+    if cas_order_state(tx, order_id, state, OrderState::Refunded, &OrderChanges::default(), note, now).await?.is_none()
+    {
         return Err(StoreError::StateChanged { order_id, expected: state });
     }
     sqlx::query("UPDATE conversation_orders SET status = 'closed', updated_at = ? WHERE order_id = ?")

@@ -108,7 +108,7 @@ impl Default for SandboxOptions {
             park_delay: Duration::from_millis(300),
             ops_listener: false,
             webhook: None,
-            contact: Some(ContactConfig { tick: Duration::from_millis(50), ..ContactConfig::default() }),
+            contact: Some(ContactConfig::default()),
             agent: false,
             resync_interval: Duration::from_secs(1),
             report: crate::report::ReportSettings::default(),

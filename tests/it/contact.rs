@@ -118,7 +118,7 @@ async fn a_refused_id_is_asked_again_and_the_third_refusal_goes_to_the_moderator
     }
     app.customer_says(603, "333333");
     let o = app.wait_state(msg, OrderState::Escalated).await;
-    assert_eq!(o.escalation_reason.as_deref(), Some("account_rejected_thrice"));
+    assert_eq!(o.escalation_reason.map(|r| r.as_str()), Some("account_rejected_thrice"));
     let cards = wait_cards(&app, 1).await;
     assert!(cards[0].text.contains("333333"), "the card shows the conversation: {}", cards[0].text);
     assert_eq!(app.backend.stats().requests, 3, "one backend call per ID, no loop");
@@ -228,7 +228,7 @@ async fn a_silent_customer_is_reminded_after_an_hour_and_handed_over_after_a_day
 
     app.advance(Duration::from_secs(23 * 3600)).await;
     let o = app.wait_state(msg, OrderState::Escalated).await;
-    assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
+    assert_eq!(o.escalation_reason.map(|r| r.as_str()), Some("customer_silent"));
     let cards = wait_cards(&app, 1).await;
     assert!(cards[0].text.contains("did not answer"), "{}", cards[0].text);
     assert_eq!(all_sent_to(&app, 604).await.len(), 2, "one reminder only");
@@ -243,7 +243,7 @@ async fn a_privacy_restricted_customer_goes_to_the_moderator_at_once() {
     app.world.fail_sends_to(605, MessengerError::PrivacyRestricted);
     let msg = app.post_order(&order(605).by("Олег").details("ID потом пришлю"));
     let o = app.wait_state(msg, OrderState::Escalated).await;
-    assert_eq!(o.escalation_reason.as_deref(), Some("customer_unreachable"));
+    assert_eq!(o.escalation_reason.map(|r| r.as_str()), Some("customer_unreachable"));
     let cards = wait_cards(&app, 1).await;
     let card = &cards[0].text;
     assert!(card.contains("PRIVACY_RESTRICTED"), "names the reason: {card}");
@@ -309,7 +309,48 @@ async fn the_daily_message_cap_hands_the_order_to_the_moderator() {
     app.wait_sent(609, 1).await;
     app.customer_says(609, "111111 222222");
     let o = app.wait_state(msg, OrderState::Escalated).await;
-    assert_eq!(o.escalation_reason.as_deref(), Some("message_cap_reached"));
+    assert_eq!(o.escalation_reason.map(|r| r.as_str()), Some("message_cap_reached"));
     assert_eq!(all_sent_to(&app, 609).await.len(), 1, "never more than the cap");
+    app.shutdown().await;
+}
+
+/// The order's move to `needs_customer` writes a dialogue event in its
+/// own commit and hints the contact task: on a clock that does not move,
+/// the customer is still asked (a scan, or the slow re-check, would
+/// never come).
+#[tokio::test]
+async fn the_customer_is_asked_as_the_order_is_handed_over_with_the_clock_standing_still() {
+    let app = TestApp::spawn().await;
+    let clock = pause_time().await;
+    let msg = app.post_order(&order(641).details("оплатил, жду"));
+    let asked = app.wait_sent(641, 1).await;
+    clock.resume();
+    assert!(asked[0].text.contains("ID"), "{}", asked[0].text);
+    assert_eq!(order_of(&app, msg).await.state, OrderState::NeedsCustomer);
+    app.shutdown().await;
+}
+
+/// A moderator's ID completes an escalated order: its case closes from
+/// the order's own event, on a clock that does not move.
+#[tokio::test]
+async fn a_case_closes_when_its_order_completes_with_the_clock_standing_still() {
+    let app = TestApp::spawn().await;
+    app.backend.add_pending("424242", "100 Diamonds");
+    app.world.add_user(642, "Олег", None);
+    app.world.fail_sends_to(642, MessengerError::PrivacyRestricted);
+    let msg = app.post_order(&order(642).by("Олег").details("забыл ID"));
+    app.wait_state(msg, OrderState::Escalated).await;
+    let card = app.wait_card("Case C").await;
+
+    let clock = pause_time().await;
+    app.moderator_replies(&card, "424242");
+    let o = app.wait_state(msg, OrderState::Confirmed).await;
+    let case = eventually("the case closed", || async {
+        let c = app.store().all_cases().await.unwrap().into_iter().find(|c| c.order_id == Some(o.id))?;
+        (c.status == tribute_assistant::store::CaseStatus::Closed).then_some(c)
+    })
+    .await;
+    clock.resume();
+    assert!(case.outcome.unwrap().contains("424242"));
     app.shutdown().await;
 }

@@ -271,7 +271,7 @@ async fn three_late_wrong_ids_go_to_the_one_case_of_their_order_and_count_as_str
     eventually("reminded", || async { (all_sent_to(&app, 604).await.len() == 2).then_some(()) }).await;
     app.advance(Duration::from_secs(23 * 3600)).await;
     let o = app.wait_state(msg, OrderState::Escalated).await;
-    assert_eq!(o.escalation_reason.as_deref(), Some("customer_silent"));
+    assert_eq!(o.escalation_reason.map(|r| r.as_str()), Some("customer_silent"));
     app.wait_card("Case C1").await;
     clock.resume();
 
@@ -397,7 +397,7 @@ async fn a_crowd_of_100_senders_is_queued_and_released_oldest_first_behind_one_c
     // Nothing lost: every sender has exactly one question case, and the
     // queue was released in the order it was filled.
     let cases = app.store().all_cases().await.unwrap();
-    let questions: Vec<_> = cases.iter().filter(|c| c.reason == "customer_question").collect();
+    let questions: Vec<_> = cases.iter().filter(|c| c.reason.as_str() == "customer_question").collect();
     assert_eq!(questions.len(), 100);
     let mut conversations: Vec<i64> = questions.iter().map(|c| c.conversation_id.unwrap()).collect();
     conversations.dedup();

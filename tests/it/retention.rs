@@ -204,7 +204,10 @@ async fn pruning_removes_only_what_is_past_its_window_and_never_pending_work() {
 
     let vera = talk(&store, 503, "Вера", 10, 2, "вопрос Веры").await;
     let vera_order = order(&store, 2, 503, "Вера", &[OrderState::NeedsCustomer]).await;
-    store.link_order(vera, vera_order, "missing_account", now_ms()).await.unwrap();
+    store
+        .link_order(vera, vera_order, tribute_assistant::domain::EscalationReason::MissingAccount, now_ms())
+        .await
+        .unwrap();
     post_all(&store).await;
     // Two questions queued behind the account-wide budget: one let through, one still waiting.
     assert!(store.queue_question(anna, 1_001, false, now_ms()).await.unwrap());
@@ -304,7 +307,7 @@ async fn scrubbing_keeps_the_order_money_history_and_pseudonymises_the_customer(
     let mut db = raw(dir.path()).await;
     let conv = talk(&store, 701, "Дарья Смирнова", 10, 1, "где мой заказ").await;
     let id = order(&store, 7, 701, "Дарья Смирнова", &PAID).await;
-    store.link_order(conv, id, "missing_account", now_ms()).await.unwrap();
+    store.link_order(conv, id, tribute_assistant::domain::EscalationReason::MissingAccount, now_ms()).await.unwrap();
     store.set_link_status(id, LinkStatus::Done, false, now_ms()).await.unwrap();
     let purchase = PurchaseFacts {
         purchase_id: "p-701".into(),

@@ -98,7 +98,7 @@ async fn every_state_change_is_a_compare_and_set_that_writes_nothing_when_it_los
     store.hand_to_customer(id, OrderState::ActivationRequested, reason, "ask").await.unwrap();
     let order = store.order(id).await.unwrap();
     assert_eq!(order.state, OrderState::NeedsCustomer);
-    assert_eq!(order.escalation_reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(order.escalation_reason.map(|r| r.as_str()), Some(reason.as_str()));
     assert_eq!((order.next_attempt_at, order.activation_failures), (None, 1));
     let n = events().await;
     let err = store.hand_to_customer(id, OrderState::ActivationRequested, reason, "again").await;
@@ -199,7 +199,7 @@ async fn a_dialogue_comes_back_to_the_tick_when_its_order_changes_or_its_timer_i
     store.looked_at(conv.id, look(&seen), None).await.unwrap();
     assert!(store.conversations_to_look_at(i64::MAX).await.unwrap().is_empty(), "at rest: no timer, no change");
 
-    store.link_order(conv.id, order, "missing_account", 1).await.unwrap();
+    store.link_order(conv.id, order, tribute_assistant::domain::EscalationReason::MissingAccount, 1).await.unwrap();
     let seen = store.conversations_to_look_at(0).await.unwrap();
     assert_eq!(ids(seen.clone()), vec![conv.id], "a new link");
     store.looked_at(conv.id, look(&seen), Some(5_000)).await.unwrap();

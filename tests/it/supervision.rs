@@ -57,7 +57,8 @@ async fn malformed_moderator_commands_get_a_polite_answer_and_the_desk_goes_on()
     // After all of it the desk still serves: /cases is answered.
     let id = app.moderator_says("/cases");
     answer_to(&app, id).await;
-    let quarantined = app.store().all_cases().await.unwrap().into_iter().filter(|c| c.reason == "unhandled").count();
+    let quarantined =
+        app.store().all_cases().await.unwrap().into_iter().filter(|c| c.reason.as_str() == "unhandled").count();
     assert_eq!(quarantined, 0, "no command needed the quarantine");
     app.shutdown().await;
 }
