@@ -58,43 +58,6 @@ impl TurnOutcome {
         !self.reasons.is_empty()
     }
 
-    /// The moderator's case card: the question, the draft if any, and why
-    /// (`ask` prints it; the daemon's card shows [`Self::verdict`] in words
-    /// beside the conversation it already has).
-    pub fn case_text(&self) -> String {
-        let mut s = String::from("❓ Customer question — the agent needs a person\n");
-        let mut who = Vec::new();
-        if let Some(c) = self.customer_id {
-            who.push(format!("customer {c}"));
-        }
-        if let Some(c) = self.conversation_id {
-            who.push(format!("conversation {c}"));
-        }
-        who.push(format!("language {}", self.language));
-        s.push_str(&format!("{}\n\nQuestion:\n{}\n\n", who.join(" · "), self.question.trim()));
-        match &self.draft {
-            Some(d) if !d.trim().is_empty() => {
-                s.push_str(&format!("Draft answer (not sent):\n{}\n", d.trim()));
-                let mut facts = Vec::new();
-                if let Some(c) = self.confidence {
-                    facts.push(format!("confidence {c:.2}"));
-                }
-                if !self.source_titles.is_empty() {
-                    facts.push(format!("from {}", quoted(&self.source_titles)));
-                }
-                facts.push(format!("mode {}", self.mode.as_str()));
-                s.push_str(&format!("({})\n\n", facts.join(" · ")));
-            }
-            _ => s.push_str(&format!("No draft answer (mode {}).\n\n", self.mode.as_str())),
-        }
-        s.push_str("Why:\n");
-        for r in &self.reasons {
-            s.push_str(&format!("• {} [{}]\n", r.in_words(), r.code.as_str()));
-        }
-        s.push_str("\nThe customer was told a person will answer. Reply to this message to answer them.");
-        s
-    }
-
     /// What the desk gets when the agent hands the question over: its
     /// reasons in words, the draft it did not send and the FAQ sections the
     /// draft came from, by title (the card puts them into one line).
@@ -122,9 +85,4 @@ impl TurnOutcome {
             "latency_ms": self.latency.as_millis() as u64,
         })
     }
-}
-
-/// `“A”, “B”`: titles as a sentence names them.
-fn quoted(titles: &[String]) -> String {
-    titles.iter().map(|t| format!("“{t}”")).collect::<Vec<_>>().join(", ")
 }

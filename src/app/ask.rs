@@ -9,8 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::agent::sources::NoOrders;
-use crate::agent::{Agent, AgentSettings, Lang, OrderStatusSource, TurnRequest};
+use crate::agent::{Agent, AgentSettings, Lang, OrderStatusSource, TurnOutcome, TurnRequest};
 use crate::app::config::{FileConfig, DATA_DIR_ENV};
+use crate::domain::EscalationReason;
+use crate::moderator::cards::verdict_in_words;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +63,7 @@ pub async fn run(args: AskArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
     if args.json {
         println!("{}", outcome.to_json());
     } else if outcome.escalated() {
-        println!("{}\n\n{}", outcome.reply, outcome.case_text());
+        println!("{}\n\n{}", outcome.reply, handed_over(&outcome));
     } else {
         println!(
             "{}\n\n(confidence {}, sources {}, mode {})",
@@ -72,4 +74,18 @@ pub async fn run(args: AskArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `ask` shows when a person would get the question: the moderator's
+/// one line (the desk's own words for the agent's verdict), then the codes
+/// and figures an operator tunes the agent with.
+fn handed_over(o: &TurnOutcome) -> String {
+    let why = verdict_in_words(EscalationReason::CustomerQuestion, &o.verdict());
+    let codes: Vec<&str> = o.reasons.iter().map(|r| r.code.as_str()).collect();
+    let confidence = o.confidence.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into());
+    format!(
+        "A person would get this question.\nWhy: {why}\n(reasons {}, confidence {confidence}, mode {})",
+        codes.join(", "),
+        o.mode.as_str()
+    )
 }

@@ -5,7 +5,7 @@
 //! Why a queue and not a refusal: every question is someone's, and a
 //! crowd (a post gone viral, a bot swarm) must cost a delay, not answers.
 //! Why in the store: a restart resumes the queue where it was. Why one
-//! question per tick: a question can be an agent turn of up to a minute,
+//! question per pass: a question can be an agent turn of up to a minute,
 //! and the contact task must get back to account IDs and moderators in
 //! between (`Store::waiting_inbound`'s lanes).
 //!

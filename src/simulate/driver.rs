@@ -769,7 +769,7 @@ impl Driver {
             daemon = daemon.min(self.sim_ms(t) + 1);
         }
         if let Some(t) = self.probe.next_dialogue_due().await? {
-            // The contact tick looks once a second: land just after the timer.
+            // The contact task wakes at the timer: land just after it.
             let at = self.sim_ms(t) + 1100;
             if at <= now {
                 overdue = true;

@@ -222,10 +222,6 @@ async fn low_confidence_escalates_with_the_holding_message_and_a_case_card() {
     assert_eq!(codes(&out), [ReasonCode::LowConfidence]);
     assert_eq!(out.reply, Prompts::default().holding_en);
     assert_eq!(out.draft.as_deref(), Some(draft));
-    let card = out.case_text();
-    assert!(card.contains("When will my diamonds arrive?"), "{card}");
-    assert!(card.contains(draft), "{card}");
-    assert!(card.contains("the model was not sure (0.35 < 0.70) [low_confidence]"), "{card}");
     // The daemon's card: one line in words, the draft, its section by title.
     let why = tribute_assistant::moderator::cards::verdict_in_words(
         tribute_assistant::domain::EscalationReason::CustomerQuestion,
@@ -379,7 +375,7 @@ async fn the_llm_being_down_escalates_and_nothing_is_lost() {
     assert_eq!(turn.question, "When will my diamonds arrive?");
     assert!(turn.escalated);
     assert_eq!(turn.reasons[0]["code"], "llm_failed");
-    assert!(out.case_text().contains("When will my diamonds arrive?"));
+    assert!(out.verdict().reasons[0].contains("the language model failed"), "{:?}", out.verdict());
 }
 
 #[tokio::test]
