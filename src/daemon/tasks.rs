@@ -120,8 +120,10 @@ async fn pass(
             Err(e @ WorkflowError::Interrupted(_)) => return Err(e),
             Err(e) => warn!(order = id, error = %e, "an order step failed; it is retried on a later pass"),
         }
-        // The step may have opened a case.
-        cards.wake();
+        // The step opened a case or wrote a follow-up: the poster looks now.
+        if store.take_card_hint() {
+            cards.wake();
+        }
         if *shutdown.borrow() {
             return Err(WorkflowError::ShuttingDown);
         }

@@ -31,9 +31,11 @@ pub use serde_time::rfc3339;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 pub use approved_pairs::{ApprovedPair, NewApprovedPair};
@@ -102,6 +104,9 @@ pub struct Store {
     pool: SqlitePool,
     /// Hints the contact task: a committed order move wrote a dialogue event.
     dialogue: crate::runtime::wake::Wake,
+    /// Set when any connection inserts a moderator outbox row
+    /// ([`Store::take_card_hint`]).
+    card_written: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -121,9 +126,35 @@ impl Store {
             // at its high-water mark for good.
             .pragma("journal_size_limit", "1048576")
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let card_written = Arc::new(AtomicBool::new(false));
+        let flag = card_written.clone();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .after_connect(move |conn, _| {
+                let flag = flag.clone();
+                Box::pin(async move {
+                    conn.lock_handle().await?.set_update_hook(move |row| {
+                        if row.operation == SqliteOperation::Insert && row.table == "moderator_outbox" {
+                            flag.store(true, Ordering::Release);
+                        }
+                    });
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, dialogue: crate::runtime::wake::Wake::new() })
+        Ok(Self { pool, dialogue: crate::runtime::wake::Wake::new(), card_written })
+    }
+
+    /// Whether a card or case follow-up was written since the last call:
+    /// the order worker wakes the desk's poster only then, not after every
+    /// step. Set when the row is inserted, so a caller that asks after its
+    /// own commit sees its own cards; another task's card whose commit is
+    /// still in flight may be seen early and missed by the poster's look,
+    /// which costs that card at most the poster's one-second sweep.
+    pub fn take_card_hint(&self) -> bool {
+        self.card_written.swap(false, Ordering::AcqRel)
     }
 
     /// Closes the pool, waiting for in-flight statements.

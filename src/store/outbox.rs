@@ -636,6 +636,18 @@ mod tests {
     /// Rows written before migration 0011 hold rendered text: they are kept
     /// through the table rebuild and read back as text (posted as stored).
     #[tokio::test]
+    async fn a_written_card_is_hinted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        assert!(!store.take_card_hint(), "nothing written yet");
+        let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
+        assert!(!store.take_card_hint(), "a conversation is not a card");
+        store.open_case(&Escalation::question(conv.id, &crate::domain::Verdict::because("no answer"))).await.unwrap();
+        assert!(store.take_card_hint());
+        assert!(!store.take_card_hint(), "taken");
+    }
+
+    #[tokio::test]
     async fn cards_stored_as_text_before_0011_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
