@@ -198,10 +198,9 @@ pub fn span(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
+    use crate::domain::{EscalationReason, OrderRef, OrderState};
     use crate::runtime::clock::now_ms;
-    use crate::store::{CardBody, CardSubject, CaseStatus, MessageKind, NewOrder, Recorded, Transition};
-    use crate::telegram::Message;
+    use crate::store::{CardBody, CardSubject, CaseStatus, Transition};
 
     const AFTER: Duration = Duration::from_secs(15 * 60);
     const MIN: i64 = 60_000;
@@ -212,33 +211,7 @@ mod tests {
 
     /// An order stored from Tribute message `msg`, moved to `state` (on the happy path).
     async fn order(store: &Store, msg: i32, state: OrderState) -> i64 {
-        let message = Message {
-            chat_id: 93372553,
-            id: msg,
-            sender_id: Some(93372553),
-            outgoing: false,
-            sender_is_bot: true,
-            date: 1_700_000_000,
-            text: "🆕 Custom Product Order ...".into(),
-            entities: vec![],
-            reply_to: None,
-            buttons: vec![],
-        };
-        let new = NewOrder {
-            order_ref: OrderRef::for_message(93372553, msg),
-            customer_name: "Иван".into(),
-            customer_id: Some(7),
-            customer_username: None,
-            product: "100 Diamonds".into(),
-            price: Money::new(500, Currency::Eur).unwrap(),
-            details: "ID 123456".into(),
-            account_candidates: vec![AccountId::parse("123456").unwrap()],
-        };
-        let Recorded::NewOrder(id) =
-            store.record_tribute_message(&message, MessageKind::Order, None, Some(&new), None).await.unwrap()
-        else {
-            panic!("a new order")
-        };
+        let id = crate::store::test_orders::record(store, msg, Some(7), Some("123456")).await;
         let mut at = OrderState::Received;
         for next in [OrderState::ActivationRequested, OrderState::Activated] {
             if at == state {

@@ -136,37 +136,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::DialogueEventKind;
-    use crate::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
-    use crate::store::{Escalation, MessageKind, NewOrder, Recorded, Store, Transition};
-    use crate::telegram::Message;
+    use crate::domain::{EscalationReason, OrderState};
+    use crate::store::{Escalation, Store, Transition};
 
     async fn order(store: &Store, msg: i32, customer: Option<i64>) -> i64 {
-        let message = Message {
-            chat_id: 93372553,
-            id: msg,
-            sender_id: Some(93372553),
-            outgoing: false,
-            sender_is_bot: true,
-            date: 1_700_000_000,
-            text: "🆕 Custom Product Order ...".into(),
-            entities: vec![],
-            reply_to: None,
-            buttons: vec![],
-        };
-        let new = NewOrder {
-            order_ref: OrderRef::for_message(93372553, msg),
-            customer_name: "Иван".into(),
-            customer_id: customer,
-            customer_username: None,
-            product: "100 Diamonds".into(),
-            price: Money::new(500, Currency::Eur).unwrap(),
-            details: String::new(),
-            account_candidates: Vec::<AccountId>::new(),
-        };
-        match store.record_tribute_message(&message, MessageKind::Order, None, Some(&new), None).await.unwrap() {
-            Recorded::NewOrder(id) => id,
-            other => panic!("a new order, not {other:?}"),
-        }
+        crate::store::test_orders::record(store, msg, customer, None).await
     }
 
     async fn moves(store: &Store, id: i64, path: &[OrderState]) {

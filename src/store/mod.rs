@@ -184,3 +184,42 @@ fn reason_column(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<cra
 fn required_reason(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<crate::domain::EscalationReason, String> {
     reason_column(r, column)?.ok_or_else(|| format!("{column} missing"))
 }
+
+/// Orders for the library's own unit tests, stored the way the daemon
+/// stores them (from a Tribute message).
+#[cfg(test)]
+pub(crate) mod test_orders {
+    use super::{MessageKind, NewOrder, Recorded, Store};
+    use crate::domain::{AccountId, Currency, Money, OrderRef};
+    use crate::telegram::Message;
+
+    /// The order of Tribute message `msg` from `customer`, with `account` in its details.
+    pub(crate) async fn record(store: &Store, msg: i32, customer: Option<i64>, account: Option<&str>) -> i64 {
+        let message = Message {
+            chat_id: 93372553,
+            id: msg,
+            sender_id: Some(93372553),
+            outgoing: false,
+            sender_is_bot: true,
+            date: 1_700_000_000,
+            text: "🆕 Custom Product Order ...".into(),
+            entities: vec![],
+            reply_to: None,
+            buttons: vec![],
+        };
+        let new = NewOrder {
+            order_ref: OrderRef::for_message(93372553, msg),
+            customer_name: "Иван".into(),
+            customer_id: customer,
+            customer_username: None,
+            product: "100 Diamonds".into(),
+            price: Money::new(500, Currency::Eur).unwrap(),
+            details: account.map(|a| format!("ID {a}")).unwrap_or_default(),
+            account_candidates: account.map(|a| AccountId::parse(a).unwrap()).into_iter().collect(),
+        };
+        match store.record_tribute_message(&message, MessageKind::Order, None, Some(&new), None).await.unwrap() {
+            Recorded::NewOrder(id) => id,
+            other => panic!("a new order, not {other:?}"),
+        }
+    }
+}
