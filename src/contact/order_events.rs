@@ -98,8 +98,9 @@ impl Contact {
     /// earlier payment: most likely the customer paid twice. Asking for the
     /// ID again cannot help (it is right), so a person takes the order, and
     /// the customer is told what happened instead of "maybe a typo".
-    /// Escalated first: a crash in between costs the customer's notice,
-    /// never a second one, and the moderator has the case either way.
+    /// Told first ([`Contact::notice_once`]), then escalated: a crash in
+    /// between re-runs this from the order's event, which neither tells
+    /// the customer twice nor loses the notice.
     async fn already_fulfilled(
         &self,
         order: &OrderRecord,
@@ -111,18 +112,12 @@ impl Contact {
             None => self.link_to_dialogue(order, customer).await?,
         };
         let account = order.account_candidates().first().map(|a| a.to_string()).unwrap_or_default();
-        let detail = format!("account {account}; the customer is told it looks like a second payment");
-        self.escalate_orders(&conv, &[order.id], EscalationReason::AlreadyFulfilled, &detail).await?;
         let line = order_line(order, conv.language);
         let vars = [("name", conv.customer_name.as_str()), ("account", account.as_str()), ("orders", line.as_str())];
         let text = self.templates.render("already_fulfilled", conv.language, &vars);
-        match self.send(&conv, &text, Author::Assistant, None, Some("already_fulfilled"), &[order.id]).await? {
-            Sent::Delivered(_) | Sent::Queued(_) => info!(order_ref = %order.order_ref, "told the customer"),
-            other => {
-                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
-            }
-        }
-        Ok(())
+        self.notice_once(&conv, order, "already_fulfilled", &text).await?;
+        let detail = format!("account {account}; the customer is told it looks like a second payment");
+        self.escalate_orders(&conv, &[order.id], EscalationReason::AlreadyFulfilled, &detail).await
     }
 
     /// The backend refused the ID the customer gave: ask again, or after
@@ -130,17 +125,18 @@ impl Contact {
     async fn customer_account_refused(&self, order: &OrderRecord, link: &ConversationOrder) -> Result<()> {
         let now = now_ms();
         let rejections = link.rejections + 1;
-        self.store.set_link_status(order.id, LinkStatus::Awaiting, true, now).await?;
         let conv = self.store.conversation(link.conversation_id).await?;
         let account = link.account.clone().unwrap_or_default();
         warn!(order_ref = %order.order_ref, %account, rejections, "the backend refused the customer's account ID");
         if rejections >= MAX_REJECTIONS {
+            // Told, handed over, then counted: a crash in between re-runs
+            // this from the order's event without a second notice or case.
+            self.tell_a_person_takes_over(&conv, order, &account).await?;
             let detail = format!("{rejections} IDs refused, the last {account}");
             self.escalate_orders(&conv, &[order.id], EscalationReason::AccountRejectedThrice, &detail).await?;
-            // Escalated first: a crash in between costs the customer's
-            // notice, never a second case.
-            return self.tell_a_person_takes_over(&conv, order, &account).await;
+            return Ok(self.store.set_link_status(order.id, LinkStatus::Moderator, true, now).await?);
         }
+        self.store.set_link_status(order.id, LinkStatus::Awaiting, true, now).await?;
         let lang = conv.language;
         let problem = self.problem(order, Some(&account), lang);
         let text = self.templates.render(
@@ -185,12 +181,27 @@ impl Contact {
             ("name", conv.customer_name.as_str()),
         ];
         let text = self.templates.render("id_rejected_thrice", lang, &vars);
-        match self.send(conv, &text, Author::Assistant, None, Some("id_rejected_thrice"), &[order.id]).await? {
-            Sent::Delivered(_) | Sent::Queued(_) => {
-                info!(order_ref = %order.order_ref, "told the customer a person takes over")
-            }
+        self.notice_once(conv, order, "id_rejected_thrice", &text).await
+    }
+
+    /// Tells the customer `text` (`template`) about `order` unless a message
+    /// of that template about it was written before: the handlers that tell
+    /// and then hand the order over are re-run whole after a crash.
+    async fn notice_once(
+        &self,
+        conv: &ConversationRecord,
+        order: &OrderRecord,
+        template: &str,
+        text: &str,
+    ) -> Result<()> {
+        if self.store.customer_notice_written(conv.id, template, order.id).await? {
+            info!(order_ref = %order.order_ref, template, "the customer was told already");
+            return Ok(());
+        }
+        match self.send(conv, text, Author::Assistant, None, Some(template), &[order.id]).await? {
+            Sent::Delivered(_) | Sent::Queued(_) => info!(order_ref = %order.order_ref, template, "told the customer"),
             other => {
-                warn!(order_ref = %order.order_ref, outcome = ?other, "could not tell the customer; the case has it")
+                warn!(order_ref = %order.order_ref, template, outcome = ?other, "could not tell the customer; the case has it")
             }
         }
         Ok(())

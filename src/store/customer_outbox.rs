@@ -50,6 +50,25 @@ pub enum Undelivered {
 }
 
 impl Store {
+    /// Whether a message of `template` about `order_id` was written to the
+    /// conversation (waiting, sent or given up): a notice is written once.
+    pub async fn customer_notice_written(
+        &self,
+        conversation_id: i64,
+        template: &str,
+        order_id: i64,
+    ) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM customer_outbox WHERE conversation_id = ? AND template = ?
+                 AND EXISTS (SELECT 1 FROM json_each(order_ids) WHERE value = ?))",
+        )
+        .bind(conversation_id)
+        .bind(template)
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Stores a message to be delivered, due now, counted on `cap_day`.
     pub async fn enqueue_customer_message(
         &self,
@@ -219,4 +238,32 @@ fn pending_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<PendingCustomerM
         attempts: r.get::<i64, _>("attempts") as u32,
         maybe_sent: r.get::<i64, _>("maybe_sent") != 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NewCustomerMessage;
+    use crate::domain::{Author, Language};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_notice_is_found_by_its_template_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let conv = store.open_conversation(5, "Иван", Language::Ru, 0).await.unwrap();
+        assert!(!store.customer_notice_written(conv.id, "already_fulfilled", 12).await.unwrap());
+        let m = NewCustomerMessage {
+            conversation_id: conv.id,
+            customer_id: 5,
+            text: "повторная оплата".into(),
+            author: Author::Assistant,
+            author_id: None,
+            template: Some("already_fulfilled".into()),
+            order_ids: vec![3, 12],
+        };
+        store.enqueue_customer_message(&m, "2026-12-07").await.unwrap();
+        assert!(store.customer_notice_written(conv.id, "already_fulfilled", 12).await.unwrap());
+        assert!(!store.customer_notice_written(conv.id, "already_fulfilled", 1).await.unwrap(), "another order");
+        assert!(!store.customer_notice_written(conv.id, "id_rejected_thrice", 12).await.unwrap(), "another notice");
+    }
 }
