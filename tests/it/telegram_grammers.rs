@@ -143,10 +143,10 @@ mod e2e {
     use tribute_assistant::telegram::{
         ChatId, EntityKind, Event, Messenger, MessengerError, RandomId, TelegramSection,
     };
-    use tribute_assistant::testbed::backend::ReferenceBackend;
-    use tribute_assistant::testbed::mtproto::MtprotoServer;
-    use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
     use tribute_assistant::tribute::ParserConfig;
+    use tribute_testbed::backend::ReferenceBackend;
+    use tribute_testbed::mtproto::MtprotoServer;
+    use tribute_testbed::sim::{SimConfig, SimWorld};
 
     use crate::support::sim::{order, OrderBuilder, ACCOUNT, PRODUCT};
     use crate::support::wait::{eventually, try_eventually, within, SETTLE};
