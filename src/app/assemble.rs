@@ -1,10 +1,10 @@
 //! The composition root: every daemon — `run` on the real account, the
-//! sandbox behind `demo`, `simulate`, the benchmarks and the tests — is
-//! built here, once, from a [`Blueprint`] that says only what differs
-//! between them. The parts never build one another: the order processor,
-//! the customer contact, the moderator desk, the agent and the ops
-//! listener each get what they need from here, and [`Daemon`] only runs
-//! them as tasks.
+//! testbed crate's sandbox behind `demo`, `simulate`, the benchmarks and
+//! the tests — is built here, once, from a [`Blueprint`] that says only
+//! what differs between them. The parts never build one another: the order
+//! processor, the customer contact, the moderator desk, the agent and the
+//! ops listener each get what they need from here, and [`Daemon`] only
+//! runs them as tasks.
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! say what fixes it, and the session file is private (0600).
 //!
 //! End-to-end tests of `GrammersMessenger` over real MTProto need the
-//! in-process test server (`testbed::mtproto`); see the note at the
+//! in-process test server (`tribute_testbed::mtproto`); see the note at the
 //! end of this file.
 
 use std::path::Path;

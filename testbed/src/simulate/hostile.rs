@@ -10,7 +10,7 @@
 //! Drawn from a generator of its own (seeded from the seed) after the rest
 //! of the script, so the scripts of normal content stay what they were.
 //! Every text is one Telegram would deliver: the driver sends them through
-//! the simulator's checked sends (`testbed::sim::rules::check_incoming`).
+//! the simulator's checked sends (`crate::sim::rules::check_incoming`).
 //! No text carries six digits in a row other than the customer's own
 //! account or a 9xxxxx ID no account has: hostile content must not hand a
 //! customer somebody else's real account.
