@@ -53,7 +53,9 @@ pub struct Blueprint {
 
 impl Blueprint {
     /// The orders path alone: no listener, no customer contact (account
-    /// problems go to moderator cards), no agent, nothing pruned.
+    /// problems go to moderator cards), no agent, nothing pruned. For the
+    /// tests (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn orders_only(
         store: Store,
         messenger: Arc<dyn Messenger>,
