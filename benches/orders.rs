@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tribute_assistant::domain::OrderRef;
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
+use tribute_testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_testbed::sim::SimOrder;
 
 fn order(i: usize) -> SimOrder {
     SimOrder {

@@ -8,7 +8,7 @@
 //!     cargo bench --bench simulate                       # 1,000 then 10,000 orders
 //!     SIM_BENCH_SIZES=300,3000 cargo bench --bench simulate
 
-use tribute_assistant::simulate::{peak_rss_kib, run_blocking, Faults, Params};
+use tribute_testbed::simulate::{peak_rss_kib, run_blocking, Faults, Params};
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("SIM_BENCH_SIZES")

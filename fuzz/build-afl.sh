@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds fuzz/target/release/fuzz-target instrumented for AFL++: the flags
+# Builds fuzz/target/release/fuzz-target (the targets in testbed/src/fuzzing/
+# and the daemon's library under them) instrumented for AFL++: the flags
 # `cargo afl build` sets, linked against Debian's afl++ runtime (package
-# `afl++`), so no AFL++ has to be compiled from source.
+# `afl++`), so no AFL++ has to be compiled from source. fuzz/ is its own
+# workspace (the root one excludes it).
 set -euo pipefail
 cd "$(dirname "$0")"
 runtime=${AFL_RUNTIME:-/usr/lib/afl/afl-compiler-rt.o}

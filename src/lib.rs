@@ -8,7 +8,7 @@
 //!                      ├─► contact ◄─► moderator               domain (valid values)
 //!                      │     └─► agent ──► Llm port · knowledge ──► index
 //!                      ├─► store (SQLite: the only queue)
-//!                      └─► telegram (Messenger port: grammers | testbed::sim)
+//!                      └─► telegram (Messenger port: grammers | tribute_testbed::sim)
 //! ```
 //!
 //! An order: the event loop stores the Tribute message and its parsed order
@@ -17,9 +17,14 @@
 //! customer dialogue (`contact`), anything unfinished to a moderator card.
 //! A question: the contact task takes it from the inbox, the `agent` answers
 //! from `knowledge` or opens a case. Everything pending is a row with a due
-//! time on one clock (docs/runtime.md); `testbed`, `simulate` and `fuzzing`
-//! are the stand-in world and the proofs, used by no production part;
-//! `export` and `report` read the store for people.
+//! time on one clock (docs/runtime.md); `export` and `report` read the
+//! store for people.
+//!
+//! The stand-in world (the simulated Telegram, the reference backend, the
+//! sandbox), the proofs that run the daemon in it (`simulate`, `chaos`, the
+//! fuzz targets), `demo` and the binary itself are the `tribute-testbed`
+//! crate (testbed/), which depends on this one; this library knows nothing
+//! of them. What only they need of it is behind the `test-support` feature.
 
 // The application shell: command line, one file per command, configuration, wiring.
 pub mod app;
@@ -49,10 +54,9 @@ pub mod http;
 pub mod private_file;
 pub mod template;
 
-// The stand-in world and the proofs that run the daemon in it.
-pub mod fuzzing;
-pub mod simulate;
-pub mod testbed;
+// What only the testbed crate and the tests use (feature `test-support`).
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 /// The SQLite database's file name inside the data dir.
 pub const DATABASE_FILE: &str = "tribute-assistant.sqlite";

@@ -1,10 +1,10 @@
 //! One AFL++ persistent-mode binary for every target:
-//! `fuzz-target <name>` fuzzes `tribute_assistant::fuzzing::target(<name>)`.
+//! `fuzz-target <name>` fuzzes `tribute_testbed::fuzzing::target(<name>)`.
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_default();
-    let Some(target) = tribute_assistant::fuzzing::target(&name) else {
-        let names: Vec<&str> = tribute_assistant::fuzzing::TARGETS.iter().map(|(n, _)| *n).collect();
+    let Some(target) = tribute_testbed::fuzzing::target(&name) else {
+        let names: Vec<&str> = tribute_testbed::fuzzing::TARGETS.iter().map(|(n, _)| *n).collect();
         eprintln!("usage: fuzz-target <target>; targets: {}", names.join(", "));
         std::process::exit(2);
     };

@@ -17,7 +17,8 @@
 //! - [`probe`]: what `check` asks an endpoint (chat, tools, answer format), and the fix for each failure.
 //! - [`turn`]: one turn end to end ([`Agent::answer`]), stored in `agent_turns`.
 //! - [`eval`]: `kb eval`'s question sets and figures (recall, MRR, resolved / escalated / wrong).
-//! - [`in_memory_retriever`]: a small in-memory [`Retriever`] for tests and benchmarks.
+//! - `in_memory_retriever`: a small in-memory [`Retriever`] for tests and
+//!   benchmarks (feature `test-support`).
 //!
 //! The agent holds no backend client and no way to write orders: it can
 //! read this customer's order statuses and the knowledge base, nothing more.
@@ -26,6 +27,7 @@ pub mod answer;
 pub mod eval;
 pub mod guard;
 pub mod history;
+#[cfg(any(test, feature = "test-support"))]
 pub mod in_memory_retriever;
 pub mod keywords;
 pub mod knowledge_retriever;
@@ -43,6 +45,7 @@ pub mod turn;
 
 /// The customer's language, as everywhere else in the program.
 pub use crate::domain::Language as Lang;
+#[cfg(any(test, feature = "test-support"))]
 pub use in_memory_retriever::InMemoryRetriever;
 pub use llm::{Llm, LlmError};
 pub use outcome::{Mode, TurnOutcome};

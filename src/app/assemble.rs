@@ -1,10 +1,10 @@
 //! The composition root: every daemon — `run` on the real account, the
-//! sandbox behind `demo`, `simulate`, the benchmarks and the tests — is
-//! built here, once, from a [`Blueprint`] that says only what differs
-//! between them. The parts never build one another: the order processor,
-//! the customer contact, the moderator desk, the agent and the ops
-//! listener each get what they need from here, and [`Daemon`] only runs
-//! them as tasks.
+//! testbed crate's sandbox behind `demo`, `simulate`, the benchmarks and
+//! the tests — is built here, once, from a [`Blueprint`] that says only
+//! what differs between them. The parts never build one another: the order
+//! processor, the customer contact, the moderator desk, the agent and the
+//! ops listener each get what they need from here, and [`Daemon`] only
+//! runs them as tasks.
 
 use std::sync::Arc;
 
@@ -53,7 +53,9 @@ pub struct Blueprint {
 
 impl Blueprint {
     /// The orders path alone: no listener, no customer contact (account
-    /// problems go to moderator cards), no agent, nothing pruned.
+    /// problems go to moderator cards), no agent, nothing pruned. For the
+    /// tests (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn orders_only(
         store: Store,
         messenger: Arc<dyn Messenger>,

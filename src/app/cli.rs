@@ -1,19 +1,18 @@
-//! The `tribute-assistant` command line.
+//! The daemon's commands on the `tribute-assistant` command line. The
+//! binary itself, with the stand-in world's commands beside these, is the
+//! `tribute-testbed` crate's (testbed/src/cli.rs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Subcommand};
 
 use super::telemetry::{self, LogFormat};
 
-/// Automates Tribute "Custom Product Order" messages on a Telegram user
-/// account: parse the order, activate it on your backend (HMAC-signed),
-/// reply in the Tribute chat with the payment number and press "Send".
-/// Orders it cannot finish go to a moderator chat with their raw text.
-#[derive(Debug, Parser)]
-#[command(name = "tribute-assistant", version, about, long_about = None, propagate_version = true, next_line_help = true)]
-pub struct Cli {
+/// The options every command takes. `global`: they may also follow the
+/// command (`tribute-assistant run --config c.toml`).
+#[derive(Debug, Args)]
+pub struct Globals {
     /// Config file (TOML). Secrets come from the environment, never from this file.
     #[arg(long, short, global = true, env = "TRIBUTE_ASSISTANT_CONFIG", display_order = 900)]
     pub config: Option<PathBuf>,
@@ -23,15 +22,24 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `tribute_assistant=debug` (default: info; demo: error).
     #[arg(long, global = true, env = "RUST_LOG", display_order = 902)]
     pub log: Option<String>,
-    #[command(subcommand)]
-    pub command: Command,
 }
 
+impl Globals {
+    /// Installs the log subscriber: `--log` (or `RUST_LOG`), else the
+    /// command's own default.
+    pub fn init_telemetry(&self, default_filter: &str) {
+        telemetry::init(self.log_format, self.log.as_deref().unwrap_or(default_filter));
+    }
+}
+
+/// The line `--help` opens with: the package's description.
+pub const ABOUT: &str = env!("CARGO_PKG_DESCRIPTION");
+
+/// The daemon's own commands. The binary (the `tribute-testbed` crate)
+/// flattens them into its command line beside the stand-in world's
+/// (`demo`, `simulate`, `testbed`, `chaos`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole order flow on the built-in Telegram simulator and a
-    /// reference backend, on loopback and in a temp dir, and narrate it.
-    Demo(super::demo::DemoArgs),
     /// Work with single Tribute notifications.
     #[command(subcommand)]
     Order(super::orders::OrderCommand),
@@ -93,52 +101,36 @@ pub enum Command {
     /// `/forget ID` in the moderator chat does the same. Docs:
     /// docs/privacy.md.
     Forget(super::forget::ForgetArgs),
-    /// Run the real daemon for simulated days against the Telegram simulator
-    /// (with seeded faults), the reference backend and a fresh store, on a
-    /// paused clock; check the invariants; exit 1 if any is violated.
-    /// Docs: docs/simulate.md.
-    Simulate(crate::simulate::SimulateArgs),
-    /// Serve the stand-in world for the real daemon: the simulated Telegram
-    /// (with the Tribute bot) over MTProto, the reference backend or yours,
-    /// and a control API; writes DIR/config.toml so that
-    /// `tribute-assistant --config DIR/config.toml run` runs against it.
-    /// Prints one JSON line with the addresses when ready; runs until
-    /// SIGTERM/SIGINT. Docs: docs/staging.md.
-    Testbed(crate::testbed::serve::TestbedArgs),
-    /// Crash-only proof: the testbed, the real daemon (`run`) as a child
-    /// process, orders posted, and the daemon killed with SIGKILL at chosen
-    /// moments (mid backend call, between the Tribute reply and the Send
-    /// press, in a customer dialogue) and restarted; checks nothing was
-    /// lost or doubled; exits 1 otherwise. Docs: docs/staging.md.
-    Chaos(crate::testbed::chaos::ChaosArgs),
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let default_filter = match cli.command {
-        Command::Demo(_) | Command::Simulate(_) | Command::Chaos(_) => "error",
-        // Qdrant Edge logs its WAL and mmap internals at info/warn.
-        Command::Kb(_) => "warn,qdrant_edge=error",
-        _ => "info",
-    };
-    telemetry::init(cli.log_format, cli.log.as_deref().unwrap_or(default_filter));
-    match cli.command {
-        Command::Demo(args) => super::demo::run(args).await,
-        Command::Order(super::orders::OrderCommand::Parse { file }) => {
-            super::orders::order_parse(file.as_deref(), cli.config.as_deref())
+impl Command {
+    /// The log filter when neither `--log` nor `RUST_LOG` gives one.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            // Qdrant Edge logs its WAL and mmap internals at info/warn.
+            Command::Kb(_) => "warn,qdrant_edge=error",
+            _ => "info",
         }
-        Command::Orders(cmd) => super::orders::orders(cmd, cli.config.as_deref()).await,
-        Command::Login(args) => super::login::run(args, cli.config.as_deref()).await,
-        Command::Init(args) => super::init::run(args, cli.config.as_deref()).await,
-        Command::Chats(args) => super::chats::run(args, cli.config.as_deref()).await,
-        Command::Run => super::run::run(cli.config.as_deref()).await,
-        Command::Ask(args) => super::ask::run(args, cli.config.as_deref()).await,
-        Command::Check => super::check::run(cli.config.as_deref()).await,
-        Command::Kb(cmd) => super::knowledge::run(cmd, cli.config.as_deref()).await,
-        Command::Export(args) => super::export::run(args, cli.config.as_deref()).await,
-        Command::Report(args) => super::report::run(args, cli.config.as_deref()).await,
-        Command::Forget(args) => super::forget::run(args, cli.config.as_deref()).await,
-        Command::Simulate(args) => crate::simulate::run(args).await,
-        Command::Testbed(args) => crate::testbed::serve::run(args).await,
-        Command::Chaos(args) => crate::testbed::chaos::run(args).await,
+    }
+}
+
+/// Runs one of the daemon's commands (the log subscriber is already
+/// installed: [`Globals::init_telemetry`]).
+pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Order(super::orders::OrderCommand::Parse { file }) => {
+            super::orders::order_parse(file.as_deref(), config)
+        }
+        Command::Orders(cmd) => super::orders::orders(cmd, config).await,
+        Command::Login(args) => super::login::run(args, config).await,
+        Command::Init(args) => super::init::run(args, config).await,
+        Command::Chats(args) => super::chats::run(args, config).await,
+        Command::Run => super::run::run(config).await,
+        Command::Ask(args) => super::ask::run(args, config).await,
+        Command::Check => super::check::run(config).await,
+        Command::Kb(cmd) => super::knowledge::run(cmd, config).await,
+        Command::Export(args) => super::export::run(args, config).await,
+        Command::Report(args) => super::report::run(args, config).await,
+        Command::Forget(args) => super::forget::run(args, config).await,
     }
 }

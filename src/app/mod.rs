@@ -8,7 +8,6 @@ pub mod chats;
 pub mod check;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod export;
 pub mod forget;
 pub mod init;

@@ -1,6 +1,6 @@
 //! The publisher's activation API: the signed, idempotent client we call
 //! (`BackendClient`) and the signature scheme both sides share (`signing`);
-//! `testbed::backend` implements the receiving side for tests.
+//! `tribute_testbed::backend` (testbed/) implements the receiving side for tests.
 //! The contract itself is documented in `docs/backend-api.md` and
 //! `docs/openapi.yaml`.
 

@@ -699,7 +699,9 @@ impl KnowledgeBase {
         Ok(n)
     }
 
-    /// Identity of every stored chunk (for incremental ingestion checks).
+    /// Identity of every stored chunk, for the tests' incremental ingestion
+    /// checks (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn chunk_keys(&self) -> Result<Vec<StoredKey>, KnowledgeError> {
         let mut keys = self.index.keys().await?;
         keys.sort();

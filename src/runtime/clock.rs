@@ -53,21 +53,33 @@ pub fn day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
-/// Unit tests' paused clock over SQLite.
-#[cfg(test)]
-pub(crate) mod paused {
+/// A paused clock for tests over SQLite: the library's unit tests and,
+/// through the `test-support` feature, the integration tests.
+#[cfg(any(test, feature = "test-support"))]
+pub mod paused {
+    use std::cell::RefCell;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
 
+    thread_local! {
+        /// Set while this thread's runtime clock is paused by [`PausedClock`]:
+        /// waits that poll should then yield instead of sleeping.
+        static HELD: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+    }
+
     /// Pauses tokio's clock so only `tokio::time::advance` moves it. A
     /// blocking task holds off auto-advance: tokio would otherwise jump the
     /// clock while the runtime waits on SQLite's thread and time the pool
-    /// out. Released when dropped.
-    pub(crate) struct PausedClock(Arc<AtomicBool>);
+    /// out. Dropped (a failing assertion unwinds, or the test ends), it lets
+    /// the blocking task go, so the runtime can shut down; the clock stays
+    /// paused unless [`PausedClock::resume`]d. Only on a current-thread
+    /// runtime, as tokio requires.
+    #[must_use = "the clock is held paused only while this lives"]
+    pub struct PausedClock(Arc<AtomicBool>);
 
     impl PausedClock {
-        pub(crate) fn start() -> Self {
+        pub fn start() -> Self {
             tokio::time::pause();
             let hold = Arc::new(AtomicBool::new(true));
             let h = hold.clone();
@@ -76,13 +88,26 @@ pub(crate) mod paused {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             });
+            HELD.with(|held| *held.borrow_mut() = Some(hold.clone()));
             Self(hold)
+        }
+
+        /// Lets the blocking task go and resumes tokio's clock.
+        pub fn resume(self) {
+            drop(self);
+            tokio::time::resume();
+        }
+
+        /// Whether a [`PausedClock`] holds this thread's clock now.
+        pub fn is_held() -> bool {
+            HELD.with(|held| held.borrow().is_some())
         }
     }
 
     impl Drop for PausedClock {
         fn drop(&mut self) {
             self.0.store(false, Ordering::Relaxed);
+            HELD.with(|held| held.borrow_mut().take());
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The `Messenger` port: everything the core needs from Telegram, and
 //! nothing of any client library. Adapters: [`grammers`] (the real MTProto
-//! client) and `testbed::sim` (an in-process Telegram for tests, `demo` and
-//! `simulate`). Because the core only sees these types, both adapters are
-//! interchangeable.
+//! client) and `tribute_testbed::sim` (an in-process Telegram for tests,
+//! `demo` and `simulate`, in the testbed crate). Because the core only sees
+//! these types, both adapters are interchangeable.
 
 pub mod grammers;
 pub mod history;

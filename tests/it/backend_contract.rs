@@ -16,12 +16,12 @@ use tribute_assistant::backend::{
     DeactivationRequest, HealthError, IDEMPOTENCY_HEADER,
 };
 use tribute_assistant::domain::{AccountId, Currency, Money, OrderRef};
-use tribute_assistant::testbed::backend::ReferenceBackend;
+use tribute_testbed::backend::ReferenceBackend;
 
 const SECRET: &str = "contract-test-secret";
 
 fn vector_file() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/signature-test-vectors.json");
+    let path = crate::support::repo().join("docs/signature-test-vectors.json");
     let text = std::fs::read_to_string(path).expect("docs/signature-test-vectors.json is readable");
     serde_json::from_str(&text).expect("vector file is JSON")
 }
@@ -95,7 +95,7 @@ async fn raw_post(url: &str, key: &str, signature: &str, body: &[u8]) -> (u16, V
 
 #[test]
 fn published_vectors_match_our_signer() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/backend-api.md")).unwrap();
+    let doc = std::fs::read_to_string(crate::support::repo().join("docs/backend-api.md")).unwrap();
     for v in vectors() {
         let (name, secret, body, expected) = (
             &v["name"],
@@ -139,7 +139,7 @@ fn published_negative_vectors_are_refused_as_malformed() {
     assert!(negatives.len() >= 10, "the vector file lost its negative vectors");
     let base = vector("minimal_object");
     let (secret, t) = (base["secret"].as_str().unwrap().as_bytes(), base["t"].as_i64().unwrap());
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/backend-api.md")).unwrap();
+    let doc = std::fs::read_to_string(crate::support::repo().join("docs/backend-api.md")).unwrap();
     for n in negatives {
         let header = n["header"].as_str().unwrap();
         let err = signing::verify(secret, header, &signed_request(&base), t, 300, Accept::V1OrV2).unwrap_err();

@@ -42,7 +42,7 @@ impl Kit {
             Kit::Node => ("node", "contrib/backend/node/backend.mjs"),
         };
         let mut c = Command::new(program);
-        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).arg("--db").arg(dir.join("store"));
+        c.arg(crate::support::repo().join(script)).arg("--db").arg(dir.join("store"));
         // No __pycache__ in the source tree.
         c.env("PYTHONDONTWRITEBYTECODE", "1").stdin(Stdio::null()).kill_on_drop(true);
         c
@@ -50,7 +50,7 @@ impl Kit {
 
     /// The kit's `selftest` on the published vectors: exit 0, no failure listed.
     async fn selftest(self, dir: &Path) {
-        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/signature-test-vectors.json");
+        let vectors = crate::support::repo().join("docs/signature-test-vectors.json");
         let out = self.command(dir).arg("selftest").arg(vectors).output().await.expect("the kit's interpreter runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && !stdout.contains("FAIL"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));

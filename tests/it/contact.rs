@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tribute_assistant::domain::{Author, DialogueState, Direction, OrderState};
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sandbox::SandboxOptions;
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::order_of;

@@ -18,7 +18,7 @@ use tribute_assistant::store::{
     CardBody, CardSubject, Escalation, InboxKind, MessageKind, NewOrder, Recorded, Store, Transition,
 };
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sandbox::SandboxOptions;
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::{order_of, wait_cards_posted, wait_inbox_handled};
@@ -432,7 +432,7 @@ async fn duplicate_open_cases_of_older_databases_are_closed_into_the_newest() {
     let path = dir.path().join("db.sqlite");
     let before = dir.path().join("migrations");
     std::fs::create_dir(&before).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+    for entry in std::fs::read_dir(crate::support::repo().join("migrations")).unwrap() {
         let entry = entry.unwrap();
         if entry.file_name().to_string_lossy().as_ref() < "0016" {
             std::fs::copy(entry.path(), before.join(entry.file_name())).unwrap();

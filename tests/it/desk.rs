@@ -9,7 +9,7 @@ use tribute_assistant::moderator::outbox_worker::post_due;
 use tribute_assistant::moderator::sizing::{utf16_len, TELEGRAM_LIMIT};
 use tribute_assistant::store::{CardBody, CardSubject, Escalation, Store};
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
+use tribute_testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::wait_cards_posted;

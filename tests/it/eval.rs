@@ -106,7 +106,7 @@ fn the_starter_faq_meets_the_retrieval_only_targets_on_every_question_set() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin(dir.path()).args(["kb", "ingest"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate::support::repo();
     for set in
         ["knowledge/eval.jsonl", "tests/data/starter-holdout.eval.jsonl", "tests/data/starter-holdout-2.eval.jsonl"]
     {
@@ -146,7 +146,7 @@ async fn kb_eval_shows_the_separation_and_learns_the_weights_from_the_publishers
         server.base_url()
     );
     std::fs::write(&config, &embedding).unwrap();
-    let set = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge/eval.jsonl");
+    let set = crate::support::repo().join("knowledge/eval.jsonl");
     let run = |args: Vec<String>| {
         let (data, config) = (dir.path().to_owned(), config.clone());
         tokio::task::spawn_blocking(move || bin(&data).arg("--config").arg(&config).args(&args).output().unwrap())

@@ -195,8 +195,8 @@ async fn the_directory_lists_users_bots_groups_and_channels_and_a_groups_members
     use std::time::Duration;
     use tribute_assistant::telegram::grammers::client::start_pool;
     use tribute_assistant::telegram::grammers::directory::{ChatKind, Directory};
-    use tribute_assistant::testbed::mtproto::MtprotoServer;
-    use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
+    use tribute_testbed::mtproto::MtprotoServer;
+    use tribute_testbed::sim::{SimConfig, SimWorld};
 
     let world = SimWorld::new(SimConfig::default());
     let group = world.create_group("Mods");

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tribute_assistant::fuzzing::{self, TARGETS};
+use tribute_testbed::fuzzing::{self, TARGETS};
 
 /// Per target; the eight run in parallel with the other tests.
 const BUDGET: Duration = Duration::from_millis(1500);
@@ -46,7 +46,7 @@ const TOKENS: &[&[u8]] = &[
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target)
+    crate::support::repo().join("fuzz/corpus").join(target)
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
@@ -153,7 +153,7 @@ fn every_target_has_a_seed_corpus_and_a_smoke_test() {
     let mut smoked = SMOKED.to_vec();
     smoked.sort();
     assert_eq!(smoked, names);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let dir = crate::support::repo().join("fuzz/corpus");
     let mut dirs: Vec<String> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     dirs.sort();

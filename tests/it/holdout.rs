@@ -36,7 +36,7 @@ const SETS: [&str; 8] = [
 ];
 
 fn set_dir(set: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(set)
+    crate::support::repo().join("tests/data").join(set)
 }
 
 fn bin(data_dir: &Path, config: &Path) -> Command {

@@ -450,7 +450,7 @@ async fn live_qdrant_server() {
 
 #[test]
 fn every_file_in_knowledge_is_built_into_the_binary() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
+    let dir = crate::support::repo().join("knowledge");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

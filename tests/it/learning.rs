@@ -9,7 +9,7 @@
 
 use tribute_assistant::domain::{Author, OrderState};
 use tribute_assistant::telegram::Message;
-use tribute_assistant::testbed::sandbox::SandboxOptions;
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sim::{order, OrderBuilder};

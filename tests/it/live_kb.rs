@@ -9,7 +9,7 @@ use std::process::Output;
 use tribute_assistant::knowledge::ingest::IngestInput;
 use tribute_assistant::knowledge::live::{self, Endpoint, IngestRequest, SearchRequest};
 use tribute_assistant::knowledge::{KnowledgeBase, KnowledgeError, KnowledgeSection, SourceText};
-use tribute_assistant::testbed::serve::Testbed;
+use tribute_testbed::serve::Testbed;
 
 use crate::support::wait::{try_eventually, SETTLE};
 

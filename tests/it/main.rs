@@ -1,6 +1,12 @@
 //! All integration tests in one binary: each file below was its own test
 //! binary, and each of those linked the whole crate with Qdrant Edge —
 //! gigabytes of disk and minutes of linking per file. One binary links once.
+//!
+//! A target of the testbed crate (testbed/Cargo.toml), not of the library:
+//! many tests run the binary (`CARGO_BIN_EXE_tribute-assistant`), which
+//! lives there. So the stand-in world is `tribute_testbed`, the daemon
+//! `tribute_assistant` (with its `test-support` feature), and the
+//! repository's files are under `support::repo()`.
 
 mod support;
 

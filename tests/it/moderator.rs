@@ -4,7 +4,7 @@
 use tribute_assistant::domain::{Author, OrderState};
 use tribute_assistant::store::CaseStatus;
 use tribute_assistant::telegram::{Message, MessengerError};
-use tribute_assistant::testbed::sandbox::{SandboxOptions, Transport};
+use tribute_testbed::sandbox::{SandboxOptions, Transport};
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::order_of;

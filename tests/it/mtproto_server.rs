@@ -15,8 +15,8 @@ use grammers_client::{tl, Client, InvocationError, SenderPool};
 use grammers_mtsender::{ConnectionParams, NoRetries, SenderPoolFatHandle, UpdatesConfiguration};
 use tokio::task::JoinHandle;
 use tribute_assistant::telegram::{EntityKind, MessengerError};
-use tribute_assistant::testbed::mtproto::MtprotoServer;
-use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
+use tribute_testbed::mtproto::MtprotoServer;
+use tribute_testbed::sim::{SimConfig, SimWorld};
 
 use crate::support::sim::{order, OrderBuilder};
 use crate::support::wait::{eventually, within, EVENT, STREAM_PRIMING};

@@ -11,8 +11,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 use tribute_assistant::ops::{Kind, MetricSource, Sample, CUSTOMER_MESSAGES};
-use tribute_assistant::testbed::backend::ReferenceBackend;
-use tribute_assistant::testbed::sandbox::SandboxOptions;
+use tribute_testbed::backend::ReferenceBackend;
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sim::{order, OrderBuilder};

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, Checkpoint, CheckpointHook, IngestConfig};
 use tribute_assistant::store::Recorded;
-use tribute_assistant::testbed::sandbox::SandboxOptions;
-use tribute_assistant::testbed::sim::{Fault, FaultLevel, FaultPlan, FaultRates};
 use tribute_assistant::tribute::ParserConfig;
+use tribute_testbed::sandbox::SandboxOptions;
+use tribute_testbed::sim::{Fault, FaultLevel, FaultPlan, FaultRates};
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::{moderator_texts, order_of, wait_cards_posted};

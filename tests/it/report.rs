@@ -15,8 +15,8 @@ use tribute_assistant::report::weekly::{self, Outcome, WEEK};
 use tribute_assistant::report::{ReportSettings, Weekly};
 use tribute_assistant::store::Store;
 use tribute_assistant::telegram::MessengerError;
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
+use tribute_testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_testbed::sim::{FaultLevel, FaultPlan, FaultRates, SimConfig, SimWorld};
 
 use crate::support::wait::eventually;
 

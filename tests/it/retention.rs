@@ -22,7 +22,7 @@ use tribute_assistant::store::{
     NewCustomerMessage, NewOrder, NewWebhookEvent, PurchaseFacts, Recorded, Store, Transition,
 };
 use tribute_assistant::telegram::Message;
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_testbed::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::sandbox::{sandbox_with, wait_cards_posted};
 use crate::support::wait::{advance, eventually, pause_time};

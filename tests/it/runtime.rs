@@ -11,8 +11,8 @@ use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::orders::{ingest, IngestConfig};
 use tribute_assistant::store::{MessageKind, Store};
 use tribute_assistant::telegram::{InlineButton, Message};
-use tribute_assistant::testbed::sandbox::SandboxOptions;
 use tribute_assistant::tribute::ParserConfig;
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::{order_of, try_order, wait_inbox_handled};
@@ -270,7 +270,7 @@ async fn a_moderator_retry_takes_up_an_order_the_backend_rejected() {
 
 #[tokio::test]
 async fn a_message_to_a_customer_whose_answer_is_lost_is_delivered_once_and_counted_once() {
-    use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates};
+    use tribute_testbed::sim::{FaultLevel, FaultPlan, FaultRates};
     let app = running(SandboxOptions::default()).await;
     // Every send is delivered, but Telegram's answer is lost (a timeout).
     let rates = FaultRates { send_timeout: 1000, ..FaultRates::for_level(FaultLevel::None) };
@@ -362,7 +362,7 @@ async fn a_message_that_never_goes_out_hands_its_order_to_a_moderator_after_the_
 /// its id cannot be read (a long flood wait), instead of being retried.
 #[tokio::test]
 async fn a_message_telegram_already_has_is_delivered_though_the_history_is_flood_waited() {
-    use tribute_assistant::testbed::sim::{FaultLevel, FaultPlan, FaultRates};
+    use tribute_testbed::sim::{FaultLevel, FaultPlan, FaultRates};
     let app = running(SandboxOptions::default()).await;
     let rates = FaultRates { send_timeout: 1000, ..FaultRates::for_level(FaultLevel::None) };
     app.world.set_fault_plan(FaultPlan::new(7, FaultLevel::Normal).with_rates(rates));

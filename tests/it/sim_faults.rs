@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use tribute_assistant::telegram::{ChatId, Event, Messenger, MessengerError, RandomId, MESSAGE_LENGTH_MAX};
-use tribute_assistant::testbed::sim::{
-    Fault, FaultLevel, FaultPlan, FaultRates, SimClient, SimConfig, SimWorld, SERVICE_USER_ID,
-};
+use tribute_testbed::sim::{Fault, FaultLevel, FaultPlan, FaultRates, SimClient, SimConfig, SimWorld, SERVICE_USER_ID};
 
 use crate::support::sim::{next_event, next_new, order, quiet_for, OrderBuilder};
 use crate::support::wait::within;

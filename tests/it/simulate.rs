@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use tribute_assistant::simulate::{generate, run_blocking, Content, Faults, Params, Report, Tamper};
+use tribute_testbed::simulate::{generate, run_blocking, Content, Faults, Params, Report, Tamper};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tribute_assistant::daemon::{ItemHook, ITEM_ATTEMPTS};
 use tribute_assistant::runtime::supervisor::supervise;
 use tribute_assistant::telegram::{Message, MessageId};
-use tribute_assistant::testbed::sandbox::{SandboxOptions, Transport};
+use tribute_testbed::sandbox::{SandboxOptions, Transport};
 
 use crate::support::app::TestApp;
 use crate::support::wait::eventually;

@@ -3,7 +3,7 @@
 //! say what fixes it, and the session file is private (0600).
 //!
 //! End-to-end tests of `GrammersMessenger` over real MTProto need the
-//! in-process test server (`testbed::mtproto`); see the note at the
+//! in-process test server (`tribute_testbed::mtproto`); see the note at the
 //! end of this file.
 
 use std::path::Path;
@@ -143,10 +143,10 @@ mod e2e {
     use tribute_assistant::telegram::{
         ChatId, EntityKind, Event, Messenger, MessengerError, RandomId, TelegramSection,
     };
-    use tribute_assistant::testbed::backend::ReferenceBackend;
-    use tribute_assistant::testbed::mtproto::MtprotoServer;
-    use tribute_assistant::testbed::sim::{SimConfig, SimWorld};
     use tribute_assistant::tribute::ParserConfig;
+    use tribute_testbed::backend::ReferenceBackend;
+    use tribute_testbed::mtproto::MtprotoServer;
+    use tribute_testbed::sim::{SimConfig, SimWorld};
 
     use crate::support::sim::{order, OrderBuilder, ACCOUNT, PRODUCT};
     use crate::support::wait::{eventually, try_eventually, within, SETTLE};

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use tribute_assistant::telegram::{CallbackAnswer, EntityKind, Event, Message, Messenger, MessengerError, RandomId};
-use tribute_assistant::testbed::sim::{
-    utf16_len, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT,
-};
+use tribute_testbed::sim::{utf16_len, SimConfig, SimOrder, SimWorld, ALREADY_COMPLETED_TEXT, NOT_UNDERSTOOD_TEXT};
 
 use crate::support::sim::{assert_quiet, next_edit, next_new, order, OrderBuilder};
 use crate::support::wait::{until_idle, within};

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use tribute_assistant::testbed::chaos::{chaos, summary, ChaosArgs, KillMoment};
-use tribute_assistant::testbed::serve::Testbed;
+use tribute_testbed::chaos::{chaos, summary, ChaosArgs, KillMoment};
+use tribute_testbed::serve::Testbed;
 
 use crate::support::testbed::{args, TestbedProcess};
 use crate::support::wait::{try_eventually, SETTLE};
@@ -180,8 +180,8 @@ async fn the_testbed_warns_when_the_backend_does_not_answer_and_starts_anyway() 
 #[tokio::test]
 async fn the_backend_probe_passes_with_the_same_secret_only() {
     use secrecy::SecretString;
-    use tribute_assistant::testbed::backend::ReferenceBackend;
-    use tribute_assistant::testbed::backend_probe::{probe, SecretSource};
+    use tribute_testbed::backend::ReferenceBackend;
+    use tribute_testbed::backend_probe::{probe, SecretSource};
 
     let backend = ReferenceBackend::start(SecretString::from("the-shared-secret")).await.unwrap();
     let env = SecretSource::Env;

@@ -11,9 +11,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tribute_assistant::backend::{BackendClient, BackendConfig};
 use tribute_assistant::domain::{OrderRef, OrderState};
-use tribute_assistant::testbed::sandbox::SandboxOptions;
 use tribute_assistant::webhook::signature::{sign, SIGNATURE_HEADER};
 use tribute_assistant::webhook::{Pass, ReconcileConfig, Reconciler, WebhookSettings, WEBHOOK_PATH};
+use tribute_testbed::sandbox::SandboxOptions;
 
 use crate::support::app::TestApp;
 use crate::support::sandbox::{moderator_texts, wait_cards_posted};

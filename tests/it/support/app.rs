@@ -12,8 +12,8 @@ use tribute_assistant::domain::OrderState;
 use tribute_assistant::orders::CheckpointHook;
 use tribute_assistant::store::OrderRecord;
 use tribute_assistant::telegram::{Message, MessageId, UserId};
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
-use tribute_assistant::testbed::sim::SimOrder;
+use tribute_testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_testbed::sim::SimOrder;
 
 use super::sandbox::{stopped_sandbox, wait_chat, wait_state};
 use super::wait::eventually;

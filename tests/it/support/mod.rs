@@ -15,6 +15,13 @@ pub mod wait;
 
 pub use chromium::chromium;
 
+/// The repository's root, where docs/, migrations/, knowledge/, fuzz/ and
+/// tests/data/ are. `CARGO_MANIFEST_DIR` is testbed/: these tests are the
+/// testbed crate's target, for the binary they run.
+pub fn repo() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
 /// Whether the tests run on CI, where every machine-dependent test must run
 /// (`.ci/run` installs and starts what they need) rather than skip.
 pub fn on_ci() -> bool {

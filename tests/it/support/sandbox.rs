@@ -6,7 +6,7 @@
 use tribute_assistant::domain::{OrderRef, OrderState};
 use tribute_assistant::store::OrderRecord;
 use tribute_assistant::telegram::Message;
-use tribute_assistant::testbed::sandbox::{Sandbox, SandboxOptions};
+use tribute_testbed::sandbox::{Sandbox, SandboxOptions};
 
 use super::sim::{ACCOUNT, PRODUCT};
 use super::wait::{eventually, try_eventually, SETTLE};

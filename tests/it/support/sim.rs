@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tribute_assistant::telegram::{Event, Message, Messenger};
-use tribute_assistant::testbed::sim::{SimClient, SimOrder};
+use tribute_testbed::sim::{SimClient, SimOrder};
 
 use super::wait::{within, EVENT};
 

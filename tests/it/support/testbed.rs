@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-use tribute_assistant::testbed::serve::TestbedArgs;
+use tribute_testbed::serve::TestbedArgs;
 
 use super::wait::SETTLE;
 

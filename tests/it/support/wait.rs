@@ -10,11 +10,10 @@
 //! event that must come after anything left over) or runs on a paused
 //! clock.
 
-use std::cell::RefCell;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub use tribute_assistant::runtime::clock::paused::PausedClock;
 
 /// The daemon getting somewhere (in a sandbox, over MTProto or as a real
 /// process): an order reaching a state, a message sent, a card posted,
@@ -37,15 +36,6 @@ pub const STREAM_PRIMING: Duration = Duration::from_millis(300);
 /// How long a simulated Telegram outage lasts where a test cuts the link
 /// for a while: long enough for the daemon to run into it.
 pub const OUTAGE: Duration = Duration::from_millis(300);
-
-thread_local! {
-    /// Set while the tokio clock is paused: then time moves only by
-    /// `advance()`. Auto-advance is held off by a blocking task (tokio does
-    /// not auto-advance while one runs), because it would jump the clock
-    /// whenever the runtime waits on the SQLite thread and fire the pool's
-    /// acquire timeout; polls yield instead of sleeping.
-    static PAUSED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
-}
 
 /// Polls `check` until it returns `Some`, or `None` after [`SETTLE`] of
 /// real time (for callers that say themselves why it timed out).
@@ -85,7 +75,7 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 async fn settle_a_little() {
-    if PAUSED.with(|p| p.borrow().is_some()) {
+    if PausedClock::is_held() {
         let until = Instant::now() + Duration::from_millis(2);
         while Instant::now() < until {
             tokio::task::yield_now().await;
@@ -95,41 +85,15 @@ async fn settle_a_little() {
     }
 }
 
-/// The paused clock of [`pause_time`]. [`PausedClock::resume`] resumes
-/// it; dropped without that (a failing assertion unwinds), it still lets
-/// the blocking task go, so the runtime can shut down and the test fails
-/// instead of hanging.
-#[must_use = "the clock stays paused until `resume()`"]
-pub struct PausedClock(Arc<AtomicBool>);
-
-impl PausedClock {
-    pub fn resume(self) {
-        drop(self);
-        tokio::time::resume();
-    }
-}
-
-impl Drop for PausedClock {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
-        PAUSED.with(|p| p.borrow_mut().take());
-    }
-}
-
-/// Pauses the tokio clock (see [`PAUSED`]) once the daemon is quiet.
-/// Only on a current-thread runtime, as tokio requires.
+/// Pauses the tokio clock once the daemon is quiet (the library's
+/// [`PausedClock`]: auto-advance is held off, because it would jump the
+/// clock whenever the runtime waits on the SQLite thread and fire the
+/// pool's acquire timeout; polls yield instead of sleeping meanwhile).
+/// [`PausedClock::resume`] resumes it. Only on a current-thread runtime,
+/// as tokio requires.
 pub async fn pause_time() -> PausedClock {
     settle_quietly().await;
-    tokio::time::pause();
-    let holding = Arc::new(AtomicBool::new(true));
-    let h = holding.clone();
-    tokio::task::spawn_blocking(move || {
-        while h.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    PAUSED.with(|p| *p.borrow_mut() = Some(holding.clone()));
-    PausedClock(holding)
+    PausedClock::start()
 }
 
 /// Moves the paused clock on, after letting in-flight queries finish.
