@@ -25,6 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole order flow on the built-in Telegram simulator and a
     /// reference backend, on loopback and in a temp dir, and narrate it.
+    #[cfg(feature = "world")]
     Demo(crate::demo::DemoArgs),
     #[command(flatten)]
     Daemon(daemon_cli::Command),
@@ -32,6 +33,7 @@ pub enum Command {
     /// (with seeded faults), the reference backend and a fresh store, on a
     /// paused clock; check the invariants; exit 1 if any is violated.
     /// Docs: docs/simulate.md.
+    #[cfg(feature = "world")]
     Simulate(crate::simulate::SimulateArgs),
     /// Serve the stand-in world for the real daemon: the simulated Telegram
     /// (with the Tribute bot) over MTProto, the reference backend or yours,
@@ -39,27 +41,35 @@ pub enum Command {
     /// `tribute-assistant --config DIR/config.toml run` runs against it.
     /// Prints one JSON line with the addresses when ready; runs until
     /// SIGTERM/SIGINT. Docs: docs/staging.md.
+    #[cfg(feature = "world")]
     Testbed(crate::serve::TestbedArgs),
     /// Crash-only proof: the testbed, the real daemon (`run`) as a child
     /// process, orders posted, and the daemon killed with SIGKILL at chosen
     /// moments (mid backend call, between the Tribute reply and the Send
     /// press, in a customer dialogue) and restarted; checks nothing was
     /// lost or doubled; exits 1 otherwise. Docs: docs/staging.md.
+    #[cfg(feature = "world")]
     Chaos(crate::chaos::ChaosArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let default_filter = match &cli.command {
+        #[cfg(feature = "world")]
         Command::Demo(_) | Command::Simulate(_) | Command::Chaos(_) => "error",
         Command::Daemon(command) => command.default_log_filter(),
+        #[cfg(feature = "world")]
         Command::Testbed(_) => "info",
     };
     cli.globals.init_telemetry(default_filter);
     match cli.command {
+        #[cfg(feature = "world")]
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Daemon(command) => daemon_cli::run(command, cli.globals.config.as_deref()).await,
+        #[cfg(feature = "world")]
         Command::Simulate(args) => crate::simulate::run(args).await,
+        #[cfg(feature = "world")]
         Command::Testbed(args) => crate::serve::run(args).await,
+        #[cfg(feature = "world")]
         Command::Chaos(args) => crate::chaos::run(args).await,
     }
 }
@@ -76,6 +86,7 @@ mod tests {
     }
 
     /// `--help` lists every command, the daemon's flattened in between.
+    #[cfg(feature = "world")]
     #[test]
     fn help_lists_every_command_in_order() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
@@ -85,6 +96,18 @@ mod tests {
                 "demo", "order", "orders", "login", "init", "chats", "run", "ask", "check", "kb", "export", "report",
                 "forget", "simulate", "testbed", "chaos"
             ]
+        );
+    }
+
+    /// Built without the stand-in world, the binary has the daemon's
+    /// commands only (`--no-default-features --features edge,qdrant`).
+    #[cfg(not(feature = "world"))]
+    #[test]
+    fn without_the_world_only_the_daemons_commands_are_listed() {
+        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        assert_eq!(
+            names,
+            ["order", "orders", "login", "init", "chats", "run", "ask", "check", "kb", "export", "report", "forget"]
         );
     }
 }

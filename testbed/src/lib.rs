@@ -30,16 +30,27 @@
 //! - [`demo`]: the `demo` command, the order flow narrated.
 //! - [`cli`]: the binary's command line, the daemon's commands and these.
 
+#[cfg(feature = "world")]
 pub mod backend;
+#[cfg(feature = "world")]
 pub mod backend_probe;
+#[cfg(feature = "world")]
 pub mod chaos;
+#[cfg(feature = "world")]
 pub mod control;
+#[cfg(feature = "world")]
 pub mod mtproto;
+#[cfg(feature = "world")]
 pub mod sandbox;
+#[cfg(feature = "world")]
 pub mod serve;
+#[cfg(feature = "world")]
 pub mod sim;
 
 pub mod cli;
+#[cfg(feature = "world")]
 pub mod demo;
+#[cfg(feature = "world")]
 pub mod fuzzing;
+#[cfg(feature = "world")]
 pub mod simulate;
