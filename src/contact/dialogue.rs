@@ -5,7 +5,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::escalate::{order_lines, ToTeam};
 use super::step::{step, Effect, Event, Facts, Step, Timers};
-use super::{Contact, ContactError, Sent};
+use super::{Contact, ContactError, Sent, MAX_REJECTIONS};
 use crate::domain::{AccountId, Author, DialogueState, Direction, EscalationReason, Language, LinkStatus, OrderState};
 use crate::runtime::clock::now_ms;
 use crate::store::{
@@ -13,8 +13,6 @@ use crate::store::{
 };
 use crate::telegram::Message;
 use crate::tribute::AccountExtraction;
-
-use super::MAX_REJECTIONS;
 
 type Result<T> = std::result::Result<T, ContactError>;
 

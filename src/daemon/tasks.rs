@@ -364,8 +364,9 @@ impl Due {
         Self { at: tokio::time::Instant::now() + Self::SLOW, busy: 0 }
     }
 
-    /// After a pass: at the store's next due time, or the re-check when
-    /// nothing is due (or the store could not say).
+    /// After a pass: at the store's next due time (never later than the
+    /// re-check), the re-check when nothing is due, a second later when
+    /// the store could not say.
     fn after_pass<E: std::fmt::Display>(&self, next: Result<Option<i64>, E>, recheck: Duration) -> Self {
         let now = tokio::time::Instant::now();
         match next {
