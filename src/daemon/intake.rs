@@ -19,10 +19,13 @@ pub const TELEGRAM_SERVICE_USER: i64 = 777000;
 impl Resync {
     pub(super) async fn ingest_one(&self, m: &Message) -> anyhow::Result<()> {
         match ingest(&self.store, &self.ingest, m).await.context("Failed to store a Tribute message")? {
-            // A new order, a follow-up that made its order due, or a malformed order's card.
+            // A new order, or a follow-up that made its order due.
             Recorded::NewOrder(_) | Recorded::Stored => {
                 self.orders_wake.wake();
-                self.cards_wake.wake();
+                // A malformed order's card.
+                if self.store.take_card_hint() {
+                    self.cards_wake.wake();
+                }
             }
             Recorded::Duplicate => {}
         }

@@ -1,6 +1,6 @@
 //! The daemon's long-running tasks besides the event loop: the order
-//! worker, the desk's card poster and the contact task. Each takes its work
-//! from the store and sleeps until a hint, its next due time or the sweep.
+//! worker, the desk's card poster and the contact task. Each takes its work from the store and sleeps until a
+//! hint, its next due time or the sweep.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +39,10 @@ pub(super) async fn worker(
     task: TaskHandle,
 ) -> Result<(), WorkflowError> {
     let mut failures = 0u32;
+    let mut outages_watched_at = i64::MIN;
     loop {
         task.beat();
-        let next = match pass(&processor, &store, &cards, &shutdown, &task).await {
+        let next = match pass(&processor, &store, &cards, &shutdown, &task, &mut outages_watched_at).await {
             Ok(Pass::Again) => {
                 failures = 0;
                 continue;
@@ -81,6 +82,7 @@ async fn pass(
     cards: &Wake,
     shutdown: &watch::Receiver<bool>,
     task: &TaskHandle,
+    outages_watched_at: &mut i64,
 ) -> Result<Pass, WorkflowError> {
     for id in store.due_orders(now_ms(), DUE_BATCH).await? {
         let step = {
@@ -128,9 +130,15 @@ async fn pass(
             return Err(WorkflowError::ShuttingDown);
         }
     }
-    // Orders held up by a failing backend or Telegram: one card per outage.
-    if processor.watch_outages().await?.wrote_cards() {
-        cards.wake();
+    // Orders held up by a failing backend or Telegram: one card per
+    // outage. Once a sweep at most: an outage is minutes long, while a
+    // busy worker passes many times a second.
+    let now = now_ms();
+    if now.saturating_sub(*outages_watched_at) >= SWEEP.as_millis() as i64 {
+        *outages_watched_at = now;
+        if processor.watch_outages().await?.wrote_cards() {
+            cards.wake();
+        }
     }
     // One look: more due now (a step made it due again, or it came in
     // meanwhile), or how long until the next one is.

@@ -157,12 +157,20 @@ impl OrderProcessor {
             if order.next_attempt_at.is_some_and(|t| t > now_ms()) {
                 return Ok(());
             }
+            // The reply's random_id, when this pass committed it with the
+            // activation: nothing can have been sent with it yet.
+            let mut fresh_reply_id = None;
+            let mut replied_now = false;
             loop {
                 let step = match order.state {
                     OrderState::Received => self.start(&order).await,
-                    OrderState::ActivationRequested => self.activate(&order).await,
-                    OrderState::Activated => self.reply(&order).await,
-                    OrderState::Replied => self.confirm(&order).await,
+                    OrderState::ActivationRequested => {
+                        let id = RandomId::fresh();
+                        fresh_reply_id = Some(id);
+                        self.activate(&order, id).await
+                    }
+                    OrderState::Activated => self.reply(&order, fresh_reply_id.take()).await,
+                    OrderState::Replied => self.confirm(&order, replied_now).await,
                     _ => Ok(Step::Stop),
                 };
                 let step = match step {
@@ -170,7 +178,10 @@ impl OrderProcessor {
                     other => other?,
                 };
                 match step {
-                    Step::Continue(next) => order = *next,
+                    Step::Continue(next) => {
+                        replied_now = order.state == OrderState::Activated && next.state == OrderState::Replied;
+                        order = *next;
+                    }
                     Step::Stop => return Ok(()),
                 }
             }
@@ -226,7 +237,9 @@ impl OrderProcessor {
         self.ask_for_account(order, reason, &detail).await
     }
 
-    async fn activate(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+    /// Calls the backend; the move to `activated` commits `reply_id` for
+    /// the reply that follows, so the reply needs no write of its own.
+    async fn activate(&self, order: &OrderRecord, reply_id: RandomId) -> Result<Step, WorkflowError> {
         let AccountStatus::Found(account) = &order.account else {
             return Err(
                 StoreError::Corrupt(format!("{} requested activation without an account", order.order_ref)).into()
@@ -297,14 +310,17 @@ impl OrderProcessor {
         self.check(Checkpoint::AfterActivate, order)?;
         let mut t = Transition::to(OrderState::Activated, note);
         t.activation_id = Some(activation_id);
+        t.reply_random_id = Some(reply_id.0);
         Ok(Step::Continue(Box::new(self.store.advance(order.id, order.state, t).await?)))
     }
 
-    async fn reply(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+    /// `fresh`: the random_id this pass committed with the activation.
+    async fn reply(&self, order: &OrderRecord, fresh: Option<RandomId>) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
         // An earlier attempt (a crash, a lost answer) may have been delivered: it is looked up before sending again.
         let (random_id, maybe_sent) = match order.reply_random_id {
-            Some(id) => (RandomId(id), true),
+            Some(id) => (RandomId(id), fresh != Some(RandomId(id))),
+            // Activated before the random_id came with the move (an older store, a moderator's resume).
             None => {
                 let id = RandomId::fresh();
                 self.store.set_reply_random_id(order.id, id.0).await?;
@@ -378,7 +394,10 @@ impl OrderProcessor {
         Ok(())
     }
 
-    async fn confirm(&self, order: &OrderRecord) -> Result<Step, WorkflowError> {
+    /// `replied_now`: this pass sent the reply a moment ago, so the bot's
+    /// follow-up is most likely still to come: the order's wait is set
+    /// before the look, not after a first look that would find nothing.
+    async fn confirm(&self, order: &OrderRecord, replied_now: bool) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
         let Some(reply_id) = order.reply_message_id else {
             return Err(StoreError::Corrupt(format!("{} is replied without a reply id", order.order_ref)).into());
@@ -397,14 +416,15 @@ impl OrderProcessor {
             };
         }
         let texts = &self.cfg.send_button_texts;
-        let mut found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
+        let mut found =
+            if replied_now { None } else { self.store.find_follow_up_button(chat, reply_id, texts).await? };
         let deadline = order.replied_at.unwrap_or(order.updated_at) + self.cfg.button_timeout.as_millis() as i64;
         if found.is_none() {
             let now = now_ms();
             if now < deadline {
                 // Storing the follow-up makes the order due at once; this is the deadline check.
                 self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
-                // It may have been stored between our look and the wait: look once more.
+                // It may have been stored before the wait was set: look (once more).
                 found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
                 if found.is_none() {
                     return Ok(Step::Stop);

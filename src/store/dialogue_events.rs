@@ -1,12 +1,14 @@
 //! What the customer dialogue must react to, written by an order's own
-//! transition (migration 0020): the contact task takes these rows instead
+//! transition (migrations 0020 and 0021: triggers on the order's move to
+//! `needs_customer` when it names its customer — only then can it be
+//! adopted — and to `confirmed` while it has an open case; the
+//! compare-and-set returns whether it wrote one): the contact task takes these rows instead
 //! of scanning every order for the ones that now need a customer, and
 //! sleeps until the store has something due ([`Store::next_contact_due`]).
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult};
-use crate::domain::OrderState;
 
 /// Why the dialogue must look at an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,30 +35,6 @@ pub struct DialogueEvent {
     pub order_id: i64,
     pub kind: DialogueEventKind,
     pub attempts: i64,
-}
-
-/// In the transaction of an order's move to `to`: the dialogue's event, when
-/// the move concerns it. Only an order that names its customer can be
-/// adopted; only an order with an open case has one to close. Returns
-/// whether it wrote one.
-pub(super) async fn note_for_dialogue(
-    tx: &mut Transaction<'_, Sqlite>,
-    order_id: i64,
-    to: OrderState,
-    now: i64,
-) -> StoreResult<bool> {
-    let sql = match to {
-        OrderState::NeedsCustomer => {
-            "INSERT INTO dialogue_events (order_id, kind, due_at)
-             SELECT id, 'needs_customer', ? FROM orders WHERE id = ? AND customer_id IS NOT NULL"
-        }
-        OrderState::Confirmed => {
-            "INSERT INTO dialogue_events (order_id, kind, due_at)
-             SELECT ?2, 'completed', ?1 WHERE EXISTS (SELECT 1 FROM cases WHERE order_id = ?2 AND status = 'open')"
-        }
-        _ => return Ok(false),
-    };
-    Ok(sqlx::query(sql).bind(now).bind(order_id).execute(&mut **tx).await?.rows_affected() > 0)
 }
 
 impl Store {
@@ -149,14 +127,22 @@ mod tests {
         }
     }
 
+    /// Whether the contact task was hinted since the last look.
+    async fn hinted(store: &Store) -> bool {
+        tokio::time::timeout(std::time::Duration::ZERO, store.dialogue_hint().woken()).await.is_ok()
+    }
+
+    /// The triggers write the events; the compare-and-set's own answer
+    /// hints the contact task: the two must agree, move by move.
     #[tokio::test]
     async fn only_moves_that_concern_a_customer_or_a_case_write_an_event() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         let with_customer = order(&store, 1, Some(42)).await;
         let anonymous = order(&store, 2, None).await;
-        for id in [with_customer, anonymous] {
+        for (id, hint) in [(with_customer, true), (anonymous, false)] {
             moves(&store, id, &[OrderState::Received, OrderState::NeedsCustomer]).await;
+            assert_eq!(hinted(&store).await, hint, "order {id}");
         }
         let events = store.due_dialogue_events(i64::MAX, 10).await.unwrap();
         assert_eq!(
@@ -171,8 +157,11 @@ mod tests {
         t.escalation = Some(Escalation::order(cased, EscalationReason::BackendRejected, "HTTP 400"));
         store.transition(cased, OrderState::Received, t).await.unwrap();
         moves(&store, plain, &[OrderState::Received, OrderState::Escalated]).await;
-        for id in [cased, plain] {
-            moves(&store, id, &[OrderState::Escalated, OrderState::Replied, OrderState::Confirmed]).await;
+        for (id, hint) in [(cased, true), (plain, false)] {
+            moves(&store, id, &[OrderState::Escalated, OrderState::Replied]).await;
+            assert!(!hinted(&store).await, "order {id} replied");
+            moves(&store, id, &[OrderState::Replied, OrderState::Confirmed]).await;
+            assert_eq!(hinted(&store).await, hint, "order {id} confirmed");
         }
         let events = store.due_dialogue_events(i64::MAX, 10).await.unwrap();
         assert_eq!(

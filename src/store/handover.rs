@@ -18,14 +18,12 @@ impl Store {
         note: &str,
     ) -> StoreResult<()> {
         let now = crate::runtime::clock::now_ms();
-        let mut tx = self.pool.begin().await?;
         let changes = OrderChanges { escalation_reason: Some(reason), ..OrderChanges::default() };
         let Some(moved) =
-            cas_order_state(&mut tx, order_id, from, OrderState::NeedsCustomer, &changes, note, now).await?
+            cas_order_state(&self.pool, order_id, from, OrderState::NeedsCustomer, &changes, note, now).await?
         else {
             return Err(StoreError::StateChanged { order_id, expected: from });
         };
-        tx.commit().await?;
         self.hint_dialogue(moved.for_dialogue);
         Ok(())
     }
@@ -54,7 +52,7 @@ impl Store {
             unless_activated: true,
             ..OrderChanges::default()
         };
-        if cas_order_state(&mut tx, order_id, from, OrderState::ActivationRequested, &changes, note, now)
+        if cas_order_state(&mut *tx, order_id, from, OrderState::ActivationRequested, &changes, note, now)
             .await?
             .is_none()
         {
@@ -90,7 +88,7 @@ impl Store {
         let now = crate::runtime::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let (from, to) = (OrderState::NeedsCustomer, OrderState::Escalated);
-        if cas_order_state(&mut tx, order_id, from, to, &OrderChanges::default(), note, now).await?.is_none() {
+        if cas_order_state(&mut *tx, order_id, from, to, &OrderChanges::default(), note, now).await?.is_none() {
             return Err(StoreError::StateChanged { order_id, expected: from });
         }
         sqlx::query(

@@ -1,6 +1,6 @@
 //! Raw Tribute chat messages: stored before anything else happens.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 
 use super::orders::{insert_order, NewOrder};
 use super::outbox::{insert_card, CardSubject, Escalation};
@@ -44,13 +44,13 @@ pub enum Recorded {
     Stored,
 }
 
-async fn update_current_state(tx: &mut Transaction<'_, Sqlite>, msg: &Message) -> StoreResult<()> {
+async fn update_current_state<'c>(db: impl sqlx::Executor<'c, Database = Sqlite>, msg: &Message) -> StoreResult<()> {
     sqlx::query("UPDATE tribute_messages SET buttons_json = ?, text = ? WHERE chat_id = ? AND message_id = ? AND kind NOT IN ('order', 'malformed')")
         .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
         .bind(&msg.text)
         .bind(msg.chat_id)
         .bind(msg.id)
-        .execute(&mut **tx)
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -70,8 +70,11 @@ impl Store {
         escalate: Option<EscalationReason>,
     ) -> StoreResult<Recorded> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        // Only the message (the common case: a follow-up, our own reply):
+        // one statement, its own transaction.
+        let alone = order.is_none() && escalate.is_none();
+        let mut tx = if alone { None } else { Some(self.pool.begin().await?) };
+        let insert = sqlx::query(
             "INSERT INTO tribute_messages
                (chat_id, message_id, sender_id, outgoing, date, text, entities_json, reply_to,
                 buttons_json, kind, parse_error, received_at)
@@ -89,20 +92,23 @@ impl Store {
         .bind(serde_json::to_string(&msg.buttons).expect("buttons serialise"))
         .bind(kind.as_str())
         .bind(parse_error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
+        .bind(now);
+        let inserted = match tx.as_mut() {
+            Some(tx) => insert.execute(&mut **tx).await?,
+            None => insert.execute(&self.pool).await?,
+        }
         .rows_affected();
         if inserted == 0 {
             // Seen before. Keep an order's text as first received, but let other
             // messages show their current state (e.g. a follow-up whose keyboard
             // the bot removed after our press).
+            drop(tx); // nothing was written
             if !matches!(kind, MessageKind::Order | MessageKind::Malformed) {
-                update_current_state(&mut tx, msg).await?;
-                tx.commit().await?;
+                update_current_state(&self.pool, msg).await?;
             }
             return Ok(Recorded::Duplicate);
         }
+        let Some(mut tx) = tx else { return Ok(Recorded::Stored) };
         let mut result = Recorded::Stored;
         if let Some(order) = order {
             result = Recorded::NewOrder(insert_order(&mut tx, msg, order, now).await?);
@@ -118,10 +124,7 @@ impl Store {
 
     /// Updates a stored message after an edit (e.g. the bot removed its keyboard).
     pub async fn update_tribute_message(&self, msg: &Message) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        update_current_state(&mut tx, msg).await?;
-        tx.commit().await?;
-        Ok(())
+        update_current_state(&self.pool, msg).await
     }
 
     /// The newest message id stored for a chat (0 when none): history is

@@ -122,6 +122,8 @@ pub struct Transition {
     pub activation_id: Option<String>,
     pub reply_message_id: Option<MessageId>,
     pub button_message_id: Option<MessageId>,
+    /// The reply's `random_id` (kept if the order has one already).
+    pub reply_random_id: Option<i64>,
     /// The case this transition opens (its reason is the order's escalation reason).
     pub escalation: Option<Escalation>,
 }
@@ -134,6 +136,7 @@ impl Transition {
             activation_id: None,
             reply_message_id: None,
             button_message_id: None,
+            reply_random_id: None,
             escalation: None,
         }
     }
@@ -145,6 +148,7 @@ impl Transition {
             reply_message_id: self.reply_message_id,
             button_message_id: self.button_message_id,
             escalation_reason: self.escalation.as_ref().map(|c| c.reason),
+            reply_random_id: self.reply_random_id,
             reset_step_failures: true,
             ..OrderChanges::default()
         }
@@ -161,8 +165,8 @@ pub(super) async fn insert_order(
     let id = sqlx::query(
         "INSERT INTO orders
            (order_ref, chat_id, message_id, customer_name, customer_id, customer_username, product,
-            amount_minor, currency, details, account_candidates, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            amount_minor, currency, details, account_candidates, state, created_at, updated_at, last_note)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'order received and parsed')",
     )
     .bind(order.order_ref.as_str())
     .bind(msg.chat_id)
@@ -181,27 +185,7 @@ pub(super) async fn insert_order(
     .execute(&mut **tx)
     .await?
     .last_insert_rowid();
-    insert_event(tx, id, None, OrderState::Received, "order received and parsed", now).await?;
     Ok(id)
-}
-
-pub(super) async fn insert_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    order_id: i64,
-    from: Option<OrderState>,
-    to: OrderState,
-    note: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO order_events (order_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)")
-        .bind(order_id)
-        .bind(now)
-        .bind(from.map(OrderState::as_str))
-        .bind(to.as_str())
-        .bind(note)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// What an order transition writes besides the state. Every transition
@@ -214,6 +198,9 @@ pub(super) struct OrderChanges<'a> {
     pub reply_message_id: Option<MessageId>,
     pub button_message_id: Option<MessageId>,
     pub escalation_reason: Option<EscalationReason>,
+    /// The reply's `random_id`, kept if one is already set: committed with
+    /// the move to `activated`, before the reply can be sent.
+    pub reply_random_id: Option<i64>,
     /// The order's account IDs, replaced (a JSON array).
     pub account_candidates: Option<&'a str>,
     pub reset_activation_failures: bool,
@@ -222,34 +209,42 @@ pub(super) struct OrderChanges<'a> {
     pub unless_activated: bool,
 }
 
-/// The compare-and-set's statement; `?1`..`?12` as [`bind_cas`] binds them.
-macro_rules! cas_sql {
-    () => {
-        "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
-            activation_id = COALESCE(?3, activation_id),
-            reply_message_id = COALESCE(?4, reply_message_id),
-            button_message_id = COALESCE(?5, button_message_id),
-            escalation_reason = COALESCE(?6, escalation_reason),
-            account_candidates = COALESCE(?7, account_candidates),
-            activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
-            step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
-            replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END,
-            waiting_since = NULL, waiting_on = NULL
-         WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)"
-    };
-}
+/// The compare-and-set's statement; `?1`..`?14` as [`cas_order_state`]
+/// binds them. Setting `last_note` logs the move (migration 0021's
+/// trigger). `for_dialogue`: the move wrote a dialogue event (the same
+/// tests as the triggers that write them), or it changed the dialogue of
+/// the order's customer (0012's trigger marks it; a dialogue validating
+/// the customer's ID learns so that the order completed).
+const CAS_SQL: &str = "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
+        activation_id = COALESCE(?3, activation_id),
+        reply_message_id = COALESCE(?4, reply_message_id),
+        button_message_id = COALESCE(?5, button_message_id),
+        escalation_reason = COALESCE(?6, escalation_reason),
+        account_candidates = COALESCE(?7, account_candidates),
+        activation_failures = CASE WHEN ?8 THEN 0 ELSE activation_failures END,
+        step_failures = CASE WHEN ?9 THEN 0 ELSE step_failures END,
+        replied_at = CASE WHEN ?1 = 'replied' THEN ?2 ELSE replied_at END,
+        reply_random_id = COALESCE(reply_random_id, ?13),
+        waiting_since = NULL, waiting_on = NULL, last_note = ?14
+     WHERE id = ?10 AND state = ?11 AND (NOT ?12 OR activation_id IS NULL)
+     RETURNING *, CASE state
+        WHEN 'needs_customer' THEN customer_id IS NOT NULL
+        WHEN 'confirmed' THEN EXISTS (SELECT 1 FROM cases c WHERE c.order_id = orders.id AND c.status = 'open')
+        ELSE 0 END
+        OR EXISTS (SELECT 1 FROM conversation_orders l WHERE l.order_id = orders.id) AS for_dialogue";
 
-/// The compare-and-set every order state change goes through: in the
-/// caller's transaction, moves the order from `from` to `to` (a step the
-/// state machine allows, [`OrderState::transition`]) with `changes`, and
-/// logs the step with `note` in `order_events`, only if the order is still
-/// in `from` (and never activated, with `unless_activated`); a move that
-/// concerns the customer dialogue writes its event too
-/// (`dialogue_events::note_for_dialogue`). Returns the order as it now is
+/// The compare-and-set every order state change goes through: moves the
+/// order from `from` to `to` (a step the state machine allows,
+/// [`OrderState::transition`]) with `changes`, and logs the step with
+/// `note` in `order_events`, only if the order is still in `from` (and
+/// never activated, with `unless_activated`); a move that concerns the
+/// customer dialogue writes its event too. One statement (the log line and
+/// the dialogue's event are triggers): on its own it is its own
+/// transaction, or part of the caller's. Returns the order as it now is
 /// (`RETURNING`: the order worker goes on with the next step without
 /// reading the row back); `None`: it did not apply, and nothing was written.
-pub(super) async fn cas_order_state(
-    tx: &mut Transaction<'_, Sqlite>,
+pub(super) async fn cas_order_state<'c>(
+    db: impl sqlx::Executor<'c, Database = Sqlite>,
     order_id: i64,
     from: OrderState,
     to: OrderState,
@@ -258,32 +253,7 @@ pub(super) async fn cas_order_state(
     now: i64,
 ) -> StoreResult<Option<Moved>> {
     from.transition(to)?;
-    let row = bind_cas(sqlx::query(concat!(cas_sql!(), " RETURNING *")), order_id, from, to, changes, now)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    insert_event(tx, order_id, Some(from), to, note, now).await?;
-    let for_dialogue = super::dialogue_events::note_for_dialogue(tx, order_id, to, now).await?;
-    Ok(Some(Moved { order: order_from_row(&row)?, for_dialogue }))
-}
-
-/// What an applied compare-and-set did.
-pub(super) struct Moved {
-    pub(super) order: OrderRecord,
-    /// It wrote an event for the customer dialogue: once committed, hint
-    /// the contact task ([`Store::hint_dialogue`]).
-    pub(super) for_dialogue: bool,
-}
-
-fn bind_cas<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    order_id: i64,
-    from: OrderState,
-    to: OrderState,
-    changes: &OrderChanges<'q>,
-    now: i64,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
+    let row = sqlx::query(CAS_SQL)
         .bind(to.as_str())
         .bind(now)
         .bind(changes.activation_id)
@@ -296,6 +266,20 @@ fn bind_cas<'q>(
         .bind(order_id)
         .bind(from.as_str())
         .bind(changes.unless_activated)
+        .bind(changes.reply_random_id)
+        .bind(note)
+        .fetch_optional(db)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Moved { order: order_from_row(&row)?, for_dialogue: row.get("for_dialogue") }))
+}
+
+/// What an applied compare-and-set did.
+pub(super) struct Moved {
+    pub(super) order: OrderRecord,
+    /// It wrote an event for the customer dialogue or changed a dialogue:
+    /// once committed, hint the contact task ([`Store::hint_dialogue`]).
+    pub(super) for_dialogue: bool,
 }
 
 /// Marks an order waiting on a dependency, binding the cause, now, now
@@ -410,20 +394,28 @@ impl Store {
     /// row again.
     pub async fn advance(&self, order_id: i64, from: OrderState, t: Transition) -> StoreResult<OrderRecord> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let Some(moved) = cas_order_state(&mut tx, order_id, from, t.to, &t.changes(), &t.note, now).await? else {
-            return Err(StoreError::StateChanged { order_id, expected: from });
+        let moved = match &t.escalation {
+            // One statement, its own transaction: the common step.
+            None => cas_order_state(&self.pool, order_id, from, t.to, &t.changes(), &t.note, now).await?,
+            Some(card) => {
+                let mut tx = self.pool.begin().await?;
+                let moved = cas_order_state(&mut *tx, order_id, from, t.to, &t.changes(), &t.note, now).await?;
+                if moved.is_some() {
+                    insert_card(&mut tx, card, now).await?;
+                    tx.commit().await?;
+                }
+                moved
+            }
         };
-        if let Some(card) = &t.escalation {
-            insert_card(&mut tx, card, now).await?;
-        }
-        tx.commit().await?;
+        let Some(moved) = moved else { return Err(StoreError::StateChanged { order_id, expected: from }) };
         self.hint_dialogue(moved.for_dialogue);
         Ok(moved.order)
     }
 
     /// Records a fact that is not a state change (e.g. the Send button was
-    /// found and is about to be pressed).
+    /// found and is about to be pressed), if the order is still in `state`
+    /// (like every note below: a note about a step another hand has moved
+    /// the order past is not written).
     pub async fn note(
         &self,
         order_id: i64,
@@ -431,18 +423,17 @@ impl Store {
         note: &str,
         button_message_id: Option<MessageId>,
     ) -> StoreResult<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE orders SET updated_at = ?, button_message_id = COALESCE(?, button_message_id) WHERE id = ?",
+            "UPDATE orders SET updated_at = ?, last_note = ?, button_message_id = COALESCE(?, button_message_id)
+             WHERE id = ? AND state = ?",
         )
-        .bind(now)
+        .bind(now_ms())
+        .bind(note)
         .bind(button_message_id)
         .bind(order_id)
-        .execute(&mut *tx)
+        .bind(state.as_str())
+        .execute(&self.pool)
         .await?;
-        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -460,24 +451,23 @@ impl Store {
         failure: bool,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "UPDATE orders SET activation_failures = activation_failures + ?, next_attempt_at = ?, updated_at = ?,
-               {WAITING_ON}
-             WHERE id = ?"
+               last_note = ?, {WAITING_ON}
+             WHERE id = ? AND state = ?"
         ))
         .bind(i64::from(failure))
         .bind(until)
         .bind(now)
+        .bind(note)
         .bind(OutageCause::Backend.as_str())
         .bind(now)
         .bind(now)
         .bind(OutageCause::Backend.as_str())
         .bind(order_id)
-        .execute(&mut *tx)
+        .bind(state.as_str())
+        .execute(&self.pool)
         .await?;
-        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -507,16 +497,22 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE orders SET activation_failures = activation_failures + 1, next_attempt_at = ?, updated_at = ?
-             WHERE id = ?",
+        let parked = sqlx::query(
+            "UPDATE orders SET activation_failures = activation_failures + 1, next_attempt_at = ?, updated_at = ?,
+               last_note = ?
+             WHERE id = ? AND state = ?",
         )
         .bind(until)
         .bind(now)
+        .bind(note)
         .bind(order_id)
+        .bind(state.as_str())
         .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
+        .await?
+        .rows_affected();
+        if parked == 0 {
+            return Ok(());
+        }
         let open: Option<i64> =
             sqlx::query_scalar("SELECT id FROM cases WHERE order_id = ? AND reason = ? AND status = 'open' LIMIT 1")
                 .bind(order_id)
@@ -587,20 +583,22 @@ impl Store {
     /// the order marked waiting on Telegram (see [`Self::park`]).
     pub async fn park_step(&self, order_id: i64, state: OrderState, until: i64, note: &str) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "UPDATE orders SET step_failures = step_failures + 1, next_attempt_at = ?, {WAITING_ON} WHERE id = ?"
+            "UPDATE orders SET step_failures = step_failures + 1, next_attempt_at = ?, updated_at = ?, last_note = ?,
+               {WAITING_ON}
+             WHERE id = ? AND state = ?"
         ))
         .bind(until)
+        .bind(now)
+        .bind(note)
         .bind(OutageCause::Telegram.as_str())
         .bind(now)
         .bind(now)
         .bind(OutageCause::Telegram.as_str())
         .bind(order_id)
-        .execute(&mut *tx)
+        .bind(state.as_str())
+        .execute(&self.pool)
         .await?;
-        insert_event(&mut tx, order_id, Some(state), state, note, now).await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -255,9 +255,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT m.order_id, m.in_card, m.announced, m.left_at,
                     o.order_ref, o.product, o.customer_name, o.state, o.activation_id,
-                    CASE WHEN o.waiting_on = u.cause THEN o.waiting_since END AS waiting_since,
-                    (SELECT e.note FROM order_events e WHERE e.order_id = o.id ORDER BY e.id DESC LIMIT 1)
-                      AS last_note
+                    CASE WHEN o.waiting_on = u.cause THEN o.waiting_since END AS waiting_since, o.last_note
              FROM outage_orders m JOIN outages u ON u.id = m.outage_id JOIN orders o ON o.id = m.order_id
              WHERE m.outage_id = ? ORDER BY m.order_id",
         )

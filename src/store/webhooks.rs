@@ -274,13 +274,19 @@ impl Store {
     pub async fn match_purchase(&self, purchase_id: &str, order_id: i64, amounts_differ: bool) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let order =
-            sqlx::query("UPDATE orders SET tribute_purchase_id = ? WHERE id = ? AND tribute_purchase_id IS NULL")
-                .bind(purchase_id)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        // The history line is the row's own (migration 0021's trigger); undone with the rest if the purchase was claimed.
+        let note = format!("Tribute webhook: matched to purchase {purchase_id}");
+        let order = sqlx::query(
+            "UPDATE orders SET tribute_purchase_id = ?, last_note = ?, updated_at = ?
+             WHERE id = ? AND tribute_purchase_id IS NULL",
+        )
+        .bind(purchase_id)
+        .bind(&note)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let purchase = sqlx::query(
             "UPDATE tribute_purchases SET order_id = ?, matched_at = ?, updated_at = ?
              WHERE purchase_id = ? AND order_id IS NULL AND matching_stopped_at IS NULL",
@@ -295,17 +301,6 @@ impl Store {
         if order == 0 || purchase == 0 {
             return Ok(false);
         }
-        let state: String =
-            sqlx::query_scalar("SELECT state FROM orders WHERE id = ?").bind(order_id).fetch_one(&mut *tx).await?;
-        let note = format!("Tribute webhook: matched to purchase {purchase_id}");
-        sqlx::query("INSERT INTO order_events (order_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)")
-            .bind(order_id)
-            .bind(now)
-            .bind(&state)
-            .bind(&state)
-            .bind(&note)
-            .execute(&mut *tx)
-            .await?;
         if amounts_differ {
             let card = purchase_card(EscalationReason::WebhookAmountMismatch, purchase_id, Some(order_id), "");
             insert_card(&mut tx, &card, now).await?;
@@ -414,7 +409,9 @@ async fn refund_order(
     now: i64,
 ) -> StoreResult<()> {
     // A refund writes no dialogue event: closing the link below tells the dialogue.
-    if cas_order_state(tx, order_id, state, OrderState::Refunded, &OrderChanges::default(), note, now).await?.is_none()
+    if cas_order_state(&mut **tx, order_id, state, OrderState::Refunded, &OrderChanges::default(), note, now)
+        .await?
+        .is_none()
     {
         return Err(StoreError::StateChanged { order_id, expected: state });
     }

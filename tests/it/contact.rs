@@ -330,6 +330,31 @@ async fn the_customer_is_asked_as_the_order_is_handed_over_with_the_clock_standi
     app.shutdown().await;
 }
 
+/// The customer's ID completes the order while the dialogue waits for
+/// it: the order's move tells the dialogue, which thanks the customer at
+/// once, not at the contact task's one-minute re-check.
+#[tokio::test]
+async fn the_customer_is_thanked_as_soon_as_the_order_completes() {
+    let app = TestApp::spawn().await;
+    app.backend.add_pending("343434", "100 Diamonds");
+    let msg = app.post_order(&order(643).details("жду алмазы"));
+    app.wait_sent(643, 1).await;
+    // The bot's Send button comes a second after our reply: the dialogue
+    // looks at the order (validating the ID) before it completes.
+    app.world.button_delay(Duration::from_secs(1));
+    app.customer_says(643, "ID 343434");
+    app.wait_state(msg, OrderState::Confirmed).await;
+    let thanked = tokio::time::timeout(Duration::from_secs(20), async {
+        while app.sent_to(643).len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(thanked.is_ok(), "no thanks within 20 s of the order's completion: {:?}", app.sent_to(643));
+    assert!(app.sent_to(643)[1].text.contains("343434"));
+    app.shutdown().await;
+}
+
 /// A moderator's ID completes an escalated order: its case closes from
 /// the order's own event, on a clock that does not move.
 #[tokio::test]
