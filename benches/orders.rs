@@ -86,6 +86,8 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() {
+    // As the binary's main does (the one process here is daemon, world and backend).
+    tribute_assistant::runtime::memory::one_malloc_arena();
     let n: usize = std::env::var("BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if std::env::var_os("BENCH_SQL").is_some() {

@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    tribute_assistant::runtime::memory::one_malloc_arena();
     let cli = tribute_testbed::cli::Cli::parse();
     tribute_assistant::http::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
