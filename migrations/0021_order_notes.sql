@@ -1,5 +1,5 @@
--- An order's history line is written by the order's own row change, not
--- by a second statement: every statement is a hand-off to the database's
+-- An order's history line is written by the order's own row change, and
+-- a follow-up's wake-up by its own insert, not by a second statement: every statement is a hand-off to the database's
 -- thread and back, which costs more than the SQL (docs/deployment.md,
 -- "Where the orders path spends its time"), and an order step is now one
 -- statement where it was a transaction of four or five.
@@ -42,4 +42,14 @@ CREATE TRIGGER order_completed_with_open_case AFTER UPDATE OF state ON orders
 WHEN NEW.state = 'confirmed' AND EXISTS (SELECT 1 FROM cases WHERE order_id = NEW.id AND status = 'open')
 BEGIN
     INSERT INTO dialogue_events (order_id, kind, due_at) VALUES (NEW.id, 'completed', NEW.updated_at);
+END;
+
+-- The bot's follow-up to our reply makes the order that waits for it due
+-- at once, by the insert that stores it. (A follow-up stored before the
+-- order notes our reply is found by the order's own look after its wait.)
+CREATE TRIGGER follow_up_wakes_its_order AFTER INSERT ON tribute_messages
+WHEN NEW.kind = 'follow_up' AND NEW.reply_to IS NOT NULL
+BEGIN
+    UPDATE orders SET next_attempt_at = NULL
+     WHERE chat_id = NEW.chat_id AND reply_message_id = NEW.reply_to AND state = 'replied';
 END;

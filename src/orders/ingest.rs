@@ -45,13 +45,9 @@ pub async fn ingest(store: &Store, cfg: &IngestConfig, msg: &Message) -> StoreRe
             let card = Some(EscalationReason::MalformedOrder);
             store.record_tribute_message(msg, MessageKind::Malformed, Some(&error), None, card).await
         }
+        // Stored, it makes the order waiting for it due now (migration 0021's trigger).
         Err(ParseError::NotAnOrder(_)) if !msg.buttons.is_empty() => {
-            let recorded = store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await?;
-            if let Some(reply) = msg.reply_to {
-                // The order waiting for this follow-up is due now.
-                store.wake_replied_order(msg.chat_id, reply).await?;
-            }
-            Ok(recorded)
+            store.record_tribute_message(msg, MessageKind::FollowUp, None, None, None).await
         }
         // The bot answering one of our messages ("already completed", ...).
         Err(ParseError::NotAnOrder(_)) if msg.reply_to.is_some() => {

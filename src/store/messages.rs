@@ -258,3 +258,44 @@ impl Store {
         Ok(row.get("n"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderState;
+    use crate::store::Transition;
+
+    /// The order that waits for the bot's Send button is due the moment the
+    /// follow-up is stored, by the insert itself (migration 0021).
+    #[tokio::test]
+    async fn a_stored_follow_up_makes_the_order_waiting_for_it_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let id = crate::store::test_orders::record(&store, 1, Some(7), Some("12345")).await;
+        let mut order = store.order(id).await.unwrap();
+        for (to, reply) in
+            [(OrderState::ActivationRequested, None), (OrderState::Activated, None), (OrderState::Replied, Some(2))]
+        {
+            let mut t = Transition::to(to, "step");
+            t.reply_message_id = reply;
+            order = store.advance(id, order.state, t).await.unwrap();
+        }
+        store.wait_until(id, i64::MAX).await.unwrap();
+        let follow_up = |reply_to: MessageId, msg: MessageId| Message {
+            chat_id: order.chat_id,
+            id: msg,
+            sender_id: Some(93372553),
+            outgoing: false,
+            sender_is_bot: true,
+            date: 1_700_000_000,
+            text: "Send?".into(),
+            entities: vec![],
+            reply_to: Some(reply_to),
+            buttons: vec![],
+        };
+        store.record_tribute_message(&follow_up(99, 3), MessageKind::FollowUp, None, None, None).await.unwrap();
+        assert_eq!(store.order(id).await.unwrap().next_attempt_at, Some(i64::MAX), "another reply's follow-up");
+        store.record_tribute_message(&follow_up(2, 4), MessageKind::FollowUp, None, None, None).await.unwrap();
+        assert_eq!(store.order(id).await.unwrap().next_attempt_at, None);
+    }
+}

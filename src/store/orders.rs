@@ -601,17 +601,4 @@ impl Store {
         .await?;
         Ok(())
     }
-
-    /// A follow-up to our reply arrived: the order waiting for it is due now.
-    pub async fn wake_replied_order(&self, chat: ChatId, reply_message_id: MessageId) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE orders SET next_attempt_at = NULL
-             WHERE chat_id = ? AND reply_message_id = ? AND state = 'replied'",
-        )
-        .bind(chat)
-        .bind(reply_message_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }
