@@ -1,11 +1,12 @@
 //! Drives one order from its stored state to a settled one.
 //!
 //! Recovery points (each committed before the side effect after it):
-//! `received` → `activation_requested` → backend call → `activated` →
-//! reply → `replied` → button noted → press → `confirmed`. A restart in any
-//! state repeats at most an idempotent step: the backend call carries the
-//! same idempotency key; the reply is looked up in the chat before sending
-//! again; a noted button that is gone counts as pressed only if the chat
+//! `received` → `activation_requested` → backend call → `activated` (with
+//! the reply's `random_id`) → reply → `replied` → button noted → press →
+//! `confirmed`. A restart in any state repeats at most an idempotent step:
+//! the backend call carries the same idempotency key; the reply is looked
+//! up in the chat before sending again (sent without a look only by the
+//! pass that committed its `random_id`); a noted button that is gone counts as pressed only if the chat
 //! shows our reply delivered (else a person looks).
 
 use std::future::Future;
