@@ -281,18 +281,7 @@ mod tests {
             order = store.advance(id, order.state, t).await.unwrap();
         }
         store.wait_until(id, i64::MAX).await.unwrap();
-        let follow_up = |reply_to: MessageId, msg: MessageId| Message {
-            chat_id: order.chat_id,
-            id: msg,
-            sender_id: Some(93372553),
-            outgoing: false,
-            sender_is_bot: true,
-            date: 1_700_000_000,
-            text: "Send?".into(),
-            entities: vec![],
-            reply_to: Some(reply_to),
-            buttons: vec![],
-        };
+        let follow_up = |reply_to, msg| crate::store::test_orders::bot_message(msg, Some(reply_to), "Send?");
         store.record_tribute_message(&follow_up(99, 3), MessageKind::FollowUp, None, None, None).await.unwrap();
         assert_eq!(store.order(id).await.unwrap().next_attempt_at, Some(i64::MAX), "another reply's follow-up");
         store.record_tribute_message(&follow_up(2, 4), MessageKind::FollowUp, None, None, None).await.unwrap();

@@ -193,20 +193,25 @@ pub(crate) mod test_orders {
     use crate::domain::{AccountId, Currency, Money, OrderRef};
     use crate::telegram::Message;
 
-    /// The order of Tribute message `msg` from `customer`, with `account` in its details.
-    pub(crate) async fn record(store: &Store, msg: i32, customer: Option<i64>, account: Option<&str>) -> i64 {
-        let message = Message {
+    /// The Tribute bot's message `msg` in its chat, answering `reply_to`.
+    pub(crate) fn bot_message(msg: i32, reply_to: Option<i32>, text: &str) -> Message {
+        Message {
             chat_id: 93372553,
             id: msg,
             sender_id: Some(93372553),
             outgoing: false,
             sender_is_bot: true,
             date: 1_700_000_000,
-            text: "🆕 Custom Product Order ...".into(),
+            text: text.into(),
             entities: vec![],
-            reply_to: None,
+            reply_to,
             buttons: vec![],
-        };
+        }
+    }
+
+    /// The order of Tribute message `msg` from `customer`, with `account` in its details.
+    pub(crate) async fn record(store: &Store, msg: i32, customer: Option<i64>, account: Option<&str>) -> i64 {
+        let message = bot_message(msg, None, "🆕 Custom Product Order ...");
         let new = NewOrder {
             order_ref: OrderRef::for_message(93372553, msg),
             customer_name: "Иван".into(),
