@@ -1,8 +1,9 @@
--- An order's history line is written by the order's own row change, and
--- a follow-up's wake-up by its own insert, not by a second statement: every statement is a hand-off to the database's
--- thread and back, which costs more than the SQL (docs/deployment.md,
--- "Where the orders path spends its time"), and an order step is now one
--- statement where it was a transaction of four or five.
+-- An order's history line is written by the order's own row change, and a
+-- follow-up's wake-up by its own insert, not by a second statement: every
+-- statement is a hand-off to the database's thread and back, which costs
+-- more than the SQL (docs/deployment.md, "Where the orders path spends its
+-- time"), and an order step is now one statement where it was a
+-- transaction of four or five.
 --
 -- `last_note` is the note of the order's latest `order_events` row. Every
 -- write that logs a step sets it (with `updated_at`, the row's time), and

@@ -1,6 +1,6 @@
 //! The daemon's long-running tasks besides the event loop: the order
-//! worker, the desk's card poster and the contact task. Each takes its work from the store and sleeps until a
-//! hint, its next due time or the sweep.
+//! worker, the desk's card poster and the contact task. Each takes its work
+//! from the store and sleeps until a hint, its next due time or the sweep.
 
 use std::sync::Arc;
 use std::time::Duration;

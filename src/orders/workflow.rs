@@ -6,8 +6,9 @@
 //! `confirmed`. A restart in any state repeats at most an idempotent step:
 //! the backend call carries the same idempotency key; the reply is looked
 //! up in the chat before sending again (sent without a look only by the
-//! pass that committed its `random_id`); a noted button that is gone counts as pressed only if the chat
-//! shows our reply delivered (else a person looks).
+//! pass that committed its `random_id`); a noted button that is gone counts
+//! as pressed only if the chat shows our reply delivered (else a person
+//! looks).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //! transition (migrations 0020 and 0021: triggers on the order's move to
 //! `needs_customer` when it names its customer — only then can it be
 //! adopted — and to `confirmed` while it has an open case; the
-//! compare-and-set returns whether it wrote one): the contact task takes these rows instead
-//! of scanning every order for the ones that now need a customer, and
-//! sleeps until the store has something due ([`Store::next_contact_due`]).
+//! compare-and-set returns whether it wrote one): the contact task takes
+//! these rows instead of scanning every order for the ones that now need a
+//! customer, and sleeps until the store has something due
+//! ([`Store::next_contact_due`]).
 
 use sqlx::Row;
 

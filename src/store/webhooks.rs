@@ -274,7 +274,8 @@ impl Store {
     pub async fn match_purchase(&self, purchase_id: &str, order_id: i64, amounts_differ: bool) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        // The history line is the row's own (migration 0021's trigger); undone with the rest if the purchase was claimed.
+        // The history line is the row's own (migration 0021's trigger),
+        // undone with the rest if the purchase was claimed meanwhile.
         let note = format!("Tribute webhook: matched to purchase {purchase_id}");
         let order = sqlx::query(
             "UPDATE orders SET tribute_purchase_id = ?, last_note = ?, updated_at = ?
