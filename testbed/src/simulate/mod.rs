@@ -246,7 +246,7 @@ pub struct SimulateArgs {
     /// Let the agent answer customers' questions (slower start: the starter FAQ is indexed).
     #[arg(long)]
     pub agent: bool,
-    /// Longest a case card may wait before it is posted, counted from when it was stored or Telegram last let it retry (default 900 s).
+    /// Longest a case card may wait before it is posted, counted from when it was stored, Telegram's waits left out (default 900 s).
     #[arg(long)]
     pub card_bound_secs: Option<u64>,
     /// Longest an order may sit in an automatic state without progress (default 7200 s).

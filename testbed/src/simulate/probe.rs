@@ -80,9 +80,6 @@ pub struct CardTiming {
     pub created_at: i64,
     pub posted_at: Option<i64>,
     pub parked: bool,
-    /// When the last retry after a failed attempt was due (Telegram's wait
-    /// and the daemon's backoff over), if an attempt failed.
-    pub last_retry_due: Option<i64>,
     pub attempts: i64,
 }
 
@@ -316,13 +313,9 @@ impl Probe {
     }
 
     pub async fn card_timings(&self) -> anyhow::Result<Vec<CardTiming>> {
-        let (parked, retry) = if self.outbox_due {
-            ("parked_at IS NOT NULL", "CASE WHEN attempts > 0 THEN next_attempt_at END")
-        } else {
-            ("0", "NULL")
-        };
+        let parked = if self.outbox_due { "parked_at IS NOT NULL" } else { "0" };
         let rows = sqlx::query(&format!(
-            "SELECT id, order_id, reason, created_at, posted_at, {parked} AS parked, {retry} AS last_retry_due,
+            "SELECT id, order_id, reason, created_at, posted_at, {parked} AS parked,
                     {attempts} AS attempts
              FROM moderator_outbox WHERE kind = 'card' ORDER BY id",
             attempts = if self.outbox_due { "attempts" } else { "0" }
@@ -338,7 +331,6 @@ impl Probe {
                 created_at: r.get("created_at"),
                 posted_at: r.get("posted_at"),
                 parked: r.get::<i64, _>("parked") != 0,
-                last_retry_due: r.get("last_retry_due"),
                 attempts: r.get("attempts"),
             })
             .collect())
