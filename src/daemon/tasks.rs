@@ -84,7 +84,8 @@ async fn pass(
     task: &TaskHandle,
     outages_watched_at: &mut i64,
 ) -> Result<Pass, WorkflowError> {
-    for id in store.due_orders(now_ms(), DUE_BATCH).await? {
+    let due = store.due_orders(now_ms(), DUE_BATCH).await?;
+    for &id in &due.ids {
         let step = {
             let processor = processor.clone();
             tokio::spawn(async move { processor.process(id).await }).await
@@ -140,12 +141,13 @@ async fn pass(
             cards.wake();
         }
     }
-    // One look: more due now (a step made it due again, or it came in
-    // meanwhile), or how long until the next one is.
-    match store.next_order_due().await? {
-        Some(due) if due <= now_ms() => Ok(Pass::Again),
-        next => Ok(Pass::Sleep(next.map_or(SWEEP, |due| crate::runtime::clock::until(due).min(SWEEP)))),
+    // Steps taken: look again at once (a step may have made its order due
+    // again, more may have come in meanwhile). Nothing was due: sleep until
+    // the next one is, as the same look said.
+    if !due.ids.is_empty() {
+        return Ok(Pass::Again);
     }
+    Ok(Pass::Sleep(due.later.map_or(SWEEP, |at| crate::runtime::clock::until(at).min(SWEEP))))
 }
 
 /// Parks an order whose step panicked until [`PANICKED_ORDER_RETRY`] from

@@ -313,7 +313,11 @@ mod tests {
         activated(&store, ids[0]).await;
         let r = watch(&store, AFTER, t0 + 24 * MIN).await.unwrap();
         assert_eq!((r.woken, r.recovered), (21, 0));
-        assert_eq!(store.due_orders(t0 + 24 * MIN, 100).await.unwrap().len(), 22, "the 21 woken and the activated one");
+        assert_eq!(
+            store.due_orders(t0 + 24 * MIN, 100).await.unwrap().ids.len(),
+            22,
+            "the 21 woken and the activated one"
+        );
         assert_eq!(
             watch(&store, AFTER, t0 + 24 * MIN).await.unwrap().woken,
             0,

@@ -359,6 +359,10 @@ impl OrderProcessor {
     async fn replied(&self, order: &OrderRecord, reply_id: MessageId, what: &str) -> Result<Step, WorkflowError> {
         let mut t = Transition::to(OrderState::Replied, format!("{what} (message {reply_id})"));
         t.reply_message_id = Some(reply_id);
+        // The bot's follow-up with the Send button is still to come: the
+        // order waits for it from this commit on (storing the follow-up
+        // ends the wait), and [`Self::confirm`] looks once.
+        t.not_before = Some(now_ms() + self.cfg.button_timeout.min(BUTTON_RECHECK).as_millis() as i64);
         let next = self.store.advance(order.id, order.state, t).await?;
         info!(reply_id, "{what}");
         Ok(Step::Continue(Box::new(next)))
@@ -397,8 +401,9 @@ impl OrderProcessor {
     }
 
     /// `replied_now`: this pass sent the reply a moment ago, so the bot's
-    /// follow-up is most likely still to come: the order's wait is set
-    /// before the look, not after a first look that would find nothing.
+    /// follow-up is most likely still to come: the move to `replied` set
+    /// the order's wait, and one look follows it (not a look before it
+    /// that would find nothing).
     async fn confirm(&self, order: &OrderRecord, replied_now: bool) -> Result<Step, WorkflowError> {
         let chat = order.chat_id;
         let Some(reply_id) = order.reply_message_id else {
@@ -425,7 +430,9 @@ impl OrderProcessor {
             let now = now_ms();
             if now < deadline {
                 // Storing the follow-up makes the order due at once; this is the deadline check.
-                self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
+                if !replied_now {
+                    self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
+                }
                 // It may have been stored before the wait was set: look (once more).
                 found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
                 if found.is_none() {

@@ -41,7 +41,7 @@ use sqlx::SqlitePool;
 pub use approved_pairs::{ApprovedPair, NewApprovedPair};
 pub use inbox::{InboundFailure, InboundRecord, InboxKind};
 pub use messages::{MessageKind, Recorded};
-pub use orders::{AccountStatus, NewOrder, OrderEvent, OrderRecord, Transition};
+pub use orders::{AccountStatus, DueOrders, NewOrder, OrderEvent, OrderRecord, Transition};
 pub use outages::{OutageCause, OutageMember, OutageRecord};
 pub use outbox::{AnswerLink, CardBody, CardSubject, Escalation, OutboxCard};
 // ops/webhooks

@@ -101,6 +101,16 @@ pub struct OrderRecord {
     pub step_failures: i64,
 }
 
+/// What [`Store::due_orders`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueOrders {
+    /// Due now, in the order to take them.
+    pub ids: Vec<i64>,
+    /// When the next unsettled order falls due after `now` (unix ms), if
+    /// one waits; told only when fewer than the limit are due now.
+    pub later: Option<i64>,
+}
+
 /// One line of an order's history (a row of `order_events`); serialises as
 /// the review export's `orders[].history[]` entry.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -126,6 +136,10 @@ pub struct Transition {
     pub reply_random_id: Option<i64>,
     /// The case this transition opens (its reason is the order's escalation reason).
     pub escalation: Option<Escalation>,
+    /// Not due in its new state before this time (unix ms): a move whose
+    /// next step waits for something expected (the bot's Send button after
+    /// our reply). Unset: due at once.
+    pub not_before: Option<i64>,
 }
 
 impl Transition {
@@ -138,6 +152,7 @@ impl Transition {
             button_message_id: None,
             reply_random_id: None,
             escalation: None,
+            not_before: None,
         }
     }
 
@@ -149,6 +164,7 @@ impl Transition {
             button_message_id: self.button_message_id,
             escalation_reason: self.escalation.as_ref().map(|c| c.reason),
             reply_random_id: self.reply_random_id,
+            not_before: self.not_before,
             reset_step_failures: true,
             ..OrderChanges::default()
         }
@@ -189,8 +205,8 @@ pub(super) async fn insert_order(
 }
 
 /// What an order transition writes besides the state. Every transition
-/// sets `updated_at`, clears `next_attempt_at` (the order is due now in
-/// its new state) and ends a wait for a failing dependency (`waiting_on`,
+/// sets `updated_at`, sets `next_attempt_at` (due now in its new state,
+/// unless `not_before`) and ends a wait for a failing dependency (`waiting_on`,
 /// see [`Store::park`]); the rest is written only when set here.
 #[derive(Debug, Default)]
 pub(super) struct OrderChanges<'a> {
@@ -207,15 +223,17 @@ pub(super) struct OrderChanges<'a> {
     pub reset_step_failures: bool,
     /// Applies only to an order that was never activated (`activation_id IS NULL`).
     pub unless_activated: bool,
+    /// `next_attempt_at` in the new state (`None`: due at once).
+    pub not_before: Option<i64>,
 }
 
-/// The compare-and-set's statement; `?1`..`?14` as [`cas_order_state`]
+/// The compare-and-set's statement; `?1`..`?15` as [`cas_order_state`]
 /// binds them. Setting `last_note` logs the move (migration 0021's
 /// trigger). `for_dialogue`: the move wrote a dialogue event (the same
 /// tests as the triggers that write them), or it changed the dialogue of
 /// the order's customer (0012's trigger marks it; a dialogue validating
 /// the customer's ID learns so that the order completed).
-const CAS_SQL: &str = "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = NULL,
+const CAS_SQL: &str = "UPDATE orders SET state = ?1, updated_at = ?2, next_attempt_at = ?15,
         activation_id = COALESCE(?3, activation_id),
         reply_message_id = COALESCE(?4, reply_message_id),
         button_message_id = COALESCE(?5, button_message_id),
@@ -268,6 +286,7 @@ pub(super) async fn cas_order_state<'c>(
         .bind(changes.unless_activated)
         .bind(changes.reply_random_id)
         .bind(note)
+        .bind(changes.not_before)
         .fetch_optional(db)
         .await?;
     let Some(row) = row else { return Ok(None) };
@@ -526,35 +545,39 @@ impl Store {
         Ok(())
     }
 
-    /// Unsettled orders that are due at `now`, oldest first: the order
-    /// worker's queue. Orders furthest along come first, so a Send press
-    /// never waits behind a burst of new orders' backend calls.
-    pub async fn due_orders(&self, now: i64, limit: i64) -> StoreResult<Vec<i64>> {
+    /// Unsettled orders that are due at `now`, oldest first, at most
+    /// `limit`: the order worker's queue. Orders furthest along come first,
+    /// so a Send press never waits behind a burst of new orders' backend
+    /// calls. With them, in the same statement, when the next unsettled
+    /// order falls due after `now`: a pass that finds nothing due knows how
+    /// long to sleep without a second look.
+    pub async fn due_orders(&self, now: i64, limit: i64) -> StoreResult<DueOrders> {
         let rows = sqlx::query(
-            "SELECT id FROM orders
-             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
-               AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-             ORDER BY CASE state WHEN 'replied' THEN 0 WHEN 'activated' THEN 1 ELSE 2 END, id
-             LIMIT ?",
+            "SELECT id, later FROM (
+                 SELECT id, NULL AS later,
+                        CASE state WHEN 'replied' THEN 0 WHEN 'activated' THEN 1 ELSE 2 END AS rank
+                 FROM orders
+                 WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+                 UNION ALL
+                 SELECT NULL, MIN(next_attempt_at), 3 FROM orders
+                 WHERE state IN ('received', 'activation_requested', 'activated', 'replied')
+                   AND next_attempt_at > ?1)
+             ORDER BY rank, id
+             LIMIT ?2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
-    }
-
-    /// The earliest due time of an unsettled order (unix ms); an order
-    /// due at once (no wait set) counts as due at 0. `None`: no unsettled
-    /// order. The order worker's one look after a pass: more to do now, or
-    /// how long to sleep.
-    pub async fn next_order_due(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM orders
-             WHERE state IN ('received', 'activation_requested', 'activated', 'replied')",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        let mut due = DueOrders { ids: Vec::with_capacity(rows.len()), later: None };
+        for row in &rows {
+            match row.get::<Option<i64>, _>("id") {
+                Some(id) => due.ids.push(id),
+                None => due.later = row.get("later"),
+            }
+        }
+        Ok(due)
     }
 
     /// Commits the random_id of the order's reply before the first send.

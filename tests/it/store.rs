@@ -1,7 +1,9 @@
 //! The SQLite store on a real file: idempotent ingestion and guarded transitions.
 
 use tribute_assistant::domain::{AccountId, Currency, EscalationReason, Money, OrderRef, OrderState};
-use tribute_assistant::store::{AccountStatus, MessageKind, NewOrder, Recorded, Store, StoreError, Transition};
+use tribute_assistant::store::{
+    AccountStatus, DueOrders, MessageKind, NewOrder, Recorded, Store, StoreError, Transition,
+};
 use tribute_assistant::telegram::Message;
 
 fn message(id: i32) -> Message {
@@ -54,7 +56,7 @@ async fn a_message_is_stored_once_and_creates_one_order() {
     let order = store.order(id).await.unwrap();
     assert_eq!(order.state, OrderState::Received);
     assert_eq!(order.price.amount_minor(), 500);
-    assert_eq!(store.due_orders(tribute_assistant::runtime::clock::now_ms(), 100).await.unwrap(), vec![id]);
+    assert_eq!(store.due_orders(tribute_assistant::runtime::clock::now_ms(), 100).await.unwrap().ids, vec![id]);
 }
 
 #[tokio::test]
@@ -128,6 +130,39 @@ async fn every_state_change_is_a_compare_and_set_that_writes_nothing_when_it_los
 }
 
 #[tokio::test]
+async fn due_orders_come_furthest_along_first_and_say_when_the_next_waits() {
+    let (_dir, store) = store().await;
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let recorded =
+            store.record_tribute_message(&message(n), MessageKind::Order, None, Some(&new_order(n)), None).await;
+        let Recorded::NewOrder(id) = recorded.unwrap() else { panic!("expected a new order") };
+        ids.push(id);
+    }
+    let (received, activated, replied, parked) = (ids[0], ids[1], ids[2], ids[3]);
+    let step = |id, path: &'static [OrderState]| {
+        let store = store.clone();
+        async move {
+            for pair in path.windows(2) {
+                store.transition(id, pair[0], Transition::to(pair[1], "step")).await.unwrap();
+            }
+        }
+    };
+    use OrderState::{Activated, ActivationRequested as Requested, Received, Replied};
+    step(activated, &[Received, Requested, Activated]).await;
+    step(replied, &[Received, Requested, Activated, Replied]).await;
+    step(parked, &[Received, Requested]).await;
+    let now = tribute_assistant::runtime::clock::now_ms();
+    store.park(parked, Requested, now + 5_000, "backend down", true).await.unwrap();
+
+    let due = store.due_orders(now, 10).await.unwrap();
+    assert_eq!(due.ids, vec![replied, activated, received], "the Send press first, new orders last");
+    assert_eq!(due.later, Some(now + 5_000), "the parked order's time comes with them");
+    let due = store.due_orders(now, 2).await.unwrap();
+    assert_eq!((due.ids, due.later), (vec![replied, activated], None), "a full batch: look again, no time");
+}
+
+#[tokio::test]
 async fn parked_orders_become_due_and_a_transition_unparks_them() {
     let (_dir, store) = store().await;
     let Recorded::NewOrder(id) =
@@ -138,16 +173,20 @@ async fn parked_orders_become_due_and_a_transition_unparks_them() {
     store.transition(id, OrderState::Received, Transition::to(OrderState::ActivationRequested, "go")).await.unwrap();
     let now = tribute_assistant::runtime::clock::now_ms();
     store.park(id, OrderState::ActivationRequested, now + 60_000, "backend down", true).await.unwrap();
-    assert!(store.due_orders(now, 100).await.unwrap().is_empty());
-    assert_eq!(store.next_order_due().await.unwrap(), Some(now + 60_000));
-    assert_eq!(store.due_orders(now + 60_000, 100).await.unwrap(), vec![id]);
+    let due = store.due_orders(now, 100).await.unwrap();
+    assert_eq!((due.ids, due.later), (vec![], Some(now + 60_000)), "not due yet; the same look says when");
+    assert_eq!(store.due_orders(now + 60_000, 100).await.unwrap().ids, vec![id]);
     assert_eq!(store.order(id).await.unwrap().activation_failures, 1);
     store.transition(id, OrderState::ActivationRequested, Transition::to(OrderState::Activated, "ok")).await.unwrap();
-    assert_eq!(store.due_orders(now, 100).await.unwrap(), vec![id], "a transition makes the next step due at once");
-    assert_eq!(store.next_order_due().await.unwrap(), Some(0), "an order due at once counts as due at 0");
+    let due = store.due_orders(now, 100).await.unwrap();
+    assert_eq!((due.ids, due.later), (vec![id], None), "a transition makes the next step due at once");
     store.transition(id, OrderState::Activated, Transition::to(OrderState::Replied, "replied")).await.unwrap();
     store.transition(id, OrderState::Replied, Transition::to(OrderState::Confirmed, "pressed")).await.unwrap();
-    assert!(store.due_orders(now + 60_000, 100).await.unwrap().is_empty(), "settled orders are never due");
+    assert_eq!(
+        store.due_orders(now + 60_000, 100).await.unwrap(),
+        DueOrders::default(),
+        "settled orders are never due"
+    );
 }
 
 #[tokio::test]
