@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
@@ -77,17 +78,36 @@ impl Resync {
         shutdown: watch::Receiver<bool>,
         task: crate::runtime::TaskHandle,
     ) -> Result<(), std::convert::Infallible> {
+        // When Telegram lets us read history again (unix ms): a pass during
+        // its flood wait would only be refused (and on real Telegram, asking
+        // again during a wait can make the next one longer).
+        let mut history_free_at = i64::MIN;
         loop {
             task.beat();
+            let pause = self.workflow.resync_interval.max(crate::runtime::clock::until(history_free_at));
             tokio::select! {
-                _ = tokio::time::sleep(self.workflow.resync_interval) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.now.notified() => {}
                 _ = stopped(&shutdown) => return Ok(()),
             }
+            if crate::runtime::clock::now_ms() < history_free_at {
+                continue; // a hint (a reconnect) during the wait: the re-read still waits
+            }
+            let mut flood = None;
             if let Err(err) = self.catch_up().await {
+                flood = flood_wait(&err);
                 warn!(error = %format!("{err:#}"), "history re-read failed; the next one retries");
             }
-            self.catch_up_inbox().await;
+            if flood.is_none() {
+                flood = self.catch_up_inbox().await;
+            }
+            if let Some(wait) = flood {
+                history_free_at = crate::runtime::clock::now_ms() + wait.as_millis() as i64;
+                info!(
+                    wait_secs = wait.as_secs(),
+                    "Telegram asked us to wait before reading history again; the re-read waits"
+                );
+            }
         }
     }
 
@@ -138,9 +158,11 @@ impl Resync {
     /// re-read, so what arrived while the daemon was down (or was lost in
     /// transit) is handled. On the very first read of the moderator chat,
     /// its older history is recorded as seen, never replayed.
-    pub(super) async fn catch_up_inbox(&self) {
+    /// Returns Telegram's flood wait on reading history, if a read met one
+    /// (the chats after it wait for the next pass).
+    pub(super) async fn catch_up_inbox(&self) -> Option<Duration> {
         if !self.contact {
-            return;
+            return None;
         }
         let awaited = self.store.customers_to_reread().await.unwrap_or_else(|e| {
             warn!(error = %e, "could not list the customers' chats to re-read");
@@ -162,12 +184,14 @@ impl Resync {
             self.workflow.moderator_chat.map(|c| (c, InboxKind::Moderator)).into_iter().collect();
         chats.extend(fresh.chain(dialogs.to_read.into_iter().map(|(_, c)| c)).map(|c| (c, InboxKind::Customer)));
         let mut complete = dialogs.complete;
+        let mut flood = None;
         for (chat, kind) in chats {
             if let Err(e) = self.reread_chat(chat, kind).await {
                 warn!(chat, error = %format!("{e:#}"), "re-reading a chat failed; the next pass retries");
                 complete = false;
                 // Telegram holds every history call for a while: the others wait for the next pass.
-                if matches!(e.downcast_ref::<MessengerError>(), Some(MessengerError::FloodWait(_))) {
+                if let Some(wait) = flood_wait(&e) {
+                    flood = Some(wait);
                     break;
                 }
             }
@@ -177,6 +201,7 @@ impl Resync {
         if complete {
             self.dialogs_since.store(pass_started - DIALOGS_SLACK, Ordering::Relaxed);
         }
+        flood
     }
 
     /// Pages the dialogs list back to the start of the last complete pass
@@ -295,5 +320,13 @@ impl Resync {
             self.mark_paged(chat, pages.after());
         }
         Ok(())
+    }
+}
+
+/// Telegram's flood wait, if that is what a re-read met.
+fn flood_wait(e: &anyhow::Error) -> Option<Duration> {
+    match e.downcast_ref::<MessengerError>() {
+        Some(MessengerError::FloodWait(wait)) => Some(*wait),
+        _ => None,
     }
 }

@@ -381,3 +381,30 @@ async fn a_message_telegram_already_has_is_delivered_though_the_history_is_flood
     assert!(app.world.refused_sends().get("RANDOM_ID_DUPLICATE").copied().unwrap_or(0) >= 1);
     app.shutdown().await;
 }
+
+/// Telegram's flood wait on reading history is waited out: the re-read does
+/// not ask again (and get refused) on every pass while Telegram said to
+/// wait, and reads again once the wait is over (an order whose update was
+/// lost meanwhile is found then).
+#[tokio::test]
+async fn the_re_read_waits_out_a_flood_wait_on_history_then_reads_again() {
+    use tribute_testbed::sim::{FaultLevel, FaultPlan, FaultRates};
+    let app = running(SandboxOptions::default()).await; // a re-read every second
+    app.world.flood_wait_history(Duration::from_secs(600));
+    let lost = FaultRates { update_lost: 1000, ..FaultRates::for_level(FaultLevel::None) };
+    app.world.set_fault_plan(FaultPlan::new(7, FaultLevel::Normal).with_rates(lost));
+    let msg = app.post_order(&order(905));
+    let clock = pause_time().await;
+    for _ in 0..300 {
+        app.advance(Duration::from_secs(1)).await;
+    }
+    let refused = app.world.refused_reads().get("FLOOD_WAIT").copied().unwrap_or(0);
+    assert!(refused < 10, "{refused} history reads refused in five minutes of one-second re-reads");
+    assert!(try_order(&app, msg).await.is_none(), "read while Telegram said to wait");
+    for _ in 0..310 {
+        app.advance(Duration::from_secs(1)).await;
+    }
+    clock.resume();
+    eventually("the lost order read once the wait is over", || try_order(&app, msg)).await;
+    app.shutdown().await;
+}

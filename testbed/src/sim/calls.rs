@@ -234,9 +234,16 @@ impl State {
         }
     }
 
+    /// The gate of a history read; a refusal is counted.
+    fn gate_read(&mut self) -> MessengerResult<()> {
+        self.gate(Method::History).inspect_err(|e| {
+            *self.tally.refused_reads.entry(super::rules::error_name(e).to_owned()).or_default() += 1;
+        })
+    }
+
     /// `messages.getHistory` as the port asks for it.
     pub fn history(&mut self, chat: ChatId, after: MessageId, limit: usize) -> MessengerResult<Vec<Message>> {
-        self.gate(Method::History)?;
+        self.gate_read()?;
         Ok(self.chat(chat)?.since(after, limit))
     }
 
@@ -244,7 +251,7 @@ impl State {
     /// groups), newest activity first, after `after`; only private chats are
     /// returned. Limited and faulted like history.
     pub fn recent_private_chats(&mut self, after: Option<DialogsOffset>, limit: usize) -> MessengerResult<DialogsPage> {
-        self.gate(Method::History)?;
+        self.gate_read()?;
         let (dialogs, next) = self.dialogs(after, limit);
         Ok(DialogsPage {
             chats: dialogs.into_iter().filter(|d| d.private && d.top > 0).map(|d| (d.chat, d.top)).collect(),

@@ -99,6 +99,12 @@ impl SimWorld {
         self.lock().tally.refused_presses.clone()
     }
 
+    /// History and dialogs reads the world refused, by Telegram's error
+    /// name (`FLOOD_WAIT`, `DISCONNECTED`…).
+    pub fn refused_reads(&self) -> BTreeMap<String, u64> {
+        self.lock().tally.refused_reads.clone()
+    }
+
     /// The longest text the world ever accepted from us, in UTF-16 code
     /// units; never more than [`tribute_assistant::telegram::MESSAGE_LENGTH_MAX`].
     pub fn max_text_accepted_utf16(&self) -> usize {

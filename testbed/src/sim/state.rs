@@ -122,6 +122,8 @@ pub(super) enum LinkState {
 pub(super) struct Tally {
     pub refused_sends: BTreeMap<String, u64>,
     pub refused_presses: BTreeMap<String, u64>,
+    /// History and dialogs reads refused, by Telegram's name for the error.
+    pub refused_reads: BTreeMap<String, u64>,
     /// The longest text ever accepted, in UTF-16 code units.
     pub max_text_utf16: usize,
     /// Messages stored in any chat so far (ours and everybody else's).
