@@ -158,6 +158,7 @@ impl Resync {
     /// re-read, so what arrived while the daemon was down (or was lost in
     /// transit) is handled. On the very first read of the moderator chat,
     /// its older history is recorded as seen, never replayed.
+    ///
     /// Returns Telegram's flood wait on reading history, if a read met one
     /// (the chats after it wait for the next pass).
     pub(super) async fn catch_up_inbox(&self) -> Option<Duration> {
