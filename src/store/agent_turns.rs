@@ -135,7 +135,8 @@ impl Store {
             .await?)
     }
 
-    /// Turns since `since_ms` (unix ms), oldest first: the review export.
+    /// Turns since `since_ms` (unix ms), oldest first (the demo and tests read them).
+    #[cfg(feature = "test-support")]
     pub async fn agent_turns_since(&self, since_ms: i64, limit: i64) -> StoreResult<Vec<AgentTurnRecord>> {
         let rows = sqlx::query("SELECT * FROM agent_turns WHERE at >= ? ORDER BY id LIMIT ?")
             .bind(since_ms)

@@ -74,6 +74,7 @@ impl Store {
     }
 
     /// The audit log, oldest first; only one case's lines when `case_id` is given.
+    #[cfg(feature = "test-support")]
     pub async fn audit_log(&self, case_id: Option<i64>) -> StoreResult<Vec<AuditEntry>> {
         let rows = sqlx::query("SELECT * FROM moderator_audit WHERE (?1 IS NULL OR case_id = ?1) ORDER BY id")
             .bind(case_id)

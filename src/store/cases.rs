@@ -145,7 +145,8 @@ impl Store {
         rows.iter().map(case_from_row).collect()
     }
 
-    /// Every case, oldest first (for the review export).
+    /// Every case, oldest first (tests).
+    #[cfg(feature = "test-support")]
     pub async fn all_cases(&self) -> StoreResult<Vec<CaseRecord>> {
         let rows = sqlx::query(&format!("{SELECT_CASE} ORDER BY c.id")).fetch_all(&self.pool).await?;
         rows.iter().map(case_from_row).collect()

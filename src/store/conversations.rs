@@ -228,6 +228,7 @@ impl Store {
 
     /// Completed orders by how they were finished: (after the customer gave
     /// the account in the chat, with no case; by a moderator's account ID or /retry).
+    #[cfg(feature = "test-support")]
     pub async fn completion_counts(&self) -> StoreResult<(i64, i64)> {
         let after_contact: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM orders o JOIN conversation_orders l ON l.order_id = o.id
@@ -362,6 +363,7 @@ impl Store {
     }
 
     /// Messages sent to `customer_id` on `day`.
+    #[cfg(feature = "test-support")]
     pub async fn daily_messages(&self, customer_id: i64, day: &str) -> StoreResult<i64> {
         let n: Option<i64> =
             sqlx::query_scalar("SELECT count FROM customer_daily_messages WHERE customer_id = ? AND day = ?")

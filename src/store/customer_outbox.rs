@@ -206,7 +206,8 @@ impl Store {
         Ok(())
     }
 
-    /// Messages to this customer still waiting (tests, `orders show`).
+    /// Messages to this customer still waiting (tests).
+    #[cfg(feature = "test-support")]
     pub async fn pending_customer_messages(&self, customer_id: ChatId) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customer_outbox WHERE customer_id = ? AND status = 'pending'")
             .bind(customer_id)

@@ -212,6 +212,7 @@ impl Store {
     }
 
     /// How many messages were set aside after their retries ran out.
+    #[cfg(feature = "test-support")]
     pub async fn quarantined_inbound(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE quarantined_at IS NOT NULL")
             .fetch_one(&self.pool)

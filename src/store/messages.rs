@@ -251,6 +251,7 @@ impl Store {
     }
 
     /// How many Tribute messages were malformed orders.
+    #[cfg(feature = "test-support")]
     pub async fn count_malformed(&self) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM tribute_messages WHERE kind = 'malformed'")
             .fetch_one(&self.pool)

@@ -381,6 +381,7 @@ impl Store {
     }
 
     /// Order counts per state.
+    #[cfg(feature = "test-support")]
     pub async fn count_by_state(&self) -> StoreResult<Vec<(OrderState, i64)>> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state").fetch_all(&self.pool).await?;
         rows.iter()

@@ -199,6 +199,7 @@ impl Store {
     }
 
     /// How many events of each name are stored.
+    #[cfg(feature = "test-support")]
     pub async fn webhook_event_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT name, COUNT(*) AS n FROM tribute_webhook_events GROUP BY name ORDER BY name")
             .fetch_all(&self.pool)
