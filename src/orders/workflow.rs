@@ -362,7 +362,8 @@ impl OrderProcessor {
         // The bot's follow-up with the Send button is still to come: the
         // order waits for it from this commit on (storing the follow-up
         // ends the wait), and [`Self::confirm`] looks once.
-        t.not_before = Some(now_ms() + self.cfg.button_timeout.min(BUTTON_RECHECK).as_millis() as i64);
+        let now = now_ms();
+        t.not_before = Some(Self::button_wait(self.button_deadline(now), now));
         let next = self.store.advance(order.id, order.state, t).await?;
         info!(reply_id, "{what}");
         Ok(Step::Continue(Box::new(next)))
@@ -400,6 +401,17 @@ impl OrderProcessor {
         Ok(())
     }
 
+    /// When the bot's Send button is overdue for an order replied at `replied_at`.
+    fn button_deadline(&self, replied_at: i64) -> i64 {
+        replied_at + self.cfg.button_timeout.as_millis() as i64
+    }
+
+    /// Until when an order waits, at `now`, for the bot's Send button before
+    /// it looks again: the next re-check, or the `deadline` if that comes first.
+    fn button_wait(deadline: i64, now: i64) -> i64 {
+        deadline.min(now + BUTTON_RECHECK.as_millis() as i64)
+    }
+
     /// `replied_now`: this pass sent the reply a moment ago, so the bot's
     /// follow-up is most likely still to come: the move to `replied` set
     /// the order's wait, and one look follows it (not a look before it
@@ -425,13 +437,13 @@ impl OrderProcessor {
         let texts = &self.cfg.send_button_texts;
         let mut found =
             if replied_now { None } else { self.store.find_follow_up_button(chat, reply_id, texts).await? };
-        let deadline = order.replied_at.unwrap_or(order.updated_at) + self.cfg.button_timeout.as_millis() as i64;
+        let deadline = self.button_deadline(order.replied_at.unwrap_or(order.updated_at));
         if found.is_none() {
             let now = now_ms();
             if now < deadline {
                 // Storing the follow-up makes the order due at once; this is the deadline check.
                 if !replied_now {
-                    self.store.wait_until(order.id, deadline.min(now + BUTTON_RECHECK.as_millis() as i64)).await?;
+                    self.store.wait_until(order.id, Self::button_wait(deadline, now)).await?;
                 }
                 // It may have been stored before the wait was set: look (once more).
                 found = self.store.find_follow_up_button(chat, reply_id, texts).await?;
